@@ -1,0 +1,9 @@
+//! What pytap knows about CPython: its markers, how to read a binary's
+//! version, and what each marker really does on each version.
+
+pub mod marker;
+pub mod verdict;
+pub mod version;
+
+pub use marker::{Marker, PROVIDER};
+pub use version::PyVersion;

@@ -1,0 +1,126 @@
+//! Errors about targets that a user can act on, and pytap's exit codes.
+//!
+//! Each message is one line that says what is wrong and, where there is
+//! one, what to do. `main` prints the message and exits with
+//! [`ExitCode::Error`]; nothing here panics or prints a backtrace.
+
+use std::io;
+use std::path::PathBuf;
+
+use pytap_elf::ElfError;
+
+/// Exit codes scripts can rely on (documented in `--help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// The run worked but saw nothing: no event matched (trace and tools).
+    NothingTraced = 1,
+    /// An error: bad arguments, an unusable target, missing privileges.
+    Error = 2,
+}
+
+/// Where markers can be found, said whenever a Python has none.
+pub const MARKER_HINT: &str = "CPython has markers only when built with `./configure --with-dtrace`: \
+Debian, Ubuntu and Fedora ship them (python3.X, libpython3.X.so); pyenv builds do not unless \
+PYTHON_CONFIGURE_OPTS=--with-dtrace";
+
+/// A target pytap cannot use, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// No such pid.
+    #[error("no process with pid {pid}")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// Kernel threads and zombies.
+    #[error("process {pid} ({comm}) has no address space: it is a kernel thread or has exited")]
+    NoAddressSpace {
+        /// The pid.
+        pid: u32,
+        /// Its comm.
+        comm: String,
+    },
+    /// A `/proc` file could not be read.
+    #[error("cannot read /proc/{pid}/{what}: {source}{hint}", hint = permission_hint(source))]
+    ProcIo {
+        /// The pid.
+        pid: u32,
+        /// Which file.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// A process that maps no file with python markers and is not a Python.
+    #[error("process {label} is not running Python: none of its mapped files has python markers")]
+    NotPython {
+        /// `pid (comm)`.
+        label: String,
+    },
+    /// A Python without markers.
+    #[error(
+        "{what} is CPython{version} built without markers (no python entries in .note.stapsdt). {MARKER_HINT}"
+    )]
+    NoMarkers {
+        /// `/path` or `process pid (comm)`.
+        what: String,
+        /// ` 3.12.1` or empty.
+        version: String,
+    },
+    /// A file that is neither a Python nor linked to libpython.
+    #[error(
+        "{path} is not a CPython interpreter or library: it has no python markers and does not link libpython"
+    )]
+    NotAnInterpreter {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An executable that needs libpython, which cannot be found.
+    #[error(
+        "{path} links {needed}, which is not in its library search path (RUNPATH, LD_LIBRARY_PATH, ld.so.cache)"
+    )]
+    LibpythonNotFound {
+        /// The executable.
+        path: PathBuf,
+        /// The DT_NEEDED name.
+        needed: String,
+    },
+    /// Not a usable ELF file.
+    #[error("{path}: {source}")]
+    BadElf {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: ElfError,
+    },
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}{hint}", hint = permission_hint(source))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl TargetError {
+    pub(crate) fn proc_io(pid: u32, what: &'static str, source: io::Error) -> TargetError {
+        TargetError::ProcIo { pid, what, source }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> TargetError {
+        TargetError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn permission_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        " (run pytap as root, or with CAP_SYS_PTRACE, CAP_BPF and CAP_PERFMON)"
+    } else {
+        ""
+    }
+}

@@ -1,0 +1,216 @@
+//! A file that carries CPython's markers: an interpreter executable or a
+//! `libpython*.so`, as pytap attaches to it.
+//!
+//! [`Module::open`] reads only what it needs (headers, notes, dynamic
+//! section, a few symbols) through a lazy [`ReadCache`], keeps owned copies
+//! of the facts, and keeps the file open so that strings the kernel could
+//! not read from the target (a page not yet resident) can be recovered
+//! from the file later.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object::ReadCache;
+use pytap_elf::{DynamicInfo, ElfImage, ElfKind, LoadSegment, ProbeSite};
+
+use crate::cpython::marker::{Marker, PROVIDER};
+use crate::cpython::version::{self, PyVersion, VersionSource};
+use crate::error::TargetError;
+
+/// An ELF file with the facts pytap needs, opened once.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// The path as the user or the traced process names it.
+    pub path: PathBuf,
+    /// A path on this host that opens the same inode: what pytap reads and
+    /// what uprobes are attached to (`/proc/PID/root/...` for containers).
+    pub open_path: PathBuf,
+    /// `ET_EXEC` or `ET_DYN`.
+    pub kind: ElfKind,
+    /// An executable (has a program interpreter) rather than a library.
+    pub is_executable: bool,
+    /// The `PT_LOAD` segments.
+    pub loads: Vec<LoadSegment>,
+    /// Every stapsdt site of every provider, in note order.
+    pub all_sites: Vec<ProbeSite>,
+    /// The dynamic section.
+    pub dynamic: DynamicInfo,
+    /// The CPython version and where it was read from, if it is a CPython.
+    pub version: Option<(PyVersion, VersionSource)>,
+    /// Whether the file exports the CPython C API (`Py_Initialize`), markers or not.
+    pub exports_python_api: bool,
+    /// GNU build ID.
+    pub build_id: Option<String>,
+    /// `st_dev` and `st_ino` of the file: uprobes are per inode.
+    pub dev: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// The entry point (`e_entry`).
+    pub entry: u64,
+    file: Arc<File>,
+}
+
+impl Module {
+    /// Opens and reads an ELF file. `path` is the name to show, `open_path`
+    /// the host path to read (they differ for files seen through `/proc`).
+    pub fn open(
+        path: impl Into<PathBuf>,
+        open_path: impl Into<PathBuf>,
+    ) -> Result<Module, TargetError> {
+        let path = path.into();
+        let open_path = open_path.into();
+        let file = File::open(&open_path).map_err(|e| TargetError::io(&path, e))?;
+        let meta = file.metadata().map_err(|e| TargetError::io(&path, e))?;
+        if !meta.is_file() {
+            return Err(TargetError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        let bad = |source| TargetError::BadElf {
+            path: path.clone(),
+            source,
+        };
+        let cache = ReadCache::new(file);
+        let (
+            kind,
+            is_executable,
+            loads,
+            all_sites,
+            dynamic,
+            version,
+            exports_python_api,
+            build_id,
+            entry,
+        ) = {
+            let image = ElfImage::parse(&cache).map_err(bad)?;
+            let all_sites = image.probe_sites().map_err(bad)?;
+            let dynamic = image.dynamic_info().map_err(bad)?;
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let exports_python_api = image.dynamic_symbol("Py_Initialize").is_some();
+            let looks_like_python =
+                exports_python_api || all_sites.iter().any(|s| s.provider == PROVIDER);
+            let version = looks_like_python
+                .then(|| version::detect(&image, &file_name))
+                .flatten();
+            (
+                image.kind(),
+                image.interpreter().is_some() || image.kind() == ElfKind::Executable,
+                image.load_segments().to_vec(),
+                all_sites,
+                dynamic,
+                version,
+                exports_python_api,
+                image.build_id(),
+                image.entry(),
+            )
+        };
+        Ok(Module {
+            path,
+            open_path,
+            kind,
+            is_executable,
+            loads,
+            all_sites,
+            dynamic,
+            version,
+            exports_python_api,
+            build_id,
+            dev: meta.dev(),
+            inode: meta.ino(),
+            entry,
+            file: Arc::new(cache.into_inner()),
+        })
+    }
+
+    /// The `python` provider's sites, in note order.
+    pub fn python_sites(&self) -> impl Iterator<Item = &ProbeSite> {
+        self.all_sites.iter().filter(|s| s.provider == PROVIDER)
+    }
+
+    /// Whether the file carries any `python` marker.
+    pub fn has_python_markers(&self) -> bool {
+        self.python_sites().next().is_some()
+    }
+
+    /// The sites of one marker.
+    pub fn sites_of(&self, marker: Marker) -> Vec<&ProbeSite> {
+        self.python_sites()
+            .filter(|s| s.name == marker.name())
+            .collect()
+    }
+
+    /// How many sites each known marker has.
+    pub fn site_counts(&self) -> BTreeMap<Marker, usize> {
+        let mut counts = BTreeMap::new();
+        for site in self.python_sites() {
+            if let Some(m) = Marker::from_note_name(&site.name) {
+                *counts.entry(m).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// The CPython version, if known.
+    pub fn py_version(&self) -> Option<PyVersion> {
+        self.version.map(|(v, _)| v)
+    }
+
+    /// Reads a NUL-terminated string at a link-time virtual address from the
+    /// file (at most `max` bytes). For an `ET_DYN` file the caller converts
+    /// the runtime address first.
+    pub fn read_cstr(&self, vaddr: u64, max: usize) -> Option<Vec<u8>> {
+        let seg = self
+            .loads
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)?;
+        let offset = seg.offset + (vaddr - seg.vaddr);
+        let available = (seg.filesz - (vaddr - seg.vaddr)).min(max as u64) as usize;
+        let mut buf = vec![0u8; available];
+        let n = self.file.read_at(&mut buf, offset).ok()?;
+        buf.truncate(n);
+        let end = buf.iter().position(|&b| b == 0)?;
+        buf.truncate(end);
+        Some(buf)
+    }
+
+    /// `executable` or `library`, for messages and JSON.
+    pub fn role(&self) -> &'static str {
+        if self.is_executable {
+            "executable"
+        } else {
+            "library"
+        }
+    }
+
+    /// The base name of the path.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `" 3.11.2"` or `""`, for messages.
+    pub fn version_suffix(&self) -> String {
+        self.py_version()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether two modules are the same file (uprobes are per inode).
+pub fn same_file(a: &Module, b: &Module) -> bool {
+    a.dev == b.dev && a.inode == b.inode
+}
+
+/// Convenience for messages.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}

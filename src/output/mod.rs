@@ -1,0 +1,5 @@
+//! Rendering shared by every tool: tables and JSON helpers.
+
+pub mod table;
+
+pub use table::{Align, Table, hex};

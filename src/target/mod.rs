@@ -1,0 +1,169 @@
+//! Finding the files that carry CPython's markers, for every kind of target.
+//!
+//! - A path ([`resolve_path`]): the file itself when it has markers, else the
+//!   `libpython*.so` it links (a shared build such as Fedora's python3).
+//! - A running process ([`discover_process`]): every mapped ELF with python
+//!   markers, the executable or a libpython, embedded interpreters included,
+//!   each opened through `/proc/PID/root` so containers work.
+
+pub mod libsearch;
+pub mod proc;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::error::TargetError;
+use crate::module::Module;
+use proc::Process;
+
+/// How many files a `DT_NEEDED` walk opens at most: a bound for hostile inputs.
+const MAX_DEPENDENCY_FILES: usize = 64;
+
+/// The module with python markers that `path` runs: `path` itself, or the
+/// libpython it links (directly or through another library).
+///
+/// `root` is the filesystem root libraries are looked up under (`/` or
+/// `/proc/PID/root`), and `ld_library_path` the search path the program
+/// would run with.
+pub fn resolve_path(
+    path: &Path,
+    root: &Path,
+    ld_library_path: Option<&str>,
+) -> Result<Module, TargetError> {
+    let open_path = if root == Path::new("/") {
+        path.to_path_buf()
+    } else {
+        root.join(path.strip_prefix("/").unwrap_or(path))
+    };
+    let first = Module::open(path, open_path)?;
+    if first.has_python_markers() {
+        return Ok(first);
+    }
+    if let Some(found) = markers_in_dependencies(&first, root, ld_library_path)? {
+        return Ok(found);
+    }
+    Err(no_markers_error(&first))
+}
+
+/// The error for a module without markers: a Python built without them,
+/// or not a Python at all.
+pub fn no_markers_error(module: &Module) -> TargetError {
+    if module.exports_python_api || module.version.is_some() {
+        TargetError::NoMarkers {
+            what: module.path.display().to_string(),
+            version: module.version_suffix(),
+        }
+    } else {
+        TargetError::NotAnInterpreter {
+            path: module.path.clone(),
+        }
+    }
+}
+
+/// Walks `DT_NEEDED` breadth-first from `module` (libpython first at each
+/// level) and returns the first library with python markers.
+fn markers_in_dependencies(
+    module: &Module,
+    root: &Path,
+    ld_library_path: Option<&str>,
+) -> Result<Option<Module>, TargetError> {
+    let mut queue: VecDeque<(Module, usize)> = VecDeque::from([(module.clone(), 0)]);
+    let mut seen: HashSet<(u64, u64)> = HashSet::from([(module.dev, module.inode)]);
+    let mut opened = 0;
+    while let Some((from, depth)) = queue.pop_front() {
+        if depth >= 3 {
+            continue;
+        }
+        let origin = from.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let steps = libsearch::search_order(&from.dynamic, &origin, ld_library_path);
+        let mut needed = from.dynamic.needed.clone();
+        needed.sort_by_key(|n| !n.contains("libpython"));
+        for name in needed {
+            let Some(path) = libsearch::find(&name, &steps, root) else {
+                if name.contains("libpython") {
+                    return Err(TargetError::LibpythonNotFound {
+                        path: from.path.clone(),
+                        needed: name,
+                    });
+                }
+                continue;
+            };
+            opened += 1;
+            if opened > MAX_DEPENDENCY_FILES {
+                return Ok(None);
+            }
+            let open_path = root.join(path.strip_prefix("/").unwrap_or(&path));
+            let Ok(lib) = Module::open(&path, open_path) else {
+                continue;
+            };
+            if !seen.insert((lib.dev, lib.inode)) {
+                continue;
+            }
+            if lib.has_python_markers() {
+                return Ok(Some(lib));
+            }
+            if name.contains("libpython") {
+                return Err(no_markers_error(&lib));
+            }
+            queue.push_back((lib, depth + 1));
+        }
+    }
+    Ok(None)
+}
+
+/// A running process and the modules in it that carry python markers.
+#[derive(Debug, Clone)]
+pub struct PythonProcess {
+    /// The process.
+    pub process: Process,
+    /// Its modules with python markers, the executable first.
+    pub modules: Vec<Module>,
+}
+
+/// Finds every mapped ELF file with python markers in process `pid`.
+pub fn discover_process(pid: u32) -> Result<PythonProcess, TargetError> {
+    let process = Process::open(pid)?;
+    let mut modules = Vec::new();
+    let mut exe_module = None;
+    for file in process.mapped_code_files() {
+        // Files that vanish or are not ELF (a JIT's memfd, a font) are not candidates.
+        let Ok(module) = Module::open(&file.path, &file.open_path) else {
+            continue;
+        };
+        let is_exe = process.exe.as_deref() == Some(Path::new(&file.path));
+        if module.has_python_markers() {
+            modules.push(module);
+        } else if is_exe {
+            exe_module = Some(module);
+        }
+    }
+    if modules.is_empty() {
+        return Err(match exe_module {
+            Some(m) if m.exports_python_api || m.version.is_some() => TargetError::NoMarkers {
+                what: format!("process {}", process.label()),
+                version: m.version_suffix(),
+            },
+            _ => TargetError::NotPython {
+                label: process.label(),
+            },
+        });
+    }
+    Ok(PythonProcess { process, modules })
+}
+
+/// Every running process that maps a module with python markers, for
+/// `--all`. Processes that vanish or cannot be read while scanning are skipped.
+pub fn discover_all() -> Result<Vec<PythonProcess>, TargetError> {
+    let pids = proc::all_pids().map_err(|e| TargetError::io("/proc", e))?;
+    let me = std::process::id();
+    Ok(pids
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| discover_process(pid).ok())
+        .collect())
+}
+
+/// The host path of `path` as seen by process `pid`.
+pub fn host_path(pid: u32, path: &Path) -> PathBuf {
+    proc::path_in_root(pid, path)
+}

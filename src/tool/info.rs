@@ -1,0 +1,147 @@
+//! `pytap info`: which CPython a target is and what its markers will really do.
+//!
+//! The version is read from the file (never by running it); the verdicts
+//! come from [`crate::cpython::verdict`], which records what each marker
+//! does on each version and what pytap does about it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cpython::verdict::{self, MarkerVerdict};
+use crate::module::Module;
+use crate::output::{Align, Table};
+use crate::target::proc::Process;
+use crate::target::{self, PythonProcess};
+
+/// What to describe: a path or a process.
+#[derive(Debug, Clone)]
+pub enum InfoTarget {
+    /// A binary or library.
+    Path(PathBuf),
+    /// A running process.
+    Pid(u32),
+}
+
+/// One module in `pytap info --json` (schema in docs/output.md).
+#[derive(Debug, Serialize)]
+pub struct ModuleInfo {
+    /// Path as given or as the process sees it.
+    pub path: String,
+    /// The process, for `-p`.
+    pub pid: Option<u32>,
+    /// The pid inside the process's own pid namespace, when different.
+    pub ns_pid: Option<u32>,
+    /// `executable` (markers in the interpreter binary) or `library` (in libpython).
+    pub role: &'static str,
+    /// `EXEC` or `DYN`.
+    pub elf_type: &'static str,
+    /// CPython version, when known.
+    pub cpython: Option<String>,
+    /// Where the version was read from.
+    pub version_source: Option<&'static str>,
+    /// GNU build ID.
+    pub build_id: Option<String>,
+    /// Verdict for each of CPython's eight markers.
+    pub markers: Vec<MarkerVerdict>,
+}
+
+/// Runs `pytap info`.
+pub fn run(target: &InfoTarget, json: bool, out: &mut dyn Write) -> Result<()> {
+    let infos: Vec<ModuleInfo> = match target {
+        InfoTarget::Path(path) => {
+            let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
+            let module = target::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
+            vec![describe(&module, None)]
+        }
+        InfoTarget::Pid(pid) => {
+            let PythonProcess { process, modules } = target::discover_process(*pid)?;
+            modules
+                .iter()
+                .map(|m| describe(m, Some(&process)))
+                .collect()
+        }
+    };
+    if json {
+        let value = match &infos[..] {
+            [one] => serde_json::to_value(one)?,
+            many => serde_json::json!({ "modules": many }),
+        };
+        serde_json::to_writer_pretty(&mut *out, &value)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for (i, info) in infos.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_text(info, out)?;
+    }
+    Ok(())
+}
+
+fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
+    ModuleInfo {
+        path: module.path.display().to_string(),
+        pid: process.map(|p| p.pid),
+        ns_pid: process.and_then(|p| p.ns_pid),
+        role: module.role(),
+        elf_type: module.kind.as_str(),
+        cpython: module.py_version().map(|v| v.to_string()),
+        version_source: module.version.map(|(_, s)| s.describe()),
+        build_id: module.build_id.clone(),
+        markers: verdict::verdicts(module.py_version(), &module.site_counts()),
+    }
+}
+
+fn write_text(info: &ModuleInfo, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{}", info.path)?;
+    if let Some(pid) = info.pid {
+        match info.ns_pid {
+            Some(ns) => writeln!(
+                out,
+                "  process     {pid} (pid {ns} in its own pid namespace)"
+            )?,
+            None => writeln!(out, "  process     {pid}")?,
+        }
+    }
+    match (&info.cpython, info.version_source) {
+        (Some(v), Some(src)) => writeln!(out, "  CPython     {v} (read from the {src})")?,
+        _ => writeln!(out, "  CPython     unknown version")?,
+    }
+    let place = match info.role {
+        "executable" => "the interpreter executable",
+        _ => "a shared library (libpython)",
+    };
+    writeln!(out, "  markers in  {place}, ELF {}", info.elf_type)?;
+    if let Some(id) = &info.build_id {
+        writeln!(out, "  build id    {id}")?;
+    }
+    writeln!(out)?;
+    let mut table = Table::new(&[
+        ("MARKER", Align::Left),
+        ("SITES", Align::Right),
+        ("VERDICT", Align::Left),
+        ("WHY", Align::Left),
+    ]);
+    for v in &info.markers {
+        table.row(vec![
+            v.marker.name().to_string(),
+            v.sites.to_string(),
+            v.support.word().to_string(),
+            v.reason.to_string(),
+        ]);
+        if let Some(fix) = v.workaround {
+            table.row(vec![
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("-> {fix}"),
+            ]);
+        }
+    }
+    out.write_all(table.render().as_bytes())?;
+    Ok(())
+}

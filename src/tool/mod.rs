@@ -1,0 +1,6 @@
+//! pytap's subcommands. Each tool is a plain function from a validated
+//! request to output; they share target handling ([`crate::target`]),
+//! rendering ([`crate::output`]) and, for the tracing tools, the engine.
+
+pub mod info;
+pub mod list;
