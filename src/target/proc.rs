@@ -256,7 +256,7 @@ mod tests {
     const MAPS: &str = "\
 00400000-0041f000 r--p 00000000 fe:01 1311066                            /usr/bin/python3.11
 0041f000-006d3000 r-xp 0001f000 fe:01 1311066                            /usr/bin/python3.11
-00946000-00a84000 rw-p 00545000 fe:01 1311066                            /usr/bin/python3.11
+00946000-00a85000 rw-p 00545000 fe:01 1311066                            /usr/bin/python3.11
 01c4e000-01d2b000 rw-p 00000000 00:00 0                                  [heap]
 7f1c2a400000-7f1c2a6d1000 r-xp 00103000 fe:01 42 /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 (deleted)
 7f1c2a800000-7f1c2a801000 rw-p 00000000 00:00 0 
