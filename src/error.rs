@@ -118,9 +118,11 @@ impl TargetError {
 }
 
 fn permission_hint(e: &io::Error) -> &'static str {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        " (run pytap as root, or with CAP_SYS_PTRACE, CAP_BPF and CAP_PERFMON)"
-    } else {
+    if e.kind() != io::ErrorKind::PermissionDenied {
         ""
+    } else if crate::target::proc::effective_uid() == Some(0) {
+        " (pytap runs as root: the process is shielded from this user namespace or by a security module)"
+    } else {
+        " (run pytap as root, or with CAP_SYS_PTRACE, CAP_BPF and CAP_PERFMON)"
     }
 }

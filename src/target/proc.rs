@@ -235,6 +235,23 @@ pub fn is_alive(pid: u32) -> bool {
     }
 }
 
+/// The effective uid of pytap itself (from `/proc/self/status`).
+pub fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    parse_uid(&status)
+}
+
+/// The effective uid from the `Uid:` line of `/proc/PID/status`.
+pub fn parse_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Every pid in `/proc`, ascending.
 pub fn all_pids() -> io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = fs::read_dir("/proc")?
@@ -308,6 +325,12 @@ garbage line
             files[1].open_path,
             PathBuf::from("/proc/7/map_files/7f1c2a400000-7f1c2a6d1000")
         );
+    }
+
+    #[test]
+    fn uid_line() {
+        assert_eq!(parse_uid("Name:\tx\nUid:\t1000\t0\t0\t0\n"), Some(0));
+        assert_eq!(parse_uid("Name:\tx\n"), None);
     }
 
     #[test]

@@ -1,0 +1,6 @@
+//! The pytap binary on real files: every fixture interpreter, Debian's
+//! libpython, a patchelf'ed copy, and hostile inputs.
+
+mod hostile;
+mod info;
+mod list;

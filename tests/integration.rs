@@ -1,0 +1,13 @@
+//! pytap's integration tests: one binary, three parts.
+//!
+//! - `cli`: the pytap binary on real files (fixture interpreters, libpython,
+//!   hostile inputs). Needs the fixture interpreters, not root.
+//! - `kernel`: live processes and BPF, run as root. These never skip: a
+//!   missing prerequisite fails the test and names it. To leave them out on
+//!   purpose: `cargo test -- --skip kernel::`.
+//! - `harness`: fixtures, the pytap binary, child-process guards.
+
+mod harness;
+
+mod cli;
+mod kernel;

@@ -1,0 +1,5 @@
+//! Live processes and BPF, as root. Each test starts with
+//! `require_kernel()`, which fails (never skips) when root or a kernel
+//! interface is missing.
+
+mod live_list;
