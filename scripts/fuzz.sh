@@ -15,9 +15,10 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(elf_image stapsdt_notes arg_specs event_decode)
 for t in "${targets[@]}"; do
-  mkdir -p "corpus/$t"
-  [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
+  corpus=$PWD/corpus/$t   # absolute: libFuzzer does not run in this directory
+  mkdir -p "$corpus"
+  [ -d "seeds/$t" ] && cp -n seeds/"$t"/* "$corpus/" 2>/dev/null || true
   echo "== fuzzing $t for ${secs}s"
-  cargo +stable fuzz run -s none --debug-assertions "$t" "corpus/$t" -- \
+  cargo +stable fuzz run -s none --debug-assertions "$t" "$corpus" -- \
     -max_total_time="$secs" -max_len=262144 -print_final_stats=1 2>&1 | tail -n 12
 done

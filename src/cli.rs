@@ -3,9 +3,12 @@
 //! `main` turns these into requests for the tools. Help texts are written to
 //! teach: each subcommand says what it shows and gives an example.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::event::Format;
 
 const ABOUT: &str = "Trace CPython's static markers (USDT) with eBPF";
 
@@ -22,6 +25,8 @@ Examples:
   pytap list /usr/bin/python3.11          every marker site, readelf-style
   pytap list -p 1234                      markers of a running process, live semaphores
   pytap info -p 1234                      CPython version and what each marker will do
+  pytap trace -c 'python3 app.py'         every event of a command, from its first line
+  pytap trace -m gc-start -p 1234         one marker of a running process
 
 Exit status: 0 success, 1 nothing was traced, 2 error (bad target, missing
 privileges, bad arguments).";
@@ -60,6 +65,94 @@ Verdicts: fires, armed (fires completely once pytap arms it, as it does),
 unbalanced (entries and returns do not pair up; pytap's tools cope), absent,
 unknown (a version pytap has no facts about).")]
     Info(InfoArgs),
+    /// Stream every marker event of a process or command (text or JSON Lines)
+    #[command(after_help = "\
+Examples:
+  pytap trace -c 'python3.11 app.py'
+  pytap trace -m function__entry -m function__return -p 1234 --format jsonl -o calls.jsonl
+  pytap trace -m audit --all
+  pytap trace --dump-bpf -c 'python3.11 app.py'    # show the BPF programs, load nothing
+
+Markers are spelled as CPython (function__entry) or DTrace (function-entry)
+spells them; the default is every marker the target has. A marker the target's
+CPython version lacks is an error that says why. On CPython 3.11, asking for
+function__entry makes pytap arm the line marker's semaphore, without which 3.11
+fires almost no entries. The summary (events seen and lost, why it ended) goes
+to stderr. Ctrl-C, SIGTERM or SIGHUP detach cleanly; the traced program keeps
+running.")]
+    Trace(TraceArgs),
+}
+
+/// Which processes to trace: one of `-p`, `-c`, `--all` or `-- CMD...`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// A running process (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// A command to launch and trace from its first instruction (split into
+    /// words like a shell would, but run without a shell)
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    pub command: Option<String>,
+    /// Every process running a binary with python markers: those running
+    /// now, and later ones of the same binaries
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: trace every process running this interpreter or
+    /// libpython, including ones that start later (repeatable)
+    #[arg(long = "binary", value_name = "PATH", requires = "all")]
+    pub binaries: Vec<PathBuf>,
+    /// The command to launch, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub argv: Vec<OsString>,
+}
+
+/// How 3.11's function__entry is armed (a development switch for measuring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArmArg {
+    /// Raise the line semaphore from an instruction that never runs.
+    Anchor,
+    /// Attach to the line site itself.
+    LineSite,
+}
+
+/// Settings of the engine, shared by every tracing subcommand.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Print the BPF programs pytap would load (and the sites and maps), then exit
+    #[arg(long)]
+    pub dump_bpf: bool,
+    /// Attach with one perf_event uprobe per site instead of one uprobe_multi link per module
+    #[arg(long)]
+    pub force_perf_event: bool,
+    /// Ring buffer size in MiB (a power of two)
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub buffer_size: u32,
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// How to arm CPython 3.11's function__entry
+    #[arg(long, value_enum, default_value = "anchor", hide = true)]
+    pub arm: ArmArg,
+}
+
+/// `pytap trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A marker to trace (repeatable; default: all the target has)
+    #[arg(short, long = "marker", value_name = "MARKER")]
+    pub markers: Vec<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write events to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// `pytap list`.

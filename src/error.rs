@@ -86,6 +86,12 @@ pub enum TargetError {
         /// The DT_NEEDED name.
         needed: String,
     },
+    /// A command that is not in `PATH`.
+    #[error("{program}: command not found")]
+    CommandNotFound {
+        /// The program.
+        program: String,
+    },
     /// Not a usable ELF file.
     #[error("{path}: {source}")]
     BadElf {

@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod cpython;
+pub mod engine;
 pub mod error;
 pub mod module;
 pub mod output;

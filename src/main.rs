@@ -7,7 +7,7 @@ use std::process::ExitCode as ProcessExit;
 use clap::Parser;
 use pytap::cli::{Cli, Command};
 use pytap::error::ExitCode;
-use pytap::tool::{info, list};
+use pytap::tool::{args, info, list, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -44,6 +44,23 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 (None, None) => unreachable!("clap requires a path or a pid"),
             };
             info::run(&target, args.json, out)?;
+        }
+        Command::Trace(a) => {
+            let request = trace::TraceRequest {
+                target: args::target_spec(&a.target)?,
+                markers: args::markers(&a.markers)?,
+                format: a.format,
+                attach: args::attach_options(&a.engine)?,
+                duration: args::duration(&a.engine)?,
+            };
+            return match &a.output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+                    trace::run(&request, &mut BufWriter::with_capacity(1 << 20, file))
+                }
+                None => trace::run(&request, out),
+            };
         }
     }
     Ok(ExitCode::Ok)

@@ -20,6 +20,9 @@ use crate::cpython::marker::{Marker, PROVIDER};
 use crate::cpython::version::{self, PyVersion, VersionSource};
 use crate::error::TargetError;
 
+/// Functions CPython calls only on a fatal error, in order of preference.
+const ANCHOR_SYMBOLS: [&str; 2] = ["Py_FatalError", "_Py_FatalErrorFunc"];
+
 /// An ELF file with the facts pytap needs, opened once.
 #[derive(Debug, Clone)]
 pub struct Module {
@@ -50,6 +53,10 @@ pub struct Module {
     pub inode: u64,
     /// The entry point (`e_entry`).
     pub entry: u64,
+    /// A function that runs only when the interpreter dies, and its file
+    /// offset: where pytap can hang a uprobe that raises a semaphore
+    /// without ever trapping in normal operation (see `engine::plan`).
+    pub anchor: Option<(&'static str, u64)>,
     file: Arc<File>,
 }
 
@@ -75,56 +82,25 @@ impl Module {
             source,
         };
         let cache = ReadCache::new(file);
-        let (
-            kind,
-            is_executable,
-            loads,
-            all_sites,
-            dynamic,
-            version,
-            exports_python_api,
-            build_id,
-            entry,
-        ) = {
+        let facts = {
             let image = ElfImage::parse(&cache).map_err(bad)?;
-            let all_sites = image.probe_sites().map_err(bad)?;
-            let dynamic = image.dynamic_info().map_err(bad)?;
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let exports_python_api = image.dynamic_symbol("Py_Initialize").is_some();
-            let looks_like_python =
-                exports_python_api || all_sites.iter().any(|s| s.provider == PROVIDER);
-            let version = looks_like_python
-                .then(|| version::detect(&image, &file_name))
-                .flatten();
-            (
-                image.kind(),
-                image.interpreter().is_some() || image.kind() == ElfKind::Executable,
-                image.load_segments().to_vec(),
-                all_sites,
-                dynamic,
-                version,
-                exports_python_api,
-                image.build_id(),
-                image.entry(),
-            )
+            Facts::read(&image, &path).map_err(bad)?
         };
         Ok(Module {
             path,
             open_path,
-            kind,
-            is_executable,
-            loads,
-            all_sites,
-            dynamic,
-            version,
-            exports_python_api,
-            build_id,
+            kind: facts.kind,
+            is_executable: facts.is_executable,
+            loads: facts.loads,
+            all_sites: facts.all_sites,
+            dynamic: facts.dynamic,
+            version: facts.version,
+            exports_python_api: facts.exports_python_api,
+            build_id: facts.build_id,
             dev: meta.dev(),
             inode: meta.ino(),
-            entry,
+            entry: facts.entry,
+            anchor: facts.anchor,
             file: Arc::new(cache.into_inner()),
         })
     }
@@ -172,7 +148,12 @@ impl Module {
             .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)?;
         let offset = seg.offset + (vaddr - seg.vaddr);
         let available = (seg.filesz - (vaddr - seg.vaddr)).min(max as u64) as usize;
-        let mut buf = vec![0u8; available];
+        self.read_cstr_at_offset(offset, available)
+    }
+
+    /// Reads a NUL-terminated string at a file offset (at most `max` bytes).
+    pub fn read_cstr_at_offset(&self, offset: u64, max: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; max];
         let n = self.file.read_at(&mut buf, offset).ok()?;
         buf.truncate(n);
         let end = buf.iter().position(|&b| b == 0)?;
@@ -202,6 +183,56 @@ impl Module {
         self.py_version()
             .map(|v| format!(" {v}"))
             .unwrap_or_default()
+    }
+}
+
+/// What [`Module::open`] reads from the image while the file is borrowed.
+struct Facts {
+    kind: ElfKind,
+    is_executable: bool,
+    loads: Vec<LoadSegment>,
+    all_sites: Vec<ProbeSite>,
+    dynamic: DynamicInfo,
+    version: Option<(PyVersion, VersionSource)>,
+    exports_python_api: bool,
+    build_id: Option<String>,
+    entry: u64,
+    anchor: Option<(&'static str, u64)>,
+}
+
+impl Facts {
+    fn read<'data, R: object::ReadRef<'data>>(
+        image: &ElfImage<'data, R>,
+        path: &Path,
+    ) -> Result<Facts, pytap_elf::ElfError> {
+        let all_sites = image.probe_sites()?;
+        let dynamic = image.dynamic_info()?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let exports_python_api = image.dynamic_symbol("Py_Initialize").is_some();
+        let looks_like_python =
+            exports_python_api || all_sites.iter().any(|s| s.provider == PROVIDER);
+        let version = looks_like_python
+            .then(|| version::detect(image, &file_name))
+            .flatten();
+        let anchor = ANCHOR_SYMBOLS.iter().find_map(|name| {
+            let sym = image.dynamic_symbol(name)?;
+            Some((*name, image.file_offset(sym.address, Some(true))?))
+        });
+        Ok(Facts {
+            kind: image.kind(),
+            is_executable: image.interpreter().is_some() || image.kind() == ElfKind::Executable,
+            loads: image.load_segments().to_vec(),
+            all_sites,
+            dynamic,
+            version,
+            exports_python_api,
+            build_id: image.build_id(),
+            entry: image.entry(),
+            anchor,
+        })
     }
 }
 

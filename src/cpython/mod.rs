@@ -2,6 +2,7 @@
 //! version, and what each marker really does on each version.
 
 pub mod marker;
+pub mod objects;
 pub mod verdict;
 pub mod version;
 

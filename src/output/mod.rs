@@ -1,5 +1,6 @@
 //! Rendering shared by every tool: tables and JSON helpers.
 
+pub mod event;
 pub mod table;
 
 pub use table::{Align, Table, hex};

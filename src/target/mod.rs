@@ -6,6 +6,7 @@
 //!   markers, the executable or a libpython, embedded interpreters included,
 //!   each opened through `/proc/PID/root` so containers work.
 
+pub mod launch;
 pub mod libsearch;
 pub mod proc;
 
@@ -15,6 +16,67 @@ use std::path::{Path, PathBuf};
 use crate::error::TargetError;
 use crate::module::Module;
 use proc::Process;
+
+/// The module with python markers a command will run, found without
+/// running it: `argv[0]` looked up in `PATH`, `#!` interpreters followed
+/// (`#!/usr/bin/env python3` included), then [`resolve_path`].
+pub fn resolve_command(argv: &[std::ffi::OsString]) -> Result<Module, TargetError> {
+    let program = argv.first().map(PathBuf::from).unwrap_or_default();
+    let mut path = which(&program).ok_or_else(|| TargetError::CommandNotFound {
+        program: program.display().to_string(),
+    })?;
+    for _ in 0..4 {
+        match shebang(&path) {
+            Some(interpreter) => {
+                path = which(&interpreter).ok_or_else(|| TargetError::CommandNotFound {
+                    program: interpreter.display().to_string(),
+                })?;
+            }
+            None => break,
+        }
+    }
+    let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
+    resolve_path(&path, Path::new("/"), ld_path.as_deref())
+}
+
+/// The program a `#!` line runs (the program after `env`).
+fn shebang(path: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    parse_shebang(&head[..n])
+}
+
+/// Parses a `#!` line: `#!/usr/bin/python3 -u` gives `/usr/bin/python3`,
+/// `#!/usr/bin/env -S python3 -u` gives `python3`.
+pub fn parse_shebang(head: &[u8]) -> Option<PathBuf> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let text = std::str::from_utf8(line).ok()?;
+    let mut words = text.split_whitespace();
+    let interpreter = words.next()?;
+    if Path::new(interpreter).file_name() == Some("env".as_ref()) {
+        return words
+            .find(|w| !w.starts_with('-') && !w.contains('='))
+            .map(PathBuf::from);
+    }
+    Some(PathBuf::from(interpreter))
+}
+
+/// `program` looked up in `PATH` like `execvp` does (a name with a slash is a path).
+pub fn which(program: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_os_str().to_string_lossy().contains('/') {
+        return executable(program).then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
 
 /// How many files a `DT_NEEDED` walk opens at most: a bound for hostile inputs.
 const MAX_DEPENDENCY_FILES: usize = 64;
@@ -163,7 +225,25 @@ pub fn discover_all() -> Result<Vec<PythonProcess>, TargetError> {
         .collect())
 }
 
-/// The host path of `path` as seen by process `pid`.
-pub fn host_path(pid: u32, path: &Path) -> PathBuf {
-    proc::path_in_root(pid, path)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines() {
+        assert_eq!(
+            parse_shebang(b"#!/usr/bin/python3 -u\nimport x"),
+            Some("/usr/bin/python3".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#!/usr/bin/env python3\n"),
+            Some("python3".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#! /usr/bin/env -S PYTHONX=1 python3.11 -X dev\n"),
+            Some("python3.11".into())
+        );
+        assert_eq!(parse_shebang(b"\x7fELF"), None);
+        assert_eq!(parse_shebang(b"#!"), None);
+    }
 }

@@ -235,6 +235,20 @@ pub fn is_alive(pid: u32) -> bool {
     }
 }
 
+/// One variable of a process's initial environment (`/proc/PID/environ`).
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = fs::read(proc_path(pid, "environ")).ok()?;
+    parse_environ_var(&environ, name)
+}
+
+/// Finds `NAME=value` in NUL-separated environment bytes.
+pub fn parse_environ_var(environ: &[u8], name: &str) -> Option<String> {
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let rest = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(rest).into_owned())
+    })
+}
+
 /// The effective uid of pytap itself (from `/proc/self/status`).
 pub fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
@@ -325,6 +339,17 @@ garbage line
             files[1].open_path,
             PathBuf::from("/proc/7/map_files/7f1c2a400000-7f1c2a6d1000")
         );
+    }
+
+    #[test]
+    fn environ() {
+        let env = b"PATH=/bin\0LD_LIBRARY_PATH=/opt/lib\0LD=x\0";
+        assert_eq!(
+            parse_environ_var(env, "LD_LIBRARY_PATH").as_deref(),
+            Some("/opt/lib")
+        );
+        assert_eq!(parse_environ_var(env, "LD").as_deref(), Some("x"));
+        assert_eq!(parse_environ_var(env, "HOME"), None);
     }
 
     #[test]

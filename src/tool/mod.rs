@@ -2,5 +2,8 @@
 //! request to output; they share target handling ([`crate::target`]),
 //! rendering ([`crate::output`]) and, for the tracing tools, the engine.
 
+pub mod args;
+pub mod common;
 pub mod info;
 pub mod list;
+pub mod trace;

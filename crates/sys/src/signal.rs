@@ -1,0 +1,109 @@
+//! [`SignalFd`]: the tracer's termination signals, blocked and read from a
+//! signalfd so that the main loop can poll them next to its ring buffers and
+//! leave through `Drop` (which detaches every probe) instead of dying inside
+//! a signal handler.
+
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::SysError;
+use crate::sys;
+
+/// `SIGINT` (2).
+pub const SIGINT: i32 = libc::SIGINT;
+/// `SIGTERM` (15).
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// `SIGHUP` (1).
+pub const SIGHUP: i32 = libc::SIGHUP;
+/// `SIGQUIT` (3).
+pub const SIGQUIT: i32 = libc::SIGQUIT;
+/// `SIGKILL` (9), for [`crate::process::kill`].
+pub const SIGKILL: i32 = libc::SIGKILL;
+
+/// The signals a [`SignalFd`] takes over.
+const HANDLED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+/// `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT`, blocked in the creating
+/// thread and readable from a non-blocking, close-on-exec signalfd.
+///
+/// Create it before spawning threads: threads inherit the mask, and a
+/// process-directed signal goes to any thread that does not block it.
+/// `SIGPIPE` is left alone. Dropping it restores the thread's previous mask;
+/// a signal still pending then is delivered with its default action, so
+/// drain it with [`read`](SignalFd::read) first if that is unwanted. The
+/// mask is per thread, so `SignalFd` is neither `Send` nor `Sync`: it must
+/// be dropped on the thread that created it.
+pub struct SignalFd {
+    fd: OwnedFd,
+    old_mask: libc::sigset_t,
+    _same_thread: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for SignalFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalFd").field("fd", &self.fd).finish()
+    }
+}
+
+impl SignalFd {
+    /// Blocks the signals with `pthread_sigmask` and opens the signalfd.
+    pub fn new() -> Result<SignalFd, SysError> {
+        let set = sys::sigset_of(&HANDLED).map_err(|e| SysError::new("sigaddset", e))?;
+        let old_mask = sys::pthread_sigmask(libc::SIG_BLOCK, &set)
+            .map_err(|e| SysError::new("pthread_sigmask(SIG_BLOCK)", e))?;
+        match sys::signalfd(&set) {
+            Ok(fd) => Ok(SignalFd {
+                fd,
+                old_mask,
+                _same_thread: PhantomData,
+            }),
+            Err(e) => {
+                // Best effort: undo the block before reporting.
+                let _ = sys::pthread_sigmask(libc::SIG_SETMASK, &old_mask);
+                Err(SysError::new("signalfd", e))
+            }
+        }
+    }
+
+    /// The signalfd, for epoll.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// The next pending signal number, or `None` if none is pending.
+    pub fn read(&self) -> Result<Option<i32>, SysError> {
+        const CALL: &str = "read(signalfd)";
+        // struct signalfd_siginfo is 128 bytes; ssi_signo is the first u32.
+        let mut buf = [0u8; 128];
+        match sys::read(self.fd.as_fd(), &mut buf) {
+            Ok(128) => {
+                let signo = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                Ok(Some(signo as i32))
+            }
+            Ok(n) => Err(SysError::new(
+                CALL,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("short read of {n} bytes"),
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(SysError::new(CALL, e)),
+        }
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for SignalFd {
+    fn drop(&mut self) {
+        // Nothing useful can be done if restoring fails (it cannot with a
+        // valid set).
+        let _ = sys::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask);
+    }
+}

@@ -1,0 +1,331 @@
+//! The event ABI: the one definition of every record the BPF programs write
+//! into the ring buffer and the decoder reads back.
+//!
+//! Each record is a `#[repr(C)]` struct below. The code generator stores at
+//! `offset_of!` these structs and the decoder reads at the same offsets, so
+//! the two sides cannot drift apart; the tests at the bottom pin the layout.
+//! Records start with [`EventHeader`]; its `kind` says which struct follows.
+//!
+//! Strings are copied in the probe with `bpf_probe_read_user_str` into
+//! [`STR_CAP`]-byte buffers, and their `*_ret` field keeps the helper's
+//! answer: the length including the NUL, or a negative errno when the
+//! target's page was not readable (then the pointer, kept beside it, lets
+//! userspace recover the string from the ELF file). A buffer filled to the
+//! brim is checked once more in the probe, and a really truncated string
+//! sets its bit in `flags`.
+
+use std::mem::{offset_of, size_of};
+
+use crate::cpython::Marker;
+
+/// Capacity of a string buffer, NUL included: strings up to 511 bytes
+/// arrive whole.
+pub const STR_CAP: usize = 512;
+
+/// Top-level audit arguments captured (the rest are counted, not decoded).
+pub const AUDIT_ITEMS: usize = 8;
+/// Elements captured of each audit argument that is itself a tuple.
+pub const AUDIT_NESTED: usize = 4;
+/// Bytes of each top-level audit argument object captured (header + inline data).
+pub const OBJ_BYTES: usize = 256;
+/// Bytes of each nested audit argument object captured.
+pub const NESTED_OBJ_BYTES: usize = 128;
+/// Bytes of an object's type name (`tp_name`) captured.
+pub const TYPE_NAME: usize = 32;
+/// Bytes of the audit argument tuple captured: header plus item pointers.
+pub const AUDIT_ROOT_BYTES: usize = 32 + 8 * AUDIT_ITEMS;
+
+/// `EventHeader.kind` values: what follows the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum EventKind {
+    /// [`FunctionEvent`] from `function__entry`.
+    FunctionEntry = 1,
+    /// [`FunctionEvent`] from `function__return`.
+    FunctionReturn = 2,
+    /// [`FunctionEvent`] from `line`.
+    Line = 3,
+    /// [`GcStartEvent`].
+    GcStart = 4,
+    /// [`GcDoneEvent`].
+    GcDone = 5,
+    /// [`ImportEvent`] from `import__find__load__start`.
+    ImportStart = 6,
+    /// [`ImportEvent`] from `import__find__load__done`.
+    ImportDone = 7,
+    /// [`AuditEvent`].
+    Audit = 8,
+}
+
+impl EventKind {
+    /// The kind a marker's full event has.
+    pub fn of(marker: Marker) -> EventKind {
+        match marker {
+            Marker::FunctionEntry => EventKind::FunctionEntry,
+            Marker::FunctionReturn => EventKind::FunctionReturn,
+            Marker::Line => EventKind::Line,
+            Marker::GcStart => EventKind::GcStart,
+            Marker::GcDone => EventKind::GcDone,
+            Marker::ImportFindLoadStart => EventKind::ImportStart,
+            Marker::ImportFindLoadDone => EventKind::ImportDone,
+            Marker::Audit => EventKind::Audit,
+        }
+    }
+
+    /// The kind with this tag, if any.
+    pub fn from_u16(v: u16) -> Option<EventKind> {
+        Marker::ALL
+            .into_iter()
+            .map(EventKind::of)
+            .find(|k| *k as u16 == v)
+    }
+
+    /// The marker this kind comes from.
+    pub fn marker(self) -> Marker {
+        Marker::ALL[self as usize - 1]
+    }
+
+    /// Size of the whole record, header included.
+    pub fn record_size(self) -> usize {
+        match self {
+            EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
+                size_of::<FunctionEvent>()
+            }
+            EventKind::GcStart => size_of::<GcStartEvent>(),
+            EventKind::GcDone => size_of::<GcDoneEvent>(),
+            EventKind::ImportStart | EventKind::ImportDone => size_of::<ImportEvent>(),
+            EventKind::Audit => size_of::<AuditEvent>(),
+        }
+    }
+}
+
+/// `EventHeader.flags`: a string was longer than [`STR_CAP`] − 1 bytes.
+pub const FLAG_TRUNCATED_0: u16 = 1;
+/// `EventHeader.flags`: the second string was truncated.
+pub const FLAG_TRUNCATED_1: u16 = 2;
+
+/// The start of every record.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct EventHeader {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Process id (the thread group id) as the host sees it.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// An [`EventKind`].
+    pub kind: u16,
+    /// CPU the probe ran on.
+    pub cpu: u16,
+    /// Index of the marker site in the session's site table (the attach cookie).
+    pub site: u16,
+    /// `FLAG_*` bits.
+    pub flags: u16,
+}
+
+/// `function__entry`, `function__return` and `line`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct FunctionEvent {
+    /// Header.
+    pub header: EventHeader,
+    /// Line number (the `def` line on entry, the current line otherwise).
+    pub lineno: i32,
+    /// `probe_read_user_str` result for `filename`.
+    pub filename_ret: i32,
+    /// `probe_read_user_str` result for `funcname`.
+    pub funcname_ret: i32,
+    /// Padding.
+    pub _pad: u32,
+    /// `filename` pointer in the target.
+    pub filename_ptr: u64,
+    /// `funcname` pointer in the target.
+    pub funcname_ptr: u64,
+    /// NUL-terminated file name.
+    pub filename: [u8; STR_CAP],
+    /// NUL-terminated function name.
+    pub funcname: [u8; STR_CAP],
+}
+
+/// `gc__start`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct GcStartEvent {
+    /// Header.
+    pub header: EventHeader,
+    /// Generation being collected.
+    pub generation: i32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `gc__done`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct GcDoneEvent {
+    /// Header.
+    pub header: EventHeader,
+    /// Objects collected.
+    pub collected: i64,
+}
+
+/// `import__find__load__start` and `import__find__load__done`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct ImportEvent {
+    /// Header.
+    pub header: EventHeader,
+    /// `probe_read_user_str` result for `module`.
+    pub module_ret: i32,
+    /// `found` (done only; 0 on start).
+    pub found: i32,
+    /// `module` pointer in the target.
+    pub module_ptr: u64,
+    /// NUL-terminated module name.
+    pub module: [u8; STR_CAP],
+}
+
+/// One captured audit argument object.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct ObjectSnapshot<const N: usize> {
+    /// Object pointer (0: no object in this slot).
+    pub ptr: u64,
+    /// `probe_read_user_str` result for the type name.
+    pub type_name_ret: i32,
+    /// `probe_read_user` result for `data` (0 on success).
+    pub data_ret: i32,
+    /// `Py_TYPE(obj)->tp_name`.
+    pub type_name: [u8; TYPE_NAME],
+    /// The first `N` bytes of the object.
+    pub data: [u8; N],
+}
+
+/// `audit`: the event name and a bounded snapshot of its argument tuple.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct AuditEvent {
+    /// Header.
+    pub header: EventHeader,
+    /// `probe_read_user_str` result for `event`.
+    pub event_ret: i32,
+    /// `probe_read_user` result for the tuple header (0 on success).
+    pub root_ret: i32,
+    /// `event` pointer in the target.
+    pub event_ptr: u64,
+    /// Argument tuple pointer in the target.
+    pub args_ptr: u64,
+    /// The tuple's header and first item pointers (layout per CPython version).
+    pub root: [u8; AUDIT_ROOT_BYTES],
+    /// The first [`AUDIT_ITEMS`] arguments.
+    pub items: [ObjectSnapshot<OBJ_BYTES>; AUDIT_ITEMS],
+    /// For each argument that is a tuple, its first [`AUDIT_NESTED`] elements.
+    pub nested: [[ObjectSnapshot<NESTED_OBJ_BYTES>; AUDIT_NESTED]; AUDIT_ITEMS],
+    /// NUL-terminated event name.
+    pub event: [u8; STR_CAP],
+}
+
+/// Offsets used by the code generator and the decoder, in one place.
+#[allow(missing_docs)]
+pub mod off {
+    use super::*;
+
+    pub const TS: usize = offset_of!(EventHeader, ts_ns);
+    pub const PID: usize = offset_of!(EventHeader, pid);
+    pub const TID: usize = offset_of!(EventHeader, tid);
+    pub const KIND: usize = offset_of!(EventHeader, kind);
+    pub const CPU: usize = offset_of!(EventHeader, cpu);
+    pub const SITE: usize = offset_of!(EventHeader, site);
+    pub const FLAGS: usize = offset_of!(EventHeader, flags);
+    pub const HEADER_SIZE: usize = size_of::<EventHeader>();
+
+    pub const FN_LINENO: usize = offset_of!(FunctionEvent, lineno);
+    pub const FN_FILENAME_RET: usize = offset_of!(FunctionEvent, filename_ret);
+    pub const FN_FUNCNAME_RET: usize = offset_of!(FunctionEvent, funcname_ret);
+    pub const FN_FILENAME_PTR: usize = offset_of!(FunctionEvent, filename_ptr);
+    pub const FN_FUNCNAME_PTR: usize = offset_of!(FunctionEvent, funcname_ptr);
+    pub const FN_FILENAME: usize = offset_of!(FunctionEvent, filename);
+    pub const FN_FUNCNAME: usize = offset_of!(FunctionEvent, funcname);
+
+    pub const GC_GENERATION: usize = offset_of!(GcStartEvent, generation);
+    pub const GC_COLLECTED: usize = offset_of!(GcDoneEvent, collected);
+
+    pub const IMP_MODULE_RET: usize = offset_of!(ImportEvent, module_ret);
+    pub const IMP_FOUND: usize = offset_of!(ImportEvent, found);
+    pub const IMP_MODULE_PTR: usize = offset_of!(ImportEvent, module_ptr);
+    pub const IMP_MODULE: usize = offset_of!(ImportEvent, module);
+
+    pub const AU_EVENT_RET: usize = offset_of!(AuditEvent, event_ret);
+    pub const AU_ROOT_RET: usize = offset_of!(AuditEvent, root_ret);
+    pub const AU_EVENT_PTR: usize = offset_of!(AuditEvent, event_ptr);
+    pub const AU_ARGS_PTR: usize = offset_of!(AuditEvent, args_ptr);
+    pub const AU_ROOT: usize = offset_of!(AuditEvent, root);
+    pub const AU_ITEMS: usize = offset_of!(AuditEvent, items);
+    pub const AU_NESTED: usize = offset_of!(AuditEvent, nested);
+    pub const AU_EVENT: usize = offset_of!(AuditEvent, event);
+    pub const ITEM_SIZE: usize = size_of::<ObjectSnapshot<OBJ_BYTES>>();
+    pub const NESTED_SIZE: usize = size_of::<ObjectSnapshot<NESTED_OBJ_BYTES>>();
+
+    pub const SNAP_PTR: usize = 0;
+    pub const SNAP_TYPE_NAME_RET: usize = 8;
+    pub const SNAP_DATA_RET: usize = 12;
+    pub const SNAP_TYPE_NAME: usize = 16;
+    pub const SNAP_DATA: usize = 16 + TYPE_NAME;
+}
+
+/// Index of the per-CPU counter of records the ring buffer had no room for.
+pub const COUNTER_LOST: u32 = 0;
+/// Index of the per-CPU counter of events the probes saw (every reserve attempt).
+pub const COUNTER_SEEN: u32 = 1;
+/// Number of per-CPU counters.
+pub const COUNTERS: u32 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_pinned() {
+        // Changing these changes the ABI: the decoder and codegen follow
+        // automatically, but recorded payloads in tests would not.
+        assert_eq!(off::HEADER_SIZE, 24);
+        assert_eq!(
+            (off::KIND, off::CPU, off::SITE, off::FLAGS),
+            (16, 18, 20, 22)
+        );
+        assert_eq!(off::FN_LINENO, 24);
+        assert_eq!(off::FN_FILENAME_PTR, 40);
+        assert_eq!(off::FN_FILENAME, 56);
+        assert_eq!(off::FN_FUNCNAME, 56 + STR_CAP);
+        assert_eq!(size_of::<FunctionEvent>(), 56 + 2 * STR_CAP);
+        assert_eq!(size_of::<GcStartEvent>(), 32);
+        assert_eq!(size_of::<GcDoneEvent>(), 32);
+        assert_eq!(off::IMP_MODULE, 40);
+        // Snapshot field offsets hard-coded above match the struct.
+        assert_eq!(
+            offset_of!(ObjectSnapshot<OBJ_BYTES>, type_name_ret),
+            off::SNAP_TYPE_NAME_RET
+        );
+        assert_eq!(
+            offset_of!(ObjectSnapshot<OBJ_BYTES>, data_ret),
+            off::SNAP_DATA_RET
+        );
+        assert_eq!(
+            offset_of!(ObjectSnapshot<OBJ_BYTES>, type_name),
+            off::SNAP_TYPE_NAME
+        );
+        assert_eq!(offset_of!(ObjectSnapshot<OBJ_BYTES>, data), off::SNAP_DATA);
+        assert_eq!(
+            offset_of!(ObjectSnapshot<NESTED_OBJ_BYTES>, data),
+            off::SNAP_DATA
+        );
+        // Every record keeps 8-byte alignment for the ring buffer.
+        for kind in Marker::ALL.map(EventKind::of) {
+            assert_eq!(kind.record_size() % 8, 0, "{kind:?}");
+            assert_eq!(EventKind::from_u16(kind as u16), Some(kind));
+            assert_eq!(EventKind::of(kind.marker()), kind);
+        }
+        assert!(size_of::<AuditEvent>() < 16 * 1024);
+    }
+}

@@ -1,0 +1,266 @@
+//! BPF programs for CPython's markers, generated per module.
+//!
+//! One program serves every marker site of one module (an interpreter or a
+//! libpython): it is attached to all of them through one uprobe_multi link,
+//! each site with its own cookie, and dispatches on `bpf_get_attach_cookie`.
+//! Sites with the same marker and argument spec share a prologue, which
+//! loads the marker's arguments from `struct pt_regs` as this exact binary's
+//! argument spec says (see [`usdt`]); then a [`Handler`] emits what the
+//! tool wants done with them, once per marker.
+//!
+//! Register conventions, which every handler relies on:
+//!
+//! | where | r6 | r7 r8 r9 | stack |
+//! |---|---|---|---|
+//! | dispatch and prologue | ctx | being loaded | [`Slots::cookie`] = cookie |
+//! | handler body | free (ctx is dead) | marker args 0, 1, 2 | as below |
+//!
+//! Helper calls clobber r1-r5 only. The stack slots in [`Slots`] are
+//! allocated once for the whole program; handlers allocate more above them.
+
+pub mod record;
+pub mod usdt;
+
+use std::collections::BTreeMap;
+
+use pytap_ebpf::{
+    BuildError, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
+};
+use pytap_elf::ArgSpec;
+
+use crate::cpython::Marker;
+use crate::cpython::objects::ObjectLayout;
+
+/// What can go wrong generating a program.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// The instruction builder refused (stack, jumps, size).
+    #[error("building BPF program: {0}")]
+    Build(#[from] BuildError),
+    /// A site's argument spec cannot be turned into loads.
+    #[error("marker {marker} has an argument spec pytap cannot read: {detail}")]
+    Arg {
+        /// The marker.
+        marker: Marker,
+        /// Why.
+        detail: String,
+    },
+    /// A site has fewer arguments than its marker declares.
+    #[error("marker {marker} has {found} arguments at one site, expected {expected}")]
+    ArgCount {
+        /// The marker.
+        marker: Marker,
+        /// Found in the note.
+        found: usize,
+        /// Declared by CPython.
+        expected: usize,
+    },
+    /// Audit decoding needs a known CPython version.
+    #[error(
+        "the audit marker needs the CPython version to decode its arguments, and it is unknown"
+    )]
+    NoLayout,
+}
+
+/// Kinds of BPF maps the generated code uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// `BPF_MAP_TYPE_ARRAY`.
+    Array,
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    PercpuArray,
+    /// `BPF_MAP_TYPE_HASH`.
+    Hash,
+    /// `BPF_MAP_TYPE_PERCPU_HASH`.
+    PercpuHash,
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    LruHash,
+    /// `BPF_MAP_TYPE_RINGBUF` (`max_entries` is the size in bytes).
+    RingBuf,
+}
+
+/// A map the programs need; the session creates it and passes its fd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// Kernel-visible name (at most 15 characters are kept).
+    pub name: String,
+    /// Type.
+    pub kind: MapKind,
+    /// Key size in bytes (0 for ring buffers).
+    pub key_size: u32,
+    /// Value size in bytes (0 for ring buffers).
+    pub value_size: u32,
+    /// Entries (bytes for ring buffers).
+    pub max_entries: u32,
+}
+
+/// The maps of a session, indexed by [`MapRef`].
+#[derive(Debug, Clone, Default)]
+pub struct MapTable {
+    specs: Vec<MapSpec>,
+}
+
+impl MapTable {
+    /// Adds a map and returns its reference.
+    pub fn add(&mut self, spec: MapSpec) -> MapRef {
+        self.specs.push(spec);
+        MapRef(self.specs.len() as u32 - 1)
+    }
+
+    /// Every map, in [`MapRef`] order.
+    pub fn specs(&self) -> &[MapSpec] {
+        &self.specs
+    }
+
+    /// A map's name, for the disassembler.
+    pub fn name(&self, map: MapRef) -> String {
+        self.specs
+            .get(map.0 as usize)
+            .map_or_else(|| format!("#{}", map.0), |s| s.name.clone())
+    }
+}
+
+/// One marker site of a module, as the code generator sees it.
+#[derive(Debug, Clone)]
+pub struct SiteCode {
+    /// The attach cookie, which is also the site's index in the session.
+    pub cookie: u16,
+    /// The marker.
+    pub marker: Marker,
+    /// The site's parsed argument spec.
+    pub args: Vec<ArgSpec>,
+}
+
+/// Stack slots every program has, below the handler's own.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// The attach cookie (u64), stored by the dispatcher.
+    pub cookie: StackSlot,
+    /// Scratch for memory-operand arguments and one-off reads (8 bytes).
+    pub scratch: StackSlot,
+    /// A u32 zero, the key of slot 0 of array maps.
+    pub key: StackSlot,
+}
+
+/// What the handler may use besides the registers.
+#[derive(Debug, Clone, Copy)]
+pub struct Env {
+    /// Fixed stack slots.
+    pub slots: Slots,
+    /// The module's CPython object layout, when its version is known.
+    pub layout: Option<ObjectLayout>,
+}
+
+/// Emits the body that runs when a marker fires, with the marker's
+/// arguments in r7, r8 and r9. The body must end in `exit` on every path.
+pub trait Handler {
+    /// The markers this handler has code for; sites of other markers are
+    /// attached only to raise their semaphore (3.11's arming) and exit at once.
+    fn handles(&self, marker: Marker) -> bool;
+
+    /// Emits the body for `marker`.
+    fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError>;
+}
+
+/// Builds the program for one module's sites.
+pub fn build_module_program(
+    name: &str,
+    sites: &[SiteCode],
+    layout: Option<ObjectLayout>,
+    handler: &dyn Handler,
+) -> Result<Program, CodegenError> {
+    let mut b = ProgramBuilder::new(name);
+    let slots = Slots {
+        cookie: b.alloc_stack(8, 8)?,
+        scratch: b.alloc_stack(8, 8)?,
+        key: b.alloc_stack(4, 4)?,
+    };
+    let env = Env { slots, layout };
+
+    // Group sites sharing a marker and argument spec: one prologue each.
+    let mut groups: BTreeMap<(Marker, String), Vec<u16>> = BTreeMap::new();
+    let mut specs: BTreeMap<(Marker, String), &SiteCode> = BTreeMap::new();
+    for site in sites.iter().filter(|s| handler.handles(s.marker)) {
+        let key = (site.marker, args_key(&site.args));
+        groups.entry(key.clone()).or_default().push(site.cookie);
+        specs.entry(key).or_insert(site);
+    }
+
+    b.comment("dispatch on the attach cookie (one per marker site)");
+    b.mov64_reg(Reg::R6, Reg::R1);
+    b.call(Helper::GetAttachCookie);
+    b.stx(Size::DW, Reg::FP, slots.cookie.off, Reg::R0);
+    b.st_imm(Size::W, Reg::FP, slots.key.off, 0);
+    let prologues: Vec<_> = groups.keys().map(|_| b.new_label()).collect();
+    for ((_, cookies), label) in groups.iter().zip(&prologues) {
+        for cookie in cookies {
+            b.jmp_imm(JmpOp::Jeq, Reg::R0, i32::from(*cookie), *label);
+        }
+    }
+    b.comment("a site only attached to raise its semaphore");
+    b.mov64_imm(Reg::R0, 0).exit();
+
+    let mut bodies: BTreeMap<Marker, pytap_ebpf::Label> = BTreeMap::new();
+    for (key, label) in groups.keys().zip(&prologues) {
+        let site = specs[key];
+        let body = *bodies.entry(site.marker).or_insert_with(|| b.new_label());
+        b.bind(*label);
+        b.comment(&format!("{}: load {}", site.marker, key.1));
+        emit_prologue(&mut b, site, &env)?;
+        b.ja(body);
+    }
+    for (marker, label) in bodies {
+        b.bind(label);
+        b.comment(&format!("{marker}"));
+        handler.emit(marker, &mut b, &env)?;
+    }
+    Ok(b.build()?)
+}
+
+fn args_key(args: &[ArgSpec]) -> String {
+    args.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Loads a site's arguments into r7, r8, r9.
+fn emit_prologue(b: &mut ProgramBuilder, site: &SiteCode, env: &Env) -> Result<(), CodegenError> {
+    let expected = site.marker.args().len();
+    if site.args.len() < expected {
+        return Err(CodegenError::ArgCount {
+            marker: site.marker,
+            found: site.args.len(),
+            expected,
+        });
+    }
+    for (spec, dst) in site
+        .args
+        .iter()
+        .take(expected)
+        .zip([Reg::R7, Reg::R8, Reg::R9])
+    {
+        usdt::emit_load_arg(b, spec, dst, env.slots.scratch).map_err(|detail| {
+            CodegenError::Arg {
+                marker: site.marker,
+                detail,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Emits `counters[index] += 1` on the per-CPU counter array (clobbers r0-r5).
+pub fn emit_count(b: &mut ProgramBuilder, env: &Env, counters: MapRef, index: u32) {
+    let done = b.new_label();
+    b.st_imm(Size::W, Reg::FP, env.slots.key.off, index as i32);
+    b.ld_map_fd(Reg::R1, counters);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, env.slots.key.off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, done);
+    b.mov64_imm(Reg::R1, 1);
+    b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
+    b.bind(done);
+    b.st_imm(Size::W, Reg::FP, env.slots.key.off, 0);
+}

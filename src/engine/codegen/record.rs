@@ -1,0 +1,354 @@
+//! The handler that streams every event whole: one ring-buffer record per
+//! marker hit, laid out as [`crate::engine::abi`] says.
+//!
+//! Records are submitted with `BPF_RB_NO_WAKEUP`: the consumer polls on a
+//! timer instead of being woken per event, which is most of the cost of a
+//! naive ring buffer (see docs/performance.md). A record the ring buffer has
+//! no room for is counted in the per-CPU `COUNTER_LOST` slot, never dropped
+//! silently.
+//!
+//! Reserved ring-buffer memory is not zeroed, so every field a decoder may
+//! read is written on every path, or its validity follows from a field
+//! that is (a tuple's size says which item slots were filled).
+
+use std::collections::BTreeSet;
+
+use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, RB_NO_WAKEUP, Reg, Size};
+
+use super::{CodegenError, Env, Handler, emit_count};
+use crate::cpython::Marker;
+use crate::cpython::objects::ObjectLayout;
+use crate::engine::abi::{self, EventKind, off};
+
+/// The maps a record-streaming program writes to.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordMaps {
+    /// The ring buffer.
+    pub events: MapRef,
+    /// Per-CPU counters (`abi::COUNTER_*`).
+    pub counters: MapRef,
+}
+
+/// Streams a full record for each of `markers`.
+#[derive(Debug, Clone)]
+pub struct FullRecords {
+    /// Maps to write to.
+    pub maps: RecordMaps,
+    /// Markers to stream.
+    pub markers: BTreeSet<Marker>,
+}
+
+impl Handler for FullRecords {
+    fn handles(&self, marker: Marker) -> bool {
+        self.markers.contains(&marker)
+    }
+
+    fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
+        let kind = EventKind::of(marker);
+        let lost = reserve(b, env, self.maps, kind);
+        match kind {
+            EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
+                b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
+                b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
+                b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
+                read_str(
+                    b,
+                    env,
+                    Reg::R7,
+                    off::FN_FILENAME,
+                    off::FN_FILENAME_RET,
+                    abi::FLAG_TRUNCATED_0,
+                );
+                read_str(
+                    b,
+                    env,
+                    Reg::R8,
+                    off::FN_FUNCNAME,
+                    off::FN_FUNCNAME_RET,
+                    abi::FLAG_TRUNCATED_1,
+                );
+            }
+            EventKind::GcStart => {
+                b.stx(Size::W, Reg::R6, off::GC_GENERATION as i16, Reg::R7);
+            }
+            EventKind::GcDone => {
+                b.stx(Size::DW, Reg::R6, off::GC_COLLECTED as i16, Reg::R7);
+            }
+            EventKind::ImportStart | EventKind::ImportDone => {
+                if kind == EventKind::ImportDone {
+                    b.stx(Size::W, Reg::R6, off::IMP_FOUND as i16, Reg::R8);
+                } else {
+                    b.st_imm(Size::W, Reg::R6, off::IMP_FOUND as i16, 0);
+                }
+                b.stx(Size::DW, Reg::R6, off::IMP_MODULE_PTR as i16, Reg::R7);
+                read_str(
+                    b,
+                    env,
+                    Reg::R7,
+                    off::IMP_MODULE,
+                    off::IMP_MODULE_RET,
+                    abi::FLAG_TRUNCATED_0,
+                );
+            }
+            EventKind::Audit => emit_audit(b, env)?,
+        }
+        submit(b);
+        finish_lost(b, env, self.maps, lost);
+        Ok(())
+    }
+}
+
+/// Reserves a record of `kind` into r6 and fills its header. Returns the
+/// label to bind the lost-record path at (see [`finish_lost`]).
+pub fn reserve(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) -> Label {
+    let lost = b.new_label();
+    b.ld_map_fd(Reg::R1, maps.events);
+    b.mov64_imm(Reg::R2, kind.record_size() as i32);
+    b.mov64_imm(Reg::R3, 0);
+    b.call(Helper::RingbufReserve);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    write_header(b, env, kind);
+    lost
+}
+
+/// Fills the header of the record at r6 (clobbers r0-r5).
+pub fn write_header(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
+    b.call(Helper::KtimeGetNs);
+    b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
+    b.call(Helper::GetCurrentPidTgid);
+    b.stx(Size::W, Reg::R6, off::TID as i16, Reg::R0);
+    b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
+    b.stx(Size::W, Reg::R6, off::PID as i16, Reg::R0);
+    b.call(Helper::GetSmpProcessorId);
+    b.stx(Size::H, Reg::R6, off::CPU as i16, Reg::R0);
+    b.st_imm(Size::H, Reg::R6, off::KIND as i16, kind as i32);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, env.slots.cookie.off);
+    b.stx(Size::H, Reg::R6, off::SITE as i16, Reg::R1);
+    b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, 0);
+}
+
+/// Submits the record at r6 without waking the consumer, and exits.
+pub fn submit(b: &mut ProgramBuilder) {
+    b.mov64_reg(Reg::R1, Reg::R6);
+    b.mov64_imm(Reg::R2, RB_NO_WAKEUP as i32);
+    b.call(Helper::RingbufSubmit);
+    b.mov64_imm(Reg::R0, 0).exit();
+}
+
+/// The lost-record path: count it, exit.
+pub fn finish_lost(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, lost: Label) {
+    b.bind(lost);
+    emit_count(b, env, maps.counters, abi::COUNTER_LOST);
+    b.mov64_imm(Reg::R0, 0).exit();
+}
+
+/// Copies the string at `ptr` (a callee-saved register) into the record at
+/// r6, stores the helper's result at `ret_off`, and sets `flag` when the
+/// string did not fit.
+pub fn read_str(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    ptr: Reg,
+    dst_off: usize,
+    ret_off: usize,
+    flag: u16,
+) {
+    let done = b.new_label();
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, dst_off as i32);
+    b.mov64_imm(Reg::R2, abi::STR_CAP as i32);
+    b.mov64_reg(Reg::R3, ptr);
+    b.call(Helper::ProbeReadUserStr);
+    b.stx(Size::W, Reg::R6, ret_off as i16, Reg::R0);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, abi::STR_CAP as i32, done);
+    b.comment("buffer full: truncated unless the string is exactly STR_CAP-1 long");
+    b.st_imm(Size::DW, Reg::FP, env.slots.scratch.off, 0);
+    b.mov64_reg(Reg::R1, Reg::FP)
+        .add64_imm(Reg::R1, env.slots.scratch.off.into());
+    b.mov64_imm(Reg::R2, 1);
+    b.mov64_reg(Reg::R3, ptr)
+        .add64_imm(Reg::R3, abi::STR_CAP as i32 - 1);
+    b.call(Helper::ProbeReadUser);
+    b.ldx(Size::B, Reg::R1, Reg::FP, env.slots.scratch.off);
+    b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, done);
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(flag));
+    b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+    b.bind(done);
+}
+
+/// `audit`: r7 = event name, r8 = argument tuple. Captures the name, the
+/// tuple's first items and the elements of items that are tuples.
+fn emit_audit(b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
+    let done = b.new_label();
+    b.stx(Size::DW, Reg::R6, off::AU_EVENT_PTR as i16, Reg::R7);
+    b.stx(Size::DW, Reg::R6, off::AU_ARGS_PTR as i16, Reg::R8);
+    read_str(
+        b,
+        env,
+        Reg::R7,
+        off::AU_EVENT,
+        off::AU_EVENT_RET,
+        abi::FLAG_TRUNCATED_0,
+    );
+    let Some(layout) = env.layout else {
+        // Without the version the argument layout is unknown: name only.
+        b.st_imm(Size::W, Reg::R6, off::AU_ROOT_RET as i16, -1);
+        b.bind(done);
+        return Ok(());
+    };
+    let items_off = i32::from(layout.tuple_items);
+    b.comment("the argument tuple's header");
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, off::AU_ROOT as i32);
+    b.mov64_imm(Reg::R2, items_off);
+    b.mov64_reg(Reg::R3, Reg::R8);
+    b.call(Helper::ProbeReadUser);
+    b.stx(Size::W, Reg::R6, off::AU_ROOT_RET as i16, Reg::R0);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
+    b.comment("r9 = min(len(args), AUDIT_ITEMS)");
+    b.ldx(
+        Size::DW,
+        Reg::R9,
+        Reg::R6,
+        (off::AU_ROOT + usize::from(layout.var_size)) as i16,
+    );
+    b.jmp_imm(JmpOp::Jsle, Reg::R9, 0, done);
+    let clamped = b.new_label();
+    b.jmp_imm(JmpOp::Jsle, Reg::R9, abi::AUDIT_ITEMS as i32, clamped);
+    b.mov64_imm(Reg::R9, abi::AUDIT_ITEMS as i32);
+    b.bind(clamped);
+    b.comment("the item pointers");
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, off::AU_ROOT as i32 + items_off);
+    b.mov64_reg(Reg::R2, Reg::R9)
+        .alu64_imm(AluOp::Lsh, Reg::R2, 3);
+    b.mov64_reg(Reg::R3, Reg::R8).add64_imm(Reg::R3, items_off);
+    b.call(Helper::ProbeReadUser);
+    b.stx(Size::W, Reg::R6, off::AU_ROOT_RET as i16, Reg::R0);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
+    for i in 0..abi::AUDIT_ITEMS {
+        b.comment(&format!("argument {i}"));
+        b.jmp_imm(JmpOp::Jle, Reg::R9, i as i32, done);
+        let item_ptr = off::AU_ROOT + items_off as usize + 8 * i;
+        b.ldx(Size::DW, Reg::R7, Reg::R6, item_ptr as i16);
+        let snap = off::AU_ITEMS + i * off::ITEM_SIZE;
+        emit_snapshot(b, env, &layout, snap, abi::OBJ_BYTES);
+        emit_nested(b, env, &layout, snap, i);
+    }
+    b.bind(done);
+    Ok(())
+}
+
+/// For an argument that is a tuple, captures its first elements.
+fn emit_nested(b: &mut ProgramBuilder, env: &Env, layout: &ObjectLayout, snap: usize, i: usize) {
+    let skip = b.new_label();
+    b.comment("a tuple? (type name exactly \"tuple\" and the whole object read)");
+    b.ldx(
+        Size::W,
+        Reg::R1,
+        Reg::R6,
+        (snap + off::SNAP_TYPE_NAME_RET) as i16,
+    );
+    b.jmp_imm(JmpOp::Jne, Reg::R1, 6, skip);
+    b.ldx(
+        Size::W,
+        Reg::R1,
+        Reg::R6,
+        (snap + off::SNAP_DATA_RET) as i16,
+    );
+    b.jmp_imm(JmpOp::Jne, Reg::R1, abi::OBJ_BYTES as i32, skip);
+    b.ldx(
+        Size::DW,
+        Reg::R1,
+        Reg::R6,
+        (snap + off::SNAP_TYPE_NAME) as i16,
+    );
+    b.ld_imm64(Reg::R2, 0x0000_ffff_ffff_ffff);
+    b.alu64_reg(AluOp::And, Reg::R1, Reg::R2);
+    b.ld_imm64(Reg::R2, u64::from_le_bytes(*b"tuple\0\0\0"));
+    b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, skip);
+    let data = snap + off::SNAP_DATA;
+    for j in 0..abi::AUDIT_NESTED {
+        b.ldx(
+            Size::DW,
+            Reg::R1,
+            Reg::R6,
+            (data + usize::from(layout.var_size)) as i16,
+        );
+        b.jmp_imm(JmpOp::Jsle, Reg::R1, j as i32, skip);
+        let ptr_at = data + usize::from(layout.tuple_items) + 8 * j;
+        b.ldx(Size::DW, Reg::R7, Reg::R6, ptr_at as i16);
+        let nested = off::AU_NESTED + (i * abi::AUDIT_NESTED + j) * off::NESTED_SIZE;
+        emit_snapshot(b, env, layout, nested, abi::NESTED_OBJ_BYTES);
+    }
+    b.bind(skip);
+}
+
+/// Captures the object at r7 into the snapshot at `snap` in the record:
+/// pointer, `data_len` bytes (or its 32-byte header when the full read
+/// faults, e.g. near the end of a mapping) and its type's name. Writes
+/// `data_ret` (bytes captured, or a negative errno) and `type_name_ret`
+/// on every path.
+fn emit_snapshot(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    layout: &ObjectLayout,
+    snap: usize,
+    data_len: usize,
+) {
+    let (full, short, typename, no_name, done) = (
+        b.new_label(),
+        b.new_label(),
+        b.new_label(),
+        b.new_label(),
+        b.new_label(),
+    );
+    let data = (snap + off::SNAP_DATA) as i32;
+    let data_ret = (snap + off::SNAP_DATA_RET) as i16;
+    let name_ret = (snap + off::SNAP_TYPE_NAME_RET) as i16;
+    b.stx(Size::DW, Reg::R6, (snap + off::SNAP_PTR) as i16, Reg::R7);
+    b.mov64_reg(Reg::R1, Reg::R6).add64_imm(Reg::R1, data);
+    b.mov64_imm(Reg::R2, data_len as i32);
+    b.mov64_reg(Reg::R3, Reg::R7);
+    b.call(Helper::ProbeReadUser);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, full);
+    b.mov64_reg(Reg::R1, Reg::R6).add64_imm(Reg::R1, data);
+    b.mov64_imm(Reg::R2, 32);
+    b.mov64_reg(Reg::R3, Reg::R7);
+    b.call(Helper::ProbeReadUser);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, short);
+    b.stx(Size::W, Reg::R6, data_ret, Reg::R0);
+    b.ja(no_name);
+    b.bind(short);
+    b.st_imm(Size::W, Reg::R6, data_ret, 32);
+    b.ja(typename);
+    b.bind(full);
+    b.st_imm(Size::W, Reg::R6, data_ret, data_len as i32);
+    b.bind(typename);
+    b.comment("type name: Py_TYPE(obj)->tp_name");
+    b.ldx(
+        Size::DW,
+        Reg::R3,
+        Reg::R6,
+        (snap + off::SNAP_DATA + 8) as i16,
+    );
+    b.add64_imm(Reg::R3, i32::from(layout.tp_name));
+    b.st_imm(Size::DW, Reg::FP, env.slots.scratch.off, 0);
+    b.mov64_reg(Reg::R1, Reg::FP)
+        .add64_imm(Reg::R1, env.slots.scratch.off.into());
+    b.mov64_imm(Reg::R2, 8);
+    b.call(Helper::ProbeReadUser);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, no_name);
+    b.ldx(Size::DW, Reg::R3, Reg::FP, env.slots.scratch.off);
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, (snap + off::SNAP_TYPE_NAME) as i32);
+    b.mov64_imm(Reg::R2, abi::TYPE_NAME as i32);
+    b.call(Helper::ProbeReadUserStr);
+    b.stx(Size::W, Reg::R6, name_ret, Reg::R0);
+    b.ja(done);
+    b.bind(no_name);
+    b.st_imm(Size::W, Reg::R6, name_ret, -1);
+    b.bind(done);
+}

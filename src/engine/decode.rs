@@ -1,0 +1,499 @@
+//! Ring-buffer records back into typed events.
+//!
+//! [`decode`] reads a record at the offsets [`crate::engine::abi`] defines
+//! and borrows its strings from the record. It never panics: a record too
+//! short for its kind, or of an unknown kind, is a [`DecodeError`] (the
+//! fuzz target `event_decode` holds it to that). Strings the probe could
+//! not read keep their pointer, so [`crate::engine::recover`] can fetch
+//! them from the binary.
+
+use crate::cpython::objects::{self, Captured, ObjectLayout, PyValue};
+use crate::engine::abi::{self, EventKind, off};
+
+/// The header of every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Process id (host view).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// What happened.
+    pub kind: EventKind,
+    /// CPU.
+    pub cpu: u16,
+    /// Site index in the session (the attach cookie).
+    pub site: u16,
+    /// `abi::FLAG_*`.
+    pub flags: u16,
+}
+
+/// How much of a string the probe got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrState {
+    /// All of it.
+    Complete,
+    /// Its first `STR_CAP - 1` bytes.
+    Truncated,
+    /// Nothing: the read failed with this errno (typically EFAULT for a
+    /// page that is not resident).
+    Unreadable(i32),
+}
+
+/// A string as captured: bytes (without NUL), the target pointer, the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawStr<'a> {
+    /// The bytes read.
+    pub bytes: &'a [u8],
+    /// Where the string is in the target.
+    pub ptr: u64,
+    /// Complete, truncated or unreadable.
+    pub state: StrState,
+}
+
+/// A decoded event, borrowing from its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Header.
+    pub header: Header,
+    /// Marker-specific part.
+    pub body: Body<'a>,
+}
+
+/// The marker-specific part of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body<'a> {
+    /// `function__entry`, `function__return`, `line`.
+    Function {
+        /// File name.
+        filename: RawStr<'a>,
+        /// Function name.
+        funcname: RawStr<'a>,
+        /// Line number.
+        lineno: i32,
+    },
+    /// `gc__start`.
+    GcStart {
+        /// Generation.
+        generation: i32,
+    },
+    /// `gc__done`.
+    GcDone {
+        /// Objects collected.
+        collected: i64,
+    },
+    /// `import__find__load__start` (`found` is `None`) and `..._done`.
+    Import {
+        /// Module name.
+        module: RawStr<'a>,
+        /// Whether it was found (done only).
+        found: Option<bool>,
+    },
+    /// `audit`.
+    Audit(AuditRecord<'a>),
+}
+
+/// An audit event: its name, and its arguments decoded on demand (that
+/// needs the target's object layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord<'a> {
+    /// Event name, e.g. `open`.
+    pub event: RawStr<'a>,
+    record: &'a [u8],
+}
+
+/// The decoded arguments of an audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditArgs {
+    /// The first arguments (up to `abi::AUDIT_ITEMS`).
+    pub values: Vec<PyValue>,
+    /// How many more the tuple had.
+    pub more: usize,
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than its kind's layout.
+    #[error("record of {len} bytes is too short for its kind")]
+    Short {
+        /// Its length.
+        len: usize,
+    },
+    /// A kind this version of pytap does not know.
+    #[error("record of unknown kind {0}")]
+    UnknownKind(u16),
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    u32_at(b, at) as i32
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Reads only the header (for consumers that route by kind first).
+pub fn header(record: &[u8]) -> Result<Header, DecodeError> {
+    if record.len() < off::HEADER_SIZE {
+        return Err(DecodeError::Short { len: record.len() });
+    }
+    let raw_kind = u16_at(record, off::KIND);
+    let kind = EventKind::from_u16(raw_kind).ok_or(DecodeError::UnknownKind(raw_kind))?;
+    if record.len() < kind.record_size() {
+        return Err(DecodeError::Short { len: record.len() });
+    }
+    Ok(Header {
+        ts_ns: u64_at(record, off::TS),
+        pid: u32_at(record, off::PID),
+        tid: u32_at(record, off::TID),
+        kind,
+        cpu: u16_at(record, off::CPU),
+        site: u16_at(record, off::SITE),
+        flags: u16_at(record, off::FLAGS),
+    })
+}
+
+/// A string field: `ret` is the helper's answer (length with NUL, or -errno).
+fn raw_str(record: &[u8], at: usize, ret: i32, ptr: u64, truncated: bool) -> RawStr<'_> {
+    let buf = &record[at..at + abi::STR_CAP];
+    if ret <= 0 {
+        return RawStr {
+            bytes: &[],
+            ptr,
+            state: StrState::Unreadable(-ret),
+        };
+    }
+    let len = (ret as usize).min(abi::STR_CAP);
+    let bytes = &buf[..len];
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    RawStr {
+        bytes,
+        ptr,
+        state: if truncated {
+            StrState::Truncated
+        } else {
+            StrState::Complete
+        },
+    }
+}
+
+/// Decodes one record.
+pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
+    let header = header(record)?;
+    let flag = |bit: u16| header.flags & bit != 0;
+    let body = match header.kind {
+        EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => Body::Function {
+            filename: raw_str(
+                record,
+                off::FN_FILENAME,
+                i32_at(record, off::FN_FILENAME_RET),
+                u64_at(record, off::FN_FILENAME_PTR),
+                flag(abi::FLAG_TRUNCATED_0),
+            ),
+            funcname: raw_str(
+                record,
+                off::FN_FUNCNAME,
+                i32_at(record, off::FN_FUNCNAME_RET),
+                u64_at(record, off::FN_FUNCNAME_PTR),
+                flag(abi::FLAG_TRUNCATED_1),
+            ),
+            lineno: i32_at(record, off::FN_LINENO),
+        },
+        EventKind::GcStart => Body::GcStart {
+            generation: i32_at(record, off::GC_GENERATION),
+        },
+        EventKind::GcDone => Body::GcDone {
+            collected: u64_at(record, off::GC_COLLECTED) as i64,
+        },
+        EventKind::ImportStart | EventKind::ImportDone => Body::Import {
+            module: raw_str(
+                record,
+                off::IMP_MODULE,
+                i32_at(record, off::IMP_MODULE_RET),
+                u64_at(record, off::IMP_MODULE_PTR),
+                flag(abi::FLAG_TRUNCATED_0),
+            ),
+            found: (header.kind == EventKind::ImportDone)
+                .then(|| i32_at(record, off::IMP_FOUND) != 0),
+        },
+        EventKind::Audit => Body::Audit(AuditRecord {
+            event: raw_str(
+                record,
+                off::AU_EVENT,
+                i32_at(record, off::AU_EVENT_RET),
+                u64_at(record, off::AU_EVENT_PTR),
+                flag(abi::FLAG_TRUNCATED_0),
+            ),
+            record,
+        }),
+    };
+    Ok(Event { header, body })
+}
+
+/// One snapshot slot: the type name (if read) and the bytes captured.
+fn snapshot(record: &[u8], at: usize, cap: usize) -> Captured<'_> {
+    let name_ret = i32_at(record, at + off::SNAP_TYPE_NAME_RET);
+    let data_ret = i32_at(record, at + off::SNAP_DATA_RET);
+    let name = (name_ret > 0).then(|| {
+        let len = (name_ret as usize).min(abi::TYPE_NAME);
+        let raw = &record[at + off::SNAP_TYPE_NAME..at + off::SNAP_TYPE_NAME + len];
+        std::str::from_utf8(raw.strip_suffix(&[0]).unwrap_or(raw)).unwrap_or("?")
+    });
+    let data_len = if data_ret > 0 {
+        (data_ret as usize).min(cap)
+    } else {
+        0
+    };
+    Captured {
+        type_name: if data_len > 0 { name } else { None },
+        data: &record[at + off::SNAP_DATA..at + off::SNAP_DATA + data_len],
+    }
+}
+
+impl AuditRecord<'_> {
+    /// The pointer to the argument tuple in the target.
+    pub fn args_ptr(&self) -> u64 {
+        u64_at(self.record, off::AU_ARGS_PTR)
+    }
+
+    /// Decodes the arguments with the target's object layout. `None` when
+    /// the probe could not read the tuple (or had no layout to read it with).
+    pub fn args(&self, layout: &ObjectLayout) -> Option<AuditArgs> {
+        let r = self.record;
+        if i32_at(r, off::AU_ROOT_RET) != 0 {
+            return None;
+        }
+        let len = u64_at(r, off::AU_ROOT + usize::from(layout.var_size)) as i64;
+        let len = len.max(0) as usize;
+        let captured = len.min(abi::AUDIT_ITEMS);
+        let values = (0..captured)
+            .map(|i| {
+                let at = off::AU_ITEMS + i * off::ITEM_SIZE;
+                let item = snapshot(r, at, abi::OBJ_BYTES);
+                let is_whole_tuple =
+                    item.type_name == Some("tuple") && item.data.len() == abi::OBJ_BYTES;
+                let elements: Vec<Captured<'_>> = if is_whole_tuple {
+                    let n = u64_at(item.data, usize::from(layout.var_size)) as i64;
+                    (0..(n.max(0) as usize).min(abi::AUDIT_NESTED))
+                        .map(|j| {
+                            let at =
+                                off::AU_NESTED + (i * abi::AUDIT_NESTED + j) * off::NESTED_SIZE;
+                            snapshot(r, at, abi::NESTED_OBJ_BYTES)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                objects::decode(layout, item, &elements)
+            })
+            .collect();
+        Some(AuditArgs {
+            values,
+            more: len - captured,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::PyVersion;
+
+    fn record(kind: EventKind) -> Vec<u8> {
+        let mut r = vec![0u8; kind.record_size()];
+        r[off::TS..off::TS + 8].copy_from_slice(&123u64.to_le_bytes());
+        r[off::PID..off::PID + 4].copy_from_slice(&7u32.to_le_bytes());
+        r[off::TID..off::TID + 4].copy_from_slice(&8u32.to_le_bytes());
+        r[off::KIND..off::KIND + 2].copy_from_slice(&(kind as u16).to_le_bytes());
+        r[off::CPU..off::CPU + 2].copy_from_slice(&1u16.to_le_bytes());
+        r[off::SITE..off::SITE + 2].copy_from_slice(&3u16.to_le_bytes());
+        r
+    }
+
+    fn put_str(r: &mut [u8], at: usize, ret_at: usize, s: &[u8]) {
+        r[at..at + s.len()].copy_from_slice(s);
+        r[at + s.len()] = 0;
+        r[ret_at..ret_at + 4].copy_from_slice(&((s.len() + 1) as i32).to_le_bytes());
+    }
+
+    #[test]
+    fn function_event() {
+        let mut r = record(EventKind::FunctionEntry);
+        put_str(&mut r, off::FN_FILENAME, off::FN_FILENAME_RET, b"/tmp/t.py");
+        put_str(&mut r, off::FN_FUNCNAME, off::FN_FUNCNAME_RET, b"leaf");
+        r[off::FN_LINENO..off::FN_LINENO + 4].copy_from_slice(&3i32.to_le_bytes());
+        let e = decode(&r).unwrap();
+        assert_eq!(
+            e.header,
+            Header {
+                ts_ns: 123,
+                pid: 7,
+                tid: 8,
+                kind: EventKind::FunctionEntry,
+                cpu: 1,
+                site: 3,
+                flags: 0
+            }
+        );
+        let Body::Function {
+            filename,
+            funcname,
+            lineno,
+        } = e.body
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (filename.bytes, funcname.bytes, lineno),
+            (&b"/tmp/t.py"[..], &b"leaf"[..], 3)
+        );
+        assert_eq!(filename.state, StrState::Complete);
+    }
+
+    #[test]
+    fn unreadable_and_truncated_strings() {
+        let mut r = record(EventKind::ImportDone);
+        r[off::IMP_MODULE_RET..off::IMP_MODULE_RET + 4].copy_from_slice(&(-14i32).to_le_bytes());
+        r[off::IMP_MODULE_PTR..off::IMP_MODULE_PTR + 8].copy_from_slice(&0x4242u64.to_le_bytes());
+        r[off::IMP_FOUND] = 1;
+        let Body::Import { module, found } = decode(&r).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(module.state, StrState::Unreadable(14));
+        assert_eq!((module.ptr, found), (0x4242, Some(true)));
+
+        let mut r = record(EventKind::ImportStart);
+        let long = vec![b'x'; abi::STR_CAP - 1];
+        put_str(&mut r, off::IMP_MODULE, off::IMP_MODULE_RET, &long);
+        r[off::FLAGS] = abi::FLAG_TRUNCATED_0 as u8;
+        let Body::Import { module, found } = decode(&r).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(
+            (module.bytes.len(), module.state, found),
+            (abi::STR_CAP - 1, StrState::Truncated, None)
+        );
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        assert_eq!(decode(&[0; 3]), Err(DecodeError::Short { len: 3 }));
+        let mut r = record(EventKind::GcStart);
+        r[off::KIND] = 99;
+        assert_eq!(decode(&r), Err(DecodeError::UnknownKind(99)));
+        let r = record(EventKind::Audit);
+        assert!(decode(&r[..100]).is_err());
+        let mut gc = record(EventKind::GcDone);
+        gc[off::GC_COLLECTED..off::GC_COLLECTED + 8].copy_from_slice(&(-1i64).to_le_bytes());
+        assert_eq!(decode(&gc).unwrap().body, Body::GcDone { collected: -1 });
+    }
+
+    #[test]
+    fn audit_arguments() {
+        let layout = ObjectLayout::for_version(PyVersion::new(3, 11, 2)).unwrap();
+        let mut r = record(EventKind::Audit);
+        put_str(&mut r, off::AU_EVENT, off::AU_EVENT_RET, b"x.y");
+        // A tuple of 2: (7, (1,))
+        r[off::AU_ROOT + 16..off::AU_ROOT + 24].copy_from_slice(&2u64.to_le_bytes());
+        let mut item =
+            |slot: usize, name: &[u8], data: &[u8], cap: usize, base: usize, size: usize| {
+                let at = base + slot * size;
+                r[at + off::SNAP_TYPE_NAME..at + off::SNAP_TYPE_NAME + name.len()]
+                    .copy_from_slice(name);
+                r[at + off::SNAP_TYPE_NAME_RET..at + off::SNAP_TYPE_NAME_RET + 4]
+                    .copy_from_slice(&(name.len() as i32 + 1).to_le_bytes());
+                r[at + off::SNAP_DATA..at + off::SNAP_DATA + data.len()].copy_from_slice(data);
+                r[at + off::SNAP_DATA_RET..at + off::SNAP_DATA_RET + 4]
+                    .copy_from_slice(&(cap as i32).to_le_bytes());
+            };
+        let mut seven = vec![0u8; abi::OBJ_BYTES];
+        seven[16] = 1;
+        seven[24] = 7;
+        item(
+            0,
+            b"int",
+            &seven,
+            abi::OBJ_BYTES,
+            off::AU_ITEMS,
+            off::ITEM_SIZE,
+        );
+        let mut inner = vec![0u8; abi::OBJ_BYTES];
+        inner[16] = 1;
+        item(
+            1,
+            b"tuple",
+            &inner,
+            abi::OBJ_BYTES,
+            off::AU_ITEMS,
+            off::ITEM_SIZE,
+        );
+        let mut one = vec![0u8; abi::NESTED_OBJ_BYTES];
+        one[16] = 1;
+        one[24] = 1;
+        item(
+            abi::AUDIT_NESTED,
+            b"int",
+            &one,
+            abi::NESTED_OBJ_BYTES,
+            off::AU_NESTED,
+            off::NESTED_SIZE,
+        );
+        let Body::Audit(audit) = decode(&r).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(audit.event.bytes, b"x.y");
+        let args = audit.args(&layout).unwrap();
+        let text: Vec<String> = args.values.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["7", "(1,)"]);
+        assert_eq!(args.more, 0);
+        // Unreadable tuple.
+        r[off::AU_ROOT_RET..off::AU_ROOT_RET + 4].copy_from_slice(&(-14i32).to_le_bytes());
+        let Body::Audit(audit) = decode(&r).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(audit.args(&layout), None);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // A simple deterministic generator: every kind, random bytes.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for kind in 1..=9u16 {
+            for len in [0, 10, 24, 31, 32, 600, 1080, 9000] {
+                let mut r: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                if r.len() >= 18 {
+                    r[off::KIND..off::KIND + 2].copy_from_slice(&kind.to_le_bytes());
+                }
+                if let Ok(Event {
+                    body: Body::Audit(a),
+                    ..
+                }) = decode(&r)
+                {
+                    for minor in [9, 13, 14] {
+                        let _ = a
+                            .args(&ObjectLayout::for_version(PyVersion::new(3, minor, 0)).unwrap());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The engine: BPF programs generated for CPython's markers, attached to
+//! every marker site, and the events they stream back.
+//!
+//! - [`abi`]: the record layouts shared by the code generator and decoder.
+//! - [`codegen`]: programs per module (cookie dispatch, argument loading,
+//!   handlers that say what to do per marker).
+//! - [`decode`]: records back into typed events; [`recover`]: strings the
+//!   probe could not read, from the binary.
+//! - [`plan`]: which sites to attach (and arm) per module, pure;
+//!   [`session`]: maps, programs and links, loaded and attached.
+//! - [`run`]: targets, the event loop, draining, the end of a run.
+
+pub mod abi;
+pub mod codegen;
+pub mod decode;
+pub mod plan;
+pub mod recover;
+pub mod run;
+pub mod session;

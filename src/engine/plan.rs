@@ -1,0 +1,399 @@
+//! What to attach where, decided before anything is loaded.
+//!
+//! A [`Plan`] is pure: from the modules, the markers asked for and a
+//! handler it picks the sites, assigns each a cookie, adds the sites that
+//! only arm another marker (3.11's `function__entry`), and generates one
+//! program per module. `--dump-bpf` prints a plan; a
+//! [`crate::engine::session::Session`] loads and attaches one.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use pytap_ebpf::{Program, disassemble_with};
+use pytap_elf::ArgSpec;
+
+use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
+use crate::cpython::objects::ObjectLayout;
+use crate::cpython::{Marker, verdict};
+use crate::module::Module;
+
+/// How 3.11's `function__entry` gets armed (see `cpython::verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArmMode {
+    /// Raise the `line` semaphore through a uprobe on an instruction that
+    /// only runs when the interpreter dies (`Py_FatalError`): no trap per line.
+    #[default]
+    Anchor,
+    /// Attach to the `line` site itself: the semaphore goes up the same way,
+    /// but every line traps (slower; the fallback when no anchor exists).
+    LineSite,
+}
+
+/// Why a site is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteRole {
+    /// A marker the tool asked for.
+    Marker,
+    /// Only to raise another marker's semaphore; its program path exits at once.
+    Arming(String),
+}
+
+/// One uprobe to attach.
+#[derive(Debug, Clone)]
+pub struct PlannedSite {
+    /// The attach cookie and index in [`Plan::sites`].
+    pub cookie: u16,
+    /// Index into [`Plan::modules`].
+    pub module: usize,
+    /// The marker the site belongs to (for an anchor: the marker it arms).
+    pub marker: Marker,
+    /// Why it is attached.
+    pub role: SiteRole,
+    /// Uprobe file offset.
+    pub file_offset: u64,
+    /// Semaphore file offset (`ref_ctr_offset`), 0 for none.
+    pub ref_ctr_offset: u64,
+    /// Argument spec (empty for arming sites).
+    pub args: Vec<ArgSpec>,
+    /// For an arming anchor: the `line` site's own offset, to attach to
+    /// instead if the anchor instruction cannot take this uprobe.
+    pub fallback_offset: Option<u64>,
+}
+
+/// A module to attach to and the processes to filter on.
+#[derive(Debug, Clone)]
+pub struct AttachTarget {
+    /// The module.
+    pub module: Arc<Module>,
+    /// Processes to attach for; empty means every process that maps it.
+    pub pids: Vec<u32>,
+}
+
+/// Everything needed to load and attach, and nothing loaded yet.
+#[derive(Debug)]
+pub struct Plan {
+    /// Modules, with their pid filters.
+    pub targets: Vec<AttachTarget>,
+    /// Every site; `sites[i].cookie == i`.
+    pub sites: Vec<PlannedSite>,
+    /// Maps the programs use.
+    pub maps: MapTable,
+    /// One program per target module (same order as `targets`).
+    pub programs: Vec<Program>,
+    /// Markers actually attached in at least one module.
+    pub markers: BTreeSet<Marker>,
+    /// What pytap did on the user's behalf (arming), for the summary.
+    pub notes: Vec<String>,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A marker the module does not have.
+    #[error("{path} (CPython{version}) has no {marker} marker: {reason}")]
+    Absent {
+        /// The module.
+        path: String,
+        /// ` 3.13.5` or empty.
+        version: String,
+        /// The marker.
+        marker: Marker,
+        /// Why, from the verdict table.
+        reason: &'static str,
+    },
+    /// No module has any of the markers.
+    #[error("none of the traced modules has any of the requested markers ({0})")]
+    NothingToAttach(String),
+    /// A site without a file offset or semaphore offset.
+    #[error("{path}: marker {marker} cannot be attached: {why}")]
+    BadSite {
+        /// The module.
+        path: String,
+        /// The marker.
+        marker: Marker,
+        /// What is wrong.
+        why: String,
+    },
+    /// More sites than cookies fit in the event header.
+    #[error("too many marker sites ({0}); the limit is 65535")]
+    TooManySites(usize),
+    /// Program generation failed.
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+}
+
+impl Plan {
+    /// Plans `markers` on `targets`. When `strict` (the user named the
+    /// markers), a marker the only target lacks is an error naming the
+    /// version and the reason, and with several targets each one lacking it
+    /// gets a note; otherwise absent markers are silently left out.
+    pub fn new(
+        targets: Vec<AttachTarget>,
+        markers: &BTreeSet<Marker>,
+        strict: bool,
+        maps: MapTable,
+        handler: &dyn Handler,
+        arm_mode: ArmMode,
+    ) -> Result<Plan, PlanError> {
+        let mut sites: Vec<PlannedSite> = Vec::new();
+        let mut attached = BTreeSet::new();
+        let mut notes = Vec::new();
+        let single = targets.len() == 1;
+        for (index, target) in targets.iter().enumerate() {
+            let module = &target.module;
+            for &marker in markers {
+                let found = module.sites_of(marker);
+                if found.is_empty() {
+                    if strict && single {
+                        return Err(absent(module, marker));
+                    }
+                    if strict {
+                        notes.push(absent(module, marker).to_string());
+                    }
+                    continue;
+                }
+                attached.insert(marker);
+                for site in found {
+                    let planned = planned_site(module, index, site, marker, SiteRole::Marker)?;
+                    sites.push(PlannedSite {
+                        cookie: 0,
+                        ..planned
+                    });
+                }
+            }
+            if let Some((site, note)) = arming_site(module, index, markers, arm_mode)? {
+                sites.push(site);
+                notes.push(note);
+            }
+        }
+        if attached.is_empty() {
+            let names: Vec<_> = markers.iter().map(|m| m.name()).collect();
+            return Err(PlanError::NothingToAttach(names.join(", ")));
+        }
+        if sites.len() > usize::from(u16::MAX) {
+            return Err(PlanError::TooManySites(sites.len()));
+        }
+        for (i, site) in sites.iter_mut().enumerate() {
+            site.cookie = i as u16;
+        }
+        let programs = targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| {
+                let code: Vec<SiteCode> = sites
+                    .iter()
+                    .filter(|s| s.module == index && s.role == SiteRole::Marker)
+                    .map(|s| SiteCode {
+                        cookie: s.cookie,
+                        marker: s.marker,
+                        args: s.args.clone(),
+                    })
+                    .collect();
+                let layout = target
+                    .module
+                    .py_version()
+                    .and_then(ObjectLayout::for_version);
+                codegen::build_module_program(&format!("pytap_{index}"), &code, layout, handler)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            targets,
+            sites,
+            maps,
+            programs,
+            markers: attached,
+            notes,
+        })
+    }
+
+    /// The sites of one module, in cookie order.
+    pub fn sites_of_module(&self, module: usize) -> impl Iterator<Item = &PlannedSite> {
+        self.sites.iter().filter(move |s| s.module == module)
+    }
+
+    /// The plan as text: sites, maps and each program's disassembly.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for (index, (target, program)) in self.targets.iter().zip(&self.programs).enumerate() {
+            let pids = if target.pids.is_empty() {
+                "every process".to_string()
+            } else {
+                format!(
+                    "pid {}",
+                    target
+                        .pids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            };
+            let _ = writeln!(
+                out,
+                "# module {index}: {} ({pids})",
+                target.module.path.display()
+            );
+            for site in self.sites_of_module(index) {
+                let role = match &site.role {
+                    SiteRole::Marker => String::new(),
+                    SiteRole::Arming(how) => format!("  [arming: {how}]"),
+                };
+                let _ = writeln!(
+                    out,
+                    "#   cookie {:>3}  {:<26} offset {:#x}  ref_ctr {:#x}{role}",
+                    site.cookie,
+                    site.marker.name(),
+                    site.file_offset,
+                    site.ref_ctr_offset
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# program {} ({} instructions)",
+                program.name,
+                program.len()
+            );
+            out.push_str(&disassemble_with(program, &|m| self.maps.name(m)));
+            out.push('\n');
+        }
+        let _ = writeln!(out, "# maps");
+        for spec in self.maps.specs() {
+            let _ = writeln!(
+                out,
+                "#   {:<10} {:?} key {} value {} entries {}",
+                spec.name, spec.kind, spec.key_size, spec.value_size, spec.max_entries
+            );
+        }
+        out
+    }
+}
+
+fn absent(module: &Module, marker: Marker) -> PlanError {
+    let verdicts = verdict::verdicts(module.py_version(), &module.site_counts());
+    let reason = verdicts
+        .iter()
+        .find(|v| v.marker == marker)
+        .map_or("not in this binary", |v| v.reason);
+    PlanError::Absent {
+        path: module.path.display().to_string(),
+        version: module.version_suffix(),
+        marker,
+        reason,
+    }
+}
+
+fn planned_site(
+    module: &Module,
+    index: usize,
+    site: &pytap_elf::ProbeSite,
+    marker: Marker,
+    role: SiteRole,
+) -> Result<PlannedSite, PlanError> {
+    let bad = |why: String| PlanError::BadSite {
+        path: module.path.display().to_string(),
+        marker,
+        why,
+    };
+    let file_offset = site.file_offset.ok_or_else(|| {
+        bad(format!(
+            "its address {:#x} is in no code segment",
+            site.address
+        ))
+    })?;
+    let ref_ctr_offset = match site.semaphore {
+        None => 0,
+        Some(sem) => sem.file_offset.ok_or_else(|| {
+            bad(format!(
+                "its semaphore {:#x} is in no data segment",
+                sem.address
+            ))
+        })?,
+    };
+    if ref_ctr_offset > u64::from(u32::MAX) {
+        return Err(bad(format!(
+            "semaphore offset {ref_ctr_offset:#x} does not fit the kernel's 32 bits"
+        )));
+    }
+    let args = match (&role, &site.arg_specs) {
+        (SiteRole::Arming(_), _) => Vec::new(),
+        (SiteRole::Marker, Ok(args)) => args.clone(),
+        (SiteRole::Marker, Err(e)) => return Err(bad(e.to_string())),
+    };
+    Ok(PlannedSite {
+        cookie: 0,
+        module: index,
+        marker,
+        role,
+        file_offset,
+        ref_ctr_offset,
+        args,
+        fallback_offset: None,
+    })
+}
+
+/// On CPython 3.11, `function__entry` fires for every call only while the
+/// `line` semaphore is raised. When entries are wanted and `line` is not,
+/// add a site whose only job is to raise it.
+fn arming_site(
+    module: &Module,
+    index: usize,
+    markers: &BTreeSet<Marker>,
+    mode: ArmMode,
+) -> Result<Option<(PlannedSite, String)>, PlanError> {
+    let is_311 = module
+        .py_version()
+        .is_some_and(|v| (v.major, v.minor) == (3, 11));
+    if !is_311 || !markers.contains(&Marker::FunctionEntry) || markers.contains(&Marker::Line) {
+        return Ok(None);
+    }
+    let Some(line) = module.sites_of(Marker::Line).into_iter().next() else {
+        return Ok(None);
+    };
+    let line_site = planned_site(
+        module,
+        index,
+        line,
+        Marker::Line,
+        SiteRole::Arming(String::new()),
+    )?;
+    let anchor = anchor_offset(module).filter(|_| mode == ArmMode::Anchor);
+    Ok(Some(match anchor {
+        Some((symbol, offset)) => {
+            let how = format!(
+                "raises the line semaphore from {symbol}, which runs only if the interpreter dies"
+            );
+            let note = format!(
+                "{}: CPython 3.11 fires function__entry only while the line marker is on; pytap armed it ({how})",
+                module.path.display()
+            );
+            (
+                PlannedSite {
+                    file_offset: offset,
+                    fallback_offset: Some(line_site.file_offset),
+                    role: SiteRole::Arming(how),
+                    ..line_site
+                },
+                note,
+            )
+        }
+        None => {
+            let how = "the line site itself (a trap per line)".to_string();
+            let note = format!(
+                "{}: CPython 3.11 fires function__entry only while the line marker is on; pytap armed it ({how})",
+                module.path.display()
+            );
+            (
+                PlannedSite {
+                    role: SiteRole::Arming(how),
+                    ..line_site
+                },
+                note,
+            )
+        }
+    }))
+}
+
+fn anchor_offset(module: &Module) -> Option<(&'static str, u64)> {
+    module.anchor
+}

@@ -1,0 +1,429 @@
+//! Events as text lines or JSON Lines (the schema is in docs/output.md).
+//!
+//! Strings the probe could not read are recovered from the binary when
+//! they point into it (see `engine::recover`); what stays unreadable is
+//! shown as such, never as an empty string. Truncated strings are marked.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use crate::cpython::objects::{ObjectLayout, PyValue};
+use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
+use crate::engine::recover::Recovery;
+use crate::engine::session::Session;
+
+/// Output format of event streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text lines for people.
+    Text,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// A string ready to print: the bytes, and what is wrong with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a> {
+    /// Bytes (UTF-8 from CPython; printed lossily otherwise).
+    pub bytes: Cow<'a, [u8]>,
+    /// Only the first part.
+    pub truncated: bool,
+    /// Could not be read at all.
+    pub unreadable: bool,
+}
+
+impl Text<'_> {
+    /// Lossy UTF-8.
+    pub fn as_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+/// Resolves a captured string, recovering it from the binary if needed.
+pub fn text<'a>(
+    raw: &RawStr<'a>,
+    event: &Event<'_>,
+    session: &Session,
+    recovery: &mut Recovery,
+) -> Text<'a> {
+    match raw.state {
+        StrState::Complete => Text {
+            bytes: Cow::Borrowed(raw.bytes),
+            truncated: false,
+            unreadable: false,
+        },
+        StrState::Truncated => Text {
+            bytes: Cow::Borrowed(raw.bytes),
+            truncated: true,
+            unreadable: false,
+        },
+        StrState::Unreadable(_) => {
+            match recovery.string(session, event.header.site, event.header.pid, raw.ptr) {
+                Some(bytes) => Text {
+                    bytes: Cow::Owned(bytes),
+                    truncated: false,
+                    unreadable: false,
+                },
+                None => Text {
+                    bytes: Cow::Borrowed(b""),
+                    truncated: false,
+                    unreadable: true,
+                },
+            }
+        }
+    }
+}
+
+/// The object layout of the module an event came from.
+pub fn layout_of(event: &Event<'_>, session: &Session) -> Option<ObjectLayout> {
+    let site = session.plan.sites.get(usize::from(event.header.site))?;
+    let module = &session.plan.targets.get(site.module)?.module;
+    ObjectLayout::for_version(module.py_version()?)
+}
+
+/// Writes events in one format.
+#[derive(Debug)]
+pub struct EventWriter {
+    format: Format,
+    origin: Option<u64>,
+    /// String recovery (and its count, for the summary).
+    pub recovery: Recovery,
+}
+
+impl EventWriter {
+    /// A writer for `format`.
+    pub fn new(format: Format) -> EventWriter {
+        EventWriter {
+            format,
+            origin: None,
+            recovery: Recovery::default(),
+        }
+    }
+
+    /// The text header line (text format only).
+    pub fn header(&self) -> Option<&'static str> {
+        (self.format == Format::Text)
+            .then_some("      TIME(s)      PID      TID  CPU  MARKER                     ARGS\n")
+    }
+
+    /// Writes one event.
+    pub fn write(
+        &mut self,
+        out: &mut dyn Write,
+        event: &Event<'_>,
+        session: &Session,
+    ) -> io::Result<()> {
+        match self.format {
+            Format::Text => self.write_text(out, event, session),
+            Format::Jsonl => self.write_json(out, event, session),
+        }
+    }
+
+    fn write_text(
+        &mut self,
+        out: &mut dyn Write,
+        event: &Event<'_>,
+        session: &Session,
+    ) -> io::Result<()> {
+        let h = &event.header;
+        let origin = *self.origin.get_or_insert(h.ts_ns);
+        let secs = h.ts_ns.saturating_sub(origin) as f64 / 1e9;
+        write!(
+            out,
+            "{secs:13.6} {:>8} {:>8} {:>4}  {:<26} ",
+            h.pid,
+            h.tid,
+            h.cpu,
+            h.kind.marker().name()
+        )?;
+        match &event.body {
+            Body::Function {
+                filename,
+                funcname,
+                lineno,
+            } => {
+                let file = text(filename, event, session, &mut self.recovery);
+                let func = text(funcname, event, session, &mut self.recovery);
+                write!(out, "{} ({}:{lineno})", shown(&func), shown(&file))?;
+            }
+            Body::GcStart { generation } => write!(out, "generation {generation}")?,
+            Body::GcDone { collected } => write!(out, "collected {collected}")?,
+            Body::Import { module, found } => {
+                let name = text(module, event, session, &mut self.recovery);
+                match found {
+                    None => write!(out, "{}", shown(&name))?,
+                    Some(true) => write!(out, "{} (found)", shown(&name))?,
+                    Some(false) => write!(out, "{} (not found)", shown(&name))?,
+                }
+            }
+            Body::Audit(audit) => {
+                let name = text(&audit.event, event, session, &mut self.recovery);
+                write!(out, "{}", shown(&name))?;
+                match layout_of(event, session).and_then(|l| audit.args(&l)) {
+                    Some(args) => write!(out, "{}", args_repr(&args))?,
+                    None => write!(out, "(<arguments not captured>)")?,
+                }
+            }
+        }
+        out.write_all(b"\n")
+    }
+
+    fn write_json(
+        &mut self,
+        out: &mut dyn Write,
+        event: &Event<'_>,
+        session: &Session,
+    ) -> io::Result<()> {
+        let h = &event.header;
+        write!(
+            out,
+            "{{\"marker\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"cpu\":{}",
+            h.kind.marker().name(),
+            h.pid,
+            h.tid,
+            h.ts_ns,
+            h.cpu
+        )?;
+        let mut truncated: Vec<&str> = Vec::new();
+        let mut unreadable: Vec<&str> = Vec::new();
+        let mut field = |out: &mut dyn Write, name: &'static str, t: &Text<'_>| -> io::Result<()> {
+            if t.truncated {
+                truncated.push(name);
+            }
+            if t.unreadable {
+                unreadable.push(name);
+                write!(out, ",\"{name}\":null")
+            } else {
+                write!(out, ",\"{name}\":")?;
+                json_str(out, &t.as_str())
+            }
+        };
+        match &event.body {
+            Body::Function {
+                filename,
+                funcname,
+                lineno,
+            } => {
+                let file = text(filename, event, session, &mut self.recovery);
+                let func = text(funcname, event, session, &mut self.recovery);
+                field(out, "filename", &file)?;
+                field(out, "funcname", &func)?;
+                write!(out, ",\"lineno\":{lineno}")?;
+            }
+            Body::GcStart { generation } => write!(out, ",\"generation\":{generation}")?,
+            Body::GcDone { collected } => write!(out, ",\"collected\":{collected}")?,
+            Body::Import { module, found } => {
+                let name = text(module, event, session, &mut self.recovery);
+                field(out, "module", &name)?;
+                if let Some(found) = found {
+                    write!(out, ",\"found\":{found}")?;
+                }
+            }
+            Body::Audit(audit) => {
+                let name = text(&audit.event, event, session, &mut self.recovery);
+                field(out, "event", &name)?;
+                match layout_of(event, session).and_then(|l| audit.args(&l)) {
+                    Some(args) => {
+                        out.write_all(b",\"args\":")?;
+                        json_args(out, &args)?;
+                    }
+                    None => out.write_all(b",\"args\":null")?,
+                }
+            }
+        }
+        for (key, list) in [("truncated", &truncated), ("unreadable", &unreadable)] {
+            if !list.is_empty() {
+                write!(out, ",\"{key}\":[")?;
+                for (i, name) in list.iter().enumerate() {
+                    write!(out, "{}\"{name}\"", if i > 0 { "," } else { "" })?;
+                }
+                out.write_all(b"]")?;
+            }
+        }
+        out.write_all(b"}\n")
+    }
+}
+
+/// A string for text output: `...` when truncated, `<unreadable>` when lost.
+pub fn shown(t: &Text<'_>) -> String {
+    if t.unreadable {
+        "<unreadable>".to_string()
+    } else if t.truncated {
+        format!("{}...", t.as_str())
+    } else {
+        t.as_str().into_owned()
+    }
+}
+
+/// `(1, 'a', b'b', None, (2, 3.5))`: the arguments as Python would print them.
+pub fn args_repr(args: &AuditArgs) -> String {
+    let mut s = String::from("(");
+    for (i, v) in args.values.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&v.to_string());
+    }
+    if args.more > 0 {
+        s.push_str(&format!(", ...{} more", args.more));
+    }
+    s.push(')');
+    s
+}
+
+/// Writes a JSON string literal.
+pub fn json_str(out: &mut dyn Write, s: &str) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape: Option<Cow<'static, str>> = match c {
+            '"' => Some("\\\"".into()),
+            '\\' => Some("\\\\".into()),
+            '\n' => Some("\\n".into()),
+            '\r' => Some("\\r".into()),
+            '\t' => Some("\\t".into()),
+            c if (c as u32) < 0x20 => Some(format!("\\u{:04x}", c as u32).into()),
+            _ => None,
+        };
+        if let Some(e) = escape {
+            out.write_all(&s.as_bytes()[start..i])?;
+            out.write_all(e.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+    }
+    out.write_all(&s.as_bytes()[start..])?;
+    out.write_all(b"\"")
+}
+
+/// The arguments as a JSON array (value encoding in docs/output.md).
+pub fn json_args(out: &mut dyn Write, args: &AuditArgs) -> io::Result<()> {
+    out.write_all(b"[")?;
+    for (i, v) in args.values.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        json_value(out, v)?;
+    }
+    if args.more > 0 {
+        write!(
+            out,
+            "{}{{\"more\":{}}}",
+            if args.values.is_empty() { "" } else { "," },
+            args.more
+        )?;
+    }
+    out.write_all(b"]")
+}
+
+/// One decoded Python value as JSON.
+pub fn json_value(out: &mut dyn Write, v: &PyValue) -> io::Result<()> {
+    match v {
+        PyValue::None => out.write_all(b"null"),
+        PyValue::Bool(b) => write!(out, "{b}"),
+        PyValue::Int(text) => {
+            // Integers beyond 64 bits stay exact as strings.
+            if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() {
+                out.write_all(text.as_bytes())
+            } else {
+                out.write_all(b"{\"int\":")?;
+                json_str(out, text)?;
+                out.write_all(b"}")
+            }
+        }
+        PyValue::Float(f) if f.is_finite() => write!(out, "{}", PyValue::Float(*f)),
+        PyValue::Float(f) => {
+            out.write_all(b"{\"float\":")?;
+            json_str(out, &PyValue::Float(*f).to_string())?;
+            out.write_all(b"}")
+        }
+        PyValue::Str { text, truncated } => {
+            if *truncated {
+                out.write_all(b"{\"str\":")?;
+                json_str(out, text)?;
+                out.write_all(b",\"truncated\":true}")
+            } else {
+                json_str(out, text)
+            }
+        }
+        PyValue::Bytes { data, truncated } => {
+            // Each byte as the character with that code (Latin-1), so any
+            // bytes survive JSON's UTF-8.
+            let latin1: String = data.iter().map(|&b| char::from(b)).collect();
+            out.write_all(b"{\"bytes\":")?;
+            json_str(out, &latin1)?;
+            if *truncated {
+                out.write_all(b",\"truncated\":true")?;
+            }
+            out.write_all(b"}")
+        }
+        PyValue::Tuple { items, more } => json_args(
+            out,
+            &AuditArgs {
+                values: items.clone(),
+                more: *more,
+            },
+        ),
+        PyValue::Other(type_name) => {
+            out.write_all(b"{\"object\":")?;
+            json_str(out, type_name)?;
+            out.write_all(b"}")
+        }
+        PyValue::Unreadable => out.write_all(b"{\"unreadable\":true}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &PyValue) -> String {
+        let mut out = Vec::new();
+        json_value(&mut out, v).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values_as_json() {
+        assert_eq!(json(&PyValue::Int("5".into())), "5");
+        assert_eq!(
+            json(&PyValue::Int("1180591620717411303424".into())),
+            "{\"int\":\"1180591620717411303424\"}"
+        );
+        assert_eq!(json(&PyValue::Float(3.5)), "3.5");
+        assert_eq!(json(&PyValue::Float(f64::NAN)), "{\"float\":\"nan\"}");
+        assert_eq!(
+            json(&PyValue::Bytes {
+                data: vec![b'b', 0xff],
+                truncated: false
+            }),
+            "{\"bytes\":\"b\u{ff}\"}"
+        );
+        assert_eq!(
+            json(&PyValue::Str {
+                text: "a\"\n".into(),
+                truncated: false
+            }),
+            "\"a\\\"\\n\""
+        );
+        let t = PyValue::Tuple {
+            items: vec![PyValue::Int("2".into()), PyValue::None],
+            more: 3,
+        };
+        assert_eq!(json(&t), "[2,null,{\"more\":3}]");
+        assert_eq!(
+            json(&PyValue::Other("code".into())),
+            "{\"object\":\"code\"}"
+        );
+        // Every output parses as JSON.
+        for v in [
+            t,
+            PyValue::Str {
+                text: "\u{1}é".into(),
+                truncated: true,
+            },
+            PyValue::Bool(false),
+        ] {
+            serde_json::from_str::<serde_json::Value>(&json(&v)).unwrap();
+        }
+    }
+}
