@@ -318,6 +318,9 @@ pub fn run(
             break end;
         }
     };
+    // Detach before the final drain: a target that is still running would
+    // otherwise keep the ring buffer from ever emptying.
+    attached.session.detach();
     drain_to_empty(attached, consumer, &mut stats)?;
     let end = match (end, &mut attached.followed) {
         (End::Exited { .. }, Followed::Child(child, _)) => End::Exited {

@@ -88,10 +88,10 @@ pub struct Session {
     // consumer a shared reference to the session.
     ring: std::cell::RefCell<RingBuf>,
     counters: usize,
-    // Kept alive for the session's lifetime: dropping them detaches.
+    // Kept alive while attached: dropping them detaches.
     _programs: Vec<LoadedProgram>,
-    _links: Vec<Link>,
-    _events: Vec<PerfEvent>,
+    links: Vec<Link>,
+    perf_events: Vec<PerfEvent>,
 }
 
 fn privilege_or(
@@ -217,9 +217,16 @@ impl Session {
             ring: std::cell::RefCell::new(ring),
             counters,
             _programs: programs,
-            _links: links,
-            _events: events,
+            links,
+            perf_events: events,
         })
+    }
+
+    /// Removes every uprobe (and lowers every semaphore it raised) now;
+    /// the ring buffer and maps stay readable for a final drain.
+    pub fn detach(&mut self) {
+        self.links.clear();
+        self.perf_events.clear();
     }
 
     /// The ring buffer the programs write to.

@@ -2,4 +2,6 @@
 //! `require_kernel()`, which fails (never skips) when root or a kernel
 //! interface is missing.
 
+mod lifecycle;
 mod live_list;
+mod trace;

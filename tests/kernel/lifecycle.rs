@@ -1,0 +1,296 @@
+//! Attach and detach: whatever ends pytap (Ctrl-C, SIGTERM, SIGKILL), the
+//! target keeps running unchanged, its probe instructions are restored and
+//! its semaphores are back to 0. Also: a target that execs, `--all`, and
+//! the traced program's standard streams.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pytap_sys::signal::{SIGINT, SIGKILL, SIGTERM};
+use serde_json::Value;
+
+use super::trace::script;
+use crate::harness::{
+    ChildGuard, fixture, pytap, pytap_bin, require_kernel, scratch, system_python,
+};
+
+/// The `function__entry`, `function__return` and `line` sites of a running
+/// process: (marker, probe address, live semaphore value).
+fn sites(pid: u32) -> Vec<(String, u64, u64)> {
+    let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
+    json["modules"][0]["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            matches!(
+                s["name"].as_str(),
+                Some("function__entry" | "function__return" | "line")
+            )
+        })
+        .map(|s: &Value| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["pc"].as_u64().unwrap(),
+                s["semaphore"]["value"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The byte at `address` in the process: 0x90 for a marker's nop, 0xcc
+/// while a uprobe sits on it.
+fn byte_at(pid: u32, address: u64) -> u8 {
+    let mut f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, address).unwrap();
+    b[0]
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn spawn_busy(python: &Path) -> ChildGuard {
+    let mut guard = ChildGuard::spawn(Command::new(python).arg(script("busy.py")));
+    guard.wait_for_line("ready", Duration::from_secs(20));
+    guard
+}
+
+/// Traces a busy Python 3.11 (with entry arming, so three semaphores are
+/// raised), ends pytap with `signal`, and checks nothing is left behind.
+fn detach_after(signal: i32, name: &str) {
+    require_kernel();
+    let mut target = spawn_busy(&system_python());
+    let pid = target.pid();
+    let before = sites(pid);
+    assert_eq!(before.len(), 3);
+    for (marker, pc, sem) in &before {
+        assert_eq!(*sem, 0, "{marker} semaphore before");
+        assert_eq!(byte_at(pid, *pc), 0x90, "{marker} site before");
+    }
+    let out = scratch(name).join("events.jsonl");
+    let mut tracer = Command::new(pytap_bin())
+        .args([
+            "trace",
+            "-m",
+            "function__entry",
+            "-m",
+            "function__return",
+            "--format",
+            "jsonl",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attached once the kernel raised the semaphores (line: 3.11 arming).
+    wait_until("pytap to attach", Duration::from_secs(10), || {
+        sites(pid).iter().all(|(_, _, sem)| *sem == 1)
+    });
+    let entry = before.iter().find(|s| s.0 == "function__entry").unwrap().1;
+    let ret = before.iter().find(|s| s.0 == "function__return").unwrap().1;
+    let line = before.iter().find(|s| s.0 == "line").unwrap().1;
+    assert_eq!(byte_at(pid, entry), 0xcc, "uprobe on function__entry");
+    assert_eq!(byte_at(pid, ret), 0xcc, "uprobe on function__return");
+    // Arming raises line's semaphore without a uprobe on the line site.
+    assert_eq!(byte_at(pid, line), 0x90, "no uprobe on line");
+    std::thread::sleep(Duration::from_millis(300));
+    pytap_sys::process::kill(tracer.id(), signal).unwrap();
+    let status = tracer.wait().unwrap();
+    let mut stderr = String::new();
+    tracer
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    if signal == SIGKILL {
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(SIGKILL)
+        );
+    } else {
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        let sig = if signal == SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        assert!(
+            stderr.contains(&format!("stopped by {sig}, probes detached")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(" 0 lost"), "{stderr}");
+        let events = std::fs::read_to_string(&out).unwrap();
+        let ticks = events
+            .lines()
+            .filter(|l| l.contains("\"funcname\":\"tick\""))
+            .count();
+        assert!(ticks > 100, "only {ticks} tick events");
+    }
+    // The kernel removes the uprobes and lowers the semaphores as the fds close.
+    wait_until("probes to be gone", Duration::from_secs(5), || {
+        sites(pid)
+            .iter()
+            .all(|(_, pc, sem)| *sem == 0 && byte_at(pid, *pc) == 0x90)
+    });
+    assert!(target.is_running(), "the target died");
+    let (code, rest) = target.finish();
+    assert_eq!((code, rest.trim()), (0, "done True"));
+}
+
+#[test]
+fn ctrl_c_detaches_cleanly() {
+    detach_after(SIGINT, "detach-int");
+}
+
+#[test]
+fn sigterm_detaches_cleanly() {
+    detach_after(SIGTERM, "detach-term");
+}
+
+#[test]
+fn sigkill_leaves_nothing_behind() {
+    detach_after(SIGKILL, "detach-kill");
+}
+
+#[test]
+fn a_target_that_execs_something_else_ends_the_trace() {
+    require_kernel();
+    let code = "import os, sys\nprint('ready', flush=True)\nsys.stdin.readline()\nos.execv('/bin/sleep', ['sleep', '30'])";
+    let mut target = ChildGuard::spawn(Command::new(system_python()).args(["-c", code]));
+    target.wait_for_line("ready", Duration::from_secs(10));
+    let pid = target.pid();
+    let tracer = Command::new(pytap_bin())
+        .args(["trace", "-m", "audit", "-p", &pid.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let audit_sem = || {
+        let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
+        json["modules"][0]["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "audit")
+            .unwrap()["semaphore"]["value"]
+            .as_u64()
+            .unwrap()
+    };
+    wait_until("pytap to attach", Duration::from_secs(10), || {
+        audit_sem() == 1
+    });
+    target
+        .child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    let out = tracer.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "process {pid} executed /usr/bin/sleep, which is not the traced Python; stopped"
+        )),
+        "{stderr}"
+    );
+    // The exec itself was seen before the program changed.
+    assert!(stdout.contains("os.exec("), "{stdout}");
+    assert!(target.is_running());
+}
+
+#[test]
+fn all_mode_catches_processes_that_start_later() {
+    require_kernel();
+    let python = fixture("3.15").binary.clone();
+    let out = scratch("all-mode").join("events.jsonl");
+    let mut idle = crate::harness::spawn_waiting_python(&python, "");
+    let mut tracer = Command::new(pytap_bin())
+        .args(["trace", "--all", "--binary"])
+        .arg(&python)
+        .args(["-m", "audit", "--duration", "8", "--format", "jsonl", "-o"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a pid filter the semaphore goes up in every process mapping the
+    // binary: by one per site (3.15 has four audit sites sharing it).
+    let audit_sem = |pid: u32| -> u64 {
+        let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
+        json["modules"][0]["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "audit")
+            .unwrap()["semaphore"]["value"]
+            .as_u64()
+            .unwrap()
+    };
+    wait_until("pytap --all to attach", Duration::from_secs(10), || {
+        audit_sem(idle.pid()) == 4
+    });
+    let later = Command::new(&python)
+        .arg(script("audit.py"))
+        .output()
+        .unwrap();
+    assert!(later.status.success());
+    pytap_sys::process::kill(tracer.id(), SIGINT).unwrap();
+    let status = tracer.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let events: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let xy: Vec<_> = events.iter().filter(|e| e["event"] == "x.y").collect();
+    assert_eq!(xy.len(), 1, "{xy:?}");
+    assert_ne!(xy[0]["pid"].as_u64(), Some(u64::from(idle.pid())));
+    assert!(idle.is_running());
+}
+
+#[test]
+fn the_programs_streams_pass_through() {
+    require_kernel();
+    let code = "import sys; data = sys.stdin.read(); sys.stdout.write(data.upper()); sys.stderr.write('to stderr\\n'); sys.exit(5)";
+    let out = scratch("streams").join("events.jsonl");
+    let mut child = Command::new(pytap_bin())
+        .args(["trace", "-m", "audit", "-o"])
+        .arg(&out)
+        .args(["--", system_python().to_str().unwrap(), "-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
+    let result = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&result.stdout), "HELLO\nWORLD\n");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("to stderr\n"), "{stderr}");
+    assert!(
+        stderr.contains("python3.11 exited with status 5"),
+        "{stderr}"
+    );
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+}
