@@ -153,6 +153,10 @@ pub struct TraceArgs {
     /// Engine settings.
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Attach programs that do nothing (`r0 = 0; exit`): the benchmark's
+    /// baseline for the kernel's own cost per event
+    #[arg(long, hide = true)]
+    pub empty_probe: bool,
 }
 
 /// `pytap list`.

@@ -52,6 +52,7 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 format: a.format,
                 attach: args::attach_options(&a.engine)?,
                 duration: args::duration(&a.engine)?,
+                empty_probe: a.empty_probe,
             };
             return match &a.output {
                 Some(path) => {

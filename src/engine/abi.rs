@@ -6,13 +6,19 @@
 //! the two sides cannot drift apart; the tests at the bottom pin the layout.
 //! Records start with [`EventHeader`]; its `kind` says which struct follows.
 //!
-//! Strings are copied in the probe with `bpf_probe_read_user_str` into
-//! [`STR_CAP`]-byte buffers, and their `*_ret` field keeps the helper's
-//! answer: the length including the NUL, or a negative errno when the
-//! target's page was not readable (then the pointer, kept beside it, lets
-//! userspace recover the string from the ELF file). A buffer filled to the
-//! brim is checked once more in the probe, and a really truncated string
-//! sets its bit in `flags`.
+//! Strings are copied in the probe with `bpf_probe_read_user_str`, and
+//! their `*_ret` field keeps the helper's answer: the length including the
+//! NUL, or a negative errno when the target's page was not readable (then
+//! the pointer, kept beside it, lets userspace recover the string from the
+//! ELF file). A string that filled its [`STR_CAP`] bytes is checked once
+//! more in the probe, and a really truncated string sets its bit in `flags`.
+//!
+//! Function and import records are *packed*: their strings follow the fixed
+//! part back to back, each taking [`packed_len`] of its `*_ret` bytes, so a
+//! typical entry/return record is about 100 bytes instead of the 1080 its
+//! struct below spells out (the struct is the worst case, and the layout of
+//! the per-CPU staging buffer the probe builds records in). A record may be
+//! longer than its packed content; the decoder goes by the `*_ret` fields.
 
 use std::mem::{offset_of, size_of};
 
@@ -85,7 +91,31 @@ impl EventKind {
         Marker::ALL[self as usize - 1]
     }
 
-    /// Size of the whole record, header included.
+    /// Whether this kind's strings are packed (see the module docs).
+    pub fn is_packed(self) -> bool {
+        matches!(
+            self,
+            EventKind::FunctionEntry
+                | EventKind::FunctionReturn
+                | EventKind::Line
+                | EventKind::ImportStart
+                | EventKind::ImportDone
+        )
+    }
+
+    /// Size of the part every record of this kind has: for packed kinds the
+    /// fixed fields before the strings, else the whole record.
+    pub fn fixed_size(self) -> usize {
+        match self {
+            EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
+                off::FN_FILENAME
+            }
+            EventKind::ImportStart | EventKind::ImportDone => off::IMP_MODULE,
+            _ => self.record_size(),
+        }
+    }
+
+    /// Largest size of a record of this kind, header included.
     pub fn record_size(self) -> usize {
         match self {
             EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
@@ -97,6 +127,14 @@ impl EventKind {
             EventKind::Audit => size_of::<AuditEvent>(),
         }
     }
+}
+
+/// Bytes a packed string takes in its record, from its `*_ret` field: the
+/// helper's answer when it is a length, 0 when it is an error. The probe
+/// computes the same thing (an unsigned compare against [`STR_CAP`]).
+pub fn packed_len(ret: i32) -> usize {
+    let len = ret as u32 as usize;
+    if len > STR_CAP { 0 } else { len }
 }
 
 /// `EventHeader.flags`: a string was longer than [`STR_CAP`] − 1 bytes.
@@ -142,9 +180,9 @@ pub struct FunctionEvent {
     pub filename_ptr: u64,
     /// `funcname` pointer in the target.
     pub funcname_ptr: u64,
-    /// NUL-terminated file name.
+    /// NUL-terminated file name (packed: `packed_len(filename_ret)` bytes).
     pub filename: [u8; STR_CAP],
-    /// NUL-terminated function name.
+    /// NUL-terminated function name (packed: right after the file name).
     pub funcname: [u8; STR_CAP],
 }
 
@@ -182,7 +220,7 @@ pub struct ImportEvent {
     pub found: i32,
     /// `module` pointer in the target.
     pub module_ptr: u64,
-    /// NUL-terminated module name.
+    /// NUL-terminated module name (packed: `packed_len(module_ret)` bytes).
     pub module: [u8; STR_CAP],
 }
 
@@ -280,6 +318,11 @@ pub const COUNTER_LOST: u32 = 0;
 pub const COUNTER_SEEN: u32 = 1;
 /// Number of per-CPU counters.
 pub const COUNTERS: u32 = 2;
+
+/// Value size of the per-CPU staging buffer packed records are built in:
+/// an 8-byte busy count (a probe preempted by another on the same CPU must
+/// not build into the same buffer), then the largest packed record.
+pub const STAGING_BYTES: usize = 8 + size_of::<FunctionEvent>();
 
 #[cfg(test)]
 mod tests {

@@ -151,7 +151,7 @@ pub fn header(record: &[u8]) -> Result<Header, DecodeError> {
     }
     let raw_kind = u16_at(record, off::KIND);
     let kind = EventKind::from_u16(raw_kind).ok_or(DecodeError::UnknownKind(raw_kind))?;
-    if record.len() < kind.record_size() {
+    if record.len() < kind.fixed_size() {
         return Err(DecodeError::Short { len: record.len() });
     }
     Ok(Header {
@@ -165,20 +165,28 @@ pub fn header(record: &[u8]) -> Result<Header, DecodeError> {
     })
 }
 
-/// A string field: `ret` is the helper's answer (length with NUL, or -errno).
-fn raw_str(record: &[u8], at: usize, ret: i32, ptr: u64, truncated: bool) -> RawStr<'_> {
-    let buf = &record[at..at + abi::STR_CAP];
+/// A string field at `at`: `ret` is the helper's answer (length with NUL,
+/// or -errno), and the string takes `abi::packed_len(ret)` bytes there.
+fn raw_str(
+    record: &[u8],
+    at: usize,
+    ret: i32,
+    ptr: u64,
+    truncated: bool,
+) -> Result<RawStr<'_>, DecodeError> {
+    let len = abi::packed_len(ret);
+    let bytes = record
+        .get(at..at + len)
+        .ok_or(DecodeError::Short { len: record.len() })?;
     if ret <= 0 {
-        return RawStr {
+        return Ok(RawStr {
             bytes: &[],
             ptr,
-            state: StrState::Unreadable(-ret),
-        };
+            state: StrState::Unreadable(ret.unsigned_abs() as i32),
+        });
     }
-    let len = (ret as usize).min(abi::STR_CAP);
-    let bytes = &buf[..len];
     let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-    RawStr {
+    Ok(RawStr {
         bytes,
         ptr,
         state: if truncated {
@@ -186,7 +194,7 @@ fn raw_str(record: &[u8], at: usize, ret: i32, ptr: u64, truncated: bool) -> Raw
         } else {
             StrState::Complete
         },
-    }
+    })
 }
 
 /// Decodes one record.
@@ -194,23 +202,26 @@ pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
     let header = header(record)?;
     let flag = |bit: u16| header.flags & bit != 0;
     let body = match header.kind {
-        EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => Body::Function {
-            filename: raw_str(
-                record,
-                off::FN_FILENAME,
-                i32_at(record, off::FN_FILENAME_RET),
-                u64_at(record, off::FN_FILENAME_PTR),
-                flag(abi::FLAG_TRUNCATED_0),
-            ),
-            funcname: raw_str(
-                record,
-                off::FN_FUNCNAME,
-                i32_at(record, off::FN_FUNCNAME_RET),
-                u64_at(record, off::FN_FUNCNAME_PTR),
-                flag(abi::FLAG_TRUNCATED_1),
-            ),
-            lineno: i32_at(record, off::FN_LINENO),
-        },
+        EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
+            let filename_ret = i32_at(record, off::FN_FILENAME_RET);
+            Body::Function {
+                filename: raw_str(
+                    record,
+                    off::FN_FILENAME,
+                    filename_ret,
+                    u64_at(record, off::FN_FILENAME_PTR),
+                    flag(abi::FLAG_TRUNCATED_0),
+                )?,
+                funcname: raw_str(
+                    record,
+                    off::FN_FILENAME + abi::packed_len(filename_ret),
+                    i32_at(record, off::FN_FUNCNAME_RET),
+                    u64_at(record, off::FN_FUNCNAME_PTR),
+                    flag(abi::FLAG_TRUNCATED_1),
+                )?,
+                lineno: i32_at(record, off::FN_LINENO),
+            }
+        }
         EventKind::GcStart => Body::GcStart {
             generation: i32_at(record, off::GC_GENERATION),
         },
@@ -224,7 +235,7 @@ pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
                 i32_at(record, off::IMP_MODULE_RET),
                 u64_at(record, off::IMP_MODULE_PTR),
                 flag(abi::FLAG_TRUNCATED_0),
-            ),
+            )?,
             found: (header.kind == EventKind::ImportDone)
                 .then(|| i32_at(record, off::IMP_FOUND) != 0),
         },
@@ -235,7 +246,7 @@ pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
                 i32_at(record, off::AU_EVENT_RET),
                 u64_at(record, off::AU_EVENT_PTR),
                 flag(abi::FLAG_TRUNCATED_0),
-            ),
+            )?,
             record,
         }),
     };
@@ -332,7 +343,8 @@ mod tests {
     fn function_event() {
         let mut r = record(EventKind::FunctionEntry);
         put_str(&mut r, off::FN_FILENAME, off::FN_FILENAME_RET, b"/tmp/t.py");
-        put_str(&mut r, off::FN_FUNCNAME, off::FN_FUNCNAME_RET, b"leaf");
+        // Packed: the function name right after the file name and its NUL.
+        put_str(&mut r, off::FN_FILENAME + 10, off::FN_FUNCNAME_RET, b"leaf");
         r[off::FN_LINENO..off::FN_LINENO + 4].copy_from_slice(&3i32.to_le_bytes());
         let e = decode(&r).unwrap();
         assert_eq!(
@@ -360,6 +372,13 @@ mod tests {
             (&b"/tmp/t.py"[..], &b"leaf"[..], 3)
         );
         assert_eq!(filename.state, StrState::Complete);
+        // The record may be cut right after its packed content, not before.
+        let packed = off::FN_FILENAME + 10 + 5;
+        assert!(decode(&r[..packed]).is_ok());
+        assert_eq!(
+            decode(&r[..packed - 1]),
+            Err(DecodeError::Short { len: packed - 1 })
+        );
     }
 
     #[test]

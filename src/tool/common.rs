@@ -61,7 +61,21 @@ pub fn standard_maps(buffer_bytes: u32) -> (MapTable, RecordMaps) {
         value_size: 8,
         max_entries: abi::COUNTERS,
     });
-    (maps, RecordMaps { events, counters })
+    let staging = maps.add(MapSpec {
+        name: "staging".into(),
+        kind: MapKind::PercpuArray,
+        key_size: 4,
+        value_size: abi::STAGING_BYTES as u32,
+        max_entries: 1,
+    });
+    (
+        maps,
+        RecordMaps {
+            events,
+            counters,
+            staging,
+        },
+    )
 }
 
 /// Builds a tool's handler, given the standard maps and a table to add its own to.

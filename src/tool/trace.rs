@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cpython::Marker;
+use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::record::FullRecords;
 use crate::engine::decode::Event;
 use crate::engine::run::{self, Consumer, LoopOptions, TargetSpec};
@@ -28,6 +29,8 @@ pub struct TraceRequest {
     pub attach: AttachOptions,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Attach do-nothing programs instead (benchmark baseline).
+    pub empty_probe: bool,
 }
 
 struct Stream<'a> {
@@ -63,13 +66,24 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         );
     }
     let signals = common::signals()?;
-    let mut attached = common::attach(
-        &request.target,
-        &markers,
-        strict,
-        &request.attach,
-        &mut make_handler,
-    )?;
+    let mut attached = if request.empty_probe {
+        let mut empty = |_: &mut _, _| EmptyProbe;
+        common::attach(
+            &request.target,
+            &markers,
+            strict,
+            &request.attach,
+            &mut empty,
+        )?
+    } else {
+        common::attach(
+            &request.target,
+            &markers,
+            strict,
+            &request.attach,
+            &mut make_handler,
+        )?
+    };
     let writer = EventWriter::new(request.format);
     if let Some(header) = writer.header() {
         out.write_all(header.as_bytes())?;
@@ -82,5 +96,9 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let outcome = run::run(&mut attached, &signals, &mut stream, &options)?;
     stream.out.flush()?;
     common::report(&attached, &outcome, stream.writer.recovery.recovered);
+    if request.empty_probe {
+        // Nothing is recorded on purpose: no events is not a failure.
+        return Ok(ExitCode::Ok);
+    }
     Ok(common::exit_code(&outcome))
 }

@@ -43,7 +43,7 @@ fn sites(pid: u32) -> Vec<(String, u64, u64)> {
 /// The byte at `address` in the process: 0x90 for a marker's nop, 0xcc
 /// while a uprobe sits on it.
 fn byte_at(pid: u32, address: u64) -> u8 {
-    let mut f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
     let mut b = [0u8; 1];
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, address).unwrap();
     b[0]

@@ -437,6 +437,42 @@ fn audit_arguments_are_decoded_on_every_version() {
 }
 
 #[test]
+fn names_up_to_the_capacity_are_whole_and_longer_ones_flagged() {
+    require_kernel();
+    // 3.9 and 3.15: the two classes of interpreters whose entries fire.
+    for version in ["3.9", "3.15"] {
+        let py = fixture(version).binary.display().to_string();
+        let (events, run) = trace_jsonl(
+            "longnames",
+            &["-m", "function__entry", "--", &py, &script("longnames.py")],
+        );
+        run.ok();
+        // (name length, file name length, what is flagged truncated)
+        let entries: Vec<(usize, usize, Value)> = events
+            .iter()
+            .filter(|e| e["funcname"].as_str().is_some_and(|f| f.starts_with("fff")))
+            .map(|e| {
+                let func = e["funcname"].as_str().unwrap();
+                let file = e["filename"].as_str().unwrap();
+                assert!(func.bytes().all(|c| c == b'f'), "{version}: {func}");
+                assert!(file.bytes().all(|c| c == b'p'), "{version}: {file}");
+                (func.len(), file.len(), e["truncated"].clone())
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (510, 8, Value::Null),
+                (511, 511, Value::Null),
+                (511, 511, json!(["filename", "funcname"])),
+                (511, 20, json!(["funcname"])),
+            ],
+            "{version}"
+        );
+    }
+}
+
+#[test]
 fn text_output_of_every_marker_kind() {
     require_kernel();
     let cmd = format!("{} {}", fixture("3.9").binary.display(), script("audit.py"));

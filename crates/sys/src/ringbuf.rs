@@ -157,6 +157,11 @@ impl RingBuf {
         let mut cons = self.consumer_pos().load(Ordering::Acquire);
         let prod = self.producer_pos().load(Ordering::Acquire);
         let mut handed = 0;
+        // The consumer position is published in batches, not per record: the
+        // producer reads it on every reservation, and a cache line written
+        // here a million times a second would bounce between the CPUs.
+        let publish_every = (self.size as u64 / 16).max(8);
+        let mut published = cons;
         // Positions only grow and never differ by more than the ring size;
         // anything else means the pages are not what we think: stop.
         if !cons.is_multiple_of(8) || prod < cons || prod - cons > self.size as u64 {
@@ -199,10 +204,16 @@ impl RingBuf {
                 handed += 1;
             }
             cons += total;
-            self.consumer_pos().store(cons, Ordering::Release);
+            if cons - published >= publish_every {
+                self.consumer_pos().store(cons, Ordering::Release);
+                published = cons;
+            }
             if !keep {
                 break;
             }
+        }
+        if cons != published {
+            self.consumer_pos().store(cons, Ordering::Release);
         }
         handed
     }

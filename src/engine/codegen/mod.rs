@@ -162,6 +162,22 @@ pub trait Handler {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError>;
 }
 
+/// A handler that does nothing: its program is `r0 = 0; exit`, with no
+/// dispatch at all. It measures what the kernel's uprobe costs by itself,
+/// the baseline of pytap's benchmark (`scripts/bench.py`).
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyProbe;
+
+impl Handler for EmptyProbe {
+    fn handles(&self, _: Marker) -> bool {
+        false
+    }
+
+    fn emit(&self, _: Marker, _: &mut ProgramBuilder, _: &Env) -> Result<(), CodegenError> {
+        Ok(())
+    }
+}
+
 /// Builds the program for one module's sites.
 pub fn build_module_program(
     name: &str,
@@ -170,6 +186,11 @@ pub fn build_module_program(
     handler: &dyn Handler,
 ) -> Result<Program, CodegenError> {
     let mut b = ProgramBuilder::new(name);
+    if !sites.iter().any(|s| handler.handles(s.marker)) {
+        // Nothing to do at any site (the empty probe, or only arming sites).
+        b.mov64_imm(Reg::R0, 0).exit();
+        return Ok(b.build()?);
+    }
     let slots = Slots {
         cookie: b.alloc_stack(8, 8)?,
         scratch: b.alloc_stack(8, 8)?,

@@ -3,9 +3,17 @@
 //!
 //! Records are submitted with `BPF_RB_NO_WAKEUP`: the consumer polls on a
 //! timer instead of being woken per event, which is most of the cost of a
-//! naive ring buffer (see docs/performance.md). A record the ring buffer has
-//! no room for is counted in the per-CPU `COUNTER_LOST` slot, never dropped
-//! silently.
+//! naive ring buffer. A record the ring buffer has no room for is counted in
+//! the per-CPU `COUNTER_LOST` slot, never dropped silently.
+//!
+//! Packed records (function and import markers, see [`abi`]) are built in
+//! a per-CPU staging buffer and copied out with `bpf_ringbuf_output` at
+//! their real size, since a ring-buffer reservation cannot shrink: a
+//! 100-byte record instead of a 1080-byte one is most of the streaming cost
+//! at a million events a second. The staging buffer starts with a busy
+//! count taken with an atomic fetch-add; a probe that finds it taken (it
+//! preempted another probe on the same CPU) reserves the worst case in the
+//! ring buffer directly and packs there instead.
 //!
 //! Reserved ring-buffer memory is not zeroed, so every field a decoder may
 //! read is written on every path, or its validity follows from a field
@@ -27,6 +35,8 @@ pub struct RecordMaps {
     pub events: MapRef,
     /// Per-CPU counters (`abi::COUNTER_*`).
     pub counters: MapRef,
+    /// Per-CPU staging buffer for packed records (`abi::STAGING_BYTES`).
+    pub staging: MapRef,
 }
 
 /// Streams a full record for each of `markers`.
@@ -45,56 +55,148 @@ impl Handler for FullRecords {
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let kind = EventKind::of(marker);
+        if kind.is_packed() {
+            emit_packed(b, env, self.maps, kind);
+            return Ok(());
+        }
         let lost = reserve(b, env, self.maps, kind);
         match kind {
-            EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
-                b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
-                b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
-                b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
-                read_str(
-                    b,
-                    env,
-                    Reg::R7,
-                    off::FN_FILENAME,
-                    off::FN_FILENAME_RET,
-                    abi::FLAG_TRUNCATED_0,
-                );
-                read_str(
-                    b,
-                    env,
-                    Reg::R8,
-                    off::FN_FUNCNAME,
-                    off::FN_FUNCNAME_RET,
-                    abi::FLAG_TRUNCATED_1,
-                );
-            }
             EventKind::GcStart => {
                 b.stx(Size::W, Reg::R6, off::GC_GENERATION as i16, Reg::R7);
             }
             EventKind::GcDone => {
                 b.stx(Size::DW, Reg::R6, off::GC_COLLECTED as i16, Reg::R7);
             }
-            EventKind::ImportStart | EventKind::ImportDone => {
-                if kind == EventKind::ImportDone {
-                    b.stx(Size::W, Reg::R6, off::IMP_FOUND as i16, Reg::R8);
-                } else {
-                    b.st_imm(Size::W, Reg::R6, off::IMP_FOUND as i16, 0);
-                }
-                b.stx(Size::DW, Reg::R6, off::IMP_MODULE_PTR as i16, Reg::R7);
-                read_str(
-                    b,
-                    env,
-                    Reg::R7,
-                    off::IMP_MODULE,
-                    off::IMP_MODULE_RET,
-                    abi::FLAG_TRUNCATED_0,
-                );
-            }
             EventKind::Audit => emit_audit(b, env)?,
+            _ => unreachable!("packed kinds are handled above"),
         }
         submit(b);
         finish_lost(b, env, self.maps, lost);
         Ok(())
+    }
+}
+
+/// A packed record: built in the staging buffer and copied out at its real
+/// size, or, when the staging buffer is busy, packed straight into a
+/// worst-case reservation.
+fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
+    let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
+    b.comment("take this CPU's staging buffer");
+    b.ld_map_fd(Reg::R1, maps.staging);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, env.slots.key.off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, direct);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    b.mov64_imm(Reg::R1, 1);
+    b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
+    b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
+    b.add64_imm(Reg::R6, 8);
+    write_header(b, env, kind);
+    fill_packed(b, env, kind);
+    b.comment("copy out the packed size (r7), then free the staging buffer");
+    b.ld_map_fd(Reg::R1, maps.events);
+    b.mov64_reg(Reg::R2, Reg::R6);
+    b.mov64_reg(Reg::R3, Reg::R7);
+    b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
+    b.call(Helper::RingbufOutput);
+    b.add64_imm(Reg::R6, -8);
+    b.mov64_imm(Reg::R1, -1);
+    b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
+    b.mov64_imm(Reg::R0, 0).exit();
+
+    b.bind(busy);
+    b.comment("staging buffer in use by a preempted probe: give it back");
+    b.mov64_imm(Reg::R1, -1);
+    b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    b.bind(direct);
+    b.ld_map_fd(Reg::R1, maps.events);
+    b.mov64_imm(Reg::R2, kind.record_size() as i32);
+    b.mov64_imm(Reg::R3, 0);
+    b.call(Helper::RingbufReserve);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    write_header(b, env, kind);
+    fill_packed(b, env, kind);
+    submit(b);
+    finish_lost(b, env, maps, lost);
+}
+
+/// Fills a packed record at r6 from the marker's arguments (r7, r8, r9) and
+/// leaves its size in r7.
+fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
+    if kind == EventKind::ImportStart || kind == EventKind::ImportDone {
+        if kind == EventKind::ImportDone {
+            b.stx(Size::W, Reg::R6, off::IMP_FOUND as i16, Reg::R8);
+        } else {
+            b.st_imm(Size::W, Reg::R6, off::IMP_FOUND as i16, 0);
+        }
+        b.stx(Size::DW, Reg::R6, off::IMP_MODULE_PTR as i16, Reg::R7);
+        read_str(
+            b,
+            env,
+            Reg::R7,
+            StrDst::at(off::IMP_MODULE),
+            off::IMP_MODULE_RET,
+            abi::FLAG_TRUNCATED_0,
+        );
+        load_packed_len(b, Reg::R7, off::IMP_MODULE_RET);
+        b.add64_imm(Reg::R7, off::IMP_MODULE as i32);
+        return;
+    }
+    b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
+    b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
+    b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
+    read_str(
+        b,
+        env,
+        Reg::R7,
+        StrDst::at(off::FN_FILENAME),
+        off::FN_FILENAME_RET,
+        abi::FLAG_TRUNCATED_0,
+    );
+    b.comment("r9 = where the function name goes");
+    load_packed_len(b, Reg::R9, off::FN_FILENAME_RET);
+    read_str(
+        b,
+        env,
+        Reg::R8,
+        StrDst {
+            off: off::FN_FILENAME,
+            plus: Some(Reg::R9),
+        },
+        off::FN_FUNCNAME_RET,
+        abi::FLAG_TRUNCATED_1,
+    );
+    load_packed_len(b, Reg::R7, off::FN_FUNCNAME_RET);
+    b.alu64_reg(AluOp::Add, Reg::R7, Reg::R9);
+    b.add64_imm(Reg::R7, off::FN_FILENAME as i32);
+}
+
+/// `dst = abi::packed_len(*(u32 *)(r6 + ret_off))`: a length the verifier
+/// knows is at most `STR_CAP`.
+fn load_packed_len(b: &mut ProgramBuilder, dst: Reg, ret_off: usize) {
+    let ok = b.new_label();
+    b.ldx(Size::W, dst, Reg::R6, ret_off as i16);
+    b.jmp_imm(JmpOp::Jle, dst, abi::STR_CAP as i32, ok);
+    b.mov64_imm(dst, 0);
+    b.bind(ok);
+}
+
+/// Where [`read_str`] puts a string: `r6 + off (+ plus)`.
+#[derive(Debug, Clone, Copy)]
+pub struct StrDst {
+    /// Fixed offset in the record.
+    pub off: usize,
+    /// A register added to it (a packed string's position).
+    pub plus: Option<Reg>,
+}
+
+impl StrDst {
+    /// At a fixed offset.
+    pub fn at(off: usize) -> StrDst {
+        StrDst { off, plus: None }
     }
 }
 
@@ -150,13 +252,16 @@ pub fn read_str(
     b: &mut ProgramBuilder,
     env: &Env,
     ptr: Reg,
-    dst_off: usize,
+    dst: StrDst,
     ret_off: usize,
     flag: u16,
 ) {
     let done = b.new_label();
     b.mov64_reg(Reg::R1, Reg::R6)
-        .add64_imm(Reg::R1, dst_off as i32);
+        .add64_imm(Reg::R1, dst.off as i32);
+    if let Some(plus) = dst.plus {
+        b.alu64_reg(AluOp::Add, Reg::R1, plus);
+    }
     b.mov64_imm(Reg::R2, abi::STR_CAP as i32);
     b.mov64_reg(Reg::R3, ptr);
     b.call(Helper::ProbeReadUserStr);
@@ -188,7 +293,7 @@ fn emit_audit(b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         b,
         env,
         Reg::R7,
-        off::AU_EVENT,
+        StrDst::at(off::AU_EVENT),
         off::AU_EVENT_RET,
         abi::FLAG_TRUNCATED_0,
     );

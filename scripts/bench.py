@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""pytap's benchmark: what tracing costs a call-heavy Python program.
+
+Runs tests/py/fib.py (recursive fib, about half a million calls at n=25)
+under each mode, interleaved, --runs times, and takes the median of the
+time the calls took as the program measures it itself (interpreter and
+tracer start-up never count):
+
+  untraced   the program alone
+  empty      pytap attached to the same probes with an empty BPF program
+             (`pytap trace --empty-probe`): the kernel's uprobe trap alone
+  trace      `pytap trace -m function__entry -m function__return` streaming
+             every event, both strings decoded, to a file
+  bpftrace   bpftrace printing the same fields with printf (when installed;
+             not on 3.11, where bpftrace cannot make function__entry fire)
+
+Overhead = median(mode) - median(untraced). The targets (pytap's issue on
+the engine) are:
+
+  trace overhead <= 1.25 x empty overhead
+  bpftrace overhead >= 4 x trace overhead
+
+Both are printed with PASS/FAIL, together with the cost per event beyond
+the uprobe trap (mode - empty), which is what the tracer itself adds. pytap
+must also report 0 lost events in every run; bpftrace's own losses are
+shown. Needs root. Exit status: 0 all targets met, 1 a target missed,
+2 the benchmark could not run.
+
+    sudo scripts/bench.py                       # fixtures 3.15, 3.9, 3.11
+    sudo scripts/bench.py --python /usr/bin/python3.11 --runs 9 --n 26
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIB = os.path.join(ROOT, "tests", "py", "fib.py")
+TRACE_TARGET = 1.25
+BPFTRACE_TARGET = 4.0
+SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
+
+
+def fail(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def real_binary(python):
+    """The ELF behind a fixture wrapper script (bpftrace needs the file
+    that carries the markers), or the path itself."""
+    with open(python, "rb") as f:
+        head = f.read(4096)
+    if not head.startswith(b"#!"):
+        return python
+    m = re.search(rb'^exec "([^"]+)"', head, re.M)
+    if not m:
+        fail(f"{python}: a script, and not a fixture wrapper")
+    return m.group(1).decode()
+
+
+def version_of(python):
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+class Runner:
+    def __init__(self, args, tmp):
+        self.args = args
+        self.tmp = tmp
+        self.lost = {}
+        self.events = {}
+
+    def timed(self, argv, label):
+        """Runs argv whose workload writes its elapsed time; returns it."""
+        elapsed = os.path.join(self.tmp, "elapsed")
+        if os.path.exists(elapsed):
+            os.unlink(elapsed)
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(elapsed):
+            fail(f"{label} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        with open(elapsed) as f:
+            value = float(f.read())
+        return value, proc.stderr
+
+    def run(self, mode, python, elf):
+        elapsed = os.path.join(self.tmp, "elapsed")
+        work = [python, FIB, str(self.args.n), elapsed]
+        out = os.path.join(self.tmp, "events")
+        pytap = [self.args.pytap, "trace", "-m", "function__entry",
+                 "-m", "function__return", "-o", out]
+        if mode == "untraced":
+            return self.timed(work, mode)[0]
+        if mode == "empty":
+            return self.timed(pytap + ["--empty-probe", "--"] + work, mode)[0]
+        if mode == "trace":
+            value, err = self.timed(pytap + ["--"] + work, mode)
+            m = SUMMARY.search(err)
+            if not m:
+                fail(f"no pytap summary in:\n{err}")
+            self.events.setdefault(python, []).append(int(m.group(1)))
+            self.lost.setdefault(("trace", python), []).append(int(m.group(2)))
+            return value
+        if mode == "bpftrace":
+            fmt = 'printf("%s %s %d\\n", str(arg0), str(arg1), arg2);'
+            prog = " ".join(
+                f"usdt:{elf}:python:{m} {{ {fmt} }}"
+                for m in ("function__entry", "function__return"))
+            cmd = " ".join([elf, FIB, str(self.args.n), elapsed])
+            value, _ = self.timed(
+                ["bpftrace", "-o", out, "-e", prog, "-c", cmd], mode)
+            with open(out, errors="replace") as f:
+                lost = sum(int(m.group(1)) for m in
+                           re.finditer(r"^Lost (\d+) events", f.read(), re.M))
+            self.lost.setdefault(("bpftrace", python), []).append(lost)
+            return value
+        raise ValueError(mode)
+
+
+def bench_one(runner, python, args):
+    elf = real_binary(python)
+    version = version_of(python)
+    modes = ["untraced", "empty", "trace"]
+    if args.bpftrace and version != "3.11":
+        modes.append("bpftrace")
+    times = {m: [] for m in modes}
+    for _ in range(args.runs):
+        for mode in modes:
+            times[mode].append(runner.run(mode, python, elf))
+    med = {m: statistics.median(v) for m, v in times.items()}
+    base = med["untraced"]
+    over = {m: med[m] - base for m in modes}
+    events = statistics.median(runner.events[python])
+    result = {
+        "python": python,
+        "version": version,
+        "n": args.n,
+        "runs": args.runs,
+        "events": int(events),
+        "median_seconds": med,
+        "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
+        "ns_per_event_over_trap": {
+            m: (med[m] - med["empty"]) / events * 1e9
+            for m in modes if m not in ("untraced", "empty")},
+        "trace_lost": sum(runner.lost[("trace", python)]),
+        "trace_over_empty": over["trace"] / over["empty"],
+    }
+    if "bpftrace" in modes:
+        result["bpftrace_lost"] = sum(runner.lost[("bpftrace", python)])
+        result["bpftrace_over_trace"] = over["bpftrace"] / over["trace"]
+        result["bpftrace_over_trace_beyond_trap"] = (
+            (med["bpftrace"] - med["empty"]) / (med["trace"] - med["empty"]))
+    return result
+
+
+def report(r):
+    ok = True
+    print(f"\n== Python {r['version']} ({r['python']}), fib({r['n']}), "
+          f"{r['events']} events, median of {r['runs']} runs")
+    med = r["median_seconds"]
+    for mode, t in med.items():
+        extra = ""
+        if mode != "untraced":
+            extra = f"  overhead {r['overhead_seconds'][mode]:.3f} s"
+            per = r["ns_per_event_over_trap"].get(mode)
+            if per is not None:
+                extra += f", {per:.0f} ns/event beyond the uprobe trap"
+        print(f"  {mode:<9} {t:8.3f} s{extra}")
+    verdict = r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
+    ok &= verdict
+    print(f"  trace / empty overhead     {r['trace_over_empty']:5.2f}x "
+          f"(target <= {TRACE_TARGET}x, lost {r['trace_lost']}) "
+          f"{'PASS' if verdict else 'FAIL'}")
+    if "bpftrace_over_trace" in r:
+        verdict = r["bpftrace_over_trace"] >= BPFTRACE_TARGET
+        ok &= verdict
+        print(f"  bpftrace / trace overhead  {r['bpftrace_over_trace']:5.2f}x "
+              f"(target >= {BPFTRACE_TARGET}x) {'PASS' if verdict else 'FAIL'}"
+              f"; beyond the trap {r['bpftrace_over_trace_beyond_trap']:.2f}x"
+              f"; bpftrace lost {r['bpftrace_lost']} events")
+    return ok
+
+
+def default_pythons():
+    fixtures = os.path.join(ROOT, "target", "pythons")
+    found = [os.path.join(fixtures, f"python{v}") for v in ("3.15", "3.9")]
+    found = [p for p in found if os.path.exists(p)]
+    if os.path.exists("/usr/bin/python3.11"):
+        found.append("/usr/bin/python3.11")
+    return found
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--python", action="append",
+                    help="interpreter to measure (repeatable; default: the "
+                         "3.15 and 3.9 fixtures and /usr/bin/python3.11)")
+    ap.add_argument("--n", type=int, default=25, help="fib(n) (default 25)")
+    ap.add_argument("--runs", type=int, default=7,
+                    help="runs per mode, median taken (default 7)")
+    ap.add_argument("--pytap", default=os.path.join(ROOT, "target", "release", "pytap"),
+                    help="pytap binary (default target/release/pytap)")
+    ap.add_argument("--no-bpftrace", dest="bpftrace", action="store_false",
+                    help="skip bpftrace even when installed")
+    ap.add_argument("--json", action="store_true", help="print results as JSON")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        fail("needs root (BPF)")
+    if not os.access(args.pytap, os.X_OK):
+        fail(f"{args.pytap} not found: run `cargo build --release` first")
+    if args.bpftrace and not shutil.which("bpftrace"):
+        print("bench: bpftrace not installed, measuring without it", file=sys.stderr)
+        args.bpftrace = False
+    pythons = args.python or default_pythons()
+    if not pythons:
+        fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
+    with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
+        runner = Runner(args, tmp)
+        results = [bench_one(runner, p, args) for p in pythons]
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
+                 and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
+                 for r in results)
+    else:
+        ok = all([report(r) for r in results])
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
