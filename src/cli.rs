@@ -81,6 +81,145 @@ fires almost no entries. The summary (events seen and lost, why it ended) goes
 to stderr. Ctrl-C, SIGTERM or SIGHUP detach cleanly; the traced program keeps
 running.")]
     Trace(TraceArgs),
+    /// The call hierarchy: one indented line per function entry and return
+    #[command(after_help = "\
+Examples:
+  pytap flow -c 'python3.11 app.py'
+  pytap flow --style dtrace --within main -p 1234
+  pytap flow --filter 'app/*' --max-depth 3 -- python3.11 app.py
+
+The default style is the HOWTO's SystemTap output: microseconds since the
+thread's first event, exe(tid), indentation by depth, => entry, <= return,
+`funcname in filename:lineno`. --style dtrace is the HOWTO's DTrace output:
+nanosecond timestamp, probe name, indentation, basename:funcname:lineno.
+Depths are per thread and repaired where CPython's markers do not pair up
+(see `pytap info`): a return matches the innermost frame of its function,
+frames it skips never returned (3.15 generator creation) and are dropped, a
+return with no entry (3.15's __init__ shim) is not shown. Needs function
+markers: CPython 3.8-3.11 and 3.15+ (3.11 is armed automatically).")]
+    Flow(FlowArgs),
+    /// Garbage collections: generation, pause and objects collected, with a summary
+    #[command(after_help = "\
+Examples:
+  pytap gc -p 1234
+  pytap gc --format jsonl -c 'python3.11 app.py'
+
+One line per collection (gc__start to gc__done on the same thread), then per
+generation: collections, total, mean and max pause, objects collected and a
+log2 histogram of pauses.")]
+    Gc(GcArgs),
+    /// The import tree: inclusive and self time per module, found or not
+    #[command(after_help = "\
+Examples:
+  pytap imports -c 'python3.11 -c \"import json\"'
+  pytap imports -p 1234 --format jsonl
+
+Like `python -X importtime`, for any process and live: one line per import
+as it finishes (so children come before their parent), with self and
+cumulative microseconds and the module indented by nesting.")]
+    Imports(ImportsArgs),
+    /// Audit events, strace-like, with decoded arguments
+    #[command(after_help = "\
+Examples:
+  pytap audit -p 1234
+  pytap audit -e 'open,socket.*,subprocess.Popen' --all
+
+Arguments are decoded from the target's memory without running code in it
+(str, bytes, int, float, None, bool, nested tuples; other objects by type).")]
+    Audit(AuditArgs),
+}
+
+/// Output settings of the tracing tools.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format (JSON schemas: docs/output.md)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Line style of `pytap flow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlowStyle {
+    /// The HOWTO's SystemTap output (thread_indent).
+    Systemtap,
+    /// The HOWTO's DTrace output (call_stack.d).
+    Dtrace,
+}
+
+/// `pytap flow`.
+#[derive(Debug, Args)]
+pub struct FlowArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Text style
+    #[arg(long, value_enum, default_value = "systemtap")]
+    pub style: FlowStyle,
+    /// Show only what runs inside calls of the function FUNC (and FUNC itself)
+    #[arg(long, value_name = "FUNC")]
+    pub within: Option<String>,
+    /// Show only functions matching GLOB: `FUNC`, or `FILE:FUNC` with globs
+    /// on both (repeatable); depths stay those of the whole stack
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Vec<String>,
+    /// Show only calls at most N deep (1 = outermost frames)
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `pytap gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `pytap imports`.
+#[derive(Debug, Args)]
+pub struct ImportsArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `pytap audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only events matching these globs (comma-separated, repeatable), e.g.
+    /// 'open,socket.*'
+    #[arg(short, long = "event", value_name = "GLOBS")]
+    pub events: Vec<String>,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// Which processes to trace: one of `-p`, `-c`, `--all` or `-- CMD...`.

@@ -5,9 +5,10 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
+use pytap::cli::OutputArgs;
 use pytap::cli::{Cli, Command};
 use pytap::error::ExitCode;
-use pytap::tool::{args, info, list, trace};
+use pytap::tool::{args, audit, flow, gc, imports, info, list, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -47,24 +48,77 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
         Command::Trace(a) => {
             let request = trace::TraceRequest {
-                target: args::target_spec(&a.target)?,
+                stream: args::stream_options(&a.target, &a.engine)?,
                 markers: args::markers(&a.markers)?,
                 format: a.format,
-                attach: args::attach_options(&a.engine)?,
-                duration: args::duration(&a.engine)?,
                 empty_probe: a.empty_probe,
             };
-            return match &a.output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-                    trace::run(&request, &mut BufWriter::with_capacity(1 << 20, file))
-                }
-                None => trace::run(&request, out),
+            return to_output(a.output.as_ref(), out, |w| trace::run(&request, w));
+        }
+        Command::Flow(a) => {
+            let request = flow::FlowRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+                style: a.style,
+                within: a.within,
+                filters: a
+                    .filter
+                    .iter()
+                    .map(|f| flow::FuncFilter::parse(f))
+                    .collect::<anyhow::Result<_>>()?,
+                max_depth: a.max_depth,
             };
+            return tool_output(&a.output, out, |w| flow::run(&request, w));
+        }
+        Command::Gc(a) => {
+            let request = gc::GcRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+            };
+            return tool_output(&a.output, out, |w| gc::run(&request, w));
+        }
+        Command::Imports(a) => {
+            let request = imports::ImportsRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+            };
+            return tool_output(&a.output, out, |w| imports::run(&request, w));
+        }
+        Command::Audit(a) => {
+            let request = audit::AuditRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+                events: audit::event_globs(&a.events)?,
+            };
+            return tool_output(&a.output, out, |w| audit::run(&request, w));
         }
     }
     Ok(ExitCode::Ok)
+}
+
+fn tool_output(
+    output: &OutputArgs,
+    out: &mut dyn Write,
+    run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    to_output(output.output.as_ref(), out, run)
+}
+
+/// Runs a tool writing to `-o FILE` (created first, so a bad path fails
+/// before anything is attached) or to stdout.
+fn to_output(
+    path: Option<&std::path::PathBuf>,
+    out: &mut dyn Write,
+    run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    match path {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+            run(&mut BufWriter::with_capacity(1 << 20, file))
+        }
+        None => run(out),
+    }
 }
 
 /// The error and its causes on one line, each cause once: typed errors

@@ -166,6 +166,11 @@ pub trait Consumer {
     fn tick(&mut self, _session: &Session) -> Result<()> {
         Ok(())
     }
+
+    /// Strings the consumer had to read from the binary (for the summary).
+    fn recovered(&self) -> u64 {
+        0
+    }
 }
 
 /// Loop settings.

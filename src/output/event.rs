@@ -74,6 +74,35 @@ pub fn text<'a>(
     }
 }
 
+/// Event strings for the tools: recovered from the binary when the probe
+/// could not read them, and shown as [`shown`] does.
+#[derive(Debug, Default)]
+pub struct Strings {
+    /// String recovery (and its count, for the summary).
+    pub recovery: Recovery,
+}
+
+impl Strings {
+    /// The string, ready to print.
+    pub fn get(&mut self, raw: &RawStr<'_>, event: &Event<'_>, session: &Session) -> String {
+        shown(&text(raw, event, session, &mut self.recovery))
+    }
+}
+
+/// Seconds since the first event a tool saw (its time column).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Clock {
+    origin: Option<u64>,
+}
+
+impl Clock {
+    /// Seconds from the first timestamp given to this one.
+    pub fn secs(&mut self, ts_ns: u64) -> f64 {
+        let origin = *self.origin.get_or_insert(ts_ns);
+        ts_ns.saturating_sub(origin) as f64 / 1e9
+    }
+}
+
 /// The object layout of the module an event came from.
 pub fn layout_of(event: &Event<'_>, session: &Session) -> Option<ObjectLayout> {
     let site = session.plan.sites.get(usize::from(event.header.site))?;

@@ -1,6 +1,7 @@
 //! Rendering shared by every tool: tables and JSON helpers.
 
 pub mod event;
+pub mod hist;
 pub mod table;
 
 pub use table::{Align, Table, hex};

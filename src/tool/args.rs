@@ -12,7 +12,16 @@ use crate::cli::{ArmArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
 use crate::engine::plan::ArmMode;
 use crate::engine::run::TargetSpec;
-use crate::tool::common::AttachOptions;
+use crate::tool::common::{AttachOptions, StreamOptions};
+
+/// Target, attach settings and duration of a streaming tool.
+pub fn stream_options(target: &TargetArgs, engine: &EngineArgs) -> Result<StreamOptions> {
+    Ok(StreamOptions {
+        target: target_spec(target)?,
+        attach: attach_options(engine)?,
+        duration: duration(engine)?,
+    })
+}
 
 /// The target the arguments name: exactly one of `-p`, `-c`, `--all`, `-- CMD`.
 pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {

@@ -6,13 +6,14 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pytap_sys::signal::SignalFd;
 
 use crate::cpython::Marker;
 use crate::engine::abi;
-use crate::engine::codegen::record::RecordMaps;
+use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
 use crate::engine::run::{self, Attached, End, Followed, Outcome, TargetSpec};
@@ -182,6 +183,73 @@ pub fn dump_bpf<H: Handler>(
     let plan = plan(targets, markers, strict, options, make_handler)?;
     out.write_all(plan.dump().as_bytes())?;
     Ok(ExitCode::Ok)
+}
+
+/// What every streaming tool's request carries besides its own options.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// What to trace.
+    pub target: TargetSpec,
+    /// Attach settings.
+    pub attach: AttachOptions,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// The one path of every tool built on full records: plan a
+/// [`FullRecords`] handler for `markers`, or print it for `--dump-bpf`;
+/// else attach, feed every event to `consumer` until the target exits, a
+/// stop signal arrives or the duration elapses, and report on stderr.
+/// Returns `None` after `--dump-bpf`.
+pub fn stream(
+    options: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+    strict: bool,
+    tick: Option<Duration>,
+    consumer: &mut dyn run::Consumer,
+    out: &mut dyn Write,
+) -> Result<Option<Outcome>> {
+    let mut make_handler = |_: &mut _, maps| FullRecords {
+        maps,
+        markers: markers.clone(),
+    };
+    if options.attach.dump_bpf {
+        dump_bpf(
+            &options.target,
+            markers,
+            strict,
+            &options.attach,
+            &mut make_handler,
+            out,
+        )?;
+        return Ok(None);
+    }
+    let signals = signals()?;
+    let mut attached = attach(
+        &options.target,
+        markers,
+        strict,
+        &options.attach,
+        &mut make_handler,
+    )?;
+    let loop_options = run::LoopOptions {
+        tick,
+        duration: options.duration,
+    };
+    let outcome = run::run(&mut attached, &signals, consumer, &loop_options)?;
+    report(&attached, &outcome, consumer.recovered());
+    Ok(Some(outcome))
+}
+
+/// A consumer that drops events (for `--dump-bpf`, which runs nothing, and
+/// the empty-probe baseline).
+#[derive(Debug)]
+pub struct Discard;
+
+impl run::Consumer for Discard {
+    fn event(&mut self, _: &crate::engine::decode::Event<'_>, _: &Session) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Blocks the stop signals and opens a signalfd for them.

@@ -3,7 +3,12 @@
 //! rendering ([`crate::output`]) and, for the tracing tools, the engine.
 
 pub mod args;
+pub mod audit;
 pub mod common;
+pub mod flow;
+pub mod gc;
+pub mod imports;
 pub mod info;
 pub mod list;
+pub mod stack;
 pub mod trace;

@@ -1,34 +1,28 @@
 //! `pytap trace`: the raw event stream, every marker hit as one line.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::time::Duration;
+use std::io::{self, Write};
 
 use anyhow::Result;
 
 use crate::cpython::Marker;
 use crate::engine::codegen::EmptyProbe;
-use crate::engine::codegen::record::FullRecords;
 use crate::engine::decode::Event;
-use crate::engine::run::{self, Consumer, LoopOptions, TargetSpec};
+use crate::engine::run::{self, Consumer, LoopOptions};
 use crate::engine::session::Session;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format};
-use crate::tool::common::{self, AttachOptions};
+use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap trace` run.
 #[derive(Debug, Clone)]
 pub struct TraceRequest {
-    /// What to trace.
-    pub target: TargetSpec,
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
     /// Markers asked for; `None` means every marker the target has.
     pub markers: Option<BTreeSet<Marker>>,
     /// Text or JSON Lines.
     pub format: Format,
-    /// Attach settings.
-    pub attach: AttachOptions,
-    /// Stop after this long.
-    pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub empty_probe: bool,
 }
@@ -43,6 +37,10 @@ impl Consumer for Stream<'_> {
         self.writer.write(self.out, event, session)?;
         Ok(())
     }
+
+    fn recovered(&self) -> u64 {
+        self.writer.recovery.recovered
+    }
 }
 
 /// Runs `pytap trace`, writing events to `out` and the summary to stderr.
@@ -51,54 +49,49 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         Some(m) => (m.clone(), true),
         None => (Marker::ALL.into_iter().collect(), false),
     };
-    let mut make_handler = |_: &mut _, maps| FullRecords {
-        maps,
-        markers: markers.clone(),
-    };
-    if request.attach.dump_bpf {
-        return common::dump_bpf(
-            &request.target,
+    if request.stream.attach.dump_bpf {
+        common::stream(
+            &request.stream,
             &markers,
             strict,
-            &request.attach,
-            &mut make_handler,
+            None,
+            &mut common::Discard,
             out,
-        );
+        )?;
+        return Ok(ExitCode::Ok);
     }
-    let signals = common::signals()?;
-    let mut attached = if request.empty_probe {
-        let mut empty = |_: &mut _, _| EmptyProbe;
-        common::attach(
-            &request.target,
-            &markers,
-            strict,
-            &request.attach,
-            &mut empty,
-        )?
-    } else {
-        common::attach(
-            &request.target,
-            &markers,
-            strict,
-            &request.attach,
-            &mut make_handler,
-        )?
-    };
+    if request.empty_probe {
+        return run_empty(request, &markers, strict);
+    }
     let writer = EventWriter::new(request.format);
     if let Some(header) = writer.header() {
         out.write_all(header.as_bytes())?;
     }
     let mut stream = Stream { writer, out };
+    let outcome = common::stream(
+        &request.stream,
+        &markers,
+        strict,
+        None,
+        &mut stream,
+        &mut io::sink(),
+    )?;
+    stream.out.flush()?;
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
+
+/// `--empty-probe`: the same probes with programs that do nothing; nothing
+/// is recorded, so no events is not a failure.
+fn run_empty(request: &TraceRequest, markers: &BTreeSet<Marker>, strict: bool) -> Result<ExitCode> {
+    let signals = common::signals()?;
+    let mut empty = |_: &mut _, _| EmptyProbe;
+    let opts = &request.stream;
+    let mut attached = common::attach(&opts.target, markers, strict, &opts.attach, &mut empty)?;
     let options = LoopOptions {
         tick: None,
-        duration: request.duration,
+        duration: opts.duration,
     };
-    let outcome = run::run(&mut attached, &signals, &mut stream, &options)?;
-    stream.out.flush()?;
-    common::report(&attached, &outcome, stream.writer.recovery.recovered);
-    if request.empty_probe {
-        // Nothing is recorded on purpose: no events is not a failure.
-        return Ok(ExitCode::Ok);
-    }
-    Ok(common::exit_code(&outcome))
+    let outcome = run::run(&mut attached, &signals, &mut common::Discard, &options)?;
+    common::report(&attached, &outcome, 0);
+    Ok(ExitCode::Ok)
 }

@@ -4,4 +4,5 @@
 
 mod lifecycle;
 mod live_list;
+mod tools;
 mod trace;

@@ -64,7 +64,7 @@ fn seq(s: &str) -> Vec<String> {
 
 /// What calls.py's main thread does, shared by every version that fires
 /// function markers (generators, listcomps and module line differ).
-fn expected_main(
+pub fn expected_main(
     module_line: i32,
     class_line: i32,
     generator: &str,
@@ -84,7 +84,7 @@ fn expected_main(
     ))
 }
 
-fn expected_worker() -> Vec<String> {
+pub fn expected_worker() -> Vec<String> {
     seq(&format!(
         "E:worker:47 E:outer:15 {}R:outer:19 R:worker:48",
         "E:middle:11 E:leaf:7 R:leaf:8 R:middle:12 ".repeat(2)

@@ -1,0 +1,420 @@
+//! `pytap flow`: the call hierarchy, one indented line per function entry
+//! and return, in the HOWTO's SystemTap or DTrace style. Depths come from
+//! [`Stacks`], which repairs what CPython's markers leave unpaired.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
+
+use anyhow::{Result, bail};
+use glob::Pattern;
+
+use crate::cli::FlowStyle;
+use crate::cpython::Marker;
+use crate::engine::abi::EventKind;
+use crate::engine::decode::{Body, Event};
+use crate::engine::run::Consumer;
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::output::event::{Format, Strings, json_str};
+use crate::tool::common::{self, StreamOptions};
+use crate::tool::stack::{FuncId, Returned, Stacks};
+
+/// A `pytap flow` run.
+#[derive(Debug, Clone)]
+pub struct FlowRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Text or JSON Lines.
+    pub format: Format,
+    /// Text style.
+    pub style: FlowStyle,
+    /// Show only what runs inside this function.
+    pub within: Option<String>,
+    /// Show only functions matching one of these.
+    pub filters: Vec<FuncFilter>,
+    /// Show only lines at most this deep (1 = outermost).
+    pub max_depth: Option<usize>,
+}
+
+/// `--filter`: a function glob, optionally with a file glob (`FILE:FUNC`).
+#[derive(Debug, Clone)]
+pub struct FuncFilter {
+    file: Option<Pattern>,
+    func: Pattern,
+}
+
+impl FuncFilter {
+    /// Parses `FUNC` or `FILE:FUNC`.
+    pub fn parse(text: &str) -> Result<FuncFilter> {
+        let glob = |g: &str| Pattern::new(g).map_err(|e| anyhow::anyhow!("--filter '{text}': {e}"));
+        match text.rsplit_once(':') {
+            Some((file, func)) if !file.is_empty() => Ok(FuncFilter {
+                file: Some(glob(file)?),
+                func: glob(if func.is_empty() { "*" } else { func })?,
+            }),
+            _ if text.is_empty() => bail!("--filter: empty pattern"),
+            _ => Ok(FuncFilter {
+                file: None,
+                func: glob(text.trim_start_matches(':'))?,
+            }),
+        }
+    }
+
+    fn matches(&self, f: &FuncId) -> bool {
+        self.func.matches(&f.funcname) && self.file.as_ref().is_none_or(|p| p.matches(&f.filename))
+    }
+}
+
+/// One line of the flow, before formatting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLine {
+    /// Entry (true) or return.
+    pub entry: bool,
+    /// Process and thread.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Event time.
+    pub ts_ns: u64,
+    /// Nanoseconds since the thread's first event.
+    pub thread_ns: u64,
+    /// Depth shown (0 = outermost shown level).
+    pub depth: usize,
+    /// The function.
+    pub func: FuncId,
+    /// Line number from the marker.
+    pub lineno: i32,
+}
+
+/// Turns entries and returns into flow lines: stacks, `--within`,
+/// `--filter`, `--max-depth` (pure, so it is tested without a kernel).
+#[derive(Debug, Default)]
+pub struct FlowBuilder {
+    /// The stacks.
+    pub stacks: Stacks,
+    first_ns: HashMap<u32, u64>,
+    within: Option<String>,
+    filters: Vec<FuncFilter>,
+    max_depth: Option<usize>,
+}
+
+impl FlowBuilder {
+    /// A builder with the request's filters.
+    pub fn new(within: Option<String>, filters: Vec<FuncFilter>, max_depth: Option<usize>) -> Self {
+        FlowBuilder {
+            within,
+            filters,
+            max_depth,
+            ..FlowBuilder::default()
+        }
+    }
+
+    /// The depth to show a frame at `depth` of thread `tid` at, or `None`
+    /// when `--within` hides it: depths count from the outermost frame of
+    /// the `--within` function.
+    fn shown_depth(&self, tid: u32, depth: usize) -> Option<usize> {
+        let Some(within) = &self.within else {
+            return Some(depth);
+        };
+        let frames = self.stacks.frames(tid);
+        frames[..=depth.min(frames.len().saturating_sub(1))]
+            .iter()
+            .position(|f| f.func.funcname == *within)
+            .map(|base| depth - base)
+    }
+
+    fn visible(&self, func: &FuncId, depth: usize) -> bool {
+        self.max_depth.is_none_or(|m| depth < m)
+            && (self.filters.is_empty() || self.filters.iter().any(|f| f.matches(func)))
+    }
+
+    /// Feeds an entry or a return; returns the line to show, if any.
+    pub fn feed(
+        &mut self,
+        entry: bool,
+        pid: u32,
+        tid: u32,
+        ts_ns: u64,
+        func: FuncId,
+        lineno: i32,
+    ) -> Option<FlowLine> {
+        let first = *self.first_ns.entry(tid).or_insert(ts_ns);
+        let thread_ns = ts_ns.saturating_sub(first);
+        let depth = if entry {
+            let depth = self.stacks.enter(tid, func.clone(), lineno, ts_ns);
+            self.shown_depth(tid, depth)
+        } else {
+            // Decide visibility before the frame leaves the stack.
+            let frames = self.stacks.frames(tid);
+            let at = frames.iter().rposition(|f| f.func == func);
+            let shown = at.and_then(|d| self.shown_depth(tid, d));
+            match self.stacks.ret(tid, &func, ts_ns) {
+                Returned::Matched { .. } => shown,
+                Returned::Unmatched => None,
+            }
+        }?;
+        self.visible(&func, depth).then_some(FlowLine {
+            entry,
+            pid,
+            tid,
+            ts_ns,
+            thread_ns,
+            depth,
+            func,
+            lineno,
+        })
+    }
+}
+
+struct FlowView<'a> {
+    format: Format,
+    style: FlowStyle,
+    out: &'a mut dyn Write,
+    strings: Strings,
+    builder: FlowBuilder,
+    exe: HashMap<u32, String>,
+}
+
+/// The process's command name (`/proc/PID/comm`), as SystemTap's execname().
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "python".to_string())
+}
+
+impl Consumer for FlowView<'_> {
+    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+        let h = &event.header;
+        let Body::Function {
+            filename,
+            funcname,
+            lineno,
+        } = &event.body
+        else {
+            return Ok(());
+        };
+        let func = FuncId {
+            filename: self.strings.get(filename, event, session),
+            funcname: self.strings.get(funcname, event, session),
+        };
+        let entry = h.kind == EventKind::FunctionEntry;
+        if let Some(line) = self
+            .builder
+            .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
+        {
+            let exe = self.exe.entry(h.pid).or_insert_with(|| comm(h.pid));
+            write_line(self.out, self.format, self.style, exe, &line)?;
+        }
+        Ok(())
+    }
+
+    fn recovered(&self) -> u64 {
+        self.strings.recovery.recovered
+    }
+}
+
+/// Formats one flow line.
+pub fn write_line(
+    out: &mut dyn Write,
+    format: Format,
+    style: FlowStyle,
+    exe: &str,
+    l: &FlowLine,
+) -> io::Result<()> {
+    match (format, style) {
+        (Format::Jsonl, _) => {
+            write!(
+                out,
+                "{{\"type\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"depth\":{},\"funcname\":",
+                if l.entry { "entry" } else { "return" },
+                l.pid,
+                l.tid,
+                l.ts_ns,
+                l.depth
+            )?;
+            json_str(out, &l.func.funcname)?;
+            out.write_all(b",\"filename\":")?;
+            json_str(out, &l.func.filename)?;
+            writeln!(out, ",\"lineno\":{}}}", l.lineno)
+        }
+        (Format::Text, FlowStyle::Systemtap) => writeln!(
+            out,
+            "{:>6} {exe}({}):{:indent$}{} {} in {}:{}",
+            l.thread_ns / 1000,
+            l.tid,
+            "",
+            if l.entry { "=>" } else { "<=" },
+            l.func.funcname,
+            l.func.filename,
+            l.lineno,
+            indent = l.depth + 1
+        ),
+        (Format::Text, FlowStyle::Dtrace) => {
+            let base = l
+                .func
+                .filename
+                .rsplit('/')
+                .next()
+                .unwrap_or(&l.func.filename);
+            writeln!(
+                out,
+                "{}\t{:>15}:{:indent$}{base}:{}:{}",
+                l.ts_ns,
+                if l.entry {
+                    "function-entry"
+                } else {
+                    "function-return"
+                },
+                "",
+                l.func.funcname,
+                l.lineno,
+                indent = l.depth
+            )
+        }
+    }
+}
+
+/// Runs `pytap flow`.
+pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
+    if request.stream.attach.dump_bpf {
+        common::stream(
+            &request.stream,
+            &markers,
+            true,
+            None,
+            &mut common::Discard,
+            out,
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut view = FlowView {
+        format: request.format,
+        style: request.style,
+        out,
+        strings: Strings::default(),
+        builder: FlowBuilder::new(
+            request.within.clone(),
+            request.filters.clone(),
+            request.max_depth,
+        ),
+        exe: HashMap::new(),
+    };
+    let outcome = common::stream(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut view,
+        &mut io::sink(),
+    )?;
+    view.out.flush()?;
+    let stacks = &view.builder.stacks;
+    if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
+        eprintln!(
+            "pytap: flow: {} returns without an entry not shown, {} entries that never returned closed by an outer return",
+            stacks.unmatched_returns, stacks.orphan_entries
+        );
+    }
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> FuncId {
+        FuncId {
+            filename: "/app/t.py".into(),
+            funcname: name.into(),
+        }
+    }
+
+    fn run(b: &mut FlowBuilder, events: &[(bool, &str)]) -> Vec<String> {
+        events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (entry, name))| b.feed(*entry, 1, 1, i as u64 * 1000, f(name), 3))
+            .map(|l| {
+                format!(
+                    "{}{}{}",
+                    " ".repeat(l.depth),
+                    if l.entry { ">" } else { "<" },
+                    l.func.funcname
+                )
+            })
+            .collect()
+    }
+
+    const CALLS: &[(bool, &str)] = &[
+        (true, "main"),
+        (true, "setup"),
+        (false, "setup"),
+        (true, "start"),
+        (true, "work"),
+        (false, "work"),
+        (false, "start"),
+        (false, "main"),
+    ];
+
+    #[test]
+    fn within_shows_only_the_inside_rebased() {
+        let mut b = FlowBuilder::new(Some("start".into()), vec![], None);
+        assert_eq!(run(&mut b, CALLS), [">start", " >work", " <work", "<start"]);
+    }
+
+    #[test]
+    fn filter_and_max_depth_keep_true_depths() {
+        let mut b = FlowBuilder::new(None, vec![FuncFilter::parse("*.py:w*").unwrap()], None);
+        assert_eq!(run(&mut b, CALLS), ["  >work", "  <work"]);
+        let mut b = FlowBuilder::new(None, vec![], Some(2));
+        assert_eq!(
+            run(&mut b, CALLS),
+            [">main", " >setup", " <setup", " >start", " <start", "<main"]
+        );
+        assert!(FuncFilter::parse("").is_err());
+        assert!(!FuncFilter::parse("nomatch:x").unwrap().matches(&f("x")));
+    }
+
+    #[test]
+    fn systemtap_and_dtrace_lines() {
+        let line = FlowLine {
+            entry: true,
+            pid: 7,
+            tid: 8,
+            ts_ns: 123456789,
+            thread_ns: 11_408_000,
+            depth: 7,
+            func: FuncId {
+                filename: "Lib/_abcoll.py".into(),
+                funcname: "__contains__".into(),
+            },
+            lineno: 362,
+        };
+        let mut out = Vec::new();
+        write_line(
+            &mut out,
+            Format::Text,
+            FlowStyle::Systemtap,
+            "python",
+            &line,
+        )
+        .unwrap();
+        // The HOWTO's example line.
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            " 11408 python(8):        => __contains__ in Lib/_abcoll.py:362\n"
+        );
+        let mut out = Vec::new();
+        let ret = FlowLine {
+            entry: false,
+            depth: 1,
+            ..line
+        };
+        write_line(&mut out, Format::Text, FlowStyle::Dtrace, "python", &ret).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "123456789\tfunction-return: _abcoll.py:__contains__:362\n"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! `pytap gc`: every collection with its generation, pause (gc__start to
+//! gc__done on the same thread) and objects collected, then a summary per
+//! generation with a histogram of pauses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Write};
+
+use anyhow::Result;
+
+use crate::cpython::Marker;
+use crate::engine::decode::{Body, Event};
+use crate::engine::run::Consumer;
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::output::event::{Clock, Format};
+use crate::output::hist::Log2Hist;
+use crate::tool::common::{self, StreamOptions};
+
+/// A `pytap gc` run.
+#[derive(Debug, Clone)]
+pub struct GcRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Text or JSON Lines.
+    pub format: Format,
+}
+
+/// Pauses of one generation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenStats {
+    /// Collections.
+    pub collections: u64,
+    /// Sum of pauses.
+    pub total_ns: u64,
+    /// Longest pause.
+    pub max_ns: u64,
+    /// Objects collected.
+    pub collected: i64,
+    /// Pauses, in nanoseconds.
+    pub hist: Log2Hist,
+}
+
+/// One finished collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collection {
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// When it started.
+    pub start_ns: u64,
+    /// Generation.
+    pub generation: i32,
+    /// gc__done − gc__start.
+    pub pause_ns: u64,
+    /// Objects collected.
+    pub collected: i64,
+}
+
+/// Pairs starts with dones per thread and keeps the per-generation stats.
+#[derive(Debug, Default)]
+pub struct GcPairing {
+    open: HashMap<u32, (u64, i32)>,
+    /// Per generation.
+    pub generations: BTreeMap<i32, GenStats>,
+    /// gc__done events with no gc__start (collection began before attach).
+    pub unpaired: u64,
+}
+
+impl GcPairing {
+    /// Feeds a gc__start.
+    pub fn start(&mut self, tid: u32, ts_ns: u64, generation: i32) {
+        self.open.insert(tid, (ts_ns, generation));
+    }
+
+    /// Feeds a gc__done; returns the finished collection.
+    pub fn done(&mut self, pid: u32, tid: u32, ts_ns: u64, collected: i64) -> Option<Collection> {
+        let Some((start_ns, generation)) = self.open.remove(&tid) else {
+            self.unpaired += 1;
+            return None;
+        };
+        let pause_ns = ts_ns.saturating_sub(start_ns);
+        let stats = self.generations.entry(generation).or_default();
+        stats.collections += 1;
+        stats.total_ns += pause_ns;
+        stats.max_ns = stats.max_ns.max(pause_ns);
+        stats.collected += collected;
+        stats.hist.add(pause_ns);
+        Some(Collection {
+            pid,
+            tid,
+            start_ns,
+            generation,
+            pause_ns,
+            collected,
+        })
+    }
+}
+
+struct GcView<'a> {
+    format: Format,
+    out: &'a mut dyn Write,
+    clock: Clock,
+    pairing: GcPairing,
+}
+
+impl Consumer for GcView<'_> {
+    fn event(&mut self, event: &Event<'_>, _: &Session) -> Result<()> {
+        let h = &event.header;
+        match event.body {
+            Body::GcStart { generation } => self.pairing.start(h.tid, h.ts_ns, generation),
+            Body::GcDone { collected } => {
+                if let Some(c) = self.pairing.done(h.pid, h.tid, h.ts_ns, collected) {
+                    let secs = self.clock.secs(c.start_ns);
+                    write_collection(self.out, self.format, &c, secs)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn write_collection(
+    out: &mut dyn Write,
+    format: Format,
+    c: &Collection,
+    secs: f64,
+) -> io::Result<()> {
+    match format {
+        Format::Text => writeln!(
+            out,
+            "{secs:13.6} {:>8} {:>8} {:>4} {:>11.1} {:>10}",
+            c.pid,
+            c.tid,
+            c.generation,
+            c.pause_ns as f64 / 1e3,
+            c.collected
+        ),
+        Format::Jsonl => writeln!(
+            out,
+            "{{\"type\":\"collection\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"generation\":{},\"pause_ns\":{},\"collected\":{}}}",
+            c.pid, c.tid, c.start_ns, c.generation, c.pause_ns, c.collected
+        ),
+    }
+}
+
+/// The per-generation summary.
+pub fn write_summary(
+    out: &mut dyn Write,
+    format: Format,
+    generations: &BTreeMap<i32, GenStats>,
+) -> io::Result<()> {
+    match format {
+        Format::Text => {
+            writeln!(
+                out,
+                "\nGEN  COLLECTIONS    TOTAL(ms)     MEAN(us)      MAX(us)  COLLECTED"
+            )?;
+            for (g, s) in generations {
+                writeln!(
+                    out,
+                    "{g:>3}  {:>11} {:>12.3} {:>12.1} {:>12.1} {:>10}",
+                    s.collections,
+                    s.total_ns as f64 / 1e6,
+                    s.total_ns as f64 / 1e3 / s.collections.max(1) as f64,
+                    s.max_ns as f64 / 1e3,
+                    s.collected
+                )?;
+            }
+            for (g, s) in generations {
+                writeln!(out, "\npauses of generation {g} (us):")?;
+                out.write_all(s.hist.render(1000).as_bytes())?;
+            }
+            Ok(())
+        }
+        Format::Jsonl => {
+            for (g, s) in generations {
+                let hist: Vec<String> = s
+                    .hist
+                    .buckets()
+                    .iter()
+                    .map(|(lo, hi, n)| {
+                        format!("{{\"low_ns\":{lo},\"high_ns\":{hi},\"count\":{n}}}")
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{{\"type\":\"generation\",\"generation\":{g},\"collections\":{},\"total_ns\":{},\"max_ns\":{},\"collected\":{},\"histogram\":[{}]}}",
+                    s.collections,
+                    s.total_ns,
+                    s.max_ns,
+                    s.collected,
+                    hist.join(",")
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs `pytap gc`.
+pub fn run(request: &GcRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let markers: BTreeSet<Marker> = [Marker::GcStart, Marker::GcDone].into();
+    if request.stream.attach.dump_bpf {
+        common::stream(
+            &request.stream,
+            &markers,
+            true,
+            None,
+            &mut common::Discard,
+            out,
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    if request.format == Format::Text {
+        writeln!(
+            out,
+            "      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED"
+        )?;
+    }
+    let mut view = GcView {
+        format: request.format,
+        out,
+        clock: Clock::default(),
+        pairing: GcPairing::default(),
+    };
+    let outcome = common::stream(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut view,
+        &mut io::sink(),
+    )?;
+    write_summary(view.out, request.format, &view.pairing.generations)?;
+    view.out.flush()?;
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_per_thread_and_sums_per_generation() {
+        let mut p = GcPairing::default();
+        p.start(1, 100, 0);
+        p.start(2, 105, 2);
+        let a = p.done(9, 1, 150, 3).unwrap();
+        assert_eq!((a.generation, a.pause_ns, a.collected), (0, 50, 3));
+        assert_eq!(p.done(9, 1, 160, 1), None, "no open collection on thread 1");
+        let b = p.done(9, 2, 305, 7).unwrap();
+        assert_eq!((b.generation, b.pause_ns), (2, 200));
+        p.start(1, 400, 0);
+        p.done(9, 1, 410, 0).unwrap();
+        let g0 = &p.generations[&0];
+        assert_eq!(
+            (g0.collections, g0.total_ns, g0.max_ns, g0.collected),
+            (2, 60, 50, 3)
+        );
+        assert_eq!(p.unpaired, 1);
+        let mut text = Vec::new();
+        write_summary(&mut text, Format::Text, &p.generations).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("  0            2        0.000          0.0          0.1          3"),
+            "{text}"
+        );
+    }
+}

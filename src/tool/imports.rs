@@ -1,0 +1,244 @@
+//! `pytap imports`: the import tree, like `python -X importtime` but for any
+//! process and live. Each import is printed when it finishes, so children
+//! come before their parent, with self and cumulative time and the module
+//! indented by nesting.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
+
+use anyhow::Result;
+
+use crate::cpython::Marker;
+use crate::engine::decode::{Body, Event};
+use crate::engine::run::Consumer;
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::output::event::{Clock, Format, Strings, json_str};
+use crate::tool::common::{self, StreamOptions};
+
+/// A `pytap imports` run.
+#[derive(Debug, Clone)]
+pub struct ImportsRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Text or JSON Lines.
+    pub format: Format,
+}
+
+/// A finished import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Module name.
+    pub module: String,
+    /// Whether it was found.
+    pub found: bool,
+    /// Nesting (0 = imported by non-import code).
+    pub depth: usize,
+    /// The import that triggered it.
+    pub parent: Option<String>,
+    /// When it started.
+    pub start_ns: u64,
+    /// Start to done.
+    pub cumulative_ns: u64,
+    /// Cumulative minus the nested imports.
+    pub self_ns: u64,
+}
+
+#[derive(Debug)]
+struct Open {
+    module: String,
+    start_ns: u64,
+    child_ns: u64,
+}
+
+/// Per-thread stacks of imports in progress.
+#[derive(Debug, Default)]
+pub struct ImportTree {
+    threads: HashMap<u32, Vec<Open>>,
+    /// Dones that matched no start (the import began before attaching).
+    pub unmatched: u64,
+}
+
+impl ImportTree {
+    /// An import starts.
+    pub fn start(&mut self, tid: u32, module: String, ts_ns: u64) {
+        self.threads.entry(tid).or_default().push(Open {
+            module,
+            start_ns: ts_ns,
+            child_ns: 0,
+        });
+    }
+
+    /// An import is done: matched with the innermost start of the same
+    /// module (starts above it never finished and are dropped).
+    pub fn done(&mut self, tid: u32, module: &str, found: bool, ts_ns: u64) -> Option<Finished> {
+        let stack = self.threads.entry(tid).or_default();
+        let Some(depth) = stack.iter().rposition(|o| o.module == module) else {
+            self.unmatched += 1;
+            return None;
+        };
+        stack.truncate(depth + 1);
+        let open = stack.pop().expect("depth is within the stack");
+        let cumulative_ns = ts_ns.saturating_sub(open.start_ns);
+        let parent = stack.last_mut().map(|p| {
+            p.child_ns += cumulative_ns;
+            p.module.clone()
+        });
+        Some(Finished {
+            module: open.module,
+            found,
+            depth,
+            parent,
+            start_ns: open.start_ns,
+            cumulative_ns,
+            self_ns: cumulative_ns.saturating_sub(open.child_ns),
+        })
+    }
+}
+
+struct ImportsView<'a> {
+    format: Format,
+    out: &'a mut dyn Write,
+    clock: Clock,
+    strings: Strings,
+    tree: ImportTree,
+}
+
+impl Consumer for ImportsView<'_> {
+    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+        let h = &event.header;
+        let Body::Import { module, found } = &event.body else {
+            return Ok(());
+        };
+        let name = self.strings.get(module, event, session);
+        self.clock.secs(h.ts_ns);
+        match found {
+            None => self.tree.start(h.tid, name, h.ts_ns),
+            Some(found) => {
+                if let Some(f) = self.tree.done(h.tid, &name, *found, h.ts_ns) {
+                    let secs = self.clock.secs(f.start_ns);
+                    write_import(self.out, self.format, h.pid, h.tid, secs, &f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recovered(&self) -> u64 {
+        self.strings.recovery.recovered
+    }
+}
+
+fn write_import(
+    out: &mut dyn Write,
+    format: Format,
+    pid: u32,
+    tid: u32,
+    secs: f64,
+    f: &Finished,
+) -> io::Result<()> {
+    match format {
+        Format::Text => writeln!(
+            out,
+            "{secs:13.6} {pid:>8} {tid:>8} {:>12} | {:>14} | {:indent$}{}{}",
+            f.self_ns / 1000,
+            f.cumulative_ns / 1000,
+            "",
+            f.module,
+            if f.found { "" } else { " (not found)" },
+            indent = 2 * f.depth
+        ),
+        Format::Jsonl => {
+            write!(
+                out,
+                "{{\"type\":\"import\",\"pid\":{pid},\"tid\":{tid},\"ts_ns\":{},\"module\":",
+                f.start_ns
+            )?;
+            json_str(out, &f.module)?;
+            write!(
+                out,
+                ",\"found\":{},\"depth\":{},\"parent\":",
+                f.found, f.depth
+            )?;
+            match &f.parent {
+                Some(p) => json_str(out, p)?,
+                None => out.write_all(b"null")?,
+            }
+            writeln!(
+                out,
+                ",\"self_ns\":{},\"cumulative_ns\":{}}}",
+                f.self_ns, f.cumulative_ns
+            )
+        }
+    }
+}
+
+/// Runs `pytap imports`.
+pub fn run(request: &ImportsRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let markers: BTreeSet<Marker> =
+        [Marker::ImportFindLoadStart, Marker::ImportFindLoadDone].into();
+    if request.stream.attach.dump_bpf {
+        common::stream(
+            &request.stream,
+            &markers,
+            true,
+            None,
+            &mut common::Discard,
+            out,
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    if request.format == Format::Text {
+        writeln!(
+            out,
+            "      TIME(s)      PID      TID     SELF(us) | CUMULATIVE(us) | MODULE"
+        )?;
+    }
+    let mut view = ImportsView {
+        format: request.format,
+        out,
+        clock: Clock::default(),
+        strings: Strings::default(),
+        tree: ImportTree::default(),
+    };
+    let outcome = common::stream(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut view,
+        &mut io::sink(),
+    )?;
+    view.out.flush()?;
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_imports_have_self_and_cumulative_time() {
+        let mut t = ImportTree::default();
+        t.start(1, "json".into(), 0);
+        t.start(1, "json.decoder".into(), 10);
+        t.start(1, "re".into(), 12);
+        let re = t.done(1, "re", true, 20).unwrap();
+        assert_eq!(
+            (re.depth, re.parent.as_deref(), re.cumulative_ns, re.self_ns),
+            (2, Some("json.decoder"), 8, 8)
+        );
+        let dec = t.done(1, "json.decoder", true, 30).unwrap();
+        assert_eq!((dec.depth, dec.cumulative_ns, dec.self_ns), (1, 20, 12));
+        t.start(1, "nope".into(), 31);
+        let nope = t.done(1, "nope", false, 32).unwrap();
+        assert!(!nope.found);
+        let json = t.done(1, "json", true, 40).unwrap();
+        assert_eq!(
+            (json.depth, json.parent, json.cumulative_ns, json.self_ns),
+            (0, None, 40, 19)
+        );
+        assert_eq!(t.done(1, "json", true, 50), None);
+        assert_eq!(t.unmatched, 1);
+    }
+}

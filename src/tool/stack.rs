@@ -1,0 +1,189 @@
+//! Per-thread call stacks rebuilt from function entries and returns, with
+//! the repairs CPython's markers need (pure: no I/O).
+//!
+//! Entries and returns do not always pair up (see `pytap info`): on 3.15 a
+//! generator's creation fires an entry that never returns and the
+//! `__init__` shim frame returns without an entry; an interpreter attached
+//! mid-run returns from frames entered before the probes were there. So a
+//! return is matched against the innermost frame of the same function, not
+//! blindly against the top:
+//!
+//! - the top frame is that function: pop it;
+//! - a deeper frame is: the frames above it never returned (orphans, such as
+//!   3.15's generator creations); they are dropped with it, and counted;
+//! - no frame is: the return has no entry (3.15's shim, or a frame entered
+//!   before attaching); it is ignored, and counted.
+//!
+//! Depths therefore never drift past the next return of an enclosing frame.
+
+use std::collections::HashMap;
+
+/// A function as the markers name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FuncId {
+    /// File name.
+    pub filename: String,
+    /// Function name.
+    pub funcname: String,
+}
+
+/// A frame on a thread's stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The function.
+    pub func: FuncId,
+    /// Line of the entry (the `def` line).
+    pub line: i32,
+    /// When it was entered.
+    pub entered_ns: u64,
+    /// Time spent in callees that returned (for self time).
+    pub child_ns: u64,
+}
+
+/// What a return did to the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Returned {
+    /// It matched `frame`, which was at `depth` (0 = outermost); `orphans`
+    /// frames above it were dropped.
+    Matched {
+        /// The frame that returned.
+        frame: Frame,
+        /// Its depth.
+        depth: usize,
+        /// Frames above it that never returned.
+        orphans: usize,
+    },
+    /// No frame of this function was on the stack.
+    Unmatched,
+}
+
+/// Call stacks of every thread (keyed by tid).
+#[derive(Debug, Default)]
+pub struct Stacks {
+    threads: HashMap<u32, Vec<Frame>>,
+    /// Returns that matched no entry.
+    pub unmatched_returns: u64,
+    /// Entries dropped because an outer frame returned first.
+    pub orphan_entries: u64,
+}
+
+impl Stacks {
+    /// Pushes an entry; returns its depth (0 = outermost).
+    pub fn enter(&mut self, tid: u32, func: FuncId, line: i32, ts_ns: u64) -> usize {
+        let stack = self.threads.entry(tid).or_default();
+        stack.push(Frame {
+            func,
+            line,
+            entered_ns: ts_ns,
+            child_ns: 0,
+        });
+        stack.len() - 1
+    }
+
+    /// Matches a return (see the module docs). The caller's `child_ns`
+    /// grows by the returned frame's duration.
+    pub fn ret(&mut self, tid: u32, func: &FuncId, ts_ns: u64) -> Returned {
+        let Some(stack) = self.threads.get_mut(&tid) else {
+            self.unmatched_returns += 1;
+            return Returned::Unmatched;
+        };
+        let Some(depth) = stack.iter().rposition(|f| f.func == *func) else {
+            self.unmatched_returns += 1;
+            return Returned::Unmatched;
+        };
+        let orphans = stack.len() - 1 - depth;
+        stack.truncate(depth + 1);
+        let frame = stack.pop().expect("depth is within the stack");
+        self.orphan_entries += orphans as u64;
+        if let Some(parent) = stack.last_mut() {
+            parent.child_ns += ts_ns.saturating_sub(frame.entered_ns);
+        }
+        Returned::Matched {
+            frame,
+            depth,
+            orphans,
+        }
+    }
+
+    /// The current depth of a thread (frames on its stack).
+    pub fn depth(&self, tid: u32) -> usize {
+        self.threads.get(&tid).map_or(0, Vec::len)
+    }
+
+    /// The frames of a thread, outermost first.
+    pub fn frames(&self, tid: u32) -> &[Frame] {
+        self.threads.get(&tid).map_or(&[], Vec::as_slice)
+    }
+
+    /// Forgets a thread (its process exited).
+    pub fn forget(&mut self, tid: u32) {
+        self.threads.remove(&tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> FuncId {
+        FuncId {
+            filename: "t.py".into(),
+            funcname: name.into(),
+        }
+    }
+
+    fn depth_of(r: &Returned) -> Option<(usize, usize)> {
+        match r {
+            Returned::Matched { depth, orphans, .. } => Some((*depth, *orphans)),
+            Returned::Unmatched => None,
+        }
+    }
+
+    #[test]
+    fn balanced_calls_and_threads() {
+        let mut s = Stacks::default();
+        assert_eq!(s.enter(1, f("main"), 1, 0), 0);
+        assert_eq!(s.enter(2, f("worker"), 5, 1), 0);
+        assert_eq!(s.enter(1, f("leaf"), 3, 10), 1);
+        assert_eq!(depth_of(&s.ret(1, &f("leaf"), 15)), Some((1, 0)));
+        assert_eq!(s.frames(1)[0].child_ns, 5);
+        assert_eq!(depth_of(&s.ret(2, &f("worker"), 20)), Some((0, 0)));
+        assert_eq!(depth_of(&s.ret(1, &f("main"), 30)), Some((0, 0)));
+        assert_eq!((s.unmatched_returns, s.orphan_entries), (0, 0));
+    }
+
+    #[test]
+    fn recursion_pops_the_innermost_frame() {
+        let mut s = Stacks::default();
+        for d in 0..3 {
+            assert_eq!(s.enter(1, f("fib"), 1, d), d as usize);
+        }
+        for d in (0..3).rev() {
+            assert_eq!(depth_of(&s.ret(1, &f("fib"), 10)), Some((d, 0)));
+        }
+    }
+
+    #[test]
+    fn a_generator_creation_entry_is_dropped_at_the_callers_return() {
+        // 3.15: `g = gen()` fires an entry that never returns.
+        let mut s = Stacks::default();
+        s.enter(1, f("main"), 1, 0);
+        s.enter(1, f("gen"), 5, 1); // creation
+        s.enter(1, f("gen"), 5, 2); // first resume
+        assert_eq!(depth_of(&s.ret(1, &f("gen"), 3)), Some((2, 0)));
+        assert_eq!(depth_of(&s.ret(1, &f("main"), 9)), Some((0, 1)));
+        assert_eq!(s.orphan_entries, 1);
+        assert_eq!(s.depth(1), 0);
+    }
+
+    #[test]
+    fn a_return_without_entry_is_ignored() {
+        // 3.15's `__init__` shim frame.
+        let mut s = Stacks::default();
+        s.enter(1, f("main"), 1, 0);
+        assert_eq!(s.ret(1, &f("__init__"), 1), Returned::Unmatched);
+        assert_eq!(s.ret(7, &f("x"), 1), Returned::Unmatched);
+        assert_eq!(s.unmatched_returns, 2);
+        assert_eq!(s.depth(1), 1);
+    }
+}

@@ -1,0 +1,333 @@
+//! The built-in tools (flow, gc, imports, audit) on real interpreters:
+//! exact depths, pauses paired per generation, import trees, filtered
+//! audit events, in text and JSON Lines.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Run, fixture, pytap, require_kernel, scratch, system_python};
+use crate::kernel::trace::{expected_main, expected_worker, script};
+
+/// Runs a tool with `--format jsonl -o FILE`; returns the JSON lines and the run.
+fn tool_jsonl(tool: &str, args: &[&str]) -> (Vec<Value>, Run) {
+    let out = scratch(&format!("tool-{tool}")).join("out.jsonl");
+    let mut all = vec![tool, "--format", "jsonl", "-o", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let run = pytap(&all);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
+        .collect();
+    (lines, run)
+}
+
+/// Depth of each entry/return of an expected `E:f:l R:f:l` sequence.
+fn with_depths(seq: &[String]) -> Vec<String> {
+    let mut depth = 0usize;
+    seq.iter()
+        .map(|s| {
+            if s.starts_with('E') {
+                depth += 1;
+                format!("{s}@{}", depth - 1)
+            } else {
+                depth -= 1;
+                format!("{s}@{depth}")
+            }
+        })
+        .collect()
+}
+
+/// Flow lines of calls.py per thread (first-appearance order), depths
+/// rebased to the thread's first calls.py line.
+fn flow_of_calls(lines: &[Value]) -> Vec<Vec<String>> {
+    let file = script("calls.py");
+    let mut order = Vec::new();
+    let mut threads: BTreeMap<u64, Vec<(String, i64)>> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l["filename"] == file.as_str()) {
+        let tid = l["tid"].as_u64().unwrap();
+        if !threads.contains_key(&tid) {
+            order.push(tid);
+        }
+        let kind = if l["type"] == "entry" { "E" } else { "R" };
+        threads.entry(tid).or_default().push((
+            format!("{kind}:{}:{}", l["funcname"].as_str().unwrap(), l["lineno"]),
+            l["depth"].as_i64().unwrap(),
+        ));
+    }
+    order
+        .into_iter()
+        .map(|tid| {
+            let seq = &threads[&tid];
+            let base = seq[0].1;
+            seq.iter()
+                .map(|(s, d)| format!("{s}@{}", d - base))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn flow_depths_are_exact_on_3_9_and_3_11() {
+    require_kernel();
+    let gen9 =
+        "E:gen:22 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24";
+    let gen11 =
+        "E:gen:22 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:23";
+    let cases = [
+        (
+            fixture("3.9").binary.clone(),
+            expected_main(3, 38, gen9, true),
+        ),
+        (
+            fixture("3.11").binary.clone(),
+            expected_main(0, 38, gen11, true),
+        ),
+        (system_python(), expected_main(0, 38, gen11, true)),
+    ];
+    for (python, main) in cases {
+        let py = python.display().to_string();
+        let (lines, run) = tool_jsonl("flow", &["--", &py, &script("calls.py")]);
+        run.ok();
+        let threads = flow_of_calls(&lines);
+        assert_eq!(threads.len(), 2, "{py}: {threads:?}");
+        // Exceptions unwind (raiser returns, then catcher), threads interleave.
+        assert_eq!(threads[0], with_depths(&main), "{py}: main thread");
+        assert_eq!(threads[1], with_depths(&expected_worker()), "{py}: worker");
+        assert!(
+            !run.stderr.contains("returns without an entry"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn flow_on_3_15_hides_the_shim_and_recovers_from_generator_creation() {
+    require_kernel();
+    let py = fixture("3.15").binary.display().to_string();
+    let (lines, run) = tool_jsonl("flow", &["--", &py, &script("calls.py")]);
+    run.ok();
+    // The `__init__` shim's returns are not shown.
+    assert!(!lines.iter().any(|l| l["filename"] == "__init__"));
+    assert!(
+        run.stderr.contains("returns without an entry not shown"),
+        "{}",
+        run.stderr
+    );
+    let threads = flow_of_calls(&lines);
+    // The worker has no generator: exact.
+    assert_eq!(threads[1], with_depths(&expected_worker()));
+    // main's and <module>'s returns close what generator creation left open.
+    let main = &threads[0];
+    assert_eq!(main.first().unwrap(), "E:<module>:0@0");
+    assert_eq!(main.last().unwrap(), "R:<module>:61@0");
+    assert_eq!(main[main.len() - 2], "R:main:58@1");
+    // Before the generator, depths are exact.
+    let expected = with_depths(&expected_main(0, -1, "", false));
+    let before_gen = main.iter().position(|l| l.starts_with("E:gen")).unwrap();
+    assert_eq!(main[..before_gen], expected[..before_gen]);
+}
+
+#[test]
+fn flow_text_styles_and_within() {
+    require_kernel();
+    let py = fixture("3.9").binary.display().to_string();
+    let calls = script("calls.py");
+    let run = pytap(&["flow", "--within", "catcher", "--", &py, &calls]);
+    let tid_of = |line: &str| line.split(['(', ')']).nth(1).unwrap().to_string();
+    let lines: Vec<&str> = run.ok().lines().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let tid = tid_of(lines[0]);
+    let body: Vec<String> = lines
+        .iter()
+        .map(|l| l.split_once("):").unwrap().1.to_string())
+        .collect();
+    assert_eq!(
+        body,
+        [
+            format!(" => catcher in {calls}:31"),
+            format!("  => raiser in {calls}:27"),
+            format!("  <= raiser in {calls}:28"),
+            format!(" <= catcher in {calls}:35"),
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!("python3.9({tid}):")))
+    );
+    // DTrace style: timestamp, probe name right-aligned to 15, basename.
+    let run = pytap(&[
+        "flow", "--style", "dtrace", "--within", "raiser", "--", &py, &calls,
+    ]);
+    let lines: Vec<Vec<&str>> = run.ok().lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0][1], " function-entry:calls.py:raiser:27");
+    assert_eq!(lines[1][1], "function-return:calls.py:raiser:28");
+    assert!(lines[0][0].parse::<u64>().unwrap() < lines[1][0].parse::<u64>().unwrap());
+    // --max-depth and --filter keep true depths.
+    let (lines, run) = tool_jsonl("flow", &["--filter", "*/calls.py:leaf", "--", &py, &calls]);
+    run.ok();
+    let depths: Vec<i64> = lines.iter().map(|l| l["depth"].as_i64().unwrap()).collect();
+    assert_eq!(lines.len(), 2 * 5, "3 leafs in main, 2 in the worker");
+    assert!(lines.iter().all(|l| l["funcname"] == "leaf"));
+    // <module> 0, main 1, outer 2, middle 3, leaf 4.
+    assert_eq!(&depths[..6], [4, 4, 4, 4, 4, 4]);
+}
+
+#[test]
+fn flow_names_what_a_version_cannot_give() {
+    require_kernel();
+    let py = fixture("3.13").binary.display().to_string();
+    let run = pytap(&["flow", "--", &py, "-c", "pass"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("3.13"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn gc_pairs_collections_per_generation_on_every_version() {
+    require_kernel();
+    for v in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
+        let py = fixture(v).binary.display().to_string();
+        let (lines, run) = tool_jsonl("gc", &["--", &py, &script("gcwork.py")]);
+        run.ok();
+        let collections: Vec<&Value> = lines.iter().filter(|l| l["type"] == "collection").collect();
+        // gcwork.py's four explicit collections of 10 cycles each, in order.
+        let tens: Vec<i64> = collections
+            .iter()
+            .filter(|c| c["collected"] == 10)
+            .map(|c| c["generation"].as_i64().unwrap())
+            .collect();
+        assert_eq!(tens, [0, 1, 2, 2], "{v}");
+        assert!(
+            collections
+                .iter()
+                .all(|c| c["pause_ns"].as_u64().unwrap() > 0),
+            "{v}"
+        );
+        // The summary adds up the collections.
+        for summary in lines.iter().filter(|l| l["type"] == "generation") {
+            let g = &summary["generation"];
+            let of_gen: Vec<&&Value> = collections
+                .iter()
+                .filter(|c| c["generation"] == *g)
+                .collect();
+            assert_eq!(summary["collections"], json!(of_gen.len()), "{v}");
+            let total: u64 = of_gen.iter().map(|c| c["pause_ns"].as_u64().unwrap()).sum();
+            assert_eq!(summary["total_ns"], json!(total), "{v}");
+            let hist: u64 = summary["histogram"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["count"].as_u64().unwrap())
+                .sum();
+            assert_eq!(hist, of_gen.len() as u64, "{v}");
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["type"] == "generation" && l["generation"] == 2),
+            "{v}"
+        );
+    }
+    // Text: a line per collection, then the summary table and histograms.
+    let py = fixture("3.11").binary.display().to_string();
+    let run = pytap(&["gc", "--", &py, &script("gcwork.py")]);
+    let text = run.ok();
+    assert!(
+        text.starts_with("      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nGEN  COLLECTIONS"), "{text}");
+    assert!(text.contains("pauses of generation 2 (us):"), "{text}");
+}
+
+#[test]
+fn imports_form_a_tree_with_self_and_cumulative_time() {
+    require_kernel();
+    for v in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
+        let py = fixture(v).binary.display().to_string();
+        let (lines, run) = tool_jsonl("imports", &["--", &py, &script("imports.py")]);
+        run.ok();
+        let find = |m: &str| {
+            lines
+                .iter()
+                .find(|l| l["module"] == m)
+                .unwrap_or_else(|| panic!("{v}: no {m}"))
+        };
+        let json = find("json");
+        assert_eq!(
+            (
+                json["found"].clone(),
+                json["depth"].clone(),
+                json["parent"].clone()
+            ),
+            (json!(true), json!(0), Value::Null),
+            "{v}"
+        );
+        let missing = find("no_such_module_xyz");
+        assert_eq!(
+            (missing["found"].clone(), missing["depth"].clone()),
+            (json!(false), json!(0)),
+            "{v}"
+        );
+        // json.decoder is imported while json is, one level down.
+        let decoder = find("json.decoder");
+        assert_eq!(
+            (decoder["parent"].clone(), decoder["depth"].clone()),
+            (json!("json"), json!(1)),
+            "{v}"
+        );
+        // Children finish first; self time excludes them.
+        let pos = |m: &str| lines.iter().position(|l| l["module"] == m).unwrap();
+        assert!(pos("json.decoder") < pos("json"), "{v}");
+        let children: u64 = lines
+            .iter()
+            .filter(|l| l["parent"] == "json")
+            .map(|l| l["cumulative_ns"].as_u64().unwrap())
+            .sum();
+        let cum = json["cumulative_ns"].as_u64().unwrap();
+        assert_eq!(json["self_ns"].as_u64().unwrap(), cum - children, "{v}");
+    }
+}
+
+#[test]
+fn audit_filters_by_glob_and_decodes_arguments() {
+    require_kernel();
+    for v in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
+        let py = fixture(v).binary.display().to_string();
+        let run = pytap(&[
+            "audit",
+            "-e",
+            "x.*,pytap.none",
+            "--",
+            &py,
+            &script("audit.py"),
+        ]);
+        let text = run.ok();
+        let events: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split("  ").last().unwrap())
+            .collect();
+        assert_eq!(
+            events,
+            ["x.y(1, 'a', b'b', None, (2, 3.5))", "pytap.none()"],
+            "{v}: {text}"
+        );
+        let (lines, run) = tool_jsonl(
+            "audit",
+            &["-e", "pytap.more", "--", &py, &script("audit.py")],
+        );
+        run.ok();
+        assert_eq!(lines.len(), 1, "{v}");
+        assert_eq!(
+            lines[0]["args"],
+            json!([1, 2, 3, 4, 5, 6, 7, 8, {"more": 2}]),
+            "{v}"
+        );
+    }
+}
