@@ -263,7 +263,8 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
             .iter()
             .filter(|s| executable.is_none_or(|x| s.executable == x))
             .find(|s| s.contains(vaddr))
-            .map(|s| vaddr - s.vaddr + s.offset)
+            // A hostile header can put the offset near u64::MAX.
+            .and_then(|s| (vaddr - s.vaddr).checked_add(s.offset))
     }
 
     /// Reads `len` bytes at a virtual address, if they are in the file
@@ -274,7 +275,7 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
         if rel.checked_add(len)? > seg.filesz {
             return None;
         }
-        self.data.read_bytes_at(seg.offset + rel, len).ok()
+        self.data.read_bytes_at(seg.offset.checked_add(rel)?, len).ok()
     }
 
     /// Reads a NUL-terminated string at a virtual address (without the NUL),
@@ -284,8 +285,8 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
         let seg = self.loads.iter().find(|s| s.contains(vaddr))?;
         let rel = vaddr - seg.vaddr;
         let available = seg.filesz.checked_sub(rel)?;
-        let start = seg.offset + rel;
-        let end = start + available.min(max);
+        let start = seg.offset.checked_add(rel)?;
+        let end = start.checked_add(available.min(max))?;
         self.data.read_bytes_at_until(start..end, 0).ok()
     }
 

@@ -431,3 +431,27 @@ fn hostile_headers_are_errors() {
         Err(ElfError::Malformed(_))
     ));
 }
+
+#[test]
+fn segment_offsets_near_the_top_of_u64_do_not_overflow() {
+    // Found by the elf_image fuzz target: a PT_LOAD whose p_offset is close
+    // to u64::MAX made vaddr → offset arithmetic overflow.
+    let mut bytes = build(
+        ET_EXEC,
+        &[Load {
+            vaddr: 0x400000,
+            offset: 0,
+            size: 0x1000,
+            flags: PF_R | PF_X,
+        }],
+        &[],
+    );
+    let p_offset = 64 + 8;
+    bytes[p_offset..p_offset + 8].copy_from_slice(&(u64::MAX - 0x10).to_le_bytes());
+    let Ok(image) = ElfImage::parse(&bytes[..]) else {
+        return; // Rejecting the file outright is fine too.
+    };
+    assert_eq!(image.file_offset(0x400100, None), None);
+    assert_eq!(image.read_at_vaddr(0x400100, 4), None);
+    assert_eq!(image.cstr_at_vaddr(0x400100, 16), None);
+}
