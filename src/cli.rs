@@ -127,6 +127,88 @@ Examples:
 Arguments are decoded from the target's memory without running code in it
 (str, bytes, int, float, None, bool, nested tuples; other objects by type).")]
     Audit(AuditArgs),
+    /// The most entered functions every interval, counted in the kernel
+    #[command(after_help = "\
+Examples:
+  pytap top -p 1234                  # live full-screen view: s sort, p pause, q quit
+  pytap top --all --plain --interval 5
+  pytap top -n 0 --format jsonl -c 'python3.11 app.py'
+
+The HOWTO's top: every interval the functions entered most, with PID,
+FILENAME, LINE (the def line), FUNCTION and CALLS, across one process or all.
+Calls are counted in the kernel (one map update per call, no event per
+call), names are sent once per function. When stdout is a terminal the view
+is live and full-screen; otherwise, or with --plain, a table per interval.
+When the target exits the last partial interval is shown too. Counts
+function__entry (3.11 is armed automatically; 3.12-3.14 have no function
+markers).")]
+    Top(TopArgs),
+    /// Per function: calls, total, self and mean time, p50/p99, histograms
+    #[command(after_help = "\
+Examples:
+  pytap calls -c 'python3.11 app.py'
+  pytap calls -p 1234 --duration 10 --sort self -n 30
+  pytap calls --hist --format jsonl -- python3.11 app.py
+
+Collects until the target exits, Ctrl-C or --duration, then prints one row
+per function (file, name, def line). Calls are counted exactly; TOTAL is
+inclusive time counted once per outermost activation (recursion is not
+summed per level), SELF excludes callees, MEAN/P50/P99 are per call
+(percentiles within 1.6 %). Calls are counted in the kernel and entries and
+returns cross as small records without strings.")]
+    Calls(CallsArgs),
+}
+
+/// `pytap calls`.
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Sort by this column
+    #[arg(short, long, value_enum, default_value = "total")]
+    pub sort: crate::tool::calls::CallsSort,
+    /// Functions shown (0: all)
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// A log2 histogram of call durations per function
+    #[arg(long)]
+    pub hist: bool,
+    /// Distinct functions the kernel can count (calls of more still stream whole)
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_functions: u32,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `pytap top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Seconds between views
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub interval: f64,
+    /// Functions per view (0: all)
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Plain tables even on a terminal
+    #[arg(long)]
+    pub plain: bool,
+    /// Distinct functions the kernel can count (calls of more are reported as not counted)
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_functions: u32,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// Output settings of the tracing tools.

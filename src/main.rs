@@ -8,7 +8,7 @@ use clap::Parser;
 use pytap::cli::OutputArgs;
 use pytap::cli::{Cli, Command};
 use pytap::error::ExitCode;
-use pytap::tool::{args, audit, flow, gc, imports, info, list, trace};
+use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, top, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -91,6 +91,40 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 events: audit::event_globs(&a.events)?,
             };
             return tool_output(&a.output, out, |w| audit::run(&request, w));
+        }
+        Command::Top(a) => {
+            if !(a.interval > 0.0 && a.interval <= 3600.0) {
+                anyhow::bail!("--interval must be between 0 and 3600 seconds");
+            }
+            if a.max_functions == 0 {
+                anyhow::bail!("--max-functions must be at least 1");
+            }
+            let request = top::TopRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+                interval: std::time::Duration::from_secs_f64(a.interval),
+                limit: a.limit,
+                max_functions: a.max_functions,
+                live: !a.plain
+                    && a.output.format == pytap::output::event::Format::Text
+                    && a.output.output.is_none()
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            };
+            return tool_output(&a.output, out, |w| top::run(&request, w));
+        }
+        Command::Calls(a) => {
+            if a.max_functions == 0 {
+                anyhow::bail!("--max-functions must be at least 1");
+            }
+            let request = calls::CallsRequest {
+                stream: args::stream_options(&a.target, &a.engine)?,
+                format: a.output.format,
+                sort: a.sort,
+                limit: a.limit,
+                hist: a.hist,
+                max_functions: a.max_functions,
+            };
+            return tool_output(&a.output, out, |w| calls::run(&request, w));
         }
     }
     Ok(ExitCode::Ok)

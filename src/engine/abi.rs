@@ -142,6 +142,47 @@ pub const FLAG_TRUNCATED_0: u16 = 1;
 /// `EventHeader.flags`: the second string was truncated.
 pub const FLAG_TRUNCATED_1: u16 = 2;
 
+/// `EventHeader.flags`: a *lean* function record: the fixed part only, no
+/// strings. Sent by tools that learn each function's names once (from a
+/// full record at its first call, see [`CallKey`]) and then only need the
+/// pointers, which identify the function.
+pub const FLAG_LEAN: u16 = 4;
+
+/// What identifies a function in the kernel-side maps of the aggregating
+/// tools (`pytap top`, `pytap calls`): the process, the marker's line
+/// number and the two string pointers the marker passed. The pointers point
+/// into the code object's `str` objects, so they are stable while the
+/// function exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(C)]
+pub struct CallKey {
+    /// Process id.
+    pub pid: u32,
+    /// Line number from the marker.
+    pub lineno: i32,
+    /// `filename` pointer.
+    pub filename_ptr: u64,
+    /// `funcname` pointer.
+    pub funcname_ptr: u64,
+}
+
+impl CallKey {
+    /// Size in bytes (the map's key size).
+    pub const SIZE: usize = size_of::<CallKey>();
+
+    /// Reads a key from map bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<CallKey> {
+        let b: &[u8; 24] = b.get(..24)?.try_into().ok()?;
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        Some(CallKey {
+            pid: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            lineno: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            filename_ptr: u64_at(8),
+            funcname_ptr: u64_at(16),
+        })
+    }
+}
+
 /// The start of every record.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
@@ -316,8 +357,10 @@ pub mod off {
 pub const COUNTER_LOST: u32 = 0;
 /// Index of the per-CPU counter of events the probes saw (every reserve attempt).
 pub const COUNTER_SEEN: u32 = 1;
+/// Index of the per-CPU counter of calls a full count map could not take.
+pub const COUNTER_UNCOUNTED: u32 = 2;
 /// Number of per-CPU counters.
-pub const COUNTERS: u32 = 2;
+pub const COUNTERS: u32 = 3;
 
 /// Value size of the per-CPU staging buffer packed records are built in:
 /// an 8-byte busy count (a probe preempted by another on the same CPU must
@@ -370,5 +413,14 @@ mod tests {
             assert_eq!(EventKind::of(kind.marker()), kind);
         }
         assert!(size_of::<AuditEvent>() < 16 * 1024);
+        assert_eq!(CallKey::SIZE, 24);
+        assert_eq!(
+            (
+                offset_of!(CallKey, lineno),
+                offset_of!(CallKey, filename_ptr),
+                offset_of!(CallKey, funcname_ptr)
+            ),
+            (4, 8, 16)
+        );
     }
 }

@@ -171,6 +171,16 @@ pub trait Consumer {
     fn recovered(&self) -> u64 {
         0
     }
+
+    /// Called once when the run ends, after the last events and tick.
+    fn finish(&mut self, _session: &Session) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the consumer wants the run to end (a live view's `q`).
+    fn wants_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Loop settings.
@@ -194,6 +204,8 @@ pub enum End {
     Signal(i32),
     /// `--duration` elapsed.
     Duration,
+    /// The user quit a live view.
+    Quit,
     /// A followed process executed a program that is not the traced Python.
     Exec {
         /// The process.
@@ -315,6 +327,9 @@ pub fn run(
         if let Some(at) = next_tick.filter(|at| now >= *at) {
             next_tick = options.tick.map(|t| at + t);
             consumer.tick(&attached.session)?;
+            if consumer.wants_stop() {
+                end.get_or_insert(End::Quit);
+            }
         }
         if end.is_none() && deadline.is_some_and(|d| now >= d) {
             end = Some(End::Duration);
@@ -336,6 +351,7 @@ pub fn run(
     if options.tick.is_some() {
         consumer.tick(&attached.session)?;
     }
+    consumer.finish(&attached.session)?;
     Ok(Outcome {
         events: stats.events,
         lost: attached.session.lost(),

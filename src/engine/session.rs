@@ -236,7 +236,18 @@ impl Session {
 
     /// Records the ring buffer had no room for, over all CPUs.
     pub fn lost(&self) -> u64 {
-        read_counter(&self.maps[self.counters], abi::COUNTER_LOST)
+        self.counter(abi::COUNTER_LOST)
+    }
+
+    /// A per-CPU counter (`abi::COUNTER_*`), summed over CPUs.
+    pub fn counter(&self, index: u32) -> u64 {
+        read_counter(&self.maps[self.counters], index)
+    }
+
+    /// A map of the plan, by name.
+    pub fn map_named(&self, name: &str) -> Option<&Map> {
+        let i = self.plan.maps.specs().iter().position(|s| s.name == name)?;
+        self.maps.get(i)
     }
 
     /// The marker of a site (the `site` field of an event header).

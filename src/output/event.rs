@@ -89,6 +89,26 @@ impl Strings {
     }
 }
 
+/// A header line written just before a tool's first line, or at the end if
+/// none came: never before the attach succeeded, so an error stays one line.
+#[derive(Debug, Default)]
+pub struct PendingHeader(Option<&'static str>);
+
+impl PendingHeader {
+    /// A header (with its newline), or none.
+    pub fn new(header: Option<&'static str>) -> PendingHeader {
+        PendingHeader(header)
+    }
+
+    /// Writes the header if it has not been written yet.
+    pub fn write(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        match self.0.take() {
+            Some(h) => out.write_all(h.as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Seconds since the first event a tool saw (its time column).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Clock {

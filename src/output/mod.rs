@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod hist;
+pub mod quantile;
 pub mod table;
 
 pub use table::{Align, Table, hex};

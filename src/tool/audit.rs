@@ -13,7 +13,9 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
-use crate::output::event::{Clock, EventWriter, Format, Strings, args_repr, layout_of};
+use crate::output::event::{
+    Clock, EventWriter, Format, PendingHeader, Strings, args_repr, layout_of,
+};
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap audit` run.
@@ -45,6 +47,7 @@ pub fn event_globs(values: &[String]) -> Result<Vec<Pattern>> {
 
 struct AuditView<'a> {
     events: &'a [Pattern],
+    header: PendingHeader,
     out: &'a mut dyn Write,
     clock: Clock,
     strings: Strings,
@@ -60,6 +63,7 @@ impl Consumer for AuditView<'_> {
         if !self.events.is_empty() && !self.events.iter().any(|p| p.matches(&name)) {
             return Ok(());
         }
+        self.header.write(self.out)?;
         if let Some(writer) = &mut self.json {
             writer.write(self.out, event, session)?;
             return Ok(());
@@ -82,6 +86,11 @@ impl Consumer for AuditView<'_> {
     fn recovered(&self) -> u64 {
         self.strings.recovery.recovered + self.json.as_ref().map_or(0, |w| w.recovery.recovered)
     }
+
+    fn finish(&mut self, _: &Session) -> Result<()> {
+        self.header.write(self.out)?;
+        Ok(())
+    }
 }
 
 /// Runs `pytap audit`.
@@ -98,11 +107,12 @@ pub fn run(request: &AuditRequest, out: &mut dyn Write) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
-    if request.format == Format::Text {
-        writeln!(out, "      TIME(s)      PID      TID  EVENT(ARGS)")?;
-    }
     let mut view = AuditView {
         events: &request.events,
+        header: PendingHeader::new(
+            (request.format == Format::Text)
+                .then_some("      TIME(s)      PID      TID  EVENT(ARGS)\n"),
+        ),
         out,
         clock: Clock::default(),
         strings: Strings::default(),

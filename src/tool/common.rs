@@ -209,17 +209,39 @@ pub fn stream(
     consumer: &mut dyn run::Consumer,
     out: &mut dyn Write,
 ) -> Result<Option<Outcome>> {
-    let mut make_handler = |_: &mut _, maps| FullRecords {
+    let mut make_handler = |_: &mut MapTable, maps| FullRecords {
         maps,
         markers: markers.clone(),
     };
+    stream_with(
+        options,
+        markers,
+        strict,
+        tick,
+        &mut make_handler,
+        consumer,
+        out,
+    )
+}
+
+/// [`stream`] with the tool's own handler (and maps, which the handler adds
+/// to the table; the consumer finds them in the session by name).
+pub fn stream_with<H: Handler>(
+    options: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+    strict: bool,
+    tick: Option<Duration>,
+    make_handler: &mut MakeHandler<'_, H>,
+    consumer: &mut dyn run::Consumer,
+    out: &mut dyn Write,
+) -> Result<Option<Outcome>> {
     if options.attach.dump_bpf {
         dump_bpf(
             &options.target,
             markers,
             strict,
             &options.attach,
-            &mut make_handler,
+            make_handler,
             out,
         )?;
         return Ok(None);
@@ -230,7 +252,7 @@ pub fn stream(
         markers,
         strict,
         &options.attach,
-        &mut make_handler,
+        make_handler,
     )?;
     let loop_options = run::LoopOptions {
         tick,
@@ -238,6 +260,12 @@ pub fn stream(
     };
     let outcome = run::run(&mut attached, &signals, consumer, &loop_options)?;
     report(&attached, &outcome, consumer.recovered());
+    let uncounted = attached.session.counter(abi::COUNTER_UNCOUNTED);
+    if uncounted > 0 {
+        eprintln!(
+            "pytap: {uncounted} calls of functions beyond --max-functions were not counted in the kernel"
+        );
+    }
     Ok(Some(outcome))
 }
 
@@ -282,6 +310,7 @@ pub fn report(attached: &Attached, outcome: &Outcome, recovered: u64) {
         End::Exited { status: None } => eprintln!("pytap: the traced processes exited"),
         End::Signal(sig) => eprintln!("pytap: stopped by {}, probes detached", signal_name(*sig)),
         End::Duration => eprintln!("pytap: duration elapsed, probes detached"),
+        End::Quit => eprintln!("pytap: quit, probes detached"),
         End::Exec { pid, exe } => {
             eprintln!(
                 "pytap: process {pid} executed {exe}, which is not the traced Python; stopped"

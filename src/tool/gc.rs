@@ -12,7 +12,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
-use crate::output::event::{Clock, Format};
+use crate::output::event::{Clock, Format, PendingHeader};
 use crate::output::hist::Log2Hist;
 use crate::tool::common::{self, StreamOptions};
 
@@ -99,6 +99,7 @@ impl GcPairing {
 
 struct GcView<'a> {
     format: Format,
+    header: PendingHeader,
     out: &'a mut dyn Write,
     clock: Clock,
     pairing: GcPairing,
@@ -111,12 +112,18 @@ impl Consumer for GcView<'_> {
             Body::GcStart { generation } => self.pairing.start(h.tid, h.ts_ns, generation),
             Body::GcDone { collected } => {
                 if let Some(c) = self.pairing.done(h.pid, h.tid, h.ts_ns, collected) {
+                    self.header.write(self.out)?;
                     let secs = self.clock.secs(c.start_ns);
                     write_collection(self.out, self.format, &c, secs)?;
                 }
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Session) -> Result<()> {
+        self.header.write(self.out)?;
         Ok(())
     }
 }
@@ -213,14 +220,12 @@ pub fn run(request: &GcRequest, out: &mut dyn Write) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
-    if request.format == Format::Text {
-        writeln!(
-            out,
-            "      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED"
-        )?;
-    }
     let mut view = GcView {
         format: request.format,
+        header: PendingHeader::new(
+            (request.format == Format::Text)
+                .then_some("      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED\n"),
+        ),
         out,
         clock: Clock::default(),
         pairing: GcPairing::default(),

@@ -13,7 +13,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
-use crate::output::event::{Clock, Format, Strings, json_str};
+use crate::output::event::{Clock, Format, PendingHeader, Strings, json_str};
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap imports` run.
@@ -98,6 +98,7 @@ impl ImportTree {
 
 struct ImportsView<'a> {
     format: Format,
+    header: PendingHeader,
     out: &'a mut dyn Write,
     clock: Clock,
     strings: Strings,
@@ -116,6 +117,7 @@ impl Consumer for ImportsView<'_> {
             None => self.tree.start(h.tid, name, h.ts_ns),
             Some(found) => {
                 if let Some(f) = self.tree.done(h.tid, &name, *found, h.ts_ns) {
+                    self.header.write(self.out)?;
                     let secs = self.clock.secs(f.start_ns);
                     write_import(self.out, self.format, h.pid, h.tid, secs, &f)?;
                 }
@@ -126,6 +128,11 @@ impl Consumer for ImportsView<'_> {
 
     fn recovered(&self) -> u64 {
         self.strings.recovery.recovered
+    }
+
+    fn finish(&mut self, _: &Session) -> Result<()> {
+        self.header.write(self.out)?;
+        Ok(())
     }
 }
 
@@ -188,19 +195,17 @@ pub fn run(request: &ImportsRequest, out: &mut dyn Write) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
-    if request.format == Format::Text {
-        writeln!(
+    let mut view =
+        ImportsView {
+            format: request.format,
+            header: PendingHeader::new((request.format == Format::Text).then_some(
+                "      TIME(s)      PID      TID     SELF(us) | CUMULATIVE(us) | MODULE\n",
+            )),
             out,
-            "      TIME(s)      PID      TID     SELF(us) | CUMULATIVE(us) | MODULE"
-        )?;
-    }
-    let mut view = ImportsView {
-        format: request.format,
-        out,
-        clock: Clock::default(),
-        strings: Strings::default(),
-        tree: ImportTree::default(),
-    };
+            clock: Clock::default(),
+            strings: Strings::default(),
+            tree: ImportTree::default(),
+        };
     let outcome = common::stream(
         &request.stream,
         &markers,

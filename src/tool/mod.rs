@@ -4,11 +4,15 @@
 
 pub mod args;
 pub mod audit;
+pub mod calls;
 pub mod common;
 pub mod flow;
 pub mod gc;
 pub mod imports;
 pub mod info;
 pub mod list;
+pub mod names;
 pub mod stack;
+pub mod top;
+pub mod top_live;
 pub mod trace;

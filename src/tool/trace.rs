@@ -11,7 +11,7 @@ use crate::engine::decode::Event;
 use crate::engine::run::{self, Consumer, LoopOptions};
 use crate::engine::session::Session;
 use crate::error::ExitCode;
-use crate::output::event::{EventWriter, Format};
+use crate::output::event::{EventWriter, Format, PendingHeader};
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap trace` run.
@@ -29,12 +29,19 @@ pub struct TraceRequest {
 
 struct Stream<'a> {
     writer: EventWriter,
+    header: PendingHeader,
     out: &'a mut dyn Write,
 }
 
 impl Consumer for Stream<'_> {
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+        self.header.write(self.out)?;
         self.writer.write(self.out, event, session)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Session) -> Result<()> {
+        self.header.write(self.out)?;
         Ok(())
     }
 
@@ -64,10 +71,12 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         return run_empty(request, &markers, strict);
     }
     let writer = EventWriter::new(request.format);
-    if let Some(header) = writer.header() {
-        out.write_all(header.as_bytes())?;
-    }
-    let mut stream = Stream { writer, out };
+    let header = PendingHeader::new(writer.header());
+    let mut stream = Stream {
+        writer,
+        header,
+        out,
+    };
     let outcome = common::stream(
         &request.stream,
         &markers,

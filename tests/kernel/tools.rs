@@ -11,7 +11,10 @@ use crate::kernel::trace::{expected_main, expected_worker, script};
 
 /// Runs a tool with `--format jsonl -o FILE`; returns the JSON lines and the run.
 fn tool_jsonl(tool: &str, args: &[&str]) -> (Vec<Value>, Run) {
-    let out = scratch(&format!("tool-{tool}")).join("out.jsonl");
+    // Tests run in parallel: every run gets its own file.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = scratch(&format!("tool-{tool}-{n}")).join("out.jsonl");
     let mut all = vec![tool, "--format", "jsonl", "-o", out.to_str().unwrap()];
     all.extend_from_slice(args);
     let run = pytap(&all);
@@ -330,4 +333,283 @@ fn audit_filters_by_glob_and_decodes_arguments() {
             "{v}"
         );
     }
+}
+
+/// Calls of fib(n): 2 * fib(n + 1) - 1.
+fn fib_calls(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n + 1 {
+        (a, b) = (b, a + b);
+    }
+    2 * a - 1
+}
+
+#[test]
+fn top_counts_summed_over_intervals_are_exact() {
+    require_kernel();
+    for python in [
+        fixture("3.9").binary.clone(),
+        fixture("3.11").binary.clone(),
+        fixture("3.15").binary.clone(),
+    ] {
+        let py = python.display().to_string();
+        let elapsed = scratch("top").join("elapsed");
+        let (views, run) = tool_jsonl(
+            "top",
+            &[
+                "-n",
+                "0",
+                "--interval",
+                "0.1",
+                "--",
+                &py,
+                &script("fib.py"),
+                "23",
+                elapsed.to_str().unwrap(),
+            ],
+        );
+        run.ok();
+        assert!(
+            views.len() >= 2,
+            "{py}: several intervals expected, got {}",
+            views.len()
+        );
+        let fib: u64 = views
+            .iter()
+            .flat_map(|v| v["rows"].as_array().unwrap().iter())
+            .filter(|r| r["funcname"] == "fib" && r["filename"] == script("fib.py").as_str())
+            .map(|r| r["calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(fib, fib_calls(23), "{py}");
+        for v in &views {
+            let rows: u64 = v["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["calls"].as_u64().unwrap())
+                .sum();
+            assert_eq!(
+                v["calls"].as_u64().unwrap(),
+                rows,
+                "{py}: -n 0 shows every row"
+            );
+        }
+        // fib is defined at line 8.
+        assert!(
+            views
+                .iter()
+                .flat_map(|v| v["rows"].as_array().unwrap().iter())
+                .any(|r| r["funcname"] == "fib" && r["lineno"] == 8)
+        );
+    }
+}
+
+#[test]
+fn top_plain_text_has_the_howto_columns() {
+    require_kernel();
+    let py = fixture("3.15").binary.display().to_string();
+    let elapsed = scratch("top-text").join("elapsed");
+    let run = pytap(&[
+        "top",
+        "-n",
+        "3",
+        "--",
+        &py,
+        &script("fib.py"),
+        "18",
+        elapsed.to_str().unwrap(),
+    ]);
+    let text = run.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("--- interval 1 ("), "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["PID", "FILENAME", "LINE", "FUNCTION", "CALLS"]
+    );
+    let fib: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        fib[1..],
+        [
+            script("fib.py").as_str(),
+            "8",
+            "fib",
+            &fib_calls(18).to_string()
+        ],
+        "{text}"
+    );
+    assert_eq!(lines.len(), 5, "three rows: {text}");
+}
+
+#[test]
+fn calls_counts_are_exact_and_recursion_is_not_double_counted() {
+    require_kernel();
+    for v in ["3.9", "3.11", "3.15"] {
+        let py = fixture(v).binary.display().to_string();
+        let (rows, run) = tool_jsonl("calls", &["-n", "0", "--", &py, &script("calls.py")]);
+        run.ok();
+        let of = |name: &str| -> &Value {
+            rows.iter()
+                .find(|r| r["funcname"] == name && r["filename"] == script("calls.py").as_str())
+                .unwrap_or_else(|| panic!("{v}: no {name}"))
+        };
+        for (name, line, calls) in [
+            ("leaf", 7, 5),
+            ("middle", 11, 5),
+            ("outer", 15, 2),
+            ("keyf", 43, 3),
+            ("__init__", 39, 3),
+            ("catcher", 31, 1),
+            ("raiser", 27, 1),
+            ("worker", 47, 1),
+            ("main", 51, 1),
+        ] {
+            assert_eq!(
+                (of(name)["line"].as_i64(), of(name)["calls"].as_u64()),
+                (Some(line), Some(calls)),
+                "{v}: {name}"
+            );
+        }
+        // Every leaf is inside a middle: totals nest.
+        assert!(
+            of("leaf")["total_ns"].as_u64() < of("middle")["total_ns"].as_u64(),
+            "{v}"
+        );
+        let main = of("main");
+        assert!(main["self_ns"].as_u64() < main["total_ns"].as_u64(), "{v}");
+
+        let elapsed = scratch("calls-fib").join("elapsed");
+        let (rows, run) = tool_jsonl(
+            "calls",
+            &[
+                "-n",
+                "0",
+                "--hist",
+                "--",
+                &py,
+                &script("fib.py"),
+                "16",
+                elapsed.to_str().unwrap(),
+            ],
+        );
+        run.ok();
+        let fib = rows.iter().find(|r| r["funcname"] == "fib").unwrap();
+        let module = rows
+            .iter()
+            .find(|r| r["funcname"] == "<module>" && r["filename"] == script("fib.py").as_str())
+            .unwrap();
+        assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{v}");
+        let total = fib["total_ns"].as_u64().unwrap();
+        // Recursion: the total is fib(16)'s own duration, not the sum over levels.
+        assert!(total <= module["total_ns"].as_u64().unwrap(), "{v}");
+        assert!(
+            fib["mean_ns"].as_u64().unwrap() * fib_calls(16) > total,
+            "{v}: per-call durations nest"
+        );
+        assert_eq!(
+            fib["self_ns"], fib["total_ns"],
+            "{v}: all of fib's time is in fib"
+        );
+        let hist: u64 = fib["histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(hist, fib_calls(16), "{v}");
+    }
+}
+
+#[test]
+fn top_live_view_in_a_terminal_quits_and_restores_it() {
+    require_kernel();
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("tmux is needed for this test (apt-get install tmux): {e}"))
+    };
+    let py = fixture("3.15").binary.display().to_string();
+    let mut busy =
+        crate::harness::ChildGuard::spawn(std::process::Command::new(&py).arg(script("busy.py")));
+    busy.wait_for_line("ready", std::time::Duration::from_secs(20));
+    let pid = busy.pid();
+    let session = format!("pytap-top-{}", std::process::id());
+    let marker = scratch("top-live").join("done");
+    let _ = std::fs::remove_file(&marker);
+    let shell = format!(
+        "{} top -p {pid} --interval 0.2; echo $? > {m}.code; stty -a > {m}.stty; touch {m}; sleep 60",
+        crate::harness::pytap_bin().display(),
+        m = marker.display()
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &shell,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !screen().contains("busy.py") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live view:\n{}",
+            screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let view = screen();
+    assert!(view.contains("pytap top: interval"), "{view}");
+    assert!(view.contains("FUNCTION") && view.contains("tick"), "{view}");
+    tmux(&["send-keys", "-t", &session, "s"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !screen().contains("sorted by pid") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s did not re-sort:\n{}",
+            screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "q did not quit:\n{}",
+            screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let after = screen();
+    tmux(&["kill-session", "-t", &session]);
+    let code = std::fs::read_to_string(marker.with_extension("code")).unwrap();
+    let stty = std::fs::read_to_string(marker.with_extension("stty")).unwrap();
+    assert_eq!(code.trim(), "0");
+    // Cooked mode again: canonical input and echo on.
+    assert!(
+        stty.split_whitespace().any(|w| w == "icanon")
+            && stty.split_whitespace().any(|w| w == "echo"),
+        "{stty}"
+    );
+    // Back on the main screen, with the last view printed plainly.
+    assert!(!after.contains("[s]ort"), "{after}");
+    assert!(after.contains("--- interval"), "{after}");
+    // The target kept running and is unharmed.
+    assert!(busy.is_running());
+    let (code, rest) = busy.finish();
+    assert_eq!((code, rest.as_str()), (0, "done True\n"));
 }

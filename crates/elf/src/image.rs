@@ -275,7 +275,9 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
         if rel.checked_add(len)? > seg.filesz {
             return None;
         }
-        self.data.read_bytes_at(seg.offset.checked_add(rel)?, len).ok()
+        self.data
+            .read_bytes_at(seg.offset.checked_add(rel)?, len)
+            .ok()
     }
 
     /// Reads a NUL-terminated string at a virtual address (without the NUL),

@@ -18,6 +18,7 @@
 //! Helper calls clobber r1-r5 only. The stack slots in [`Slots`] are
 //! allocated once for the whole program; handlers allocate more above them.
 
+pub mod count;
 pub mod record;
 pub mod usdt;
 

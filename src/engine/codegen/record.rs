@@ -79,7 +79,7 @@ impl Handler for FullRecords {
 /// A packed record: built in the staging buffer and copied out at its real
 /// size, or, when the staging buffer is busy, packed straight into a
 /// worst-case reservation.
-fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
+pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
     b.comment("take this CPU's staging buffer");
     b.ld_map_fd(Reg::R1, maps.staging);

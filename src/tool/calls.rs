@@ -1,0 +1,399 @@
+//! `pytap calls`: per function, the exact number of calls, total, self and
+//! mean time, p50/p99 and optionally a log2 latency histogram.
+//!
+//! The kernel counts calls per function and streams lean entry/return
+//! records (no strings; names cross once per function, see
+//! [`crate::engine::codegen::count`]); times come from the kernel's
+//! timestamps, paired per thread by [`Stacks`], which repairs what
+//! CPython's markers leave unpaired. Recursion is counted right: a
+//! function's total is the time of its outermost activations only (an
+//! inner one is already inside it), its self time sums every activation's
+//! own time, and its mean and percentiles are per call.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
+
+use anyhow::{Result, bail};
+
+use crate::cpython::Marker;
+use crate::engine::abi::EventKind;
+use crate::engine::codegen::MapTable;
+use crate::engine::codegen::count::{LeanCalls, count_map_spec};
+use crate::engine::decode::Event;
+use crate::engine::run::Consumer;
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::output::event::{Format, json_str};
+use crate::output::hist::Log2Hist;
+use crate::output::quantile::Quantiles;
+use crate::tool::common::{self, StreamOptions};
+use crate::tool::names::FuncNames;
+use crate::tool::stack::{FuncId, Returned, Stacks};
+
+/// Sort columns of `pytap calls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CallsSort {
+    /// Number of calls.
+    Calls,
+    /// Total (inclusive) time.
+    Total,
+    /// Self (exclusive) time.
+    #[value(name = "self")]
+    SelfTime,
+    /// Mean time per call.
+    Mean,
+    /// Median time per call.
+    P50,
+    /// 99th percentile per call.
+    P99,
+    /// Function name.
+    Name,
+}
+
+/// A `pytap calls` run.
+#[derive(Debug, Clone)]
+pub struct CallsRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Text or JSON Lines.
+    pub format: Format,
+    /// Sort column.
+    pub sort: CallsSort,
+    /// Functions shown (0: all).
+    pub limit: usize,
+    /// Print a latency histogram per function.
+    pub hist: bool,
+    /// Size of the kernel's count map.
+    pub max_functions: u32,
+}
+
+/// A function, as the table groups calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncKey {
+    /// File name.
+    pub filename: String,
+    /// Function name.
+    pub funcname: String,
+    /// The `def` line (the entry's line number).
+    pub line: i32,
+}
+
+/// What is known of one function.
+#[derive(Debug, Clone, Default)]
+pub struct FuncStats {
+    /// Calls that returned.
+    pub calls: u64,
+    /// Time of the outermost activations.
+    pub total_ns: u64,
+    /// Sum of every activation's own time.
+    pub self_ns: u64,
+    /// Per-call durations (for the mean and percentiles).
+    pub durations: Quantiles,
+    /// Per-call durations, log2.
+    pub hist: Log2Hist,
+}
+
+/// Pairs entries and returns and accumulates per function (pure).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// Per-thread stacks.
+    pub stacks: Stacks,
+    /// Per function.
+    pub funcs: HashMap<FuncKey, FuncStats>,
+}
+
+impl CallStats {
+    /// An entry.
+    pub fn enter(&mut self, tid: u32, func: FuncId, line: i32, ts_ns: u64) {
+        self.stacks.enter(tid, func, line, ts_ns);
+    }
+
+    /// A return.
+    pub fn ret(&mut self, tid: u32, func: &FuncId, ts_ns: u64) {
+        let Returned::Matched { frame, .. } = self.stacks.ret(tid, func, ts_ns) else {
+            return;
+        };
+        let duration = ts_ns.saturating_sub(frame.entered_ns);
+        let outermost = !self.stacks.frames(tid).iter().any(|f| f.func == frame.func);
+        let stats = self
+            .funcs
+            .entry(FuncKey {
+                filename: frame.func.filename,
+                funcname: frame.func.funcname,
+                line: frame.line,
+            })
+            .or_default();
+        stats.calls += 1;
+        if outermost {
+            stats.total_ns += duration;
+        }
+        stats.self_ns += duration.saturating_sub(frame.child_ns);
+        stats.durations.add(duration);
+        stats.hist.add(duration);
+    }
+
+    /// The functions, sorted.
+    pub fn sorted(&self, sort: CallsSort) -> Vec<(&FuncKey, &FuncStats)> {
+        let mut rows: Vec<_> = self.funcs.iter().collect();
+        let mean = |s: &FuncStats| s.durations.sum() / u128::from(s.calls.max(1));
+        rows.sort_by(|(ka, a), (kb, b)| {
+            let by = match sort {
+                CallsSort::Calls => b.calls.cmp(&a.calls),
+                CallsSort::Total => b.total_ns.cmp(&a.total_ns),
+                CallsSort::SelfTime => b.self_ns.cmp(&a.self_ns),
+                CallsSort::Mean => mean(b).cmp(&mean(a)),
+                CallsSort::P50 => b.durations.quantile(0.5).cmp(&a.durations.quantile(0.5)),
+                CallsSort::P99 => b.durations.quantile(0.99).cmp(&a.durations.quantile(0.99)),
+                CallsSort::Name => ka.funcname.cmp(&kb.funcname),
+            };
+            by.then_with(|| ka.cmp(kb))
+        });
+        rows
+    }
+}
+
+/// Writes the table (or JSON Lines, one function per line).
+pub fn write_table(
+    out: &mut dyn Write,
+    request: &CallsRequest,
+    stats: &CallStats,
+) -> io::Result<()> {
+    let rows = stats.sorted(request.sort);
+    let shown = if request.limit == 0 {
+        &rows[..]
+    } else {
+        &rows[..rows.len().min(request.limit)]
+    };
+    let us = |ns: u64| ns as f64 / 1e3;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    match request.format {
+        Format::Text => {
+            writeln!(
+                out,
+                "{:>10} {:>12} {:>12} {:>10} {:>10} {:>10}  FUNCTION (FILE:LINE)",
+                "CALLS", "TOTAL(ms)", "SELF(ms)", "MEAN(us)", "P50(us)", "P99(us)"
+            )?;
+            for (k, s) in shown {
+                let mean = (s.durations.sum() / u128::from(s.calls.max(1))) as u64;
+                writeln!(
+                    out,
+                    "{:>10} {:>12.3} {:>12.3} {:>10.1} {:>10.1} {:>10.1}  {} ({}:{})",
+                    s.calls,
+                    ms(s.total_ns),
+                    ms(s.self_ns),
+                    us(mean),
+                    us(s.durations.quantile(0.5)),
+                    us(s.durations.quantile(0.99)),
+                    k.funcname,
+                    k.filename,
+                    k.line
+                )?;
+                if request.hist {
+                    out.write_all(s.hist.render(1000).as_bytes())?;
+                    writeln!(out)?;
+                }
+            }
+            if shown.len() < rows.len() {
+                writeln!(
+                    out,
+                    "({} more functions; -n 0 shows all)",
+                    rows.len() - shown.len()
+                )?;
+            }
+            Ok(())
+        }
+        Format::Jsonl => {
+            for (k, s) in shown {
+                out.write_all(b"{\"filename\":")?;
+                json_str(out, &k.filename)?;
+                out.write_all(b",\"funcname\":")?;
+                json_str(out, &k.funcname)?;
+                write!(
+                    out,
+                    ",\"line\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}",
+                    k.line,
+                    s.calls,
+                    s.total_ns,
+                    s.self_ns,
+                    s.durations.sum() / u128::from(s.calls.max(1)),
+                    s.durations.quantile(0.5),
+                    s.durations.quantile(0.99)
+                )?;
+                if request.hist {
+                    let buckets: Vec<String> = s
+                        .hist
+                        .buckets()
+                        .iter()
+                        .map(|(lo, hi, n)| {
+                            format!("{{\"low_ns\":{lo},\"high_ns\":{hi},\"count\":{n}}}")
+                        })
+                        .collect();
+                    write!(out, ",\"histogram\":[{}]", buckets.join(","))?;
+                }
+                writeln!(out, "}}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+struct CallsView {
+    names: FuncNames,
+    stats: CallStats,
+    unnamed: u64,
+}
+
+impl Consumer for CallsView {
+    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+        let Some((_, func)) = self.names.resolve(event, session) else {
+            self.unnamed += 1;
+            return Ok(());
+        };
+        let h = &event.header;
+        match h.kind {
+            EventKind::FunctionEntry => {
+                let line = match &event.body {
+                    crate::engine::decode::Body::Function { lineno, .. } => *lineno,
+                    _ => 0,
+                };
+                self.stats.enter(h.tid, func, line, h.ts_ns);
+            }
+            EventKind::FunctionReturn => self.stats.ret(h.tid, &func, h.ts_ns),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn recovered(&self) -> u64 {
+        self.names.strings.recovery.recovered
+    }
+}
+
+/// Runs `pytap calls`: collects until the target exits or Ctrl-C, then prints.
+pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
+    let max_functions = request.max_functions;
+    let handler_markers = markers.clone();
+    let mut make_handler = |maps: &mut MapTable, record| LeanCalls {
+        maps: record,
+        counts: maps.add(count_map_spec(max_functions)),
+        markers: handler_markers.clone(),
+    };
+    if request.stream.attach.dump_bpf {
+        common::stream_with(
+            &request.stream,
+            &markers,
+            true,
+            None,
+            &mut make_handler,
+            &mut common::Discard,
+            out,
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut view = CallsView {
+        names: FuncNames::default(),
+        stats: CallStats::default(),
+        unnamed: 0,
+    };
+    let outcome = common::stream_with(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut make_handler,
+        &mut view,
+        &mut io::sink(),
+    )?;
+    if view.unnamed > 0 {
+        bail!(
+            "internal: {} lean records arrived before their function's names",
+            view.unnamed
+        );
+    }
+    write_table(out, request, &view.stats)?;
+    out.flush()?;
+    let stacks = &view.stats.stacks;
+    if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
+        eprintln!(
+            "pytap: calls: {} returns without an entry and {} entries that never returned are not counted",
+            stacks.unmatched_returns, stacks.orphan_entries
+        );
+    }
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> FuncId {
+        FuncId {
+            filename: "t.py".into(),
+            funcname: name.into(),
+        }
+    }
+
+    #[test]
+    fn recursion_is_not_summed_per_level() {
+        // fib(2): fib(2) -> fib(1), fib(0); times in ns.
+        let mut c = CallStats::default();
+        c.enter(1, f("fib"), 1, 0);
+        c.enter(1, f("fib"), 1, 10);
+        c.ret(1, &f("fib"), 20);
+        c.enter(1, f("fib"), 1, 30);
+        c.ret(1, &f("fib"), 35);
+        c.ret(1, &f("fib"), 50);
+        let s = &c.funcs[&FuncKey {
+            filename: "t.py".into(),
+            funcname: "fib".into(),
+            line: 1,
+        }];
+        assert_eq!(s.calls, 3);
+        assert_eq!(s.total_ns, 50, "only the outermost activation");
+        assert_eq!(s.self_ns, 10 + 5 + (50 - 15));
+        assert_eq!(s.durations.sum(), 10 + 5 + 50);
+    }
+
+    #[test]
+    fn sorting_and_output() {
+        let mut c = CallStats::default();
+        for i in 0..3 {
+            c.enter(1, f("a"), 1, i * 100);
+            c.ret(1, &f("a"), i * 100 + 10);
+        }
+        c.enter(1, f("b"), 5, 1000);
+        c.ret(1, &f("b"), 5000);
+        let names: Vec<&str> = c
+            .sorted(CallsSort::Calls)
+            .iter()
+            .map(|(k, _)| k.funcname.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let names: Vec<&str> = c
+            .sorted(CallsSort::Total)
+            .iter()
+            .map(|(k, _)| k.funcname.as_str())
+            .collect();
+        assert_eq!(names, ["b", "a"]);
+        let request = CallsRequest {
+            stream: StreamOptions {
+                target: crate::engine::run::TargetSpec::Pids(vec![]),
+                attach: Default::default(),
+                duration: None,
+            },
+            format: Format::Jsonl,
+            sort: CallsSort::Name,
+            limit: 0,
+            hist: false,
+            max_functions: 10,
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, &request, &c).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "{\"filename\":\"t.py\",\"funcname\":\"a\",\"line\":1,\"calls\":3,\"total_ns\":30,\"self_ns\":30,\"mean_ns\":10,\"p50_ns\":10,\"p99_ns\":10}"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! `pytap top`: the HOWTO's top-like view, the most entered functions of
+//! each interval. Calls are counted in the kernel ([`CountCalls`]); each
+//! interval reads the count map and shows what grew, so the view costs one
+//! map update per call whatever the rate. The last, partial interval is
+//! shown too when the target exits, so no call goes uncounted.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::cpython::Marker;
+use crate::engine::abi::CallKey;
+use crate::engine::codegen::MapTable;
+use crate::engine::codegen::count::{CountCalls, count_map_spec};
+use crate::engine::decode::Event;
+use crate::engine::run::Consumer;
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::output::event::{Format, json_str};
+use crate::tool::common::{self, StreamOptions};
+use crate::tool::names::FuncNames;
+
+/// Name of the count map.
+const COUNTS: &str = "calls";
+
+/// A `pytap top` run.
+#[derive(Debug, Clone)]
+pub struct TopRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Text or JSON Lines.
+    pub format: Format,
+    /// Interval between views.
+    pub interval: Duration,
+    /// Rows per view (0: all).
+    pub limit: usize,
+    /// Size of the kernel's count map.
+    pub max_functions: u32,
+    /// Live full-screen view (stdout is a terminal and not `--plain`).
+    pub live: bool,
+}
+
+/// One row of a view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Process.
+    pub pid: u32,
+    /// File name.
+    pub filename: String,
+    /// Line (the `def` line).
+    pub lineno: i32,
+    /// Function name.
+    pub funcname: String,
+    /// Calls in the interval.
+    pub calls: u64,
+}
+
+/// Turns successive count-map snapshots into per-interval rows.
+#[derive(Debug, Default)]
+pub struct Deltas {
+    seen: HashMap<CallKey, u64>,
+}
+
+impl Deltas {
+    /// The calls since the last snapshot of every key that has a name;
+    /// keys without one yet (their full record is still in flight) keep
+    /// their calls for the next interval. Sorted by calls, most first.
+    pub fn rows(&mut self, snapshot: &[(CallKey, u64)], names: &FuncNames) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (key, count) in snapshot {
+            let Some(func) = names.get(key) else {
+                continue;
+            };
+            let before = self.seen.insert(*key, *count).unwrap_or(0);
+            let calls = count.saturating_sub(before);
+            if calls > 0 {
+                rows.push(Row {
+                    pid: key.pid,
+                    filename: func.filename.clone(),
+                    lineno: key.lineno,
+                    funcname: func.funcname.clone(),
+                    calls,
+                });
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.calls.cmp(&a.calls).then_with(|| {
+                (a.pid, &a.filename, a.lineno, &a.funcname).cmp(&(
+                    b.pid,
+                    &b.filename,
+                    b.lineno,
+                    &b.funcname,
+                ))
+            })
+        });
+        rows
+    }
+}
+
+/// Reads every key and count of the count map.
+pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
+    let map = session
+        .map_named(COUNTS)
+        .ok_or_else(|| anyhow::anyhow!("internal: no count map"))?;
+    let mut out = Vec::new();
+    let mut key = [0u8; CallKey::SIZE];
+    let mut next = [0u8; CallKey::SIZE];
+    let mut value = [0u8; 8];
+    let mut first = true;
+    while map.next_key((!first).then_some(&key[..]), &mut next)? {
+        first = false;
+        key = next;
+        if map.lookup(&key, &mut value)?
+            && let Some(k) = CallKey::from_bytes(&key)
+        {
+            out.push((k, u64::from_le_bytes(value)));
+        }
+    }
+    Ok(out)
+}
+
+/// The HOWTO's columns.
+pub fn write_view(
+    out: &mut dyn Write,
+    format: Format,
+    interval: u64,
+    secs: f64,
+    rows: &[Row],
+    limit: usize,
+) -> io::Result<()> {
+    let total: u64 = rows.iter().map(|r| r.calls).sum();
+    let shown = if limit == 0 {
+        rows
+    } else {
+        &rows[..rows.len().min(limit)]
+    };
+    match format {
+        Format::Text => {
+            writeln!(
+                out,
+                "--- interval {interval} ({secs:.3} s): {total} calls, {} functions",
+                rows.len()
+            )?;
+            writeln!(
+                out,
+                "{:>6} {:>80} {:>6} {:>30} {:>6}",
+                "PID", "FILENAME", "LINE", "FUNCTION", "CALLS"
+            )?;
+            for r in shown {
+                writeln!(
+                    out,
+                    "{:>6} {:>80} {:>6} {:>30} {:>6}",
+                    r.pid, r.filename, r.lineno, r.funcname, r.calls
+                )?;
+            }
+            Ok(())
+        }
+        Format::Jsonl => {
+            write!(
+                out,
+                "{{\"interval\":{interval},\"seconds\":{secs:.6},\"calls\":{total},\"functions\":{},\"rows\":[",
+                rows.len()
+            )?;
+            for (i, r) in shown.iter().enumerate() {
+                write!(
+                    out,
+                    "{}{{\"pid\":{},\"filename\":",
+                    if i > 0 { "," } else { "" },
+                    r.pid
+                )?;
+                json_str(out, &r.filename)?;
+                write!(out, ",\"lineno\":{},\"funcname\":", r.lineno)?;
+                json_str(out, &r.funcname)?;
+                write!(out, ",\"calls\":{}}}", r.calls)?;
+            }
+            writeln!(out, "]}}")
+        }
+    }
+}
+
+struct TopView<'a> {
+    out: &'a mut dyn Write,
+    format: Format,
+    limit: usize,
+    names: FuncNames,
+    deltas: Deltas,
+    interval: u64,
+    last: Instant,
+}
+
+impl Consumer for TopView<'_> {
+    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+        self.names.resolve(event, session);
+        Ok(())
+    }
+
+    fn tick(&mut self, session: &Session) -> Result<()> {
+        let rows = self.deltas.rows(&snapshot(session)?, &self.names);
+        self.interval += 1;
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        write_view(
+            self.out,
+            self.format,
+            self.interval,
+            secs,
+            &rows,
+            self.limit,
+        )?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn recovered(&self) -> u64 {
+        self.names.strings.recovery.recovered
+    }
+}
+
+/// Runs `pytap top`.
+pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let marker = Marker::FunctionEntry;
+    let markers: BTreeSet<Marker> = [marker].into();
+    let max_functions = request.max_functions;
+    let mut make_handler = |maps: &mut MapTable, record| CountCalls {
+        maps: record,
+        counts: maps.add(count_map_spec(max_functions)),
+        marker,
+    };
+    if request.stream.attach.dump_bpf {
+        common::stream_with(
+            &request.stream,
+            &markers,
+            true,
+            None,
+            &mut make_handler,
+            &mut common::Discard,
+            out,
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    if request.live {
+        return crate::tool::top_live::run(request, &mut make_handler);
+    }
+    let mut view = TopView {
+        out,
+        format: request.format,
+        limit: request.limit,
+        names: FuncNames::default(),
+        deltas: Deltas::default(),
+        interval: 0,
+        last: Instant::now(),
+    };
+    let outcome = common::stream_with(
+        &request.stream,
+        &markers,
+        true,
+        Some(request.interval),
+        &mut make_handler,
+        &mut view,
+        &mut io::sink(),
+    )?;
+    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+}
