@@ -13,12 +13,17 @@ tracer start-up never count):
              every event, both strings decoded, to a file
   bpftrace   bpftrace printing the same fields with printf (when installed;
              not on 3.11, where bpftrace cannot make function__entry fire)
+  empty1     the empty program on function__entry only (top's probes)
+  top        `pytap top --plain`: calls counted in the kernel
+  calls      `pytap calls`: counts in the kernel, lean entry/return records
 
 Overhead = median(mode) - median(untraced). The targets (pytap's issue on
 the engine) are:
 
   trace overhead <= 1.25 x empty overhead
   bpftrace overhead >= 4 x trace overhead
+  top overhead <= 1.1 x empty1 overhead     (the tools issue)
+  calls overhead <= 1.1 x empty overhead
 
 Both are printed with PASS/FAIL, together with the cost per event beyond
 the uprobe trap (mode - empty), which is what the tracer itself adds. pytap
@@ -44,6 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIB = os.path.join(ROOT, "tests", "py", "fib.py")
 TRACE_TARGET = 1.25
 BPFTRACE_TARGET = 4.0
+TOOL_TARGET = 1.1
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 
 
@@ -101,6 +107,14 @@ class Runner:
             return self.timed(work, mode)[0]
         if mode == "empty":
             return self.timed(pytap + ["--empty-probe", "--"] + work, mode)[0]
+        if mode == "empty1":
+            return self.timed([self.args.pytap, "trace", "-m", "function__entry",
+                               "--empty-probe", "--"] + work, mode)[0]
+        if mode == "top":
+            return self.timed([self.args.pytap, "top", "--plain", "-n", "5", "-o", out,
+                               "--"] + work, mode)[0]
+        if mode == "calls":
+            return self.timed([self.args.pytap, "calls", "-o", out, "--"] + work, mode)[0]
         if mode == "trace":
             value, err = self.timed(pytap + ["--"] + work, mode)
             m = SUMMARY.search(err)
@@ -131,6 +145,8 @@ def bench_one(runner, python, args):
     modes = ["untraced", "empty", "trace"]
     if args.bpftrace and version != "3.11":
         modes.append("bpftrace")
+    if args.tools:
+        modes += ["empty1", "top", "calls"]
     times = {m: [] for m in modes}
     for _ in range(args.runs):
         for mode in modes:
@@ -149,10 +165,13 @@ def bench_one(runner, python, args):
         "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
-            for m in modes if m not in ("untraced", "empty")},
+            for m in modes if m not in ("untraced", "empty", "empty1", "top")},
         "trace_lost": sum(runner.lost[("trace", python)]),
         "trace_over_empty": over["trace"] / over["empty"],
     }
+    if args.tools:
+        result["top_over_empty1"] = over["top"] / over["empty1"]
+        result["calls_over_empty"] = over["calls"] / over["empty"]
     if "bpftrace" in modes:
         result["bpftrace_lost"] = sum(runner.lost[("bpftrace", python)])
         result["bpftrace_over_trace"] = over["bpftrace"] / over["trace"]
@@ -186,6 +205,13 @@ def report(r):
               f"(target >= {BPFTRACE_TARGET}x) {'PASS' if verdict else 'FAIL'}"
               f"; beyond the trap {r['bpftrace_over_trace_beyond_trap']:.2f}x"
               f"; bpftrace lost {r['bpftrace_lost']} events")
+    if "top_over_empty1" in r:
+        for key, name, base in (("top_over_empty1", "top", "empty1"),
+                                ("calls_over_empty", "calls", "empty")):
+            verdict = r[key] <= TOOL_TARGET
+            ok &= verdict
+            print(f"  {name} / {base} overhead{' ' * (12 - len(name) - len(base))}"
+                  f"{r[key]:5.2f}x (target <= {TOOL_TARGET}x) {'PASS' if verdict else 'FAIL'}")
     return ok
 
 
@@ -211,6 +237,8 @@ def main():
                     help="pytap binary (default target/release/pytap)")
     ap.add_argument("--no-bpftrace", dest="bpftrace", action="store_false",
                     help="skip bpftrace even when installed")
+    ap.add_argument("--no-tools", dest="tools", action="store_false",
+                    help="skip the top and calls measurements")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -231,6 +259,8 @@ def main():
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
+                 and r.get("top_over_empty1", 0) <= TOOL_TARGET
+                 and r.get("calls_over_empty", 0) <= TOOL_TARGET
                  for r in results)
     else:
         ok = all([report(r) for r in results])

@@ -293,6 +293,9 @@ fn parse_operand(operand: &str) -> Result<ArgLocation, ArgSpecErrorKind> {
     if index == Some(X86Reg::Rip) || (base == Some(X86Reg::Rip) && index.is_some()) {
         return Err(ArgSpecErrorKind::Malformed);
     }
+    // A scale without an index scales nothing; the assembler ignores it too
+    // (found by the arg_specs fuzz target: it broke the print round trip).
+    let scale = if index.is_none() { 1 } else { scale };
     Ok(ArgLocation::Memory {
         base,
         index,
@@ -419,6 +422,10 @@ mod tests {
         assert_eq!(one("-4@56(%rsp)"), mem(Rsp, 56));
         assert_eq!(one("-4@-228(%rbp)"), mem(Rbp, -228));
         assert_eq!(one("-4@-292(%rbp)"), mem(Rbp, -292));
+        // A scale with no index register means nothing (fuzzer find): it
+        // parses as scale 1, so the spec prints back to what it means.
+        assert_eq!(one("-4@112(%rsp,,2)"), mem(Rsp, 112));
+        assert_eq!(one("-4@112(%rsp,,2)").to_string(), "-4@112(%rsp)");
     }
 
     #[test]
