@@ -85,7 +85,7 @@ running.")]
     #[command(after_help = "\
 Examples:
   pytap flow -c 'python3.11 app.py'
-  pytap flow --style dtrace --within main -p 1234
+  pytap flow --style dtrace --within '*/app.py:main' -p 1234
   pytap flow --filter 'app/*' --max-depth 3 -- python3.11 app.py
 
 The default style is the HOWTO's SystemTap output: microseconds since the
@@ -243,7 +243,8 @@ pub struct FlowArgs {
     /// Text style
     #[arg(long, value_enum, default_value = "systemtap")]
     pub style: FlowStyle,
-    /// Show only what runs inside calls of the function FUNC (and FUNC itself)
+    /// Show only what runs inside calls of FUNC (and FUNC itself): a
+    /// function glob, or `FILE:FUNC` with globs on both, like --filter
     #[arg(long, value_name = "FUNC")]
     pub within: Option<String>,
     /// Show only functions matching GLOB: `FUNC`, or `FILE:FUNC` with globs

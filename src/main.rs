@@ -60,7 +60,11 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 stream: args::stream_options(&a.target, &a.engine)?,
                 format: a.output.format,
                 style: a.style,
-                within: a.within,
+                within: a
+                    .within
+                    .as_deref()
+                    .map(flow::FuncFilter::parse)
+                    .transpose()?,
                 filters: a
                     .filter
                     .iter()

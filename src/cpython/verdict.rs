@@ -85,8 +85,10 @@ const ENTRY_315: &str = "fires for every Python call, and once more when a gener
      (that entry never gets a return)";
 const RETURN_315: &str = "fires for every return and yield, and also for the `__init__` shim frame pushed when a \
      class with a Python __init__ is instantiated (a return without an entry)";
-const UNBALANCED_315_FIX: &str = "pytap's flow, calls and top keep a per-thread stack and drop unmatched events, so \
-     depths and timings stay right; `pytap trace` shows the raw events";
+const UNBALANCED_315_FIX: &str = "pytap's flow and calls match each return with the innermost frame of its \
+     function: returns without an entry are dropped, and an entry without a return is closed when an outer frame \
+     returns (until then flow shows that thread one level deeper); top counts entries, generator creations \
+     included; `pytap trace` shows the raw events";
 const BALANCED: &str =
     "fires for every Python call; entry and return balance (generators: one per resume and yield)";
 const AUDIT_314: &str = "fires for every audit event; a few event names point into pages the kernel cannot read \

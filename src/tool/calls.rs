@@ -189,7 +189,7 @@ pub fn write_table(
                     k.line
                 )?;
                 if request.hist {
-                    out.write_all(s.hist.render(1000).as_bytes())?;
+                    out.write_all(s.hist.render(1).as_bytes())?;
                     writeln!(out)?;
                 }
             }

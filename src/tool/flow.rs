@@ -28,8 +28,8 @@ pub struct FlowRequest {
     pub format: Format,
     /// Text style.
     pub style: FlowStyle,
-    /// Show only what runs inside this function.
-    pub within: Option<String>,
+    /// Show only what runs inside functions matching this.
+    pub within: Option<FuncFilter>,
     /// Show only functions matching one of these.
     pub filters: Vec<FuncFilter>,
     /// Show only lines at most this deep (1 = outermost).
@@ -60,7 +60,8 @@ impl FuncFilter {
         }
     }
 
-    fn matches(&self, f: &FuncId) -> bool {
+    /// Whether a function matches.
+    pub fn matches(&self, f: &FuncId) -> bool {
         self.func.matches(&f.funcname) && self.file.as_ref().is_none_or(|p| p.matches(&f.filename))
     }
 }
@@ -93,14 +94,18 @@ pub struct FlowBuilder {
     /// The stacks.
     pub stacks: Stacks,
     first_ns: HashMap<u32, u64>,
-    within: Option<String>,
+    within: Option<FuncFilter>,
     filters: Vec<FuncFilter>,
     max_depth: Option<usize>,
 }
 
 impl FlowBuilder {
     /// A builder with the request's filters.
-    pub fn new(within: Option<String>, filters: Vec<FuncFilter>, max_depth: Option<usize>) -> Self {
+    pub fn new(
+        within: Option<FuncFilter>,
+        filters: Vec<FuncFilter>,
+        max_depth: Option<usize>,
+    ) -> Self {
         FlowBuilder {
             within,
             filters,
@@ -119,7 +124,7 @@ impl FlowBuilder {
         let frames = self.stacks.frames(tid);
         frames[..=depth.min(frames.len().saturating_sub(1))]
             .iter()
-            .position(|f| f.func.funcname == *within)
+            .position(|f| within.matches(&f.func))
             .map(|base| depth - base)
     }
 
@@ -359,7 +364,7 @@ mod tests {
 
     #[test]
     fn within_shows_only_the_inside_rebased() {
-        let mut b = FlowBuilder::new(Some("start".into()), vec![], None);
+        let mut b = FlowBuilder::new(Some(FuncFilter::parse("start").unwrap()), vec![], None);
         assert_eq!(run(&mut b, CALLS), [">start", " >work", " <work", "<start"]);
     }
 

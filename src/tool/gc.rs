@@ -176,8 +176,8 @@ pub fn write_summary(
                 )?;
             }
             for (g, s) in generations {
-                writeln!(out, "\npauses of generation {g} (us):")?;
-                out.write_all(s.hist.render(1000).as_bytes())?;
+                writeln!(out, "\npauses of generation {g} (ns):")?;
+                out.write_all(s.hist.render(1).as_bytes())?;
             }
             Ok(())
         }

@@ -245,7 +245,7 @@ fn gc_pairs_collections_per_generation_on_every_version() {
         "{text}"
     );
     assert!(text.contains("\nGEN  COLLECTIONS"), "{text}");
-    assert!(text.contains("pauses of generation 2 (us):"), "{text}");
+    assert!(text.contains("pauses of generation 2 (ns):"), "{text}");
 }
 
 #[test]
