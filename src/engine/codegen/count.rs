@@ -4,9 +4,10 @@
 //!
 //! - [`CountCalls`] (`pytap top`): a call is one atomic add in the map;
 //!   nothing else leaves the kernel.
-//! - [`LeanCalls`] (`pytap calls`): entries and returns are also streamed
-//!   as lean records (the fixed part: header, line, pointers; no strings),
-//!   which the consumer names from what the full records taught it.
+//! - [`LeanCalls`] (`pytap calls`): entries and returns are streamed as
+//!   lean records (the fixed part: header, line, pointers; no strings),
+//!   which the consumer names from what the full records taught it; the
+//!   map only tells known keys from new ones.
 //!
 //! A key the full map cannot take is counted in `COUNTER_UNCOUNTED` and its
 //! call still streamed whole (`LeanCalls`) or reported (`CountCalls`).
@@ -103,11 +104,12 @@ fn emit_counted(
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, new);
     b.bind(known);
-    b.mov64_imm(Reg::R1, 1);
-    b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
     if lean {
+        // `calls` counts from the records; the map only tells known keys.
         emit_lean(b, env, maps, kind);
     } else {
+        b.mov64_imm(Reg::R1, 1);
+        b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
         b.mov64_imm(Reg::R0, 0).exit();
     }
 
