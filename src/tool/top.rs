@@ -243,6 +243,8 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
     if request.live {
         return crate::tool::top_live::run(request, &mut make_handler);
     }
+    // Which marker the CALLS column counts (the live view's title says it too).
+    eprintln!("pytap: top counts {marker} (one per call)");
     let mut view = TopView {
         out,
         format: request.format,

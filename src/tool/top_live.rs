@@ -156,7 +156,7 @@ impl LiveTop {
         };
         let total: u64 = self.rows.iter().map(|r| r.calls).sum();
         let title = format!(
-            " pytap top: interval {} ({:.2} s), {total} calls, {} functions, sorted by {}{}  [s]ort [p]ause [q]uit ",
+            " pytap top: interval {} ({:.2} s), {total} calls (function__entry), {} functions, sorted by {}{}  [s]ort [p]ause [q]uit ",
             self.number,
             self.shown_secs,
             self.rows.len(),
