@@ -13,7 +13,7 @@ use anyhow::Result;
 use crate::cpython::Marker;
 use crate::engine::abi::CallKey;
 use crate::engine::codegen::MapTable;
-use crate::engine::codegen::count::{CountCalls, count_map_spec};
+use crate::engine::codegen::count::{COUNT_MAP, CountCalls, count_map_spec};
 use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
@@ -21,9 +21,6 @@ use crate::error::ExitCode;
 use crate::output::event::{Format, json_str};
 use crate::tool::common::{self, StreamOptions};
 use crate::tool::names::FuncNames;
-
-/// Name of the count map.
-const COUNTS: &str = "calls";
 
 /// A `pytap top` run.
 #[derive(Debug, Clone)]
@@ -102,7 +99,7 @@ impl Deltas {
 /// Reads every key and count of the count map.
 pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
     let map = session
-        .map_named(COUNTS)
+        .map_named(COUNT_MAP)
         .ok_or_else(|| anyhow::anyhow!("internal: no count map"))?;
     let mut out = Vec::new();
     let mut key = [0u8; CallKey::SIZE];

@@ -24,10 +24,13 @@ use crate::engine::abi::{self, CallKey, EventKind, off};
 /// `BPF_NOEXIST`: insert only.
 const BPF_NOEXIST: i32 = 1;
 
+/// Name of the count map (consumers find it in the session by this name).
+pub const COUNT_MAP: &str = "calls";
+
 /// The count map a plan needs for these handlers.
 pub fn count_map_spec(max_functions: u32) -> super::MapSpec {
     super::MapSpec {
-        name: "calls".into(),
+        name: COUNT_MAP.into(),
         kind: super::MapKind::Hash,
         key_size: CallKey::SIZE as u32,
         value_size: 8,
