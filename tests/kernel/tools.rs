@@ -161,6 +161,40 @@ fn flow_text_styles_and_within() {
             .iter()
             .all(|l| l.contains(&format!("python3.9({tid}):")))
     );
+    // --within calls.py's main leaves out everything import time runs
+    // (site.main, importlib, the class body of K), and starts at depth 0.
+    let (lines, run) = tool_jsonl("flow", &["--within", "*/calls.py:main", "--", &py, &calls]);
+    run.ok();
+    let first = &lines[0];
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["funcname"].as_str(),
+            first["depth"].as_i64()
+        ),
+        (Some("entry"), Some("main"), Some(0))
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (
+            last["type"].as_str(),
+            last["funcname"].as_str(),
+            last["depth"].as_i64()
+        ),
+        (Some("return"), Some("main"), Some(0))
+    );
+    assert!(!lines.iter().any(|l| l["funcname"] == "_find_and_load"
+        || l["funcname"] == "K"
+        || l["funcname"] == "<module>"));
+    assert!(
+        lines.iter().all(|l| l["tid"] == first["tid"]),
+        "the worker thread is not inside main"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["funcname"] == "leaf").count(),
+        6,
+        "main's 3 leaf calls"
+    );
     // DTrace style: timestamp, probe name right-aligned to 15, basename.
     let run = pytap(&[
         "flow", "--style", "dtrace", "--within", "raiser", "--", &py, &calls,
