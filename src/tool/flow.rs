@@ -11,6 +11,8 @@ use glob::Pattern;
 use crate::cli::FlowStyle;
 use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
+use crate::engine::codegen::MapTable;
+use crate::engine::codegen::within::{self, WithinRecords};
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
@@ -58,6 +60,17 @@ impl FuncFilter {
                 func: glob(text.trim_start_matches(':'))?,
             }),
         }
+    }
+
+    /// The function name when the filter is one exact name short enough
+    /// for the kernel to compare ([`within::MAX_NAME`]), with no file part.
+    pub fn literal_func(&self) -> Option<Vec<u8>> {
+        let text = self.func.as_str();
+        let literal = self.file.is_none()
+            && !text.contains(['*', '?', '[', ']'])
+            && !text.is_empty()
+            && text.len() <= within::MAX_NAME;
+        literal.then(|| text.as_bytes().to_vec())
     }
 
     /// Whether a function matches.
@@ -282,15 +295,28 @@ pub fn write_line(
 /// Runs `pytap flow`.
 pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
+    // `--within` an exact name is filtered in the kernel too.
+    let kernel_within = request.within.as_ref().and_then(FuncFilter::literal_func);
+    let mut within_handler = |maps: &mut MapTable, record| WithinRecords {
+        maps: record,
+        inside: maps.add(within::inside_map_spec()),
+        name: kernel_within.clone().unwrap_or_default(),
+        markers: markers.clone(),
+    };
     if request.stream.attach.dump_bpf {
-        common::stream(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut common::Discard,
-            out,
-        )?;
+        let s = &request.stream;
+        match kernel_within {
+            Some(_) => common::stream_with(
+                s,
+                &markers,
+                true,
+                None,
+                &mut within_handler,
+                &mut common::Discard,
+                out,
+            )?,
+            None => common::stream(s, &markers, true, None, &mut common::Discard, out)?,
+        };
         return Ok(ExitCode::Ok);
     }
     let mut view = FlowView {
@@ -305,14 +331,20 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
         ),
         exe: HashMap::new(),
     };
-    let outcome = common::stream(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut view,
-        &mut io::sink(),
-    )?;
+    let s = &request.stream;
+    let sink = &mut io::sink();
+    let outcome = match kernel_within {
+        Some(_) => common::stream_with(
+            s,
+            &markers,
+            true,
+            None,
+            &mut within_handler,
+            &mut view,
+            sink,
+        )?,
+        None => common::stream(s, &markers, true, None, &mut view, sink)?,
+    };
     view.out.flush()?;
     let stacks = &view.builder.stacks;
     if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
@@ -378,6 +410,15 @@ mod tests {
             [">main", " >setup", " <setup", " >start", " <start", "<main"]
         );
         assert!(FuncFilter::parse("").is_err());
+        assert_eq!(
+            FuncFilter::parse("main").unwrap().literal_func(),
+            Some(b"main".to_vec())
+        );
+        assert_eq!(FuncFilter::parse("ma*").unwrap().literal_func(), None);
+        assert_eq!(
+            FuncFilter::parse("app.py:main").unwrap().literal_func(),
+            None
+        );
         assert!(!FuncFilter::parse("nomatch:x").unwrap().matches(&f("x")));
     }
 

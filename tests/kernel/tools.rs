@@ -139,6 +139,12 @@ fn flow_text_styles_and_within() {
     let py = fixture("3.9").binary.display().to_string();
     let calls = script("calls.py");
     let run = pytap(&["flow", "--within", "catcher", "--", &py, &calls]);
+    // An exact name is filtered in the kernel: only catcher's 4 events cross.
+    assert!(
+        run.stderr.contains("pytap: 4 events, 0 lost"),
+        "{}",
+        run.stderr
+    );
     let tid_of = |line: &str| line.split(['(', ')']).nth(1).unwrap().to_string();
     let lines: Vec<&str> = run.ok().lines().collect();
     assert_eq!(lines.len(), 4, "{lines:?}");

@@ -21,6 +21,7 @@
 pub mod count;
 pub mod record;
 pub mod usdt;
+pub mod within;
 
 use std::collections::BTreeMap;
 

@@ -80,7 +80,24 @@ impl Handler for FullRecords {
 /// size, or, when the staging buffer is busy, packed straight into a
 /// worst-case reservation.
 pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
+    emit_packed_filtered(b, env, maps, kind, None);
+}
+
+/// Emits code that decides, once a packed record is filled (r6: record,
+/// r7: its size, to keep; r8, r9 and r1-r5 free), whether to send it:
+/// it jumps to the label it is given to drop the record.
+pub type RecordFilter<'a> = &'a dyn Fn(&mut ProgramBuilder, &Env, Label);
+
+/// [`emit_packed`] with a filter run on the filled record.
+pub fn emit_packed_filtered(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    filter: Option<RecordFilter<'_>>,
+) {
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
+    let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
     b.comment("take this CPU's staging buffer");
     b.ld_map_fd(Reg::R1, maps.staging);
     b.mov64_reg(Reg::R2, Reg::FP)
@@ -94,6 +111,9 @@ pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: Ev
     b.add64_imm(Reg::R6, 8);
     write_header(b, env, kind);
     fill_packed(b, env, kind);
+    if let Some(filter) = filter {
+        filter(b, env, drop_staged);
+    }
     b.comment("copy out the packed size (r7), then free the staging buffer");
     b.ld_map_fd(Reg::R1, maps.events);
     b.mov64_reg(Reg::R2, Reg::R6);
@@ -119,8 +139,23 @@ pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: Ev
     b.mov64_reg(Reg::R6, Reg::R0);
     write_header(b, env, kind);
     fill_packed(b, env, kind);
+    if let Some(filter) = filter {
+        filter(b, env, drop_reserved);
+    }
     submit(b);
     finish_lost(b, env, maps, lost);
+    if filter.is_some() {
+        b.bind(drop_staged);
+        b.add64_imm(Reg::R6, -8);
+        b.mov64_imm(Reg::R1, -1);
+        b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+        b.mov64_imm(Reg::R0, 0).exit();
+        b.bind(drop_reserved);
+        b.mov64_reg(Reg::R1, Reg::R6);
+        b.mov64_imm(Reg::R2, 0);
+        b.call(Helper::RingbufDiscard);
+        b.mov64_imm(Reg::R0, 0).exit();
+    }
 }
 
 /// Fills a packed record at r6 from the marker's arguments (r7, r8, r9) and

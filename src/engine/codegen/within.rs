@@ -1,0 +1,137 @@
+//! `pytap flow --within FUNC` in the kernel: function records are sent only
+//! while the thread is inside a call of FUNC (FUNC's own entry and return
+//! included), so what runs outside costs no ring-buffer traffic and no
+//! userspace work.
+//!
+//! The probe compares the function name it just read with FUNC's bytes and
+//! keeps, per thread, how many FUNC frames are open (an LRU hash keyed by
+//! tid): an entry of FUNC adds one, a return of FUNC takes one away, never
+//! below zero (a return without entry, such as 3.15's shim frames). Only
+//! exact names are filtered here; userspace applies `--within` again with
+//! its full glob and stack rules, and the kernel only ever sends more.
+
+use std::collections::BTreeSet;
+
+use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
+
+use super::record::{RecordMaps, emit_packed, emit_packed_filtered};
+use super::{CodegenError, Env, Handler, MapKind, MapSpec};
+use crate::cpython::Marker;
+use crate::engine::abi::{EventKind, off};
+
+/// Longest function name filtered in the kernel (longer ones are filtered
+/// in userspace only).
+pub const MAX_NAME: usize = 128;
+
+/// `BPF_ANY`.
+const BPF_ANY: i32 = 0;
+
+/// The per-thread map of open FUNC frames.
+pub fn inside_map_spec() -> MapSpec {
+    MapSpec {
+        name: "within".into(),
+        kind: MapKind::LruHash,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 65536,
+    }
+}
+
+/// Streams full records of function entries and returns inside FUNC only;
+/// other markers whole.
+#[derive(Debug, Clone)]
+pub struct WithinRecords {
+    /// Ring buffer, counters, staging.
+    pub maps: RecordMaps,
+    /// [`inside_map_spec`].
+    pub inside: MapRef,
+    /// FUNC's name (at most [`MAX_NAME`] bytes, no NUL).
+    pub name: Vec<u8>,
+    /// Markers streamed.
+    pub markers: BTreeSet<Marker>,
+}
+
+impl Handler for WithinRecords {
+    fn handles(&self, marker: Marker) -> bool {
+        self.markers.contains(&marker)
+    }
+
+    fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
+        let kind = EventKind::of(marker);
+        let entry = match kind {
+            EventKind::FunctionEntry => true,
+            EventKind::FunctionReturn => false,
+            _ => {
+                emit_packed(b, env, self.maps, kind);
+                return Ok(());
+            }
+        };
+        let tid = b.alloc_stack(4, 4)?;
+        let filter = |b: &mut ProgramBuilder, env: &Env, drop: Label| {
+            emit_inside_check(b, env, self.inside, &self.name, entry, tid.off, drop);
+        };
+        emit_packed_filtered(b, env, self.maps, kind, Some(&filter));
+        Ok(())
+    }
+}
+
+/// The decision, after the record is filled: r6 record, r7 its size (kept),
+/// r9 the packed length of the file name (so the function name is at
+/// `r6 + FN_FILENAME + r9`).
+fn emit_inside_check(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    inside: MapRef,
+    name: &[u8],
+    entry: bool,
+    tid: i16,
+    drop: Label,
+) {
+    let (nomatch, have, found, keep) = (b.new_label(), b.new_label(), b.new_label(), b.new_label());
+    b.comment("r8 = (funcname == FUNC)");
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, off::FN_FILENAME as i32)
+        .alu64_reg(AluOp::Add, Reg::R1, Reg::R9);
+    for (i, byte) in name.iter().chain([&0u8]).enumerate() {
+        b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
+        b.jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), nomatch);
+    }
+    b.mov64_imm(Reg::R8, 1).ja(have);
+    b.bind(nomatch);
+    b.mov64_imm(Reg::R8, 0);
+    b.bind(have);
+    b.comment("this thread's count of open FUNC frames");
+    b.call(Helper::GetCurrentPidTgid);
+    b.stx(Size::W, Reg::FP, tid, Reg::R0);
+    b.ld_map_fd(Reg::R1, inside);
+    b.mov64_reg(Reg::R2, Reg::FP).add64_imm(Reg::R2, tid.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, found);
+    if !entry {
+        b.ja(drop);
+    } else {
+        b.jmp_imm(JmpOp::Jeq, Reg::R8, 0, drop);
+        b.comment("first FUNC frame of this thread");
+        b.st_imm(Size::DW, Reg::FP, env.slots.scratch.off, 1);
+        b.ld_map_fd(Reg::R1, inside);
+        b.mov64_reg(Reg::R2, Reg::FP).add64_imm(Reg::R2, tid.into());
+        b.mov64_reg(Reg::R3, Reg::FP)
+            .add64_imm(Reg::R3, env.slots.scratch.off.into());
+        b.mov64_imm(Reg::R4, BPF_ANY);
+        b.call(Helper::MapUpdateElem);
+        b.ja(keep);
+    }
+    b.bind(found);
+    if entry {
+        b.atomic_add(Size::DW, Reg::R0, 0, Reg::R8);
+        b.ldx(Size::DW, Reg::R1, Reg::R0, 0);
+        b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, drop);
+    } else {
+        b.ldx(Size::DW, Reg::R1, Reg::R0, 0);
+        b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, drop);
+        b.jmp_imm(JmpOp::Jeq, Reg::R8, 0, keep);
+        b.mov64_imm(Reg::R1, -1);
+        b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
+    }
+    b.bind(keep);
+}
