@@ -3,7 +3,7 @@
 //! events, so both tools share one schema.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io::Write;
 
 use anyhow::{Result, bail};
 use glob::Pattern;
@@ -96,38 +96,26 @@ impl Consumer for AuditView<'_> {
 /// Runs `pytap audit`.
 pub fn run(request: &AuditRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::Audit].into();
-    if request.stream.attach.dump_bpf {
-        common::stream(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut common::Discard,
-            out,
-        )?;
-        return Ok(ExitCode::Ok);
-    }
-    let mut view = AuditView {
-        events: &request.events,
-        header: PendingHeader::new(
-            (request.format == Format::Text)
-                .then_some("      TIME(s)      PID      TID  EVENT(ARGS)\n"),
-        ),
-        out,
-        clock: Clock::default(),
-        strings: Strings::default(),
-        json: (request.format == Format::Jsonl).then(|| EventWriter::new(Format::Jsonl)),
-    };
-    let outcome = common::stream(
+    common::run_tool(
         &request.stream,
         &markers,
         true,
         None,
-        &mut view,
-        &mut io::sink(),
-    )?;
-    view.out.flush()?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        &mut common::full_records(&markers),
+        out,
+        |out| AuditView {
+            events: &request.events,
+            header: PendingHeader::new(
+                (request.format == Format::Text)
+                    .then_some("      TIME(s)      PID      TID  EVENT(ARGS)\n"),
+            ),
+            out,
+            clock: Clock::default(),
+            strings: Strings::default(),
+            json: (request.format == Format::Jsonl).then(|| EventWriter::new(Format::Jsonl)),
+        },
+        |view| Ok(view.out.flush()?),
+    )
 }
 
 #[cfg(test)]

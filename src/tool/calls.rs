@@ -237,13 +237,14 @@ pub fn write_table(
     }
 }
 
-struct CallsView {
+struct CallsView<'a> {
+    out: &'a mut dyn Write,
     names: FuncNames,
     stats: CallStats,
     unnamed: u64,
 }
 
-impl Consumer for CallsView {
+impl Consumer for CallsView<'_> {
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
         let Some((_, func)) = self.names.resolve(event, session) else {
             self.unnamed += 1;
@@ -272,55 +273,43 @@ impl Consumer for CallsView {
 /// Runs `pytap calls`: collects until the target exits or Ctrl-C, then prints.
 pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
-    let max_functions = request.max_functions;
-    let handler_markers = markers.clone();
     let mut make_handler = |maps: &mut MapTable, record| LeanCalls {
         maps: record,
-        counts: maps.add(count_map_spec(max_functions)),
-        markers: handler_markers.clone(),
+        counts: maps.add(count_map_spec(request.max_functions)),
+        markers: markers.clone(),
     };
-    if request.stream.attach.dump_bpf {
-        common::stream_with(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut make_handler,
-            &mut common::Discard,
-            out,
-        )?;
-        return Ok(ExitCode::Ok);
-    }
-    let mut view = CallsView {
-        names: FuncNames::default(),
-        stats: CallStats::default(),
-        unnamed: 0,
-    };
-    let outcome = common::stream_with(
+    common::run_tool(
         &request.stream,
         &markers,
         true,
         None,
         &mut make_handler,
-        &mut view,
-        &mut io::sink(),
-    )?;
-    if view.unnamed > 0 {
-        bail!(
-            "internal: {} lean records arrived before their function's names",
-            view.unnamed
-        );
-    }
-    write_table(out, request, &view.stats)?;
-    out.flush()?;
-    let stacks = &view.stats.stacks;
-    if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
-        eprintln!(
-            "pytap: calls: {} returns without an entry and {} entries that never returned are not counted",
-            stacks.unmatched_returns, stacks.orphan_entries
-        );
-    }
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        out,
+        |out| CallsView {
+            out,
+            names: FuncNames::default(),
+            stats: CallStats::default(),
+            unnamed: 0,
+        },
+        |view| {
+            if view.unnamed > 0 {
+                bail!(
+                    "internal: {} lean records arrived before their function's names",
+                    view.unnamed
+                );
+            }
+            write_table(view.out, request, &view.stats)?;
+            view.out.flush()?;
+            let stacks = &view.stats.stacks;
+            if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
+                eprintln!(
+                    "pytap: calls: {} returns without an entry and {} entries that never returned are not counted",
+                    stacks.unmatched_returns, stacks.orphan_entries
+                );
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -196,36 +196,51 @@ pub struct StreamOptions {
     pub duration: Option<Duration>,
 }
 
-/// The one path of every tool built on full records: plan a
-/// [`FullRecords`] handler for `markers`, or print it for `--dump-bpf`;
-/// else attach, feed every event to `consumer` until the target exits, a
-/// stop signal arrives or the duration elapses, and report on stderr.
-/// Returns `None` after `--dump-bpf`.
-pub fn stream(
+/// The handler of tools that stream full records of `markers`.
+pub fn full_records(
+    markers: &BTreeSet<Marker>,
+) -> impl FnMut(&mut MapTable, RecordMaps) -> FullRecords + '_ {
+    |_, maps| FullRecords {
+        maps,
+        markers: markers.clone(),
+    }
+}
+
+/// The one path of every streaming tool: with `--dump-bpf`, print the
+/// plan to `out` and stop; else make the tool's consumer over `out`, attach
+/// the tool's handler, feed every event to the consumer until the target
+/// exits, a stop signal arrives or the duration elapses, report on stderr,
+/// and hand the consumer to `finish` (summaries, flushing).
+#[allow(clippy::too_many_arguments)]
+pub fn run_tool<'o, H: Handler, C: run::Consumer>(
     options: &StreamOptions,
     markers: &BTreeSet<Marker>,
     strict: bool,
     tick: Option<Duration>,
-    consumer: &mut dyn run::Consumer,
-    out: &mut dyn Write,
-) -> Result<Option<Outcome>> {
-    let mut make_handler = |_: &mut MapTable, maps| FullRecords {
-        maps,
-        markers: markers.clone(),
-    };
-    stream_with(
-        options,
-        markers,
-        strict,
-        tick,
-        &mut make_handler,
-        consumer,
-        out,
-    )
+    make_handler: &mut MakeHandler<'_, H>,
+    out: &'o mut dyn Write,
+    make_consumer: impl FnOnce(&'o mut dyn Write) -> C,
+    finish: impl FnOnce(C) -> Result<()>,
+) -> Result<ExitCode> {
+    if options.attach.dump_bpf {
+        return dump_bpf(
+            &options.target,
+            markers,
+            strict,
+            &options.attach,
+            make_handler,
+            out,
+        );
+    }
+    let mut consumer = make_consumer(out);
+    let outcome = stream_with(options, markers, strict, tick, make_handler, &mut consumer)?;
+    finish(consumer)?;
+    Ok(exit_code(&outcome))
 }
 
-/// [`stream`] with the tool's own handler (and maps, which the handler adds
-/// to the table; the consumer finds them in the session by name).
+/// Attaches the tool's handler (and maps, which the handler adds to the
+/// table; the consumer finds them in the session by name), runs until the
+/// end, and reports on stderr.
 pub fn stream_with<H: Handler>(
     options: &StreamOptions,
     markers: &BTreeSet<Marker>,
@@ -233,19 +248,7 @@ pub fn stream_with<H: Handler>(
     tick: Option<Duration>,
     make_handler: &mut MakeHandler<'_, H>,
     consumer: &mut dyn run::Consumer,
-    out: &mut dyn Write,
-) -> Result<Option<Outcome>> {
-    if options.attach.dump_bpf {
-        dump_bpf(
-            &options.target,
-            markers,
-            strict,
-            &options.attach,
-            make_handler,
-            out,
-        )?;
-        return Ok(None);
-    }
+) -> Result<Outcome> {
     let signals = signals()?;
     let mut attached = attach(
         &options.target,
@@ -266,11 +269,10 @@ pub fn stream_with<H: Handler>(
             "pytap: {uncounted} calls of functions beyond --max-functions were not counted in the kernel"
         );
     }
-    Ok(Some(outcome))
+    Ok(outcome)
 }
 
-/// A consumer that drops events (for `--dump-bpf`, which runs nothing, and
-/// the empty-probe baseline).
+/// A consumer that drops events (the empty-probe baseline).
 #[derive(Debug)]
 pub struct Discard;
 

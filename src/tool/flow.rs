@@ -12,7 +12,7 @@ use crate::cli::FlowStyle;
 use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
-use crate::engine::codegen::within::{self, WithinRecords};
+use crate::engine::codegen::within::{self, Within, WithinRecords};
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
@@ -297,63 +297,45 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
     // `--within` an exact name is filtered in the kernel too.
     let kernel_within = request.within.as_ref().and_then(FuncFilter::literal_func);
-    let mut within_handler = |maps: &mut MapTable, record| WithinRecords {
+    let mut make_handler = |maps: &mut MapTable, record| WithinRecords {
         maps: record,
-        inside: maps.add(within::inside_map_spec()),
-        name: kernel_within.clone().unwrap_or_default(),
+        within: kernel_within.clone().map(|name| Within {
+            inside: maps.add(within::inside_map_spec()),
+            name,
+        }),
         markers: markers.clone(),
     };
-    if request.stream.attach.dump_bpf {
-        let s = &request.stream;
-        match kernel_within {
-            Some(_) => common::stream_with(
-                s,
-                &markers,
-                true,
-                None,
-                &mut within_handler,
-                &mut common::Discard,
-                out,
-            )?,
-            None => common::stream(s, &markers, true, None, &mut common::Discard, out)?,
-        };
-        return Ok(ExitCode::Ok);
-    }
-    let mut view = FlowView {
-        format: request.format,
-        style: request.style,
+    common::run_tool(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut make_handler,
         out,
-        strings: Strings::default(),
-        builder: FlowBuilder::new(
-            request.within.clone(),
-            request.filters.clone(),
-            request.max_depth,
-        ),
-        exe: HashMap::new(),
-    };
-    let s = &request.stream;
-    let sink = &mut io::sink();
-    let outcome = match kernel_within {
-        Some(_) => common::stream_with(
-            s,
-            &markers,
-            true,
-            None,
-            &mut within_handler,
-            &mut view,
-            sink,
-        )?,
-        None => common::stream(s, &markers, true, None, &mut view, sink)?,
-    };
-    view.out.flush()?;
-    let stacks = &view.builder.stacks;
-    if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
-        eprintln!(
-            "pytap: flow: {} returns without an entry not shown, {} entries that never returned closed by an outer return",
-            stacks.unmatched_returns, stacks.orphan_entries
-        );
-    }
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        |out| FlowView {
+            format: request.format,
+            style: request.style,
+            out,
+            strings: Strings::default(),
+            builder: FlowBuilder::new(
+                request.within.clone(),
+                request.filters.clone(),
+                request.max_depth,
+            ),
+            exe: HashMap::new(),
+        },
+        |view| {
+            view.out.flush()?;
+            let stacks = &view.builder.stacks;
+            if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
+                eprintln!(
+                    "pytap: flow: {} returns without an entry not shown, {} entries that never returned closed by an outer return",
+                    stacks.unmatched_returns, stacks.orphan_entries
+                );
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

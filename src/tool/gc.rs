@@ -209,38 +209,28 @@ pub fn write_summary(
 /// Runs `pytap gc`.
 pub fn run(request: &GcRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::GcStart, Marker::GcDone].into();
-    if request.stream.attach.dump_bpf {
-        common::stream(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut common::Discard,
-            out,
-        )?;
-        return Ok(ExitCode::Ok);
-    }
-    let mut view = GcView {
-        format: request.format,
-        header: PendingHeader::new(
-            (request.format == Format::Text)
-                .then_some("      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED\n"),
-        ),
-        out,
-        clock: Clock::default(),
-        pairing: GcPairing::default(),
-    };
-    let outcome = common::stream(
+    common::run_tool(
         &request.stream,
         &markers,
         true,
         None,
-        &mut view,
-        &mut io::sink(),
-    )?;
-    write_summary(view.out, request.format, &view.pairing.generations)?;
-    view.out.flush()?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        &mut common::full_records(&markers),
+        out,
+        |out| GcView {
+            format: request.format,
+            header: PendingHeader::new(
+                (request.format == Format::Text)
+                    .then_some("      TIME(s)      PID      TID  GEN   PAUSE(us)  COLLECTED\n"),
+            ),
+            out,
+            clock: Clock::default(),
+            pairing: GcPairing::default(),
+        },
+        |view| {
+            write_summary(view.out, request.format, &view.pairing.generations)?;
+            Ok(view.out.flush()?)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -184,19 +184,14 @@ fn write_import(
 pub fn run(request: &ImportsRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> =
         [Marker::ImportFindLoadStart, Marker::ImportFindLoadDone].into();
-    if request.stream.attach.dump_bpf {
-        common::stream(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut common::Discard,
-            out,
-        )?;
-        return Ok(ExitCode::Ok);
-    }
-    let mut view =
-        ImportsView {
+    common::run_tool(
+        &request.stream,
+        &markers,
+        true,
+        None,
+        &mut common::full_records(&markers),
+        out,
+        |out| ImportsView {
             format: request.format,
             header: PendingHeader::new((request.format == Format::Text).then_some(
                 "      TIME(s)      PID      TID     SELF(us) | CUMULATIVE(us) | MODULE\n",
@@ -205,17 +200,9 @@ pub fn run(request: &ImportsRequest, out: &mut dyn Write) -> Result<ExitCode> {
             clock: Clock::default(),
             strings: Strings::default(),
             tree: ImportTree::default(),
-        };
-    let outcome = common::stream(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut view,
-        &mut io::sink(),
-    )?;
-    view.out.flush()?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        },
+        |view| Ok(view.out.flush()?),
+    )
 }
 
 #[cfg(test)]

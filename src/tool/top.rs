@@ -219,46 +219,34 @@ impl Consumer for TopView<'_> {
 pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let marker = Marker::FunctionEntry;
     let markers: BTreeSet<Marker> = [marker].into();
-    let max_functions = request.max_functions;
     let mut make_handler = |maps: &mut MapTable, record| CountCalls {
         maps: record,
-        counts: maps.add(count_map_spec(max_functions)),
+        counts: maps.add(count_map_spec(request.max_functions)),
         marker,
     };
-    if request.stream.attach.dump_bpf {
-        common::stream_with(
-            &request.stream,
-            &markers,
-            true,
-            None,
-            &mut make_handler,
-            &mut common::Discard,
-            out,
-        )?;
-        return Ok(ExitCode::Ok);
+    if request.live && !request.stream.attach.dump_bpf {
+        return crate::tool::top_live::run(request, &markers, &mut make_handler);
     }
-    if request.live {
-        return crate::tool::top_live::run(request, &mut make_handler);
-    }
-    // Which marker the CALLS column counts (the live view's title says it too).
-    eprintln!("pytap: top counts {marker} (one per call)");
-    let mut view = TopView {
-        out,
-        format: request.format,
-        limit: request.limit,
-        names: FuncNames::default(),
-        deltas: Deltas::default(),
-        interval: 0,
-        last: Instant::now(),
-    };
-    let outcome = common::stream_with(
+    common::run_tool(
         &request.stream,
         &markers,
         true,
         Some(request.interval),
         &mut make_handler,
-        &mut view,
-        &mut io::sink(),
-    )?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+        out,
+        |out| {
+            // Which marker the CALLS column counts (the live view's title says it too).
+            eprintln!("pytap: top counts {marker} (one per call)");
+            TopView {
+                out,
+                format: request.format,
+                limit: request.limit,
+                names: FuncNames::default(),
+                deltas: Deltas::default(),
+                interval: 0,
+                last: Instant::now(),
+            }
+        },
+        |_| Ok(()),
+    )
 }

@@ -253,9 +253,9 @@ impl Consumer for LiveTop {
 /// Runs the live view.
 pub fn run<H: Handler>(
     request: &TopRequest,
+    markers: &BTreeSet<Marker>,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<ExitCode> {
-    let markers: BTreeSet<Marker> = [Marker::FunctionEntry].into();
     let mut view = LiveTop {
         guard: TerminalGuard::enter()?,
         interval: request.interval,
@@ -273,14 +273,12 @@ pub fn run<H: Handler>(
     view.draw()?;
     let outcome = common::stream_with(
         &request.stream,
-        &markers,
+        markers,
         true,
         Some(POLL),
         make_handler,
         &mut view,
-        &mut io::sink(),
     );
     view.guard.restore();
-    let outcome = outcome?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
+    Ok(common::exit_code(&outcome?))
 }

@@ -1,14 +1,15 @@
 //! `pytap trace`: the raw event stream, every marker hit as one line.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io::Write;
 
 use anyhow::Result;
 
 use crate::cpython::Marker;
 use crate::engine::codegen::EmptyProbe;
+use crate::engine::codegen::MapTable;
 use crate::engine::decode::Event;
-use crate::engine::run::{self, Consumer, LoopOptions};
+use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format, PendingHeader};
@@ -56,51 +57,35 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         Some(m) => (m.clone(), true),
         None => (Marker::ALL.into_iter().collect(), false),
     };
-    if request.stream.attach.dump_bpf {
-        common::stream(
+    if request.empty_probe && !request.stream.attach.dump_bpf {
+        // The same probes with programs that do nothing: nothing is
+        // recorded, so no events is not a failure.
+        let mut empty = |_: &mut MapTable, _| EmptyProbe;
+        common::stream_with(
             &request.stream,
             &markers,
             strict,
             None,
+            &mut empty,
             &mut common::Discard,
-            out,
         )?;
         return Ok(ExitCode::Ok);
     }
-    if request.empty_probe {
-        return run_empty(request, &markers, strict);
-    }
-    let writer = EventWriter::new(request.format);
-    let header = PendingHeader::new(writer.header());
-    let mut stream = Stream {
-        writer,
-        header,
-        out,
-    };
-    let outcome = common::stream(
+    common::run_tool(
         &request.stream,
         &markers,
         strict,
         None,
-        &mut stream,
-        &mut io::sink(),
-    )?;
-    stream.out.flush()?;
-    Ok(outcome.map_or(ExitCode::Ok, |o| common::exit_code(&o)))
-}
-
-/// `--empty-probe`: the same probes with programs that do nothing; nothing
-/// is recorded, so no events is not a failure.
-fn run_empty(request: &TraceRequest, markers: &BTreeSet<Marker>, strict: bool) -> Result<ExitCode> {
-    let signals = common::signals()?;
-    let mut empty = |_: &mut _, _| EmptyProbe;
-    let opts = &request.stream;
-    let mut attached = common::attach(&opts.target, markers, strict, &opts.attach, &mut empty)?;
-    let options = LoopOptions {
-        tick: None,
-        duration: opts.duration,
-    };
-    let outcome = run::run(&mut attached, &signals, &mut common::Discard, &options)?;
-    common::report(&attached, &outcome, 0);
-    Ok(ExitCode::Ok)
+        &mut common::full_records(&markers),
+        out,
+        |out| {
+            let writer = EventWriter::new(request.format);
+            Stream {
+                header: PendingHeader::new(writer.header()),
+                writer,
+                out,
+            }
+        },
+        |stream| Ok(stream.out.flush()?),
+    )
 }

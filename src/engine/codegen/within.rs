@@ -37,16 +37,23 @@ pub fn inside_map_spec() -> MapSpec {
     }
 }
 
-/// Streams full records of function entries and returns inside FUNC only;
-/// other markers whole.
+/// FUNC, as the kernel filters it.
 #[derive(Debug, Clone)]
-pub struct WithinRecords {
-    /// Ring buffer, counters, staging.
-    pub maps: RecordMaps,
+pub struct Within {
     /// [`inside_map_spec`].
     pub inside: MapRef,
     /// FUNC's name (at most [`MAX_NAME`] bytes, no NUL).
     pub name: Vec<u8>,
+}
+
+/// Streams full records; with a [`Within`], function entries and returns
+/// only inside FUNC.
+#[derive(Debug, Clone)]
+pub struct WithinRecords {
+    /// Ring buffer, counters, staging.
+    pub maps: RecordMaps,
+    /// The filter, if any.
+    pub within: Option<Within>,
     /// Markers streamed.
     pub markers: BTreeSet<Marker>,
 }
@@ -59,16 +66,17 @@ impl Handler for WithinRecords {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let kind = EventKind::of(marker);
         let entry = match kind {
-            EventKind::FunctionEntry => true,
-            EventKind::FunctionReturn => false,
-            _ => {
-                emit_packed(b, env, self.maps, kind);
-                return Ok(());
-            }
+            EventKind::FunctionEntry => Some(true),
+            EventKind::FunctionReturn => Some(false),
+            _ => None,
+        };
+        let (Some(within), Some(entry)) = (&self.within, entry) else {
+            emit_packed(b, env, self.maps, kind);
+            return Ok(());
         };
         let tid = b.alloc_stack(4, 4)?;
         let filter = |b: &mut ProgramBuilder, env: &Env, drop: Label| {
-            emit_inside_check(b, env, self.inside, &self.name, entry, tid.off, drop);
+            emit_inside_check(b, env, within.inside, &within.name, entry, tid.off, drop);
         };
         emit_packed_filtered(b, env, self.maps, kind, Some(&filter));
         Ok(())
