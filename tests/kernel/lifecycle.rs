@@ -19,17 +19,23 @@ use crate::harness::{
 /// The `function__entry`, `function__return` and `line` sites of a running
 /// process: (marker, probe address, live semaphore value).
 fn sites(pid: u32) -> Vec<(String, u64, u64)> {
+    sites_named(pid, &["function__entry", "function__return", "line"])
+}
+
+/// The live semaphore value of a process's first `audit` site.
+fn audit_semaphore(pid: u32) -> u64 {
+    sites_named(pid, &["audit"])[0].2
+}
+
+/// The sites of these markers in a running process, as `pytap list -p`
+/// shows them: (marker, probe address, live semaphore value).
+fn sites_named(pid: u32, names: &[&str]) -> Vec<(String, u64, u64)> {
     let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
     json["modules"][0]["sites"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| {
-            matches!(
-                s["name"].as_str(),
-                Some("function__entry" | "function__return" | "line")
-            )
-        })
+        .filter(|s| s["name"].as_str().is_some_and(|n| names.contains(&n)))
         .map(|s: &Value| {
             (
                 s["name"].as_str().unwrap().to_string(),
@@ -179,19 +185,8 @@ fn a_target_that_execs_something_else_ends_the_trace() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let audit_sem = || {
-        let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
-        json["modules"][0]["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "audit")
-            .unwrap()["semaphore"]["value"]
-            .as_u64()
-            .unwrap()
-    };
     wait_until("pytap to attach", Duration::from_secs(10), || {
-        audit_sem() == 1
+        audit_semaphore(pid) == 1
     });
     target
         .child
@@ -231,19 +226,8 @@ fn all_mode_catches_processes_that_start_later() {
         .unwrap();
     // Without a pid filter the semaphore goes up in every process mapping the
     // binary: by one per site (3.15 has four audit sites sharing it).
-    let audit_sem = |pid: u32| -> u64 {
-        let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
-        json["modules"][0]["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "audit")
-            .unwrap()["semaphore"]["value"]
-            .as_u64()
-            .unwrap()
-    };
     wait_until("pytap --all to attach", Duration::from_secs(10), || {
-        audit_sem(idle.pid()) == 4
+        audit_semaphore(idle.pid()) == 4
     });
     let later = Command::new(&python)
         .arg(script("audit.py"))
