@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object::ReadCache;
-use pytap_elf::{DynamicInfo, ElfImage, ElfKind, LoadSegment, ProbeSite};
+use pytap_elf::{DynamicInfo, ElfImage, ElfKind, LoadSegment, ProbeSite, X86Reg};
 
+use crate::cpython::frames::{self, FrameLayout};
 use crate::cpython::marker::{Marker, PROVIDER};
 use crate::cpython::version::{self, PyVersion, VersionSource};
 use crate::error::TargetError;
@@ -57,6 +58,10 @@ pub struct Module {
     /// offset: where pytap can hang a uprobe that raises a semaphore
     /// without ever trapping in normal operation (see `engine::plan`).
     pub anchor: Option<(&'static str, u64)>,
+    /// The register holding the `_PyInterpreterFrame *` at every
+    /// `function__entry` site, when the machine code shows it (3.15+, see
+    /// [`crate::cpython::frames`]).
+    pub frame_register: Option<X86Reg>,
     file: Arc<File>,
 }
 
@@ -101,6 +106,7 @@ impl Module {
             inode: meta.ino(),
             entry: facts.entry,
             anchor: facts.anchor,
+            frame_register: facts.frame_register,
             file: Arc::new(cache.into_inner()),
         })
     }
@@ -198,6 +204,7 @@ struct Facts {
     build_id: Option<String>,
     entry: u64,
     anchor: Option<(&'static str, u64)>,
+    frame_register: Option<X86Reg>,
 }
 
 impl Facts {
@@ -221,6 +228,9 @@ impl Facts {
             let sym = image.dynamic_symbol(name)?;
             Some((*name, image.file_offset(sym.address, Some(true))?))
         });
+        let frame_register = version
+            .and_then(|(v, _)| FrameLayout::for_version(v))
+            .and_then(|_| entry_frame_register(image, &all_sites));
         Ok(Facts {
             kind: image.kind(),
             is_executable: image.interpreter().is_some() || image.kind() == ElfKind::Executable,
@@ -232,8 +242,33 @@ impl Facts {
             build_id: image.build_id(),
             entry: image.entry(),
             anchor,
+            frame_register,
         })
     }
+}
+
+/// The register every `function__entry` site keeps the frame in, if they
+/// all show one and agree.
+fn entry_frame_register<'data, R: object::ReadRef<'data>>(
+    image: &ElfImage<'data, R>,
+    sites: &[ProbeSite],
+) -> Option<X86Reg> {
+    const BEFORE: u64 = 24;
+    let get_line = image.dynamic_symbol(frames::GET_LINE_SYMBOL)?.address;
+    let mut found = None;
+    for site in sites
+        .iter()
+        .filter(|s| s.provider == PROVIDER && s.name == Marker::FunctionEntry.name())
+    {
+        let start = site.address.checked_sub(BEFORE)?;
+        let code = image.read_at_vaddr(start, BEFORE)?;
+        let reg = frames::frame_register(code, site.address, get_line)?;
+        if found.is_some_and(|r| r != reg) {
+            return None;
+        }
+        found = Some(reg);
+    }
+    found
 }
 
 /// Whether two modules are the same file (uprobes are per inode).

@@ -1,6 +1,7 @@
 //! What pytap knows about CPython: its markers, how to read a binary's
 //! version, and what each marker really does on each version.
 
+pub mod frames;
 pub mod marker;
 pub mod objects;
 pub mod verdict;
