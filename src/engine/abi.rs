@@ -148,6 +148,12 @@ pub const FLAG_TRUNCATED_1: u16 = 2;
 /// pointers, which identify the function.
 pub const FLAG_LEAN: u16 = 4;
 
+/// `EventHeader.flags`: a `function__entry` that created a generator,
+/// coroutine or async generator instead of running it (3.15 fires one; no
+/// return follows). Set only by handlers that read the frame, see
+/// [`crate::cpython::frames`].
+pub const FLAG_GENERATOR_CREATION: u16 = 8;
+
 /// What identifies a function in the kernel-side maps of the aggregating
 /// tools (`pytap top`, `pytap calls`): the process, the marker's line
 /// number and the two string pointers the marker passed. The pointers point

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use pytap_ebpf::{Program, disassemble_with};
 use pytap_elf::ArgSpec;
 
-use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
+use super::codegen::{self, CodegenError, FrameSource, Handler, MapTable, SiteCode};
+use crate::cpython::frames::FrameLayout;
 use crate::cpython::objects::ObjectLayout;
 use crate::cpython::{Marker, verdict};
-use crate::module::Module;
+use crate::module::{self, Module};
 
 /// How 3.11's `function__entry` gets armed (see `cpython::verdict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,6 +163,22 @@ impl Plan {
                     });
                 }
             }
+            let creation_fires_entry = module
+                .py_version()
+                .and_then(FrameLayout::for_version)
+                .is_some();
+            if handler.wants_frame()
+                && creation_fires_entry
+                && module.frame_register.is_none()
+                && markers.contains(&Marker::FunctionEntry)
+                && !module.sites_of(Marker::FunctionEntry).is_empty()
+            {
+                notes.push(format!(
+                    "{}{}: where function__entry keeps the frame is not recognised in this build, so a generator's creation cannot be told from its first resumption; depths below it are repaired when the enclosing function returns",
+                    module::display(&module.path),
+                    module.version_suffix()
+                ));
+            }
             if let Some((site, note)) = arming_site(module, index, markers, arm_mode)? {
                 sites.push(site);
                 notes.push(note);
@@ -190,11 +207,20 @@ impl Plan {
                         args: s.args.clone(),
                     })
                     .collect();
-                let layout = target
-                    .module
+                let module = &target.module;
+                let layout = module.py_version().and_then(ObjectLayout::for_version);
+                let frame = module
                     .py_version()
-                    .and_then(ObjectLayout::for_version);
-                codegen::build_module_program(&format!("pytap_{index}"), &code, layout, handler)
+                    .and_then(FrameLayout::for_version)
+                    .zip(module.frame_register)
+                    .map(|(layout, register)| FrameSource { register, layout });
+                codegen::build_module_program(
+                    &format!("pytap_{index}"),
+                    &code,
+                    layout,
+                    frame,
+                    handler,
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {

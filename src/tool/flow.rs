@@ -10,7 +10,7 @@ use glob::Pattern;
 
 use crate::cli::FlowStyle;
 use crate::cpython::Marker;
-use crate::engine::abi::EventKind;
+use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
 use crate::engine::decode::{Body, Event};
@@ -191,6 +191,8 @@ struct FlowView<'a> {
     strings: Strings,
     builder: FlowBuilder,
     exe: HashMap<u32, String>,
+    /// 3.15 generator creations, recognised by the probe and not shown.
+    creations: u64,
 }
 
 /// The process's command name (`/proc/PID/comm`), as SystemTap's execname().
@@ -216,6 +218,11 @@ impl Consumer for FlowView<'_> {
             funcname: self.strings.get(funcname, event, session),
         };
         let entry = h.kind == EventKind::FunctionEntry;
+        if entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0 {
+            // No frame runs: 3.9 and 3.11 fire nothing here either.
+            self.creations += 1;
+            return Ok(());
+        }
         if let Some(line) = self
             .builder
             .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
@@ -304,6 +311,7 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
             name,
         }),
         markers: markers.clone(),
+        flag_creations: true,
     };
     common::run_tool(
         &request.stream,
@@ -323,9 +331,16 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 request.max_depth,
             ),
             exe: HashMap::new(),
+            creations: 0,
         },
         |view| {
             view.out.flush()?;
+            if view.creations > 0 {
+                eprintln!(
+                    "pytap: flow: {} generator creations not shown (3.15 fires function__entry when a generator is created; no frame runs)",
+                    view.creations
+                );
+            }
             let stacks = &view.builder.stacks;
             if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
                 eprintln!(

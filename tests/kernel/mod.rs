@@ -2,7 +2,8 @@
 //! `require_kernel()`, which fails (never skips) when root or a kernel
 //! interface is missing.
 
+mod generators;
 mod lifecycle;
 mod live_list;
-mod tools;
-mod trace;
+pub mod tools;
+pub mod trace;

@@ -19,6 +19,7 @@
 //! allocated once for the whole program; handlers allocate more above them.
 
 pub mod count;
+pub mod creation;
 pub mod record;
 pub mod usdt;
 pub mod within;
@@ -31,7 +32,9 @@ use pytap_ebpf::{
 use pytap_elf::ArgSpec;
 
 use crate::cpython::Marker;
+use crate::cpython::frames::FrameLayout;
 use crate::cpython::objects::ObjectLayout;
+use pytap_elf::X86Reg;
 
 /// What can go wrong generating a program.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,28 @@ pub struct Env {
     pub slots: Slots,
     /// The module's CPython object layout, when its version is known.
     pub layout: Option<ObjectLayout>,
+    /// At `function__entry`, the frame pointer, when the handler asked for
+    /// it ([`Handler::wants_frame`]) and the module shows where it is.
+    pub frame: Option<FrameAccess>,
+}
+
+/// Where a module keeps the `_PyInterpreterFrame *` at `function__entry`
+/// (see [`crate::cpython::frames`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSource {
+    /// The register, from the machine code before the site.
+    pub register: X86Reg,
+    /// The version's frame and code object layout.
+    pub layout: FrameLayout,
+}
+
+/// The frame at `function__entry`, saved by the prologue.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameAccess {
+    /// Where it comes from.
+    pub source: FrameSource,
+    /// The stack slot holding the frame pointer (u64).
+    pub slot: StackSlot,
 }
 
 /// Emits the body that runs when a marker fires, with the marker's
@@ -162,6 +187,11 @@ pub trait Handler {
 
     /// Emits the body for `marker`.
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError>;
+
+    /// Whether the body of `function__entry` reads the frame ([`Env::frame`]).
+    fn wants_frame(&self) -> bool {
+        false
+    }
 }
 
 /// A handler that does nothing: its program is `r0 = 0; exit`, with no
@@ -185,6 +215,7 @@ pub fn build_module_program(
     name: &str,
     sites: &[SiteCode],
     layout: Option<ObjectLayout>,
+    frame: Option<FrameSource>,
     handler: &dyn Handler,
 ) -> Result<Program, CodegenError> {
     let mut b = ProgramBuilder::new(name);
@@ -198,7 +229,18 @@ pub fn build_module_program(
         scratch: b.alloc_stack(8, 8)?,
         key: b.alloc_stack(4, 4)?,
     };
-    let env = Env { slots, layout };
+    let frame = match frame.filter(|_| handler.wants_frame()) {
+        Some(source) => Some(FrameAccess {
+            source,
+            slot: b.alloc_stack(8, 8)?,
+        }),
+        None => None,
+    };
+    let env = Env {
+        slots,
+        layout,
+        frame,
+    };
 
     // Group sites sharing a marker and argument spec: one prologue each.
     let mut groups: BTreeMap<(Marker, String), Vec<u16>> = BTreeMap::new();
@@ -256,6 +298,16 @@ fn emit_prologue(b: &mut ProgramBuilder, site: &SiteCode, env: &Env) -> Result<(
             found: site.args.len(),
             expected,
         });
+    }
+    if let Some(frame) = env.frame.filter(|_| site.marker == Marker::FunctionEntry) {
+        b.comment(&format!("the frame, in {}", frame.source.register.name(8)));
+        b.ldx(
+            Size::DW,
+            Reg::R0,
+            Reg::R6,
+            frame.source.register.pt_regs_offset() as i16,
+        );
+        b.stx(Size::DW, Reg::FP, frame.slot.off, Reg::R0);
     }
     for (spec, dst) in site
         .args

@@ -84,9 +84,10 @@ pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: Ev
 }
 
 /// Emits code that decides, once a packed record is filled (r6: record,
-/// r7: its size, to keep; r8, r9 and r1-r5 free), whether to send it:
-/// it jumps to the label it is given to drop the record.
-pub type RecordFilter<'a> = &'a dyn Fn(&mut ProgramBuilder, &Env, Label);
+/// r7: its size, to keep; r8, r9 and r1-r5 free), whether to send it, and
+/// may edit the record: it jumps to the label it is given to drop the
+/// record, and says whether it emitted such a jump.
+pub type RecordFilter<'a> = &'a dyn Fn(&mut ProgramBuilder, &Env, Label) -> bool;
 
 /// [`emit_packed`] with a filter run on the filled record.
 pub fn emit_packed_filtered(
@@ -111,8 +112,9 @@ pub fn emit_packed_filtered(
     b.add64_imm(Reg::R6, 8);
     write_header(b, env, kind);
     fill_packed(b, env, kind);
+    let mut drops = false;
     if let Some(filter) = filter {
-        filter(b, env, drop_staged);
+        drops |= filter(b, env, drop_staged);
     }
     b.comment("copy out the packed size (r7), then free the staging buffer");
     b.ld_map_fd(Reg::R1, maps.events);
@@ -140,11 +142,11 @@ pub fn emit_packed_filtered(
     write_header(b, env, kind);
     fill_packed(b, env, kind);
     if let Some(filter) = filter {
-        filter(b, env, drop_reserved);
+        drops |= filter(b, env, drop_reserved);
     }
     submit(b);
     finish_lost(b, env, maps, lost);
-    if filter.is_some() {
+    if drops {
         b.bind(drop_staged);
         b.add64_imm(Reg::R6, -8);
         b.mov64_imm(Reg::R1, -1);

@@ -9,11 +9,15 @@
 //! below zero (a return without entry, such as 3.15's shim frames). Only
 //! exact names are filtered here; userspace applies `--within` again with
 //! its full glob and stack rules, and the kernel only ever sends more.
+//!
+//! The same handler flags 3.15's generator creations when asked
+//! ([`super::creation`]); under `--within` they are dropped in the kernel.
 
 use std::collections::BTreeSet;
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
 
+use super::creation;
 use super::record::{RecordMaps, emit_packed, emit_packed_filtered};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
@@ -56,11 +60,18 @@ pub struct WithinRecords {
     pub within: Option<Within>,
     /// Markers streamed.
     pub markers: BTreeSet<Marker>,
+    /// Flag generator creations ([`abi::FLAG_GENERATOR_CREATION`]) where
+    /// the module shows the frame.
+    pub flag_creations: bool,
 }
 
 impl Handler for WithinRecords {
     fn handles(&self, marker: Marker) -> bool {
         self.markers.contains(&marker)
+    }
+
+    fn wants_frame(&self) -> bool {
+        self.flag_creations
     }
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
@@ -70,13 +81,29 @@ impl Handler for WithinRecords {
             EventKind::FunctionReturn => Some(false),
             _ => None,
         };
-        let (Some(within), Some(entry)) = (&self.within, entry) else {
+        let creation = match (env.frame, kind) {
+            (Some(frame), EventKind::FunctionEntry) => {
+                let bytes = creation::scratch_bytes(&frame.source.layout);
+                Some((frame, b.alloc_stack(bytes, 8)?))
+            }
+            _ => None,
+        };
+        let within = self.within.as_ref().zip(entry);
+        if creation.is_none() && within.is_none() {
             emit_packed(b, env, self.maps, kind);
             return Ok(());
-        };
+        }
         let tid = b.alloc_stack(4, 4)?;
         let filter = |b: &mut ProgramBuilder, env: &Env, drop: Label| {
-            emit_inside_check(b, env, within.inside, &within.name, entry, tid.off, drop);
+            if let Some((frame, scratch)) = creation {
+                // Under --within a creation is dropped: it opens no FUNC
+                // frame, and flow shows no creation anyway.
+                creation::emit_flag(b, frame, scratch.off, within.map(|_| drop));
+            }
+            if let Some((within, entry)) = within {
+                emit_inside_check(b, env, within.inside, &within.name, entry, tid.off, drop);
+            }
+            within.is_some()
         };
         emit_packed_filtered(b, env, self.maps, kind, Some(&filter));
         Ok(())
