@@ -85,10 +85,12 @@ const ENTRY_315: &str = "fires for every Python call, and once more when a gener
      (that entry never gets a return)";
 const RETURN_315: &str = "fires for every return and yield, and also for the `__init__` shim frame pushed when a \
      class with a Python __init__ is instantiated (a return without an entry)";
-const UNBALANCED_315_FIX: &str = "pytap's flow and calls match each return with the innermost frame of its \
-     function: returns without an entry are dropped, and an entry without a return is closed when an outer frame \
-     returns (until then flow shows that thread one level deeper); top counts entries, generator creations \
-     included; `pytap trace` shows the raw events";
+const UNBALANCED_315_FIX: &str = "pytap's flow reads the frame at function__entry to recognise a generator's \
+     creation and does not show it (`pytap info` says whether this build shows where the frame is; if not, flow \
+     closes the creation when an outer frame returns, and until then shows that thread one level deeper); flow and \
+     calls match each return with the innermost frame of its function, so returns without an entry are dropped and \
+     calls leaves entries that never return uncounted; top counts entries, generator creations included; \
+     `pytap trace` shows the raw events";
 const BALANCED: &str =
     "fires for every Python call; entry and return balance (generators: one per resume and yield)";
 const AUDIT_314: &str = "fires for every audit event; a few event names point into pages the kernel cannot read \

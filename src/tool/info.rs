@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cpython::frames::FrameLayout;
 use crate::cpython::verdict::{self, MarkerVerdict};
 use crate::module::Module;
 use crate::output::{Align, Table};
@@ -44,6 +45,12 @@ pub struct ModuleInfo {
     pub version_source: Option<&'static str>,
     /// GNU build ID.
     pub build_id: Option<String>,
+    /// Versions whose `function__entry` fires at generator creation
+    /// (3.15+): the register holding the frame at that marker (`%r13`), or
+    /// `null` when pytap does not recognise it in this build. Absent for
+    /// other versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_frame_register: Option<Option<&'static str>>,
     /// Verdict for each of CPython's eight markers.
     pub markers: Vec<MarkerVerdict>,
 }
@@ -92,6 +99,10 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
         cpython: module.py_version().map(|v| v.to_string()),
         version_source: module.version.map(|(_, s)| s.describe()),
         build_id: module.build_id.clone(),
+        entry_frame_register: module
+            .py_version()
+            .and_then(FrameLayout::for_version)
+            .map(|_| module.frame_register.map(|r| r.name(8))),
         markers: verdict::verdicts(module.py_version(), &module.site_counts()),
     }
 }
@@ -118,6 +129,17 @@ fn write_text(info: &ModuleInfo, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "  markers in  {place}, ELF {}", info.elf_type)?;
     if let Some(id) = &info.build_id {
         writeln!(out, "  build id    {id}")?;
+    }
+    match info.entry_frame_register {
+        Some(Some(reg)) => writeln!(
+            out,
+            "  frames      function__entry keeps the frame in %{reg}: flow tells generator creations from runs"
+        )?,
+        Some(None) => writeln!(
+            out,
+            "  frames      not recognised at function__entry: flow cannot tell generator creations from runs"
+        )?,
+        None => {}
     }
     writeln!(out)?;
     let mut table = Table::new(&[
