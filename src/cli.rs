@@ -94,11 +94,12 @@ thread's first event, exe(tid), indentation by depth, => entry, <= return,
 nanosecond timestamp, probe name, indentation, basename:funcname:lineno.
 Depths are per thread and repaired where CPython's markers do not pair up
 (see `pytap info`): a return matches the innermost frame of its function,
-frames it skips never returned (3.15 generator creation) and are dropped, a
-return with no entry (3.15's __init__ shim) is not shown. --within with an
-exact function name is filtered in the kernel: what runs outside costs no
-event. Needs function markers: CPython 3.8-3.11 and 3.15+ (3.11 is armed
-automatically).")]
+frames it skips never returned and are dropped, a return with no entry
+(3.15's __init__ shim) is not shown, and 3.15's generator creations are
+recognised by reading the frame and not shown. --within with an exact
+function name (FUNC or FILE:FUNC) is filtered in the kernel: what runs
+outside costs no event. Needs function markers: CPython 3.8-3.11 and 3.15+
+(3.11 is armed automatically).")]
     Flow(FlowArgs),
     /// Garbage collections: generation, pause and objects collected, with a summary
     #[command(after_help = "\

@@ -62,12 +62,13 @@ impl FuncFilter {
         }
     }
 
-    /// The function name when the filter is one exact name short enough
-    /// for the kernel to compare ([`within::MAX_NAME`]), with no file part.
+    /// The function name when the function part is one exact name short
+    /// enough for the kernel to compare ([`within::MAX_NAME`]). A file part
+    /// is left to userspace: the kernel then keeps every function of that
+    /// name, which is more than the filter needs, never less.
     pub fn literal_func(&self) -> Option<Vec<u8>> {
         let text = self.func.as_str();
-        let literal = self.file.is_none()
-            && !text.contains(['*', '?', '[', ']'])
+        let literal = !text.contains(['*', '?', '[', ']'])
             && !text.is_empty()
             && text.len() <= within::MAX_NAME;
         literal.then(|| text.as_bytes().to_vec())
@@ -413,7 +414,11 @@ mod tests {
         );
         assert_eq!(FuncFilter::parse("ma*").unwrap().literal_func(), None);
         assert_eq!(
-            FuncFilter::parse("app.py:main").unwrap().literal_func(),
+            FuncFilter::parse("*/app.py:main").unwrap().literal_func(),
+            Some(b"main".to_vec())
+        );
+        assert_eq!(
+            FuncFilter::parse("app.py:ma?n").unwrap().literal_func(),
             None
         );
         assert!(!FuncFilter::parse("nomatch:x").unwrap().matches(&f("x")));

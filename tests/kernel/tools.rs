@@ -180,6 +180,22 @@ fn flow_text_styles_and_within() {
     // (site.main, importlib, the class body of K), and starts at depth 0.
     let (lines, run) = tool_jsonl("flow", &["--within", "*/calls.py:main", "--", &py, &calls]);
     run.ok();
+    // FUNC is exact, so the kernel filters by it (every `main`, the file
+    // glob is applied in userspace); a glob in FUNC leaves it all to
+    // userspace.
+    let events = |stderr: &str| -> u64 {
+        let at = stderr
+            .find(" events, ")
+            .unwrap_or_else(|| panic!("{stderr}"));
+        stderr[..at].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (_, everything) = tool_jsonl("flow", &["--within", "*/calls.py:ma*", "--", &py, &calls]);
+    assert!(
+        4 * events(&run.stderr) < events(&everything.stderr),
+        "{}\n{}",
+        run.stderr,
+        everything.stderr
+    );
     let first = &lines[0];
     assert_eq!(
         (

@@ -93,14 +93,17 @@ impl Handler for WithinRecords {
             emit_packed(b, env, self.maps, kind);
             return Ok(());
         }
-        let tid = b.alloc_stack(4, 4)?;
+        let tid = match within {
+            Some(_) => Some(b.alloc_stack(4, 4)?),
+            None => None,
+        };
         let filter = |b: &mut ProgramBuilder, env: &Env, drop: Label| {
             if let Some((frame, scratch)) = creation {
                 // Under --within a creation is dropped: it opens no FUNC
                 // frame, and flow shows no creation anyway.
                 creation::emit_flag(b, frame, scratch.off, within.map(|_| drop));
             }
-            if let Some((within, entry)) = within {
+            if let (Some((within, entry)), Some(tid)) = (within, tid) {
                 emit_inside_check(b, env, within.inside, &within.name, entry, tid.off, drop);
             }
             within.is_some()
