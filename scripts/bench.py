@@ -15,7 +15,11 @@ tracer start-up never count):
              not on 3.11, where bpftrace cannot make function__entry fire)
   empty1     the empty program on function__entry only (top's probes)
   top        `pytap top --plain`: calls counted in the kernel
-  calls      `pytap calls`: counts in the kernel, lean entry/return records
+  clock      a program that only reads the clock (`bpf_ktime_get_ns`) on
+             entry and return (`pytap trace --clock-probe`): the floor of
+             any tool that times every event
+  calls      `pytap calls`: lean entry/return records (no strings, names sent
+             once per function), timed and aggregated in userspace
 
 Overhead = median(mode) - median(untraced). The targets (pytap's issue on
 the engine) are:
@@ -107,6 +111,8 @@ class Runner:
             return self.timed(work, mode)[0]
         if mode == "empty":
             return self.timed(pytap + ["--empty-probe", "--"] + work, mode)[0]
+        if mode == "clock":
+            return self.timed(pytap + ["--clock-probe", "--"] + work, mode)[0]
         if mode == "empty1":
             return self.timed([self.args.pytap, "trace", "-m", "function__entry",
                                "--empty-probe", "--"] + work, mode)[0]
@@ -146,7 +152,7 @@ def bench_one(runner, python, args):
     if args.bpftrace and version != "3.11":
         modes.append("bpftrace")
     if args.tools:
-        modes += ["empty1", "top", "calls"]
+        modes += ["empty1", "top", "clock", "calls"]
     times = {m: [] for m in modes}
     for _ in range(args.runs):
         for mode in modes:
@@ -165,13 +171,14 @@ def bench_one(runner, python, args):
         "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
-            for m in modes if m not in ("untraced", "empty", "empty1", "top")},
+            for m in modes if m not in ("untraced", "empty", "empty1", "top", "clock")},
         "trace_lost": sum(runner.lost[("trace", python)]),
         "trace_over_empty": over["trace"] / over["empty"],
     }
     if args.tools:
         result["top_over_empty1"] = over["top"] / over["empty1"]
         result["calls_over_empty"] = over["calls"] / over["empty"]
+        result["clock_over_empty"] = over["clock"] / over["empty"]
     if "bpftrace" in modes:
         result["bpftrace_lost"] = sum(runner.lost[("bpftrace", python)])
         result["bpftrace_over_trace"] = over["bpftrace"] / over["trace"]
@@ -212,6 +219,8 @@ def report(r):
             ok &= verdict
             print(f"  {name} / {base} overhead{' ' * (12 - len(name) - len(base))}"
                   f"{r[key]:5.2f}x (target <= {TOOL_TARGET}x) {'PASS' if verdict else 'FAIL'}")
+        print(f"  clock / empty overhead   {r['clock_over_empty']:5.2f}x (a probe that only "
+              f"reads the clock: the floor of any tool timing every event, such as calls)")
     return ok
 
 

@@ -382,6 +382,10 @@ pub struct TraceArgs {
     /// baseline for the kernel's own cost per event
     #[arg(long, hide = true)]
     pub empty_probe: bool,
+    /// Attach programs that only read the clock (`bpf_ktime_get_ns`): the
+    /// benchmark's floor for tools that time every event
+    #[arg(long, hide = true, conflicts_with = "empty_probe")]
+    pub clock_probe: bool,
 }
 
 /// `pytap list`.

@@ -7,6 +7,7 @@ use std::process::ExitCode as ProcessExit;
 use clap::Parser;
 use pytap::cli::OutputArgs;
 use pytap::cli::{Cli, Command};
+use pytap::engine::codegen::EmptyProbe;
 use pytap::error::ExitCode;
 use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, top, trace};
 
@@ -51,7 +52,9 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 stream: args::stream_options(&a.target, &a.engine)?,
                 markers: args::markers(&a.markers)?,
                 format: a.format,
-                empty_probe: a.empty_probe,
+                empty_probe: (a.empty_probe || a.clock_probe).then_some(EmptyProbe {
+                    clock: a.clock_probe,
+                }),
             };
             return to_output(a.output.as_ref(), out, |w| trace::run(&request, w));
         }

@@ -25,7 +25,7 @@ pub struct TraceRequest {
     /// Text or JSON Lines.
     pub format: Format,
     /// Attach do-nothing programs instead (benchmark baseline).
-    pub empty_probe: bool,
+    pub empty_probe: Option<EmptyProbe>,
 }
 
 struct Stream<'a> {
@@ -57,10 +57,22 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         Some(m) => (m.clone(), true),
         None => (Marker::ALL.into_iter().collect(), false),
     };
-    if request.empty_probe && !request.stream.attach.dump_bpf {
+    if let Some(probe) = request.empty_probe {
         // The same probes with programs that do nothing: nothing is
         // recorded, so no events is not a failure.
-        let mut empty = |_: &mut MapTable, _| EmptyProbe;
+        let mut empty = |_: &mut MapTable, _| probe;
+        if request.stream.attach.dump_bpf {
+            return common::run_tool(
+                &request.stream,
+                &markers,
+                strict,
+                None,
+                &mut empty,
+                out,
+                |_| common::Discard,
+                |_| Ok(()),
+            );
+        }
         common::stream_with(
             &request.stream,
             &markers,

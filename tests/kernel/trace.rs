@@ -550,6 +550,39 @@ fn dump_bpf_shows_the_programs_and_runs_nothing() {
 }
 
 #[test]
+fn benchmark_baselines_attach_and_record_nothing() {
+    require_kernel();
+    let py = fixture("3.9").binary.display().to_string();
+    for (flag, program) in [
+        ("--empty-probe", "0: r0 = 0\n   1: exit\n"),
+        (
+            "--clock-probe",
+            "0: call ktime_get_ns#5\n   1: r0 = 0\n   2: exit\n",
+        ),
+    ] {
+        let args = [
+            "trace",
+            flag,
+            "-m",
+            "function__entry",
+            "-m",
+            "function__return",
+        ];
+        let dump = pytap(&[&args[..], &["--dump-bpf", "--", &py, "-c", "pass"]].concat());
+        assert!(dump.ok().contains(program), "{flag}: {}", dump.stdout);
+        // The probes fire on every call (the target still runs normally and
+        // its output passes through) and nothing is recorded.
+        let run = pytap(&[&args[..], &["--", &py, "-c", "print(sum(range(10)))"]].concat());
+        assert_eq!(run.ok(), "45\n", "{flag}");
+        assert!(
+            run.stderr.contains("pytap: 0 events, 0 lost"),
+            "{flag}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn exit_status_and_summary() {
     require_kernel();
     let code = "import sys; sys.exit(3)";

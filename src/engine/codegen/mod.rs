@@ -192,13 +192,23 @@ pub trait Handler {
     fn wants_frame(&self) -> bool {
         false
     }
+
+    /// The body of a program that handles no marker (one instruction
+    /// sequence for every site, before `r0 = 0; exit`): the benchmark's
+    /// baselines.
+    fn emit_without_dispatch(&self, _b: &mut ProgramBuilder) {}
 }
 
 /// A handler that does nothing: its program is `r0 = 0; exit`, with no
 /// dispatch at all. It measures what the kernel's uprobe costs by itself,
-/// the baseline of pytap's benchmark (`scripts/bench.py`).
+/// the baseline of pytap's benchmark (`scripts/bench.py`). With `clock`,
+/// the program reads the clock once first (`bpf_ktime_get_ns`): the floor
+/// of any tool that timestamps every event.
 #[derive(Debug, Clone, Copy)]
-pub struct EmptyProbe;
+pub struct EmptyProbe {
+    /// Read the clock before exiting.
+    pub clock: bool,
+}
 
 impl Handler for EmptyProbe {
     fn handles(&self, _: Marker) -> bool {
@@ -207,6 +217,12 @@ impl Handler for EmptyProbe {
 
     fn emit(&self, _: Marker, _: &mut ProgramBuilder, _: &Env) -> Result<(), CodegenError> {
         Ok(())
+    }
+
+    fn emit_without_dispatch(&self, b: &mut ProgramBuilder) {
+        if self.clock {
+            b.call(Helper::KtimeGetNs);
+        }
     }
 }
 
@@ -221,6 +237,7 @@ pub fn build_module_program(
     let mut b = ProgramBuilder::new(name);
     if !sites.iter().any(|s| handler.handles(s.marker)) {
         // Nothing to do at any site (the empty probe, or only arming sites).
+        handler.emit_without_dispatch(&mut b);
         b.mov64_imm(Reg::R0, 0).exit();
         return Ok(b.build()?);
     }
