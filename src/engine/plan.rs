@@ -45,7 +45,7 @@ pub enum SiteRole {
 pub struct PlannedSite {
     /// The attach cookie and index in [`Plan::sites`].
     pub cookie: u16,
-    /// Index into [`Plan::modules`].
+    /// Index into [`Plan::targets`].
     pub module: usize,
     /// The marker the site belongs to (for an anchor: the marker it arms).
     pub marker: Marker,

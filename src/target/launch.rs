@@ -25,7 +25,7 @@ pub enum LaunchError {
     /// The command could not be started.
     #[error("cannot run {program}: {source}")]
     Spawn {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
         /// Why.
         source: pytap_sys::SysError,
@@ -35,7 +35,7 @@ pub enum LaunchError {
         "{program} exited with status {status} without running a Python that has markers (programs it ran: {ran})"
     )]
     NoPython {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
         /// Exit status.
         status: i32,
@@ -48,7 +48,7 @@ pub enum LaunchError {
     /// ptrace failed while following the child.
     #[error("following {program}: {source}")]
     Follow {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
         /// Why.
         source: pytap_sys::SysError,

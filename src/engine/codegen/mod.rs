@@ -17,6 +17,9 @@
 //!
 //! Helper calls clobber r1-r5 only. The stack slots in [`Slots`] are
 //! allocated once for the whole program; handlers allocate more above them.
+//! A handler that reads the frame at `function__entry` (3.15's generator
+//! creations, [`creation`]) finds it in [`Env::frame`], saved by the
+//! prologue while ctx was still in r6.
 
 pub mod count;
 pub mod creation;
@@ -29,12 +32,11 @@ use std::collections::BTreeMap;
 use pytap_ebpf::{
     BuildError, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
 };
-use pytap_elf::ArgSpec;
+use pytap_elf::{ArgSpec, X86Reg};
 
 use crate::cpython::Marker;
 use crate::cpython::frames::FrameLayout;
 use crate::cpython::objects::ObjectLayout;
-use pytap_elf::X86Reg;
 
 /// What can go wrong generating a program.
 #[derive(Debug, thiserror::Error)]

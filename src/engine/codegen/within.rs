@@ -60,7 +60,7 @@ pub struct WithinRecords {
     pub within: Option<Within>,
     /// Markers streamed.
     pub markers: BTreeSet<Marker>,
-    /// Flag generator creations ([`abi::FLAG_GENERATOR_CREATION`]) where
+    /// Flag generator creations ([`crate::engine::abi::FLAG_GENERATOR_CREATION`]) where
     /// the module shows the frame.
     pub flag_creations: bool,
 }
