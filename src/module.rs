@@ -16,7 +16,7 @@ use std::sync::Arc;
 use object::ReadCache;
 use pytap_elf::{DynamicInfo, ElfImage, ElfKind, LoadSegment, ProbeSite, X86Reg};
 
-use crate::cpython::frames::{self, FrameLayout};
+use crate::cpython::frames::{self, FrameLayout, FrameSource};
 use crate::cpython::marker::{Marker, PROVIDER};
 use crate::cpython::version::{self, PyVersion, VersionSource};
 use crate::error::TargetError;
@@ -60,7 +60,7 @@ pub struct Module {
     pub anchor: Option<(&'static str, u64)>,
     /// The register holding the `_PyInterpreterFrame *` at every
     /// `function__entry` site, when the machine code shows it (3.15+, see
-    /// [`crate::cpython::frames`]).
+    /// [`Module::entry_frame`]).
     pub frame_register: Option<X86Reg>,
     file: Arc<File>,
 }
@@ -142,6 +142,17 @@ impl Module {
     /// The CPython version, if known.
     pub fn py_version(&self) -> Option<PyVersion> {
         self.version.map(|(v, _)| v)
+    }
+
+    /// Versions whose `function__entry` also fires at generator creation
+    /// (3.15+): where the frame is at that marker, or `Some(None)` when
+    /// this build does not show it. `None` for other versions.
+    pub fn entry_frame(&self) -> Option<Option<FrameSource>> {
+        let layout = self.py_version().and_then(FrameLayout::for_version)?;
+        Some(
+            self.frame_register
+                .map(|register| FrameSource { register, layout }),
+        )
     }
 
     /// Reads a NUL-terminated string at a link-time virtual address from the

@@ -48,6 +48,16 @@ pub struct FrameLayout {
     pub str_ascii_data: u16,
 }
 
+/// Where a module keeps the `_PyInterpreterFrame *` at `function__entry`,
+/// and how to read the frame ([`crate::module::Module::entry_frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSource {
+    /// The register, from the machine code before the site.
+    pub register: X86Reg,
+    /// The version's frame and code object layout.
+    pub layout: FrameLayout,
+}
+
 /// `CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR`.
 pub const GENERATOR_FLAGS: u32 = 0x20 | 0x80 | 0x200;
 

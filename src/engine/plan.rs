@@ -13,8 +13,7 @@ use std::sync::Arc;
 use pytap_ebpf::{Program, disassemble_with};
 use pytap_elf::ArgSpec;
 
-use super::codegen::{self, CodegenError, FrameSource, Handler, MapTable, SiteCode};
-use crate::cpython::frames::FrameLayout;
+use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
 use crate::cpython::objects::ObjectLayout;
 use crate::cpython::{Marker, verdict};
 use crate::module::{self, Module};
@@ -163,13 +162,8 @@ impl Plan {
                     });
                 }
             }
-            let creation_fires_entry = module
-                .py_version()
-                .and_then(FrameLayout::for_version)
-                .is_some();
             if handler.wants_frame()
-                && creation_fires_entry
-                && module.frame_register.is_none()
+                && module.entry_frame() == Some(None)
                 && markers.contains(&Marker::FunctionEntry)
                 && !module.sites_of(Marker::FunctionEntry).is_empty()
             {
@@ -209,11 +203,7 @@ impl Plan {
                     .collect();
                 let module = &target.module;
                 let layout = module.py_version().and_then(ObjectLayout::for_version);
-                let frame = module
-                    .py_version()
-                    .and_then(FrameLayout::for_version)
-                    .zip(module.frame_register)
-                    .map(|(layout, register)| FrameSource { register, layout });
+                let frame = module.entry_frame().flatten();
                 codegen::build_module_program(
                     &format!("pytap_{index}"),
                     &code,

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cpython::frames::FrameLayout;
 use crate::cpython::verdict::{self, MarkerVerdict};
 use crate::module::Module;
 use crate::output::{Align, Table};
@@ -100,9 +99,8 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
         version_source: module.version.map(|(_, s)| s.describe()),
         build_id: module.build_id.clone(),
         entry_frame_register: module
-            .py_version()
-            .and_then(FrameLayout::for_version)
-            .map(|_| module.frame_register.map(|r| r.name(8))),
+            .entry_frame()
+            .map(|frame| frame.map(|f| f.register.name(8))),
         markers: verdict::verdicts(module.py_version(), &module.site_counts()),
     }
 }

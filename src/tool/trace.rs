@@ -58,28 +58,18 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         None => (Marker::ALL.into_iter().collect(), false),
     };
     if let Some(probe) = request.empty_probe {
-        // The same probes with programs that do nothing: nothing is
-        // recorded, so no events is not a failure.
+        // The same probes with programs that do nothing (`--dump-bpf`
+        // shows them): nothing is recorded, so no events is not a failure.
         let mut empty = |_: &mut MapTable, _| probe;
-        if request.stream.attach.dump_bpf {
-            return common::run_tool(
-                &request.stream,
-                &markers,
-                strict,
-                None,
-                &mut empty,
-                out,
-                |_| common::Discard,
-                |_| Ok(()),
-            );
-        }
-        common::stream_with(
+        common::run_tool(
             &request.stream,
             &markers,
             strict,
             None,
             &mut empty,
-            &mut common::Discard,
+            out,
+            |_| common::Discard,
+            |_| Ok(()),
         )?;
         return Ok(ExitCode::Ok);
     }

@@ -32,10 +32,10 @@ use std::collections::BTreeMap;
 use pytap_ebpf::{
     BuildError, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
 };
-use pytap_elf::{ArgSpec, X86Reg};
+use pytap_elf::ArgSpec;
 
 use crate::cpython::Marker;
-use crate::cpython::frames::FrameLayout;
+use crate::cpython::frames::FrameSource;
 use crate::cpython::objects::ObjectLayout;
 
 /// What can go wrong generating a program.
@@ -159,16 +159,6 @@ pub struct Env {
     /// At `function__entry`, the frame pointer, when the handler asked for
     /// it ([`Handler::wants_frame`]) and the module shows where it is.
     pub frame: Option<FrameAccess>,
-}
-
-/// Where a module keeps the `_PyInterpreterFrame *` at `function__entry`
-/// (see [`crate::cpython::frames`]).
-#[derive(Debug, Clone, Copy)]
-pub struct FrameSource {
-    /// The register, from the machine code before the site.
-    pub register: X86Reg,
-    /// The version's frame and code object layout.
-    pub layout: FrameLayout,
 }
 
 /// The frame at `function__entry`, saved by the prologue.
