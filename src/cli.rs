@@ -180,6 +180,10 @@ pub struct CallsArgs {
     /// A log2 histogram of call durations per function
     #[arg(long)]
     pub hist: bool,
+    /// One row per process and function (by default a process tree's
+    /// calls of a function are added up)
+    #[arg(long)]
+    pub by_pid: bool,
     /// Distinct functions the kernel can count (calls of more still stream whole)
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_functions: u32,
@@ -209,6 +213,10 @@ pub struct TopArgs {
     /// Distinct functions the kernel can count (calls of more are reported as not counted)
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_functions: u32,
+    /// In the live view, write the traced command's output (stdout and
+    /// stderr) to FILE instead of showing it when the view closes
+    #[arg(long, value_name = "FILE")]
+    pub command_output: Option<PathBuf>,
     /// Engine settings.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -329,6 +337,19 @@ pub struct TargetArgs {
     /// The command to launch, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<OsString>,
+    /// With -p: also trace the processes it starts from now on (forked
+    /// workers, other interpreters it runs), each with its own binary's plan
+    #[arg(long)]
+    pub children: bool,
+    /// With -c or --: trace only the command's own process, not the
+    /// processes it starts (by default the whole tree is traced)
+    #[arg(long)]
+    pub no_children: bool,
+    /// Arm function markers even where CPython's own probe code would
+    /// make the target fail (a script path or working directory that is
+    /// not UTF-8: CPython gh-156118)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// How 3.11's function__entry is armed (a development switch for measuring).

@@ -1,35 +1,54 @@
 //! The `pytap` binary: parse arguments, run a tool, turn errors into one
 //! line on stderr and an exit code.
+//!
+//! Nothing here panics on output: a closed stdout (`pytap … | head`) ends
+//! the run quietly with status 0, and a closed or full stderr loses the
+//! messages, not the cleanup (see [`pytap::output::notice`]).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use pytap::cli::OutputArgs;
 use pytap::cli::{Cli, Command};
 use pytap::engine::codegen::EmptyProbe;
 use pytap::error::ExitCode;
+use pytap::notice;
+use pytap::output::sink::Sink;
 use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, top, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let result = run(cli.command, &mut out).and_then(|code| {
-        out.flush()?;
-        Ok(code)
-    });
-    match result {
+    match run(cli.command) {
         Ok(code) => ProcessExit::from(code as u8),
         Err(e) if is_broken_pipe(&e) => ProcessExit::from(ExitCode::Ok as u8),
         Err(e) => {
-            eprintln!("pytap: {}", one_line(&e));
+            notice!("{}", one_line(&e));
             ProcessExit::from(ExitCode::Error as u8)
         }
     }
 }
 
-fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+/// Opens where a tool writes: `-o FILE` (created first, so a bad path fails
+/// before anything is attached) or stdout.
+fn open_output(path: Option<&Path>) -> io::Result<Sink> {
+    match path {
+        Some(path) => Sink::create(path),
+        None => Sink::stdout(),
+    }
+}
+
+/// Runs a tool on its sink and flushes what it wrote.
+fn with_sink(
+    mut sink: Sink,
+    run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let code = run(&mut sink)?;
+    sink.flush()?;
+    Ok(code)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::List(args) => {
             let request = list::ListRequest {
@@ -37,128 +56,132 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 pid: args.pid,
                 all_providers: args.all_providers,
             };
-            list::run(&request, args.json, out)?;
+            with_sink(Sink::stdout()?, |out| {
+                list::run(&request, args.json, out)?;
+                Ok(ExitCode::Ok)
+            })
         }
         Command::Info(args) => {
             let target = match (args.path, args.pid) {
                 (Some(path), _) => info::InfoTarget::Path(path),
                 (None, Some(pid)) => info::InfoTarget::Pid(pid),
-                (None, None) => unreachable!("clap requires a path or a pid"),
+                (None, None) => anyhow::bail!("say what to describe: a PATH or -p PID"),
             };
-            info::run(&target, args.json, out)?;
+            with_sink(Sink::stdout()?, |out| {
+                info::run(&target, args.json, out)?;
+                Ok(ExitCode::Ok)
+            })
         }
         Command::Trace(a) => {
+            let sink = open_output(a.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.format, a.output.is_some());
             let request = trace::TraceRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 markers: args::markers(&a.markers)?,
                 format: a.format,
                 empty_probe: (a.empty_probe || a.clock_probe).then_some(EmptyProbe {
                     clock: a.clock_probe,
                 }),
             };
-            return to_output(a.output.as_ref(), out, |w| trace::run(&request, w));
+            with_sink(sink, |w| trace::run(&request, w))
         }
         Command::Flow(a) => {
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
+            if a.max_depth == Some(0) {
+                anyhow::bail!("--max-depth must be at least 1 (1 shows the outermost calls only)");
+            }
             let request = flow::FlowRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
                 style: a.style,
                 within: a
                     .within
                     .as_deref()
-                    .map(flow::FuncFilter::parse)
+                    .map(|w| flow::FuncFilter::parse(w, "--within"))
                     .transpose()?,
                 filters: a
                     .filter
                     .iter()
-                    .map(|f| flow::FuncFilter::parse(f))
+                    .map(|f| flow::FuncFilter::parse(f, "--filter"))
                     .collect::<anyhow::Result<_>>()?,
                 max_depth: a.max_depth,
             };
-            return tool_output(&a.output, out, |w| flow::run(&request, w));
+            with_sink(sink, |w| flow::run(&request, w))
         }
         Command::Gc(a) => {
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
             let request = gc::GcRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
             };
-            return tool_output(&a.output, out, |w| gc::run(&request, w));
+            with_sink(sink, |w| gc::run(&request, w))
         }
         Command::Imports(a) => {
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
             let request = imports::ImportsRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
             };
-            return tool_output(&a.output, out, |w| imports::run(&request, w));
+            with_sink(sink, |w| imports::run(&request, w))
         }
         Command::Audit(a) => {
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
             let request = audit::AuditRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
                 events: audit::event_globs(&a.events)?,
             };
-            return tool_output(&a.output, out, |w| audit::run(&request, w));
+            with_sink(sink, |w| audit::run(&request, w))
         }
         Command::Top(a) => {
-            if !(a.interval > 0.0 && a.interval <= 3600.0) {
-                anyhow::bail!("--interval must be between 0 and 3600 seconds");
-            }
+            let interval = args::interval(a.interval)?;
             if a.max_functions == 0 {
                 anyhow::bail!("--max-functions must be at least 1");
             }
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
+            let live = !a.plain
+                && a.output.format == pytap::output::event::Format::Text
+                && a.output.output.is_none()
+                && sink.kind() == pytap::output::sink::SinkKind::Terminal;
             let request = top::TopRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
-                interval: std::time::Duration::from_secs_f64(a.interval),
+                interval,
                 limit: a.limit,
                 max_functions: a.max_functions,
-                live: !a.plain
-                    && a.output.format == pytap::output::event::Format::Text
-                    && a.output.output.is_none()
-                    && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                live,
+                command_output: a.command_output,
             };
-            return tool_output(&a.output, out, |w| top::run(&request, w));
+            with_sink(sink, |w| top::run(&request, w))
         }
         Command::Calls(a) => {
             if a.max_functions == 0 {
                 anyhow::bail!("--max-functions must be at least 1");
             }
+            let sink = open_output(a.output.output.as_deref())?;
+            let stream = args::stream_options(&a.target, &a.engine, &sink)?;
             let request = calls::CallsRequest {
-                stream: args::stream_options(&a.target, &a.engine)?,
+                stream,
                 format: a.output.format,
                 sort: a.sort,
                 limit: a.limit,
                 hist: a.hist,
                 max_functions: a.max_functions,
+                by_pid: a.by_pid,
             };
-            return tool_output(&a.output, out, |w| calls::run(&request, w));
+            with_sink(sink, |w| calls::run(&request, w))
         }
-    }
-    Ok(ExitCode::Ok)
-}
-
-fn tool_output(
-    output: &OutputArgs,
-    out: &mut dyn Write,
-    run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
-) -> anyhow::Result<ExitCode> {
-    to_output(output.output.as_ref(), out, run)
-}
-
-/// Runs a tool writing to `-o FILE` (created first, so a bad path fails
-/// before anything is attached) or to stdout.
-fn to_output(
-    path: Option<&std::path::PathBuf>,
-    out: &mut dyn Write,
-    run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
-) -> anyhow::Result<ExitCode> {
-    match path {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-            run(&mut BufWriter::with_capacity(1 << 20, file))
-        }
-        None => run(out),
     }
 }
 

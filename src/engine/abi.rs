@@ -311,6 +311,32 @@ pub struct AuditEvent {
     pub event: [u8; STR_CAP],
 }
 
+/// `EventHeader.kind` of a [`TaskEvent`] from the `task_rename` tracepoint:
+/// a thread's name changed (`prctl(PR_SET_NAME)`, a write to
+/// `/proc/…/comm`, or an exec).
+pub const TASK_RENAME: u16 = 64;
+/// `EventHeader.kind` of a [`TaskEvent`] from `sched_process_exec`: the
+/// process executed a new program.
+pub const TASK_EXEC: u16 = 65;
+
+/// What the kernel tells of a traced process's threads, through the same
+/// ring buffer as the markers' events (so in order with them): names as
+/// they change, and execs. These records never reach the tools; the run
+/// loop keeps the names (see [`crate::engine::tasks`]) and follows execs.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TaskEvent {
+    /// Header: `kind` is [`TASK_RENAME`] or [`TASK_EXEC`], `site` 0.
+    pub header: EventHeader,
+    /// For an exec, the thread id that called execve (another thread than
+    /// the leader takes over the process id); 0 for a rename.
+    pub old_tid: u32,
+    /// `probe_read_kernel_str` result for `comm` (rename).
+    pub comm_ret: i32,
+    /// The new name, NUL-terminated (at most 15 bytes, the kernel's limit).
+    pub comm: [u8; 16],
+}
+
 /// Offsets used by the code generator and the decoder, in one place.
 #[allow(missing_docs)]
 pub mod off {
@@ -340,6 +366,11 @@ pub mod off {
     pub const IMP_FOUND: usize = offset_of!(ImportEvent, found);
     pub const IMP_MODULE_PTR: usize = offset_of!(ImportEvent, module_ptr);
     pub const IMP_MODULE: usize = offset_of!(ImportEvent, module);
+
+    pub const TASK_OLD_TID: usize = offset_of!(TaskEvent, old_tid);
+    pub const TASK_COMM_RET: usize = offset_of!(TaskEvent, comm_ret);
+    pub const TASK_COMM: usize = offset_of!(TaskEvent, comm);
+    pub const TASK_SIZE: usize = size_of::<TaskEvent>();
 
     pub const AU_EVENT_RET: usize = offset_of!(AuditEvent, event_ret);
     pub const AU_ROOT_RET: usize = offset_of!(AuditEvent, root_ret);
@@ -419,6 +450,17 @@ mod tests {
             assert_eq!(EventKind::of(kind.marker()), kind);
         }
         assert!(size_of::<AuditEvent>() < 16 * 1024);
+        assert_eq!(
+            (off::TASK_OLD_TID, off::TASK_COMM, off::TASK_SIZE),
+            (24, 32, 48)
+        );
+        for kind in [TASK_RENAME, TASK_EXEC] {
+            assert_eq!(
+                EventKind::from_u16(kind),
+                None,
+                "task kinds are not marker kinds"
+            );
+        }
         assert_eq!(CallKey::SIZE, 24);
         assert_eq!(
             (

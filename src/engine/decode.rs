@@ -144,6 +144,49 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// A [`abi::TaskEvent`]: a thread's new name, or an exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// An exec (else a rename).
+    pub exec: bool,
+    /// For an exec, the thread id that called execve.
+    pub old_tid: u32,
+    /// The thread's name from now on (`None` if it could not be read).
+    pub comm: Option<String>,
+}
+
+/// Decodes a task record: `None` when the record is not one (a marker's
+/// event), an error when it is one but too short.
+pub fn task(record: &[u8]) -> Option<Result<TaskRecord, DecodeError>> {
+    if record.len() < off::HEADER_SIZE {
+        return None;
+    }
+    let kind = u16_at(record, off::KIND);
+    if kind != abi::TASK_RENAME && kind != abi::TASK_EXEC {
+        return None;
+    }
+    if record.len() < off::TASK_SIZE {
+        return Some(Err(DecodeError::Short { len: record.len() }));
+    }
+    let comm_ok = i32_at(record, off::TASK_COMM_RET) >= 0;
+    let raw = &record[off::TASK_COMM..off::TASK_COMM + 16];
+    let raw = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+    Some(Ok(TaskRecord {
+        ts_ns: u64_at(record, off::TS),
+        pid: u32_at(record, off::PID),
+        tid: u32_at(record, off::TID),
+        exec: kind == abi::TASK_EXEC,
+        old_tid: u32_at(record, off::TASK_OLD_TID),
+        comm: comm_ok.then(|| String::from_utf8_lossy(raw).into_owned()),
+    }))
+}
+
 /// Reads only the header (for consumers that route by kind first).
 pub fn header(record: &[u8]) -> Result<Header, DecodeError> {
     if record.len() < off::HEADER_SIZE {

@@ -8,12 +8,17 @@
 //!   probe could not read, from the binary.
 //! - [`plan`]: which sites to attach (and arm) per module, pure;
 //!   [`session`]: maps, programs and links, loaded and attached.
-//! - [`run`]: targets, the event loop, draining, the end of a run.
+//! - [`follow`]: the processes a run follows (a command's tree with
+//!   ptrace, pids), and what their forks, execs and exits do to the probes;
+//! - [`run`]: targets, the event loop, draining, the end of a run;
+//!   [`tasks`]: the traced threads' names as of each event.
 
 pub mod abi;
 pub mod codegen;
 pub mod decode;
+pub mod follow;
 pub mod plan;
 pub mod recover;
 pub mod run;
 pub mod session;
+pub mod tasks;

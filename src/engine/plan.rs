@@ -70,8 +70,9 @@ pub struct AttachTarget {
     pub pids: Vec<u32>,
 }
 
-/// Everything needed to load and attach, and nothing loaded yet.
-#[derive(Debug)]
+/// Everything needed to load and attach, and nothing loaded yet. A live
+/// session grows its plan when a traced process runs a module the plan
+/// does not have yet ([`Plan::add_target`]): the handler is kept for that.
 pub struct Plan {
     /// Modules, with their pid filters.
     pub targets: Vec<AttachTarget>,
@@ -83,8 +84,25 @@ pub struct Plan {
     pub programs: Vec<Program>,
     /// Markers actually attached in at least one module.
     pub markers: BTreeSet<Marker>,
-    /// What pytap did on the user's behalf (arming), for the summary.
+    /// What pytap did on the user's behalf (arming) or left out and why,
+    /// for the user; new ones are added as modules are.
     pub notes: Vec<String>,
+    requested: BTreeSet<Marker>,
+    strict: bool,
+    arm_mode: ArmMode,
+    handler: Box<dyn Handler>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("targets", &self.targets)
+            .field("sites", &self.sites)
+            .field("maps", &self.maps)
+            .field("markers", &self.markers)
+            .field("notes", &self.notes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a plan could not be made.
@@ -126,101 +144,148 @@ pub enum PlanError {
 impl Plan {
     /// Plans `markers` on `targets`. When `strict` (the user named the
     /// markers), a marker the only target lacks is an error naming the
-    /// version and the reason, and with several targets each one lacking it
-    /// gets a note; otherwise absent markers are silently left out.
+    /// version and the reason; with several targets, a module that lacks
+    /// one, or cannot be planned at all, gets a note and the others go on.
+    /// Otherwise absent markers are silently left out.
     pub fn new(
         targets: Vec<AttachTarget>,
         markers: &BTreeSet<Marker>,
         strict: bool,
         maps: MapTable,
-        handler: &dyn Handler,
+        handler: Box<dyn Handler>,
         arm_mode: ArmMode,
     ) -> Result<Plan, PlanError> {
-        let mut sites: Vec<PlannedSite> = Vec::new();
-        let mut attached = BTreeSet::new();
-        let mut notes = Vec::new();
+        let mut plan = Plan {
+            targets: Vec::new(),
+            sites: Vec::new(),
+            maps,
+            programs: Vec::new(),
+            markers: BTreeSet::new(),
+            notes: Vec::new(),
+            requested: markers.clone(),
+            strict,
+            arm_mode,
+            handler,
+        };
         let single = targets.len() == 1;
-        for (index, target) in targets.iter().enumerate() {
-            let module = &target.module;
-            for &marker in markers {
-                let found = module.sites_of(marker);
-                if found.is_empty() {
-                    if strict && single {
-                        return Err(absent(module, marker));
-                    }
-                    if strict {
-                        notes.push(absent(module, marker).to_string());
-                    }
-                    continue;
-                }
-                attached.insert(marker);
-                for site in found {
-                    let planned = planned_site(module, index, site, marker, SiteRole::Marker)?;
-                    sites.push(PlannedSite {
-                        cookie: 0,
-                        ..planned
-                    });
-                }
+        for target in targets {
+            let module = target.module.clone();
+            match plan.add_target(target, single) {
+                Ok(_) => {}
+                Err(e) if single => return Err(e),
+                Err(e) => plan.notes.push(format!(
+                    "{}{}: not traced: {e}",
+                    module::display(&module.path),
+                    module.version_suffix()
+                )),
             }
-            if handler.wants_frame()
-                && module.entry_frame() == Some(None)
-                && markers.contains(&Marker::FunctionEntry)
-                && !module.sites_of(Marker::FunctionEntry).is_empty()
-            {
+        }
+        if plan.markers.is_empty() {
+            let names: Vec<_> = markers.iter().map(|m| m.name()).collect();
+            return Err(PlanError::NothingToAttach(names.join(", ")));
+        }
+        Ok(plan)
+    }
+
+    /// Adds a module and generates its program. Returns its index, or
+    /// `None` when it has none of the markers (a note says so). With
+    /// `absent_is_error`, a requested marker the module lacks is an error
+    /// (the user named it and this is the only module); otherwise a note.
+    pub fn add_target(
+        &mut self,
+        target: AttachTarget,
+        absent_is_error: bool,
+    ) -> Result<Option<usize>, PlanError> {
+        let index = self.targets.len();
+        let module = target.module.clone();
+        let mut sites: Vec<PlannedSite> = Vec::new();
+        let mut notes = Vec::new();
+        let mut attached = BTreeSet::new();
+        for &marker in &self.requested {
+            let found = module.sites_of(marker);
+            if found.is_empty() {
+                if self.strict && absent_is_error {
+                    return Err(absent(&module, marker));
+                }
+                if self.strict {
+                    notes.push(absent(&module, marker).to_string());
+                }
+                continue;
+            }
+            attached.insert(marker);
+            for site in found {
+                sites.push(planned_site(
+                    &module,
+                    index,
+                    site,
+                    marker,
+                    SiteRole::Marker,
+                )?);
+            }
+        }
+        if attached.is_empty() {
+            if !self.strict {
                 notes.push(format!(
-                    "{}{}: where function__entry keeps the frame is not recognised in this build, so a generator's creation cannot be told from its first resumption; depths below it are repaired when the enclosing function returns",
+                    "{}{}: none of the requested markers; not traced",
                     module::display(&module.path),
                     module.version_suffix()
                 ));
             }
-            if let Some((site, note)) = arming_site(module, index, markers, arm_mode)? {
-                sites.push(site);
-                notes.push(note);
-            }
+            self.notes.append(&mut notes);
+            return Ok(None);
         }
-        if attached.is_empty() {
-            let names: Vec<_> = markers.iter().map(|m| m.name()).collect();
-            return Err(PlanError::NothingToAttach(names.join(", ")));
+        if self.handler.wants_frame()
+            && module.entry_frame() == Some(None)
+            && attached.contains(&Marker::FunctionEntry)
+        {
+            notes.push(format!(
+                "{}{}: where function__entry keeps the frame is not recognised in this build, so a generator's creation cannot be told from its first resumption; depths below it are repaired when the enclosing function returns",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
         }
-        if sites.len() > usize::from(u16::MAX) {
-            return Err(PlanError::TooManySites(sites.len()));
+        if let Some((site, note)) = arming_site(&module, index, &self.requested, self.arm_mode)? {
+            sites.push(site);
+            notes.push(note);
+        }
+        let first = self.sites.len();
+        if first + sites.len() > usize::from(u16::MAX) {
+            return Err(PlanError::TooManySites(first + sites.len()));
         }
         for (i, site) in sites.iter_mut().enumerate() {
-            site.cookie = i as u16;
+            site.cookie = (first + i) as u16;
         }
-        let programs = targets
+        let code: Vec<SiteCode> = sites
             .iter()
-            .enumerate()
-            .map(|(index, target)| {
-                let code: Vec<SiteCode> = sites
-                    .iter()
-                    .filter(|s| s.module == index && s.role == SiteRole::Marker)
-                    .map(|s| SiteCode {
-                        cookie: s.cookie,
-                        marker: s.marker,
-                        args: s.args.clone(),
-                    })
-                    .collect();
-                let module = &target.module;
-                let layout = module.py_version().and_then(ObjectLayout::for_version);
-                let frame = module.entry_frame().flatten();
-                codegen::build_module_program(
-                    &format!("pytap_{index}"),
-                    &code,
-                    layout,
-                    frame,
-                    handler,
-                )
+            .filter(|s| s.role == SiteRole::Marker)
+            .map(|s| SiteCode {
+                cookie: s.cookie,
+                marker: s.marker,
+                args: s.args.clone(),
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Plan {
-            targets,
-            sites,
-            maps,
-            programs,
-            markers: attached,
-            notes,
-        })
+            .collect();
+        let layout = module.py_version().and_then(ObjectLayout::for_version);
+        let frame = module.entry_frame().flatten();
+        let program = codegen::build_module_program(
+            &format!("pytap_{index}"),
+            &code,
+            layout,
+            frame,
+            self.handler.as_ref(),
+        )?;
+        self.sites.append(&mut sites);
+        self.programs.push(program);
+        self.targets.push(target);
+        self.markers.extend(attached);
+        self.notes.append(&mut notes);
+        Ok(Some(index))
+    }
+
+    /// The index of the target for this module file, if planned.
+    pub fn target_of(&self, module: &Module) -> Option<usize> {
+        self.targets
+            .iter()
+            .position(|t| t.module.dev == module.dev && t.module.inode == module.inode)
     }
 
     /// The sites of one module, in cookie order.

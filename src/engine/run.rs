@@ -3,39 +3,40 @@
 //!
 //! Targets come in three kinds ([`TargetSpec`]): processes by pid, a
 //! command pytap launches (held at `execve` until the probes are in place,
-//! see [`crate::target::launch`]), or every process running a binary with
-//! markers. Filtering by pid happens in the kernel (the uprobe_multi or
-//! perf pid filter).
+//! and followed with its children, see [`crate::engine::follow`]), or every
+//! process running a binary with markers. Filtering by pid happens in the
+//! kernel (the uprobe_multi or perf pid filter).
 //!
 //! The loop does not ask to be woken per event: records are submitted with
 //! `BPF_RB_NO_WAKEUP` and the loop polls the ring buffer every
 //! [`POLL_INTERVAL`], which is what keeps the per-event cost close to the
-//! kernel's own uprobe trap.
+//! kernel's own uprobe trap. Besides the ring it watches: the stop signals
+//! and `SIGCHLD` (a traced process forked, executed or exited), pidfds,
+//! the output's reader going away (the run ends quietly), and for a live
+//! view the terminal's keys and the traced command's own output.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use pytap_sys::poll::Poller;
-use pytap_sys::process::{ChildProcess, pidfd_open};
-use pytap_sys::signal::SignalFd;
+use pytap_sys::pty::Pty;
+use pytap_sys::signal::{SIGCHLD, SIGWINCH, SignalFd};
 
 use super::decode::{self, Event};
+use super::follow::{Followed, Mode};
 use super::plan::AttachTarget;
 use super::session::Session;
 use crate::module::Module;
-use crate::target::launch::{self, Launched};
-use crate::target::{self, PythonProcess};
+use crate::output::sink::FLUSH_EVERY;
+use crate::target;
 
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// How often followed processes are checked for an `execve`.
-const EXEC_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,79 +53,39 @@ pub enum TargetSpec {
     },
 }
 
-/// What is being followed while the session runs.
-#[derive(Debug)]
-pub enum Followed {
-    /// A child pytap launched, and the program it runs.
-    Child(ChildProcess, String),
-    /// Processes attached by pid.
-    Pids(Vec<u32>),
-    /// Everything; runs until interrupted.
-    All,
-}
-
 /// A session attached to its targets.
 #[derive(Debug)]
 pub struct Attached {
     /// The session.
     pub session: Session,
-    /// Who to follow.
+    /// Who is followed.
     pub followed: Followed,
+}
+
+/// How targets are launched and followed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Follow<'a> {
+    /// Trace the processes the targets start (a command's whole tree, or
+    /// `-p --children`).
+    pub children: bool,
+    /// A terminal for a launched command (a live view captures its output).
+    pub terminal: Option<&'a Pty>,
 }
 
 /// Finds the targets and attaches: `start` turns the attach targets into a
 /// live session (the tool plans its handler and maps there).
 pub fn attach(
     spec: &TargetSpec,
+    follow: Follow<'_>,
     start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
 ) -> Result<Attached> {
-    match spec {
-        TargetSpec::Pids(pids) => {
-            let mut by_inode: BTreeMap<(u64, u64), AttachTarget> = BTreeMap::new();
-            for &pid in pids {
-                let PythonProcess { modules, .. } = target::discover_process(pid)?;
-                for module in modules {
-                    by_inode
-                        .entry((module.dev, module.inode))
-                        .or_insert_with(|| AttachTarget {
-                            module: Arc::new(module),
-                            pids: Vec::new(),
-                        })
-                        .pids
-                        .push(pid);
-                }
-            }
-            let session = start(by_inode.into_values().collect())?;
-            Ok(Attached {
-                session,
-                followed: Followed::Pids(pids.clone()),
-            })
-        }
+    let (session, followed) = match spec {
+        TargetSpec::Pids(pids) => Followed::pids(pids, follow.children, start)?,
         TargetSpec::Command(argv) => {
-            let mut session = None;
-            let launched = launch::launch(argv, &mut |pid, modules: &[Module]| -> Result<()> {
-                let targets = modules
-                    .iter()
-                    .map(|m| AttachTarget {
-                        module: Arc::new(m.clone()),
-                        pids: vec![pid],
-                    })
-                    .collect();
-                session = Some(start(targets)?);
-                Ok(())
-            })?;
-            let Launched { child, modules } = launched?;
-            let program = modules
-                .first()
-                .filter(|m| m.is_executable)
-                .map_or_else(|| argv[0].to_string_lossy().into_owned(), Module::file_name);
-            Ok(Attached {
-                session: session.expect("attach callback ran"),
-                followed: Followed::Child(child, program),
-            })
+            Followed::launch(argv, follow.children, follow.terminal, start)?
         }
         TargetSpec::All { binaries } => {
-            let mut by_inode: BTreeMap<(u64, u64), Module> = BTreeMap::new();
+            let mut by_inode: std::collections::BTreeMap<(u64, u64), Module> = Default::default();
             let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
             for path in binaries {
                 let module = target::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
@@ -149,12 +110,10 @@ pub fn attach(
                     pids: Vec::new(),
                 })
                 .collect();
-            Ok(Attached {
-                session: start(targets)?,
-                followed: Followed::All,
-            })
+            (start(targets)?, Followed::all())
         }
-    }
+    };
+    Ok(Attached { session, followed })
 }
 
 /// Receives the events of a run.
@@ -181,6 +140,28 @@ pub trait Consumer {
     fn wants_stop(&self) -> bool {
         false
     }
+
+    /// Writes out what the consumer buffered: called whenever the loop goes
+    /// idle, and at least every [`FLUSH_EVERY`] while events arrive.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Bytes typed on a live view's terminal.
+    fn input(&mut self, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Bytes the launched command wrote to its terminal (a live view keeps
+    /// them for when it closes).
+    fn command_output(&mut self, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// What the events were, for the summary (`12 events`).
+    fn describe(&self, events: u64) -> String {
+        format!("{events} events")
+    }
 }
 
 /// Loop settings.
@@ -190,14 +171,22 @@ pub struct LoopOptions {
     pub tick: Option<Duration>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// stdout, when it is a pipe: the run ends quietly when its reader goes away.
+    pub output_pipe: Option<Arc<OwnedFd>>,
+    /// The terminal a live view reads its keys from ([`Consumer::input`]);
+    /// end of file or an error on it ends the run ([`End::TerminalLost`]).
+    pub keys: Option<Arc<OwnedFd>>,
+    /// The launched command's terminal: what it writes goes to
+    /// [`Consumer::command_output`].
+    pub command_terminal: Option<Arc<Pty>>,
 }
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
-    /// Every followed process exited; the launched child's status if any.
+    /// Every followed process exited; the launched command's status if any.
     Exited {
-        /// Exit status of the launched child (128+signal for a signal).
+        /// Exit status of the launched command (128+signal for a signal).
         status: Option<i32>,
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) asked pytap to stop.
@@ -206,13 +195,18 @@ pub enum End {
     Duration,
     /// The user quit a live view.
     Quit,
-    /// A followed process executed a program that is not the traced Python.
+    /// A process followed by pid executed a program that is not a Python
+    /// with markers, and no other was left.
     Exec {
         /// The process.
         pid: u32,
         /// What it executed.
         exe: String,
     },
+    /// The reader of pytap's output went away (`pytap … | head`).
+    OutputClosed,
+    /// The live view's terminal went away (end of file, hang-up, error).
+    TerminalLost,
 }
 
 /// What a run saw.
@@ -228,23 +222,15 @@ pub struct Outcome {
     pub end: End,
     /// Wall time from attach to the end.
     pub elapsed: Duration,
+    /// The launched command's pid, when it was still running at the end.
+    pub still_running: Option<u32>,
 }
 
 const TOKEN_SIGNAL: u64 = 1;
+const TOKEN_OUTPUT: u64 = 2;
+const TOKEN_KEYS: u64 = 3;
+const TOKEN_COMMAND: u64 = 4;
 const TOKEN_PID: u64 = 1 << 32;
-
-/// A followed process: its pid, an fd readable when it exits, its executable.
-struct Watched {
-    pid: u32,
-    pidfd: OwnedFd,
-    exe: Option<(u64, u64)>,
-    exited: bool,
-}
-
-fn exe_identity(pid: u32) -> Option<(u64, u64)> {
-    let meta = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-    Some((meta.dev(), meta.ino()))
-}
 
 /// Runs until the targets exit, a signal arrives or the duration elapses.
 pub fn run(
@@ -258,141 +244,243 @@ pub fn run(
     poller
         .add(signals.raw_fd(), TOKEN_SIGNAL)
         .context("epoll")?;
-    let pids = match &attached.followed {
-        Followed::Child(child, _) => vec![child.pid()],
-        Followed::Pids(pids) => pids.clone(),
-        Followed::All => Vec::new(),
-    };
-    let mut watched = Vec::new();
-    for (i, pid) in pids.into_iter().enumerate() {
-        let exe = exe_identity(pid);
-        match pidfd_open(pid) {
-            Ok(pidfd) => {
-                poller
-                    .add(pidfd.as_raw_fd(), TOKEN_PID + i as u64)
-                    .context("epoll")?;
-                watched.push(Watched {
-                    pid,
-                    pidfd,
-                    exe,
-                    exited: false,
-                });
-            }
-            // Gone already (ESRCH): whatever it produced is in the ring.
-            Err(_) => {
-                let dead = pidfd_open(std::process::id()).context("pidfd_open")?;
-                watched.push(Watched {
-                    pid,
-                    pidfd: dead,
-                    exe,
-                    exited: true,
-                });
-            }
-        }
+    if let Some(pipe) = &options.output_pipe {
+        poller
+            .add_for_errors(pipe.as_raw_fd(), TOKEN_OUTPUT)
+            .context("epoll")?;
+    }
+    if let Some(keys) = &options.keys {
+        poller.add(keys.as_raw_fd(), TOKEN_KEYS).context("epoll")?;
+    }
+    if let Some(pty) = &options.command_terminal {
+        poller
+            .add(pty.master.as_raw_fd(), TOKEN_COMMAND)
+            .context("epoll")?;
+    }
+    for (pid, fd) in attached.followed.pidfds() {
+        poller
+            .add(fd, TOKEN_PID + u64::from(pid))
+            .context("epoll")?;
     }
     let mut stats = Stats::default();
     let mut next_tick = options.tick.map(|t| started + t);
-    let mut next_exec_check = started + EXEC_CHECK_INTERVAL;
     let deadline = options.duration.map(|d| started + d);
-    let end = loop {
-        let now = Instant::now();
-        let mut timeout = POLL_INTERVAL;
-        for at in [next_tick, deadline].into_iter().flatten() {
-            timeout = timeout.min(at.saturating_duration_since(now));
-        }
-        let ready = poller.wait(Some(timeout)).context("epoll_wait")?;
-        drain(attached, consumer, &mut stats)?;
-        let mut end = None;
-        for token in ready {
-            if token == TOKEN_SIGNAL {
-                while let Some(sig) = signals.read().context("signalfd")? {
-                    end.get_or_insert(End::Signal(sig));
+    let result = (|| -> Result<End> {
+        loop {
+            let now = Instant::now();
+            let mut timeout = POLL_INTERVAL;
+            for at in [next_tick, deadline].into_iter().flatten() {
+                timeout = timeout.min(at.saturating_duration_since(now));
+            }
+            let ready = poller.wait(Some(timeout)).context("epoll_wait")?;
+            let mut end = drain(attached, consumer, &mut stats)?;
+            consumer.flush()?;
+            for token in ready {
+                match token {
+                    TOKEN_SIGNAL => {
+                        while let Some(sig) = signals.read().context("signalfd")? {
+                            match sig {
+                                SIGCHLD => attached.followed.service(&mut attached.session)?,
+                                SIGWINCH => {
+                                    if let Some(pty) = &options.command_terminal {
+                                        pty.copy_size(std::io::stdout().as_fd());
+                                    }
+                                }
+                                sig => {
+                                    end.get_or_insert(End::Signal(sig));
+                                }
+                            }
+                        }
+                    }
+                    TOKEN_OUTPUT => {
+                        end.get_or_insert(End::OutputClosed);
+                    }
+                    TOKEN_KEYS => {
+                        let keys = options.keys.as_ref().expect("registered");
+                        let mut buf = [0u8; 64];
+                        match std::fs::File::from(keys.try_clone()?).read(&mut buf) {
+                            Ok(0) | Err(_) => {
+                                let _ = poller.remove(keys.as_raw_fd());
+                                end.get_or_insert(End::TerminalLost);
+                            }
+                            Ok(n) => consumer.input(&buf[..n])?,
+                        }
+                    }
+                    TOKEN_COMMAND => {
+                        let pty = options.command_terminal.as_ref().expect("registered");
+                        if !read_command_output(pty, consumer)? {
+                            let _ = poller.remove(pty.master.as_raw_fd());
+                        }
+                    }
+                    token => {
+                        if let Some(pid) = token.checked_sub(TOKEN_PID) {
+                            let pid = pid as u32;
+                            attached.followed.pid_exited(pid, &mut attached.session);
+                            for (p, fd) in attached.followed.pidfds() {
+                                if p == pid {
+                                    let _ = poller.remove(fd);
+                                }
+                            }
+                        }
+                    }
                 }
-            } else if let Some(w) = token
-                .checked_sub(TOKEN_PID)
-                .and_then(|i| watched.get_mut(i as usize))
-            {
-                w.exited = true;
-                let _ = poller.remove(w.pidfd.as_raw_fd());
+            }
+            if end.is_none() {
+                end = attached.followed.poll_execs(&mut attached.session);
+            }
+            if end.is_none() && attached.followed.all_exited() {
+                end = Some(End::Exited {
+                    status: attached.followed.root().and_then(|(_, s)| s),
+                });
+            }
+            let now = Instant::now();
+            if let Some(at) = next_tick.filter(|at| now >= *at) {
+                next_tick = options.tick.map(|t| at + t);
+                consumer.tick(&attached.session)?;
+                if consumer.wants_stop() {
+                    end.get_or_insert(End::Quit);
+                }
+            }
+            if end.is_none() && deadline.is_some_and(|d| now >= d) {
+                end = Some(End::Duration);
+            }
+            if let Some(end) = end {
+                return Ok(end);
             }
         }
-        if end.is_none() && !watched.is_empty() && watched.iter().all(|w| w.exited) {
-            end = Some(End::Exited { status: None });
-        }
-        let now = Instant::now();
-        if end.is_none() && now >= next_exec_check {
-            next_exec_check = now + EXEC_CHECK_INTERVAL;
-            end = check_execs(&mut watched, &attached.session);
-        }
-        if let Some(at) = next_tick.filter(|at| now >= *at) {
-            next_tick = options.tick.map(|t| at + t);
-            consumer.tick(&attached.session)?;
-            if consumer.wants_stop() {
-                end.get_or_insert(End::Quit);
-            }
-        }
-        if end.is_none() && deadline.is_some_and(|d| now >= d) {
-            end = Some(End::Duration);
-        }
-        if let Some(end) = end {
-            break end;
-        }
-    };
+    })();
     // Detach before the final drain: a target that is still running would
-    // otherwise keep the ring buffer from ever emptying.
+    // otherwise keep the ring buffer from ever emptying. Then let the
+    // traced tree go, whatever ended the run.
     attached.session.detach();
-    drain_to_empty(attached, consumer, &mut stats)?;
-    let end = match (end, &mut attached.followed) {
-        (End::Exited { .. }, Followed::Child(child, _)) => End::Exited {
-            status: child.wait().ok(),
-        },
-        (end, _) => end,
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => {
+            attached.followed.release();
+            return Err(e);
+        }
     };
-    if options.tick.is_some() {
-        consumer.tick(&attached.session)?;
+    let drained = drain_to_empty(attached, consumer, &mut stats);
+    attached.followed.release();
+    drained?;
+    if let Some(pty) = &options.command_terminal {
+        // What the command wrote last.
+        while poller
+            .wait(Some(Duration::ZERO))
+            .is_ok_and(|r| r.contains(&TOKEN_COMMAND))
+        {
+            if !read_command_output(pty, consumer)? {
+                break;
+            }
+        }
     }
-    consumer.finish(&attached.session)?;
+    if end != End::OutputClosed {
+        if options.tick.is_some() {
+            consumer.tick(&attached.session)?;
+        }
+        consumer.finish(&attached.session)?;
+        consumer.flush()?;
+    }
     Ok(Outcome {
         events: stats.events,
         lost: attached.session.lost(),
         malformed: stats.malformed,
         end,
         elapsed: started.elapsed(),
+        still_running: attached.followed.root_running(),
     })
+}
+
+/// Reads what the command wrote to its terminal; `false` once it is closed.
+fn read_command_output(pty: &Pty, consumer: &mut dyn Consumer) -> Result<bool> {
+    let mut buf = [0u8; 16 * 1024];
+    match std::fs::File::from(pty.master.try_clone()?).read(&mut buf) {
+        Ok(0) | Err(_) => Ok(false),
+        Ok(n) => {
+            consumer.command_output(&buf[..n])?;
+            Ok(true)
+        }
+    }
 }
 
 #[derive(Default)]
 struct Stats {
     events: u64,
     malformed: u64,
+    last_flush: Option<Instant>,
 }
 
-/// Hands every record now in the ring buffer to the consumer.
-fn drain(attached: &mut Attached, consumer: &mut dyn Consumer, stats: &mut Stats) -> Result<usize> {
-    let Attached { session, .. } = attached;
+/// Hands every record now in the ring buffer to the consumer, flushing its
+/// output at least every [`FLUSH_EVERY`]; task records update the names
+/// and, for processes followed by pid, report execs. Returns why the run
+/// must end, if an exec ended it.
+fn drain(
+    attached: &mut Attached,
+    consumer: &mut dyn Consumer,
+    stats: &mut Stats,
+) -> Result<Option<End>> {
+    let Attached { session, followed } = attached;
     let mut failure = None;
-    let mut handled = 0;
-    // The ring buffer is borrowed mutably while the consumer reads the rest
-    // of the session; consumers never touch the ring.
-    let session: &Session = session;
-    session.ring().borrow_mut().consume(&mut |record| {
-        match decode::decode(record) {
-            Ok(event) => {
-                stats.events += 1;
-                handled += 1;
-                if let Err(e) = consumer.event(&event, session) {
-                    failure = Some(e);
-                    return false;
+    let mut execs = Vec::new();
+    {
+        // The ring buffer is borrowed mutably while the consumer reads the
+        // rest of the session; consumers never touch the ring.
+        let session: &Session = session;
+        let mut since_check = 0u32;
+        session.ring().borrow_mut().consume(&mut |record| {
+            if let Some(task) = decode::task(record) {
+                match task {
+                    Ok(t) => {
+                        let comm = t.comm.unwrap_or_default();
+                        let mut names = session.tasks.borrow_mut();
+                        if t.exec {
+                            names.executed(t.pid, comm);
+                            execs.push(t.pid);
+                        } else {
+                            names.renamed(t.pid, t.tid, comm);
+                        }
+                    }
+                    Err(_) => stats.malformed += 1,
+                }
+                return true;
+            }
+            match decode::decode(record) {
+                Ok(event) => {
+                    stats.events += 1;
+                    if let Err(e) = consumer.event(&event, session) {
+                        failure = Some(e);
+                        return false;
+                    }
+                }
+                Err(_) => stats.malformed += 1,
+            }
+            since_check += 1;
+            if since_check >= 1024 {
+                since_check = 0;
+                let due = stats.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY);
+                if due {
+                    stats.last_flush = Some(Instant::now());
+                    if let Err(e) = consumer.flush() {
+                        failure = Some(e);
+                        return false;
+                    }
                 }
             }
-            Err(_) => stats.malformed += 1,
-        }
-        true
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(handled),
+            true
+        });
     }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    stats.last_flush = Some(Instant::now());
+    if followed.mode() == Mode::Pids {
+        for pid in execs {
+            if let Some(end) = followed.exec_event(pid, session) {
+                return Ok(Some(end));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Drains until the ring buffer is empty. A record reserved by a probe that
@@ -404,12 +492,13 @@ fn drain_to_empty(
 ) -> Result<()> {
     let mut idle_rounds = 0;
     loop {
-        let handled = drain(attached, consumer, stats)?;
+        let before = stats.events + stats.malformed;
+        drain(attached, consumer, stats)?;
         let pending = attached.session.ring().borrow().pending_bytes();
         if pending == 0 {
             return Ok(());
         }
-        if handled == 0 {
+        if stats.events + stats.malformed == before {
             idle_rounds += 1;
             if idle_rounds > 100 {
                 return Ok(());
@@ -417,33 +506,4 @@ fn drain_to_empty(
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-}
-
-/// Whether a followed process executed something else; `Some` ends the run.
-fn check_execs(watched: &mut [Watched], session: &Session) -> Option<End> {
-    for w in watched.iter_mut().filter(|w| !w.exited) {
-        let now = exe_identity(w.pid);
-        if now.is_none() || now == w.exe {
-            continue;
-        }
-        w.exe = now;
-        // Uprobes follow an exec into the same binary (a Python re-executing
-        // itself): keep going if the new program maps a traced module.
-        let still_traced = target::discover_process(w.pid).is_ok_and(|p| {
-            p.modules.iter().any(|m| {
-                session
-                    .plan
-                    .targets
-                    .iter()
-                    .any(|t| t.module.inode == m.inode && t.module.dev == m.dev)
-            })
-        });
-        if !still_traced {
-            let exe = std::fs::read_link(format!("/proc/{}/exe", w.pid))
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "?".into());
-            return Some(End::Exec { pid: w.pid, exe });
-        }
-    }
-    None
 }

@@ -19,7 +19,9 @@ use pytap_sys::{LoadError, SysError};
 
 use super::abi;
 use super::codegen::MapKind;
-use super::plan::{Plan, PlannedSite};
+use super::codegen::task::{self, TRACED_MAP, TaskMaps, TaskPoint};
+use super::plan::{AttachTarget, Plan, PlannedSite};
+use super::tasks::TaskNames;
 use crate::cpython::Marker;
 
 /// How the uprobes were attached.
@@ -73,12 +75,30 @@ pub enum SessionError {
     /// A relocation referred to a missing map (a bug).
     #[error("internal error relocating program {0}")]
     Reloc(String),
+    /// No target could be attached (each one's reason is in the notes).
+    #[error("no traced module could be attached")]
+    NothingAttached,
+    /// A module added while running could not be planned.
+    #[error(transparent)]
+    Plan(#[from] super::plan::PlanError),
+}
+
+/// The probes of one module for one process (or every process).
+#[derive(Debug)]
+struct Attachment {
+    target: usize,
+    pid: Option<u32>,
+    // Dropping them detaches: the kernel removes the uprobes and lowers
+    // the semaphores they raised.
+    _links: Vec<Link>,
+    _perf_events: Vec<PerfEvent>,
 }
 
 /// The live session.
 #[derive(Debug)]
 pub struct Session {
-    /// The plan it was made from (sites, modules, notes).
+    /// The plan it was made from (sites, modules, notes); it grows when a
+    /// traced process runs a module the plan did not have.
     pub plan: Plan,
     /// How the probes were attached.
     pub mode: AttachMode,
@@ -88,10 +108,12 @@ pub struct Session {
     // consumer a shared reference to the session.
     ring: std::cell::RefCell<RingBuf>,
     counters: usize,
-    // Kept alive while attached: dropping them detaches.
-    _programs: Vec<LoadedProgram>,
-    links: Vec<Link>,
-    perf_events: Vec<PerfEvent>,
+    traced: Option<usize>,
+    programs: Vec<LoadedProgram>,
+    attachments: Vec<Attachment>,
+    task_links: Vec<Link>,
+    /// The traced threads' names as of the events being handled.
+    pub tasks: std::cell::RefCell<TaskNames>,
 }
 
 fn privilege_or(
@@ -109,8 +131,10 @@ fn privilege_or(
 impl Session {
     /// Creates the maps, loads the programs and attaches every site.
     /// `force_perf_event` skips uprobe_multi (to test the fallback, or for
-    /// kernels older than 6.6, where it is chosen automatically).
-    pub fn start(plan: Plan, force_perf_event: bool) -> Result<Session, SessionError> {
+    /// kernels older than 6.6, where it is chosen automatically). With
+    /// several targets, one that cannot be attached gets a note in the
+    /// plan and the others go on; the session fails only when none could.
+    pub fn start(mut plan: Plan, force_perf_event: bool) -> Result<Session, SessionError> {
         let mode = if !force_perf_event && bpf::uprobe_multi_supported() {
             AttachMode::UprobeMulti
         } else {
@@ -145,88 +169,151 @@ impl Session {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
-        let expected = (mode == AttachMode::UprobeMulti).then_some(bpf::BPF_TRACE_UPROBE_MULTI);
-        let programs = plan
-            .programs
-            .iter()
-            .map(|program| {
-                let bytes = program
-                    .to_bytes(&fds)
-                    .map_err(|_| SessionError::Reloc(program.name.clone()))?;
-                LoadedProgram::load(
-                    ProgType::Kprobe,
-                    expected,
-                    &bytes,
-                    "GPL",
-                    program.kernel_name(),
-                )
-                .map_err(|e| load_error(&program.name, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut links = Vec::new();
-        let mut events = Vec::new();
-        for (index, (target, program)) in plan.targets.iter().zip(&programs).enumerate() {
-            let sites: Vec<&PlannedSite> = plan.sites_of_module(index).collect();
-            let pids: Vec<Option<u32>> = if target.pids.is_empty() {
-                vec![None]
-            } else {
-                target.pids.iter().copied().map(Some).collect()
-            };
-            let path = &target.module.open_path;
-            for pid in pids {
-                let attached = match mode {
-                    AttachMode::UprobeMulti => {
-                        attach_multi(program, path, &sites, pid).map(|l| links.push(l))
-                    }
-                    AttachMode::PerfEvent => {
-                        attach_perf(program, path, &sites, pid).map(|(mut l, mut e)| {
-                            links.append(&mut l);
-                            events.append(&mut e);
-                        })
-                    }
-                };
-                attached.map_err(|source| {
-                    privilege_or("attaching uprobes", source, |source| SessionError::Attach {
-                        path: target.module.path.display().to_string(),
-                        source,
-                    })
-                })?;
-            }
-        }
+        let position = |name: &str| plan.maps.specs().iter().position(|s| s.name == name);
         let events_map = plan
             .maps
             .specs()
             .iter()
             .position(|s| s.kind == MapKind::RingBuf)
             .expect("every plan has a ring buffer");
-        let counters = plan
-            .maps
-            .specs()
-            .iter()
-            .position(|s| s.name == COUNTERS_MAP)
-            .expect("every plan has counters");
+        let counters = position(COUNTERS_MAP).expect("every plan has counters");
+        let traced = position(TRACED_MAP);
         let ring = RingBuf::new(&maps[events_map]).map_err(|source| SessionError::Map {
             name: "events".into(),
             source,
         })?;
-        Ok(Session {
+        let programs = (0..plan.programs.len())
+            .map(|index| load_program(&plan, &maps, mode, index))
+            .collect::<Result<Vec<_>, _>>()?;
+        let several = plan.targets.len() > 1;
+        let mut attachments = Vec::new();
+        for index in 0..plan.targets.len() {
+            let pids: Vec<Option<u32>> = if plan.targets[index].pids.is_empty() {
+                vec![None]
+            } else {
+                plan.targets[index].pids.iter().copied().map(Some).collect()
+            };
+            for pid in pids {
+                match attach_target(&plan, &programs, mode, index, pid) {
+                    Ok(a) => attachments.push(a),
+                    Err(e @ SessionError::Privilege { .. }) => return Err(e),
+                    Err(e) if several => plan.notes.push(format!("not traced: {e}")),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if attachments.is_empty() {
+            return Err(SessionError::NothingAttached);
+        }
+        let task_links = attach_task_programs(&maps, events_map, counters, traced);
+        let session = Session {
             plan,
             mode,
             maps,
             ring: std::cell::RefCell::new(ring),
             counters,
-            _programs: programs,
-            links,
-            perf_events: events,
-        })
+            traced,
+            programs,
+            attachments,
+            task_links,
+            tasks: Default::default(),
+        };
+        for a in &session.attachments {
+            if let Some(pid) = a.pid {
+                session.watch_process(pid);
+            }
+        }
+        Ok(session)
+    }
+
+    /// Puts probes in process `pid` for each of `modules` it runs: a module
+    /// the plan has gets another link filtered on `pid`; a new one (another
+    /// CPython version) is planned, loaded and attached first. Returns the
+    /// notes of what was left out (a module without the markers). Probes
+    /// `pid` already has on these modules are kept.
+    pub fn attach_process(
+        &mut self,
+        pid: u32,
+        modules: &[crate::module::Module],
+    ) -> Result<Vec<String>, SessionError> {
+        let before = self.plan.notes.len();
+        for module in modules {
+            let index = match self.plan.target_of(module) {
+                Some(index) => index,
+                None => {
+                    let target = AttachTarget {
+                        module: std::sync::Arc::new(module.clone()),
+                        pids: Vec::new(),
+                    };
+                    match self.plan.add_target(target, false)? {
+                        Some(index) => {
+                            let program = load_program(&self.plan, &self.maps, self.mode, index)?;
+                            self.programs.push(program);
+                            index
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            if self
+                .attachments
+                .iter()
+                .any(|a| a.target == index && a.pid == Some(pid))
+            {
+                continue;
+            }
+            let attachment =
+                attach_target(&self.plan, &self.programs, self.mode, index, Some(pid))?;
+            self.attachments.push(attachment);
+            self.plan.targets[index].pids.push(pid);
+        }
+        self.watch_process(pid);
+        Ok(self.plan.notes[before..].to_vec())
+    }
+
+    /// Removes process `pid`'s probes (it exited, or executed something
+    /// else). Probes on every process (`--all`) stay.
+    pub fn detach_process(&mut self, pid: u32) {
+        self.attachments.retain(|a| a.pid != Some(pid));
+        for target in &mut self.plan.targets {
+            target.pids.retain(|&p| p != pid);
+        }
+    }
+
+    /// Keeps reporting names and execs of `pid`, which has no probes yet
+    /// (a traced process that is not a Python, whose children may be).
+    pub fn watch_process(&self, pid: u32) {
+        if let Some(traced) = self.traced {
+            let _ = self.maps[traced].update(&pid.to_le_bytes(), &[1], 0);
+        }
+    }
+
+    /// Stops reporting names and execs of `pid` (it exited).
+    pub fn unwatch_process(&self, pid: u32) {
+        if let Some(traced) = self.traced {
+            let _ = self.maps[traced].delete(&pid.to_le_bytes());
+        }
+    }
+
+    /// Whether `pid` has probes of its own (not counting `--all` ones).
+    pub fn has_process(&self, pid: u32) -> bool {
+        self.attachments.iter().any(|a| a.pid == Some(pid))
+    }
+
+    /// The modules `pid`'s probes are on.
+    pub fn modules_of(&self, pid: u32) -> Vec<crate::module::Module> {
+        self.attachments
+            .iter()
+            .filter(|a| a.pid == Some(pid))
+            .map(|a| (*self.plan.targets[a.target].module).clone())
+            .collect()
     }
 
     /// Removes every uprobe (and lowers every semaphore it raised) now;
     /// the ring buffer and maps stay readable for a final drain.
     pub fn detach(&mut self) {
-        self.links.clear();
-        self.perf_events.clear();
+        self.attachments.clear();
+        self.task_links.clear();
     }
 
     /// The ring buffer the programs write to.
@@ -269,6 +356,116 @@ pub fn read_counter(map: &Map, index: u32) -> u64 {
             .sum(),
         _ => 0,
     }
+}
+
+/// Loads target `index`'s program with the session's map fds.
+fn load_program(
+    plan: &Plan,
+    maps: &[Map],
+    mode: AttachMode,
+    index: usize,
+) -> Result<LoadedProgram, SessionError> {
+    let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
+    let expected = (mode == AttachMode::UprobeMulti).then_some(bpf::BPF_TRACE_UPROBE_MULTI);
+    let program = &plan.programs[index];
+    let bytes = program
+        .to_bytes(&fds)
+        .map_err(|_| SessionError::Reloc(program.name.clone()))?;
+    LoadedProgram::load(
+        ProgType::Kprobe,
+        expected,
+        &bytes,
+        "GPL",
+        program.kernel_name(),
+    )
+    .map_err(|e| load_error(&program.name, e))
+}
+
+/// Attaches target `index`'s program to its sites, for `pid` or (None)
+/// every process mapping the module.
+fn attach_target(
+    plan: &Plan,
+    programs: &[LoadedProgram],
+    mode: AttachMode,
+    index: usize,
+    pid: Option<u32>,
+) -> Result<Attachment, SessionError> {
+    let target = &plan.targets[index];
+    let program = &programs[index];
+    let sites: Vec<&PlannedSite> = plan.sites_of_module(index).collect();
+    let path = &target.module.open_path;
+    let (links, perf_events) = match mode {
+        AttachMode::UprobeMulti => {
+            attach_multi(program, path, &sites, pid).map(|l| (vec![l], Vec::new()))
+        }
+        AttachMode::PerfEvent => attach_perf(program, path, &sites, pid),
+    }
+    .map_err(|source| {
+        privilege_or("attaching uprobes", source, |source| SessionError::Attach {
+            path: target.module.path.display().to_string(),
+            source,
+        })
+    })?;
+    Ok(Attachment {
+        target: index,
+        pid,
+        _links: links,
+        _perf_events: perf_events,
+    })
+}
+
+/// The rename and exec programs (see [`crate::engine::codegen::task`]).
+/// Without them (a kernel without raw tracepoints) names are read from
+/// `/proc` when a process is first seen, which a note says.
+fn attach_task_programs(
+    maps: &[Map],
+    events: usize,
+    counters: usize,
+    traced: Option<usize>,
+) -> Vec<Link> {
+    let refs = TaskMaps {
+        events: pytap_ebpf::MapRef(events as u32),
+        counters: pytap_ebpf::MapRef(counters as u32),
+        traced: traced.map(|i| pytap_ebpf::MapRef(i as u32)),
+    };
+    let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
+    let mut links = Vec::new();
+    for point in [TaskPoint::Rename, TaskPoint::Exec] {
+        let attached = task::build(point, refs)
+            .map_err(|e| e.to_string())
+            .and_then(|program| {
+                let bytes = program
+                    .to_bytes(&fds)
+                    .map_err(|_| format!("relocating {}", program.name))?;
+                let loaded = LoadedProgram::load(
+                    ProgType::RawTracepoint,
+                    None,
+                    &bytes,
+                    "GPL",
+                    program.kernel_name(),
+                )
+                .map_err(|e| {
+                    let last = e.log.lines().rev().find(|l| !l.trim().is_empty());
+                    format!(
+                        "{}{}",
+                        e.source,
+                        last.map(|l| format!(": {l}")).unwrap_or_default()
+                    )
+                })?;
+                Link::raw_tracepoint(&loaded, point.tracepoint()).map_err(|e| e.to_string())
+            });
+        match attached {
+            Ok(link) => links.push(link),
+            Err(e) => {
+                crate::notice!(
+                    "cannot learn thread names and execs from the kernel's {} tracepoint ({e}); names are read when a process is first seen",
+                    point.tracepoint()
+                );
+                return Vec::new();
+            }
+        }
+    }
+    links
 }
 
 fn load_error(name: &str, e: LoadError) -> SessionError {

@@ -137,6 +137,8 @@ pub struct EventWriter {
     origin: Option<u64>,
     /// String recovery (and its count, for the summary).
     pub recovery: Recovery,
+    /// Text lines fit this width (a terminal's); `None` keeps them whole.
+    pub width: Option<usize>,
 }
 
 impl EventWriter {
@@ -146,6 +148,7 @@ impl EventWriter {
             format,
             origin: None,
             recovery: Recovery::default(),
+            width: None,
         }
     }
 
@@ -185,7 +188,7 @@ impl EventWriter {
             h.cpu,
             h.kind.marker().name()
         )?;
-        match &event.body {
+        let args = match &event.body {
             Body::Function {
                 filename,
                 funcname,
@@ -193,27 +196,32 @@ impl EventWriter {
             } => {
                 let file = text(filename, event, session, &mut self.recovery);
                 let func = text(funcname, event, session, &mut self.recovery);
-                write!(out, "{} ({}:{lineno})", shown(&func), shown(&file))?;
+                format!("{} ({}:{lineno})", shown(&func), shown(&file))
             }
-            Body::GcStart { generation } => write!(out, "generation {generation}")?,
-            Body::GcDone { collected } => write!(out, "collected {collected}")?,
+            Body::GcStart { generation } => format!("generation {generation}"),
+            Body::GcDone { collected } => format!("collected {collected}"),
             Body::Import { module, found } => {
-                let name = text(module, event, session, &mut self.recovery);
+                let name = shown(&text(module, event, session, &mut self.recovery));
                 match found {
-                    None => write!(out, "{}", shown(&name))?,
-                    Some(true) => write!(out, "{} (found)", shown(&name))?,
-                    Some(false) => write!(out, "{} (not found)", shown(&name))?,
+                    None => name,
+                    Some(true) => format!("{name} (found)"),
+                    Some(false) => format!("{name} (not found)"),
                 }
             }
             Body::Audit(audit) => {
-                let name = text(&audit.event, event, session, &mut self.recovery);
-                write!(out, "{}", shown(&name))?;
+                let name = shown(&text(&audit.event, event, session, &mut self.recovery));
                 match layout_of(event, session).and_then(|l| audit.args(&l)) {
-                    Some(args) => write!(out, "{}", args_repr(&args))?,
-                    None => write!(out, "(<arguments not captured>)")?,
+                    Some(args) => format!("{name}{}", args_repr(&args)),
+                    None => format!("{name}(<arguments not captured>)"),
                 }
             }
-        }
+        };
+        // The columns before ARGS take 65 characters.
+        let args = match self.width {
+            Some(w) => crate::output::fit::middle(&args, w.saturating_sub(65).max(20)),
+            None => args,
+        };
+        out.write_all(args.as_bytes())?;
         out.write_all(b"\n")
     }
 

@@ -1,8 +1,12 @@
-//! Rendering shared by every tool: tables and JSON helpers.
+//! Rendering shared by every tool: where output goes ([`sink`]), notices on
+//! stderr ([`notice`]), tables, histograms and JSON helpers.
 
 pub mod event;
+pub mod fit;
 pub mod hist;
+pub mod notice;
 pub mod quantile;
+pub mod sink;
 pub mod table;
 
 pub use table::{Align, Table, hex};

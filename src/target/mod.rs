@@ -6,7 +6,7 @@
 //!   markers, the executable or a libpython, embedded interpreters included,
 //!   each opened through `/proc/PID/root` so containers work.
 
-pub mod launch;
+pub mod hazard;
 pub mod libsearch;
 pub mod proc;
 

@@ -275,6 +275,48 @@ pub fn all_pids() -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// The thread group (process) id and parent process id from the `Tgid:`
+/// and `PPid:` lines of `/proc/TID/status`.
+pub fn parse_ids(status: &str) -> Option<(u32, u32)> {
+    let field = |name: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("Tgid:")?, field("PPid:")?))
+}
+
+/// The process a task id belongs to, and that process's parent: a thread
+/// id gives its process (`/proc/TID` exists for threads too).
+pub fn ids_of(tid: u32) -> Option<(u32, u32)> {
+    parse_ids(&fs::read_to_string(proc_path(tid, "status")).ok()?)
+}
+
+/// The names (`comm`) of every thread of a process now, `(tid, comm)`.
+pub fn thread_names(pid: u32) -> Vec<(u32, String)> {
+    let Ok(dir) = fs::read_dir(proc_path(pid, "task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+        Some((tid, comm.trim_end_matches('\n').to_string()))
+    })
+    .collect()
+}
+
+/// The thread ids of a process now.
+pub fn thread_ids(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(proc_path(pid, "task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 /// `/proc/PID/root` joined with a path the process sees.
 pub fn path_in_root(pid: u32, path: &Path) -> PathBuf {
     proc_path(pid, "root").join(path.strip_prefix("/").unwrap_or(path))
@@ -294,6 +336,13 @@ mod tests {
 7ffd1b7e5000-7ffd1b7e7000 r-xp 00000000 00:00 0                          [vdso]
 garbage line
 ";
+
+    #[test]
+    fn status_ids() {
+        let status = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t100\nNgid:\t0\nPid:\t104\nPPid:\t7\n";
+        assert_eq!(parse_ids(status), Some((100, 7)));
+        assert_eq!(parse_ids("Tgid: x\nPPid: 1"), None);
+    }
 
     #[test]
     fn maps_lines() {

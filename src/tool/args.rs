@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -12,15 +14,87 @@ use crate::cli::{ArmArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
 use crate::engine::plan::ArmMode;
 use crate::engine::run::TargetSpec;
+use crate::notice;
+use crate::output::event::Format;
+use crate::output::sink::{Sink, SinkKind};
 use crate::tool::common::{AttachOptions, StreamOptions};
 
-/// Target, attach settings and duration of a streaming tool.
-pub fn stream_options(target: &TargetArgs, engine: &EngineArgs) -> Result<StreamOptions> {
+/// Target, attach settings and duration of a streaming tool writing to `sink`.
+pub fn stream_options(
+    target: &TargetArgs,
+    engine: &EngineArgs,
+    sink: &Sink,
+) -> Result<StreamOptions> {
+    let spec = target_spec(target)?;
+    let children = match (&spec, target.children, target.no_children) {
+        (_, true, true) => bail!("--children and --no-children are opposites: give one"),
+        (TargetSpec::Command(_), _, no) => !no,
+        (TargetSpec::Pids(_), yes, _) => yes,
+        (TargetSpec::All { .. }, true, _) => {
+            bail!("--children goes with -p or a command; --all already traces every process")
+        }
+        (TargetSpec::All { .. }, false, _) => false,
+    };
+    // The reader of a pipe going away ends the run (EPOLLERR on our end).
+    let output_pipe = match sink.kind() {
+        SinkKind::Pipe => Some(Arc::new(sink.fd().as_fd().try_clone_to_owned()?)),
+        SinkKind::Terminal | SinkKind::File => None,
+    };
     Ok(StreamOptions {
-        target: target_spec(target)?,
+        target: spec,
         attach: attach_options(engine)?,
         duration: duration(engine)?,
+        children,
+        force: target.force,
+        output_pipe,
+        command_terminal: None,
+        width: match sink.kind() {
+            SinkKind::Terminal => crate::output::fit::terminal_width(),
+            SinkKind::Pipe | SinkKind::File => None,
+        },
     })
+}
+
+/// Shell syntax that `-c` cannot run without a shell: pipes, lists,
+/// redirections, substitutions, globs, variables and assignments.
+pub fn needs_shell(command: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word_start = true;
+    for c in command.chars() {
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        match (quote, c) {
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (Some('"'), '"') => quote = None,
+            (Some('"'), '$' | '`') => return true,
+            (Some('"'), '\\') => escaped = true,
+            (Some(_), _) => {}
+            (None, '\\') => escaped = true,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[') => {
+                return true;
+            }
+            (None, '~' | '#') if word_start => return true,
+            (None, '\n') => return true,
+            _ => {}
+        }
+        word_start = quote.is_none() && c.is_whitespace();
+    }
+    // `NAME=value cmd`: an assignment before the command.
+    command
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.split_once('='))
+        .is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
 /// The target the arguments name: exactly one of `-p`, `-c`, `--all`, `-- CMD`.
@@ -40,11 +114,20 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
         return Ok(TargetSpec::Pids(args.pids.clone()));
     }
     if let Some(command) = &args.command {
-        let words =
-            shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
-        if words.is_empty() {
+        if command.trim().is_empty() {
             bail!("-c: the command is empty");
         }
+        // Shell syntax runs through the shell, as a user typing it expects;
+        // the shell's children are traced with the rest of the tree.
+        if needs_shell(command) {
+            return Ok(TargetSpec::Command(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                command.into(),
+            ]));
+        }
+        let words =
+            shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
         return Ok(TargetSpec::Command(
             words.into_iter().map(OsString::from).collect(),
         ));
@@ -55,6 +138,17 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
         });
     }
     Ok(TargetSpec::Command(args.argv.clone()))
+}
+
+/// When the traced command writes to the same stdout as pytap's JSON
+/// Lines, its output lands between pytap's lines (never inside one): one
+/// line says how to keep them apart.
+pub fn warn_shared_stdout(stream: &StreamOptions, format: Format, to_file: bool) {
+    if format == Format::Jsonl && !to_file && matches!(stream.target, TargetSpec::Command(_)) {
+        notice!(
+            "the traced command writes to the same stdout as these JSON Lines: use -o FILE to keep them apart"
+        );
+    }
 }
 
 /// Markers named on the command line, in either spelling.
@@ -94,5 +188,68 @@ pub fn duration(args: &EngineArgs) -> Result<Option<Duration>> {
         None => Ok(None),
         Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
         Some(s) => bail!("--duration must be a positive number of seconds, not {s}"),
+    }
+}
+
+/// Shortest `--interval` of `pytap top`: 100 views a second is already
+/// more than anyone reads.
+pub const MIN_INTERVAL: f64 = 0.01;
+/// Longest `--interval`.
+pub const MAX_INTERVAL: f64 = 3600.0;
+
+/// `top --interval` as a Duration.
+pub fn interval(secs: f64) -> Result<Duration> {
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&secs) {
+        bail!("--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds, not {secs}");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_syntax_is_recognised() {
+        for shell in [
+            "a | b",
+            "a && b",
+            "a; b",
+            "a > out",
+            "python3 *.py",
+            "echo $HOME",
+            "echo \"$HOME\"",
+            "echo `date`",
+            "X=1 python3 app.py",
+            "cd ~",
+            "(a)",
+            "a # comment",
+        ] {
+            assert!(needs_shell(shell), "{shell}");
+        }
+        for plain in [
+            "python3 app.py",
+            "python3 -c 'import sys; print(sys.argv | 1)'",
+            "python3 -c \"print(1)\"",
+            "python3 a\\ b.py",
+            "python3 --opt=1 x.py",
+            "python3 -X importtime -m json.tool",
+            "/usr/bin/python3.11 a#b.py",
+        ] {
+            assert!(!needs_shell(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn interval_bounds_agree_with_the_message() {
+        assert!(interval(0.0).is_err());
+        assert!(interval(0.000001).is_err());
+        assert_eq!(
+            interval(0.0).unwrap_err().to_string(),
+            "--interval must be between 0.01 and 3600 seconds, not 0"
+        );
+        assert!(interval(MIN_INTERVAL).is_ok());
+        assert!(interval(3600.0).is_ok());
+        assert!(interval(f64::NAN).is_err());
     }
 }

@@ -13,9 +13,11 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
+use crate::notice;
 use crate::output::event::{
     Clock, EventWriter, Format, PendingHeader, Strings, args_repr, layout_of,
 };
+use crate::output::fit;
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap audit` run.
@@ -47,6 +49,9 @@ pub fn event_globs(values: &[String]) -> Result<Vec<Pattern>> {
 
 struct AuditView<'a> {
     events: &'a [Pattern],
+    /// Whether each `-e` glob matched an event.
+    matched: Vec<bool>,
+    width: Option<usize>,
     header: PendingHeader,
     out: &'a mut dyn Write,
     clock: Clock,
@@ -60,7 +65,14 @@ impl Consumer for AuditView<'_> {
             return Ok(());
         };
         let name = self.strings.get(&audit.event, event, session);
-        if !self.events.is_empty() && !self.events.iter().any(|p| p.matches(&name)) {
+        let mut any = self.events.is_empty();
+        for (p, matched) in self.events.iter().zip(&mut self.matched) {
+            if p.matches(&name) {
+                *matched = true;
+                any = true;
+            }
+        }
+        if !any {
             return Ok(());
         }
         self.header.write(self.out)?;
@@ -73,14 +85,24 @@ impl Consumer for AuditView<'_> {
             Some(args) => args_repr(&args),
             None => "(<arguments not captured>)".to_string(),
         };
+        // 13 + 1 + 8 + 1 + 8 + 2 columns before the event.
+        let call = format!("{name}{args}");
+        let call = match self.width {
+            Some(w) => fit::middle(&call, w.saturating_sub(33).max(20)),
+            None => call,
+        };
         writeln!(
             self.out,
-            "{:13.6} {:>8} {:>8}  {name}{args}",
+            "{:13.6} {:>8} {:>8}  {call}",
             self.clock.secs(h.ts_ns),
             h.pid,
             h.tid
         )?;
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
     }
 
     fn recovered(&self) -> u64 {
@@ -97,14 +119,18 @@ impl Consumer for AuditView<'_> {
 pub fn run(request: &AuditRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::Audit].into();
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut common::full_records(&markers),
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: None,
+            make_handler: &mut common::full_records(&markers),
+        },
         out,
         |out| AuditView {
             events: &request.events,
+            matched: vec![false; request.events.len()],
+            width: request.stream.width,
             header: PendingHeader::new(
                 (request.format == Format::Text)
                     .then_some("      TIME(s)      PID      TID  EVENT(ARGS)\n"),
@@ -114,7 +140,15 @@ pub fn run(request: &AuditRequest, out: &mut dyn Write) -> Result<ExitCode> {
             strings: Strings::default(),
             json: (request.format == Format::Jsonl).then(|| EventWriter::new(Format::Jsonl)),
         },
-        |view| Ok(view.out.flush()?),
+        |view| {
+            view.out.flush()?;
+            for (p, matched) in view.events.iter().zip(&view.matched) {
+                if !matched {
+                    notice!("audit: -e '{}' matched no event during the run", p.as_str());
+                }
+            }
+            Ok(())
+        },
     )
 }
 

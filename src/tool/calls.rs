@@ -23,7 +23,9 @@ use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
+use crate::notice;
 use crate::output::event::{Format, json_str};
+use crate::output::fit;
 use crate::output::hist::Log2Hist;
 use crate::output::quantile::Quantiles;
 use crate::tool::common::{self, StreamOptions};
@@ -65,17 +67,22 @@ pub struct CallsRequest {
     pub hist: bool,
     /// Size of the kernel's count map.
     pub max_functions: u32,
+    /// One row per process and function.
+    pub by_pid: bool,
 }
 
-/// A function, as the table groups calls.
+/// A function, as the table groups calls: across a process tree unless
+/// split by process (`--by-pid`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FuncKey {
+    /// The process, with `--by-pid`.
+    pub pid: Option<u32>,
     /// File name.
     pub filename: String,
     /// Function name.
     pub funcname: String,
     /// The `def` line (the entry's line number).
-    pub line: i32,
+    pub lineno: i32,
 }
 
 /// What is known of one function.
@@ -100,6 +107,8 @@ pub struct CallStats {
     pub stacks: Stacks,
     /// Per function.
     pub funcs: HashMap<FuncKey, FuncStats>,
+    /// Keep processes apart.
+    pub by_pid: bool,
 }
 
 impl CallStats {
@@ -108,8 +117,8 @@ impl CallStats {
         self.stacks.enter(tid, func, line, ts_ns);
     }
 
-    /// A return.
-    pub fn ret(&mut self, tid: u32, func: &FuncId, ts_ns: u64) {
+    /// A return in process `pid`.
+    pub fn ret(&mut self, pid: u32, tid: u32, func: &FuncId, ts_ns: u64) {
         let Returned::Matched { frame, .. } = self.stacks.ret(tid, func, ts_ns) else {
             return;
         };
@@ -118,9 +127,10 @@ impl CallStats {
         let stats = self
             .funcs
             .entry(FuncKey {
+                pid: self.by_pid.then_some(pid),
                 filename: frame.func.filename,
                 funcname: frame.func.funcname,
-                line: frame.line,
+                lineno: frame.line,
             })
             .or_default();
         stats.calls += 1;
@@ -168,25 +178,34 @@ pub fn write_table(
     let ms = |ns: u64| ns as f64 / 1e6;
     match request.format {
         Format::Text => {
+            let pid_header = if request.by_pid { "    PID " } else { "" };
             writeln!(
                 out,
-                "{:>10} {:>12} {:>12} {:>10} {:>10} {:>10}  FUNCTION (FILE:LINE)",
+                "{pid_header}{:>10} {:>12} {:>12} {:>10} {:>10} {:>10}  FUNCTION (FILE:LINE)",
                 "CALLS", "TOTAL(ms)", "SELF(ms)", "MEAN(us)", "P50(us)", "P99(us)"
             )?;
+            // The columns before FUNCTION take 70 characters (78 with PID).
+            let room = request
+                .stream
+                .width
+                .map(|w| w.saturating_sub(70 + pid_header.len()).max(20));
             for (k, s) in shown {
                 let mean = (s.durations.sum() / u128::from(s.calls.max(1))) as u64;
+                let pid = k.pid.map(|p| format!("{p:>7} ")).unwrap_or_default();
+                let func = format!("{} ({}:{})", k.funcname, k.filename, k.lineno);
+                let func = match room {
+                    Some(room) => fit::middle(&func, room),
+                    None => func,
+                };
                 writeln!(
                     out,
-                    "{:>10} {:>12.3} {:>12.3} {:>10.1} {:>10.1} {:>10.1}  {} ({}:{})",
+                    "{pid}{:>10} {:>12.3} {:>12.3} {:>10.1} {:>10.1} {:>10.1}  {func}",
                     s.calls,
                     ms(s.total_ns),
                     ms(s.self_ns),
                     us(mean),
                     us(s.durations.quantile(0.5)),
                     us(s.durations.quantile(0.99)),
-                    k.funcname,
-                    k.filename,
-                    k.line
                 )?;
                 if request.hist {
                     out.write_all(s.hist.render(1).as_bytes())?;
@@ -204,14 +223,17 @@ pub fn write_table(
         }
         Format::Jsonl => {
             for (k, s) in shown {
-                out.write_all(b"{\"filename\":")?;
+                match k.pid {
+                    Some(pid) => write!(out, "{{\"pid\":{pid},\"filename\":")?,
+                    None => out.write_all(b"{\"filename\":")?,
+                }
                 json_str(out, &k.filename)?;
                 out.write_all(b",\"funcname\":")?;
                 json_str(out, &k.funcname)?;
                 write!(
                     out,
-                    ",\"line\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}",
-                    k.line,
+                    ",\"lineno\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}",
+                    k.lineno,
                     s.calls,
                     s.total_ns,
                     s.self_ns,
@@ -259,7 +281,7 @@ impl Consumer for CallsView<'_> {
                 };
                 self.stats.enter(h.tid, func, line, h.ts_ns);
             }
-            EventKind::FunctionReturn => self.stats.ret(h.tid, &func, h.ts_ns),
+            EventKind::FunctionReturn => self.stats.ret(h.pid, h.tid, &func, h.ts_ns),
             _ => {}
         }
         Ok(())
@@ -279,16 +301,21 @@ pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
         markers: markers.clone(),
     };
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut make_handler,
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: None,
+            make_handler: &mut make_handler,
+        },
         out,
         |out| CallsView {
             out,
             names: FuncNames::default(),
-            stats: CallStats::default(),
+            stats: CallStats {
+                by_pid: request.by_pid,
+                ..CallStats::default()
+            },
             unnamed: 0,
         },
         |view| {
@@ -302,9 +329,10 @@ pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
             view.out.flush()?;
             let stacks = &view.stats.stacks;
             if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
-                eprintln!(
-                    "pytap: calls: {} returns without an entry and {} entries that never returned are not counted",
-                    stacks.unmatched_returns, stacks.orphan_entries
+                notice!(
+                    "calls: {} returns without an entry and {} entries that never returned are not counted",
+                    stacks.unmatched_returns,
+                    stacks.orphan_entries
                 );
             }
             Ok(())
@@ -329,14 +357,15 @@ mod tests {
         let mut c = CallStats::default();
         c.enter(1, f("fib"), 1, 0);
         c.enter(1, f("fib"), 1, 10);
-        c.ret(1, &f("fib"), 20);
+        c.ret(1, 1, &f("fib"), 20);
         c.enter(1, f("fib"), 1, 30);
-        c.ret(1, &f("fib"), 35);
-        c.ret(1, &f("fib"), 50);
+        c.ret(1, 1, &f("fib"), 35);
+        c.ret(1, 1, &f("fib"), 50);
         let s = &c.funcs[&FuncKey {
+            pid: None,
             filename: "t.py".into(),
             funcname: "fib".into(),
-            line: 1,
+            lineno: 1,
         }];
         assert_eq!(s.calls, 3);
         assert_eq!(s.total_ns, 50, "only the outermost activation");
@@ -349,10 +378,10 @@ mod tests {
         let mut c = CallStats::default();
         for i in 0..3 {
             c.enter(1, f("a"), 1, i * 100);
-            c.ret(1, &f("a"), i * 100 + 10);
+            c.ret(1, 1, &f("a"), i * 100 + 10);
         }
         c.enter(1, f("b"), 5, 1000);
-        c.ret(1, &f("b"), 5000);
+        c.ret(1, 1, &f("b"), 5000);
         let names: Vec<&str> = c
             .sorted(CallsSort::Calls)
             .iter()
@@ -366,23 +395,20 @@ mod tests {
             .collect();
         assert_eq!(names, ["b", "a"]);
         let request = CallsRequest {
-            stream: StreamOptions {
-                target: crate::engine::run::TargetSpec::Pids(vec![]),
-                attach: Default::default(),
-                duration: None,
-            },
+            stream: StreamOptions::new(crate::engine::run::TargetSpec::Pids(vec![])),
             format: Format::Jsonl,
             sort: CallsSort::Name,
             limit: 0,
             hist: false,
             max_functions: 10,
+            by_pid: false,
         };
         let mut out = Vec::new();
         write_table(&mut out, &request, &c).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "{\"filename\":\"t.py\",\"funcname\":\"a\",\"line\":1,\"calls\":3,\"total_ns\":30,\"self_ns\":30,\"mean_ns\":10,\"p50_ns\":10,\"p99_ns\":10}"
+            "{\"filename\":\"t.py\",\"funcname\":\"a\",\"lineno\":1,\"calls\":3,\"total_ns\":30,\"self_ns\":30,\"mean_ns\":10,\"p50_ns\":10,\"p99_ns\":10}"
         );
     }
 }

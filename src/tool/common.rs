@@ -5,21 +5,26 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pytap_sys::pty::Pty;
 use pytap_sys::signal::SignalFd;
 
 use crate::cpython::Marker;
 use crate::engine::abi;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
+use crate::engine::codegen::task::traced_map_spec;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
-use crate::engine::run::{self, Attached, End, Followed, Outcome, TargetSpec};
+use crate::engine::run::{self, Attached, End, Outcome, TargetSpec};
 use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
+use crate::notice;
 use crate::target;
+use crate::target::hazard;
 
 /// Settings every tracing tool takes.
 #[derive(Debug, Clone)]
@@ -45,8 +50,10 @@ impl Default for AttachOptions {
     }
 }
 
-/// The maps every plan has: the event ring buffer and the per-CPU counters.
-pub fn standard_maps(buffer_bytes: u32) -> (MapTable, RecordMaps) {
+/// The maps every plan has: the event ring buffer, the per-CPU counters,
+/// the staging buffer and, unless every process is traced (`traced`
+/// false), the map of traced processes the task programs filter on.
+pub fn standard_maps(buffer_bytes: u32, traced: bool) -> (MapTable, RecordMaps) {
     let mut maps = MapTable::default();
     let events = maps.add(MapSpec {
         name: "events".into(),
@@ -69,6 +76,9 @@ pub fn standard_maps(buffer_bytes: u32) -> (MapTable, RecordMaps) {
         value_size: abi::STAGING_BYTES as u32,
         max_entries: 1,
     });
+    if traced {
+        maps.add(traced_map_spec());
+    }
     (
         maps,
         RecordMaps {
@@ -82,54 +92,67 @@ pub fn standard_maps(buffer_bytes: u32) -> (MapTable, RecordMaps) {
 /// Builds a tool's handler, given the standard maps and a table to add its own to.
 pub type MakeHandler<'a, H> = dyn FnMut(&mut MapTable, RecordMaps) -> H + 'a;
 
-fn plan<H: Handler>(
+fn plan<H: Handler + 'static>(
     targets: Vec<AttachTarget>,
     markers: &BTreeSet<Marker>,
     strict: bool,
     options: &AttachOptions,
+    traced: bool,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Plan> {
-    let (mut maps, record_maps) = standard_maps(options.buffer_bytes);
+    let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced);
     let handler = make_handler(&mut maps, record_maps);
     Ok(Plan::new(
         targets,
         markers,
         strict,
         maps,
-        &handler,
+        Box::new(handler),
         options.arm,
     )?)
 }
 
 /// Finds the targets, plans, loads and attaches. `strict` makes a marker
 /// the target lacks an error (the user named it) rather than skipped.
-pub fn attach<H: Handler>(
-    target: &TargetSpec,
+pub fn attach<H: Handler + 'static>(
+    stream: &StreamOptions,
     markers: &BTreeSet<Marker>,
     strict: bool,
-    options: &AttachOptions,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Attached> {
-    run::attach(target, &mut |targets| {
-        let plan = plan(targets, markers, strict, options, make_handler)?;
-        for note in &plan.notes {
-            eprintln!("pytap: {note}");
+    let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let follow = run::Follow {
+        children: stream.children,
+        terminal: stream.command_terminal.as_deref(),
+    };
+    run::attach(&stream.target, follow, &mut |targets| {
+        let markers = hazard::check(&targets, markers, strict, stream.force)?;
+        let plan = plan(
+            targets,
+            &markers,
+            strict,
+            &stream.attach,
+            traced,
+            make_handler,
+        )?;
+        let session = Session::start(plan, stream.attach.force_perf_event)?;
+        for note in &session.plan.notes {
+            notice!("{note}");
         }
-        Ok(Session::start(plan, options.force_perf_event)?)
+        Ok(session)
     })
 }
 
 /// `--dump-bpf`: plans against the targets (a command is resolved without
 /// being run) and prints sites, programs and maps.
-pub fn dump_bpf<H: Handler>(
-    target: &TargetSpec,
+pub fn dump_bpf<H: Handler + 'static>(
+    stream: &StreamOptions,
     markers: &BTreeSet<Marker>,
     strict: bool,
-    options: &AttachOptions,
     make_handler: &mut MakeHandler<'_, H>,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
-    let targets = match target {
+    let targets = match &stream.target {
         TargetSpec::Command(argv) => {
             let module = target::resolve_command(argv)?;
             vec![AttachTarget {
@@ -180,7 +203,15 @@ pub fn dump_bpf<H: Handler>(
             targets
         }
     };
-    let plan = plan(targets, markers, strict, options, make_handler)?;
+    let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let plan = plan(
+        targets,
+        markers,
+        strict,
+        &stream.attach,
+        traced,
+        make_handler,
+    )?;
     out.write_all(plan.dump().as_bytes())?;
     Ok(ExitCode::Ok)
 }
@@ -194,6 +225,36 @@ pub struct StreamOptions {
     pub attach: AttachOptions,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Trace the processes the targets start (a command's tree by default,
+    /// `-p --children`).
+    pub children: bool,
+    /// Arm function markers even where CPython's probe code would fail.
+    pub force: bool,
+    /// stdout, when it is a pipe: the run ends quietly when its reader
+    /// goes away.
+    pub output_pipe: Option<Arc<OwnedFd>>,
+    /// A terminal to launch the command on (a live view captures what the
+    /// command writes there).
+    pub command_terminal: Option<Arc<Pty>>,
+    /// The width text views fit (the output is a terminal); `None` keeps
+    /// every value whole.
+    pub width: Option<usize>,
+}
+
+impl StreamOptions {
+    /// Options for `target` with everything else as the defaults.
+    pub fn new(target: TargetSpec) -> StreamOptions {
+        StreamOptions {
+            target,
+            attach: AttachOptions::default(),
+            duration: None,
+            children: true,
+            force: false,
+            output_pipe: None,
+            command_terminal: None,
+            width: None,
+        }
+    }
 }
 
 /// The handler of tools that stream full records of `markers`.
@@ -206,67 +267,87 @@ pub fn full_records(
     }
 }
 
+/// A tool's run: what it traces and how.
+pub struct ToolRun<'a, H> {
+    /// Target, attach and loop settings.
+    pub stream: &'a StreamOptions,
+    /// Markers the tool needs.
+    pub markers: &'a BTreeSet<Marker>,
+    /// Whether a marker a target lacks is an error (the tool or the user
+    /// named it).
+    pub strict: bool,
+    /// Call [`run::Consumer::tick`] this often.
+    pub tick: Option<Duration>,
+    /// What the probes do.
+    pub make_handler: &'a mut MakeHandler<'a, H>,
+}
+
+impl<H> std::fmt::Debug for ToolRun<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRun")
+            .field("stream", &self.stream)
+            .field("markers", &self.markers)
+            .field("strict", &self.strict)
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The one path of every streaming tool: with `--dump-bpf`, print the
 /// plan to `out` and stop; else make the tool's consumer over `out`, attach
 /// the tool's handler, feed every event to the consumer until the target
 /// exits, a stop signal arrives or the duration elapses, report on stderr,
 /// and hand the consumer to `finish` (summaries, flushing).
-#[allow(clippy::too_many_arguments)]
-pub fn run_tool<'o, H: Handler, C: run::Consumer>(
-    options: &StreamOptions,
-    markers: &BTreeSet<Marker>,
-    strict: bool,
-    tick: Option<Duration>,
-    make_handler: &mut MakeHandler<'_, H>,
+pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
+    tool: ToolRun<'_, H>,
     out: &'o mut dyn Write,
     make_consumer: impl FnOnce(&'o mut dyn Write) -> C,
     finish: impl FnOnce(C) -> Result<()>,
 ) -> Result<ExitCode> {
-    if options.attach.dump_bpf {
+    if tool.stream.attach.dump_bpf {
         return dump_bpf(
-            &options.target,
-            markers,
-            strict,
-            &options.attach,
-            make_handler,
+            tool.stream,
+            tool.markers,
+            tool.strict,
+            tool.make_handler,
             out,
         );
     }
     let mut consumer = make_consumer(out);
-    let outcome = stream_with(options, markers, strict, tick, make_handler, &mut consumer)?;
+    let outcome = stream_with(tool, &mut consumer, None)?;
+    if outcome.end == End::OutputClosed {
+        return Ok(ExitCode::Ok);
+    }
     finish(consumer)?;
     Ok(exit_code(&outcome))
 }
 
 /// Attaches the tool's handler (and maps, which the handler adds to the
 /// table; the consumer finds them in the session by name), runs until the
-/// end, and reports on stderr.
-pub fn stream_with<H: Handler>(
-    options: &StreamOptions,
-    markers: &BTreeSet<Marker>,
-    strict: bool,
-    tick: Option<Duration>,
-    make_handler: &mut MakeHandler<'_, H>,
+/// end, and reports on stderr. `keys`: a live view's terminal.
+pub fn stream_with<H: Handler + 'static>(
+    tool: ToolRun<'_, H>,
     consumer: &mut dyn run::Consumer,
+    keys: Option<Arc<OwnedFd>>,
 ) -> Result<Outcome> {
     let signals = signals()?;
-    let mut attached = attach(
-        &options.target,
-        markers,
-        strict,
-        &options.attach,
-        make_handler,
-    )?;
+    let mut attached = attach(tool.stream, tool.markers, tool.strict, tool.make_handler)?;
     let loop_options = run::LoopOptions {
-        tick,
-        duration: options.duration,
+        tick: tool.tick,
+        duration: tool.stream.duration,
+        output_pipe: tool.stream.output_pipe.clone(),
+        keys,
+        command_terminal: tool.stream.command_terminal.clone(),
     };
     let outcome = run::run(&mut attached, &signals, consumer, &loop_options)?;
-    report(&attached, &outcome, consumer.recovered());
+    if outcome.end == End::OutputClosed {
+        return Ok(outcome);
+    }
+    report(&attached, &outcome, consumer);
     let uncounted = attached.session.counter(abi::COUNTER_UNCOUNTED);
     if uncounted > 0 {
-        eprintln!(
-            "pytap: {uncounted} calls of functions beyond --max-functions were not counted in the kernel"
+        notice!(
+            "{uncounted} calls of functions beyond --max-functions were not counted in the kernel"
         );
     }
     Ok(outcome)
@@ -298,43 +379,49 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// The end-of-run report, on stderr: why it ended, events seen and lost.
-pub fn report(attached: &Attached, outcome: &Outcome, recovered: u64) {
+pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consumer) {
+    let followed = &attached.followed;
     match &outcome.end {
         End::Exited {
             status: Some(status),
         } => {
-            let program = match &attached.followed {
-                Followed::Child(_, program) => program.as_str(),
-                _ => "the traced process",
-            };
-            eprintln!("pytap: {program} exited with status {status}");
+            let program = followed
+                .root()
+                .map(|(p, _)| p)
+                .filter(|p| !p.is_empty())
+                .unwrap_or("the traced command");
+            notice!("{program} exited with status {status}");
         }
-        End::Exited { status: None } => eprintln!("pytap: the traced processes exited"),
-        End::Signal(sig) => eprintln!("pytap: stopped by {}, probes detached", signal_name(*sig)),
-        End::Duration => eprintln!("pytap: duration elapsed, probes detached"),
-        End::Quit => eprintln!("pytap: quit, probes detached"),
+        End::Exited { status: None } => notice!("the traced processes exited"),
+        End::Signal(sig) => notice!("stopped by {}, probes detached", signal_name(*sig)),
+        End::Duration => notice!("duration elapsed, probes detached"),
+        End::Quit => notice!("quit, probes detached"),
+        End::TerminalLost => notice!("the terminal went away, probes detached"),
+        End::OutputClosed => {}
         End::Exec { pid, exe } => {
-            eprintln!(
-                "pytap: process {pid} executed {exe}, which is not the traced Python; stopped"
-            )
+            notice!("process {pid} executed {exe}, which is not the traced Python; stopped")
         }
     }
+    if followed.process_count() > 1 {
+        notice!("{} processes traced", followed.process_count());
+    }
     let mut line = format!(
-        "pytap: {} events, {} lost in {:.3} s",
-        outcome.events,
+        "{}, {} lost in {:.3} s",
+        consumer.describe(outcome.events),
         outcome.lost,
         outcome.elapsed.as_secs_f64()
     );
     if outcome.malformed > 0 {
         line.push_str(&format!(", {} malformed records", outcome.malformed));
     }
+    let recovered = consumer.recovered();
     if recovered > 0 {
         line.push_str(&format!(", {recovered} strings read from the binary"));
     }
     if outcome.lost > 0 {
         line.push_str(" (the ring buffer was full: raise --buffer-size)");
     }
-    eprintln!("{line}");
+    notice!("{line}");
 }
 
 /// 0 when something was traced, 1 when nothing was.

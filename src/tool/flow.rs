@@ -17,6 +17,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
+use crate::notice;
 use crate::output::event::{Format, Strings, json_str};
 use crate::tool::common::{self, StreamOptions};
 use crate::tool::stack::{FuncId, Returned, Stacks};
@@ -38,28 +39,41 @@ pub struct FlowRequest {
     pub max_depth: Option<usize>,
 }
 
-/// `--filter`: a function glob, optionally with a file glob (`FILE:FUNC`).
+/// `--filter` and `--within`: a function glob, optionally with a file glob
+/// (`FILE:FUNC`). A file glob without `/` matches the file's base name
+/// (`exc.py:middle`), one with `/` the whole path (`*/app/*.py:main`).
 #[derive(Debug, Clone)]
 pub struct FuncFilter {
     file: Option<Pattern>,
+    file_is_base: bool,
     func: Pattern,
+    text: String,
 }
 
 impl FuncFilter {
-    /// Parses `FUNC` or `FILE:FUNC`.
-    pub fn parse(text: &str) -> Result<FuncFilter> {
-        let glob = |g: &str| Pattern::new(g).map_err(|e| anyhow::anyhow!("--filter '{text}': {e}"));
+    /// Parses `FUNC` or `FILE:FUNC`; `option` names the flag in errors.
+    pub fn parse(text: &str, option: &str) -> Result<FuncFilter> {
+        let glob = |g: &str| Pattern::new(g).map_err(|e| anyhow::anyhow!("{option} '{text}': {e}"));
         match text.rsplit_once(':') {
             Some((file, func)) if !file.is_empty() => Ok(FuncFilter {
                 file: Some(glob(file)?),
+                file_is_base: !file.contains('/'),
                 func: glob(if func.is_empty() { "*" } else { func })?,
+                text: text.to_string(),
             }),
-            _ if text.is_empty() => bail!("--filter: empty pattern"),
+            _ if text.is_empty() => bail!("{option}: empty pattern"),
             _ => Ok(FuncFilter {
                 file: None,
+                file_is_base: false,
                 func: glob(text.trim_start_matches(':'))?,
+                text: text.to_string(),
             }),
         }
+    }
+
+    /// The filter as the user wrote it.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The function name when the function part is one exact name short
@@ -76,7 +90,19 @@ impl FuncFilter {
 
     /// Whether a function matches.
     pub fn matches(&self, f: &FuncId) -> bool {
-        self.func.matches(&f.funcname) && self.file.as_ref().is_none_or(|p| p.matches(&f.filename))
+        if !self.func.matches(&f.funcname) {
+            return false;
+        }
+        let Some(file) = &self.file else {
+            return true;
+        };
+        if self.file_is_base {
+            // A path the kernel kept the end of starts with `…`; its base
+            // name is still whole.
+            file.matches(f.filename.rsplit('/').next().unwrap_or(&f.filename))
+        } else {
+            file.matches(&f.filename)
+        }
     }
 }
 
@@ -111,6 +137,10 @@ pub struct FlowBuilder {
     within: Option<FuncFilter>,
     filters: Vec<FuncFilter>,
     max_depth: Option<usize>,
+    /// Whether `--within` matched any entry.
+    within_matched: bool,
+    /// Whether each `--filter` matched any line.
+    filters_matched: Vec<bool>,
 }
 
 impl FlowBuilder {
@@ -121,11 +151,26 @@ impl FlowBuilder {
         max_depth: Option<usize>,
     ) -> Self {
         FlowBuilder {
+            filters_matched: vec![false; filters.len()],
             within,
             filters,
             max_depth,
             ..FlowBuilder::default()
         }
+    }
+
+    /// The filters (`--within` first) that matched nothing so far.
+    pub fn unmatched(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(w) = self.within.as_ref().filter(|_| !self.within_matched) {
+            out.push(format!("--within '{}'", w.text()));
+        }
+        for (f, matched) in self.filters.iter().zip(&self.filters_matched) {
+            if !matched {
+                out.push(format!("--filter '{}'", f.text()));
+            }
+        }
+        out
     }
 
     /// The depth to show a frame at `depth` of thread `tid` at, or `None`
@@ -142,9 +187,15 @@ impl FlowBuilder {
             .map(|base| depth - base)
     }
 
-    fn visible(&self, func: &FuncId, depth: usize) -> bool {
-        self.max_depth.is_none_or(|m| depth < m)
-            && (self.filters.is_empty() || self.filters.iter().any(|f| f.matches(func)))
+    fn visible(&mut self, func: &FuncId, depth: usize) -> bool {
+        let mut any = self.filters.is_empty();
+        for (f, matched) in self.filters.iter().zip(&mut self.filters_matched) {
+            if f.matches(func) {
+                *matched = true;
+                any = true;
+            }
+        }
+        self.max_depth.is_none_or(|m| depth < m) && any
     }
 
     /// Feeds an entry or a return; returns the line to show, if any.
@@ -160,6 +211,9 @@ impl FlowBuilder {
         let first = *self.first_ns.entry(tid).or_insert(ts_ns);
         let thread_ns = ts_ns.saturating_sub(first);
         let depth = if entry {
+            if self.within.as_ref().is_some_and(|w| w.matches(&func)) {
+                self.within_matched = true;
+            }
             let depth = self.stacks.enter(tid, func.clone(), lineno, ts_ns);
             self.shown_depth(tid, depth)
         } else {
@@ -191,16 +245,12 @@ struct FlowView<'a> {
     out: &'a mut dyn Write,
     strings: Strings,
     builder: FlowBuilder,
-    exe: HashMap<u32, String>,
+    /// The first process seen; once another one shows up, text lines carry
+    /// their pid.
+    first_pid: Option<u32>,
+    several: bool,
     /// 3.15 generator creations, recognised by the probe and not shown.
     creations: u64,
-}
-
-/// The process's command name (`/proc/PID/comm`), as SystemTap's execname().
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "python".to_string())
 }
 
 impl Consumer for FlowView<'_> {
@@ -228,10 +278,19 @@ impl Consumer for FlowView<'_> {
             .builder
             .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
         {
-            let exe = self.exe.entry(h.pid).or_insert_with(|| comm(h.pid));
-            write_line(self.out, self.format, self.style, exe, &line)?;
+            if *self.first_pid.get_or_insert(h.pid) != h.pid {
+                self.several = true;
+            }
+            // SystemTap's execname(): the thread's name at this event.
+            let names = session.tasks.borrow();
+            let exe = names.comm(h.pid, h.tid);
+            write_line(self.out, self.format, self.style, exe, self.several, &line)?;
         }
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
     }
 
     fn recovered(&self) -> u64 {
@@ -239,14 +298,20 @@ impl Consumer for FlowView<'_> {
     }
 }
 
-/// Formats one flow line.
+/// Formats one flow line. With `with_pid` (more than one process is
+/// traced) a text line starts with `[PID] `; otherwise both text styles
+/// are the HOWTO's, byte for byte.
 pub fn write_line(
     out: &mut dyn Write,
     format: Format,
     style: FlowStyle,
     exe: &str,
+    with_pid: bool,
     l: &FlowLine,
 ) -> io::Result<()> {
+    if with_pid && format == Format::Text {
+        write!(out, "[{}] ", l.pid)?;
+    }
     match (format, style) {
         (Format::Jsonl, _) => {
             write!(
@@ -315,11 +380,13 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
         flag_creations: true,
     };
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut make_handler,
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: None,
+            make_handler: &mut make_handler,
+        },
         out,
         |out| FlowView {
             format: request.format,
@@ -331,22 +398,27 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 request.filters.clone(),
                 request.max_depth,
             ),
-            exe: HashMap::new(),
+            first_pid: None,
+            several: false,
             creations: 0,
         },
         |view| {
             view.out.flush()?;
+            for filter in view.builder.unmatched() {
+                notice!("flow: {filter} matched no function during the run");
+            }
             if view.creations > 0 {
-                eprintln!(
-                    "pytap: flow: {} generator creations not shown (3.15 fires function__entry when a generator is created; no frame runs)",
+                notice!(
+                    "flow: {} generator creations not shown (3.15 fires function__entry when a generator is created; no frame runs)",
                     view.creations
                 );
             }
             let stacks = &view.builder.stacks;
             if stacks.unmatched_returns > 0 || stacks.orphan_entries > 0 {
-                eprintln!(
-                    "pytap: flow: {} returns without an entry not shown, {} entries that never returned closed by an outer return",
-                    stacks.unmatched_returns, stacks.orphan_entries
+                notice!(
+                    "flow: {} returns without an entry not shown, {} entries that never returned closed by an outer return",
+                    stacks.unmatched_returns,
+                    stacks.orphan_entries
                 );
             }
             Ok(())
@@ -394,34 +466,97 @@ mod tests {
 
     #[test]
     fn within_shows_only_the_inside_rebased() {
-        let mut b = FlowBuilder::new(Some(FuncFilter::parse("start").unwrap()), vec![], None);
+        let mut b = FlowBuilder::new(
+            Some(FuncFilter::parse("start", "--within").unwrap()),
+            vec![],
+            None,
+        );
         assert_eq!(run(&mut b, CALLS), [">start", " >work", " <work", "<start"]);
     }
 
     #[test]
     fn filter_and_max_depth_keep_true_depths() {
-        let mut b = FlowBuilder::new(None, vec![FuncFilter::parse("*.py:w*").unwrap()], None);
+        let mut b = FlowBuilder::new(
+            None,
+            vec![FuncFilter::parse("*.py:w*", "--filter").unwrap()],
+            None,
+        );
         assert_eq!(run(&mut b, CALLS), ["  >work", "  <work"]);
         let mut b = FlowBuilder::new(None, vec![], Some(2));
         assert_eq!(
             run(&mut b, CALLS),
             [">main", " >setup", " <setup", " >start", " <start", "<main"]
         );
-        assert!(FuncFilter::parse("").is_err());
+        assert!(FuncFilter::parse("", "--filter").is_err());
         assert_eq!(
-            FuncFilter::parse("main").unwrap().literal_func(),
-            Some(b"main".to_vec())
-        );
-        assert_eq!(FuncFilter::parse("ma*").unwrap().literal_func(), None);
-        assert_eq!(
-            FuncFilter::parse("*/app.py:main").unwrap().literal_func(),
+            FuncFilter::parse("main", "--filter")
+                .unwrap()
+                .literal_func(),
             Some(b"main".to_vec())
         );
         assert_eq!(
-            FuncFilter::parse("app.py:ma?n").unwrap().literal_func(),
+            FuncFilter::parse("ma*", "--filter").unwrap().literal_func(),
             None
         );
-        assert!(!FuncFilter::parse("nomatch:x").unwrap().matches(&f("x")));
+        assert_eq!(
+            FuncFilter::parse("*/app.py:main", "--filter")
+                .unwrap()
+                .literal_func(),
+            Some(b"main".to_vec())
+        );
+        assert_eq!(
+            FuncFilter::parse("app.py:ma?n", "--filter")
+                .unwrap()
+                .literal_func(),
+            None
+        );
+        assert!(
+            !FuncFilter::parse("nomatch:x", "--filter")
+                .unwrap()
+                .matches(&f("x"))
+        );
+        // A file part without `/` matches the base name.
+        assert!(
+            FuncFilter::parse("t.py:x", "--filter")
+                .unwrap()
+                .matches(&f("x"))
+        );
+        assert!(
+            !FuncFilter::parse("app/t.py:x", "--filter")
+                .unwrap()
+                .matches(&f("x"))
+        );
+        assert!(
+            FuncFilter::parse("*/app/t.py:x", "--filter")
+                .unwrap()
+                .matches(&f("x"))
+        );
+        // Errors name the option they came from.
+        assert_eq!(
+            FuncFilter::parse("[", "--within").unwrap_err().to_string(),
+            "--within '[': Pattern syntax error near position 0: invalid range pattern"
+        );
+    }
+
+    #[test]
+    fn filters_that_matched_nothing_are_named() {
+        let mut b = FlowBuilder::new(
+            Some(FuncFilter::parse("nothere", "--within").unwrap()),
+            vec![],
+            None,
+        );
+        run(&mut b, CALLS);
+        assert_eq!(b.unmatched(), ["--within 'nothere'"]);
+        let mut b = FlowBuilder::new(
+            Some(FuncFilter::parse("main", "--within").unwrap()),
+            vec![
+                FuncFilter::parse("work", "--filter").unwrap(),
+                FuncFilter::parse("zzz", "--filter").unwrap(),
+            ],
+            None,
+        );
+        run(&mut b, CALLS);
+        assert_eq!(b.unmatched(), ["--filter 'zzz'"]);
     }
 
     #[test]
@@ -445,6 +580,7 @@ mod tests {
             Format::Text,
             FlowStyle::Systemtap,
             "python",
+            false,
             &line,
         )
         .unwrap();
@@ -459,7 +595,15 @@ mod tests {
             depth: 1,
             ..line
         };
-        write_line(&mut out, Format::Text, FlowStyle::Dtrace, "python", &ret).unwrap();
+        write_line(
+            &mut out,
+            Format::Text,
+            FlowStyle::Dtrace,
+            "python",
+            false,
+            &ret,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out),
             "123456789\tfunction-return: _abcoll.py:__contains__:362\n"

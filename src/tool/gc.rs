@@ -106,6 +106,10 @@ struct GcView<'a> {
 }
 
 impl Consumer for GcView<'_> {
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+
     fn event(&mut self, event: &Event<'_>, _: &Session) -> Result<()> {
         let h = &event.header;
         match event.body {
@@ -210,11 +214,13 @@ pub fn write_summary(
 pub fn run(request: &GcRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::GcStart, Marker::GcDone].into();
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut common::full_records(&markers),
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: None,
+            make_handler: &mut common::full_records(&markers),
+        },
         out,
         |out| GcView {
             format: request.format,

@@ -106,6 +106,10 @@ struct ImportsView<'a> {
 }
 
 impl Consumer for ImportsView<'_> {
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
         let h = &event.header;
         let Body::Import { module, found } = &event.body else {
@@ -185,11 +189,13 @@ pub fn run(request: &ImportsRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> =
         [Marker::ImportFindLoadStart, Marker::ImportFindLoadDone].into();
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        None,
-        &mut common::full_records(&markers),
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: None,
+            make_handler: &mut common::full_records(&markers),
+        },
         out,
         |out| ImportsView {
             format: request.format,

@@ -18,7 +18,9 @@ use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::error::ExitCode;
+use crate::notice;
 use crate::output::event::{Format, json_str};
+use crate::output::fit;
 use crate::tool::common::{self, StreamOptions};
 use crate::tool::names::FuncNames;
 
@@ -37,6 +39,9 @@ pub struct TopRequest {
     pub max_functions: u32,
     /// Live full-screen view (stdout is a terminal and not `--plain`).
     pub live: bool,
+    /// Live view of a launched command: where its output goes (default:
+    /// kept and printed when the view closes).
+    pub command_output: Option<std::path::PathBuf>,
 }
 
 /// One row of a view.
@@ -118,7 +123,16 @@ pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
     Ok(out)
 }
 
-/// The HOWTO's columns.
+/// What `top` counted, for the summary: calls counted in the kernel, and
+/// the records that crossed (one per function, carrying its names).
+pub fn describe(calls: u64, records: u64) -> String {
+    format!("{calls} calls counted in the kernel ({records} function names received)")
+}
+
+/// The HOWTO's columns (`top.stp`'s `%6d %80s %6d %30s %6d`). Within
+/// `width` (a terminal's), the file name column takes what the others
+/// leave and long names are shortened in the middle; without one the
+/// HOWTO's widths are kept and nothing is cut.
 pub fn write_view(
     out: &mut dyn Write,
     format: Format,
@@ -126,6 +140,19 @@ pub fn write_view(
     secs: f64,
     rows: &[Row],
     limit: usize,
+) -> io::Result<()> {
+    write_view_fitted(out, format, interval, secs, rows, limit, None)
+}
+
+/// [`write_view`] within `width` columns.
+pub fn write_view_fitted(
+    out: &mut dyn Write,
+    format: Format,
+    interval: u64,
+    secs: f64,
+    rows: &[Row],
+    limit: usize,
+    width: Option<usize>,
 ) -> io::Result<()> {
     let total: u64 = rows.iter().map(|r| r.calls).sum();
     let shown = if limit == 0 {
@@ -140,16 +167,30 @@ pub fn write_view(
                 "--- interval {interval} ({secs:.3} s): {total} calls, {} functions",
                 rows.len()
             )?;
+            // PID, LINE, FUNCTION and CALLS with their separators.
+            let others = 6 + 1 + 1 + 6 + 1 + 30 + 1 + 6;
+            let file_width = match width {
+                Some(w) => w.saturating_sub(others).max(12),
+                None => 80,
+            };
+            let fit = |s: &str, w: usize| match width {
+                Some(_) => fit::middle(s, w),
+                None => s.to_string(),
+            };
             writeln!(
                 out,
-                "{:>6} {:>80} {:>6} {:>30} {:>6}",
+                "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
                 "PID", "FILENAME", "LINE", "FUNCTION", "CALLS"
             )?;
             for r in shown {
                 writeln!(
                     out,
-                    "{:>6} {:>80} {:>6} {:>30} {:>6}",
-                    r.pid, r.filename, r.lineno, r.funcname, r.calls
+                    "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
+                    r.pid,
+                    fit(&r.filename, file_width),
+                    r.lineno,
+                    fit(&r.funcname, 30),
+                    r.calls
                 )?;
             }
             Ok(())
@@ -185,6 +226,8 @@ struct TopView<'a> {
     deltas: Deltas,
     interval: u64,
     last: Instant,
+    calls: u64,
+    width: Option<usize>,
 }
 
 impl Consumer for TopView<'_> {
@@ -196,22 +239,32 @@ impl Consumer for TopView<'_> {
     fn tick(&mut self, session: &Session) -> Result<()> {
         let rows = self.deltas.rows(&snapshot(session)?, &self.names);
         self.interval += 1;
+        self.calls += rows.iter().map(|r| r.calls).sum::<u64>();
         let secs = self.last.elapsed().as_secs_f64();
         self.last = Instant::now();
-        write_view(
+        write_view_fitted(
             self.out,
             self.format,
             self.interval,
             secs,
             &rows,
             self.limit,
+            self.width,
         )?;
         self.out.flush()?;
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+
     fn recovered(&self) -> u64 {
         self.names.strings.recovery.recovered
+    }
+
+    fn describe(&self, events: u64) -> String {
+        describe(self.calls, events)
     }
 }
 
@@ -228,15 +281,17 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
         return crate::tool::top_live::run(request, &markers, &mut make_handler);
     }
     common::run_tool(
-        &request.stream,
-        &markers,
-        true,
-        Some(request.interval),
-        &mut make_handler,
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict: true,
+            tick: Some(request.interval),
+            make_handler: &mut make_handler,
+        },
         out,
         |out| {
             // Which marker the CALLS column counts (the live view's title says it too).
-            eprintln!("pytap: top counts {marker} (one per call)");
+            notice!("top counts {marker} (one per call)");
             TopView {
                 out,
                 format: request.format,
@@ -245,6 +300,8 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 deltas: Deltas::default(),
                 interval: 0,
                 last: Instant::now(),
+                calls: 0,
+                width: request.stream.width,
             }
         },
         |_| Ok(()),

@@ -35,6 +35,10 @@ struct Stream<'a> {
 }
 
 impl Consumer for Stream<'_> {
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
         self.header.write(self.out)?;
         self.writer.write(self.out, event, session)?;
@@ -62,11 +66,13 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         // shows them): nothing is recorded, so no events is not a failure.
         let mut empty = |_: &mut MapTable, _| probe;
         common::run_tool(
-            &request.stream,
-            &markers,
-            strict,
-            None,
-            &mut empty,
+            common::ToolRun {
+                stream: &request.stream,
+                markers: &markers,
+                strict,
+                tick: None,
+                make_handler: &mut empty,
+            },
             out,
             |_| common::Discard,
             |_| Ok(()),
@@ -74,14 +80,17 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     common::run_tool(
-        &request.stream,
-        &markers,
-        strict,
-        None,
-        &mut common::full_records(&markers),
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict,
+            tick: None,
+            make_handler: &mut common::full_records(&markers),
+        },
         out,
         |out| {
-            let writer = EventWriter::new(request.format);
+            let mut writer = EventWriter::new(request.format);
+            writer.width = request.stream.width;
             Stream {
                 header: PendingHeader::new(writer.header()),
                 writer,

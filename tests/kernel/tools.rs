@@ -531,7 +531,7 @@ fn calls_counts_are_exact_and_recursion_is_not_double_counted() {
             ("main", 51, 1),
         ] {
             assert_eq!(
-                (of(name)["line"].as_i64(), of(name)["calls"].as_u64()),
+                (of(name)["lineno"].as_i64(), of(name)["calls"].as_u64()),
                 (Some(line), Some(calls)),
                 "{v}: {name}"
             );

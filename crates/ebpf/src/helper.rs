@@ -25,6 +25,8 @@ pub enum Helper {
     GetCurrentUidGid = 15,
     /// `long bpf_get_current_comm(buf, size)`.
     GetCurrentComm = 16,
+    /// `u64 bpf_get_current_task(void)`: the current `task_struct` pointer.
+    GetCurrentTask = 35,
     /// `long bpf_probe_read_user(dst, size, unsafe_ptr)`.
     ProbeReadUser = 112,
     /// `long bpf_probe_read_kernel(dst, size, unsafe_ptr)`.
@@ -56,7 +58,7 @@ pub enum Helper {
 
 impl Helper {
     /// Every helper, in id order.
-    pub const ALL: [Helper; 21] = [
+    pub const ALL: [Helper; 22] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
@@ -65,6 +67,7 @@ impl Helper {
         Helper::GetCurrentPidTgid,
         Helper::GetCurrentUidGid,
         Helper::GetCurrentComm,
+        Helper::GetCurrentTask,
         Helper::ProbeReadUser,
         Helper::ProbeReadKernel,
         Helper::ProbeReadUserStr,
@@ -97,6 +100,7 @@ impl Helper {
             Helper::GetCurrentPidTgid => "get_current_pid_tgid",
             Helper::GetCurrentUidGid => "get_current_uid_gid",
             Helper::GetCurrentComm => "get_current_comm",
+            Helper::GetCurrentTask => "get_current_task",
             Helper::ProbeReadUser => "probe_read_user",
             Helper::ProbeReadKernel => "probe_read_kernel",
             Helper::ProbeReadUserStr => "probe_read_user_str",
@@ -158,7 +162,7 @@ mod tests {
     #[test]
     fn ids_match_the_kernel_enum() {
         // Values of enum bpf_func_id, read from include/uapi/linux/bpf.h.
-        let expected: [(&str, i32); 21] = [
+        let expected: [(&str, i32); 22] = [
             ("map_lookup_elem", 1),
             ("map_update_elem", 2),
             ("map_delete_elem", 3),
@@ -167,6 +171,7 @@ mod tests {
             ("get_current_pid_tgid", 14),
             ("get_current_uid_gid", 15),
             ("get_current_comm", 16),
+            ("get_current_task", 35),
             ("probe_read_user", 112),
             ("probe_read_kernel", 113),
             ("probe_read_user_str", 114),

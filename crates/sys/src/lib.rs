@@ -7,8 +7,10 @@
 //! - [`ringbuf`]: the mmap-based ring-buffer consumer;
 //! - [`poll`]: epoll with `u64` tokens;
 //! - [`signal`]: termination signals through a signalfd;
-//! - [`process`]: a child held under ptrace until probes are attached,
-//!   `pidfd_open`, `kill`;
+//! - [`ptrace`]: following a process tree (PTRACE_SEIZE): spawning a
+//!   command held at its exec, fork and exec stops;
+//! - [`process`]: `pidfd_open`, `kill`;
+//! - [`pty`]: pseudo-terminals for a traced command's output;
 //! - this root: CPU counts and the page size.
 //!
 //! Rules kept throughout: every raw call goes through the private wrappers of
@@ -26,6 +28,8 @@ mod error;
 pub mod perf;
 pub mod poll;
 pub mod process;
+pub mod ptrace;
+pub mod pty;
 pub mod ringbuf;
 pub mod signal;
 mod sys;

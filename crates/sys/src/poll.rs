@@ -1,5 +1,6 @@
 //! [`Poller`]: a thin epoll wrapper with `u64` tokens, level-triggered,
-//! waiting for readability only (ring buffers, signalfds, pidfds).
+//! waiting for readability (ring buffers, signalfds, pidfds, terminals) or
+//! for errors only (a pipe whose reader went away).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
@@ -27,13 +28,27 @@ impl Poller {
     /// reports `token` while it is readable. The caller keeps `fd` open
     /// until it is removed (closing it also removes it).
     pub fn add(&self, fd: i32, token: u64) -> Result<(), SysError> {
-        sys::epoll_ctl(self.fd.as_fd(), libc::EPOLL_CTL_ADD, fd, token)
+        sys::epoll_ctl(
+            self.fd.as_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            libc::EPOLLIN as u32,
+            token,
+        )
+        .map_err(|e| SysError::new("epoll_ctl(EPOLL_CTL_ADD)", e))
+    }
+
+    /// Watches `fd` for errors and hang-ups only (`EPOLLERR`/`EPOLLHUP`,
+    /// which epoll always reports): the write end of a pipe whose reader
+    /// went away, for instance.
+    pub fn add_for_errors(&self, fd: i32, token: u64) -> Result<(), SysError> {
+        sys::epoll_ctl(self.fd.as_fd(), libc::EPOLL_CTL_ADD, fd, 0, token)
             .map_err(|e| SysError::new("epoll_ctl(EPOLL_CTL_ADD)", e))
     }
 
     /// Stops watching `fd`.
     pub fn remove(&self, fd: i32) -> Result<(), SysError> {
-        sys::epoll_ctl(self.fd.as_fd(), libc::EPOLL_CTL_DEL, fd, 0)
+        sys::epoll_ctl(self.fd.as_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0)
             .map_err(|e| SysError::new("epoll_ctl(EPOLL_CTL_DEL)", e))
     }
 

@@ -19,12 +19,22 @@ pub const SIGHUP: i32 = libc::SIGHUP;
 pub const SIGQUIT: i32 = libc::SIGQUIT;
 /// `SIGKILL` (9), for [`crate::process::kill`].
 pub const SIGKILL: i32 = libc::SIGKILL;
+/// `SIGCHLD` (17): a traced child stopped or exited.
+pub const SIGCHLD: i32 = libc::SIGCHLD;
+/// `SIGWINCH` (28): the terminal changed size.
+pub const SIGWINCH: i32 = libc::SIGWINCH;
+/// `SIGCONT` (18).
+pub const SIGCONT: i32 = libc::SIGCONT;
+/// `SIGSTOP` (19).
+pub const SIGSTOP: i32 = libc::SIGSTOP;
 
-/// The signals a [`SignalFd`] takes over.
-const HANDLED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+/// The signals a [`SignalFd`] takes over: the four that end a run, and the
+/// two the run loop reacts to (a tracee's stop, a terminal's new size).
+const HANDLED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGWINCH];
 
-/// `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT`, blocked in the creating
-/// thread and readable from a non-blocking, close-on-exec signalfd.
+/// `SIGINT`, `SIGTERM`, `SIGHUP`, `SIGQUIT`, `SIGCHLD` and `SIGWINCH`,
+/// blocked in the creating thread and readable from a non-blocking,
+/// close-on-exec signalfd.
 ///
 /// Create it before spawning threads: threads inherit the mask, and a
 /// process-directed signal goes to any thread that does not block it.

@@ -197,13 +197,16 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     unsafe { owned_fd(ret.into()) }
 }
 
-/// `epoll_ctl(epfd, op, fd, {EPOLLIN, token})`; the event is ignored by
+/// `epoll_ctl(epfd, op, fd, {events, token})`; the event is ignored by
 /// `EPOLL_CTL_DEL`.
-pub(crate) fn epoll_ctl(epfd: BorrowedFd<'_>, op: c_int, fd: RawFd, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
+pub(crate) fn epoll_ctl(
+    epfd: BorrowedFd<'_>,
+    op: c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
     // SAFETY: `ev` is a valid epoll_event the kernel only reads; `fd` is just
     // a number to the kernel (a stale one gives EBADF).
     let ret = unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd, &mut ev) };
@@ -283,33 +286,6 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// In a freshly forked child, before exec: empties the signal mask, resets
-/// `signals` to their default dispositions and asks to be traced
-/// (`PTRACE_TRACEME`). Only async-signal-safe system calls, no allocation.
-pub(crate) fn child_prepare_exec(signals: &[c_int]) -> io::Result<()> {
-    let empty = sigset_of(&[])?;
-    // SAFETY: `empty` is a valid set; the old mask is not wanted.
-    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut()) } < 0 {
-        return Err(errno());
-    }
-    for &sig in signals {
-        // SAFETY: SIG_DFL is always a valid disposition; no handler code runs.
-        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
-            return Err(errno());
-        }
-    }
-    // SAFETY: PTRACE_TRACEME takes no pointers.
-    let ret = unsafe {
-        libc::ptrace(
-            libc::PTRACE_TRACEME,
-            0,
-            ptr::null_mut::<c_void>(),
-            ptr::null_mut::<c_void>(),
-        )
-    };
-    if ret < 0 { Err(errno()) } else { Ok(()) }
-}
-
 // ---- processes ------------------------------------------------------------
 
 /// The ptrace requests used on an existing tracee; none passes a pointer.
@@ -321,6 +297,10 @@ pub(crate) enum Ptrace {
     Cont,
     /// `PTRACE_DETACH` injecting the signal in `data` (0 = none).
     Detach,
+    /// `PTRACE_LISTEN` (seized tracees in a group-stop; `data` 0).
+    Listen,
+    /// `PTRACE_INTERRUPT` (seized tracees; `data` 0).
+    Interrupt,
 }
 
 /// `ptrace(request, pid, 0, data)` for a [`Ptrace`] request.
@@ -329,6 +309,8 @@ pub(crate) fn ptrace(request: Ptrace, pid: libc::pid_t, data: c_int) -> io::Resu
         Ptrace::SetOptions => libc::PTRACE_SETOPTIONS,
         Ptrace::Cont => libc::PTRACE_CONT,
         Ptrace::Detach => libc::PTRACE_DETACH,
+        Ptrace::Listen => libc::PTRACE_LISTEN,
+        Ptrace::Interrupt => libc::PTRACE_INTERRUPT,
     };
     // SAFETY: these requests treat `data` as an integer (options or a signal
     // number), never as an address, and ignore `addr`.
@@ -343,29 +325,36 @@ pub(crate) fn ptrace(request: Ptrace, pid: libc::pid_t, data: c_int) -> io::Resu
     if ret < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// `PTRACE_GETSIGINFO`: `Ok(true)` in a signal-delivery-stop, `Ok(false)` in
-/// a group-stop (the kernel answers `EINVAL` there).
-pub(crate) fn ptrace_has_siginfo(pid: libc::pid_t) -> io::Result<bool> {
-    let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::uninit();
-    // SAFETY: `info` is writable storage for one siginfo_t, which is what the
-    // kernel copies out; it is never read here.
+/// `PTRACE_SEIZE` with `options` (the options go in `data`; no pointer).
+pub(crate) fn ptrace_seize(pid: libc::pid_t, options: c_int) -> io::Result<()> {
+    // SAFETY: PTRACE_SEIZE takes its options by value in `data` and
+    // ignores `addr` (which must be 0).
     let ret = unsafe {
         libc::ptrace(
-            libc::PTRACE_GETSIGINFO,
+            libc::PTRACE_SEIZE,
             pid,
             ptr::null_mut::<c_void>(),
-            info.as_mut_ptr(),
+            options as usize as *mut c_void,
         )
     };
-    if ret == 0 {
-        return Ok(true);
-    }
-    let err = errno();
-    if err.raw_os_error() == Some(libc::EINVAL) {
-        Ok(false)
-    } else {
-        Err(err)
-    }
+    if ret < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `PTRACE_GETEVENTMSG`: the message of the event stop the tracee is in
+/// (a new task's id, or the former thread id of an exec).
+pub(crate) fn ptrace_event_message(pid: libc::pid_t) -> io::Result<u64> {
+    let mut message: libc::c_ulong = 0;
+    // SAFETY: the kernel writes one unsigned long at `data`, which points
+    // to `message`.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid,
+            ptr::null_mut::<c_void>(),
+            &mut message as *mut libc::c_ulong,
+        )
+    };
+    if ret < 0 { Err(errno()) } else { Ok(message) }
 }
 
 /// `waitpid(pid, &status, flags)`: `Ok(None)` when `WNOHANG` found nothing.
@@ -386,6 +375,169 @@ pub(crate) fn waitpid(pid: libc::pid_t, flags: c_int) -> io::Result<Option<c_int
             return Err(err);
         }
     }
+}
+
+/// `waitpid(-1, &status, flags)`: the task and its status, `Ok(None)` when
+/// `WNOHANG` found nothing. `EINTR` is retried.
+pub(crate) fn waitpid_any(flags: c_int) -> io::Result<Option<(libc::pid_t, c_int)>> {
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: `status` is a writable int.
+        let ret = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if ret > 0 {
+            return Ok(Some((ret, status)));
+        }
+        if ret == 0 {
+            return Ok(None);
+        }
+        let err = errno();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: the kernel writes two descriptors into `fds`.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if ret < 0 {
+        return Err(errno());
+    }
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Everything the child of [`fork_exec_stopped`] needs, prepared before the
+/// fork (the child must not allocate).
+pub(crate) struct ChildExec<'a> {
+    /// The program's path.
+    pub path: &'a CStr,
+    /// argv (without the terminating NULL).
+    pub argv: &'a [std::ffi::CString],
+    /// envp (without the terminating NULL).
+    pub envp: &'a [std::ffi::CString],
+    /// An empty signal set, to clear the mask.
+    pub empty_mask: &'a libc::sigset_t,
+    /// Signals reset to their default action.
+    pub default_signals: &'a [c_int],
+    /// A terminal to make the child's controlling terminal and stdio.
+    pub terminal: Option<RawFd>,
+    /// Close-on-exec write end where a failed execve leaves its errno.
+    pub error_pipe: RawFd,
+}
+
+/// Forks; the child resets its signals, takes the terminal if any, stops
+/// itself with `SIGSTOP` (so the parent can seize it) and executes. Returns
+/// the child's pid in the parent.
+pub(crate) fn fork_exec_stopped(child: &ChildExec<'_>) -> io::Result<libc::pid_t> {
+    // The pointer arrays are built before forking: the child only reads.
+    let mut argv: Vec<*const libc::c_char> = child.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(ptr::null());
+    let mut envp: Vec<*const libc::c_char> = child.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(ptr::null());
+    // SAFETY: fork duplicates the process. In the child only
+    // async-signal-safe calls follow (sigprocmask, signal, setsid, ioctl,
+    // dup2, raise, execve, write, _exit), all on memory prepared above,
+    // with no allocation and no lock, so this is sound even if other
+    // threads existed in the parent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid > 0 {
+        return Ok(pid);
+    }
+    // In the child now. The calls below are async-signal-safe; every
+    // pointer passed is to memory built before the fork.
+    // SAFETY: each call takes only integers or pointers to that memory,
+    // alive until execve replaces the process or _exit ends it.
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, child.empty_mask, ptr::null_mut());
+        for &sig in child.default_signals {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        if let Some(tty) = child.terminal {
+            libc::setsid();
+            libc::ioctl(tty, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(tty, fd);
+            }
+        }
+        libc::raise(libc::SIGSTOP);
+        libc::execve(child.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        let err = *libc::__errno_location();
+        let bytes = err.to_ne_bytes();
+        libc::write(child.error_pipe, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127);
+    }
+}
+
+// ---- terminals --------------------------------------------------------------
+
+/// A new pseudo-terminal: (master, slave), both close-on-exec and neither
+/// becoming pytap's controlling terminal.
+pub(crate) fn openpty() -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: no pointers; a non-negative return is a new descriptor.
+    let master = unsafe {
+        owned_fd(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).into())?
+    };
+    // SAFETY: grantpt takes the master descriptor only.
+    if unsafe { libc::grantpt(master.as_raw_fd()) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: unlockpt takes the master descriptor only.
+    if unsafe { libc::unlockpt(master.as_raw_fd()) } < 0 {
+        return Err(errno());
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: ptsname_r writes a NUL-terminated name of at most `len` bytes.
+    let ret = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    // SAFETY: `name` is NUL-terminated (ptsname_r succeeded); open copies it.
+    let slave = unsafe {
+        owned_fd(
+            libc::open(
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+            .into(),
+        )?
+    };
+    Ok((master, slave))
+}
+
+/// A terminal's size (`TIOCGWINSZ`): rows, columns.
+pub(crate) fn window_size(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok((ws.ws_row, ws.ws_col))
+    }
+}
+
+/// Sets a terminal's size (`TIOCSWINSZ`).
+pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if ret < 0 { Err(errno()) } else { Ok(()) }
 }
 
 /// `kill(pid, sig)`.

@@ -24,6 +24,7 @@
 pub mod count;
 pub mod creation;
 pub mod record;
+pub mod task;
 pub mod usdt;
 pub mod within;
 

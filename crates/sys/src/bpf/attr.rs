@@ -19,6 +19,8 @@ pub(crate) const MAP_DELETE_ELEM: u32 = 3;
 pub(crate) const MAP_GET_NEXT_KEY: u32 = 4;
 /// `BPF_PROG_LOAD`.
 pub(crate) const PROG_LOAD: u32 = 5;
+/// `BPF_RAW_TRACEPOINT_OPEN`.
+pub(crate) const RAW_TRACEPOINT_OPEN: u32 = 17;
 /// `BPF_MAP_FREEZE`.
 pub(crate) const MAP_FREEZE: u32 = 22;
 /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
@@ -162,3 +164,19 @@ const _: () = {
 };
 // SAFETY: repr(C), integer fields, padding explicit, 64 bytes.
 unsafe impl BpfAttr for LinkCreateUprobeMulti {}
+
+/// The `raw_tracepoint` member (`BPF_RAW_TRACEPOINT_OPEN`), without the
+/// cookie added in Linux 6.10.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RawTracepointOpen {
+    pub name: u64,
+    pub prog_fd: u32,
+    pub _pad: u32,
+}
+const _: () = {
+    assert!(offset_of!(RawTracepointOpen, prog_fd) == 8);
+    assert!(size_of::<RawTracepointOpen>() == 16);
+};
+// SAFETY: repr(C), integer fields, padding explicit, 16 bytes.
+unsafe impl BpfAttr for RawTracepointOpen {}

@@ -58,4 +58,7 @@ pub enum ProgType {
     /// `BPF_PROG_TYPE_KPROBE`, which also serves uprobes; its context is
     /// `struct pt_regs`.
     Kprobe = 2,
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`: a kernel tracepoint's raw arguments
+    /// (`u64 args[]`), attached with [`Link::raw_tracepoint`].
+    RawTracepoint = 17,
 }

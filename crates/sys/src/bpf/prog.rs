@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use super::attr::{self, LinkCreatePerf, LinkCreateUprobeMulti, ProgLoad};
+use super::attr::{self, LinkCreatePerf, LinkCreateUprobeMulti, ProgLoad, RawTracepointOpen};
 use super::{BPF_PERF_EVENT, BPF_TRACE_UPROBE_MULTI, ProgType};
 use crate::sys;
 use crate::{LoadError, SysError};
@@ -247,6 +247,26 @@ impl Link {
         unsafe { sys::bpf_fd(attr::LINK_CREATE, &mut a) }
             .map(|fd| Link { fd })
             .map_err(|e| SysError::new("BPF_LINK_CREATE(perf_event)", e))
+    }
+
+    /// `BPF_RAW_TRACEPOINT_OPEN`: `prog` (loaded as
+    /// [`ProgType::RawTracepoint`]) runs at every hit of the kernel
+    /// tracepoint `name` (`task_rename`, `sched_process_exec`), on every CPU,
+    /// until the link is dropped. Needs no tracefs.
+    pub fn raw_tracepoint(prog: &Program, name: &str) -> Result<Link, SysError> {
+        const CALL: &str = "BPF_RAW_TRACEPOINT_OPEN";
+        let name =
+            CString::new(name).map_err(|_| SysError::invalid_input(CALL, "name contains NUL"))?;
+        let mut a = RawTracepointOpen {
+            name: sys::cstr_addr(&name),
+            prog_fd: prog.raw_fd() as u32,
+            ..RawTracepointOpen::default()
+        };
+        // SAFETY: the kernel copies the NUL-terminated `name`, alive for the
+        // call; RAW_TRACEPOINT_OPEN returns a new fd.
+        unsafe { sys::bpf_fd(attr::RAW_TRACEPOINT_OPEN, &mut a) }
+            .map(|fd| Link { fd })
+            .map_err(|e| SysError::new(CALL, e))
     }
 
     /// The link fd.
