@@ -73,8 +73,8 @@ fn serialize_marker<S: serde::Serializer>(m: &Marker, s: S) -> Result<S::Ok, S::
 
 const ENTRY_311: &str = "Python-to-Python calls are inlined in 3.11 and skip this marker unless the eval loop \
      runs its tracing path (cpython#98894): without help it fires only for a few frames entered from C";
-const ENTRY_311_FIX: &str = "pytap raises the `line` marker's semaphore whenever function__entry is traced; \
-     the eval loop then takes its tracing path and every entry fires (the traced program runs slower)";
+const ENTRY_311_FIX: &str = "when function__entry is traced, pytap switches the line marker on without recording \
+     any line: every entry then fires, and the program runs its slower tracing path while pytap is attached";
 const REMOVED_312: &str =
     "removed from CPython 3.12 to 3.14 by the PEP 669 rewrite of the eval loop (cpython#104280)";
 const REMOVED_312_FIX: &str = "no marker to attach to: use Python 3.15+ (or 3.11 and older) for call tracing, or a \
@@ -85,16 +85,30 @@ const ENTRY_315: &str = "fires for every Python call, and once more when a gener
      (that entry never gets a return)";
 const RETURN_315: &str = "fires for every return and yield, and also for the `__init__` shim frame pushed when a \
      class with a Python __init__ is instantiated (a return without an entry)";
-const UNBALANCED_315_FIX: &str = "pytap's flow reads the frame at function__entry to recognise a generator's \
+const ENTRY_315_FIX: &str = "pytap's flow reads the frame at function__entry to recognise a generator's \
      creation and does not show it (`pytap info` says whether this build shows where the frame is; if not, flow \
-     closes the creation when an outer frame returns, and until then shows that thread one level deeper); flow and \
-     calls match each return with the innermost frame of its function, so returns without an entry are dropped and \
-     calls leaves entries that never return uncounted; top counts entries, generator creations included; \
+     closes the creation when an outer frame returns, and until then shows that thread one level deeper); calls \
+     leaves entries that never return uncounted; top counts entries, generator creations included; \
      `pytap trace` shows the raw events";
+const RETURN_315_FIX: &str = "flow and calls match each return with the innermost frame of its function, so the \
+     shim's returns, which have no entry, are dropped (and counted in the summary); `pytap trace` shows the raw \
+     events";
 const BALANCED: &str =
     "fires for every Python call; entry and return balance (generators: one per resume and yield)";
 const AUDIT_314: &str = "fires for every audit event; a few event names point into pages the kernel cannot read \
      from BPF yet, and pytap recovers those from the binary";
+
+/// Whether this version's function and line probe code fails on a file
+/// name that is not UTF-8 (every version that has those markers; see
+/// [`crate::target::hazard`]).
+pub fn fails_on_non_utf8_paths(version: Option<PyVersion>) -> bool {
+    version.is_some_and(|v| v.major == 3 && (v.minor <= 11 || v.minor >= 15))
+}
+
+/// What [`fails_on_non_utf8_paths`] means for the user.
+pub const NON_UTF8_PATHS: &str = "a script path or working directory that is not UTF-8 makes this CPython fail \
+     (SystemError) once function or line markers are armed (CPython gh-156118): pytap does not arm them for such \
+     a program unless given --force";
 
 /// The verdict for every CPython marker, given the binary's version (if
 /// known) and the number of sites of each marker it carries.
@@ -138,8 +152,8 @@ fn judge(marker: Marker, version: Option<PyVersion>, sites: usize) -> Judgement 
             "fires for every Python function return, inlined calls included",
             None,
         ),
-        (15, FunctionEntry) => (Support::Unbalanced, ENTRY_315, Some(UNBALANCED_315_FIX)),
-        (15, FunctionReturn) => (Support::Unbalanced, RETURN_315, Some(UNBALANCED_315_FIX)),
+        (15, FunctionEntry) => (Support::Unbalanced, ENTRY_315, Some(ENTRY_315_FIX)),
+        (15, FunctionReturn) => (Support::Unbalanced, RETURN_315, Some(RETURN_315_FIX)),
         (16.., _) => (
             Support::Unknown,
             "pytap has no facts about this version yet; expect it to behave like 3.15",

@@ -154,6 +154,11 @@ pub const FLAG_LEAN: u16 = 4;
 /// [`crate::cpython::frames`].
 pub const FLAG_GENERATOR_CREATION: u16 = 8;
 
+/// `EventHeader.flags`: the first string (a file name) was too long and
+/// what the record holds is its *end*, the file's own name (with
+/// [`FLAG_TRUNCATED_0`]); see [`crate::engine::codegen::record::read_path`].
+pub const FLAG_KEPT_END_0: u16 = 16;
+
 /// What identifies a function in the kernel-side maps of the aggregating
 /// tools (`pytap top`, `pytap calls`): the process, the marker's line
 /// number and the two string pointers the marker passed. The pointers point

@@ -36,6 +36,8 @@ pub enum StrState {
     Complete,
     /// Its first `STR_CAP - 1` bytes.
     Truncated,
+    /// Its last `STR_CAP - 1` bytes (a long path keeps its file name).
+    KeptEnd,
     /// Nothing: the read failed with this errno (typically EFAULT for a
     /// page that is not resident).
     Unreadable(i32),
@@ -215,7 +217,7 @@ fn raw_str(
     at: usize,
     ret: i32,
     ptr: u64,
-    truncated: bool,
+    truncated: StrState,
 ) -> Result<RawStr<'_>, DecodeError> {
     let len = abi::packed_len(ret);
     let bytes = record
@@ -232,18 +234,22 @@ fn raw_str(
     Ok(RawStr {
         bytes,
         ptr,
-        state: if truncated {
-            StrState::Truncated
-        } else {
-            StrState::Complete
-        },
+        state: truncated,
     })
 }
 
 /// Decodes one record.
 pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
     let header = header(record)?;
-    let flag = |bit: u16| header.flags & bit != 0;
+    let flag = |bit: u16| {
+        if header.flags & bit == 0 {
+            StrState::Complete
+        } else if bit == abi::FLAG_TRUNCATED_0 && header.flags & abi::FLAG_KEPT_END_0 != 0 {
+            StrState::KeptEnd
+        } else {
+            StrState::Truncated
+        }
+    };
     let body = match header.kind {
         EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line => {
             let filename_ret = i32_at(record, off::FN_FILENAME_RET);

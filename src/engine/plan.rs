@@ -439,14 +439,16 @@ fn arming_site(
         SiteRole::Arming(String::new()),
     )?;
     let anchor = anchor_offset(module).filter(|_| mode == ArmMode::Anchor);
+    let note = |cost: &str| {
+        format!(
+            "{}: CPython 3.11 reports function entries only while its line marker is on, so pytap turned it on; no line is recorded, {cost}",
+            module.path.display()
+        )
+    };
     Ok(Some(match anchor {
         Some((symbol, offset)) => {
             let how = format!(
                 "raises the line semaphore from {symbol}, which runs only if the interpreter dies"
-            );
-            let note = format!(
-                "{}: CPython 3.11 fires function__entry only while the line marker is on; pytap armed it ({how})",
-                module.path.display()
             );
             (
                 PlannedSite {
@@ -455,21 +457,19 @@ fn arming_site(
                     role: SiteRole::Arming(how),
                     ..line_site
                 },
-                note,
+                note("but the program runs CPython's slower tracing path while pytap is attached"),
             )
         }
         None => {
             let how = "the line site itself (a trap per line)".to_string();
-            let note = format!(
-                "{}: CPython 3.11 fires function__entry only while the line marker is on; pytap armed it ({how})",
-                module.path.display()
-            );
             (
                 PlannedSite {
                     role: SiteRole::Arming(how),
                     ..line_site
                 },
-                note,
+                note(
+                    "but every line costs a uprobe trap while pytap is attached (this build has no better place to switch it on from)",
+                ),
             )
         }
     }))

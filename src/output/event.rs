@@ -26,15 +26,20 @@ pub enum Format {
 pub struct Text<'a> {
     /// Bytes (UTF-8 from CPython; printed lossily otherwise).
     pub bytes: Cow<'a, [u8]>,
-    /// Only the first part.
+    /// Only a part: the first, or with `kept_end` the last.
     pub truncated: bool,
+    /// A truncated file name that kept its end (its file name).
+    pub kept_end: bool,
     /// Could not be read at all.
     pub unreadable: bool,
 }
 
 impl Text<'_> {
-    /// Lossy UTF-8.
+    /// Lossy UTF-8; a string that kept its end starts with `…`.
     pub fn as_str(&self) -> Cow<'_, str> {
+        if self.kept_end {
+            return Cow::Owned(format!("…{}", String::from_utf8_lossy(&self.bytes)));
+        }
         String::from_utf8_lossy(&self.bytes)
     }
 }
@@ -50,11 +55,13 @@ pub fn text<'a>(
         StrState::Complete => Text {
             bytes: Cow::Borrowed(raw.bytes),
             truncated: false,
+            kept_end: false,
             unreadable: false,
         },
-        StrState::Truncated => Text {
+        StrState::Truncated | StrState::KeptEnd => Text {
             bytes: Cow::Borrowed(raw.bytes),
             truncated: true,
+            kept_end: raw.state == StrState::KeptEnd,
             unreadable: false,
         },
         StrState::Unreadable(_) => {
@@ -62,11 +69,13 @@ pub fn text<'a>(
                 Some(bytes) => Text {
                     bytes: Cow::Owned(bytes),
                     truncated: false,
+                    kept_end: false,
                     unreadable: false,
                 },
                 None => Text {
                     bytes: Cow::Borrowed(b""),
                     truncated: false,
+                    kept_end: false,
                     unreadable: true,
                 },
             }
@@ -301,10 +310,14 @@ impl EventWriter {
     }
 }
 
-/// A string for text output: `...` when truncated, `<unreadable>` when lost.
+/// A string for text output: `...` after what a truncated string kept of
+/// its start, `…` before what a long path kept of its end, `<unreadable>`
+/// when lost.
 pub fn shown(t: &Text<'_>) -> String {
     if t.unreadable {
         "<unreadable>".to_string()
+    } else if t.kept_end {
+        t.as_str().into_owned()
     } else if t.truncated {
         format!("{}...", t.as_str())
     } else {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cpython::Marker;
 use crate::cpython::verdict::{self, MarkerVerdict};
 use crate::module::Module;
 use crate::output::{Align, Table};
@@ -50,6 +51,10 @@ pub struct ModuleInfo {
     /// other versions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_frame_register: Option<Option<&'static str>>,
+    /// Whether a script path or working directory that is not UTF-8 makes
+    /// this CPython fail once function or line markers are armed (pytap
+    /// then does not arm them without `--force`).
+    pub fails_on_non_utf8_paths: bool,
     /// Verdict for each of CPython's eight markers.
     pub markers: Vec<MarkerVerdict>,
 }
@@ -101,6 +106,10 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
         entry_frame_register: module
             .entry_frame()
             .map(|frame| frame.map(|f| f.register.name(8))),
+        fails_on_non_utf8_paths: verdict::fails_on_non_utf8_paths(module.py_version())
+            && [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line]
+                .iter()
+                .any(|m| !module.sites_of(*m).is_empty()),
         markers: verdict::verdicts(module.py_version(), &module.site_counts()),
     }
 }
@@ -138,6 +147,9 @@ fn write_text(info: &ModuleInfo, out: &mut dyn Write) -> Result<()> {
             "  frames      not recognised at function__entry: flow cannot tell generator creations from runs"
         )?,
         None => {}
+    }
+    if info.fails_on_non_utf8_paths {
+        writeln!(out, "  caution     {}", verdict::NON_UTF8_PATHS)?;
     }
     writeln!(out)?;
     let mut table = Table::new(&[

@@ -52,7 +52,7 @@ use crate::output::event::Format;
 use crate::output::notice;
 use crate::tool::common::{self, MakeHandler, ToolRun};
 use crate::tool::names::FuncNames;
-use crate::tool::top::{Deltas, Row, TopRequest, snapshot, write_view};
+use crate::tool::top::{Deltas, Row, TopRequest, snapshot, write_view_fitted};
 
 /// How often the screen may change.
 const POLL: Duration = Duration::from_millis(50);
@@ -407,22 +407,31 @@ pub fn run<H: Handler + 'static>(
         Some(keys_fd.clone()),
     );
     view.guard.restore();
-    drop(held);
     let outcome = outcome?;
     let terminal_gone = matches!(
         outcome.end,
         End::TerminalLost | End::Signal(pytap_sys::signal::SIGHUP)
     );
     if !terminal_gone {
+        // The last view, then what the command wrote, then the notices.
         let mut out = io::stdout().lock();
         if let Some((number, secs, rows)) = &view.last {
-            write_view(&mut out, Format::Text, *number, *secs, rows, view.limit)?;
+            write_view_fitted(
+                &mut out,
+                Format::Text,
+                *number,
+                *secs,
+                rows,
+                view.limit,
+                crate::output::fit::terminal_width(),
+            )?;
         }
         if let Captured::Memory(buf) = &view.captured {
             out.write_all(buf)?;
         }
         out.flush()?;
     }
+    drop(held);
     if let (Some(pty), Some(pid)) = (pty, outcome.still_running) {
         if terminal_gone {
             // Closing the command's terminal hangs it up, as the user's

@@ -74,7 +74,7 @@ fn python_3_11_entry_needs_arming() {
         json["markers"][0]["workaround"]
             .as_str()
             .unwrap()
-            .contains("`line`")
+            .contains("switches the line marker on without recording any line")
     );
     assert_eq!(json["version_source"], "Py_Version symbol");
     assert_eq!(json["role"], "executable");

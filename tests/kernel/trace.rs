@@ -141,7 +141,11 @@ fn calls_on_3_11_are_complete_once_armed() {
             &[&MARKERS[..], &["-c", &calls_cmd(&python)]].concat(),
         );
         run.ok();
-        assert!(run.stderr.contains("pytap armed it"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("so pytap turned it on; no line is recorded"),
+            "{}",
+            run.stderr
+        );
         assert_calls(&events, expected_main(0, 38, generator, true));
         // Over the whole run (stdlib included), every entry has its return.
         let count = |m: &str| events.iter().filter(|e| e["marker"] == m).count();
@@ -447,25 +451,31 @@ fn names_up_to_the_capacity_are_whole_and_longer_ones_flagged() {
             &["-m", "function__entry", "--", &py, &script("longnames.py")],
         );
         run.ok();
-        // (name length, file name length, what is flagged truncated)
-        let entries: Vec<(usize, usize, Value)> = events
+        // (name length, file name length, whether the file name kept its
+        // end, what is flagged truncated): a long function name keeps its
+        // start, a long file name its end (`…` first).
+        let entries: Vec<(usize, usize, bool, Value)> = events
             .iter()
             .filter(|e| e["funcname"].as_str().is_some_and(|f| f.starts_with("fff")))
             .map(|e| {
                 let func = e["funcname"].as_str().unwrap();
                 let file = e["filename"].as_str().unwrap();
+                let (kept_end, file) = match file.strip_prefix('…') {
+                    Some(end) => (true, end),
+                    None => (false, file),
+                };
                 assert!(func.bytes().all(|c| c == b'f'), "{version}: {func}");
                 assert!(file.bytes().all(|c| c == b'p'), "{version}: {file}");
-                (func.len(), file.len(), e["truncated"].clone())
+                (func.len(), file.len(), kept_end, e["truncated"].clone())
             })
             .collect();
         assert_eq!(
             entries,
             [
-                (510, 8, Value::Null),
-                (511, 511, Value::Null),
-                (511, 511, json!(["filename", "funcname"])),
-                (511, 20, json!(["funcname"])),
+                (510, 8, false, Value::Null),
+                (511, 511, false, Value::Null),
+                (511, 511, true, json!(["filename", "funcname"])),
+                (511, 20, false, json!(["funcname"])),
             ],
             "{version}"
         );

@@ -185,14 +185,7 @@ fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
     b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
     b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
     b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
-    read_str(
-        b,
-        env,
-        Reg::R7,
-        StrDst::at(off::FN_FILENAME),
-        off::FN_FILENAME_RET,
-        abi::FLAG_TRUNCATED_0,
-    );
+    read_path(b, Reg::R7);
     b.comment("r9 = where the function name goes");
     load_packed_len(b, Reg::R9, off::FN_FILENAME_RET);
     read_str(
@@ -317,6 +310,80 @@ pub fn read_str(
     b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
     b.alu64_imm(AluOp::Or, Reg::R1, i32::from(flag));
     b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+    b.bind(done);
+}
+
+/// How many [`abi::STR_CAP`]-sized windows a file name longer than the
+/// buffer is scanned through for its end: paths up to about 4 KiB
+/// (`PATH_MAX`) keep their end.
+pub const PATH_WINDOWS: i32 = 8;
+
+/// Copies the file name at `ptr` (a callee-saved register) into the
+/// function record at r6. A name too long for [`abi::STR_CAP`] keeps its
+/// *end* (the file's own name) rather than its start: its length is found
+/// by reading on in windows (into the function name's room, not written
+/// yet), then its last `STR_CAP - 1` bytes are read, and
+/// [`abi::FLAG_KEPT_END_0`] is set with [`abi::FLAG_TRUNCATED_0`]. Only
+/// when the end cannot be found (longer than [`PATH_WINDOWS`] windows, or
+/// unreadable) does the name keep its start. Costs nothing on names that fit.
+pub fn read_path(b: &mut ProgramBuilder, ptr: Reg) {
+    let (done, keep_start, tail) = (b.new_label(), b.new_label(), b.new_label());
+    let cap = abi::STR_CAP as i32;
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, off::FN_FILENAME as i32);
+    b.mov64_imm(Reg::R2, cap);
+    b.mov64_reg(Reg::R3, ptr);
+    b.call(Helper::ProbeReadUserStr);
+    b.stx(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, Reg::R0);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, cap, done);
+    b.comment("buffer full: find where the name ends, window by window");
+    for k in 1..=PATH_WINDOWS {
+        b.mov64_reg(Reg::R1, Reg::R6)
+            .add64_imm(Reg::R1, off::FN_FUNCNAME as i32);
+        b.mov64_imm(Reg::R2, cap);
+        b.mov64_reg(Reg::R3, ptr).add64_imm(Reg::R3, k * (cap - 1));
+        b.call(Helper::ProbeReadUserStr);
+        b.jmp_imm(JmpOp::Jslt, Reg::R0, 1, keep_start);
+        // r0 = total length: k windows of cap-1 bytes, plus r0 - 1.
+        b.add64_imm(Reg::R0, k * (cap - 1) - 1);
+        b.jmp_imm(JmpOp::Jlt, Reg::R0, k * (cap - 1) + cap - 1, tail);
+    }
+    b.bind(keep_start);
+    b.comment("no end in reach: keep the start, truncated");
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(abi::FLAG_TRUNCATED_0));
+    b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+    b.ja(done);
+    b.bind(tail);
+    b.comment("r0 = its length; exactly STR_CAP-1 means it fit after all");
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, cap - 1, done);
+    b.comment("the name's last STR_CAP-1 bytes, then a NUL");
+    b.mov64_reg(Reg::R3, ptr);
+    b.alu64_reg(AluOp::Add, Reg::R3, Reg::R0);
+    b.add64_imm(Reg::R3, -(cap - 1));
+    b.mov64_reg(Reg::R1, Reg::R6)
+        .add64_imm(Reg::R1, off::FN_FILENAME as i32);
+    b.mov64_imm(Reg::R2, cap - 1);
+    b.call(Helper::ProbeReadUser);
+    b.st_imm(
+        Size::B,
+        Reg::R6,
+        (off::FN_FILENAME + abi::STR_CAP - 1) as i16,
+        0,
+    );
+    let lost = b.new_label();
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+    b.alu64_imm(
+        AluOp::Or,
+        Reg::R1,
+        i32::from(abi::FLAG_TRUNCATED_0 | abi::FLAG_KEPT_END_0),
+    );
+    b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+    b.ja(done);
+    b.bind(lost);
+    b.comment("the end was unreadable after all: the name is lost");
+    b.stx(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, Reg::R0);
     b.bind(done);
 }
 
