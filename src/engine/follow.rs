@@ -349,15 +349,17 @@ impl Followed {
     /// Seizes every thread of a running process (again until no new one
     /// appears: threads created meanwhile by a thread not yet seized).
     fn seize_process(&mut self, pid: u32) -> Result<()> {
+        let mut seized = std::collections::HashSet::new();
         loop {
             let new: Vec<u32> = proc::thread_ids(pid)
                 .into_iter()
-                .filter(|t| !self.tasks.contains_key(t))
+                .filter(|t| !seized.contains(t))
                 .collect();
             if new.is_empty() {
                 return Ok(());
             }
             for tid in new {
+                seized.insert(tid);
                 match ptrace::seize(tid, self.options) {
                     Ok(()) => {
                         self.tasks.insert(tid, pid);
@@ -707,7 +709,12 @@ impl Followed {
                         self.tasks.remove(&tid);
                     }
                 },
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) => {
+                    // Tasks that are gone will never report again.
+                    self.tasks
+                        .retain(|t, _| std::path::Path::new(&format!("/proc/{t}")).exists());
+                    std::thread::sleep(Duration::from_millis(2));
+                }
                 Err(_) => break,
             }
         }

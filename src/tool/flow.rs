@@ -274,13 +274,13 @@ impl Consumer for FlowView<'_> {
             self.creations += 1;
             return Ok(());
         }
+        if *self.first_pid.get_or_insert(h.pid) != h.pid {
+            self.several = true;
+        }
         if let Some(line) = self
             .builder
             .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
         {
-            if *self.first_pid.get_or_insert(h.pid) != h.pid {
-                self.several = true;
-            }
             // SystemTap's execname(): the thread's name at this event.
             let names = session.tasks.borrow();
             let exe = names.comm(h.pid, h.tid);

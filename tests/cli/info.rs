@@ -138,6 +138,14 @@ fn python_3_15_function_markers_are_unbalanced() {
             .unwrap()
             .contains("__init__")
     );
+    // Each marker's workaround is about that marker: generator creations
+    // are entries, the shim's are returns.
+    let entry_fix = json["markers"][0]["workaround"].as_str().unwrap();
+    let return_fix = json["markers"][1]["workaround"].as_str().unwrap();
+    assert!(entry_fix.contains("generator"), "{entry_fix}");
+    assert!(!return_fix.contains("generator"), "{return_fix}");
+    assert!(return_fix.contains("shim"), "{return_fix}");
+    assert_eq!(json["fails_on_non_utf8_paths"], true);
 }
 
 #[test]

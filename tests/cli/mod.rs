@@ -1,6 +1,7 @@
 //! The pytap binary on real files: every fixture interpreter, Debian's
 //! libpython, a patchelf'ed copy, and hostile inputs.
 
+mod args;
 mod hostile;
 mod info;
 mod list;

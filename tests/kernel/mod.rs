@@ -2,8 +2,14 @@
 //! `require_kernel()`, which fails (never skips) when root or a kernel
 //! interface is missing.
 
+mod filters;
 mod generators;
 mod lifecycle;
 mod live_list;
+mod names;
+mod output;
+mod targets;
+mod terminal;
 pub mod tools;
 pub mod trace;
+mod trees;

@@ -448,6 +448,14 @@ fn top_counts_summed_over_intervals_are_exact() {
             .map(|r| r["calls"].as_u64().unwrap())
             .sum();
         assert_eq!(fib, fib_calls(26), "{py}");
+        // The summary says what was counted: every call, not the records.
+        let total: u64 = views.iter().map(|v| v["calls"].as_u64().unwrap()).sum();
+        assert!(
+            run.stderr
+                .contains(&format!("pytap: {total} calls counted in the kernel (")),
+            "{py}: {}",
+            run.stderr
+        );
         for v in &views {
             let rows: u64 = v["rows"]
                 .as_array()
@@ -589,18 +597,11 @@ fn calls_counts_are_exact_and_recursion_is_not_double_counted() {
 #[test]
 fn top_live_view_in_a_terminal_quits_and_restores_it() {
     require_kernel();
-    let tmux = |args: &[&str]| {
-        std::process::Command::new("tmux")
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("tmux is needed for this test (apt-get install tmux): {e}"))
-    };
     let py = fixture("3.15").binary.display().to_string();
     let mut busy =
         crate::harness::ChildGuard::spawn(std::process::Command::new(&py).arg(script("busy.py")));
     busy.wait_for_line("ready", std::time::Duration::from_secs(20));
     let pid = busy.pid();
-    let session = format!("pytap-top-{}", std::process::id());
     let marker = scratch("top-live").join("done");
     let _ = std::fs::remove_file(&marker);
     let shell = format!(
@@ -608,61 +609,18 @@ fn top_live_view_in_a_terminal_quits_and_restores_it() {
         crate::harness::pytap_bin().display(),
         m = marker.display()
     );
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &shell,
-    ]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let screen = || {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !screen().contains("busy.py") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no live view:\n{}",
-            screen()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let view = screen();
+    let term = crate::harness::Tmux::start("top-live", 160, 30, &shell);
+    let secs = std::time::Duration::from_secs;
+    term.wait_for("the live view", secs(20), |s| s.contains("busy.py"));
+    let view = term.screen();
     assert!(view.contains("pytap top: interval"), "{view}");
     assert!(view.contains("FUNCTION") && view.contains("tick"), "{view}");
-    tmux(&["send-keys", "-t", &session, "s"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !screen().contains("sorted by pid") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "s did not re-sort:\n{}",
-            screen()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    tmux(&["send-keys", "-t", &session, "q"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "q did not quit:\n{}",
-            screen()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let after = screen();
-    tmux(&["kill-session", "-t", &session]);
+    term.send("s");
+    term.wait_for("s to re-sort", secs(10), |s| s.contains("sorted by pid"));
+    term.send("q");
+    crate::harness::wait_until("q to quit", secs(10), || marker.exists());
+    let after = term.screen();
+    drop(term);
     let code = std::fs::read_to_string(marker.with_extension("code")).unwrap();
     let stty = std::fs::read_to_string(marker.with_extension("stty")).unwrap();
     assert_eq!(code.trim(), "0");

@@ -142,7 +142,8 @@ fn calls_on_3_11_are_complete_once_armed() {
         );
         run.ok();
         assert!(
-            run.stderr.contains("so pytap turned it on; no line is recorded"),
+            run.stderr
+                .contains("so pytap turned it on; no line is recorded"),
             "{}",
             run.stderr
         );

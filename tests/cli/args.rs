@@ -1,0 +1,68 @@
+//! Usage errors say what is wrong in one line (exit 2), before anything is
+//! attached; and pytap never panics on its own output streams.
+
+use std::process::{Command, Stdio};
+
+use crate::harness::{pytap, pytap_bin};
+
+#[test]
+fn intervals_depths_and_filters_are_checked() {
+    let msg = pytap(&["top", "--interval", "0", "-p", "1"])
+        .one_line_error()
+        .to_string();
+    assert_eq!(
+        msg,
+        "pytap: --interval must be between 0.01 and 3600 seconds, not 0"
+    );
+    pytap(&["top", "--interval", "0.000001", "-p", "1"]).one_line_error();
+    let msg = pytap(&["flow", "--max-depth", "0", "-p", "1"])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("--max-depth must be at least 1"), "{msg}");
+    let msg = pytap(&["flow", "--within", "[", "-p", "1"])
+        .one_line_error()
+        .to_string();
+    assert!(msg.starts_with("pytap: --within '[': "), "{msg}");
+    let msg = pytap(&["flow", "--filter", "[", "-p", "1"])
+        .one_line_error()
+        .to_string();
+    assert!(msg.starts_with("pytap: --filter '[': "), "{msg}");
+    let msg = pytap(&["trace", "--children", "--no-children", "-p", "1"])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("opposites"), "{msg}");
+}
+
+#[test]
+fn a_full_or_closed_stderr_never_panics() {
+    // Errors printed to a full stderr: the message is lost, the exit code is not.
+    let status = Command::new(pytap_bin())
+        .args(["info", "/nonexistent"])
+        .stderr(std::fs::File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    // A full stdout: one line naming it, status 2.
+    let out = Command::new(pytap_bin())
+        .args(["list", "/usr/bin/python3.11"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "pytap: writing stdout: No space left on device (os error 28)\n"
+    );
+    // A closed stdout pipe (`pytap list … | head -0`): status 0, nothing said.
+    let mut child = Command::new(pytap_bin())
+        .args(["list", "/usr/bin/python3.11"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stderr, b"");
+}
