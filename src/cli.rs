@@ -31,9 +31,12 @@ Examples:
 Exit status: 0 success, 1 nothing was traced, 2 error (bad target, missing
 privileges, bad arguments).";
 
+/// The version line: the program and the JSON schema version (docs/output.md).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (JSON schema 2)");
+
 /// pytap's command line.
 #[derive(Debug, Parser)]
-#[command(name = "pytap", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "pytap", version = VERSION, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]

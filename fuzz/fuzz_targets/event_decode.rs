@@ -1,21 +1,29 @@
-//! Ring-buffer records: decoding any bytes as an event, and decoding any
-//! audit record's arguments with every CPython object layout, never panics.
-//! The first two input bytes pick the record kind so every decoder path is
-//! reached.
+//! Ring-buffer records: decoding any bytes as an event or a task record
+//! (a rename or an exec), and decoding any audit record's arguments with
+//! every CPython object layout, never panics. The kind byte is biased so
+//! every decoder path is reached.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pytap::cpython::PyVersion;
 use pytap::cpython::objects::ObjectLayout;
-use pytap::engine::abi::off;
-use pytap::engine::decode::{Body, decode};
+use pytap::engine::abi::{self, off};
+use pytap::engine::decode::{Body, decode, task};
 
 fuzz_target!(|data: &[u8]| {
     let mut record = data.to_vec();
     if record.len() >= off::HEADER_SIZE {
-        // Bias the kind towards real ones (1..=8) so the bodies are exercised.
-        record[off::KIND] = record[off::KIND] % 9;
+        // Bias the kind towards real ones (1..=8, and the two task kinds)
+        // so the bodies are exercised.
+        record[off::KIND] = match record[off::KIND] % 11 {
+            9 => abi::TASK_RENAME as u8,
+            10 => abi::TASK_EXEC as u8,
+            k => k,
+        };
         record[off::KIND + 1] = 0;
+    }
+    if let Some(Ok(t)) = task(&record) {
+        let _ = t.comm.map(|c| c.len());
     }
     if let Ok(event) = decode(&record) {
         if let Body::Audit(audit) = event.body {

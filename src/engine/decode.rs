@@ -371,6 +371,29 @@ mod tests {
     use super::*;
     use crate::cpython::PyVersion;
 
+    #[test]
+    fn task_records() {
+        let mut r = vec![0u8; off::TASK_SIZE];
+        r[off::TS..off::TS + 8].copy_from_slice(&5u64.to_le_bytes());
+        r[off::PID..off::PID + 4].copy_from_slice(&7u32.to_le_bytes());
+        r[off::TID..off::TID + 4].copy_from_slice(&9u32.to_le_bytes());
+        r[off::KIND..off::KIND + 2].copy_from_slice(&abi::TASK_RENAME.to_le_bytes());
+        r[off::TASK_COMM_RET..off::TASK_COMM_RET + 4].copy_from_slice(&8i32.to_le_bytes());
+        r[off::TASK_COMM..off::TASK_COMM + 7].copy_from_slice(b"worker\0");
+        let t = task(&r).unwrap().unwrap();
+        assert_eq!((t.ts_ns, t.pid, t.tid, t.exec), (5, 7, 9, false));
+        assert_eq!(t.comm.as_deref(), Some("worker"));
+        // A marker's record is not a task record; a short one is an error.
+        r[off::KIND..off::KIND + 2].copy_from_slice(&1u16.to_le_bytes());
+        assert!(task(&r).is_none());
+        r[off::KIND..off::KIND + 2].copy_from_slice(&abi::TASK_EXEC.to_le_bytes());
+        r[off::TASK_COMM_RET..off::TASK_COMM_RET + 4].copy_from_slice(&(-14i32).to_le_bytes());
+        let t = task(&r).unwrap().unwrap();
+        assert!(t.exec && t.comm.is_none());
+        assert!(task(&r[..off::TASK_SIZE - 1]).unwrap().is_err());
+        assert!(task(&r[..4]).is_none());
+    }
+
     fn record(kind: EventKind) -> Vec<u8> {
         let mut r = vec![0u8; kind.record_size()];
         r[off::TS..off::TS + 8].copy_from_slice(&123u64.to_le_bytes());
