@@ -31,7 +31,6 @@ use super::decode::{self, Event};
 use super::follow::{Followed, Mode};
 use super::plan::AttachTarget;
 use super::session::Session;
-use crate::module::Module;
 use crate::output::sink::FLUSH_EVERY;
 use crate::target;
 
@@ -85,32 +84,30 @@ pub fn attach(
             Followed::launch(argv, follow.children, follow.terminal, start)?
         }
         TargetSpec::All { binaries } => {
-            let mut by_inode: std::collections::BTreeMap<(u64, u64), Module> = Default::default();
-            let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
-            for path in binaries {
-                let module = target::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
-                by_inode.insert((module.dev, module.inode), module);
-            }
-            if binaries.is_empty() {
-                for p in target::discover_all()? {
-                    for m in p.modules {
-                        by_inode.entry((m.dev, m.inode)).or_insert(m);
-                    }
-                }
-                anyhow::ensure!(
-                    !by_inode.is_empty(),
-                    "no running process has python markers; name the interpreter with --binary PATH \
-                     to trace the processes that start it later"
-                );
-            }
-            let targets = by_inode
-                .into_values()
-                .map(|m| AttachTarget {
+            let found = target::all_modules(binaries)?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no running process has python markers; name the interpreter with --binary PATH \
+                 to trace the processes that start it later"
+            );
+            let running: Vec<u32> = found.iter().flat_map(|(_, pids)| pids.clone()).collect();
+            let targets = found
+                .into_iter()
+                .map(|(m, _)| AttachTarget {
                     module: Arc::new(m),
                     pids: Vec::new(),
                 })
                 .collect();
-            (start(targets)?, Followed::all())
+            let session = start(targets)?;
+            // Processes already running: their names now (later ones are
+            // learnt from their exec).
+            for pid in running {
+                session
+                    .tasks
+                    .borrow_mut()
+                    .learn_process(pid, crate::target::proc::thread_names(pid));
+            }
+            (session, Followed::all())
         }
     };
     Ok(Attached { session, followed })

@@ -213,6 +213,32 @@ pub fn discover_process(pid: u32) -> Result<PythonProcess, TargetError> {
     Ok(PythonProcess { process, modules })
 }
 
+/// The modules `--all` attaches to: the binaries named with `--binary`,
+/// or, without any, every module with python markers that a running process
+/// maps now, each file once.
+pub fn all_modules(binaries: &[PathBuf]) -> Result<Vec<(Module, Vec<u32>)>, TargetError> {
+    let mut by_inode: std::collections::BTreeMap<(u64, u64), (Module, Vec<u32>)> =
+        Default::default();
+    let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
+    for path in binaries {
+        let module = resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
+        by_inode.insert((module.dev, module.inode), (module, Vec::new()));
+    }
+    for p in discover_all()? {
+        for m in p.modules {
+            if binaries.is_empty() {
+                by_inode
+                    .entry((m.dev, m.inode))
+                    .or_insert_with(|| (m.clone(), Vec::new()));
+            }
+            if let Some((_, pids)) = by_inode.get_mut(&(m.dev, m.inode)) {
+                pids.push(p.process.pid);
+            }
+        }
+    }
+    Ok(by_inode.into_values().collect())
+}
+
 /// Every running process that maps a module with python markers, for
 /// `--all`. Processes that vanish or cannot be read while scanning are skipped.
 pub fn discover_all() -> Result<Vec<PythonProcess>, TargetError> {

@@ -172,36 +172,13 @@ pub fn dump_bpf<H: Handler + 'static>(
             }
             targets
         }
-        TargetSpec::All { binaries } => {
-            let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
-            let mut targets = Vec::new();
-            for path in binaries {
-                targets.push(AttachTarget {
-                    module: Arc::new(target::resolve_path(
-                        path,
-                        "/".as_ref(),
-                        ld_path.as_deref(),
-                    )?),
-                    pids: Vec::new(),
-                });
-            }
-            if binaries.is_empty() {
-                for p in target::discover_all()? {
-                    for m in p.modules {
-                        if !targets
-                            .iter()
-                            .any(|t: &AttachTarget| t.module.inode == m.inode)
-                        {
-                            targets.push(AttachTarget {
-                                module: Arc::new(m),
-                                pids: Vec::new(),
-                            });
-                        }
-                    }
-                }
-            }
-            targets
-        }
+        TargetSpec::All { binaries } => target::all_modules(binaries)?
+            .into_iter()
+            .map(|(m, _)| AttachTarget {
+                module: Arc::new(m),
+                pids: Vec::new(),
+            })
+            .collect(),
     };
     let traced = !matches!(stream.target, TargetSpec::All { .. });
     let plan = plan(
