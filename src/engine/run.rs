@@ -37,6 +37,9 @@ use crate::target;
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How often the names of threads that are gone are let go.
+const PRUNE_NAMES_EVERY: Duration = Duration::from_secs(5);
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -260,6 +263,7 @@ pub fn run(
             .context("epoll")?;
     }
     let mut stats = Stats::default();
+    let mut next_prune = started + PRUNE_NAMES_EVERY;
     let mut next_tick = options.tick.map(|t| started + t);
     let deadline = options.duration.map(|d| started + d);
     let result = (|| -> Result<End> {
@@ -324,6 +328,12 @@ pub fn run(
             }
             if end.is_none() {
                 end = attached.followed.poll_execs(&mut attached.session);
+            }
+            if Instant::now() >= next_prune {
+                next_prune = Instant::now() + PRUNE_NAMES_EVERY;
+                attached.session.tasks.borrow_mut().prune(|pid, tid| {
+                    std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
+                });
             }
             if end.is_none() && attached.followed.all_exited() {
                 end = Some(End::Exited {

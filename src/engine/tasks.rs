@@ -20,6 +20,8 @@ use std::collections::HashMap;
 pub struct TaskNames {
     threads: HashMap<u32, (u32, String)>,
     processes: HashMap<u32, String>,
+    /// Threads found gone at the last [`TaskNames::prune`].
+    gone: Vec<u32>,
 }
 
 impl TaskNames {
@@ -59,6 +61,38 @@ impl TaskNames {
         }
     }
 
+    /// Forgets threads that `alive` said were gone at this call and at the
+    /// one before: a thread's last events are drained long before (the run
+    /// loop prunes every few seconds), and a program that keeps starting
+    /// named threads (3.14+ names every Python thread) does not grow the
+    /// table without bound.
+    pub fn prune(&mut self, alive: impl Fn(u32, u32) -> bool) {
+        let gone: Vec<u32> = self
+            .threads
+            .iter()
+            .filter(|(tid, (pid, _))| !alive(*pid, **tid))
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in self.gone.iter().filter(|t| gone.contains(t)) {
+            if let Some((pid, _)) = self.threads.remove(tid)
+                && pid == *tid
+            {
+                self.processes.remove(&pid);
+            }
+        }
+        self.gone = gone;
+    }
+
+    /// How many threads have a name of their own.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Whether no thread has a name of its own.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+
     /// The name of process `pid` (its main thread) now, if known.
     pub fn process(&self, pid: u32) -> Option<&str> {
         self.processes.get(&pid).map(String::as_str)
@@ -89,5 +123,18 @@ mod tests {
         n.renamed(20, 20, "other".into());
         assert_eq!(n.comm(20, 10), "other");
         assert_eq!(n.comm(30, 30), "python");
+    }
+
+    #[test]
+    fn threads_gone_twice_are_forgotten() {
+        let mut n = TaskNames::default();
+        n.learn_process(10, vec![(10, "main".into()), (11, "worker".into())]);
+        let alive = |_: u32, tid: u32| tid == 10;
+        n.prune(alive);
+        assert_eq!(n.len(), 2, "gone once: kept");
+        n.prune(alive);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n.comm(10, 11), "main");
+        assert_eq!(n.comm(10, 10), "main");
     }
 }

@@ -7,10 +7,11 @@
 //! - On pipes and files lines are buffered, and the run loop flushes
 //!   whenever it goes idle and at least every [`FLUSH_EVERY`] while events
 //!   arrive ([`crate::engine::run`]).
-//! - Every `write(2)` ends on a line boundary and, where the lines fit, stays
-//!   within [`PIPE_BUF`] bytes, which the kernel writes to a pipe atomically:
-//!   when the traced command shares pytap's stdout, its output can fall
-//!   between pytap's lines but never inside one.
+//! - Every `write(2)` ends on a line boundary and, on a pipe, stays within
+//!   [`PIPE_BUF`] bytes where the lines fit, which the kernel writes to a
+//!   pipe atomically: when the traced command shares pytap's stdout, its
+//!   output can fall between pytap's lines but never inside one. Files get
+//!   all the whole lines buffered in one write.
 //! - Every error names the file (`writing /dev/full: No space left on
 //!   device`) and keeps its kind, so a reader that went away (`EPIPE`) is
 //!   still recognised as such.
@@ -104,8 +105,14 @@ impl Sink {
     /// one) in line-aligned chunks of at most [`PIPE_BUF`] bytes, a longer
     /// line alone in its own write.
     fn write_out(&mut self, all: bool) -> io::Result<()> {
+        // Only a pipe has another writer whose output could land inside a
+        // larger write; a file gets every whole line in one write.
+        let chunk = match self.kind {
+            SinkKind::Pipe => PIPE_BUF,
+            SinkKind::Terminal | SinkKind::File => usize::MAX,
+        };
         let mut start = 0;
-        while let Some(end) = next_chunk(&self.buf[start..], all) {
+        while let Some(end) = next_chunk(&self.buf[start..], all, chunk) {
             if let Err(e) = self.file.write_all(&self.buf[start..start + end]) {
                 self.buf.drain(..start);
                 return Err(io::Error::new(
@@ -121,13 +128,13 @@ impl Sink {
 }
 
 /// The length of the next write out of `rest`: the most whole lines that
-/// fit in [`PIPE_BUF`], or one longer line alone; the trailing partial line
-/// only with `all`; `None` when nothing is to be written.
-fn next_chunk(rest: &[u8], all: bool) -> Option<usize> {
+/// fit in `chunk` bytes, or one longer line alone; the trailing partial
+/// line only with `all`; `None` when nothing is to be written.
+fn next_chunk(rest: &[u8], all: bool, chunk: usize) -> Option<usize> {
     if rest.is_empty() {
         return None;
     }
-    let window = &rest[..rest.len().min(PIPE_BUF)];
+    let window = &rest[..rest.len().min(chunk)];
     match window.iter().rposition(|&b| b == b'\n') {
         Some(i) => Some(i + 1),
         None => match rest.iter().position(|&b| b == b'\n') {
@@ -180,7 +187,7 @@ mod tests {
     fn chunks(buf: &[u8], all: bool) -> Vec<usize> {
         let mut out = Vec::new();
         let mut start = 0;
-        while let Some(end) = next_chunk(&buf[start..], all) {
+        while let Some(end) = next_chunk(&buf[start..], all, PIPE_BUF) {
             out.push(end);
             start += end;
         }
@@ -202,6 +209,8 @@ mod tests {
         assert_eq!(chunks(&mixed, false), [6, 6001]);
         assert_eq!(chunks(&mixed, true), [6, 6001, 7]);
         assert_eq!(chunks(b"", true), Vec::<usize>::new());
+        // A file takes every whole line at once.
+        assert_eq!(next_chunk(&hundred, false, usize::MAX), Some(10_000));
     }
 
     #[test]
