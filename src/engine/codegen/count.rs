@@ -134,7 +134,7 @@ fn emit_counted(
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, known);
     b.bind(full);
-    emit_count(b, env, maps.counters, abi::COUNTER_UNCOUNTED);
+    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_UNCOUNTED);
     if !lean {
         b.mov64_imm(Reg::R0, 0).exit();
     }

@@ -335,17 +335,19 @@ fn emit_prologue(b: &mut ProgramBuilder, site: &SiteCode, env: &Env) -> Result<(
     Ok(())
 }
 
-/// Emits `counters[index] += 1` on the per-CPU counter array (clobbers r0-r5).
-pub fn emit_count(b: &mut ProgramBuilder, env: &Env, counters: MapRef, index: u32) {
+/// Emits `counters[index] += 1` on the per-CPU counter array, using the
+/// 4-byte stack slot `key` (left at 0 afterwards, the key of slot 0 of
+/// array maps; clobbers r0-r5).
+pub fn emit_count(b: &mut ProgramBuilder, key: StackSlot, counters: MapRef, index: u32) {
     let done = b.new_label();
-    b.st_imm(Size::W, Reg::FP, env.slots.key.off, index as i32);
+    b.st_imm(Size::W, Reg::FP, key.off, index as i32);
     b.ld_map_fd(Reg::R1, counters);
     b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, env.slots.key.off.into());
+        .add64_imm(Reg::R2, key.off.into());
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, done);
     b.mov64_imm(Reg::R1, 1);
     b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
     b.bind(done);
-    b.st_imm(Size::W, Reg::FP, env.slots.key.off, 0);
+    b.st_imm(Size::W, Reg::FP, key.off, 0);
 }

@@ -271,7 +271,7 @@ pub fn submit(b: &mut ProgramBuilder) {
 /// The lost-record path: count it, exit.
 pub fn finish_lost(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, lost: Label) {
     b.bind(lost);
-    emit_count(b, env, maps.counters, abi::COUNTER_LOST);
+    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_LOST);
     b.mov64_imm(Reg::R0, 0).exit();
 }
 

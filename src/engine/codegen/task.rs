@@ -14,8 +14,7 @@
 
 use pytap_ebpf::{AluOp, BuildError, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size};
 
-use super::MapKind;
-use super::MapSpec;
+use super::{MapKind, MapSpec, emit_count};
 use crate::engine::abi::{self, off};
 
 /// Name of the map of traced processes (tgid → 1).
@@ -137,14 +136,7 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     b.mov64_imm(Reg::R0, 0).exit();
     b.bind(lost);
     b.comment("no room: count it lost");
-    b.st_imm(Size::W, Reg::FP, key.off, abi::COUNTER_LOST as i32);
-    b.ld_map_fd(Reg::R1, maps.counters);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, key.off.into());
-    b.call(Helper::MapLookupElem);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, out);
-    b.mov64_imm(Reg::R1, 1);
-    b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
+    emit_count(&mut b, key, maps.counters, abi::COUNTER_LOST);
     b.ja(out);
     b.build()
 }
