@@ -6,14 +6,15 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pytap_sys::signal::{SIGINT, SIGKILL, SIGTERM};
 use serde_json::Value;
 
 use super::trace::script;
 use crate::harness::{
-    ChildGuard, fixture, pytap, pytap_bin, require_kernel, scratch, system_python,
+    ChildGuard, byte_at, fixture, pytap_bin, require_kernel, scratch, sites_named, system_python,
+    wait_until,
 };
 
 /// The `function__entry`, `function__return` and `line` sites of a running
@@ -25,45 +26,6 @@ fn sites(pid: u32) -> Vec<(String, u64, u64)> {
 /// The live semaphore value of a process's first `audit` site.
 fn audit_semaphore(pid: u32) -> u64 {
     sites_named(pid, &["audit"])[0].2
-}
-
-/// The sites of these markers in a running process, as `pytap list -p`
-/// shows them: (marker, probe address, live semaphore value).
-fn sites_named(pid: u32, names: &[&str]) -> Vec<(String, u64, u64)> {
-    let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
-    json["modules"][0]["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"].as_str().is_some_and(|n| names.contains(&n)))
-        .map(|s: &Value| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["pc"].as_u64().unwrap(),
-                s["semaphore"]["value"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The byte at `address` in the process: 0x90 for a marker's nop, 0xcc
-/// while a uprobe sits on it.
-fn byte_at(pid: u32, address: u64) -> u8 {
-    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut b = [0u8; 1];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, address).unwrap();
-    b[0]
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn spawn_busy(python: &Path) -> ChildGuard {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::trace::script;
 use crate::harness::{
-    ChildGuard, pytap, pytap_bin, require_kernel, scratch, system_python, wait_until,
+    ChildGuard, nothing_armed, pytap, pytap_bin, require_kernel, scratch, system_python, wait_until,
 };
 
 /// A Python that calls sys.audit("pytap.tick", i) every 50 ms until stdin closes.
@@ -92,14 +92,7 @@ fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");
     // The probes went with it.
-    let json = pytap(&["list", "--json", "-p", &target.pid().to_string()]).json();
-    assert!(
-        json["modules"][0]["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["semaphore"]["value"] == 0)
-    );
+    assert!(nothing_armed(target.pid()));
 }
 
 #[test]

@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::tools::tool_jsonl;
 use super::trace::{script, trace_jsonl};
 use crate::harness::{
-    ChildGuard, alive, fixture, pytap, pytap_bin, require_kernel, system_python, wait_until,
+    ChildGuard, alive, fixture, nothing_armed, pytap, pytap_bin, require_kernel, sites_named,
+    system_python, wait_until,
 };
 
 /// Calls of `func` per pid in a JSON Lines trace.
@@ -254,42 +255,14 @@ fn a_child_that_outlives_pytap_keeps_no_probe() {
         .parse()
         .unwrap();
     // The child has probes of its own while pytap runs.
-    let sites = |pid: u32| -> Vec<(u64, u64)> {
-        let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
-        json["modules"][0]["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| {
-                ["function__entry", "function__return", "line"]
-                    .contains(&s["name"].as_str().unwrap())
-            })
-            .map(|s| {
-                (
-                    s["pc"].as_u64().unwrap(),
-                    s["semaphore"]["value"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    };
-    assert!(
-        sites(child).iter().all(|(_, sem)| *sem >= 1),
-        "{:?}",
-        sites(child)
-    );
+    let names = ["function__entry", "function__return", "line"];
+    let sites = sites_named(child, &names);
+    assert!(sites.iter().all(|(_, _, sem)| *sem >= 1), "{sites:?}");
     pytap_sys::process::kill(tracer.id(), pytap_sys::signal::SIGKILL).unwrap();
     tracer.wait().unwrap();
     // Both run on, and the kernel took every probe and semaphore away.
-    let byte_at = |pid: u32, address: u64| {
-        let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-        let mut b = [0u8; 1];
-        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, address).unwrap();
-        b[0]
-    };
     wait_until("probes to be gone", Duration::from_secs(5), || {
-        sites(child)
-            .iter()
-            .all(|(pc, sem)| *sem == 0 && byte_at(child, *pc) == 0x90)
+        nothing_armed(child)
     });
     assert!(alive(child));
     // Let them finish: the child reads its line, the parent reaps it.
