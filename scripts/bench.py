@@ -32,8 +32,19 @@ the engine) are:
 Both are printed with PASS/FAIL, together with the cost per event beyond
 the uprobe trap (mode - empty), which is what the tracer itself adds. pytap
 must also report 0 lost events in every run; bpftrace's own losses are
-shown. Needs root. Exit status: 0 all targets met, 1 a target missed,
-2 the benchmark could not run.
+shown.
+
+Start-up and memory (the first-contact issue), measured separately with
+`python -c pass` and one marker (gc__start), interleaved --startup-runs
+times: the wall time of the tracer's run minus the program's own (pytap's
+start-up and teardown), and the peak resident memory as /usr/bin/time
+reports it (ru_maxrss), for pytap and, when installed, bpftrace:
+
+  pytap start-up + teardown <= 25 ms, and at least 10 x less than bpftrace's
+  pytap peak RSS <= 32 MiB
+
+Medians, with the interquartile range beside them. Needs root. Exit
+status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 
     sudo scripts/bench.py                       # fixtures 3.15, 3.9, 3.11
     sudo scripts/bench.py --python /usr/bin/python3.11 --runs 9 --n 26
@@ -48,12 +59,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIB = os.path.join(ROOT, "tests", "py", "fib.py")
 TRACE_TARGET = 1.25
 BPFTRACE_TARGET = 4.0
 TOOL_TARGET = 1.1
+STARTUP_TARGET_MS = 25.0
+STARTUP_VS_BPFTRACE = 10.0
+RSS_TARGET_MIB = 32.0
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 
 
@@ -224,6 +239,97 @@ def report(r):
     return ok
 
 
+def measured(argv):
+    """Wall time (s) and peak RSS (KiB, ru_maxrss as /usr/bin/time gives it)
+    of one run of argv, which must succeed."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            fail(f"{argv[0]} failed (exit {proc.returncode}):\n"
+                 f"{err.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss
+
+
+def quartiles(values):
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
+
+
+def bench_startup(python, args):
+    """Start-up and teardown, and peak memory: `python -c pass` alone, under
+    a one-marker pytap trace, and under bpftrace, interleaved."""
+    elf = real_binary(python)
+    modes = {
+        "python": [elf, "-c", "pass"],
+        "pytap": [args.pytap, "trace", "-m", "gc__start", "-o", "/dev/null",
+                  "--", elf, "-c", "pass"],
+    }
+    if args.bpftrace:
+        modes["bpftrace"] = ["bpftrace", "-e", f"usdt:{elf}:python:gc__start {{}}",
+                             "-c", f"{elf} -c pass"]
+    walls = {m: [] for m in modes}
+    rss = {m: [] for m in modes}
+    for _ in range(args.startup_runs):
+        for mode, argv in modes.items():
+            wall, peak = measured(argv)
+            walls[mode].append(wall * 1000)
+            rss[mode].append(peak / 1024)
+    base = statistics.median(walls["python"])
+    result = {"python": python, "runs": args.startup_runs, "modes": {}}
+    for mode in modes:
+        lo, med, hi = quartiles(walls[mode])
+        rlo, rmed, rhi = quartiles(rss[mode])
+        result["modes"][mode] = {
+            "wall_ms": {"q1": lo, "median": med, "q3": hi},
+            "overhead_ms": med - base,
+            "peak_rss_mib": {"q1": rlo, "median": rmed, "q3": rhi},
+        }
+    return result
+
+
+def report_startup(r):
+    print(f"\n== start-up and memory: `{r['python']} -c pass` with one marker "
+          f"(gc__start), median [interquartile range] of {r['runs']} interleaved runs")
+    modes = r["modes"]
+    for mode, m in modes.items():
+        w, rss = m["wall_ms"], m["peak_rss_mib"]
+        over = "" if mode == "python" else f"  start-up + teardown {m['overhead_ms']:6.1f} ms"
+        print(f"  {mode:<9} wall {w['median']:7.1f} ms [{w['q1']:.1f}, {w['q3']:.1f}]"
+              f"  peak RSS {rss['median']:6.1f} MiB [{rss['q1']:.1f}, {rss['q3']:.1f}]{over}")
+    pytap = modes["pytap"]
+    ok = pytap["overhead_ms"] <= STARTUP_TARGET_MS
+    print(f"  pytap start-up + teardown  {pytap['overhead_ms']:6.1f} ms "
+          f"(target <= {STARTUP_TARGET_MS:.0f} ms) {'PASS' if ok else 'FAIL'}")
+    verdict = pytap["peak_rss_mib"]["median"] <= RSS_TARGET_MIB
+    ok &= verdict
+    print(f"  pytap peak RSS             {pytap['peak_rss_mib']['median']:6.1f} MiB "
+          f"(target <= {RSS_TARGET_MIB:.0f} MiB) {'PASS' if verdict else 'FAIL'}")
+    if "bpftrace" in modes:
+        b = modes["bpftrace"]
+        ratio = b["overhead_ms"] / max(pytap["overhead_ms"], 0.1)
+        verdict = ratio >= STARTUP_VS_BPFTRACE
+        ok &= verdict
+        print(f"  bpftrace / pytap start-up  {ratio:6.1f}x (target >= "
+              f"{STARTUP_VS_BPFTRACE:.0f}x) {'PASS' if verdict else 'FAIL'}; bpftrace "
+              f"peak RSS {b['peak_rss_mib']['median']:.1f} MiB")
+    return ok
+
+
+def startup_ok(r):
+    modes = r["modes"]
+    ok = (modes["pytap"]["overhead_ms"] <= STARTUP_TARGET_MS
+          and modes["pytap"]["peak_rss_mib"]["median"] <= RSS_TARGET_MIB)
+    if "bpftrace" in modes:
+        ok &= modes["bpftrace"]["overhead_ms"] >= STARTUP_VS_BPFTRACE * modes["pytap"]["overhead_ms"]
+    return ok
+
+
 def default_pythons():
     fixtures = os.path.join(ROOT, "target", "pythons")
     found = [os.path.join(fixtures, f"python{v}") for v in ("3.15", "3.9")]
@@ -248,6 +354,10 @@ def main():
                     help="skip bpftrace even when installed")
     ap.add_argument("--no-tools", dest="tools", action="store_false",
                     help="skip the top and calls measurements")
+    ap.add_argument("--startup-runs", type=int, default=21,
+                    help="runs of the start-up and memory measurement (default 21; 0 skips it)")
+    ap.add_argument("--only-startup", action="store_true",
+                    help="measure start-up and memory only")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -260,19 +370,28 @@ def main():
     pythons = args.python or default_pythons()
     if not pythons:
         fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
-    with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
-        runner = Runner(args, tmp)
-        results = [bench_one(runner, p, args) for p in pythons]
+    startup = None
+    if args.startup_runs > 0:
+        startup = bench_startup(pythons[0], args)
+    results = []
+    if not args.only_startup:
+        with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
+            runner = Runner(args, tmp)
+            results = [bench_one(runner, p, args) for p in pythons]
     if args.json:
-        json.dump(results, sys.stdout, indent=2)
+        json.dump({"startup": startup, "calls": results}, sys.stdout, indent=2)
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
                  and r.get("top_over_empty1", 0) <= TOOL_TARGET
                  and r.get("calls_over_empty", 0) <= TOOL_TARGET
                  for r in results)
+        ok &= startup is None or startup_ok(startup)
     else:
-        ok = all([report(r) for r in results])
+        ok = True
+        if startup is not None:
+            ok &= report_startup(startup)
+        ok &= all([report(r) for r in results])
     sys.exit(0 if ok else 1)
 
 

@@ -373,9 +373,10 @@ pub struct EngineArgs {
     /// Attach with one perf_event uprobe per site instead of one uprobe_multi link per module
     #[arg(long)]
     pub force_perf_event: bool,
-    /// Ring buffer size in MiB (a power of two)
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub buffer_size: u32,
+    /// Ring buffer size in MiB, a power of two (default: 1 MiB per CPU,
+    /// at least 8 and at most 64; raise it if a run reports lost events)
+    #[arg(long, value_name = "MIB")]
+    pub buffer_size: Option<u32>,
     /// Stop after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,

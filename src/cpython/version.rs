@@ -174,17 +174,31 @@ pub fn detect<'data, R: ReadRef<'data>>(
         .section(".rodata")
         .map(|(_, bytes)| bytes)
         .unwrap_or(&[]);
-    for s in rodata.split(|&b| b == 0) {
-        if let Ok(text) = std::str::from_utf8(s) {
-            hints.extend(minor_version_in_name(text).filter(|_| text.starts_with("python")));
+    // .rodata is megabytes: look only where a string (after a NUL) starts
+    // like a name (`python3.`) or like a version of a hinted minor (`3.9.`).
+    let string_at = |at: usize| {
+        let s = &rodata[at..];
+        &s[..memchr::memchr(0, s).unwrap_or(s.len())]
+    };
+    if hints.is_empty() {
+        for at in memchr::memmem::find_iter(rodata, b"\0python3.") {
+            if let Ok(text) = std::str::from_utf8(string_at(at + 1)) {
+                hints.extend(minor_version_in_name(text));
+            }
         }
     }
-    let mut candidates: Vec<PyVersion> = rodata
-        .split(|&b| b == 0)
-        .filter(|s| s.len() <= 12)
-        .filter_map(|s| PyVersion::parse(std::str::from_utf8(s).ok()?))
-        .filter(|v| v.major == 3 && hints.contains(&v.minor_version()))
-        .collect();
+    let mut candidates: Vec<PyVersion> = Vec::new();
+    for &(major, minor) in &hints {
+        let needle = format!("\0{major}.{minor}.");
+        for at in memchr::memmem::find_iter(rodata, needle.as_bytes()) {
+            let s = string_at(at + 1);
+            if s.len() <= 12
+                && let Some(v) = std::str::from_utf8(s).ok().and_then(PyVersion::parse)
+            {
+                candidates.push(v);
+            }
+        }
+    }
     candidates.sort();
     candidates.dedup();
     if let [only] = candidates[..] {

@@ -359,14 +359,18 @@ pub fn run(
     // Detach before the final drain: a target that is still running would
     // otherwise keep the ring buffer from ever emptying. Then let the
     // traced tree go, whatever ended the run.
-    attached.session.detach();
     let end = match result {
         Ok(end) => end,
         Err(e) => {
+            attached.session.detach();
             attached.followed.release();
             return Err(e);
         }
     };
+    match end {
+        End::Exited { .. } => attached.session.detach_exited(),
+        _ => attached.session.detach(),
+    }
     let drained = drain_to_empty(attached, consumer, &mut stats);
     attached.followed.release();
     drained?;

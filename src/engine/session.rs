@@ -112,6 +112,9 @@ pub struct Session {
     programs: Vec<LoadedProgram>,
     attachments: Vec<Attachment>,
     task_links: Vec<Link>,
+    /// Links of processes that exited or executed another program: inert,
+    /// waiting to be closed in the background.
+    retired: Vec<std::os::fd::OwnedFd>,
     /// The traced threads' names as of the events being handled.
     pub tasks: std::cell::RefCell<TaskNames>,
 }
@@ -145,20 +148,21 @@ impl Session {
             .specs()
             .iter()
             .map(|spec| {
-                let map_type = match spec.kind {
-                    MapKind::Array => MapType::Array,
-                    MapKind::PercpuArray => MapType::PercpuArray,
-                    MapKind::Hash => MapType::Hash,
-                    MapKind::PercpuHash => MapType::PercpuHash,
-                    MapKind::LruHash => MapType::LruHash,
-                    MapKind::RingBuf => MapType::RingBuf,
+                let (map_type, flags) = match spec.kind {
+                    MapKind::Array => (MapType::Array, 0),
+                    MapKind::PercpuArray => (MapType::PercpuArray, 0),
+                    MapKind::Hash => (MapType::Hash, 0),
+                    MapKind::HashNoPrealloc => (MapType::Hash, bpf::BPF_F_NO_PREALLOC),
+                    MapKind::PercpuHash => (MapType::PercpuHash, 0),
+                    MapKind::LruHash => (MapType::LruHash, 0),
+                    MapKind::RingBuf => (MapType::RingBuf, 0),
                 };
                 Map::create(
                     map_type,
                     spec.key_size,
                     spec.value_size,
                     spec.max_entries,
-                    0,
+                    flags,
                     &spec.name,
                 )
                 .map_err(|e| {
@@ -216,6 +220,7 @@ impl Session {
             programs,
             attachments,
             task_links,
+            retired: Vec::new(),
             tasks: Default::default(),
         };
         for a in &session.attachments {
@@ -271,12 +276,31 @@ impl Session {
         Ok(self.plan.notes[before..].to_vec())
     }
 
-    /// Removes process `pid`'s probes (it exited, or executed something
-    /// else). Probes on every process (`--all`) stay.
-    pub fn detach_process(&mut self, pid: u32) {
-        self.attachments.retain(|a| a.pid != Some(pid));
-        for target in &mut self.plan.targets {
-            target.pids.retain(|&p| p != pid);
+    /// Takes away process `pid`'s probes except those on `keep` (the
+    /// modules it runs after an exec into the same binary: its links follow
+    /// the exec). The probes of a process that exited or no longer maps
+    /// their module can never fire again; they are retired, and closed in
+    /// a helper process (the kernel's grace periods for removing them take
+    /// tens of milliseconds per link) once enough have piled up or the run
+    /// ends.
+    pub fn retire_process(&mut self, pid: u32, keep: &[crate::module::Module]) {
+        let (retired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
+            .into_iter()
+            .partition(|a| {
+                a.pid == Some(pid)
+                    && !keep
+                        .iter()
+                        .any(|m| self.plan.target_of(m) == Some(a.target))
+            });
+        self.attachments = kept;
+        for a in retired {
+            self.plan.targets[a.target].pids.retain(|&p| p != pid);
+            self.retired.extend(a._links.into_iter().map(Link::into_fd));
+            self.retired
+                .extend(a._perf_events.into_iter().map(PerfEvent::into_fd));
+        }
+        if self.retired.len() >= RETIRED_BATCH {
+            pytap_sys::process::close_in_background(std::mem::take(&mut self.retired));
         }
     }
 
@@ -314,6 +338,30 @@ impl Session {
     pub fn detach(&mut self) {
         self.attachments.clear();
         self.task_links.clear();
+        pytap_sys::process::close_in_background(std::mem::take(&mut self.retired));
+    }
+
+    /// [`detach`](Self::detach) for a run whose traced processes have all
+    /// exited: their probes can never fire again, so the kernel's grace
+    /// periods for removing them (tens of milliseconds per link) run in a
+    /// short-lived helper process instead of delaying pytap's exit (see
+    /// [`pytap_sys::process::close_in_background`]). Probes without a pid
+    /// filter (`--all`), and the task programs then (which report every
+    /// process), are never handed over.
+    pub fn detach_exited(&mut self) {
+        if self.attachments.iter().any(|a| a.pid.is_none()) {
+            return self.detach();
+        }
+        let mut fds = Vec::new();
+        for attachment in self.attachments.drain(..) {
+            fds.extend(attachment._links.into_iter().map(Link::into_fd));
+            fds.extend(attachment._perf_events.into_iter().map(PerfEvent::into_fd));
+        }
+        // The task programs report only traced processes, none of which is
+        // left; their tracepoints want a grace period too.
+        fds.extend(self.task_links.drain(..).map(Link::into_fd));
+        fds.append(&mut self.retired);
+        pytap_sys::process::close_in_background(fds);
     }
 
     /// The ring buffer the programs write to.
@@ -342,6 +390,9 @@ impl Session {
         self.plan.sites.get(usize::from(site)).map(|s| s.marker)
     }
 }
+
+/// Retired links closed together in one helper process.
+const RETIRED_BATCH: usize = 64;
 
 /// Name of the per-CPU counters map every plan has.
 pub const COUNTERS_MAP: &str = "counters";

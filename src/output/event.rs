@@ -148,6 +148,8 @@ pub struct EventWriter {
     pub recovery: Recovery,
     /// Text lines fit this width (a terminal's); `None` keeps them whole.
     pub width: Option<usize>,
+    /// The line being built (reused: no allocation per event).
+    line: String,
 }
 
 impl EventWriter {
@@ -158,6 +160,7 @@ impl EventWriter {
             origin: None,
             recovery: Recovery::default(),
             width: None,
+            line: String::new(),
         }
     }
 
@@ -186,18 +189,26 @@ impl EventWriter {
         event: &Event<'_>,
         session: &Session,
     ) -> io::Result<()> {
+        use std::fmt::Write as _;
         let h = &event.header;
         let origin = *self.origin.get_or_insert(h.ts_ns);
-        let secs = h.ts_ns.saturating_sub(origin) as f64 / 1e9;
-        write!(
-            out,
-            "{secs:13.6} {:>8} {:>8} {:>4}  {:<26} ",
+        // Seconds with six decimals, from integers: what `{:13.6}` of the
+        // float would print, without float formatting on every event.
+        let us = h.ts_ns.saturating_sub(origin) / 1000;
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let _ = write!(
+            line,
+            "{:>6}.{:06} {:>8} {:>8} {:>4}  {:<26} ",
+            us / 1_000_000,
+            us % 1_000_000,
             h.pid,
             h.tid,
             h.cpu,
             h.kind.marker().name()
-        )?;
-        let args = match &event.body {
+        );
+        let args_start = line.len();
+        match &event.body {
             Body::Function {
                 filename,
                 funcname,
@@ -205,33 +216,47 @@ impl EventWriter {
             } => {
                 let file = text(filename, event, session, &mut self.recovery);
                 let func = text(funcname, event, session, &mut self.recovery);
-                format!("{} ({}:{lineno})", shown(&func), shown(&file))
+                push_shown(&mut line, &func);
+                line.push_str(" (");
+                push_shown(&mut line, &file);
+                let _ = write!(line, ":{lineno})");
             }
-            Body::GcStart { generation } => format!("generation {generation}"),
-            Body::GcDone { collected } => format!("collected {collected}"),
+            Body::GcStart { generation } => {
+                let _ = write!(line, "generation {generation}");
+            }
+            Body::GcDone { collected } => {
+                let _ = write!(line, "collected {collected}");
+            }
             Body::Import { module, found } => {
-                let name = shown(&text(module, event, session, &mut self.recovery));
+                push_shown(&mut line, &text(module, event, session, &mut self.recovery));
                 match found {
-                    None => name,
-                    Some(true) => format!("{name} (found)"),
-                    Some(false) => format!("{name} (not found)"),
+                    None => {}
+                    Some(true) => line.push_str(" (found)"),
+                    Some(false) => line.push_str(" (not found)"),
                 }
             }
             Body::Audit(audit) => {
-                let name = shown(&text(&audit.event, event, session, &mut self.recovery));
+                push_shown(
+                    &mut line,
+                    &text(&audit.event, event, session, &mut self.recovery),
+                );
                 match layout_of(event, session).and_then(|l| audit.args(&l)) {
-                    Some(args) => format!("{name}{}", args_repr(&args)),
-                    None => format!("{name}(<arguments not captured>)"),
+                    Some(args) => line.push_str(&args_repr(&args)),
+                    None => line.push_str("(<arguments not captured>)"),
                 }
             }
-        };
+        }
         // The columns before ARGS take 65 characters.
-        let args = match self.width {
-            Some(w) => crate::output::fit::middle(&args, w.saturating_sub(65).max(20)),
-            None => args,
-        };
-        out.write_all(args.as_bytes())?;
-        out.write_all(b"\n")
+        if let Some(w) = self.width {
+            let args =
+                crate::output::fit::middle(&line[args_start..], w.saturating_sub(65).max(20));
+            line.truncate(args_start);
+            line.push_str(&args);
+        }
+        line.push('\n');
+        let written = out.write_all(line.as_bytes());
+        self.line = line;
+        written
     }
 
     fn write_json(
@@ -307,6 +332,21 @@ impl EventWriter {
             }
         }
         out.write_all(b"}\n")
+    }
+}
+
+/// Appends [`shown`]`(t)` to `line` without allocating.
+pub fn push_shown(line: &mut String, t: &Text<'_>) {
+    if t.unreadable {
+        line.push_str("<unreadable>");
+        return;
+    }
+    if t.kept_end {
+        line.push('…');
+    }
+    line.push_str(&String::from_utf8_lossy(&t.bytes));
+    if t.truncated && !t.kept_end {
+        line.push_str("...");
     }
 }
 

@@ -167,10 +167,13 @@ pub fn markers(names: &[String]) -> Result<Option<BTreeSet<Marker>>> {
 
 /// Attach settings from the engine arguments.
 pub fn attach_options(args: &EngineArgs) -> Result<AttachOptions> {
-    let mib = args.buffer_size;
-    if !mib.is_power_of_two() || mib > 2048 {
-        bail!("--buffer-size must be a power of two between 1 and 2048 MiB, not {mib}");
-    }
+    let mib = match args.buffer_size {
+        Some(mib) if !mib.is_power_of_two() || mib > 2048 => {
+            bail!("--buffer-size must be a power of two between 1 and 2048 MiB, not {mib}")
+        }
+        Some(mib) => mib,
+        None => default_buffer_mib(pytap_sys::possible_cpus().unwrap_or(1)),
+    };
     Ok(AttachOptions {
         force_perf_event: args.force_perf_event,
         buffer_bytes: mib << 20,
@@ -180,6 +183,17 @@ pub fn attach_options(args: &EngineArgs) -> Result<AttachOptions> {
         },
         dump_bpf: args.dump_bpf,
     })
+}
+
+/// The default ring buffer size for `cpus` CPUs, in MiB: 1 MiB per CPU
+/// (each CPU's probes can write about a million records a second, about
+/// 100 MB/s, and the consumer drains every 10 ms), at least 8 MiB (bursts
+/// while the consumer is descheduled) and at most 64 MiB, a power of two.
+/// Its pages count twice in pytap's resident memory (the kernel maps the
+/// data area twice), so it is kept no larger than the rate needs.
+pub fn default_buffer_mib(cpus: usize) -> u32 {
+    let cpus = u32::try_from(cpus).unwrap_or(64);
+    cpus.clamp(8, 64).next_power_of_two().min(64)
 }
 
 /// `--duration` as a Duration.
@@ -238,6 +252,17 @@ mod tests {
         ] {
             assert!(!needs_shell(plain), "{plain}");
         }
+    }
+
+    #[test]
+    fn the_ring_buffer_follows_the_cpus() {
+        assert_eq!(default_buffer_mib(1), 8);
+        assert_eq!(default_buffer_mib(2), 8);
+        assert_eq!(default_buffer_mib(6), 8);
+        assert_eq!(default_buffer_mib(9), 16);
+        assert_eq!(default_buffer_mib(16), 16);
+        assert_eq!(default_buffer_mib(48), 64);
+        assert_eq!(default_buffer_mib(512), 64);
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Default for AttachOptions {
     fn default() -> Self {
         AttachOptions {
             force_perf_event: false,
-            buffer_bytes: 64 << 20,
+            buffer_bytes: 4 << 20,
             arm: ArmMode::Anchor,
             dump_bpf: false,
         }

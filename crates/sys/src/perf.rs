@@ -68,6 +68,11 @@ pub struct PerfEvent {
 }
 
 impl PerfEvent {
+    /// The event's descriptor: the uprobe stays while it is open.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// `perf_event_open` of a uprobe at file `offset` of `path`:
     /// `config = (ref_ctr_offset << 32) | retprobe`, `config1` = the path,
     /// `config2` = the offset. `ref_ctr_offset` is the file offset of a USDT

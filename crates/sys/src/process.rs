@@ -50,6 +50,32 @@ pub fn try_wait(pid: u32) -> Result<Option<i32>, SysError> {
     Ok(status.and_then(exit_code))
 }
 
+/// Closes `fds` in a short-lived child process and returns at once.
+///
+/// Closing a uprobe link makes the kernel wait for RCU grace periods
+/// (tens of milliseconds); when nothing can hit the probes any more (every
+/// traced process has exited), the caller need not wait for that. The
+/// child keeps only these descriptors, closes them and exits; it holds no
+/// pipe or terminal, so readers of pytap's output see their end of file as
+/// soon as pytap exits. Without `fork` the descriptors are closed here.
+pub fn close_in_background(fds: Vec<OwnedFd>) {
+    use std::os::fd::AsRawFd;
+    if fds.is_empty() {
+        return;
+    }
+    let mut raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    raw.sort_unstable();
+    let Ok((wait, go)) = sys::pipe_cloexec() else {
+        return drop(fds);
+    };
+    // The child closes its copies only once the parent's are gone (end of
+    // file on the pipe), so that its closes are the last references, the
+    // ones the kernel waits in. If fork fails, the parent's are the last.
+    let _ = sys::close_in_child(&raw, wait.as_raw_fd());
+    drop(fds);
+    drop(go);
+}
+
 #[cfg(test)]
 mod tests {
     use super::exit_code;

@@ -474,6 +474,52 @@ pub(crate) fn fork_exec_stopped(child: &ChildExec<'_>) -> io::Result<libc::pid_t
     }
 }
 
+/// Forks a child that keeps only `fds` (sorted ascending) and `wait` (the
+/// read end of a pipe), waits for end of file on `wait` (the parent closed
+/// its copies of `fds` and then the pipe's write end), closes `fds` (now
+/// the last references) and exits. Returns in the parent.
+pub(crate) fn close_in_child(fds: &[RawFd], wait: RawFd) -> io::Result<()> {
+    let mut keep: Vec<RawFd> = fds.iter().copied().chain([wait]).collect();
+    keep.sort_unstable();
+    // SAFETY: fork duplicates the process; the child makes only
+    // async-signal-safe system calls on descriptors listed before the fork
+    // and exits without running any destructor.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid > 0 {
+        return Ok(());
+    }
+    let mut next: c_long = 0;
+    for &fd in &keep {
+        let fd = c_long::from(fd);
+        if fd > next {
+            // SAFETY: close_range takes integers only.
+            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0 as c_long) };
+        }
+        next = fd + 1;
+    }
+    // SAFETY: as above; every remaining descriptor above the last kept one.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            next,
+            c_long::from(u32::MAX),
+            0 as c_long,
+        )
+    };
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into `byte`; returns 0 at end of file.
+    while unsafe { libc::read(wait, (&mut byte as *mut u8).cast(), 1) } > 0 {}
+    for &fd in fds {
+        // SAFETY: closes a descriptor this child owns (its copy of `fd`).
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: ends the child at once, as after a failed exec.
+    unsafe { libc::_exit(0) }
+}
+
 // ---- terminals --------------------------------------------------------------
 
 /// A new pseudo-terminal: (master, slave), both close-on-exec and neither

@@ -337,7 +337,7 @@ fn a_terminal_becomes_the_childs_stdio() {
 }
 
 fn main() {
-    let tests: [(&str, fn()); 11] = [
+    let tests: [(&str, fn()); 12] = [
         (
             "held_at_exec_then_exec_and_exit",
             held_at_exec_then_exec_and_exit,
@@ -373,6 +373,10 @@ fn main() {
             "killing_a_held_tracee_reports_its_death",
             killing_a_held_tracee_reports_its_death,
         ),
+        (
+            "closing_in_the_background_keeps_nothing_else",
+            closing_in_the_background_keeps_nothing_else,
+        ),
     ];
     for (name, test) in tests {
         test();
@@ -391,4 +395,36 @@ fn killing_a_held_tracee_reports_its_death() {
             code: 137
         }]
     );
+}
+
+/// `close_in_background`: the given descriptors are closed (by a helper
+/// process, after the caller's copies), and the helper holds no other
+/// descriptor of the caller's (a pipe the caller closes reaches its end of
+/// file at once).
+fn closing_in_the_background_keeps_nothing_else() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let (given, mut given_peer) = UnixStream::pair().unwrap();
+    let (other, mut other_peer) = UnixStream::pair().unwrap();
+    pytap_sys::process::close_in_background(vec![std::os::fd::OwnedFd::from(given)]);
+    drop(other);
+    let mut buf = [0u8; 1];
+    // Both ends see end of file: the helper closed `given` and never held `other`.
+    other_peer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(other_peer.read(&mut buf).unwrap(), 0);
+    given_peer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(given_peer.read(&mut buf).unwrap(), 0);
+    // The helper exits (it is our child: reap it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(Stop::Exited { code: 0, .. }) = ptrace::wait(false).unwrap() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the helper did not exit");
 }

@@ -79,6 +79,9 @@ pub enum MapKind {
     PercpuArray,
     /// `BPF_MAP_TYPE_HASH`.
     Hash,
+    /// `BPF_MAP_TYPE_HASH` with `BPF_F_NO_PREALLOC`: entries allocated as
+    /// they are added (for maps that stay small and are updated rarely).
+    HashNoPrealloc,
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash,
     /// `BPF_MAP_TYPE_LRU_HASH`.

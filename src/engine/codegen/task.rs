@@ -20,11 +20,13 @@ use crate::engine::abi::{self, off};
 /// Name of the map of traced processes (tgid → 1).
 pub const TRACED_MAP: &str = "traced";
 
-/// The traced-process map: a process id (u32) per traced process.
+/// The traced-process map: a process id (u32) per traced process. Not
+/// preallocated (usually a handful of entries; creating 65536 up front
+/// costs milliseconds of start-up).
 pub fn traced_map_spec() -> MapSpec {
     MapSpec {
         name: TRACED_MAP.into(),
-        kind: MapKind::Hash,
+        kind: MapKind::HashNoPrealloc,
         key_size: 4,
         value_size: 1,
         max_entries: 65536,

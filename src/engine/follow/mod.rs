@@ -227,12 +227,27 @@ impl Followed {
     /// A followed process executed a new program (`exact`: seen before it
     /// ran, through ptrace). A Python with markers gets its own probes; the
     /// previous program's go.
-    fn exec_seen(&mut self, pid: u32, session: &mut Session, exact: bool) -> Option<String> {
+    fn exec_seen(
+        &mut self,
+        pid: u32,
+        former: u32,
+        session: &mut Session,
+        exact: bool,
+    ) -> Option<String> {
         // Names change through the ring buffer (in order with the events
         // of the program before), not here.
-        session.detach_process(pid);
         self.set_root_program(pid);
-        match exec_modules(pid) {
+        let modules = exec_modules(pid);
+        // Links on a module the process runs again follow its exec (they
+        // are filtered by the task, whose memory is now the new program's),
+        // unless another thread than the leader executed: the leader task
+        // they were made for is gone.
+        let same = match (&modules, former == pid) {
+            (Ok(Some(modules)), true) => modules.as_slice(),
+            _ => &[],
+        };
+        session.retire_process(pid, same);
+        match modules {
             Ok(Some(modules)) => match session.attach_process(pid, &modules) {
                 Ok(notes) => {
                     for note in notes {
@@ -273,7 +288,7 @@ impl Followed {
             return None;
         }
         proc.exe = now;
-        let not_python = self.exec_seen(pid, session, false)?;
+        let not_python = self.exec_seen(pid, pid, session, false)?;
         // No longer a Python: it leaves the run.
         if let Some(p) = self.procs.get_mut(&pid) {
             p.exited = Some(0);
@@ -318,6 +333,7 @@ impl Followed {
             p.exited.get_or_insert(0);
             p.pidfd = None;
         }
+        session.retire_process(pid, &[]);
         session.unwatch_process(pid);
     }
 

@@ -316,12 +316,12 @@ impl Followed {
             }
             Stop::Exec { tid, former } => {
                 self.executed_task(tid, former);
-                self.exec_seen(tid, session, true);
+                self.exec_seen(tid, former, session, true);
                 let _ = ptrace::resume(tid, 0);
             }
             Stop::Exited { tid, code } => {
                 if let Some(pid) = self.task_exited(tid, code) {
-                    session.detach_process(pid);
+                    session.retire_process(pid, &[]);
                     session.unwatch_process(pid);
                 }
             }

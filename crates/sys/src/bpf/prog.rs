@@ -273,6 +273,11 @@ impl Link {
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
+
+    /// The link's descriptor: the link stays while it is open.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
 }
 
 impl AsFd for Link {

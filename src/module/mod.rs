@@ -2,10 +2,14 @@
 //! `libpython*.so`, as pytap attaches to it.
 //!
 //! [`Module::open`] reads only what it needs (headers, notes, dynamic
-//! section, a few symbols) through a lazy [`ReadCache`], keeps owned copies
-//! of the facts, and keeps the file open so that strings the kernel could
-//! not read from the target (a page not yet resident) can be recovered
-//! from the file later.
+//! section, a few symbols) through a [`FileRef`], which reads the file in a
+//! few large blocks; it keeps owned copies of the facts, and keeps the file
+//! open so that strings the kernel could not read from the target (a page
+//! not yet resident) can be recovered from the file later.
+
+mod file;
+
+pub use file::FileRef;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,7 +17,6 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use object::ReadCache;
 use pytap_elf::{DynamicInfo, ElfImage, ElfKind, LoadSegment, ProbeSite, X86Reg};
 
 use crate::cpython::frames::{self, FrameLayout, FrameSource};
@@ -86,9 +89,9 @@ impl Module {
             path: path.clone(),
             source,
         };
-        let cache = ReadCache::new(file);
+        let reader = FileRef::new(file, meta.len());
         let facts = {
-            let image = ElfImage::parse(&cache).map_err(bad)?;
+            let image = ElfImage::parse(&reader).map_err(bad)?;
             Facts::read(&image, &path).map_err(bad)?
         };
         Ok(Module {
@@ -107,7 +110,7 @@ impl Module {
             entry: facts.entry,
             anchor: facts.anchor,
             frame_register: facts.frame_register,
-            file: Arc::new(cache.into_inner()),
+            file: Arc::new(reader.into_file()),
         })
     }
 
