@@ -46,8 +46,8 @@ reports it (ru_maxrss), for pytap and, when installed, bpftrace:
 Medians, with the interquartile range beside them. Needs root. Exit
 status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 
-    sudo scripts/bench.py                       # fixtures 3.15, 3.9, 3.11
-    sudo scripts/bench.py --python /usr/bin/python3.11 --runs 9 --n 26
+    scripts/bench.py                            # as root; fixtures 3.15, 3.9, 3.11
+    scripts/bench.py --python /usr/bin/python3.11 --runs 9 --n 26
 """
 
 import argparse

@@ -63,6 +63,7 @@ at, computed through this very file's program headers.")]
 Examples:
   pytap info /usr/bin/python3.11
   pytap info -p 1234 --json
+  pytap info --scan                    # which interpreters here have markers
 
 Verdicts: fires, armed (fires completely once pytap arms it, as it does),
 unbalanced (entries and returns do not pair up; pytap's tools cope), absent,
@@ -149,6 +150,23 @@ When the target exits the last partial interval is shown too. Counts
 function__entry (3.11 is armed automatically; 3.12-3.14 have no function
 markers).")]
     Top(TopArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout
+    #[command(after_help = "\
+Examples:
+  pytap completions bash > /etc/bash_completion.d/pytap
+  pytap completions zsh > \"${fpath[1]}/_pytap\"
+  pytap completions fish > ~/.config/fish/completions/pytap.fish
+
+Generated from the same definitions as --help, so they never drift.")]
+    Completions(CompletionsArgs),
+    /// Print pytap's manual page (roff) on stdout
+    #[command(after_help = "\
+Examples:
+  pytap man | man -l -
+  pytap man > /usr/local/share/man/man1/pytap.1
+
+Generated from the same definitions as --help: every subcommand and option.")]
+    Man,
     /// Per function: calls, total, self and mean time, p50/p99, histograms
     #[command(after_help = "\
 Examples:
@@ -163,6 +181,25 @@ summed per level), SELF excludes callees, MEAN/P50/P99 are per call
 (percentiles within 1.6 %). Calls are counted in the kernel and entries and
 returns cross as small records without strings.")]
     Calls(CallsArgs),
+}
+
+/// `pytap completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells pytap writes completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `pytap calls`.
@@ -436,14 +473,53 @@ pub struct InfoArgs {
     /// An interpreter binary or libpython file
     #[arg(
         value_name = "PATH",
-        required_unless_present = "pid",
-        conflicts_with = "pid"
+        required_unless_present_any = ["pid", "scan"],
+        conflicts_with_all = ["pid", "scan"]
     )]
     pub path: Option<PathBuf>,
     /// A running process
-    #[arg(short, long, value_name = "PID")]
+    #[arg(short, long, value_name = "PID", conflicts_with = "scan")]
     pub pid: Option<u32>,
+    /// Every CPython on this machine (python3* in PATH, /usr/bin,
+    /// /usr/local/bin, and the libpythons in the library directories):
+    /// which have markers, and what they can give
+    #[arg(long)]
+    pub scan: bool,
     /// Print JSON (schema: docs/output.md)
     #[arg(long)]
     pub json: bool,
+}
+
+/// A completion script for `shell`, generated from these definitions.
+pub fn completions(shell: CompletionShell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "pytap", &mut out);
+    out
+}
+
+/// pytap's manual page (roff), generated from these definitions: the
+/// program, then one section per subcommand with its options.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("pytap {}", sub.get_name());
+        let sub = sub.clone().bin_name(name.clone());
+        let man = clap_mangen::Man::new(sub);
+        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        man.render_synopsis_section(&mut out)?;
+        man.render_description_section(&mut out)?;
+        man.render_options_section(&mut out)?;
+        man.render_extra_section(&mut out)?;
+    }
+    Ok(out)
 }

@@ -62,10 +62,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Info(args) => {
-            let target = match (args.path, args.pid) {
-                (Some(path), _) => info::InfoTarget::Path(path),
-                (None, Some(pid)) => info::InfoTarget::Pid(pid),
-                (None, None) => anyhow::bail!("say what to describe: a PATH or -p PID"),
+            let target = match (args.path, args.pid, args.scan) {
+                (_, _, true) => info::InfoTarget::Scan,
+                (Some(path), _, _) => info::InfoTarget::Path(path),
+                (None, Some(pid), _) => info::InfoTarget::Pid(pid),
+                (None, None, false) => {
+                    anyhow::bail!("say what to describe: a PATH, -p PID or --scan")
+                }
             };
             with_sink(Sink::stdout()?, |out| {
                 info::run(&target, args.json, out)?;
@@ -165,6 +168,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             with_sink(sink, |w| top::run(&request, w))
         }
+        Command::Completions(a) => with_sink(Sink::stdout()?, |out| {
+            out.write_all(&pytap::cli::completions(a.shell))?;
+            Ok(ExitCode::Ok)
+        }),
+        Command::Man => with_sink(Sink::stdout()?, |out| {
+            out.write_all(&pytap::cli::man_page()?)?;
+            Ok(ExitCode::Ok)
+        }),
         Command::Calls(a) => {
             if a.max_functions == 0 {
                 anyhow::bail!("--max-functions must be at least 1");

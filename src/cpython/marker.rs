@@ -32,6 +32,21 @@ pub enum Marker {
     Audit,
 }
 
+/// What a marker tells about: the groups `pytap info --scan` summarises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerClass {
+    /// Function entry and return (flow, top, calls).
+    Function,
+    /// New lines.
+    Line,
+    /// Garbage collections.
+    Gc,
+    /// Imports.
+    Import,
+    /// Audit events.
+    Audit,
+}
+
 /// The C type of a marker argument, which decides how it is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
@@ -55,6 +70,17 @@ impl Marker {
         Marker::ImportFindLoadDone,
         Marker::Audit,
     ];
+
+    /// What the marker tells about.
+    pub fn class(self) -> MarkerClass {
+        match self {
+            Marker::FunctionEntry | Marker::FunctionReturn => MarkerClass::Function,
+            Marker::Line => MarkerClass::Line,
+            Marker::GcStart | Marker::GcDone => MarkerClass::Gc,
+            Marker::ImportFindLoadStart | Marker::ImportFindLoadDone => MarkerClass::Import,
+            Marker::Audit => MarkerClass::Audit,
+        }
+    }
 
     /// CPython's spelling, as in the ELF note: `function__entry`.
     pub fn name(self) -> &'static str {

@@ -7,5 +7,5 @@ pub mod objects;
 pub mod verdict;
 pub mod version;
 
-pub use marker::{Marker, PROVIDER};
+pub use marker::{Marker, MarkerClass, PROVIDER};
 pub use version::PyVersion;

@@ -200,9 +200,11 @@ impl Module {
 
     /// `" 3.11.2"` or `""`, for messages.
     pub fn version_suffix(&self) -> String {
-        self.py_version()
-            .map(|v| format!(" {v}"))
-            .unwrap_or_default()
+        match self.version {
+            Some((v, VersionSource::FileName)) => format!(" {}.{}", v.major, v.minor),
+            Some((v, _)) => format!(" {v}"),
+            None => String::new(),
+        }
     }
 }
 

@@ -168,3 +168,54 @@ fn text_output_names_version_place_and_verdicts() {
             .contains("  markers in  a shared library (libpython), ELF DYN\n")
     );
 }
+
+#[test]
+fn scan_finds_the_interpreters_with_markers_and_leaves_out_the_rest() {
+    let dir = crate::harness::scratch("scan");
+    // Not a Python at all, though named like one: left out.
+    std::fs::copy("/bin/true", dir.join("python3.99")).unwrap();
+    // A script (as pyenv's shims are): left out.
+    std::fs::write(
+        dir.join("python3-shim"),
+        "#!/bin/sh\nexec /usr/bin/python3.11 \"$@\"\n",
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin", dir.display());
+    let out = std::process::Command::new(crate::harness::pytap_bin())
+        .args(["info", "--scan", "--json"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = json["interpreters"].as_array().unwrap();
+    let system = found
+        .iter()
+        .find(|f| f["path"] == "/usr/bin/python3.11")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(system["cpython"], "3.11.2");
+    assert_eq!(system["markers"][0]["support"], "fires_when_armed");
+    assert!(
+        found
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().contains("python3.99"))
+    );
+    assert!(
+        found
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().contains("shim"))
+    );
+    // The text view names the columns and says what they mean.
+    let text = std::process::Command::new(crate::harness::pytap_bin())
+        .args(["info", "--scan"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("PATH"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("/usr/bin/python3.11") && l.contains(" armed ")),
+        "{text}"
+    );
+}

@@ -5,3 +5,4 @@ mod args;
 mod hostile;
 mod info;
 mod list;
+mod manual;

@@ -17,6 +17,8 @@ use crate::output::{Align, Table};
 use crate::target::proc::Process;
 use crate::target::{self, PythonProcess};
 
+mod scan;
+
 /// What to describe: a path or a process.
 #[derive(Debug, Clone)]
 pub enum InfoTarget {
@@ -24,6 +26,8 @@ pub enum InfoTarget {
     Path(PathBuf),
     /// A running process.
     Pid(u32),
+    /// Every CPython installed on this machine (`--scan`).
+    Scan,
 }
 
 /// One module in `pytap info --json` (schema in docs/output.md).
@@ -62,6 +66,7 @@ pub struct ModuleInfo {
 /// Runs `pytap info`.
 pub fn run(target: &InfoTarget, json: bool, out: &mut dyn Write) -> Result<()> {
     let infos: Vec<ModuleInfo> = match target {
+        InfoTarget::Scan => return scan::run(json, out),
         InfoTarget::Path(path) => {
             let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
             let module = target::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
