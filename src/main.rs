@@ -12,6 +12,7 @@ use std::process::ExitCode as ProcessExit;
 use clap::Parser;
 use pytap::cli::{Cli, Command};
 use pytap::engine::codegen::EmptyProbe;
+use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
@@ -22,6 +23,14 @@ fn main() -> ProcessExit {
     match run(cli.command) {
         Ok(code) => ProcessExit::from(code as u8),
         Err(e) if is_broken_pipe(&e) => ProcessExit::from(ExitCode::Ok as u8),
+        // Stopped before anything could be traced: not an error.
+        Err(e)
+            if e.downcast_ref::<LaunchError>()
+                .is_some_and(|l| matches!(l, LaunchError::Stopped { .. })) =>
+        {
+            notice!("{}", one_line(&e));
+            ProcessExit::from(ExitCode::NothingTraced as u8)
+        }
         Err(e) => {
             notice!("{}", one_line(&e));
             ProcessExit::from(ExitCode::Error as u8)

@@ -65,13 +65,16 @@ pub struct Attached {
 }
 
 /// How targets are launched and followed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Follow<'a> {
     /// Trace the processes the targets start (a command's whole tree, or
     /// `-p --children`).
     pub children: bool,
     /// A terminal for a launched command (a live view captures its output).
     pub terminal: Option<&'a Pty>,
+    /// The stop signals, heard while a launched command has not run a
+    /// Python yet.
+    pub signals: &'a SignalFd,
 }
 
 /// Finds the targets and attaches: `start` turns the attach targets into a
@@ -83,9 +86,13 @@ pub fn attach(
 ) -> Result<Attached> {
     let (session, followed) = match spec {
         TargetSpec::Pids(pids) => Followed::pids(pids, follow.children, start)?,
-        TargetSpec::Command(argv) => {
-            Followed::launch(argv, follow.children, follow.terminal, start)?
-        }
+        TargetSpec::Command(argv) => Followed::launch(
+            argv,
+            follow.children,
+            follow.terminal,
+            follow.signals,
+            start,
+        )?,
         TargetSpec::All { binaries } => {
             let found = target::all_modules(binaries)?;
             anyhow::ensure!(

@@ -119,11 +119,13 @@ pub fn attach<H: Handler + 'static>(
     markers: &BTreeSet<Marker>,
     strict: bool,
     make_handler: &mut MakeHandler<'_, H>,
+    signals: &SignalFd,
 ) -> Result<Attached> {
     let traced = !matches!(stream.target, TargetSpec::All { .. });
     let follow = run::Follow {
         children: stream.children,
         terminal: stream.command_terminal.as_deref(),
+        signals,
     };
     run::attach(&stream.target, follow, &mut |targets| {
         let markers = hazard::check(&targets, markers, strict, stream.force)?;
@@ -308,7 +310,13 @@ pub fn stream_with<H: Handler + 'static>(
     keys: Option<Arc<OwnedFd>>,
 ) -> Result<Outcome> {
     let signals = signals()?;
-    let mut attached = attach(tool.stream, tool.markers, tool.strict, tool.make_handler)?;
+    let mut attached = attach(
+        tool.stream,
+        tool.markers,
+        tool.strict,
+        tool.make_handler,
+        &signals,
+    )?;
     let loop_options = run::LoopOptions {
         tick: tool.tick,
         duration: tool.stream.duration,
@@ -345,7 +353,8 @@ pub fn signals() -> Result<SignalFd> {
     SignalFd::new().context("blocking SIGINT/SIGTERM for a clean detach")
 }
 
-fn signal_name(sig: i32) -> &'static str {
+/// `SIGINT` for 2, and so on (for messages).
+pub fn signal_name(sig: i32) -> &'static str {
     match sig {
         pytap_sys::signal::SIGINT => "SIGINT",
         pytap_sys::signal::SIGTERM => "SIGTERM",

@@ -240,3 +240,33 @@ fn the_programs_streams_pass_through() {
     );
     assert!(std::fs::metadata(&out).unwrap().len() > 0);
 }
+
+#[test]
+fn a_stop_signal_before_any_python_lets_the_command_go() {
+    require_kernel();
+    // The command runs no Python for a while: pytap is still waiting for
+    // one when SIGTERM comes, and must end (it used to wait for the command).
+    let marker = scratch("stop-before-python").join("ran");
+    let _ = std::fs::remove_file(&marker);
+    let command = format!("sleep 1; touch {}", marker.display());
+    let tracer = Command::new(pytap_bin())
+        .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    pytap_sys::process::kill(tracer.id(), SIGTERM).unwrap();
+    let out = tracer.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "stopped by SIGTERM before sh ran a Python with markers; it runs on, untraced"
+        ),
+        "{stderr}"
+    );
+    // The command goes on untraced, to its end.
+    wait_until("the command to finish", Duration::from_secs(10), || {
+        marker.exists()
+    });
+}

@@ -341,26 +341,45 @@ pub fn detach(tid: u32, signal: i32) -> Result<(), SysError> {
     }
 }
 
+/// What [`wait_any`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// A tracee stopped, or a child died.
+    Stop(Stop),
+    /// Nothing now (without blocking).
+    Nothing,
+    /// No tracee and no child is left.
+    NoneLeft,
+}
+
 /// The next stop of any tracee (or the death of any child): `None` when
 /// there is none now (`block` false) or no tracee or child is left.
 pub fn wait(block: bool) -> Result<Option<Stop>, SysError> {
+    Ok(match wait_any(block)? {
+        Waited::Stop(stop) => Some(stop),
+        Waited::Nothing | Waited::NoneLeft => None,
+    })
+}
+
+/// [`wait`], telling "nothing now" from "nothing left".
+pub fn wait_any(block: bool) -> Result<Waited, SysError> {
     let flags = libc::__WALL | if block { 0 } else { libc::WNOHANG };
     loop {
         let (tid, status) = match sys::waitpid_any(flags) {
             Ok(Some(r)) => r,
-            Ok(None) => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(None),
+            Ok(None) => return Ok(Waited::Nothing),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(Waited::NoneLeft),
             Err(e) => return Err(SysError::new("waitpid", e)),
         };
         let tid_u = tid as u32;
         if libc::WIFEXITED(status) {
-            return Ok(Some(Stop::Exited {
+            return Ok(Waited::Stop(Stop::Exited {
                 tid: tid_u,
                 code: libc::WEXITSTATUS(status),
             }));
         }
         if libc::WIFSIGNALED(status) {
-            return Ok(Some(Stop::Exited {
+            return Ok(Waited::Stop(Stop::Exited {
                 tid: tid_u,
                 code: 128 + libc::WTERMSIG(status),
             }));
@@ -376,7 +395,7 @@ pub fn wait(block: bool) -> Result<Option<Stop>, SysError> {
                 .map(|m| m as u32)
                 .map_err(|e| SysError::new("PTRACE_GETEVENTMSG", e))
         };
-        return Ok(Some(match event {
+        return Ok(Waited::Stop(match event {
             libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
                 Stop::Forked {
                     tid: tid_u,

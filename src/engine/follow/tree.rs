@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use pytap_sys::ptrace::{self, ForkKind, Options, Stop};
+use pytap_sys::poll::Poller;
+use pytap_sys::ptrace::{self, ForkKind, Options, Stop, Waited};
 use pytap_sys::pty::Pty;
+use pytap_sys::signal::SignalFd;
 
 use super::{Followed, Mode, exe_identity, exe_path, exec_modules, learn_names};
 use crate::engine::plan::AttachTarget;
@@ -48,6 +50,37 @@ pub enum LaunchError {
         /// Why.
         source: pytap_sys::SysError,
     },
+    /// A stop signal came before any process of the command ran a Python
+    /// with markers: pytap let the command go and stopped.
+    #[error("stopped by {signal} before {program} ran a Python with markers; it runs on, untraced")]
+    Stopped {
+        /// `argv[0]`.
+        program: String,
+        /// The signal's name.
+        signal: &'static str,
+    },
+}
+
+/// The next stop of the tree, or the stop signal that came first (its
+/// number). `Ok(None)`: no tracee is left.
+fn next_stop(signals: &SignalFd, poller: &Poller) -> Result<Result<Option<Stop>, i32>> {
+    loop {
+        match ptrace::wait_any(false)? {
+            Waited::Stop(stop) => return Ok(Ok(Some(stop))),
+            Waited::NoneLeft => return Ok(Ok(None)),
+            Waited::Nothing => {}
+        }
+        // SIGCHLD (a tracee stopped) and the stop signals both arrive here.
+        poller.wait(Some(Duration::from_millis(100)))?;
+        while let Some(sig) = signals.read()? {
+            if !matches!(
+                sig,
+                pytap_sys::signal::SIGCHLD | pytap_sys::signal::SIGWINCH
+            ) {
+                return Ok(Err(sig));
+            }
+        }
+    }
 }
 
 impl Followed {
@@ -60,8 +93,11 @@ impl Followed {
         argv: &[OsString],
         children: bool,
         terminal: Option<&Pty>,
+        signals: &SignalFd,
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
+        let poller = Poller::new()?;
+        poller.add(signals.raw_fd(), 0)?;
         let program = argv
             .first()
             .map(|a| a.to_string_lossy().into_owned())
@@ -92,9 +128,18 @@ impl Followed {
         let result = loop {
             let next = match stop.take() {
                 Some(s) => s,
-                None => match ptrace::wait(true) {
-                    Ok(Some(s)) => s,
-                    Ok(None) => {
+                None => match next_stop(signals, &poller) {
+                    Ok(Ok(Some(s))) => s,
+                    Ok(Err(sig)) => {
+                        // Let the held tree go, as a stop signal does later on.
+                        followed.release();
+                        return Err(LaunchError::Stopped {
+                            program,
+                            signal: crate::tool::common::signal_name(sig),
+                        }
+                        .into());
+                    }
+                    Ok(Ok(None)) => {
                         break Err(LaunchError::NoPython {
                             program: program.clone(),
                             status: followed.root_status.unwrap_or(0),
@@ -102,13 +147,7 @@ impl Followed {
                         }
                         .into());
                     }
-                    Err(source) => {
-                        break Err(LaunchError::Follow {
-                            program: program.clone(),
-                            source,
-                        }
-                        .into());
-                    }
+                    Err(e) => break Err(e.context(format!("following {program}"))),
                 },
             };
             if let Stop::Exec { tid, former } = next {
