@@ -338,6 +338,7 @@ impl Plan {
             out.push_str(&disassemble_with(program, &|m| self.maps.name(m)));
             out.push('\n');
         }
+        out.push_str(&codegen::task::dump(&self.maps));
         let _ = writeln!(out, "# maps");
         for spec in self.maps.specs() {
             let _ = writeln!(

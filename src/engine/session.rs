@@ -209,7 +209,9 @@ impl Session {
         if attachments.is_empty() {
             return Err(SessionError::NothingAttached);
         }
-        let task_links = attach_task_programs(&maps, events_map, counters, traced);
+        let task_links = task::maps_of(&plan.maps)
+            .map(|refs| attach_task_programs(&maps, refs))
+            .unwrap_or_default();
         let session = Session {
             plan,
             mode,
@@ -468,17 +470,7 @@ fn attach_target(
 /// The rename and exec programs (see [`crate::engine::codegen::task`]).
 /// Without them (a kernel without raw tracepoints) names are read from
 /// `/proc` when a process is first seen, which a note says.
-fn attach_task_programs(
-    maps: &[Map],
-    events: usize,
-    counters: usize,
-    traced: Option<usize>,
-) -> Vec<Link> {
-    let refs = TaskMaps {
-        events: pytap_ebpf::MapRef(events as u32),
-        counters: pytap_ebpf::MapRef(counters as u32),
-        traced: traced.map(|i| pytap_ebpf::MapRef(i as u32)),
-    };
+fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Vec<Link> {
     let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
     let mut links = Vec::new();
     for point in [TaskPoint::Rename, TaskPoint::Exec] {

@@ -142,3 +142,41 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     b.ja(out);
     b.build()
 }
+
+/// The maps of a plan's task programs: its ring buffer, counters and, when
+/// it has one, its traced-process map (`None` when it traces every process).
+pub fn maps_of(table: &super::MapTable) -> Option<TaskMaps> {
+    let position = |pred: &dyn Fn(&MapSpec) -> bool| {
+        table
+            .specs()
+            .iter()
+            .position(pred)
+            .map(|i| MapRef(i as u32))
+    };
+    Some(TaskMaps {
+        events: position(&|m| m.kind == MapKind::RingBuf)?,
+        counters: position(&|m| m.name == crate::engine::session::COUNTERS_MAP)?,
+        traced: position(&|m| m.name == TRACED_MAP),
+    })
+}
+
+/// The task programs as `--dump-bpf` shows them.
+pub fn dump(table: &super::MapTable) -> String {
+    let Some(maps) = maps_of(table) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for point in [TaskPoint::Rename, TaskPoint::Exec] {
+        if let Ok(program) = build(point, maps) {
+            out.push_str(&format!(
+                "# program {} (raw tracepoint {}, {} instructions)\n",
+                program.name,
+                point.tracepoint(),
+                program.len()
+            ));
+            out.push_str(&pytap_ebpf::disassemble_with(&program, &|m| table.name(m)));
+            out.push('\n');
+        }
+    }
+    out
+}
