@@ -257,6 +257,10 @@ pub struct TopArgs {
     /// stderr) to FILE instead of showing it when the view closes
     #[arg(long, value_name = "FILE")]
     pub command_output: Option<PathBuf>,
+    /// One row per process and function (by default a process tree's
+    /// calls of a function are added up: PID shows the lowest pid and `+`)
+    #[arg(long)]
+    pub by_pid: bool,
     /// Engine settings.
     #[command(flatten)]
     pub engine: EngineArgs,

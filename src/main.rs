@@ -174,6 +174,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 max_functions: a.max_functions,
                 live,
                 command_output: a.command_output,
+                by_pid: a.by_pid,
             };
             with_sink(sink, |w| top::run(&request, w))
         }

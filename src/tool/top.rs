@@ -42,13 +42,19 @@ pub struct TopRequest {
     /// Live view of a launched command: where its output goes (default:
     /// kept and printed when the view closes).
     pub command_output: Option<std::path::PathBuf>,
+    /// One row per process and function (by default a process tree's
+    /// calls of a function are added up).
+    pub by_pid: bool,
 }
 
 /// One row of a view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    /// Process.
+    /// Process (the lowest pid, when the calls of several processes are
+    /// added up).
     pub pid: u32,
+    /// How many processes made these calls (1 with `--by-pid`).
+    pub processes: u32,
     /// File name.
     pub filename: String,
     /// Line (the `def` line).
@@ -63,14 +69,26 @@ pub struct Row {
 #[derive(Debug, Default)]
 pub struct Deltas {
     seen: HashMap<CallKey, u64>,
+    /// One row per process and function, rather than per function.
+    pub by_pid: bool,
 }
 
 impl Deltas {
+    /// Deltas with rows split by process (`by_pid`) or added up.
+    pub fn new(by_pid: bool) -> Deltas {
+        Deltas {
+            seen: HashMap::new(),
+            by_pid,
+        }
+    }
+
     /// The calls since the last snapshot of every key that has a name;
     /// keys without one yet (their full record is still in flight) keep
-    /// their calls for the next interval. Sorted by calls, most first.
+    /// their calls for the next interval. The calls of one function
+    /// (file, name, `def` line) in several processes (a process tree) are
+    /// added up unless `by_pid`. Sorted by calls, most first.
     pub fn rows(&mut self, snapshot: &[(CallKey, u64)], names: &FuncNames) -> Vec<Row> {
-        let mut rows = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for (key, count) in snapshot {
             let Some(func) = names.get(key) else {
                 continue;
@@ -80,12 +98,16 @@ impl Deltas {
             if calls > 0 {
                 rows.push(Row {
                     pid: key.pid,
+                    processes: 1,
                     filename: func.filename.clone(),
                     lineno: key.lineno,
                     funcname: func.funcname.clone(),
                     calls,
                 });
             }
+        }
+        if !self.by_pid {
+            rows = merge_processes(rows);
         }
         rows.sort_by(|a, b| {
             b.calls.cmp(&a.calls).then_with(|| {
@@ -98,6 +120,39 @@ impl Deltas {
             })
         });
         rows
+    }
+}
+
+/// Adds up the rows of one function (file, name, line) in several
+/// processes; a merged row shows the lowest pid and how many processes.
+fn merge_processes(rows: Vec<Row>) -> Vec<Row> {
+    let mut by_func: HashMap<(String, i32, String), (Row, std::collections::BTreeSet<u32>)> =
+        HashMap::new();
+    for row in rows {
+        let key = (row.filename.clone(), row.lineno, row.funcname.clone());
+        match by_func.get_mut(&key) {
+            Some((merged, pids)) => {
+                merged.calls += row.calls;
+                merged.pid = merged.pid.min(row.pid);
+                pids.insert(row.pid);
+                merged.processes = pids.len() as u32;
+            }
+            None => {
+                let pids = [row.pid].into();
+                by_func.insert(key, (row, pids));
+            }
+        }
+    }
+    by_func.into_values().map(|(row, _)| row).collect()
+}
+
+/// The PID column: the pid, or the lowest pid and `+` when several
+/// processes' calls are added up.
+pub fn pid_cell(row: &Row) -> String {
+    if row.processes > 1 {
+        format!("{}+", row.pid)
+    } else {
+        row.pid.to_string()
     }
 }
 
@@ -186,7 +241,7 @@ pub fn write_view_fitted(
                 writeln!(
                     out,
                     "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
-                    r.pid,
+                    pid_cell(r),
                     fit(&r.filename, file_width),
                     r.lineno,
                     fit(&r.funcname, 30),
@@ -211,7 +266,11 @@ pub fn write_view_fitted(
                 json_str(out, &r.filename)?;
                 write!(out, ",\"lineno\":{},\"funcname\":", r.lineno)?;
                 json_str(out, &r.funcname)?;
-                write!(out, ",\"calls\":{}}}", r.calls)?;
+                write!(out, ",\"calls\":{}", r.calls)?;
+                if r.processes > 1 {
+                    write!(out, ",\"processes\":{}", r.processes)?;
+                }
+                out.write_all(b"}")?;
             }
             writeln!(out, "]}}")
         }
@@ -297,7 +356,7 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 format: request.format,
                 limit: request.limit,
                 names: FuncNames::default(),
-                deltas: Deltas::default(),
+                deltas: Deltas::new(request.by_pid),
                 interval: 0,
                 last: Instant::now(),
                 calls: 0,
@@ -306,4 +365,33 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
         },
         |_| Ok(()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, func: &str, calls: u64) -> Row {
+        Row {
+            pid,
+            processes: 1,
+            filename: "/app/pool.py".into(),
+            lineno: 7,
+            funcname: func.into(),
+            calls,
+        }
+    }
+
+    #[test]
+    fn a_functions_calls_in_several_processes_are_added_up() {
+        let mut rows = merge_processes(vec![row(12, "f", 100), row(10, "f", 50), row(12, "g", 3)]);
+        rows.sort_by(|a, b| a.funcname.cmp(&b.funcname));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].pid, rows[0].processes, rows[0].calls),
+            (10, 2, 150)
+        );
+        assert_eq!(pid_cell(&rows[0]), "10+");
+        assert_eq!(pid_cell(&rows[1]), "12");
+    }
 }

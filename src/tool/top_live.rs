@@ -237,7 +237,7 @@ impl LiveTop {
             .take(limit)
             .map(|r| {
                 TableRow::new(vec![
-                    Cell::from(r.pid.to_string()),
+                    Cell::from(crate::tool::top::pid_cell(r)),
                     Cell::from(r.filename.clone()),
                     Cell::from(r.lineno.to_string()),
                     Cell::from(r.funcname.clone()),
@@ -382,7 +382,7 @@ pub fn run<H: Handler + 'static>(
         interval: request.interval,
         limit: request.limit,
         names: FuncNames::default(),
-        deltas: Deltas::default(),
+        deltas: Deltas::new(request.by_pid),
         rows: Vec::new(),
         number: 0,
         since: Instant::now(),

@@ -89,6 +89,27 @@ fn a_pools_workers_are_traced_each_under_its_own_pid() {
             })
             .sum();
         assert_eq!(split, 400, "{version}");
+        // top: the same 400 over its intervals, added up over the workers
+        // (one row per interval) or split by process with --by-pid.
+        for by_pid in [false, true] {
+            let mut top_args = vec!["-n", "0", "--interval", "0.05"];
+            if by_pid {
+                top_args.push("--by-pid");
+            }
+            top_args.push("--");
+            let (views, run) = tool_jsonl("top", &[&top_args[..], &args[3..]].concat());
+            run.ok();
+            let f_rows: Vec<&Value> = views
+                .iter()
+                .flat_map(|v| v["rows"].as_array().unwrap())
+                .filter(|r| r["funcname"] == "f")
+                .collect();
+            let total: u64 = f_rows.iter().map(|r| r["calls"].as_u64().unwrap()).sum();
+            assert_eq!(total, 400, "{version} by_pid={by_pid}");
+            if by_pid {
+                assert!(f_rows.iter().all(|r| r.get("processes").is_none()));
+            }
+        }
     }
 }
 
