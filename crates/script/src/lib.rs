@@ -1,0 +1,24 @@
+//! pytap's script language.
+//!
+//! Scripts in SystemTap's language (and, later, D) compile here into one
+//! [`ir::Program`] that pytap's engine lowers onto BPF and runs. This crate
+//! is pure: no files, no kernel. It owns
+//!
+//! - [`source`], [`diag`]: files, spans and diagnostics with carets;
+//! - [`lexer`], [`ast`], [`stap`]: tokens, the syntax tree and the
+//!   SystemTap front end;
+//! - [`tapset`]: pytap's built-in `python` tapset;
+//! - [`check`]: probe aliases, name resolution and type inference, into
+//!   [`ir`], the compiled form;
+//! - [`value`], [`format`], [`interp`]: values, SystemTap's printf and
+//!   histogram drawing, and the interpreter that runs `begin`, `end` and
+//!   timer bodies (and probe bodies on events that do not come from BPF).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod ast;
+pub mod diag;
+pub mod lexer;
+pub mod source;
+pub mod stap;
