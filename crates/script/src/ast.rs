@@ -183,7 +183,7 @@ pub enum StmtKind {
     /// `if (cond) then else els`.
     If {
         /// Condition.
-        cond: Expr,
+        cond: Box<Expr>,
         /// Taken branch.
         then: Box<Stmt>,
         /// `else` branch.

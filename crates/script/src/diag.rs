@@ -34,6 +34,8 @@ pub struct Diagnostic {
     pub message: String,
     /// What to do about it, one line each.
     pub hints: Vec<String>,
+    /// Other places that explain it (`x` became a string here).
+    pub notes: Vec<(Span, String)>,
 }
 
 impl Diagnostic {
@@ -44,6 +46,7 @@ impl Diagnostic {
             span,
             message: message.into(),
             hints: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -54,7 +57,14 @@ impl Diagnostic {
             span,
             message: message.into(),
             hints: Vec::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a note pointing at another place.
+    pub fn note(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.notes.push((span, message.into()));
+        self
     }
 
     /// Adds a hint line.
@@ -66,13 +76,27 @@ impl Diagnostic {
     /// `file:line:col: error: message`, the source line, a caret under the
     /// span (`^` then `~` to its end on that line), and the hints.
     pub fn render(&self, sources: &SourceMap) -> String {
-        let file = sources.file(self.span.file);
-        let (line, col) = file.line_col(self.span.start);
         let kind = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{}:{line}:{col}: {kind}: {}\n", file.name, self.message);
+        let mut out = excerpt(sources, self.span, kind, &self.message);
+        for (span, note) in &self.notes {
+            out.push_str(&excerpt(sources, *span, "note", note));
+        }
+        for hint in &self.hints {
+            let _ = writeln!(out, "hint: {hint}");
+        }
+        out
+    }
+}
+
+/// `file:line:col: kind: message`, the line, and a caret under the span.
+fn excerpt(sources: &SourceMap, span: Span, kind: &str, message: &str) -> String {
+    {
+        let file = sources.file(span.file);
+        let (line, col) = file.line_col(span.start);
+        let mut out = format!("{}:{line}:{col}: {kind}: {message}\n", file.name);
         let text = file.line_text(line);
         out.push_str(text);
         out.push('\n');
@@ -81,7 +105,7 @@ impl Diagnostic {
         for c in text.chars().take(col - 1) {
             caret.push(if c == '\t' { '\t' } else { ' ' });
         }
-        let (end_line, end_col) = file.line_col(self.span.end);
+        let (end_line, end_col) = file.line_col(span.end);
         let width = if end_line == line {
             end_col.saturating_sub(col).max(1)
         } else {
@@ -93,9 +117,6 @@ impl Diagnostic {
         }
         out.push_str(&caret);
         out.push('\n');
-        for hint in &self.hints {
-            let _ = writeln!(out, "hint: {hint}");
-        }
         out
     }
 }

@@ -18,7 +18,13 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod builtins;
+pub mod check;
 pub mod diag;
+pub mod format;
+pub mod ir;
 pub mod lexer;
 pub mod source;
 pub mod stap;
+pub mod tapset;
+pub mod value;

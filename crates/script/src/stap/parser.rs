@@ -434,7 +434,11 @@ impl Parser {
                     None
                 };
                 return Ok(Stmt {
-                    kind: StmtKind::If { cond, then, els },
+                    kind: StmtKind::If {
+                        cond: Box::new(cond),
+                        then,
+                        els,
+                    },
                     span: start.to(self.last_span()),
                 });
             }

@@ -1,0 +1,676 @@
+//! Expressions: each built into [`ir::Expr`] with its type, if known yet.
+
+use super::body::{Scope, Var, Walker};
+use crate::ast::{self, AssignOp, ExprKind as E};
+use crate::builtins::Builtin;
+use crate::diag::Diagnostic;
+use crate::format::Format;
+use crate::ir::{self, Ty};
+use crate::source::Span;
+
+type Typed = (ir::Expr, Option<Ty>);
+
+impl Walker<'_, '_> {
+    fn mk(&mut self, kind: ir::ExprKind, ty: Option<Ty>, span: Span) -> Typed {
+        let id = self.id();
+        (
+            ir::Expr {
+                id,
+                ty: ty.unwrap_or(Ty::Long),
+                span,
+                kind,
+            },
+            ty,
+        )
+    }
+
+    /// A placeholder after an error.
+    fn bad(&mut self, span: Span) -> Typed {
+        self.mk(ir::ExprKind::Long(0), None, span)
+    }
+
+    /// Checks that `e` (of type `got`, if known) is a `want`; an unknown
+    /// type is learnt from here.
+    pub fn expect(
+        &mut self,
+        e: &ast::Expr,
+        got: Option<Ty>,
+        want: Ty,
+        what: &str,
+        sc: &mut Scope<'_>,
+    ) {
+        match got {
+            None => self.learn_expr(e, want, sc),
+            Some(t) if t != want => {
+                self.error(super::mismatch(e.span, what, want, t));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The variable behind `e` (if any) has type `ty`.
+    pub fn learn_expr(&mut self, e: &ast::Expr, ty: Ty, sc: &mut Scope<'_>) {
+        match &e.kind {
+            E::Name(n) => {
+                if let Some(g) = self.global(n) {
+                    self.learn(&Var::Global(g), ty, e.span);
+                } else {
+                    self.learn(&Var::Local(sc.owner, n.clone()), ty, e.span);
+                }
+            }
+            E::Index { array, .. } => {
+                if let Some(g) = self.global(&array.name) {
+                    self.learn(&Var::Global(g), ty, e.span);
+                }
+            }
+            E::Call { name, .. } => {
+                if let Some(f) = self.function_id(&name.name) {
+                    self.learn(&Var::Func(f), ty, e.span);
+                }
+            }
+            E::Ternary(_, a, b) => {
+                self.learn_expr(a, ty, sc);
+                self.learn_expr(b, ty, sc);
+            }
+            E::Assign(AssignOp::Set, t, v) => {
+                self.learn_expr(t, ty, sc);
+                self.learn_expr(v, ty, sc);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn expr(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Typed {
+        let span = e.span;
+        match &e.kind {
+            E::Num(n) => self.mk(ir::ExprKind::Long(*n), Some(Ty::Long), span),
+            E::Str(s) => self.mk(ir::ExprKind::Str(s.clone()), Some(Ty::Str), span),
+            E::Name(name) => {
+                if let Some(g) = self.global(name) {
+                    self.shape(g, 0, span);
+                    let ty = self.var_type(&Var::Global(g));
+                    if ty == Some(Ty::Stats) {
+                        self.error(stats_read(span, name));
+                    }
+                    self.mk(ir::ExprKind::Global(g), ty, span)
+                } else {
+                    let l = self.local(sc, name, span);
+                    let ty = self.var_type(&Var::Local(sc.owner, name.clone()));
+                    self.mk(ir::ExprKind::Local(l), ty, span)
+                }
+            }
+            E::Target(name) => self.target(name, span, sc),
+            E::Index { array, keys } => {
+                let Some((g, keys)) = self.index(array, keys, sc) else {
+                    return self.bad(span);
+                };
+                let ty = self.var_type(&Var::Global(g));
+                if ty == Some(Ty::Stats) {
+                    self.error(stats_read(span, &array.name));
+                }
+                self.mk(ir::ExprKind::Index(g, keys), ty, span)
+            }
+            E::In { keys, array } => {
+                let Some((g, keys)) = self.index(array, keys, sc) else {
+                    return self.bad(span);
+                };
+                self.mk(ir::ExprKind::In(g, keys), Some(Ty::Long), span)
+            }
+            E::Call { name, args } => self.call(name, args, span, sc),
+            E::Print {
+                kind,
+                head,
+                args,
+                hist,
+            } => self.print(*kind, head.as_ref(), args, hist.as_ref(), span, sc),
+            E::Stat { op, operand, .. } => {
+                let Some(lv) = self.stats_place(operand, sc) else {
+                    return self.bad(span);
+                };
+                self.mk(ir::ExprKind::Stat(*op, lv), Some(Ty::Long), span)
+            }
+            E::Hist(_) => {
+                self.error(Diagnostic::error(
+                    span,
+                    "a histogram can only be printed whole: `print(@hist_log(x))`",
+                ));
+                self.bad(span)
+            }
+            E::Unary(op, x) => {
+                let (ex, t) = self.expr(x, sc);
+                self.expect(x, t, Ty::Long, "this operand", sc);
+                self.mk(ir::ExprKind::Unary(*op, Box::new(ex)), Some(Ty::Long), span)
+            }
+            E::Binary(op, a, b) => {
+                let (ea, ta) = self.expr(a, sc);
+                let (eb, tb) = self.expr(b, sc);
+                self.expect(a, ta, Ty::Long, "this operand", sc);
+                self.expect(b, tb, Ty::Long, "this operand", sc);
+                self.mk(
+                    ir::ExprKind::Binary(*op, Box::new(ea), Box::new(eb)),
+                    Some(Ty::Long),
+                    span,
+                )
+            }
+            E::And(a, b) | E::Or(a, b) => {
+                let (ea, ta) = self.expr(a, sc);
+                let (eb, tb) = self.expr(b, sc);
+                self.expect(a, ta, Ty::Long, "this operand", sc);
+                self.expect(b, tb, Ty::Long, "this operand", sc);
+                let kind = if matches!(e.kind, E::And(..)) {
+                    ir::ExprKind::And(Box::new(ea), Box::new(eb))
+                } else {
+                    ir::ExprKind::Or(Box::new(ea), Box::new(eb))
+                };
+                self.mk(kind, Some(Ty::Long), span)
+            }
+            E::Compare(op, a, b) => {
+                let (ea, ta) = self.expr(a, sc);
+                let (eb, tb) = self.expr(b, sc);
+                match (ta, tb) {
+                    (Some(x), None) => self.learn_expr(b, x, sc),
+                    (None, Some(y)) => self.learn_expr(a, y, sc),
+                    (Some(x), Some(y)) if x != y => {
+                        self.error(Diagnostic::error(
+                            span,
+                            format!("comparing {} with {}", x.name(), y.name()),
+                        ));
+                    }
+                    _ => {}
+                }
+                self.mk(
+                    ir::ExprKind::Compare(*op, Box::new(ea), Box::new(eb)),
+                    Some(Ty::Long),
+                    span,
+                )
+            }
+            E::Concat(parts) => {
+                let mut out = Vec::new();
+                for p in parts {
+                    let (ex, t) = self.expr(p, sc);
+                    self.expect(p, t, Ty::Str, "each part of `.`", sc);
+                    out.push(ex);
+                }
+                self.mk(ir::ExprKind::Concat(out), Some(Ty::Str), span)
+            }
+            E::Ternary(c, a, b) => {
+                let (ec, tc) = self.expr(c, sc);
+                self.expect(c, tc, Ty::Long, "this condition", sc);
+                let (ea, ta) = self.expr(a, sc);
+                let (eb, tb) = self.expr(b, sc);
+                match (ta, tb) {
+                    (Some(x), None) => self.learn_expr(b, x, sc),
+                    (None, Some(y)) => self.learn_expr(a, y, sc),
+                    (Some(x), Some(y)) if x != y => self.error(Diagnostic::error(
+                        span,
+                        format!("the two values of `?:` are {} and {}", x.name(), y.name()),
+                    )),
+                    _ => {}
+                }
+                self.mk(
+                    ir::ExprKind::Ternary(Box::new(ec), Box::new(ea), Box::new(eb)),
+                    ta.or(tb),
+                    span,
+                )
+            }
+            E::Assign(op, target, value) => self.assign(*op, target, value, span, sc),
+            E::Crement {
+                target,
+                delta,
+                post,
+            } => {
+                let Some((lv, var)) = self.place(target, sc) else {
+                    return self.bad(span);
+                };
+                self.learn(&var, Ty::Long, target.span);
+                self.mk(
+                    ir::ExprKind::Crement {
+                        target: lv,
+                        delta: *delta,
+                        post: *post,
+                    },
+                    Some(Ty::Long),
+                    span,
+                )
+            }
+            E::Regex => {
+                self.error(Diagnostic::error(
+                    span,
+                    "regular expressions are not supported yet",
+                ));
+                self.bad(span)
+            }
+            E::Unsupported(what) => {
+                self.error(Diagnostic::error(span, format!("{what} is not supported")));
+                self.bad(span)
+            }
+        }
+    }
+
+    /// `array[keys]`: the global and the keys, typed against the array's.
+    pub fn index(
+        &mut self,
+        array: &ast::Ident,
+        keys: &[ast::Expr],
+        sc: &mut Scope<'_>,
+    ) -> Option<(usize, Vec<ir::Expr>)> {
+        let g = self.array_global(array)?;
+        self.shape(g, keys.len(), array.span);
+        let mut out = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let (ex, t) = self.expr(k, sc);
+            match (t, self.var_type(&Var::Key(g, i))) {
+                (Some(Ty::Stats), _) => {
+                    self.error(Diagnostic::error(k.span, "statistics cannot be a key"));
+                }
+                (Some(t), _) => self.learn(&Var::Key(g, i), t, k.span),
+                (None, Some(kt)) => self.learn_expr(k, kt, sc),
+                (None, None) => {}
+            }
+            out.push(ex);
+        }
+        Some((g, out))
+    }
+
+    /// A place a value can be stored: a local, a global scalar or an array
+    /// element.
+    fn place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<(ir::LValue, Var)> {
+        match &e.kind {
+            E::Name(name) => {
+                if let Some(g) = self.global(name) {
+                    self.shape(g, 0, e.span);
+                    Some((ir::LValue::Global(g), Var::Global(g)))
+                } else {
+                    let l = self.local(sc, name, e.span);
+                    Some((ir::LValue::Local(l), Var::Local(sc.owner, name.clone())))
+                }
+            }
+            E::Index { array, keys } => {
+                let (g, keys) = self.index(array, keys, sc)?;
+                Some((ir::LValue::Index(g, keys), Var::Global(g)))
+            }
+            _ => {
+                self.error(Diagnostic::error(
+                    e.span,
+                    "only a variable or an array element can be assigned to",
+                ));
+                None
+            }
+        }
+    }
+
+    /// A statistics value: a global scalar or array element, which becomes
+    /// (or must be) statistics.
+    fn stats_place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<ir::LValue> {
+        match &e.kind {
+            E::Name(name) if self.global(name).is_none() => {
+                self.error(
+                    Diagnostic::error(
+                        e.span,
+                        format!("statistics must be global: `{name}` is a local"),
+                    )
+                    .hint(format!("declare it: `global {name}`")),
+                );
+                None
+            }
+            E::Name(_) | E::Index { .. } => {
+                let (lv, var) = self.place(e, sc)?;
+                self.learn(&var, Ty::Stats, e.span);
+                Some(lv)
+            }
+            _ => {
+                self.error(Diagnostic::error(
+                    e.span,
+                    "statistics are a global or an element of a global array",
+                ));
+                None
+            }
+        }
+    }
+
+    fn assign(
+        &mut self,
+        op: AssignOp,
+        target: &ast::Expr,
+        value: &ast::Expr,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        if op == AssignOp::Aggregate {
+            let (v, t) = self.expr(value, sc);
+            self.expect(value, t, Ty::Long, "the value given to `<<<`", sc);
+            let Some(lv) = self.stats_place(target, sc) else {
+                return self.bad(span);
+            };
+            return self.mk(
+                ir::ExprKind::Aggregate(lv, Box::new(v)),
+                Some(Ty::Long),
+                span,
+            );
+        }
+        let (v, vt) = self.expr(value, sc);
+        let Some((lv, var)) = self.place(target, sc) else {
+            return self.bad(span);
+        };
+        let tt = self.var_type(&var);
+        if tt == Some(Ty::Stats) {
+            self.error(
+                Diagnostic::error(span, "statistics are added to with `<<<`, not assigned")
+                    .hint("`x <<< value`"),
+            );
+            return self.bad(span);
+        }
+        let (irop, ty) = match op {
+            AssignOp::Set => {
+                match (tt, vt) {
+                    (_, Some(t)) => self.learn(&var, t, value.span),
+                    (Some(t), None) => self.learn_expr(value, t, sc),
+                    (None, None) => {}
+                }
+                (ir::AssignOp::Set, vt.or(tt))
+            }
+            AssignOp::Compound(bin) => {
+                self.learn(&var, Ty::Long, target.span);
+                self.expect(value, vt, Ty::Long, "this value", sc);
+                (ir::AssignOp::Compound(bin), Some(Ty::Long))
+            }
+            AssignOp::Concat => {
+                self.learn(&var, Ty::Str, target.span);
+                self.expect(value, vt, Ty::Str, "this value", sc);
+                (ir::AssignOp::Concat, Some(Ty::Str))
+            }
+            AssignOp::Aggregate => unreachable!("handled above"),
+        };
+        self.mk(ir::ExprKind::Assign(lv, irop, Box::new(v)), ty, span)
+    }
+
+    fn call(
+        &mut self,
+        name: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        if let Some(f) = self.function_id(&name.name) {
+            let params = self.functions[f].decl.params.len();
+            if args.len() != params {
+                self.error(Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` takes {params} argument{}, {} given",
+                        name.name,
+                        plural(params),
+                        args.len()
+                    ),
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, a) in args.iter().enumerate() {
+                let (ex, t) = self.expr(a, sc);
+                match (t, self.var_type(&Var::Param(f, i))) {
+                    (Some(t), _) => self.learn(&Var::Param(f, i), t, a.span),
+                    (None, Some(pt)) => self.learn_expr(a, pt, sc),
+                    _ => {}
+                }
+                out.push(ex);
+            }
+            let ret = self.functions[f].ret;
+            return self.mk(ir::ExprKind::Call(f, out), ret, span);
+        }
+        let Some(b) = Builtin::lookup(&name.name, args.len()) else {
+            self.error(
+                Diagnostic::error(name.span, format!("unknown function `{}`", name.name)).hint(
+                    "docs/scripts.md lists the SystemTap functions pytap has; define others with `function`",
+                ),
+            );
+            return self.bad(span);
+        };
+        let params = b.params();
+        if args.len() != params.len() {
+            self.error(Diagnostic::error(
+                span,
+                format!(
+                    "`{}` takes {} argument{}, {} given",
+                    name.name,
+                    params.len(),
+                    plural(params.len()),
+                    args.len()
+                ),
+            ));
+            return self.bad(span);
+        }
+        let mut out = Vec::new();
+        for (a, &want) in args.iter().zip(params) {
+            let (ex, t) = self.expr(a, sc);
+            self.expect(a, t, want, &format!("this argument of `{}`", name.name), sc);
+            out.push(ex);
+        }
+        if b == Builtin::Pp && sc.point.is_some() {
+            let text = sc.point.clone().unwrap_or_default().into_bytes();
+            return self.mk(ir::ExprKind::Str(text), Some(Ty::Str), span);
+        }
+        self.mk(ir::ExprKind::Builtin(b, out), Some(b.ret()), span)
+    }
+
+    fn print(
+        &mut self,
+        kind: ast::PrintKind,
+        head: Option<&(Vec<u8>, Span)>,
+        args: &[ast::Expr],
+        hist: Option<&ast::HistOp>,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        let ty = if kind.is_sprint() { Ty::Str } else { Ty::Long };
+        if let Some(h) = hist {
+            let Some(lv) = self.stats_place(&h.stat, sc) else {
+                return self.bad(span);
+            };
+            let shape = match h.linear {
+                None => ir::HistShape::Log,
+                Some((start, stop, interval)) => {
+                    let buckets = if interval > 0 && stop > start {
+                        (stop - start) / interval + 3
+                    } else {
+                        0
+                    };
+                    if !(3..=128).contains(&buckets) {
+                        self.error(Diagnostic::error(
+                            h.span,
+                            "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
+                        ));
+                        return self.bad(span);
+                    }
+                    ir::HistShape::Linear {
+                        start,
+                        stop,
+                        interval,
+                    }
+                }
+            };
+            let g = match &lv {
+                ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
+                ir::LValue::Local(_) => return self.bad(span),
+            };
+            match self.globals[g].hist {
+                Some((known, at)) if known != shape => {
+                    let name = self.globals[g].name.clone();
+                    self.error(
+                        Diagnostic::error(
+                            h.span,
+                            format!("`{name}` is drawn as two different histograms"),
+                        )
+                        .note(at, "the other one"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.globals[g].hist = Some((shape, h.span));
+                    self.changed = true;
+                }
+            }
+            let print = ir::Print {
+                kind,
+                format: None,
+                delimiter: None,
+                args: Vec::new(),
+                hist: Some(ir::HistPrint { stat: lv, shape }),
+            };
+            return self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span);
+        }
+        let mut format = None;
+        let mut wants = Vec::new();
+        if kind.has_format() {
+            let (bytes, at) = head.expect("the parser requires a format");
+            match Format::parse(bytes) {
+                Ok(f) => {
+                    wants = f.args();
+                    format = Some(f);
+                }
+                Err(e) => {
+                    self.error(Diagnostic::error(
+                        *at,
+                        format!("in this format: {}", e.message),
+                    ));
+                    return self.bad(span);
+                }
+            }
+            if wants.len() != args.len() {
+                self.error(Diagnostic::error(
+                    span,
+                    format!(
+                        "the format takes {} value{}, and {} {} given",
+                        wants.len(),
+                        plural(wants.len()),
+                        args.len(),
+                        if args.len() == 1 { "is" } else { "are" }
+                    ),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            let (ex, t) = self.expr(a, sc);
+            if let Some((want, what)) = wants.get(i) {
+                match t {
+                    None => self.learn_expr(a, *want, sc),
+                    Some(t) if t != *want => self.error(Diagnostic::error(
+                        a.span,
+                        format!("{what} needs {}, and this is {}", want.name(), t.name()),
+                    )),
+                    _ => {}
+                }
+            } else if t == Some(Ty::Stats) {
+                self.error(stats_read(a.span, "this"));
+            }
+            out.push(ex);
+        }
+        let print = ir::Print {
+            kind,
+            format,
+            delimiter: if kind.has_delimiter() {
+                head.map(|(b, _)| b.clone())
+            } else {
+                None
+            },
+            args: out,
+            hist: None,
+        };
+        self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
+    }
+
+    /// `$argN`, `$$name`, `$$parms`, `$$provider`.
+    fn target(&mut self, name: &str, span: Span, sc: &mut Scope<'_>) -> Typed {
+        let Some(marker) = sc.marker else {
+            let d = if matches!(sc.owner, super::body::Owner::Function(_)) {
+                Diagnostic::error(span, format!("`{name}` cannot be used inside a function"))
+                    .hint("pass it to the function as an argument")
+            } else {
+                Diagnostic::error(
+                    span,
+                    format!("`{name}` belongs to marker probes; this probe is not on a marker"),
+                )
+            };
+            self.error(d);
+            return self.bad(span);
+        };
+        let marker = marker.clone();
+        match name {
+            "$$name" => self.mk(
+                ir::ExprKind::Str(marker.name.clone().into_bytes()),
+                Some(Ty::Str),
+                span,
+            ),
+            "$$provider" => self.mk(ir::ExprKind::Str(b"python".to_vec()), Some(Ty::Str), span),
+            "$$parms" | "$$vars" => {
+                let text: Vec<String> = (1..=marker.args).map(|i| format!("$arg{i}=%#x")).collect();
+                let format = Format::parse(text.join(" ").as_bytes()).expect("a valid format");
+                let args = (0..marker.args)
+                    .map(|i| {
+                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Arg(i)), Some(Ty::Long), span)
+                            .0
+                    })
+                    .collect();
+                let print = ir::Print {
+                    kind: ast::PrintKind::Sprintf,
+                    format: Some(format),
+                    delimiter: None,
+                    args,
+                    hist: None,
+                };
+                self.mk(ir::ExprKind::Print(Box::new(print)), Some(Ty::Str), span)
+            }
+            _ => {
+                let n = name
+                    .strip_prefix("$arg")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n >= 1);
+                match n {
+                    Some(n) if n <= marker.args => {
+                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Arg(n - 1)), Some(Ty::Long), span)
+                    }
+                    Some(n) if n == marker.args + 1 && marker.function => {
+                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Frame), Some(Ty::Long), span)
+                    }
+                    Some(_) => {
+                        self.error(Diagnostic::error(
+                            span,
+                            format!(
+                                "`{}` passes {} argument{}: `$arg1`{}",
+                                marker.name,
+                                marker.args,
+                                plural(marker.args),
+                                if marker.args > 1 {
+                                    format!(" to `$arg{}`", marker.args)
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        ));
+                        self.bad(span)
+                    }
+                    None => {
+                        self.error(
+                            Diagnostic::error(span, format!("`{name}` is not one of `{}`'s values", marker.name))
+                                .hint("markers pass `$arg1` … `$argN`; `$$name`, `$$provider` and `$$parms` describe the marker"),
+                        );
+                        self.bad(span)
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn stats_read(span: Span, name: &str) -> Diagnostic {
+    Diagnostic::error(
+        span,
+        format!(
+            "`{name}` holds statistics, which are read with `@count`, `@sum`, `@min`, `@max`, `@avg` or printed with `@hist_log`"
+        ),
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

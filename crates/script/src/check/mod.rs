@@ -1,0 +1,180 @@
+//! From syntax to the compiled form: probe aliases expanded, probe points
+//! resolved, names bound to globals, locals and functions, and every
+//! expression typed ([`body`]).
+//!
+//! Types are inferred as SystemTap infers them, from use: a variable is a
+//! number or a string because of what is assigned to it, compared with it
+//! or passed for it, wherever that happens in the program. The bodies are
+//! walked until nothing new is learnt, then once more to build the
+//! [`Program`] and report what does not fit.
+
+mod body;
+mod dead;
+mod exprs;
+mod points;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ast::{self, Item};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ir::{self, Program, Ty};
+use crate::source::{FileId, SourceMap, Span};
+
+/// A marker scripts can probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerInfo {
+    /// Its name (`function__entry`).
+    pub name: String,
+    /// How many arguments it passes.
+    pub args: usize,
+    /// A function marker: `$arg4` is the frame (see [`ir::Ctx::Frame`]).
+    pub function: bool,
+}
+
+/// The markers of the `python` provider, from the caller (pytap's
+/// catalogue of CPython's markers).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The markers, by index ([`ir::PointKind::Marker`]'s `marker`).
+    pub markers: Vec<MarkerInfo>,
+}
+
+/// What to compile: the script's files (the script, then `-e` text), and
+/// tapset files in order of precedence (`-I` directories first, pytap's
+/// own last): an alias defined in an earlier tapset hides later ones of
+/// the same name, and the script's own aliases hide them all.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Every file.
+    pub sources: &'a SourceMap,
+    /// The script.
+    pub script: &'a [FileId],
+    /// Tapsets, in order of precedence.
+    pub tapsets: &'a [FileId],
+    /// The markers.
+    pub catalog: &'a Catalog,
+}
+
+/// A compiled program and the warnings about it.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The program.
+    pub program: Program,
+    /// Warnings (errors stop compilation).
+    pub warnings: Diagnostics,
+}
+
+/// Compiles a script.
+pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
+    let mut parsed = Vec::new();
+    for &file in input.script.iter().chain(input.tapsets) {
+        let text = &input.sources.file(file).text;
+        let ast = crate::stap::parse(file, text).map_err(Diagnostics::from)?;
+        parsed.push((file, ast));
+    }
+    let decls = Decls::collect(&parsed, input.script);
+    let mut diags = Diagnostics::default();
+    let probes = points::expand(&decls, input.catalog, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let program = body::check(&decls, &probes, input.catalog, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Compiled {
+        program,
+        warnings: diags,
+    })
+}
+
+/// Declarations by name, with the script's ahead of tapsets'.
+pub(crate) struct Decls<'a> {
+    /// The script's probes, in source order.
+    pub probes: Vec<&'a ast::ProbeDecl>,
+    /// Globals: the script's, then tapsets' (a tapset global exists only
+    /// if something refers to it).
+    pub globals: BTreeMap<String, (&'a ast::GlobalDecl, bool)>,
+    /// Global names in declaration order.
+    pub global_order: Vec<String>,
+    /// Functions by name (the first definition wins: script, then tapsets
+    /// in order).
+    pub functions: HashMap<String, &'a ast::FunctionDecl>,
+    /// Aliases: each name's definitions from the first source that has it.
+    pub aliases: Vec<(&'a ast::AliasDecl, usize)>,
+}
+
+impl<'a> Decls<'a> {
+    fn collect(parsed: &'a [(FileId, ast::File)], script: &[FileId]) -> Decls<'a> {
+        let mut d = Decls {
+            probes: Vec::new(),
+            globals: BTreeMap::new(),
+            global_order: Vec::new(),
+            functions: HashMap::new(),
+            aliases: Vec::new(),
+        };
+        // Which source (0: the script, 1..: tapsets) first defined an alias name.
+        let mut alias_source: HashMap<String, usize> = HashMap::new();
+        for (rank, (file, ast)) in parsed.iter().enumerate() {
+            let is_script = script.contains(file);
+            let source = if is_script { 0 } else { rank + 1 };
+            for item in &ast.items {
+                match item {
+                    Item::Probe(p) if is_script => d.probes.push(p),
+                    // A tapset's own probes run only if the script uses the
+                    // tapset, which SystemTap decides by what it refers to;
+                    // pytap's tapsets have none, and others' are ignored.
+                    Item::Probe(_) => {}
+                    Item::Global(gs) => {
+                        for g in gs {
+                            if !d.globals.contains_key(&g.name.name) {
+                                d.globals.insert(g.name.name.clone(), (g, is_script));
+                                d.global_order.push(g.name.name.clone());
+                            }
+                        }
+                    }
+                    Item::Function(f) => {
+                        d.functions.entry(f.name.name.clone()).or_insert(f);
+                    }
+                    Item::Alias(a) => {
+                        let name = a.names[0].text();
+                        let first = *alias_source.entry(name).or_insert(source);
+                        if first == source {
+                            d.aliases.push((a, source));
+                        }
+                    }
+                }
+            }
+        }
+        d
+    }
+}
+
+/// A probe declaration expanded for one resolved point: the point and
+/// the bodies to run, in order (alias prologues, the user's, epilogues).
+pub(crate) struct Expanded<'a> {
+    pub point: ir::Point,
+    pub bodies: Vec<&'a ast::Block>,
+    pub decl: &'a ast::ProbeDecl,
+    pub decl_index: usize,
+}
+
+/// The type a `long`/`string` annotation names.
+pub(crate) fn annotated(t: ast::TypeName) -> Ty {
+    match t {
+        ast::TypeName::Long => Ty::Long,
+        ast::TypeName::String => Ty::Str,
+    }
+}
+
+/// "expected X, found Y" for types.
+pub(crate) fn mismatch(span: Span, what: &str, expected: Ty, found: Ty) -> Diagnostic {
+    Diagnostic::error(
+        span,
+        format!(
+            "{what} is {} here, but {} is needed",
+            found.name(),
+            expected.name()
+        ),
+    )
+}
