@@ -199,11 +199,11 @@ pub enum StmtKind {
     /// `for (init; cond; step) body`.
     For {
         /// Before the loop.
-        init: Option<Expr>,
+        init: Option<Box<Expr>>,
         /// Checked before each round.
-        cond: Option<Expr>,
+        cond: Option<Box<Expr>>,
         /// After each round.
-        step: Option<Expr>,
+        step: Option<Box<Expr>>,
         /// Body.
         body: Box<Stmt>,
     },

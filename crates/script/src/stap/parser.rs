@@ -459,19 +459,19 @@ impl Parser {
                 let init = if self.is_op(";") {
                     None
                 } else {
-                    Some(self.expr()?)
+                    Some(Box::new(self.expr()?))
                 };
                 self.expect_op(";", "after the `for` loop's initialisation")?;
                 let cond = if self.is_op(";") {
                     None
                 } else {
-                    Some(self.expr()?)
+                    Some(Box::new(self.expr()?))
                 };
                 self.expect_op(";", "after the `for` loop's condition")?;
                 let step = if self.is_op(")") {
                     None
                 } else {
-                    Some(self.expr()?)
+                    Some(Box::new(self.expr()?))
                 };
                 self.expect_op(")", "to close the `for` loop's header")?;
                 let body = Box::new(self.stmt()?);
