@@ -1,0 +1,859 @@
+//! The interpreter: runs compiled bodies in userspace.
+//!
+//! `begin`, `end` and timer bodies always run here (SystemTap's BPF
+//! backend runs them in a userspace interpreter too), and so can any
+//! probe body whose events do not come from BPF. pytap's engine also
+//! evaluates a kernel probe's `printf` arguments here, from the values the
+//! probe sent ([`Interp::overrides`]), so string work that only formats
+//! output never runs in the kernel.
+//!
+//! What the body reads of the world comes through [`Context`] (the firing
+//! thread, its memory, the clock) and [`Store`] (globals); what it prints
+//! goes to [`Output`].
+
+use std::collections::HashMap;
+
+use crate::ast::{BinOp, CmpOp, PrintKind, UnOp};
+use crate::builtins::Builtin;
+use crate::format::{self, Arg};
+use crate::ir::*;
+use crate::source::Span;
+use crate::store::{Store, StoreError};
+use crate::value::{Stats, Value};
+
+/// Statements a body may run before it is stopped (a loop that never
+/// ends must not hang pytap).
+pub const MAX_STEPS: u64 = 10_000_000;
+
+/// How deep user functions may call each other.
+pub const MAX_NESTING: usize = 64;
+
+/// The world a body runs in.
+pub trait Context {
+    /// Process id.
+    fn pid(&self) -> i64;
+    /// Thread id.
+    fn tid(&self) -> i64;
+    /// Parent's process id.
+    fn ppid(&self) -> i64;
+    /// User id.
+    fn uid(&self) -> i64;
+    /// CPU.
+    fn cpu(&self) -> i64;
+    /// The thread's name.
+    fn execname(&self) -> Vec<u8>;
+    /// `target()`.
+    fn target(&self) -> i64;
+    /// Wall-clock time in nanoseconds.
+    fn now_ns(&self) -> i64;
+    /// A marker argument.
+    fn arg(&self, index: usize) -> i64;
+    /// The frame pointer (`$arg4` of function markers), or 0.
+    fn frame(&self) -> i64;
+    /// A string of the traced process, at most `max` bytes.
+    fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String>;
+}
+
+/// Where output goes.
+pub trait Output {
+    /// Bytes for stdout.
+    fn write(&mut self, bytes: &[u8]);
+    /// `warn()`: a line for stderr (without `WARNING: `).
+    fn warn(&mut self, message: &str);
+}
+
+/// A run-time error: the run ends, as in SystemTap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError {
+    /// Where.
+    pub span: Span,
+    /// What.
+    pub message: String,
+}
+
+/// What a statement did to the flow of control.
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+    Next,
+    Return(Value),
+}
+
+/// Everything a body touches.
+pub struct World<'a> {
+    /// The firing context.
+    pub ctx: &'a mut dyn Context,
+    /// Globals.
+    pub store: &'a mut dyn Store,
+    /// Output.
+    pub out: &'a mut dyn Output,
+}
+
+impl std::fmt::Debug for World<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("World")
+    }
+}
+
+/// Interpreter state that lives across probe runs.
+#[derive(Debug, Default)]
+pub struct Interp {
+    /// `thread_indent` counters and time bases, by thread.
+    indent: HashMap<i64, (i64, i64)>,
+    /// `indent()`'s.
+    global_indent: (i64, i64),
+    /// `tokenize`'s input and position.
+    tokens: Vec<u8>,
+    token_at: usize,
+    /// Set by `exit()`.
+    pub exit_requested: bool,
+    /// Values given for expressions instead of evaluating them (what a
+    /// kernel probe computed at the marker).
+    pub overrides: HashMap<ExprId, Value>,
+    steps: u64,
+    depth: usize,
+}
+
+fn err(span: Span, message: impl Into<String>) -> RunError {
+    RunError {
+        span,
+        message: message.into(),
+    }
+}
+
+fn store_err(span: Span) -> impl Fn(StoreError) -> RunError {
+    move |e| err(span, e.0)
+}
+
+impl Interp {
+    /// A fresh interpreter.
+    pub fn new() -> Interp {
+        Interp::default()
+    }
+
+    /// Runs a probe's body.
+    pub fn run_probe(
+        &mut self,
+        program: &Program,
+        probe: &Probe,
+        world: &mut World<'_>,
+    ) -> Result<(), RunError> {
+        self.steps = 0;
+        let mut frame: Vec<Value> = probe.locals.iter().map(|l| Value::zero(l.ty)).collect();
+        for s in &probe.body {
+            match self.stmt(program, s, &mut frame, world)? {
+                Flow::Next => break,
+                Flow::Normal => {}
+                Flow::Break | Flow::Continue | Flow::Return(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates one expression with the given locals (`overrides` apply).
+    pub fn eval_with(
+        &mut self,
+        program: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        world: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        self.steps = 0;
+        self.eval(program, e, frame, world)
+    }
+
+    fn stmt(
+        &mut self,
+        p: &Program,
+        s: &Stmt,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Flow, RunError> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(err(
+                s.span,
+                format!(
+                    "this probe ran more than {MAX_STEPS} statements (a loop that does not end?)"
+                ),
+            ));
+        }
+        Ok(match &s.kind {
+            StmtKind::Expr(e) => {
+                self.eval(p, e, frame, w)?;
+                Flow::Normal
+            }
+            StmtKind::Block(b) => {
+                for s in b {
+                    match self.stmt(p, s, frame, w)? {
+                        Flow::Normal => {}
+                        other => return Ok(other),
+                    }
+                }
+                Flow::Normal
+            }
+            StmtKind::If(c, t, e) => {
+                if self.eval(p, c, frame, w)?.long() != 0 {
+                    self.stmt(p, t, frame, w)?
+                } else if let Some(e) = e {
+                    self.stmt(p, e, frame, w)?
+                } else {
+                    Flow::Normal
+                }
+            }
+            StmtKind::Loop { cond, body, step } => {
+                loop {
+                    if let Some(c) = cond
+                        && self.eval(p, c, frame, w)?.long() == 0
+                    {
+                        break;
+                    }
+                    match self.stmt(p, body, frame, w)? {
+                        Flow::Break => break,
+                        Flow::Normal | Flow::Continue => {}
+                        other => return Ok(other),
+                    }
+                    if let Some(st) = step {
+                        self.eval(p, st, frame, w)?;
+                    }
+                    self.steps += 1;
+                    if self.steps > MAX_STEPS {
+                        return Err(err(
+                            s.span,
+                            format!("this loop ran more than {MAX_STEPS} rounds"),
+                        ));
+                    }
+                }
+                Flow::Normal
+            }
+            StmtKind::Foreach(f) => self.foreach(p, f, s.span, frame, w)?,
+            StmtKind::Break => Flow::Break,
+            StmtKind::Continue => Flow::Continue,
+            StmtKind::Next => Flow::Next,
+            StmtKind::Return(v) => Flow::Return(match v {
+                Some(e) => self.eval(p, e, frame, w)?,
+                None => Value::Long(0),
+            }),
+            StmtKind::Delete(d) => {
+                match d {
+                    Delete::Local(l) => frame[*l] = Value::zero(value_ty(&frame[*l])),
+                    Delete::Global(g) => w.store.delete(*g, None).map_err(store_err(s.span))?,
+                    Delete::Index(g, keys) => {
+                        let keys = self.keys(p, keys, frame, w)?;
+                        w.store.delete(*g, Some(&keys)).map_err(store_err(s.span))?;
+                    }
+                }
+                Flow::Normal
+            }
+        })
+    }
+
+    fn foreach(
+        &mut self,
+        p: &Program,
+        f: &Foreach,
+        span: Span,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Flow, RunError> {
+        let mut entries = w.store.entries(f.array).map_err(store_err(span))?;
+        sort_entries(&mut entries, f.sort);
+        if let Some(limit) = &f.limit {
+            let n = self.eval(p, limit, frame, w)?.long().max(0) as usize;
+            entries.truncate(n);
+        }
+        for (keys, value) in entries {
+            for (&l, k) in f.keys.iter().zip(keys) {
+                frame[l] = k;
+            }
+            if let Some(l) = f.value {
+                frame[l] = value;
+            }
+            match self.stmt(p, &f.body, frame, w)? {
+                Flow::Break => break,
+                Flow::Normal | Flow::Continue => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn keys(
+        &mut self,
+        p: &Program,
+        keys: &[Expr],
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Vec<Value>, RunError> {
+        keys.iter().map(|k| self.eval(p, k, frame, w)).collect()
+    }
+
+    fn read(
+        &mut self,
+        p: &Program,
+        lv: &LValue,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+        span: Span,
+    ) -> Result<(Value, Vec<Value>), RunError> {
+        Ok(match lv {
+            LValue::Local(l) => (frame[*l].clone(), Vec::new()),
+            LValue::Global(g) => (w.store.get(*g, &[]).map_err(store_err(span))?, Vec::new()),
+            LValue::Index(g, keys) => {
+                let keys = self.keys(p, keys, frame, w)?;
+                (w.store.get(*g, &keys).map_err(store_err(span))?, keys)
+            }
+        })
+    }
+
+    fn write(
+        lv: &LValue,
+        keys: &[Value],
+        value: Value,
+        frame: &mut [Value],
+        w: &mut World<'_>,
+        span: Span,
+    ) -> Result<(), RunError> {
+        match lv {
+            LValue::Local(l) => frame[*l] = value,
+            LValue::Global(g) => w.store.set(*g, &[], value).map_err(store_err(span))?,
+            LValue::Index(g, _) => w.store.set(*g, keys, value).map_err(store_err(span))?,
+        }
+        Ok(())
+    }
+
+    fn eval(
+        &mut self,
+        p: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        if let Some(v) = self.overrides.get(&e.id) {
+            return Ok(v.clone());
+        }
+        let span = e.span;
+        Ok(match &e.kind {
+            ExprKind::Long(v) => Value::Long(*v),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Local(l) => frame[*l].clone(),
+            ExprKind::Global(g) => w.store.get(*g, &[]).map_err(store_err(span))?,
+            ExprKind::Index(g, keys) => {
+                let keys = self.keys(p, keys, frame, w)?;
+                w.store.get(*g, &keys).map_err(store_err(span))?
+            }
+            ExprKind::In(g, keys) => {
+                let keys = self.keys(p, keys, frame, w)?;
+                Value::Long(i64::from(
+                    w.store.exists(*g, &keys).map_err(store_err(span))?,
+                ))
+            }
+            ExprKind::Ctx(Ctx::Arg(i)) => Value::Long(w.ctx.arg(*i)),
+            ExprKind::Ctx(Ctx::Frame) => Value::Long(w.ctx.frame()),
+            ExprKind::Builtin(b, args) => {
+                let mut values = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(self.eval(p, a, frame, w)?);
+                }
+                self.builtin(*b, &values, w, span)?
+            }
+            ExprKind::Call(f, args) => {
+                let function = &p.functions[*f];
+                if self.depth >= MAX_NESTING {
+                    return Err(err(
+                        span,
+                        format!("functions called each other more than {MAX_NESTING} deep"),
+                    ));
+                }
+                let mut inner: Vec<Value> =
+                    function.locals.iter().map(|l| Value::zero(l.ty)).collect();
+                for (i, a) in args.iter().enumerate() {
+                    inner[i] = self.eval(p, a, frame, w)?;
+                }
+                self.depth += 1;
+                let mut result = function.ret.map_or(Value::Long(0), Value::zero);
+                for s in &function.body {
+                    match self.stmt(p, s, &mut inner, w) {
+                        Ok(Flow::Return(v)) => {
+                            result = v;
+                            break;
+                        }
+                        Ok(Flow::Normal) => {}
+                        Ok(_) => break,
+                        Err(e) => {
+                            self.depth -= 1;
+                            return Err(e);
+                        }
+                    }
+                }
+                self.depth -= 1;
+                result
+            }
+            ExprKind::Unary(op, a) => {
+                let v = self.eval(p, a, frame, w)?.long();
+                Value::Long(match op {
+                    UnOp::Neg => v.wrapping_neg(),
+                    UnOp::Plus => v,
+                    UnOp::Not => i64::from(v == 0),
+                    UnOp::BitNot => !v,
+                })
+            }
+            ExprKind::Binary(op, a, b) => {
+                let x = self.eval(p, a, frame, w)?.long();
+                let y = self.eval(p, b, frame, w)?.long();
+                Value::Long(arith(*op, x, y).ok_or_else(|| err(span, "division by 0"))?)
+            }
+            ExprKind::And(a, b) => Value::Long(i64::from(
+                self.eval(p, a, frame, w)?.long() != 0 && self.eval(p, b, frame, w)?.long() != 0,
+            )),
+            ExprKind::Or(a, b) => Value::Long(i64::from(
+                self.eval(p, a, frame, w)?.long() != 0 || self.eval(p, b, frame, w)?.long() != 0,
+            )),
+            ExprKind::Compare(op, a, b) => {
+                let x = self.eval(p, a, frame, w)?;
+                let y = self.eval(p, b, frame, w)?;
+                let ord = match (&x, &y) {
+                    (Value::Str(s), Value::Str(t)) => s.cmp(t),
+                    _ => x.long().cmp(&y.long()),
+                };
+                Value::Long(i64::from(compare(*op, ord)))
+            }
+            ExprKind::Concat(parts) => {
+                let mut out = Vec::new();
+                for part in parts {
+                    out.extend_from_slice(self.eval(p, part, frame, w)?.bytes());
+                }
+                Value::Str(out)
+            }
+            ExprKind::Ternary(c, a, b) => {
+                if self.eval(p, c, frame, w)?.long() != 0 {
+                    self.eval(p, a, frame, w)?
+                } else {
+                    self.eval(p, b, frame, w)?
+                }
+            }
+            ExprKind::Assign(lv, op, v) => {
+                let value = self.eval(p, v, frame, w)?;
+                let (old, keys) = match op {
+                    AssignOp::Set => match lv {
+                        LValue::Index(_, keys) => (Value::Long(0), self.keys(p, keys, frame, w)?),
+                        _ => (Value::Long(0), Vec::new()),
+                    },
+                    _ => self.read(p, lv, frame, w, span)?,
+                };
+                let new = match op {
+                    AssignOp::Set => value,
+                    AssignOp::Compound(bin) => Value::Long(
+                        arith(*bin, old.long(), value.long())
+                            .ok_or_else(|| err(span, "division by 0"))?,
+                    ),
+                    AssignOp::Concat => {
+                        let mut s = old.bytes().to_vec();
+                        s.extend_from_slice(value.bytes());
+                        Value::Str(s)
+                    }
+                };
+                Self::write(lv, &keys, new.clone(), frame, w, span)?;
+                new
+            }
+            ExprKind::Crement {
+                target,
+                delta,
+                post,
+            } => {
+                let (old, keys) = self.read(p, target, frame, w, span)?;
+                let new = old.long().wrapping_add(*delta);
+                Self::write(target, &keys, Value::Long(new), frame, w, span)?;
+                Value::Long(if *post { old.long() } else { new })
+            }
+            ExprKind::Aggregate(lv, v) => {
+                let value = self.eval(p, v, frame, w)?.long();
+                let (g, keys) = match lv {
+                    LValue::Global(g) => (*g, Vec::new()),
+                    LValue::Index(g, keys) => (*g, self.keys(p, keys, frame, w)?),
+                    LValue::Local(_) => return Err(err(span, "statistics must be global")),
+                };
+                w.store
+                    .aggregate(g, &keys, value)
+                    .map_err(store_err(span))?;
+                Value::Long(0)
+            }
+            ExprKind::Stat(op, lv) => {
+                let (v, _) = self.read(p, lv, frame, w, span)?;
+                let stats = match v {
+                    Value::Stats(s) => s,
+                    _ => Stats::default(),
+                };
+                Value::Long(stats.get(*op).map_err(|_| {
+                    err(
+                        span,
+                        format!(
+                            "{} of an empty aggregate (nothing was added with `<<<`)",
+                            op.name()
+                        ),
+                    )
+                })?)
+            }
+            ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
+        })
+    }
+
+    fn print(
+        &mut self,
+        p: &Program,
+        print: &Print,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+        span: Span,
+    ) -> Result<Value, RunError> {
+        let mut out = Vec::new();
+        if let Some(h) = &print.hist {
+            let (v, _) = self.read(p, &h.stat, frame, w, span)?;
+            let counts = match v {
+                Value::Stats(s) if !s.buckets.is_empty() => s.buckets,
+                _ => vec![0; h.shape.buckets()],
+            };
+            format::draw_histogram(h.shape, &counts, &mut out);
+        } else {
+            let mut values = Vec::with_capacity(print.args.len());
+            for a in &print.args {
+                values.push(self.eval(p, a, frame, w)?);
+            }
+            match &print.format {
+                Some(f) => {
+                    let args: Vec<Arg<'_>> = values.iter().map(Value::arg).collect();
+                    f.render(&args, &mut out);
+                }
+                None => {
+                    let delim = print.delimiter.as_deref().unwrap_or(b"");
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            out.extend_from_slice(delim);
+                        }
+                        match v {
+                            Value::Long(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                            Value::Str(s) => out.extend_from_slice(s),
+                            Value::Stats(_) => {}
+                        }
+                    }
+                }
+            }
+            if print.kind.has_newline() {
+                out.push(b'\n');
+            }
+        }
+        if print.kind.is_sprint() {
+            return Ok(Value::Str(out));
+        }
+        debug_assert!(!matches!(print.kind, PrintKind::Sprintf));
+        w.out.write(&out);
+        Ok(Value::Long(0))
+    }
+
+    fn builtin(
+        &mut self,
+        b: Builtin,
+        args: &[Value],
+        w: &mut World<'_>,
+        span: Span,
+    ) -> Result<Value, RunError> {
+        let long = |i: usize| args.get(i).map_or(0, Value::long);
+        let bytes = |i: usize| args.get(i).map_or(&b""[..], Value::bytes);
+        Ok(match b {
+            Builtin::Pid => Value::Long(w.ctx.pid()),
+            Builtin::Tid => Value::Long(w.ctx.tid()),
+            Builtin::Ppid => Value::Long(w.ctx.ppid()),
+            Builtin::Uid => Value::Long(w.ctx.uid()),
+            Builtin::Cpu => Value::Long(w.ctx.cpu()),
+            Builtin::Execname => Value::Str(w.ctx.execname()),
+            Builtin::Target => Value::Long(w.ctx.target()),
+            Builtin::Pp => Value::Str(Vec::new()),
+            Builtin::GettimeofdayS => Value::Long(w.ctx.now_ns() / 1_000_000_000),
+            Builtin::GettimeofdayMs => Value::Long(w.ctx.now_ns() / 1_000_000),
+            Builtin::GettimeofdayUs => Value::Long(w.ctx.now_ns() / 1_000),
+            Builtin::GettimeofdayNs => Value::Long(w.ctx.now_ns()),
+            Builtin::ThreadIndent | Builtin::Indent => {
+                let thread = b == Builtin::ThreadIndent;
+                let now = w.ctx.now_ns() / 1_000;
+                let state = if thread {
+                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
+                } else {
+                    &mut self.global_indent
+                };
+                let depth = indent_step(state, long(0), now);
+                let elapsed = now - state.1;
+                let desc = if thread {
+                    let mut d = w.ctx.execname();
+                    d.extend_from_slice(format!("({})", w.ctx.tid()).as_bytes());
+                    d
+                } else {
+                    Vec::new()
+                };
+                Value::Str(indent_text(elapsed, &desc, depth))
+            }
+            Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
+                let state = if b == Builtin::ThreadIndentDepth {
+                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
+                } else {
+                    &mut self.global_indent
+                };
+                let now = state.1;
+                Value::Long(indent_step(state, long(0), now))
+            }
+            Builtin::UserString | Builtin::UserStringN | Builtin::UserString2 => {
+                let max = (b == Builtin::UserStringN).then(|| long(1).max(0) as usize);
+                match w.ctx.user_string(long(0), max) {
+                    Ok(s) => Value::Str(s),
+                    Err(_) if b == Builtin::UserString2 => Value::Str(bytes(1).to_vec()),
+                    Err(why) => {
+                        return Err(err(
+                            span,
+                            format!("user string copy fault at {:#x}: {why}", long(0)),
+                        ));
+                    }
+                }
+            }
+            Builtin::Strlen => Value::Long(bytes(0).len() as i64),
+            Builtin::Substr => {
+                let s = bytes(0);
+                let start = (long(1).max(0) as usize).min(s.len());
+                let len = long(2).max(0) as usize;
+                Value::Str(s[start..(start.saturating_add(len)).min(s.len())].to_vec())
+            }
+            Builtin::Stringat => {
+                let s = bytes(0);
+                let i = long(1);
+                if i < 0 || i as usize >= s.len() {
+                    return Err(err(
+                        span,
+                        format!(
+                            "stringat: position {i} is outside a string of {} bytes",
+                            s.len()
+                        ),
+                    ));
+                }
+                Value::Long(i64::from(s[i as usize]))
+            }
+            Builtin::Isinstr => Value::Long(i64::from(find(bytes(0), bytes(1)).is_some())),
+            Builtin::Strpos => Value::Long(find(bytes(0), bytes(1)).map_or(-1, |i| i as i64)),
+            Builtin::StrReplace => {
+                let (s, from, to) = (bytes(0), bytes(1), bytes(2));
+                if from.is_empty() {
+                    Value::Str(s.to_vec())
+                } else {
+                    let mut out = Vec::new();
+                    let mut rest = s;
+                    while let Some(i) = find(rest, from) {
+                        out.extend_from_slice(&rest[..i]);
+                        out.extend_from_slice(to);
+                        rest = &rest[i + from.len()..];
+                    }
+                    out.extend_from_slice(rest);
+                    Value::Str(out)
+                }
+            }
+            Builtin::Strtol => Value::Long(strtol(bytes(0), long(1))),
+            Builtin::Isdigit => {
+                Value::Long(i64::from(bytes(0).first().is_some_and(u8::is_ascii_digit)))
+            }
+            Builtin::Tokenize | Builtin::TokenizeNext => {
+                let delim = if b == Builtin::Tokenize {
+                    bytes(1)
+                } else {
+                    bytes(0)
+                };
+                if b == Builtin::Tokenize && !bytes(0).is_empty() {
+                    self.tokens = bytes(0).to_vec();
+                    self.token_at = 0;
+                }
+                Value::Str(self.next_token(delim))
+            }
+            Builtin::TextStr => Value::Str(text_str(bytes(0))),
+            Builtin::Exit => {
+                self.exit_requested = true;
+                Value::Long(0)
+            }
+            Builtin::Error => {
+                return Err(err(span, String::from_utf8_lossy(bytes(0)).into_owned()));
+            }
+            Builtin::Warn => {
+                w.out.warn(&String::from_utf8_lossy(bytes(0)));
+                Value::Long(0)
+            }
+            Builtin::Log => {
+                let mut line = bytes(0).to_vec();
+                line.push(b'\n');
+                w.out.write(&line);
+                Value::Long(0)
+            }
+        })
+    }
+
+    /// The next non-empty token (SystemTap's `strsep` loop).
+    fn next_token(&mut self, delim: &[u8]) -> Vec<u8> {
+        while self.token_at <= self.tokens.len() {
+            let rest = &self.tokens[self.token_at.min(self.tokens.len())..];
+            if self.token_at == self.tokens.len() {
+                self.token_at += 1;
+                return Vec::new();
+            }
+            let end = rest
+                .iter()
+                .position(|c| delim.contains(c))
+                .unwrap_or(rest.len());
+            let token = rest[..end].to_vec();
+            self.token_at += end + 1;
+            if !token.is_empty() {
+                return token;
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// One `thread_indent` step on `(counter, base_us)` at time `now`: the
+/// depth to indent by (SystemTap's `_generic_indent`: the time base
+/// restarts whenever the counter is 0 before the step).
+pub fn indent_step(state: &mut (i64, i64), delta: i64, now: i64) -> i64 {
+    if state.0 == 0 {
+        state.1 = now;
+    }
+    let x = state.0 + delta.max(0);
+    state.0 += delta;
+    if x > 0 { x - 1 } else { 0 }
+}
+
+/// `thread_indent`'s text: `"%6d %s:%-*s"`.
+pub fn indent_text(elapsed_us: i64, desc: &[u8], depth: i64) -> Vec<u8> {
+    let mut out = format!("{elapsed_us:>6} ").into_bytes();
+    out.extend_from_slice(desc);
+    out.push(b':');
+    out.resize(out.len() + depth.clamp(0, 4096) as usize, b' ');
+    out
+}
+
+fn value_ty(v: &Value) -> Ty {
+    match v {
+        Value::Long(_) => Ty::Long,
+        Value::Str(_) => Ty::Str,
+        Value::Stats(_) => Ty::Stats,
+    }
+}
+
+/// Integer arithmetic as SystemTap's 64-bit longs; `None` on division by 0.
+pub fn arith(op: BinOp, x: i64, y: i64) -> Option<i64> {
+    Some(match op {
+        BinOp::Add => x.wrapping_add(y),
+        BinOp::Sub => x.wrapping_sub(y),
+        BinOp::Mul => x.wrapping_mul(y),
+        BinOp::Div => {
+            if y == 0 {
+                return None;
+            }
+            x.wrapping_div(y)
+        }
+        BinOp::Mod => {
+            if y == 0 {
+                return None;
+            }
+            x.wrapping_rem(y)
+        }
+        BinOp::Shl => x.wrapping_shl(y as u32),
+        BinOp::Shr => x.wrapping_shr(y as u32),
+        BinOp::Ushr => ((x as u64).wrapping_shr(y as u32)) as i64,
+        BinOp::And => x & y,
+        BinOp::Or => x | y,
+        BinOp::Xor => x ^ y,
+    })
+}
+
+/// Whether `ord` satisfies `op`.
+pub fn compare(op: CmpOp, ord: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        CmpOp::Eq => ord == Equal,
+        CmpOp::Ne => ord != Equal,
+        CmpOp::Lt => ord == Less,
+        CmpOp::Le => ord != Greater,
+        CmpOp::Gt => ord == Greater,
+        CmpOp::Ge => ord != Less,
+    }
+}
+
+/// Sorts `foreach` entries: by the sort column (ties by the keys, so the
+/// order is always the same), or by the keys when unsorted.
+pub fn sort_entries(entries: &mut [(Vec<Value>, Value)], sort: Option<Sort>) {
+    let Some(sort) = sort else {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        return;
+    };
+    let key = |e: &(Vec<Value>, Value)| -> Value {
+        if sort.column == 0 {
+            match &e.1 {
+                Value::Stats(s) => Value::Long(s.sort_key(sort.stat)),
+                v => v.clone(),
+            }
+        } else {
+            e.0.get(sort.column - 1).cloned().unwrap_or(Value::Long(0))
+        }
+    };
+    entries.sort_by(|a, b| {
+        let ord = key(a).cmp(&key(b));
+        let ord = if sort.ascending { ord } else { ord.reverse() };
+        ord.then_with(|| a.0.cmp(&b.0))
+    });
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn strtol(s: &[u8], base: i64) -> i64 {
+    let text = String::from_utf8_lossy(s);
+    let t = text.trim_start();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (base, t) = match base {
+        0 if t.starts_with("0x") || t.starts_with("0X") => (16, &t[2..]),
+        0 if t.starts_with('0') && t.len() > 1 => (8, &t[1..]),
+        0 => (10, t),
+        16 => (
+            16,
+            t.strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(t),
+        ),
+        b => (b.clamp(2, 36) as u32, t),
+    };
+    let digits: String = t.chars().take_while(|c| c.is_digit(base)).collect();
+    let v = i64::from_str_radix(&digits, base).unwrap_or(0);
+    if neg { v.wrapping_neg() } else { v }
+}
+
+/// SystemTap's `text_str`: C escapes for what is not printable ASCII.
+pub fn text_str(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &c in s {
+        match c {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\x0b' => out.extend_from_slice(b"\\v"),
+            b'\x0c' => out.extend_from_slice(b"\\f"),
+            b'\x07' => out.extend_from_slice(b"\\a"),
+            b'\x08' => out.extend_from_slice(b"\\b"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\'' => out.extend_from_slice(b"\\'"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(c),
+            _ => out.extend_from_slice(format!("\\{c:03o}").as_bytes()),
+        }
+    }
+    out
+}
