@@ -181,6 +181,73 @@ summed per level), SELF excludes callees, MEAN/P50/P99 are per call
 (percentiles within 1.6 %). Calls are counted in the kernel and entries and
 returns cross as small records without strings.")]
     Calls(CallsArgs),
+    /// Run a SystemTap script, compiled to BPF by pytap (no kernel module, no compiler)
+    #[command(after_help = "\
+Examples:
+  pytap stap show-call-hierarchy.stp -c 'python3.11 test.py'
+  pytap stap top.stp
+  pytap stap -I tapsets/ tapset-call-hierarchy.stp -x 1234
+  pytap stap -e 'probe python.function.entry { n[funcname] <<< 1 }
+                 probe end { foreach (f in n @count- limit 5) println(f) }' -c 'python3.11 app.py'
+  pytap stap --dump-bpf top.stp -c 'python3.11 app.py'
+
+Scripts are SystemTap's language: probes on `process(\"PATH\").mark(\"NAME\")`
+(the markers of CPython), `process.mark(...)` (the -c/-x target), the python
+tapset's aliases (`python.function.entry`, …), `begin`, `end` and
+`timer.ms(N)`; globals, arrays, statistics, printf. Probe bodies at markers
+run in the kernel; begin, end and timers run in pytap. With -c or -x, probes
+watch the target's process tree; without, every process running the named
+binaries. docs/scripts.md lists what is supported and what differs from
+SystemTap.")]
+    Stap(StapArgs),
+}
+
+/// `pytap stap`.
+#[derive(Debug, Args)]
+pub struct StapArgs {
+    /// The script file (with -e, every positional argument is for the script)
+    #[arg(value_name = "SCRIPT")]
+    pub script: Option<PathBuf>,
+    /// Arguments for the script: `$1` (a number), `@1` (a string), …
+    #[arg(value_name = "ARGS", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Run CMD (split like a shell would; shell syntax runs through
+    /// /bin/sh) and trace its process tree; the run ends when it exits
+    #[arg(short = 'c', value_name = "CMD", conflicts_with = "pid")]
+    pub command: Option<String>,
+    /// Trace process PID (and, with --children, what it starts)
+    #[arg(short = 'x', value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Script text, instead of or besides a file (repeatable)
+    #[arg(short = 'e', value_name = "SCRIPT")]
+    pub inline: Vec<String>,
+    /// Also read the tapsets (*.stp) of DIR, before pytap's own (repeatable)
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include: Vec<PathBuf>,
+    /// Write the script's output to FILE instead of stdout
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Run probes on exactly what the markers fire: keep 3.15's generator
+    /// creations and `__init__` shim returns (by default they are dropped,
+    /// as `pytap flow` drops them)
+    #[arg(long)]
+    pub raw_markers: bool,
+    /// SystemTap's guru mode: accepted and ignored (pytap runs no embedded C)
+    #[arg(short = 'g', hide = true)]
+    pub guru: bool,
+    /// With -x: also trace the processes it starts from now on
+    #[arg(long)]
+    pub children: bool,
+    /// With -c: trace only the command's own process
+    #[arg(long)]
+    pub no_children: bool,
+    /// Arm function markers even where CPython's own probe code would fail
+    /// (a non-UTF-8 script path: CPython gh-156118)
+    #[arg(long)]
+    pub force: bool,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// `pytap completions`.

@@ -16,7 +16,7 @@ use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
-use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, top, trace};
+use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, stap, top, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -30,6 +30,11 @@ fn main() -> ProcessExit {
         {
             notice!("{}", one_line(&e));
             ProcessExit::from(ExitCode::NothingTraced as u8)
+        }
+        // A script that does not compile: its diagnostics, as they are.
+        Err(e) if e.downcast_ref::<stap::compile::ScriptErrors>().is_some() => {
+            pytap::output::notice::raw(&e.to_string());
+            ProcessExit::from(ExitCode::Error as u8)
         }
         Err(e) => {
             notice!("{}", one_line(&e));
@@ -202,6 +207,43 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 by_pid: a.by_pid,
             };
             with_sink(sink, |w| calls::run(&request, w))
+        }
+        Command::Stap(a) => {
+            let sink = open_output(a.output.as_deref())?;
+            let mut script_args = a.args.clone();
+            let script = if a.inline.is_empty() {
+                a.script.clone()
+            } else {
+                // With -e every positional argument is the script's.
+                if let Some(s) = &a.script {
+                    script_args.insert(0, s.display().to_string());
+                }
+                None
+            };
+            let target_args = pytap::cli::TargetArgs {
+                pids: a.pid.into_iter().collect(),
+                command: a.command.clone(),
+                all: a.pid.is_none() && a.command.is_none(),
+                binaries: Vec::new(),
+                argv: Vec::new(),
+                children: a.children,
+                no_children: a.no_children,
+                force: a.force,
+            };
+            let stream = args::stream_options(&target_args, &a.engine, &sink)?;
+            let target = (!target_args.all).then(|| stream.target.clone());
+            let request = stap::StapRequest {
+                sources: stap::compile::Sources {
+                    script,
+                    inline: a.inline.clone(),
+                    includes: a.include.clone(),
+                    args: script_args,
+                },
+                target,
+                stream,
+                raw_markers: a.raw_markers,
+            };
+            with_sink(sink, |w| stap::run(&request, w))
         }
     }
 }

@@ -20,5 +20,6 @@ pub mod follow;
 pub mod plan;
 pub mod recover;
 pub mod run;
+pub mod script_record;
 pub mod session;
 pub mod tasks;

@@ -268,6 +268,12 @@ impl Plan {
         let frame = module.entry_frame().flatten();
         let program = codegen::build_module_program(
             &format!("pytap_{index}"),
+            codegen::ModuleId {
+                index,
+                dev: module.dev,
+                inode: module.inode,
+                version: module.py_version(),
+            },
             &code,
             layout,
             frame,

@@ -148,6 +148,24 @@ pub trait Consumer {
         false
     }
 
+    /// Whether a script called `exit()`: the run ends ([`End::Exit`]).
+    fn exit_requested(&self) -> bool {
+        false
+    }
+
+    /// A record of a kind the engine does not decode (a script's):
+    /// `true` when the consumer took it.
+    fn record(&mut self, _bytes: &[u8], _session: &Session) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Called before the ring buffer is drained for a tick that is due:
+    /// what must happen before the tick's last records are read (a
+    /// script's timer swaps the maps it reads and deletes).
+    fn before_tick(&mut self, _session: &Session) -> Result<()> {
+        Ok(())
+    }
+
     /// Writes out what the consumer buffered: called whenever the loop goes
     /// idle, and at least every [`FLUSH_EVERY`] while events arrive.
     fn flush(&mut self) -> Result<()> {
@@ -202,6 +220,8 @@ pub enum End {
     Duration,
     /// The user quit a live view.
     Quit,
+    /// A script called `exit()`.
+    Exit,
     /// A process followed by pid executed a program that is not a Python
     /// with markers, and no other was left.
     Exec {
@@ -281,6 +301,9 @@ pub fn run(
                 timeout = timeout.min(at.saturating_duration_since(now));
             }
             let ready = poller.wait(Some(timeout)).context("epoll_wait")?;
+            if next_tick.is_some_and(|at| Instant::now() >= at) {
+                consumer.before_tick(&attached.session)?;
+            }
             let mut end = drain(attached, consumer, &mut stats)?;
             consumer.flush()?;
             for token in ready {
@@ -354,6 +377,9 @@ pub fn run(
                 if consumer.wants_stop() {
                     end.get_or_insert(End::Quit);
                 }
+            }
+            if consumer.exit_requested() {
+                end.get_or_insert(End::Exit);
             }
             if end.is_none() && deadline.is_some_and(|d| now >= d) {
                 end = Some(End::Duration);
@@ -461,6 +487,17 @@ fn drain(
                     Err(_) => stats.malformed += 1,
                 }
                 return true;
+            }
+            match consumer.record(record, session) {
+                Ok(true) => {
+                    stats.events += 1;
+                    return true;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    return false;
+                }
             }
             match decode::decode(record) {
                 Ok(event) => {

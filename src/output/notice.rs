@@ -82,6 +82,14 @@ macro_rules! notice {
     };
 }
 
+/// Writes `text` to stderr as it is (multi-line compiler messages, a
+/// script's `WARNING:` lines); errors writing stderr are ignored.
+pub fn raw(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

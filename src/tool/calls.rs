@@ -295,7 +295,7 @@ impl Consumer for CallsView<'_> {
 /// Runs `pytap calls`: collects until the target exits or Ctrl-C, then prints.
 pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
-    let mut make_handler = |maps: &mut MapTable, record| LeanCalls {
+    let mut make_handler = |maps: &mut MapTable, record, _: &[_]| LeanCalls {
         maps: record,
         counts: maps.add(count_map_spec(request.max_functions)),
         markers: markers.clone(),

@@ -90,7 +90,7 @@ pub fn standard_maps(buffer_bytes: u32, traced: bool) -> (MapTable, RecordMaps) 
 }
 
 /// Builds a tool's handler, given the standard maps and a table to add its own to.
-pub type MakeHandler<'a, H> = dyn FnMut(&mut MapTable, RecordMaps) -> H + 'a;
+pub type MakeHandler<'a, H> = dyn FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> H + 'a;
 
 fn plan<H: Handler + 'static>(
     targets: Vec<AttachTarget>,
@@ -101,7 +101,7 @@ fn plan<H: Handler + 'static>(
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Plan> {
     let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced);
-    let handler = make_handler(&mut maps, record_maps);
+    let handler = make_handler(&mut maps, record_maps, &targets);
     Ok(Plan::new(
         targets,
         markers,
@@ -239,8 +239,8 @@ impl StreamOptions {
 /// The handler of tools that stream full records of `markers`.
 pub fn full_records(
     markers: &BTreeSet<Marker>,
-) -> impl FnMut(&mut MapTable, RecordMaps) -> FullRecords + '_ {
-    |_, maps| FullRecords {
+) -> impl FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> FullRecords + '_ {
+    |_, maps, _| FullRecords {
         maps,
         markers: markers.clone(),
     }
@@ -382,6 +382,7 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
         End::Signal(sig) => notice!("stopped by {}, probes detached", signal_name(*sig)),
         End::Duration => notice!("duration elapsed, probes detached"),
         End::Quit => notice!("quit, probes detached"),
+        End::Exit => notice!("the script called exit(), probes detached"),
         End::TerminalLost => notice!("the terminal went away, probes detached"),
         End::OutputClosed => {}
         End::Exec { pid, exe } => {

@@ -304,7 +304,7 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::FunctionEntry, Marker::FunctionReturn].into();
     // `--within` an exact name is filtered in the kernel too.
     let kernel_within = request.within.as_ref().and_then(FuncFilter::literal_func);
-    let mut make_handler = |maps: &mut MapTable, record| WithinRecords {
+    let mut make_handler = |maps: &mut MapTable, record, _: &[_]| WithinRecords {
         maps: record,
         within: kernel_within.clone().map(|name| Within {
             inside: maps.add(within::inside_map_spec()),

@@ -14,6 +14,7 @@ pub mod info;
 pub mod list;
 pub mod names;
 pub mod stack;
+pub mod stap;
 pub mod top;
 pub mod top_live;
 pub mod trace;

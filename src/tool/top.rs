@@ -331,7 +331,7 @@ impl Consumer for TopView<'_> {
 pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let marker = Marker::FunctionEntry;
     let markers: BTreeSet<Marker> = [marker].into();
-    let mut make_handler = |maps: &mut MapTable, record| CountCalls {
+    let mut make_handler = |maps: &mut MapTable, record, _: &[_]| CountCalls {
         maps: record,
         counts: maps.add(count_map_spec(request.max_functions)),
         marker,

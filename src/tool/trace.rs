@@ -64,7 +64,7 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
     if let Some(probe) = request.empty_probe {
         // The same probes with programs that do nothing (`--dump-bpf`
         // shows them): nothing is recorded, so no events is not a failure.
-        let mut empty = |_: &mut MapTable, _| probe;
+        let mut empty = |_: &mut MapTable, _, _: &[_]| probe;
         common::run_tool(
             common::ToolRun {
                 stream: &request.stream,

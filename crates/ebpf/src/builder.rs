@@ -291,6 +291,21 @@ impl ProgramBuilder {
         self.alu64_imm(AluOp::Neg, dst, 0)
     }
 
+    /// `dst s/= src` or `dst s%= src`: signed 64-bit division or remainder
+    /// (`BPF_SDIV`/`BPF_SMOD`, the `off = 1` forms of cpu v4, kernel 6.6+).
+    /// A zero divisor gives 0 (division) or `dst` (remainder), as for the
+    /// unsigned forms; callers that must report it check first.
+    pub fn signed64_reg(&mut self, alu_op: AluOp, dst: Reg, src: Reg) -> &mut Self {
+        debug_assert!(matches!(alu_op, AluOp::Div | AluOp::Mod));
+        self.emit(Insn::new(
+            op::ALU64 | alu_op.code() | op::X,
+            dst.num(),
+            src.num(),
+            1,
+            0,
+        ))
+    }
+
     // ---- 64-bit immediates ------------------------------------------------
 
     fn ld_imm64_raw(&mut self, dst: Reg, pseudo: u8, lo: i32, hi: i32) -> &mut Self {

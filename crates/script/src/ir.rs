@@ -135,7 +135,7 @@ pub struct Function {
 }
 
 /// Which process a marker probe watches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Binary {
     /// `process.mark(…)`: the `-c`/`-x` target.
     Target,

@@ -181,3 +181,13 @@ fn a_local_read_but_never_assigned_is_a_warning() {
         "t.stp:1:30: warning: `x` is never assigned, so it is always 0\nprobe begin { printf(\"%d\\n\", x) }\n                             ^\n"
     );
 }
+
+#[test]
+fn script_arguments() {
+    let c = ok("probe begin { printf(\"%d %s\\n\", $1 + 1, @2) }");
+    assert_eq!(c.program.probes.len(), 1);
+    assert!(
+        err("probe begin { x = $3 }").contains("`$3` is argument 3 after the script, and 2 given")
+    );
+    assert!(err("probe begin { x = $2 }").contains("`$2` is a number, and argument 2 is `five`"));
+}

@@ -10,6 +10,7 @@
 //! - [`ptrace`]: following a process tree (PTRACE_SEIZE): spawning a
 //!   command held at its exec, fork and exec stops;
 //! - [`process`]: `pidfd_open`, `kill`;
+//! - [`clock`]: the monotonic and wall clocks, and waiting out running probes;
 //! - [`pty`]: pseudo-terminals for a traced command's output;
 //! - this root: CPU counts and the page size.
 //!
@@ -24,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod bpf;
+pub mod clock;
 mod error;
 pub mod perf;
 pub mod poll;

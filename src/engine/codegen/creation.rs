@@ -29,6 +29,42 @@ pub fn emit_flag(
     scratch: i16,
     on_creation: Option<Label>,
 ) {
+    emit_check(
+        b,
+        frame,
+        scratch,
+        Funcname::Record,
+        OnCreation::Flag(on_creation),
+    );
+}
+
+/// Where the marker's function name pointer is.
+#[derive(Debug, Clone, Copy)]
+pub enum Funcname {
+    /// In the function record at r6.
+    Record,
+    /// In this stack slot (`r10 + off`).
+    Stack(i16),
+}
+
+/// What to do with a creation.
+#[derive(Debug, Clone, Copy)]
+pub enum OnCreation {
+    /// Flag the record at r6, then jump to the label if given.
+    Flag(Option<Label>),
+    /// Jump to the label (no record).
+    Jump(Label),
+}
+
+/// Recognises a generator's creation (see the module docs) and acts on it.
+/// Clobbers r0-r5 only.
+pub fn emit_check(
+    b: &mut ProgramBuilder,
+    frame: FrameAccess,
+    scratch: i16,
+    funcname: Funcname,
+    on_creation: OnCreation,
+) {
     let layout = frame.source.layout;
     let done = b.new_label();
     b.comment("a generator's creation? the frame's head");
@@ -66,13 +102,23 @@ pub fn emit_flag(
         scratch + (layout.code_name - layout.code_flags) as i16,
     );
     b.add64_imm(Reg::R1, i32::from(layout.str_ascii_data));
-    b.ldx(Size::DW, Reg::R2, Reg::R6, off::FN_FUNCNAME_PTR as i16);
+    match funcname {
+        Funcname::Record => b.ldx(Size::DW, Reg::R2, Reg::R6, off::FN_FUNCNAME_PTR as i16),
+        Funcname::Stack(at) => b.ldx(Size::DW, Reg::R2, Reg::FP, at),
+    };
     b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, done);
-    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
-    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(abi::FLAG_GENERATOR_CREATION));
-    b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
-    if let Some(label) = on_creation {
-        b.ja(label);
+    match on_creation {
+        OnCreation::Flag(then) => {
+            b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+            b.alu64_imm(AluOp::Or, Reg::R1, i32::from(abi::FLAG_GENERATOR_CREATION));
+            b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+            if let Some(label) = then {
+                b.ja(label);
+            }
+        }
+        OnCreation::Jump(label) => {
+            b.ja(label);
+        }
     }
     b.bind(done);
 }

@@ -24,6 +24,7 @@
 pub mod count;
 pub mod creation;
 pub mod record;
+pub mod script;
 pub mod task;
 pub mod usdt;
 pub mod within;
@@ -153,9 +154,24 @@ pub struct Slots {
     pub key: StackSlot,
 }
 
+/// Which module a program is generated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleId {
+    /// Index of the target in the plan.
+    pub index: usize,
+    /// `st_dev` of the file.
+    pub dev: u64,
+    /// Its inode.
+    pub inode: u64,
+    /// Its CPython version, when known.
+    pub version: Option<crate::cpython::PyVersion>,
+}
+
 /// What the handler may use besides the registers.
 #[derive(Debug, Clone, Copy)]
 pub struct Env {
+    /// The module the program is for.
+    pub module: ModuleId,
     /// Fixed stack slots.
     pub slots: Slots,
     /// The module's CPython object layout, when its version is known.
@@ -225,6 +241,7 @@ impl Handler for EmptyProbe {
 /// Builds the program for one module's sites.
 pub fn build_module_program(
     name: &str,
+    module: ModuleId,
     sites: &[SiteCode],
     layout: Option<ObjectLayout>,
     frame: Option<FrameSource>,
@@ -250,6 +267,7 @@ pub fn build_module_program(
         None => None,
     };
     let env = Env {
+        module,
         slots,
         layout,
         frame,

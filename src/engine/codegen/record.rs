@@ -246,6 +246,11 @@ pub fn reserve(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventK
 
 /// Fills the header of the record at r6 (clobbers r0-r5).
 pub fn write_header(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
+    write_header_kind(b, env, kind as u16);
+}
+
+/// [`write_header`] for a record kind outside [`EventKind`] (script records).
+pub fn write_header_kind(b: &mut ProgramBuilder, env: &Env, kind: u16) {
     b.call(Helper::KtimeGetNs);
     b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
     b.call(Helper::GetCurrentPidTgid);
@@ -254,7 +259,7 @@ pub fn write_header(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
     b.stx(Size::W, Reg::R6, off::PID as i16, Reg::R0);
     b.call(Helper::GetSmpProcessorId);
     b.stx(Size::H, Reg::R6, off::CPU as i16, Reg::R0);
-    b.st_imm(Size::H, Reg::R6, off::KIND as i16, kind as i32);
+    b.st_imm(Size::H, Reg::R6, off::KIND as i16, i32::from(kind));
     b.ldx(Size::DW, Reg::R1, Reg::FP, env.slots.cookie.off);
     b.stx(Size::H, Reg::R6, off::SITE as i16, Reg::R1);
     b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, 0);

@@ -18,11 +18,13 @@ pub(super) fn check(
     decls: &Decls<'_>,
     probes: &[Expanded<'_>],
     catalog: &Catalog,
+    args: &[String],
     diags: &mut Diagnostics,
 ) -> ir::Program {
     let mut w = Walker {
         decls,
         catalog,
+        args,
         globals: Vec::new(),
         global_index: HashMap::new(),
         functions: Vec::new(),
@@ -152,6 +154,7 @@ pub(super) enum Var {
 pub(super) struct Walker<'a, 'd> {
     pub decls: &'d Decls<'a>,
     pub catalog: &'d Catalog,
+    pub args: &'d [String],
     pub globals: Vec<GlobalState>,
     pub global_index: HashMap<String, usize>,
     pub functions: Vec<FunctionState<'a>>,

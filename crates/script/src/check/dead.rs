@@ -74,7 +74,7 @@ fn drop_dead(s: &mut Stmt, read: &HashSet<LocalId>) -> bool {
 }
 
 /// Whether evaluating `e` has no effect besides its value.
-pub(crate) fn pure(e: &Expr) -> bool {
+pub fn pure(e: &Expr) -> bool {
     let mut ok = true;
     walk(e, &mut |e| match &e.kind {
         ExprKind::Assign(..)

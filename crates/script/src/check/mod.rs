@@ -10,6 +10,7 @@
 
 mod body;
 mod dead;
+pub use dead::{pure, walk};
 mod exprs;
 mod points;
 
@@ -53,6 +54,8 @@ pub struct Input<'a> {
     pub tapsets: &'a [FileId],
     /// The markers.
     pub catalog: &'a Catalog,
+    /// The script's arguments: `$1` (a number) and `@1` (a string).
+    pub args: &'a [String],
 }
 
 /// A compiled program and the warnings about it.
@@ -78,7 +81,7 @@ pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
-    let program = body::check(&decls, &probes, input.catalog, &mut diags);
+    let program = body::check(&decls, &probes, input.catalog, input.args, &mut diags);
     if diags.has_errors() {
         return Err(diags);
     }

@@ -373,6 +373,13 @@ impl Parser {
     }
 
     fn at_word(&mut self, word: String, span: crate::source::Span) -> PResult<Expr> {
+        if word.len() > 1 && word[1..].bytes().all(|c| c.is_ascii_digit()) {
+            self.next();
+            return Ok(Expr {
+                kind: ExprKind::Target(word),
+                span,
+            });
+        }
         if word == "@hist_log" || word == "@hist_linear" {
             let hist = self.hist(&word, span)?;
             return Ok(Expr {

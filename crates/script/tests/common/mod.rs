@@ -45,6 +45,7 @@ pub fn compile_with(text: &str, tapsets: &[(&str, &str)]) -> (Result<Compiled, S
         script: &[script],
         tapsets: &ts,
         catalog: &catalog,
+        args: &["5".to_string(), "five".to_string()],
     })
     .map_err(|d| d.render(&map));
     (result, map)

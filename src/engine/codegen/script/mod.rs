@@ -1,0 +1,387 @@
+//! Scripts compiled to BPF: the [`Handler`] that runs a script's marker
+//! probes at the markers.
+//!
+//! [`placement`] decides what runs where and how globals are laid out;
+//! [`lower`] lowers probe bodies (statements, numbers, user functions
+//! inlined), [`strings`] the string values the kernel must hold,
+//! [`globals`] map access and statistics, and [`output`] the records that
+//! carry output statements' values, new keys and errors to pytap.
+//!
+//! Per marker the program first drops what the repaired stream drops
+//! (unless `--raw-markers`): 3.15's generator creations (recognised from
+//! the frame, see [`super::creation`]) and the `__init__` shim frame's
+//! returns; then it runs each probe bound to this module and marker, in
+//! script order, `next` jumping to the following one.
+//!
+//! Register use: the marker's arguments are spilled to the stack at once,
+//! so bodies use r0-r5 for expressions (helpers clobber them) and stack
+//! temporaries; r6-r9 are used only within self-contained sequences
+//! (record filling, string loops).
+
+pub mod globals;
+pub mod lower;
+pub mod output;
+pub mod placement;
+pub mod strings;
+
+use std::sync::Arc;
+
+use pytap_ebpf::{Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
+use pytap_script::ir::{self, Program};
+
+use super::record::RecordMaps;
+use super::{CodegenError, Env, Handler, MapKind, MapSpec, MapTable};
+use crate::cpython::Marker;
+use crate::engine::abi::{self, STR_CAP};
+use placement::{Placement, ValueLayout};
+
+/// Slots of the control map (an array of u64s, entry 0).
+pub mod ctl {
+    /// `target()`.
+    pub const TARGET: usize = 0;
+    /// Wall clock minus the monotonic clock, in ns (for `gettimeofday_*`).
+    pub const REALTIME_OFFSET: usize = 1;
+    /// Set by `exit()`: probes stop running.
+    pub const EXITING: usize = 2;
+    /// `indent()`'s counter.
+    pub const INDENT_COUNTER: usize = 3;
+    /// `indent()`'s time base (µs).
+    pub const INDENT_BASE: usize = 4;
+    /// First epoch slot of swapped globals.
+    pub const EPOCHS: usize = 5;
+}
+
+/// Slots of the script's per-CPU counter array.
+pub mod counter {
+    /// Strings longer than the kernel's buffer.
+    pub const TRUNCATED: u32 = 0;
+    /// Events skipped because the scratch area was in use (a probe
+    /// preempted another on the same CPU).
+    pub const SCRATCH_BUSY: u32 = 1;
+    /// Updates dropped because global `g`'s map was full: `FIRST_GLOBAL + g`.
+    pub const FIRST_GLOBAL: u32 = 2;
+}
+
+/// Names of the script's maps (pytap finds them in the session by these).
+pub mod names {
+    /// The control map.
+    pub const CONTROL: &str = "sctl";
+    /// The counters.
+    pub const COUNTERS: &str = "scount";
+    /// `thread_indent`'s per-thread state.
+    pub const INDENT: &str = "sindent";
+    /// A global's map (`g12`, and `g12b` for its second copy).
+    pub fn global(g: usize, copy: usize) -> String {
+        format!("g{g}{}", if copy == 1 { "b" } else { "" })
+    }
+}
+
+/// The maps a script's programs use.
+#[derive(Debug, Clone)]
+pub struct ScriptMaps {
+    /// Ring buffer and the standard counters.
+    pub record: RecordMaps,
+    /// Per-CPU staging buffer for records.
+    pub stage: MapRef,
+    /// Per-CPU scratch area.
+    pub scratch: MapRef,
+    /// The control map.
+    pub control: MapRef,
+    /// The script's counters.
+    pub counters: MapRef,
+    /// `thread_indent`'s map.
+    pub indent: Option<MapRef>,
+    /// Each kernel global's maps (the second is the swap copy, or the first again).
+    pub globals: Vec<Option<[MapRef; 2]>>,
+    /// Bytes of the scratch area.
+    pub scratch_bytes: u32,
+    /// Bytes of the staging buffer (busy word included).
+    pub stage_bytes: u32,
+}
+
+/// Longest key or value a script's map has (bounds the scratch area).
+fn max_sizes(placement: &Placement) -> (u32, u32) {
+    let mut key = 8;
+    let mut value = 8;
+    for g in placement.globals.iter().flatten() {
+        key = key.max(g.key_size());
+        value = value.max(g.value.size());
+    }
+    (key, value)
+}
+
+/// String buffers of the scratch area (temporaries and string locals).
+pub const SCRATCH_STRINGS: u32 = 12;
+
+/// The scratch area: zeros, a key, a value, then string buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct ScratchLayout {
+    /// A region never written (a zero value to insert).
+    pub zeros: u32,
+    /// The key buffer.
+    pub key: u32,
+    /// The value buffer.
+    pub value: u32,
+    /// The first string buffer.
+    pub strings: u32,
+    /// Total bytes.
+    pub total: u32,
+}
+
+impl ScratchLayout {
+    /// The layout for a placement.
+    pub fn of(placement: &Placement) -> ScratchLayout {
+        let (key, value) = max_sizes(placement);
+        let round = |n: u32| n.div_ceil(8) * 8;
+        let zeros = 8;
+        let key_at = zeros + round(value.max(STR_CAP as u32));
+        let value_at = key_at + round(key);
+        let strings = value_at + round(value);
+        ScratchLayout {
+            zeros,
+            key: key_at,
+            value: value_at,
+            strings,
+            total: strings + SCRATCH_STRINGS * STR_CAP as u32,
+        }
+    }
+}
+
+impl ScriptMaps {
+    /// Adds the script's maps to `table`.
+    pub fn add(
+        table: &mut MapTable,
+        record: RecordMaps,
+        program: &Program,
+        placement: &Placement,
+    ) -> ScriptMaps {
+        let scratch_bytes = ScratchLayout::of(placement).total;
+        let stage_bytes = 8 + output::max_record(program, placement) as u32;
+        let stage = table.add(MapSpec {
+            name: "sstage".into(),
+            kind: MapKind::PercpuArray,
+            key_size: 4,
+            value_size: stage_bytes,
+            max_entries: 1,
+        });
+        let scratch = table.add(MapSpec {
+            name: "sscratch".into(),
+            kind: MapKind::PercpuArray,
+            key_size: 4,
+            value_size: scratch_bytes,
+            max_entries: 1,
+        });
+        let control = table.add(MapSpec {
+            name: names::CONTROL.into(),
+            kind: MapKind::Array,
+            key_size: 4,
+            value_size: 8 * (ctl::EPOCHS + placement.swap_slots) as u32,
+            max_entries: 1,
+        });
+        let counters = table.add(MapSpec {
+            name: names::COUNTERS.into(),
+            kind: MapKind::PercpuArray,
+            key_size: 4,
+            value_size: 8,
+            max_entries: counter::FIRST_GLOBAL + program.globals.len() as u32,
+        });
+        let indent = placement.thread_indent.then(|| {
+            table.add(MapSpec {
+                name: names::INDENT.into(),
+                kind: MapKind::LruHash,
+                key_size: 4,
+                value_size: 16,
+                max_entries: 65536,
+            })
+        });
+        let globals = placement
+            .globals
+            .iter()
+            .enumerate()
+            .map(|(g, kg)| {
+                let kg = kg.as_ref()?;
+                let stats = matches!(kg.value, ValueLayout::Stats { .. });
+                let kind = match (kg.key.is_empty(), stats) {
+                    (true, false) => MapKind::Array,
+                    (true, true) => MapKind::PercpuArray,
+                    (false, false) => MapKind::Hash,
+                    (false, true) => MapKind::PercpuHash,
+                };
+                let spec = |copy| MapSpec {
+                    name: names::global(g, copy),
+                    kind,
+                    key_size: kg.key_size(),
+                    value_size: kg.value.size(),
+                    max_entries: if kg.key.is_empty() { 1 } else { kg.max_entries },
+                };
+                let first = table.add(spec(0));
+                let second = match kg.swap_slot {
+                    Some(_) => table.add(spec(1)),
+                    None => first,
+                };
+                Some([first, second])
+            })
+            .collect();
+        ScriptMaps {
+            record,
+            stage,
+            scratch,
+            control,
+            counters,
+            indent,
+            globals,
+            scratch_bytes,
+            stage_bytes,
+        }
+    }
+}
+
+/// Which modules each probe runs in.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    /// Per probe: `None` for every module of the run, or the files
+    /// (`st_dev`, inode) it is bound to.
+    pub probes: Vec<Option<Vec<(u64, u64)>>>,
+}
+
+impl Bindings {
+    /// Whether probe `p` runs in module `(dev, inode)`.
+    pub fn binds(&self, p: usize, dev: u64, inode: u64) -> bool {
+        match self.probes.get(p) {
+            Some(Some(files)) => files.contains(&(dev, inode)),
+            _ => true,
+        }
+    }
+}
+
+/// A script's probes at the markers.
+#[derive(Debug, Clone)]
+pub struct ScriptHandler {
+    /// The compiled script.
+    pub program: Arc<Program>,
+    /// What runs where.
+    pub placement: Arc<Placement>,
+    /// Its maps.
+    pub maps: ScriptMaps,
+    /// Which modules each probe runs in.
+    pub bindings: Arc<Bindings>,
+    /// The marker of each catalogue index.
+    pub markers: Vec<Marker>,
+    /// `--raw-markers`: every marker hit runs the probes.
+    pub raw: bool,
+}
+
+impl ScriptHandler {
+    /// The marker a probe is on, if a marker probe.
+    pub fn marker_of(&self, probe: &ir::Probe) -> Option<Marker> {
+        match probe.point.kind {
+            ir::PointKind::Marker { marker, .. } => self.markers.get(marker).copied(),
+            _ => None,
+        }
+    }
+}
+
+impl Handler for ScriptHandler {
+    fn handles(&self, marker: Marker) -> bool {
+        self.program
+            .probes
+            .iter()
+            .any(|p| self.marker_of(p) == Some(marker))
+    }
+
+    fn wants_frame(&self) -> bool {
+        self.program
+            .probes
+            .iter()
+            .any(|p| self.marker_of(p) == Some(Marker::FunctionEntry))
+    }
+
+    fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
+        let args = b.alloc_stack(24, 8)?;
+        b.comment("the marker's arguments, kept on the stack");
+        for (i, r) in [Reg::R7, Reg::R8, Reg::R9].into_iter().enumerate() {
+            b.stx(Size::DW, Reg::FP, args.field(8 * i as u16), r);
+        }
+        let done = b.new_label();
+        if !self.raw {
+            self.emit_repairs(marker, b, env, args.off, done)?;
+        }
+        if self.placement.exits {
+            b.comment("after exit(), probes stop");
+            let ptr = lower::lookup_slot0(b, env, self.maps.control);
+            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
+            b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
+            b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
+        }
+        for (index, probe) in self.program.probes.iter().enumerate() {
+            if self.marker_of(probe) != Some(marker)
+                || !self.bindings.binds(index, env.module.dev, env.module.inode)
+            {
+                continue;
+            }
+            let mark = b.stack_mark();
+            lower::emit_probe(self, b, env, index, args.off)?;
+            b.stack_release(mark);
+        }
+        b.bind(done);
+        b.mov64_imm(Reg::R0, 0).exit();
+        Ok(())
+    }
+}
+
+impl ScriptHandler {
+    /// Drops 3.15's generator creations and `__init__` shim returns.
+    fn emit_repairs(
+        &self,
+        marker: Marker,
+        b: &mut ProgramBuilder,
+        env: &Env,
+        args: i16,
+        done: pytap_ebpf::Label,
+    ) -> Result<(), CodegenError> {
+        let v315 = env
+            .module
+            .version
+            .is_some_and(|v| (v.major, v.minor) >= (3, 15));
+        match marker {
+            Marker::FunctionEntry => {
+                if let Some(frame) = env.frame {
+                    let scratch =
+                        b.alloc_stack(super::creation::scratch_bytes(&frame.source.layout), 8)?;
+                    super::creation::emit_check(
+                        b,
+                        frame,
+                        scratch.off,
+                        super::creation::Funcname::Stack(args + 8),
+                        super::creation::OnCreation::Jump(done),
+                    );
+                }
+            }
+            Marker::FunctionReturn if v315 => {
+                b.comment(
+                    "3.15's __init__ shim frame: filename and funcname are both \"__init__\"",
+                );
+                let buf = b.alloc_stack(16, 8)?;
+                let keep = b.new_label();
+                for arg in [0i16, 8] {
+                    b.mov64_reg(Reg::R1, Reg::FP)
+                        .add64_imm(Reg::R1, buf.off.into());
+                    b.mov64_imm(Reg::R2, 9);
+                    b.ldx(Size::DW, Reg::R3, Reg::FP, args + arg);
+                    b.call(Helper::ProbeReadUser);
+                    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, keep);
+                    b.ldx(Size::DW, Reg::R1, Reg::FP, buf.off);
+                    b.ld_imm64(Reg::R2, u64::from_le_bytes(*b"__init__"));
+                    b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, keep);
+                    b.ldx(Size::B, Reg::R1, Reg::FP, buf.off + 8);
+                    b.jmp_imm(JmpOp::Jne, Reg::R1, 0, keep);
+                }
+                b.ja(done);
+                b.bind(keep);
+            }
+            _ => {}
+        }
+        let _ = abi::STR_CAP;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! A script's sources (the file, `-e` text, `-I` tapsets, pytap's own
+//! tapset) compiled and placed; errors rendered with their carets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pytap_script::check::{Catalog, Input, MarkerInfo};
+use pytap_script::diag::Diagnostics;
+use pytap_script::ir::Program;
+use pytap_script::source::SourceMap;
+use pytap_script::tapset;
+
+use crate::cpython::Marker;
+use crate::engine::codegen::script::placement::{self, Placement};
+
+/// What the user gave.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The script file.
+    pub script: Option<PathBuf>,
+    /// `-e` texts.
+    pub inline: Vec<String>,
+    /// `-I` directories, searched for `*.stp` tapsets.
+    pub includes: Vec<PathBuf>,
+    /// Arguments after the script (`$1`, `@1`).
+    pub args: Vec<String>,
+}
+
+/// A compiled script, ready to plan.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Every source file (for messages).
+    pub sources: Arc<SourceMap>,
+    /// The program.
+    pub program: Arc<Program>,
+    /// What runs where.
+    pub placement: Arc<Placement>,
+    /// Warnings, rendered.
+    pub warnings: String,
+}
+
+/// A script that does not compile: its diagnostics, rendered.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScriptErrors(pub String);
+
+/// CPython's markers as scripts see them.
+pub fn catalog() -> Catalog {
+    Catalog {
+        markers: Marker::ALL
+            .iter()
+            .map(|m| MarkerInfo {
+                name: m.name().to_string(),
+                args: m.args().len(),
+                function: matches!(m, Marker::FunctionEntry | Marker::FunctionReturn),
+            })
+            .collect(),
+    }
+}
+
+/// The tapset files of an `-I` directory, sorted by name.
+fn tapsets_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("-I {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "stp") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads, parses, checks and places a script.
+pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
+    let mut map = SourceMap::new();
+    let mut script = Vec::new();
+    if let Some(path) = &src.script {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{}: the script is not UTF-8 text", path.display()))?;
+        script.push(map.add(path.display().to_string(), text));
+    }
+    for text in &src.inline {
+        script.push(map.add("<-e>", text.clone()));
+    }
+    if script.is_empty() {
+        anyhow::bail!("give a script: a file, or -e 'probe …'");
+    }
+    let mut tapsets = Vec::new();
+    for dir in &src.includes {
+        for file in tapsets_in(dir)? {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            tapsets.push(map.add(file.display().to_string(), text));
+        }
+    }
+    tapsets.push(map.add(tapset::NAME, tapset::TEXT));
+    let catalog = catalog();
+    let compiled = pytap_script::check::compile(Input {
+        sources: &map,
+        script: &script,
+        tapsets: &tapsets,
+        catalog: &catalog,
+        args: &src.args,
+    })
+    .map_err(|d| ScriptErrors(d.render(&map)))?;
+    let placement = placement::place(&compiled.program)
+        .map_err(|diags| ScriptErrors(Diagnostics { list: diags }.render(&map)))?;
+    Ok(Compiled {
+        warnings: compiled.warnings.render(&map),
+        sources: Arc::new(map),
+        program: Arc::new(compiled.program),
+        placement: Arc::new(placement),
+    })
+}

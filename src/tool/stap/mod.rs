@@ -1,0 +1,240 @@
+//! `pytap stap`: SystemTap scripts, compiled to BPF by pytap.
+//!
+//! - [`compile`]: sources (the script, `-e`, `-I` tapsets, pytap's own
+//!   tapset) through `pytap-script`'s compiler and the placement;
+//! - [`bind`]: which binaries the marker probes watch;
+//! - [`runtime`]: the userspace half (records, `begin`, timers, `end`);
+//! - [`store`]: globals in BPF maps as the interpreter sees them.
+//!
+//! The run itself is the engine's, as for every tool: targets, attach,
+//! the ring buffer and the loop (`engine::run`); the script's handler is
+//! [`crate::engine::codegen::script::ScriptHandler`].
+
+pub mod bind;
+pub mod compile;
+pub mod runtime;
+pub mod store;
+mod userspace;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+use pytap_script::ir::PointKind;
+
+use crate::cpython::Marker;
+use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
+use crate::engine::plan::{AttachTarget, Plan};
+use crate::engine::run::{self, End, TargetSpec};
+use crate::engine::session::Session;
+use crate::error::ExitCode;
+use crate::notice;
+use crate::target::hazard;
+use crate::tool::common::{self, StreamOptions};
+use compile::{Compiled, Sources};
+
+/// A `pytap stap` run.
+#[derive(Debug, Clone)]
+pub struct StapRequest {
+    /// The script and its arguments.
+    pub sources: Sources,
+    /// `-c`/`-x`, if given (the stream's target is set from it, or from
+    /// the script's binaries).
+    pub target: Option<TargetSpec>,
+    /// Attach settings, duration, children.
+    pub stream: StreamOptions,
+    /// Deliver exactly what the markers fire.
+    pub raw_markers: bool,
+}
+
+/// The markers the script's kernel probes use.
+fn markers_of(compiled: &Compiled) -> BTreeSet<Marker> {
+    compiled
+        .program
+        .probes
+        .iter()
+        .filter_map(|p| match p.point.kind {
+            PointKind::Marker { marker, .. } => Marker::ALL.get(marker).copied(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the handler of every plan of the run is made from.
+struct Script<'a> {
+    compiled: &'a Compiled,
+    resolution: &'a bind::Resolution,
+    targeted: bool,
+    raw: bool,
+}
+
+impl Script<'_> {
+    /// The handler for a plan on `targets`, and the binding notes.
+    fn handler(
+        &self,
+        maps: &mut crate::engine::codegen::MapTable,
+        record: crate::engine::codegen::record::RecordMaps,
+        targets: &[AttachTarget],
+    ) -> (ScriptHandler, Vec<String>) {
+        let (bindings, notes) =
+            self.resolution
+                .bindings(targets, self.targeted, &self.compiled.sources);
+        let handler = ScriptHandler {
+            maps: ScriptMaps::add(
+                maps,
+                record,
+                &self.compiled.program,
+                &self.compiled.placement,
+            ),
+            program: self.compiled.program.clone(),
+            placement: self.compiled.placement.clone(),
+            bindings: Arc::new(bindings),
+            markers: Marker::ALL.to_vec(),
+            raw: self.raw,
+        };
+        (handler, notes)
+    }
+}
+
+/// Runs `pytap stap`.
+pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let compiled = compile::compile(&request.sources)?;
+    if !compiled.warnings.is_empty() {
+        crate::output::notice::raw(&compiled.warnings);
+    }
+    let markers = markers_of(&compiled);
+    if markers.is_empty() {
+        return userspace::run(compiled, request, out);
+    }
+    let resolution = bind::Resolution::of(&compiled.program);
+    let targeted = request.target.is_some();
+    let spec = match &request.target {
+        Some(t) => t.clone(),
+        None => {
+            if let Some(span) = resolution.needs_target() {
+                anyhow::bail!(
+                    "{}: `process.mark(…)` probes the target: run the script with -c CMD or -x PID",
+                    compiled.sources.location(span)
+                );
+            }
+            TargetSpec::All {
+                binaries: resolution
+                    .binaries(&compiled.sources)
+                    .map_err(anyhow::Error::msg)?,
+            }
+        }
+    };
+    let mut stream = request.stream.clone();
+    stream.target = spec;
+    let script = Script {
+        compiled: &compiled,
+        resolution: &resolution,
+        targeted,
+        raw: request.raw_markers,
+    };
+    if stream.attach.dump_bpf {
+        let mut make = |maps: &mut _, record, targets: &[AttachTarget]| {
+            script.handler(maps, record, targets).0
+        };
+        return common::dump_bpf(&stream, &markers, true, &mut make, out);
+    }
+
+    let signals = common::signals()?;
+    let mut runtime = runtime::Runtime::new(compiled.clone(), out);
+    let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let follow = run::Follow {
+        children: stream.children,
+        terminal: None,
+        signals: &signals,
+    };
+    let mut attached = run::attach(&stream.target, follow, &mut |targets| {
+        let markers = hazard::check(&targets, &markers, true, stream.force)?;
+        runtime.target = if traced {
+            targets
+                .iter()
+                .flat_map(|t| t.pids.first())
+                .next()
+                .map_or(0, |p| i64::from(*p))
+        } else {
+            0
+        };
+        let (mut maps, record) = common::standard_maps(stream.attach.buffer_bytes, traced);
+        let (h, notes) = script.handler(&mut maps, record, &targets);
+        let plan = Plan::new(
+            targets,
+            &markers,
+            true,
+            maps,
+            Box::new(h),
+            stream.attach.arm,
+        )?;
+        let session = Session::start(plan, stream.attach.force_perf_event)?;
+        for note in notes.iter().chain(&session.plan.notes) {
+            notice!("{note}");
+        }
+        frame_warnings(&compiled, &session);
+        runtime.init_kernel(&session)?;
+        runtime.run_userspace(Some(&session), &PointKind::Begin);
+        Ok(session)
+    })?;
+    let loop_options = run::LoopOptions {
+        tick: runtime.tick(),
+        duration: stream.duration,
+        output_pipe: stream.output_pipe.clone(),
+        keys: None,
+        command_terminal: None,
+    };
+    let outcome = run::run(&mut attached, &signals, &mut runtime, &loop_options)?;
+    if outcome.end == End::OutputClosed {
+        return Ok(ExitCode::Ok);
+    }
+    if let Some(error) = &runtime.error {
+        crate::output::notice::raw(error);
+        attached.session.detach();
+        return Ok(ExitCode::Error);
+    }
+    common::report(&attached, &outcome, &runtime);
+    runtime.report(&attached.session);
+    runtime.flush_out()?;
+    Ok(ExitCode::Ok)
+}
+
+/// `$arg4` of a function marker (the HOWTO tapset's `frameptr`) is the
+/// frame only where pytap knows where it is: one warning per module where
+/// it is 0.
+fn frame_warnings(compiled: &Compiled, session: &Session) {
+    let mut uses = false;
+    for probe in &compiled.program.probes {
+        for s in &probe.body {
+            crate::engine::codegen::script::placement::stmt_exprs(s, &mut |e| {
+                pytap_script::check::walk(e, &mut |e| {
+                    if matches!(
+                        e.kind,
+                        pytap_script::ir::ExprKind::Ctx(pytap_script::ir::Ctx::Frame)
+                    ) {
+                        uses = true;
+                    }
+                })
+            });
+        }
+    }
+    if !uses {
+        return;
+    }
+    for target in &session.plan.targets {
+        if target.module.entry_frame().flatten().is_none() {
+            notice!(
+                "{}{}: function markers pass 3 arguments, and pytap does not know where this build keeps the frame: $arg4 (frameptr) is 0",
+                crate::module::display(&target.module.path),
+                target.module.version_suffix()
+            );
+        } else {
+            notice!(
+                "{}{}: function__return passes 3 arguments: $arg4 (frameptr) is the frame at function__entry only, and 0 at returns",
+                crate::module::display(&target.module.path),
+                target.module.version_suffix()
+            );
+        }
+    }
+}
