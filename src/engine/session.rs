@@ -512,7 +512,9 @@ fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Vec<Link> {
 }
 
 fn load_error(name: &str, e: LoadError) -> SessionError {
-    if matches!(e.source.raw_os_error(), Some(1) | Some(13)) {
+    // EACCES with a verifier log is the verifier refusing the program;
+    // without one, the kernel refused the caller.
+    if matches!(e.source.raw_os_error(), Some(1) | Some(13)) && e.log.trim().is_empty() {
         return SessionError::Privilege {
             what: "loading BPF programs",
             source: SysError::new("BPF_PROG_LOAD", e.source),

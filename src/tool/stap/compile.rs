@@ -113,3 +113,54 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         placement: Arc::new(placement),
     })
 }
+
+/// The verifier's complaint about a script's program, shown at the
+/// statement whose code it refused: the failing instruction is the last
+/// numbered line of the log, and the statement the nearest script comment
+/// before it. `None` when the log does not say.
+pub fn verifier_error(
+    compiled: &Compiled,
+    programs: &[pytap_ebpf::Program],
+    name: &str,
+    log_tail: &str,
+) -> Option<String> {
+    let program = programs.iter().find(|p| p.name == name)?;
+    let lines: Vec<&str> = log_tail.lines().collect();
+    let insn = lines.iter().rev().find_map(|l| {
+        let (n, _) = l.trim_start().split_once(": ")?;
+        n.parse::<usize>().ok()
+    })?;
+    let complaint = lines
+        .iter()
+        .rev()
+        .find(|l| {
+            let t = l.trim_start();
+            !t.is_empty()
+                && !t.starts_with("processed ")
+                && !t
+                    .split_once(": ")
+                    .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+        })
+        .map_or("(no message)", |l| l.trim());
+    let span = (0..=insn.min(program.len().saturating_sub(1)))
+        .rev()
+        .find_map(|i| {
+            program
+                .comment_at(i)
+                .and_then(crate::engine::codegen::script::lower::comment_span)
+        })?;
+    let looping = ["too large", "infinite loop", "back-edge", "loop"]
+        .iter()
+        .any(|w| complaint.contains(w));
+    let hint = if looping {
+        "the kernel must prove that a probe ends: a loop in a marker probe needs a bound it can see (`for (i = 0; i < 10; i++)`); loops over data belong in `end` or timer probes, which run in pytap"
+    } else {
+        "pytap should not make code the verifier refuses: please report it with the output of --dump-bpf"
+    };
+    let d = pytap_script::diag::Diagnostic::error(
+        span,
+        format!("the kernel's verifier refused the code pytap made of this: {complaint} (instruction {insn})"),
+    )
+    .hint(hint);
+    Some(d.render(&compiled.sources))
+}

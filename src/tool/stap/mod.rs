@@ -169,7 +169,15 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
             Box::new(h),
             stream.attach.arm,
         )?;
-        let session = Session::start(plan, stream.attach.force_perf_event)?;
+        let programs = plan.programs.clone();
+        let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {
+            if let crate::engine::session::SessionError::Load { name, log_tail, .. } = &e
+                && let Some(text) = compile::verifier_error(&compiled, &programs, name, log_tail)
+            {
+                return anyhow::Error::new(compile::ScriptErrors(text));
+            }
+            anyhow::Error::new(e)
+        })?;
         for note in notes.iter().chain(&session.plan.notes) {
             notice!("{note}");
         }

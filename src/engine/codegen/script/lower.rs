@@ -87,6 +87,25 @@ pub fn unsupported(what: &str) -> CodegenError {
     }
 }
 
+/// The comment a statement's code starts with: where it is in the script
+/// (so a verifier complaint is shown at the script line that caused it).
+pub fn script_comment(span: pytap_script::source::Span) -> String {
+    format!("script {}:{}:{}", span.file.0, span.start, span.end)
+}
+
+/// The script span a [`script_comment`] names.
+pub fn comment_span(comment: &str) -> Option<pytap_script::source::Span> {
+    let mut parts = comment.strip_prefix("script ")?.split(':');
+    let file = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    let end = parts.next()?.parse().ok()?;
+    Some(pytap_script::source::Span {
+        file: pytap_script::source::FileId(file),
+        start,
+        end,
+    })
+}
+
 /// Emits probe `index` (its repairs are done; `args` holds the arguments).
 pub fn emit_probe(
     h: &ScriptHandler,
@@ -345,7 +364,7 @@ impl Gen<'_> {
     pub fn stmt(&mut self, s: &Stmt) -> R<()> {
         let mark = self.b.stack_mark();
         let strings = self.strings_used;
-        self.b.comment(&format!("script offset {}", s.span.start));
+        self.b.comment(&script_comment(s.span));
         match &s.kind {
             StmtKind::Expr(e) => {
                 if let Some(&site) = self.h.placement.output_of.get(&e.id) {

@@ -299,8 +299,13 @@ impl Handler for ScriptHandler {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let args = b.alloc_stack(24, 8)?;
         b.comment("the marker's arguments, kept on the stack");
+        // The prologue loads as many registers as the marker has arguments.
         for (i, r) in [Reg::R7, Reg::R8, Reg::R9].into_iter().enumerate() {
-            b.stx(Size::DW, Reg::FP, args.field(8 * i as u16), r);
+            if i < marker.args().len() {
+                b.stx(Size::DW, Reg::FP, args.field(8 * i as u16), r);
+            } else {
+                b.st_imm(Size::DW, Reg::FP, args.field(8 * i as u16), 0);
+            }
         }
         let done = b.new_label();
         if !self.raw {
