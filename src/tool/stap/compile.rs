@@ -137,9 +137,8 @@ pub fn verifier_error(
             let t = l.trim_start();
             !t.is_empty()
                 && !t.starts_with("processed ")
-                && !t
-                    .split_once(": ")
-                    .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+                && t.split_once(": ")
+                    .is_none_or(|(n, _)| n.parse::<usize>().is_err())
         })
         .map_or("(no message)", |l| l.trim());
     let span = (0..=insn.min(program.len().saturating_sub(1)))
