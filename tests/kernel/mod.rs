@@ -8,6 +8,7 @@ mod lifecycle;
 mod live_list;
 mod names;
 mod output;
+mod stap;
 mod targets;
 mod terminal;
 pub mod tools;

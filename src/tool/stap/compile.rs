@@ -126,21 +126,37 @@ pub fn verifier_error(
 ) -> Option<String> {
     let program = programs.iter().find(|p| p.name == name)?;
     let lines: Vec<&str> = log_tail.lines().collect();
-    let insn = lines.iter().rev().find_map(|l| {
-        let (n, _) = l.trim_start().split_once(": ")?;
-        n.parse::<usize>().ok()
-    })?;
+    let numbered = |l: &str| {
+        l.trim_start()
+            .split_once(": ")
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+    };
+    // The verifier's sentence: not an instruction, a state or a summary.
     let complaint = lines
         .iter()
         .rev()
-        .find(|l| {
-            let t = l.trim_start();
+        .map(|l| l.trim())
+        .find(|t| {
             !t.is_empty()
-                && !t.starts_with("processed ")
-                && t.split_once(": ")
-                    .is_none_or(|(n, _)| n.parse::<usize>().is_err())
+                && numbered(t).is_none()
+                && ![
+                    "processed ",
+                    "cur state",
+                    "old state",
+                    "from ",
+                    "verification time",
+                    "stack depth",
+                ]
+                .iter()
+                .any(|p| t.starts_with(p))
         })
-        .map_or("(no message)", |l| l.trim());
+        .unwrap_or("(no message)");
+    // The instruction it names (`infinite loop detected at insn 50`), or
+    // the last one it walked.
+    let insn = complaint
+        .rsplit_once("at insn ")
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        .or_else(|| lines.iter().rev().find_map(|l| numbered(l)))?;
     let span = (0..=insn.min(program.len().saturating_sub(1)))
         .rev()
         .find_map(|i| {

@@ -93,9 +93,11 @@ pub fn script_comment(span: pytap_script::source::Span) -> String {
     format!("script {}:{}:{}", span.file.0, span.start, span.end)
 }
 
-/// The script span a [`script_comment`] names.
+/// The script span the last [`script_comment`] of an instruction's
+/// comments names (statements that made no code leave theirs too).
 pub fn comment_span(comment: &str) -> Option<pytap_script::source::Span> {
-    let mut parts = comment.strip_prefix("script ")?.split(':');
+    let line = comment.lines().rev().find(|l| l.starts_with("script "))?;
+    let mut parts = line.strip_prefix("script ")?.split(':');
     let file = parts.next()?.parse().ok()?;
     let start = parts.next()?.parse().ok()?;
     let end = parts.next()?.parse().ok()?;

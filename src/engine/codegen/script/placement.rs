@@ -346,9 +346,11 @@ fn string_kinds(probe: &Probe) -> Vec<Option<StrKind>> {
             }
         });
     }
+    // A string local never assigned holds "": an address of nothing,
+    // which costs no buffer (and is never read from).
     kinds
         .into_iter()
-        .map(|k| k.map(|k| k.unwrap_or(StrKind::Bytes)))
+        .map(|k| k.map(|k| k.unwrap_or(StrKind::Address { max: None })))
         .collect()
 }
 
