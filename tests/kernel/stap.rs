@@ -199,7 +199,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
             }
             if include.is_some() {
                 assert!(
-                    run.stderr.contains("frameptr") == false,
+                    !run.stderr.contains("frameptr"),
                     "an unread frameptr is no warning: {}",
                     run.stderr
                 );
