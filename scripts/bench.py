@@ -20,6 +20,13 @@ tracer start-up never count):
              any tool that times every event
   calls      `pytap calls`: lean entry/return records (no strings, names sent
              once per function), timed and aggregated in userspace
+  flow       `pytap flow`: the call hierarchy, to a file
+  stap_hier  `pytap stap tapset-call-hierarchy.stp`: the HOWTO's hierarchy
+             script (compiled to BPF by pytap), to a file
+  stap_top   `pytap stap top.stp`: the HOWTO's top script, counts in the kernel
+  stap_top_raw  the same with --raw-markers (3.15 only: without the frame
+             check that drops generator creations, which `pytap top`, counting
+             raw entries, does not make either)
 
 Overhead = median(mode) - median(untraced). The targets (pytap's issue on
 the engine) are:
@@ -28,6 +35,8 @@ the engine) are:
   bpftrace overhead >= 4 x trace overhead
   top overhead <= 1.1 x empty1 overhead     (the tools issue)
   calls overhead <= 1.1 x empty overhead
+  stap_hier overhead <= 1.1 x flow overhead  (the scripts issue)
+  stap_top overhead <= 1.1 x top overhead    (3.15: stap_top_raw, the same stream as top)
 
 Both are printed with PASS/FAIL, together with the cost per event beyond
 the uprobe trap (mode - empty), which is what the tracer itself adds. pytap
@@ -42,6 +51,7 @@ reports it (ru_maxrss), for pytap and, when installed, bpftrace:
 
   pytap start-up + teardown <= 25 ms, and at least 10 x less than bpftrace's
   pytap peak RSS <= 32 MiB
+  `pytap stap` on a one-probe script <= 30 ms more than `pytap trace`
 
 Medians, with the interquartile range beside them. Needs root. Exit
 status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
@@ -68,6 +78,8 @@ BPFTRACE_TARGET = 4.0
 TOOL_TARGET = 1.1
 STARTUP_TARGET_MS = 25.0
 STARTUP_VS_BPFTRACE = 10.0
+SCRIPT_STARTUP_MS = 30.0
+HOWTO = os.path.join(ROOT, "tests", "scripts", "howto")
 RSS_TARGET_MIB = 32.0
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 
@@ -136,6 +148,14 @@ class Runner:
                                "--"] + work, mode)[0]
         if mode == "calls":
             return self.timed([self.args.pytap, "calls", "-o", out, "--"] + work, mode)[0]
+        if mode == "flow":
+            return self.timed([self.args.pytap, "flow", "-o", out, "--"] + work, mode)[0]
+        if mode in ("stap_hier", "stap_top", "stap_top_raw"):
+            script = "top.stp" if mode.startswith("stap_top") else "tapset-call-hierarchy.stp"
+            argv = [self.args.pytap, "stap", os.path.join(HOWTO, script), "-o", out]
+            if mode == "stap_top_raw":
+                argv.append("--raw-markers")
+            return self.timed(argv + ["-c", " ".join(work)], mode)[0]
         if mode == "trace":
             value, err = self.timed(pytap + ["--"] + work, mode)
             m = SUMMARY.search(err)
@@ -168,6 +188,12 @@ def bench_one(runner, python, args):
         modes.append("bpftrace")
     if args.tools:
         modes += ["empty1", "top", "clock", "calls"]
+    if args.scripts:
+        modes += ["flow", "stap_hier", "stap_top"]
+        if not args.tools:
+            modes.append("top")
+        if version == "3.15":
+            modes.append("stap_top_raw")
     times = {m: [] for m in modes}
     for _ in range(args.runs):
         for mode in modes:
@@ -186,10 +212,18 @@ def bench_one(runner, python, args):
         "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
-            for m in modes if m not in ("untraced", "empty", "empty1", "top", "clock")},
+            for m in modes if m not in ("untraced", "empty", "empty1", "top", "clock",
+                                        "stap_top", "stap_top_raw")},
         "trace_lost": sum(runner.lost[("trace", python)]),
         "trace_over_empty": over["trace"] / over["empty"],
     }
+    if args.scripts:
+        result["stap_hier_over_flow"] = over["stap_hier"] / over["flow"]
+        top_mode = "stap_top_raw" if "stap_top_raw" in modes else "stap_top"
+        result["stap_top_over_top"] = over[top_mode] / over["top"]
+        result["stap_top_mode"] = top_mode
+        if "stap_top_raw" in modes:
+            result["stap_top_repaired_over_top"] = over["stap_top"] / over["top"]
     if args.tools:
         result["top_over_empty1"] = over["top"] / over["empty1"]
         result["calls_over_empty"] = over["calls"] / over["empty"]
@@ -236,6 +270,19 @@ def report(r):
                   f"{r[key]:5.2f}x (target <= {TOOL_TARGET}x) {'PASS' if verdict else 'FAIL'}")
         print(f"  clock / empty overhead   {r['clock_over_empty']:5.2f}x (a probe that only "
               f"reads the clock: the floor of any tool timing every event, such as calls)")
+    if "stap_hier_over_flow" in r:
+        verdict = r["stap_hier_over_flow"] <= TOOL_TARGET
+        ok &= verdict
+        print(f"  stap_hier / flow overhead  {r['stap_hier_over_flow']:5.2f}x "
+              f"(target <= {TOOL_TARGET}x) {'PASS' if verdict else 'FAIL'}")
+        verdict = r["stap_top_over_top"] <= TOOL_TARGET
+        ok &= verdict
+        print(f"  {r['stap_top_mode']} / top overhead{' ' * (13 - len(r['stap_top_mode']))}"
+              f"{r['stap_top_over_top']:5.2f}x (target <= {TOOL_TARGET}x) "
+              f"{'PASS' if verdict else 'FAIL'}")
+        if "stap_top_repaired_over_top" in r:
+            print(f"  stap_top / top overhead    {r['stap_top_repaired_over_top']:5.2f}x (the "
+                  f"repaired stream's frame check on every entry, which top does not make)")
     return ok
 
 
@@ -270,6 +317,8 @@ def bench_startup(python, args):
         "pytap": [args.pytap, "trace", "-m", "gc__start", "-o", "/dev/null",
                   "--", elf, "-c", "pass"],
     }
+    modes["stap"] = [args.pytap, "stap", "-e", 'probe process.mark("gc__start") { }',
+                     "-o", "/dev/null", "-c", f"{elf} -c pass"]
     if args.bpftrace:
         modes["bpftrace"] = ["bpftrace", "-e", f"usdt:{elf}:python:gc__start {{}}",
                              "-c", f"{elf} -c pass"]
@@ -310,6 +359,11 @@ def report_startup(r):
     ok &= verdict
     print(f"  pytap peak RSS             {pytap['peak_rss_mib']['median']:6.1f} MiB "
           f"(target <= {RSS_TARGET_MIB:.0f} MiB) {'PASS' if verdict else 'FAIL'}")
+    extra = modes["stap"]["overhead_ms"] - pytap["overhead_ms"]
+    verdict = extra <= SCRIPT_STARTUP_MS
+    ok &= verdict
+    print(f"  stap - trace start-up      {extra:6.1f} ms (target <= {SCRIPT_STARTUP_MS:.0f} ms) "
+          f"{'PASS' if verdict else 'FAIL'}")
     if "bpftrace" in modes:
         b = modes["bpftrace"]
         ratio = b["overhead_ms"] / max(pytap["overhead_ms"], 0.1)
@@ -324,7 +378,8 @@ def report_startup(r):
 def startup_ok(r):
     modes = r["modes"]
     ok = (modes["pytap"]["overhead_ms"] <= STARTUP_TARGET_MS
-          and modes["pytap"]["peak_rss_mib"]["median"] <= RSS_TARGET_MIB)
+          and modes["pytap"]["peak_rss_mib"]["median"] <= RSS_TARGET_MIB
+          and modes["stap"]["overhead_ms"] - modes["pytap"]["overhead_ms"] <= SCRIPT_STARTUP_MS)
     if "bpftrace" in modes:
         ok &= modes["bpftrace"]["overhead_ms"] >= STARTUP_VS_BPFTRACE * modes["pytap"]["overhead_ms"]
     return ok
@@ -354,6 +409,8 @@ def main():
                     help="skip bpftrace even when installed")
     ap.add_argument("--no-tools", dest="tools", action="store_false",
                     help="skip the top and calls measurements")
+    ap.add_argument("--no-scripts", dest="scripts", action="store_false",
+                    help="skip the flow, stap and top-script measurements")
     ap.add_argument("--startup-runs", type=int, default=21,
                     help="runs of the start-up and memory measurement (default 21; 0 skips it)")
     ap.add_argument("--only-startup", action="store_true",
@@ -385,6 +442,8 @@ def main():
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
                  and r.get("top_over_empty1", 0) <= TOOL_TARGET
                  and r.get("calls_over_empty", 0) <= TOOL_TARGET
+                 and r.get("stap_hier_over_flow", 0) <= TOOL_TARGET
+                 and r.get("stap_top_over_top", 0) <= TOOL_TARGET
                  for r in results)
         ok &= startup is None or startup_ok(startup)
     else:

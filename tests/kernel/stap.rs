@@ -491,8 +491,8 @@ fn dump_bpf_shows_the_script_programs_and_maps() {
     let out = run.ok();
     assert!(out.contains("# program pytap_0"), "{out}");
     // fn_calls, twice (the timer swaps it), keyed by addresses; the control map.
-    assert!(out.contains("g0         Hash key 40 value 8"), "{out}");
-    assert!(out.contains("g0b        Hash key 40 value 8"), "{out}");
+    assert!(out.contains("g0         Hash key 32 value 8"), "{out}");
+    assert!(out.contains("g0b        Hash key 32 value 8"), "{out}");
     assert!(out.contains("sctl"), "{out}");
     assert!(
         out.contains("script 0:"),
@@ -511,4 +511,37 @@ fn begin_end_and_timers_without_markers() {
         "7",
     ]);
     assert_eq!(run.ok(), "hello 7\nticks 3\n");
+}
+
+#[test]
+fn a_running_process_by_pid_and_every_process_of_a_binary() {
+    require_kernel();
+    let mut target = crate::harness::ChildGuard::spawn(
+        std::process::Command::new(system_python()).arg(script("busy.py")),
+    );
+    target.wait_for_line("ready", std::time::Duration::from_secs(20));
+    let pid = target.pid();
+    // -x: the probes, `target()`, `$$name`, a timer that exits, `end`.
+    let text = format!(
+        "global n\n\
+         probe process.mark(\"function__entry\") {{ if ($$name == \"function__entry\" && pid() == target()) n++ }}\n\
+         probe timer.ms(300) {{ exit() }}\n\
+         probe end {{ printf(\"%s %d\\n\", n > 0 ? \"calls\" : \"none\", target() == {pid}) }}"
+    );
+    let run = pytap(&["stap", "-e", &text, "-x", &pid.to_string()]);
+    assert_eq!(run.ok(), "calls 1\n", "{}", run.stderr);
+    assert!(crate::harness::nothing_armed(pid), "probes left in {pid}");
+    // No target: every process running the binary, here the one above.
+    let text = format!(
+        "probe process(\"{}\").mark(\"function__return\") {{ if (pid() == {pid}) {{ printf(\"%s\\n\", $$parms); exit() }} }}",
+        system_python().display()
+    );
+    let run = pytap(&["stap", "-e", &text]);
+    let out = run.ok();
+    assert!(
+        out.starts_with("$arg1=0x") && out.contains(" $arg2=0x") && out.contains(" $arg3=0x"),
+        "{out}"
+    );
+    assert!(crate::harness::nothing_armed(pid), "probes left in {pid}");
+    assert!(target.is_running());
 }

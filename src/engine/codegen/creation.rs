@@ -77,7 +77,7 @@ pub fn emit_check(
     b.comment("owned by a generator: a resumption");
     b.ldx(Size::B, Reg::R1, Reg::FP, scratch + layout.owner as i16);
     b.jmp_imm(JmpOp::Jne, Reg::R1, i32::from(layout.owned_by_thread), done);
-    b.comment("the code object's flags .. co_name");
+    b.comment("the code object's flags (4 bytes: most calls stop here)");
     b.ldx(
         Size::DW,
         Reg::R3,
@@ -85,22 +85,27 @@ pub fn emit_check(
         scratch + layout.executable as i16,
     );
     b.alu64_imm(AluOp::And, Reg::R3, !STACKREF_TAG_BITS);
+    b.stx(Size::DW, Reg::FP, scratch + 8, Reg::R3);
     b.add64_imm(Reg::R3, i32::from(layout.code_flags));
     b.mov64_reg(Reg::R1, Reg::FP)
         .add64_imm(Reg::R1, scratch.into());
-    b.mov64_imm(Reg::R2, i32::from(layout.code_bytes()));
+    b.mov64_imm(Reg::R2, 4);
     b.call(Helper::ProbeReadUser);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
     b.ldx(Size::W, Reg::R1, Reg::FP, scratch);
     b.alu64_imm(AluOp::And, Reg::R1, GENERATOR_FLAGS as i32);
     b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, done);
-    b.comment("co_name's characters must be the marker's name: the right frame");
-    b.ldx(
-        Size::DW,
-        Reg::R1,
-        Reg::FP,
-        scratch + (layout.code_name - layout.code_flags) as i16,
+    b.comment(
+        "a generator's code: co_name's characters must be the marker's name (the right frame)",
     );
+    b.ldx(Size::DW, Reg::R3, Reg::FP, scratch + 8);
+    b.add64_imm(Reg::R3, i32::from(layout.code_name));
+    b.mov64_reg(Reg::R1, Reg::FP)
+        .add64_imm(Reg::R1, scratch.into());
+    b.mov64_imm(Reg::R2, 8);
+    b.call(Helper::ProbeReadUser);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, scratch);
     b.add64_imm(Reg::R1, i32::from(layout.str_ascii_data));
     match funcname {
         Funcname::Record => b.ldx(Size::DW, Reg::R2, Reg::R6, off::FN_FUNCNAME_PTR as i16),

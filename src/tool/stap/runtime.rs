@@ -69,6 +69,9 @@ pub struct Runtime<'o> {
     pub truncated: u64,
     /// Output records handled.
     pub outputs: u64,
+    /// `thread_indent`'s counters by thread (-1: `indent`'s), when pytap
+    /// keeps them.
+    indents: HashMap<i64, (i64, i64)>,
 }
 
 impl std::fmt::Debug for Runtime<'_> {
@@ -246,6 +249,7 @@ impl<'o> Runtime<'o> {
             unreadable: 0,
             truncated: 0,
             outputs: 0,
+            indents: HashMap::new(),
         }
     }
 
@@ -421,9 +425,18 @@ impl<'o> Runtime<'o> {
                     Some(s) => Value::Str(self.text(s, rec, session)),
                     None => Value::Str(Vec::new()),
                 },
-                LeafKind::Indent { thread } => {
-                    let elapsed = longs.next().unwrap_or(0);
-                    let depth = longs.next().unwrap_or(0);
+                LeafKind::Indent { thread, kernel } => {
+                    let (elapsed, depth) = if kernel {
+                        (longs.next().unwrap_or(0), longs.next().unwrap_or(0))
+                    } else {
+                        // The same step the kernel would make, at the record's time.
+                        let delta = longs.next().unwrap_or(0);
+                        let now = (rec.ts_ns / 1000) as i64;
+                        let key = if thread { i64::from(rec.tid) } else { -1 };
+                        let state = self.indents.entry(key).or_insert((0, 0));
+                        let depth = interp::indent_step(state, delta, now);
+                        (now - state.1, depth)
+                    };
                     let desc = if thread {
                         let names = session.tasks.borrow();
                         format!("{}({})", names.comm(rec.pid, rec.tid), rec.tid).into_bytes()

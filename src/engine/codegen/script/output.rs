@@ -66,13 +66,17 @@ pub fn emit_output(g: &mut Gen<'_>, index: usize) -> R<()> {
     for leaf in &site.leaves {
         match leaf.kind {
             LeafKind::Long => longs.push(g.long_to_temp(&leaf.expr)?),
-            LeafKind::Indent { thread } => {
+            LeafKind::Indent { thread, kernel } => {
                 let ExprKind::Builtin(_, args) = &leaf.expr.kind else {
                     return Err(unsupported("an indent leaf that is not a call"));
                 };
-                let (elapsed, depth) = g.indent_step(thread, &args[0])?;
-                longs.push(elapsed);
-                longs.push(depth);
+                if kernel {
+                    let (elapsed, depth) = g.indent_step(thread, &args[0])?;
+                    longs.push(elapsed);
+                    longs.push(depth);
+                } else {
+                    longs.push(g.long_to_temp(&args[0])?);
+                }
             }
             LeafKind::Str => strs.push(match g.string(&leaf.expr)? {
                 StrVal::Addr { slot, max } => StrSrc::Addr { slot, max },

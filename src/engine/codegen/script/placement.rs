@@ -140,11 +140,17 @@ pub enum LeafKind {
     Long,
     /// A string.
     Str,
-    /// `thread_indent(n)` or `indent(n)`: microseconds since the outermost
-    /// entry and the depth; pytap writes the text.
+    /// `thread_indent(n)` or `indent(n)`. When no kernel code reads the
+    /// counters (`thread_indent_depth`), they are kept in pytap, which
+    /// steps them with each record in order (records of a thread arrive
+    /// in order, and none is lost without being counted): the probe sends
+    /// `n` only. Otherwise the probe steps them and sends the microseconds
+    /// since the outermost entry and the depth.
     Indent {
         /// `thread_indent` (per thread) rather than `indent`.
         thread: bool,
+        /// The counters are in the kernel.
+        kernel: bool,
     },
 }
 
@@ -154,7 +160,8 @@ impl LeafKind {
         match self {
             LeafKind::Long => 1,
             LeafKind::Str => 0,
-            LeafKind::Indent { .. } => 2,
+            LeafKind::Indent { kernel: true, .. } => 2,
+            LeafKind::Indent { kernel: false, .. } => 1,
         }
     }
 }
@@ -268,6 +275,16 @@ pub fn place(program: &Program) -> Result<Placement, Vec<Diagnostic>> {
         }
     }
     p.layout();
+    // `thread_indent`'s counters stay in pytap unless kernel code reads
+    // them (`thread_indent_depth`): then every step happens in the kernel.
+    let (thread, global) = (p.out.thread_indent, p.out.indent);
+    for site in &mut p.out.outputs {
+        for leaf in &mut site.leaves {
+            if let LeafKind::Indent { thread: t, kernel } = &mut leaf.kind {
+                *kernel = if *t { thread } else { global };
+            }
+        }
+    }
     if p.diags.is_empty() {
         Ok(p.out)
     } else {
@@ -283,6 +300,9 @@ struct Access {
     kernel_non_additive: bool,
     /// Some kernel key of a string part is not a marker string's address.
     content_keys: bool,
+    /// Key positions that every kernel access fills with `pid()` (an
+    /// address-keyed array whose key has the pid needs no hidden one).
+    pid_keys: Option<Vec<bool>>,
     user_keyed_writes: bool,
     deleted_by_timer: bool,
 }
@@ -472,6 +492,15 @@ impl Placer<'_> {
     }
 
     fn keys(&mut self, g: GlobalId, keys: &[Expr]) {
+        let pids: Vec<bool> = keys
+            .iter()
+            .map(|k| matches!(k.kind, ExprKind::Builtin(Builtin::Pid, _)))
+            .collect();
+        let a = &mut self.access[g];
+        a.pid_keys = Some(match a.pid_keys.take() {
+            None => pids,
+            Some(old) => old.iter().zip(&pids).map(|(x, y)| *x && *y).collect(),
+        });
         for k in keys {
             if k.ty == Ty::Str && !self.is_address(k) {
                 self.access[g].content_keys = true;
@@ -523,12 +552,7 @@ impl Placer<'_> {
         }
         for leaf in &leaves {
             match leaf.kind {
-                LeafKind::Indent { thread } => {
-                    if thread {
-                        self.out.thread_indent = true;
-                    } else {
-                        self.out.indent = true;
-                    }
+                LeafKind::Indent { .. } => {
                     if let ExprKind::Builtin(_, a) = &leaf.expr.kind {
                         a.iter().for_each(|a| self.expr(a));
                     }
@@ -558,6 +582,8 @@ impl Placer<'_> {
                     expr: e.clone(),
                     kind: LeafKind::Indent {
                         thread: matches!(e.kind, ExprKind::Builtin(Builtin::ThreadIndent, _)),
+                        // Decided once every probe is seen (see `place`).
+                        kernel: false,
                     },
                 });
                 return;
@@ -599,9 +625,7 @@ impl Placer<'_> {
         let mut leaves = Vec::new();
         self.leaves(e, &mut leaves);
         leaves.iter().all(|l| {
-            pytap_script::check::pure(&l.expr)
-                && l.kind != LeafKind::Indent { thread: true }
-                && l.kind != LeafKind::Indent { thread: false }
+            pytap_script::check::pure(&l.expr) && !matches!(l.kind, LeafKind::Indent { .. })
         })
     }
 
@@ -818,8 +842,11 @@ impl Placer<'_> {
                 && !a.content_keys
                 && !a.user_keyed_writes;
             let mut key = Vec::new();
+            let has_pid = a.pid_keys.as_ref().is_some_and(|p| p.contains(&true));
             if global.is_array() {
-                if address_keyed {
+                // String addresses are per process: the key needs the pid,
+                // which it may already have.
+                if address_keyed && !has_pid {
                     key.push(KeyPart::Tgid);
                 }
                 for &k in &global.keys {
