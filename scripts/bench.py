@@ -199,6 +199,7 @@ def bench_one(runner, python, args):
         for mode in modes:
             times[mode].append(runner.run(mode, python, elf))
     med = {m: statistics.median(v) for m, v in times.items()}
+    spread = {m: (quartiles(v)[0], quartiles(v)[2]) for m, v in times.items()}
     base = med["untraced"]
     over = {m: med[m] - base for m in modes}
     events = statistics.median(runner.events[python])
@@ -209,6 +210,7 @@ def bench_one(runner, python, args):
         "runs": args.runs,
         "events": int(events),
         "median_seconds": med,
+        "interquartile_seconds": spread,
         "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
@@ -239,7 +241,7 @@ def bench_one(runner, python, args):
 def report(r):
     ok = True
     print(f"\n== Python {r['version']} ({r['python']}), fib({r['n']}), "
-          f"{r['events']} events, median of {r['runs']} runs")
+          f"{r['events']} events, median [interquartile range] of {r['runs']} interleaved runs")
     med = r["median_seconds"]
     for mode, t in med.items():
         extra = ""
@@ -248,7 +250,8 @@ def report(r):
             per = r["ns_per_event_over_trap"].get(mode)
             if per is not None:
                 extra += f", {per:.0f} ns/event beyond the uprobe trap"
-        print(f"  {mode:<9} {t:8.3f} s{extra}")
+        lo, hi = r["interquartile_seconds"][mode]
+        print(f"  {mode:<9} {t:8.3f} s [{lo:.3f}, {hi:.3f}]{extra}")
     verdict = r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
     ok &= verdict
     print(f"  trace / empty overhead     {r['trace_over_empty']:5.2f}x "
@@ -304,6 +307,8 @@ def measured(argv):
 
 
 def quartiles(values):
+    if len(values) < 2:
+        return values[0], values[0], values[0]
     q = statistics.quantiles(values, n=4, method="inclusive")
     return q[0], statistics.median(values), q[2]
 
