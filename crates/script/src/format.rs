@@ -4,9 +4,9 @@
 //! can match conversions with arguments; [`Format::render`] prints values
 //! as SystemTap's runtime (`runtime/vsprintf.c`, itself Linux's
 //! `vsnprintf`) does: 64-bit numbers, `%p` as `%#x`, `%#x` of 0 as `0x0`.
-//! [`draw_histogram`] is SystemTap's `_stp_stat_print_histogram`.
+//! Histograms are [`crate::hist`]'s.
 
-use crate::ir::{HistShape, Ty};
+use crate::ir::Ty;
 
 /// How many of something: a number or `*` (taken from the arguments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,153 +399,6 @@ fn number(
     }
 }
 
-/// The log2 bucket of a value (SystemTap's `_stp_val_to_bucket`): 64 is
-/// zero, 65 + k holds `[2^k, 2^(k+1))`, below 64 the negatives.
-pub fn log_bucket(value: i64) -> usize {
-    if value == 0 {
-        return 64;
-    }
-    let magnitude = value.unsigned_abs();
-    let bits = 64 - magnitude.leading_zeros() as usize;
-    if value < 0 {
-        128 - (64 + bits)
-    } else {
-        64 + bits
-    }
-}
-
-/// The linear bucket of a value: 0 underflow, `buckets - 1` overflow.
-pub fn linear_bucket(value: i64, start: i64, interval: i64, buckets: usize) -> usize {
-    let v = value.wrapping_sub(start);
-    let bucket = if v < 0 {
-        0
-    } else {
-        (v as u64 / interval as u64).saturating_add(1)
-    };
-    bucket.min(buckets as u64 - 1) as usize
-}
-
-/// The bucket `value` falls in, for `shape`.
-pub fn bucket(shape: HistShape, value: i64) -> usize {
-    match shape {
-        HistShape::Log => log_bucket(value),
-        HistShape::Linear {
-            start, interval, ..
-        } => linear_bucket(value, start, interval, shape.buckets()),
-    }
-}
-
-fn bucket_value(num: usize) -> i64 {
-    if num == 64 {
-        0
-    } else if num < 64 {
-        (i64::MIN) >> num
-    } else {
-        1i64 << (num - 65)
-    }
-}
-
-fn needed_space(v: i64) -> usize {
-    if v == 0 {
-        return 1;
-    }
-    let sign = usize::from(v < 0);
-    sign + v.unsigned_abs().to_string().len()
-}
-
-/// Draws a histogram as SystemTap's `print(@hist_*(x))` does (50 columns
-/// of `@`, zero rows elided beyond two, a blank line at the end).
-pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
-    const WIDTH: u64 = 50;
-    let buckets = counts.len();
-    if buckets == 0 {
-        return;
-    }
-    let mut low: i64 = -1;
-    let mut high: usize = 0;
-    let mut max = 0u64;
-    for (i, &c) in counts.iter().enumerate() {
-        if c > 0 && low == -1 {
-            low = i as i64;
-        }
-        if c > 0 {
-            high = i;
-        }
-        max = max.max(c);
-    }
-    let linear = matches!(shape, HistShape::Linear { .. });
-    for _ in 0..2 {
-        if linear {
-            if low > 0 {
-                low -= 1;
-            }
-        } else if low != 64 && low > 0 {
-            low -= 1;
-        }
-        if high < buckets - 1 {
-            high += 1;
-        }
-    }
-    let (mut under, mut over) = (false, false);
-    if linear {
-        if low == 0 && counts[0] == 0 {
-            low += 1;
-        }
-        if high == buckets - 1 && counts[high] == 0 {
-            high -= 1;
-        }
-        under = low == 0;
-        over = high == buckets - 1;
-    }
-    let low = low.max(0) as usize;
-    let scale = if max <= WIDTH { 1 } else { max.div_ceil(WIDTH) };
-    let cnt_space = needed_space(max as i64);
-    let val_space = match shape {
-        HistShape::Linear {
-            start, interval, ..
-        } => (needed_space(start) + usize::from(under))
-            .max(needed_space(start + interval * high as i64) + usize::from(over)),
-        HistShape::Log => needed_space(bucket_value(high)).max(needed_space(bucket_value(low))),
-    }
-    .max(5);
-    out.extend_from_slice(format!("{:>val_space$} |", "value").as_bytes());
-    out.extend(std::iter::repeat_n(b'-', WIDTH as usize));
-    out.extend_from_slice(b" count\n");
-    let mut eliding = false;
-    for i in low..=high {
-        let (from, to) = (i.saturating_sub(2).max(low), (i + 2).min(high));
-        if (from..=to).all(|k| counts[k] == 0) {
-            eliding = true;
-            continue;
-        }
-        if eliding {
-            out.extend_from_slice(format!("{:val_space$} ~\n", "").as_bytes());
-            eliding = false;
-        }
-        let (val, prefix) = match shape {
-            HistShape::Linear {
-                start, interval, ..
-            } => {
-                if i == 0 {
-                    (start, "<")
-                } else if i == buckets - 1 {
-                    (start + (i as i64 - 2) * interval, ">")
-                } else {
-                    (start + (i as i64 - 1) * interval, "")
-                }
-            }
-            HistShape::Log => (bucket_value(i), ""),
-        };
-        let pad = val_space.saturating_sub(needed_space(val));
-        out.extend_from_slice(format!("{prefix:>pad$}{val} |").as_bytes());
-        let bar = counts[i] / scale;
-        out.extend(std::iter::repeat_n(b'@', bar as usize));
-        let field = (WIDTH - bar) as usize + 1 + cnt_space;
-        out.extend_from_slice(format!("{:>field$}\n", counts[i]).as_bytes());
-    }
-    out.push(b'\n');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,53 +498,5 @@ mod tests {
         assert!(Format::parse(b"%q").is_err());
         assert!(Format::parse(b"abc %").is_err());
         assert_eq!(Format::parse(b"%b").unwrap_err().at, 0);
-    }
-
-    #[test]
-    fn log_buckets() {
-        assert_eq!(log_bucket(0), 64);
-        assert_eq!(log_bucket(1), 65);
-        assert_eq!(log_bucket(2), 66);
-        assert_eq!(log_bucket(3), 66);
-        assert_eq!(log_bucket(4), 67);
-        assert_eq!(log_bucket(-1), 63);
-        assert_eq!(log_bucket(i64::MAX), 127);
-        assert_eq!(bucket_value(65), 1);
-        assert_eq!(bucket_value(67), 4);
-        assert_eq!(bucket_value(63), -1);
-    }
-
-    #[test]
-    fn a_log_histogram_drawn_as_systemtap_draws_it() {
-        let mut counts = vec![0u64; 128];
-        for v in [1, 2, 3, 4, 5, 6, 7, 8, 100] {
-            counts[log_bucket(v)] += 1;
-        }
-        let mut out = Vec::new();
-        draw_histogram(HistShape::Log, &counts, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "value |-------------------------------------------------- count\n    0 |                                                   0\n    1 |@                                                  1\n    2 |@@                                                 2\n    4 |@@@@                                               4\n    8 |@                                                  1\n   16 |                                                   0\n   32 |                                                   0\n   64 |@                                                  1\n  128 |                                                   0\n  256 |                                                   0\n\n"
-        );
-    }
-
-    #[test]
-    fn a_linear_histogram_elides_long_runs_of_zeros() {
-        let shape = HistShape::Linear {
-            start: 0,
-            stop: 100,
-            interval: 10,
-        };
-        let mut counts = vec![0u64; shape.buckets()];
-        for v in [5, 5, 95, 250] {
-            counts[bucket(shape, v)] += 1;
-        }
-        let mut out = Vec::new();
-        draw_histogram(shape, &counts, &mut out);
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text,
-            "value |-------------------------------------------------- count\n    0 |@@                                                 2\n   10 |                                                   0\n   20 |                                                   0\n      ~\n   70 |                                                   0\n   80 |                                                   0\n   90 |@                                                  1\n  100 |                                                   0\n >100 |@                                                  1\n\n"
-        );
     }
 }

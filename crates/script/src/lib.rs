@@ -9,10 +9,12 @@
 //!   SystemTap front end;
 //! - [`tapset`]: pytap's built-in `python` tapset;
 //! - [`check`]: probe aliases, name resolution and type inference, into
-//!   [`ir`], the compiled form;
-//! - [`value`], [`format`], [`interp`]: values, SystemTap's printf and
-//!   histogram drawing, and the interpreter that runs `begin`, `end` and
-//!   timer bodies (and probe bodies on events that do not come from BPF).
+//!   [`ir`], the compiled form; [`builtins`]: the functions scripts call;
+//! - [`value`], [`format`], [`hist`]: values, SystemTap's printf and its
+//!   statistics' histograms;
+//! - [`interp`], [`store`]: the interpreter that runs `begin`, `end` and
+//!   timer bodies (and probe bodies on events that do not come from BPF),
+//!   and where it finds globals.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,6 +24,7 @@ pub mod builtins;
 pub mod check;
 pub mod diag;
 pub mod format;
+pub mod hist;
 pub mod interp;
 pub mod ir;
 pub mod lexer;

@@ -86,7 +86,7 @@ impl Stats {
             if self.buckets.len() != shape.buckets() {
                 self.buckets = vec![0; shape.buckets()];
             }
-            self.buckets[format::bucket(shape, value)] += 1;
+            self.buckets[crate::hist::bucket(shape, value)] += 1;
         }
     }
 

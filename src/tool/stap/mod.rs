@@ -12,6 +12,7 @@
 
 pub mod bind;
 pub mod compile;
+mod context;
 pub mod runtime;
 pub mod store;
 mod userspace;

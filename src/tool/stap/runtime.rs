@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use pytap_script::diag::Diagnostic;
-use pytap_script::interp::{self, Context, Interp, Output, RunError, World};
+use pytap_script::interp::{self, Interp, RunError, World};
 use pytap_script::ir::{GlobalId, PointKind, StmtKind};
 use pytap_script::store::MemStore;
 use pytap_script::value::Value;
 
 use super::compile::Compiled;
+use super::context::{Out, OwnContext, RecordContext};
 use super::store::{KeyNames, ScriptStore};
 use crate::engine::abi;
 use crate::engine::codegen::script::placement::{KeyPart, LeafKind};
@@ -77,127 +78,6 @@ pub struct Runtime<'o> {
 impl std::fmt::Debug for Runtime<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime").finish_non_exhaustive()
-    }
-}
-
-/// Where a body's output goes.
-struct Out<'a> {
-    out: &'a mut dyn Write,
-    error: &'a mut Option<std::io::Error>,
-}
-
-impl Output for Out<'_> {
-    fn write(&mut self, bytes: &[u8]) {
-        if self.error.is_none()
-            && let Err(e) = self.out.write_all(bytes)
-        {
-            *self.error = Some(e);
-        }
-    }
-
-    fn warn(&mut self, message: &str) {
-        crate::output::notice::raw(&format!("WARNING: {message}\n"));
-    }
-}
-
-/// `begin`, `end` and timers run in pytap's own process.
-struct OwnContext {
-    target: i64,
-}
-
-impl Context for OwnContext {
-    fn pid(&self) -> i64 {
-        i64::from(std::process::id())
-    }
-    fn tid(&self) -> i64 {
-        i64::from(std::process::id())
-    }
-    fn ppid(&self) -> i64 {
-        std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-    fn uid(&self) -> i64 {
-        crate::target::proc::effective_uid().map_or(0, i64::from)
-    }
-    fn cpu(&self) -> i64 {
-        0
-    }
-    fn execname(&self) -> Vec<u8> {
-        b"pytap".to_vec()
-    }
-    fn target(&self) -> i64 {
-        self.target
-    }
-    fn now_ns(&self) -> i64 {
-        pytap_sys::clock::realtime_ns().unwrap_or(0)
-    }
-    fn arg(&self, _: usize) -> i64 {
-        0
-    }
-    fn frame(&self) -> i64 {
-        0
-    }
-    fn user_string(&mut self, addr: i64, _: Option<usize>) -> Result<Vec<u8>, String> {
-        Err(format!(
-            "{addr:#x}: begin, end and timer probes have no traced process to read"
-        ))
-    }
-}
-
-/// The context of a kernel probe's record: what pytap knows of it.
-struct RecordContext<'s> {
-    pid: u32,
-    tid: u32,
-    cpu: u16,
-    now_ns: i64,
-    target: i64,
-    session: &'s Session,
-}
-
-impl Context for RecordContext<'_> {
-    fn pid(&self) -> i64 {
-        i64::from(self.pid)
-    }
-    fn tid(&self) -> i64 {
-        i64::from(self.tid)
-    }
-    fn ppid(&self) -> i64 {
-        crate::target::proc::ids_of(self.pid).map_or(0, |(_, pp)| i64::from(pp))
-    }
-    fn uid(&self) -> i64 {
-        0
-    }
-    fn cpu(&self) -> i64 {
-        i64::from(self.cpu)
-    }
-    fn execname(&self) -> Vec<u8> {
-        self.session
-            .tasks
-            .borrow()
-            .comm(self.pid, self.tid)
-            .as_bytes()
-            .to_vec()
-    }
-    fn target(&self) -> i64 {
-        self.target
-    }
-    fn now_ns(&self) -> i64 {
-        self.now_ns
-    }
-    fn arg(&self, _: usize) -> i64 {
-        0
-    }
-    fn frame(&self) -> i64 {
-        0
-    }
-    fn user_string(&mut self, addr: i64, _: Option<usize>) -> Result<Vec<u8>, String> {
-        Err(format!("{addr:#x} was not read at the marker"))
     }
 }
 

@@ -2,16 +2,14 @@
 
 use super::body::{Scope, Var, Walker};
 use crate::ast::{self, AssignOp, ExprKind as E};
-use crate::builtins::Builtin;
 use crate::diag::Diagnostic;
-use crate::format::Format;
 use crate::ir::{self, Ty};
 use crate::source::Span;
 
-type Typed = (ir::Expr, Option<Ty>);
+pub(super) type Typed = (ir::Expr, Option<Ty>);
 
 impl Walker<'_, '_> {
-    fn mk(&mut self, kind: ir::ExprKind, ty: Option<Ty>, span: Span) -> Typed {
+    pub(super) fn mk(&mut self, kind: ir::ExprKind, ty: Option<Ty>, span: Span) -> Typed {
         let id = self.id();
         (
             ir::Expr {
@@ -25,7 +23,7 @@ impl Walker<'_, '_> {
     }
 
     /// A placeholder after an error.
-    fn bad(&mut self, span: Span) -> Typed {
+    pub(super) fn bad(&mut self, span: Span) -> Typed {
         self.mk(ir::ExprKind::Long(0), None, span)
     }
 
@@ -274,7 +272,7 @@ impl Walker<'_, '_> {
 
     /// A place a value can be stored: a local, a global scalar or an array
     /// element.
-    fn place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<(ir::LValue, Var)> {
+    pub(super) fn place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<(ir::LValue, Var)> {
         match &e.kind {
             E::Name(name) => {
                 if let Some(g) = self.global(name) {
@@ -301,7 +299,7 @@ impl Walker<'_, '_> {
 
     /// A statistics value: a global scalar or array element, which becomes
     /// (or must be) statistics.
-    fn stats_place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<ir::LValue> {
+    pub(super) fn stats_place(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Option<ir::LValue> {
         match &e.kind {
             E::Name(name) if self.global(name).is_none() => {
                 self.error(
@@ -383,321 +381,9 @@ impl Walker<'_, '_> {
         };
         self.mk(ir::ExprKind::Assign(lv, irop, Box::new(v)), ty, span)
     }
-
-    fn call(
-        &mut self,
-        name: &ast::Ident,
-        args: &[ast::Expr],
-        span: Span,
-        sc: &mut Scope<'_>,
-    ) -> Typed {
-        if let Some(f) = self.function_id(&name.name) {
-            let params = self.functions[f].decl.params.len();
-            if args.len() != params {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}` takes {params} argument{}, {} given",
-                        name.name,
-                        plural(params),
-                        args.len()
-                    ),
-                ));
-            }
-            let mut out = Vec::new();
-            for (i, a) in args.iter().enumerate() {
-                let (ex, t) = self.expr(a, sc);
-                match (t, self.var_type(&Var::Param(f, i))) {
-                    (Some(t), _) => self.learn(&Var::Param(f, i), t, a.span),
-                    (None, Some(pt)) => self.learn_expr(a, pt, sc),
-                    _ => {}
-                }
-                out.push(ex);
-            }
-            let ret = self.functions[f].ret;
-            return self.mk(ir::ExprKind::Call(f, out), ret, span);
-        }
-        let Some(b) = Builtin::lookup(&name.name, args.len()) else {
-            self.error(
-                Diagnostic::error(name.span, format!("unknown function `{}`", name.name)).hint(
-                    "docs/scripts.md lists the SystemTap functions pytap has; define others with `function`",
-                ),
-            );
-            return self.bad(span);
-        };
-        let params = b.params();
-        if args.len() != params.len() {
-            self.error(Diagnostic::error(
-                span,
-                format!(
-                    "`{}` takes {} argument{}, {} given",
-                    name.name,
-                    params.len(),
-                    plural(params.len()),
-                    args.len()
-                ),
-            ));
-            return self.bad(span);
-        }
-        let mut out = Vec::new();
-        for (a, &want) in args.iter().zip(params) {
-            let (ex, t) = self.expr(a, sc);
-            self.expect(a, t, want, &format!("this argument of `{}`", name.name), sc);
-            out.push(ex);
-        }
-        if b == Builtin::Pp && sc.point.is_some() {
-            let text = sc.point.clone().unwrap_or_default().into_bytes();
-            return self.mk(ir::ExprKind::Str(text), Some(Ty::Str), span);
-        }
-        self.mk(ir::ExprKind::Builtin(b, out), Some(b.ret()), span)
-    }
-
-    fn print(
-        &mut self,
-        kind: ast::PrintKind,
-        head: Option<&(Vec<u8>, Span)>,
-        args: &[ast::Expr],
-        hist: Option<&ast::HistOp>,
-        span: Span,
-        sc: &mut Scope<'_>,
-    ) -> Typed {
-        let ty = if kind.is_sprint() { Ty::Str } else { Ty::Long };
-        if let Some(h) = hist {
-            let Some(lv) = self.stats_place(&h.stat, sc) else {
-                return self.bad(span);
-            };
-            let shape = match h.linear {
-                None => ir::HistShape::Log,
-                Some((start, stop, interval)) => {
-                    let buckets = if interval > 0 && stop > start {
-                        (stop - start) / interval + 3
-                    } else {
-                        0
-                    };
-                    if !(3..=128).contains(&buckets) {
-                        self.error(Diagnostic::error(
-                            h.span,
-                            "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
-                        ));
-                        return self.bad(span);
-                    }
-                    ir::HistShape::Linear {
-                        start,
-                        stop,
-                        interval,
-                    }
-                }
-            };
-            let g = match &lv {
-                ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
-                ir::LValue::Local(_) => return self.bad(span),
-            };
-            match self.globals[g].hist {
-                Some((known, at)) if known != shape => {
-                    let name = self.globals[g].name.clone();
-                    self.error(
-                        Diagnostic::error(
-                            h.span,
-                            format!("`{name}` is drawn as two different histograms"),
-                        )
-                        .note(at, "the other one"),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    self.globals[g].hist = Some((shape, h.span));
-                    self.changed = true;
-                }
-            }
-            let print = ir::Print {
-                kind,
-                format: None,
-                delimiter: None,
-                args: Vec::new(),
-                hist: Some(ir::HistPrint { stat: lv, shape }),
-            };
-            return self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span);
-        }
-        let mut format = None;
-        let mut wants = Vec::new();
-        if kind.has_format() {
-            let (bytes, at) = head.expect("the parser requires a format");
-            match Format::parse(bytes) {
-                Ok(f) => {
-                    wants = f.args();
-                    format = Some(f);
-                }
-                Err(e) => {
-                    self.error(Diagnostic::error(
-                        *at,
-                        format!("in this format: {}", e.message),
-                    ));
-                    return self.bad(span);
-                }
-            }
-            if wants.len() != args.len() {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "the format takes {} value{}, and {} {} given",
-                        wants.len(),
-                        plural(wants.len()),
-                        args.len(),
-                        if args.len() == 1 { "is" } else { "are" }
-                    ),
-                ));
-            }
-        }
-        let mut out = Vec::new();
-        for (i, a) in args.iter().enumerate() {
-            let (ex, t) = self.expr(a, sc);
-            if let Some((want, what)) = wants.get(i) {
-                match t {
-                    None => self.learn_expr(a, *want, sc),
-                    Some(t) if t != *want => self.error(Diagnostic::error(
-                        a.span,
-                        format!("{what} needs {}, and this is {}", want.name(), t.name()),
-                    )),
-                    _ => {}
-                }
-            } else if t == Some(Ty::Stats) {
-                self.error(stats_read(a.span, "this"));
-            }
-            out.push(ex);
-        }
-        let print = ir::Print {
-            kind,
-            format,
-            delimiter: if kind.has_delimiter() {
-                head.map(|(b, _)| b.clone())
-            } else {
-                None
-            },
-            args: out,
-            hist: None,
-        };
-        self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
-    }
-
-    /// `$argN`, `$$name`, `$$parms`, `$$provider`; `$1` and `@1`, the
-    /// script's arguments.
-    fn target(&mut self, name: &str, span: Span, sc: &mut Scope<'_>) -> Typed {
-        if let Some(n) = name[1..].parse::<usize>().ok().filter(|n| *n >= 1) {
-            let Some(arg) = self.args.get(n - 1) else {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{name}` is argument {n} after the script, and {} given",
-                        self.args.len()
-                    ),
-                ));
-                return self.bad(span);
-            };
-            if name.starts_with('@') {
-                return self.mk(
-                    ir::ExprKind::Str(arg.clone().into_bytes()),
-                    Some(Ty::Str),
-                    span,
-                );
-            }
-            let value = arg.parse::<i64>().ok().or_else(|| {
-                arg.strip_prefix("0x")
-                    .and_then(|h| i64::from_str_radix(h, 16).ok())
-            });
-            let Some(value) = value else {
-                self.error(
-                    Diagnostic::error(
-                        span,
-                        format!("`{name}` is a number, and argument {n} is `{arg}`"),
-                    )
-                    .hint(format!("`@{n}` is the argument as a string")),
-                );
-                return self.bad(span);
-            };
-            return self.mk(ir::ExprKind::Long(value), Some(Ty::Long), span);
-        }
-        let Some(marker) = sc.marker else {
-            let d = if matches!(sc.owner, super::body::Owner::Function(_)) {
-                Diagnostic::error(span, format!("`{name}` cannot be used inside a function"))
-                    .hint("pass it to the function as an argument")
-            } else {
-                Diagnostic::error(
-                    span,
-                    format!("`{name}` belongs to marker probes; this probe is not on a marker"),
-                )
-            };
-            self.error(d);
-            return self.bad(span);
-        };
-        let marker = marker.clone();
-        match name {
-            "$$name" => self.mk(
-                ir::ExprKind::Str(marker.name.clone().into_bytes()),
-                Some(Ty::Str),
-                span,
-            ),
-            "$$provider" => self.mk(ir::ExprKind::Str(b"python".to_vec()), Some(Ty::Str), span),
-            "$$parms" | "$$vars" => {
-                let text: Vec<String> = (1..=marker.args).map(|i| format!("$arg{i}=%#x")).collect();
-                let format = Format::parse(text.join(" ").as_bytes()).expect("a valid format");
-                let args = (0..marker.args)
-                    .map(|i| {
-                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Arg(i)), Some(Ty::Long), span)
-                            .0
-                    })
-                    .collect();
-                let print = ir::Print {
-                    kind: ast::PrintKind::Sprintf,
-                    format: Some(format),
-                    delimiter: None,
-                    args,
-                    hist: None,
-                };
-                self.mk(ir::ExprKind::Print(Box::new(print)), Some(Ty::Str), span)
-            }
-            _ => {
-                let n = name
-                    .strip_prefix("$arg")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n >= 1);
-                match n {
-                    Some(n) if n <= marker.args => {
-                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Arg(n - 1)), Some(Ty::Long), span)
-                    }
-                    Some(n) if n == marker.args + 1 && marker.function => {
-                        self.mk(ir::ExprKind::Ctx(ir::Ctx::Frame), Some(Ty::Long), span)
-                    }
-                    Some(_) => {
-                        self.error(Diagnostic::error(
-                            span,
-                            format!(
-                                "`{}` passes {} argument{}: `$arg1`{}",
-                                marker.name,
-                                marker.args,
-                                plural(marker.args),
-                                if marker.args > 1 {
-                                    format!(" to `$arg{}`", marker.args)
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                        ));
-                        self.bad(span)
-                    }
-                    None => {
-                        self.error(
-                            Diagnostic::error(span, format!("`{name}` is not one of `{}`'s values", marker.name))
-                                .hint("markers pass `$arg1` … `$argN`; `$$name`, `$$provider` and `$$parms` describe the marker"),
-                        );
-                        self.bad(span)
-                    }
-                }
-            }
-        }
-    }
 }
 
-fn stats_read(span: Span, name: &str) -> Diagnostic {
+pub(super) fn stats_read(span: Span, name: &str) -> Diagnostic {
     Diagnostic::error(
         span,
         format!(
@@ -706,6 +392,6 @@ fn stats_read(span: Span, name: &str) -> Diagnostic {
     )
 }
 
-fn plural(n: usize) -> &'static str {
+pub(super) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

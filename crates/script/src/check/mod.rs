@@ -9,10 +9,12 @@
 //! [`Program`] and report what does not fit.
 
 mod body;
+mod calls;
 mod dead;
 pub use dead::{pure, walk};
 mod exprs;
 mod points;
+mod stmts;
 
 use std::collections::{BTreeMap, HashMap};
 

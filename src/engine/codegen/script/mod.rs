@@ -20,6 +20,7 @@
 
 pub mod globals;
 pub mod lower;
+pub mod numbers;
 pub mod output;
 pub mod placement;
 pub mod strings;
