@@ -491,3 +491,6 @@ impl Placer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
