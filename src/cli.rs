@@ -18,7 +18,9 @@ Trace CPython's static markers (USDT) with eBPF.
 CPython built with --with-dtrace (Debian, Ubuntu, Fedora) carries markers for
 function entry and return, lines, garbage collections, imports and audit
 events. pytap finds them in an interpreter, a libpython or a running process,
-tells you which ones really fire on that CPython version, and traces them.";
+tells you which ones really fire on that CPython version, and traces them:
+raw, as the HOWTO's views (flow, top, calls, gc, imports, audit), or with
+SystemTap scripts that pytap compiles to BPF itself (stap).";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -27,6 +29,7 @@ Examples:
   pytap info -p 1234                      CPython version and what each marker will do
   pytap trace -c 'python3 app.py'         every event of a command, from its first line
   pytap trace -m gc-start -p 1234         one marker of a running process
+  pytap stap top.stp -c 'python3 app.py'  a SystemTap script (the HOWTO's included)
 
 Exit status: 0 success, 1 nothing was traced, 2 error (bad target, missing
 privileges, bad arguments).";
