@@ -491,8 +491,8 @@ fn dump_bpf_shows_the_script_programs_and_maps() {
     let out = run.ok();
     assert!(out.contains("# program pytap_0"), "{out}");
     // fn_calls, twice (the timer swaps it), keyed by addresses; the control map.
-    assert!(out.contains("g0         Hash key 32 value 8"), "{out}");
-    assert!(out.contains("g0b        Hash key 32 value 8"), "{out}");
+    assert!(out.contains("g0         HashNoPrealloc key 32 value 8"), "{out}");
+    assert!(out.contains("g0b        HashNoPrealloc key 32 value 8"), "{out}");
     assert!(out.contains("sctl"), "{out}");
     assert!(
         out.contains("script 0:"),

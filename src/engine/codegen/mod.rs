@@ -85,6 +85,8 @@ pub enum MapKind {
     HashNoPrealloc,
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash,
+    /// `BPF_MAP_TYPE_PERCPU_HASH` with `BPF_F_NO_PREALLOC`.
+    PercpuHashNoPrealloc,
     /// `BPF_MAP_TYPE_LRU_HASH`.
     LruHash,
     /// `BPF_MAP_TYPE_RINGBUF` (`max_entries` is the size in bytes).

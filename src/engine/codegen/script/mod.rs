@@ -202,11 +202,13 @@ impl ScriptMaps {
             .map(|(g, kg)| {
                 let kg = kg.as_ref()?;
                 let stats = matches!(kg.value, ValueLayout::Stats { .. });
+                // Arrays grow as they are used: a preallocated 65536-entry
+                // map of string keys would pin tens of MiB at start-up.
                 let kind = match (kg.key.is_empty(), stats) {
                     (true, false) => MapKind::Array,
                     (true, true) => MapKind::PercpuArray,
-                    (false, false) => MapKind::Hash,
-                    (false, true) => MapKind::PercpuHash,
+                    (false, false) => MapKind::HashNoPrealloc,
+                    (false, true) => MapKind::PercpuHashNoPrealloc,
                 };
                 let spec = |copy| MapSpec {
                     name: names::global(g, copy),
