@@ -195,7 +195,10 @@ fn string(file: FileId, bytes: &[u8], start: usize) -> Result<(Vec<u8>, usize), 
             }
             b'\\' => {
                 let Some(&e) = bytes.get(i + 1) else {
-                    continue;
+                    return Err(Diagnostic::error(
+                        Span::new(file, start, start + 1),
+                        "this string is never closed (no `\"`)",
+                    ));
                 };
                 i += 2;
                 match e {
@@ -336,7 +339,7 @@ mod tests {
 
     #[test]
     fn unclosed_things_are_errors() {
-        for text in ["\"abc", "/* x", "%{ C", "\"a\nb\""] {
+        for text in ["\"abc", "/* x", "%{ C", "\"a\nb\"", "\"ends in a backslash\\"] {
             assert!(tokenize(FileId(0), text).is_err(), "{text}");
         }
         assert_eq!(toks("%{ int x; %}"), vec![Tok::Embedded, Tok::Eof]);
