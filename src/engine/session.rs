@@ -154,9 +154,7 @@ impl Session {
                     MapKind::Hash => (MapType::Hash, 0),
                     MapKind::HashNoPrealloc => (MapType::Hash, bpf::BPF_F_NO_PREALLOC),
                     MapKind::PercpuHash => (MapType::PercpuHash, 0),
-                    MapKind::PercpuHashNoPrealloc => {
-                        (MapType::PercpuHash, bpf::BPF_F_NO_PREALLOC)
-                    }
+                    MapKind::PercpuHashNoPrealloc => (MapType::PercpuHash, bpf::BPF_F_NO_PREALLOC),
                     MapKind::LruHash => (MapType::LruHash, 0),
                     MapKind::RingBuf => (MapType::RingBuf, 0),
                 };

@@ -491,8 +491,14 @@ fn dump_bpf_shows_the_script_programs_and_maps() {
     let out = run.ok();
     assert!(out.contains("# program pytap_0"), "{out}");
     // fn_calls, twice (the timer swaps it), keyed by addresses; the control map.
-    assert!(out.contains("g0         HashNoPrealloc key 32 value 8"), "{out}");
-    assert!(out.contains("g0b        HashNoPrealloc key 32 value 8"), "{out}");
+    assert!(
+        out.contains("g0         HashNoPrealloc key 32 value 8"),
+        "{out}"
+    );
+    assert!(
+        out.contains("g0b        HashNoPrealloc key 32 value 8"),
+        "{out}"
+    );
     assert!(out.contains("sctl"), "{out}");
     assert!(
         out.contains("script 0:"),
@@ -516,8 +522,11 @@ fn begin_end_and_timers_without_markers() {
 #[test]
 fn a_running_process_by_pid_and_every_process_of_a_binary() {
     require_kernel();
+    // The 3.9 fixture: the system-wide probe below arms every process
+    // running it, and no other test checks 3.9's semaphores.
+    let python = fixture("3.9").binary.clone();
     let mut target = crate::harness::ChildGuard::spawn(
-        std::process::Command::new(system_python()).arg(script("busy.py")),
+        std::process::Command::new(&python).arg(script("busy.py")),
     );
     target.wait_for_line("ready", std::time::Duration::from_secs(20));
     let pid = target.pid();
@@ -534,7 +543,7 @@ fn a_running_process_by_pid_and_every_process_of_a_binary() {
     // No target: every process running the binary, here the one above.
     let text = format!(
         "probe process(\"{}\").mark(\"function__return\") {{ if (pid() == {pid}) {{ printf(\"%s\\n\", $$parms); exit() }} }}",
-        system_python().display()
+        python.display()
     );
     let run = pytap(&["stap", "-e", &text]);
     let out = run.ok();

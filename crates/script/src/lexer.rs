@@ -339,7 +339,13 @@ mod tests {
 
     #[test]
     fn unclosed_things_are_errors() {
-        for text in ["\"abc", "/* x", "%{ C", "\"a\nb\"", "\"ends in a backslash\\"] {
+        for text in [
+            "\"abc",
+            "/* x",
+            "%{ C",
+            "\"a\nb\"",
+            "\"ends in a backslash\\",
+        ] {
             assert!(tokenize(FileId(0), text).is_err(), "{text}");
         }
         assert_eq!(toks("%{ int x; %}"), vec![Tok::Embedded, Tok::Eof]);
