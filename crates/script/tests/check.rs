@@ -191,3 +191,11 @@ fn script_arguments() {
     );
     assert!(err("probe begin { x = $2 }").contains("`$2` is a number, and argument 2 is `five`"));
 }
+
+#[test]
+fn providers_and_marker_spellings() {
+    let c = ok("probe process(\"/x/python\").provider(\"python\").mark(\"gc-start\") { }");
+    assert!(matches!(c.program.probes[0].point.kind, PointKind::Marker { marker: 3, .. }));
+    assert!(err("probe process(\"/x/python\").provider(\"node\").mark(\"gc__start\") { }")
+        .contains("pytap knows the markers of the `python` provider, not `node`"));
+}

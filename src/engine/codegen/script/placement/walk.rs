@@ -153,7 +153,11 @@ impl Placer<'_> {
     fn leaves(&mut self, e: &Expr, out: &mut Vec<Leaf>) {
         let children: Vec<&Expr> = match &e.kind {
             ExprKind::Long(_) | ExprKind::Str(_) => return,
-            ExprKind::Builtin(Builtin::Execname | Builtin::Target | Builtin::Pp, _) => return,
+            // pytap knows these from the record (the thread's name then, the
+            // process's parent now).
+            ExprKind::Builtin(Builtin::Execname | Builtin::Target | Builtin::Pp | Builtin::Ppid, _) => {
+                return;
+            }
             ExprKind::Builtin(Builtin::ThreadIndent | Builtin::Indent, _) => {
                 out.push(Leaf {
                     expr: e.clone(),
@@ -265,7 +269,10 @@ impl Placer<'_> {
             }
             ExprKind::Builtin(b, args) => {
                 match b {
-                    Builtin::Ppid => self.diags.push(unsupported(e.span, "`ppid()`")),
+                    Builtin::Ppid => self.diags.push(
+                        unsupported(e.span, "`ppid()` outside printf's arguments")
+                            .hint("printed, it is read by pytap"),
+                    ),
                     Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr => {
                         self.diags.push(
                             unsupported(e.span, &format!("`{}`", b.name()))
