@@ -195,7 +195,12 @@ fn script_arguments() {
 #[test]
 fn providers_and_marker_spellings() {
     let c = ok("probe process(\"/x/python\").provider(\"python\").mark(\"gc-start\") { }");
-    assert!(matches!(c.program.probes[0].point.kind, PointKind::Marker { marker: 3, .. }));
-    assert!(err("probe process(\"/x/python\").provider(\"node\").mark(\"gc__start\") { }")
-        .contains("pytap knows the markers of the `python` provider, not `node`"));
+    assert!(matches!(
+        c.program.probes[0].point.kind,
+        PointKind::Marker { marker: 3, .. }
+    ));
+    assert!(
+        err("probe process(\"/x/python\").provider(\"node\").mark(\"gc__start\") { }")
+            .contains("pytap knows the markers of the `python` provider, not `node`")
+    );
 }

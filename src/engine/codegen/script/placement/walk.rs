@@ -155,7 +155,10 @@ impl Placer<'_> {
             ExprKind::Long(_) | ExprKind::Str(_) => return,
             // pytap knows these from the record (the thread's name then, the
             // process's parent now).
-            ExprKind::Builtin(Builtin::Execname | Builtin::Target | Builtin::Pp | Builtin::Ppid, _) => {
+            ExprKind::Builtin(
+                Builtin::Execname | Builtin::Target | Builtin::Pp | Builtin::Ppid,
+                _,
+            ) => {
                 return;
             }
             ExprKind::Builtin(Builtin::ThreadIndent | Builtin::Indent, _) => {
