@@ -190,8 +190,10 @@ Examples:
   pytap stap show-call-hierarchy.stp -c 'python3.11 test.py'
   pytap stap top.stp
   pytap stap -I tapsets/ tapset-call-hierarchy.stp -x 1234
-  pytap stap -e 'probe python.function.entry { n[funcname] <<< 1 }
-                 probe end { foreach (f in n @count- limit 5) println(f) }' -c 'python3.11 app.py'
+  pytap stap -e 'global n
+    probe python.function.entry { n[funcname] <<< 1 }
+    probe end { foreach (f in n @count- limit 5) printf(\"%s %d\\n\", f, @count(n[f])) }' \\
+    -c 'python3.11 app.py'
   pytap stap --dump-bpf top.stp -c 'python3.11 app.py'
 
 Scripts are SystemTap's language: probes on `process(\"PATH\").mark(\"NAME\")`

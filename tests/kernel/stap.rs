@@ -554,3 +554,22 @@ fn a_running_process_by_pid_and_every_process_of_a_binary() {
     assert!(crate::harness::nothing_armed(pid), "probes left in {pid}");
     assert!(target.is_running());
 }
+
+#[test]
+fn the_help_examples_compile() {
+    require_kernel();
+    let help = pytap(&["stap", "--help"]);
+    let text = help.ok();
+    let start = text.find("-e '").expect("an -e example") + 4;
+    let end = start + text[start..].find("' \\").expect("the example's end");
+    let script_text = &text[start..end];
+    let run = pytap(&[
+        "stap",
+        "--dump-bpf",
+        "-e",
+        script_text,
+        "-c",
+        &format!("{} -c pass", system_python().display()),
+    ]);
+    assert!(run.ok().contains("# program pytap_0"), "{}", run.stderr);
+}
