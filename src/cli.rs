@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::event::Format;
 
+mod dtrace;
+pub use dtrace::DtraceArgs;
+
 const ABOUT: &str = "Trace CPython's static markers (USDT) with eBPF";
 
 const LONG_ABOUT: &str = "\
@@ -205,6 +208,23 @@ watch the target's process tree; without, every process running the named
 binaries. docs/scripts.md lists what is supported and what differs from
 SystemTap.")]
     Stap(StapArgs),
+    /// Run a D program (dtrace's language), compiled to BPF by pytap
+    #[command(after_help = "\
+Examples:
+  pytap dtrace -q -s call_stack.d -c 'python3.11 script.py'
+  pytap dtrace -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 1234
+  pytap dtrace -n 'python*:::gc-done { @[\"collected\"] = quantize(arg0); }' -c 'python3.11 app.py'
+  pytap dtrace -l -P python1234
+  pytap dtrace -l -m python3.11 -n 'python*:::gc-*'
+
+D clauses are `provider:module:function:name /predicate/ { actions }` on the
+python provider's probes (`python$target:::function-entry`; dashes stand for
+CPython's double underscores), BEGIN, END and tick-N (1sec, 100ms, 10hz).
+Clauses at markers run in the kernel; BEGIN, END and ticks run in pytap.
+Aggregations (count, sum, avg, min, max, quantize, lquantize) are kept in the
+kernel and printed at the end as dtrace prints them. docs/scripts.md has the
+D table: what is supported, what is not, what differs.")]
+    Dtrace(DtraceArgs),
 }
 
 /// `pytap stap`.

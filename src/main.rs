@@ -16,7 +16,7 @@ use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
-use pytap::tool::{args, audit, calls, flow, gc, imports, info, list, stap, top, trace};
+use pytap::tool::{args, audit, calls, dtrace, flow, gc, imports, info, list, stap, top, trace};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -238,6 +238,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     inline: a.inline.clone(),
                     includes: a.include.clone(),
                     args: script_args,
+                    dialect: pytap_script::check::Dialect::Stap,
                 },
                 target,
                 stream,
@@ -245,7 +246,90 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             with_sink(sink, |w| stap::run(&request, w))
         }
+        Command::Dtrace(a) => dtrace_command(&a),
     }
+}
+
+/// `pytap dtrace`: a listing (`-l`) or a run.
+fn dtrace_command(a: &pytap::cli::DtraceArgs) -> anyhow::Result<ExitCode> {
+    if a.cpp {
+        anyhow::bail!(
+            "-C: pytap has no C preprocessor; write the program without #include/#define lines"
+        );
+    }
+    let mut quiet = a.quiet;
+    for opt in &a.options {
+        let (name, _) = opt.split_once('=').unwrap_or((opt, ""));
+        match name {
+            "quiet" => quiet = true,
+            "zdefs" | "destructive" | "bufsize" | "aggsize" | "aggrate" | "switchrate"
+            | "dynvarsize" | "strsize" | "cleanrate" | "statusrate" | "nspec" | "specsize" => {}
+            _ => anyhow::bail!("-x {name}: not an option pytap's dtrace has"),
+        }
+    }
+    let sink = open_output(a.output.as_deref())?;
+    if a.list {
+        let mut request = dtrace::list::ListRequest {
+            pid: a.pid,
+            providers: a.providers.clone(),
+            modules: a.modules.clone(),
+            functions: a.functions.clone(),
+            descriptions: a.programs.clone(),
+            ..Default::default()
+        };
+        // A provider naming a process (`python1234`) lists that process.
+        for p in a.providers.iter().chain(&a.programs) {
+            let provider = p.split(':').next().unwrap_or("");
+            if let Some(pid) = provider.strip_prefix("python").and_then(|n| n.parse().ok())
+                && request.pid.is_none()
+            {
+                request.pid = Some(pid);
+            }
+        }
+        if request.pid.is_none() {
+            request.binaries = a.modules.iter().map(std::path::PathBuf::from).collect();
+            request.modules.clear();
+            if request.binaries.is_empty() {
+                anyhow::bail!(
+                    "-l: name a process (-p PID, -P pythonPID) or a binary (-m python3.11)"
+                );
+            }
+        }
+        return with_sink(sink, |w| {
+            Ok(if dtrace::list::run(&request, w)? {
+                ExitCode::Ok
+            } else {
+                ExitCode::NothingTraced
+            })
+        });
+    }
+    if !a.providers.is_empty() || !a.modules.is_empty() || !a.functions.is_empty() {
+        anyhow::bail!(
+            "-P, -m and -f select probes to list: use them with -l (clauses name their probes)"
+        );
+    }
+    let target_args = pytap::cli::TargetArgs {
+        pids: a.pid.into_iter().collect(),
+        command: a.command.clone(),
+        all: a.pid.is_none() && a.command.is_none(),
+        binaries: Vec::new(),
+        argv: Vec::new(),
+        children: a.children,
+        no_children: a.no_children,
+        force: a.force,
+    };
+    let stream = args::stream_options(&target_args, &a.engine, &sink)?;
+    let target = (!target_args.all).then(|| stream.target.clone());
+    let request = dtrace::DtraceRequest {
+        script: a.script.clone(),
+        programs: a.programs.clone(),
+        args: a.args.clone(),
+        quiet,
+        target,
+        stream,
+        raw_markers: a.raw_markers,
+    };
+    with_sink(sink, |w| dtrace::run(&request, w))
 }
 
 /// The error and its causes on one line, each cause once: typed errors

@@ -69,6 +69,23 @@ pub struct Module {
 }
 
 impl Module {
+    /// The C function containing each of the module's sites (in
+    /// `all_sites` order), from its symbols; `None` where none covers it.
+    pub fn site_functions(&self) -> Result<Vec<Option<String>>, TargetError> {
+        let file = File::open(&self.open_path).map_err(|e| TargetError::io(&self.path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| TargetError::io(&self.path, e))?
+            .len();
+        let reader = FileRef::new(file, len);
+        let image = ElfImage::parse(&reader).map_err(|source| TargetError::BadElf {
+            path: self.path.clone(),
+            source,
+        })?;
+        let pcs: Vec<u64> = self.all_sites.iter().map(|s| s.pc).collect();
+        Ok(image.functions_containing(&pcs))
+    }
+
     /// Opens and reads an ELF file. `path` is the name to show, `open_path`
     /// the host path to read (they differ for files seen through `/proc`).
     pub fn open(

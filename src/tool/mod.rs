@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod calls;
 pub mod common;
+pub mod dtrace;
 pub mod filter;
 pub mod flow;
 pub mod gc;

@@ -393,6 +393,41 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
             })
     }
 
+    /// The function that contains each of `addresses` (virtual addresses),
+    /// from `.symtab` when the file has one, else `.dynsym`: the sized
+    /// `STT_FUNC` symbol whose range covers it, or `None`.
+    pub fn functions_containing(&self, addresses: &[u64]) -> Vec<Option<String>> {
+        let table = self
+            .sections
+            .symbols(LE, self.data, elf::SHT_SYMTAB)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.sections.symbols(LE, self.data, elf::SHT_DYNSYM).ok());
+        let mut out = vec![None; addresses.len()];
+        let Some(table) = table else {
+            return out;
+        };
+        let strings = table.strings();
+        for sym in table.iter() {
+            if sym.st_type() != elf::STT_FUNC || sym.is_undefined(LE) {
+                continue;
+            }
+            let (start, size) = (sym.st_value(LE), sym.st_size(LE));
+            if size == 0 {
+                continue;
+            }
+            for (slot, &addr) in out.iter_mut().zip(addresses) {
+                if slot.is_none() && addr >= start && addr - start < size {
+                    *slot = sym
+                        .name(LE, strings)
+                        .ok()
+                        .map(|n| String::from_utf8_lossy(n).into_owned());
+                }
+            }
+        }
+        out
+    }
+
     /// The GNU build ID, as lowercase hex, if the file has one.
     pub fn build_id(&self) -> Option<String> {
         let (_, section) = self.sections.section_by_name(LE, b".note.gnu.build-id")?;

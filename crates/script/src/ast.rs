@@ -122,6 +122,8 @@ pub struct GlobalDecl {
     pub size: Option<i64>,
     /// `= literal`.
     pub init: Option<(Literal, Span)>,
+    /// D's declared type (`int x;`, `string s;`), if any.
+    pub ty: Option<TypeName>,
 }
 
 /// A type annotation.
@@ -295,6 +297,72 @@ pub struct HistOp {
     pub stat: Box<Expr>,
     /// From `@` to `)`.
     pub span: Span,
+}
+
+/// D's aggregating functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    /// `count()`.
+    Count,
+    /// `sum(x)`.
+    Sum,
+    /// `avg(x)`.
+    Avg,
+    /// `min(x)`.
+    Min,
+    /// `max(x)`.
+    Max,
+    /// `stddev(x)`.
+    Stddev,
+    /// `quantize(x)`: power-of-two buckets.
+    Quantize,
+    /// `lquantize(x, lo, hi, step)`: linear buckets.
+    Lquantize,
+    /// `llquantize(x, factor, lo, hi, steps)`: log-linear buckets.
+    Llquantize,
+}
+
+impl AggFunc {
+    /// The function a name calls, if an aggregating one.
+    pub fn from_name(name: &str) -> Option<AggFunc> {
+        Some(match name {
+            "count" => AggFunc::Count,
+            "sum" => AggFunc::Sum,
+            "avg" => AggFunc::Avg,
+            "min" => AggFunc::Min,
+            "max" => AggFunc::Max,
+            "stddev" => AggFunc::Stddev,
+            "quantize" => AggFunc::Quantize,
+            "lquantize" => AggFunc::Lquantize,
+            "llquantize" => AggFunc::Llquantize,
+            _ => return None,
+        })
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Stddev => "stddev",
+            AggFunc::Quantize => "quantize",
+            AggFunc::Lquantize => "lquantize",
+            AggFunc::Llquantize => "llquantize",
+        }
+    }
+
+    /// How many arguments it takes.
+    pub fn arity(self) -> usize {
+        match self {
+            AggFunc::Count => 0,
+            AggFunc::Lquantize => 4,
+            AggFunc::Llquantize => 5,
+            _ => 1,
+        }
+    }
 }
 
 /// Which print function.
@@ -534,6 +602,19 @@ pub enum ExprKind {
         /// The array.
         array: Ident,
     },
+    /// D's `@name[keys] = func(args)`: an aggregation.
+    AggSet {
+        /// `@name` (`@` alone for the anonymous one).
+        agg: Ident,
+        /// The keys.
+        keys: Vec<Expr>,
+        /// The aggregating function.
+        func: AggFunc,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+    /// D's `@name` as an argument of `printa`, `clear`, `trunc`, … .
+    AggRef(Ident),
     /// `@entry(…)`, `@cast(…)`, `&x`, `%{ … %}` and other forms pytap
     /// parses only to say they are not supported: what was written.
     Unsupported(String),

@@ -74,6 +74,18 @@ pub enum Builtin {
     Warn,
     /// `log(msg)`: `msg` and a newline.
     Log,
+    /// D's `timestamp`: the monotonic clock in nanoseconds.
+    Timestamp,
+    /// D's `probename`: the marker's name with dashes (`function-entry`).
+    Probename,
+    /// D's `basename(path)`.
+    Basename,
+    /// D's `dirname(path)`.
+    Dirname,
+    /// D's `strstr(s, t)`: `s` from the first `t` on, or "".
+    Strstr,
+    /// D's `substr(s, index[, length])`: negative `index` counts from the end.
+    DSubstr,
 }
 
 /// What a built-in needs to run.
@@ -90,7 +102,7 @@ pub enum Needs {
 
 impl Builtin {
     /// Every built-in.
-    pub const ALL: [Builtin; 34] = [
+    pub const ALL: [Builtin; 40] = [
         Builtin::Pid,
         Builtin::Tid,
         Builtin::Ppid,
@@ -125,6 +137,12 @@ impl Builtin {
         Builtin::Error,
         Builtin::Warn,
         Builtin::Log,
+        Builtin::Timestamp,
+        Builtin::Probename,
+        Builtin::Basename,
+        Builtin::Dirname,
+        Builtin::Strstr,
+        Builtin::DSubstr,
     ];
 
     /// The name scripts call it by.
@@ -163,6 +181,12 @@ impl Builtin {
             Builtin::Error => "error",
             Builtin::Warn => "warn",
             Builtin::Log => "log",
+            Builtin::Timestamp => "__d_timestamp",
+            Builtin::Probename => "__d_probename",
+            Builtin::Basename => "__d_basename",
+            Builtin::Dirname => "__d_dirname",
+            Builtin::Strstr => "__d_strstr",
+            Builtin::DSubstr => "__d_substr",
         }
     }
 
@@ -182,6 +206,8 @@ impl Builtin {
             | Builtin::GettimeofdayMs
             | Builtin::GettimeofdayUs
             | Builtin::GettimeofdayNs
+            | Builtin::Timestamp
+            | Builtin::Probename
             | Builtin::Exit => &[],
             Builtin::ThreadIndent
             | Builtin::ThreadIndentDepth
@@ -196,7 +222,11 @@ impl Builtin {
             | Builtin::TokenizeNext
             | Builtin::Error
             | Builtin::Warn
-            | Builtin::Log => &[Str],
+            | Builtin::Log
+            | Builtin::Basename
+            | Builtin::Dirname => &[Str],
+            Builtin::Strstr => &[Str, Str],
+            Builtin::DSubstr => &[Str, Long, Long],
             Builtin::Substr => &[Str, Long, Long],
             Builtin::Stringat | Builtin::Strtol => &[Str, Long],
             Builtin::Isinstr | Builtin::Strpos | Builtin::Tokenize => &[Str, Str],
@@ -218,7 +248,12 @@ impl Builtin {
             | Builtin::StrReplace
             | Builtin::Tokenize
             | Builtin::TokenizeNext
-            | Builtin::TextStr => Ty::Str,
+            | Builtin::TextStr
+            | Builtin::Probename
+            | Builtin::Basename
+            | Builtin::Dirname
+            | Builtin::Strstr
+            | Builtin::DSubstr => Ty::Str,
             _ => Ty::Long,
         }
     }
@@ -238,6 +273,7 @@ impl Builtin {
             | Builtin::GettimeofdayMs
             | Builtin::GettimeofdayUs
             | Builtin::GettimeofdayNs
+            | Builtin::Timestamp
             | Builtin::ThreadIndent
             | Builtin::ThreadIndentDepth
             | Builtin::Indent

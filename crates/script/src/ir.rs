@@ -99,6 +99,8 @@ pub struct Global {
     pub init: Option<Const>,
     /// For statistics: the histogram printed of it, if any.
     pub hist: Option<HistShape>,
+    /// D: the aggregating function of an aggregation (`@a = count()`).
+    pub agg: Option<crate::ast::AggFunc>,
 }
 
 impl Global {
@@ -384,6 +386,31 @@ pub enum ExprKind {
     /// `printf`, `sprintf`, … (`sprint*` are strings; the others print
     /// and are numbers, 0).
     Print(Box<Print>),
+    /// D's actions on a whole aggregation (run in pytap): `printa`,
+    /// `clear`, `trunc`, `normalize`, `denormalize`.
+    AggAction {
+        /// Which.
+        action: AggAction,
+        /// The aggregation.
+        agg: GlobalId,
+        /// `trunc`'s count or `normalize`'s divisor.
+        arg: Option<Box<Expr>>,
+    },
+}
+
+/// An action on a whole D aggregation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggAction {
+    /// `printa(@a)`, `printa("format", @a)`.
+    Printa(Option<Vec<u8>>),
+    /// `clear(@a)`: values back to zero, keys kept.
+    Clear,
+    /// `trunc(@a)`, `trunc(@a, n)`: all entries, or all but the top `n`.
+    Trunc,
+    /// `normalize(@a, n)`: printed values divided by `n`.
+    Normalize,
+    /// `denormalize(@a)`.
+    Denormalize,
 }
 
 /// A print call.

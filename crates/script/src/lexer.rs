@@ -27,6 +27,10 @@ pub enum Tok {
     Embedded,
     /// `%( … %)`, the preprocessor's conditional.
     Preprocessor,
+    /// D: a probe description (`python$target:::function-entry`).
+    Desc(String),
+    /// D: a `#` line (`#pragma D option quiet`, `#!/usr/sbin/dtrace -qs`).
+    Pragma(String),
     /// The end of the file.
     Eof,
 }
@@ -161,7 +165,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
 }
 
 /// A decimal, `0x` hex or `0` octal integer, as C reads it.
-fn number(s: &str) -> Option<i64> {
+pub(crate) fn number(s: &str) -> Option<i64> {
     let (digits, radix) = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         (hex, 16)
     } else if s.len() > 1 && s.starts_with('0') {
@@ -175,7 +179,11 @@ fn number(s: &str) -> Option<i64> {
 
 /// Decodes the string literal starting at `bytes[start] == '"'`; returns
 /// its bytes and the index after the closing quote.
-fn string(file: FileId, bytes: &[u8], start: usize) -> Result<(Vec<u8>, usize), Diagnostic> {
+pub(crate) fn string(
+    file: FileId,
+    bytes: &[u8],
+    start: usize,
+) -> Result<(Vec<u8>, usize), Diagnostic> {
     let mut out = Vec::new();
     let mut i = start + 1;
     loop {

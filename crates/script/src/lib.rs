@@ -22,7 +22,9 @@
 pub mod ast;
 pub mod builtins;
 pub mod check;
+pub mod cursor;
 pub mod diag;
+pub mod dtrace;
 pub mod format;
 pub mod hist;
 pub mod interp;

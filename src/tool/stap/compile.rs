@@ -22,8 +22,10 @@ pub struct Sources {
     pub inline: Vec<String>,
     /// `-I` directories, searched for `*.stp` tapsets.
     pub includes: Vec<PathBuf>,
-    /// Arguments after the script (`$1`, `@1`).
+    /// Arguments after the script (`$1`, `@1`; D's macro arguments).
     pub args: Vec<String>,
+    /// The script's language.
+    pub dialect: pytap_script::check::Dialect,
 }
 
 /// A compiled script, ready to plan.
@@ -37,6 +39,8 @@ pub struct Compiled {
     pub placement: Arc<Placement>,
     /// Warnings, rendered.
     pub warnings: String,
+    /// The script's language.
+    pub dialect: pytap_script::check::Dialect,
 }
 
 /// A script that does not compile: its diagnostics, rendered.
@@ -84,7 +88,16 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         script.push(map.add("<-e>", text.clone()));
     }
     if script.is_empty() {
-        anyhow::bail!("give a script: a file, or -e 'probe …'");
+        match src.dialect {
+            pytap_script::check::Dialect::Stap => {
+                anyhow::bail!("give a script: a file, or -e 'probe …'")
+            }
+            pytap_script::check::Dialect::D { .. } => {
+                anyhow::bail!(
+                    "give a program: -s FILE, or -n 'python$target:::function-entry {{ … }}'"
+                )
+            }
+        }
     }
     let mut tapsets = Vec::new();
     for dir in &src.includes {
@@ -102,12 +115,14 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         tapsets: &tapsets,
         catalog: &catalog,
         args: &src.args,
+        dialect: src.dialect,
     })
     .map_err(|d| ScriptErrors(d.render(&map)))?;
     let placement = placement::place(&compiled.program)
         .map_err(|diags| ScriptErrors(Diagnostics { list: diags }.render(&map)))?;
     Ok(Compiled {
         warnings: compiled.warnings.render(&map),
+        dialect: src.dialect,
         sources: Arc::new(map),
         program: Arc::new(compiled.program),
         placement: Arc::new(placement),

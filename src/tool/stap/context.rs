@@ -66,6 +66,9 @@ impl Context for OwnContext {
     fn now_ns(&self) -> i64 {
         pytap_sys::clock::realtime_ns().unwrap_or(0)
     }
+    fn monotonic_ns(&self) -> i64 {
+        pytap_sys::clock::monotonic_ns().unwrap_or(0)
+    }
     fn arg(&self, _: usize) -> i64 {
         0
     }
@@ -85,6 +88,8 @@ pub(super) struct RecordContext<'s> {
     pub(super) tid: u32,
     pub(super) cpu: u16,
     pub(super) now_ns: i64,
+    /// The event's monotonic time (D's `timestamp`).
+    pub(super) monotonic_ns: i64,
     pub(super) target: i64,
     pub(super) session: &'s Session,
 }
@@ -118,6 +123,9 @@ impl Context for RecordContext<'_> {
     }
     fn now_ns(&self) -> i64 {
         self.now_ns
+    }
+    fn monotonic_ns(&self) -> i64 {
+        self.monotonic_ns
     }
     fn arg(&self, _: usize) -> i64 {
         0

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use pytap_script::check::Dialect;
 use pytap_script::diag::Diagnostic;
 use pytap_script::interp::{self, Interp, RunError, World};
 use pytap_script::ir::{GlobalId, PointKind, StmtKind};
@@ -220,9 +221,25 @@ impl<'o> Runtime<'o> {
     }
 
     fn run_probe(&mut self, session: Option<&Session>, index: usize, old: &[GlobalId]) {
+        let result = self.with_world(session, old, |interp, program, world| {
+            interp.overrides.clear();
+            interp.run_probe(program, &program.probes[index], world)
+        });
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    /// Runs `f` with the interpreter in pytap's own context: the globals
+    /// (`old`: those a timer swapped out) and the output.
+    pub fn with_world<T>(
+        &mut self,
+        session: Option<&Session>,
+        old: &[GlobalId],
+        f: impl FnOnce(&mut Interp, &pytap_script::ir::Program, &mut World<'_>) -> T,
+    ) -> T {
         let program = self.compiled.program.clone();
         let placement = self.compiled.placement.clone();
-        let probe = &program.probes[index];
         let mut ctx = OwnContext {
             target: self.target,
         };
@@ -246,9 +263,22 @@ impl<'o> Runtime<'o> {
             store: &mut store,
             out: &mut out,
         };
-        self.interp.overrides.clear();
-        if let Err(e) = self.interp.run_probe(&program, probe, &mut world) {
-            self.fail(e);
+        f(&mut self.interp, &program, &mut world)
+    }
+
+    /// The `end` probes; for D, then the aggregations not printed yet.
+    pub fn end(&mut self, session: Option<&Session>) {
+        if self.error.is_some() {
+            return;
+        }
+        self.run_userspace(session, &PointKind::End);
+        if matches!(self.compiled.dialect, Dialect::D { .. }) && self.error.is_none() {
+            let result = self.with_world(session, &[], |interp, program, world| {
+                crate::tool::dtrace::print_remaining(interp, program, world)
+            });
+            if let Err(e) = result {
+                self.fail(e);
+            }
         }
     }
 
@@ -336,6 +366,7 @@ impl<'o> Runtime<'o> {
             tid: rec.tid,
             cpu: rec.cpu,
             now_ns: self.realtime_offset.saturating_add(rec.ts_ns as i64),
+            monotonic_ns: rec.ts_ns as i64,
             target: self.target,
             session,
         };
@@ -573,9 +604,7 @@ impl Consumer for Runtime<'_> {
     }
 
     fn finish(&mut self, session: &Session) -> Result<()> {
-        if self.error.is_none() {
-            self.run_userspace(Some(session), &PointKind::End);
-        }
+        self.end(Some(session));
         if let Some(e) = self.out_error.take() {
             return Err(e.into());
         }

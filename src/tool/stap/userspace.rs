@@ -83,9 +83,7 @@ pub fn run(compiled: Compiled, request: &StapRequest, out: &mut dyn Write) -> Re
             break;
         }
     }
-    if rt.error.is_none() {
-        rt.run_userspace(None, &PointKind::End);
-    }
+    rt.end(None);
     if let Some(mut c) = child {
         let _ = c.wait();
     }

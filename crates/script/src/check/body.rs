@@ -86,6 +86,7 @@ pub(super) fn check(
             size: g.size,
             init: g.init.clone(),
             hist: g.hist.map(|(h, _)| h),
+            agg: g.agg.map(|(a, _)| a),
         })
         .collect();
     let functions = w
@@ -112,6 +113,8 @@ pub(super) struct GlobalState {
     /// `None`: not known yet whether scalar or array; `Some([])`: scalar.
     pub keys: Option<Vec<Option<Ty>>>,
     pub hist: Option<(ir::HistShape, Span)>,
+    /// D: the aggregating function, and where it was first used.
+    pub agg: Option<(ast::AggFunc, Span)>,
     pub size: Option<u32>,
     pub init: Option<ir::Const>,
 }
@@ -190,6 +193,7 @@ impl<'a> Walker<'a, '_> {
             ast::Literal::Num(n) => ir::Const::Long(*n),
             ast::Literal::Str(s) => ir::Const::Str(s.clone()),
         });
+        let declared = decl.ty.map(|t| (super::annotated(t), decl.name.span));
         let value = decl.init.as_ref().map(|(lit, span)| {
             (
                 match lit {
@@ -199,6 +203,7 @@ impl<'a> Walker<'a, '_> {
                 *span,
             )
         });
+        let value = value.or(declared);
         self.globals.push(GlobalState {
             name: name.to_string(),
             span: decl.name.span,
@@ -211,6 +216,7 @@ impl<'a> Walker<'a, '_> {
                 None
             },
             hist: None,
+            agg: None,
             size: decl.size.map(|s| s.min(i64::from(u32::MAX)) as u32),
             init,
         });

@@ -46,6 +46,9 @@ impl Walker<'_, '_> {
             let ret = self.functions[f].ret;
             return self.mk(ir::ExprKind::Call(f, out), ret, span);
         }
+        if name.name == "__d_trace" || name.name == "__d_trace_quiet" {
+            return self.d_trace(&args[0], name.name == "__d_trace_quiet", span, sc);
+        }
         let Some(b) = Builtin::lookup(&name.name, args.len()) else {
             self.error(
                 Diagnostic::error(name.span, format!("unknown function `{}`", name.name)).hint(
@@ -74,11 +77,43 @@ impl Walker<'_, '_> {
             self.expect(a, t, want, &format!("this argument of `{}`", name.name), sc);
             out.push(ex);
         }
+        if b == Builtin::Probename {
+            let text = match (sc.marker, sc.point.as_deref()) {
+                (Some(m), _) => m.name.replace("__", "-"),
+                (None, Some("begin")) => "BEGIN".into(),
+                (None, Some("end")) => "END".into(),
+                (None, Some(_)) => "tick".into(),
+                (None, None) => String::new(),
+            };
+            return self.mk(ir::ExprKind::Str(text.into_bytes()), Some(Ty::Str), span);
+        }
         if b == Builtin::Pp && sc.point.is_some() {
             let text = sc.point.clone().unwrap_or_default().into_bytes();
             return self.mk(ir::ExprKind::Str(text), Some(Ty::Str), span);
         }
         self.mk(ir::ExprKind::Builtin(b, out), Some(b.ret()), span)
+    }
+
+    /// D's `trace(x)`: the value as dtrace prints a traced datum.
+    fn d_trace(&mut self, arg: &ast::Expr, quiet: bool, span: Span, sc: &mut Scope<'_>) -> Typed {
+        let (_, t) = self.expr(arg, sc);
+        let string = t == Some(Ty::Str);
+        // dtrace's `dt_consume_cpu`: 8-byte integers as " %16lld", strings
+        // as "  %-33s"; bare when quiet.
+        let format: &[u8] = match (string, quiet) {
+            (true, false) => b"  %-33s",
+            (false, false) => b" %16d",
+            (true, true) => b"%s",
+            (false, true) => b"%d",
+        };
+        self.print(
+            ast::PrintKind::Printf,
+            Some(&(format.to_vec(), span)),
+            std::slice::from_ref(arg),
+            None,
+            span,
+            sc,
+        )
     }
 
     pub(super) fn print(

@@ -80,6 +80,7 @@ pub fn pure(e: &Expr) -> bool {
         ExprKind::Assign(..)
         | ExprKind::Crement { .. }
         | ExprKind::Aggregate(..)
+        | ExprKind::AggAction { .. }
         | ExprKind::Call(..) => ok = false,
         ExprKind::Print(p) if !p.kind.is_sprint() => ok = false,
         ExprKind::Builtin(b, _)
@@ -134,6 +135,11 @@ pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             walk(v, f);
         }
         ExprKind::Crement { target, .. } => lvalue(target, f),
+        ExprKind::AggAction { arg, .. } => {
+            if let Some(a) = arg {
+                walk(a, f);
+            }
+        }
         ExprKind::Stat(_, lv) => lvalue(lv, f),
         ExprKind::Print(p) => {
             p.args.iter().for_each(|a| walk(a, f));

@@ -114,7 +114,26 @@ impl Walker<'_, '_> {
                 };
                 self.mk(ir::ExprKind::In(g, keys), Some(Ty::Long), span)
             }
+            E::Call { name, args } if super::aggs::is_agg_action(&name.name) => {
+                self.agg_action(name, args, span, sc)
+            }
             E::Call { name, args } => self.call(name, args, span, sc),
+            E::AggSet {
+                agg,
+                keys,
+                func,
+                args,
+            } => self.agg_set(agg, keys, *func, args, span, sc),
+            E::AggRef(name) => {
+                self.error(Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` is an aggregation: it is given values with `{} = count()` (or sum, avg, min, max, quantize, lquantize) and printed with `printa({})`",
+                        name.name, name.name, name.name
+                    ),
+                ));
+                self.bad(span)
+            }
             E::Print {
                 kind,
                 head,
@@ -326,7 +345,7 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn assign(
+    pub(super) fn assign(
         &mut self,
         op: AssignOp,
         target: &ast::Expr,

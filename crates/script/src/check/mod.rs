@@ -8,6 +8,7 @@
 //! walked until nothing new is learnt, then once more to build the
 //! [`Program`] and report what does not fit.
 
+mod aggs;
 mod body;
 mod calls;
 mod dead;
@@ -58,6 +59,22 @@ pub struct Input<'a> {
     pub catalog: &'a Catalog,
     /// The script's arguments: `$1` (a number) and `@1` (a string).
     pub args: &'a [String],
+    /// The language the script's files are in (tapsets are SystemTap's).
+    pub dialect: Dialect,
+}
+
+/// A script's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// SystemTap's.
+    #[default]
+    Stap,
+    /// D (dtrace's); `quiet` as `-q` or `#pragma D option quiet` set it
+    /// (`trace()` prints differently).
+    D {
+        /// Quiet mode.
+        quiet: bool,
+    },
 }
 
 /// A compiled program and the warnings about it.
@@ -74,7 +91,19 @@ pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
     let mut parsed = Vec::new();
     for &file in input.script.iter().chain(input.tapsets) {
         let text = &input.sources.file(file).text;
-        let ast = crate::stap::parse(file, text).map_err(Diagnostics::from)?;
+        let ast = if let Dialect::D { quiet } = input.dialect
+            && input.script.contains(&file)
+        {
+            let opts = crate::dtrace::DOptions {
+                macro_args: input.args.to_vec(),
+                quiet,
+            };
+            crate::dtrace::parse(file, text, &opts)
+                .map_err(Diagnostics::from)?
+                .file
+        } else {
+            crate::stap::parse(file, text).map_err(Diagnostics::from)?
+        };
         parsed.push((file, ast));
     }
     let decls = Decls::collect(&parsed, input.script);

@@ -79,6 +79,19 @@ impl Interp {
                 let len = long(2).max(0) as usize;
                 Value::Str(s[start..(start.saturating_add(len)).min(s.len())].to_vec())
             }
+            Builtin::DSubstr => Value::Str(d_substr(bytes(0), long(1), long(2))),
+            Builtin::Basename => Value::Str(basename(bytes(0))),
+            Builtin::Dirname => Value::Str(dirname(bytes(0))),
+            Builtin::Strstr => {
+                let (s, t) = (bytes(0), bytes(1));
+                Value::Str(
+                    s.windows(t.len().max(1))
+                        .position(|w| t.is_empty() || w == t)
+                        .map_or_else(Vec::new, |at| s[at..].to_vec()),
+                )
+            }
+            Builtin::Timestamp => Value::Long(w.ctx.monotonic_ns()),
+            Builtin::Probename => Value::Str(Vec::new()),
             Builtin::Stringat => {
                 let s = bytes(0);
                 let i = long(1);
@@ -241,4 +254,84 @@ pub fn text_str(s: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// D's `substr(s, index, length)`: a negative index counts from the end,
+/// a negative length stops that many bytes before it.
+pub fn d_substr(s: &[u8], index: i64, length: i64) -> Vec<u8> {
+    let n = s.len() as i64;
+    let start = if index < 0 {
+        (n + index).max(0)
+    } else {
+        index.min(n)
+    };
+    let end = if length < 0 {
+        (n + length).max(start)
+    } else {
+        start.saturating_add(length).min(n)
+    };
+    s[start as usize..end.max(start) as usize].to_vec()
+}
+
+/// D's `basename`: the last component, trailing slashes ignored.
+pub fn basename(path: &[u8]) -> Vec<u8> {
+    let trimmed = trim_slashes(path);
+    if trimmed.is_empty() {
+        return if path.is_empty() {
+            b".".to_vec()
+        } else {
+            b"/".to_vec()
+        };
+    }
+    match trimmed.iter().rposition(|&c| c == b'/') {
+        Some(at) => trimmed[at + 1..].to_vec(),
+        None => trimmed.to_vec(),
+    }
+}
+
+/// D's `dirname`: all but the last component.
+pub fn dirname(path: &[u8]) -> Vec<u8> {
+    let trimmed = trim_slashes(path);
+    if trimmed.is_empty() {
+        return if path.is_empty() {
+            b".".to_vec()
+        } else {
+            b"/".to_vec()
+        };
+    }
+    match trimmed.iter().rposition(|&c| c == b'/') {
+        None => b".".to_vec(),
+        Some(at) => {
+            let dir = trim_slashes(&trimmed[..at]);
+            if dir.is_empty() {
+                b"/".to_vec()
+            } else {
+                dir.to_vec()
+            }
+        }
+    }
+}
+
+fn trim_slashes(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|&c| c != b'/').map_or(0, |i| i + 1);
+    &s[..end]
+}
+
+#[cfg(test)]
+mod d_tests {
+    use super::*;
+
+    #[test]
+    fn d_string_functions() {
+        assert_eq!(basename(b"/usr/lib/python3.11/os.py"), b"os.py");
+        assert_eq!(basename(b"os.py"), b"os.py");
+        assert_eq!(basename(b"/a/b/"), b"b");
+        assert_eq!(basename(b"/"), b"/");
+        assert_eq!(dirname(b"/usr/lib/os.py"), b"/usr/lib");
+        assert_eq!(dirname(b"os.py"), b".");
+        assert_eq!(dirname(b"/os.py"), b"/");
+        assert_eq!(d_substr(b"coconut", 3, i64::from(i32::MAX)), b"onut");
+        assert_eq!(d_substr(b"coconut", -4, 2), b"on");
+        assert_eq!(d_substr(b"coconut", 1, -2), b"ocon");
+    }
 }

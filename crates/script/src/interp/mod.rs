@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::ast::{BinOp, CmpOp, PrintKind, UnOp};
 
+pub mod aggs;
 mod builtins;
 use crate::format::Arg;
 use crate::ir::*;
@@ -48,6 +49,8 @@ pub trait Context {
     fn target(&self) -> i64;
     /// Wall-clock time in nanoseconds.
     fn now_ns(&self) -> i64;
+    /// The monotonic clock in nanoseconds (D's `timestamp`).
+    fn monotonic_ns(&self) -> i64;
     /// A marker argument.
     fn arg(&self, index: usize) -> i64;
     /// The frame pointer (`$arg4` of function markers), or 0.
@@ -115,6 +118,10 @@ pub struct Interp {
     pub overrides: HashMap<ExprId, Value>,
     steps: u64,
     depth: usize,
+    /// D: aggregations `printa` printed (not printed again at the end).
+    pub printed: std::collections::HashSet<GlobalId>,
+    /// D: `normalize`'s divisors.
+    pub normal: HashMap<GlobalId, i64>,
 }
 
 fn err(span: Span, message: impl Into<String>) -> RunError {
@@ -498,6 +505,14 @@ impl Interp {
                 })?)
             }
             ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
+            ExprKind::AggAction { action, agg, arg } => {
+                let arg = match arg {
+                    Some(a) => Some(self.eval(p, a, frame, w)?.long()),
+                    None => None,
+                };
+                self.agg_action(p, action, *agg, arg, w, span)?;
+                Value::Long(0)
+            }
         })
     }
 

@@ -2,9 +2,11 @@
 //! [`super::expr`]).
 
 use crate::ast::*;
+use crate::cursor::Cursor;
+pub(super) use crate::cursor::describe;
 use crate::diag::Diagnostic;
-use crate::lexer::{self, Tok, Token};
-use crate::source::{FileId, Span};
+use crate::lexer::{self, Tok};
+use crate::source::FileId;
 
 /// Words that cannot name a variable.
 pub(super) const KEYWORDS: &[&str] = &[
@@ -15,7 +17,9 @@ pub(super) const KEYWORDS: &[&str] = &[
 /// Parses one `.stp` file.
 pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     let tokens = lexer::tokenize(file, text)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        cur: Cursor::new(tokens),
+    };
     let mut out = File::default();
     while !p.at_eof() {
         out.items.push(p.item()?);
@@ -24,81 +28,25 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
 }
 
 pub(super) struct Parser {
-    pub(super) tokens: Vec<Token>,
-    pub(super) pos: usize,
+    pub(super) cur: Cursor,
 }
 
 pub(super) type PResult<T> = Result<T, Diagnostic>;
 
+impl std::ops::Deref for Parser {
+    type Target = Cursor;
+    fn deref(&self) -> &Cursor {
+        &self.cur
+    }
+}
+
+impl std::ops::DerefMut for Parser {
+    fn deref_mut(&mut self) -> &mut Cursor {
+        &mut self.cur
+    }
+}
+
 impl Parser {
-    pub(super) fn peek(&self) -> &Token {
-        &self.tokens[self.pos.min(self.tokens.len() - 1)]
-    }
-
-    pub(super) fn peek_at(&self, n: usize) -> &Token {
-        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)]
-    }
-
-    pub(super) fn next(&mut self) -> Token {
-        let t = self.peek().clone();
-        if self.pos < self.tokens.len() - 1 {
-            self.pos += 1;
-        }
-        t
-    }
-
-    pub(super) fn at_eof(&self) -> bool {
-        self.peek().tok == Tok::Eof
-    }
-
-    pub(super) fn is_op(&self, op: &str) -> bool {
-        matches!(self.peek().tok, Tok::Op(o) if o == op)
-    }
-
-    pub(super) fn is_word(&self, word: &str) -> bool {
-        matches!(&self.peek().tok, Tok::Ident(w) if w == word)
-    }
-
-    pub(super) fn eat_op(&mut self, op: &str) -> bool {
-        if self.is_op(op) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    pub(super) fn eat_word(&mut self, word: &str) -> bool {
-        if self.is_word(word) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// The previous token's span (for the end of a node).
-    pub(super) fn last_span(&self) -> Span {
-        self.tokens[self.pos.saturating_sub(1)].span
-    }
-
-    pub(super) fn expect_op(&mut self, op: &str, what: &str) -> PResult<Span> {
-        if self.is_op(op) {
-            Ok(self.next().span)
-        } else {
-            Err(self.unexpected(&format!("`{op}` {what}")))
-        }
-    }
-
-    /// "expected X, found Y" at the current token.
-    pub(super) fn unexpected(&self, expected: &str) -> Diagnostic {
-        let t = self.peek();
-        Diagnostic::error(
-            t.span,
-            format!("expected {expected}, found {}", describe(&t.tok)),
-        )
-    }
-
     pub(super) fn ident(&mut self, what: &str) -> PResult<Ident> {
         match &self.peek().tok {
             Tok::Ident(name) if !KEYWORDS.contains(&name.as_str()) && !name.starts_with('$') => {
@@ -274,6 +222,7 @@ impl Parser {
         loop {
             let name = self.ident("a global's name")?;
             let mut decl = GlobalDecl {
+                ty: None,
                 name,
                 size: None,
                 init: None,
@@ -653,18 +602,4 @@ pub(super) fn stat_op(word: &str) -> Option<StatOp> {
         "@variance" => StatOp::Variance,
         _ => return None,
     })
-}
-
-/// A token as an error message names it.
-pub(super) fn describe(tok: &Tok) -> String {
-    match tok {
-        Tok::Ident(w) => format!("`{w}`"),
-        Tok::AtWord(w) => format!("`{w}`"),
-        Tok::Number(n) => format!("the number {n}"),
-        Tok::Str(_) => "a string".into(),
-        Tok::Op(o) => format!("`{o}`"),
-        Tok::Embedded => "embedded C (`%{`)".into(),
-        Tok::Preprocessor => "a preprocessor conditional (`%(`)".into(),
-        Tok::Eof => "the end of the file".into(),
-    }
 }

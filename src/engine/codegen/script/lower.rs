@@ -383,7 +383,11 @@ impl Gen<'_> {
                 let (els, end) = (self.b.new_label(), self.b.new_label());
                 self.branch_if_false(c, els)?;
                 self.stmt(t)?;
-                self.b.ja(end);
+                // A jump over the else branch that cannot be reached (after
+                // `next`, or with no else) is dead code the verifier refuses.
+                if e.is_some() && !diverges(t) {
+                    self.b.ja(end);
+                }
                 self.b.bind(els);
                 if let Some(e) = e {
                     self.stmt(e)?;
@@ -492,5 +496,16 @@ impl Gen<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a statement always leaves by a jump (`next`, `break`,
+/// `continue`, `return`): nothing after it in its block runs.
+fn diverges(s: &Stmt) -> bool {
+    match &s.kind {
+        StmtKind::Next | StmtKind::Break | StmtKind::Continue | StmtKind::Return(_) => true,
+        StmtKind::Block(stmts) => stmts.last().is_some_and(diverges),
+        StmtKind::If(_, t, Some(e)) => diverges(t) && diverges(e),
+        _ => false,
     }
 }

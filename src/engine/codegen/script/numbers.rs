@@ -110,7 +110,11 @@ impl Gen<'_> {
                 self.aggregate(lv, v)?;
                 self.b.mov64_imm(Reg::R0, 0);
             }
-            ExprKind::Str(_) | ExprKind::Concat(_) | ExprKind::Stat(..) | ExprKind::Print(_) => {
+            ExprKind::Str(_)
+            | ExprKind::Concat(_)
+            | ExprKind::Stat(..)
+            | ExprKind::Print(_)
+            | ExprKind::AggAction { .. } => {
                 return Err(unsupported("this expression"));
             }
         }
@@ -227,6 +231,9 @@ impl Gen<'_> {
                 if div > 1 {
                     self.b.alu64_imm(AluOp::Div, Reg::R0, div);
                 }
+            }
+            Builtin::Timestamp => {
+                self.b.call(Helper::KtimeGetNs);
             }
             Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
                 let (_, depth) = self.indent_step(b == Builtin::ThreadIndentDepth, &args[0])?;

@@ -276,7 +276,7 @@ impl Placer<'_> {
                         unsupported(e.span, "`ppid()` outside printf's arguments")
                             .hint("printed, it is read by pytap"),
                     ),
-                    Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr => {
+                    Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr | Builtin::Basename | Builtin::Dirname | Builtin::Strstr | Builtin::DSubstr => {
                         self.diags.push(
                             unsupported(e.span, &format!("`{}`", b.name()))
                                 .hint("string functions run in pytap when their value is only printed: use it in printf's arguments"),
@@ -298,6 +298,10 @@ impl Placer<'_> {
                 }
                 args.iter().for_each(|a| self.expr(a));
             }
+            ExprKind::AggAction { .. } => self.diags.push(
+                unsupported(e.span, "`printa`, `clear`, `trunc` and `normalize` in a marker clause")
+                    .hint("they run in pytap: use them in BEGIN, END or tick-N clauses"),
+            ),
             ExprKind::Call(f, args) => {
                 args.iter().for_each(|a| self.expr(a));
                 if self.inlining.contains(f) {

@@ -1,0 +1,115 @@
+//! A cursor over tokens, shared by the front ends' parsers: looking
+//! ahead, taking tokens, and "expected X, found Y" errors.
+
+use crate::diag::Diagnostic;
+use crate::lexer::{Tok, Token};
+use crate::source::Span;
+
+/// Tokens and the position in them.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    /// The tokens, ending with [`Tok::Eof`].
+    pub tokens: Vec<Token>,
+    /// The next token's index.
+    pub pos: usize,
+}
+
+impl Cursor {
+    /// A cursor at the first of `tokens` (which end with [`Tok::Eof`]).
+    pub fn new(tokens: Vec<Token>) -> Cursor {
+        Cursor { tokens, pos: 0 }
+    }
+
+    /// The next token.
+    pub fn peek(&self) -> &Token {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+
+    /// The token `n` after the next.
+    pub fn peek_at(&self, n: usize) -> &Token {
+        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)]
+    }
+
+    /// Takes the next token (the end of the file stays).
+    pub fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    /// Whether all tokens are taken.
+    pub fn at_eof(&self) -> bool {
+        self.peek().tok == Tok::Eof
+    }
+
+    /// Whether the next token is the operator `op`.
+    pub fn is_op(&self, op: &str) -> bool {
+        matches!(self.peek().tok, Tok::Op(o) if o == op)
+    }
+
+    /// Whether the next token is the word `word`.
+    pub fn is_word(&self, word: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Ident(w) if w == word)
+    }
+
+    /// Takes the operator `op` if it is next.
+    pub fn eat_op(&mut self, op: &str) -> bool {
+        if self.is_op(op) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes the word `word` if it is next.
+    pub fn eat_word(&mut self, word: &str) -> bool {
+        if self.is_word(word) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The previous token's span (for the end of a node).
+    pub fn last_span(&self) -> Span {
+        self.tokens[self.pos.saturating_sub(1)].span
+    }
+
+    /// Takes the operator `op`, or says what was expected.
+    pub fn expect_op(&mut self, op: &str, what: &str) -> Result<Span, Diagnostic> {
+        if self.is_op(op) {
+            Ok(self.next().span)
+        } else {
+            Err(self.unexpected(&format!("`{op}` {what}")))
+        }
+    }
+
+    /// "expected X, found Y" at the next token.
+    pub fn unexpected(&self, expected: &str) -> Diagnostic {
+        let t = self.peek();
+        Diagnostic::error(
+            t.span,
+            format!("expected {expected}, found {}", describe(&t.tok)),
+        )
+    }
+}
+
+/// A token as an error message names it.
+pub fn describe(tok: &Tok) -> String {
+    match tok {
+        Tok::Ident(w) => format!("`{w}`"),
+        Tok::AtWord(w) => format!("`{w}`"),
+        Tok::Number(n) => format!("the number {n}"),
+        Tok::Str(_) => "a string".into(),
+        Tok::Op(o) => format!("`{o}`"),
+        Tok::Embedded => "embedded C (`%{`)".into(),
+        Tok::Preprocessor => "a preprocessor conditional (`%(`)".into(),
+        Tok::Desc(d) => format!("the probe description `{d}`"),
+        Tok::Pragma(p) => format!("`{p}`"),
+        Tok::Eof => "the end of the file".into(),
+    }
+}

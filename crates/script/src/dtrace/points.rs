@@ -1,0 +1,164 @@
+//! Probe descriptions (`provider:module:function:name`) to probe points:
+//! `BEGIN`, `END`, `tick-N[unit]`, and the `python` provider's markers
+//! (`python$target:::function-entry`), whose dashes are CPython's double
+//! underscores.
+
+use super::parser::{PResult, Parser};
+use crate::ast::{Component, Literal, ProbePoint};
+use crate::diag::Diagnostic;
+use crate::source::Span;
+
+fn point(components: Vec<Component>, span: Span) -> ProbePoint {
+    ProbePoint {
+        components,
+        optional: false,
+        sufficient: false,
+        condition: None,
+        span,
+    }
+}
+
+fn comp(name: &str, arg: Option<Literal>, span: Span) -> Component {
+    Component {
+        name: name.into(),
+        arg,
+        span,
+    }
+}
+
+/// The probe points a description names.
+pub(super) fn description(p: &mut Parser<'_>, desc: &str, span: Span) -> PResult<Vec<ProbePoint>> {
+    match desc {
+        "BEGIN" | ":::BEGIN" | "dtrace:::BEGIN" => {
+            return Ok(vec![point(vec![comp("begin", None, span)], span)]);
+        }
+        "END" | ":::END" | "dtrace:::END" => {
+            return Ok(vec![point(vec![comp("end", None, span)], span)]);
+        }
+        // pytap reports run-time errors itself and ends the run.
+        "ERROR" | ":::ERROR" | "dtrace:::ERROR" => {
+            return Ok(vec![point(vec![comp("never", None, span)], span)]);
+        }
+        _ => {}
+    }
+    let name = desc.rsplit(':').next().unwrap_or(desc);
+    if let Some(spec) = name.strip_prefix("tick-") {
+        return Ok(vec![tick(spec, span)?]);
+    }
+    if name.starts_with("profile-") {
+        return Err(Diagnostic::error(
+            span,
+            "profile-N probes sample every CPU, which pytap does not do: use tick-N (one timer in pytap)",
+        ));
+    }
+    let fields: Vec<&str> = desc.split(':').collect();
+    if fields.len() > 4 {
+        return Err(Diagnostic::error(
+            span,
+            "a probe description has at most four fields: provider:module:function:name",
+        ));
+    }
+    // Fewer fields fill from the right: `function-entry` is the name.
+    let mut f = ["", "", "", ""];
+    f[4 - fields.len()..].copy_from_slice(&fields);
+    let [provider, module, function, name] = f;
+    check_provider(p, provider, span)?;
+    for (what, value) in [("module", module), ("function", function)] {
+        if !value.is_empty() && value != "*" {
+            return Err(Diagnostic::error(
+                span,
+                format!("probe descriptions with a {what} (`{value}`) are not supported yet: leave the field empty"),
+            )
+            .hint("`python$target:::function-entry` probes every site of the marker"));
+        }
+    }
+    let name = if name.is_empty() { "*" } else { name };
+    Ok(vec![point(
+        vec![
+            comp("process", None, span),
+            comp("mark", Some(Literal::Str(name.as_bytes().to_vec())), span),
+        ],
+        span,
+    )])
+}
+
+/// `python`, `python*`, `python$target`, `python1234`, `python$1`, or
+/// empty: the target's interpreter.
+fn check_provider(p: &mut Parser<'_>, provider: &str, span: Span) -> PResult<()> {
+    if provider.is_empty() || provider == "*" {
+        return Ok(());
+    }
+    let Some(rest) = provider.strip_prefix("python") else {
+        return Err(Diagnostic::error(
+            span,
+            format!(
+                "pytap has the `python` provider's probes (`python$target:::function-entry`), not `{provider}`"
+            ),
+        ));
+    };
+    let pid = if rest.is_empty() || rest.chars().all(|c| c == '*') {
+        return Ok(());
+    } else if rest == "$target" {
+        return Ok(());
+    } else if let Some(arg) = rest.strip_prefix('$') {
+        let value = arg
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| p.opts.macro_args.get(n.wrapping_sub(1)).cloned())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    span,
+                    format!("`${arg}` in `{provider}` is not a macro argument given"),
+                )
+            })?;
+        value.parse::<i64>().map_err(|_| {
+            Diagnostic::error(
+                span,
+                format!("`{provider}` needs a process id, and ${arg} is `{value}`"),
+            )
+        })?
+    } else {
+        rest.parse::<i64>().map_err(|_| {
+            Diagnostic::error(
+                span,
+                format!("`{provider}` is not a python provider: write python$target, pythonPID or python*"),
+            )
+        })?
+    };
+    p.out.pids.push((pid, span));
+    Ok(())
+}
+
+/// `tick-1sec`, `tick-100ms`, `tick-10hz`, `tick-5` (hertz).
+fn tick(spec: &str, span: Span) -> PResult<ProbePoint> {
+    let digits = spec.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = spec.split_at(digits);
+    let bad = || {
+        Diagnostic::error(
+            span,
+            format!("`tick-{spec}` is not a tick probe: write tick-1sec, tick-100ms, tick-10hz"),
+        )
+    };
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    if n <= 0 {
+        return Err(bad());
+    }
+    let (unit, n) = match unit {
+        "" | "hz" => ("hz", n),
+        "ns" | "nsec" => ("ns", n),
+        "us" | "usec" => ("us", n),
+        "ms" | "msec" => ("ms", n),
+        "s" | "sec" => ("s", n),
+        "m" | "min" => ("s", n.saturating_mul(60)),
+        "h" | "hour" => ("s", n.saturating_mul(3600)),
+        "d" | "day" => ("s", n.saturating_mul(86400)),
+        _ => return Err(bad()),
+    };
+    Ok(point(
+        vec![
+            comp("timer", None, span),
+            comp(unit, Some(Literal::Num(n)), span),
+        ],
+        span,
+    ))
+}

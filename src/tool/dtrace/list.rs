@@ -1,0 +1,193 @@
+//! `pytap dtrace -l`: probes in dtrace's `ID PROVIDER MODULE FUNCTION
+//! NAME` layout, one row per marker site. The dtrace provider's `BEGIN`,
+//! `END` and `ERROR` are 1, 2 and 3 as in dtrace; sites are numbered
+//! from 4 in module and note order. FUNCTION is the C function that holds
+//! the site, from the module's symbols (`-` when none covers it).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cpython::marker::PROVIDER;
+use crate::module::Module;
+use crate::target;
+
+/// What `-l` lists.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// The process (`-p`, `-P pythonPID`, or a `pythonPID` in `-n`).
+    pub pid: Option<u32>,
+    /// Binaries (`-m python3.11` naming a file or a program on PATH).
+    pub binaries: Vec<PathBuf>,
+    /// `-P` globs.
+    pub providers: Vec<String>,
+    /// `-m` globs.
+    pub modules: Vec<String>,
+    /// `-f` globs.
+    pub functions: Vec<String>,
+    /// `-n` descriptions (`provider:module:function:name`).
+    pub descriptions: Vec<String>,
+}
+
+/// One listed probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The probe id.
+    pub id: u32,
+    /// `dtrace` or `pythonPID`.
+    pub provider: String,
+    /// The file's base name.
+    pub module: String,
+    /// The C function.
+    pub function: String,
+    /// `function-entry`.
+    pub name: String,
+}
+
+/// `*`, `?` and `[…]` globs, as dtrace matches probe descriptions.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
+            Some(b'?') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some(b'[') => {
+                let Some(end) = p.iter().position(|&c| c == b']') else {
+                    return t.first() == Some(&b'[') && go(&p[1..], &t[1..]);
+                };
+                let set = &p[1..end];
+                let (negate, set) = match set.first() {
+                    Some(b'!') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let Some(&c) = t.first() else { return false };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == b'-' {
+                        hit |= set[i] <= c && c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&p[end + 1..], &t[1..])
+            }
+            Some(&c) => t.first() == Some(&c) && go(&p[1..], &t[1..]),
+        }
+    }
+    pattern.is_empty() || go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// Whether a row matches what was asked (every given filter).
+fn wanted(request: &ListRequest, row: &Row) -> bool {
+    let any =
+        |globs: &[String], text: &str| globs.is_empty() || globs.iter().any(|g| glob(g, text));
+    if !(any(&request.providers, &row.provider)
+        && any(&request.modules, &row.module)
+        && any(&request.functions, &row.function))
+    {
+        return false;
+    }
+    request.descriptions.is_empty()
+        || request.descriptions.iter().any(|d| {
+            let fields: Vec<&str> = d.split(':').collect();
+            let mut f = ["", "", "", ""];
+            let n = fields.len().min(4);
+            f[4 - n..].copy_from_slice(&fields[fields.len() - n..]);
+            glob(f[0], &row.provider)
+                && glob(f[1], &row.module)
+                && glob(f[2], &row.function)
+                && glob(f[3], &row.name)
+        })
+}
+
+/// The rows of `modules` (of process `pid`, if any).
+pub fn rows(modules: &[Module], pid: Option<u32>) -> Result<Vec<Row>> {
+    let mut rows: Vec<Row> = ["BEGIN", "END", "ERROR"]
+        .iter()
+        .zip(1..)
+        .map(|(name, id)| Row {
+            id,
+            provider: "dtrace".into(),
+            module: String::new(),
+            function: String::new(),
+            name: (*name).into(),
+        })
+        .collect();
+    let provider = match pid {
+        Some(p) => format!("{PROVIDER}{p}"),
+        None => PROVIDER.to_string(),
+    };
+    let mut id = 4;
+    for module in modules {
+        let functions = module.site_functions()?;
+        let base = module
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        for (site, function) in module.all_sites.iter().zip(functions) {
+            if site.provider != PROVIDER {
+                continue;
+            }
+            rows.push(Row {
+                id,
+                provider: provider.clone(),
+                module: base.clone(),
+                function: function.unwrap_or_else(|| "-".into()),
+                name: site.name.replace("__", "-"),
+            });
+            id += 1;
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs `pytap dtrace -l`; whether anything matched.
+pub fn run(request: &ListRequest, out: &mut dyn Write) -> Result<bool> {
+    let mut modules = Vec::new();
+    if let Some(pid) = request.pid {
+        modules = target::discover_process(pid)?.modules;
+    }
+    for path in &request.binaries {
+        let found = target::which(path).unwrap_or_else(|| path.clone());
+        modules.push(target::resolve_path(
+            &found,
+            "/".as_ref(),
+            std::env::var("LD_LIBRARY_PATH").ok().as_deref(),
+        )?);
+    }
+    let rows = rows(&modules, request.pid)?;
+    let rows: Vec<&Row> = rows.iter().filter(|r| wanted(request, r)).collect();
+    writeln!(
+        out,
+        "{:>5} {:>10} {:>17} {:>33} {}",
+        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
+    )?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{:>5} {:>10} {:>17} {:>33} {}",
+            r.id, r.provider, r.module, r.function, r.name
+        )?;
+    }
+    Ok(!rows.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn dtrace_globs() {
+        assert!(glob("python*", "python1234"));
+        assert!(glob("gc-*", "gc-start"));
+        assert!(glob("", "anything"));
+        assert!(glob("python[0-9]*", "python42"));
+        assert!(!glob("python[!0-9]*", "python42"));
+        assert!(glob("function-???ry", "function-entry"));
+        assert!(!glob("gc-*", "line"));
+    }
+}
