@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use pytap::engine::codegen::script::placement;
 use pytap::tool::stap::compile::catalog;
-use pytap_script::check::{Input, compile};
+use pytap_script::check::{Dialect, Input, compile};
 use pytap_script::source::SourceMap;
 use pytap_script::tapset;
 
@@ -19,24 +19,29 @@ fuzz_target!(|data: &[u8]| {
     let builtin = map.add(tapset::NAME, tapset::TEXT);
     let catalog = catalog();
     let args = ["1".to_string(), "a".to_string()];
-    match compile(Input {
-        sources: &map,
-        script: &[script],
-        tapsets: &[builtin],
-        catalog: &catalog,
-        args: &args,
-    }) {
-        Ok(compiled) => {
-            let _ = compiled.warnings.render(&map);
-            if let Err(diags) = placement::place(&compiled.program) {
-                for d in diags {
-                    let _ = d.render(&map);
+    // The same text as SystemTap and as D: both front ends must give a
+    // program or located errors, never panic.
+    for dialect in [Dialect::Stap, Dialect::D { quiet: false }] {
+        match compile(Input {
+            sources: &map,
+            script: &[script],
+            tapsets: &[builtin],
+            catalog: &catalog,
+            args: &args,
+            dialect,
+        }) {
+            Ok(compiled) => {
+                let _ = compiled.warnings.render(&map);
+                if let Err(diags) = placement::place(&compiled.program) {
+                    for d in diags {
+                        let _ = d.render(&map);
+                    }
                 }
             }
-        }
-        Err(diags) => {
-            let text = diags.render(&map);
-            assert!(text.starts_with("fuzz.stp:") || text.starts_with('<'), "{text}");
+            Err(diags) => {
+                let text = diags.render(&map);
+                assert!(text.starts_with("fuzz.stp:") || text.starts_with('<'), "{text}");
+            }
         }
     }
 });

@@ -43,6 +43,9 @@ impl Context for Event {
     fn now_ns(&self) -> i64 {
         self.now_ns
     }
+    fn monotonic_ns(&self) -> i64 {
+        self.now_ns - 1_000
+    }
     fn arg(&self, i: usize) -> i64 {
         self.args.get(i).copied().unwrap_or(0)
     }

@@ -46,6 +46,7 @@ pub fn compile_with(text: &str, tapsets: &[(&str, &str)]) -> (Result<Compiled, S
         tapsets: &ts,
         catalog: &catalog,
         args: &["5".to_string(), "five".to_string()],
+        dialect: pytap_script::check::Dialect::Stap,
     })
     .map_err(|d| d.render(&map));
     (result, map)

@@ -19,6 +19,7 @@ fn placed(text: &str) -> Result<(Program, Placement), String> {
         tapsets: &[builtin],
         catalog: &catalog,
         args: &[],
+        dialect: pytap_script::check::Dialect::Stap,
     })
     .map_err(|d| d.render(&map))?;
     let placement = place(&compiled.program).map_err(|d| Diagnostics { list: d }.render(&map))?;
