@@ -2,6 +2,7 @@
 //! `require_kernel()`, which fails (never skips) when root or a kernel
 //! interface is missing.
 
+mod dtrace;
 mod filters;
 mod generators;
 mod lifecycle;

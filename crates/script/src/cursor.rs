@@ -31,6 +31,7 @@ impl Cursor {
     }
 
     /// Takes the next token (the end of the file stays).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Token {
         let t = self.peek().clone();
         if self.pos < self.tokens.len() - 1 {

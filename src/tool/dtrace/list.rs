@@ -163,8 +163,8 @@ pub fn run(request: &ListRequest, out: &mut dyn Write) -> Result<bool> {
     let rows: Vec<&Row> = rows.iter().filter(|r| wanted(request, r)).collect();
     writeln!(
         out,
-        "{:>5} {:>10} {:>17} {:>33} {}",
-        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
+        "{:>5} {:>10} {:>17} {:>33} NAME",
+        "ID", "PROVIDER", "MODULE", "FUNCTION"
     )?;
     for r in &rows {
         writeln!(

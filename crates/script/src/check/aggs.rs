@@ -82,7 +82,7 @@ impl Walker<'_, '_> {
                 } else {
                     0
                 };
-                if levels < 1 || levels > MAX_LQUANTIZE_LEVELS {
+                if !(1..=MAX_LQUANTIZE_LEVELS).contains(&levels) {
                     self.error(Diagnostic::error(
                         span,
                         format!("`lquantize` needs low < high, step > 0 and 1 to {MAX_LQUANTIZE_LEVELS} steps between them"),

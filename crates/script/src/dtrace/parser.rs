@@ -193,6 +193,7 @@ impl Parser<'_> {
             }
         }
         let mut stmts = Vec::new();
+        let descriptions: Vec<String> = points.iter().map(|p| p.text()).collect();
         if self.is_op("/") {
             let open = self.next().span;
             self.in_predicate = true;
@@ -215,8 +216,10 @@ impl Parser<'_> {
                 span,
             });
         }
-        let body_span;
-        if self.is_op("{") {
+        if !self.opts.quiet {
+            stmts.push(firing_line(&descriptions, first));
+        }
+        let body_span = if self.is_op("{") {
             let open = self.next().span;
             while !self.is_op("}") {
                 if self.at_eof() {
@@ -230,9 +233,12 @@ impl Parser<'_> {
                 }
             }
             self.next();
-            body_span = open.to(self.last_span());
+            open.to(self.last_span())
         } else {
-            body_span = first.to(self.last_span());
+            first.to(self.last_span())
+        };
+        if !self.opts.quiet {
+            stmts.push(print_stmt(b"\n", Vec::new(), first));
         }
         let clause = self.out.clauses;
         self.out.clauses += 1;
@@ -312,9 +318,10 @@ impl Parser<'_> {
         }
         let span = start.to(self.last_span());
         // D releases a dynamic variable's storage when 0 is assigned to it.
-        if let ExprKind::Assign(AssignOp::Set, target, value) = &e.kind {
-            if let (ExprKind::Index { array, .. }, ExprKind::Num(0)) = (&target.kind, &value.kind)
-                && array.name.starts_with("self->")
+        if let ExprKind::Assign(AssignOp::Set, target, value) = &e.kind
+            && let (ExprKind::Index { array, .. }, ExprKind::Num(0)) = (&target.kind, &value.kind)
+            && array.name.starts_with("self->")
+        {
             {
                 return Ok(Some(Stmt {
                     kind: StmtKind::Delete((**target).clone()),
@@ -359,4 +366,64 @@ fn type_of(words: &[String]) -> Option<TypeName> {
     ];
     (!words.is_empty() && words.iter().all(|w| integer.contains(&w.as_str())))
         .then_some(TypeName::Long)
+}
+
+/// `printf(format, args…)` as a statement.
+fn print_stmt(format: &[u8], args: Vec<Expr>, span: Span) -> Stmt {
+    Stmt {
+        kind: StmtKind::Expr(Expr {
+            kind: ExprKind::Print {
+                kind: PrintKind::Printf,
+                head: Some((format.to_vec(), span)),
+                args,
+                hist: None,
+            },
+            span,
+        }),
+        span,
+    }
+}
+
+/// dtrace's line for a firing when not quiet: `CPU ID FUNCTION:NAME `.
+/// The dtrace provider's probes have their ids (BEGIN 1, END 2); a
+/// marker's site is not known to the clause, so its id is 0 and its
+/// function empty.
+fn firing_line(descriptions: &[String], span: Span) -> Stmt {
+    let id = match descriptions {
+        [d] if d == "begin" => 1,
+        [d] if d == "end" => 2,
+        _ => 0,
+    };
+    let call = |name: &str| Expr {
+        kind: ExprKind::Call {
+            name: Ident {
+                name: name.into(),
+                span,
+            },
+            args: Vec::new(),
+        },
+        span,
+    };
+    let function_name = Expr {
+        kind: ExprKind::Concat(vec![
+            Expr {
+                kind: ExprKind::Str(b":".to_vec()),
+                span,
+            },
+            call("__d_probename"),
+        ]),
+        span,
+    };
+    print_stmt(
+        b"%3d %6d %32s ",
+        vec![
+            call("cpu"),
+            Expr {
+                kind: ExprKind::Num(id),
+                span,
+            },
+            function_name,
+        ],
+        span,
+    )
 }

@@ -96,9 +96,7 @@ fn check_provider(p: &mut Parser<'_>, provider: &str, span: Span) -> PResult<()>
             ),
         ));
     };
-    let pid = if rest.is_empty() || rest.chars().all(|c| c == '*') {
-        return Ok(());
-    } else if rest == "$target" {
+    let pid = if rest.is_empty() || rest.chars().all(|c| c == '*') || rest == "$target" {
         return Ok(());
     } else if let Some(arg) = rest.strip_prefix('$') {
         let value = arg

@@ -9,7 +9,7 @@ fn parse_ok(text: &str) -> DProgram {
         text,
         &DOptions {
             macro_args: vec!["42".into(), "hello".into()],
-            quiet: false,
+            quiet: true,
         },
     )
     .unwrap_or_else(|d| panic!("{}", d.message))

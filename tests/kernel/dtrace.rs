@@ -1,0 +1,321 @@
+//! `pytap dtrace` on real interpreters: the HOWTO's `call_stack.d`
+//! unmodified against a `sys.setprofile` oracle, aggregations counted
+//! exactly (recursion, threads) and printed in dtrace's layouts, `-l`
+//! listings checked against readelf, `-p` attach with `$target`, macro
+//! arguments and ticks.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{
+    embed_program, fixture, pytap, readelf_notes, require_kernel, root, scratch,
+    spawn_waiting_python, system_libpython,
+};
+use crate::kernel::trace::script;
+
+fn call_stack_d() -> String {
+    root()
+        .join("tests/scripts/howto/call_stack.d")
+        .display()
+        .to_string()
+}
+
+/// What `tests/py/call_stack.py --oracle` says `start()` does.
+fn oracle(python: &str) -> Vec<String> {
+    let out = scratch("dtrace-oracle").join(format!("{}.txt", python.replace('/', "_")));
+    let status = Command::new(python)
+        .arg(script("call_stack.py"))
+        .arg("--oracle")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `{timestamp}\t{probename:>15}:{indent}{file}:{func}:{line}` to
+/// `(timestamp, "E|R func line depth")`, the layout checked byte for byte.
+fn parse_call_stack_line(l: &str) -> (u64, String) {
+    let (ts, rest) = l.split_once('\t').unwrap_or_else(|| panic!("{l:?}"));
+    let ts: u64 = ts.parse().unwrap_or_else(|_| panic!("{l:?}"));
+    let (name, rest) = rest.split_at(15);
+    let kind = match name {
+        " function-entry" => "E",
+        "function-return" => "R",
+        _ => panic!("probename not right-aligned in 15 columns: {l:?}"),
+    };
+    let rest = rest.strip_prefix(':').unwrap();
+    let depth = rest.len() - rest.trim_start_matches(' ').len();
+    let fields: Vec<&str> = rest.trim_start_matches(' ').split(':').collect();
+    assert_eq!(
+        fields[0], "call_stack.py",
+        "basename(copyinstr(arg0)): {l:?}"
+    );
+    (ts, format!("{kind} {} {} {depth}", fields[1], fields[2]))
+}
+
+#[test]
+fn call_stack_d_matches_the_setprofile_oracle() {
+    require_kernel();
+    let file = script("call_stack.py");
+    for version in ["3.9", "3.11", "3.15"] {
+        let py = fixture(version).binary.display().to_string();
+        let want = oracle(&py);
+        assert_eq!(want.len(), 18, "{version}: the workload's shape: {want:?}");
+        let run = pytap(&[
+            "dtrace",
+            "-q",
+            "-s",
+            &call_stack_d(),
+            "-c",
+            &format!("{py} {file}"),
+        ]);
+        let out = run.ok();
+        // dtrace ends every run with a newline of its own.
+        let body = out
+            .strip_suffix("\n\n")
+            .unwrap_or_else(|| panic!("{out:?}"));
+        let mut lines: Vec<(u64, String)> = body.lines().map(parse_call_stack_line).collect();
+        lines.sort_by_key(|l| l.0);
+        let got: Vec<String> = lines.into_iter().map(|l| l.1).collect();
+        assert_eq!(got, want, "{version}: call_stack.d");
+    }
+}
+
+#[test]
+fn aggregations_count_recursion_and_threads_exactly() {
+    require_kernel();
+    let fib = script("fib.py");
+    let threads = script("dthreads.py");
+    let sink = scratch("dtrace-agg").join("fib.txt").display().to_string();
+    for version in ["3.9", "3.11", "3.15"] {
+        let py = fixture(version).binary.display().to_string();
+        // fib(15) makes 1973 calls, each entered at line 8 (its def).
+        let run = pytap(&[
+            "dtrace",
+            "-q",
+            "-n",
+            "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @calls[copyinstr(arg1)] = count(); @lines = sum(arg2); @mean = avg(arg2); @low = min(arg2); @high = max(arg2); }",
+            "-c",
+            &format!("{py} {fib} 15 {sink}"),
+        ]);
+        let want = format!(
+            "\n  fib{}{:>17}\n{:>17}\n{:>17}\n{:>17}\n{:>17}\n",
+            " ".repeat(47),
+            1973,
+            1973 * 8,
+            8,
+            8,
+            8
+        );
+        assert_eq!(run.ok(), want, "{version}: fib");
+        // Four threads, 2500 calls each; printa with a format.
+        let run = pytap(&[
+            "dtrace",
+            "-n",
+            "python$target:::function-entry /copyinstr(arg1) == \"work\"/ { @[copyinstr(arg1)] = count(); }",
+            "-n",
+            "END { printa(\"%s %@d calls\\n\", @); }",
+            "-q",
+            "-c",
+            &format!("{py} {threads}"),
+        ]);
+        assert_eq!(run.ok(), "work 10000 calls\n\n", "{version}: threads");
+    }
+}
+
+#[test]
+fn quantize_and_lquantize_print_as_dtrace_does() {
+    require_kernel();
+    let fib = script("fib.py");
+    let sink = scratch("dtrace-quantize")
+        .join("fib.txt")
+        .display()
+        .to_string();
+    let py = fixture("3.11").binary.display().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @q = quantize(arg2); @l[\"fib\"] = lquantize(arg2, 0, 20, 5); }",
+        "-c",
+        &format!("{py} {fib} 10 {sink}"),
+    ]);
+    let header = "           value  ------------- Distribution ------------- count    \n";
+    let bar = "@".repeat(40);
+    let want = format!(
+        "\n\n{header}               4 |{e} 0        \n               8 |{bar} 177      \n              16 |{e} 0        \n\n  fib{pad}\n{header}               0 |{e} 0        \n               5 |{bar} 177      \n              10 |{e} 0        \n\n",
+        e = " ".repeat(40),
+        pad = " ".repeat(47),
+    );
+    assert_eq!(run.ok(), want);
+}
+
+#[test]
+fn non_quiet_output_has_dtrace_s_header_and_firing_lines() {
+    require_kernel();
+    let run = pytap(&["dtrace", "-n", "BEGIN { trace(\"hi\"); exit(0); }"]);
+    assert_eq!(
+        run.ok(),
+        format!(
+            "CPU     ID                    FUNCTION:NAME\n{:>3} {:>6} {:>32}   {:<33}\n\n",
+            run.ok()[44..47].trim(),
+            1,
+            ":BEGIN",
+            "hi"
+        )
+    );
+}
+
+/// The C function of each site, as binutils sees the symbols: the
+/// `FUNC` symbol of `--dyn-syms` (the fixtures have no `.symtab`) that
+/// covers it, or `-`.
+fn function_at(path: &std::path::Path, pc: u64) -> String {
+    let out = Command::new("readelf")
+        .args(["--dyn-syms", "--wide"])
+        .arg(path)
+        .output()
+        .expect("readelf");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 8 && f[3] == "FUNC" && f[6] != "UND" {
+            let start = u64::from_str_radix(f[1], 16).unwrap_or(0);
+            let size: u64 = f[2].parse().unwrap_or(0);
+            if size > 0 && pc >= start && pc < start + size {
+                return f[7].split('@').next().unwrap().to_string();
+            }
+        }
+    }
+    "-".into()
+}
+
+fn check_listing(binary: &std::path::Path, listed: &str, what: &str) {
+    let notes: Vec<_> = readelf_notes(binary)
+        .into_iter()
+        .filter(|n| n.provider == "python")
+        .collect();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(
+        lines[0],
+        "   ID   PROVIDER            MODULE                          FUNCTION NAME"
+    );
+    let base = binary.file_name().unwrap().to_string_lossy().to_string();
+    let rows: Vec<Vec<&str>> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|r| r[1] != "dtrace")
+        .collect();
+    assert_eq!(rows.len(), notes.len(), "{what}: one row per site");
+    for (i, (row, note)) in rows.iter().zip(&notes).enumerate() {
+        assert_eq!(row[0], (i + 4).to_string(), "{what}");
+        assert_eq!(row[2], base, "{what}");
+        assert_eq!(
+            row[3],
+            function_at(binary, note.location),
+            "{what}: {note:?}"
+        );
+        assert_eq!(row[4], note.name.replace("__", "-"), "{what}");
+    }
+}
+
+#[test]
+fn listings_name_every_site_and_its_function() {
+    require_kernel();
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
+        let binary = &fixture(version).binary;
+        let run = pytap(&["dtrace", "-l", "-m", &binary.display().to_string()]);
+        let dtrace_rows: Vec<Vec<&str>> = run
+            .ok()
+            .lines()
+            .skip(1)
+            .take(3)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            dtrace_rows,
+            [
+                ["1", "dtrace", "BEGIN"],
+                ["2", "dtrace", "END"],
+                ["3", "dtrace", "ERROR"]
+            ]
+        );
+        check_listing(binary, run.ok(), version);
+    }
+    // A live embedding program: its provider is python<pid>, its module libpython.
+    let mut child = crate::harness::ChildGuard::spawn(
+        Command::new(embed_program())
+            .arg("import sys\nprint('ready', flush=True)\nsys.stdin.read()"),
+    );
+    child.wait_for_line("ready", Duration::from_secs(20));
+    let pid = child.pid().to_string();
+    let run = pytap(&["dtrace", "-l", "-P", &format!("python{pid}")]);
+    check_listing(&system_libpython(), run.ok(), "embedding");
+    assert!(run.ok().contains(&format!("python{pid}")));
+    // Globs in -n select rows.
+    let run = pytap(&["dtrace", "-l", "-n", &format!("python{pid}:::gc-*")]);
+    let names: Vec<&str> = run
+        .ok()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(names, ["gc-start", "gc-done"], "note order in libpython");
+}
+
+#[test]
+fn attach_with_target_macro_arguments_and_ticks() {
+    require_kernel();
+    let py = fixture("3.11").binary.clone();
+    let mut child = spawn_waiting_python(
+        &py,
+        "import threading, time\ndef beat():\n    while True:\n        time.sleep(0.01)\nthreading.Thread(target=beat, daemon=True).start()",
+    );
+    let pid = child.pid().to_string();
+    // $target is the -p process; $$1 a string macro argument; a tick ends the run.
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-p",
+        &pid,
+        "-n",
+        "python$target:::function-entry /copyinstr(arg1) == $$1/ { @n = count(); }",
+        "-n",
+        "tick-300ms { printf(\"target %d\\n\", $target); exit(0); }",
+        "beat",
+    ]);
+    assert_eq!(run.ok(), format!("target {pid}\n\n"), "{}", run.stderr);
+    assert!(
+        child.is_running(),
+        "the process goes on after pytap detaches"
+    );
+    // An integer macro argument, and one that is missing.
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        "BEGIN { printf(\"%d\\n\", $1 + 1); exit(0); }",
+        "41",
+    ]);
+    assert_eq!(run.ok(), "42\n\n");
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        "BEGIN { printf(\"%d\\n\", $2); }",
+        "41",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("macro argument $2 is not given"),
+        "{}",
+        run.stderr
+    );
+    // -C is refused with one line.
+    let run = pytap(&["dtrace", "-C", "-n", "BEGIN {}"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no C preprocessor"), "{}", run.stderr);
+}
