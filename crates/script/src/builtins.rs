@@ -190,6 +190,11 @@ impl Builtin {
         }
     }
 
+    /// The name messages show (D's built-ins without their prefix).
+    pub fn shown(self) -> &'static str {
+        self.name().trim_start_matches("__d_")
+    }
+
     /// Parameter types.
     pub fn params(self) -> &'static [Ty] {
         use Ty::{Long, Str};

@@ -85,7 +85,11 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         script.push(map.add(path.display().to_string(), text));
     }
     for text in &src.inline {
-        script.push(map.add("<-e>", text.clone()));
+        let name = match src.dialect {
+            pytap_script::check::Dialect::Stap => "<-e>",
+            pytap_script::check::Dialect::D { .. } => "<-n>",
+        };
+        script.push(map.add(name, text.clone()));
     }
     if script.is_empty() {
         match src.dialect {

@@ -278,7 +278,7 @@ impl Placer<'_> {
                     ),
                     Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr | Builtin::Basename | Builtin::Dirname | Builtin::Strstr | Builtin::DSubstr => {
                         self.diags.push(
-                            unsupported(e.span, &format!("`{}`", b.name()))
+                            unsupported(e.span, &format!("`{}`", b.shown()))
                                 .hint("string functions run in pytap when their value is only printed: use it in printf's arguments"),
                         );
                     }
