@@ -241,9 +241,7 @@ impl Parser<'_> {
         let mut saw = false;
         loop {
             match &self.peek_at(n).tok {
-                Tok::Ident(w) if super::lexer::DECLARATION_WORDS.contains(&w.as_str()) => {
-                    saw = true
-                }
+                Tok::Ident(w) if super::lexer::is_declaration_word(w) => saw = true,
                 Tok::Op(")") => return saw,
                 _ => return false,
             }

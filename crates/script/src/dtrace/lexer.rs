@@ -16,10 +16,9 @@ const OPS: &[&str] = &[
     "!", "~", "&", "|", "^", "?", ":", ",", ";", "(", ")", "[", "]", "{", "}",
 ];
 
-/// Words that start a declaration rather than a clause at the top level.
-pub(super) const DECLARATION_WORDS: &[&str] = &[
-    "self",
-    "this",
+/// C's integer type words (and qualifiers), all of which pytap's D holds
+/// as 64-bit integers.
+pub(super) const INTEGER_WORDS: &[&str] = &[
     "int",
     "uint",
     "long",
@@ -27,7 +26,6 @@ pub(super) const DECLARATION_WORDS: &[&str] = &[
     "char",
     "signed",
     "unsigned",
-    "string",
     "int8_t",
     "int16_t",
     "int32_t",
@@ -40,6 +38,16 @@ pub(super) const DECLARATION_WORDS: &[&str] = &[
     "uintptr_t",
     "size_t",
     "ssize_t",
+    "const",
+    "volatile",
+];
+
+/// Words besides the integer types that start a declaration rather than
+/// a clause at the top level.
+const OTHER_DECLARATION_WORDS: &[&str] = &[
+    "self",
+    "this",
+    "string",
     "float",
     "double",
     "void",
@@ -48,14 +56,17 @@ pub(super) const DECLARATION_WORDS: &[&str] = &[
     "struct",
     "union",
     "enum",
-    "const",
-    "volatile",
     "static",
     "extern",
     "register",
     "translator",
     "provider",
 ];
+
+/// Whether `word` starts a declaration (or names a type in a cast).
+pub(super) fn is_declaration_word(word: &str) -> bool {
+    INTEGER_WORDS.contains(&word) || OTHER_DECLARATION_WORDS.contains(&word)
+}
 
 /// Bytes a probe description may hold (dtrace's `RGX_PSPEC` and globs).
 fn is_desc_byte(c: u8) -> bool {
@@ -139,8 +150,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             }
             let word = &text[i..j];
             let plain_word = j < bytes.len() && !is_desc_byte(bytes[j]) || j == bytes.len();
-            if DECLARATION_WORDS.contains(&word) && (plain_word || word == "self" || word == "this")
-            {
+            if is_declaration_word(word) && (plain_word || word == "self" || word == "this") {
                 declaring = true;
                 clause_next = false;
             } else {

@@ -341,31 +341,11 @@ fn type_of(words: &[String]) -> Option<TypeName> {
     if words == ["string"] {
         return Some(TypeName::String);
     }
-    let integer = [
-        "int",
-        "uint",
-        "long",
-        "short",
-        "char",
-        "signed",
-        "unsigned",
-        "int8_t",
-        "int16_t",
-        "int32_t",
-        "int64_t",
-        "uint8_t",
-        "uint16_t",
-        "uint32_t",
-        "uint64_t",
-        "intptr_t",
-        "uintptr_t",
-        "size_t",
-        "ssize_t",
-        "const",
-        "volatile",
-    ];
-    (!words.is_empty() && words.iter().all(|w| integer.contains(&w.as_str())))
-        .then_some(TypeName::Long)
+    (!words.is_empty()
+        && words
+            .iter()
+            .all(|w| super::lexer::INTEGER_WORDS.contains(&w.as_str())))
+    .then_some(TypeName::Long)
 }
 
 /// `printf(format, args…)` as a statement.
