@@ -77,21 +77,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             continue;
         }
         if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            let start = i;
-            i += 2;
-            loop {
-                if i + 1 >= bytes.len() {
-                    return Err(Diagnostic::error(
-                        span(start, start + 2),
-                        "this comment is never closed (no `*/`)",
-                    ));
-                }
-                if bytes[i] == b'*' && bytes[i + 1] == b'/' {
-                    i += 2;
-                    break;
-                }
-                i += 1;
-            }
+            i = block_comment_end(file, text, i)?;
             spaced = true;
             continue;
         }
@@ -120,12 +106,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
                 i += 1;
             }
-            Tok::Number(number(&text[start..i]).ok_or_else(|| {
-                Diagnostic::error(
-                    span(start, i),
-                    format!("`{}` is not a number pytap can read (a 64-bit integer in decimal, 0x hex or 0 octal)", &text[start..i]),
-                )
-            })?)
+            Tok::Number(number_token(file, text, start, i, &text[start..i])?)
         } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'@' {
             i += 1;
             while i < bytes.len()
@@ -143,11 +124,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             i += op.len();
             Tok::Op(op)
         } else {
-            let ch = text[i..].chars().next().unwrap_or('?');
-            return Err(Diagnostic::error(
-                span(i, i + ch.len_utf8()),
-                format!("unexpected character `{}`", ch.escape_default()),
-            ));
+            return Err(unexpected_char(file, text, i));
         };
         out.push(Token {
             tok,
@@ -156,12 +133,62 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
         });
         spaced = false;
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        span: span(bytes.len(), bytes.len()),
-        spaced: true,
-    });
+    out.push(eof(file, bytes.len()));
     Ok(out)
+}
+
+/// Where the `/* … */` comment starting at `start` ends (the index after
+/// its `*/`).
+pub(crate) fn block_comment_end(
+    file: FileId,
+    text: &str,
+    start: usize,
+) -> Result<usize, Diagnostic> {
+    match text[start + 2..].find("*/") {
+        Some(at) => Ok(start + 2 + at + 2),
+        None => Err(Diagnostic::error(
+            Span::new(file, start, start + 2),
+            "this comment is never closed (no `*/`)",
+        )),
+    }
+}
+
+/// The value of the integer literal `literal`, written at
+/// `text[start..end]`, or an error there.
+pub(crate) fn number_token(
+    file: FileId,
+    text: &str,
+    start: usize,
+    end: usize,
+    literal: &str,
+) -> Result<i64, Diagnostic> {
+    number(literal).ok_or_else(|| {
+        Diagnostic::error(
+            Span::new(file, start, end),
+            format!(
+                "`{}` is not a number pytap can read (a 64-bit integer in decimal, 0x hex or 0 octal)",
+                &text[start..end]
+            ),
+        )
+    })
+}
+
+/// "unexpected character" at `text[at..]`.
+pub(crate) fn unexpected_char(file: FileId, text: &str, at: usize) -> Diagnostic {
+    let ch = text[at..].chars().next().unwrap_or('?');
+    Diagnostic::error(
+        Span::new(file, at, at + ch.len_utf8()),
+        format!("unexpected character `{}`", ch.escape_default()),
+    )
+}
+
+/// The [`Tok::Eof`] token of a file of `len` bytes.
+pub(crate) fn eof(file: FileId, len: usize) -> Token {
+    Token {
+        tok: Tok::Eof,
+        span: Span::new(file, len, len),
+        spaced: true,
+    }
 }
 
 /// A decimal, `0x` hex or `0` octal integer, as C reads it.

@@ -6,7 +6,7 @@
 //! macro arguments, `@name` aggregations.
 
 use crate::diag::Diagnostic;
-use crate::lexer::{Tok, Token, number, string};
+use crate::lexer::{Tok, Token, block_comment_end, eof, number_token, string, unexpected_char};
 use crate::source::{FileId, Span};
 
 /// D's operators, longest first so the longest match wins.
@@ -101,16 +101,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             continue;
         }
         if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            let start = i;
-            match text[i + 2..].find("*/") {
-                Some(at) => i += 2 + at + 2,
-                None => {
-                    return Err(Diagnostic::error(
-                        span(start, start + 2),
-                        "this comment is never closed (no `*/`)",
-                    ));
-                }
-            }
+            i = block_comment_end(file, text, i)?;
             spaced = true;
             continue;
         }
@@ -180,15 +171,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
                 i += 1;
             }
             let literal = text[start..i].trim_end_matches(['u', 'U', 'l', 'L']);
-            Tok::Number(number(literal).ok_or_else(|| {
-                Diagnostic::error(
-                    span(start, i),
-                    format!(
-                        "`{}` is not a number pytap can read (a 64-bit integer in decimal, 0x hex or 0 octal)",
-                        &text[start..i]
-                    ),
-                )
-            })?)
+            Tok::Number(number_token(file, text, start, i, literal)?)
         } else if c == b'$' {
             i += 1;
             if bytes.get(i) == Some(&b'$') {
@@ -229,11 +212,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             }
             Tok::Op(op)
         } else {
-            let ch = text[i..].chars().next().unwrap_or('?');
-            return Err(Diagnostic::error(
-                span(i, i + ch.len_utf8()),
-                format!("unexpected character `{}`", ch.escape_default()),
-            ));
+            return Err(unexpected_char(file, text, i));
         };
         out.push(Token {
             tok,
@@ -242,11 +221,7 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
         });
         spaced = false;
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        span: span(bytes.len(), bytes.len()),
-        spaced: true,
-    });
+    out.push(eof(file, bytes.len()));
     Ok(out)
 }
 
