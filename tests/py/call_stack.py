@@ -41,25 +41,9 @@ def outside():
 
 outside()
 if len(sys.argv) > 2 and sys.argv[1] == "--oracle":
-    events = []
-    depth = [0]
+    import setprofile_oracle
 
-    def profile(frame, event, arg):
-        code = frame.f_code
-        if code.co_filename != __file__:
-            return
-        if event == "call":
-            events.append(f"E {code.co_name} {frame.f_lineno} {depth[0]}")
-            depth[0] += 1
-        elif event == "return":
-            depth[0] -= 1
-            events.append(f"R {code.co_name} {frame.f_lineno} {depth[0]}")
-
-    sys.setprofile(profile)
-    start()
-    sys.setprofile(None)
-    with open(sys.argv[2], "w") as f:
-        f.write("\n".join(events) + "\n")
+    setprofile_oracle.record(start, __file__, sys.argv[2])
 else:
     start()
 outside()

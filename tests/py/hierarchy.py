@@ -78,24 +78,8 @@ def main():
 
 
 if len(sys.argv) > 2 and sys.argv[1] == "--oracle":
-    events = []
-    depth = [0]
+    import setprofile_oracle
 
-    def profile(frame, event, arg):
-        code = frame.f_code
-        if code.co_filename != __file__:
-            return
-        if event == "call":
-            events.append(f"E {code.co_name} {frame.f_lineno} {depth[0]}")
-            depth[0] += 1
-        elif event == "return":
-            depth[0] -= 1
-            events.append(f"R {code.co_name} {frame.f_lineno} {depth[0]}")
-
-    sys.setprofile(profile)
-    main()
-    sys.setprofile(None)
-    with open(sys.argv[2], "w") as f:
-        f.write("\n".join(events) + "\n")
+    setprofile_oracle.record(main, __file__, sys.argv[2])
 else:
     main()
