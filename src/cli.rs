@@ -252,15 +252,26 @@ pub struct StapArgs {
     /// Write the script's output to FILE instead of stdout
     #[arg(short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// SystemTap's guru mode: accepted and ignored (pytap runs no embedded C)
+    #[arg(short = 'g', hide = true)]
+    pub guru: bool,
+    /// What scripts and D programs run on.
+    #[command(flatten)]
+    pub run: ScriptRunArgs,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// The flags `pytap stap` and `pytap dtrace` share.
+#[derive(Debug, Args)]
+pub struct ScriptRunArgs {
     /// Run probes on exactly what the markers fire: keep 3.15's generator
     /// creations and `__init__` shim returns (by default they are dropped,
     /// as `pytap flow` drops them)
     #[arg(long)]
     pub raw_markers: bool,
-    /// SystemTap's guru mode: accepted and ignored (pytap runs no embedded C)
-    #[arg(short = 'g', hide = true)]
-    pub guru: bool,
-    /// With -x: also trace the processes it starts from now on
+    /// With a process id (-x, -p): also trace the processes it starts from now on
     #[arg(long)]
     pub children: bool,
     /// With -c: trace only the command's own process
@@ -270,9 +281,23 @@ pub struct StapArgs {
     /// (a non-UTF-8 script path: CPython gh-156118)
     #[arg(long)]
     pub force: bool,
-    /// Engine settings.
-    #[command(flatten)]
-    pub engine: EngineArgs,
+}
+
+impl ScriptRunArgs {
+    /// The target of a script run on process `pid` or command `command`
+    /// (every process running the script's binaries when neither).
+    pub fn target(&self, pid: Option<u32>, command: Option<&str>) -> TargetArgs {
+        TargetArgs {
+            pids: pid.into_iter().collect(),
+            command: command.map(str::to_string),
+            all: pid.is_none() && command.is_none(),
+            binaries: Vec::new(),
+            argv: Vec::new(),
+            children: self.children,
+            no_children: self.no_children,
+            force: self.force,
+        }
+    }
 }
 
 /// `pytap completions`.

@@ -220,16 +220,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 None
             };
-            let target_args = pytap::cli::TargetArgs {
-                pids: a.pid.into_iter().collect(),
-                command: a.command.clone(),
-                all: a.pid.is_none() && a.command.is_none(),
-                binaries: Vec::new(),
-                argv: Vec::new(),
-                children: a.children,
-                no_children: a.no_children,
-                force: a.force,
-            };
+            let target_args = a.run.target(a.pid, a.command.as_deref());
             let stream = args::stream_options(&target_args, &a.engine, &sink)?;
             let target = (!target_args.all).then(|| stream.target.clone());
             let request = stap::StapRequest {
@@ -242,7 +233,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 },
                 target,
                 stream,
-                raw_markers: a.raw_markers,
+                raw_markers: a.run.raw_markers,
             };
             with_sink(sink, |w| stap::run(&request, w))
         }
@@ -308,16 +299,7 @@ fn dtrace_command(a: &pytap::cli::DtraceArgs) -> anyhow::Result<ExitCode> {
             "-P, -m and -f select probes to list: use them with -l (clauses name their probes)"
         );
     }
-    let target_args = pytap::cli::TargetArgs {
-        pids: a.pid.into_iter().collect(),
-        command: a.command.clone(),
-        all: a.pid.is_none() && a.command.is_none(),
-        binaries: Vec::new(),
-        argv: Vec::new(),
-        children: a.children,
-        no_children: a.no_children,
-        force: a.force,
-    };
+    let target_args = a.run.target(a.pid, a.command.as_deref());
     let stream = args::stream_options(&target_args, &a.engine, &sink)?;
     let target = (!target_args.all).then(|| stream.target.clone());
     let request = dtrace::DtraceRequest {
@@ -327,7 +309,7 @@ fn dtrace_command(a: &pytap::cli::DtraceArgs) -> anyhow::Result<ExitCode> {
         quiet,
         target,
         stream,
-        raw_markers: a.raw_markers,
+        raw_markers: a.run.raw_markers,
     };
     with_sink(sink, |w| dtrace::run(&request, w))
 }

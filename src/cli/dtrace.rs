@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::EngineArgs;
+use super::{EngineArgs, ScriptRunArgs};
 
 /// `pytap dtrace`.
 #[derive(Debug, Args)]
@@ -57,21 +57,9 @@ pub struct DtraceArgs {
     /// With -l: probes in this C function
     #[arg(short = 'f', value_name = "FUNCTION")]
     pub functions: Vec<String>,
-    /// Run clauses on exactly what the markers fire: keep 3.15's generator
-    /// creations and `__init__` shim returns (by default they are dropped,
-    /// as `pytap flow` drops them)
-    #[arg(long)]
-    pub raw_markers: bool,
-    /// With -p: also trace the processes it starts from now on
-    #[arg(long)]
-    pub children: bool,
-    /// With -c: trace only the command's own process
-    #[arg(long)]
-    pub no_children: bool,
-    /// Arm function markers even where CPython's own probe code would fail
-    /// (a non-UTF-8 script path: CPython gh-156118)
-    #[arg(long)]
-    pub force: bool,
+    /// What D programs run on.
+    #[command(flatten)]
+    pub run: ScriptRunArgs,
     /// Engine settings.
     #[command(flatten)]
     pub engine: EngineArgs,
