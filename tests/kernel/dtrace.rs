@@ -169,6 +169,13 @@ fn non_quiet_output_has_dtrace_s_header_and_firing_lines() {
             "hi"
         )
     );
+    // Quiet by the program's own pragma: no header, no firing line.
+    let run = pytap(&[
+        "dtrace",
+        "-n",
+        "#pragma D option quiet\nBEGIN { trace(\"hi\"); exit(0); }",
+    ]);
+    assert_eq!(run.ok(), "hi\n");
 }
 
 /// The C function of each site, as binutils sees the symbols: the

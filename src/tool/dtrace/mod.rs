@@ -32,7 +32,7 @@ pub struct DtraceRequest {
     pub programs: Vec<String>,
     /// Macro arguments.
     pub args: Vec<String>,
-    /// `-q` or `-x quiet`.
+    /// `-q` or `-x quiet` (the program's own pragma is the compiler's business).
     pub quiet: bool,
     /// `-c`/`-p`.
     pub target: Option<TargetSpec>,
@@ -42,72 +42,28 @@ pub struct DtraceRequest {
     pub raw_markers: bool,
 }
 
-/// The header dtrace prints before the first firing when not quiet.
-const HEADER: &str = "CPU     ID                    FUNCTION:NAME\n";
-
-/// Writes [`HEADER`] before the first output.
-struct HeaderFirst<'a> {
-    inner: &'a mut dyn Write,
-    pending: bool,
-}
-
-impl Write for HeaderFirst<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.pending && !buf.is_empty() {
-            self.pending = false;
-            self.inner.write_all(HEADER.as_bytes())?;
-        }
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Whether the program asks for quiet mode itself (`#pragma D option
-/// quiet`, `#!/usr/sbin/dtrace -qs`); errors are left to the compiler.
-fn quiet_by_pragma(texts: &[String]) -> bool {
-    texts.iter().any(|text| {
-        pytap_script::dtrace::parse(
-            pytap_script::source::FileId(0),
-            text,
-            &pytap_script::dtrace::DOptions {
-                macro_args: vec!["0".into(); 10],
-                quiet: false,
-            },
-        )
-        .is_ok_and(|p| p.option("quiet"))
-    })
-}
+/// The header dtrace prints before the first firing when not quiet (the
+/// runtime writes it before the first output).
+pub const HEADER: &str = "CPU     ID                    FUNCTION:NAME\n";
 
 /// Runs `pytap dtrace`.
 pub fn run(request: &DtraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    let mut texts = request.programs.clone();
-    if let Some(path) = &request.script {
-        texts.push(std::fs::read_to_string(path).unwrap_or_default());
-    }
-    let quiet = request.quiet || quiet_by_pragma(&texts);
     let stap_request = StapRequest {
         sources: Sources {
             script: request.script.clone(),
             inline: request.programs.clone(),
             includes: Vec::new(),
             args: request.args.clone(),
-            dialect: Dialect::D { quiet },
+            // A `#pragma D option quiet` makes it quiet too (the compiler reads it).
+            dialect: Dialect::D {
+                quiet: request.quiet,
+            },
         },
         target: request.target.clone(),
         stream: request.stream.clone(),
         raw_markers: request.raw_markers,
     };
-    if quiet {
-        stap::run(&stap_request, out)
-    } else {
-        let mut out = HeaderFirst {
-            inner: out,
-            pending: true,
-        };
-        stap::run(&stap_request, &mut out)
-    }
+    stap::run(&stap_request, out)
 }
 
 /// The end of a D run: dtrace's `"\n"`, then every aggregation `printa`

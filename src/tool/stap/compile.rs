@@ -126,7 +126,7 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         .map_err(|diags| ScriptErrors(Diagnostics { list: diags }.render(&map)))?;
     Ok(Compiled {
         warnings: compiled.warnings.render(&map),
-        dialect: src.dialect,
+        dialect: compiled.dialect,
         sources: Arc::new(map),
         program: Arc::new(compiled.program),
         placement: Arc::new(placement),

@@ -13,13 +13,23 @@ use crate::engine::session::Session;
 pub(super) struct Out<'a> {
     pub(super) out: &'a mut dyn Write,
     pub(super) error: &'a mut Option<std::io::Error>,
+    /// A header still to write before the first output (D's when not quiet).
+    pub(super) header: &'a mut Option<&'static str>,
 }
 
 impl Output for Out<'_> {
     fn write(&mut self, bytes: &[u8]) {
-        if self.error.is_none()
-            && let Err(e) = self.out.write_all(bytes)
-        {
+        if bytes.is_empty() || self.error.is_some() {
+            return;
+        }
+        let result = match self.header.take() {
+            Some(header) => self
+                .out
+                .write_all(header.as_bytes())
+                .and_then(|()| self.out.write_all(bytes)),
+            None => self.out.write_all(bytes),
+        };
+        if let Err(e) = result {
             *self.error = Some(e);
         }
     }

@@ -51,6 +51,8 @@ pub struct Runtime<'o> {
     mem: MemStore,
     out: &'o mut dyn Write,
     out_error: Option<std::io::Error>,
+    /// A header to print before the first output (D's, when not quiet).
+    header: Option<&'static str>,
     keys: KeyNames,
     /// Keys the kernel sent no definition for.
     pub undecoded: u64,
@@ -86,6 +88,8 @@ impl<'o> Runtime<'o> {
     /// A runtime writing to `out`.
     pub fn new(compiled: Compiled, out: &'o mut dyn Write) -> Runtime<'o> {
         let program = &compiled.program;
+        let header = (compiled.dialect == (Dialect::D { quiet: false }))
+            .then_some(crate::tool::dtrace::HEADER);
         let now = Instant::now();
         let timers = program
             .probes
@@ -118,6 +122,7 @@ impl<'o> Runtime<'o> {
             interp: Interp::new(),
             out,
             out_error: None,
+            header,
             keys: HashMap::new(),
             undecoded: 0,
             timers,
@@ -257,6 +262,7 @@ impl<'o> Runtime<'o> {
         let mut out = Out {
             out: self.out,
             error: &mut self.out_error,
+            header: &mut self.header,
         };
         let mut world = World {
             ctx: &mut ctx,
@@ -384,6 +390,7 @@ impl<'o> Runtime<'o> {
         let mut out = Out {
             out: self.out,
             error: &mut self.out_error,
+            header: &mut self.header,
         };
         let mut world = World {
             ctx: &mut ctx,

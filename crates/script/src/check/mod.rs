@@ -84,27 +84,57 @@ pub struct Compiled {
     pub program: Program,
     /// Warnings (errors stop compilation).
     pub warnings: Diagnostics,
+    /// The language, as the program settles it: a D program's
+    /// `#pragma D option quiet` (in any of its files) makes it quiet.
+    pub dialect: Dialect,
+}
+
+/// The script's files parsed in `dialect`.
+fn parse_script(
+    input: &Input<'_>,
+    dialect: Dialect,
+) -> Result<Vec<(FileId, ast::File, bool)>, Diagnostics> {
+    let mut parsed = Vec::new();
+    for &file in input.script {
+        let text = &input.sources.file(file).text;
+        parsed.push(match dialect {
+            Dialect::D { quiet } => {
+                let opts = crate::dtrace::DOptions {
+                    macro_args: input.args.to_vec(),
+                    quiet,
+                };
+                let program = crate::dtrace::parse(file, text, &opts).map_err(Diagnostics::from)?;
+                let asks_quiet = program.option("quiet");
+                (file, program.file, asks_quiet)
+            }
+            Dialect::Stap => (
+                file,
+                crate::stap::parse(file, text).map_err(Diagnostics::from)?,
+                false,
+            ),
+        });
+    }
+    Ok(parsed)
 }
 
 /// Compiles a script.
 pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
-    let mut parsed = Vec::new();
-    for &file in input.script.iter().chain(input.tapsets) {
+    let mut dialect = input.dialect;
+    let mut script = parse_script(&input, dialect)?;
+    // Quiet mode changes how D clauses print, so a program that asks for
+    // it (`#pragma D option quiet`) is parsed again, quiet.
+    if dialect == (Dialect::D { quiet: false }) && script.iter().any(|(_, _, quiet)| *quiet) {
+        dialect = Dialect::D { quiet: true };
+        script = parse_script(&input, dialect)?;
+    }
+    let mut parsed: Vec<(FileId, ast::File)> =
+        script.into_iter().map(|(f, ast, _)| (f, ast)).collect();
+    for &file in input.tapsets {
         let text = &input.sources.file(file).text;
-        let ast = if let Dialect::D { quiet } = input.dialect
-            && input.script.contains(&file)
-        {
-            let opts = crate::dtrace::DOptions {
-                macro_args: input.args.to_vec(),
-                quiet,
-            };
-            crate::dtrace::parse(file, text, &opts)
-                .map_err(Diagnostics::from)?
-                .file
-        } else {
-            crate::stap::parse(file, text).map_err(Diagnostics::from)?
-        };
-        parsed.push((file, ast));
+        parsed.push((
+            file,
+            crate::stap::parse(file, text).map_err(Diagnostics::from)?,
+        ));
     }
     let decls = Decls::collect(&parsed, input.script);
     let mut diags = Diagnostics::default();
@@ -119,6 +149,7 @@ pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
     Ok(Compiled {
         program,
         warnings: diags,
+        dialect,
     })
 }
 
