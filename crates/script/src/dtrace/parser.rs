@@ -148,28 +148,21 @@ impl Parser<'_> {
                 ),
             )
         })?;
-        let mut keyed = false;
         if self.eat_op("[") {
-            // Associative array key types: kept only as "keyed".
+            // An associative array's key types: the checker learns them from use.
             while !self.is_op("]") && !self.at_eof() {
                 self.next();
             }
             self.expect_op("]", "to close the key types")?;
-            keyed = true;
         }
         self.expect_op(";", "after the declaration")?;
         match scope.as_str() {
-            "this" => Ok(()),
-            "self" => {
-                self.declare(format!("self->{}", name.name), name.span, ty);
-                Ok(())
-            }
-            _ => {
-                let _ = keyed;
-                self.declare(name.name.clone(), name.span, ty);
-                Ok(())
-            }
+            // Clause-locals need no declaration.
+            "this" => {}
+            "self" => self.declare(format!("self->{}", name.name), name.span, ty),
+            _ => self.declare(name.name.clone(), name.span, ty),
         }
+        Ok(())
     }
 
     pub(super) fn declare(&mut self, name: String, span: Span, ty: TypeName) {
@@ -240,7 +233,6 @@ impl Parser<'_> {
         if !self.opts.quiet {
             stmts.push(print_stmt(b"\n", Vec::new(), first));
         }
-        let clause = self.out.clauses;
         self.out.clauses += 1;
         self.out.file.items.push(Item::Probe(ProbeDecl {
             points,
@@ -250,7 +242,6 @@ impl Parser<'_> {
             },
             span: first,
         }));
-        let _ = clause;
         Ok(())
     }
 
