@@ -27,6 +27,14 @@ tracer start-up never count):
   stap_top_raw  the same with --raw-markers (3.15 only: without the frame
              check that drops generator creations, which `pytap top`, counting
              raw entries, does not make either)
+  flow_within  `pytap flow --style dtrace --within start`, to a file
+  d_stack    `pytap dtrace -q -s call_stack.d`: the HOWTO's D script, to a file
+  d_count    `pytap dtrace -q -n '... function-entry { @[copyinstr(arg1)] =
+             count(); }'`: a count() one-liner, aggregated in the kernel
+             (with --raw-markers on 3.15, as stap_top_raw)
+
+The calls run pinned to the last CPU and the tracer to the first (with
+two CPUs or more), so the consumer does not compete with the workload.
 
 Overhead = median(mode) - median(untraced). The targets (pytap's issue on
 the engine) are:
@@ -37,6 +45,8 @@ the engine) are:
   calls overhead <= 1.1 x empty overhead
   stap_hier overhead <= 1.1 x flow overhead  (the scripts issue)
   stap_top overhead <= 1.1 x top overhead    (3.15: stap_top_raw, the same stream as top)
+  d_stack overhead <= 1.1 x flow_within overhead  (the D issue)
+  d_count overhead <= 1.1 x top overhead
 
 Both are printed with PASS/FAIL, together with the cost per event beyond
 the uprobe trap (mode - empty), which is what the tracer itself adds. pytap
@@ -84,6 +94,20 @@ RSS_TARGET_MIB = 32.0
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 
 
+# Pinning: the workload's calls run on the last CPU (fib.py pins itself when
+# PYTAP_BENCH_CPU is set), the tracer and everything else on the first, so
+# the consumer never competes with the calls it measures.
+CPUS = sorted(os.sched_getaffinity(0))
+PINNED_ENV = dict(os.environ)
+if len(CPUS) >= 2:
+    PINNED_ENV["PYTAP_BENCH_CPU"] = str(CPUS[-1])
+
+
+def pin_tracer():
+    if len(CPUS) >= 2:
+        os.sched_setaffinity(0, {CPUS[0]})
+
+
 def fail(msg):
     print(f"bench: {msg}", file=sys.stderr)
     sys.exit(2)
@@ -121,7 +145,8 @@ class Runner:
         elapsed = os.path.join(self.tmp, "elapsed")
         if os.path.exists(elapsed):
             os.unlink(elapsed)
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=PINNED_ENV,
+                              preexec_fn=pin_tracer)
         if proc.returncode != 0 or not os.path.exists(elapsed):
             fail(f"{label} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         with open(elapsed) as f:
@@ -154,6 +179,20 @@ class Runner:
             script = "top.stp" if mode.startswith("stap_top") else "tapset-call-hierarchy.stp"
             argv = [self.args.pytap, "stap", os.path.join(HOWTO, script), "-o", out]
             if mode == "stap_top_raw":
+                argv.append("--raw-markers")
+            return self.timed(argv + ["-c", " ".join(work)], mode)[0]
+        if mode == "flow_within":
+            return self.timed([self.args.pytap, "flow", "--style", "dtrace", "--within",
+                               "start", "-o", out, "--"] + work, mode)[0]
+        if mode == "d_stack":
+            return self.timed([self.args.pytap, "dtrace", "-q", "-s",
+                               os.path.join(HOWTO, "call_stack.d"), "-o", out,
+                               "-c", " ".join(work)], mode)[0]
+        if mode == "d_count":
+            argv = [self.args.pytap, "dtrace", "-q", "-n",
+                    "python$target:::function-entry { @[copyinstr(arg1)] = count(); }",
+                    "-o", out]
+            if version_of(python) == "3.15":
                 argv.append("--raw-markers")
             return self.timed(argv + ["-c", " ".join(work)], mode)[0]
         if mode == "trace":
@@ -194,6 +233,7 @@ def bench_one(runner, python, args):
             modes.append("top")
         if version == "3.15":
             modes.append("stap_top_raw")
+        modes += ["flow_within", "d_stack", "d_count"]
     times = {m: [] for m in modes}
     for _ in range(args.runs):
         for mode in modes:
@@ -215,7 +255,7 @@ def bench_one(runner, python, args):
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
             for m in modes if m not in ("untraced", "empty", "empty1", "top", "clock",
-                                        "stap_top", "stap_top_raw")},
+                                        "stap_top", "stap_top_raw", "d_count")},
         "trace_lost": sum(runner.lost[("trace", python)]),
         "trace_over_empty": over["trace"] / over["empty"],
     }
@@ -224,6 +264,8 @@ def bench_one(runner, python, args):
         top_mode = "stap_top_raw" if "stap_top_raw" in modes else "stap_top"
         result["stap_top_over_top"] = over[top_mode] / over["top"]
         result["stap_top_mode"] = top_mode
+        result["d_stack_over_flow_within"] = over["d_stack"] / over["flow_within"]
+        result["d_count_over_top"] = over["d_count"] / over["top"]
         if "stap_top_raw" in modes:
             result["stap_top_repaired_over_top"] = over["stap_top"] / over["top"]
     if args.tools:
@@ -283,6 +325,12 @@ def report(r):
         print(f"  {r['stap_top_mode']} / top overhead{' ' * (13 - len(r['stap_top_mode']))}"
               f"{r['stap_top_over_top']:5.2f}x (target <= {TOOL_TARGET}x) "
               f"{'PASS' if verdict else 'FAIL'}")
+        for key, name, base in (("d_stack_over_flow_within", "d_stack", "flow_within"),
+                                ("d_count_over_top", "d_count", "top")):
+            verdict = r[key] <= TOOL_TARGET
+            ok &= verdict
+            print(f"  {name} / {base} overhead{' ' * max(1, 16 - len(name) - len(base))}"
+                  f"{r[key]:5.2f}x (target <= {TOOL_TARGET}x) {'PASS' if verdict else 'FAIL'}")
         if "stap_top_repaired_over_top" in r:
             print(f"  stap_top / top overhead    {r['stap_top_repaired_over_top']:5.2f}x (the "
                   f"repaired stream's frame check on every entry, which top does not make)")
@@ -449,6 +497,8 @@ def main():
                  and r.get("calls_over_empty", 0) <= TOOL_TARGET
                  and r.get("stap_hier_over_flow", 0) <= TOOL_TARGET
                  and r.get("stap_top_over_top", 0) <= TOOL_TARGET
+                 and r.get("d_stack_over_flow_within", 0) <= TOOL_TARGET
+                 and r.get("d_count_over_top", 0) <= TOOL_TARGET
                  for r in results)
         ok &= startup is None or startup_ok(startup)
     else:

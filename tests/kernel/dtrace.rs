@@ -155,6 +155,115 @@ fn quantize_and_lquantize_print_as_dtrace_does() {
     assert_eq!(run.ok(), want);
 }
 
+/// `copyinstr(arg, len) == "literal"` reads only what the comparison
+/// needs, onto the stack: cut strings, prefixes and longer names.
+#[test]
+fn comparisons_with_literals_respect_copyinstr_lengths() {
+    require_kernel();
+    let fib = script("fib.py");
+    let sink = scratch("dtrace-compare").join("fib.txt").display().to_string();
+    let py = fixture("3.9").binary.display().to_string();
+    let clause = |agg: &str, pred: &str| {
+        format!("python$target:::function-entry /{pred}/ {{ @{agg} = count(); }}")
+    };
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        &clause("all", "1"),
+        "-n",
+        &clause("fib", "copyinstr(arg1, 3) == \"fib\""),
+        "-n",
+        &clause("cut", "copyinstr(arg1, 2) == \"fib\""),
+        "-n",
+        &clause("prefix", "copyinstr(arg1, 2) == \"fi\" && copyinstr(arg1) == \"fib\""),
+        "-n",
+        &clause("other", "copyinstr(arg1) != \"fib\""),
+        "-n",
+        &clause("empty", "copyinstr(arg1, 0) == \"\""),
+        "-n",
+        "END { printa(\"all %@d\\n\", @all); printa(\"fib %@d\\n\", @fib); printa(\"cut %@d\\n\", @cut); printa(\"prefix %@d\\n\", @prefix); printa(\"other %@d\\n\", @other); printa(\"empty %@d\\n\", @empty); }",
+        "-c",
+        &format!("{py} {fib} 10 {sink}"),
+    ]);
+    let text = run.ok();
+    let all: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("all "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        text,
+        format!(
+            "all {all}\nfib 177\nprefix 177\nother {}\nempty {all}\n\n",
+            all - 177
+        )
+    );
+}
+
+#[test]
+fn llquantize_and_stddev_are_exact_in_the_kernel() {
+    require_kernel();
+    let fib = script("fib.py");
+    let sink = scratch("dtrace-llquantize")
+        .join("fib.txt")
+        .display()
+        .to_string();
+    // fib(10)'s 177 calls by depth 1..10: 1, 2, 4, 8, 16, 32, 52, 44, 16, 2.
+    let depths: Vec<(u128, u128)> = vec![
+        (1, 1),
+        (2, 2),
+        (3, 4),
+        (4, 8),
+        (5, 16),
+        (6, 32),
+        (7, 52),
+        (8, 44),
+        (9, 16),
+        (10, 2),
+    ];
+    // stddev of depth * 10^12: squares past 2^64, so the carry is tested.
+    let scale = 1_000_000_000_000u128;
+    let n: u128 = depths.iter().map(|d| d.1).sum();
+    let sum: u128 = depths.iter().map(|(d, k)| d * scale * k).sum();
+    let squares: u128 = depths.iter().map(|(d, k)| (d * scale).pow(2) * k).sum();
+    let stddev = (squares / n - (sum / n).pow(2)).isqrt();
+    for version in ["3.9", "3.11", "3.15"] {
+        let py = fixture(version).binary.display().to_string();
+        let run = pytap(&[
+            "dtrace",
+            "-q",
+            "-n",
+            "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->d++; @ll = llquantize(self->d, 2, 0, 3, 4); @s = stddev(self->d * 1000000000000); }",
+            "-n",
+            "python$target:::function-return /copyinstr(arg1) == \"fib\"/ { self->d--; }",
+            "-c",
+            &format!("{py} {fib} 10 {sink}"),
+        ]);
+        let row = |label: &str, bar: usize, count: u64| {
+            format!(
+                "{label:>16} |{}{} {count:<9}\n",
+                "@".repeat(bar),
+                " ".repeat(40 - bar)
+            )
+        };
+        let want = [
+            "\n\n           value  ------------- Distribution ------------- count    \n".to_string(),
+            row("< 1", 0, 0),
+            row("1", 0, 1),
+            row("2", 0, 2),
+            row("3", 1, 4),
+            row("4", 5, 24),
+            row("6", 19, 84),
+            row("8", 14, 62),
+            row("12", 0, 0),
+            format!("\n {stddev:>16}\n"),
+        ]
+        .concat();
+        assert_eq!(run.ok(), want, "{version}");
+    }
+}
+
 #[test]
 fn non_quiet_output_has_dtrace_s_header_and_firing_lines() {
     require_kernel();

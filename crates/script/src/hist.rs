@@ -30,6 +30,132 @@ pub fn linear_bucket(value: i64, start: i64, interval: i64, buckets: usize) -> u
     bucket.min(buckets as u64 - 1) as usize
 }
 
+/// One order of magnitude of a log-linear shape: values in
+/// `[last, this)` go to bucket `base + (value - last) / width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// `factor^order`: the order's lowest value.
+    pub last: i64,
+    /// `factor^(order+1)`: the next order's lowest value.
+    pub this: i64,
+    /// A bucket's width.
+    pub width: i64,
+    /// The bucket of `last`.
+    pub base: usize,
+}
+
+impl Order {
+    /// The bucket after this order's last one: the next order's base,
+    /// or the overflow bucket after the highest order.
+    pub fn top(&self) -> usize {
+        self.base + ((self.this - self.last) / self.width) as usize
+    }
+}
+
+/// Why an `llquantize` shape cannot be used.
+pub fn log_linear_problem(factor: i64, low: i64, high: i64, steps: i64) -> Option<String> {
+    if !(2..=i64::from(u16::MAX)).contains(&factor) {
+        return Some("the factor must be at least 2".into());
+    }
+    if !(0..=i64::from(u16::MAX)).contains(&low) || !(low..=i64::from(u16::MAX)).contains(&high) {
+        return Some("the magnitudes must satisfy 0 <= low <= high".into());
+    }
+    if !(1..=i64::from(u16::MAX)).contains(&steps) || steps < factor || steps % factor != 0 {
+        return Some("the steps must be a multiple of the factor".into());
+    }
+    let mut this = 1i64;
+    for _ in 0..=high {
+        let Some(next) = this.checked_mul(factor) else {
+            return Some("factor to the power high + 1 overflows 64 bits".into());
+        };
+        this = next;
+    }
+    let mut last = factor.pow(low as u32);
+    for _ in low..=high {
+        let next = last * factor;
+        if next > steps && next % steps != 0 {
+            return Some(format!(
+                "the steps must evenly divide every order's width ({next} is not a multiple of {steps})"
+            ));
+        }
+        last = next;
+    }
+    let buckets: i64 = (low..=high)
+        .map(|o| {
+            let this = factor.pow(o as u32 + 1);
+            let n = this.min(steps);
+            n - n / factor
+        })
+        .sum();
+    if buckets > MAX_LOG_LINEAR_BUCKETS {
+        return Some(format!(
+            "{buckets} buckets; at most {MAX_LOG_LINEAR_BUCKETS} are kept"
+        ));
+    }
+    None
+}
+
+/// The most buckets an `llquantize` may have.
+pub const MAX_LOG_LINEAR_BUCKETS: i64 = 1000;
+
+/// The orders of magnitude of a log-linear shape (libdtrace's
+/// `dtrace_aggregate_llquantize_bucket`, unrolled): bucket 0 holds what
+/// is below `factor^low`.
+pub fn log_linear_orders(shape: HistShape) -> Vec<Order> {
+    let HistShape::LogLinear {
+        factor,
+        low,
+        high,
+        steps,
+    } = shape
+    else {
+        return Vec::new();
+    };
+    let (factor, steps) = (i64::from(factor), i64::from(steps));
+    let mut last = factor.saturating_pow(u32::from(low));
+    let mut base = 1usize;
+    let mut orders = Vec::new();
+    for _ in low..=high {
+        let this = last.saturating_mul(factor);
+        let n = this.min(steps);
+        let order = Order {
+            last,
+            this,
+            width: (this / n).max(1),
+            base,
+        };
+        base = order.top();
+        orders.push(order);
+        last = this;
+    }
+    orders
+}
+
+/// The log-linear bucket of a value.
+pub fn log_linear_bucket(orders: &[Order], value: i64) -> usize {
+    match orders.first() {
+        Some(first) if value >= first.last => {}
+        _ => return 0,
+    }
+    for o in orders {
+        if value < o.this {
+            return o.base + ((value - o.last) / o.width) as usize;
+        }
+    }
+    orders.last().map_or(0, Order::top)
+}
+
+/// The lowest value of a log-linear shape's bucket `i` (of those between
+/// the under- and the overflow bucket).
+pub fn log_linear_value(orders: &[Order], i: usize) -> i64 {
+    for o in orders {
+        if i < o.top() {
+            return o.last + (i.saturating_sub(o.base)) as i64 * o.width;
+        }
+    }
+    orders.last().map_or(0, |o| o.this)
+}
+
 /// The bucket `value` falls in, for `shape`.
 pub fn bucket(shape: HistShape, value: i64) -> usize {
     match shape {
@@ -37,6 +163,7 @@ pub fn bucket(shape: HistShape, value: i64) -> usize {
         HistShape::Linear {
             start, interval, ..
         } => linear_bucket(value, start, interval, shape.buckets()),
+        HistShape::LogLinear { .. } => log_linear_bucket(&log_linear_orders(shape), value),
     }
 }
 
@@ -78,7 +205,8 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
         }
         max = max.max(c);
     }
-    let linear = matches!(shape, HistShape::Linear { .. });
+    let linear = matches!(shape, HistShape::Linear { .. } | HistShape::LogLinear { .. });
+    let orders = log_linear_orders(shape);
     for _ in 0..2 {
         if linear {
             if low > 0 {
@@ -111,6 +239,9 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
         } => (needed_space(start) + usize::from(under))
             .max(needed_space(start + interval * high as i64) + usize::from(over)),
         HistShape::Log => needed_space(bucket_value(high)).max(needed_space(bucket_value(low))),
+        HistShape::LogLinear { .. } => (needed_space(log_linear_value(&orders, low))
+            + usize::from(under))
+        .max(needed_space(log_linear_value(&orders, high)) + usize::from(over)),
     }
     .max(5);
     out.extend_from_slice(format!("{:>val_space$} |", "value").as_bytes());
@@ -140,6 +271,14 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
                 }
             }
             HistShape::Log => (bucket_value(i), ""),
+            HistShape::LogLinear { .. } => {
+                let prefix = match i {
+                    0 => "<",
+                    i if i == buckets - 1 => ">",
+                    _ => "",
+                };
+                (log_linear_value(&orders, i), prefix)
+            }
         };
         let pad = val_space.saturating_sub(needed_space(val));
         out.extend_from_slice(format!("{prefix:>pad$}{val} |").as_bytes());
@@ -154,6 +293,31 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_linear_buckets_follow_dtrace() {
+        // llquantize(x, 10, 0, 1, 20): 1..9 by 1, then 10..95 by 5.
+        let shape = HistShape::LogLinear {
+            factor: 10,
+            low: 0,
+            high: 1,
+            steps: 20,
+        };
+        let orders = log_linear_orders(shape);
+        assert_eq!(shape.buckets(), 1 + 9 + 18 + 1);
+        let at = |v| log_linear_bucket(&orders, v);
+        assert_eq!([at(-5), at(0), at(1), at(9), at(10), at(14), at(15)], [0, 0, 1, 9, 10, 10, 11]);
+        assert_eq!([at(95), at(99), at(100), at(i64::MAX)], [27, 27, 28, 28]);
+        assert_eq!(log_linear_value(&orders, 1), 1);
+        assert_eq!(log_linear_value(&orders, 11), 15);
+        assert_eq!(log_linear_value(&orders, 28), 100);
+        assert_eq!(log_linear_problem(10, 0, 1, 20), None);
+        assert!(log_linear_problem(1, 0, 1, 20).unwrap().contains("at least 2"));
+        assert!(log_linear_problem(10, 0, 1, 15).unwrap().contains("multiple"));
+        assert!(log_linear_problem(10, 0, 30, 10).unwrap().contains("overflows"));
+        assert!(log_linear_problem(10, 2, 6, 80).unwrap().contains("evenly divide"));
+        assert!(log_linear_problem(10, 3, 1, 10).unwrap().contains("low <= high"));
+    }
 
     #[test]
     fn log_buckets() {

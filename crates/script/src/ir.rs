@@ -66,6 +66,22 @@ pub enum HistShape {
         /// Bucket width.
         interval: i64,
     },
+    /// D's `llquantize(x, factor, low, high, steps)`: every order of
+    /// magnitude from `factor^low` to `factor^(high+1)` cut into `steps`
+    /// equal buckets (fewer where the order is narrower than `steps`),
+    /// with one bucket below and one above. The checker guarantees
+    /// `factor >= 2`, `steps % factor == 0`, `low <= high`, integral
+    /// widths and no overflow (see `hist::log_linear_orders`).
+    LogLinear {
+        /// The base of the orders of magnitude.
+        factor: u16,
+        /// The lowest order.
+        low: u16,
+        /// The highest order.
+        high: u16,
+        /// Buckets per order.
+        steps: u16,
+    },
 }
 
 impl HistShape {
@@ -78,6 +94,9 @@ impl HistShape {
                 stop,
                 interval,
             } => ((stop - start) / interval + 3) as usize,
+            HistShape::LogLinear { .. } => {
+                crate::hist::log_linear_orders(self).last().map_or(2, |o| o.top() + 1)
+            }
         }
     }
 }

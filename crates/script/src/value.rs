@@ -64,6 +64,9 @@ pub struct Stats {
     pub max: i64,
     /// Bucket counts of its histogram, when one is drawn of it.
     pub buckets: Vec<u64>,
+    /// The sum of the values' squares, 128 bits as DTrace keeps it for
+    /// `stddev()` (the kernel keeps it only for stddev aggregations).
+    pub squares: u128,
 }
 
 /// Why a statistic has no value.
@@ -82,6 +85,8 @@ impl Stats {
         }
         self.count += 1;
         self.sum = self.sum.wrapping_add(value);
+        let magnitude = u128::from(value.unsigned_abs());
+        self.squares = self.squares.wrapping_add(magnitude * magnitude);
         if let Some(shape) = shape {
             if self.buckets.len() != shape.buckets() {
                 self.buckets = vec![0; shape.buckets()];
@@ -104,6 +109,7 @@ impl Stats {
         }
         self.count += other.count;
         self.sum = self.sum.wrapping_add(other.sum);
+        self.squares = self.squares.wrapping_add(other.squares);
         if self.buckets.len() < other.buckets.len() {
             self.buckets.resize(other.buckets.len(), 0);
         }
@@ -123,6 +129,20 @@ impl Stats {
             StatOp::Max => Ok(self.max),
             StatOp::Avg | StatOp::Variance => Ok(self.sum / self.count),
         }
+    }
+
+    /// D's `stddev()`, divided by `normal`, as libdtrace computes it
+    /// (`dt_stddev`): the integer square root of the average of the
+    /// squares less the square of the average, in 128 bits.
+    pub fn stddev(&self, normal: i64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let normal = normal.max(1);
+        let n = normal as u128;
+        let avg_of_squares = self.squares / n / n / self.count as u128;
+        let avg = (self.sum / normal / self.count).unsigned_abs() as u128;
+        avg_of_squares.wrapping_sub(avg * avg).isqrt() as u64
     }
 
     /// The statistic `foreach` sorts by, with empty aggregates first.

@@ -204,3 +204,36 @@ fn providers_and_marker_spellings() {
             .contains("pytap knows the markers of the `python` provider, not `node`")
     );
 }
+
+/// The printf arguments of each print statement of the first probe.
+fn print_args(src: &str) -> Vec<usize> {
+    ok(src).program.probes[0]
+        .body
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StmtKind::Expr(e) => match &e.kind {
+                ExprKind::Print(p) => Some(p.args.len()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn adjacent_printfs_are_fused_into_one_record() {
+    assert_eq!(
+        print_args(r#"probe begin { printf("%d ", 1); printf("%s %d\n", "a", 2); printf("x") }"#),
+        [3]
+    );
+    // Something with an effect in the second keeps them apart, and so
+    // does another print function between them.
+    assert_eq!(
+        print_args(r#"global x probe begin { printf("%d ", x); printf("%d\n", x++) }"#),
+        [1, 1]
+    );
+    assert_eq!(
+        print_args(r#"probe begin { printf("a"); println("b"); printf("c") }"#),
+        [0, 1, 0]
+    );
+}

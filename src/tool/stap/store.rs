@@ -132,7 +132,7 @@ impl<'a> ScriptStore<'a> {
                 let b = &raw[..raw.len().min(STR_CAP)];
                 Value::Str(b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec())
             }
-            ValueLayout::Stats { shape } => {
+            ValueLayout::Stats { shape, squares } => {
                 let stride = (map.value_size() as usize).div_ceil(8) * 8;
                 let mut total = Stats::default();
                 for cpu in raw.chunks(stride) {
@@ -148,6 +148,12 @@ impl<'a> ScriptStore<'a> {
                         min: word(2),
                         max: word(3),
                         buckets: (0..buckets).map(|b| word(4 + b) as u64).collect(),
+                        squares: if squares {
+                            u128::from(word(4 + buckets) as u64)
+                                | u128::from(word(5 + buckets) as u64) << 64
+                        } else {
+                            0
+                        },
                     };
                     total.merge(&part);
                 }
@@ -165,7 +171,7 @@ impl<'a> ScriptStore<'a> {
                 let n = s.len().min(STR_CAP - 1);
                 out[..n].copy_from_slice(&s[..n]);
             }
-            (ValueLayout::Stats { .. }, Value::Stats(s)) => {
+            (ValueLayout::Stats { shape, squares }, Value::Stats(s)) => {
                 // All of it on CPU 0.
                 for (i, w) in [s.count, s.sum, s.min, s.max].into_iter().enumerate() {
                     out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
@@ -173,6 +179,12 @@ impl<'a> ScriptStore<'a> {
                 for (i, b) in s.buckets.iter().enumerate() {
                     if let Some(slot) = out.get_mut(32 + 8 * i..40 + 8 * i) {
                         slot.copy_from_slice(&b.to_le_bytes());
+                    }
+                }
+                if squares {
+                    let at = ValueLayout::squares_offset(shape) as usize;
+                    if let Some(slot) = out.get_mut(at..at + 16) {
+                        slot.copy_from_slice(&s.squares.to_le_bytes());
                     }
                 }
             }

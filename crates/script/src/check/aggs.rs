@@ -57,16 +57,6 @@ impl Walker<'_, '_> {
             return self.bad(span);
         }
         let shape = match func {
-            AggFunc::Stddev | AggFunc::Llquantize => {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}()` is not supported yet: use avg(), quantize() or lquantize()",
-                        func.name()
-                    ),
-                ));
-                return self.bad(span);
-            }
             AggFunc::Quantize => Some(HistShape::Log),
             AggFunc::Lquantize => {
                 let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
@@ -93,6 +83,29 @@ impl Walker<'_, '_> {
                     start: lo,
                     stop: lo + (levels - 1) * step,
                     interval: step,
+                })
+            }
+            AggFunc::Llquantize => {
+                let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
+                let Some([factor, low, high, steps]) =
+                    params.as_deref().map(|p| [p[0], p[1], p[2], p[3]])
+                else {
+                    self.error(Diagnostic::error(
+                        span,
+                        "`llquantize(value, factor, low, high, steps)` needs integer constants for factor, low, high and steps",
+                    ));
+                    return self.bad(span);
+                };
+                if let Some(problem) = crate::hist::log_linear_problem(factor, low, high, steps) {
+                    self.error(Diagnostic::error(span, format!("`llquantize`: {problem}")));
+                    return self.bad(span);
+                }
+                // In range: log_linear_problem checked every one.
+                Some(HistShape::LogLinear {
+                    factor: factor as u16,
+                    low: low as u16,
+                    high: high as u16,
+                    steps: steps as u16,
                 })
             }
             _ => None,

@@ -14,6 +14,7 @@ mod calls;
 mod dead;
 pub use dead::{pure, walk};
 mod exprs;
+mod fuse;
 mod points;
 mod stmts;
 
@@ -142,10 +143,11 @@ pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
-    let program = body::check(&decls, &probes, input.catalog, input.args, &mut diags);
+    let mut program = body::check(&decls, &probes, input.catalog, input.args, &mut diags);
     if diags.has_errors() {
         return Err(diags);
     }
+    fuse::fuse_printfs(&mut program);
     Ok(Compiled {
         program,
         warnings: diags,

@@ -22,28 +22,33 @@ const QUANTIZE_ZERO: usize = 63;
 /// The bar's width.
 const BAR: u64 = 40;
 
-/// The value an entry is sorted and printed by (`/ normal`).
-fn value_of(global: &Global, s: &Stats) -> i64 {
+/// The value an entry is sorted (`normal` 1) and printed by.
+fn value_of(global: &Global, s: &Stats, normal: i64) -> i64 {
+    let normal = normal.max(1);
     match global.agg.unwrap_or(AggFunc::Count) {
-        AggFunc::Count => s.count,
-        AggFunc::Sum | AggFunc::Quantize | AggFunc::Lquantize | AggFunc::Llquantize => s.sum,
-        AggFunc::Avg | AggFunc::Stddev => {
+        AggFunc::Count => s.count / normal,
+        AggFunc::Sum | AggFunc::Quantize | AggFunc::Lquantize | AggFunc::Llquantize => {
+            s.sum / normal
+        }
+        AggFunc::Avg => {
             if s.count == 0 {
                 0
             } else {
-                s.sum / s.count
+                s.sum / s.count / normal
             }
         }
-        AggFunc::Min => s.min,
-        AggFunc::Max => s.max,
+        // dtrace prints it unsigned; it is below 2^63 for any i64 values.
+        AggFunc::Stddev => s.stddev(normal) as i64,
+        AggFunc::Min => s.min / normal,
+        AggFunc::Max => s.max / normal,
     }
 }
 
 /// Sorts entries as dtrace does: by value, ties by keys.
 pub fn sort(global: &Global, entries: &mut [(Vec<Value>, Stats)]) {
     entries.sort_by(|a, b| {
-        value_of(global, &a.1)
-            .cmp(&value_of(global, &b.1))
+        value_of(global, &a.1, 1)
+            .cmp(&value_of(global, &b.1, 1))
             .then_with(|| a.0.cmp(&b.0))
     });
 }
@@ -79,7 +84,7 @@ pub fn print(
             match global.hist {
                 Some(shape) => distribution(shape, &stats.buckets, normal, out),
                 None => {
-                    datum(&Value::Long(value_of(global, stats) / normal), out);
+                    datum(&Value::Long(value_of(global, stats, normal)), out);
                 }
             }
             out.push(b'\n');
@@ -93,7 +98,7 @@ pub fn print(
         let mut rendered_hist = Vec::new();
         let mut k = keys.iter();
         let total = parsed.args().len();
-        let value = value_of(global, stats) / normal;
+        let value = value_of(global, stats, normal);
         if let Some(shape) = global.hist {
             distribution(shape, &stats.buckets, normal, &mut rendered_hist);
         }
@@ -206,6 +211,30 @@ pub fn distribution(shape: HistShape, buckets: &[u64], normal: i64, out: &mut Ve
                     format!("{:>16}", format!(">= {}", start + levels * interval))
                 } else {
                     format!("{:>16}", start + (i as i64 - 1) * interval)
+                }
+            };
+            (first..=last).map(|i| (label(i), counts[i])).collect()
+        }
+        HistShape::LogLinear { .. } => {
+            // `dt_print_llquantize`: no data shows the first two rows.
+            let orders = crate::hist::log_linear_orders(shape);
+            let n = shape.buckets();
+            let counts: Vec<u64> = (0..n)
+                .map(|i| buckets.get(i).copied().unwrap_or(0))
+                .collect();
+            let (first, last) = if counts.iter().all(|&c| c == 0) {
+                (0, 1)
+            } else {
+                shown(&counts, usize::MAX)
+            };
+            let label = |i: usize| -> String {
+                let value = crate::hist::log_linear_value(&orders, i);
+                if i == 0 {
+                    format!("{:>16}", format!("< {value}"))
+                } else if i == n - 1 {
+                    format!("{:>16}", format!(">= {value}"))
+                } else {
+                    format!("{value:>16}")
                 }
             };
             (first..=last).map(|i| (label(i), counts[i])).collect()
@@ -330,5 +359,42 @@ mod tests {
             printed(&sum, vec![(Vec::new(), stats(&[2, 3], None))], None),
             format!("{:>17}\n", 5)
         );
+    }
+
+    /// `dt_print_llquantize`: an order's labels step by its width; no
+    /// data at all shows the underflow row and the first.
+    #[test]
+    fn llquantize_as_dtrace_prints_it() {
+        let shape = HistShape::LogLinear {
+            factor: 10,
+            low: 0,
+            high: 1,
+            steps: 20,
+        };
+        let g = global(AggFunc::Llquantize, Some(shape), false);
+        let s = stats(&[3, 12, 14, 17, 500], g.hist);
+        let text = printed(&g, vec![(Vec::new(), s)], None);
+        let expected = "\n           value  ------------- Distribution ------------- count    \n               2 |                                         0        \n               3 |@@@@@@@@                                 1        \n               4 |                                         0        \n               5 |                                         0        \n               6 |                                         0        \n               7 |                                         0        \n               8 |                                         0        \n               9 |                                         0        \n              10 |@@@@@@@@@@@@@@@@                         2        \n              15 |@@@@@@@@                                 1        \n              20 |                                         0        \n              25 |                                         0        \n              30 |                                         0        \n              35 |                                         0        \n              40 |                                         0        \n              45 |                                         0        \n              50 |                                         0        \n              55 |                                         0        \n              60 |                                         0        \n              65 |                                         0        \n              70 |                                         0        \n              75 |                                         0        \n              80 |                                         0        \n              85 |                                         0        \n              90 |                                         0        \n              95 |                                         0        \n          >= 100 |@@@@@@@@                                 1        \n\n";
+        assert_eq!(text, expected);
+        let empty = printed(&g, vec![(Vec::new(), Stats::default())], None);
+        assert_eq!(
+            empty,
+            "\n           value  ------------- Distribution ------------- count    \n             < 1 |                                         0        \n               1 |                                         0        \n\n"
+        );
+    }
+
+    /// `dt_stddev`: the 128-bit average of squares less the squared
+    /// average, integer square root; `normalize` divides inside.
+    #[test]
+    fn stddev_as_dtrace_computes_it() {
+        let g = global(AggFunc::Stddev, None, false);
+        let s = stats(&[2, 4, 4, 4, 5, 5, 7, 9], None);
+        assert_eq!(s.stddev(1), 2);
+        assert_eq!(printed(&g, vec![(Vec::new(), s)], None), format!("{:>17}\n", 2));
+        let big = stats(&[-4_000_000_000_000, 4_000_000_000_000], None);
+        assert_eq!(big.squares, 2 * 16_000_000_000_000_000_000_000_000u128);
+        assert_eq!(big.stddev(1), 4_000_000_000_000);
+        assert_eq!(big.stddev(1000), 4_000_000_000);
+        assert_eq!(Stats::default().stddev(1), 0);
     }
 }

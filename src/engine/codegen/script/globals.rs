@@ -121,7 +121,7 @@ impl Gen<'_> {
             let off = kg.key_offset(i);
             match part {
                 PartVal::Tgid => {
-                    self.b.call(Helper::GetCurrentPidTgid);
+                    self.firing_pid_tgid();
                     self.b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
                     self.store_key_word(at, off)?;
                 }
@@ -422,7 +422,7 @@ impl Gen<'_> {
             LValue::Local(_) => return Err(unsupported("statistics in a local")),
         };
         let kg = self.kernel_global(g)?.clone();
-        let ValueLayout::Stats { shape } = kg.value else {
+        let ValueLayout::Stats { shape, squares } = kg.value else {
             return Err(unsupported("<<< on a number"));
         };
         let t = self.long_to_temp(v)?;
@@ -469,7 +469,59 @@ impl Gen<'_> {
             self.b.mov64_imm(Reg::R1, 1);
             self.b.atomic_add(Size::DW, Reg::R3, 32, Reg::R1);
         }
+        if squares {
+            self.b.ldx(Size::DW, Reg::R2, Reg::FP, t);
+            self.add_square(ValueLayout::squares_offset(shape))?;
+        }
         self.b.bind(done);
+        Ok(())
+    }
+
+    /// Adds the square of the value in r2 to the 128-bit sum at `r6 +
+    /// offset` (low word first). BPF has no 64x64→128 multiply: with
+    /// |v| = h·2^32 + l, v² = h²·2^64 + hl·2^33 + l², each product fitting
+    /// 64 bits. The low word is added with a fetch-add whose old value
+    /// tells the carry, so concurrent adds stay exact.
+    fn add_square(&mut self, offset: u32) -> R<()> {
+        let off = i16::try_from(offset).map_err(|_| unsupported("a stddev() this large"))?;
+        self.b.comment("sum of squares += v * v (128 bits)");
+        let (positive, no_carry, no_carry2) =
+            (self.b.new_label(), self.b.new_label(), self.b.new_label());
+        self.b.jmp_imm(JmpOp::Jsge, Reg::R2, 0, positive);
+        self.b.neg64(Reg::R2);
+        self.b.bind(positive);
+        // r3 = h, r2 = l
+        self.b
+            .mov64_reg(Reg::R3, Reg::R2)
+            .alu64_imm(AluOp::Rsh, Reg::R3, 32);
+        self.b.mov32_reg(Reg::R2, Reg::R2);
+        // r4 = l², r5 = hl, r3 = h²
+        self.b
+            .mov64_reg(Reg::R4, Reg::R2)
+            .alu64_reg(AluOp::Mul, Reg::R4, Reg::R2);
+        self.b
+            .mov64_reg(Reg::R5, Reg::R3)
+            .alu64_reg(AluOp::Mul, Reg::R5, Reg::R2);
+        self.b.alu64_reg(AluOp::Mul, Reg::R3, Reg::R3);
+        // high += hl >> 31; low = l² + (hl << 33), carrying into high
+        self.b
+            .mov64_reg(Reg::R1, Reg::R5)
+            .alu64_imm(AluOp::Lsh, Reg::R1, 33);
+        self.b
+            .alu64_imm(AluOp::Rsh, Reg::R5, 31)
+            .alu64_reg(AluOp::Add, Reg::R3, Reg::R5);
+        self.b.alu64_reg(AluOp::Add, Reg::R1, Reg::R4);
+        self.b.jmp_reg(JmpOp::Jge, Reg::R1, Reg::R4, no_carry);
+        self.b.add64_imm(Reg::R3, 1);
+        self.b.bind(no_carry);
+        // old = fetch_add(low, r1); carry when old + r1 wraps
+        self.b.mov64_reg(Reg::R4, Reg::R1);
+        self.b.atomic_fetch_add(Size::DW, Reg::R6, off, Reg::R1);
+        self.b.alu64_reg(AluOp::Add, Reg::R1, Reg::R4);
+        self.b.jmp_reg(JmpOp::Jge, Reg::R1, Reg::R4, no_carry2);
+        self.b.add64_imm(Reg::R3, 1);
+        self.b.bind(no_carry2);
+        self.b.atomic_add(Size::DW, Reg::R6, off + 8, Reg::R3);
         Ok(())
     }
 
@@ -530,6 +582,31 @@ impl Gen<'_> {
                 self.b.ja(end);
                 self.b.bind(under);
                 self.b.mov64_imm(Reg::R3, 0);
+                self.b.bind(end);
+            }
+            HistShape::LogLinear { .. } => {
+                // Each order of magnitude in turn, as hist::log_linear_bucket.
+                let orders = pytap_script::hist::log_linear_orders(shape);
+                let end = self.b.new_label();
+                self.b.mov64_imm(Reg::R3, 0);
+                if let Some(first) = orders.first() {
+                    self.b.ld_imm64(Reg::R1, first.last as u64);
+                    self.b.jmp_reg(JmpOp::Jslt, Reg::R2, Reg::R1, end);
+                }
+                for order in &orders {
+                    let next = self.b.new_label();
+                    self.b.ld_imm64(Reg::R1, order.this as u64);
+                    self.b.jmp_reg(JmpOp::Jsge, Reg::R2, Reg::R1, next);
+                    self.b.mov64_reg(Reg::R3, Reg::R2);
+                    self.b.ld_imm64(Reg::R1, order.last as u64);
+                    self.b.alu64_reg(AluOp::Sub, Reg::R3, Reg::R1);
+                    self.b.ld_imm64(Reg::R1, order.width as u64);
+                    self.b.alu64_reg(AluOp::Div, Reg::R3, Reg::R1);
+                    self.b.add64_imm(Reg::R3, order.base as i32);
+                    self.b.ja(end);
+                    self.b.bind(next);
+                }
+                self.b.mov64_imm(Reg::R3, max);
                 self.b.bind(end);
             }
         }

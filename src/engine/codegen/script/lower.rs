@@ -199,7 +199,11 @@ impl Gen<'_> {
                     })
                 };
                 match &e.kind {
-                    ExprKind::Compare(_, a, _) if a.ty == Ty::Str => uses = true,
+                    ExprKind::Compare(op, a, b)
+                        if a.ty == Ty::Str && !super::strings::compares_on_stack(*op, a, b) =>
+                    {
+                        uses = true
+                    }
                     ExprKind::Global(g) | ExprKind::Index(g, _) | ExprKind::In(g, _)
                         if global(g) =>
                     {

@@ -111,6 +111,14 @@ fn max_sizes(placement: &Placement) -> (u32, u32) {
     (key, value)
 }
 
+/// What a firing keeps on the stack: the marker's three arguments, then
+/// the firing's `pid_tgid` and D `timestamp` (offsets in bytes).
+pub const FIRING_SIZE: u16 = 40;
+/// Where the firing's `bpf_get_current_pid_tgid()` is.
+pub const FIRING_PID_TGID: i16 = 24;
+/// Where the firing's `timestamp` is (when the program reads it).
+pub const FIRING_TIMESTAMP: i16 = 32;
+
 /// String buffers of the scratch area (temporaries and string locals).
 pub const SCRATCH_STRINGS: u32 = 12;
 
@@ -300,7 +308,7 @@ impl Handler for ScriptHandler {
     }
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
-        let args = b.alloc_stack(24, 8)?;
+        let args = b.alloc_stack(FIRING_SIZE, 8)?;
         b.comment("the marker's arguments, kept on the stack");
         // The prologue loads as many registers as the marker has arguments.
         for (i, r) in [Reg::R7, Reg::R8, Reg::R9].into_iter().enumerate() {
@@ -309,6 +317,16 @@ impl Handler for ScriptHandler {
             } else {
                 b.st_imm(Size::DW, Reg::FP, args.field(8 * i as u16), 0);
             }
+        }
+        // One helper call per firing, not one per `tid()`, `pid()` and
+        // thread-keyed variable; D's `timestamp` is one value per firing
+        // (as dtrace caches it), read once.
+        b.comment("this firing's pid_tgid and timestamp");
+        b.call(Helper::GetCurrentPidTgid);
+        b.stx(Size::DW, Reg::FP, args.field(FIRING_PID_TGID as u16), Reg::R0);
+        if self.placement.timestamp {
+            b.call(Helper::KtimeGetNs);
+            b.stx(Size::DW, Reg::FP, args.field(FIRING_TIMESTAMP as u16), Reg::R0);
         }
         let done = b.new_label();
         if !self.raw {

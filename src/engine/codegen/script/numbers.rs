@@ -197,7 +197,7 @@ impl Gen<'_> {
     fn builtin_long(&mut self, b: Builtin, args: &[Expr]) -> R<()> {
         match b {
             Builtin::Pid | Builtin::Tid => {
-                self.b.call(Helper::GetCurrentPidTgid);
+                self.firing_pid_tgid();
                 if b == Builtin::Pid {
                     self.b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
                 } else {
@@ -233,7 +233,8 @@ impl Gen<'_> {
                 }
             }
             Builtin::Timestamp => {
-                self.b.call(Helper::KtimeGetNs);
+                self.b
+                    .ldx(Size::DW, Reg::R0, Reg::FP, self.args + super::FIRING_TIMESTAMP);
             }
             Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
                 let (_, depth) = self.indent_step(b == Builtin::ThreadIndentDepth, &args[0])?;
@@ -252,6 +253,12 @@ impl Gen<'_> {
             _ => return Err(unsupported(&format!("`{}`", b.name()))),
         }
         Ok(())
+    }
+
+    /// `r0 =` this firing's `bpf_get_current_pid_tgid()`.
+    pub fn firing_pid_tgid(&mut self) {
+        self.b
+            .ldx(Size::DW, Reg::R0, Reg::FP, self.args + super::FIRING_PID_TGID);
     }
 
     /// `r0 = control[slot]`.

@@ -17,6 +17,25 @@ use crate::engine::codegen::CodegenError;
 
 type R<T> = Result<T, CodegenError>;
 
+/// The longest literal a marker string is compared with on the stack
+/// (longer ones go through the scratch area).
+pub const MAX_STACK_LITERAL: usize = 62;
+
+/// Whether comparing `a` and `b` needs no scratch area: a marker string
+/// read where it is used (`user_string`, `copyinstr`) against a short
+/// literal, for equality.
+pub fn compares_on_stack(op: CmpOp, a: &Expr, b: &Expr) -> bool {
+    let marker = |e: &Expr| {
+        matches!(
+            &e.kind,
+            ExprKind::Builtin(Builtin::UserString, _)
+        ) || matches!(&e.kind, ExprKind::Builtin(Builtin::UserStringN, args)
+                if matches!(args.get(1).map(|a| &a.kind), Some(ExprKind::Long(n)) if *n >= 0))
+    };
+    let short = |e: &Expr| matches!(&e.kind, ExprKind::Str(s) if s.len() <= MAX_STACK_LITERAL);
+    matches!(op, CmpOp::Eq | CmpOp::Ne) && ((marker(a) && short(b)) || (short(a) && marker(b)))
+}
+
 /// A string value in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrVal {
@@ -174,6 +193,52 @@ impl Gen<'_> {
         self.materialize(v, off)
     }
 
+    /// `r0 = (marker string == lit)` (or `!=`) with no scratch area: only
+    /// `lit.len() + 2` bytes are read, onto the stack (a longer string
+    /// then ends in a byte that is not the literal's NUL). The HOWTO's
+    /// `copyinstr(arg1) == "start"` runs at every call.
+    fn compare_marker_string_on_stack(
+        &mut self,
+        op: CmpOp,
+        lit: &[u8],
+        slot: i16,
+        max: Option<u32>,
+    ) -> R<()> {
+        // `user_string_n(a, max)` is at most `max` bytes long.
+        let mut read = lit.len() + 2;
+        if let Some(max) = max {
+            read = read.min(max as usize + 1);
+        }
+        if lit.len() >= read {
+            // Cut by `max` before the literal could end: never equal.
+            self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
+            return Ok(());
+        }
+        let buf = self.b.alloc_stack(read.next_multiple_of(8) as u16, 8)?;
+        let (differ, end) = (self.b.new_label(), self.b.new_label());
+        self.b.mov64_reg(Reg::R1, Reg::FP).add64_imm(Reg::R1, buf.off.into());
+        self.b.mov64_imm(Reg::R2, read as i32);
+        self.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
+        self.b.call(Helper::ProbeReadUserStr);
+        // A failed read is the empty string.
+        self.b.jmp_imm(JmpOp::Jsgt, Reg::R0, 0, end);
+        self.b.st_imm(Size::B, Reg::FP, buf.off, 0);
+        self.b.bind(end);
+        let end = self.b.new_label();
+        // The literal's bytes and its NUL, as far as the read could reach.
+        for (i, byte) in lit.iter().chain([&0u8]).enumerate() {
+            self.b.ldx(Size::B, Reg::R2, Reg::FP, buf.off + i as i16);
+            self.b
+                .jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), differ);
+        }
+        self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Eq));
+        self.b.ja(end);
+        self.b.bind(differ);
+        self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
+        self.b.bind(end);
+        Ok(())
+    }
+
     /// `r0 = a <op> b` for strings.
     pub fn compare_strings(&mut self, op: CmpOp, a: &Expr, b: &Expr) -> R<()> {
         let va = self.string(a)?;
@@ -187,6 +252,11 @@ impl Gen<'_> {
                 _ => None,
             };
             if let Some((lit, other)) = lit {
+                if let StrVal::Addr { slot, max } = other {
+                    if lit.len() <= MAX_STACK_LITERAL {
+                        return self.compare_marker_string_on_stack(op, &lit, slot, max);
+                    }
+                }
                 let off = self.to_bytes(&other)?;
                 let (differ, end) = (self.b.new_label(), self.b.new_label());
                 self.scratch_at(Reg::R1, off)?;

@@ -64,20 +64,30 @@ pub enum ValueLayout {
     Long,
     /// `STR_CAP` bytes, NUL-terminated.
     Str,
-    /// count, sum, min, max (8 bytes each), then `buckets` counts, per CPU.
+    /// count, sum, min, max (8 bytes each), then `buckets` counts, then
+    /// for a D `stddev()` the 128-bit sum of squares (low, high), per CPU.
     Stats {
         /// The histogram drawn of it, if any.
         shape: Option<HistShape>,
+        /// Whether it keeps the sum of squares.
+        squares: bool,
     },
 }
 
 impl ValueLayout {
+    /// Where a statistic's sum of squares starts: after its buckets.
+    pub fn squares_offset(shape: Option<HistShape>) -> u32 {
+        32 + 8 * shape.map_or(0, |s| s.buckets() as u32)
+    }
+
     /// Bytes a value takes.
     pub fn size(self) -> u32 {
         match self {
             ValueLayout::Long => 8,
             ValueLayout::Str => STR_CAP as u32,
-            ValueLayout::Stats { shape } => 32 + 8 * shape.map_or(0, |s| s.buckets() as u32),
+            ValueLayout::Stats { shape, squares } => {
+                Self::squares_offset(shape) + if squares { 16 } else { 0 }
+            }
         }
     }
 }
@@ -238,6 +248,8 @@ pub struct Placement {
     pub indent: bool,
     /// Kernel probes call `exit()`.
     pub exits: bool,
+    /// Kernel probes read D's `timestamp` (once per firing).
+    pub timestamp: bool,
     /// Epoch slots of swapped globals.
     pub swap_slots: usize,
 }
@@ -475,7 +487,10 @@ impl Placer<'_> {
             let value = match global.value {
                 Ty::Long => ValueLayout::Long,
                 Ty::Str => ValueLayout::Str,
-                Ty::Stats => ValueLayout::Stats { shape: global.hist },
+                Ty::Stats => ValueLayout::Stats {
+                    shape: global.hist,
+                    squares: global.agg == Some(pytap_script::ast::AggFunc::Stddev),
+                },
             };
             let swap_slot = a.deleted_by_timer.then(|| {
                 self.out.swap_slots += 1;

@@ -289,6 +289,7 @@ impl Placer<'_> {
                         unsupported(e.span, &format!("`{}` outside printf's arguments", b.name()))
                             .hint(format!("print it: `printf(\"%s …\", {}(1), …)`; or use `{}_depth`", b.name(), b.name())),
                     ),
+                    Builtin::Timestamp => self.out.timestamp = true,
                     Builtin::ThreadIndentDepth => self.out.thread_indent = true,
                     Builtin::IndentDepth => self.out.indent = true,
                     Builtin::Log | Builtin::Warn | Builtin::Error | Builtin::Exit => {
