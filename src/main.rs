@@ -249,12 +249,14 @@ fn dtrace_command(a: &pytap::cli::DtraceArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut quiet = a.quiet;
+    let mut zdefs = a.zdefs;
     for opt in &a.options {
         let (name, _) = opt.split_once('=').unwrap_or((opt, ""));
         match name {
             "quiet" => quiet = true,
-            "zdefs" | "destructive" | "bufsize" | "aggsize" | "aggrate" | "switchrate"
-            | "dynvarsize" | "strsize" | "cleanrate" | "statusrate" | "nspec" | "specsize" => {}
+            "zdefs" => zdefs = true,
+            "destructive" | "bufsize" | "aggsize" | "aggrate" | "switchrate" | "dynvarsize"
+            | "strsize" | "cleanrate" | "statusrate" | "nspec" | "specsize" => {}
             _ => anyhow::bail!("-x {name}: not an option pytap's dtrace has"),
         }
     }
@@ -307,6 +309,7 @@ fn dtrace_command(a: &pytap::cli::DtraceArgs) -> anyhow::Result<ExitCode> {
         programs: a.programs.clone(),
         args: a.args.clone(),
         quiet,
+        zdefs,
         target,
         stream,
         raw_markers: a.run.raw_markers,

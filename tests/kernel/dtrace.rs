@@ -161,7 +161,10 @@ fn quantize_and_lquantize_print_as_dtrace_does() {
 fn comparisons_with_literals_respect_copyinstr_lengths() {
     require_kernel();
     let fib = script("fib.py");
-    let sink = scratch("dtrace-compare").join("fib.txt").display().to_string();
+    let sink = scratch("dtrace-compare")
+        .join("fib.txt")
+        .display()
+        .to_string();
     let py = fixture("3.9").binary.display().to_string();
     let clause = |agg: &str, pred: &str| {
         format!("python$target:::function-entry /{pred}/ {{ @{agg} = count(); }}")
@@ -176,7 +179,10 @@ fn comparisons_with_literals_respect_copyinstr_lengths() {
         "-n",
         &clause("cut", "copyinstr(arg1, 2) == \"fib\""),
         "-n",
-        &clause("prefix", "copyinstr(arg1, 2) == \"fi\" && copyinstr(arg1) == \"fib\""),
+        &clause(
+            "prefix",
+            "copyinstr(arg1, 2) == \"fi\" && copyinstr(arg1) == \"fib\"",
+        ),
         "-n",
         &clause("other", "copyinstr(arg1) != \"fib\""),
         "-n",
@@ -248,7 +254,8 @@ fn llquantize_and_stddev_are_exact_in_the_kernel() {
             )
         };
         let want = [
-            "\n\n           value  ------------- Distribution ------------- count    \n".to_string(),
+            "\n\n           value  ------------- Distribution ------------- count    \n"
+                .to_string(),
             row("< 1", 0, 0),
             row("1", 0, 1),
             row("2", 0, 2),
@@ -434,4 +441,80 @@ fn attach_with_target_macro_arguments_and_ticks() {
     let run = pytap(&["dtrace", "-C", "-n", "BEGIN {}"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no C preprocessor"), "{}", run.stderr);
+    // A description that matches no marker is an error, unless -Z (or
+    // -x zdefs, or the program's pragma) allows it: the other clauses run.
+    let py = fixture("3.11").binary.display().to_string();
+    let program = [
+        "-n",
+        "python$target:::no-such-marker { trace(1); }",
+        "-n",
+        "python$target:::function-entry /copyinstr(arg1) == \"start\"/ { trace(\"start\"); }",
+    ];
+    let command = format!("{py} {}", script("call_stack.py"));
+    let run = pytap(&[&["dtrace", "-q"][..], &program, &["-c", &command]].concat());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no python marker matches `no__such__marker`"),
+        "{}",
+        run.stderr
+    );
+    for flag in [&["-Z"][..], &["-x", "zdefs"]] {
+        let run = pytap(&[&["dtrace", "-q"][..], flag, &program, &["-c", &command]].concat());
+        assert_eq!(run.ok(), "start\n", "{flag:?}");
+    }
+    let pragma = scratch("dtrace-zdefs").join("z.d");
+    std::fs::write(
+        &pragma,
+        "#pragma D option zdefs\npython$target:::no-such-marker { trace(1); }\nEND { trace(\"end\"); }\n",
+    )
+    .unwrap();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-s",
+        pragma.to_str().unwrap(),
+        "-c",
+        &command,
+    ]);
+    assert_eq!(run.ok(), "end\n");
+}
+
+/// `probemod`, `probefunc` and the firing line's ID name the site that
+/// fired as `-l` lists it: libpython's import marker, in its C function.
+#[test]
+fn firing_lines_and_probefunc_name_the_site_as_the_listing_does() {
+    require_kernel();
+    let libpython = system_libpython();
+    let listing = pytap(&["dtrace", "-l", "-m", libpython.to_str().unwrap()]);
+    let row: Vec<String> = listing
+        .ok()
+        .lines()
+        .find(|l| l.ends_with(" import-find-load-start"))
+        .unwrap_or_else(|| panic!("{}", listing.ok()))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (id, function) = (&row[0], &row[3]);
+    assert_eq!(function, "PyImport_ImportModuleLevelObject");
+    let run = pytap(&[
+        "dtrace",
+        "-n",
+        "python$target:::import-find-load-start /copyinstr(arg0) == \"json\"/ { printf(\"%s %s\", probemod, probefunc); }",
+        "-c",
+        &format!("{} 'import json'", embed_program().display()),
+    ]);
+    let text = run.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "CPU     ID                    FUNCTION:NAME",
+        "{text}"
+    );
+    let probe = format!("{function}:import-find-load-start");
+    assert_eq!(
+        &lines[1][3..],
+        format!(" {id:>6} {probe:>32} libpython3.11.so.1.0 {function}"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
 }

@@ -78,6 +78,13 @@ pub enum Builtin {
     Timestamp,
     /// D's `probename`: the marker's name with dashes (`function-entry`).
     Probename,
+    /// D's `probefunc`: the C function holding the marker's site.
+    Probefunc,
+    /// D's `probemod`: the base name of the file holding the site.
+    Probemod,
+    /// D's probe id (`dtrace -l`'s ID; `BEGIN` 1, `END` 2), for the
+    /// firing line.
+    ProbeId,
     /// D's `basename(path)`.
     Basename,
     /// D's `dirname(path)`.
@@ -102,7 +109,7 @@ pub enum Needs {
 
 impl Builtin {
     /// Every built-in.
-    pub const ALL: [Builtin; 40] = [
+    pub const ALL: [Builtin; 43] = [
         Builtin::Pid,
         Builtin::Tid,
         Builtin::Ppid,
@@ -139,6 +146,9 @@ impl Builtin {
         Builtin::Log,
         Builtin::Timestamp,
         Builtin::Probename,
+        Builtin::Probefunc,
+        Builtin::Probemod,
+        Builtin::ProbeId,
         Builtin::Basename,
         Builtin::Dirname,
         Builtin::Strstr,
@@ -183,6 +193,9 @@ impl Builtin {
             Builtin::Log => "log",
             Builtin::Timestamp => "__d_timestamp",
             Builtin::Probename => "__d_probename",
+            Builtin::Probefunc => "__d_probefunc",
+            Builtin::Probemod => "__d_probemod",
+            Builtin::ProbeId => "__d_probeid",
             Builtin::Basename => "__d_basename",
             Builtin::Dirname => "__d_dirname",
             Builtin::Strstr => "__d_strstr",
@@ -213,6 +226,9 @@ impl Builtin {
             | Builtin::GettimeofdayNs
             | Builtin::Timestamp
             | Builtin::Probename
+            | Builtin::Probefunc
+            | Builtin::Probemod
+            | Builtin::ProbeId
             | Builtin::Exit => &[],
             Builtin::ThreadIndent
             | Builtin::ThreadIndentDepth
@@ -255,6 +271,8 @@ impl Builtin {
             | Builtin::TokenizeNext
             | Builtin::TextStr
             | Builtin::Probename
+            | Builtin::Probefunc
+            | Builtin::Probemod
             | Builtin::Basename
             | Builtin::Dirname
             | Builtin::Strstr
@@ -279,6 +297,9 @@ impl Builtin {
             | Builtin::GettimeofdayUs
             | Builtin::GettimeofdayNs
             | Builtin::Timestamp
+            | Builtin::Probefunc
+            | Builtin::Probemod
+            | Builtin::ProbeId
             | Builtin::ThreadIndent
             | Builtin::ThreadIndentDepth
             | Builtin::Indent

@@ -205,7 +205,10 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
         }
         max = max.max(c);
     }
-    let linear = matches!(shape, HistShape::Linear { .. } | HistShape::LogLinear { .. });
+    let linear = matches!(
+        shape,
+        HistShape::Linear { .. } | HistShape::LogLinear { .. }
+    );
     let orders = log_linear_orders(shape);
     for _ in 0..2 {
         if linear {
@@ -306,17 +309,40 @@ mod tests {
         let orders = log_linear_orders(shape);
         assert_eq!(shape.buckets(), 1 + 9 + 18 + 1);
         let at = |v| log_linear_bucket(&orders, v);
-        assert_eq!([at(-5), at(0), at(1), at(9), at(10), at(14), at(15)], [0, 0, 1, 9, 10, 10, 11]);
+        assert_eq!(
+            [at(-5), at(0), at(1), at(9), at(10), at(14), at(15)],
+            [0, 0, 1, 9, 10, 10, 11]
+        );
         assert_eq!([at(95), at(99), at(100), at(i64::MAX)], [27, 27, 28, 28]);
         assert_eq!(log_linear_value(&orders, 1), 1);
         assert_eq!(log_linear_value(&orders, 11), 15);
         assert_eq!(log_linear_value(&orders, 28), 100);
         assert_eq!(log_linear_problem(10, 0, 1, 20), None);
-        assert!(log_linear_problem(1, 0, 1, 20).unwrap().contains("at least 2"));
-        assert!(log_linear_problem(10, 0, 1, 15).unwrap().contains("multiple"));
-        assert!(log_linear_problem(10, 0, 30, 10).unwrap().contains("overflows"));
-        assert!(log_linear_problem(10, 2, 6, 80).unwrap().contains("evenly divide"));
-        assert!(log_linear_problem(10, 3, 1, 10).unwrap().contains("low <= high"));
+        assert!(
+            log_linear_problem(1, 0, 1, 20)
+                .unwrap()
+                .contains("at least 2")
+        );
+        assert!(
+            log_linear_problem(10, 0, 1, 15)
+                .unwrap()
+                .contains("multiple")
+        );
+        assert!(
+            log_linear_problem(10, 0, 30, 10)
+                .unwrap()
+                .contains("overflows")
+        );
+        assert!(
+            log_linear_problem(10, 2, 6, 80)
+                .unwrap()
+                .contains("evenly divide")
+        );
+        assert!(
+            log_linear_problem(10, 3, 1, 10)
+                .unwrap()
+                .contains("low <= high")
+        );
     }
 
     #[test]

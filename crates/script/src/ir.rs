@@ -94,9 +94,9 @@ impl HistShape {
                 stop,
                 interval,
             } => ((stop - start) / interval + 3) as usize,
-            HistShape::LogLinear { .. } => {
-                crate::hist::log_linear_orders(self).last().map_or(2, |o| o.top() + 1)
-            }
+            HistShape::LogLinear { .. } => crate::hist::log_linear_orders(self)
+                .last()
+                .map_or(2, |o| o.top() + 1),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Golden diagnostics: each `tests/diagnostics/NAME.stp` must fail to
-//! compile with exactly the text of `NAME.err` (location, message, the
+//! Golden diagnostics: each `tests/diagnostics/NAME.stp` (SystemTap) and
+//! `NAME.d` (D) must fail to compile with exactly the text of `NAME.err` (location, message, the
 //! source line, the caret, notes and hints). `PYTAP_BLESS=1` rewrites the
 //! `.err` files from what the compiler says now.
 
@@ -18,10 +18,15 @@ fn every_script_fails_with_its_golden_text() {
     entries.sort();
     for path in entries
         .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "stp"))
+        .filter(|p| p.extension().is_some_and(|e| e == "stp" || e == "d"))
     {
         let text = std::fs::read_to_string(path).unwrap();
-        let got = match common::compile_with(&text, &[]).0 {
+        let compiled = if path.extension().is_some_and(|e| e == "d") {
+            common::compile_d(&text)
+        } else {
+            common::compile_with(&text, &[]).0
+        };
+        let got = match compiled {
             Ok(_) => "(compiled)\n".to_string(),
             Err(e) => e,
         };

@@ -106,6 +106,33 @@ fn wanted(request: &ListRequest, row: &Row) -> bool {
 
 /// The rows of `modules` (of process `pid`, if any).
 pub fn rows(modules: &[Module], pid: Option<u32>) -> Result<Vec<Row>> {
+    let functions = modules
+        .iter()
+        .map(Module::site_functions)
+        .collect::<Result<Vec<_>, _>>()?;
+    let modules: Vec<&Module> = modules.iter().collect();
+    Ok(numbered(&modules, functions, pid))
+}
+
+/// The rows of `modules`; a module whose symbols cannot be read lists its
+/// sites with `-` for their function.
+pub fn rows_of(modules: &[&Module], pid: Option<u32>) -> Vec<Row> {
+    let functions = modules
+        .iter()
+        .map(|m| {
+            m.site_functions()
+                .unwrap_or_else(|_| vec![None; m.all_sites.len()])
+        })
+        .collect();
+    numbered(modules, functions, pid)
+}
+
+/// Rows numbered as dtrace numbers them: its own three, then the sites.
+fn numbered(
+    modules: &[&Module],
+    functions: Vec<Vec<Option<String>>>,
+    pid: Option<u32>,
+) -> Vec<Row> {
     let mut rows: Vec<Row> = ["BEGIN", "END", "ERROR"]
         .iter()
         .zip(1..)
@@ -122,8 +149,7 @@ pub fn rows(modules: &[Module], pid: Option<u32>) -> Result<Vec<Row>> {
         None => PROVIDER.to_string(),
     };
     let mut id = 4;
-    for module in modules {
-        let functions = module.site_functions()?;
+    for (module, functions) in modules.iter().zip(functions) {
         let base = module
             .path
             .file_name()
@@ -142,7 +168,7 @@ pub fn rows(modules: &[Module], pid: Option<u32>) -> Result<Vec<Row>> {
             id += 1;
         }
     }
-    Ok(rows)
+    rows
 }
 
 /// Runs `pytap dtrace -l`; whether anything matched.

@@ -8,6 +8,7 @@
 //! at the end, and the `-l` listing ([`list`]).
 
 pub mod list;
+pub mod probes;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub struct DtraceRequest {
     pub args: Vec<String>,
     /// `-q` or `-x quiet` (the program's own pragma is the compiler's business).
     pub quiet: bool,
+    /// `-Z` or `-x zdefs`: descriptions may match no probe.
+    pub zdefs: bool,
     /// `-c`/`-p`.
     pub target: Option<TargetSpec>,
     /// Attach settings, duration, children.
@@ -57,6 +60,7 @@ pub fn run(request: &DtraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
             // A `#pragma D option quiet` makes it quiet too (the compiler reads it).
             dialect: Dialect::D {
                 quiet: request.quiet,
+                zdefs: request.zdefs,
             },
         },
         target: request.target.clone(),

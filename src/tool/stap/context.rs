@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use pytap_script::interp::{Context, Output};
+use pytap_script::interp::{Context, Output, ProbeInfo};
 
 use crate::engine::session::Session;
 
@@ -94,6 +94,8 @@ impl Context for OwnContext {
 
 /// The context of a kernel probe's record: what pytap knows of it.
 pub(super) struct RecordContext<'s> {
+    /// The site that fired, when the program prints its names.
+    pub(super) probe: ProbeInfo,
     pub(super) pid: u32,
     pub(super) tid: u32,
     pub(super) cpu: u16,
@@ -145,5 +147,8 @@ impl Context for RecordContext<'_> {
     }
     fn user_string(&mut self, addr: i64, _: Option<usize>) -> Result<Vec<u8>, String> {
         Err(format!("{addr:#x} was not read at the marker"))
+    }
+    fn probe(&self) -> ProbeInfo {
+        self.probe.clone()
     }
 }

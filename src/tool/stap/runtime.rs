@@ -15,9 +15,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use pytap_script::builtins::Builtin;
 use pytap_script::check::Dialect;
 use pytap_script::diag::Diagnostic;
-use pytap_script::interp::{self, Interp, RunError, World};
+use pytap_script::interp::{self, Interp, ProbeInfo, RunError, World};
 use pytap_script::ir::{GlobalId, PointKind, StmtKind};
 use pytap_script::store::MemStore;
 use pytap_script::value::Value;
@@ -32,6 +33,7 @@ use crate::engine::recover::Recovery;
 use crate::engine::run::Consumer;
 use crate::engine::script_record::{self, ScriptRecordView, ScriptStr};
 use crate::engine::session::Session;
+use crate::tool::dtrace::probes::ProbeTable;
 
 /// A timer probe.
 #[derive(Debug)]
@@ -76,6 +78,9 @@ pub struct Runtime<'o> {
     /// `thread_indent`'s counters by thread (-1: `indent`'s), when pytap
     /// keeps them.
     indents: HashMap<i64, (i64, i64)>,
+    /// D's sites named as `-l` names them, when the program prints
+    /// `probefunc`, `probemod` or a firing line.
+    probes: Option<ProbeTable>,
 }
 
 impl std::fmt::Debug for Runtime<'_> {
@@ -88,7 +93,7 @@ impl<'o> Runtime<'o> {
     /// A runtime writing to `out`.
     pub fn new(compiled: Compiled, out: &'o mut dyn Write) -> Runtime<'o> {
         let program = &compiled.program;
-        let header = (compiled.dialect == (Dialect::D { quiet: false }))
+        let header = matches!(compiled.dialect, Dialect::D { quiet: false, .. })
             .then_some(crate::tool::dtrace::HEADER);
         let now = Instant::now();
         let timers = program
@@ -115,6 +120,7 @@ impl<'o> Runtime<'o> {
                 _ => None,
             })
             .collect();
+        let probes = names_probes(&compiled.placement).then(ProbeTable::default);
         Runtime {
             mem: MemStore::new(program),
             epochs: vec![0; compiled.placement.swap_slots],
@@ -136,6 +142,7 @@ impl<'o> Runtime<'o> {
             truncated: 0,
             outputs: 0,
             indents: HashMap::new(),
+            probes,
         }
     }
 
@@ -367,7 +374,12 @@ impl<'o> Runtime<'o> {
         self.interp.overrides = overrides;
         let probe = &program.probes[site.probe];
         let mut frame: Vec<Value> = probe.locals.iter().map(|l| Value::zero(l.ty)).collect();
+        let probe = match &mut self.probes {
+            Some(table) => table.info(&session.plan, rec.site),
+            None => ProbeInfo::default(),
+        };
         let mut ctx = RecordContext {
+            probe,
             pid: rec.pid,
             tid: rec.tid,
             cpu: rec.cpu,
@@ -629,4 +641,22 @@ impl Consumer for Runtime<'_> {
     fn describe(&self, events: u64) -> String {
         format!("{events} records")
     }
+}
+
+/// Whether some output of a kernel probe prints what only the site names
+/// (D's `probefunc`, `probemod`, the firing line's ID).
+fn names_probes(placement: &crate::engine::codegen::script::placement::Placement) -> bool {
+    placement.outputs.iter().any(|site| {
+        let mut found = false;
+        pytap_script::check::walk(&site.expr, &mut |e| {
+            found |= matches!(
+                e.kind,
+                pytap_script::ir::ExprKind::Builtin(
+                    Builtin::Probefunc | Builtin::Probemod | Builtin::ProbeId,
+                    _
+                )
+            );
+        });
+        found
+    })
 }

@@ -87,6 +87,19 @@ impl Walker<'_, '_> {
             };
             return self.mk(ir::ExprKind::Str(text.into_bytes()), Some(Ty::Str), span);
         }
+        // The dtrace provider's probes: BEGIN is 1 and END 2 as in dtrace;
+        // tick probes are not numbered (0). Sites are known at run time.
+        if matches!(b, Builtin::Probefunc | Builtin::Probemod) && sc.marker.is_none() {
+            return self.mk(ir::ExprKind::Str(Vec::new()), Some(Ty::Str), span);
+        }
+        if b == Builtin::ProbeId && sc.marker.is_none() {
+            let id = match sc.point.as_deref() {
+                Some("begin") => 1,
+                Some("end") => 2,
+                _ => 0,
+            };
+            return self.mk(ir::ExprKind::Long(id), Some(Ty::Long), span);
+        }
         if b == Builtin::Pp && sc.point.is_some() {
             let text = sc.point.clone().unwrap_or_default().into_bytes();
             return self.mk(ir::ExprKind::Str(text), Some(Ty::Str), span);

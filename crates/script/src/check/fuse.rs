@@ -24,16 +24,16 @@ fn fuse_block(body: &mut Vec<Stmt>) {
     }
     let mut out: Vec<Stmt> = Vec::with_capacity(body.len());
     for s in body.drain(..) {
-        if let (Some(prev), Some(next)) = (out.last_mut().and_then(printf_mut), printf(&s)) {
-            if next.args.iter().all(pure) {
-                let next = next.clone();
-                let format = prev.format.as_mut().expect("a printf has a format");
-                format
-                    .pieces
-                    .extend(next.format.expect("a printf has a format").pieces);
-                prev.args.extend(next.args);
-                continue;
-            }
+        if let (Some(prev), Some(next)) = (out.last_mut().and_then(printf_mut), printf(&s))
+            && next.args.iter().all(pure)
+        {
+            let next = next.clone();
+            let format = prev.format.as_mut().expect("a printf has a format");
+            format
+                .pieces
+                .extend(next.format.expect("a printf has a format").pieces);
+            prev.args.extend(next.args);
+            continue;
         }
         out.push(s);
     }

@@ -75,6 +75,8 @@ pub enum Dialect {
     D {
         /// Quiet mode.
         quiet: bool,
+        /// `-Z`: probe descriptions that match nothing are dropped.
+        zdefs: bool,
     },
 }
 
@@ -90,28 +92,30 @@ pub struct Compiled {
     pub dialect: Dialect,
 }
 
+/// A script file parsed, and whether it asks for D's quiet and zdefs
+/// options (`#pragma D option …`).
+type ParsedFile = (FileId, ast::File, (bool, bool));
+
 /// The script's files parsed in `dialect`.
-fn parse_script(
-    input: &Input<'_>,
-    dialect: Dialect,
-) -> Result<Vec<(FileId, ast::File, bool)>, Diagnostics> {
+fn parse_script(input: &Input<'_>, dialect: Dialect) -> Result<Vec<ParsedFile>, Diagnostics> {
     let mut parsed = Vec::new();
     for &file in input.script {
         let text = &input.sources.file(file).text;
         parsed.push(match dialect {
-            Dialect::D { quiet } => {
+            Dialect::D { quiet, zdefs } => {
                 let opts = crate::dtrace::DOptions {
                     macro_args: input.args.to_vec(),
                     quiet,
+                    zdefs,
                 };
                 let program = crate::dtrace::parse(file, text, &opts).map_err(Diagnostics::from)?;
-                let asks_quiet = program.option("quiet");
-                (file, program.file, asks_quiet)
+                let asks = (program.option("quiet"), program.option("zdefs"));
+                (file, program.file, asks)
             }
             Dialect::Stap => (
                 file,
                 crate::stap::parse(file, text).map_err(Diagnostics::from)?,
-                false,
+                (false, false),
             ),
         });
     }
@@ -122,11 +126,19 @@ fn parse_script(
 pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
     let mut dialect = input.dialect;
     let mut script = parse_script(&input, dialect)?;
-    // Quiet mode changes how D clauses print, so a program that asks for
-    // it (`#pragma D option quiet`) is parsed again, quiet.
-    if dialect == (Dialect::D { quiet: false }) && script.iter().any(|(_, _, quiet)| *quiet) {
-        dialect = Dialect::D { quiet: true };
-        script = parse_script(&input, dialect)?;
+    // Quiet mode changes how D clauses print, and zdefs which probe
+    // points may match nothing, so a program that asks for them
+    // (`#pragma D option quiet`) is parsed again with them.
+    if let Dialect::D { quiet, zdefs } = dialect {
+        let asks_quiet = script.iter().any(|(_, _, asks)| asks.0);
+        let asks_zdefs = script.iter().any(|(_, _, asks)| asks.1);
+        if (asks_quiet && !quiet) || (asks_zdefs && !zdefs) {
+            dialect = Dialect::D {
+                quiet: quiet || asks_quiet,
+                zdefs: zdefs || asks_zdefs,
+            };
+            script = parse_script(&input, dialect)?;
+        }
     }
     let mut parsed: Vec<(FileId, ast::File)> =
         script.into_iter().map(|(f, ast, _)| (f, ast)).collect();

@@ -38,6 +38,8 @@ pub(super) fn expand<'a>(
                         });
                     }
                 }
+                // An optional point (`?`, D's `-Z`) that names nothing there is.
+                Err(_) if point.optional => {}
                 Err(d) => diags.push(d),
             }
         }

@@ -390,7 +390,10 @@ mod tests {
         let g = global(AggFunc::Stddev, None, false);
         let s = stats(&[2, 4, 4, 4, 5, 5, 7, 9], None);
         assert_eq!(s.stddev(1), 2);
-        assert_eq!(printed(&g, vec![(Vec::new(), s)], None), format!("{:>17}\n", 2));
+        assert_eq!(
+            printed(&g, vec![(Vec::new(), s)], None),
+            format!("{:>17}\n", 2)
+        );
         let big = stats(&[-4_000_000_000_000, 4_000_000_000_000], None);
         assert_eq!(big.squares, 2 * 16_000_000_000_000_000_000_000_000u128);
         assert_eq!(big.stddev(1), 4_000_000_000_000);

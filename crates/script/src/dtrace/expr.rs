@@ -400,6 +400,8 @@ impl Parser<'_> {
             "timestamp" => builtin("__d_timestamp"),
             "walltimestamp" => builtin("gettimeofday_ns"),
             "probename" => builtin("__d_probename"),
+            "probefunc" => builtin("__d_probefunc"),
+            "probemod" => builtin("__d_probemod"),
             "probeprov" => Ok(mk(
                 ExprKind::Print {
                     kind: PrintKind::Sprintf,
@@ -409,9 +411,16 @@ impl Parser<'_> {
                 },
                 span,
             )),
-            "vtimestamp" | "probemod" | "probefunc" | "errno" | "curthread" | "stackdepth"
-            | "ustackdepth" | "caller" | "ucaller" | "epid" | "id" | "ipl" | "gid" | "zonename"
-            | "curpsinfo" | "curlwpsinfo" | "cwd" | "rootdir" | "arg" => Err(Diagnostic::error(
+            "vtimestamp" => Err(Diagnostic::error(
+                span,
+                "the built-in variable `vtimestamp` (the thread's on-CPU time) is not supported",
+            )
+            .hint(
+                "`timestamp` is the monotonic clock in nanoseconds; `pytap calls` times functions",
+            )),
+            "errno" | "curthread" | "stackdepth" | "ustackdepth" | "caller" | "ucaller"
+            | "epid" | "id" | "ipl" | "gid" | "zonename" | "curpsinfo" | "curlwpsinfo" | "cwd"
+            | "rootdir" | "arg" => Err(Diagnostic::error(
                 span,
                 format!("the built-in variable `{w}` is not supported yet"),
             )),

@@ -27,6 +27,8 @@ pub struct DOptions {
     pub macro_args: Vec<String>,
     /// Quiet mode (`-q`, `#pragma D option quiet`): `trace()` prints bare values.
     pub quiet: bool,
+    /// `-Z` (`#pragma D option zdefs`): descriptions may match no probe.
+    pub zdefs: bool,
 }
 
 /// A parsed D program.

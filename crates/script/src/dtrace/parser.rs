@@ -186,7 +186,6 @@ impl Parser<'_> {
             }
         }
         let mut stmts = Vec::new();
-        let descriptions: Vec<String> = points.iter().map(|p| p.text()).collect();
         if self.is_op("/") {
             let open = self.next().span;
             self.in_predicate = true;
@@ -210,7 +209,7 @@ impl Parser<'_> {
             });
         }
         if !self.opts.quiet {
-            stmts.push(firing_line(&descriptions, first));
+            stmts.push(firing_line(first));
         }
         let body_span = if self.is_op("{") {
             let open = self.next().span;
@@ -355,16 +354,10 @@ fn print_stmt(format: &[u8], args: Vec<Expr>, span: Span) -> Stmt {
     }
 }
 
-/// dtrace's line for a firing when not quiet: `CPU ID FUNCTION:NAME `.
-/// The dtrace provider's probes have their ids (BEGIN 1, END 2); a
-/// marker's site is not known to the clause, so its id is 0 and its
-/// function empty.
-fn firing_line(descriptions: &[String], span: Span) -> Stmt {
-    let id = match descriptions {
-        [d] if d == "begin" => 1,
-        [d] if d == "end" => 2,
-        _ => 0,
-    };
+/// dtrace's line for a firing when not quiet: `CPU ID FUNCTION:NAME `,
+/// with the site's probe id and C function (pytap knows them from the
+/// record's site).
+fn firing_line(span: Span) -> Stmt {
     let call = |name: &str| Expr {
         kind: ExprKind::Call {
             name: Ident {
@@ -377,6 +370,7 @@ fn firing_line(descriptions: &[String], span: Span) -> Stmt {
     };
     let function_name = Expr {
         kind: ExprKind::Concat(vec![
+            call("__d_probefunc"),
             Expr {
                 kind: ExprKind::Str(b":".to_vec()),
                 span,
@@ -387,14 +381,7 @@ fn firing_line(descriptions: &[String], span: Span) -> Stmt {
     };
     print_stmt(
         b"%3d %6d %32s ",
-        vec![
-            call("cpu"),
-            Expr {
-                kind: ExprKind::Num(id),
-                span,
-            },
-            function_name,
-        ],
+        vec![call("cpu"), call("__d_probeid"), function_name],
         span,
     )
 }

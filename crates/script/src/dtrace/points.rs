@@ -73,13 +73,17 @@ pub(super) fn description(p: &mut Parser<'_>, desc: &str, span: Span) -> PResult
         }
     }
     let name = if name.is_empty() { "*" } else { name };
-    Ok(vec![point(
+    let mut marker = point(
         vec![
             comp("process", None, span),
             comp("mark", Some(Literal::Str(name.as_bytes().to_vec())), span),
         ],
         span,
-    )])
+    );
+    // `-Z`: a description that matches no marker is dropped, not an error
+    // (SystemTap's `?`).
+    marker.optional = p.opts.zdefs;
+    Ok(vec![marker])
 }
 
 /// `python`, `python*`, `python$target`, `python1234`, `python$1`, or

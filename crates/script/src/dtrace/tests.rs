@@ -10,6 +10,7 @@ fn parse_ok(text: &str) -> DProgram {
         &DOptions {
             macro_args: vec!["42".into(), "hello".into()],
             quiet: true,
+            zdefs: false,
         },
     )
     .unwrap_or_else(|d| panic!("{}", d.message))

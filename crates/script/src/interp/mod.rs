@@ -57,6 +57,23 @@ pub trait Context {
     fn frame(&self) -> i64;
     /// A string of the traced process, at most `max` bytes.
     fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String>;
+    /// The marker site that fired, as `dtrace -l` lists it (nothing for
+    /// probes that are not at a site).
+    fn probe(&self) -> ProbeInfo {
+        ProbeInfo::default()
+    }
+}
+
+/// A marker site as `dtrace -l` lists it: D's probe id, `probemod` and
+/// `probefunc`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// The probe id.
+    pub id: i64,
+    /// The file's base name.
+    pub module: Vec<u8>,
+    /// The C function holding the site (`-` when no symbol covers it).
+    pub function: Vec<u8>,
 }
 
 /// Where output goes.

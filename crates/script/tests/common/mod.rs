@@ -52,6 +52,26 @@ pub fn compile_with(text: &str, tapsets: &[(&str, &str)]) -> (Result<Compiled, S
     (result, map)
 }
 
+/// Compiles `text` as a D program (named `t.d`, not quiet); errors and
+/// warnings rendered.
+pub fn compile_d(text: &str) -> Result<Compiled, String> {
+    let mut map = SourceMap::new();
+    let script = map.add("t.d", text);
+    let catalog = catalog();
+    compile(Input {
+        sources: &map,
+        script: &[script],
+        tapsets: &[],
+        catalog: &catalog,
+        args: &["5".to_string(), "five".to_string()],
+        dialect: pytap_script::check::Dialect::D {
+            quiet: false,
+            zdefs: false,
+        },
+    })
+    .map_err(|d| d.render(&map))
+}
+
 /// Compiles `text`, panicking with the rendered errors.
 pub fn ok(text: &str) -> Compiled {
     compile_with(text, &[]).0.unwrap_or_else(|e| panic!("{e}"))

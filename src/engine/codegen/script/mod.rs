@@ -323,10 +323,20 @@ impl Handler for ScriptHandler {
         // (as dtrace caches it), read once.
         b.comment("this firing's pid_tgid and timestamp");
         b.call(Helper::GetCurrentPidTgid);
-        b.stx(Size::DW, Reg::FP, args.field(FIRING_PID_TGID as u16), Reg::R0);
+        b.stx(
+            Size::DW,
+            Reg::FP,
+            args.field(FIRING_PID_TGID as u16),
+            Reg::R0,
+        );
         if self.placement.timestamp {
             b.call(Helper::KtimeGetNs);
-            b.stx(Size::DW, Reg::FP, args.field(FIRING_TIMESTAMP as u16), Reg::R0);
+            b.stx(
+                Size::DW,
+                Reg::FP,
+                args.field(FIRING_TIMESTAMP as u16),
+                Reg::R0,
+            );
         }
         let done = b.new_label();
         if !self.raw {

@@ -233,8 +233,12 @@ impl Gen<'_> {
                 }
             }
             Builtin::Timestamp => {
-                self.b
-                    .ldx(Size::DW, Reg::R0, Reg::FP, self.args + super::FIRING_TIMESTAMP);
+                self.b.ldx(
+                    Size::DW,
+                    Reg::R0,
+                    Reg::FP,
+                    self.args + super::FIRING_TIMESTAMP,
+                );
             }
             Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
                 let (_, depth) = self.indent_step(b == Builtin::ThreadIndentDepth, &args[0])?;
@@ -257,8 +261,12 @@ impl Gen<'_> {
 
     /// `r0 =` this firing's `bpf_get_current_pid_tgid()`.
     pub fn firing_pid_tgid(&mut self) {
-        self.b
-            .ldx(Size::DW, Reg::R0, Reg::FP, self.args + super::FIRING_PID_TGID);
+        self.b.ldx(
+            Size::DW,
+            Reg::R0,
+            Reg::FP,
+            self.args + super::FIRING_PID_TGID,
+        );
     }
 
     /// `r0 = control[slot]`.

@@ -26,10 +26,8 @@ pub const MAX_STACK_LITERAL: usize = 62;
 /// literal, for equality.
 pub fn compares_on_stack(op: CmpOp, a: &Expr, b: &Expr) -> bool {
     let marker = |e: &Expr| {
-        matches!(
-            &e.kind,
-            ExprKind::Builtin(Builtin::UserString, _)
-        ) || matches!(&e.kind, ExprKind::Builtin(Builtin::UserStringN, args)
+        matches!(&e.kind, ExprKind::Builtin(Builtin::UserString, _))
+            || matches!(&e.kind, ExprKind::Builtin(Builtin::UserStringN, args)
                 if matches!(args.get(1).map(|a| &a.kind), Some(ExprKind::Long(n)) if *n >= 0))
     };
     let short = |e: &Expr| matches!(&e.kind, ExprKind::Str(s) if s.len() <= MAX_STACK_LITERAL);
@@ -216,7 +214,9 @@ impl Gen<'_> {
         }
         let buf = self.b.alloc_stack(read.next_multiple_of(8) as u16, 8)?;
         let (differ, end) = (self.b.new_label(), self.b.new_label());
-        self.b.mov64_reg(Reg::R1, Reg::FP).add64_imm(Reg::R1, buf.off.into());
+        self.b
+            .mov64_reg(Reg::R1, Reg::FP)
+            .add64_imm(Reg::R1, buf.off.into());
         self.b.mov64_imm(Reg::R2, read as i32);
         self.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
         self.b.call(Helper::ProbeReadUserStr);
@@ -252,10 +252,10 @@ impl Gen<'_> {
                 _ => None,
             };
             if let Some((lit, other)) = lit {
-                if let StrVal::Addr { slot, max } = other {
-                    if lit.len() <= MAX_STACK_LITERAL {
-                        return self.compare_marker_string_on_stack(op, &lit, slot, max);
-                    }
+                if let StrVal::Addr { slot, max } = other
+                    && lit.len() <= MAX_STACK_LITERAL
+                {
+                    return self.compare_marker_string_on_stack(op, &lit, slot, max);
                 }
                 let off = self.to_bytes(&other)?;
                 let (differ, end) = (self.b.new_label(), self.b.new_label());

@@ -61,10 +61,13 @@ fn an_address_key_without_the_pid_gets_a_hidden_one() {
     let (_, p) = placed("global n\nprobe python.function.entry { n[funcname] <<< 1 }").unwrap();
     let g = p.globals[0].as_ref().unwrap();
     assert_eq!(g.key, [KeyPart::Tgid, KeyPart::Address]);
-    assert_eq!(g.value, ValueLayout::Stats {
+    assert_eq!(
+        g.value,
+        ValueLayout::Stats {
             shape: None,
             squares: false
-        });
+        }
+    );
     assert_eq!(g.swap_slot, None);
 }
 

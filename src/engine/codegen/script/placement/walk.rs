@@ -156,7 +156,13 @@ impl Placer<'_> {
             // pytap knows these from the record (the thread's name then, the
             // process's parent now).
             ExprKind::Builtin(
-                Builtin::Execname | Builtin::Target | Builtin::Pp | Builtin::Ppid,
+                Builtin::Execname
+                | Builtin::Target
+                | Builtin::Pp
+                | Builtin::Ppid
+                | Builtin::Probefunc
+                | Builtin::Probemod
+                | Builtin::ProbeId,
                 _,
             ) => {
                 return;
@@ -240,7 +246,15 @@ impl Placer<'_> {
                     ExprKind::Print(p) if !p.kind.is_sprint() || p.hist.is_some() => ok = false,
                     ExprKind::Builtin(b, _)
                         if b.needs() != Needs::Pure
-                            && !matches!(b, Builtin::Execname | Builtin::Target | Builtin::Pp) =>
+                            && !matches!(
+                                b,
+                                Builtin::Execname
+                                    | Builtin::Target
+                                    | Builtin::Pp
+                                    | Builtin::Probefunc
+                                    | Builtin::Probemod
+                                    | Builtin::ProbeId
+                            ) =>
                     {
                         ok = false
                     }
@@ -275,6 +289,10 @@ impl Placer<'_> {
                     Builtin::Ppid => self.diags.push(
                         unsupported(e.span, "`ppid()` outside printf's arguments")
                             .hint("printed, it is read by pytap"),
+                    ),
+                    Builtin::Probefunc | Builtin::Probemod | Builtin::ProbeId => self.diags.push(
+                        unsupported(e.span, &format!("`{}` outside what is printed", b.shown()))
+                            .hint("printed (printf, trace), it is known by pytap from the site that fired"),
                     ),
                     Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr | Builtin::Basename | Builtin::Dirname | Builtin::Strstr | Builtin::DSubstr => {
                         self.diags.push(

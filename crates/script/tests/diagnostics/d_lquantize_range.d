@@ -1,0 +1,4 @@
+python$target:::function-entry
+{
+	@q = lquantize(arg2, 10, 0, 5);
+}

@@ -1,0 +1,4 @@
+python$target:libpython3.11.so::function-entry
+{
+	trace(1);
+}

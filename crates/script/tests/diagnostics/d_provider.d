@@ -1,0 +1,4 @@
+ruby$target:::method-entry
+{
+	trace(1);
+}

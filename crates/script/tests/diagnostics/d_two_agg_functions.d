@@ -1,0 +1,9 @@
+python$target:::function-entry
+{
+	@a = count();
+}
+
+python$target:::function-return
+{
+	@a = sum(arg2);
+}

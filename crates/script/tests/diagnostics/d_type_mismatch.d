@@ -1,0 +1,5 @@
+python$target:::function-entry
+{
+	self->x = copyinstr(arg1);
+	self->x = 5;
+}

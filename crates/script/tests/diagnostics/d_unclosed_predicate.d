@@ -1,0 +1,5 @@
+python$target:::function-entry
+/copyinstr(arg1) == "start"
+{
+	trace(1);
+}

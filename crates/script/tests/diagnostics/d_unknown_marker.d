@@ -1,0 +1,4 @@
+python$target:::function-sentry
+{
+	trace(1);
+}
