@@ -126,6 +126,19 @@ fn aggregations_count_recursion_and_threads_exactly() {
         ]);
         assert_eq!(run.ok(), "work 10000 calls\n\n", "{version}: threads");
     }
+    // clear() zeroes the values and keeps the keys; trunc() drops them.
+    let py = fixture("3.11").binary.display().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @[copyinstr(arg1)] = count(); @s = sum(arg2); }",
+        "-n",
+        "END { printa(\"%s %@d\\n\", @); clear(@); clear(@s); printa(\"%s %@d\\n\", @); printa(\"sum %@d\\n\", @s); trunc(@); printa(\"%s %@d\\n\", @); }",
+        "-c",
+        &format!("{py} {fib} 15 {sink}"),
+    ]);
+    assert_eq!(run.ok(), "fib 1973\nfib 0\nsum 0\n\n");
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub trait Store {
     fn aggregate(&mut self, g: GlobalId, keys: &[Value], value: i64) -> Result<(), StoreError>;
     /// Every element of an array, in no particular order.
     fn entries(&mut self, g: GlobalId) -> Result<Vec<(Vec<Value>, Value)>, StoreError>;
+    /// Every element's value back to zero, keys kept (D's `clear()`); a
+    /// scalar reset.
+    fn zero_values(&mut self, g: GlobalId) -> Result<(), StoreError>;
 }
 
 enum Data {
@@ -161,5 +164,15 @@ impl Store for MemStore {
             Data::Scalar(_) => Vec::new(),
             Data::Array(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
+    }
+
+    fn zero_values(&mut self, g: GlobalId) -> Result<(), StoreError> {
+        let slot = self.slot(g);
+        let zero = Value::zero(slot.value);
+        match &mut slot.data {
+            Data::Scalar(v) => *v = zero,
+            Data::Array(m) => m.values_mut().for_each(|v| *v = zero.clone()),
+        }
+        Ok(())
     }
 }

@@ -82,7 +82,7 @@ pub fn print_remaining(
         if global.agg.is_none() || interp.printed.contains(&g) {
             continue;
         }
-        let entries = pytap_script::interp::aggs::aggregation(program, g, world, global.span)?;
+        let entries = interp.aggregation(program, g, world, global.span)?;
         let normal = interp.normal.get(&g).copied().unwrap_or(1);
         aggprint::print(global, entries, normal, None, &mut text).map_err(|message| RunError {
             span: global.span,

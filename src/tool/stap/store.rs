@@ -346,6 +346,23 @@ impl Store for ScriptStore<'_> {
         Ok(())
     }
 
+    fn zero_values(&mut self, g: GlobalId) -> Result<(), StoreError> {
+        self.cache.remove(&g);
+        let Some((kg, map)) = self.kernel(g) else {
+            return self.mem.zero_values(g);
+        };
+        if kg.key.is_empty() {
+            return self.delete(g, None);
+        }
+        // Every per-CPU part zero, under the kernel's own keys (an address-
+        // keyed array's keys are addresses pytap cannot make).
+        let zero = vec![0u8; map.value_buffer_len()];
+        for raw in Self::raw_keys(map)? {
+            map.update(&raw, &zero, 0).map_err(err)?;
+        }
+        Ok(())
+    }
+
     fn aggregate(&mut self, g: GlobalId, keys: &[Value], value: i64) -> Result<(), StoreError> {
         if self.kernel(g).is_none() {
             return self.mem.aggregate(g, keys, value);

@@ -19,7 +19,7 @@ impl Interp {
     ) -> Result<(), RunError> {
         match action {
             AggAction::Printa(format) => {
-                let entries = aggregation(p, agg, w, span)?;
+                let entries = self.aggregation(p, agg, w, span)?;
                 let normal = self.normal.get(&agg).copied().unwrap_or(1);
                 // Without a format, dtrace starts with a newline.
                 let mut out = if format.is_none() {
@@ -38,16 +38,21 @@ impl Interp {
                 w.out.write(&out);
                 self.printed.insert(agg);
             }
-            AggAction::Clear | AggAction::Trunc => {
-                let keep = if *action == AggAction::Trunc {
-                    arg.unwrap_or(0)
-                } else {
-                    0
-                };
+            AggAction::Clear => {
+                // Values back to zero, keys kept (dtrace prints them, as 0;
+                // a keyless one too, once it had a value).
+                if !p.globals[agg].is_array() && !self.aggregation(p, agg, w, span)?.is_empty() {
+                    self.cleared.insert(agg);
+                }
+                w.store.zero_values(agg).map_err(store_err(span))?;
+            }
+            AggAction::Trunc => {
+                let keep = arg.unwrap_or(0);
+                self.cleared.remove(&agg);
                 if keep == 0 {
                     w.store.delete(agg, None).map_err(store_err(span))?;
                 } else {
-                    let mut entries = aggregation(p, agg, w, span)?;
+                    let mut entries = self.aggregation(p, agg, w, span)?;
                     aggprint::sort(&p.globals[agg], &mut entries);
                     // Positive: keep the highest values; negative: the lowest.
                     let n = entries.len();
@@ -79,31 +84,34 @@ impl Interp {
     }
 }
 
-/// Every entry of an aggregation (a scalar one has one, keyless, once
-/// given a value).
-pub fn aggregation(
-    p: &Program,
-    agg: GlobalId,
-    w: &mut World<'_>,
-    span: Span,
-) -> Result<Vec<(Vec<Value>, Stats)>, RunError> {
-    let stats = |v: Value| match v {
-        Value::Stats(s) => s,
-        _ => Stats::default(),
-    };
-    if p.globals[agg].is_array() {
-        Ok(w.store
-            .entries(agg)
-            .map_err(store_err(span))?
-            .into_iter()
-            .map(|(k, v)| (k, stats(v)))
-            .collect())
-    } else {
-        let s = stats(w.store.get(agg, &[]).map_err(store_err(span))?);
-        Ok(if s.count > 0 {
-            vec![(Vec::new(), s)]
+impl Interp {
+    /// Every entry of an aggregation (a scalar one has one, keyless, once
+    /// given a value, and after `clear()`).
+    pub fn aggregation(
+        &self,
+        p: &Program,
+        agg: GlobalId,
+        w: &mut World<'_>,
+        span: Span,
+    ) -> Result<Vec<(Vec<Value>, Stats)>, RunError> {
+        let stats = |v: Value| match v {
+            Value::Stats(s) => s,
+            _ => Stats::default(),
+        };
+        if p.globals[agg].is_array() {
+            Ok(w.store
+                .entries(agg)
+                .map_err(store_err(span))?
+                .into_iter()
+                .map(|(k, v)| (k, stats(v)))
+                .collect())
         } else {
-            Vec::new()
-        })
+            let s = stats(w.store.get(agg, &[]).map_err(store_err(span))?);
+            Ok(if s.count > 0 || self.cleared.contains(&agg) {
+                vec![(Vec::new(), s)]
+            } else {
+                Vec::new()
+            })
+        }
     }
 }

@@ -139,6 +139,8 @@ pub struct Interp {
     pub printed: std::collections::HashSet<GlobalId>,
     /// D: `normalize`'s divisors.
     pub normal: HashMap<GlobalId, i64>,
+    /// D: keyless aggregations `clear()` zeroed (still printed, as 0).
+    pub cleared: std::collections::HashSet<GlobalId>,
 }
 
 fn err(span: Span, message: impl Into<String>) -> RunError {
