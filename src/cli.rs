@@ -522,6 +522,19 @@ pub enum ArmArg {
     LineSite,
 }
 
+/// Which path serves function events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureArg {
+    /// Markers where they exist; on CPython 3.12–3.14, whose function
+    /// markers are gone, pytap's agent inside a launched interpreter
+    Auto,
+    /// Markers only: nothing runs inside the traced process
+    Markers,
+    /// The agent inside every launched CPython 3.12+ (3.15 included),
+    /// markers below 3.12
+    InProcess,
+}
+
 /// Settings of the engine, shared by every tracing subcommand.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
@@ -541,6 +554,10 @@ pub struct EngineArgs {
     /// How to arm CPython 3.11's function__entry
     #[arg(long, value_enum, default_value = "anchor", hide = true)]
     pub arm: ArmArg,
+    /// Where function events come from (gc, import and audit events always
+    /// come from markers)
+    #[arg(long, value_enum, default_value = "auto")]
+    pub capture: CaptureArg,
 }
 
 /// `pytap trace`.

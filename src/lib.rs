@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod cpython;
 pub mod engine;

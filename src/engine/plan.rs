@@ -14,6 +14,7 @@ use pytap_ebpf::{Program, disassemble_with};
 use pytap_elf::ArgSpec;
 
 use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
+use crate::capture::CaptureMode;
 use crate::cpython::objects::ObjectLayout;
 use crate::cpython::{Marker, verdict};
 use crate::module::{self, Module};
@@ -87,9 +88,13 @@ pub struct Plan {
     /// What pytap did on the user's behalf (arming) or left out and why,
     /// for the user; new ones are added as modules are.
     pub notes: Vec<String>,
+    /// Modules whose function events the in-process capture serves
+    /// instead of markers.
+    pub in_process: Vec<Arc<Module>>,
     requested: BTreeSet<Marker>,
     strict: bool,
     arm_mode: ArmMode,
+    capture: CaptureMode,
     handler: Box<dyn Handler>,
 }
 
@@ -154,8 +159,11 @@ impl Plan {
         maps: MapTable,
         handler: Box<dyn Handler>,
         arm_mode: ArmMode,
+        capture: CaptureMode,
     ) -> Result<Plan, PlanError> {
         let mut plan = Plan {
+            in_process: Vec::new(),
+            capture,
             targets: Vec::new(),
             sites: Vec::new(),
             maps,
@@ -180,7 +188,7 @@ impl Plan {
                 )),
             }
         }
-        if plan.markers.is_empty() {
+        if plan.markers.is_empty() && plan.in_process.is_empty() {
             let names: Vec<_> = markers.iter().map(|m| m.name()).collect();
             return Err(PlanError::NothingToAttach(names.join(", ")));
         }
@@ -201,7 +209,15 @@ impl Plan {
         let mut sites: Vec<PlannedSite> = Vec::new();
         let mut notes = Vec::new();
         let mut attached = BTreeSet::new();
+        let in_process = module
+            .py_version()
+            .is_some_and(|v| self.capture.serves(v.minor_version()));
+        let mut served = false;
         for &marker in &self.requested {
+            if in_process && CaptureMode::SERVES.contains(&marker) {
+                served = true;
+                continue;
+            }
             let found = module.sites_of(marker);
             if found.is_empty() {
                 if self.strict && absent_is_error {
@@ -223,7 +239,19 @@ impl Plan {
                 )?);
             }
         }
+        if served
+            && !self
+                .in_process
+                .iter()
+                .any(|m| m.dev == module.dev && m.inode == module.inode)
+        {
+            self.in_process.push(module.clone());
+        }
         if attached.is_empty() {
+            if served {
+                self.notes.append(&mut notes);
+                return Ok(None);
+            }
             if !self.strict {
                 notes.push(format!(
                     "{}{}: none of the requested markers; not traced",

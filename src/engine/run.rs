@@ -31,6 +31,7 @@ use super::decode::{self, Event};
 use super::follow::{Followed, Mode};
 use super::plan::AttachTarget;
 use super::session::Session;
+use crate::capture::Capture;
 use crate::output::sink::FLUSH_EVERY;
 use crate::target;
 
@@ -62,6 +63,9 @@ pub struct Attached {
     pub session: Session,
     /// Who is followed.
     pub followed: Followed,
+    /// The in-process capture's rings, when function events come from
+    /// inside the targets (CPython 3.12–3.14).
+    pub capture: Option<Capture>,
 }
 
 /// How targets are launched and followed.
@@ -75,6 +79,9 @@ pub struct Follow<'a> {
     /// The stop signals, heard while a launched command has not run a
     /// Python yet.
     pub signals: &'a SignalFd,
+    /// Variables a launched command gets on top of pytap's environment
+    /// (the in-process capture's).
+    pub env: &'a [(OsString, OsString)],
 }
 
 /// Finds the targets and attaches: `start` turns the attach targets into a
@@ -91,6 +98,7 @@ pub fn attach(
             follow.children,
             follow.terminal,
             follow.signals,
+            follow.env,
             start,
         )?,
         TargetSpec::All { binaries } => {
@@ -120,7 +128,11 @@ pub fn attach(
             (session, Followed::all())
         }
     };
-    Ok(Attached { session, followed })
+    Ok(Attached {
+        session,
+        followed,
+        capture: None,
+    })
 }
 
 /// Receives the events of a run.
@@ -463,7 +475,11 @@ fn drain(
     consumer: &mut dyn Consumer,
     stats: &mut Stats,
 ) -> Result<Option<End>> {
-    let Attached { session, followed } = attached;
+    let Attached {
+        session,
+        followed,
+        capture,
+    } = attached;
     let mut failure = None;
     let mut execs = Vec::new();
     {
@@ -526,6 +542,10 @@ fn drain(
     }
     if let Some(e) = failure {
         return Err(e);
+    }
+    if let Some(capture) = capture {
+        let session: &Session = session;
+        stats.events += capture.drain(&mut |event| consumer.event(event, session))?;
     }
     stats.last_flush = Some(Instant::now());
     if followed.mode() == Mode::Pids {

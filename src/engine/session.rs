@@ -207,7 +207,9 @@ impl Session {
                 }
             }
         }
-        if attachments.is_empty() {
+        // A plan whose function events all come from inside the targets
+        // (CPython 3.12–3.14) has no site to attach, only task programs.
+        if attachments.is_empty() && plan.in_process.is_empty() {
             return Err(SessionError::NothingAttached);
         }
         let task_links = task::maps_of(&plan.maps)

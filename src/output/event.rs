@@ -197,6 +197,8 @@ impl EventWriter {
         let us = h.ts_ns.saturating_sub(origin) / 1000;
         let mut line = std::mem::take(&mut self.line);
         line.clear();
+        // The in-process capture records no CPU.
+        let in_process = h.flags & crate::capture::FLAG_IN_PROCESS != 0;
         let _ = write!(
             line,
             "{:>6}.{:06} {:>8} {:>8} {:>4}  {:<26} ",
@@ -204,7 +206,11 @@ impl EventWriter {
             us % 1_000_000,
             h.pid,
             h.tid,
-            h.cpu,
+            if in_process {
+                "-".to_string()
+            } else {
+                h.cpu.to_string()
+            },
             h.kind.marker().name()
         );
         let args_start = line.len();
@@ -268,13 +274,18 @@ impl EventWriter {
         let h = &event.header;
         write!(
             out,
-            "{{\"marker\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"cpu\":{}",
+            "{{\"marker\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"cpu\":",
             h.kind.marker().name(),
             h.pid,
             h.tid,
             h.ts_ns,
-            h.cpu
         )?;
+        // The in-process capture records no CPU.
+        if h.flags & crate::capture::FLAG_IN_PROCESS != 0 {
+            out.write_all(b"null")?;
+        } else {
+            write!(out, "{}", h.cpu)?;
+        }
         let mut truncated: Vec<&str> = Vec::new();
         let mut unreadable: Vec<&str> = Vec::new();
         let mut field = |out: &mut dyn Write, name: &'static str, t: &Text<'_>| -> io::Result<()> {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{ArmArg, EngineArgs, TargetArgs};
+use crate::capture::CaptureMode;
+use crate::cli::{ArmArg, CaptureArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
 use crate::engine::plan::ArmMode;
 use crate::engine::run::TargetSpec;
@@ -182,6 +183,11 @@ pub fn attach_options(args: &EngineArgs) -> Result<AttachOptions> {
             ArmArg::LineSite => ArmMode::LineSite,
         },
         dump_bpf: args.dump_bpf,
+        capture: match args.capture {
+            CaptureArg::Auto => CaptureMode::Auto,
+            CaptureArg::Markers => CaptureMode::Markers,
+            CaptureArg::InProcess => CaptureMode::InProcess,
+        },
     })
 }
 

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::SignalFd;
 
+use crate::capture::{self, Capture, CaptureMode};
 use crate::cpython::Marker;
 use crate::engine::abi;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
@@ -37,6 +38,8 @@ pub struct AttachOptions {
     pub arm: ArmMode,
     /// Print the programs instead of loading them.
     pub dump_bpf: bool,
+    /// Which path serves function events (`--capture`).
+    pub capture: CaptureMode,
 }
 
 impl Default for AttachOptions {
@@ -46,6 +49,7 @@ impl Default for AttachOptions {
             buffer_bytes: 4 << 20,
             arm: ArmMode::Anchor,
             dump_bpf: false,
+            capture: CaptureMode::Auto,
         }
     }
 }
@@ -97,6 +101,7 @@ fn plan<H: Handler + 'static>(
     markers: &BTreeSet<Marker>,
     strict: bool,
     options: &AttachOptions,
+    capture: CaptureMode,
     traced: bool,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Plan> {
@@ -109,11 +114,14 @@ fn plan<H: Handler + 'static>(
         maps,
         Box::new(handler),
         options.arm,
+        capture,
     )?)
 }
 
 /// Finds the targets, plans, loads and attaches. `strict` makes a marker
 /// the target lacks an error (the user named it) rather than skipped.
+/// Function events of a launched CPython 3.12–3.14 (or any 3.12+ with
+/// `--capture in-process`) come from pytap's agent inside it.
 pub fn attach<H: Handler + 'static>(
     stream: &StreamOptions,
     markers: &BTreeSet<Marker>,
@@ -122,18 +130,42 @@ pub fn attach<H: Handler + 'static>(
     signals: &SignalFd,
 ) -> Result<Attached> {
     let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
+    let mode = match &stream.target {
+        TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
+        // Nothing is injected into running processes or system-wide.
+        _ => CaptureMode::Markers,
+    };
+    let capture = if mode == CaptureMode::Markers {
+        None
+    } else {
+        Some(Capture::create(capture::Events::of(markers))?)
+    };
+    let env = capture
+        .as_ref()
+        .map(Capture::launch_env)
+        .unwrap_or_default();
     let follow = run::Follow {
         children: stream.children,
         terminal: stream.command_terminal.as_deref(),
         signals,
+        env: &env,
     };
-    run::attach(&stream.target, follow, &mut |targets| {
+    let by_pid = matches!(stream.target, TargetSpec::Pids(_));
+    let mut attached = run::attach(&stream.target, follow, &mut |targets| {
+        if by_pid && wants_functions && stream.attach.capture != CaptureMode::Markers {
+            refuse_running_in_process(&targets)?;
+        }
+        if mode != CaptureMode::Markers {
+            refuse_agent_blocked(&targets, mode)?;
+        }
         let markers = hazard::check(&targets, markers, strict, stream.force)?;
         let plan = plan(
             targets,
             &markers,
             strict,
             &stream.attach,
+            mode,
             traced,
             make_handler,
         )?;
@@ -142,7 +174,65 @@ pub fn attach<H: Handler + 'static>(
             notice!("{note}");
         }
         Ok(session)
-    })
+    })?;
+    attached.capture = capture;
+    Ok(attached)
+}
+
+/// A launched CPython the agent serves, started with an option that keeps
+/// the agent from loading (`-I`, `-E`, `-S`): say so before it runs.
+fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
+    for t in targets {
+        let Some(version) = t.module.py_version() else {
+            continue;
+        };
+        let (major, minor) = version.minor_version();
+        if !mode.serves((major, minor)) {
+            continue;
+        }
+        for &pid in &t.pids {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if let Some(option) = capture::option_refusing_agent(&cmdline) {
+                let why = match option {
+                    'S' => "skips the site module, which loads pytap's agent",
+                    _ => "ignores PYTHONPATH, through which pytap's agent loads",
+                };
+                anyhow::bail!(
+                    "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
+                     its function events can only come from that agent (3.12 to 3.14 have no \
+                     function markers); run it under pytap without -{option}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-p` on a CPython whose function markers are gone: say why nothing can
+/// be captured there, and what works.
+fn refuse_running_in_process(targets: &[AttachTarget]) -> Result<()> {
+    for t in targets {
+        let Some(version) = t.module.py_version() else {
+            continue;
+        };
+        let (major, minor) = version.minor_version();
+        if !CaptureMode::Auto.serves((major, minor)) {
+            continue;
+        }
+        let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
+        anyhow::bail!(
+            "pid {} runs CPython {major}.{minor}, whose function markers are gone (cpython#104280): \
+             its function events can only come from inside the interpreter, which pytap arranges \
+             when it launches the program (`pytap flow -- python{major}.{minor} app.py`){}",
+            pids.join(", "),
+            if minor == 14 {
+                "; attaching to a running 3.14 through PEP 768 is not supported yet"
+            } else {
+                "; a running 3.12 or 3.13 has no way to load it"
+            }
+        );
+    }
+    Ok(())
 }
 
 /// `--dump-bpf`: plans against the targets (a command is resolved without
@@ -188,6 +278,7 @@ pub fn dump_bpf<H: Handler + 'static>(
         markers,
         strict,
         &stream.attach,
+        CaptureMode::Markers,
         traced,
         make_handler,
     )?;

@@ -158,6 +158,41 @@ pub fn pid_cell(row: &Row) -> String {
 
 /// Reads every key and count of the count map.
 pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
+    kernel_counts(session)
+}
+
+/// Calls counted in pytap: the entries the in-process capture delivers
+/// (CPython 3.12–3.14), by the same keys as the kernel's counts.
+#[derive(Debug, Default)]
+pub struct InProcessCounts {
+    counts: HashMap<CallKey, u64>,
+}
+
+impl InProcessCounts {
+    /// Counts `event` if it is an in-process function entry.
+    pub fn count(&mut self, event: &Event<'_>) {
+        if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0
+            && event.header.kind == crate::engine::abi::EventKind::FunctionEntry
+            && let Some(key) = crate::tool::names::key_of(event)
+        {
+            *self.counts.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// The kernel's counts with these after them.
+    pub fn with_kernel(&self, session: &Session) -> Result<Vec<(CallKey, u64)>> {
+        let mut all = kernel_counts(session)?;
+        all.extend(self.counts.iter().map(|(k, v)| (*k, *v)));
+        Ok(all)
+    }
+
+    /// Whether any call was counted here.
+    pub fn any(&self) -> bool {
+        !self.counts.is_empty()
+    }
+}
+
+fn kernel_counts(session: &Session) -> Result<Vec<(CallKey, u64)>> {
     let map = session
         .map_named(COUNT_MAP)
         .ok_or_else(|| anyhow::anyhow!("internal: no count map"))?;
@@ -180,7 +215,10 @@ pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
 
 /// What `top` counted, for the summary: calls counted in the kernel, and
 /// the records that crossed (one per function, carrying its names).
-pub fn describe(calls: u64, records: u64) -> String {
+pub fn describe(calls: u64, records: u64, in_process: bool) -> String {
+    if in_process {
+        return format!("{calls} calls counted ({records} events from inside the interpreter)");
+    }
     format!("{calls} calls counted in the kernel ({records} function names received)")
 }
 
@@ -287,16 +325,20 @@ struct TopView<'a> {
     last: Instant,
     calls: u64,
     width: Option<usize>,
+    in_process: InProcessCounts,
 }
 
 impl Consumer for TopView<'_> {
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
         self.names.resolve(event, session);
+        self.in_process.count(event);
         Ok(())
     }
 
     fn tick(&mut self, session: &Session) -> Result<()> {
-        let rows = self.deltas.rows(&snapshot(session)?, &self.names);
+        let rows = self
+            .deltas
+            .rows(&self.in_process.with_kernel(session)?, &self.names);
         self.interval += 1;
         self.calls += rows.iter().map(|r| r.calls).sum::<u64>();
         let secs = self.last.elapsed().as_secs_f64();
@@ -323,7 +365,7 @@ impl Consumer for TopView<'_> {
     }
 
     fn describe(&self, events: u64) -> String {
-        describe(self.calls, events)
+        describe(self.calls, events, self.in_process.any())
     }
 }
 
@@ -361,6 +403,7 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 last: Instant::now(),
                 calls: 0,
                 width: request.stream.width,
+                in_process: InProcessCounts::default(),
             }
         },
         |_| Ok(()),

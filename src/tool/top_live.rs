@@ -52,7 +52,7 @@ use crate::output::event::Format;
 use crate::output::notice;
 use crate::tool::common::{self, MakeHandler, ToolRun};
 use crate::tool::names::FuncNames;
-use crate::tool::top::{Deltas, Row, TopRequest, snapshot, write_view_fitted};
+use crate::tool::top::{Deltas, InProcessCounts, Row, TopRequest, write_view_fitted};
 
 /// How often the screen may change.
 const POLL: Duration = Duration::from_millis(50);
@@ -187,6 +187,7 @@ struct LiveTop {
     limit: usize,
     names: FuncNames,
     deltas: Deltas,
+    in_process: InProcessCounts,
     rows: Vec<Row>,
     number: u64,
     since: Instant,
@@ -270,6 +271,7 @@ impl LiveTop {
 impl Consumer for LiveTop {
     fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
         self.names.resolve(event, session);
+        self.in_process.count(event);
         Ok(())
     }
 
@@ -302,7 +304,9 @@ impl Consumer for LiveTop {
         if self.since.elapsed() >= self.interval && !self.paused {
             self.shown_secs = self.since.elapsed().as_secs_f64();
             self.since = Instant::now();
-            self.rows = self.deltas.rows(&snapshot(session)?, &self.names);
+            self.rows = self
+                .deltas
+                .rows(&self.in_process.with_kernel(session)?, &self.names);
             self.calls += self.rows.iter().map(|r| r.calls).sum::<u64>();
             self.sort.sort(&mut self.rows);
             self.number += 1;
@@ -320,7 +324,9 @@ impl Consumer for LiveTop {
         self.guard.restore();
         // What came after the last view (or during a pause): counted, shown.
         let secs = self.since.elapsed().as_secs_f64();
-        let mut rows = self.deltas.rows(&snapshot(session)?, &self.names);
+        let mut rows = self
+            .deltas
+            .rows(&self.in_process.with_kernel(session)?, &self.names);
         self.calls += rows.iter().map(|r| r.calls).sum::<u64>();
         self.sort.sort(&mut rows);
         self.number += 1;
@@ -337,7 +343,7 @@ impl Consumer for LiveTop {
     }
 
     fn describe(&self, events: u64) -> String {
-        crate::tool::top::describe(self.calls, events)
+        crate::tool::top::describe(self.calls, events, self.in_process.any())
     }
 }
 
@@ -383,6 +389,7 @@ pub fn run<H: Handler + 'static>(
         limit: request.limit,
         names: FuncNames::default(),
         deltas: Deltas::new(request.by_pid),
+        in_process: InProcessCounts::default(),
         rows: Vec::new(),
         number: 0,
         since: Instant::now(),

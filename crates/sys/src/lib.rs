@@ -40,6 +40,9 @@ use std::sync::OnceLock;
 
 pub use error::{LoadError, SysError};
 
+/// `O_NOFOLLOW`, for `OpenOptionsExt::custom_flags`.
+pub const O_NOFOLLOW: i32 = libc::O_NOFOLLOW;
+
 /// Parses a kernel CPU list such as `0-1`, `0,2-3` or `0-3,8-11\n` and
 /// returns the highest CPU index + 1, which is how libbpf
 /// (`libbpf_num_possible_cpus`) sizes per-CPU map values. `None` for an empty

@@ -94,6 +94,7 @@ impl Followed {
         children: bool,
         terminal: Option<&Pty>,
         signals: &SignalFd,
+        env: &[(OsString, OsString)],
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
         let poller = Poller::new()?;
@@ -110,7 +111,7 @@ impl Followed {
         let command = ptrace::Command {
             program: &argv[0],
             args: &argv[1..],
-            env: &[],
+            env,
             terminal: terminal.map(|t| std::os::fd::AsFd::as_fd(&t.slave)),
         };
         let pid = ptrace::spawn(&command, options).map_err(|source| LaunchError::Spawn {

@@ -145,6 +145,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let mut runtime = runtime::Runtime::new(compiled.clone(), out);
     let traced = !matches!(stream.target, TargetSpec::All { .. });
     let follow = run::Follow {
+        env: &[],
         children: stream.children,
         terminal: None,
         signals: &signals,
@@ -169,6 +170,8 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
             maps,
             Box::new(h),
             stream.attach.arm,
+            // Scripts' function probes need the markers (for now).
+            crate::capture::CaptureMode::Markers,
         )?;
         let programs = plan.programs.clone();
         let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {

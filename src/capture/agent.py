@@ -1,0 +1,427 @@
+# pytap's in-process agent (CPython 3.12 and later): function events from a
+# sys.monitoring tool, written to a ring file that pytap reads as they
+# happen. Kept in the pytap binary; pytap puts it on the traced program's
+# PYTHONPATH as `sitecustomize` and removes every trace of that from what
+# the program sees.
+#
+# Rules it keeps (pytap's tests hold it to them):
+# - it never raises into user code and never changes what the program does;
+# - it starts no thread: pytap's heartbeat is checked from the callbacks;
+# - when pytap is gone (stopped, killed) it unregisters its tool, frees its
+#   memory and removes its ring file, within a second of the next calls;
+# - a forked child writes a ring of its own, or stops cleanly.
+#
+# The ring file (layout in src/capture/ring.rs, which pytap decodes): a
+# 4096-byte header, then `size` bytes of records; `tail` counts bytes
+# written (published after each record, so a process that dies loses
+# nothing already written), `head` bytes pytap has read.
+
+import os as _os
+import sys as _sys
+
+
+def _install():
+    directory = _os.environ.get("PYTAP_CAPTURE_DIR")
+    if not directory:
+        return
+    size = _os.environ.get("PYTAP_CAPTURE_BYTES") or "0"
+    events = (_os.environ.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
+    _restore_view()
+    if _sys.version_info < (3, 12) or not hasattr(_sys, "monitoring"):
+        return
+    if not [e for e in events if e in ("entry", "return", "line")]:
+        return
+    try:
+        agent = _Agent(directory, int(size), events)
+    except Exception as e:  # never into user code
+        _report_failure(directory, e)
+        return
+    try:
+        agent.start()
+    except Exception as e:
+        agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
+
+
+def _chain():
+    """Runs the sitecustomize the program would have run: the next one on
+    sys.path (this file's directory is gone from it). Its errors reach
+    site.py as they would untraced. With none, this module stays
+    `sitecustomize` (importlib needs one under that name)."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    _sys.path[:] = [p for p in _sys.path if p != here]
+    me = _sys.modules.pop("sitecustomize", None)
+    try:
+        import sitecustomize  # noqa: F401 (the program's own)
+    except ImportError as e:
+        if e.name != "sitecustomize":
+            raise
+        if me is not None:
+            _sys.modules["sitecustomize"] = me
+
+
+def _restore_view():
+    """The program sees os.environ as it would untraced (sys.path: see
+    `_chain`). The process environment keeps pytap's variables, so
+    children inherit them (and are captured too)."""
+    data = getattr(_os.environ, "_data", None)
+    if data is None:
+        return
+    enc = _os.environ.encodekey
+    # Set only when the program had a PYTHONPATH of its own.
+    original = _os.environ.get("PYTAP_CAPTURE_PYTHONPATH")
+    for key in ("PYTAP_CAPTURE_DIR", "PYTAP_CAPTURE_BYTES", "PYTAP_CAPTURE_EVENTS",
+                "PYTAP_CAPTURE_PYTHONPATH"):
+        data.pop(enc(key), None)
+    if original is None:
+        data.pop(enc("PYTHONPATH"), None)
+    else:
+        data[enc("PYTHONPATH")] = _os.environ.encodevalue(original)
+
+
+def _report_failure(directory, error):
+    try:
+        with open(_os.path.join(directory, "%d.error" % _os.getpid()), "w") as f:
+            f.write("%s: %s\n" % (type(error).__name__, error))
+    except Exception:
+        pass
+
+
+def _cleanup(directory, ring):
+    """pytap is gone: its directory goes with the last agent to notice."""
+    try:
+        _os.unlink(ring)
+    except OSError:
+        pass
+    try:
+        left = _os.listdir(directory)
+        if any(name.endswith(".ring") for name in left):
+            return
+        cache = _os.path.join(directory, "__pycache__")
+        for name in _os.listdir(cache) if _os.path.isdir(cache) else ():
+            _os.unlink(_os.path.join(cache, name))
+        if _os.path.isdir(cache):
+            _os.rmdir(cache)
+        for name in left:
+            if name != "__pycache__":
+                _os.unlink(_os.path.join(directory, name))
+        _os.rmdir(directory)
+    except OSError:
+        pass
+
+
+# Record kinds (ring.rs).
+_PAD, _DEF, _ENTRY, _RETURN, _LINE = 0, 1, 2, 3, 4
+# Header fields (byte offsets).
+_TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE = 24, 32, 40, 48, 56, 60
+_HEADER = 4096
+# States.
+_ACTIVE, _DETACHED, _NO_TOOL, _FAILED, _FORKED = 1, 2, 3, 4, 5
+# Heartbeat checks: every so many events, and at most this often.
+_CHECK_EVERY = 256
+_STALE_NS = 1_000_000_000
+
+
+class _Agent:
+    def __init__(self, directory, size, events):
+        import _thread
+        import mmap
+        import struct
+        import time
+
+        self.directory = directory
+        self.size = size if size >= 65536 and size & (size - 1) == 0 else 16 << 20
+        self.events = events
+        self.struct = struct
+        self.mmap = mmap
+        self.time = time
+        self.thread = _thread
+        self.tool = None
+        self.mm = None
+        self.path = None
+        self.registered = ()
+        self.wanted = 0
+        self._open()
+
+    def _open(self):
+        pid = _os.getpid()
+        self.pid = pid
+        self.path = _os.path.join(self.directory, "%d.ring" % pid)
+        fd = _os.open(self.path, _os.O_RDWR | _os.O_CREAT | _os.O_EXCL, 0o600)
+        try:
+            _os.ftruncate(fd, _HEADER + self.size)
+            self.mm = self.mmap.mmap(fd, _HEADER + self.size)
+        finally:
+            _os.close(fd)
+        self.struct.pack_into("<8sIIQ", self.mm, 0, b"PYTAPRNG", 1, _HEADER, self.size)
+        self.struct.pack_into("<II", self.mm, _PID, pid, _ACTIVE)
+
+    def start(self):
+        mon = _sys.monitoring
+        for tool in (mon.PROFILER_ID, 3, 4):
+            if mon.get_tool(tool) is None:
+                mon.use_tool_id(tool, "pytap")
+                self.tool = tool
+                break
+        else:
+            used = ", ".join("%d %s" % (i, mon.get_tool(i)) for i in range(6)
+                             if mon.get_tool(i) is not None)
+            self._finish(_NO_TOOL, "no free sys.monitoring tool id (in use: %s)" % used)
+            return
+        self._callbacks()
+        self._seed()
+        self.wanted = 0
+        for event, _ in self.registered:
+            self.wanted |= event
+        mon.set_events(self.tool, self.wanted)
+        try:
+            _os.register_at_fork(before=self._pause, after_in_parent=self._resume,
+                                 after_in_child=self._forked)
+        except Exception:
+            pass
+
+    def _callbacks(self):
+        """Registers the callbacks, bound to this process's ring. Each keeps
+        its fast path inline (a frame is the largest cost there is)."""
+        mon = _sys.monitoring
+        ev = mon.events
+        mm = self.mm
+        pack_into = self.struct.pack_into
+        unpack_from = self.struct.unpack_from
+        clock = self.time.monotonic_ns
+        sleep = self.time.sleep
+        get_ident = self.thread.get_ident
+        native = self.thread.get_native_id
+        mask = self.size - 1
+        size = self.size
+        ids = {}
+        tids = {}
+        lines = {}
+        agent = self
+        own_file = __file__
+        tail = 0
+        head = 0
+        countdown = _CHECK_EVERY
+        lost = 0
+        beat = 0
+        beat_seen = clock()
+
+        def alive():
+            nonlocal beat, beat_seen
+            now = clock()
+            value = unpack_from("<Q", mm, _BEAT)[0]
+            if value == 0xFFFFFFFFFFFFFFFF:
+                return False
+            if value != beat:
+                beat = value
+                beat_seen = now
+                return True
+            return now - beat_seen < _STALE_NS
+
+        def drop():
+            nonlocal lost
+            lost += 1
+            pack_into("<Q", mm, _LOST, lost)
+
+        def room(length):
+            """Makes `length` contiguous bytes free at the tail (a pad first
+            when the record would cross the end), waiting up to 0.1 s for
+            pytap to read; `False`: the event is lost (and counted)."""
+            nonlocal tail, head, countdown
+            pos = tail & mask
+            pad = size - pos if pos + length > size else 0
+            need = pad + length
+            if tail + need - head > size:
+                head = unpack_from("<Q", mm, _HEAD)[0]
+                waited = 0
+                while tail + need - head > size:
+                    if waited >= 200 or not alive():
+                        drop()
+                        return False
+                    sleep(0.0005)
+                    waited += 1
+                    head = unpack_from("<Q", mm, _HEAD)[0]
+            if pad:
+                pack_into("<IHH", mm, _HEADER + pos, pad, _PAD, 0)
+                tail += pad
+            return True
+
+        def define(code):
+            nonlocal tail
+            if code.co_filename == own_file:
+                # The agent's own code (this file's module) is not shown.
+                ids[code] = 0
+                return 0
+            cid = len(ids) + 1
+            ids[code] = cid
+            filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
+            name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
+            length = (24 + len(filename) + len(name) + 7) & ~7
+            if room(length):
+                at = _HEADER + (tail & mask)
+                pack_into("<IHHIiHH", mm, at, length, _DEF, len(filename), cid,
+                          code.co_firstlineno, len(name), 0)
+                mm[at + 24:at + 24 + len(filename)] = filename
+                mm[at + 24 + len(filename):at + 24 + len(filename) + len(name)] = name
+                tail += length
+                pack_into("<Q", mm, _TAIL, tail)
+            return cid
+
+        def emit(kind, cid, line):
+            nonlocal tail, countdown
+            if not cid:
+                return
+            countdown -= 1
+            if countdown <= 0:
+                countdown = _CHECK_EVERY
+                if not alive():
+                    agent._finish(_DETACHED, None)
+                    return
+            tid = tids.get(get_ident())
+            if tid is None:
+                tid = tids[get_ident()] = native()
+            if tail + 32 - head > size and not room(32):
+                return
+            pack_into("<IHHIiQII", mm, _HEADER + (tail & mask), 32, kind, 0, cid, line,
+                      clock(), tid, 0)
+            tail += 32
+            pack_into("<Q", mm, _TAIL, tail)
+
+        def line_of(code, offset):
+            table = lines.get(code)
+            if table is None:
+                table = lines[code] = {}
+            line = table.get(offset)
+            if line is None:
+                line = code.co_firstlineno
+                for start, end, number in code.co_lines():
+                    if start <= offset < end:
+                        if number is not None:
+                            line = number
+                        break
+                table[offset] = line
+            return line
+
+        def failed(e):
+            if isinstance(e, RecursionError):
+                # The user's own recursion is at its limit: this event is
+                # lost, the program goes on as it would have.
+                drop()
+            else:
+                agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
+
+        def on_start(code, offset):
+            try:
+                cid = ids.get(code)
+                if cid is None:
+                    cid = define(code)
+                emit(_ENTRY, cid, line_of(code, offset))
+            except Exception as e:
+                failed(e)
+
+        def on_resume(code, offset, exc=None):
+            try:
+                cid = ids.get(code)
+                if cid is None:
+                    cid = define(code)
+                emit(_ENTRY, cid, line_of(code, offset))
+            except Exception as e:
+                failed(e)
+
+        def on_return(code, offset, value):
+            try:
+                cid = ids.get(code)
+                if cid is None:
+                    cid = define(code)
+                emit(_RETURN, cid, line_of(code, offset))
+            except Exception as e:
+                failed(e)
+
+        def on_line(code, line):
+            try:
+                cid = ids.get(code)
+                if cid is None:
+                    cid = define(code)
+                emit(_LINE, cid, line)
+            except Exception as e:
+                failed(e)
+
+        self.registered = []
+        if "entry" in self.events:
+            self.registered += [(ev.PY_START, on_start), (ev.PY_RESUME, on_resume),
+                                (ev.PY_THROW, on_resume)]
+        if "return" in self.events:
+            self.registered += [(ev.PY_RETURN, on_return), (ev.PY_YIELD, on_return),
+                                (ev.PY_UNWIND, on_return)]
+        if "line" in self.events:
+            self.registered.append((ev.LINE, on_line))
+        for event, callback in self.registered:
+            mon.register_callback(self.tool, event, callback)
+        self.entered = on_start if "entry" in self.events else None
+
+    def _seed(self):
+        """The frames running as the agent starts (site's, importlib's;
+        after a fork, the caller's) get their entries now, outermost
+        first, so their returns have entries and depths are exact."""
+        if self.entered is None:
+            return
+        frames = []
+        frame = _sys._getframe(1)
+        while frame is not None:
+            frames.append(frame.f_code)
+            frame = frame.f_back
+        for code in reversed(frames):
+            self.entered(code, 0)
+
+    def _finish(self, state, message):
+        """Unregisters the tool, writes why, frees the ring; with pytap gone
+        (or never there), removes the ring file too."""
+        mon = _sys.monitoring
+        if self.tool is not None:
+            try:
+                mon.set_events(self.tool, 0)
+                for event, _ in self.registered:
+                    mon.register_callback(self.tool, event, None)
+                mon.free_tool_id(self.tool)
+            except Exception:
+                pass
+            self.tool = None
+        if message:
+            _report_failure(self.directory, RuntimeError(message))
+        mm, self.mm = self.mm, None
+        if mm is not None:
+            try:
+                self.struct.pack_into("<I", mm, _STATE, state)
+                mm.close()
+            except Exception:
+                pass
+        if state == _DETACHED:
+            _cleanup(self.directory, self.path)
+
+    # os.fork: no events while the agent itself runs around it.
+    def _pause(self):
+        if self.tool is not None:
+            _sys.monitoring.set_events(self.tool, 0)
+
+    def _resume(self):
+        if self.tool is not None:
+            _sys.monitoring.set_events(self.tool, self.wanted)
+
+    def _forked(self):
+        """In a forked child: the parent's ring is the parent's. The child
+        writes a ring of its own, or stops."""
+        if self.tool is None:
+            return
+        try:
+            mm, self.mm = self.mm, None
+            if mm is not None:
+                mm.close()
+            self._open()
+            self._callbacks()
+            self._seed()
+            _sys.monitoring.set_events(self.tool, self.wanted)
+        except Exception as e:
+            self._finish(_FORKED, "%s: %s" % (type(e).__name__, e))
+
+
+_install()
+_chain()

@@ -1,0 +1,593 @@
+//! The in-process capture: function events where the markers are gone
+//! (CPython 3.12–3.14), from a `sys.monitoring` tool that pytap's agent
+//! registers inside the traced interpreter.
+//!
+//! For a launched command pytap makes a directory, writes the agent there
+//! as `sitecustomize.py` and puts the directory first on the command's
+//! `PYTHONPATH` ([`Capture::launch_env`]). Every interpreter of 3.12 or
+//! later in the tree then writes its events to `PID.ring` in that
+//! directory ([`ring`] has the layout), and pytap reads them as the BPF
+//! ring's records are read, turning each into the same [`Event`] a marker
+//! would have given, so the tools do not know where an event came from
+//! (except by [`FLAG_IN_PROCESS`]). pytap keeps a heartbeat in each ring:
+//! an agent whose pytap is gone detaches within a second of its next
+//! calls. Reading uses `pread`/`pwrite` on the ring file: no mapping, no
+//! `unsafe`.
+
+pub mod ring;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cpython::Marker;
+use crate::engine::abi::EventKind;
+use crate::engine::decode::{Body, Event, Header, RawStr, StrState};
+use crate::notice;
+use ring::{AgentState, Record, RingError};
+
+/// The agent, as pytap writes it into the capture directory.
+pub const AGENT: &str = include_str!("agent.py");
+
+/// `Header::flags` of an event the in-process capture produced.
+pub const FLAG_IN_PROCESS: u16 = 1 << 15;
+
+/// `Header::site` of an in-process event (no marker site).
+pub const NO_SITE: u16 = u16::MAX;
+
+/// Ring size the agents are asked for (bytes of records per process).
+pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
+
+/// Marks a code id as an in-process "pointer" in [`RawStr::ptr`], so the
+/// tools' keys (pid, line, pointers) tell functions apart as they do with
+/// the markers' string addresses.
+const CODE_PTR: u64 = 1 << 63;
+
+/// Which path serves function events (`--capture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// Markers where they exist, in-process on 3.12–3.14 where they are
+    /// gone.
+    #[default]
+    Auto,
+    /// Markers only (nothing runs in the target).
+    Markers,
+    /// In-process on every version that has `sys.monitoring` (3.12+),
+    /// markers below it.
+    InProcess,
+}
+
+impl CaptureMode {
+    /// The markers the in-process capture stands in for.
+    pub const SERVES: [Marker; 3] = [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line];
+
+    /// The mode for a launched command: markers when its program is a
+    /// CPython this mode does not capture in-process (nothing then runs in
+    /// it); otherwise this mode, the agent loading only where it serves
+    /// (behind a shell or a wrapper script the version is not known
+    /// before the command runs).
+    pub fn for_command(self, argv: &[OsString]) -> CaptureMode {
+        if self == CaptureMode::Markers {
+            return self;
+        }
+        let version = argv
+            .first()
+            .and_then(|p| pytap_sys::ptrace::find_program(p))
+            .and_then(|path| crate::module::Module::open(&path, &path).ok())
+            .and_then(|m| m.py_version());
+        match version {
+            Some(v) if !self.serves(v.minor_version()) => CaptureMode::Markers,
+            _ => self,
+        }
+    }
+
+    /// Whether a CPython of this (major, minor) gets its function events
+    /// in-process.
+    pub fn serves(self, version: (u8, u8)) -> bool {
+        match self {
+            CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version),
+            CaptureMode::InProcess => version >= (3, 12),
+            CaptureMode::Markers => false,
+        }
+    }
+}
+
+/// What the agents are asked to capture: the markers they stand in for
+/// that the tool asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Events {
+    /// Entries (`function__entry`: PY_START, PY_RESUME, PY_THROW).
+    pub entries: bool,
+    /// Returns (`function__return`: PY_RETURN, PY_YIELD, PY_UNWIND).
+    pub returns: bool,
+    /// Lines (`line`: LINE).
+    pub lines: bool,
+}
+
+impl Events {
+    /// The events standing in for `markers`.
+    pub fn of(markers: &std::collections::BTreeSet<Marker>) -> Events {
+        Events {
+            entries: markers.contains(&Marker::FunctionEntry),
+            returns: markers.contains(&Marker::FunctionReturn),
+            lines: markers.contains(&Marker::Line),
+        }
+    }
+
+    fn env_value(self) -> String {
+        let mut parts = Vec::new();
+        for (on, name) in [
+            (self.entries, "entry"),
+            (self.returns, "return"),
+            (self.lines, "line"),
+        ] {
+            if on {
+                parts.push(name);
+            }
+        }
+        parts.join(",")
+    }
+}
+
+/// A process's ring, being read.
+#[derive(Debug)]
+struct Ring {
+    file: File,
+    pid: u32,
+    data_bytes: u64,
+    head: u64,
+    beat: u64,
+    lost: u64,
+    /// Code ids to (file name, function name).
+    codes: HashMap<u32, (Vec<u8>, Vec<u8>)>,
+    /// Set once the ring could not be read further (said once).
+    broken: bool,
+    state: AgentState,
+}
+
+/// The capture directory of a run and the rings found in it.
+#[derive(Debug)]
+pub struct Capture {
+    dir: PathBuf,
+    events: Events,
+    ring_bytes: u64,
+    rings: BTreeMap<PathBuf, Ring>,
+    /// Files that are not rings (said once).
+    refused: Vec<PathBuf>,
+    /// `PID.error` files already reported.
+    errors_seen: Vec<PathBuf>,
+    buf: Vec<u8>,
+    /// Events read.
+    pub events_read: u64,
+}
+
+impl Capture {
+    /// Makes the directory and writes the agent into it.
+    pub fn create(events: Events) -> Result<Capture> {
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        remove_stale(&base);
+        let dir = base.join(format!("{DIR_PREFIX}{}", std::process::id()));
+        // A directory left by a pytap that had this pid and was killed.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Traced processes that change user still write their rings here.
+        set_mode(&dir, 0o1777)?;
+        let agent = dir.join("sitecustomize.py");
+        std::fs::write(&agent, AGENT).with_context(|| format!("writing {}", agent.display()))?;
+        set_mode(&agent, 0o644)?;
+        Ok(Capture {
+            dir,
+            events,
+            ring_bytes: DEFAULT_RING_BYTES,
+            rings: BTreeMap::new(),
+            refused: Vec::new(),
+            errors_seen: Vec::new(),
+            buf: Vec::new(),
+            events_read: 0,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The variables a launched command gets: the agent first on its
+    /// `PYTHONPATH`, the program's own `PYTHONPATH` kept for the agent to
+    /// restore, and where to write.
+    pub fn launch_env(&self) -> Vec<(OsString, OsString)> {
+        let mut path = self.dir.as_os_str().to_owned();
+        let mut env = vec![
+            ("PYTAP_CAPTURE_DIR".into(), self.dir.as_os_str().to_owned()),
+            (
+                "PYTAP_CAPTURE_BYTES".into(),
+                self.ring_bytes.to_string().into(),
+            ),
+            (
+                "PYTAP_CAPTURE_EVENTS".into(),
+                self.events.env_value().into(),
+            ),
+        ];
+        if let Some(own) = std::env::var_os("PYTHONPATH") {
+            if !own.is_empty() {
+                path.push(":");
+                path.push(&own);
+            }
+            env.push(("PYTAP_CAPTURE_PYTHONPATH".into(), own));
+        }
+        env.push(("PYTHONPATH".into(), path));
+        env
+    }
+
+    /// Events the agents dropped.
+    pub fn lost(&self) -> u64 {
+        self.rings.values().map(|r| r.lost).sum()
+    }
+
+    /// Processes that wrote a ring.
+    pub fn processes(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// Reads every ring's new records and hands each event to `each`;
+    /// keeps the heartbeat. Returns how many events it read.
+    pub fn drain(&mut self, each: &mut dyn FnMut(&Event<'_>) -> Result<()>) -> Result<u64> {
+        self.scan();
+        let mut total = 0;
+        for (path, ring) in &mut self.rings {
+            if ring.broken {
+                continue;
+            }
+            match ring.read(&mut self.buf, each) {
+                Ok(n) => total += n,
+                Err(ReadError::Consumer(e)) => return Err(e),
+                Err(ReadError::Ring(why)) => {
+                    ring.broken = true;
+                    notice!(
+                        "in-process capture of pid {}: {} ({}); its later events are not read",
+                        ring.pid,
+                        why,
+                        path.display()
+                    );
+                }
+            }
+        }
+        self.events_read += total;
+        Ok(total)
+    }
+
+    /// Looks for new rings and for agents' error reports.
+    fn scan(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".error") && !self.errors_seen.contains(&path) {
+                self.errors_seen.push(path.clone());
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                notice!(
+                    "in-process capture of pid {}: the agent stopped: {}",
+                    name.trim_end_matches(".error"),
+                    text.trim()
+                );
+                continue;
+            }
+            if !name.ends_with(".ring")
+                || self.rings.contains_key(&path)
+                || self.refused.contains(&path)
+            {
+                continue;
+            }
+            match Ring::open(&path) {
+                Ok(Some(ring)) => {
+                    self.rings.insert(path, ring);
+                }
+                // Still being made by its agent: next time.
+                Ok(None) => {}
+                Err(why) => {
+                    notice!("{}: {why}; not read", path.display());
+                    self.refused.push(path);
+                }
+            }
+        }
+    }
+
+    /// Tells every agent pytap is gone (they detach at their next check).
+    pub fn say_gone(&mut self) {
+        for ring in self.rings.values_mut() {
+            let _ = ring
+                .file
+                .write_at(&ring::BEAT_GONE.to_le_bytes(), ring::BEAT);
+        }
+    }
+
+    /// Agents that stopped for want of a free `sys.monitoring` tool id.
+    pub fn without_tool(&self) -> Vec<u32> {
+        self.rings
+            .values()
+            .filter(|r| r.state == AgentState::NoTool)
+            .map(|r| r.pid)
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.say_gone();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The interpreter option among `-I`, `-E` and `-S` that keeps the agent
+/// from loading (`-I` and `-E` ignore `PYTHONPATH`, `-S` skips `site`,
+/// which imports `sitecustomize`), in a command line (`argv`, NUL-separated
+/// as `/proc/PID/cmdline` has it).
+pub fn option_refusing_agent(cmdline: &[u8]) -> Option<char> {
+    let mut args = cmdline.split(|&b| b == 0).skip(1);
+    while let Some(arg) = args.next() {
+        if arg == b"--" || arg == b"-" || !arg.starts_with(b"-") {
+            return None;
+        }
+        let flags = &arg[1..];
+        for (i, &f) in flags.iter().enumerate() {
+            match f {
+                b'I' | b'E' | b'S' => return Some(f as char),
+                // The rest is the program: the interpreter's options end.
+                b'c' | b'm' => return None,
+                // `-W arg`, `-X arg`: attached, or the next word.
+                b'W' | b'X' => {
+                    if i + 1 == flags.len() {
+                        args.next();
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// What capture directories are called, before pytap's pid.
+const DIR_PREFIX: &str = "pytap-capture-";
+
+/// Removes the capture directories of pytaps that are gone (killed before
+/// they could, and whose agents had nothing left to notice it with).
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
+/// Why a ring stopped being read.
+enum ReadError {
+    /// The consumer failed (the run ends with its error).
+    Consumer(anyhow::Error),
+    /// The ring is damaged.
+    Ring(String),
+}
+
+impl Ring {
+    /// Opens a ring; `None` while its agent has not written the header.
+    fn open(path: &Path) -> Result<Option<Ring>, RingError> {
+        // O_NOFOLLOW: a ring is a file an agent made, never a link to one.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(pytap_sys::O_NOFOLLOW)
+            .open(path)
+            .map_err(|_| RingError::Short)?;
+        let mut head = [0u8; 64];
+        if file.read_at(&mut head, 0).unwrap_or(0) < 64 || head[..8] == [0; 8] {
+            return Ok(None);
+        }
+        let h = ring::header(&head)?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < ring::HEADER_BYTES + h.data_bytes {
+            return Err(RingError::Size(h.data_bytes));
+        }
+        Ok(Some(Ring {
+            file,
+            pid: h.pid,
+            data_bytes: h.data_bytes,
+            head: h.head,
+            beat: 0,
+            lost: h.lost,
+            codes: HashMap::new(),
+            broken: false,
+            state: h.state,
+        }))
+    }
+
+    /// Reads what was written since the last time; writes the head and
+    /// the heartbeat back.
+    fn read(
+        &mut self,
+        buf: &mut Vec<u8>,
+        each: &mut dyn FnMut(&Event<'_>) -> Result<()>,
+    ) -> Result<u64, ReadError> {
+        let mut raw = [0u8; 64];
+        self.file
+            .read_at(&mut raw, 0)
+            .map_err(|e| ReadError::Ring(e.to_string()))?;
+        let h = ring::header(&raw).map_err(|e| ReadError::Ring(e.to_string()))?;
+        self.lost = h.lost;
+        self.state = h.state;
+        if h.data_bytes != self.data_bytes {
+            return Err(ReadError::Ring("its size changed".into()));
+        }
+        if h.tail < self.head || h.tail - self.head > self.data_bytes {
+            return Err(ReadError::Ring(format!(
+                "tail {} and head {} out of step",
+                h.tail, self.head
+            )));
+        }
+        let mut count = 0;
+        // Records never cross the end, so the new bytes are read as at
+        // most two runs: to the end, then from the start.
+        while self.head < h.tail {
+            let at = self.head % self.data_bytes;
+            let run = (h.tail - self.head).min(self.data_bytes - at) as usize;
+            buf.resize(run, 0);
+            self.file
+                .read_exact_at(buf, ring::HEADER_BYTES + at)
+                .map_err(|e| ReadError::Ring(e.to_string()))?;
+            let mut records = ring::records(buf);
+            for record in records.by_ref() {
+                match record.map_err(|e| ReadError::Ring(e.to_string()))? {
+                    Record::Def {
+                        code,
+                        filename,
+                        funcname,
+                        ..
+                    } => {
+                        self.codes
+                            .insert(code, (filename.to_vec(), funcname.to_vec()));
+                    }
+                    Record::Event {
+                        kind,
+                        code,
+                        line,
+                        ts_ns,
+                        tid,
+                    } => {
+                        let (filename, funcname) = match self.codes.get(&code) {
+                            Some((f, n)) => (f.as_slice(), n.as_slice()),
+                            // Its def was dropped (the ring was full).
+                            None => (&b""[..], &b""[..]),
+                        };
+                        let ptr = CODE_PTR | u64::from(code);
+                        let event = Event {
+                            header: Header {
+                                ts_ns,
+                                pid: self.pid,
+                                tid,
+                                kind: match kind {
+                                    ring::EventKind::Entry => EventKind::FunctionEntry,
+                                    ring::EventKind::Return => EventKind::FunctionReturn,
+                                    ring::EventKind::Line => EventKind::Line,
+                                },
+                                cpu: 0,
+                                site: NO_SITE,
+                                flags: FLAG_IN_PROCESS,
+                            },
+                            body: Body::Function {
+                                filename: RawStr {
+                                    bytes: filename,
+                                    ptr,
+                                    state: StrState::Complete,
+                                },
+                                funcname: RawStr {
+                                    bytes: funcname,
+                                    ptr,
+                                    state: StrState::Complete,
+                                },
+                                lineno: line,
+                            },
+                        };
+                        each(&event).map_err(ReadError::Consumer)?;
+                        count += 1;
+                    }
+                }
+            }
+            if records.consumed() != run {
+                return Err(ReadError::Ring(
+                    "a record runs past what was written".into(),
+                ));
+            }
+            self.head += run as u64;
+        }
+        self.beat += 1;
+        let mut back = [0u8; 24];
+        back[..8].copy_from_slice(&self.head.to_le_bytes());
+        // lost (40..48) is the agent's: write head (32) and beat (48) apart.
+        let _ = self.file.write_at(&back[..8], ring::HEAD);
+        let _ = self.file.write_at(&self.beat.to_le_bytes(), ring::BEAT);
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_that_keep_the_agent_out_are_found() {
+        let cmd = |args: &[&str]| args.join("\0").into_bytes();
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-I", "app.py"])),
+            Some('I')
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-bES", "app.py"])),
+            Some('E')
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-u", "-S", "-c", "x"])),
+            Some('S')
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "app.py", "-I"])),
+            None
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-c", "-I"])),
+            None
+        );
+        assert_eq!(option_refusing_agent(&cmd(&["python3.13", "-cI"])), None);
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-m", "mod", "-E"])),
+            None
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-Xdev", "-E", "a.py"])),
+            Some('E')
+        );
+        assert_eq!(
+            option_refusing_agent(&cmd(&["python3.13", "-X", "dev", "-I"])),
+            Some('I')
+        );
+        assert_eq!(option_refusing_agent(&cmd(&["python3.13"])), None);
+    }
+
+    #[test]
+    fn only_3_12_to_3_14_are_served_by_default() {
+        assert!(!CaptureMode::Auto.serves((3, 11)));
+        assert!(CaptureMode::Auto.serves((3, 12)));
+        assert!(CaptureMode::Auto.serves((3, 14)));
+        assert!(!CaptureMode::Auto.serves((3, 15)));
+        assert!(CaptureMode::InProcess.serves((3, 15)));
+        assert!(!CaptureMode::InProcess.serves((3, 11)));
+        assert!(!CaptureMode::Markers.serves((3, 13)));
+    }
+}

@@ -1,0 +1,428 @@
+//! The ring file the in-process agent writes and pytap reads: its layout
+//! (shared with `agent.py`, which packs the same offsets) and the decoding
+//! of its header and records. Pure: bytes in, values out; a hostile or
+//! torn file is an error or a stop, never a panic (the fuzz target
+//! `capture_ring` holds it to that).
+//!
+//! ```text
+//! header (HEADER_BYTES):
+//!   0  magic "PYTAPRNG"      8  version u32     12 header bytes u32
+//!  16  data size u64 (a power of two)
+//!  24  tail u64   bytes the agent has written (published after each record)
+//!  32  head u64   bytes pytap has read (written by pytap)
+//!  40  lost u64   events the agent dropped (ring full, or its recursion limit)
+//!  48  beat u64   pytap's heartbeat (u64::MAX: pytap is gone)
+//!  56  pid u32    60 state u32 (AgentState)
+//! records, 8-byte aligned, never crossing the end (a pad fills it):
+//!   u32 length, u16 kind, then
+//!   pad:    nothing more
+//!   def:    u16 filename length, u32 code id, i32 first line,
+//!           u16 name length, u16 0, the file name, the function name
+//!   entry, return, line: u16 0, u32 code id, i32 line, u64 CLOCK_MONOTONIC
+//!           ns, u32 native thread id, u32 0 (32 bytes)
+//! ```
+
+/// The header's size; records start there.
+pub const HEADER_BYTES: u64 = 4096;
+/// What the file starts with.
+pub const MAGIC: &[u8; 8] = b"PYTAPRNG";
+/// The layout's version.
+pub const VERSION: u32 = 1;
+/// Where the agent publishes its tail.
+pub const TAIL: u64 = 24;
+/// Where pytap writes its head.
+pub const HEAD: u64 = 32;
+/// Where pytap writes its heartbeat.
+pub const BEAT: u64 = 48;
+/// The heartbeat that tells the agent pytap is gone.
+pub const BEAT_GONE: u64 = u64::MAX;
+/// Size of an entry, return or line record.
+pub const EVENT_BYTES: usize = 32;
+/// Size of a def record before its strings.
+pub const DEF_BYTES: usize = 24;
+/// Largest ring pytap accepts (a file claiming more is refused).
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
+const KIND_PAD: u16 = 0;
+const KIND_DEF: u16 = 1;
+const KIND_ENTRY: u16 = 2;
+const KIND_RETURN: u16 = 3;
+const KIND_LINE: u16 = 4;
+
+/// What the agent says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    /// Capturing.
+    Active,
+    /// It stopped: pytap's heartbeat went stale or pytap said it was gone.
+    Detached,
+    /// Every sys.monitoring tool id it may take was in use.
+    NoTool,
+    /// It stopped on an error of its own (the message is in `PID.error`).
+    Failed,
+    /// A forked child could not open a ring of its own and stopped.
+    Forked,
+    /// A value this pytap does not know.
+    Unknown(u32),
+}
+
+impl AgentState {
+    fn from_u32(v: u32) -> AgentState {
+        match v {
+            1 => AgentState::Active,
+            2 => AgentState::Detached,
+            3 => AgentState::NoTool,
+            4 => AgentState::Failed,
+            5 => AgentState::Forked,
+            v => AgentState::Unknown(v),
+        }
+    }
+}
+
+/// A ring's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Size of the record area (a power of two).
+    pub data_bytes: u64,
+    /// Bytes written.
+    pub tail: u64,
+    /// Bytes read.
+    pub head: u64,
+    /// Events dropped.
+    pub lost: u64,
+    /// The writing process.
+    pub pid: u32,
+    /// The agent's state.
+    pub state: AgentState,
+}
+
+/// Why a ring file cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    /// Shorter than its header.
+    #[error("shorter than a ring header")]
+    Short,
+    /// Not a ring.
+    #[error("not a pytap ring file")]
+    Magic,
+    /// Another layout.
+    #[error("ring layout version {0}, this pytap reads version {VERSION}")]
+    Version(u32),
+    /// A size that is not a power of two, or too large.
+    #[error("a record area of {0} bytes")]
+    Size(u64),
+    /// The agent's counters make no sense (tail behind head, or further
+    /// ahead than the ring holds).
+    #[error("tail {tail} and head {head} do not fit a ring of {size} bytes")]
+    Counters {
+        /// Written.
+        tail: u64,
+        /// Read.
+        head: u64,
+        /// Ring size.
+        size: u64,
+    },
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Reads a header (the first 64 bytes of the file are enough).
+pub fn header(b: &[u8]) -> Result<Header, RingError> {
+    if b.len() < 64 {
+        return Err(RingError::Short);
+    }
+    if &b[..8] != MAGIC {
+        return Err(RingError::Magic);
+    }
+    let version = u32_at(b, 8).ok_or(RingError::Short)?;
+    if version != VERSION || u32_at(b, 12) != Some(HEADER_BYTES as u32) {
+        return Err(RingError::Version(version));
+    }
+    let data_bytes = u64_at(b, 16).ok_or(RingError::Short)?;
+    if !data_bytes.is_power_of_two() || !(4096..=MAX_DATA_BYTES).contains(&data_bytes) {
+        return Err(RingError::Size(data_bytes));
+    }
+    let tail = u64_at(b, TAIL as usize).ok_or(RingError::Short)?;
+    let head = u64_at(b, HEAD as usize).ok_or(RingError::Short)?;
+    if tail < head || tail - head > data_bytes {
+        return Err(RingError::Counters {
+            tail,
+            head,
+            size: data_bytes,
+        });
+    }
+    Ok(Header {
+        data_bytes,
+        tail,
+        head,
+        lost: u64_at(b, 40).ok_or(RingError::Short)?,
+        pid: u32_at(b, 56).ok_or(RingError::Short)?,
+        state: AgentState::from_u32(u32_at(b, 60).ok_or(RingError::Short)?),
+    })
+}
+
+/// What a function event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A frame starts or resumes (PY_START, PY_RESUME, PY_THROW).
+    Entry,
+    /// A frame returns, yields or unwinds (PY_RETURN, PY_YIELD, PY_UNWIND).
+    Return,
+    /// A new line (LINE).
+    Line,
+}
+
+/// A record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// A code object's names, before its first event.
+    Def {
+        /// The agent's id for it.
+        code: u32,
+        /// `co_firstlineno`.
+        first_line: i32,
+        /// `co_filename`, UTF-8 (surrogates escaped).
+        filename: &'a [u8],
+        /// `co_name`.
+        funcname: &'a [u8],
+    },
+    /// An event.
+    Event {
+        /// What.
+        kind: EventKind,
+        /// The code object's id.
+        code: u32,
+        /// The line (the def line on a start, the current one otherwise).
+        line: i32,
+        /// CLOCK_MONOTONIC nanoseconds.
+        ts_ns: u64,
+        /// The native thread id.
+        tid: u32,
+    },
+}
+
+/// Why the records stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A length that is zero, unaligned or runs past the data.
+    #[error("a record of {0} bytes at a bad place")]
+    Length(u32),
+    /// A kind this pytap does not know.
+    #[error("a record of unknown kind {0}")]
+    Kind(u16),
+    /// A def whose strings do not fit its length.
+    #[error("a def record whose names do not fit it")]
+    Def,
+}
+
+/// The records in `data` (bytes the agent wrote, starting at a record),
+/// each with its length; pads are skipped but counted in the lengths.
+/// Stops at the first bad record with its error: what came before it is
+/// still returned (by the iterator).
+pub fn records(data: &[u8]) -> Records<'_> {
+    Records { data, at: 0 }
+}
+
+/// Iterator over [`records`].
+#[derive(Debug)]
+pub struct Records<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Records<'a> {
+    /// Bytes consumed so far.
+    pub fn consumed(&self) -> usize {
+        self.at
+    }
+
+    fn next_record(&mut self) -> Option<Result<Record<'a>, RecordError>> {
+        loop {
+            let b = &self.data[self.at..];
+            if b.is_empty() {
+                return None;
+            }
+            let (Some(len), Some(kind)) = (u32_at(b, 0), u16_at(b, 4)) else {
+                return Some(Err(RecordError::Length(0)));
+            };
+            let n = len as usize;
+            if n < 8 || !n.is_multiple_of(8) || n > b.len() {
+                return Some(Err(RecordError::Length(len)));
+            }
+            let rec = &b[..n];
+            self.at += n;
+            let kind = match kind {
+                KIND_PAD => continue,
+                KIND_DEF => {
+                    let (Some(flen), Some(code), Some(first), Some(nlen)) = (
+                        u16_at(rec, 6),
+                        u32_at(rec, 8),
+                        u32_at(rec, 12),
+                        u16_at(rec, 16),
+                    ) else {
+                        return Some(Err(RecordError::Def));
+                    };
+                    let (flen, nlen) = (flen as usize, nlen as usize);
+                    let Some(names) = rec.get(DEF_BYTES..DEF_BYTES + flen + nlen) else {
+                        return Some(Err(RecordError::Def));
+                    };
+                    return Some(Ok(Record::Def {
+                        code,
+                        first_line: first as i32,
+                        filename: &names[..flen],
+                        funcname: &names[flen..],
+                    }));
+                }
+                KIND_ENTRY => EventKind::Entry,
+                KIND_RETURN => EventKind::Return,
+                KIND_LINE => EventKind::Line,
+                k => return Some(Err(RecordError::Kind(k))),
+            };
+            if n != EVENT_BYTES {
+                return Some(Err(RecordError::Length(len)));
+            }
+            return Some(Ok(Record::Event {
+                kind,
+                code: u32_at(rec, 8)?,
+                line: u32_at(rec, 12)? as i32,
+                ts_ns: u64_at(rec, 16)?,
+                tid: u32_at(rec, 24)?,
+            }));
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Record<'a>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u16, code: u32, line: i32, ts: u64, tid: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&32u32.to_le_bytes());
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&line.to_le_bytes());
+        b.extend_from_slice(&ts.to_le_bytes());
+        b.extend_from_slice(&tid.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b
+    }
+
+    fn def(code: u32, first: i32, file: &[u8], name: &[u8]) -> Vec<u8> {
+        let len = (DEF_BYTES + file.len() + name.len()).div_ceil(8) * 8;
+        let mut b = Vec::new();
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&KIND_DEF.to_le_bytes());
+        b.extend_from_slice(&(file.len() as u16).to_le_bytes());
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&first.to_le_bytes());
+        b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(file);
+        b.extend_from_slice(name);
+        b.resize(len, 0);
+        b
+    }
+
+    #[test]
+    fn records_as_the_agent_packs_them() {
+        let mut data = def(1, 8, b"/app/fib.py", b"fib");
+        data.extend(event(KIND_ENTRY, 1, 8, 1000, 42));
+        // A pad to the end of the ring, then the next record.
+        data.extend_from_slice(&16u32.to_le_bytes());
+        data.extend_from_slice(&KIND_PAD.to_le_bytes());
+        data.extend_from_slice(&[0; 10]);
+        data.extend(event(KIND_RETURN, 1, 9, 2000, 42));
+        let got: Vec<_> = records(&data).collect();
+        assert_eq!(
+            got,
+            [
+                Ok(Record::Def {
+                    code: 1,
+                    first_line: 8,
+                    filename: b"/app/fib.py",
+                    funcname: b"fib"
+                }),
+                Ok(Record::Event {
+                    kind: EventKind::Entry,
+                    code: 1,
+                    line: 8,
+                    ts_ns: 1000,
+                    tid: 42
+                }),
+                Ok(Record::Event {
+                    kind: EventKind::Return,
+                    code: 1,
+                    line: 9,
+                    ts_ns: 2000,
+                    tid: 42
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_records_stop_without_panicking() {
+        let mut data = event(KIND_ENTRY, 1, 8, 1000, 42);
+        data.extend_from_slice(&[24, 0, 0, 0, 9, 0, 0, 0]);
+        let mut it = records(&data);
+        assert!(matches!(it.next(), Some(Ok(Record::Event { .. }))));
+        assert_eq!(it.next(), Some(Err(RecordError::Length(24))));
+        let mut unknown = event(KIND_ENTRY, 1, 8, 1000, 42);
+        unknown[4] = 77;
+        assert_eq!(records(&unknown).next(), Some(Err(RecordError::Kind(77))));
+        let mut short_def = def(1, 8, b"f", b"g");
+        short_def[6] = 200;
+        assert_eq!(records(&short_def).next(), Some(Err(RecordError::Def)));
+        assert_eq!(
+            records(&[1, 0, 0]).next(),
+            Some(Err(RecordError::Length(0)))
+        );
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let mut h = vec![0u8; 64];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+        h[16..24].copy_from_slice(&(1u64 << 20).to_le_bytes());
+        h[24..32].copy_from_slice(&96u64.to_le_bytes());
+        h[32..40].copy_from_slice(&32u64.to_le_bytes());
+        h[56..60].copy_from_slice(&1234u32.to_le_bytes());
+        h[60..64].copy_from_slice(&1u32.to_le_bytes());
+        let got = header(&h).unwrap();
+        assert_eq!((got.tail, got.head, got.pid), (96, 32, 1234));
+        assert_eq!(got.state, AgentState::Active);
+        let mut bad = h.clone();
+        bad[16..24].copy_from_slice(&1000u64.to_le_bytes());
+        assert_eq!(header(&bad), Err(RingError::Size(1000)));
+        let mut behind = h.clone();
+        behind[24..32].copy_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(header(&behind), Err(RingError::Counters { .. })));
+        assert_eq!(header(&h[..10]), Err(RingError::Short));
+        let mut magic = h;
+        magic[0] = b'X';
+        assert_eq!(header(&magic), Err(RingError::Magic));
+    }
+}
