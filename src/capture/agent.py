@@ -26,8 +26,15 @@ def _install():
         return
     size = _os.environ.get("PYTAP_CAPTURE_BYTES") or "0"
     events = (_os.environ.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
+    # "3.12-3.14": the versions whose function events pytap wants from the
+    # agent (the others have markers, or no sys.monitoring).
+    versions = _os.environ.get("PYTAP_CAPTURE_VERSIONS") or "3.12-3.14"
     _restore_view()
-    if _sys.version_info < (3, 12) or not hasattr(_sys, "monitoring"):
+    try:
+        low, high = (tuple(int(n) for n in v.split(".")) for v in versions.split("-"))
+    except ValueError:
+        return
+    if not low <= _sys.version_info[:2] <= high or not hasattr(_sys, "monitoring"):
         return
     if not [e for e in events if e in ("entry", "return", "line")]:
         return
@@ -70,7 +77,7 @@ def _restore_view():
     # Set only when the program had a PYTHONPATH of its own.
     original = _os.environ.get("PYTAP_CAPTURE_PYTHONPATH")
     for key in ("PYTAP_CAPTURE_DIR", "PYTAP_CAPTURE_BYTES", "PYTAP_CAPTURE_EVENTS",
-                "PYTAP_CAPTURE_PYTHONPATH"):
+                "PYTAP_CAPTURE_VERSIONS", "PYTAP_CAPTURE_PYTHONPATH"):
         data.pop(enc(key), None)
     if original is None:
         data.pop(enc("PYTHONPATH"), None)

@@ -154,6 +154,7 @@ struct Ring {
 pub struct Capture {
     dir: PathBuf,
     events: Events,
+    mode: CaptureMode,
     ring_bytes: u64,
     rings: BTreeMap<PathBuf, Ring>,
     /// Files that are not rings (said once).
@@ -167,7 +168,7 @@ pub struct Capture {
 
 impl Capture {
     /// Makes the directory and writes the agent into it.
-    pub fn create(events: Events) -> Result<Capture> {
+    pub fn create(events: Events, mode: CaptureMode) -> Result<Capture> {
         let base = if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -186,6 +187,7 @@ impl Capture {
         Ok(Capture {
             dir,
             events,
+            mode,
             ring_bytes: DEFAULT_RING_BYTES,
             rings: BTreeMap::new(),
             refused: Vec::new(),
@@ -214,6 +216,14 @@ impl Capture {
             (
                 "PYTAP_CAPTURE_EVENTS".into(),
                 self.events.env_value().into(),
+            ),
+            (
+                "PYTAP_CAPTURE_VERSIONS".into(),
+                match self.mode {
+                    CaptureMode::InProcess => "3.12-3.99",
+                    _ => "3.12-3.14",
+                }
+                .into(),
             ),
         ];
         if let Some(own) = std::env::var_os("PYTHONPATH") {

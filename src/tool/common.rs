@@ -139,7 +139,7 @@ pub fn attach<H: Handler + 'static>(
     let capture = if mode == CaptureMode::Markers {
         None
     } else {
-        Some(Capture::create(capture::Events::of(markers))?)
+        Some(Capture::create(capture::Events::of(markers), mode)?)
     };
     let env = capture
         .as_ref()

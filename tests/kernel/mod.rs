@@ -5,6 +5,7 @@
 mod dtrace;
 mod filters;
 mod generators;
+mod in_process;
 mod lifecycle;
 mod live_list;
 mod names;

@@ -1,0 +1,321 @@
+//! The in-process capture on CPython 3.13 and 3.14, whose function
+//! markers are gone: exact per-thread sequences against a `sys.setprofile`
+//! oracle, exact counts, an unchanged program, and an agent that leaves
+//! when pytap does (however it goes).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{fixture, pytap, pytap_bin, require_kernel, scratch, wait_until};
+use crate::kernel::tools::{fib_calls, tool_jsonl};
+use crate::kernel::trace::script;
+
+const VERSIONS: [&str; 2] = ["3.13", "3.14"];
+
+/// What `tests/py/threaded.py --oracle` says each thread does: one
+/// `E|R name line depth` sequence per thread, sorted.
+fn oracle(python: &str) -> Vec<Vec<String>> {
+    let out = scratch("in-process-oracle").join(format!("{}.txt", python.replace('/', "_")));
+    let status = Command::new(python)
+        .arg(script("threaded.py"))
+        .arg("--oracle")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let (thread, event) = line.split_once(' ').unwrap();
+        threads
+            .entry(thread.to_string())
+            .or_default()
+            .push(event.to_string());
+    }
+    let mut all: Vec<Vec<String>> = threads.into_values().collect();
+    all.sort();
+    all
+}
+
+/// flow's events of `file` (its module frame aside), per thread, as the
+/// oracle writes them: depths from the thread's first event.
+fn flow_sequences(lines: &[Value], file: &str) -> Vec<Vec<String>> {
+    let mut threads: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for l in lines {
+        if l["filename"] == file && l["funcname"] != "<module>" {
+            threads
+                .entry(l["tid"].as_u64().unwrap())
+                .or_default()
+                .push(l);
+        }
+    }
+    let mut all: Vec<Vec<String>> = threads
+        .into_values()
+        .map(|events| {
+            let base = events[0]["depth"].as_i64().unwrap();
+            events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {} {}",
+                        if e["type"] == "entry" { "E" } else { "R" },
+                        e["funcname"].as_str().unwrap(),
+                        e["lineno"],
+                        e["depth"].as_i64().unwrap() - base
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn flow_matches_the_setprofile_oracle_per_thread() {
+    require_kernel();
+    for version in VERSIONS {
+        let py = fixture(version).binary.display().to_string();
+        let (lines, run) = tool_jsonl("flow", &["--", &py, &script("threaded.py")]);
+        run.ok();
+        let want = oracle(&py);
+        assert_eq!(want.len(), 4, "{version}: four threads in the oracle");
+        assert_eq!(
+            flow_sequences(&lines, &script("threaded.py")),
+            want,
+            "{version}"
+        );
+        assert!(run.stderr.contains(" 0 lost"), "{version}: {}", run.stderr);
+        // Frames running when the agent started got their entries: every
+        // return has one.
+        assert!(
+            !run.stderr.contains("returns without an entry"),
+            "{version}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn calls_and_top_count_exactly() {
+    require_kernel();
+    let sink = scratch("in-process-counts").join("elapsed");
+    let sink = sink.to_str().unwrap();
+    for version in VERSIONS {
+        let py = fixture(version).binary.display().to_string();
+        let (rows, run) = tool_jsonl(
+            "calls",
+            &["-n", "0", "--", &py, &script("fib.py"), "16", sink],
+        );
+        run.ok();
+        let fib = rows
+            .iter()
+            .flat_map(|v| v["functions"].as_array().cloned().unwrap_or_default())
+            .chain(rows.iter().filter(|r| r.get("funcname").is_some()).cloned())
+            .find(|r| r["funcname"] == "fib")
+            .unwrap_or_else(|| panic!("{version}: no fib in {rows:?}"));
+        assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{version}");
+        assert_eq!(fib["lineno"].as_u64(), Some(8), "{version}");
+        let (views, run) = tool_jsonl(
+            "top",
+            &["-n", "0", "--", &py, &script("fib.py"), "18", sink],
+        );
+        run.ok();
+        let counted: u64 = views
+            .iter()
+            .flat_map(|v| v["rows"].as_array().unwrap().iter())
+            .filter(|r| r["funcname"] == "fib" && r["filename"] == script("fib.py").as_str())
+            .map(|r| r["calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, fib_calls(18), "{version}");
+        assert!(
+            run.stderr.contains("events from inside the interpreter"),
+            "{version}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn the_program_runs_as_it_does_untraced_next_to_its_own_monitoring_tool() {
+    require_kernel();
+    for version in VERSIONS {
+        let py = fixture(version).binary.display().to_string();
+        let alone = Command::new(&py)
+            .arg(script("monitored.py"))
+            .env("PYTHONPATH", "/nowhere")
+            .output()
+            .unwrap();
+        assert!(alone.status.success());
+        let alone = String::from_utf8(alone.stdout).unwrap();
+        let out = Command::new(pytap_bin())
+            .args([
+                "flow",
+                "-o",
+                "/dev/null",
+                "--",
+                &py,
+                &script("monitored.py"),
+            ])
+            .env("PYTHONPATH", "/nowhere")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{version}: {stderr}");
+        let traced = String::from_utf8(out.stdout).unwrap();
+        // Everything the program prints is the same, but that the profiler
+        // tool id is pytap's while it traces.
+        let differs: Vec<(&str, &str)> = alone
+            .lines()
+            .zip(traced.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            differs,
+            [(
+                "tools [None, None, None, None, None, None]",
+                "tools [None, None, 'pytap', None, None, None]"
+            )],
+            "{version}"
+        );
+        assert_eq!(alone.lines().count(), traced.lines().count(), "{version}");
+    }
+}
+
+#[test]
+fn forked_children_write_rings_of_their_own() {
+    require_kernel();
+    let code = "import os\n\
+def in_child(i):\n    return i\n\
+def in_parent(i):\n    return i\n\
+pid = os.fork()\n\
+if pid == 0:\n    [in_child(i) for i in range(5)]\n    os._exit(0)\n\
+os.waitpid(pid, 0)\n\
+[in_parent(i) for i in range(3)]\n";
+    for version in VERSIONS {
+        let py = fixture(version).binary.display().to_string();
+        let (views, run) = tool_jsonl("top", &["-n", "0", "--by-pid", "--", &py, "-c", code]);
+        run.ok();
+        let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for r in views
+            .iter()
+            .flat_map(|v| v["rows"].as_array().unwrap().iter())
+        {
+            let name = r["funcname"].as_str().unwrap().to_string();
+            if name.starts_with("in_") {
+                let e = seen.entry(name).or_default();
+                e.0 = r["pid"].as_u64().unwrap();
+                e.1 += r["calls"].as_u64().unwrap();
+            }
+        }
+        assert_eq!(seen.len(), 2, "{version}: {seen:?}");
+        assert_eq!(seen["in_child"].1, 5, "{version}: os._exit loses nothing");
+        assert_eq!(seen["in_parent"].1, 3, "{version}");
+        assert_ne!(seen["in_child"].0, seen["in_parent"].0, "{version}");
+    }
+}
+
+/// The tool ids of the last `TOOLS` line monitor_loop.py wrote.
+fn last_tools(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_agent_leaves_when_pytap_is_killed_or_done() {
+    require_kernel();
+    let py = fixture("3.14").binary.display().to_string();
+    for how in ["kill", "duration"] {
+        let tools = scratch(&format!("in-process-detach-{how}")).join("tools.txt");
+        let _ = std::fs::remove_file(&tools);
+        let mut args = vec!["trace", "-m", "function__entry", "-o", "/dev/null"];
+        if how == "duration" {
+            args.extend(["--duration", "1"]);
+        }
+        let tools_arg = tools.display().to_string();
+        let program = script("monitor_loop.py");
+        args.extend(["--", &py, &program, &tools_arg, "6"]);
+        let mut tracer = Command::new(pytap_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dir = format!("/dev/shm/pytap-capture-{}", tracer.id());
+        wait_until("the agent's tool", Duration::from_secs(10), || {
+            last_tools(&tools).contains("'pytap'") || last_tools(&tools).contains(" pytap ")
+        });
+        assert!(std::path::Path::new(&dir).is_dir(), "{how}: {dir}");
+        let gone_at = if how == "kill" {
+            tracer.kill().unwrap();
+            tracer.wait().unwrap();
+            Instant::now()
+        } else {
+            tracer.wait().unwrap();
+            Instant::now()
+        };
+        // The tool is gone within a second and the program goes on.
+        wait_until("the tool to be freed", Duration::from_millis(1500), || {
+            last_tools(&tools).starts_with("TOOLS None None None")
+        });
+        assert!(gone_at.elapsed() < Duration::from_millis(1500), "{how}");
+        let lines = std::fs::read_to_string(&tools).unwrap().lines().count();
+        wait_until("the program to go on", Duration::from_secs(2), || {
+            std::fs::read_to_string(&tools).unwrap().lines().count() > lines + 2
+        });
+        // Nothing of pytap is left: the last agent removed the directory
+        // (killed), or pytap did (done).
+        wait_until(
+            "the capture directory to go",
+            Duration::from_secs(2),
+            || !std::path::Path::new(&dir).exists(),
+        );
+    }
+}
+
+#[test]
+fn running_interpreters_and_isolated_ones_are_refused_with_reasons() {
+    require_kernel();
+    let py = &fixture("3.13").binary;
+    let child = crate::harness::spawn_waiting_python(py, "def f(): pass");
+    let run = pytap(&["flow", "-p", &child.pid().to_string()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.one_line_error()
+            .contains("runs CPython 3.13, whose function markers are gone")
+            && run.stderr.contains("pytap flow -- python3.13 app.py"),
+        "{}",
+        run.stderr
+    );
+    let run = pytap(&["flow", "--", &py.display().to_string(), "-I", "-c", "pass"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.one_line_error()
+            .contains("was started with -I, which ignores PYTHONPATH"),
+        "{}",
+        run.stderr
+    );
+    // --capture markers: nothing is injected, and 3.13 has no function markers.
+    let run = pytap(&[
+        "flow",
+        "--capture",
+        "markers",
+        "--",
+        &py.display().to_string(),
+        "-c",
+        "pass",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has no function__entry marker"),
+        "{}",
+        run.stderr
+    );
+}
