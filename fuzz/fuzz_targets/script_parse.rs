@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         }) {
             Ok(compiled) => {
                 let _ = compiled.warnings.render(&map);
-                if let Err(diags) = placement::place(&compiled.program) {
+                if let Err(diags) = placement::place(&compiled.program, false) {
                     for d in diags {
                         let _ = d.render(&map);
                     }

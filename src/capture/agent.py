@@ -302,7 +302,8 @@ class _Agent:
                 line = code.co_firstlineno
                 for start, end, number in code.co_lines():
                     if start <= offset < end:
-                        if number is not None:
+                        # A module's first instruction is on line 0.
+                        if number:
                             line = number
                         break
                 table[offset] = line

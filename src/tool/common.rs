@@ -130,17 +130,7 @@ pub fn attach<H: Handler + 'static>(
     signals: &SignalFd,
 ) -> Result<Attached> {
     let traced = !matches!(stream.target, TargetSpec::All { .. });
-    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
-    let mode = match &stream.target {
-        TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
-        // Nothing is injected into running processes or system-wide.
-        _ => CaptureMode::Markers,
-    };
-    let capture = if mode == CaptureMode::Markers {
-        None
-    } else {
-        Some(Capture::create(capture::Events::of(markers), mode)?)
-    };
+    let (mode, capture) = capture_for(stream, markers)?;
     let env = capture
         .as_ref()
         .map(Capture::launch_env)
@@ -151,14 +141,8 @@ pub fn attach<H: Handler + 'static>(
         signals,
         env: &env,
     };
-    let by_pid = matches!(stream.target, TargetSpec::Pids(_));
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
-        if by_pid && wants_functions && stream.attach.capture != CaptureMode::Markers {
-            refuse_running_in_process(&targets)?;
-        }
-        if mode != CaptureMode::Markers {
-            refuse_agent_blocked(&targets, mode)?;
-        }
+        check_capture(stream, markers, mode, &targets)?;
         let markers = hazard::check(&targets, markers, strict, stream.force)?;
         let plan = plan(
             targets,
@@ -177,6 +161,46 @@ pub fn attach<H: Handler + 'static>(
     })?;
     attached.capture = capture;
     Ok(attached)
+}
+
+/// Which path serves the function events of `markers` for `stream`'s
+/// target, and the capture directory when it is the agent: a launched
+/// command only (nothing is injected into running processes, and `--all`
+/// never injects anything).
+pub fn capture_for(
+    stream: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+) -> Result<(CaptureMode, Option<Capture>)> {
+    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
+    let mode = match &stream.target {
+        TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
+        _ => CaptureMode::Markers,
+    };
+    if mode == CaptureMode::Markers {
+        return Ok((mode, None));
+    }
+    let capture = Capture::create(capture::Events::of(markers), mode)?;
+    Ok((mode, Some(capture)))
+}
+
+/// Before the targets run: what the agent cannot do for them, said.
+pub fn check_capture(
+    stream: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+    mode: CaptureMode,
+    targets: &[AttachTarget],
+) -> Result<()> {
+    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
+    if matches!(stream.target, TargetSpec::Pids(_))
+        && wants_functions
+        && stream.attach.capture != CaptureMode::Markers
+    {
+        refuse_running_in_process(targets)?;
+    }
+    if mode != CaptureMode::Markers {
+        refuse_agent_blocked(targets, mode)?;
+    }
+    Ok(())
 }
 
 /// A launched CPython the agent serves, started with an option that keeps

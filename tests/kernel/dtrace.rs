@@ -62,7 +62,7 @@ fn parse_call_stack_line(l: &str) -> (u64, String) {
 fn call_stack_d_matches_the_setprofile_oracle() {
     require_kernel();
     let file = script("call_stack.py");
-    for version in ["3.9", "3.11", "3.15"] {
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         let want = oracle(&py);
         assert_eq!(want.len(), 18, "{version}: the workload's shape: {want:?}");
@@ -92,7 +92,7 @@ fn aggregations_count_recursion_and_threads_exactly() {
     let fib = script("fib.py");
     let threads = script("dthreads.py");
     let sink = scratch("dtrace-agg").join("fib.txt").display().to_string();
-    for version in ["3.9", "3.11", "3.15"] {
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         // fib(15) makes 1973 calls, each entered at line 8 (its def).
         let run = pytap(&[
@@ -247,7 +247,7 @@ fn llquantize_and_stddev_are_exact_in_the_kernel() {
     let sum: u128 = depths.iter().map(|(d, k)| d * scale * k).sum();
     let squares: u128 = depths.iter().map(|(d, k)| (d * scale).pow(2) * k).sum();
     let stddev = (squares / n - (sum / n).pow(2)).isqrt();
-    for version in ["3.9", "3.11", "3.15"] {
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         let run = pytap(&[
             "dtrace",

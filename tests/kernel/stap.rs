@@ -153,7 +153,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
     require_kernel();
     let file = script("hierarchy.py");
     let tapset_dir = root().join("tests/scripts/howto").display().to_string();
-    for version in ["3.9", "3.11", "3.15"] {
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         let want = oracle(&py);
         let cmd = format!("{py} {file}");
@@ -290,7 +290,7 @@ fn top_tables(out: &str, file: &str) -> Vec<BTreeMap<String, u64>> {
 fn top_stp_counts_each_burst_exactly_in_its_interval() {
     require_kernel();
     let file = script("phases.py");
-    for version in ["3.9", "3.11", "3.15"] {
+    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         let run = pytap(&["stap", &howto("top.stp"), "-c", &format!("{py} {file}")]);
         let out = run.ok();

@@ -13,6 +13,7 @@
 pub mod bind;
 pub mod compile;
 mod context;
+mod in_process;
 pub mod runtime;
 pub mod store;
 mod userspace;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use pytap_script::ir::PointKind;
 
+use crate::capture::{Capture, CaptureMode};
 use crate::cpython::Marker;
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
 use crate::engine::plan::{AttachTarget, Plan};
@@ -100,7 +102,15 @@ impl Script<'_> {
 
 /// Runs `pytap stap`.
 pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    let compiled = compile::compile(&request.sources)?;
+    // A launched command may run a CPython whose function events come
+    // from pytap's agent: marker probes may then run in pytap too.
+    let in_pytap = match &request.target {
+        Some(TargetSpec::Command(argv)) => {
+            request.stream.attach.capture.for_command(argv) != CaptureMode::Markers
+        }
+        _ => false,
+    };
+    let compiled = compile::compile(&request.sources, in_pytap)?;
     if !compiled.warnings.is_empty() {
         crate::output::notice::raw(&compiled.warnings);
     }
@@ -144,13 +154,19 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let signals = common::signals()?;
     let mut runtime = runtime::Runtime::new(compiled.clone(), out);
     let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let (mode, capture) = common::capture_for(&stream, &markers)?;
+    let env = capture
+        .as_ref()
+        .map(Capture::launch_env)
+        .unwrap_or_default();
     let follow = run::Follow {
-        env: &[],
+        env: &env,
         children: stream.children,
         terminal: None,
         signals: &signals,
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
+        common::check_capture(&stream, &markers, mode, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force)?;
         runtime.target = if traced {
             targets
@@ -170,8 +186,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
             maps,
             Box::new(h),
             stream.attach.arm,
-            // Scripts' function probes need the markers (for now).
-            crate::capture::CaptureMode::Markers,
+            mode,
         )?;
         let programs = plan.programs.clone();
         let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {
@@ -190,6 +205,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         runtime.run_userspace(Some(&session), &PointKind::Begin);
         Ok(session)
     })?;
+    attached.capture = capture;
     let loop_options = run::LoopOptions {
         tick: runtime.tick(),
         duration: stream.duration,

@@ -65,7 +65,7 @@ pub struct Runtime<'o> {
     epochs: Vec<u8>,
     /// `target()`.
     pub target: i64,
-    realtime_offset: i64,
+    pub(super) realtime_offset: i64,
     /// A run-time error, rendered: the run ends with it.
     pub error: Option<String>,
     recovery: Recovery,
@@ -250,11 +250,22 @@ impl<'o> Runtime<'o> {
         old: &[GlobalId],
         f: impl FnOnce(&mut Interp, &pytap_script::ir::Program, &mut World<'_>) -> T,
     ) -> T {
-        let program = self.compiled.program.clone();
-        let placement = self.compiled.placement.clone();
         let mut ctx = OwnContext {
             target: self.target,
         };
+        self.with_context(session, old, &mut ctx, f)
+    }
+
+    /// [`Runtime::with_world`] in the context `ctx` (a probe's firing).
+    pub(super) fn with_context<T>(
+        &mut self,
+        session: Option<&Session>,
+        old: &[GlobalId],
+        ctx: &mut dyn interp::Context,
+        f: impl FnOnce(&mut Interp, &pytap_script::ir::Program, &mut World<'_>) -> T,
+    ) -> T {
+        let program = self.compiled.program.clone();
+        let placement = self.compiled.placement.clone();
         let mut store = ScriptStore {
             mem: &mut self.mem,
             session,
@@ -272,7 +283,7 @@ impl<'o> Runtime<'o> {
             header: &mut self.header,
         };
         let mut world = World {
-            ctx: &mut ctx,
+            ctx,
             store: &mut store,
             out: &mut out,
         };
@@ -296,7 +307,7 @@ impl<'o> Runtime<'o> {
     }
 
     /// Records a run-time error (the first one ends the run).
-    fn fail(&mut self, e: RunError) {
+    pub(super) fn fail(&mut self, e: RunError) {
         if self.error.is_none() {
             let d = Diagnostic::error(e.span, e.message);
             self.error = Some(d.render(&self.compiled.sources));
@@ -578,7 +589,13 @@ fn realtime_offset() -> i64 {
 }
 
 impl Consumer for Runtime<'_> {
-    fn event(&mut self, _: &crate::engine::decode::Event<'_>, _: &Session) -> Result<()> {
+    fn event(&mut self, event: &crate::engine::decode::Event<'_>, session: &Session) -> Result<()> {
+        if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 {
+            self.in_process_event(event, session);
+            if let Some(e) = self.out_error.take() {
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
