@@ -63,6 +63,11 @@ reports it (ru_maxrss), for pytap and, when installed, bpftrace:
   pytap peak RSS <= 32 MiB
   `pytap stap` on a one-probe script <= 30 ms more than `pytap trace`
 
+The in-process capture (function events from inside CPython 3.12+, where
+3.13 and 3.14 have no markers) is measured by bench_capture.py (its own
+docstring says how), on fib and on a standard-library workload, for every
+fixture interpreter (--no-capture skips it, --only-capture runs only it).
+
 Medians, with the interquartile range beside them. Needs root. Exit
 status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 
@@ -468,6 +473,10 @@ def main():
                     help="runs of the start-up and memory measurement (default 21; 0 skips it)")
     ap.add_argument("--only-startup", action="store_true",
                     help="measure start-up and memory only")
+    ap.add_argument("--no-capture", dest="capture", action="store_false",
+                    help="skip the in-process capture's measurements (bench_capture.py)")
+    ap.add_argument("--only-capture", action="store_true",
+                    help="measure the in-process capture only")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -480,16 +489,29 @@ def main():
     pythons = args.python or default_pythons()
     if not pythons:
         fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
+    if args.only_capture:
+        args.startup_runs = 0
+        args.only_startup = True
     startup = None
     if args.startup_runs > 0:
         startup = bench_startup(pythons[0], args)
     results = []
+    capture = []
+    if args.capture and (not args.only_startup or args.only_capture):
+        import bench_capture
+        fixtures = os.path.join(ROOT, "target", "pythons")
+        every = [os.path.join(fixtures, f"python{v}") for v in ("3.9", "3.11", "3.13", "3.14", "3.15")]
+        every = args.python or [p for p in every if os.path.exists(p)]
+        with tempfile.TemporaryDirectory(prefix="pytap-bench-capture-") as tmp:
+            capture = bench_capture.bench(every, args, tmp, PINNED_ENV, pin_tracer,
+                                          version_of, real_binary)
     if not args.only_startup:
         with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
             runner = Runner(args, tmp)
             results = [bench_one(runner, p, args) for p in pythons]
     if args.json:
-        json.dump({"startup": startup, "calls": results}, sys.stdout, indent=2)
+        json.dump({"startup": startup, "calls": results, "capture": capture}, sys.stdout,
+                  indent=2)
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
@@ -506,6 +528,9 @@ def main():
         if startup is not None:
             ok &= report_startup(startup)
         ok &= all([report(r) for r in results])
+        if capture:
+            import bench_capture
+            ok &= bench_capture.report(capture)
     sys.exit(0 if ok else 1)
 
 

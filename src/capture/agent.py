@@ -188,24 +188,31 @@ class _Agent:
 
     def _callbacks(self):
         """Registers the callbacks, bound to this process's ring. Each keeps
-        its fast path inline (a frame is the largest cost there is)."""
+        its fast path inline (a call is the largest cost there is): a
+        per-code table gives the record's second word from the
+        instruction offset, and the record is four 8-byte stores."""
         mon = _sys.monitoring
         ev = mon.events
         mm = self.mm
+        words = memoryview(mm).cast("Q")
         pack_into = self.struct.pack_into
-        unpack_from = self.struct.unpack_from
         clock = self.time.monotonic_ns
         sleep = self.time.sleep
         get_ident = self.thread.get_ident
         native = self.thread.get_native_id
-        mask = self.size - 1
-        size = self.size
-        ids = {}
+        base = _HEADER >> 3
+        capacity = self.size >> 3
+        mask = capacity - 1
+        tables = {}
         tids = {}
-        lines = {}
+        own = {}
         agent = self
         own_file = __file__
-        tail = 0
+        # The first word of each event kind: length 32, the kind.
+        w_entry = 32 | _ENTRY << 32
+        w_return = 32 | _RETURN << 32
+        w_line = 32 | _LINE << 32
+        tail = 0  # in words
         head = 0
         countdown = _CHECK_EVERY
         lost = 0
@@ -215,7 +222,7 @@ class _Agent:
         def alive():
             nonlocal beat, beat_seen
             now = clock()
-            value = unpack_from("<Q", mm, _BEAT)[0]
+            value = words[_BEAT >> 3]
             if value == 0xFFFFFFFFFFFFFFFF:
                 return False
             if value != beat:
@@ -224,90 +231,85 @@ class _Agent:
                 return True
             return now - beat_seen < _STALE_NS
 
+        def check():
+            nonlocal countdown
+            countdown = _CHECK_EVERY
+            if alive():
+                return True
+            agent._finish(_DETACHED, None)
+            return False
+
         def drop():
             nonlocal lost
             lost += 1
-            pack_into("<Q", mm, _LOST, lost)
+            words[_LOST >> 3] = lost
 
         def room(length):
-            """Makes `length` contiguous bytes free at the tail (a pad first
-            when the record would cross the end), waiting up to 0.1 s for
+            """Makes `length` words free and contiguous at the tail (a pad
+            first when they would cross the end), waiting up to 0.1 s for
             pytap to read; `False`: the event is lost (and counted)."""
-            nonlocal tail, head, countdown
+            nonlocal tail, head
             pos = tail & mask
-            pad = size - pos if pos + length > size else 0
+            pad = capacity - pos if pos + length > capacity else 0
             need = pad + length
-            if tail + need - head > size:
-                head = unpack_from("<Q", mm, _HEAD)[0]
+            if tail + need - head > capacity:
+                head = words[_HEAD >> 3] >> 3
                 waited = 0
-                while tail + need - head > size:
+                while tail + need - head > capacity:
                     if waited >= 200 or not alive():
                         drop()
                         return False
                     sleep(0.0005)
                     waited += 1
-                    head = unpack_from("<Q", mm, _HEAD)[0]
+                    head = words[_HEAD >> 3] >> 3
             if pad:
-                pack_into("<IHH", mm, _HEADER + pos, pad, _PAD, 0)
+                words[base + pos] = (pad << 3) | _PAD << 32
                 tail += pad
+                words[_TAIL >> 3] = tail << 3
             return True
 
         def define(code):
+            """The code's table (offset to second word), after its def
+            record; the agent's own code gets `own` (not shown)."""
             nonlocal tail
             if code.co_filename == own_file:
-                # The agent's own code (this file's module) is not shown.
-                ids[code] = 0
-                return 0
-            cid = len(ids) + 1
-            ids[code] = cid
+                tables[code] = own
+                return own
+            table = {}
+            tables[code] = table
+            cid = len(tables)
+            table[None] = cid
             filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
             name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
-            length = (24 + len(filename) + len(name) + 7) & ~7
-            if room(length):
-                at = _HEADER + (tail & mask)
+            # Padded to 32 bytes, as every record is: none crosses the end.
+            length = (24 + len(filename) + len(name) + 31) & ~31
+            if room(length >> 3):
+                at = _HEADER + ((tail & mask) << 3)
                 pack_into("<IHHIiHH", mm, at, length, _DEF, len(filename), cid,
                           code.co_firstlineno, len(name), 0)
                 mm[at + 24:at + 24 + len(filename)] = filename
                 mm[at + 24 + len(filename):at + 24 + len(filename) + len(name)] = name
-                tail += length
-                pack_into("<Q", mm, _TAIL, tail)
-            return cid
+                tail += length >> 3
+                words[_TAIL >> 3] = tail << 3
+            return table
 
-        def emit(kind, cid, line):
-            nonlocal tail, countdown
-            if not cid:
-                return
-            countdown -= 1
-            if countdown <= 0:
-                countdown = _CHECK_EVERY
-                if not alive():
-                    agent._finish(_DETACHED, None)
-                    return
-            tid = tids.get(get_ident())
-            if tid is None:
-                tid = tids[get_ident()] = native()
-            if tail + 32 - head > size and not room(32):
-                return
-            pack_into("<IHHIiQII", mm, _HEADER + (tail & mask), 32, kind, 0, cid, line,
-                      clock(), tid, 0)
-            tail += 32
-            pack_into("<Q", mm, _TAIL, tail)
-
-        def line_of(code, offset):
-            table = lines.get(code)
-            if table is None:
-                table = lines[code] = {}
-            line = table.get(offset)
-            if line is None:
-                line = code.co_firstlineno
+        def second_word(code, offset, table):
+            """The code id and the offset's line (a module's first
+            instruction is on line 0: its first line instead)."""
+            line = code.co_firstlineno
+            if offset is not None:
                 for start, end, number in code.co_lines():
                     if start <= offset < end:
-                        # A module's first instruction is on line 0.
                         if number:
                             line = number
                         break
-                table[offset] = line
-            return line
+            word = table[None] | (line & 0xFFFFFFFF) << 32
+            table[offset] = word
+            return word
+
+        def thread_id(ident):
+            tid = tids[ident] = native()
+            return tid
 
         def failed(e):
             if isinstance(e, RecursionError):
@@ -317,46 +319,89 @@ class _Agent:
             else:
                 agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
 
-        def on_start(code, offset):
+        def on_entry(code, offset, exc=None):
+            nonlocal tail, countdown
             try:
-                cid = ids.get(code)
-                if cid is None:
-                    cid = define(code)
-                emit(_ENTRY, cid, line_of(code, offset))
-            except Exception as e:
-                failed(e)
-
-        def on_resume(code, offset, exc=None):
-            try:
-                cid = ids.get(code)
-                if cid is None:
-                    cid = define(code)
-                emit(_ENTRY, cid, line_of(code, offset))
+                table = tables.get(code)
+                if table is None:
+                    table = define(code)
+                if table is own:
+                    return
+                word = table.get(offset)
+                if word is None:
+                    word = second_word(code, offset, table)
+                countdown -= 1
+                if countdown <= 0 and not check():
+                    return
+                if tail + 4 - head > capacity and not room(4):
+                    return
+                at = base + (tail & mask)
+                words[at] = w_entry
+                words[at + 1] = word
+                words[at + 2] = clock()
+                ident = get_ident()
+                words[at + 3] = tids.get(ident) or thread_id(ident)
+                tail += 4
+                words[3] = tail << 3
             except Exception as e:
                 failed(e)
 
         def on_return(code, offset, value):
+            nonlocal tail, countdown
             try:
-                cid = ids.get(code)
-                if cid is None:
-                    cid = define(code)
-                emit(_RETURN, cid, line_of(code, offset))
+                table = tables.get(code)
+                if table is None:
+                    table = define(code)
+                if table is own:
+                    return
+                word = table.get(offset)
+                if word is None:
+                    word = second_word(code, offset, table)
+                countdown -= 1
+                if countdown <= 0 and not check():
+                    return
+                if tail + 4 - head > capacity and not room(4):
+                    return
+                at = base + (tail & mask)
+                words[at] = w_return
+                words[at + 1] = word
+                words[at + 2] = clock()
+                ident = get_ident()
+                words[at + 3] = tids.get(ident) or thread_id(ident)
+                tail += 4
+                words[3] = tail << 3
             except Exception as e:
                 failed(e)
 
         def on_line(code, line):
+            nonlocal tail, countdown
             try:
-                cid = ids.get(code)
-                if cid is None:
-                    cid = define(code)
-                emit(_LINE, cid, line)
+                table = tables.get(code)
+                if table is None:
+                    table = define(code)
+                if table is own:
+                    return
+                countdown -= 1
+                if countdown <= 0 and not check():
+                    return
+                if tail + 4 - head > capacity and not room(4):
+                    return
+                at = base + (tail & mask)
+                words[at] = w_line
+                words[at + 1] = table[None] | (line & 0xFFFFFFFF) << 32
+                words[at + 2] = clock()
+                ident = get_ident()
+                words[at + 3] = tids.get(ident) or thread_id(ident)
+                tail += 4
+                words[3] = tail << 3
             except Exception as e:
                 failed(e)
 
+        self.words = words
         self.registered = []
         if "entry" in self.events:
-            self.registered += [(ev.PY_START, on_start), (ev.PY_RESUME, on_resume),
-                                (ev.PY_THROW, on_resume)]
+            self.registered += [(ev.PY_START, on_entry), (ev.PY_RESUME, on_entry),
+                                (ev.PY_THROW, on_entry)]
         if "return" in self.events:
             self.registered += [(ev.PY_RETURN, on_return), (ev.PY_YIELD, on_return),
                                 (ev.PY_UNWIND, on_return)]
@@ -364,7 +409,7 @@ class _Agent:
             self.registered.append((ev.LINE, on_line))
         for event, callback in self.registered:
             mon.register_callback(self.tool, event, callback)
-        self.entered = on_start if "entry" in self.events else None
+        self.entered = on_entry if "entry" in self.events else None
 
     def _seed(self):
         """The frames running as the agent starts (site's, importlib's;
@@ -399,11 +444,19 @@ class _Agent:
         if mm is not None:
             try:
                 self.struct.pack_into("<I", mm, _STATE, state)
+                self._release()
                 mm.close()
             except Exception:
                 pass
         if state == _DETACHED:
             _cleanup(self.directory, self.path)
+
+    def _release(self):
+        """Lets go of the view of the ring (the mapping cannot close while
+        a view exists); a callback still holding it fails and stops."""
+        words, self.words = getattr(self, "words", None), None
+        if words is not None:
+            words.release()
 
     # os.fork: no events while the agent itself runs around it.
     def _pause(self):
@@ -422,6 +475,7 @@ class _Agent:
         try:
             mm, self.mm = self.mm, None
             if mm is not None:
+                self._release()
                 mm.close()
             self._open()
             self._callbacks()

@@ -77,8 +77,10 @@ const ENTRY_311_FIX: &str = "when function__entry is traced, pytap switches the 
      any line: every entry then fires, and the program runs its slower tracing path while pytap is attached";
 const REMOVED_312: &str =
     "removed from CPython 3.12 to 3.14 by the PEP 669 rewrite of the eval loop (cpython#104280)";
-const REMOVED_312_FIX: &str = "no marker to attach to: use Python 3.15+ (or 3.11 and older) for call tracing, or a \
-     sampling profiler such as py-spy on this version";
+const REMOVED_312_FIX: &str = "pytap captures these events inside the interpreter instead (a sys.monitoring agent) \
+     when it launches the program (`-c`, `--`); a running 3.12-3.14 cannot be given the agent";
+const LINE_GONE_FIX: &str =
+    "on 3.12-3.14 pytap's agent captures lines inside a launched interpreter";
 const LINE_GONE: &str =
     "removed in CPython 3.12 and not restored (3.15 brought back only the function markers)";
 const ENTRY_315: &str = "fires for every Python call, and once more when a generator or coroutine is created \
@@ -200,7 +202,8 @@ fn absent(marker: Marker, minor: Option<u8>) -> Judgement {
         (FunctionEntry | FunctionReturn, Some(12..=14)) => {
             return (Support::Absent, REMOVED_312, Some(REMOVED_312_FIX));
         }
-        (Line, Some(12..)) => LINE_GONE,
+        (Line, Some(12..=14)) => return (Support::Absent, LINE_GONE, Some(LINE_GONE_FIX)),
+        (Line, Some(15..)) => LINE_GONE,
         (ImportFindLoadStart | ImportFindLoadDone, Some(..=6)) => "added in CPython 3.7",
         (Audit, Some(..=7)) => "added in CPython 3.8 (PEP 578)",
         _ => "not in this binary's .note.stapsdt, although CPython of this version has it",

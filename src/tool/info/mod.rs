@@ -55,6 +55,9 @@ pub struct ModuleInfo {
     /// other versions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_frame_register: Option<Option<&'static str>>,
+    /// Which path gives function events: `markers`, `in-process` (pytap's
+    /// agent in a launched interpreter, CPython 3.12–3.14), or `none`.
+    pub function_events: &'static str,
     /// Whether a script path or working directory that is not UTF-8 makes
     /// this CPython fail once function or line markers are armed (pytap
     /// then does not arm them without `--force`).
@@ -111,11 +114,24 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
         entry_frame_register: module
             .entry_frame()
             .map(|frame| frame.map(|f| f.register.name(8))),
+        function_events: function_events(&module),
         fails_on_non_utf8_paths: verdict::fails_on_non_utf8_paths(module.py_version())
             && [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line]
                 .iter()
                 .any(|m| !module.sites_of(*m).is_empty()),
         markers: verdict::verdicts(module.py_version(), &module.site_counts()),
+    }
+}
+
+/// Where this module's function events come from by default.
+fn function_events(module: &Module) -> &'static str {
+    let version = module.py_version().map(|v| v.minor_version());
+    if version.is_some_and(|v| crate::capture::CaptureMode::Auto.serves(v)) {
+        "in-process"
+    } else if !module.sites_of(Marker::FunctionEntry).is_empty() {
+        "markers"
+    } else {
+        "none"
     }
 }
 
@@ -153,6 +169,16 @@ fn write_text(info: &ModuleInfo, out: &mut dyn Write) -> Result<()> {
         )?,
         None => {}
     }
+    let calls = match info.function_events {
+        "in-process" => {
+            "from pytap's agent inside the interpreter (sys.monitoring), when pytap launches it"
+        }
+        "markers" => {
+            "from the markers (nothing runs in the process); --capture in-process uses the agent on 3.12+"
+        }
+        _ => "none: no function markers and no sys.monitoring",
+    };
+    writeln!(out, "  calls       {calls}")?;
     if info.fails_on_non_utf8_paths {
         writeln!(out, "  caution     {}", verdict::NON_UTF8_PATHS)?;
     }

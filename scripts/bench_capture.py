@@ -1,0 +1,143 @@
+"""The in-process capture's part of pytap's benchmark (see bench.py).
+
+Two workloads, each interleaved --runs times per interpreter, medians and
+interquartile ranges of the time the work took as the program measures it:
+
+  fib      tests/py/fib.py: about half a million calls
+  stdlib   tests/py/stdlib_work.py: the standard library's own pure-Python
+           code (textwrap, difflib, fractions, statistics, pprint, shlex,
+           email), about 100,000 calls
+
+Modes: untraced; `pytap top`, `pytap calls`, `pytap trace -m function__entry
+-m function__return` with the default capture (markers on 3.9, 3.11 and
+3.15; the agent inside the interpreter on 3.13 and 3.14, where the markers
+are gone); on 3.15 also the same three with `--capture in-process`, and the
+empty BPF probe (`trace --empty-probe`, the uprobe trap alone).
+
+Reported: each mode's slowdown (median / untraced median) and its cost per
+event (or per call for top) over the untraced run. The issue's targets,
+with PASS/FAIL:
+
+  3.15, fib: in-process trace overhead <= 0.25 x the empty probe's
+  in-process top and calls: <= 100 ns per event (3.13, 3.14, 3.15)
+"""
+
+import os
+import statistics
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIB = os.path.join(ROOT, "tests", "py", "fib.py")
+STDLIB = os.path.join(ROOT, "tests", "py", "stdlib_work.py")
+TRACE_OVER_EMPTY = 0.25
+TOOL_NS = 100.0
+
+
+def fib_calls(n):
+    """Calls recursive fib(n) makes."""
+    a, b = 0, 1
+    for _ in range(n + 1):
+        a, b = b, a + b
+    return 2 * a - 1
+
+
+def quartiles(values):
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def timed(argv, elapsed, env, preexec):
+    if os.path.exists(elapsed):
+        os.unlink(elapsed)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, preexec_fn=preexec)
+    if proc.returncode != 0 or not os.path.exists(elapsed):
+        raise SystemExit(f"bench: {argv[:4]} failed (exit {proc.returncode}):\n"
+                         f"{proc.stderr[-2000:]}")
+    with open(elapsed) as f:
+        return float(f.read()), proc.stderr
+
+
+def modes_for(version, pytap):
+    tools = {
+        "top": [pytap, "top", "--plain", "-n", "5", "-o", os.devnull],
+        "calls": [pytap, "calls", "-o", os.devnull],
+        "trace": [pytap, "trace", "-m", "function__entry", "-m", "function__return",
+                  "-o", os.devnull],
+    }
+    modes = {"untraced": None}
+    modes.update(tools)
+    if version == "3.15":
+        for name, argv in tools.items():
+            modes[name + "_ip"] = argv + ["--capture", "in-process"]
+        modes["empty"] = [pytap, "trace", "-m", "function__entry", "-m", "function__return",
+                          "--empty-probe", "-o", os.devnull]
+    return modes
+
+
+def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
+    """Runs both workloads on each interpreter; returns the results."""
+    results = []
+    elapsed = os.path.join(tmp, "elapsed")
+    for python in pythons:
+        version = version_of(python)
+        binary = real_binary(python)
+        for workload, work in (("fib", [FIB, str(args.n)]), ("stdlib", [STDLIB, "30"])):
+            modes = modes_for(version, args.pytap)
+            times = {m: [] for m in modes}
+            for _ in range(args.runs):
+                for mode, argv in modes.items():
+                    cmd = [binary] + work + [elapsed]
+                    if argv is not None:
+                        cmd = argv + ["--"] + cmd
+                    times[mode].append(timed(cmd, elapsed, env, preexec)[0])
+            med = {m: statistics.median(v) for m, v in times.items()}
+            results.append({
+                "python": python,
+                "version": version,
+                "workload": workload,
+                "calls": fib_calls(args.n) if workload == "fib" else None,
+                "runs": args.runs,
+                "median_seconds": med,
+                "interquartile_seconds": {m: quartiles(v) for m, v in times.items()},
+            })
+    return results
+
+
+def report(results):
+    ok = True
+    for r in results:
+        med = r["median_seconds"]
+        base = med["untraced"]
+        print(f"\n== capture: Python {r['version']}, {r['workload']}, median [interquartile "
+              f"range] of {r['runs']} interleaved runs")
+        for mode, t in med.items():
+            lo, hi = r["interquartile_seconds"][mode]
+            line = f"  {mode:<9} {t:8.3f} s [{lo:.3f}, {hi:.3f}]"
+            if mode != "untraced":
+                line += f"  {t / base:5.2f}x untraced"
+                if r["workload"] == "fib":
+                    per = r["calls"] if mode.startswith("top") else 2 * r["calls"]
+                    ns = (t - base) / per * 1e9
+                    unit = "call" if mode.startswith("top") else "event"
+                    line += f", {ns:6.0f} ns per {unit}"
+            print(line)
+        if r["workload"] != "fib":
+            continue
+        in_process = [m for m in ("top", "calls") if r["version"] in ("3.13", "3.14")]
+        in_process += [m for m in ("top_ip", "calls_ip") if m in med]
+        for mode in in_process:
+            per = r["calls"] if mode.startswith("top") else 2 * r["calls"]
+            ns = (med[mode] - base) / per * 1e9
+            verdict = ns <= TOOL_NS
+            ok &= verdict
+            print(f"  {mode} in-process: {ns:6.0f} ns per {'call' if mode.startswith('top') else 'event'} "
+                  f"(target <= {TOOL_NS:.0f} ns) {'PASS' if verdict else 'FAIL'}")
+        if "trace_ip" in med:
+            ratio = (med["trace_ip"] - base) / (med["empty"] - base)
+            verdict = ratio <= TRACE_OVER_EMPTY
+            ok &= verdict
+            print(f"  trace in-process / empty probe overhead {ratio:5.2f}x "
+                  f"(target <= {TRACE_OVER_EMPTY}x) {'PASS' if verdict else 'FAIL'}")
+    return ok
