@@ -114,7 +114,7 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
         entry_frame_register: module
             .entry_frame()
             .map(|frame| frame.map(|f| f.register.name(8))),
-        function_events: function_events(&module),
+        function_events: function_events(module),
         fails_on_non_utf8_paths: verdict::fails_on_non_utf8_paths(module.py_version())
             && [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line]
                 .iter()
