@@ -20,16 +20,25 @@ import os as _os
 import sys as _sys
 
 
+# Attached to a running 3.14 (PEP 768), pytap runs this file with its
+# settings in `_PYTAP_ATTACH` (a dict) before it: nothing to restore, no
+# sitecustomize to chain.
+_ATTACH = globals().get("_PYTAP_ATTACH")
+_OWN_FILE = _ATTACH["script"] if _ATTACH else globals().get("__file__", "")
+
+
 def _install():
-    directory = _os.environ.get("PYTAP_CAPTURE_DIR")
+    settings = _ATTACH or _os.environ
+    directory = settings.get("PYTAP_CAPTURE_DIR")
     if not directory:
         return
-    size = _os.environ.get("PYTAP_CAPTURE_BYTES") or "0"
-    events = (_os.environ.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
+    size = settings.get("PYTAP_CAPTURE_BYTES") or "0"
+    events = (settings.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
     # "3.12-3.14": the versions whose function events pytap wants from the
     # agent (the others have markers, or no sys.monitoring).
-    versions = _os.environ.get("PYTAP_CAPTURE_VERSIONS") or "3.12-3.14"
-    _restore_view()
+    versions = settings.get("PYTAP_CAPTURE_VERSIONS") or "3.12-3.14"
+    if not _ATTACH:
+        _restore_view()
     try:
         low, high = (tuple(int(n) for n in v.split(".")) for v in versions.split("-"))
     except ValueError:
@@ -207,7 +216,7 @@ class _Agent:
         tids = {}
         own = {}
         agent = self
-        own_file = __file__
+        own_file = _OWN_FILE
         # The first word of each event kind: length 32, the kind.
         w_entry = 32 | _ENTRY << 32
         w_return = 32 | _RETURN << 32
@@ -486,4 +495,5 @@ class _Agent:
 
 
 _install()
-_chain()
+if not _ATTACH:
+    _chain()

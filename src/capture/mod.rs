@@ -14,6 +14,7 @@
 //! calls. Reading uses `pread`/`pwrite` on the ring file: no mapping, no
 //! `unsafe`.
 
+pub mod remote;
 pub mod ring;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,10 @@ pub const FLAG_IN_PROCESS: u16 = 1 << 15;
 
 /// `Header::site` of an in-process event (no marker site).
 pub const NO_SITE: u16 = u16::MAX;
+
+/// How long a process attached to (PEP 768) may take to run the agent
+/// before pytap says why it waits.
+const ATTACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Ring size the agents are asked for (bytes of records per process).
 pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
@@ -162,6 +167,9 @@ pub struct Capture {
     /// `PID.error` files already reported.
     errors_seen: Vec<PathBuf>,
     buf: Vec<u8>,
+    /// Processes asked to run the agent, and since when (said once when
+    /// one takes long: a thread blocked in C runs it when back in Python).
+    expected: Vec<(u32, std::time::Instant)>,
     /// Events read.
     pub events_read: u64,
 }
@@ -193,6 +201,7 @@ impl Capture {
             refused: Vec::new(),
             errors_seen: Vec::new(),
             buf: Vec::new(),
+            expected: Vec::new(),
             events_read: 0,
         })
     }
@@ -237,6 +246,40 @@ impl Capture {
         env
     }
 
+    /// Loads the agent into running process `pid` (CPython 3.14, through
+    /// PEP 768): writes it, with this capture's settings, as a file the
+    /// process can read, and asks the interpreter to run it.
+    pub fn attach(&mut self, pid: u32, module: &crate::module::Module) -> Result<()> {
+        let same_root = |a: &str, b: &str| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(a), std::fs::metadata(b)) {
+                (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+                _ => false,
+            }
+        };
+        if !same_root(&format!("/proc/{pid}/root"), "/proc/self/root") {
+            anyhow::bail!(
+                "pid {pid} runs in another mount namespace: loading pytap's agent there is not supported yet"
+            );
+        }
+        let script = self.dir.join(format!("attach-{pid}.py"));
+        let settings = format!(
+            "_PYTAP_ATTACH = {{\"PYTAP_CAPTURE_DIR\": {dir:?}, \"PYTAP_CAPTURE_BYTES\": \"{bytes}\", \
+             \"PYTAP_CAPTURE_EVENTS\": \"{events}\", \"PYTAP_CAPTURE_VERSIONS\": \"3.12-3.99\", \
+             \"script\": {script:?}}}\n",
+            dir = self.dir.display().to_string(),
+            bytes = self.ring_bytes,
+            events = self.events.env_value(),
+            script = script.display().to_string(),
+        );
+        std::fs::write(&script, format!("{settings}{AGENT}"))
+            .with_context(|| format!("writing {}", script.display()))?;
+        set_mode(&script, 0o644)?;
+        remote::send(pid, module, &script)?;
+        self.expected.push((pid, std::time::Instant::now()));
+        Ok(())
+    }
+
     /// Events the agents dropped.
     pub fn lost(&self) -> u64 {
         self.rings.values().map(|r| r.lost).sum()
@@ -251,6 +294,22 @@ impl Capture {
     /// keeps the heartbeat. Returns how many events it read.
     pub fn drain(&mut self, each: &mut dyn FnMut(&Event<'_>) -> Result<()>) -> Result<u64> {
         self.scan();
+        let rings: Vec<u32> = self.rings.values().map(|r| r.pid).collect();
+        self.expected.retain(|(pid, since)| {
+            if rings.contains(pid) {
+                return false;
+            }
+            if since.elapsed() < ATTACH_PATIENCE {
+                return true;
+            }
+            notice!(
+                "pid {pid} has not run pytap's agent after {} s: its main thread has not run \
+                 Python code since (blocked in C code, it runs the agent when it returns to \
+                 Python); its function events start then",
+                ATTACH_PATIENCE.as_secs()
+            );
+            false
+        });
         let mut total = 0;
         for (path, ring) in &mut self.rings {
             if ring.broken {

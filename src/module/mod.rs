@@ -69,6 +69,15 @@ pub struct Module {
 }
 
 impl Module {
+    /// The address of a section (`.PyRuntime`), read from the file.
+    pub fn section_address(&self, name: &str) -> Option<u64> {
+        let file = File::open(&self.open_path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let reader = FileRef::new(file, len);
+        let image = ElfImage::parse(&reader).ok()?;
+        image.section(name).map(|(address, _)| address)
+    }
+
     /// The C function containing each of the module's sites (in
     /// `all_sites` order), from its symbols; `None` where none covers it.
     pub fn site_functions(&self) -> Result<Vec<Option<String>>, TargetError> {

@@ -141,8 +141,10 @@ pub fn attach<H: Handler + 'static>(
         signals,
         env: &env,
     };
+    let mut capture = capture;
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         check_capture(stream, markers, mode, &targets)?;
+        attach_agents(capture.as_mut(), stream, mode, &targets)?;
         let markers = hazard::check(&targets, markers, strict, stream.force)?;
         let plan = plan(
             targets,
@@ -174,6 +176,9 @@ pub fn capture_for(
     let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
     let mode = match &stream.target {
         TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
+        // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
+        // are refused once the targets are known.
+        TargetSpec::Pids(_) if wants_functions => stream.attach.capture,
         _ => CaptureMode::Markers,
     };
     if mode == CaptureMode::Markers {
@@ -181,6 +186,36 @@ pub fn capture_for(
     }
     let capture = Capture::create(capture::Events::of(markers), mode)?;
     Ok((mode, Some(capture)))
+}
+
+/// `-p` on CPython 3.14 (and 3.12+ with `--capture in-process`): the
+/// agent is loaded into each process through PEP 768.
+pub fn attach_agents(
+    capture: Option<&mut Capture>,
+    stream: &StreamOptions,
+    mode: CaptureMode,
+    targets: &[AttachTarget],
+) -> Result<()> {
+    let Some(capture) = capture else {
+        return Ok(());
+    };
+    if !matches!(stream.target, TargetSpec::Pids(_)) {
+        return Ok(());
+    }
+    for t in targets {
+        let served = t
+            .module
+            .py_version()
+            .is_some_and(|v| mode.serves(v.minor_version()));
+        if served {
+            for &pid in &t.pids {
+                capture
+                    .attach(pid, &t.module)
+                    .with_context(|| format!("loading pytap's agent into pid {pid}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Before the targets run: what the agent cannot do for them, said.
@@ -240,20 +275,17 @@ fn refuse_running_in_process(targets: &[AttachTarget]) -> Result<()> {
             continue;
         };
         let (major, minor) = version.minor_version();
-        if !CaptureMode::Auto.serves((major, minor)) {
+        // 3.14 takes the agent through PEP 768.
+        if !((3, 12)..=(3, 13)).contains(&(major, minor)) {
             continue;
         }
         let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
         anyhow::bail!(
             "pid {} runs CPython {major}.{minor}, whose function markers are gone (cpython#104280): \
              its function events can only come from inside the interpreter, which pytap arranges \
-             when it launches the program (`pytap flow -- python{major}.{minor} app.py`){}",
+             when it launches the program (`pytap flow -- python{major}.{minor} app.py`); a running \
+             3.12 or 3.13 has no way to load it (3.14 has: PEP 768)",
             pids.join(", "),
-            if minor == 14 {
-                "; attaching to a running 3.14 through PEP 768 is not supported yet"
-            } else {
-                "; a running 3.12 or 3.13 has no way to load it"
-            }
         );
     }
     Ok(())

@@ -319,3 +319,103 @@ fn running_interpreters_and_isolated_ones_are_refused_with_reasons() {
         run.stderr
     );
 }
+
+/// `-p` on a running 3.14: the agent is loaded through PEP 768, traces,
+/// and leaves when pytap is done or killed; the program goes on.
+#[test]
+fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
+    require_kernel();
+    let py = fixture("3.14").binary.display().to_string();
+    for how in ["duration", "kill"] {
+        let tools = scratch(&format!("in-process-pep768-{how}")).join("tools.txt");
+        let _ = std::fs::remove_file(&tools);
+        let mut target = Command::new(&py)
+            .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "8"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = target.id().to_string();
+        wait_until("the loop to start", Duration::from_secs(10), || {
+            last_tools(&tools).starts_with("TOOLS")
+        });
+        let events = scratch(&format!("in-process-pep768-{how}")).join("events.jsonl");
+        let mut args = vec![
+            "trace",
+            "-m",
+            "function__entry",
+            "--format",
+            "jsonl",
+            "-p",
+            &pid,
+        ];
+        let events_arg = events.display().to_string();
+        args.extend(["-o", &events_arg]);
+        if how == "duration" {
+            args.extend(["--duration", "1.5"]);
+        }
+        let mut tracer = Command::new(pytap_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the agent's tool", Duration::from_secs(10), || {
+            last_tools(&tools).contains("'pytap'") || last_tools(&tools).contains(" pytap ")
+        });
+        if how == "kill" {
+            // Let some events through first.
+            std::thread::sleep(Duration::from_millis(300));
+            tracer.kill().unwrap();
+        }
+        let out = tracer.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let gone_at = Instant::now();
+        wait_until("the tool to be freed", Duration::from_millis(1500), || {
+            last_tools(&tools).starts_with("TOOLS None None None")
+        });
+        assert!(gone_at.elapsed() < Duration::from_millis(1500), "{how}");
+        if how == "duration" {
+            assert!(out.status.success(), "{stderr}");
+        }
+        // Entries of the loop's tick() were traced, from the attach on.
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let ticks = text
+            .lines()
+            .filter(|l| l.contains("\"funcname\":\"tick\""))
+            .count();
+        assert!(ticks > 100, "{how}: {ticks} ticks\n{stderr}");
+        // The program goes on to its end, unharmed.
+        let done = target.wait_with_output().unwrap();
+        assert!(done.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&done.stdout),
+            "done True\n",
+            "{how}"
+        );
+    }
+}
+
+#[test]
+fn a_3_14_that_refuses_remote_debugging_is_said_so() {
+    require_kernel();
+    let py = &fixture("3.14").binary;
+    let child = crate::harness::ChildGuard::spawn(
+        Command::new(py)
+            .env("PYTHON_DISABLE_REMOTE_DEBUG", "1")
+            .args([
+                "-c",
+                "import sys\nprint('ready', flush=True)\nsys.stdin.read()",
+            ]),
+    );
+    let mut child = child;
+    child.wait_for_line("ready", Duration::from_secs(20));
+    let run = pytap(&["flow", "-p", &child.pid().to_string()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.one_line_error()
+            .contains("does not allow remote debugging"),
+        "{}",
+        run.stderr
+    );
+}

@@ -154,7 +154,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let signals = common::signals()?;
     let mut runtime = runtime::Runtime::new(compiled.clone(), out);
     let traced = !matches!(stream.target, TargetSpec::All { .. });
-    let (mode, capture) = common::capture_for(&stream, &markers)?;
+    let (mode, mut capture) = common::capture_for(&stream, &markers)?;
     let env = capture
         .as_ref()
         .map(Capture::launch_env)
@@ -167,6 +167,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         common::check_capture(&stream, &markers, mode, &targets)?;
+        common::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force)?;
         runtime.target = if traced {
             targets
