@@ -329,7 +329,7 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
     for how in ["duration", "kill"] {
         let tools = scratch(&format!("in-process-pep768-{how}")).join("tools.txt");
         let _ = std::fs::remove_file(&tools);
-        let mut target = Command::new(&py)
+        let target = Command::new(&py)
             .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "8"])
             .stdout(Stdio::piped())
             .spawn()
