@@ -204,7 +204,7 @@ class _Agent:
         ev = mon.events
         mm = self.mm
         words = memoryview(mm).cast("Q")
-        pack_into = self.struct.pack_into
+        pack = self.struct.pack
         clock = self.time.monotonic_ns
         sleep = self.time.sleep
         get_ident = self.thread.get_ident
@@ -221,6 +221,7 @@ class _Agent:
         w_entry = 32 | _ENTRY << 32
         w_return = 32 | _RETURN << 32
         w_line = 32 | _LINE << 32
+        next_cid = 0
         tail = 0  # in words
         head = 0
         countdown = _CHECK_EVERY
@@ -253,53 +254,67 @@ class _Agent:
             lost += 1
             words[_LOST >> 3] = lost
 
-        def room(length):
-            """Makes `length` words free and contiguous at the tail (a pad
-            first when they would cross the end), waiting up to 0.1 s for
-            pytap to read; `False`: the event is lost (and counted)."""
-            nonlocal tail, head
-            pos = tail & mask
-            pad = capacity - pos if pos + length > capacity else 0
-            need = pad + length
-            if tail + need - head > capacity:
+        def wait_room(length):
+            """Waits up to 0.1 s for pytap to make `length` words free, and
+            a pad before them if they would cross the end; `False`: not
+            (the event is lost, and counted)."""
+            nonlocal head
+            head = words[_HEAD >> 3] >> 3
+            waited = 0
+            while True:
+                pos = tail & mask
+                pad = capacity - pos if pos + length > capacity else 0
+                if tail + pad + length - head <= capacity:
+                    return True
+                if waited >= 200 or not alive():
+                    drop()
+                    return False
+                sleep(0.0005)
+                waited += 1
                 head = words[_HEAD >> 3] >> 3
-                waited = 0
-                while tail + need - head > capacity:
-                    if waited >= 200 or not alive():
-                        drop()
-                        return False
-                    sleep(0.0005)
-                    waited += 1
-                    head = words[_HEAD >> 3] >> 3
-            if pad:
-                words[base + pos] = (pad << 3) | _PAD << 32
-                tail += pad
-                words[_TAIL >> 3] = tail << 3
-            return True
+
+        # Threads: the GIL is only ever given up at a call (or a loop's
+        # jump back), so from the last call of a callback to the tail's
+        # publication, which has none, no other thread writes the ring:
+        # what is reserved is written and published at once.
 
         def define(code):
             """The code's table (offset to second word), after its def
-            record; the agent's own code gets `own` (not shown)."""
-            nonlocal tail
+            record; the agent's own code gets `own` (not shown); `None`
+            when the record could not be written (its events are lost)."""
+            nonlocal tail, next_cid, lost
             if code.co_filename == own_file:
                 tables[code] = own
                 return own
-            table = {}
-            tables[code] = table
-            cid = len(tables)
-            table[None] = cid
+            next_cid += 1
+            cid = next_cid
             filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
             name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
             # Padded to 32 bytes, as every record is: none crosses the end.
             length = (24 + len(filename) + len(name) + 31) & ~31
-            if room(length >> 3):
-                at = _HEADER + ((tail & mask) << 3)
-                pack_into("<IHHIiHH", mm, at, length, _DEF, len(filename), cid,
-                          code.co_firstlineno, len(name), 0)
-                mm[at + 24:at + 24 + len(filename)] = filename
-                mm[at + 24 + len(filename):at + 24 + len(filename) + len(name)] = name
-                tail += length >> 3
-                words[_TAIL >> 3] = tail << 3
+            record = pack("<IHHIiHHI", length, _DEF, len(filename), cid,
+                          code.co_firstlineno, len(name), 0, 0) + filename + name
+            record += bytes(length - len(record))
+            n = length >> 3
+            table = {None: cid}
+            if not wait_room(n):
+                return None
+            # No call from here to the publication.
+            pos = tail & mask
+            pad = capacity - pos if pos + n > capacity else 0
+            if tail + pad + n - head > capacity:
+                lost += 1
+                words[_LOST >> 3] = lost
+                return None
+            if pad:
+                words[base + pos] = (pad << 3) | _PAD << 32
+                tail += pad
+                pos = 0
+            at = _HEADER + (pos << 3)
+            mm[at:at + length] = record
+            tail += n
+            words[3] = tail << 3
+            tables[code] = table
             return table
 
         def second_word(code, offset, table):
@@ -329,12 +344,12 @@ class _Agent:
                 agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
 
         def on_entry(code, offset, exc=None):
-            nonlocal tail, countdown
+            nonlocal tail, countdown, lost
             try:
                 table = tables.get(code)
                 if table is None:
                     table = define(code)
-                if table is own:
+                if table is own or table is None:
                     return
                 word = table.get(offset)
                 if word is None:
@@ -342,26 +357,33 @@ class _Agent:
                 countdown -= 1
                 if countdown <= 0 and not check():
                     return
-                if tail + 4 - head > capacity and not room(4):
+                if tail + 4 - head > capacity and not wait_room(4):
+                    return
+                ident = get_ident()
+                tid = tids.get(ident) or thread_id(ident)
+                now = clock()
+                # No call from here to the publication.
+                if tail + 4 - head > capacity:
+                    lost += 1
+                    words[_LOST >> 3] = lost
                     return
                 at = base + (tail & mask)
                 words[at] = w_entry
                 words[at + 1] = word
-                words[at + 2] = clock()
-                ident = get_ident()
-                words[at + 3] = tids.get(ident) or thread_id(ident)
+                words[at + 2] = now
+                words[at + 3] = tid
                 tail += 4
                 words[3] = tail << 3
             except Exception as e:
                 failed(e)
 
         def on_return(code, offset, value):
-            nonlocal tail, countdown
+            nonlocal tail, countdown, lost
             try:
                 table = tables.get(code)
                 if table is None:
                     table = define(code)
-                if table is own:
+                if table is own or table is None:
                     return
                 word = table.get(offset)
                 if word is None:
@@ -369,38 +391,53 @@ class _Agent:
                 countdown -= 1
                 if countdown <= 0 and not check():
                     return
-                if tail + 4 - head > capacity and not room(4):
+                if tail + 4 - head > capacity and not wait_room(4):
+                    return
+                ident = get_ident()
+                tid = tids.get(ident) or thread_id(ident)
+                now = clock()
+                # No call from here to the publication.
+                if tail + 4 - head > capacity:
+                    lost += 1
+                    words[_LOST >> 3] = lost
                     return
                 at = base + (tail & mask)
                 words[at] = w_return
                 words[at + 1] = word
-                words[at + 2] = clock()
-                ident = get_ident()
-                words[at + 3] = tids.get(ident) or thread_id(ident)
+                words[at + 2] = now
+                words[at + 3] = tid
                 tail += 4
                 words[3] = tail << 3
             except Exception as e:
                 failed(e)
 
         def on_line(code, line):
-            nonlocal tail, countdown
+            nonlocal tail, countdown, lost
             try:
                 table = tables.get(code)
                 if table is None:
                     table = define(code)
-                if table is own:
+                if table is own or table is None:
                     return
                 countdown -= 1
                 if countdown <= 0 and not check():
                     return
-                if tail + 4 - head > capacity and not room(4):
+                if tail + 4 - head > capacity and not wait_room(4):
+                    return
+                ident = get_ident()
+                tid = tids.get(ident) or thread_id(ident)
+                now = clock()
+                word = table[None] | (line & 0xFFFFFFFF) << 32
+                # No call from here to the publication.
+                if tail + 4 - head > capacity:
+                    lost += 1
+                    words[_LOST >> 3] = lost
                     return
                 at = base + (tail & mask)
                 words[at] = w_line
-                words[at + 1] = table[None] | (line & 0xFFFFFFFF) << 32
-                words[at + 2] = clock()
-                ident = get_ident()
-                words[at + 3] = tids.get(ident) or thread_id(ident)
+                words[at + 1] = word
+                words[at + 2] = now
+                words[at + 3] = tid
                 tail += 4
                 words[3] = tail << 3
             except Exception as e:

@@ -285,7 +285,8 @@ mod tests {
     fn reasons_name_the_cause_and_the_fix() {
         let v = verdicts(Some(PyVersion::new(3, 13, 5)), &BTreeMap::new());
         assert!(v[0].reason.contains("PEP 669"));
-        assert!(v[0].workaround.unwrap().contains("3.15"));
+        assert!(v[0].workaround.unwrap().contains("inside the interpreter"));
+        assert!(v[2].workaround.unwrap().contains("agent"));
         let v = verdicts(Some(PyVersion::new(3, 11, 2)), &sites(&Marker::ALL));
         assert!(v[0].workaround.unwrap().contains("line"));
         let unknown = verdicts(None, &sites(&[Marker::GcStart]));

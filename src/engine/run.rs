@@ -439,7 +439,8 @@ pub fn run(
     }
     Ok(Outcome {
         events: stats.events,
-        lost: attached.session.lost(),
+        // Events the in-process agents dropped count as lost too.
+        lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
         malformed: stats.malformed,
         end,
         elapsed: started.elapsed(),
