@@ -102,6 +102,26 @@ def _report_failure(directory, error):
         pass
 
 
+def _load_extension(directory):
+    """pytap's compiled callbacks (`_pytap_agent.abi3.so` next to this
+    file), or None: then the Python callbacks below do the work. A
+    free-threaded build cannot load a stable-ABI module; the Python
+    callbacks need the GIL too, so the agent stops there (see start)."""
+    if _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
+        return None
+    path = _os.path.join(directory, "_pytap_agent.abi3.so")
+    try:
+        import importlib.machinery as machinery
+
+        loader = machinery.ExtensionFileLoader("_pytap_agent", path)
+        spec = machinery.ModuleSpec("_pytap_agent", loader, origin=path)
+        module = loader.create_module(spec)
+        loader.exec_module(module)
+        return module
+    except Exception:
+        return None
+
+
 def _cleanup(directory, ring):
     """pytap is gone: its directory goes with the last agent to notice."""
     try:
@@ -156,6 +176,7 @@ class _Agent:
         self.path = None
         self.registered = ()
         self.wanted = 0
+        self.ext = _load_extension(directory)
         self._open()
 
     def _open(self):
@@ -173,6 +194,9 @@ class _Agent:
 
     def start(self):
         mon = _sys.monitoring
+        if hasattr(_sys, "_is_gil_enabled") and not _sys._is_gil_enabled():
+            self._finish(_FAILED, "a free-threaded build (no GIL): the agent needs the GIL")
+            return
         for tool in (mon.PROFILER_ID, 3, 4):
             if mon.get_tool(tool) is None:
                 mon.use_tool_id(tool, "pytap")
@@ -183,7 +207,7 @@ class _Agent:
                              if mon.get_tool(i) is not None)
             self._finish(_NO_TOOL, "no free sys.monitoring tool id (in use: %s)" % used)
             return
-        self._callbacks()
+        self._install_callbacks()
         self._seed()
         self.wanted = 0
         for event, _ in self.registered:
@@ -194,6 +218,47 @@ class _Agent:
                                  after_in_child=self._forked)
         except Exception:
             pass
+
+    def _install_callbacks(self):
+        """The compiled callbacks when the extension loaded, else the
+        Python ones."""
+        if self.ext is None:
+            self._callbacks()
+            return
+        ev = _sys.monitoring.events
+        own_file = _OWN_FILE
+        agent = self
+
+        def describe(code):
+            if code.co_filename == own_file:
+                return None
+            return (code.co_filename.encode("utf-8", "surrogateescape")[:4096],
+                    code.co_name.encode("utf-8", "surrogateescape")[:4096],
+                    code.co_firstlineno)
+
+        def line_of(code, offset):
+            # A module's first instruction is on line 0: its first line then.
+            for start, end, number in code.co_lines():
+                if start <= offset < end:
+                    return number or code.co_firstlineno
+            return code.co_firstlineno
+
+        def stale():
+            agent._finish(_DETACHED, None)
+
+        self.ext.open(self.path, self.size, describe, line_of, stale)
+        self.registered = []
+        if "entry" in self.events:
+            self.registered += [(ev.PY_START, self.ext.entry), (ev.PY_RESUME, self.ext.entry),
+                                (ev.PY_THROW, self.ext.entry)]
+        if "return" in self.events:
+            self.registered += [(ev.PY_RETURN, self.ext.ret), (ev.PY_YIELD, self.ext.ret),
+                                (ev.PY_UNWIND, self.ext.ret)]
+        if "line" in self.events:
+            self.registered.append((ev.LINE, self.ext.line))
+        for event, callback in self.registered:
+            _sys.monitoring.register_callback(self.tool, event, callback)
+        self.entered = self.ext.entry if "entry" in self.events else None
 
     def _callbacks(self):
         """Registers the callbacks, bound to this process's ring. Each keeps
@@ -486,6 +551,11 @@ class _Agent:
             self.tool = None
         if message:
             _report_failure(self.directory, RuntimeError(message))
+        if self.ext is not None:
+            try:
+                self.ext.close()
+            except Exception:
+                pass
         mm, self.mm = self.mm, None
         if mm is not None:
             try:
@@ -524,7 +594,7 @@ class _Agent:
                 self._release()
                 mm.close()
             self._open()
-            self._callbacks()
+            self._install_callbacks()
             self._seed()
             _sys.monitoring.set_events(self.tool, self.wanted)
         except Exception as e:

@@ -34,6 +34,14 @@ use ring::{AgentState, Record, RingError};
 /// The agent, as pytap writes it into the capture directory.
 pub const AGENT: &str = include_str!("agent.py");
 
+/// The agent's compiled callbacks (`crates/agent-ext`, built by the build
+/// script): a CPython extension module on the stable ABI, written next to
+/// the agent, which falls back to its Python callbacks without it.
+pub const EXTENSION: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/_pytap_agent.abi3.so"));
+
+/// The extension's file name in the capture directory.
+const EXTENSION_NAME: &str = "_pytap_agent.abi3.so";
+
 /// `Header::flags` of an event the in-process capture produced.
 pub const FLAG_IN_PROCESS: u16 = 1 << 15;
 
@@ -192,6 +200,9 @@ impl Capture {
         let agent = dir.join("sitecustomize.py");
         std::fs::write(&agent, AGENT).with_context(|| format!("writing {}", agent.display()))?;
         set_mode(&agent, 0o644)?;
+        let ext = dir.join(EXTENSION_NAME);
+        std::fs::write(&ext, EXTENSION).with_context(|| format!("writing {}", ext.display()))?;
+        set_mode(&ext, 0o755)?;
         Ok(Capture {
             dir,
             events,

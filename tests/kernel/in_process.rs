@@ -233,14 +233,16 @@ fn the_agent_leaves_when_pytap_is_killed_or_done() {
     let py = fixture("3.14").binary.display().to_string();
     for how in ["kill", "duration"] {
         let tools = scratch(&format!("in-process-detach-{how}")).join("tools.txt");
+        let stop = tools.with_extension("txt.stop");
         let _ = std::fs::remove_file(&tools);
+        let _ = std::fs::remove_file(&stop);
         let mut args = vec!["trace", "-m", "function__entry", "-o", "/dev/null"];
         if how == "duration" {
             args.extend(["--duration", "1"]);
         }
         let tools_arg = tools.display().to_string();
         let program = script("monitor_loop.py");
-        args.extend(["--", &py, &program, &tools_arg, "6"]);
+        args.extend(["--", &py, &program, &tools_arg, "30"]);
         let mut tracer = Command::new(pytap_bin())
             .args(&args)
             .stdin(Stdio::null())
@@ -267,9 +269,11 @@ fn the_agent_leaves_when_pytap_is_killed_or_done() {
         });
         assert!(gone_at.elapsed() < Duration::from_millis(1500), "{how}");
         let lines = std::fs::read_to_string(&tools).unwrap().lines().count();
-        wait_until("the program to go on", Duration::from_secs(2), || {
-            std::fs::read_to_string(&tools).unwrap().lines().count() > lines + 2
-        });
+        wait_until(
+            &format!("the program to go on ({how})"),
+            Duration::from_secs(2),
+            || std::fs::read_to_string(&tools).unwrap().lines().count() > lines + 2,
+        );
         // Nothing of pytap is left: the last agent removed the directory
         // (killed), or pytap did (done).
         wait_until(
@@ -277,6 +281,8 @@ fn the_agent_leaves_when_pytap_is_killed_or_done() {
             Duration::from_secs(2),
             || !std::path::Path::new(&dir).exists(),
         );
+        // The program (pytap's child, left running) stops at its own pace.
+        std::fs::write(&stop, "").unwrap();
     }
 }
 
@@ -329,8 +335,9 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
     for how in ["duration", "kill"] {
         let tools = scratch(&format!("in-process-pep768-{how}")).join("tools.txt");
         let _ = std::fs::remove_file(&tools);
+        let _ = std::fs::remove_file(tools.with_extension("txt.stop"));
         let target = Command::new(&py)
-            .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "8"])
+            .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "30"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -386,6 +393,7 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
             .count();
         assert!(ticks > 100, "{how}: {ticks} ticks\n{stderr}");
         // The program goes on to its end, unharmed.
+        std::fs::write(tools.with_extension("txt.stop"), "").unwrap();
         let done = target.wait_with_output().unwrap();
         assert!(done.status.success());
         assert_eq!(
