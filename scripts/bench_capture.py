@@ -12,7 +12,9 @@ Modes: untraced; `pytap top`, `pytap calls`, `pytap trace -m function__entry
 -m function__return` with the default capture (markers on 3.9, 3.11 and
 3.15; the agent inside the interpreter on 3.13 and 3.14, where the markers
 are gone); on 3.15 also the same three with `--capture in-process`, and the
-empty BPF probe (`trace --empty-probe`, the uprobe trap alone).
+empty BPF probe (`trace --empty-probe`, the uprobe trap alone); on 3.13,
+3.14 and 3.15 `top_py` and `trace_py`, the agent with its Python callbacks
+(its fallback) instead of the compiled ones.
 
 Reported: each mode's slowdown (median / untraced median) and its cost per
 event (or per call for top) over the untraced run. The issue's targets,
@@ -73,7 +75,16 @@ def modes_for(version, pytap):
             modes[name + "_ip"] = argv + ["--capture", "in-process"]
         modes["empty"] = [pytap, "trace", "-m", "function__entry", "-m", "function__return",
                           "--empty-probe", "-o", os.devnull]
+    if version in ("3.13", "3.14", "3.15"):
+        # The agent's Python callbacks (its fallback), for comparison.
+        extra = ["--capture", "in-process"] if version == "3.15" else []
+        for name in ("top", "trace"):
+            modes[name + "_py"] = tools[name] + extra + [PURE]
     return modes
+
+
+# Marks a mode run with the agent's Python callbacks (PYTAP_CAPTURE_PURE=1).
+PURE = "<pure>"
 
 
 def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
@@ -89,9 +100,13 @@ def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
             for _ in range(args.runs):
                 for mode, argv in modes.items():
                     cmd = [binary] + work + [elapsed]
+                    run_env = env
                     if argv is not None:
+                        if PURE in argv:
+                            argv = [a for a in argv if a != PURE]
+                            run_env = dict(env, PYTAP_CAPTURE_PURE="1")
                         cmd = argv + ["--"] + cmd
-                    times[mode].append(timed(cmd, elapsed, env, preexec)[0])
+                    times[mode].append(timed(cmd, elapsed, run_env, preexec)[0])
             med = {m: statistics.median(v) for m, v in times.items()}
             results.append({
                 "python": python,

@@ -148,7 +148,10 @@ def _cleanup(directory, ring):
 # Record kinds (ring.rs).
 _PAD, _DEF, _ENTRY, _RETURN, _LINE = 0, 1, 2, 3, 4
 # Header fields (byte offsets).
-_TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE = 24, 32, 40, 48, 56, 60
+_TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE, _CALLBACKS = 24, 32, 40, 48, 56, 60, 64
+# Which callbacks record (at _CALLBACKS): compiled, Python (the extension
+# did not load), Python as asked (PYTAP_CAPTURE_PURE=1).
+_COMPILED, _PYTHON, _PYTHON_ASKED = 1, 2, 3
 _HEADER = 4096
 # States.
 _ACTIVE, _DETACHED, _NO_TOOL, _FAILED, _FORKED = 1, 2, 3, 4, 5
@@ -177,6 +180,12 @@ class _Agent:
         self.registered = ()
         self.wanted = 0
         self.ext = _load_extension(directory)
+        if self.ext is not None:
+            self.callbacks = _COMPILED
+        elif _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
+            self.callbacks = _PYTHON_ASKED
+        else:
+            self.callbacks = _PYTHON
         self._open()
 
     def _open(self):
@@ -189,8 +198,10 @@ class _Agent:
             self.mm = self.mmap.mmap(fd, _HEADER + self.size)
         finally:
             _os.close(fd)
-        self.struct.pack_into("<8sIIQ", self.mm, 0, b"PYTAPRNG", 1, _HEADER, self.size)
-        self.struct.pack_into("<II", self.mm, _PID, pid, _ACTIVE)
+        # The magic last: pytap reads a ring once it is there.
+        self.struct.pack_into("<IIQ", self.mm, 8, 1, _HEADER, self.size)
+        self.struct.pack_into("<III", self.mm, _PID, pid, _ACTIVE, self.callbacks)
+        self.mm[0:8] = b"PYTAPRNG"
 
     def start(self):
         mon = _sys.monitoring

@@ -487,11 +487,18 @@ impl Ring {
             .custom_flags(pytap_sys::O_NOFOLLOW)
             .open(path)
             .map_err(|_| RingError::Short)?;
-        let mut head = [0u8; 64];
-        if file.read_at(&mut head, 0).unwrap_or(0) < 64 || head[..8] == [0; 8] {
+        let mut head = [0u8; 68];
+        if file.read_at(&mut head, 0).unwrap_or(0) < 68 || head[..8] == [0; 8] {
             return Ok(None);
         }
         let h = ring::header(&head)?;
+        if h.callbacks == 2 {
+            notice!(
+                "pid {}: pytap's compiled callbacks did not load in this interpreter; its agent \
+                 records with Python ones, several times slower",
+                h.pid
+            );
+        }
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < ring::HEADER_BYTES + h.data_bytes {
             return Err(RingError::Size(h.data_bytes));

@@ -13,6 +13,8 @@
 //!  40  lost u64   events the agent dropped (ring full, or its recursion limit)
 //!  48  beat u64   pytap's heartbeat (u64::MAX: pytap is gone)
 //!  56  pid u32    60 state u32 (AgentState)
+//!  64  callbacks u32 (1 compiled, 2 Python: the extension did not load,
+//!      3 Python as asked)
 //! records, 8-byte aligned, never crossing the end (a pad fills it):
 //!   u32 length, u16 kind, then
 //!   pad:    nothing more
@@ -94,6 +96,9 @@ pub struct Header {
     pub pid: u32,
     /// The agent's state.
     pub state: AgentState,
+    /// Which callbacks record: 1 compiled, 2 Python (the extension did
+    /// not load), 3 Python as asked (0 in a file too short to say).
+    pub callbacks: u32,
 }
 
 /// Why a ring file cannot be read.
@@ -141,6 +146,7 @@ pub fn header(b: &[u8]) -> Result<Header, RingError> {
     if b.len() < 64 {
         return Err(RingError::Short);
     }
+    // (The callbacks word at 64 is read when the bytes reach it.)
     if &b[..8] != MAGIC {
         return Err(RingError::Magic);
     }
@@ -168,6 +174,7 @@ pub fn header(b: &[u8]) -> Result<Header, RingError> {
         lost: u64_at(b, 40).ok_or(RingError::Short)?,
         pid: u32_at(b, 56).ok_or(RingError::Short)?,
         state: AgentState::from_u32(u32_at(b, 60).ok_or(RingError::Short)?),
+        callbacks: u32_at(b, 64).unwrap_or(0),
     })
 }
 

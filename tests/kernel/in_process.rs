@@ -88,6 +88,41 @@ fn flow_matches_the_setprofile_oracle_per_thread() {
             "{version}"
         );
         assert!(run.stderr.contains(" 0 lost"), "{version}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("compiled callbacks did not load"),
+            "{version}: {}",
+            run.stderr
+        );
+        // The agent's Python callbacks, its fallback, are exact too.
+        let out = scratch("in-process-pure").join(format!("{version}.jsonl"));
+        let pure = Command::new(pytap_bin())
+            .args([
+                "flow",
+                "--format",
+                "jsonl",
+                "-o",
+                out.to_str().unwrap(),
+                "--",
+            ])
+            .args([&py, &script("threaded.py")])
+            .env("PYTAP_CAPTURE_PURE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            pure.status.success(),
+            "{version}: {}",
+            String::from_utf8_lossy(&pure.stderr)
+        );
+        let lines: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            flow_sequences(&lines, &script("threaded.py")),
+            want,
+            "{version}: Python callbacks"
+        );
         // Frames running when the agent started got their entries: every
         // return has one.
         assert!(
