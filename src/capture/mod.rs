@@ -78,13 +78,16 @@ impl CaptureMode {
     /// The markers the in-process capture stands in for.
     pub const SERVES: [Marker; 3] = [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line];
 
-    /// The mode for a launched command: markers when its program is a
-    /// CPython this mode does not capture in-process (nothing then runs in
-    /// it); otherwise this mode, the agent loading only where it serves
+    /// The mode for a launched command. `Auto`: markers when its program
+    /// is a CPython with function markers (nothing then runs in it, nor in
+    /// its children: a 3.12–3.14 child is said to need `--capture
+    /// in-process`); otherwise the agent, loading only where it serves
     /// (behind a shell or a wrapper script the version is not known
-    /// before the command runs).
+    /// before the command runs). The other modes are as asked.
     pub fn for_command(self, argv: &[OsString]) -> CaptureMode {
-        if self == CaptureMode::Markers {
+        // Asked for: every interpreter of the tree gets the agent (one of
+        // 3.11 or older, or of another kind, runs only its first lines).
+        if self != CaptureMode::Auto {
             return self;
         }
         let version = argv

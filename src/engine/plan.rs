@@ -252,6 +252,22 @@ impl Plan {
                 self.notes.append(&mut notes);
                 return Ok(None);
             }
+            let minor = module.py_version().map(|v| v.minor_version());
+            let wants_calls = self
+                .requested
+                .iter()
+                .any(|m| CaptureMode::SERVES.contains(m));
+            if wants_calls && minor.is_some_and(|v| CaptureMode::Auto.serves(v)) {
+                notes.push(format!(
+                    "{}{}: no function markers (3.12 to 3.14), and this interpreter was not given \
+                     pytap's agent (the command's own program has markers): `--capture in-process` \
+                     gives it to every interpreter the command starts",
+                    module::display(&module.path),
+                    module.version_suffix()
+                ));
+                self.notes.append(&mut notes);
+                return Ok(None);
+            }
             if !self.strict {
                 notes.push(format!(
                     "{}{}: none of the requested markers; not traced",

@@ -256,10 +256,15 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
                     'S' => "skips the site module, which loads pytap's agent",
                     _ => "ignores PYTHONPATH, through which pytap's agent loads",
                 };
+                let instead = if minor >= 14 {
+                    format!("; or start it without pytap and attach with `-p` (PEP 768)")
+                } else {
+                    String::new()
+                };
                 anyhow::bail!(
                     "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
                      its function events can only come from that agent (3.12 to 3.14 have no \
-                     function markers); run it under pytap without -{option}"
+                     function markers); run it under pytap without -{option}{instead}"
                 );
             }
         }

@@ -462,3 +462,69 @@ fn a_3_14_that_refuses_remote_debugging_is_said_so() {
         run.stderr
     );
 }
+
+/// The process tree: a 3.11 program that runs a 3.13 one. By default the
+/// 3.11 program, which has markers, is given nothing, and the 3.13 child's
+/// missing function events are said; with `--capture in-process` the child
+/// gets the agent through the environment it inherits (the parent keeps
+/// its markers, the agent there running only site's first lines).
+#[test]
+fn a_3_13_child_of_a_3_11_parent_is_captured_too() {
+    require_kernel();
+    let parent = fixture("3.11").binary.display().to_string();
+    let child = fixture("3.13").binary.display().to_string();
+    let code = format!(
+        "import subprocess\n\
+def in_parent():\n    return 1\n\
+in_parent()\n\
+subprocess.run([{child:?}, '-c', 'def in_child():\\n    return 2\\nfor _ in range(7): in_child()'], check=True)\n"
+    );
+    let (views, run) = tool_jsonl("top", &["-n", "0", "--by-pid", "--", &parent, "-c", &code]);
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("`--capture in-process` gives it to every interpreter"),
+        "{}",
+        run.stderr
+    );
+    let (views_auto, views) = (
+        views,
+        tool_jsonl(
+            "top",
+            &[
+                "-n",
+                "0",
+                "--by-pid",
+                "--capture",
+                "in-process",
+                "--",
+                &parent,
+                "-c",
+                &code,
+            ],
+        )
+        .0,
+    );
+    assert!(
+        !views_auto
+            .iter()
+            .flat_map(|v| v["rows"].as_array().unwrap().iter())
+            .any(|r| r["funcname"] == "in_child")
+    );
+    let calls = |name: &str| -> (u64, u64) {
+        views
+            .iter()
+            .flat_map(|v| v["rows"].as_array().unwrap().iter())
+            .filter(|r| r["funcname"] == name)
+            .fold((0, 0), |(pid, n), r| {
+                (
+                    r["pid"].as_u64().unwrap().max(pid),
+                    n + r["calls"].as_u64().unwrap(),
+                )
+            })
+    };
+    let (parent_pid, in_parent) = calls("in_parent");
+    let (child_pid, in_child) = calls("in_child");
+    assert_eq!((in_parent, in_child), (1, 7), "{}", run.stderr);
+    assert_ne!(parent_pid, child_pid);
+}
