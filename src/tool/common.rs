@@ -257,9 +257,9 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
                     _ => "ignores PYTHONPATH, through which pytap's agent loads",
                 };
                 let instead = if minor >= 14 {
-                    format!("; or start it without pytap and attach with `-p` (PEP 768)")
+                    "; or start it without pytap and attach with `-p` (PEP 768)"
                 } else {
-                    String::new()
+                    ""
                 };
                 anyhow::bail!(
                     "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
