@@ -12,7 +12,9 @@ Modes: untraced; `pytap top`, `pytap calls`, `pytap trace -m function__entry
 -m function__return` with the default capture (markers on 3.9, 3.11 and
 3.15; the agent inside the interpreter on 3.13 and 3.14, where the markers
 are gone); on 3.15 also the same three with `--capture in-process`, and the
-empty BPF probe (`trace --empty-probe`, the uprobe trap alone); on 3.13,
+empty BPF probe (`trace --empty-probe`, the uprobe trap alone); on 3.9
+and 3.11 the same three with `--capture in-process` (a profile function
+instead of the markers); on 3.13,
 3.14 and 3.15 `top_py` and `trace_py`, the agent with its Python callbacks
 (its fallback) instead of the compiled ones.
 
@@ -70,7 +72,9 @@ def modes_for(version, pytap):
     }
     modes = {"untraced": None}
     modes.update(tools)
-    if version == "3.15":
+    if version in ("3.9", "3.11", "3.15"):
+        # In-process where markers exist: sys.monitoring on 3.15, a profile
+        # function on 3.9 and 3.11.
         for name, argv in tools.items():
             modes[name + "_ip"] = argv + ["--capture", "in-process"]
         modes["empty"] = [pytap, "trace", "-m", "function__entry", "-m", "function__return",

@@ -43,7 +43,7 @@ def _install():
         low, high = (tuple(int(n) for n in v.split(".")) for v in versions.split("-"))
     except ValueError:
         return
-    if not low <= _sys.version_info[:2] <= high or not hasattr(_sys, "monitoring"):
+    if not low <= _sys.version_info[:2] <= high:
         return
     if not [e for e in events if e in ("entry", "return", "line")]:
         return
@@ -53,7 +53,10 @@ def _install():
         _report_failure(directory, e)
         return
     try:
-        agent.start()
+        if hasattr(_sys, "monitoring"):
+            agent.start()
+        else:
+            agent.start_profile()
     except Exception as e:
         agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
 
@@ -107,7 +110,7 @@ def _load_extension(directory):
     file), or None: then the Python callbacks below do the work. A
     free-threaded build cannot load a stable-ABI module; the Python
     callbacks need the GIL too, so the agent stops there (see start)."""
-    if _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
+    if _os.environ.get("PYTAP_CAPTURE_PURE") == "1" or not hasattr(_sys, "monitoring"):
         return None
     path = _os.path.join(directory, "_pytap_agent.abi3.so")
     try:
@@ -230,6 +233,146 @@ class _Agent:
         except Exception:
             pass
 
+    def start_profile(self):
+        """CPython 3.8-3.11 (asked for with `--capture in-process`): a
+        profile function (sys.setprofile, and threading.setprofile for the
+        threads started later) records calls and returns, under a lock (the
+        GIL may pass at any instruction there)."""
+        import threading
+
+        self.threading = threading
+        self._profile_callbacks()
+        self._seed()
+        _sys.setprofile(self.profile)
+        threading.setprofile(self.profile)
+        try:
+            _os.register_at_fork(after_in_child=self._forked)
+        except Exception:
+            pass
+
+    def _profile_callbacks(self):
+        mm = self.mm
+        words = memoryview(mm).cast("Q")
+        self.words = words
+        pack = self.struct.pack
+        clock = self.time.monotonic_ns
+        get_ident = self.thread.get_ident
+        native = self.thread.get_native_id
+        lock = self.thread.allocate_lock()
+        base = _HEADER >> 3
+        capacity = self.size >> 3
+        mask = capacity - 1
+        tables = {}
+        local = self.thread._local()
+        agent = self
+        own_file = _OWN_FILE
+        state = {"tail": 0, "countdown": _CHECK_EVERY, "lost": 0, "beat": 0,
+                 "seen": clock(), "cid": 0, "stopped": False}
+
+        def alive():
+            now = clock()
+            value = words[_BEAT >> 3]
+            if value == 0xFFFFFFFFFFFFFFFF:
+                return False
+            if value != state["beat"]:
+                state["beat"] = value
+                state["seen"] = now
+                return True
+            return now - state["seen"] < _STALE_NS
+
+        def write(record_words):
+            """Appends whole records (a list of words), padding at the end."""
+            n = len(record_words)
+            tail = state["tail"]
+            pos = tail & mask
+            pad = capacity - pos if pos + n > capacity else 0
+            head = words[_HEAD >> 3] >> 3
+            if tail + pad + n - head > capacity:
+                state["lost"] += 1
+                words[_LOST >> 3] = state["lost"]
+                return False
+            if pad:
+                words[base + pos] = (pad << 3) | _PAD << 32
+                tail += pad
+                pos = 0
+            for i, w in enumerate(record_words):
+                words[base + pos + i] = w
+            tail += n
+            state["tail"] = tail
+            words[3] = tail << 3
+            return True
+
+        def define(code):
+            if code.co_filename == own_file:
+                tables[code] = 0
+                return 0
+            state["cid"] += 1
+            cid = state["cid"]
+            filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
+            name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
+            length = (24 + len(filename) + len(name) + 31) & ~31
+            record = pack("<IHHIiHHI", length, _DEF, len(filename), cid,
+                          code.co_firstlineno, len(name), 0, 0) + filename + name
+            record += bytes(length - len(record))
+            if not write([int.from_bytes(record[i:i + 8], "little")
+                          for i in range(0, length, 8)]):
+                return None
+            tables[code] = cid
+            return cid
+
+        def profile(frame, event, arg):
+            if event == "call":
+                kind = 32 | _ENTRY << 32
+            elif event == "return":
+                kind = 32 | _RETURN << 32
+            else:
+                return
+            try:
+                if state["stopped"]:
+                    _sys.setprofile(None)
+                    return
+                code = frame.f_code
+                with lock:
+                    cid = tables.get(code)
+                    if cid is None:
+                        cid = define(code)
+                    if not cid:
+                        return
+                    state["countdown"] -= 1
+                    if state["countdown"] <= 0:
+                        state["countdown"] = _CHECK_EVERY
+                        if not alive():
+                            state["stopped"] = True
+                            agent._finish(_DETACHED, None)
+                            return
+                    try:
+                        tid = local.tid
+                    except AttributeError:
+                        tid = local.tid = native()
+                    write([kind, cid | (frame.f_lineno & 0xFFFFFFFF) << 32, clock(), tid])
+            except RecursionError:
+                state["lost"] += 1
+            except Exception as e:
+                state["stopped"] = True
+                agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
+
+        def seed(code, offset):
+            with lock:
+                cid = tables.get(code)
+                if cid is None:
+                    cid = define(code)
+                if cid:
+                    try:
+                        tid = local.tid
+                    except AttributeError:
+                        tid = local.tid = native()
+                    write([32 | _ENTRY << 32, cid | (code.co_firstlineno & 0xFFFFFFFF) << 32,
+                           clock(), tid])
+
+        self.profile = profile
+        self.profile_state = state
+        self.entered = seed
+
     def _install_callbacks(self):
         """The compiled callbacks when the extension loaded, else the
         Python ones."""
@@ -289,7 +432,9 @@ class _Agent:
         capacity = self.size >> 3
         mask = capacity - 1
         tables = {}
-        tids = {}
+        # The native thread id, per thread (a thread's ident is reused after
+        # it ends: not a key for it).
+        local = self.thread._local()
         own = {}
         agent = self
         own_file = _OWN_FILE
@@ -407,10 +552,6 @@ class _Agent:
             table[offset] = word
             return word
 
-        def thread_id(ident):
-            tid = tids[ident] = native()
-            return tid
-
         def failed(e):
             if isinstance(e, RecursionError):
                 # The user's own recursion is at its limit: this event is
@@ -435,8 +576,10 @@ class _Agent:
                     return
                 if tail + 4 - head > capacity and not wait_room(4):
                     return
-                ident = get_ident()
-                tid = tids.get(ident) or thread_id(ident)
+                try:
+                    tid = local.tid
+                except AttributeError:
+                    tid = local.tid = native()
                 now = clock()
                 # No call from here to the publication.
                 if tail + 4 - head > capacity:
@@ -469,8 +612,10 @@ class _Agent:
                     return
                 if tail + 4 - head > capacity and not wait_room(4):
                     return
-                ident = get_ident()
-                tid = tids.get(ident) or thread_id(ident)
+                try:
+                    tid = local.tid
+                except AttributeError:
+                    tid = local.tid = native()
                 now = clock()
                 # No call from here to the publication.
                 if tail + 4 - head > capacity:
@@ -500,8 +645,10 @@ class _Agent:
                     return
                 if tail + 4 - head > capacity and not wait_room(4):
                     return
-                ident = get_ident()
-                tid = tids.get(ident) or thread_id(ident)
+                try:
+                    tid = local.tid
+                except AttributeError:
+                    tid = local.tid = native()
                 now = clock()
                 word = table[None] | (line & 0xFFFFFFFF) << 32
                 # No call from here to the publication.
@@ -567,6 +714,12 @@ class _Agent:
                 self.ext.close()
             except Exception:
                 pass
+        if getattr(self, "profile", None) is not None:
+            # This thread now; the others when their profile function runs.
+            self.profile_state["stopped"] = True
+            _sys.setprofile(None)
+            self.threading.setprofile(None)
+            self.profile = None
         mm, self.mm = self.mm, None
         if mm is not None:
             try:
@@ -597,6 +750,18 @@ class _Agent:
     def _forked(self):
         """In a forked child: the parent's ring is the parent's. The child
         writes a ring of its own, or stops."""
+        if getattr(self, "profile", None) is not None:
+            try:
+                mm, self.mm = self.mm, None
+                self._release()
+                mm.close()
+                self._open()
+                self._profile_callbacks()
+                _sys.setprofile(self.profile)
+            except Exception as e:
+                _sys.setprofile(None)
+                self._finish(_FORKED, "%s: %s" % (type(e).__name__, e))
+            return
         if self.tool is None:
             return
         try:

@@ -69,8 +69,8 @@ pub enum CaptureMode {
     Auto,
     /// Markers only (nothing runs in the target).
     Markers,
-    /// In-process on every version that has `sys.monitoring` (3.12+),
-    /// markers below it.
+    /// In-process on every version from 3.8 (a `sys.monitoring` tool on
+    /// 3.12+, a profile function below).
     InProcess,
 }
 
@@ -106,7 +106,7 @@ impl CaptureMode {
     pub fn serves(self, version: (u8, u8)) -> bool {
         match self {
             CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version),
-            CaptureMode::InProcess => version >= (3, 12),
+            CaptureMode::InProcess => version >= (3, 8),
             CaptureMode::Markers => false,
         }
     }
@@ -243,7 +243,7 @@ impl Capture {
             (
                 "PYTAP_CAPTURE_VERSIONS".into(),
                 match self.mode {
-                    CaptureMode::InProcess => "3.12-3.99",
+                    CaptureMode::InProcess => "3.8-3.99",
                     _ => "3.12-3.14",
                 }
                 .into(),
@@ -677,7 +677,8 @@ mod tests {
         assert!(CaptureMode::Auto.serves((3, 14)));
         assert!(!CaptureMode::Auto.serves((3, 15)));
         assert!(CaptureMode::InProcess.serves((3, 15)));
-        assert!(!CaptureMode::InProcess.serves((3, 11)));
+        assert!(CaptureMode::InProcess.serves((3, 11)));
+        assert!(!CaptureMode::InProcess.serves((3, 7)));
         assert!(!CaptureMode::Markers.serves((3, 13)));
     }
 }

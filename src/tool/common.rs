@@ -177,8 +177,11 @@ pub fn capture_for(
     let mode = match &stream.target {
         TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
         // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
-        // are refused once the targets are known.
-        TargetSpec::Pids(_) if wants_functions => stream.attach.capture,
+        // are refused once the targets are known; others keep their
+        // markers (a running 3.11 cannot be given a profile function).
+        TargetSpec::Pids(_) if wants_functions && stream.attach.capture != CaptureMode::Markers => {
+            CaptureMode::Auto
+        }
         _ => CaptureMode::Markers,
     };
     if mode == CaptureMode::Markers {

@@ -70,12 +70,18 @@ if len(sys.argv) > 2 and sys.argv[1] == "--oracle":
     events = []
     depths = {}
     lock = threading.Lock()
+    # Threads by a per-thread number: an ident is reused once a thread ends.
+    local = threading.local()
+    numbers = iter(range(1000))
 
     def profile(frame, event, arg):
         code = frame.f_code
         if code.co_filename != __file__ or event not in ("call", "return"):
             return
-        me = threading.get_ident()
+        try:
+            me = local.me
+        except AttributeError:
+            me = local.me = next(numbers)
         with lock:
             depth = depths.setdefault(me, 0)
             if event == "call":
