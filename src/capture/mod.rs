@@ -69,8 +69,8 @@ pub enum CaptureMode {
     Auto,
     /// Markers only (nothing runs in the target).
     Markers,
-    /// In-process on every version from 3.8 (a `sys.monitoring` tool on
-    /// 3.12+, a profile function below).
+    /// In-process where it costs less than the markers: 3.11 (a profile
+    /// function) and 3.12+ (a `sys.monitoring` tool); markers on 3.8-3.10.
     InProcess,
 }
 
@@ -106,7 +106,10 @@ impl CaptureMode {
     pub fn serves(self, version: (u8, u8)) -> bool {
         match self {
             CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version),
-            CaptureMode::InProcess => version >= (3, 8),
+            // 3.11's markers need the eval loop's tracing path armed, which
+            // costs more than a profile function; on 3.8-3.10 the markers
+            // cost less (scripts/bench_capture.py measures both).
+            CaptureMode::InProcess => version == (3, 11) || version >= (3, 12),
             CaptureMode::Markers => false,
         }
     }
@@ -243,7 +246,7 @@ impl Capture {
             (
                 "PYTAP_CAPTURE_VERSIONS".into(),
                 match self.mode {
-                    CaptureMode::InProcess => "3.8-3.99",
+                    CaptureMode::InProcess => "3.11-3.99",
                     _ => "3.12-3.14",
                 }
                 .into(),
@@ -678,7 +681,7 @@ mod tests {
         assert!(!CaptureMode::Auto.serves((3, 15)));
         assert!(CaptureMode::InProcess.serves((3, 15)));
         assert!(CaptureMode::InProcess.serves((3, 11)));
-        assert!(!CaptureMode::InProcess.serves((3, 7)));
+        assert!(!CaptureMode::InProcess.serves((3, 9)));
         assert!(!CaptureMode::Markers.serves((3, 13)));
     }
 }

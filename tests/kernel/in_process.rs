@@ -529,13 +529,32 @@ subprocess.run([{child:?}, '-c', 'def in_child():\\n    return 2\\nfor _ in rang
     assert_ne!(parent_pid, child_pid);
 }
 
-/// `--capture in-process` on 3.9 and 3.11: a profile function instead of
-/// the markers, exact per thread and in its counts.
+/// `--capture in-process` on 3.11: a profile function instead of the
+/// armed markers, exact per thread and in its counts. On 3.9, where the
+/// markers cost less, the markers stay.
 #[test]
-fn in_process_on_3_9_and_3_11_is_a_profile_function_as_exact() {
+fn in_process_on_3_11_is_a_profile_function_as_exact() {
     require_kernel();
     let sink = scratch("in-process-old").join("elapsed");
-    for version in ["3.9", "3.11"] {
+    let py39 = fixture("3.9").binary.display().to_string();
+    let (_, run) = tool_jsonl(
+        "top",
+        &[
+            "--capture",
+            "in-process",
+            "--",
+            &py39,
+            &script("fib.py"),
+            "10",
+            sink.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.stderr.contains("calls counted in the kernel"),
+        "{}",
+        run.stderr
+    );
+    for version in ["3.11"] {
         let py = fixture(version).binary.display().to_string();
         let (lines, run) = tool_jsonl(
             "flow",
