@@ -554,43 +554,42 @@ fn in_process_on_3_11_is_a_profile_function_as_exact() {
         "{}",
         run.stderr
     );
-    for version in ["3.11"] {
-        let py = fixture(version).binary.display().to_string();
-        let (lines, run) = tool_jsonl(
-            "flow",
-            &["--capture", "in-process", "--", &py, &script("threaded.py")],
-        );
-        run.ok();
-        assert_eq!(
-            flow_sequences(&lines, &script("threaded.py")),
-            oracle(&py),
-            "{version}"
-        );
-        // No arming of 3.11's line marker: no marker is used.
-        assert!(
-            !run.stderr.contains("turned it on"),
-            "{version}: {}",
-            run.stderr
-        );
-        let (rows, run) = tool_jsonl(
-            "calls",
-            &[
-                "-n",
-                "0",
-                "--capture",
-                "in-process",
-                "--",
-                &py,
-                &script("fib.py"),
-                "16",
-                sink.to_str().unwrap(),
-            ],
-        );
-        run.ok();
-        let fib = rows
-            .iter()
-            .find(|r| r["funcname"] == "fib")
-            .unwrap_or_else(|| panic!("{version}: {rows:?}"));
-        assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{version}");
-    }
+    let version = "3.11";
+    let py = fixture(version).binary.display().to_string();
+    let (lines, run) = tool_jsonl(
+        "flow",
+        &["--capture", "in-process", "--", &py, &script("threaded.py")],
+    );
+    run.ok();
+    assert_eq!(
+        flow_sequences(&lines, &script("threaded.py")),
+        oracle(&py),
+        "{version}"
+    );
+    // No arming of 3.11's line marker: no marker is used.
+    assert!(
+        !run.stderr.contains("turned it on"),
+        "{version}: {}",
+        run.stderr
+    );
+    let (rows, run) = tool_jsonl(
+        "calls",
+        &[
+            "-n",
+            "0",
+            "--capture",
+            "in-process",
+            "--",
+            &py,
+            &script("fib.py"),
+            "16",
+            sink.to_str().unwrap(),
+        ],
+    );
+    run.ok();
+    let fib = rows
+        .iter()
+        .find(|r| r["funcname"] == "fib")
+        .unwrap_or_else(|| panic!("{version}: {rows:?}"));
+    assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{version}");
 }
