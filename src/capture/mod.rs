@@ -14,22 +14,22 @@
 //! calls. Reading uses `pread`/`pwrite` on the ring file: no mapping, no
 //! `unsafe`.
 
+mod reader;
 pub mod remote;
 pub mod ring;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::cpython::Marker;
-use crate::engine::abi::EventKind;
-use crate::engine::decode::{Body, Event, Header, RawStr, StrState};
+use crate::engine::decode::Event;
 use crate::notice;
-use ring::{AgentState, Record, RingError};
+use reader::{ReadError, Ring};
+use ring::AgentState;
 
 /// The agent, as pytap writes it into the capture directory.
 pub const AGENT: &str = include_str!("agent.py");
@@ -58,7 +58,7 @@ pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
 /// Marks a code id as an in-process "pointer" in [`RawStr::ptr`], so the
 /// tools' keys (pid, line, pointers) tell functions apart as they do with
 /// the markers' string addresses.
-const CODE_PTR: u64 = 1 << 63;
+pub(crate) const CODE_PTR: u64 = 1 << 63;
 
 /// Which path serves function events (`--capture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,22 +150,6 @@ impl Events {
         }
         parts.join(",")
     }
-}
-
-/// A process's ring, being read.
-#[derive(Debug)]
-struct Ring {
-    file: File,
-    pid: u32,
-    data_bytes: u64,
-    head: u64,
-    beat: u64,
-    lost: u64,
-    /// Code ids to (file name, function name).
-    codes: HashMap<u32, (Vec<u8>, Vec<u8>)>,
-    /// Set once the ring could not be read further (said once).
-    broken: bool,
-    state: AgentState,
 }
 
 /// The capture directory of a run and the rings found in it.
@@ -473,161 +457,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the mode of {}", path.display()))
-}
-
-/// Why a ring stopped being read.
-enum ReadError {
-    /// The consumer failed (the run ends with its error).
-    Consumer(anyhow::Error),
-    /// The ring is damaged.
-    Ring(String),
-}
-
-impl Ring {
-    /// Opens a ring; `None` while its agent has not written the header.
-    fn open(path: &Path) -> Result<Option<Ring>, RingError> {
-        // O_NOFOLLOW: a ring is a file an agent made, never a link to one.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(pytap_sys::O_NOFOLLOW)
-            .open(path)
-            .map_err(|_| RingError::Short)?;
-        let mut head = [0u8; 68];
-        if file.read_at(&mut head, 0).unwrap_or(0) < 68 || head[..8] == [0; 8] {
-            return Ok(None);
-        }
-        let h = ring::header(&head)?;
-        if h.callbacks == 2 {
-            notice!(
-                "pid {}: pytap's compiled callbacks did not load in this interpreter; its agent \
-                 records with Python ones, several times slower",
-                h.pid
-            );
-        }
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < ring::HEADER_BYTES + h.data_bytes {
-            return Err(RingError::Size(h.data_bytes));
-        }
-        Ok(Some(Ring {
-            file,
-            pid: h.pid,
-            data_bytes: h.data_bytes,
-            head: h.head,
-            beat: 0,
-            lost: h.lost,
-            codes: HashMap::new(),
-            broken: false,
-            state: h.state,
-        }))
-    }
-
-    /// Reads what was written since the last time; writes the head and
-    /// the heartbeat back.
-    fn read(
-        &mut self,
-        buf: &mut Vec<u8>,
-        each: &mut dyn FnMut(&Event<'_>) -> Result<()>,
-    ) -> Result<u64, ReadError> {
-        let mut raw = [0u8; 64];
-        self.file
-            .read_at(&mut raw, 0)
-            .map_err(|e| ReadError::Ring(e.to_string()))?;
-        let h = ring::header(&raw).map_err(|e| ReadError::Ring(e.to_string()))?;
-        self.lost = h.lost;
-        self.state = h.state;
-        if h.data_bytes != self.data_bytes {
-            return Err(ReadError::Ring("its size changed".into()));
-        }
-        if h.tail < self.head || h.tail - self.head > self.data_bytes {
-            return Err(ReadError::Ring(format!(
-                "tail {} and head {} out of step",
-                h.tail, self.head
-            )));
-        }
-        let mut count = 0;
-        // Records never cross the end, so the new bytes are read as at
-        // most two runs: to the end, then from the start.
-        while self.head < h.tail {
-            let at = self.head % self.data_bytes;
-            let run = (h.tail - self.head).min(self.data_bytes - at) as usize;
-            buf.resize(run, 0);
-            self.file
-                .read_exact_at(buf, ring::HEADER_BYTES + at)
-                .map_err(|e| ReadError::Ring(e.to_string()))?;
-            let mut records = ring::records(buf);
-            for record in records.by_ref() {
-                match record.map_err(|e| ReadError::Ring(e.to_string()))? {
-                    Record::Def {
-                        code,
-                        filename,
-                        funcname,
-                        ..
-                    } => {
-                        self.codes
-                            .insert(code, (filename.to_vec(), funcname.to_vec()));
-                    }
-                    Record::Event {
-                        kind,
-                        code,
-                        line,
-                        ts_ns,
-                        tid,
-                    } => {
-                        let (filename, funcname) = match self.codes.get(&code) {
-                            Some((f, n)) => (f.as_slice(), n.as_slice()),
-                            // Its def was dropped (the ring was full).
-                            None => (&b""[..], &b""[..]),
-                        };
-                        let ptr = CODE_PTR | u64::from(code);
-                        let event = Event {
-                            header: Header {
-                                ts_ns,
-                                pid: self.pid,
-                                tid,
-                                kind: match kind {
-                                    ring::EventKind::Entry => EventKind::FunctionEntry,
-                                    ring::EventKind::Return => EventKind::FunctionReturn,
-                                    ring::EventKind::Line => EventKind::Line,
-                                },
-                                cpu: 0,
-                                site: NO_SITE,
-                                flags: FLAG_IN_PROCESS,
-                            },
-                            body: Body::Function {
-                                filename: RawStr {
-                                    bytes: filename,
-                                    ptr,
-                                    state: StrState::Complete,
-                                },
-                                funcname: RawStr {
-                                    bytes: funcname,
-                                    ptr,
-                                    state: StrState::Complete,
-                                },
-                                lineno: line,
-                            },
-                        };
-                        each(&event).map_err(ReadError::Consumer)?;
-                        count += 1;
-                    }
-                }
-            }
-            if records.consumed() != run {
-                return Err(ReadError::Ring(
-                    "a record runs past what was written".into(),
-                ));
-            }
-            self.head += run as u64;
-        }
-        self.beat += 1;
-        let mut back = [0u8; 24];
-        back[..8].copy_from_slice(&self.head.to_le_bytes());
-        // lost (40..48) is the agent's: write head (32) and beat (48) apart.
-        let _ = self.file.write_at(&back[..8], ring::HEAD);
-        let _ = self.file.write_at(&self.beat.to_le_bytes(), ring::BEAT);
-        Ok(count)
-    }
 }
 
 #[cfg(test)]
