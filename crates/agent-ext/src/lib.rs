@@ -21,98 +21,14 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_long, c_void};
+use std::ffi::{c_char, c_void};
+
+pub mod ffi;
+use ffi::*;
 use std::ptr;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-// ---- The CPython stable ABI (only what is used) ----
-
-#[repr(C)]
-pub struct PyObject {
-    ob_refcnt: isize,
-    ob_type: *mut c_void,
-}
-
-#[repr(C)]
-struct PyModuleDef_Base {
-    ob_base: PyObject,
-    m_init: Option<unsafe extern "C" fn() -> *mut PyObject>,
-    m_index: isize,
-    m_copy: *mut PyObject,
-}
-
-#[repr(C)]
-struct PyMethodDef {
-    ml_name: *const c_char,
-    ml_meth: *mut c_void,
-    ml_flags: c_int,
-    ml_doc: *const c_char,
-}
-
-#[repr(C)]
-struct PyModuleDef {
-    m_base: PyModuleDef_Base,
-    m_name: *const c_char,
-    m_doc: *const c_char,
-    m_size: isize,
-    m_methods: *mut PyMethodDef,
-    m_slots: *mut c_void,
-    m_traverse: *mut c_void,
-    m_clear: *mut c_void,
-    m_free: *mut c_void,
-}
-
-const METH_FASTCALL: c_int = 0x0080;
-/// `PYTHON_ABI_VERSION`.
-const PYTHON_ABI_VERSION: c_int = 3;
-
-unsafe extern "C" {
-    fn PyModule_Create2(def: *mut PyModuleDef, apiver: c_int) -> *mut PyObject;
-    fn PyLong_AsLongLong(o: *mut PyObject) -> i64;
-    fn PyLong_FromLongLong(v: i64) -> *mut PyObject;
-    fn PyBytes_AsStringAndSize(o: *mut PyObject, s: *mut *mut c_char, len: *mut isize) -> c_int;
-    fn PyUnicode_AsUTF8AndSize(o: *mut PyObject, size: *mut isize) -> *const c_char;
-    fn PyTuple_GetItem(t: *mut PyObject, i: isize) -> *mut PyObject;
-    fn PyObject_CallFunctionObjArgs(callable: *mut PyObject, ...) -> *mut PyObject;
-    fn Py_IncRef(o: *mut PyObject);
-    fn Py_DecRef(o: *mut PyObject);
-    fn PyErr_Occurred() -> *mut PyObject;
-    fn PyErr_Clear();
-    fn PyErr_ExceptionMatches(exc: *mut PyObject) -> c_int;
-    fn PyErr_SetString(exc: *mut PyObject, msg: *const c_char);
-    static mut _Py_NoneStruct: PyObject;
-    static mut PyExc_Exception: *mut PyObject;
-    static mut PyExc_ValueError: *mut PyObject;
-}
-
-// ---- The C library (loaded in every CPython process) ----
-
-#[repr(C)]
-struct timespec {
-    tv_sec: c_long,
-    tv_nsec: c_long,
-}
-
-unsafe extern "C" {
-    fn clock_gettime(clock: c_int, tp: *mut timespec) -> c_int;
-    fn syscall(number: c_long, ...) -> c_long;
-    fn open(path: *const c_char, flags: c_int, ...) -> c_int;
-    fn close(fd: c_int) -> c_int;
-    fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64)
-        -> *mut c_void;
-    fn munmap(addr: *mut c_void, len: usize) -> c_int;
-    fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int;
-}
-
-const CLOCK_MONOTONIC: c_int = 1;
-const SYS_GETTID: c_long = 186;
-const O_RDWR: c_int = 2;
-const O_CLOEXEC: c_int = 0o2000000;
-const PROT_READ: c_int = 1;
-const PROT_WRITE: c_int = 2;
-const MAP_SHARED: c_int = 1;
-const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
 
 // ---- The ring (pytap's src/capture/ring.rs) ----
 
