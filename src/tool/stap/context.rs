@@ -92,10 +92,22 @@ impl Context for OwnContext {
     }
 }
 
-/// The context of a kernel probe's record: what pytap knows of it.
+/// A function marker's arguments as pytap has them whole: an in-process
+/// event's strings (with the "addresses" `$arg1`/`$arg2` give them) and
+/// its line.
+pub(super) struct MarkerArgs<'s> {
+    pub(super) filename: (&'s [u8], u64),
+    pub(super) funcname: (&'s [u8], u64),
+    pub(super) lineno: i64,
+}
+
+/// The context of a probe's firing that pytap evaluates: a kernel probe's
+/// record, or an in-process event (then with its marker's arguments).
 pub(super) struct RecordContext<'s> {
     /// The site that fired, when the program prints its names.
     pub(super) probe: ProbeInfo,
+    /// The marker's arguments, for an in-process event.
+    pub(super) marker: Option<MarkerArgs<'s>>,
     pub(super) pid: u32,
     pub(super) tid: u32,
     pub(super) cpu: u16,
@@ -139,14 +151,27 @@ impl Context for RecordContext<'_> {
     fn monotonic_ns(&self) -> i64 {
         self.monotonic_ns
     }
-    fn arg(&self, _: usize) -> i64 {
-        0
+    fn arg(&self, index: usize) -> i64 {
+        match (&self.marker, index) {
+            (Some(m), 0) => m.filename.1 as i64,
+            (Some(m), 1) => m.funcname.1 as i64,
+            (Some(m), 2) => m.lineno,
+            _ => 0,
+        }
     }
     fn frame(&self) -> i64 {
         0
     }
-    fn user_string(&mut self, addr: i64, _: Option<usize>) -> Result<Vec<u8>, String> {
-        Err(format!("{addr:#x} was not read at the marker"))
+    fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String> {
+        let Some(m) = &self.marker else {
+            return Err(format!("{addr:#x} was not read at the marker"));
+        };
+        let bytes = match addr as u64 {
+            a if a == m.filename.1 => m.filename.0,
+            a if a == m.funcname.1 => m.funcname.0,
+            _ => return Err(format!("{addr:#x} is not a string of this event")),
+        };
+        Ok(bytes[..max.unwrap_or(usize::MAX).min(bytes.len())].to_vec())
     }
     fn probe(&self) -> ProbeInfo {
         self.probe.clone()

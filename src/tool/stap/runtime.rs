@@ -391,6 +391,7 @@ impl<'o> Runtime<'o> {
         };
         let mut ctx = RecordContext {
             probe,
+            marker: None,
             pid: rec.pid,
             tid: rec.tid,
             cpu: rec.cpu,
