@@ -11,7 +11,7 @@ use crate::harness::{
     embed_program, fixture, pytap, readelf_notes, require_kernel, root, scratch,
     spawn_waiting_python, system_libpython,
 };
-use crate::kernel::trace::script;
+use crate::kernel::trace::{oracle_lines, script};
 
 fn call_stack_d() -> String {
     root()
@@ -22,19 +22,7 @@ fn call_stack_d() -> String {
 
 /// What `tests/py/call_stack.py --oracle` says `start()` does.
 fn oracle(python: &str) -> Vec<String> {
-    let out = scratch("dtrace-oracle").join(format!("{}.txt", python.replace('/', "_")));
-    let status = Command::new(python)
-        .arg(script("call_stack.py"))
-        .arg("--oracle")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    oracle_lines(python, "call_stack.py")
 }
 
 /// `{timestamp}\t{probename:>15}:{indent}{file}:{func}:{line}` to

@@ -11,23 +11,15 @@ use serde_json::Value;
 
 use crate::harness::{fixture, pytap, pytap_bin, require_kernel, scratch, wait_until};
 use crate::kernel::tools::{fib_calls, tool_jsonl};
-use crate::kernel::trace::script;
+use crate::kernel::trace::{oracle_lines, script};
 
 const VERSIONS: [&str; 2] = ["3.13", "3.14"];
 
 /// What `tests/py/threaded.py --oracle` says each thread does: one
 /// `E|R name line depth` sequence per thread, sorted.
 fn oracle(python: &str) -> Vec<Vec<String>> {
-    let out = scratch("in-process-oracle").join(format!("{}.txt", python.replace('/', "_")));
-    let status = Command::new(python)
-        .arg(script("threaded.py"))
-        .arg("--oracle")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in std::fs::read_to_string(&out).unwrap().lines() {
+    for line in oracle_lines(python, "threaded.py") {
         let (thread, event) = line.split_once(' ').unwrap();
         threads
             .entry(thread.to_string())

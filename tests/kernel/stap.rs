@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::harness::{embed_program, fixture, pytap, require_kernel, root, scratch, system_python};
-use crate::kernel::trace::script;
+use crate::harness::{embed_program, fixture, pytap, require_kernel, root, system_python};
+use crate::kernel::trace::{oracle_lines, script};
 
 fn howto(name: &str) -> String {
     root()
@@ -19,19 +19,7 @@ fn howto(name: &str) -> String {
 /// What `tests/py/hierarchy.py --oracle` says `main()` does under
 /// `sys.setprofile`: `E|R name line depth`.
 fn oracle(python: &str) -> Vec<String> {
-    let out = scratch("stap-oracle").join(format!("{}.txt", python.replace('/', "_")));
-    let status = std::process::Command::new(python)
-        .arg(script("hierarchy.py"))
-        .arg("--oracle")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    oracle_lines(python, "hierarchy.py")
 }
 
 /// One line of the hierarchy scripts: SystemTap's `thread_indent` then

@@ -28,6 +28,29 @@ pub fn script(name: &str) -> String {
     root().join("tests/py").join(name).display().to_string()
 }
 
+/// What `tests/py/SCRIPT --oracle FILE` writes under `sys.setprofile`
+/// (`E|R name line depth`, and for threaded.py the thread first), one
+/// entry per line.
+pub fn oracle_lines(python: &str, script_name: &str) -> Vec<String> {
+    let out = scratch(&format!(
+        "oracle-{script_name}-{}",
+        python.replace('/', "_")
+    ))
+    .join("oracle.txt");
+    let status = std::process::Command::new(python)
+        .arg(script(script_name))
+        .arg("--oracle")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{python} {script_name} --oracle");
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Entries and returns in `file`, per thread in order of first appearance:
 /// `E:name:line` / `R:name:line`.
 fn call_sequences(events: &[Value], file: &str) -> Vec<Vec<String>> {
