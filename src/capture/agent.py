@@ -560,77 +560,51 @@ class _Agent:
             else:
                 agent._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
 
-        def on_entry(code, offset, exc=None):
-            nonlocal tail, countdown, lost
-            try:
-                table = tables.get(code)
-                if table is None:
-                    table = define(code)
-                if table is own or table is None:
-                    return
-                word = table.get(offset)
-                if word is None:
-                    word = second_word(code, offset, table)
-                countdown -= 1
-                if countdown <= 0 and not check():
-                    return
-                if tail + 4 - head > capacity and not wait_room(4):
-                    return
-                try:
-                    tid = local.tid
-                except AttributeError:
-                    tid = local.tid = native()
-                now = clock()
-                # No call from here to the publication.
-                if tail + 4 - head > capacity:
-                    lost += 1
-                    words[_LOST >> 3] = lost
-                    return
-                at = base + (tail & mask)
-                words[at] = w_entry
-                words[at + 1] = word
-                words[at + 2] = now
-                words[at + 3] = tid
-                tail += 4
-                words[3] = tail << 3
-            except Exception as e:
-                failed(e)
+        def recorder(w_kind):
+            """The callback of entries (`w_entry`: PY_START, PY_RESUME,
+            PY_THROW) or of returns (`w_return`: PY_RETURN, PY_YIELD,
+            PY_UNWIND); a third argument, when there is one, is not used."""
 
-        def on_return(code, offset, value):
-            nonlocal tail, countdown, lost
-            try:
-                table = tables.get(code)
-                if table is None:
-                    table = define(code)
-                if table is own or table is None:
-                    return
-                word = table.get(offset)
-                if word is None:
-                    word = second_word(code, offset, table)
-                countdown -= 1
-                if countdown <= 0 and not check():
-                    return
-                if tail + 4 - head > capacity and not wait_room(4):
-                    return
+            def on_event(code, offset, _arg=None):
+                nonlocal tail, countdown, lost
                 try:
-                    tid = local.tid
-                except AttributeError:
-                    tid = local.tid = native()
-                now = clock()
-                # No call from here to the publication.
-                if tail + 4 - head > capacity:
-                    lost += 1
-                    words[_LOST >> 3] = lost
-                    return
-                at = base + (tail & mask)
-                words[at] = w_return
-                words[at + 1] = word
-                words[at + 2] = now
-                words[at + 3] = tid
-                tail += 4
-                words[3] = tail << 3
-            except Exception as e:
-                failed(e)
+                    table = tables.get(code)
+                    if table is None:
+                        table = define(code)
+                    if table is own or table is None:
+                        return
+                    word = table.get(offset)
+                    if word is None:
+                        word = second_word(code, offset, table)
+                    countdown -= 1
+                    if countdown <= 0 and not check():
+                        return
+                    if tail + 4 - head > capacity and not wait_room(4):
+                        return
+                    try:
+                        tid = local.tid
+                    except AttributeError:
+                        tid = local.tid = native()
+                    now = clock()
+                    # No call from here to the publication.
+                    if tail + 4 - head > capacity:
+                        lost += 1
+                        words[_LOST >> 3] = lost
+                        return
+                    at = base + (tail & mask)
+                    words[at] = w_kind
+                    words[at + 1] = word
+                    words[at + 2] = now
+                    words[at + 3] = tid
+                    tail += 4
+                    words[3] = tail << 3
+                except Exception as e:
+                    failed(e)
+
+            return on_event
+
+        on_entry = recorder(w_entry)
+        on_return = recorder(w_return)
 
         def on_line(code, line):
             nonlocal tail, countdown, lost
