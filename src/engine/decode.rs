@@ -102,7 +102,17 @@ pub enum Body<'a> {
 pub struct AuditRecord<'a> {
     /// Event name, e.g. `open`.
     pub event: RawStr<'a>,
-    record: &'a [u8],
+    args: AuditData<'a>,
+}
+
+/// Where an audit event's arguments are.
+#[derive(Debug, Clone, PartialEq)]
+enum AuditData<'a> {
+    /// In the ring-buffer record, to be decoded with the target's layout.
+    Record(&'a [u8]),
+    /// Already decoded (a recording keeps them so); `None` when the
+    /// probe could not read them.
+    Decoded(Option<&'a AuditArgs>),
 }
 
 /// The decoded arguments of an audit event.
@@ -296,7 +306,7 @@ pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
                 u64_at(record, off::AU_EVENT_PTR),
                 flag(abi::FLAG_TRUNCATED_0),
             )?,
-            record,
+            args: AuditData::Record(record),
         }),
     };
     Ok(Event { header, body })
@@ -322,16 +332,40 @@ fn snapshot(record: &[u8], at: usize, cap: usize) -> Captured<'_> {
     }
 }
 
-impl AuditRecord<'_> {
-    /// The pointer to the argument tuple in the target.
+impl<'a> AuditRecord<'a> {
+    /// An audit event whose arguments were decoded when it was recorded.
+    pub fn decoded(event: RawStr<'a>, args: Option<&'a AuditArgs>) -> AuditRecord<'a> {
+        AuditRecord {
+            event,
+            args: AuditData::Decoded(args),
+        }
+    }
+
+    /// The arguments decoded when the event was recorded (a replayed
+    /// event: `Some`, holding `None` when they were not captured); `None`
+    /// for a live record, which needs the target's layout ([`Self::args`]).
+    pub fn recorded_args(&self) -> Option<Option<&'a AuditArgs>> {
+        match self.args {
+            AuditData::Decoded(args) => Some(args),
+            AuditData::Record(_) => None,
+        }
+    }
+
+    /// The pointer to the argument tuple in the target (0 once decoded).
     pub fn args_ptr(&self) -> u64 {
-        u64_at(self.record, off::AU_ARGS_PTR)
+        match self.args {
+            AuditData::Record(r) => u64_at(r, off::AU_ARGS_PTR),
+            AuditData::Decoded(_) => 0,
+        }
     }
 
     /// Decodes the arguments with the target's object layout. `None` when
     /// the probe could not read the tuple (or had no layout to read it with).
     pub fn args(&self, layout: &ObjectLayout) -> Option<AuditArgs> {
-        let r = self.record;
+        let r = match self.args {
+            AuditData::Record(r) => r,
+            AuditData::Decoded(args) => return args.cloned(),
+        };
         if i32_at(r, off::AU_ROOT_RET) != 0 {
             return None;
         }

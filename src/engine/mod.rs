@@ -22,4 +22,5 @@ pub mod recover;
 pub mod run;
 pub mod script_record;
 pub mod session;
+pub mod source;
 pub mod tasks;

@@ -27,11 +27,13 @@ pub struct FuncId {
     pub funcname: String,
 }
 
-/// A frame on a thread's stack.
+/// A frame on a thread's stack: a function call (`F` is how it is named:
+/// [`FuncId`] for the tools, ids into a recording's string table for the
+/// exporters, which also keep gc collections and imports on the stack).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub struct Frame<F = FuncId> {
     /// The function.
-    pub func: FuncId,
+    pub func: F,
     /// Line of the entry (the `def` line).
     pub line: i32,
     /// When it was entered.
@@ -42,34 +44,52 @@ pub struct Frame {
 
 /// What a return did to the stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Returned {
-    /// It matched `frame`, which was at `depth` (0 = outermost); `orphans`
-    /// frames above it were dropped.
+pub enum Returned<F = FuncId> {
+    /// It matched `frame`, which was at `depth` (0 = outermost); the
+    /// `orphans` above it (innermost last) were dropped.
     Matched {
         /// The frame that returned.
-        frame: Frame,
+        frame: Frame<F>,
         /// Its depth.
         depth: usize,
-        /// Frames above it that never returned.
-        orphans: usize,
+        /// Frames above it that never returned, outermost first.
+        orphans: Vec<Frame<F>>,
     },
     /// No frame of this function was on the stack.
     Unmatched,
 }
 
 /// Call stacks of every thread (keyed by tid).
-#[derive(Debug, Default)]
-pub struct Stacks {
-    threads: HashMap<u32, Vec<Frame>>,
+#[derive(Debug)]
+pub struct Stacks<F = FuncId> {
+    threads: HashMap<u32, Vec<Frame<F>>>,
     /// Returns that matched no entry.
     pub unmatched_returns: u64,
     /// Entries dropped because an outer frame returned first.
     pub orphan_entries: u64,
 }
 
-impl Stacks {
+impl<F> Default for Stacks<F> {
+    fn default() -> Self {
+        Stacks {
+            threads: HashMap::new(),
+            unmatched_returns: 0,
+            orphan_entries: 0,
+        }
+    }
+}
+
+impl<F: PartialEq> Stacks<F> {
+    /// Matches a return (see the module docs). The caller's `child_ns`
+    /// grows by the returned frame's duration.
+    pub fn ret(&mut self, tid: u32, func: &F, ts_ns: u64) -> Returned<F> {
+        self.ret_matching(tid, |f| f == func, ts_ns)
+    }
+}
+
+impl<F> Stacks<F> {
     /// Pushes an entry; returns its depth (0 = outermost).
-    pub fn enter(&mut self, tid: u32, func: FuncId, line: i32, ts_ns: u64) -> usize {
+    pub fn enter(&mut self, tid: u32, func: F, line: i32, ts_ns: u64) -> usize {
         let stack = self.threads.entry(tid).or_default();
         stack.push(Frame {
             func,
@@ -80,21 +100,26 @@ impl Stacks {
         stack.len() - 1
     }
 
-    /// Matches a return (see the module docs). The caller's `child_ns`
-    /// grows by the returned frame's duration.
-    pub fn ret(&mut self, tid: u32, func: &FuncId, ts_ns: u64) -> Returned {
+    /// Matches a return against the innermost frame `matches` accepts
+    /// (see the module docs). The caller's `child_ns` grows by the
+    /// returned frame's duration.
+    pub fn ret_matching(
+        &mut self,
+        tid: u32,
+        matches: impl Fn(&F) -> bool,
+        ts_ns: u64,
+    ) -> Returned<F> {
         let Some(stack) = self.threads.get_mut(&tid) else {
             self.unmatched_returns += 1;
             return Returned::Unmatched;
         };
-        let Some(depth) = stack.iter().rposition(|f| f.func == *func) else {
+        let Some(depth) = stack.iter().rposition(|f| matches(&f.func)) else {
             self.unmatched_returns += 1;
             return Returned::Unmatched;
         };
-        let orphans = stack.len() - 1 - depth;
-        stack.truncate(depth + 1);
+        let orphans = stack.split_off(depth + 1);
         let frame = stack.pop().expect("depth is within the stack");
-        self.orphan_entries += orphans as u64;
+        self.orphan_entries += orphans.len() as u64;
         if let Some(parent) = stack.last_mut() {
             parent.child_ns += ts_ns.saturating_sub(frame.entered_ns);
         }
@@ -111,7 +136,7 @@ impl Stacks {
     }
 
     /// The frames of a thread, outermost first.
-    pub fn frames(&self, tid: u32) -> &[Frame] {
+    pub fn frames(&self, tid: u32) -> &[Frame<F>] {
         self.threads.get(&tid).map_or(&[], Vec::as_slice)
     }
 
@@ -134,7 +159,7 @@ mod tests {
 
     fn depth_of(r: &Returned) -> Option<(usize, usize)> {
         match r {
-            Returned::Matched { depth, orphans, .. } => Some((*depth, *orphans)),
+            Returned::Matched { depth, orphans, .. } => Some((*depth, orphans.len())),
             Returned::Unmatched => None,
         }
     }

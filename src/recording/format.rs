@@ -1,0 +1,491 @@
+//! The recording file format, version 1 (pure: bytes in, bytes out; the
+//! specification, with examples, is docs/recording.md).
+//!
+//! A recording is a header (`PYTAPREC`, then the format version as a
+//! little-endian u32) and a stream of records, each a tag byte and its
+//! payload. Integers are LEB128 varints (signed ones zigzag-encoded), so
+//! a function event takes about 12 bytes. It is written as events arrive
+//! and read front to back; nothing refers forward, so a recording cut
+//! short (pytap killed) reads up to its last whole record.
+//!
+//! - [`TAG_STRING`]: the next string of the table (ids count from 0 in
+//!   order of appearance): length, UTF-8 bytes. Every name is stored once.
+//! - [`TAG_META`]: length, a JSON object whose `type` says what it is
+//!   (`start`, `module`, `end`; see [`Meta`]).
+//! - [`TAG_NAME`]: pid, tid, string id: the thread's name from here on.
+//! - `TAG_EVENT + kind` (the ABI's [`EventKind`]): timestamp delta from the
+//!   previous event (signed), pid, tid, CPU, flags (the ABI's), then the
+//!   kind's fields: string references (`id << 2 | state`, where state 0
+//!   is complete, 1 truncated, 2 a kept end, and 3 unreadable with the
+//!   errno in place of the id), line numbers and counts (signed), an
+//!   import's `found` (0 unknown, 1 no, 2 yes), an audit event's decoded
+//!   arguments ([`put_value`]).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cpython::objects::PyValue;
+use crate::engine::abi::EventKind;
+use crate::engine::decode::{AuditArgs, StrState};
+
+/// The file's first bytes.
+pub const MAGIC: &[u8; 8] = b"PYTAPREC";
+/// The format this pytap writes.
+pub const VERSION: u32 = 1;
+/// Header length: magic and version.
+pub const HEADER_LEN: usize = 12;
+
+/// The next string of the table.
+pub const TAG_STRING: u8 = 0x01;
+/// A JSON metadata object.
+pub const TAG_META: u8 = 0x02;
+/// A thread's name from here on.
+pub const TAG_NAME: u8 = 0x03;
+/// An event: this plus its [`EventKind`].
+pub const TAG_EVENT: u8 = 0x10;
+
+/// Why a recording could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Not a recording at all.
+    #[error("not a pytap recording (it does not start with PYTAPREC)")]
+    NotRecording,
+    /// Written by a newer pytap.
+    #[error(
+        "recording format version {0}; this pytap reads version {VERSION} (a newer pytap wrote it: read it with that one)"
+    )]
+    Version(u32),
+    /// A record this version does not know.
+    #[error("unknown record tag {tag:#04x} at byte {at}")]
+    UnknownTag {
+        /// The tag.
+        tag: u8,
+        /// Its offset in the file.
+        at: u64,
+    },
+    /// A record is malformed.
+    #[error("malformed {what} at byte {at}")]
+    Malformed {
+        /// What was being read.
+        what: &'static str,
+        /// The record's offset in the file.
+        at: u64,
+    },
+}
+
+/// Checks a file's header.
+pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
+    if header.len() < HEADER_LEN || &header[..8] != MAGIC {
+        return Err(FormatError::NotRecording);
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(FormatError::Version(version));
+    }
+    Ok(())
+}
+
+/// The file header.
+pub fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// A metadata record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Meta {
+    /// The first record: who recorded what, and when.
+    Start {
+        /// The pytap version that wrote the recording.
+        pytap: String,
+        /// Wall-clock start, nanoseconds since the Unix epoch.
+        realtime_ns: u64,
+        /// CLOCK_MONOTONIC at the same moment (events' timestamps are
+        /// on this clock).
+        monotonic_ns: u64,
+        /// What was traced: the command's words, `pid N`, or `all`.
+        target: Vec<String>,
+        /// The markers asked for.
+        markers: Vec<String>,
+    },
+    /// A binary traced in a process (one per process and binary).
+    Module {
+        /// The process.
+        pid: u32,
+        /// The interpreter or libpython.
+        path: String,
+        /// Its CPython version, when known.
+        version: Option<String>,
+    },
+    /// The last record of a recording that ended normally.
+    End {
+        /// Events written.
+        events: u64,
+        /// Events the ring buffer (or the in-process capture) had no room
+        /// for.
+        lost: u64,
+        /// Records that did not decode.
+        malformed: u64,
+        /// Why the run ended.
+        reason: String,
+        /// The launched command's exit status, when it exited.
+        status: Option<i32>,
+        /// CLOCK_MONOTONIC at the end.
+        monotonic_ns: u64,
+    },
+}
+
+/// Appends an unsigned varint.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a signed (zigzag) varint.
+pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Appends length-prefixed bytes.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_uvarint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A string reference: an id and its state (see the module docs).
+pub fn string_ref(id: u32, state: StrState) -> u64 {
+    match state {
+        StrState::Complete => u64::from(id) << 2,
+        StrState::Truncated => u64::from(id) << 2 | 1,
+        StrState::KeptEnd => u64::from(id) << 2 | 2,
+        StrState::Unreadable(errno) => u64::from(errno.unsigned_abs()) << 2 | 3,
+    }
+}
+
+/// The id (none when unreadable) and state of a string reference.
+pub fn parse_string_ref(v: u64) -> (Option<u32>, StrState) {
+    let id = u32::try_from(v >> 2).unwrap_or(u32::MAX);
+    match v & 3 {
+        0 => (Some(id), StrState::Complete),
+        1 => (Some(id), StrState::Truncated),
+        2 => (Some(id), StrState::KeptEnd),
+        _ => (None, StrState::Unreadable(id.min(i32::MAX as u32) as i32)),
+    }
+}
+
+const V_NONE: u8 = 0;
+const V_FALSE: u8 = 1;
+const V_TRUE: u8 = 2;
+const V_INT: u8 = 3;
+const V_FLOAT: u8 = 4;
+const V_STR: u8 = 5;
+const V_STR_TRUNCATED: u8 = 6;
+const V_BYTES: u8 = 7;
+const V_BYTES_TRUNCATED: u8 = 8;
+const V_TUPLE: u8 = 9;
+const V_OTHER: u8 = 10;
+const V_UNREADABLE: u8 = 11;
+
+/// Appends an audit event's arguments: a presence byte (0: not captured),
+/// then the count, each value ([`put_value`]) and how many more the tuple had.
+pub fn put_args(out: &mut Vec<u8>, args: Option<&AuditArgs>) {
+    let Some(args) = args else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    put_uvarint(out, args.values.len() as u64);
+    for v in &args.values {
+        put_value(out, v);
+    }
+    put_uvarint(out, args.more as u64);
+}
+
+/// Appends one decoded Python value: a type byte and its data (ints as
+/// their decimal text, floats as IEEE-754 little-endian, str and bytes
+/// length-prefixed, a tuple's count, items and how many more it had).
+pub fn put_value(out: &mut Vec<u8>, v: &PyValue) {
+    match v {
+        PyValue::None => out.push(V_NONE),
+        PyValue::Bool(false) => out.push(V_FALSE),
+        PyValue::Bool(true) => out.push(V_TRUE),
+        PyValue::Int(text) => {
+            out.push(V_INT);
+            put_bytes(out, text.as_bytes());
+        }
+        PyValue::Float(f) => {
+            out.push(V_FLOAT);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        PyValue::Str { text, truncated } => {
+            out.push(if *truncated { V_STR_TRUNCATED } else { V_STR });
+            put_bytes(out, text.as_bytes());
+        }
+        PyValue::Bytes { data, truncated } => {
+            out.push(if *truncated {
+                V_BYTES_TRUNCATED
+            } else {
+                V_BYTES
+            });
+            put_bytes(out, data);
+        }
+        PyValue::Tuple { items, more } => {
+            out.push(V_TUPLE);
+            put_uvarint(out, items.len() as u64);
+            for item in items {
+                put_value(out, item);
+            }
+            put_uvarint(out, *more as u64);
+        }
+        PyValue::Other(name) => {
+            out.push(V_OTHER);
+            put_bytes(out, name.as_bytes());
+        }
+        PyValue::Unreadable => out.push(V_UNREADABLE),
+    }
+}
+
+/// Reads a record's fields from a byte slice; every read fails cleanly
+/// (`None`) past the end, never panics.
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    /// Bytes consumed.
+    pub pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes, pos: 0 }
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    /// An unsigned varint (at most 10 bytes).
+    pub fn uvarint(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A signed (zigzag) varint.
+    pub fn ivarint(&mut self) -> Option<i64> {
+        let v = self.uvarint()?;
+        Some(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// A varint that must fit `u32`.
+    pub fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.uvarint()?).ok()
+    }
+
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.uvarint()?).ok()?;
+        let end = self.pos.checked_add(len)?;
+        let b = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(b)
+    }
+
+    /// Eight bytes.
+    fn array8(&mut self) -> Option<[u8; 8]> {
+        let b = self.bytes.get(self.pos..self.pos + 8)?;
+        self.pos += 8;
+        b.try_into().ok()
+    }
+
+    /// An audit event's arguments ([`put_args`]).
+    pub fn args(&mut self) -> Option<Option<AuditArgs>> {
+        if self.u8()? == 0 {
+            return Some(None);
+        }
+        let n = self.uvarint()?;
+        // Each value takes at least a byte: a count past the rest is a lie.
+        if n > (self.bytes.len() - self.pos) as u64 {
+            return None;
+        }
+        let values = (0..n)
+            .map(|_| self.value(0))
+            .collect::<Option<Vec<_>>>()?;
+        let more = usize::try_from(self.uvarint()?).ok()?;
+        Some(Some(AuditArgs { values, more }))
+    }
+
+    /// One value ([`put_value`]); nesting deeper than 8 is refused.
+    pub fn value(&mut self, depth: u32) -> Option<PyValue> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Some(match self.u8()? {
+            V_NONE => PyValue::None,
+            V_FALSE => PyValue::Bool(false),
+            V_TRUE => PyValue::Bool(true),
+            V_INT => PyValue::Int(text(self.bytes()?)),
+            V_FLOAT => PyValue::Float(f64::from_le_bytes(self.array8()?)),
+            t @ (V_STR | V_STR_TRUNCATED) => PyValue::Str {
+                text: text(self.bytes()?),
+                truncated: t == V_STR_TRUNCATED,
+            },
+            t @ (V_BYTES | V_BYTES_TRUNCATED) => PyValue::Bytes {
+                data: self.bytes()?.to_vec(),
+                truncated: t == V_BYTES_TRUNCATED,
+            },
+            V_TUPLE if depth < 8 => {
+                let n = self.uvarint()?;
+                if n > (self.bytes.len() - self.pos) as u64 {
+                    return None;
+                }
+                let items = (0..n)
+                    .map(|_| self.value(depth + 1))
+                    .collect::<Option<Vec<_>>>()?;
+                let more = usize::try_from(self.uvarint()?).ok()?;
+                PyValue::Tuple { items, more }
+            }
+            V_OTHER => PyValue::Other(text(self.bytes()?)),
+            V_UNREADABLE => PyValue::Unreadable,
+            _ => return None,
+        })
+    }
+}
+
+/// The kind an event tag stands for.
+pub fn event_kind(tag: u8) -> Option<EventKind> {
+    tag.checked_sub(TAG_EVENT)
+        .and_then(|k| EventKind::from_u16(u16::from(k)))
+}
+
+/// The strings of a recording, by id.
+#[derive(Debug, Default)]
+pub struct StringTable {
+    strings: Vec<Box<str>>,
+}
+
+impl StringTable {
+    /// Adds the next string (invalid UTF-8 is replaced, as text output
+    /// shows it).
+    pub fn push(&mut self, bytes: &[u8]) -> u32 {
+        let s = match String::from_utf8_lossy(bytes) {
+            Cow::Borrowed(s) => s.into(),
+            Cow::Owned(s) => s.into_boxed_str(),
+        };
+        self.strings.push(s);
+        (self.strings.len() - 1) as u32
+    }
+
+    /// A string by id (`""` for an id the recording never defined).
+    pub fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", |s| s)
+    }
+
+    /// Whether `id` is defined.
+    pub fn has(&self, id: u32) -> bool {
+        (id as usize) < self.strings.len()
+    }
+
+    /// How many strings there are.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_their_edges() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_uvarint(&mut b, v);
+            assert_eq!(Cursor::new(&b).uvarint(), Some(v));
+        }
+        for v in [0i64, -1, 1, -64, 64, i64::MIN, i64::MAX] {
+            let mut b = Vec::new();
+            put_ivarint(&mut b, v);
+            assert_eq!(Cursor::new(&b).ivarint(), Some(v));
+        }
+        // Eleven continuation bytes, and a tenth byte past 64 bits.
+        assert_eq!(Cursor::new(&[0xff; 11]).uvarint(), None);
+        let mut over = vec![0xff; 9];
+        over.push(0x02);
+        assert_eq!(Cursor::new(&over).uvarint(), None);
+    }
+
+    #[test]
+    fn audit_arguments_round_trip() {
+        let args = AuditArgs {
+            values: vec![
+                PyValue::Str {
+                    text: "/etc/hosts".into(),
+                    truncated: false,
+                },
+                PyValue::Int("-12345678901234567890".into()),
+                PyValue::Float(2.5),
+                PyValue::Tuple {
+                    items: vec![PyValue::None, PyValue::Bool(true)],
+                    more: 3,
+                },
+                PyValue::Bytes {
+                    data: vec![0, 255],
+                    truncated: true,
+                },
+                PyValue::Other("dict".into()),
+                PyValue::Unreadable,
+            ],
+            more: 2,
+        };
+        let mut b = Vec::new();
+        put_args(&mut b, Some(&args));
+        put_args(&mut b, None);
+        let mut c = Cursor::new(&b);
+        assert_eq!(c.args(), Some(Some(args)));
+        assert_eq!(c.args(), Some(None));
+        assert_eq!(c.pos, b.len());
+    }
+
+    #[test]
+    fn string_refs_keep_their_state() {
+        for state in [StrState::Complete, StrState::Truncated, StrState::KeptEnd] {
+            assert_eq!(parse_string_ref(string_ref(41, state)), (Some(41), state));
+        }
+        assert_eq!(
+            parse_string_ref(string_ref(0, StrState::Unreadable(-14))),
+            (None, StrState::Unreadable(14))
+        );
+    }
+
+    #[test]
+    fn headers_of_other_files_and_versions_are_refused() {
+        assert_eq!(check_header(&header()), Ok(()));
+        assert_eq!(check_header(b"\x7fELF\x02\x01\x01\0\0\0\0\0"), Err(FormatError::NotRecording));
+        let mut newer = header();
+        newer[8] = 2;
+        assert_eq!(check_header(&newer), Err(FormatError::Version(2)));
+    }
+}
