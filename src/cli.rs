@@ -225,6 +225,101 @@ Aggregations (count, sum, avg, min, max, quantize, lquantize) are kept in the
 kernel and printed at the end as dtrace prints them. docs/scripts.md has the
 D table: what is supported, what is not, what differs.")]
     Dtrace(DtraceArgs),
+    /// Record every event of a run to a file, to replay into any view (-i)
+    /// or export as a timeline or flame graph
+    #[command(after_help = "\
+Examples:
+  pytap record -o run.pytap -c '/usr/bin/python3.11 app.py'
+  pytap record -o run.pytap -p 1234 -d 10
+  pytap record --format perfetto -o run.pftrace -c '/usr/bin/python3.11 app.py'
+
+Then, from the recording:
+  pytap flow -i run.pytap              # the call hierarchy, as flow would have shown it live
+  pytap top -i run.pytap --interval 1  # intervals cut by the events' timestamps
+  pytap calls -i run.pytap
+  pytap export -i run.pytap --format svg -o flame.svg
+
+A recording holds every event as the probes saw it, each name stored once, with
+the run's metadata (what was traced, binaries and their CPython versions, thread
+names over time, what was lost). It is written as the events arrive: a run that
+is killed leaves a recording that reads up to its last whole event. The format
+is in docs/recording.md. With --format, pytap records to a temporary file next
+to FILE and writes the export when the run ends.")]
+    Record(RecordArgs),
+    /// Export a recording as a Perfetto or Chrome trace, a speedscope
+    /// profile, folded stacks or an SVG flame graph
+    #[command(after_help = "\
+Examples:
+  pytap export -i run.pytap --format perfetto -o run.pftrace   # ui.perfetto.dev
+  pytap export -i run.pytap --format chrome -o run.json        # chrome://tracing
+  pytap export -i run.pytap --format speedscope -o run.speedscope.json
+  pytap export -i run.pytap --format folded > run.folded       # flamegraph.pl, inferno
+  pytap export -i run.pytap --format svg -o flame.svg
+  pytap export -i run.pytap --format svg --flame-chart -o chart.svg
+
+Every call is a slice on its thread's track, nested exactly: a return whose
+entry came before the recording started is dropped (and counted), frames
+still open at the end close at their thread's last event and are flagged
+unfinished. Folded stacks and flame graphs weigh each stack by the exact
+wall time spent in it and not in a callee (--weight calls: by calls). The
+formats are described in docs/export.md.")]
+    Export(ExportArgs),
+}
+
+/// How an export is drawn (`pytap export`, `pytap record --format`).
+#[derive(Debug, Args)]
+pub struct ExportStyleArgs {
+    /// Folded stacks and flame graphs: weigh stacks by the wall time spent
+    /// in them (ns), or by calls
+    #[arg(long, value_enum, default_value = "time")]
+    pub weight: crate::export::Weight,
+    /// SVG: a flame chart (stacks in time order) instead of a flame graph
+    #[arg(long)]
+    pub flame_chart: bool,
+    /// Perfetto: give each gc, import and audit event the Python stack at
+    /// that moment
+    #[arg(long)]
+    pub stacks: bool,
+}
+
+/// `pytap record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A marker to record (repeatable; default: all the target has)
+    #[arg(short, long = "marker", value_name = "MARKER")]
+    pub markers: Vec<String>,
+    /// The recording to write
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Write this export instead of a recording
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::export::ExportFormat>,
+    /// How the export is drawn.
+    #[command(flatten)]
+    pub style: ExportStyleArgs,
+    /// Engine settings.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `pytap export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The recording (made by `pytap record`)
+    #[arg(short, long = "input", value_name = "FILE")]
+    pub input: PathBuf,
+    /// What to write
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: crate::export::ExportFormat,
+    /// Write to FILE (default: stdout, except for perfetto on a terminal)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// How the export is drawn.
+    #[command(flatten)]
+    pub style: ExportStyleArgs,
 }
 
 /// `pytap stap`.
@@ -293,6 +388,7 @@ impl ScriptRunArgs {
             all: pid.is_none() && command.is_none(),
             binaries: Vec::new(),
             argv: Vec::new(),
+            input: None,
             children: self.children,
             no_children: self.no_children,
             force: self.force,
@@ -358,8 +454,9 @@ pub struct TopArgs {
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Seconds between views
-    #[arg(short, long, value_name = "SECONDS", default_value_t = 1.0)]
+    /// Seconds between views (no short form: `-i` is a recording, as in
+    /// every view)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub interval: f64,
     /// Functions per view (0: all)
     #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
@@ -498,6 +595,10 @@ pub struct TargetArgs {
     /// The command to launch, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<OsString>,
+    /// Read a recording made by `pytap record` instead of a live target:
+    /// the same output the live view would have given
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
     /// With -p: also trace the processes it starts from now on (forked
     /// workers, other interpreters it runs), each with its own binary's plan
     #[arg(long)]

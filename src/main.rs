@@ -16,7 +16,9 @@ use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
-use pytap::tool::{args, audit, calls, dtrace, flow, gc, imports, info, list, stap, top, trace};
+use pytap::tool::{
+    args, audit, calls, dtrace, export, flow, gc, imports, info, list, record, stap, top, trace,
+};
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
@@ -49,6 +51,15 @@ fn open_output(path: Option<&Path>) -> io::Result<Sink> {
     match path {
         Some(path) => Sink::create(path),
         None => Sink::stdout(),
+    }
+}
+
+/// The export style the flags ask for.
+fn style(a: &pytap::cli::ExportStyleArgs) -> export::Style {
+    export::Style {
+        weight: a.weight,
+        flame_chart: a.flame_chart,
+        stacks: a.stacks,
     }
 }
 
@@ -167,7 +178,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let sink = open_output(a.output.output.as_deref())?;
             let stream = args::stream_options(&a.target, &a.engine, &sink)?;
             args::warn_shared_stdout(&stream, a.output.format, a.output.output.is_some());
+            // A recording is replayed into the plain view: its intervals
+            // come out in order, at the replay's pace.
             let live = !a.plain
+                && a.target.input.is_none()
                 && a.output.format == pytap::output::event::Format::Text
                 && a.output.output.is_none()
                 && sink.kind() == pytap::output::sink::SinkKind::Terminal;
@@ -238,6 +252,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             with_sink(sink, |w| stap::run(&request, w))
         }
         Command::Dtrace(a) => dtrace_command(&a),
+        Command::Record(a) => {
+            // The recording is a file; stdout only carries `--dump-bpf`.
+            let sink = Sink::stdout()?;
+            let mut stream = args::stream_options(&a.target, &a.engine, &sink)?;
+            // A pipe on stdout is not the recording's reader.
+            stream.output_pipe = None;
+            let request = record::RecordRequest {
+                stream,
+                markers: args::markers(&a.markers)?,
+                output: a.output,
+                export: a.format.map(|f| (f, style(&a.style))),
+            };
+            record::run(&request)
+        }
+        Command::Export(a) => export::run(&a.input, a.format, style(&a.style), a.output.as_deref()),
     }
 }
 

@@ -31,6 +31,7 @@ use super::decode::{self, Event};
 use super::follow::{Followed, Mode};
 use super::plan::AttachTarget;
 use super::session::Session;
+use super::source::Source;
 use crate::capture::Capture;
 use crate::output::sink::FLUSH_EVERY;
 use crate::target;
@@ -54,6 +55,8 @@ pub enum TargetSpec {
         /// Interpreters or libpythons to attach to system-wide.
         binaries: Vec<PathBuf>,
     },
+    /// A recording (`pytap record`), replayed instead of a live target.
+    Recording(PathBuf),
 }
 
 /// A session attached to its targets.
@@ -92,6 +95,10 @@ pub fn attach(
     start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
 ) -> Result<Attached> {
     let (session, followed) = match spec {
+        TargetSpec::Recording(path) => anyhow::bail!(
+            "internal: {} is a recording: it is replayed, not attached to",
+            path.display()
+        ),
         TargetSpec::Pids(pids) => Followed::pids(pids, follow.children, start)?,
         TargetSpec::Command(argv) => Followed::launch(
             argv,
@@ -138,10 +145,10 @@ pub fn attach(
 /// Receives the events of a run.
 pub trait Consumer {
     /// One event, in ring-buffer order (per thread, the order they happened).
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()>;
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()>;
 
     /// Called every [`LoopOptions::tick`], and once more at the end.
-    fn tick(&mut self, _session: &Session) -> Result<()> {
+    fn tick(&mut self, _source: &dyn Source) -> Result<()> {
         Ok(())
     }
 
@@ -151,7 +158,7 @@ pub trait Consumer {
     }
 
     /// Called once when the run ends, after the last events and tick.
-    fn finish(&mut self, _session: &Session) -> Result<()> {
+    fn finish(&mut self, _source: &dyn Source) -> Result<()> {
         Ok(())
     }
 
@@ -167,14 +174,14 @@ pub trait Consumer {
 
     /// A record of a kind the engine does not decode (a script's):
     /// `true` when the consumer took it.
-    fn record(&mut self, _bytes: &[u8], _session: &Session) -> Result<bool> {
+    fn record(&mut self, _bytes: &[u8], _source: &dyn Source) -> Result<bool> {
         Ok(false)
     }
 
     /// Called before the ring buffer is drained for a tick that is due:
     /// what must happen before the tick's last records are read (a
     /// script's timer swaps the maps it reads and deletes).
-    fn before_tick(&mut self, _session: &Session) -> Result<()> {
+    fn before_tick(&mut self, _source: &dyn Source) -> Result<()> {
         Ok(())
     }
 

@@ -26,6 +26,12 @@ pub trait Source {
     /// The live session (its kernel maps), `None` when replaying.
     fn session(&self) -> Option<&Session>;
 
+    /// The time a replay has reached (CLOCK_MONOTONIC ns of the recorded
+    /// events) when a tick is due; `None` live, where ticks are wall time.
+    fn clock_ns(&self) -> Option<u64> {
+        None
+    }
+
     /// An audit event's arguments, decoded (`None` when not captured).
     fn audit_args(&self, event: &Event<'_>, audit: &AuditRecord<'_>) -> Option<AuditArgs> {
         if let Some(recorded) = audit.recorded_args() {

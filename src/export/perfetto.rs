@@ -1,1 +1,893 @@
-//! (to be written)
+//! The Perfetto export: Perfetto's native protobuf trace (`Trace`, as
+//! ui.perfetto.dev and trace processor read it), written as a stream of
+//! `TracePacket`s while the timeline goes, never held whole.
+//!
+//! Everything is on one packet sequence. Its first packet clears the
+//! sequence's incremental state and carries a `ClockSnapshot` making
+//! `CLOCK_MONOTONIC` (the recording's clock) the trace's clock, packet
+//! defaults with that clock, and the fixed interned names; every later
+//! packet needs that state. Names (functions, `import NAME`, audit events)
+//! and the file and module strings of annotations are interned the first
+//! time they are used, in the packet that uses them. Each process and each
+//! thread has a track (a `TrackDescriptor`, written before the thread's
+//! first event and again when its name changes); calls, gc collections and
+//! imports are `TYPE_SLICE_BEGIN`/`TYPE_SLICE_END` events on their
+//! thread's track, audit events `TYPE_INSTANT` ones. Field numbers are
+//! those of `perfetto/protos/perfetto/trace/perfetto_trace.proto`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::protobuf::Encoder;
+use super::{Call, End, Item, Sink, Thread};
+use crate::engine::decode::AuditArgs;
+use crate::recording::StringTable;
+use crate::recording::format::UNREADABLE;
+use crate::tool::stack::Frame;
+
+// Trace.
+const TRACE_PACKET: u32 = 1;
+// TracePacket.
+const P_CLOCK_SNAPSHOT: u32 = 6;
+const P_TIMESTAMP: u32 = 8;
+const P_SEQUENCE_ID: u32 = 10;
+const P_TRACK_EVENT: u32 = 11;
+const P_INTERNED_DATA: u32 = 12;
+const P_SEQUENCE_FLAGS: u32 = 13;
+const P_DEFAULTS: u32 = 59;
+const P_TRACK_DESCRIPTOR: u32 = 60;
+const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
+const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
+// TracePacketDefaults.
+const D_TIMESTAMP_CLOCK_ID: u32 = 58;
+// ClockSnapshot, ClockSnapshot.Clock.
+const CS_CLOCKS: u32 = 1;
+const CS_PRIMARY_TRACE_CLOCK: u32 = 2;
+const CLOCK_ID: u32 = 1;
+const CLOCK_TIMESTAMP: u32 = 2;
+const BUILTIN_CLOCK_MONOTONIC: u64 = 3;
+// InternedData; its entries (EventCategory, EventName, DebugAnnotationName,
+// InternedString) are all {iid = 1, name/str = 2}.
+const I_EVENT_CATEGORIES: u32 = 1;
+const I_EVENT_NAMES: u32 = 2;
+const I_ANNOTATION_NAMES: u32 = 3;
+const I_STRING_VALUES: u32 = 29;
+const ENTRY_IID: u32 = 1;
+const ENTRY_NAME: u32 = 2;
+// TrackDescriptor, ProcessDescriptor, ThreadDescriptor.
+const TD_UUID: u32 = 1;
+const TD_PROCESS: u32 = 3;
+const TD_THREAD: u32 = 4;
+const TD_PARENT_UUID: u32 = 5;
+const PD_PID: u32 = 1;
+const PD_NAME: u32 = 6;
+const THD_PID: u32 = 1;
+const THD_TID: u32 = 2;
+const THD_NAME: u32 = 5;
+// TrackEvent.
+const TE_CATEGORY_IIDS: u32 = 3;
+const TE_ANNOTATIONS: u32 = 4;
+const TE_TYPE: u32 = 9;
+const TE_NAME_IID: u32 = 10;
+const TE_TRACK_UUID: u32 = 11;
+const TYPE_SLICE_BEGIN: u64 = 1;
+const TYPE_SLICE_END: u64 = 2;
+const TYPE_INSTANT: u64 = 3;
+// DebugAnnotation.
+const DA_NAME_IID: u32 = 1;
+const DA_BOOL: u32 = 2;
+const DA_UINT: u32 = 3;
+const DA_INT: u32 = 4;
+const DA_STRING: u32 = 6;
+const DA_STRING_IID: u32 = 17;
+
+/// The one packet sequence's id.
+const SEQUENCE_ID: u64 = 1;
+/// Bytes buffered before they are written out.
+const FLUSH_AT: usize = 1 << 20;
+
+/// Event name iids: a function name is its string id + 1 (ids are u32, so
+/// these stay below `1 << 32`); synthetic names are above.
+const GC_IID: u64 = 1 << 33;
+const IMPORT_IID: u64 = 2 << 33;
+const AUDIT_IID: u64 = 3 << 33;
+
+/// Categories (interned in the first packet).
+const CATEGORIES: [&str; 4] = ["python", "gc", "import", "audit"];
+const CAT_PYTHON: u64 = 1;
+const CAT_GC: u64 = 2;
+const CAT_IMPORT: u64 = 3;
+const CAT_AUDIT: u64 = 4;
+
+/// Debug annotation names (interned in the first packet); `argN` is
+/// `ANN_ARG0 + N`, interned when first used.
+const ANNOTATIONS: [&str; 9] = [
+    "file",
+    "line",
+    "unfinished",
+    "generation",
+    "collected",
+    "module",
+    "found",
+    "stack",
+    "more",
+];
+const ANN_FILE: u64 = 1;
+const ANN_LINE: u64 = 2;
+const ANN_UNFINISHED: u64 = 3;
+const ANN_GENERATION: u64 = 4;
+const ANN_COLLECTED: u64 = 5;
+const ANN_MODULE: u64 = 6;
+const ANN_FOUND: u64 = 7;
+const ANN_STACK: u64 = 8;
+const ANN_MORE: u64 = 9;
+const ANN_ARG0: u64 = 100;
+
+/// Which string ids have been interned. Ids the table does not define all
+/// stand for one, [`UNDEFINED`] (whose text is `""`); [`UNREADABLE`] is
+/// itself.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: Vec<bool>,
+    /// [`UNDEFINED`], [`UNREADABLE`].
+    special: [bool; 2],
+}
+
+/// What an id the string table does not define is interned as.
+const UNDEFINED: u32 = UNREADABLE - 1;
+
+impl Seen {
+    /// The id to intern `id` as.
+    fn canon(id: u32, strings: &StringTable) -> u32 {
+        if strings.has(id) || id == UNREADABLE {
+            id
+        } else {
+            UNDEFINED
+        }
+    }
+
+    /// Marks `id` (canonical) seen: whether it was not yet.
+    fn insert(&mut self, id: u32) -> bool {
+        let seen = match id.checked_sub(UNDEFINED) {
+            Some(i) => self.special.get_mut(i as usize),
+            None => {
+                let i = id as usize;
+                if i >= self.ids.len() {
+                    self.ids.resize(i + 1, false);
+                }
+                self.ids.get_mut(i)
+            }
+        };
+        seen.is_some_and(|s| !std::mem::replace(s, true))
+    }
+}
+
+/// A track (a process's or a thread's): its uuid, its name, and whether
+/// its descriptor was written.
+#[derive(Debug)]
+struct Track {
+    uuid: u64,
+    name: Option<String>,
+    written: bool,
+}
+
+/// The Perfetto sink: writes to `out` as it goes (buffered by up to a
+/// MiB), and flushes at [`Sink::finish`].
+#[derive(Debug)]
+pub struct PerfettoSink<W: Write> {
+    out: W,
+    enc: Encoder,
+    with_stacks: bool,
+    started: bool,
+    next_uuid: u64,
+    processes: HashMap<u32, Track>,
+    threads: HashMap<Thread, Track>,
+    /// The last thread an event was on, and its track's uuid.
+    last: Option<(Thread, u64)>,
+    names: Seen,
+    values: Seen,
+    imports: Seen,
+    audits: HashMap<Box<str>, u64>,
+    arg_names: u64,
+    scratch: String,
+}
+
+impl<W: Write> PerfettoSink<W> {
+    /// A sink writing to `out`; with `with_stacks`, gc and import slices
+    /// and audit instants carry the Python stack (annotation `stack`).
+    pub fn new(out: W, with_stacks: bool) -> Self {
+        PerfettoSink {
+            out,
+            enc: Encoder::new(),
+            with_stacks,
+            started: false,
+            next_uuid: 0,
+            processes: HashMap::new(),
+            threads: HashMap::new(),
+            last: None,
+            names: Seen::default(),
+            values: Seen::default(),
+            imports: Seen::default(),
+            audits: HashMap::new(),
+            arg_names: 0,
+            scratch: String::new(),
+        }
+    }
+
+    /// The output (call after [`Sink::finish`]).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// The first packet, once: clears the sequence's state, sets the
+    /// clock, interns the fixed names.
+    fn start(&mut self, ts: u64) {
+        if std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        let e = &mut self.enc;
+        e.begin(TRACE_PACKET);
+        e.uint(P_SEQUENCE_ID, SEQUENCE_ID);
+        e.uint(P_SEQUENCE_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED);
+        e.begin(P_CLOCK_SNAPSHOT);
+        e.begin(CS_CLOCKS);
+        e.uint(CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+        e.uint(CLOCK_TIMESTAMP, ts);
+        e.end();
+        e.uint(CS_PRIMARY_TRACE_CLOCK, BUILTIN_CLOCK_MONOTONIC);
+        e.end();
+        e.begin(P_DEFAULTS);
+        e.uint(D_TIMESTAMP_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
+        e.end();
+        e.begin(P_INTERNED_DATA);
+        for (i, name) in CATEGORIES.iter().enumerate() {
+            entry(e, I_EVENT_CATEGORIES, i as u64 + 1, name.as_bytes());
+        }
+        entry(e, I_EVENT_NAMES, GC_IID, b"gc");
+        for (i, name) in ANNOTATIONS.iter().enumerate() {
+            entry(e, I_ANNOTATION_NAMES, i as u64 + 1, name.as_bytes());
+        }
+        e.end();
+        e.end();
+    }
+
+    /// Closes the packet; writes the buffer out when it is big enough.
+    fn close(&mut self) -> Result<()> {
+        self.enc.end();
+        if self.enc.len() >= FLUSH_AT && self.enc.depth() == 0 {
+            self.out.write_all(self.enc.as_bytes())?;
+            self.enc.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the descriptor of a process (`thread: None`) or a thread.
+    fn describe(&mut self, pid: u32, thread: Option<Thread>) -> Result<()> {
+        let parent = match thread {
+            Some(_) => Some(self.process_track(pid)?),
+            None => None,
+        };
+        let track = match thread {
+            Some(t) => self.threads.get_mut(&t),
+            None => self.processes.get_mut(&pid),
+        };
+        let Some(track) = track else {
+            return Ok(());
+        };
+        track.written = true;
+        let e = &mut self.enc;
+        e.begin(TRACE_PACKET);
+        e.uint(P_SEQUENCE_ID, SEQUENCE_ID);
+        e.begin(P_TRACK_DESCRIPTOR);
+        e.uint(TD_UUID, track.uuid);
+        match (parent, thread) {
+            (Some(parent), Some(t)) => {
+                e.uint(TD_PARENT_UUID, parent);
+                e.begin(TD_THREAD);
+                e.int(THD_PID, i64::from(t.pid as i32));
+                e.int(THD_TID, i64::from(t.tid as i32));
+                if let Some(name) = &track.name {
+                    e.string(THD_NAME, name);
+                }
+            }
+            _ => {
+                e.begin(TD_PROCESS);
+                e.int(PD_PID, i64::from(pid as i32));
+                if let Some(name) = &track.name {
+                    e.string(PD_NAME, name);
+                }
+            }
+        }
+        e.end();
+        e.end();
+        self.close()
+    }
+
+    /// The process's track uuid, described first if it was not.
+    fn process_track(&mut self, pid: u32) -> Result<u64> {
+        let p = track_of(&mut self.processes, &mut self.next_uuid, pid);
+        let (uuid, written) = (p.uuid, p.written);
+        if !written {
+            self.describe(pid, None)?;
+        }
+        Ok(uuid)
+    }
+
+    /// The thread's track uuid for an event at `ts`, described first if it
+    /// was not.
+    fn track(&mut self, thread: Thread, ts: u64) -> Result<u64> {
+        self.start(ts);
+        if let Some((t, uuid)) = self.last
+            && t == thread
+        {
+            return Ok(uuid);
+        }
+        let t = track_of(&mut self.threads, &mut self.next_uuid, thread);
+        let (uuid, written) = (t.uuid, t.written);
+        if !written {
+            self.describe(thread.pid, Some(thread))?;
+        }
+        self.last = Some((thread, uuid));
+        Ok(uuid)
+    }
+
+    /// The `stack` annotation (the calls of `stack`, innermost first, one
+    /// `funcname (file:line)` a line), when stacks are wanted.
+    fn stack_annotation(&mut self, stack: &[Frame<Item>], strings: &StringTable) {
+        if !self.with_stacks {
+            return;
+        }
+        self.scratch.clear();
+        for frame in stack.iter().rev() {
+            if let Item::Call(c) = &frame.func {
+                if !self.scratch.is_empty() {
+                    self.scratch.push('\n');
+                }
+                let (func, file) = (strings.get(c.funcname), strings.get(c.filename));
+                let _ = write!(self.scratch, "{func} ({file}:{})", c.lineno);
+            }
+        }
+        string_annotation(&mut self.enc, ANN_STACK, &self.scratch);
+    }
+
+    /// A call's begin event.
+    fn begin_call(&mut self, at: (u64, u64, u64), c: &Call, strings: &StringTable) {
+        let func = Seen::canon(c.funcname, strings);
+        let file = Seen::canon(c.filename, strings);
+        let (func_iid, file_iid) = (u64::from(func) + 1, u64::from(file) + 1);
+        let name = self
+            .names
+            .insert(func)
+            .then(|| (func_iid, strings.get(func).as_bytes()));
+        let value = self
+            .values
+            .insert(file)
+            .then(|| (file_iid, strings.get(file).as_bytes()));
+        let e = &mut self.enc;
+        open_event(e, at, name, value);
+        e.uint(TE_CATEGORY_IIDS, CAT_PYTHON);
+        e.uint(TE_NAME_IID, func_iid);
+        annotation(e, ANN_FILE, DA_STRING_IID, file_iid);
+        annotation(e, ANN_LINE, DA_INT, i64::from(c.lineno) as u64);
+    }
+
+    /// An import's begin event.
+    fn begin_import(&mut self, at: (u64, u64, u64), module: u32, strings: &StringTable) {
+        let module = Seen::canon(module, strings);
+        let (name_iid, value_iid) = (IMPORT_IID + u64::from(module), u64::from(module) + 1);
+        let text = strings.get(module);
+        let new_name = self.imports.insert(module);
+        if new_name {
+            self.scratch.clear();
+            self.scratch.push_str("import ");
+            self.scratch.push_str(text);
+        }
+        let name = new_name.then_some((name_iid, self.scratch.as_bytes()));
+        let value = self
+            .values
+            .insert(module)
+            .then_some((value_iid, text.as_bytes()));
+        let e = &mut self.enc;
+        open_event(e, at, name, value);
+        e.uint(TE_CATEGORY_IIDS, CAT_IMPORT);
+        e.uint(TE_NAME_IID, name_iid);
+        annotation(e, ANN_MODULE, DA_STRING_IID, value_iid);
+    }
+}
+
+/// A debug annotation named `name` (an iid) with a varint value as field
+/// `field` (`DA_BOOL`, `DA_UINT`, `DA_INT`, `DA_STRING_IID`).
+fn annotation(e: &mut Encoder, name: u64, field: u32, value: u64) {
+    e.begin(TE_ANNOTATIONS);
+    e.uint(DA_NAME_IID, name);
+    e.uint(field, value);
+    e.end();
+}
+
+/// A debug annotation named `name` (an iid) with a string value.
+fn string_annotation(e: &mut Encoder, name: u64, value: &str) {
+    e.begin(TE_ANNOTATIONS);
+    e.uint(DA_NAME_IID, name);
+    e.string(DA_STRING, value);
+    e.end();
+}
+
+/// Opens a packet on the sequence (at `ts`, if it has a time).
+fn open_packet(e: &mut Encoder, ts: Option<u64>) {
+    e.begin(TRACE_PACKET);
+    if let Some(ts) = ts {
+        e.uint(P_TIMESTAMP, ts);
+    }
+    e.uint(P_SEQUENCE_ID, SEQUENCE_ID);
+    e.uint(P_SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
+}
+
+/// Opens a packet with a track event of `kind` on track `uuid`, first
+/// interning an event name and a string value (`(iid, text)`) if given.
+fn open_event(
+    e: &mut Encoder,
+    (ts, uuid, kind): (u64, u64, u64),
+    name: Option<(u64, &[u8])>,
+    value: Option<(u64, &[u8])>,
+) {
+    open_packet(e, Some(ts));
+    if name.is_some() || value.is_some() {
+        e.begin(P_INTERNED_DATA);
+        if let Some((iid, text)) = name {
+            entry(e, I_EVENT_NAMES, iid, text);
+        }
+        if let Some((iid, text)) = value {
+            entry(e, I_STRING_VALUES, iid, text);
+        }
+        e.end();
+    }
+    e.begin(P_TRACK_EVENT);
+    e.uint(TE_TYPE, kind);
+    e.uint(TE_TRACK_UUID, uuid);
+}
+
+/// The track of `key` in `tracks`, created (not yet described) if new.
+fn track_of<'a, K: std::hash::Hash + Eq>(
+    tracks: &'a mut HashMap<K, Track>,
+    next_uuid: &mut u64,
+    key: K,
+) -> &'a mut Track {
+    tracks.entry(key).or_insert_with(|| {
+        *next_uuid += 1;
+        Track {
+            uuid: *next_uuid,
+            name: None,
+            written: false,
+        }
+    })
+}
+
+/// An interned entry `{iid, name}` as field `field` of `InternedData`.
+fn entry(e: &mut Encoder, field: u32, iid: u64, name: &[u8]) {
+    e.begin(field);
+    e.uint(ENTRY_IID, iid);
+    e.bytes(ENTRY_NAME, name);
+    e.end();
+}
+
+impl<W: Write> Sink for PerfettoSink<W> {
+    fn process(&mut self, pid: u32, name: &str) -> Result<()> {
+        let p = track_of(&mut self.processes, &mut self.next_uuid, pid);
+        if p.name.as_deref() != Some(name) {
+            p.name = Some(name.to_owned());
+            if p.written {
+                self.describe(pid, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn thread(&mut self, thread: Thread, name: &str) -> Result<()> {
+        let t = track_of(&mut self.threads, &mut self.next_uuid, thread);
+        if t.name.as_deref() != Some(name) {
+            t.name = Some(name.to_owned());
+            if t.written {
+                self.describe(thread.pid, Some(thread))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn begin(
+        &mut self,
+        thread: Thread,
+        ts_ns: u64,
+        stack: &[Frame<Item>],
+        strings: &StringTable,
+    ) -> Result<()> {
+        let at = (ts_ns, self.track(thread, ts_ns)?, TYPE_SLICE_BEGIN);
+        match stack.last().map(|f| &f.func) {
+            Some(Item::Call(c)) => self.begin_call(at, c, strings),
+            Some(&Item::Gc { generation }) => {
+                let e = &mut self.enc;
+                open_event(e, at, None, None);
+                e.uint(TE_CATEGORY_IIDS, CAT_GC);
+                e.uint(TE_NAME_IID, GC_IID);
+                annotation(e, ANN_GENERATION, DA_INT, i64::from(generation) as u64);
+                self.stack_annotation(stack, strings);
+            }
+            Some(&Item::Import { module }) => {
+                self.begin_import(at, module, strings);
+                self.stack_annotation(stack, strings);
+            }
+            // Nothing to name it by: the slice still begins, so ends pair.
+            None => open_event(&mut self.enc, at, None, None),
+        }
+        self.enc.end();
+        self.close()
+    }
+
+    fn end(
+        &mut self,
+        thread: Thread,
+        ts_ns: u64,
+        _stack: &[Frame<Item>],
+        how: &End,
+        _strings: &StringTable,
+    ) -> Result<()> {
+        let at = (ts_ns, self.track(thread, ts_ns)?, TYPE_SLICE_END);
+        let e = &mut self.enc;
+        open_event(e, at, None, None);
+        match *how {
+            End::Returned => {}
+            End::Collected(n) => annotation(e, ANN_COLLECTED, DA_INT, n as u64),
+            End::Imported(found) => annotation(e, ANN_FOUND, DA_BOOL, u64::from(found)),
+            End::Unfinished => annotation(e, ANN_UNFINISHED, DA_BOOL, 1),
+        }
+        e.end();
+        self.close()
+    }
+
+    fn audit(
+        &mut self,
+        thread: Thread,
+        ts_ns: u64,
+        event: &str,
+        args: Option<&AuditArgs>,
+        stack: &[Frame<Item>],
+        strings: &StringTable,
+    ) -> Result<()> {
+        let at = (ts_ns, self.track(thread, ts_ns)?, TYPE_INSTANT);
+        let new_name = !self.audits.contains_key(event);
+        if new_name {
+            let iid = AUDIT_IID + self.audits.len() as u64;
+            self.audits.insert(event.into(), iid);
+        }
+        let iid = self.audits.get(event).copied().unwrap_or(AUDIT_IID);
+        let values = args.map_or(&[][..], |a| &a.values[..]);
+        let new_args = self.arg_names..values.len() as u64;
+        let e = &mut self.enc;
+        open_packet(e, Some(ts_ns));
+        if new_name || !new_args.is_empty() {
+            e.begin(P_INTERNED_DATA);
+            if new_name {
+                entry(e, I_EVENT_NAMES, iid, event.as_bytes());
+            }
+            for i in new_args {
+                self.scratch.clear();
+                let _ = write!(self.scratch, "arg{i}");
+                entry(e, I_ANNOTATION_NAMES, ANN_ARG0 + i, self.scratch.as_bytes());
+                self.arg_names = i + 1;
+            }
+            e.end();
+        }
+        e.begin(P_TRACK_EVENT);
+        e.uint(TE_TYPE, at.2);
+        e.uint(TE_TRACK_UUID, at.1);
+        e.uint(TE_CATEGORY_IIDS, CAT_AUDIT);
+        e.uint(TE_NAME_IID, iid);
+        for (i, v) in values.iter().enumerate() {
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{v}");
+            string_annotation(&mut self.enc, ANN_ARG0 + i as u64, &self.scratch);
+        }
+        if let Some(a) = args.filter(|a| a.more > 0) {
+            annotation(&mut self.enc, ANN_MORE, DA_UINT, a.more as u64);
+        }
+        self.stack_annotation(stack, strings);
+        self.enc.end();
+        self.close()
+    }
+
+    fn finish(&mut self, _strings: &StringTable) -> Result<()> {
+        self.start(0);
+        // Processes and threads that were named but had no event.
+        let mut pids: Vec<u32> = (self.processes.iter())
+            .filter_map(|(&pid, p)| (!p.written).then_some(pid))
+            .collect();
+        pids.sort_unstable();
+        for pid in pids {
+            self.describe(pid, None)?;
+        }
+        let mut threads: Vec<Thread> = (self.threads.iter())
+            .filter_map(|(&t, track)| (!track.written).then_some(t))
+            .collect();
+        threads.sort_unstable();
+        for thread in threads {
+            self.describe(thread.pid, Some(thread))?;
+        }
+        self.out.write_all(self.enc.as_bytes())?;
+        self.enc.clear();
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::protobuf::tests::{Value, decode};
+    use super::*;
+    use crate::cpython::objects::PyValue;
+
+    /// A decoded track event: time, type, track, name, annotations.
+    #[derive(Debug, PartialEq)]
+    struct Ev(u64, u64, u64, String, Vec<(String, String)>);
+
+    fn fields(b: &[u8]) -> Vec<(u32, Value)> {
+        decode(b).expect("well-formed protobuf")
+    }
+    fn bytes(v: &Value) -> &[u8] {
+        if let Value::Bytes(b) = v { b } else { &[] }
+    }
+    fn num(f: &[(u32, Value)], n: u32) -> Option<u64> {
+        f.iter().find_map(|(k, v)| match v {
+            Value::Varint(x) if *k == n => Some(*x),
+            _ => None,
+        })
+    }
+    fn sub(f: &[(u32, Value)], n: u32) -> Vec<&[u8]> {
+        f.iter()
+            .filter(|(k, _)| *k == n)
+            .map(|(_, v)| bytes(v))
+            .collect()
+    }
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// Reads a trace back: the packets' flags, track descriptors (uuid,
+    /// parent, pid, tid, name) and track events, resolving iids.
+    fn read(trace: &[u8]) -> (Vec<u64>, Vec<(u64, u64, u64, u64, String)>, Vec<Ev>) {
+        let mut interned: HashMap<(u32, u64), String> = HashMap::new();
+        let (mut flags, mut tracks, mut events) = (vec![], vec![], vec![]);
+        for (n, packet) in fields(trace) {
+            assert_eq!(n, TRACE_PACKET);
+            let p = fields(bytes(&packet));
+            assert_eq!(num(&p, P_SEQUENCE_ID), Some(SEQUENCE_ID));
+            flags.push(num(&p, P_SEQUENCE_FLAGS).unwrap_or(0));
+            for data in sub(&p, P_INTERNED_DATA) {
+                for (kind, e) in fields(data) {
+                    let e = fields(bytes(&e));
+                    let iid = num(&e, ENTRY_IID).unwrap();
+                    let name = text(sub(&e, ENTRY_NAME)[0]);
+                    assert!(
+                        interned.insert((kind, iid), name).is_none(),
+                        "interned twice"
+                    );
+                }
+            }
+            for d in sub(&p, P_TRACK_DESCRIPTOR) {
+                let d = fields(d);
+                let (uuid, parent) = (num(&d, TD_UUID).unwrap(), num(&d, TD_PARENT_UUID));
+                let (desc, name_field) = match sub(&d, TD_THREAD).first() {
+                    Some(t) => (fields(t), THD_NAME),
+                    None => (fields(sub(&d, TD_PROCESS)[0]), PD_NAME),
+                };
+                let name = sub(&desc, name_field).first().map(|b| text(b));
+                let tid = if name_field == THD_NAME {
+                    num(&desc, THD_TID)
+                } else {
+                    None
+                };
+                let pid = num(&desc, PD_PID).unwrap();
+                let (parent, tid) = (parent.unwrap_or(0), tid.unwrap_or(0));
+                tracks.push((uuid, parent, pid, tid, name.unwrap_or_default()));
+            }
+            for te in sub(&p, P_TRACK_EVENT) {
+                let te = fields(te);
+                let get = |k, iid| interned.get(&(k, iid)).cloned().unwrap_or_default();
+                let name = num(&te, TE_NAME_IID).map(|i| get(I_EVENT_NAMES, i));
+                let mut args = vec![];
+                for a in sub(&te, TE_ANNOTATIONS) {
+                    let a = fields(a);
+                    let name = get(I_ANNOTATION_NAMES, num(&a, DA_NAME_IID).unwrap());
+                    let value = match &a[1] {
+                        (DA_BOOL, Value::Varint(b)) => (*b == 1).to_string(),
+                        (DA_INT, Value::Varint(i)) => (*i as i64).to_string(),
+                        (DA_UINT, Value::Varint(u)) => u.to_string(),
+                        (DA_STRING_IID, Value::Varint(i)) => get(I_STRING_VALUES, *i),
+                        (DA_STRING, v) => text(bytes(v)),
+                        other => panic!("annotation {other:?}"),
+                    };
+                    args.push((name, value));
+                }
+                let ts = num(&p, P_TIMESTAMP).unwrap();
+                let (kind, track) = (num(&te, TE_TYPE).unwrap(), num(&te, TE_TRACK_UUID).unwrap());
+                events.push(Ev(ts, kind, track, name.unwrap_or_default(), args));
+            }
+        }
+        (flags, tracks, events)
+    }
+
+    fn frame(func: Item) -> Frame<Item> {
+        Frame {
+            func,
+            line: 0,
+            entered_ns: 0,
+            child_ns: 0,
+        }
+    }
+
+    fn args(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_timeline_round_trips() -> Result<()> {
+        let mut strings = StringTable::default();
+        let (f, file, json) = (
+            strings.push(b"f"),
+            strings.push(b"/a.py"),
+            strings.push(b"json"),
+        );
+        let call = frame(Item::Call(Call {
+            funcname: f,
+            filename: file,
+            lineno: 3,
+        }));
+        let gc = frame(Item::Gc { generation: 2 });
+        let import = frame(Item::Import { module: json });
+        let t = Thread { pid: 10, tid: 11 };
+        let mut sink = PerfettoSink::new(Vec::new(), true);
+        sink.process(10, "python3")?;
+        sink.thread(t, "MainThread")?;
+        sink.begin(t, 100, &[call.clone()], &strings)?;
+        sink.begin(t, 150, &[call.clone(), gc.clone()], &strings)?;
+        sink.end(t, 160, &[call.clone(), gc], &End::Collected(5), &strings)?;
+        sink.begin(t, 170, &[call.clone(), import.clone()], &strings)?;
+        sink.end(
+            t,
+            180,
+            &[call.clone(), import],
+            &End::Imported(true),
+            &strings,
+        )?;
+        let text = PyValue::Str {
+            text: "x".into(),
+            truncated: false,
+        };
+        let audit = AuditArgs {
+            values: vec![text, PyValue::Int("3".into())],
+            more: 2,
+        };
+        sink.audit(t, 190, "open", Some(&audit), &[call.clone()], &strings)?;
+        sink.end(t, 200, &[call.clone()], &End::Returned, &strings)?;
+        sink.thread(t, "worker")?;
+        sink.begin(t, 210, &[call.clone()], &strings)?;
+        sink.end(t, 300, &[call], &End::Unfinished, &strings)?;
+        sink.finish(&strings)?;
+        let (flags, tracks, events) = read(&sink.into_inner());
+        assert_eq!(flags[0], SEQ_INCREMENTAL_STATE_CLEARED);
+        assert!(
+            flags[1..]
+                .iter()
+                .all(|&f| f != SEQ_INCREMENTAL_STATE_CLEARED)
+        );
+        let (p, th) = (1, 2);
+        let named = |n: &str| n.to_string();
+        assert_eq!(
+            tracks,
+            [
+                (p, 0, 10, 0, named("python3")),
+                (th, p, 10, 11, named("MainThread")),
+                (th, p, 10, 11, named("worker")),
+            ]
+        );
+        let stack = ("stack", "f (/a.py:3)");
+        let (b, e, i) = (TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT);
+        let begin_f = |ts| {
+            Ev(
+                ts,
+                b,
+                th,
+                named("f"),
+                args(&[("file", "/a.py"), ("line", "3")]),
+            )
+        };
+        let audit_args = args(&[("arg0", "'x'"), ("arg1", "3"), ("more", "2"), stack]);
+        assert_eq!(
+            events,
+            [
+                begin_f(100),
+                Ev(150, b, th, named("gc"), args(&[("generation", "2"), stack])),
+                Ev(160, e, th, named(""), args(&[("collected", "5")])),
+                Ev(
+                    170,
+                    b,
+                    th,
+                    named("import json"),
+                    args(&[("module", "json"), stack])
+                ),
+                Ev(180, e, th, named(""), args(&[("found", "true")])),
+                Ev(190, i, th, named("open"), audit_args),
+                Ev(200, e, th, named(""), vec![]),
+                begin_f(210),
+                Ev(300, e, th, named(""), args(&[("unfinished", "true")])),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() -> Result<()> {
+        let strings = StringTable::default();
+        let t = Thread {
+            pid: u32::MAX,
+            tid: 0,
+        };
+        let undefined = frame(Item::Call(Call {
+            funcname: 7,
+            filename: 9,
+            lineno: -1,
+        }));
+        let mut sink = PerfettoSink::new(Vec::new(), false);
+        sink.begin(t, 1, &[], &strings)?;
+        sink.begin(t, 2, &[undefined.clone()], &strings)?;
+        sink.end(t, 3, &[undefined], &End::Returned, &strings)?;
+        sink.end(t, 4, &[], &End::Unfinished, &strings)?;
+        sink.audit(t, 5, "", None, &[], &strings)?;
+        let module = UNREADABLE;
+        sink.begin(t, 6, &[frame(Item::Import { module })], &strings)?;
+        sink.end(t, 7, &[], &End::Imported(false), &strings)?;
+        sink.thread(Thread { pid: 1, tid: 2 }, "idle")?;
+        sink.finish(&strings)?;
+        let (_, tracks, events) = read(&sink.into_inner());
+        assert_eq!(tracks.len(), 4);
+        assert_eq!(events.len(), 7);
+        assert_eq!(events[1].4, args(&[("file", ""), ("line", "-1")]));
+        assert_eq!(events[5].3, "import <unreadable>");
+        Ok(())
+    }
+
+    /// `cargo test --release --lib export::perfetto -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a timing, for release builds"]
+    fn a_million_events() -> Result<()> {
+        let mut strings = StringTable::default();
+        let ids: Vec<u32> = (0..1000)
+            .map(|i| strings.push(format!("f{i}").as_bytes()))
+            .collect();
+        let file = strings.push(b"/some/where/module.py");
+        let mut sink = PerfettoSink::new(std::io::sink(), false);
+        let start = std::time::Instant::now();
+        let mut stack = Vec::new();
+        for i in 0..500_000u64 {
+            let t = Thread {
+                pid: 1,
+                tid: 1 + (i % 4) as u32,
+            };
+            let call = Call {
+                funcname: ids[(i % 1000) as usize],
+                filename: file,
+                lineno: 1,
+            };
+            stack.push(frame(Item::Call(call)));
+            sink.begin(t, i * 10, &stack, &strings)?;
+            sink.end(t, i * 10 + 5, &stack, &End::Returned, &strings)?;
+            stack.pop();
+        }
+        sink.finish(&strings)?;
+        println!("1M events in {:?}", start.elapsed());
+        Ok(())
+    }
+}

@@ -1,1 +1,249 @@
-//! (to be written)
+//! A recording's events as a timeline of nested slices per thread, fed to
+//! an export [`Sink`] (pure: events in, sink calls out).
+//!
+//! One stack per thread holds the open calls, gc collections and imports
+//! together, so that whatever a format draws nests by construction. The
+//! repairs are those of [`crate::tool::stack`], which `flow` and `calls`
+//! use: a return matches the innermost open frame of its function; frames
+//! above it never returned and end with it, flagged [`End::Unfinished`]; a
+//! return with no such frame (its entry came before the recording
+//! started) is dropped and counted. A gc collection's end matches the
+//! innermost open collection and an import's end the innermost import of
+//! the same module, by the same rule. 3.15's generator-creation entries
+//! (no frame runs) are left out, as `flow` leaves them out. What is still
+//! open at the end closes at its thread's last timestamp, flagged.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use super::{Call, End, Item, Sink, Thread};
+use crate::engine::abi::{EventKind, FLAG_GENERATOR_CREATION};
+use crate::engine::decode::{AuditArgs, Body, Event, RawStr};
+use crate::engine::tasks::TaskNames;
+use crate::recording::StringTable;
+use crate::recording::format::UNREADABLE;
+use crate::tool::stack::{Frame, Returned, Stacks};
+
+/// What the timeline did with the events.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TimelineStats {
+    /// Calls (function slices), the unfinished ones included.
+    pub calls: u64,
+    /// gc collections.
+    pub collections: u64,
+    /// Imports.
+    pub imports: u64,
+    /// Audit events.
+    pub audits: u64,
+    /// Slices closed at the end or when a frame below them returned.
+    pub unfinished: u64,
+    /// Ends (returns, gc ends, import ends) whose start came before the
+    /// recording: dropped.
+    pub dropped_ends: u64,
+    /// 3.15 generator creations, left out.
+    pub creations: u64,
+    /// `line` events (not part of a timeline).
+    pub lines: u64,
+}
+
+/// Turns events into sink calls.
+pub struct Timeline<'s> {
+    sink: &'s mut dyn Sink,
+    stacks: Stacks<Item>,
+    /// Each thread's process and last timestamp.
+    threads: HashMap<u32, (u32, u64)>,
+    /// The names last given to the sink, by tid and by pid.
+    thread_names: HashMap<u32, String>,
+    process_names: HashMap<u32, String>,
+    stats: TimelineStats,
+}
+
+impl std::fmt::Debug for Timeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeline")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The string id a replayed string carries (in place of its pointer).
+fn id_of(s: &RawStr<'_>) -> u32 {
+    u32::try_from(s.ptr).unwrap_or(UNREADABLE)
+}
+
+impl<'s> Timeline<'s> {
+    /// A timeline feeding `sink`.
+    pub fn new(sink: &'s mut dyn Sink) -> Timeline<'s> {
+        Timeline {
+            sink,
+            stacks: Stacks::default(),
+            threads: HashMap::new(),
+            thread_names: HashMap::new(),
+            process_names: HashMap::new(),
+            stats: TimelineStats::default(),
+        }
+    }
+
+    /// The thread's stack now, outermost first (what `--stacks` shows).
+    pub fn stack(&self, tid: u32) -> &[Frame<Item>] {
+        self.stacks.frames(tid)
+    }
+
+    /// One replayed event (its strings' pointers are string ids), with the
+    /// thread names as of this event.
+    pub fn event(
+        &mut self,
+        event: &Event<'_>,
+        names: &TaskNames,
+        strings: &StringTable,
+        audit_args: Option<&AuditArgs>,
+    ) -> Result<()> {
+        let h = &event.header;
+        let thread = Thread {
+            pid: h.pid,
+            tid: h.tid,
+        };
+        self.names(thread, names)?;
+        self.threads.insert(h.tid, (h.pid, h.ts_ns));
+        let ts = h.ts_ns;
+        match (&event.body, h.kind) {
+            (
+                Body::Function {
+                    filename,
+                    funcname,
+                    lineno,
+                },
+                EventKind::FunctionEntry | EventKind::FunctionReturn,
+            ) => {
+                let call = Call {
+                    funcname: id_of(funcname),
+                    filename: id_of(filename),
+                    lineno: *lineno,
+                };
+                if h.kind == EventKind::FunctionReturn {
+                    return self.close(thread, ts, End::Returned, strings, |i| {
+                        *i == Item::Call(call)
+                    });
+                }
+                if h.flags & FLAG_GENERATOR_CREATION != 0 {
+                    self.stats.creations += 1;
+                    return Ok(());
+                }
+                self.stats.calls += 1;
+                self.open(thread, ts, Item::Call(call), *lineno, strings)
+            }
+            (Body::Function { .. }, _) => {
+                self.stats.lines += 1;
+                Ok(())
+            }
+            (Body::GcStart { generation }, _) => {
+                self.stats.collections += 1;
+                let item = Item::Gc {
+                    generation: *generation,
+                };
+                self.open(thread, ts, item, 0, strings)
+            }
+            (Body::GcDone { collected }, _) => {
+                let how = End::Collected(*collected);
+                self.close(thread, ts, how, strings, |i| matches!(i, Item::Gc { .. }))
+            }
+            (Body::Import { module, found }, _) => {
+                let module = id_of(module);
+                match found {
+                    None => {
+                        self.stats.imports += 1;
+                        self.open(thread, ts, Item::Import { module }, 0, strings)
+                    }
+                    Some(found) => {
+                        let how = End::Imported(*found);
+                        self.close(thread, ts, how, strings, |i| {
+                            *i == Item::Import { module }
+                        })
+                    }
+                }
+            }
+            (Body::Audit(audit), _) => {
+                self.stats.audits += 1;
+                let name = strings.get(id_of(&audit.event));
+                let stack = self.stacks.frames(h.tid);
+                self.sink
+                    .audit(thread, ts, name, audit_args, stack, strings)
+            }
+        }
+    }
+
+    fn names(&mut self, thread: Thread, names: &TaskNames) -> Result<()> {
+        if let Some(process) = names.process(thread.pid)
+            && self.process_names.get(&thread.pid).map(String::as_str) != Some(process)
+        {
+            self.process_names.insert(thread.pid, process.to_string());
+            self.sink.process(thread.pid, process)?;
+        }
+        let comm = names.comm(thread.pid, thread.tid);
+        if self.thread_names.get(&thread.tid).map(String::as_str) != Some(comm) {
+            self.thread_names.insert(thread.tid, comm.to_string());
+            self.sink.thread(thread, comm)?;
+        }
+        Ok(())
+    }
+
+    fn open(
+        &mut self,
+        thread: Thread,
+        ts: u64,
+        item: Item,
+        line: i32,
+        strings: &StringTable,
+    ) -> Result<()> {
+        self.stacks.enter(thread.tid, item, line, ts);
+        let stack = self.stacks.frames(thread.tid);
+        self.sink.begin(thread, ts, stack, strings)
+    }
+
+    /// Ends the innermost open slice `matches` accepts, and the slices
+    /// above it first (unfinished); a close with no such slice is dropped.
+    fn close(
+        &mut self,
+        thread: Thread,
+        ts: u64,
+        how: End,
+        strings: &StringTable,
+        matches: impl Fn(&Item) -> bool,
+    ) -> Result<()> {
+        let stack = self.stacks.frames(thread.tid);
+        let Some(at) = stack.iter().rposition(|f| matches(&f.func)) else {
+            self.stats.dropped_ends += 1;
+            return Ok(());
+        };
+        for top in (at + 1..stack.len()).rev() {
+            self.stats.unfinished += 1;
+            self.sink
+                .end(thread, ts, &stack[..=top], &End::Unfinished, strings)?;
+        }
+        self.sink.end(thread, ts, &stack[..=at], &how, strings)?;
+        let returned = self.stacks.ret_matching(thread.tid, matches, ts);
+        debug_assert!(matches!(returned, Returned::Matched { .. }));
+        Ok(())
+    }
+
+    /// Ends what is still open, each thread at its last timestamp, and
+    /// lets the sink write the rest.
+    pub fn finish(mut self, strings: &StringTable) -> Result<TimelineStats> {
+        let mut threads: Vec<(u32, (u32, u64))> =
+            self.threads.iter().map(|(t, v)| (*t, *v)).collect();
+        threads.sort_unstable();
+        for (tid, (pid, last)) in threads {
+            let thread = Thread { pid, tid };
+            let stack = self.stacks.frames(tid);
+            for top in (0..stack.len()).rev() {
+                self.stats.unfinished += 1;
+                self.sink
+                    .end(thread, last, &stack[..=top], &End::Unfinished, strings)?;
+            }
+            self.stacks.forget(tid);
+        }
+        self.sink.finish(strings)?;
+        Ok(self.stats)
+    }
+}

@@ -7,10 +7,10 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use crate::cpython::objects::{ObjectLayout, PyValue};
+use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 
 /// Output format of event streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,7 +48,7 @@ impl Text<'_> {
 pub fn text<'a>(
     raw: &RawStr<'a>,
     event: &Event<'_>,
-    session: &Session,
+    source: &dyn Source,
     recovery: &mut Recovery,
 ) -> Text<'a> {
     match raw.state {
@@ -65,7 +65,7 @@ pub fn text<'a>(
             unreadable: false,
         },
         StrState::Unreadable(_) => {
-            match recovery.string(session, event.header.site, event.header.pid, raw.ptr) {
+            match source.recover(recovery, event, raw.ptr) {
                 Some(bytes) => Text {
                     bytes: Cow::Owned(bytes),
                     truncated: false,
@@ -93,8 +93,8 @@ pub struct Strings {
 
 impl Strings {
     /// The string, ready to print.
-    pub fn get(&mut self, raw: &RawStr<'_>, event: &Event<'_>, session: &Session) -> String {
-        shown(&text(raw, event, session, &mut self.recovery))
+    pub fn get(&mut self, raw: &RawStr<'_>, event: &Event<'_>, source: &dyn Source) -> String {
+        shown(&text(raw, event, source, &mut self.recovery))
     }
 }
 
@@ -130,13 +130,6 @@ impl Clock {
         let origin = *self.origin.get_or_insert(ts_ns);
         ts_ns.saturating_sub(origin) as f64 / 1e9
     }
-}
-
-/// The object layout of the module an event came from.
-pub fn layout_of(event: &Event<'_>, session: &Session) -> Option<ObjectLayout> {
-    let site = session.plan.sites.get(usize::from(event.header.site))?;
-    let module = &session.plan.targets.get(site.module)?.module;
-    ObjectLayout::for_version(module.py_version()?)
 }
 
 /// Writes events in one format.
@@ -175,11 +168,11 @@ impl EventWriter {
         &mut self,
         out: &mut dyn Write,
         event: &Event<'_>,
-        session: &Session,
+        source: &dyn Source,
     ) -> io::Result<()> {
         match self.format {
-            Format::Text => self.write_text(out, event, session),
-            Format::Jsonl => self.write_json(out, event, session),
+            Format::Text => self.write_text(out, event, source),
+            Format::Jsonl => self.write_json(out, event, source),
         }
     }
 
@@ -187,7 +180,7 @@ impl EventWriter {
         &mut self,
         out: &mut dyn Write,
         event: &Event<'_>,
-        session: &Session,
+        source: &dyn Source,
     ) -> io::Result<()> {
         use std::fmt::Write as _;
         let h = &event.header;
@@ -220,8 +213,8 @@ impl EventWriter {
                 funcname,
                 lineno,
             } => {
-                let file = text(filename, event, session, &mut self.recovery);
-                let func = text(funcname, event, session, &mut self.recovery);
+                let file = text(filename, event, source, &mut self.recovery);
+                let func = text(funcname, event, source, &mut self.recovery);
                 push_shown(&mut line, &func);
                 line.push_str(" (");
                 push_shown(&mut line, &file);
@@ -234,7 +227,7 @@ impl EventWriter {
                 let _ = write!(line, "collected {collected}");
             }
             Body::Import { module, found } => {
-                push_shown(&mut line, &text(module, event, session, &mut self.recovery));
+                push_shown(&mut line, &text(module, event, source, &mut self.recovery));
                 match found {
                     None => {}
                     Some(true) => line.push_str(" (found)"),
@@ -244,9 +237,9 @@ impl EventWriter {
             Body::Audit(audit) => {
                 push_shown(
                     &mut line,
-                    &text(&audit.event, event, session, &mut self.recovery),
+                    &text(&audit.event, event, source, &mut self.recovery),
                 );
-                match layout_of(event, session).and_then(|l| audit.args(&l)) {
+                match source.audit_args(event, audit) {
                     Some(args) => line.push_str(&args_repr(&args)),
                     None => line.push_str("(<arguments not captured>)"),
                 }
@@ -269,7 +262,7 @@ impl EventWriter {
         &mut self,
         out: &mut dyn Write,
         event: &Event<'_>,
-        session: &Session,
+        source: &dyn Source,
     ) -> io::Result<()> {
         let h = &event.header;
         write!(
@@ -306,8 +299,8 @@ impl EventWriter {
                 funcname,
                 lineno,
             } => {
-                let file = text(filename, event, session, &mut self.recovery);
-                let func = text(funcname, event, session, &mut self.recovery);
+                let file = text(filename, event, source, &mut self.recovery);
+                let func = text(funcname, event, source, &mut self.recovery);
                 field(out, "filename", &file)?;
                 field(out, "funcname", &func)?;
                 write!(out, ",\"lineno\":{lineno}")?;
@@ -315,16 +308,16 @@ impl EventWriter {
             Body::GcStart { generation } => write!(out, ",\"generation\":{generation}")?,
             Body::GcDone { collected } => write!(out, ",\"collected\":{collected}")?,
             Body::Import { module, found } => {
-                let name = text(module, event, session, &mut self.recovery);
+                let name = text(module, event, source, &mut self.recovery);
                 field(out, "module", &name)?;
                 if let Some(found) = found {
                     write!(out, ",\"found\":{found}")?;
                 }
             }
             Body::Audit(audit) => {
-                let name = text(&audit.event, event, session, &mut self.recovery);
+                let name = text(&audit.event, event, source, &mut self.recovery);
                 field(out, "event", &name)?;
-                match layout_of(event, session).and_then(|l| audit.args(&l)) {
+                match source.audit_args(event, audit) {
                     Some(args) => {
                         out.write_all(b",\"args\":")?;
                         json_args(out, &args)?;

@@ -375,6 +375,10 @@ pub fn event_kind(tag: u8) -> Option<EventKind> {
         .and_then(|k| EventKind::from_u16(u16::from(k)))
 }
 
+/// The id an unreadable string stands for when replayed (its text is
+/// `<unreadable>`, as text output shows it).
+pub const UNREADABLE: u32 = u32::MAX;
+
 /// The strings of a recording, by id.
 #[derive(Debug, Default)]
 pub struct StringTable {
@@ -393,8 +397,12 @@ impl StringTable {
         (self.strings.len() - 1) as u32
     }
 
-    /// A string by id (`""` for an id the recording never defined).
+    /// A string by id (`<unreadable>` for [`UNREADABLE`], `""` for an id
+    /// the recording never defined).
     pub fn get(&self, id: u32) -> &str {
+        if id == UNREADABLE {
+            return "<unreadable>";
+        }
         self.strings.get(id as usize).map_or("", |s| s)
     }
 

@@ -4,5 +4,8 @@
 //! is [`format`]'s, documented in docs/recording.md.
 
 pub mod format;
+pub mod read;
+pub mod replay;
+pub mod write;
 
 pub use format::StringTable;

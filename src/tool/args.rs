@@ -35,7 +35,14 @@ pub fn stream_options(
             bail!("--children goes with -p or a command; --all already traces every process")
         }
         (TargetSpec::All { .. }, false, _) => false,
+        (TargetSpec::Recording(_), false, false) => false,
+        (TargetSpec::Recording(_), _, _) => {
+            bail!("--children and --no-children go with a live target, not -i (a recording holds what was traced)")
+        }
     };
+    if matches!(spec, TargetSpec::Recording(_)) && engine.dump_bpf {
+        bail!("--dump-bpf shows the programs of a live run; -i replays a recording without any");
+    }
     // The reader of a pipe going away ends the run (EPOLLERR on our end).
     let output_pipe = match sink.kind() {
         SinkKind::Pipe => Some(Arc::new(sink.fd().as_fd().try_clone_to_owned()?)),
@@ -105,11 +112,17 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
         args.command.is_some(),
         args.all,
         !args.argv.is_empty(),
+        args.input.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        0 => bail!("say what to trace: -p PID, -c 'CMD', -- CMD ARGS..., or --all"),
+        0 => bail!(
+            "say what to trace: -p PID, -c 'CMD', -- CMD ARGS..., --all, or -i FILE (a recording)"
+        ),
         1 => {}
-        _ => bail!("-p, -c, --all and -- CMD are alternatives: give exactly one"),
+        _ => bail!("-p, -c, --all, -- CMD and -i FILE are alternatives: give exactly one"),
+    }
+    if let Some(path) = &args.input {
+        return Ok(TargetSpec::Recording(path.clone()));
     }
     if !args.pids.is_empty() {
         return Ok(TargetSpec::Pids(args.pids.clone()));

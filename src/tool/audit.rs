@@ -11,11 +11,11 @@ use glob::Pattern;
 use crate::cpython::Marker;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{
-    Clock, EventWriter, Format, PendingHeader, Strings, args_repr, layout_of,
+    Clock, EventWriter, Format, PendingHeader, Strings, args_repr,
 };
 use crate::output::fit;
 use crate::tool::common::{self, StreamOptions};
@@ -60,11 +60,11 @@ struct AuditView<'a> {
 }
 
 impl Consumer for AuditView<'_> {
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let Body::Audit(audit) = &event.body else {
             return Ok(());
         };
-        let name = self.strings.get(&audit.event, event, session);
+        let name = self.strings.get(&audit.event, event, source);
         let mut any = self.events.is_empty();
         for (p, matched) in self.events.iter().zip(&mut self.matched) {
             if p.matches(&name) {
@@ -77,11 +77,11 @@ impl Consumer for AuditView<'_> {
         }
         self.header.write(self.out)?;
         if let Some(writer) = &mut self.json {
-            writer.write(self.out, event, session)?;
+            writer.write(self.out, event, source)?;
             return Ok(());
         }
         let h = &event.header;
-        let args = match layout_of(event, session).and_then(|l| audit.args(&l)) {
+        let args = match source.audit_args(event, audit) {
             Some(args) => args_repr(&args),
             None => "(<arguments not captured>)".to_string(),
         };
@@ -109,7 +109,7 @@ impl Consumer for AuditView<'_> {
         self.strings.recovery.recovered + self.json.as_ref().map_or(0, |w| w.recovery.recovered)
     }
 
-    fn finish(&mut self, _: &Session) -> Result<()> {
+    fn finish(&mut self, _: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
         Ok(())
     }

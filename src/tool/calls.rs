@@ -21,7 +21,7 @@ use crate::engine::codegen::MapTable;
 use crate::engine::codegen::count::{LeanCalls, count_map_spec};
 use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{Format, json_str};
@@ -267,8 +267,8 @@ struct CallsView<'a> {
 }
 
 impl Consumer for CallsView<'_> {
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
-        let Some((_, func)) = self.names.resolve(event, session) else {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
+        let Some((_, func)) = self.names.resolve(event, source) else {
             self.unnamed += 1;
             return Ok(());
         };

@@ -309,6 +309,9 @@ pub fn dump_bpf<H: Handler + 'static>(
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
     let targets = match &stream.target {
+        TargetSpec::Recording(path) => {
+            anyhow::bail!("{}: a recording runs no programs", path.display())
+        }
         TargetSpec::Command(argv) => {
             let module = target::resolve_command(argv)?;
             vec![AttachTarget {
@@ -464,6 +467,17 @@ pub fn stream_with<H: Handler + 'static>(
     consumer: &mut dyn run::Consumer,
     keys: Option<Arc<OwnedFd>>,
 ) -> Result<Outcome> {
+    if let TargetSpec::Recording(path) = &tool.stream.target {
+        let outcome = crate::recording::replay::run(
+            path,
+            consumer,
+            tool.markers,
+            tool.strict,
+            tool.tick,
+        )?;
+        report_replay(path, &outcome, consumer);
+        return Ok(outcome);
+    }
     let signals = signals()?;
     let mut attached = attach(
         tool.stream,
@@ -498,7 +512,7 @@ pub fn stream_with<H: Handler + 'static>(
 pub struct Discard;
 
 impl run::Consumer for Discard {
-    fn event(&mut self, _: &crate::engine::decode::Event<'_>, _: &Session) -> Result<()> {
+    fn event(&mut self, _: &crate::engine::decode::Event<'_>, _: &dyn crate::engine::source::Source) -> Result<()> {
         Ok(())
     }
 }
@@ -562,6 +576,20 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
     }
     if outcome.lost > 0 {
         line.push_str(" (the ring buffer was full: raise --buffer-size)");
+    }
+    notice!("{line}");
+}
+
+/// The end-of-replay report, on stderr.
+pub fn report_replay(path: &std::path::Path, outcome: &Outcome, consumer: &dyn run::Consumer) {
+    let mut line = format!(
+        "{} replayed from {} in {:.3} s",
+        consumer.describe(outcome.events),
+        path.display(),
+        outcome.elapsed.as_secs_f64()
+    );
+    if outcome.lost > 0 {
+        line.push_str(&format!(" ({} events were lost when it was recorded)", outcome.lost));
     }
     notice!("{line}");
 }

@@ -14,7 +14,7 @@ use crate::engine::codegen::MapTable;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{Format, Strings, json_str};
@@ -188,7 +188,7 @@ struct FlowView<'a> {
 }
 
 impl Consumer for FlowView<'_> {
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let h = &event.header;
         let Body::Function {
             filename,
@@ -199,8 +199,8 @@ impl Consumer for FlowView<'_> {
             return Ok(());
         };
         let func = FuncId {
-            filename: self.strings.get(filename, event, session),
-            funcname: self.strings.get(funcname, event, session),
+            filename: self.strings.get(filename, event, source),
+            funcname: self.strings.get(funcname, event, source),
         };
         let entry = h.kind == EventKind::FunctionEntry;
         if entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0 {
@@ -216,7 +216,7 @@ impl Consumer for FlowView<'_> {
             .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
         {
             // SystemTap's execname(): the thread's name at this event.
-            let names = session.tasks.borrow();
+            let names = source.tasks();
             let exe = names.comm(h.pid, h.tid);
             write_line(self.out, self.format, self.style, exe, self.several, &line)?;
         }

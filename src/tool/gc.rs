@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::cpython::Marker;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{Clock, Format, PendingHeader};
 use crate::output::hist::Log2Hist;
@@ -110,7 +110,7 @@ impl Consumer for GcView<'_> {
         Ok(self.out.flush()?)
     }
 
-    fn event(&mut self, event: &Event<'_>, _: &Session) -> Result<()> {
+    fn event(&mut self, event: &Event<'_>, _: &dyn Source) -> Result<()> {
         let h = &event.header;
         match event.body {
             Body::GcStart { generation } => self.pairing.start(h.tid, h.ts_ns, generation),
@@ -126,7 +126,7 @@ impl Consumer for GcView<'_> {
         Ok(())
     }
 
-    fn finish(&mut self, _: &Session) -> Result<()> {
+    fn finish(&mut self, _: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::cpython::Marker;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{Clock, Format, PendingHeader, Strings, json_str};
 use crate::tool::common::{self, StreamOptions};
@@ -110,12 +110,12 @@ impl Consumer for ImportsView<'_> {
         Ok(self.out.flush()?)
     }
 
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let h = &event.header;
         let Body::Import { module, found } = &event.body else {
             return Ok(());
         };
-        let name = self.strings.get(module, event, session);
+        let name = self.strings.get(module, event, source);
         self.clock.secs(h.ts_ns);
         match found {
             None => self.tree.start(h.tid, name, h.ts_ns),
@@ -134,7 +134,7 @@ impl Consumer for ImportsView<'_> {
         self.strings.recovery.recovered
     }
 
-    fn finish(&mut self, _: &Session) -> Result<()> {
+    fn finish(&mut self, _: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::engine::abi::{CallKey, FLAG_LEAN};
 use crate::engine::decode::{Body, Event};
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::output::event::Strings;
 use crate::tool::stack::FuncId;
 
@@ -39,7 +39,7 @@ pub struct FuncNames {
 impl FuncNames {
     /// The function of a function event: from the event itself when it is
     /// a full record (and remembered), from what was learnt when it is lean.
-    pub fn resolve(&mut self, event: &Event<'_>, session: &Session) -> Option<(CallKey, FuncId)> {
+    pub fn resolve(&mut self, event: &Event<'_>, source: &dyn Source) -> Option<(CallKey, FuncId)> {
         let key = key_of(event)?;
         if event.header.flags & FLAG_LEAN != 0 {
             return self.names.get(&key).map(|f| (key, f.clone()));
@@ -51,8 +51,8 @@ impl FuncNames {
             return None;
         };
         let func = FuncId {
-            filename: self.strings.get(filename, event, session),
-            funcname: self.strings.get(funcname, event, session),
+            filename: self.strings.get(filename, event, source),
+            funcname: self.strings.get(funcname, event, source),
         };
         self.names.insert(key, func.clone());
         Some((key, func))

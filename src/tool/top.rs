@@ -17,6 +17,7 @@ use crate::engine::codegen::count::{COUNT_MAP, CountCalls, count_map_spec};
 use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{Format, json_str};
@@ -156,22 +157,19 @@ pub fn pid_cell(row: &Row) -> String {
     }
 }
 
-/// Reads every key and count of the count map.
-pub fn snapshot(session: &Session) -> Result<Vec<(CallKey, u64)>> {
-    kernel_counts(session)
-}
-
-/// Calls counted in pytap: the entries the in-process capture delivers
-/// (CPython 3.12–3.14), by the same keys as the kernel's counts.
+/// Calls counted in pytap rather than in the kernel: the entries the
+/// in-process capture delivers (CPython 3.12–3.14), and every entry of a
+/// replayed recording, by the same keys as the kernel's counts.
 #[derive(Debug, Default)]
 pub struct InProcessCounts {
     counts: HashMap<CallKey, u64>,
 }
 
 impl InProcessCounts {
-    /// Counts `event` if it is an in-process function entry.
-    pub fn count(&mut self, event: &Event<'_>) {
-        if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0
+    /// Counts `event` if it is a function entry the kernel did not count
+    /// (an in-process one, or any when replaying).
+    pub fn count(&mut self, event: &Event<'_>, source: &dyn Source) {
+        if (event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 || source.session().is_none())
             && event.header.kind == crate::engine::abi::EventKind::FunctionEntry
             && let Some(key) = crate::tool::names::key_of(event)
         {
@@ -179,9 +177,12 @@ impl InProcessCounts {
         }
     }
 
-    /// The kernel's counts with these after them.
-    pub fn with_kernel(&self, session: &Session) -> Result<Vec<(CallKey, u64)>> {
-        let mut all = kernel_counts(session)?;
+    /// The kernel's counts (live) with these after them.
+    pub fn with_kernel(&self, source: &dyn Source) -> Result<Vec<(CallKey, u64)>> {
+        let mut all = match source.session() {
+            Some(session) => kernel_counts(session)?,
+            None => Vec::new(),
+        };
         all.extend(self.counts.iter().map(|(k, v)| (*k, *v)));
         Ok(all)
     }
@@ -323,25 +324,38 @@ struct TopView<'a> {
     deltas: Deltas,
     interval: u64,
     last: Instant,
+    /// A replay's interval start (recorded time): the first event's
+    /// timestamp, then each tick's.
+    replay_last: Option<u64>,
     calls: u64,
     width: Option<usize>,
     in_process: InProcessCounts,
 }
 
 impl Consumer for TopView<'_> {
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
-        self.names.resolve(event, session);
-        self.in_process.count(event);
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
+        self.names.resolve(event, source);
+        self.in_process.count(event, source);
+        if source.session().is_none() {
+            self.replay_last.get_or_insert(event.header.ts_ns);
+        }
         Ok(())
     }
 
-    fn tick(&mut self, session: &Session) -> Result<()> {
+    fn tick(&mut self, source: &dyn Source) -> Result<()> {
         let rows = self
             .deltas
-            .rows(&self.in_process.with_kernel(session)?, &self.names);
+            .rows(&self.in_process.with_kernel(source)?, &self.names);
         self.interval += 1;
         self.calls += rows.iter().map(|r| r.calls).sum::<u64>();
-        let secs = self.last.elapsed().as_secs_f64();
+        let secs = match source.clock_ns() {
+            // Replayed: the interval's recorded length.
+            Some(now) => {
+                let from = self.replay_last.replace(now).unwrap_or(now);
+                now.saturating_sub(from) as f64 / 1e9
+            }
+            None => self.last.elapsed().as_secs_f64(),
+        };
         self.last = Instant::now();
         write_view_fitted(
             self.out,
@@ -365,6 +379,9 @@ impl Consumer for TopView<'_> {
     }
 
     fn describe(&self, events: u64) -> String {
+        if self.replay_last.is_some() {
+            return format!("{} calls counted ({events} function entries)", self.calls);
+        }
         describe(self.calls, events, self.in_process.any())
     }
 }
@@ -401,6 +418,7 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 deltas: Deltas::new(request.by_pid),
                 interval: 0,
                 last: Instant::now(),
+                replay_last: None,
                 calls: 0,
                 width: request.stream.width,
                 in_process: InProcessCounts::default(),

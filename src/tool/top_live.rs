@@ -45,7 +45,7 @@ use crate::cpython::Marker;
 use crate::engine::codegen::Handler;
 use crate::engine::decode::Event;
 use crate::engine::run::{Consumer, End, TargetSpec};
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::Format;
@@ -269,9 +269,9 @@ impl LiveTop {
 }
 
 impl Consumer for LiveTop {
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
-        self.names.resolve(event, session);
-        self.in_process.count(event);
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
+        self.names.resolve(event, source);
+        self.in_process.count(event, source);
         Ok(())
     }
 
@@ -300,13 +300,13 @@ impl Consumer for LiveTop {
         Ok(())
     }
 
-    fn tick(&mut self, session: &Session) -> Result<()> {
+    fn tick(&mut self, source: &dyn Source) -> Result<()> {
         if self.since.elapsed() >= self.interval && !self.paused {
             self.shown_secs = self.since.elapsed().as_secs_f64();
             self.since = Instant::now();
             self.rows = self
                 .deltas
-                .rows(&self.in_process.with_kernel(session)?, &self.names);
+                .rows(&self.in_process.with_kernel(source)?, &self.names);
             self.calls += self.rows.iter().map(|r| r.calls).sum::<u64>();
             self.sort.sort(&mut self.rows);
             self.number += 1;
@@ -320,13 +320,13 @@ impl Consumer for LiveTop {
         Ok(())
     }
 
-    fn finish(&mut self, session: &Session) -> Result<()> {
+    fn finish(&mut self, source: &dyn Source) -> Result<()> {
         self.guard.restore();
         // What came after the last view (or during a pause): counted, shown.
         let secs = self.since.elapsed().as_secs_f64();
         let mut rows = self
             .deltas
-            .rows(&self.in_process.with_kernel(session)?, &self.names);
+            .rows(&self.in_process.with_kernel(source)?, &self.names);
         self.calls += rows.iter().map(|r| r.calls).sum::<u64>();
         self.sort.sort(&mut rows);
         self.number += 1;

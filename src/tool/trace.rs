@@ -10,7 +10,7 @@ use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
 use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
-use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format, PendingHeader};
 use crate::tool::common::{self, StreamOptions};
@@ -39,13 +39,13 @@ impl Consumer for Stream<'_> {
         Ok(self.out.flush()?)
     }
 
-    fn event(&mut self, event: &Event<'_>, session: &Session) -> Result<()> {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
-        self.writer.write(self.out, event, session)?;
+        self.writer.write(self.out, event, source)?;
         Ok(())
     }
 
-    fn finish(&mut self, _: &Session) -> Result<()> {
+    fn finish(&mut self, _: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
         Ok(())
     }

@@ -33,6 +33,7 @@ use crate::engine::recover::Recovery;
 use crate::engine::run::Consumer;
 use crate::engine::script_record::{self, ScriptRecordView, ScriptStr};
 use crate::engine::session::Session;
+use crate::engine::source::Source;
 use crate::tool::dtrace::probes::ProbeTable;
 
 /// A timer probe.
@@ -589,9 +590,18 @@ fn realtime_offset() -> i64 {
     real - mono
 }
 
+/// The live session a script's records come from (scripts do not replay
+/// recordings).
+fn live(source: &dyn Source) -> Result<&Session> {
+    source
+        .session()
+        .ok_or_else(|| anyhow::anyhow!("internal: a script runs on a live session"))
+}
+
 impl Consumer for Runtime<'_> {
-    fn event(&mut self, event: &crate::engine::decode::Event<'_>, session: &Session) -> Result<()> {
+    fn event(&mut self, event: &crate::engine::decode::Event<'_>, source: &dyn Source) -> Result<()> {
         if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 {
+            let session = live(source)?;
             self.in_process_event(event, session);
             if let Some(e) = self.out_error.take() {
                 return Err(e.into());
@@ -600,10 +610,11 @@ impl Consumer for Runtime<'_> {
         Ok(())
     }
 
-    fn record(&mut self, bytes: &[u8], session: &Session) -> Result<bool> {
+    fn record(&mut self, bytes: &[u8], source: &dyn Source) -> Result<bool> {
         let Some(rec) = script_record::decode(bytes) else {
             return Ok(false);
         };
+        let session = live(source)?;
         let rec = rec?;
         if self.error.is_some() || self.exited() {
             return Ok(true);
@@ -628,20 +639,20 @@ impl Consumer for Runtime<'_> {
         Ok(true)
     }
 
-    fn before_tick(&mut self, session: &Session) -> Result<()> {
-        self.prepare(Some(session))
+    fn before_tick(&mut self, source: &dyn Source) -> Result<()> {
+        self.prepare(source.session())
     }
 
-    fn tick(&mut self, session: &Session) -> Result<()> {
-        self.run_timers(Some(session))?;
+    fn tick(&mut self, source: &dyn Source) -> Result<()> {
+        self.run_timers(source.session())?;
         if let Some(e) = self.out_error.take() {
             return Err(e.into());
         }
         Ok(())
     }
 
-    fn finish(&mut self, session: &Session) -> Result<()> {
-        self.end(Some(session));
+    fn finish(&mut self, source: &dyn Source) -> Result<()> {
+        self.end(source.session());
         if let Some(e) = self.out_error.take() {
             return Err(e.into());
         }

@@ -1,0 +1,152 @@
+//! `pytap record`: a run's every event written to a recording as it
+//! arrives (the consumer is [`crate::recording::write::Recorder`]), with
+//! `--format` exported from it when the run ends.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cpython::Marker;
+use crate::engine::run::{End, TargetSpec};
+use crate::error::ExitCode;
+use crate::export::ExportFormat;
+use crate::recording::format::Meta;
+use crate::recording::write::Recorder;
+use crate::tool::common::{self, StreamOptions};
+use crate::tool::export::{self, Style};
+
+/// A `pytap record` run.
+#[derive(Debug, Clone)]
+pub struct RecordRequest {
+    /// Target, attach settings, duration.
+    pub stream: StreamOptions,
+    /// Markers asked for; `None` means every marker the target has.
+    pub markers: Option<BTreeSet<Marker>>,
+    /// Where the recording (or the export) goes.
+    pub output: PathBuf,
+    /// Write this export instead of the recording.
+    pub export: Option<(ExportFormat, Style)>,
+}
+
+/// How the target is described in the recording.
+fn describe_target(spec: &TargetSpec) -> Vec<String> {
+    match spec {
+        TargetSpec::Command(argv) => argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        TargetSpec::Pids(pids) => pids.iter().map(|p| format!("pid {p}")).collect(),
+        TargetSpec::All { .. } => vec!["all".into()],
+        TargetSpec::Recording(path) => vec![path.display().to_string()],
+    }
+}
+
+fn end_reason(end: &End) -> String {
+    match end {
+        End::Exited { .. } => "exited".into(),
+        End::Signal(sig) => format!("stopped by {}", common::signal_name(*sig)),
+        End::Duration => "duration elapsed".into(),
+        End::Quit => "quit".into(),
+        End::Exit => "exit()".into(),
+        End::Exec { pid, exe } => format!("process {pid} executed {exe}"),
+        End::OutputClosed => "output closed".into(),
+        End::TerminalLost => "terminal lost".into(),
+    }
+}
+
+/// Where the recording goes while the run lasts: the output itself, or,
+/// for an export, a hidden file next to it.
+fn recording_path(request: &RecordRequest) -> PathBuf {
+    if request.export.is_none() {
+        return request.output.clone();
+    }
+    let name = request
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    request
+        .output
+        .with_file_name(format!(".{name}.{}.pytap", std::process::id()))
+}
+
+/// Removes the temporary recording when the export is done or failed.
+struct Temporary<'a>(Option<&'a Path>);
+
+impl Drop for Temporary<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Runs `pytap record`.
+pub fn run(request: &RecordRequest) -> Result<ExitCode> {
+    if matches!(request.stream.target, TargetSpec::Recording(_)) {
+        anyhow::bail!("record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export");
+    }
+    let (markers, strict) = match &request.markers {
+        Some(m) => (m.clone(), true),
+        None => (Marker::ALL.into_iter().collect(), false),
+    };
+    let mut make_handler = common::full_records(&markers);
+    if request.stream.attach.dump_bpf {
+        let mut stdout = std::io::stdout();
+        return common::dump_bpf(&request.stream, &markers, strict, &mut make_handler, &mut stdout);
+    }
+    let path = recording_path(request);
+    let file = File::create(&path).with_context(|| path.display().to_string())?;
+    let _temporary = Temporary(request.export.is_some().then_some(path.as_path()));
+    let start = Meta::Start {
+        pytap: env!("CARGO_PKG_VERSION").into(),
+        realtime_ns: pytap_sys::clock::realtime_ns().unwrap_or(0).max(0) as u64,
+        monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+        target: describe_target(&request.stream.target),
+        markers: markers.iter().map(|m| m.name().to_string()).collect(),
+    };
+    let mut recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file), &start)?;
+    let outcome = common::stream_with(
+        common::ToolRun {
+            stream: &request.stream,
+            markers: &markers,
+            strict,
+            tick: None,
+            make_handler: &mut make_handler,
+        },
+        &mut recorder,
+        None,
+    )?;
+    let events = recorder.events;
+    recorder
+        .end(&Meta::End {
+            events,
+            lost: outcome.lost,
+            malformed: outcome.malformed,
+            reason: end_reason(&outcome.end),
+            status: match outcome.end {
+                End::Exited { status } => status,
+                _ => None,
+            },
+            monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+        })
+        .with_context(|| path.display().to_string())?;
+    match request.export {
+        None => crate::notice!("recorded {events} events to {}", path.display()),
+        Some((format, style)) => {
+            let out = File::create(&request.output)
+                .with_context(|| request.output.display().to_string())?;
+            let stats = export::export(
+                &path,
+                format,
+                style,
+                Box::new(BufWriter::with_capacity(1 << 20, out)),
+            )?;
+            export::report(&stats, format, &request.output.display().to_string());
+        }
+    }
+    Ok(common::exit_code(&outcome))
+}
