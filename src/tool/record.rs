@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cpython::Marker;
+use crate::engine::codegen::MapTable;
+use crate::engine::codegen::within::WithinRecords;
 use crate::engine::run::{End, TargetSpec};
 use crate::error::ExitCode;
 use crate::export::ExportFormat;
@@ -93,7 +95,14 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         Some(m) => (m.clone(), true),
         None => (Marker::ALL.into_iter().collect(), false),
     };
-    let mut make_handler = common::full_records(&markers);
+    // Full records, with 3.15's generator creations flagged as `flow`'s
+    // probes flag them, so every view replays them as it shows them live.
+    let mut make_handler = |_: &mut MapTable, maps, _: &[_]| WithinRecords {
+        maps,
+        within: None,
+        markers: markers.clone(),
+        flag_creations: true,
+    };
     if request.stream.attach.dump_bpf {
         let mut stdout = std::io::stdout();
         return common::dump_bpf(&request.stream, &markers, strict, &mut make_handler, &mut stdout);

@@ -10,6 +10,7 @@ mod lifecycle;
 mod live_list;
 mod names;
 mod output;
+mod recording;
 mod stap;
 mod targets;
 mod terminal;

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
 
 use super::creation;
-use super::record::{RecordMaps, emit_packed, emit_packed_filtered};
+use super::record::{FullRecords, RecordMaps, emit_packed, emit_packed_filtered};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
 use crate::engine::abi::{EventKind, off};
@@ -76,6 +76,15 @@ impl Handler for WithinRecords {
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let kind = EventKind::of(marker);
+        if !kind.is_packed() {
+            // gc and audit records (`pytap record` streams them too) are
+            // neither filtered nor flagged.
+            let full = FullRecords {
+                maps: self.maps,
+                markers: self.markers.clone(),
+            };
+            return full.emit(marker, b, env);
+        }
         let entry = match kind {
             EventKind::FunctionEntry => Some(true),
             EventKind::FunctionReturn => Some(false),
