@@ -676,6 +676,10 @@ pub struct TraceArgs {
     /// Write events to FILE instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With --format jsonl: give each gc, import and audit event the
+    /// Python stack at that moment ("stack", innermost frame first)
+    #[arg(long)]
+    pub stacks: bool,
     /// Engine settings.
     #[command(flatten)]
     pub engine: EngineArgs,

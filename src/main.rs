@@ -111,6 +111,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 empty_probe: (a.empty_probe || a.clock_probe).then_some(EmptyProbe {
                     clock: a.clock_probe,
                 }),
+                stacks: a.stacks,
             };
             with_sink(sink, |w| trace::run(&request, w))
         }

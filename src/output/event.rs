@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
+use crate::tool::stack::Frame;
 use crate::engine::source::Source;
 
 /// Output format of event streams.
@@ -170,9 +171,21 @@ impl EventWriter {
         event: &Event<'_>,
         source: &dyn Source,
     ) -> io::Result<()> {
+        self.write_with_stack(out, event, source, None)
+    }
+
+    /// Writes one event; a JSON line gets `"stack"`, the thread's Python
+    /// stack at that moment, innermost frame first (`--stacks`).
+    pub fn write_with_stack(
+        &mut self,
+        out: &mut dyn Write,
+        event: &Event<'_>,
+        source: &dyn Source,
+        stack: Option<&[Frame]>,
+    ) -> io::Result<()> {
         match self.format {
             Format::Text => self.write_text(out, event, source),
-            Format::Jsonl => self.write_json(out, event, source),
+            Format::Jsonl => self.write_json(out, event, source, stack),
         }
     }
 
@@ -263,6 +276,7 @@ impl EventWriter {
         out: &mut dyn Write,
         event: &Event<'_>,
         source: &dyn Source,
+        stack: Option<&[Frame]>,
     ) -> io::Result<()> {
         let h = &event.header;
         write!(
@@ -334,6 +348,17 @@ impl EventWriter {
                 }
                 out.write_all(b"]")?;
             }
+        }
+        if let Some(stack) = stack {
+            out.write_all(b",\"stack\":[")?;
+            for (i, frame) in stack.iter().rev().enumerate() {
+                out.write_all(if i > 0 { b",{\"funcname\":" } else { b"{\"funcname\":" })?;
+                json_str(out, &frame.func.funcname)?;
+                out.write_all(b",\"filename\":")?;
+                json_str(out, &frame.func.filename)?;
+                write!(out, ",\"lineno\":{}}}", frame.line)?;
+            }
+            out.write_all(b"]")?;
         }
         out.write_all(b"}\n")
     }

@@ -8,11 +8,14 @@ use anyhow::Result;
 use crate::cpython::Marker;
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
-use crate::engine::decode::Event;
+use crate::engine::abi::{self, EventKind};
+use crate::engine::codegen::within::WithinRecords;
+use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
-use crate::output::event::{EventWriter, Format, PendingHeader};
+use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
+use crate::tool::stack::{Frame, FuncId, Stacks};
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap trace` run.
@@ -26,12 +29,54 @@ pub struct TraceRequest {
     pub format: Format,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub empty_probe: Option<EmptyProbe>,
+    /// Give gc, import and audit events the Python stack at that moment
+    /// (JSON Lines).
+    pub stacks: bool,
 }
 
 struct Stream<'a> {
     writer: EventWriter,
     header: PendingHeader,
     out: &'a mut dyn Write,
+    /// With `--stacks`: each thread's calls.
+    calls: Option<CallStacks>,
+}
+
+/// Each thread's Python stack, rebuilt from function events as `flow`
+/// rebuilds it (3.15's generator creations left out).
+#[derive(Debug, Default)]
+struct CallStacks {
+    stacks: Stacks,
+    strings: Strings,
+}
+
+impl CallStacks {
+    /// Follows a function event; for any other event, the thread's stack.
+    fn follow(&mut self, event: &Event<'_>, source: &dyn Source) -> Option<&[Frame]> {
+        let h = &event.header;
+        let Body::Function {
+            filename,
+            funcname,
+            lineno,
+        } = &event.body
+        else {
+            return Some(self.stacks.frames(h.tid));
+        };
+        let entry = h.kind == EventKind::FunctionEntry;
+        if h.kind == EventKind::Line || (entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0) {
+            return None;
+        }
+        let func = FuncId {
+            filename: self.strings.get(filename, event, source),
+            funcname: self.strings.get(funcname, event, source),
+        };
+        if entry {
+            self.stacks.enter(h.tid, func, *lineno, h.ts_ns);
+        } else {
+            let _ = self.stacks.ret(h.tid, &func, h.ts_ns);
+        }
+        None
+    }
 }
 
 impl Consumer for Stream<'_> {
@@ -41,7 +86,12 @@ impl Consumer for Stream<'_> {
 
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
-        self.writer.write(self.out, event, source)?;
+        let stack = match &mut self.calls {
+            Some(calls) => calls.follow(event, source),
+            None => None,
+        };
+        self.writer
+            .write_with_stack(self.out, event, source, stack)?;
         Ok(())
     }
 
@@ -79,13 +129,31 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
+    if request.stacks {
+        if request.format != Format::Jsonl {
+            anyhow::bail!("--stacks adds the stack to JSON Lines: use it with --format jsonl");
+        }
+        for m in [Marker::FunctionEntry, Marker::FunctionReturn] {
+            if !markers.contains(&m) {
+                anyhow::bail!("--stacks follows calls: it needs {m} among the markers");
+            }
+        }
+    }
+    // With --stacks, 3.15's generator creations are flagged (as `flow`'s
+    // probes flag them) so they open no frame.
+    let mut make_handler = |_: &mut MapTable, maps, _: &[_]| WithinRecords {
+        maps,
+        within: None,
+        markers: markers.clone(),
+        flag_creations: request.stacks,
+    };
     common::run_tool(
         common::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict,
             tick: None,
-            make_handler: &mut common::full_records(&markers),
+            make_handler: &mut make_handler,
         },
         out,
         |out| {
@@ -95,6 +163,7 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 header: PendingHeader::new(writer.header()),
                 writer,
                 out,
+                calls: request.stacks.then(CallStacks::default),
             }
         },
         |stream| Ok(stream.out.flush()?),

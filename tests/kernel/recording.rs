@@ -239,3 +239,66 @@ fn every_view_of_a_recording_equals_the_live_view_on_3_11() {
 fn every_view_of_a_recording_equals_the_live_view_on_3_15() {
     live_equals_replay("3.15");
 }
+
+/// `trace --stacks`: gc, import and audit events carry the thread's Python
+/// stack, innermost first, live and replayed alike.
+fn stacks_on(version: &str) {
+    require_kernel();
+    let command = workload(version);
+    let recording = record(version, &[]);
+    for source in [vec!["-c", command.as_str()], vec!["-i", recording.to_str().unwrap()]] {
+        let mut args = vec!["trace", "--format", "jsonl", "--stacks"];
+        args.extend_from_slice(&source);
+        let run = pytap(&args);
+        let lines: Vec<Value> = run
+            .ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let names = |v: &Value| -> Vec<String> {
+            v["stack"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no stack: {v}"))
+                .iter()
+                .map(|f| f["funcname"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let audit = |who: &str| {
+            lines
+                .iter()
+                .find(|l| l["event"] == "pytap.replay" && l["args"][0] == who)
+                .unwrap_or_else(|| panic!("{version} {source:?}: no pytap.replay {who}"))
+        };
+        assert_eq!(names(audit("main")), ["main", "<module>"], "{version} {source:?}");
+        let worker = names(audit("worker"));
+        assert_eq!(worker.first().map(String::as_str), Some("worker"), "{worker:?}");
+        assert_eq!(worker.last().map(String::as_str), Some("_bootstrap"), "{worker:?}");
+        // gc.collect(0) and gc.collect(2), from main (start-up's automatic
+        // collections come before, from wherever they struck).
+        let collections: Vec<Vec<String>> = lines
+            .iter()
+            .filter(|l| l["marker"] == "gc__start")
+            .map(names)
+            .filter(|s| s.first().is_some_and(|f| f == "main"))
+            .collect();
+        assert_eq!(
+            collections,
+            [["main", "<module>"], ["main", "<module>"]],
+            "{version} {source:?}"
+        );
+        // The import of colorsys, from main; functions carry no stack.
+        let import = lines
+            .iter()
+            .find(|l| l["marker"] == "import__find__load__start" && l["module"] == "colorsys")
+            .unwrap();
+        assert_eq!(names(import), ["main", "<module>"]);
+        assert!(lines.iter().filter(|l| l["marker"] == "function__entry").all(|l| l.get("stack").is_none()));
+    }
+}
+
+#[test]
+fn stacks_on_gc_import_and_audit_events_on_3_9_3_11_3_15() {
+    for version in ["3.9", "3.11", "3.15"] {
+        stacks_on(version);
+    }
+}
