@@ -208,3 +208,181 @@ impl<W: Write> Consumer for Recorder<W> {
         self.recovery.recovered
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Ref, RefCell};
+
+    use super::*;
+    use crate::cpython::objects::{ObjectLayout, PyValue};
+    use crate::engine::abi::EventKind;
+    use crate::engine::decode::{AuditArgs, AuditRecord, Header};
+    use crate::engine::session::Session;
+    use crate::engine::tasks::TaskNames;
+    use crate::recording::read::Reader;
+
+    /// What a live run would tell the recorder, without a session.
+    struct Names(RefCell<TaskNames>);
+
+    impl Source for Names {
+        fn tasks(&self) -> Ref<'_, TaskNames> {
+            self.0.borrow()
+        }
+        fn recover(&self, _: &mut Recovery, _: &Event<'_>, _: u64) -> Option<Vec<u8>> {
+            Some(b"recovered".to_vec())
+        }
+        fn layout(&self, _: &Event<'_>) -> Option<ObjectLayout> {
+            None
+        }
+        fn session(&self) -> Option<&Session> {
+            None
+        }
+    }
+
+    fn header(kind: EventKind, ts_ns: u64, tid: u32) -> Header {
+        Header {
+            ts_ns,
+            pid: 7,
+            tid,
+            kind,
+            cpu: 1,
+            site: 3,
+            flags: 0,
+        }
+    }
+
+    fn s(bytes: &[u8], state: StrState) -> RawStr<'_> {
+        RawStr {
+            bytes,
+            ptr: 0xdead,
+            state,
+        }
+    }
+
+    #[test]
+    fn a_recording_reads_back_as_the_events_written() {
+        let names = Names(RefCell::default());
+        names.0.borrow_mut().renamed(7, 7, "python3".into());
+        names.0.borrow_mut().renamed(7, 8, "worker".into());
+        let args = AuditArgs {
+            values: vec![PyValue::Str {
+                text: "/etc/hosts".into(),
+                truncated: false,
+            }],
+            more: 1,
+        };
+        let events = [
+            Event {
+                header: header(EventKind::FunctionEntry, 1000, 7),
+                body: Body::Function {
+                    filename: s(b"app.py", StrState::Complete),
+                    funcname: s(b"main", StrState::Complete),
+                    lineno: 3,
+                },
+            },
+            Event {
+                // Earlier than the one before (another CPU): a negative delta.
+                header: header(EventKind::FunctionEntry, 900, 8),
+                body: Body::Function {
+                    filename: s(b"app.py", StrState::Complete),
+                    funcname: s(b"very_long_na", StrState::Truncated),
+                    lineno: -1,
+                },
+            },
+            Event {
+                header: header(EventKind::ImportDone, 1500, 7),
+                body: Body::Import {
+                    module: s(b"", StrState::Unreadable(14)),
+                    found: Some(true),
+                },
+            },
+            Event {
+                header: header(EventKind::GcDone, 1600, 7),
+                body: Body::GcDone { collected: -5 },
+            },
+            Event {
+                header: header(EventKind::Audit, 1700, 8),
+                body: Body::Audit(AuditRecord::decoded(
+                    s(b"open", StrState::Complete),
+                    Some(&args),
+                )),
+            },
+        ];
+        let start = Meta::Start {
+            pytap: "test".into(),
+            realtime_ns: 1,
+            monotonic_ns: 2,
+            target: vec!["python3".into(), "prog".into()],
+            markers: vec!["function__entry".into()],
+        };
+        let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
+        for e in &events {
+            recorder.event(e, &names).unwrap();
+        }
+        let end = Meta::End {
+            events: 5,
+            lost: 2,
+            malformed: 0,
+            reason: "exited".into(),
+            status: Some(0),
+            monotonic_ns: 3,
+        };
+        let bytes = recorder.end(&end).unwrap();
+        // Each name once: app.py, main, python3, worker, very_long_na,
+        // recovered, open.
+        assert_eq!(bytes.windows(6).filter(|w| w == b"app.py").count(), 1);
+
+        let mut reader = Reader::new(&bytes[..]).unwrap();
+        let mut read = Vec::new();
+        while reader.advance().unwrap() {
+            let e = reader.event().unwrap();
+            let comm = reader.names.borrow().comm(e.header.pid, e.header.tid).to_string();
+            let body = match &e.body {
+                Body::Function {
+                    filename,
+                    funcname,
+                    lineno,
+                } => format!(
+                    "{}:{}:{lineno}:{:?}",
+                    String::from_utf8_lossy(filename.bytes),
+                    String::from_utf8_lossy(funcname.bytes),
+                    funcname.state
+                ),
+                Body::Import { module, found } => {
+                    format!("{}:{found:?}", String::from_utf8_lossy(module.bytes))
+                }
+                Body::GcDone { collected } => collected.to_string(),
+                Body::Audit(a) => format!(
+                    "{}:{:?}",
+                    String::from_utf8_lossy(a.event.bytes),
+                    a.recorded_args()
+                ),
+                Body::GcStart { .. } => unreachable!(),
+            };
+            read.push((e.header.ts_ns, e.header.tid, e.header.kind, comm, body));
+        }
+        assert_eq!(
+            read,
+            [
+                (1000, 7, EventKind::FunctionEntry, "python3".into(), "app.py:main:3:Complete".into()),
+                (900, 8, EventKind::FunctionEntry, "worker".into(), "app.py:very_long_na:-1:Truncated".into()),
+                // Unreadable, recovered when recorded.
+                (1500, 7, EventKind::ImportDone, "python3".into(), "recovered:Some(true)".into()),
+                (1600, 7, EventKind::GcDone, "python3".into(), "-5".into()),
+                (1700, 8, EventKind::Audit, "worker".into(), format!("open:Some(Some({args:?}))")),
+            ]
+        );
+        assert_eq!(reader.start, Some(start));
+        assert_eq!(reader.end, Some(end));
+        assert!(!reader.cut_short);
+        // Cut anywhere, it reads a prefix of the events and says so.
+        for cut in 12..bytes.len() {
+            let mut reader = Reader::new(&bytes[..cut]).unwrap();
+            let mut n = 0;
+            while reader.advance().unwrap() {
+                n += 1;
+            }
+            assert!(n <= 5 && reader.cut_short, "cut at {cut}: {n} events");
+        }
+    }
+}

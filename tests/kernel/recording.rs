@@ -302,3 +302,64 @@ fn stacks_on_gc_import_and_audit_events_on_3_9_3_11_3_15() {
         stacks_on(version);
     }
 }
+
+/// Files that are not recordings, from a newer pytap, cut short or
+/// corrupted: one clear line and exit 2, or (cut short) what the file holds
+/// and a notice.
+#[test]
+fn bad_recordings_get_one_clear_line() {
+    require_kernel();
+    let recording = record("3.11", &["-m", "function__entry", "-m", "function__return"]);
+    let dir = scratch("recording-hostile");
+    let bytes = std::fs::read(&recording).unwrap();
+    let path = |name: &str, content: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.display().to_string()
+    };
+
+    let not = path("not", b"#!/bin/sh\necho this is no recording\n");
+    let msg = pytap(&["flow", "-i", &not]).one_line_error().to_string();
+    assert_eq!(msg, format!("pytap: {not}: not a pytap recording (it does not start with PYTAPREC)"));
+    pytap(&["flow", "-i", &path("empty", b"")]).one_line_error();
+    let missing = dir.join("missing").display().to_string();
+    pytap(&["export", "-i", &missing, "--format", "folded"]).one_line_error();
+
+    let mut newer = bytes.clone();
+    newer[8] = 2;
+    let newer = path("newer", &newer);
+    let msg = pytap(&["calls", "-i", &newer]).one_line_error().to_string();
+    assert!(msg.contains("recording format version 2; this pytap reads version 1"), "{msg}");
+
+    // A tag no version writes, where the first record should be.
+    let mut corrupt = bytes.clone();
+    corrupt[12] = 0x7e;
+    let corrupt = path("corrupt", &corrupt);
+    let msg = pytap(&["flow", "-i", &corrupt]).one_line_error().to_string();
+    assert!(msg.ends_with("unknown record tag 0x7e at byte 12"), "{msg}");
+
+    // Cut short (pytap killed while recording): what it holds, and a notice.
+    let whole = pytap(&["flow", "--format", "jsonl", "-i", recording.to_str().unwrap()]);
+    let whole_lines = whole.ok().lines().count();
+    let cut = path("cut", &bytes[..bytes.len() * 2 / 3 + 1]);
+    let run = pytap(&["flow", "--format", "jsonl", "-i", &cut]);
+    let cut_lines = run.ok().lines().count();
+    assert!(cut_lines > 0 && cut_lines < whole_lines, "{cut_lines} of {whole_lines}");
+    assert!(run.stderr.contains("ends early (the recording was cut short)"), "{}", run.stderr);
+    // Every line it printed is a line of the whole replay.
+    assert!(whole.stdout.starts_with(&run.stdout));
+
+    // A view that needs markers the recording lacks.
+    let msg = pytap(&["gc", "-i", recording.to_str().unwrap()]).one_line_error().to_string();
+    assert!(msg.contains("it has no gc__start, gc__done events (record them with -m)"), "{msg}");
+
+    // -i goes with the views and export; record traces a live target.
+    let msg = pytap(&["record", "-o", &dir.join("x").display().to_string(), "-i", &not])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("record traces a live target"), "{msg}");
+    let msg = pytap(&["trace", "--dump-bpf", "-i", recording.to_str().unwrap()])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("--dump-bpf"), "{msg}");
+}
