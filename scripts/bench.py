@@ -68,6 +68,11 @@ The in-process capture (function events from inside CPython 3.12+, where
 docstring says how), on fib and on a standard-library workload, for every
 fixture interpreter (--no-capture skips it, --only-capture runs only it).
 
+Recordings (`pytap record`'s cost against `trace --format jsonl -o`'s, and
+exports of a million-event recording: time and memory) are measured by
+bench_record.py (its docstring says how; --no-record skips it,
+--only-record runs only it).
+
 Medians, with the interquartile range beside them. Needs root. Exit
 status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 
@@ -477,6 +482,14 @@ def main():
                     help="skip the in-process capture's measurements (bench_capture.py)")
     ap.add_argument("--only-capture", action="store_true",
                     help="measure the in-process capture only")
+    ap.add_argument("--no-record", dest="record", action="store_false",
+                    help="skip the recordings' measurements (bench_record.py)")
+    ap.add_argument("--only-record", action="store_true",
+                    help="measure recordings only")
+    ap.add_argument("--export-n", type=int, default=27,
+                    help="fib(n) of the export measurement (default 27: 1.27M events)")
+    ap.add_argument("--export-runs", type=int, default=5,
+                    help="runs of each export (default 5)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -489,9 +502,11 @@ def main():
     pythons = args.python or default_pythons()
     if not pythons:
         fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
-    if args.only_capture:
+    if args.only_capture or args.only_record:
         args.startup_runs = 0
         args.only_startup = True
+    if args.only_record:
+        args.capture = False
     startup = None
     if args.startup_runs > 0:
         startup = bench_startup(pythons[0], args)
@@ -505,13 +520,17 @@ def main():
         with tempfile.TemporaryDirectory(prefix="pytap-bench-capture-") as tmp:
             capture = bench_capture.bench(every, args, tmp, PINNED_ENV, pin_tracer,
                                           version_of, real_binary)
+    recording = None
+    if args.record and (not args.only_startup or args.only_record):
+        import bench_record
+        recording = bench_record.bench(pythons, args, PINNED_ENV, pin_tracer)
     if not args.only_startup:
         with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
             runner = Runner(args, tmp)
             results = [bench_one(runner, p, args) for p in pythons]
     if args.json:
-        json.dump({"startup": startup, "calls": results, "capture": capture}, sys.stdout,
-                  indent=2)
+        json.dump({"startup": startup, "calls": results, "capture": capture,
+                   "recording": recording}, sys.stdout, indent=2, default=str)
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
@@ -531,6 +550,9 @@ def main():
         if capture:
             import bench_capture
             ok &= bench_capture.report(capture)
+        if recording:
+            import bench_record
+            ok &= bench_record.report(recording)
     sys.exit(0 if ok else 1)
 
 
