@@ -122,8 +122,12 @@ impl<'s> Timeline<'s> {
                     lineno: *lineno,
                 };
                 if h.kind == EventKind::FunctionReturn {
+                    // A return carries the line it returns from, not the
+                    // `def` line: frames match by file and function, as
+                    // `flow` matches them.
                     return self.close(thread, ts, End::Returned, strings, |i| {
-                        *i == Item::Call(call)
+                        matches!(i, Item::Call(c)
+                            if c.funcname == call.funcname && c.filename == call.filename)
                     });
                 }
                 if h.flags & FLAG_GENERATOR_CREATION != 0 {
@@ -245,5 +249,166 @@ impl<'s> Timeline<'s> {
         }
         self.sink.finish(strings)?;
         Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::decode::{Header, StrState};
+
+    /// Writes each sink call as a line.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    fn top(stack: &[Frame<Item>], strings: &StringTable) -> String {
+        match &stack.last().unwrap().func {
+            Item::Call(c) => strings.get(c.funcname).to_string(),
+            Item::Gc { generation } => format!("gc{generation}"),
+            Item::Import { module } => format!("import {}", strings.get(*module)),
+        }
+    }
+
+    impl Sink for Log {
+        fn thread(&mut self, t: Thread, name: &str) -> Result<()> {
+            self.0.push(format!("thread {} {name}", t.tid));
+            Ok(())
+        }
+        fn begin(&mut self, t: Thread, ts: u64, stack: &[Frame<Item>], s: &StringTable) -> Result<()> {
+            self.0.push(format!("{ts} {} B {} @{}", t.tid, top(stack, s), stack.len() - 1));
+            Ok(())
+        }
+        fn end(&mut self, t: Thread, ts: u64, stack: &[Frame<Item>], how: &End, s: &StringTable) -> Result<()> {
+            self.0.push(format!("{ts} {} E {} {how:?}", t.tid, top(stack, s)));
+            Ok(())
+        }
+        fn audit(
+            &mut self,
+            t: Thread,
+            ts: u64,
+            event: &str,
+            _: Option<&AuditArgs>,
+            stack: &[Frame<Item>],
+            _: &StringTable,
+        ) -> Result<()> {
+            self.0.push(format!("{ts} {} audit {event} depth {}", t.tid, stack.len()));
+            Ok(())
+        }
+        fn finish(&mut self, _: &StringTable) -> Result<()> {
+            self.0.push("finish".into());
+            Ok(())
+        }
+    }
+
+    fn raw(id: u32) -> RawStr<'static> {
+        RawStr {
+            bytes: b"",
+            ptr: u64::from(id),
+            state: StrState::Complete,
+        }
+    }
+
+    fn event(kind: EventKind, ts: u64, tid: u32, body: Body<'static>) -> Event<'static> {
+        Event {
+            header: Header {
+                ts_ns: ts,
+                pid: 1,
+                tid,
+                kind,
+                cpu: 0,
+                site: 0,
+                flags: 0,
+            },
+            body,
+        }
+    }
+
+    fn func(kind: EventKind, ts: u64, tid: u32, name: u32, lineno: i32) -> Event<'static> {
+        let body = Body::Function {
+            filename: raw(0),
+            funcname: raw(name),
+            lineno,
+        };
+        event(kind, ts, tid, body)
+    }
+
+    #[test]
+    fn slices_nest_and_what_does_not_pair_is_repaired() {
+        let mut strings = StringTable::default();
+        for s in ["app.py", "main", "f", "g", "gen", "json"] {
+            strings.push(s.as_bytes());
+        }
+        let mut names = TaskNames::default();
+        names.renamed(1, 1, "python".into());
+        let (entry, ret) = (EventKind::FunctionEntry, EventKind::FunctionReturn);
+        let mut creation = func(entry, 35, 1, 4, 9);
+        creation.header.flags = FLAG_GENERATOR_CREATION;
+        let events = [
+            // A return whose entry came before the recording.
+            func(ret, 5, 1, 3, 7),
+            func(entry, 10, 1, 1, 1),
+            func(entry, 20, 1, 2, 2),
+            event(EventKind::GcStart, 25, 1, Body::GcStart { generation: 2 }),
+            event(EventKind::GcDone, 30, 1, Body::GcDone { collected: 4 }),
+            creation,
+            // g never returns; f's return (from another line) ends it.
+            func(entry, 40, 1, 3, 5),
+            func(ret, 50, 1, 2, 3),
+            event(
+                EventKind::ImportStart,
+                60,
+                1,
+                Body::Import {
+                    module: raw(5),
+                    found: None,
+                },
+            ),
+            // main stays open: closed at the thread's last timestamp.
+            event(
+                EventKind::ImportDone,
+                70,
+                1,
+                Body::Import {
+                    module: raw(5),
+                    found: Some(true),
+                },
+            ),
+        ];
+        let mut log = Log::default();
+        let mut timeline = Timeline::new(&mut log);
+        for e in &events {
+            timeline.event(e, &names, &strings, None).unwrap();
+        }
+        let stats = timeline.finish(&strings).unwrap();
+        assert_eq!(
+            log.0,
+            [
+                "thread 1 python",
+                "10 1 B main @0",
+                "20 1 B f @1",
+                "25 1 B gc2 @2",
+                "30 1 E gc2 Collected(4)",
+                "40 1 B g @2",
+                "50 1 E g Unfinished",
+                "50 1 E f Returned",
+                "60 1 B import json @1",
+                "70 1 E import json Imported(true)",
+                "70 1 E main Unfinished",
+                "finish",
+            ]
+        );
+        assert_eq!(
+            stats,
+            TimelineStats {
+                calls: 3,
+                collections: 1,
+                imports: 1,
+                audits: 0,
+                unfinished: 2,
+                dropped_ends: 1,
+                creations: 1,
+                lines: 0,
+            }
+        );
     }
 }

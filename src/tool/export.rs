@@ -8,6 +8,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::error::ExitCode;
+use crate::export::chrome::ChromeSink;
+use crate::export::flame::SvgSink;
+use crate::export::folded::FoldedSink;
+use crate::export::perfetto::PerfettoSink;
+use crate::export::speedscope::SpeedscopeSink;
 use crate::export::timeline::{Timeline, TimelineStats};
 use crate::export::{ExportFormat, Sink, Weight};
 use crate::notice;
@@ -33,15 +38,20 @@ fn run_name(start: Option<&Meta>, input: &Path) -> String {
     }
 }
 
-// SINKS-PENDING
-fn make_sink(
-    format: ExportFormat,
-    style: Style,
-    name: String,
-    out: Box<dyn Write>,
-) -> Result<Box<dyn Sink>> {
-    let _ = (format, style, name, out);
-    anyhow::bail!("pending")
+/// The sink of a format, writing to `out`.
+fn make_sink(format: ExportFormat, style: Style, name: String, out: Box<dyn Write>) -> Box<dyn Sink> {
+    match format {
+        ExportFormat::Perfetto => Box::new(PerfettoSink::new(out, style.stacks)),
+        ExportFormat::Chrome => Box::new(ChromeSink::new(out)),
+        ExportFormat::Speedscope => Box::new(SpeedscopeSink::new(out, name)),
+        ExportFormat::Folded => Box::new(FoldedSink::new(out, style.weight, style.flame_chart)),
+        ExportFormat::Svg => Box::new(SvgSink::new(
+            out,
+            name,
+            style.weight,
+            style.flame_chart,
+        )),
+    }
 }
 
 /// Exports the recording at `input` as `format` to `out`.
@@ -55,7 +65,7 @@ pub fn export(
     // The start metadata comes before the first event.
     let mut has_event = reader.advance()?;
     let name = run_name(reader.start.as_ref(), input);
-    let mut sink = make_sink(format, style, name, out)?;
+    let mut sink = make_sink(format, style, name, out);
     let mut timeline = Timeline::new(sink.as_mut());
     while has_event {
         if let Some(event) = reader.event() {

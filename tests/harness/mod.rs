@@ -609,3 +609,48 @@ pub fn nothing_armed(pid: u32) -> bool {
                 && byte_at(pid, s["pc"].as_u64().unwrap()) == 0x90
         })
 }
+
+/// A Python with Perfetto's own protobuf definitions (the `perfetto`
+/// package from PyPI), in `target/export-venv`, made once per machine, to
+/// run `tests/py/check_export.py`.
+pub fn export_checker() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = root().join("target/export-venv");
+        let python = venv.join("bin/python");
+        let ready = |p: &Path| {
+            Command::new(p)
+                .args(["-c", "import perfetto.protos.perfetto.trace.perfetto_trace_pb2"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ready(&python) {
+            let made = Command::new(system_python())
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "perfetto==0.16.0", "protobuf"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            assert!(
+                made && ready(&python),
+                "prerequisite missing: Perfetto's protobuf definitions: could not make {} \
+                 (python3.11 -m venv, then pip install perfetto; needs python3.11-venv and PyPI)",
+                venv.display()
+            );
+        }
+        python
+    })
+}
+
+/// Debian's headless Chromium, to open exported SVG flame graphs.
+pub fn chromium() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/chromium");
+    assert!(
+        p.is_file(),
+        "prerequisite missing: /usr/bin/chromium (apt-get install chromium), to render flame graphs"
+    );
+    p
+}
