@@ -230,7 +230,7 @@ D table: what is supported, what is not, what differs.")]
     #[command(after_help = "\
 Examples:
   pytap record -o run.pytap -c '/usr/bin/python3.11 app.py'
-  pytap record -o run.pytap -p 1234 -d 10
+  pytap record -o run.pytap -p 1234 --duration 10
   pytap record --format perfetto -o run.pftrace -c '/usr/bin/python3.11 app.py'
 
 Then, from the recording:

@@ -180,6 +180,40 @@ pub(crate) mod tests {
         Some(fields)
     }
 
+    /// A decoded message, with lookups by field number.
+    pub(crate) struct Msg(pub(crate) Vec<(u32, Value)>);
+
+    impl Msg {
+        /// Decodes `b` (panics if malformed: for tests).
+        pub(crate) fn parse(b: &[u8]) -> Msg {
+            Msg(decode(b).expect("well-formed protobuf"))
+        }
+
+        /// The first varint field `n`.
+        pub(crate) fn num(&self, n: u32) -> Option<u64> {
+            self.0.iter().find_map(|(k, v)| match v {
+                Value::Varint(x) if *k == n => Some(*x),
+                _ => None,
+            })
+        }
+
+        /// Every length-delimited field `n`.
+        pub(crate) fn all(&self, n: u32) -> Vec<&[u8]> {
+            (self.0.iter())
+                .filter_map(|(k, v)| match v {
+                    Value::Bytes(b) if *k == n => Some(b.as_slice()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// The first length-delimited field `n`, as text.
+        pub(crate) fn text(&self, n: u32) -> Option<String> {
+            let b = self.all(n).first().copied()?;
+            Some(String::from_utf8_lossy(b).into_owned())
+        }
+    }
+
     #[test]
     fn varints() {
         for (v, bytes) in [

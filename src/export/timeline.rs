@@ -161,9 +161,7 @@ impl<'s> Timeline<'s> {
                     }
                     Some(found) => {
                         let how = End::Imported(*found);
-                        self.close(thread, ts, how, strings, |i| {
-                            *i == Item::Import { module }
-                        })
+                        self.close(thread, ts, how, strings, |i| *i == Item::Import { module })
                     }
                 }
             }
@@ -274,12 +272,31 @@ mod tests {
             self.0.push(format!("thread {} {name}", t.tid));
             Ok(())
         }
-        fn begin(&mut self, t: Thread, ts: u64, stack: &[Frame<Item>], s: &StringTable) -> Result<()> {
-            self.0.push(format!("{ts} {} B {} @{}", t.tid, top(stack, s), stack.len() - 1));
+        fn begin(
+            &mut self,
+            t: Thread,
+            ts: u64,
+            stack: &[Frame<Item>],
+            s: &StringTable,
+        ) -> Result<()> {
+            self.0.push(format!(
+                "{ts} {} B {} @{}",
+                t.tid,
+                top(stack, s),
+                stack.len() - 1
+            ));
             Ok(())
         }
-        fn end(&mut self, t: Thread, ts: u64, stack: &[Frame<Item>], how: &End, s: &StringTable) -> Result<()> {
-            self.0.push(format!("{ts} {} E {} {how:?}", t.tid, top(stack, s)));
+        fn end(
+            &mut self,
+            t: Thread,
+            ts: u64,
+            stack: &[Frame<Item>],
+            how: &End,
+            s: &StringTable,
+        ) -> Result<()> {
+            self.0
+                .push(format!("{ts} {} E {} {how:?}", t.tid, top(stack, s)));
             Ok(())
         }
         fn audit(
@@ -291,7 +308,11 @@ mod tests {
             stack: &[Frame<Item>],
             _: &StringTable,
         ) -> Result<()> {
-            self.0.push(format!("{ts} {} audit {event} depth {}", t.tid, stack.len()));
+            self.0.push(format!(
+                "{ts} {} audit {event} depth {}",
+                t.tid,
+                stack.len()
+            ));
             Ok(())
         }
         fn finish(&mut self, _: &StringTable) -> Result<()> {

@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
-use crate::tool::stack::Frame;
 use crate::engine::source::Source;
+use crate::tool::stack::Frame;
 
 /// Output format of event streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,22 +65,20 @@ pub fn text<'a>(
             kept_end: raw.state == StrState::KeptEnd,
             unreadable: false,
         },
-        StrState::Unreadable(_) => {
-            match source.recover(recovery, event, raw.ptr) {
-                Some(bytes) => Text {
-                    bytes: Cow::Owned(bytes),
-                    truncated: false,
-                    kept_end: false,
-                    unreadable: false,
-                },
-                None => Text {
-                    bytes: Cow::Borrowed(b""),
-                    truncated: false,
-                    kept_end: false,
-                    unreadable: true,
-                },
-            }
-        }
+        StrState::Unreadable(_) => match source.recover(recovery, event, raw.ptr) {
+            Some(bytes) => Text {
+                bytes: Cow::Owned(bytes),
+                truncated: false,
+                kept_end: false,
+                unreadable: false,
+            },
+            None => Text {
+                bytes: Cow::Borrowed(b""),
+                truncated: false,
+                kept_end: false,
+                unreadable: true,
+            },
+        },
     }
 }
 
@@ -352,7 +350,11 @@ impl EventWriter {
         if let Some(stack) = stack {
             out.write_all(b",\"stack\":[")?;
             for (i, frame) in stack.iter().rev().enumerate() {
-                out.write_all(if i > 0 { b",{\"funcname\":" } else { b"{\"funcname\":" })?;
+                out.write_all(if i > 0 {
+                    b",{\"funcname\":"
+                } else {
+                    b"{\"funcname\":"
+                })?;
                 json_str(out, &frame.func.funcname)?;
                 out.write_all(b",\"filename\":")?;
                 json_str(out, &frame.func.filename)?;

@@ -327,9 +327,7 @@ impl<'a> Cursor<'a> {
         if n > (self.bytes.len() - self.pos) as u64 {
             return None;
         }
-        let values = (0..n)
-            .map(|_| self.value(0))
-            .collect::<Option<Vec<_>>>()?;
+        let values = (0..n).map(|_| self.value(0)).collect::<Option<Vec<_>>>()?;
         let more = usize::try_from(self.uvarint()?).ok()?;
         Some(Some(AuditArgs { values, more }))
     }
@@ -491,7 +489,10 @@ mod tests {
     #[test]
     fn headers_of_other_files_and_versions_are_refused() {
         assert_eq!(check_header(&header()), Ok(()));
-        assert_eq!(check_header(b"\x7fELF\x02\x01\x01\0\0\0\0\0"), Err(FormatError::NotRecording));
+        assert_eq!(
+            check_header(b"\x7fELF\x02\x01\x01\0\0\0\0\0"),
+            Err(FormatError::NotRecording)
+        );
         let mut newer = header();
         newer[8] = 2;
         assert_eq!(check_header(&newer), Err(FormatError::Version(2)));

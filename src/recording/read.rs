@@ -35,11 +35,21 @@ struct Parsed {
 
 #[derive(Debug)]
 enum ParsedBody {
-    Function { filename: u64, funcname: u64, lineno: i32 },
+    Function {
+        filename: u64,
+        funcname: u64,
+        lineno: i32,
+    },
     GcStart(i32),
     GcDone(i64),
-    Import { module: u64, found: Option<bool> },
-    Audit { event: u64, args: Option<AuditArgs> },
+    Import {
+        module: u64,
+        found: Option<bool>,
+    },
+    Audit {
+        event: u64,
+        args: Option<AuditArgs>,
+    },
 }
 
 enum Step {
@@ -82,7 +92,9 @@ impl<R: Read> Reader<R> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
         while got < HEADER_LEN {
-            let n = input.read(&mut header[got..]).context("reading the recording")?;
+            let n = input
+                .read(&mut header[got..])
+                .context("reading the recording")?;
             if n == 0 {
                 break;
             }

@@ -59,8 +59,7 @@ impl Source for Replayed<'_> {
 /// Opens a recording for reading, with a clear error for what is not one.
 pub fn open(path: &Path) -> Result<Reader<BufReader<File>>> {
     let file = File::open(path).with_context(|| path.display().to_string())?;
-    Reader::new(BufReader::with_capacity(1 << 16, file))
-        .with_context(|| path.display().to_string())
+    Reader::new(BufReader::with_capacity(1 << 16, file)).with_context(|| path.display().to_string())
 }
 
 /// The markers a recording asked for (its `start` metadata).

@@ -336,7 +336,11 @@ mod tests {
         let mut read = Vec::new();
         while reader.advance().unwrap() {
             let e = reader.event().unwrap();
-            let comm = reader.names.borrow().comm(e.header.pid, e.header.tid).to_string();
+            let comm = reader
+                .names
+                .borrow()
+                .comm(e.header.pid, e.header.tid)
+                .to_string();
             let body = match &e.body {
                 Body::Function {
                     filename,
@@ -364,12 +368,36 @@ mod tests {
         assert_eq!(
             read,
             [
-                (1000, 7, EventKind::FunctionEntry, "python3".into(), "app.py:main:3:Complete".into()),
-                (900, 8, EventKind::FunctionEntry, "worker".into(), "app.py:very_long_na:-1:Truncated".into()),
+                (
+                    1000,
+                    7,
+                    EventKind::FunctionEntry,
+                    "python3".into(),
+                    "app.py:main:3:Complete".into()
+                ),
+                (
+                    900,
+                    8,
+                    EventKind::FunctionEntry,
+                    "worker".into(),
+                    "app.py:very_long_na:-1:Truncated".into()
+                ),
                 // Unreadable, recovered when recorded.
-                (1500, 7, EventKind::ImportDone, "python3".into(), "recovered:Some(true)".into()),
+                (
+                    1500,
+                    7,
+                    EventKind::ImportDone,
+                    "python3".into(),
+                    "recovered:Some(true)".into()
+                ),
                 (1600, 7, EventKind::GcDone, "python3".into(), "-5".into()),
-                (1700, 8, EventKind::Audit, "worker".into(), format!("open:Some(Some({args:?}))")),
+                (
+                    1700,
+                    8,
+                    EventKind::Audit,
+                    "worker".into(),
+                    format!("open:Some(Some({args:?}))")
+                ),
             ]
         );
         assert_eq!(reader.start, Some(start));

@@ -37,7 +37,9 @@ pub fn stream_options(
         (TargetSpec::All { .. }, false, _) => false,
         (TargetSpec::Recording(_), false, false) => false,
         (TargetSpec::Recording(_), _, _) => {
-            bail!("--children and --no-children go with a live target, not -i (a recording holds what was traced)")
+            bail!(
+                "--children and --no-children go with a live target, not -i (a recording holds what was traced)"
+            )
         }
     };
     if matches!(spec, TargetSpec::Recording(_)) && engine.dump_bpf {

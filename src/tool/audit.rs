@@ -14,9 +14,7 @@ use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
-use crate::output::event::{
-    Clock, EventWriter, Format, PendingHeader, Strings, args_repr,
-};
+use crate::output::event::{Clock, EventWriter, Format, PendingHeader, Strings, args_repr};
 use crate::output::fit;
 use crate::tool::common::{self, StreamOptions};
 

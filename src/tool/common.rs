@@ -468,13 +468,8 @@ pub fn stream_with<H: Handler + 'static>(
     keys: Option<Arc<OwnedFd>>,
 ) -> Result<Outcome> {
     if let TargetSpec::Recording(path) = &tool.stream.target {
-        let outcome = crate::recording::replay::run(
-            path,
-            consumer,
-            tool.markers,
-            tool.strict,
-            tool.tick,
-        )?;
+        let outcome =
+            crate::recording::replay::run(path, consumer, tool.markers, tool.strict, tool.tick)?;
         report_replay(path, &outcome, consumer);
         return Ok(outcome);
     }
@@ -512,7 +507,11 @@ pub fn stream_with<H: Handler + 'static>(
 pub struct Discard;
 
 impl run::Consumer for Discard {
-    fn event(&mut self, _: &crate::engine::decode::Event<'_>, _: &dyn crate::engine::source::Source) -> Result<()> {
+    fn event(
+        &mut self,
+        _: &crate::engine::decode::Event<'_>,
+        _: &dyn crate::engine::source::Source,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -589,7 +588,10 @@ pub fn report_replay(path: &std::path::Path, outcome: &Outcome, consumer: &dyn r
         outcome.elapsed.as_secs_f64()
     );
     if outcome.lost > 0 {
-        line.push_str(&format!(" ({} events were lost when it was recorded)", outcome.lost));
+        line.push_str(&format!(
+            " ({} events were lost when it was recorded)",
+            outcome.lost
+        ));
     }
     notice!("{line}");
 }

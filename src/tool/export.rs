@@ -39,18 +39,18 @@ fn run_name(start: Option<&Meta>, input: &Path) -> String {
 }
 
 /// The sink of a format, writing to `out`.
-fn make_sink(format: ExportFormat, style: Style, name: String, out: Box<dyn Write>) -> Box<dyn Sink> {
+fn make_sink(
+    format: ExportFormat,
+    style: Style,
+    name: String,
+    out: Box<dyn Write>,
+) -> Box<dyn Sink> {
     match format {
         ExportFormat::Perfetto => Box::new(PerfettoSink::new(out, style.stacks)),
         ExportFormat::Chrome => Box::new(ChromeSink::new(out)),
         ExportFormat::Speedscope => Box::new(SpeedscopeSink::new(out, name)),
         ExportFormat::Folded => Box::new(FoldedSink::new(out, style.weight, style.flame_chart)),
-        ExportFormat::Svg => Box::new(SvgSink::new(
-            out,
-            name,
-            style.weight,
-            style.flame_chart,
-        )),
+        ExportFormat::Svg => Box::new(SvgSink::new(out, name, style.weight, style.flame_chart)),
     }
 }
 
@@ -135,22 +135,29 @@ pub fn run(
             path.display().to_string(),
         ),
         _ => {
-            if format == ExportFormat::Perfetto && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            if format == ExportFormat::Perfetto
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
                 anyhow::bail!(
                     "a Perfetto trace is binary: write it to a file with -o FILE (or redirect stdout)"
                 );
             }
             (
-                Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())),
+                Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::io::stdout(),
+                )),
                 "stdout".into(),
             )
         }
     };
     let stats = export(input, format, style, out)?;
     report(&stats, format, &shown);
-    Ok(if stats.calls + stats.collections + stats.imports + stats.audits == 0 {
-        ExitCode::NothingTraced
-    } else {
-        ExitCode::Ok
-    })
+    Ok(
+        if stats.calls + stats.collections + stats.imports + stats.audits == 0 {
+            ExitCode::NothingTraced
+        } else {
+            ExitCode::Ok
+        },
+    )
 }

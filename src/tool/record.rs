@@ -89,7 +89,9 @@ impl Drop for Temporary<'_> {
 /// Runs `pytap record`.
 pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     if matches!(request.stream.target, TargetSpec::Recording(_)) {
-        anyhow::bail!("record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export");
+        anyhow::bail!(
+            "record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export"
+        );
     }
     let (markers, strict) = match &request.markers {
         Some(m) => (m.clone(), true),
@@ -105,7 +107,13 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     };
     if request.stream.attach.dump_bpf {
         let mut stdout = std::io::stdout();
-        return common::dump_bpf(&request.stream, &markers, strict, &mut make_handler, &mut stdout);
+        return common::dump_bpf(
+            &request.stream,
+            &markers,
+            strict,
+            &mut make_handler,
+            &mut stdout,
+        );
     }
     let path = recording_path(request);
     let file = File::create(&path).with_context(|| path.display().to_string())?;

@@ -6,17 +6,17 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cpython::Marker;
+use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
-use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::within::WithinRecords;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
-use crate::tool::stack::{Frame, FuncId, Stacks};
 use crate::tool::common::{self, StreamOptions};
+use crate::tool::stack::{Frame, FuncId, Stacks};
 
 /// A `pytap trace` run.
 #[derive(Debug, Clone)]

@@ -620,7 +620,10 @@ pub fn export_checker() -> &'static Path {
         let python = venv.join("bin/python");
         let ready = |p: &Path| {
             Command::new(p)
-                .args(["-c", "import perfetto.protos.perfetto.trace.perfetto_trace_pb2"])
+                .args([
+                    "-c",
+                    "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
+                ])
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
@@ -631,7 +634,7 @@ pub fn export_checker() -> &'static Path {
                 .status()
                 .is_ok_and(|s| s.success())
                 && Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet", "perfetto==0.16.0", "protobuf"])
+                    .args(["install", "--quiet", "perfetto==0.59.1"])
                     .status()
                     .is_ok_and(|s| s.success());
             assert!(

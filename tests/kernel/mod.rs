@@ -3,6 +3,7 @@
 //! interface is missing.
 
 mod dtrace;
+mod export;
 mod filters;
 mod generators;
 mod in_process;
@@ -10,7 +11,7 @@ mod lifecycle;
 mod live_list;
 mod names;
 mod output;
-mod recording;
+pub mod recording;
 mod stap;
 mod targets;
 mod terminal;

@@ -9,9 +9,7 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::harness::{
-    ChildGuard, fixture, pytap, pytap_bin, require_kernel, scratch, wait_until,
-};
+use crate::harness::{ChildGuard, fixture, pytap, pytap_bin, require_kernel, scratch, wait_until};
 use crate::kernel::trace::script;
 
 /// The workload, with string hashing fixed so two runs make the same calls.
@@ -72,7 +70,10 @@ const VIEWS: &[(&str, &[&str])] = &[
     ("flow", &["--format", "jsonl"]),
     ("flow", &[]),
     ("calls", &["--format", "jsonl", "-n", "0"]),
-    ("top", &["--format", "jsonl", "-n", "0", "--interval", "100"]),
+    (
+        "top",
+        &["--format", "jsonl", "-n", "0", "--interval", "100"],
+    ),
     ("gc", &["--format", "jsonl"]),
     ("imports", &["--format", "jsonl"]),
     ("audit", &["--format", "jsonl"]),
@@ -157,11 +158,18 @@ fn live_equals_replay(version: &str) {
     let mut python = ChildGuard::spawn(
         std::process::Command::new(&fixture(version).wrapper)
             .env("PYTHONHASHSEED", "0")
-            .args(["-c", &format!("import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n{code}")]),
+            .args([
+                "-c",
+                &format!("import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n{code}"),
+            ]),
     );
     python.wait_for_line("ready", Duration::from_secs(20));
     let pid = python.pid().to_string();
-    let recorder = background(&["record", "-o", recording.to_str().unwrap(), "-p", &pid], &dir, 0);
+    let recorder = background(
+        &["record", "-o", recording.to_str().unwrap(), "-p", &pid],
+        &dir,
+        0,
+    );
     let mut views = Vec::new();
     for (n, (view, args)) in VIEWS.iter().enumerate() {
         let mut all = vec![*view, "-p", &pid];
@@ -175,7 +183,13 @@ fn live_equals_replay(version: &str) {
     wait_attached(&sessions);
     // Go: the workload runs and the process exits.
     use std::io::Write as _;
-    python.child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    python
+        .child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
     let (code, _) = python.finish();
     assert_eq!(code, 0);
     let (_, recorded) = recorder.finish();
@@ -187,7 +201,10 @@ fn live_equals_replay(version: &str) {
         let replay = pytap(&replay_args);
         replay.ok();
         assert!(replay.stderr.contains("replayed from"), "{}", replay.stderr);
-        assert!(live_out.lines().count() > 0, "{view} {args:?} on {version}: nothing live\n{live_err}");
+        assert!(
+            live_out.lines().count() > 0,
+            "{view} {args:?} on {version}: nothing live\n{live_err}"
+        );
         let json = args.contains(&"jsonl");
         let lines = |out: &str| -> Vec<Vec<String>> {
             if json {
@@ -246,7 +263,10 @@ fn stacks_on(version: &str) {
     require_kernel();
     let command = workload(version);
     let recording = record(version, &[]);
-    for source in [vec!["-c", command.as_str()], vec!["-i", recording.to_str().unwrap()]] {
+    for source in [
+        vec!["-c", command.as_str()],
+        vec!["-i", recording.to_str().unwrap()],
+    ] {
         let mut args = vec!["trace", "--format", "jsonl", "--stacks"];
         args.extend_from_slice(&source);
         let run = pytap(&args);
@@ -269,10 +289,22 @@ fn stacks_on(version: &str) {
                 .find(|l| l["event"] == "pytap.replay" && l["args"][0] == who)
                 .unwrap_or_else(|| panic!("{version} {source:?}: no pytap.replay {who}"))
         };
-        assert_eq!(names(audit("main")), ["main", "<module>"], "{version} {source:?}");
+        assert_eq!(
+            names(audit("main")),
+            ["main", "<module>"],
+            "{version} {source:?}"
+        );
         let worker = names(audit("worker"));
-        assert_eq!(worker.first().map(String::as_str), Some("worker"), "{worker:?}");
-        assert_eq!(worker.last().map(String::as_str), Some("_bootstrap"), "{worker:?}");
+        assert_eq!(
+            worker.first().map(String::as_str),
+            Some("worker"),
+            "{worker:?}"
+        );
+        assert_eq!(
+            worker.last().map(String::as_str),
+            Some("_bootstrap"),
+            "{worker:?}"
+        );
         // gc.collect(0) and gc.collect(2), from main (start-up's automatic
         // collections come before, from wherever they struck).
         let collections: Vec<Vec<String>> = lines
@@ -292,7 +324,12 @@ fn stacks_on(version: &str) {
             .find(|l| l["marker"] == "import__find__load__start" && l["module"] == "colorsys")
             .unwrap();
         assert_eq!(names(import), ["main", "<module>"]);
-        assert!(lines.iter().filter(|l| l["marker"] == "function__entry").all(|l| l.get("stack").is_none()));
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l["marker"] == "function__entry")
+                .all(|l| l.get("stack").is_none())
+        );
     }
 }
 
@@ -320,7 +357,10 @@ fn bad_recordings_get_one_clear_line() {
 
     let not = path("not", b"#!/bin/sh\necho this is no recording\n");
     let msg = pytap(&["flow", "-i", &not]).one_line_error().to_string();
-    assert_eq!(msg, format!("pytap: {not}: not a pytap recording (it does not start with PYTAPREC)"));
+    assert_eq!(
+        msg,
+        format!("pytap: {not}: not a pytap recording (it does not start with PYTAPREC)")
+    );
     pytap(&["flow", "-i", &path("empty", b"")]).one_line_error();
     let missing = dir.join("missing").display().to_string();
     pytap(&["export", "-i", &missing, "--format", "folded"]).one_line_error();
@@ -329,34 +369,64 @@ fn bad_recordings_get_one_clear_line() {
     newer[8] = 2;
     let newer = path("newer", &newer);
     let msg = pytap(&["calls", "-i", &newer]).one_line_error().to_string();
-    assert!(msg.contains("recording format version 2; this pytap reads version 1"), "{msg}");
+    assert!(
+        msg.contains("recording format version 2; this pytap reads version 1"),
+        "{msg}"
+    );
 
     // A tag no version writes, where the first record should be.
     let mut corrupt = bytes.clone();
     corrupt[12] = 0x7e;
     let corrupt = path("corrupt", &corrupt);
-    let msg = pytap(&["flow", "-i", &corrupt]).one_line_error().to_string();
+    let msg = pytap(&["flow", "-i", &corrupt])
+        .one_line_error()
+        .to_string();
     assert!(msg.ends_with("unknown record tag 0x7e at byte 12"), "{msg}");
 
     // Cut short (pytap killed while recording): what it holds, and a notice.
-    let whole = pytap(&["flow", "--format", "jsonl", "-i", recording.to_str().unwrap()]);
+    let whole = pytap(&[
+        "flow",
+        "--format",
+        "jsonl",
+        "-i",
+        recording.to_str().unwrap(),
+    ]);
     let whole_lines = whole.ok().lines().count();
     let cut = path("cut", &bytes[..bytes.len() * 2 / 3 + 1]);
     let run = pytap(&["flow", "--format", "jsonl", "-i", &cut]);
     let cut_lines = run.ok().lines().count();
-    assert!(cut_lines > 0 && cut_lines < whole_lines, "{cut_lines} of {whole_lines}");
-    assert!(run.stderr.contains("ends early (the recording was cut short)"), "{}", run.stderr);
+    assert!(
+        cut_lines > 0 && cut_lines < whole_lines,
+        "{cut_lines} of {whole_lines}"
+    );
+    assert!(
+        run.stderr
+            .contains("ends early (the recording was cut short)"),
+        "{}",
+        run.stderr
+    );
     // Every line it printed is a line of the whole replay.
     assert!(whole.stdout.starts_with(&run.stdout));
 
     // A view that needs markers the recording lacks.
-    let msg = pytap(&["gc", "-i", recording.to_str().unwrap()]).one_line_error().to_string();
-    assert!(msg.contains("it has no gc__start, gc__done events (record them with -m)"), "{msg}");
-
-    // -i goes with the views and export; record traces a live target.
-    let msg = pytap(&["record", "-o", &dir.join("x").display().to_string(), "-i", &not])
+    let msg = pytap(&["gc", "-i", recording.to_str().unwrap()])
         .one_line_error()
         .to_string();
+    assert!(
+        msg.contains("it has no gc__start, gc__done events (record them with -m)"),
+        "{msg}"
+    );
+
+    // -i goes with the views and export; record traces a live target.
+    let msg = pytap(&[
+        "record",
+        "-o",
+        &dir.join("x").display().to_string(),
+        "-i",
+        &not,
+    ])
+    .one_line_error()
+    .to_string();
     assert!(msg.contains("record traces a live target"), "{msg}");
     let msg = pytap(&["trace", "--dump-bpf", "-i", recording.to_str().unwrap()])
         .one_line_error()

@@ -599,7 +599,11 @@ fn live(source: &dyn Source) -> Result<&Session> {
 }
 
 impl Consumer for Runtime<'_> {
-    fn event(&mut self, event: &crate::engine::decode::Event<'_>, source: &dyn Source) -> Result<()> {
+    fn event(
+        &mut self,
+        event: &crate::engine::decode::Event<'_>,
+        source: &dyn Source,
+    ) -> Result<()> {
         if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 {
             let session = live(source)?;
             self.in_process_event(event, session);
