@@ -294,6 +294,16 @@ impl Capture {
     /// Reads every ring's new records and hands each event to `each`;
     /// keeps the heartbeat. Returns how many events it read.
     pub fn drain(&mut self, each: &mut dyn FnMut(&Event<'_>) -> Result<()>) -> Result<u64> {
+        self.drain_until(u64::MAX, each)
+    }
+
+    /// [`Capture::drain`], up to the first event stamped after `until` in
+    /// each ring (read at the next drain).
+    pub fn drain_until(
+        &mut self,
+        until: u64,
+        each: &mut dyn FnMut(&Event<'_>) -> Result<()>,
+    ) -> Result<u64> {
         self.scan();
         let rings: Vec<u32> = self.rings.values().map(|r| r.pid).collect();
         self.expected.retain(|(pid, since)| {
@@ -316,7 +326,7 @@ impl Capture {
             if ring.broken {
                 continue;
             }
-            match ring.read(&mut self.buf, each) {
+            match ring.read(&mut self.buf, until, each) {
                 Ok(n) => total += n,
                 Err(ReadError::Consumer(e)) => return Err(e),
                 Err(ReadError::Ring(why)) => {

@@ -80,11 +80,13 @@ impl Ring {
         }))
     }
 
-    /// Reads what was written since the last time; writes the head and
+    /// Reads what was written since the last time, up to the first event
+    /// stamped after `until` (left for the next read); writes the head and
     /// the heartbeat back.
     pub(super) fn read(
         &mut self,
         buf: &mut Vec<u8>,
+        until: u64,
         each: &mut dyn FnMut(&Event<'_>) -> Result<()>,
     ) -> Result<u64, ReadError> {
         let mut raw = [0u8; 64];
@@ -114,7 +116,12 @@ impl Ring {
                 .read_exact_at(buf, ring::HEADER_BYTES + at)
                 .map_err(|e| ReadError::Ring(e.to_string()))?;
             let mut records = ring::records(buf);
-            for record in records.by_ref() {
+            let mut stopped = None;
+            loop {
+                let before = records.consumed();
+                let Some(record) = records.next() else {
+                    break;
+                };
                 match record.map_err(|e| ReadError::Ring(e.to_string()))? {
                     Record::Def {
                         code,
@@ -124,6 +131,10 @@ impl Ring {
                     } => {
                         self.codes
                             .insert(code, (filename.to_vec(), funcname.to_vec()));
+                    }
+                    Record::Event { ts_ns, .. } if ts_ns > until => {
+                        stopped = Some(before);
+                        break;
                     }
                     Record::Event {
                         kind,
@@ -170,6 +181,10 @@ impl Ring {
                         count += 1;
                     }
                 }
+            }
+            if let Some(before) = stopped {
+                self.head += before as u64;
+                break;
             }
             if records.consumed() != run {
                 return Err(ReadError::Ring(

@@ -323,7 +323,7 @@ pub fn run(
             if next_tick.is_some_and(|at| Instant::now() >= at) {
                 consumer.before_tick(&attached.session)?;
             }
-            let mut end = drain(attached, consumer, &mut stats)?;
+            let mut end = drain(attached, consumer, &mut stats, false)?;
             consumer.flush()?;
             for token in ready {
                 match token {
@@ -472,7 +472,14 @@ struct Stats {
     events: u64,
     malformed: u64,
     last_flush: Option<Instant>,
+    /// Kernel records held for merging with an in-process capture's
+    /// events (see [`drain`]).
+    held: Vec<Vec<u8>>,
 }
+
+/// How long after its timestamp an event is surely readable: a probe or a
+/// capture callback writes its record microseconds after reading the clock.
+const IN_FLIGHT: u64 = 2_000_000;
 
 /// Hands every record now in the ring buffer to the consumer, flushing its
 /// output at least every [`FLUSH_EVERY`]; task records update the names
@@ -482,6 +489,7 @@ fn drain(
     attached: &mut Attached,
     consumer: &mut dyn Consumer,
     stats: &mut Stats,
+    last: bool,
 ) -> Result<Option<End>> {
     let Attached {
         session,
@@ -490,6 +498,21 @@ fn drain(
     } = attached;
     let mut failure = None;
     let mut execs = Vec::new();
+    // With an in-process capture, a thread's function events come from its
+    // ring and its gc, import and audit events from the kernel's: they are
+    // merged by timestamp so that each thread's events reach the consumer
+    // in the order they happened. Both sources are read up to `cutoff`, a
+    // moment every event before which has been written (the clock before
+    // the kernel ring is read, less the time a record is in flight);
+    // kernel records are held until the capture's events before them have
+    // been delivered, and later ones wait for the next drain.
+    let merging = capture.is_some();
+    let cutoff = if last {
+        u64::MAX
+    } else {
+        (pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64).saturating_sub(IN_FLIGHT)
+    };
+    let mut held = std::mem::take(&mut stats.held);
     {
         // The ring buffer is borrowed mutably while the consumer reads the
         // rest of the session; consumers never touch the ring.
@@ -523,6 +546,10 @@ fn drain(
                     return false;
                 }
             }
+            if merging {
+                held.push(record.to_vec());
+                return true;
+            }
             match decode::decode(record) {
                 Ok(event) => {
                     stats.events += 1;
@@ -553,8 +580,56 @@ fn drain(
     }
     if let Some(capture) = capture {
         let session: &Session = session;
-        stats.events += capture.drain(&mut |event| consumer.event(event, session))?;
+        // Held records in order; a delivered one becomes empty.
+        let deliver = |held: &mut Vec<Vec<u8>>,
+                       pid: Option<u32>,
+                       until: u64,
+                       consumer: &mut dyn Consumer,
+                       stats: &mut Stats|
+         -> Result<()> {
+            for record in held.iter_mut().filter(|r| !r.is_empty()) {
+                let Ok(h) = decode::header(record) else {
+                    stats.malformed += 1;
+                    record.clear();
+                    continue;
+                };
+                if h.ts_ns > until {
+                    // Later ones of this process wait with it.
+                    if pid.is_none_or(|p| p == h.pid) {
+                        break;
+                    }
+                    continue;
+                }
+                if pid.is_some_and(|p| p != h.pid) {
+                    continue;
+                }
+                match decode::decode(record) {
+                    Ok(event) => {
+                        stats.events += 1;
+                        consumer.event(&event, session)?;
+                    }
+                    Err(_) => stats.malformed += 1,
+                }
+                record.clear();
+            }
+            Ok(())
+        };
+        let captured = capture.drain_until(cutoff, &mut |event| {
+            // This process's kernel events from before it, first.
+            deliver(
+                &mut held,
+                Some(event.header.pid),
+                event.header.ts_ns,
+                consumer,
+                stats,
+            )?;
+            consumer.event(event, session)
+        })?;
+        deliver(&mut held, None, cutoff, consumer, stats)?;
+        held.retain(|r| !r.is_empty());
+        stats.events += captured;
     }
+    stats.held = held;
     stats.last_flush = Some(Instant::now());
     if followed.mode() == Mode::Pids {
         for pid in execs {
@@ -576,7 +651,7 @@ fn drain_to_empty(
     let mut idle_rounds = 0;
     loop {
         let before = stats.events + stats.malformed;
-        drain(attached, consumer, stats)?;
+        drain(attached, consumer, stats, true)?;
         let pending = attached.session.ring().borrow().pending_bytes();
         if pending == 0 {
             return Ok(());

@@ -150,6 +150,7 @@ fn outermost_ns(chrome: &Path) -> u64 {
 
 fn exports_of(version: &str) {
     require_kernel();
+    let in_process = matches!(version, "3.12" | "3.13" | "3.14");
     let recording = record(version, &[]);
     let want = expected(&recording);
     assert!(
@@ -171,11 +172,20 @@ fn exports_of(version: &str) {
                 // gc and import slices can sit below the deepest call.
                 assert!(t["max_depth"].as_u64().unwrap() >= *depth, "{track}: {t}");
             }
-            assert_eq!(
-                t["unfinished"].as_u64().unwrap(),
-                want.open.get(track).copied().unwrap_or(0),
-                "{version} {format} {track}"
-            );
+            let open = want.open.get(track).copied().unwrap_or(0);
+            let unfinished = t["unfinished"].as_u64().unwrap();
+            if in_process {
+                // The agent enters the frames running as it starts (site's
+                // import of it, 7 or 8 frames) when it starts: after the
+                // kernel saw that import begin, so the import's end closes
+                // them (docs/export.md).
+                assert!(
+                    (open..=open + 8).contains(&unfinished),
+                    "{version} {format} {track}: {t}"
+                );
+            } else {
+                assert_eq!(unfinished, open, "{version} {format} {track}");
+            }
             assert!(t["name"].is_string(), "{track}: every thread is named");
         }
         assert!(stderr.contains(&format!("{total} calls")), "{stderr}");
@@ -237,6 +247,11 @@ fn exports_nest_and_count_every_call_on_3_11() {
 #[test]
 fn exports_nest_and_count_every_call_on_3_15() {
     exports_of("3.15");
+}
+
+#[test]
+fn exports_nest_and_count_every_call_with_the_in_process_capture() {
+    exports_of("3.14");
 }
 
 /// The SVG flame graph (and flame chart), opened in headless Chromium:
