@@ -21,11 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut timeline = Timeline::new(&mut sink);
     while let Ok(true) = reader.advance() {
         if let Some(event) = reader.event() {
-            let args = match &event.body {
-                pytap::engine::decode::Body::Audit(a) => a.recorded_args().flatten(),
-                _ => None,
-            };
-            let _ = timeline.event(&event, &reader.names.borrow(), &reader.strings, args);
+            let _ = timeline.event(&event, &reader.names.borrow(), &reader.strings);
         }
     }
     let _ = timeline.finish(&reader.strings);

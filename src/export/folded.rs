@@ -12,8 +12,10 @@
 //! With [`Weight::Calls`], each slice ended (unfinished ones too) counts 1
 //! for the stack it ended with.
 //!
-//! Memory grows with the number of distinct stacks, not with the events;
-//! lines are sorted at the end. The flame-chart mode is the exception: it
+//! Stacks are interned as a tree (a stack is its parent stack and its top
+//! frame), so an event costs the same at any depth, and memory grows with
+//! the number of distinct stacks, not with the events; lines are sorted at
+//! the end. The flame-chart mode is the exception: it
 //! keeps every line in time order (merging only consecutive identical
 //! stacks), so its memory grows with the recording. Its lines are grouped
 //! by thread (threads in the order they first appear), each starting with
@@ -67,14 +69,32 @@ pub fn frame_text(item: &Item, strings: &StringTable) -> String {
     text.replace(';', ":").replace(['\n', '\r'], " ")
 }
 
-/// One thread's state: when its last event was, and its open frames.
+/// The stack with no frame, the parent of outermost frames' stacks.
+const ROOT: u32 = 0;
+
+/// A stack's frames, outermost first, from the stack tree.
+fn frames_of(nodes: &[(u32, u32)], mut stack: u32) -> Vec<u32> {
+    let mut frames = Vec::new();
+    while stack != ROOT {
+        let Some(&(parent, frame)) = nodes.get(stack as usize) else {
+            break;
+        };
+        frames.push(frame);
+        stack = parent;
+    }
+    frames.reverse();
+    frames
+}
+
+/// One thread's state: when its last event was, and its open stacks
+/// (innermost last: the stack each open slice began).
 #[derive(Debug, Default)]
 struct ThreadState {
     last_ns: u64,
     open: Vec<u32>,
     name: Option<String>,
     /// Flame-chart mode: its lines so far, in time order.
-    chart: Vec<(Vec<u32>, u64)>,
+    chart: Vec<(u32, u64)>,
 }
 
 /// The folded-stacks sink: writes its lines at [`Sink::finish`] (or hands
@@ -89,7 +109,12 @@ pub struct FoldedSink {
     /// Threads in the order they first appeared.
     order: Vec<Thread>,
     processes: HashMap<u32, String>,
-    stacks: HashMap<Vec<u32>, u64>,
+    /// Stacks by (parent stack, top frame).
+    stack_ids: HashMap<(u32, u32), u32>,
+    /// Each stack's parent and top frame ([`ROOT`] first).
+    stack_nodes: Vec<(u32, u32)>,
+    /// Weights by stack.
+    stacks: HashMap<u32, u64>,
 }
 
 impl std::fmt::Debug for FoldedSink {
@@ -123,16 +148,29 @@ impl FoldedSink {
             threads: HashMap::new(),
             order: Vec::new(),
             processes: HashMap::new(),
+            stack_ids: HashMap::new(),
+            stack_nodes: vec![(ROOT, u32::MAX)],
             stacks: HashMap::new(),
         }
+    }
+
+    /// The stack `parent` with `frame` on top.
+    fn push_stack(&mut self, parent: u32, frame: u32) -> u32 {
+        let nodes = &mut self.stack_nodes;
+        *self.stack_ids.entry((parent, frame)).or_insert_with(|| {
+            nodes.push((parent, frame));
+            (nodes.len() - 1) as u32
+        })
     }
 
     /// The lines so far (`stack N`, no line breaks): sorted, or in time
     /// order in flame-chart mode. Empties the sink.
     pub fn take_lines(&mut self) -> Vec<String> {
         let texts = &self.texts;
-        let join = |first: Option<&str>, stack: &[u32]| {
-            let frames = stack
+        let nodes = &self.stack_nodes;
+        let join = |first: Option<&str>, stack: u32| {
+            let ids = frames_of(nodes, stack);
+            let frames = ids
                 .iter()
                 .map(|&i| texts.get(i as usize).map_or("", String::as_str));
             first
@@ -155,15 +193,16 @@ impl FoldedSink {
                     .replace(';', ":")
                     .replace(['\n', '\r'], " ");
                 for (stack, n) in &state.chart {
-                    stacks.push((join(Some(&root), stack), *n));
+                    stacks.push((join(Some(&root), *stack), *n));
                 }
             }
         } else {
-            for (stack, n) in self.stacks.drain() {
-                stacks.push((join(None, &stack), n));
+            for (stack, n) in &self.stacks {
+                stacks.push((join(None, *stack), *n));
             }
             stacks.sort_unstable();
         }
+        self.stacks.clear();
         let mut lines: Vec<String> = Vec::with_capacity(stacks.len());
         let mut last: Option<(String, u64)> = None;
         for (stack, n) in stacks.into_iter().chain([(String::new(), 0)]) {
@@ -208,18 +247,16 @@ impl FoldedSink {
         let Some(state) = self.threads.get_mut(&thread) else {
             return;
         };
-        if state.open.is_empty() {
+        let Some(&open) = state.open.last() else {
             return;
-        }
+        };
         if flame_chart {
             match state.chart.last_mut() {
-                Some((stack, total)) if *stack == state.open => *total += n,
-                _ => state.chart.push((state.open.clone(), n)),
+                Some((stack, total)) if *stack == open => *total += n,
+                _ => state.chart.push((open, n)),
             }
-        } else if let Some(total) = self.stacks.get_mut(state.open.as_slice()) {
-            *total += n;
         } else {
-            self.stacks.insert(state.open.clone(), n);
+            *self.stacks.entry(open).or_insert(0) += n;
         }
     }
 
@@ -255,7 +292,9 @@ impl Sink for FoldedSink {
     ) -> Result<()> {
         self.elapse(thread, ts_ns);
         let id = self.frame_id(stack.last().map(|f| &f.func), strings);
-        self.state(thread).open.push(id);
+        let parent = self.state(thread).open.last().copied().unwrap_or(ROOT);
+        let stack = self.push_stack(parent, id);
+        self.state(thread).open.push(stack);
         Ok(())
     }
 

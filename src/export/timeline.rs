@@ -12,6 +12,11 @@
 //! the same module, by the same rule. 3.15's generator-creation entries
 //! (no frame runs) are left out, as `flow` leaves them out. What is still
 //! open at the end closes at its thread's last timestamp, flagged.
+//!
+//! A thread's stack holds at most [`MAX_DEPTH`] slices (CPython's own
+//! recursion limit is 1000 unless raised): deeper ones are left out and
+//! counted, each taking the next end on its thread with it, so that a
+//! damaged or hostile recording cannot make the exports quadratic.
 
 use std::collections::HashMap;
 
@@ -19,11 +24,11 @@ use anyhow::Result;
 
 use super::{Call, End, Item, Sink, Thread};
 use crate::engine::abi::{EventKind, FLAG_GENERATOR_CREATION};
-use crate::engine::decode::{AuditArgs, Body, Event, RawStr};
+use crate::engine::decode::{Body, Event, RawStr};
 use crate::engine::tasks::TaskNames;
 use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
-use crate::tool::stack::{Frame, Returned, Stacks};
+use crate::tool::stack::{Returned, Stacks};
 
 /// What the timeline did with the events.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -45,7 +50,12 @@ pub struct TimelineStats {
     pub creations: u64,
     /// `line` events (not part of a timeline).
     pub lines: u64,
+    /// Slices deeper than [`MAX_DEPTH`], left out.
+    pub too_deep: u64,
 }
+
+/// The most slices open at once on a thread.
+pub const MAX_DEPTH: usize = 4096;
 
 /// Turns events into sink calls.
 pub struct Timeline<'s> {
@@ -56,6 +66,8 @@ pub struct Timeline<'s> {
     /// The names last given to the sink, by tid and by pid.
     thread_names: HashMap<u32, String>,
     process_names: HashMap<u32, String>,
+    /// Per thread: slices begun beyond [`MAX_DEPTH`] and not ended yet.
+    beyond: HashMap<u32, u64>,
     stats: TimelineStats,
 }
 
@@ -81,13 +93,9 @@ impl<'s> Timeline<'s> {
             threads: HashMap::new(),
             thread_names: HashMap::new(),
             process_names: HashMap::new(),
+            beyond: HashMap::new(),
             stats: TimelineStats::default(),
         }
-    }
-
-    /// The thread's stack now, outermost first (what `--stacks` shows).
-    pub fn stack(&self, tid: u32) -> &[Frame<Item>] {
-        self.stacks.frames(tid)
     }
 
     /// One replayed event (its strings' pointers are string ids), with the
@@ -97,7 +105,6 @@ impl<'s> Timeline<'s> {
         event: &Event<'_>,
         names: &TaskNames,
         strings: &StringTable,
-        audit_args: Option<&AuditArgs>,
     ) -> Result<()> {
         let h = &event.header;
         let thread = Thread {
@@ -169,8 +176,8 @@ impl<'s> Timeline<'s> {
                 self.stats.audits += 1;
                 let name = strings.get(id_of(&audit.event));
                 let stack = self.stacks.frames(h.tid);
-                self.sink
-                    .audit(thread, ts, name, audit_args, stack, strings)
+                let args = audit.recorded_args().flatten();
+                self.sink.audit(thread, ts, name, args, stack, strings)
             }
         }
     }
@@ -198,6 +205,11 @@ impl<'s> Timeline<'s> {
         line: i32,
         strings: &StringTable,
     ) -> Result<()> {
+        if self.stacks.depth(thread.tid) >= MAX_DEPTH {
+            self.stats.too_deep += 1;
+            *self.beyond.entry(thread.tid).or_default() += 1;
+            return Ok(());
+        }
         self.stacks.enter(thread.tid, item, line, ts);
         let stack = self.stacks.frames(thread.tid);
         self.sink.begin(thread, ts, stack, strings)
@@ -213,6 +225,11 @@ impl<'s> Timeline<'s> {
         strings: &StringTable,
         matches: impl Fn(&Item) -> bool,
     ) -> Result<()> {
+        if let Some(n) = self.beyond.get_mut(&thread.tid).filter(|n| **n > 0) {
+            // The innermost slice left out ends.
+            *n -= 1;
+            return Ok(());
+        }
         let stack = self.stacks.frames(thread.tid);
         let Some(at) = stack.iter().rposition(|f| matches(&f.func)) else {
             self.stats.dropped_ends += 1;
@@ -253,7 +270,8 @@ impl<'s> Timeline<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::decode::{Header, StrState};
+    use crate::engine::decode::{AuditArgs, Header, StrState};
+    use crate::tool::stack::Frame;
 
     /// Writes each sink call as a line.
     #[derive(Default)]
@@ -398,7 +416,7 @@ mod tests {
         let mut log = Log::default();
         let mut timeline = Timeline::new(&mut log);
         for e in &events {
-            timeline.event(e, &names, &strings, None).unwrap();
+            timeline.event(e, &names, &strings).unwrap();
         }
         let stats = timeline.finish(&strings).unwrap();
         assert_eq!(
@@ -429,7 +447,40 @@ mod tests {
                 dropped_ends: 1,
                 creations: 1,
                 lines: 0,
+                too_deep: 0,
             }
+        );
+    }
+
+    #[test]
+    fn slices_beyond_the_depth_limit_are_left_out_with_their_ends() {
+        let mut strings = StringTable::default();
+        strings.push(b"app.py");
+        strings.push(b"fib");
+        let names = TaskNames::default();
+        let mut log = Log::default();
+        let mut timeline = Timeline::new(&mut log);
+        let deep = MAX_DEPTH as u64 + 3;
+        for ts in 0..deep {
+            let e = func(EventKind::FunctionEntry, ts, 1, 1, 1);
+            timeline.event(&e, &names, &strings).unwrap();
+        }
+        for ts in deep..2 * deep {
+            let e = func(EventKind::FunctionReturn, ts, 1, 1, 2);
+            timeline.event(&e, &names, &strings).unwrap();
+        }
+        let stats = timeline.finish(&strings).unwrap();
+        assert_eq!(
+            (stats.too_deep, stats.unfinished, stats.dropped_ends),
+            (3, 0, 0)
+        );
+        let begins = log.0.iter().filter(|l| l.contains(" B ")).count();
+        let ends = log.0.iter().filter(|l| l.ends_with("Returned")).count();
+        assert_eq!((begins, ends), (MAX_DEPTH, MAX_DEPTH));
+        // The outermost call ends last, at the last return.
+        assert_eq!(
+            log.0[log.0.len() - 2],
+            format!("{} 1 E fib Returned", 2 * deep - 1)
         );
     }
 }

@@ -80,7 +80,13 @@ pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
         return Err(FormatError::NotRecording);
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != VERSION {
+    if version == 0 {
+        return Err(FormatError::Malformed {
+            what: "header (version 0)",
+            at: 8,
+        });
+    }
+    if version > VERSION {
         return Err(FormatError::Version(version));
     }
     Ok(())
@@ -253,18 +259,38 @@ pub fn put_value(out: &mut Vec<u8>, v: &PyValue) {
 }
 
 /// Reads a record's fields from a byte slice; every read fails cleanly
-/// (`None`) past the end, never panics.
+/// (`None`), never panics: past the end (more bytes may come), or on
+/// bytes no writer makes, which also sets [`Cursor::bad`].
 #[derive(Debug)]
 pub struct Cursor<'a> {
     bytes: &'a [u8],
     /// Bytes consumed.
     pub pos: usize,
+    /// A read failed on malformed bytes rather than at the end.
+    pub bad: bool,
 }
+
+/// The most audit arguments (and elements of a nested tuple) a recording
+/// holds: what the probe captures ([`crate::engine::abi::AUDIT_ITEMS`]).
+const MAX_VALUES: u64 = crate::engine::abi::AUDIT_ITEMS as u64;
+/// How deep decoded values nest: the arguments, a tuple among them, and
+/// the (element-less) tuples a nested tuple may hold.
+const MAX_DEPTH: u32 = 3;
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
-        Cursor { bytes, pos: 0 }
+        Cursor {
+            bytes,
+            pos: 0,
+            bad: false,
+        }
+    }
+
+    /// Marks the bytes malformed; `None` for `?`.
+    fn malformed<T>(&mut self) -> Option<T> {
+        self.bad = true;
+        None
     }
 
     /// One byte.
@@ -280,14 +306,14 @@ impl<'a> Cursor<'a> {
         for shift in (0..70).step_by(7) {
             let b = self.u8()?;
             if shift == 63 && b > 1 {
-                return None;
+                return self.malformed();
             }
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Some(v);
             }
         }
-        None
+        self.malformed()
     }
 
     /// A signed (zigzag) varint.
@@ -298,13 +324,19 @@ impl<'a> Cursor<'a> {
 
     /// A varint that must fit `u32`.
     pub fn u32(&mut self) -> Option<u32> {
-        u32::try_from(self.uvarint()?).ok()
+        let v = self.uvarint()?;
+        u32::try_from(v).ok().or_else(|| self.malformed())
     }
 
     /// Length-prefixed bytes.
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.uvarint()?).ok()?;
-        let end = self.pos.checked_add(len)?;
+        let v = self.uvarint()?;
+        let Some(end) = usize::try_from(v)
+            .ok()
+            .and_then(|len| self.pos.checked_add(len))
+        else {
+            return self.malformed();
+        };
         let b = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(b)
@@ -319,20 +351,34 @@ impl<'a> Cursor<'a> {
 
     /// An audit event's arguments ([`put_args`]).
     pub fn args(&mut self) -> Option<Option<AuditArgs>> {
-        if self.u8()? == 0 {
-            return Some(None);
+        match self.u8()? {
+            0 => return Some(None),
+            1 => {}
+            _ => return self.malformed(),
         }
-        let n = self.uvarint()?;
-        // Each value takes at least a byte: a count past the rest is a lie.
-        if n > (self.bytes.len() - self.pos) as u64 {
-            return None;
-        }
-        let values = (0..n).map(|_| self.value(0)).collect::<Option<Vec<_>>>()?;
-        let more = usize::try_from(self.uvarint()?).ok()?;
+        let values = self.values(1)?;
+        let more = self.count()?;
         Some(Some(AuditArgs { values, more }))
     }
 
-    /// One value ([`put_value`]); nesting deeper than 8 is refused.
+    /// A count of values and the values, at `depth`; more than the probe
+    /// ever captures is malformed.
+    fn values(&mut self, depth: u32) -> Option<Vec<PyValue>> {
+        let n = self.uvarint()?;
+        if n > MAX_VALUES {
+            return self.malformed();
+        }
+        (0..n).map(|_| self.value(depth)).collect()
+    }
+
+    /// A count of elements left out.
+    fn count(&mut self) -> Option<usize> {
+        let v = self.uvarint()?;
+        usize::try_from(v).ok().or_else(|| self.malformed())
+    }
+
+    /// One value ([`put_value`]) at `depth` (the arguments are at 1);
+    /// nesting deeper than the probe captures is malformed.
     pub fn value(&mut self, depth: u32) -> Option<PyValue> {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         Some(match self.u8()? {
@@ -349,20 +395,14 @@ impl<'a> Cursor<'a> {
                 data: self.bytes()?.to_vec(),
                 truncated: t == V_BYTES_TRUNCATED,
             },
-            V_TUPLE if depth < 8 => {
-                let n = self.uvarint()?;
-                if n > (self.bytes.len() - self.pos) as u64 {
-                    return None;
-                }
-                let items = (0..n)
-                    .map(|_| self.value(depth + 1))
-                    .collect::<Option<Vec<_>>>()?;
-                let more = usize::try_from(self.uvarint()?).ok()?;
+            V_TUPLE if depth < MAX_DEPTH => {
+                let items = self.values(depth + 1)?;
+                let more = self.count()?;
                 PyValue::Tuple { items, more }
             }
             V_OTHER => PyValue::Other(text(self.bytes()?)),
             V_UNREADABLE => PyValue::Unreadable,
-            _ => return None,
+            _ => return self.malformed(),
         })
     }
 }
@@ -473,6 +513,18 @@ mod tests {
         assert_eq!(c.args(), Some(Some(args)));
         assert_eq!(c.args(), Some(None));
         assert_eq!(c.pos, b.len());
+        // Cut short: more may come. Beyond what a probe captures: malformed.
+        let mut short = Cursor::new(&b[..5]);
+        assert_eq!((short.args(), short.bad), (None, false));
+        for bytes in [
+            &[1, 9][..],                                                 // 9 arguments
+            &[1, 1, V_TUPLE, 1, V_TUPLE, 1, V_TUPLE, 0, 0, 0, 0, 0][..], // three tuples deep
+            &[1, 1, 99, 0][..],                                          // no such type
+            &[2][..],                                                    // no such presence byte
+        ] {
+            let mut c = Cursor::new(bytes);
+            assert_eq!((c.args(), c.bad), (None, true), "{bytes:?}");
+        }
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub struct Reader<R> {
 }
 
 impl<R: Read> Reader<R> {
-    /// Opens a recording: checks its header and reads up to its first event.
+    /// Opens a recording: checks its header (the `start` metadata is read
+    /// by the first [`Reader::advance`]).
     pub fn new(mut input: R) -> Result<Reader<R>> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
@@ -147,11 +148,6 @@ impl<R: Read> Reader<R> {
         Ok(true)
     }
 
-    /// The next event, or `None` at the end of the recording.
-    pub fn next_event(&mut self) -> Result<Option<Event<'_>>> {
-        Ok(if self.advance()? { self.event() } else { None })
-    }
-
     /// Reads more of the file; false at its end.
     fn fill(&mut self) -> Result<bool> {
         if self.eof {
@@ -196,14 +192,14 @@ impl<R: Read> Reader<R> {
         let step = match tag {
             TAG_STRING => {
                 let Some(s) = c.bytes() else {
-                    return Ok(Step::NeedMore);
+                    return short_or_bad(&c, "string", at);
                 };
                 self.strings.push(s);
                 Step::Other
             }
             TAG_META => {
                 let Some(json) = c.bytes() else {
-                    return Ok(Step::NeedMore);
+                    return short_or_bad(&c, "metadata", at);
                 };
                 // Kinds a later version adds are skipped.
                 if let Ok(meta) = serde_json::from_slice::<Meta>(json) {
@@ -217,7 +213,7 @@ impl<R: Read> Reader<R> {
             }
             TAG_NAME => {
                 let (Some(pid), Some(tid), Some(id)) = (c.u32(), c.u32(), c.u32()) else {
-                    return Ok(Step::NeedMore);
+                    return short_or_bad(&c, "thread name", at);
                 };
                 if !self.strings.has(id) {
                     return Err(malformed("thread name").into());
@@ -236,7 +232,7 @@ impl<R: Read> Reader<R> {
                         Step::Event(p)
                     }
                     Some(Err(())) => return Err(malformed("event").into()),
-                    None => return Ok(Step::NeedMore),
+                    None => return short_or_bad(&c, "event", at),
                 }
             }
         };
@@ -297,6 +293,14 @@ impl<R: Read> Reader<R> {
             body,
         })
     }
+}
+
+/// A record that did not parse: malformed, or not whole yet.
+fn short_or_bad(c: &Cursor<'_>, what: &'static str, at: u64) -> Result<Step> {
+    if c.bad {
+        return Err(FormatError::Malformed { what, at }.into());
+    }
+    Ok(Step::NeedMore)
 }
 
 /// An event's fields after its tag: `None` when the buffer ends first,

@@ -24,6 +24,9 @@ use crate::engine::session::Session;
 use crate::engine::source::Source;
 use crate::engine::tasks::TaskNames;
 
+/// Interval views shown in a row before the replay skips ahead.
+const MAX_EMPTY_VIEWS: u32 = 100_000;
+
 /// What a consumer learns about replayed events: the thread names as of
 /// each event (the recording's), and the replay's clock for ticks.
 #[derive(Debug)]
@@ -140,11 +143,24 @@ pub fn run(
         let ts = event.header.ts_ns;
         if let Some(step) = tick_ns {
             let boundary = next_tick.get_or_insert(ts.saturating_add(step));
-            while ts >= *boundary {
+            // Every interval passed is a view, as live; past MAX_EMPTY_VIEWS
+            // in a row (a timestamp far ahead: a damaged recording) the
+            // rest are skipped, so a replay always ends.
+            let mut views = 0;
+            while ts >= *boundary && views < MAX_EMPTY_VIEWS {
                 clock.set(Some(*boundary));
                 consumer.before_tick(&source)?;
                 consumer.tick(&source)?;
+                views += 1;
                 *boundary = boundary.saturating_add(step);
+            }
+            if ts >= *boundary {
+                crate::notice!(
+                    "{}: a jump of {:.0} s in the recorded time; its empty intervals are not shown",
+                    path.display(),
+                    (ts - *boundary) as f64 / 1e9
+                );
+                *boundary = ts.saturating_add(step - (ts - *boundary) % step);
             }
         }
         last_ts = Some(ts);

@@ -69,11 +69,7 @@ pub fn export(
     let mut timeline = Timeline::new(sink.as_mut());
     while has_event {
         if let Some(event) = reader.event() {
-            let args = match &event.body {
-                crate::engine::decode::Body::Audit(a) => a.recorded_args().flatten(),
-                _ => None,
-            };
-            timeline.event(&event, &reader.names.borrow(), &reader.strings, args)?;
+            timeline.event(&event, &reader.names.borrow(), &reader.strings)?;
         }
         has_event = reader.advance()?;
     }
@@ -107,6 +103,13 @@ pub fn report(stats: &TimelineStats, format: ExportFormat, out: &str) {
         line.push_str(&format!(
             "; {} slices never ended and were closed, flagged unfinished",
             stats.unfinished
+        ));
+    }
+    if stats.too_deep > 0 {
+        line.push_str(&format!(
+            "; {} slices deeper than {} were left out",
+            stats.too_deep,
+            crate::export::timeline::MAX_DEPTH
         ));
     }
     if stats.creations > 0 {
