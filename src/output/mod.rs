@@ -6,6 +6,7 @@ pub mod fit;
 pub mod hist;
 pub mod notice;
 pub mod quantile;
+pub mod replace;
 pub mod sink;
 pub mod table;
 

@@ -61,6 +61,13 @@ impl Source for Replayed<'_> {
 
 /// Opens a recording for reading, with a clear error for what is not one.
 pub fn open(path: &Path) -> Result<Reader<BufReader<File>>> {
+    if !path.exists() && path.to_str().is_some_and(|p| p.parse::<f64>().is_ok()) {
+        // `top -i 2` from before -i was a recording everywhere.
+        bail!(
+            "-i {}: no such recording (-i FILE reads a recording; top's interval is --interval SECONDS)",
+            path.display()
+        );
+    }
     let file = File::open(path).with_context(|| path.display().to_string())?;
     Reader::new(BufReader::with_capacity(1 << 16, file)).with_context(|| path.display().to_string())
 }
@@ -76,6 +83,13 @@ pub fn recorded_markers(start: Option<&Meta>) -> Option<BTreeSet<Marker>> {
         ),
         _ => None,
     }
+}
+
+/// The markers the recording at `path` asked for, from its metadata.
+pub fn markers_of(path: &Path) -> Result<Option<BTreeSet<Marker>>> {
+    let mut reader = open(path)?;
+    reader.advance()?;
+    Ok(recorded_markers(reader.start.as_ref()))
 }
 
 /// With `strict` (the tool or the user named its markers), a marker the

@@ -42,8 +42,15 @@ pub fn stream_options(
             )
         }
     };
-    if matches!(spec, TargetSpec::Recording(_)) && engine.dump_bpf {
-        bail!("--dump-bpf shows the programs of a live run; -i replays a recording without any");
+    if matches!(spec, TargetSpec::Recording(_)) {
+        if engine.dump_bpf {
+            bail!(
+                "--dump-bpf shows the programs of a live run; -i replays a recording without any"
+            );
+        }
+        if engine.duration.is_some() {
+            bail!("--duration limits a live run; a recording is replayed whole");
+        }
     }
     // The reader of a pipe going away ends the run (EPOLLERR on our end).
     let output_pipe = match sink.kind() {

@@ -450,6 +450,10 @@ pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
             out,
         );
     }
+    if let TargetSpec::Recording(path) = &tool.stream.target {
+        // A bad recording is one line, before the view says anything.
+        drop(crate::recording::replay::open(path)?);
+    }
     let mut consumer = make_consumer(out);
     let outcome = stream_with(tool, &mut consumer, None)?;
     if outcome.end == End::OutputClosed {

@@ -121,6 +121,21 @@ pub fn report(stats: &TimelineStats, format: ExportFormat, out: &str) {
     notice!("{line}");
 }
 
+/// Says which drawing options the format does not use.
+pub fn warn_unused_style(format: ExportFormat, style: Style) {
+    let name = format!("{format:?}").to_lowercase();
+    if style.stacks && format != ExportFormat::Perfetto {
+        notice!("--stacks is for perfetto; {name} has no place for them (ignored)");
+    }
+    let flame = matches!(format, ExportFormat::Folded | ExportFormat::Svg);
+    if style.weight != Weight::Time && !flame {
+        notice!("--weight is for folded and svg; {name} has every slice's time (ignored)");
+    }
+    if style.flame_chart && !flame {
+        notice!("--flame-chart is for folded and svg (ignored)");
+    }
+}
+
 /// Runs `pytap export`.
 pub fn run(
     input: &Path,
@@ -128,15 +143,26 @@ pub fn run(
     style: Style,
     output: Option<&Path>,
 ) -> Result<ExitCode> {
+    // The input first: a missing or damaged recording leaves the output
+    // as it was.
+    drop(replay::open(input)?);
+    let mut replacement = None;
     let (out, shown): (Box<dyn Write>, String) = match output {
-        Some(path) if path != Path::new("-") => (
-            Box::new(std::io::BufWriter::with_capacity(
-                1 << 20,
-                std::fs::File::create(path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )),
-            path.display().to_string(),
-        ),
+        Some(path) if path != Path::new("-") => {
+            if crate::output::replace::same_file(input, path) {
+                anyhow::bail!(
+                    "{}: the output is the recording itself: give another -o",
+                    path.display()
+                );
+            }
+            let r = crate::output::replace::Replacement::create(path)?;
+            let file = r.writer()?;
+            replacement = Some(r);
+            (
+                Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+                path.display().to_string(),
+            )
+        }
         _ => {
             if format == ExportFormat::Perfetto
                 && std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -154,7 +180,11 @@ pub fn run(
             )
         }
     };
+    warn_unused_style(format, style);
     let stats = export(input, format, style, out)?;
+    if let Some(r) = &mut replacement {
+        r.commit()?;
+    }
     report(&stats, format, &shown);
     Ok(
         if stats.calls + stats.collections + stats.imports + stats.audits == 0 {

@@ -12,9 +12,12 @@ use anyhow::{Context, Result};
 use crate::cpython::Marker;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::within::WithinRecords;
-use crate::engine::run::{End, TargetSpec};
+use crate::engine::decode::Event;
+use crate::engine::run::{Consumer, End, TargetSpec};
+use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::export::ExportFormat;
+use crate::output::replace::Replacement;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::tool::common::{self, StreamOptions};
@@ -59,30 +62,37 @@ fn end_reason(end: &End) -> String {
     }
 }
 
-/// Where the recording goes while the run lasts: the output itself, or,
-/// for an export, a hidden file next to it.
-fn recording_path(request: &RecordRequest) -> PathBuf {
-    if request.export.is_none() {
-        return request.output.clone();
-    }
-    let name = request
-        .output
+/// For an export, where the recording goes while the run lasts: a hidden
+/// file beside the export (removed once the export is written, kept when it
+/// fails).
+fn hidden_recording(output: &Path) -> PathBuf {
+    let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "export".into());
-    request
-        .output
-        .with_file_name(format!(".{name}.{}.pytap", std::process::id()))
+    output.with_file_name(format!(".{name}.{}.pytap", std::process::id()))
 }
 
-/// Removes the temporary recording when the export is done or failed.
-struct Temporary<'a>(Option<&'a Path>);
+/// The recorder, putting the recording at its path when the first event
+/// arrives (the target is attached: a mistyped target leaves what was
+/// there), so that a run killed later leaves what it recorded there.
+struct Placed {
+    recorder: Recorder<BufWriter<File>>,
+    file: Replacement,
+}
 
-impl Drop for Temporary<'_> {
-    fn drop(&mut self) {
-        if let Some(path) = self.0 {
-            let _ = std::fs::remove_file(path);
-        }
+impl Consumer for Placed {
+    fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
+        self.file.commit()?;
+        self.recorder.event(event, source)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.recorder.flush()
+    }
+
+    fn recovered(&self) -> u64 {
+        self.recorder.recovered()
     }
 }
 
@@ -115,9 +125,11 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             &mut stdout,
         );
     }
-    let path = recording_path(request);
-    let file = File::create(&path).with_context(|| path.display().to_string())?;
-    let _temporary = Temporary(request.export.is_some().then_some(path.as_path()));
+    let path = match request.export {
+        None => request.output.clone(),
+        Some(_) => hidden_recording(&request.output),
+    };
+    let file = Replacement::create(&path)?;
     let start = Meta::Start {
         pytap: env!("CARGO_PKG_VERSION").into(),
         realtime_ns: pytap_sys::clock::realtime_ns().unwrap_or(0).max(0) as u64,
@@ -125,7 +137,8 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         target: describe_target(&request.stream.target),
         markers: markers.iter().map(|m| m.name().to_string()).collect(),
     };
-    let mut recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file), &start)?;
+    let recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file.writer()?), &start)?;
+    let mut placed = Placed { recorder, file };
     let outcome = common::stream_with(
         common::ToolRun {
             stream: &request.stream,
@@ -134,9 +147,10 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             tick: None,
             make_handler: &mut make_handler,
         },
-        &mut recorder,
+        &mut placed,
         None,
     )?;
+    let Placed { recorder, mut file } = placed;
     let events = recorder.events;
     recorder
         .end(&Meta::End {
@@ -151,18 +165,33 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
         })
         .with_context(|| path.display().to_string())?;
+    file.commit()?;
     match request.export {
         None => crate::notice!("recorded {events} events to {}", path.display()),
         Some((format, style)) => {
-            let out = File::create(&request.output)
-                .with_context(|| request.output.display().to_string())?;
-            let stats = export::export(
+            export::warn_unused_style(format, style);
+            let mut out = Replacement::create(&request.output)?;
+            let written = export::export(
                 &path,
                 format,
                 style,
-                Box::new(BufWriter::with_capacity(1 << 20, out)),
-            )?;
-            export::report(&stats, format, &request.output.display().to_string());
+                Box::new(BufWriter::with_capacity(1 << 20, out.writer()?)),
+            )
+            .and_then(|stats| out.commit().map(|()| stats));
+            match written {
+                Ok(stats) => {
+                    let _ = std::fs::remove_file(&path);
+                    export::report(&stats, format, &request.output.display().to_string());
+                }
+                Err(e) => {
+                    crate::notice!(
+                        "the recording is kept in {} (pytap export -i {} ...)",
+                        path.display(),
+                        path.display()
+                    );
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(common::exit_code(&outcome))

@@ -12,6 +12,7 @@ use crate::engine::codegen::MapTable;
 use crate::engine::codegen::within::WithinRecords;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
+use crate::engine::run::TargetSpec;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
@@ -133,9 +134,16 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         if request.format != Format::Jsonl {
             anyhow::bail!("--stacks adds the stack to JSON Lines: use it with --format jsonl");
         }
+        let recorded = match &request.stream.target {
+            TargetSpec::Recording(path) => crate::recording::replay::markers_of(path)?,
+            _ => None,
+        };
         for m in [Marker::FunctionEntry, Marker::FunctionReturn] {
             if !markers.contains(&m) {
                 anyhow::bail!("--stacks follows calls: it needs {m} among the markers");
+            }
+            if recorded.as_ref().is_some_and(|r| !r.contains(&m)) {
+                anyhow::bail!("--stacks follows calls: the recording has no {m} events");
             }
         }
     }

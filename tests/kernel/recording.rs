@@ -420,6 +420,64 @@ fn bad_recordings_get_one_clear_line() {
     // Every line it printed is a line of the whole replay.
     assert!(whole.stdout.starts_with(&run.stdout));
 
+    // Malformed before the end: an error naming the byte, not a short read.
+    let mut bad = bytes[..12].to_vec();
+    bad.push(0x01);
+    bad.extend_from_slice(&[0xff; 11]);
+    bad.extend_from_slice(&bytes[12..]);
+    let bad = path("bad-varint", &bad);
+    let msg = pytap(&["flow", "-i", &bad]).one_line_error().to_string();
+    assert!(msg.ends_with("malformed string at byte 12"), "{msg}");
+
+    // Outputs are replaced only by a good run: a missing recording, or the
+    // recording itself as the output, leave them as they were.
+    let kept = path("kept.svg", b"an earlier export");
+    let run = pytap(&["export", "-i", &missing, "--format", "svg", "-o", &kept]);
+    run.one_line_error();
+    assert_eq!(std::fs::read(&kept).unwrap(), b"an earlier export");
+    let rec = recording.to_str().unwrap();
+    let msg = pytap(&["export", "-i", rec, "--format", "folded", "-o", rec])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("the output is the recording itself"), "{msg}");
+    assert_eq!(std::fs::read(&recording).unwrap(), bytes);
+    let earlier = path("earlier.pytap", b"an earlier recording");
+    pytap(&["record", "-o", &earlier, "-p", "999999999"]).one_line_error();
+    assert_eq!(std::fs::read(&earlier).unwrap(), b"an earlier recording");
+    let hidden: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
+
+    // top's interval was -i: a number that is no file says where it went;
+    // --duration and --stacks say why they do not apply.
+    let msg = pytap(&["top", "-i", "2"]).one_line_error().to_string();
+    assert!(
+        msg.contains("top's interval is --interval SECONDS"),
+        "{msg}"
+    );
+    let msg = pytap(&["flow", "-i", rec, "--duration", "1"])
+        .one_line_error()
+        .to_string();
+    assert!(msg.contains("a recording is replayed whole"), "{msg}");
+    let gc_only = record("3.11", &["-m", "gc__start", "-m", "gc__done"]);
+    let msg = pytap(&[
+        "trace",
+        "--format",
+        "jsonl",
+        "--stacks",
+        "-i",
+        gc_only.to_str().unwrap(),
+    ])
+    .one_line_error()
+    .to_string();
+    assert!(
+        msg.contains("the recording has no function__entry events"),
+        "{msg}"
+    );
+
     // A view that needs markers the recording lacks.
     let msg = pytap(&["gc", "-i", recording.to_str().unwrap()])
         .one_line_error()
