@@ -542,6 +542,12 @@ def main():
                  and r.get("d_count_over_top", 0) <= TOOL_TARGET
                  for r in results)
         ok &= startup is None or startup_ok(startup)
+        if recording:
+            import bench_record
+            import contextlib
+            import io
+            with contextlib.redirect_stdout(io.StringIO()):
+                ok &= bench_record.report(recording)
     else:
         ok = True
         if startup is not None:

@@ -26,6 +26,11 @@ pub trait Source {
     /// The live session (its kernel maps), `None` when replaying.
     fn session(&self) -> Option<&Session>;
 
+    /// Whether the events are a recording's, replayed.
+    fn replaying(&self) -> bool {
+        self.session().is_none()
+    }
+
     /// The time a replay has reached (CLOCK_MONOTONIC ns of the recorded
     /// events) when a tick is due; `None` live, where ticks are wall time.
     fn clock_ns(&self) -> Option<u64> {

@@ -4,7 +4,7 @@
 //! A recording is a header (`PYTAPREC`, then the format version as a
 //! little-endian u32) and a stream of records, each a tag byte and its
 //! payload. Integers are LEB128 varints (signed ones zigzag-encoded), so
-//! a function event takes about 12 bytes. It is written as events arrive
+//! a function event takes about 16 bytes. It is written as events arrive
 //! and read front to back; nothing refers forward, so a recording cut
 //! short (pytap killed) reads up to its last whole record.
 //!

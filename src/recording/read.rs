@@ -1,5 +1,5 @@
 //! Reads a recording front to back, a window of the file at a time (memory
-//! does not grow with its length): strings go to the table, names to the
+//! grows with the distinct strings and threads, not with the events): strings go to the table, names to the
 //! thread names, metadata is kept, and events come out as the engine's
 //! [`Event`]s, the same type a live run decodes, so every consumer reads
 //! them unchanged. A replayed string's `ptr` is its id in the table.

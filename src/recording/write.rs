@@ -8,7 +8,7 @@
 //! first event and again whenever it changes. Each string is written once;
 //! events refer to it by id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::Result;
@@ -29,7 +29,7 @@ pub struct Recorder<W: Write> {
     /// Each thread's name as last written.
     names: HashMap<u32, (u32, Box<str>)>,
     /// Processes whose modules were written.
-    processes: HashMap<u32, ()>,
+    processes: HashSet<u32>,
     recovery: Recovery,
     /// Events written.
     pub events: u64,
@@ -54,7 +54,7 @@ impl<W: Write> Recorder<W> {
             strings: HashMap::new(),
             prev_ts: 0,
             names: HashMap::new(),
-            processes: HashMap::new(),
+            processes: HashSet::new(),
             recovery: Recovery::default(),
             events: 0,
         };
@@ -130,7 +130,7 @@ impl<W: Write> Recorder<W> {
             self.out.write_all(&self.record)?;
             self.names.insert(tid, (pid, comm.into()));
         }
-        if self.processes.insert(pid, ()).is_none()
+        if self.processes.insert(pid)
             && let Some(session) = source.session()
         {
             for module in session.modules_of(pid) {

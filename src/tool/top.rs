@@ -169,7 +169,7 @@ impl InProcessCounts {
     /// Counts `event` if it is a function entry the kernel did not count
     /// (an in-process one, or any when replaying).
     pub fn count(&mut self, event: &Event<'_>, source: &dyn Source) {
-        if (event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 || source.session().is_none())
+        if (event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 || source.replaying())
             && event.header.kind == crate::engine::abi::EventKind::FunctionEntry
             && let Some(key) = crate::tool::names::key_of(event)
         {
@@ -336,7 +336,7 @@ impl Consumer for TopView<'_> {
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.names.resolve(event, source);
         self.in_process.count(event, source);
-        if source.session().is_none() {
+        if source.replaying() {
             self.replay_last.get_or_insert(event.header.ts_ns);
         }
         Ok(())

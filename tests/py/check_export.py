@@ -8,7 +8,7 @@ is missing.
 
 Only the standard library is used, plus, for perfetto, the `perfetto`
 package from PyPI (`pip install perfetto`, which brings `protobuf`; tested
-with perfetto 0.59.1 and protobuf 7.36.2). Its compiled trace protos are
+with perfetto 0.59.1, which the tests install). Its compiled trace protos are
 imported as:
 
     from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
