@@ -227,12 +227,10 @@ Aggregations (count, sum, avg, min, max, quantize, lquantize) are kept in the
 kernel and printed at the end as dtrace prints them. docs/scripts.md has the
 D table: what is supported, what is not, what differs.")]
     Dtrace(DtraceArgs),
-    /// Record every event of a run to a file, to replay into any view (-i)
-    /// or export as a timeline or flame graph
+    /// Record every event of a run to a file (replay it with -i, or export it)
     #[command(after_help = record::RECORD_HELP)]
     Record(RecordArgs),
-    /// Export a recording as a Perfetto or Chrome trace, a speedscope
-    /// profile, folded stacks or an SVG flame graph
+    /// Export a recording: Perfetto, Chrome JSON, speedscope, folded stacks, SVG
     #[command(after_help = record::EXPORT_HELP)]
     Export(ExportArgs),
 }
