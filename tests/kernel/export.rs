@@ -191,6 +191,19 @@ fn exports_of(version: &str) {
         assert!(stderr.contains(&format!("{total} calls")), "{stderr}");
     }
 
+    // --stacks: each audit instant carries the Python stack, innermost
+    // first, as `trace --stacks` gives it.
+    let (file, _) = export(&recording, "perfetto", &["--stacks"]);
+    let got = check("perfetto", &file);
+    let stacks = got["instant_stacks"]["pytap.replay"].as_array().unwrap();
+    let firsts: Vec<&str> = stacks
+        .iter()
+        .map(|s| s.as_str().unwrap().lines().next().unwrap_or(""))
+        .collect();
+    assert_eq!(firsts.len(), 2, "{version}: {stacks:?}");
+    assert!(firsts.iter().any(|f| f.starts_with("worker (")), "{version}: {firsts:?}");
+    assert!(firsts.iter().any(|f| f.starts_with("main (")), "{version}: {firsts:?}");
+
     let (file, _) = export(&recording, "speedscope", &[]);
     let got = check("speedscope", &file);
     let mut opens: BTreeMap<String, u64> = BTreeMap::new();

@@ -18,7 +18,8 @@ Summaries:
 - perfetto, chrome: {"processes": {pid: name}, "tracks": {"PID/TID":
   {"name", "slices", "calls", "max_depth", "names": {name: count},
   "unfinished"}}, "calls", "gc", "imports", "instants"} (calls: slices that
-  are Python function calls).
+  are Python function calls); perfetto also "instant_stacks": {instant
+  name: [its `stack` annotations]} (`--stacks`).
 - speedscope: {"name", "exporter", "frames": N, "profiles": {name:
   {"events", "max_depth", "opens": {frame name: count}}}}.
 - folded: {"lines", "total", "leaves": {leaf frame: weight},
@@ -90,6 +91,7 @@ def check_perfetto(path):
     last_ts = {}
     tracks = defaultdict(track_summary)
     instants = 0
+    stacks = {}  # instant name -> the `stack` annotations it carried
 
     def table(seq):
         state = interned.get(seq)
@@ -194,6 +196,8 @@ def check_perfetto(path):
                 t["unfinished"] += 1
         elif ev.type == TYPE_INSTANT:
             instants += 1
+            if "stack" in args:
+                stacks.setdefault(name, []).append(args["stack"])
         else:
             fail(f"track {key}: unexpected event type {ev.type}")
     for uuid, stack in open_slices.items():
@@ -203,7 +207,8 @@ def check_perfetto(path):
     for t in tracks.values():
         t.setdefault("_kinds", Counter())
     summary = totals(tracks, instants)
-    return {"processes": processes, "tracks": finish_tracks(tracks), **summary}
+    return {"processes": processes, "tracks": finish_tracks(tracks),
+            "instant_stacks": stacks, **summary}
 
 
 # --- chrome -----------------------------------------------------------------
