@@ -1,13 +1,17 @@
 //! Recordings: reading any bytes as a recording, and exporting what reads
-//! as folded stacks through the timeline, never panics (a bad file is an
-//! error, a cut one ends early). Inputs without the header get one, so the
-//! record parser is what the fuzzer explores.
+//! through the timeline into every format (Perfetto, Chrome, speedscope,
+//! folded stacks), never panics (a bad file is an error, a cut one ends
+//! early). Inputs get the file header, so the record parser is what the
+//! fuzzer explores.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pytap::export::chrome::ChromeSink;
 use pytap::export::folded::FoldedSink;
+use pytap::export::perfetto::PerfettoSink;
+use pytap::export::speedscope::SpeedscopeSink;
 use pytap::export::timeline::Timeline;
-use pytap::export::Weight;
+use pytap::export::{Sink, Weight};
 use pytap::recording::format;
 use pytap::recording::read::Reader;
 
@@ -17,12 +21,23 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = Reader::new(&bytes[..]) else {
         return;
     };
-    let mut sink = FoldedSink::new(Box::new(std::io::sink()), Weight::Time, false);
-    let mut timeline = Timeline::new(&mut sink);
+    let mut sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(FoldedSink::new(Box::new(std::io::sink()), Weight::Time, false)),
+        Box::new(FoldedSink::new(Box::new(std::io::sink()), Weight::Calls, true)),
+        Box::new(PerfettoSink::new(std::io::sink(), true)),
+        Box::new(ChromeSink::new(std::io::sink())),
+        Box::new(SpeedscopeSink::new(std::io::sink(), "fuzz".into())),
+    ];
+    let mut timelines: Vec<Timeline<'_>> =
+        sinks.iter_mut().map(|s| Timeline::new(s.as_mut())).collect();
     while let Ok(true) = reader.advance() {
         if let Some(event) = reader.event() {
-            let _ = timeline.event(&event, &reader.names.borrow(), &reader.strings);
+            for t in &mut timelines {
+                let _ = t.event(&event, &reader.names.borrow(), &reader.strings);
+            }
         }
     }
-    let _ = timeline.finish(&reader.strings);
+    for t in timelines {
+        let _ = t.finish(&reader.strings);
+    }
 });

@@ -207,7 +207,7 @@ impl FoldedSink {
         let mut last: Option<(String, u64)> = None;
         for (stack, n) in stacks.into_iter().chain([(String::new(), 0)]) {
             match &mut last {
-                Some((text, total)) if *text == stack => *total += n,
+                Some((text, total)) if *text == stack => *total = total.saturating_add(n),
                 _ => {
                     if let Some((text, total)) = last.replace((stack, n)) {
                         lines.push(format!("{text} {total}"));
@@ -252,11 +252,12 @@ impl FoldedSink {
         };
         if flame_chart {
             match state.chart.last_mut() {
-                Some((stack, total)) if *stack == open => *total += n,
+                Some((stack, total)) if *stack == open => *total = total.saturating_add(n),
                 _ => state.chart.push((open, n)),
             }
         } else {
-            *self.stacks.entry(open).or_insert(0) += n;
+            let total = self.stacks.entry(open).or_insert(0);
+            *total = total.saturating_add(n);
         }
     }
 

@@ -201,8 +201,14 @@ fn exports_of(version: &str) {
         .map(|s| s.as_str().unwrap().lines().next().unwrap_or(""))
         .collect();
     assert_eq!(firsts.len(), 2, "{version}: {stacks:?}");
-    assert!(firsts.iter().any(|f| f.starts_with("worker (")), "{version}: {firsts:?}");
-    assert!(firsts.iter().any(|f| f.starts_with("main (")), "{version}: {firsts:?}");
+    assert!(
+        firsts.iter().any(|f| f.starts_with("worker (")),
+        "{version}: {firsts:?}"
+    );
+    assert!(
+        firsts.iter().any(|f| f.starts_with("main (")),
+        "{version}: {firsts:?}"
+    );
 
     let (file, _) = export(&recording, "speedscope", &[]);
     let got = check("speedscope", &file);
