@@ -580,6 +580,11 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
     if outcome.lost > 0 {
         line.push_str(" (the ring buffer was full: raise --buffer-size)");
     }
+    // What pytap itself cost, apart from the traced processes (the
+    // benchmark divides it by the events).
+    if let Ok(cpu) = pytap_sys::clock::process_cpu_ns() {
+        line.push_str(&format!("; pytap used {:.1} ms of CPU", cpu as f64 / 1e6));
+    }
     notice!("{line}");
 }
 
