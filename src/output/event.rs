@@ -203,20 +203,30 @@ impl EventWriter {
         line.clear();
         // The in-process capture records no CPU.
         let in_process = h.flags & crate::capture::FLAG_IN_PROCESS != 0;
-        let _ = write!(
-            line,
-            "{:>6}.{:06} {:>8} {:>8} {:>4}  {:<26} ",
-            us / 1_000_000,
-            us % 1_000_000,
-            h.pid,
-            h.tid,
-            if in_process {
-                "-".to_string()
-            } else {
-                h.cpu.to_string()
-            },
-            h.kind.marker().name()
-        );
+        // The columns of `{:>6}.{:06} {:>8} {:>8} {:>4}  {:<26} `, written
+        // without the formatting machinery (a measurable share of the
+        // consumer's time per event).
+        let mut digits = itoa::Buffer::new();
+        push_right(&mut line, digits.format(us / 1_000_000), 6);
+        line.push('.');
+        push_zero_padded(&mut line, digits.format(us % 1_000_000), 6);
+        line.push(' ');
+        push_right(&mut line, digits.format(h.pid), 8);
+        line.push(' ');
+        push_right(&mut line, digits.format(h.tid), 8);
+        line.push(' ');
+        if in_process {
+            push_right(&mut line, "-", 4);
+        } else {
+            push_right(&mut line, digits.format(h.cpu), 4);
+        }
+        line.push_str("  ");
+        let name = h.kind.marker().name();
+        line.push_str(name);
+        for _ in name.len()..26 {
+            line.push(' ');
+        }
+        line.push(' ');
         let args_start = line.len();
         match &event.body {
             Body::Function {
@@ -229,7 +239,9 @@ impl EventWriter {
                 push_shown(&mut line, &func);
                 line.push_str(" (");
                 push_shown(&mut line, &file);
-                let _ = write!(line, ":{lineno})");
+                line.push(':');
+                line.push_str(digits.format(*lineno));
+                line.push(')');
             }
             Body::GcStart { generation } => {
                 let _ = write!(line, "generation {generation}");
@@ -364,6 +376,22 @@ impl EventWriter {
         }
         out.write_all(b"}\n")
     }
+}
+
+/// Appends `s` right-aligned in `width` columns (ASCII).
+fn push_right(line: &mut String, s: &str, width: usize) {
+    for _ in s.len()..width {
+        line.push(' ');
+    }
+    line.push_str(s);
+}
+
+/// Appends `s` (digits) zero-padded to `width`.
+fn push_zero_padded(line: &mut String, s: &str, width: usize) {
+    for _ in s.len()..width {
+        line.push('0');
+    }
+    line.push_str(s);
 }
 
 /// Appends [`shown`]`(t)` to `line` without allocating.
