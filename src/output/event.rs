@@ -289,20 +289,28 @@ impl EventWriter {
         stack: Option<&[Frame]>,
     ) -> io::Result<()> {
         let h = &event.header;
-        write!(
-            out,
-            "{{\"marker\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"cpu\":",
-            h.kind.marker().name(),
-            h.pid,
-            h.tid,
-            h.ts_ns,
-        )?;
+        // The fixed part, built without the formatting machinery.
+        let mut digits = itoa::Buffer::new();
+        let mut head = std::mem::take(&mut self.line);
+        head.clear();
+        head.push_str("{\"marker\":\"");
+        head.push_str(h.kind.marker().name());
+        head.push_str("\",\"pid\":");
+        head.push_str(digits.format(h.pid));
+        head.push_str(",\"tid\":");
+        head.push_str(digits.format(h.tid));
+        head.push_str(",\"ts_ns\":");
+        head.push_str(digits.format(h.ts_ns));
+        head.push_str(",\"cpu\":");
         // The in-process capture records no CPU.
         if h.flags & crate::capture::FLAG_IN_PROCESS != 0 {
-            out.write_all(b"null")?;
+            head.push_str("null");
         } else {
-            write!(out, "{}", h.cpu)?;
+            head.push_str(digits.format(h.cpu));
         }
+        let written = out.write_all(head.as_bytes());
+        self.line = head;
+        written?;
         let mut truncated: Vec<&str> = Vec::new();
         let mut unreadable: Vec<&str> = Vec::new();
         let mut field = |out: &mut dyn Write, name: &'static str, t: &Text<'_>| -> io::Result<()> {
@@ -327,7 +335,8 @@ impl EventWriter {
                 let func = text(funcname, event, source, &mut self.recovery);
                 field(out, "filename", &file)?;
                 field(out, "funcname", &func)?;
-                write!(out, ",\"lineno\":{lineno}")?;
+                out.write_all(b",\"lineno\":")?;
+                out.write_all(digits.format(*lineno).as_bytes())?;
             }
             Body::GcStart { generation } => write!(out, ",\"generation\":{generation}")?,
             Body::GcDone { collected } => write!(out, ",\"collected\":{collected}")?,
@@ -443,24 +452,29 @@ pub fn args_repr(args: &AuditArgs) -> String {
 /// Writes a JSON string literal.
 pub fn json_str(out: &mut dyn Write, s: &str) -> io::Result<()> {
     out.write_all(b"\"")?;
+    // What needs escaping is ASCII, so bytes are scanned, not characters.
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape: Option<Cow<'static, str>> = match c {
-            '"' => Some("\\\"".into()),
-            '\\' => Some("\\\\".into()),
-            '\n' => Some("\\n".into()),
-            '\r' => Some("\\r".into()),
-            '\t' => Some("\\t".into()),
-            c if (c as u32) < 0x20 => Some(format!("\\u{:04x}", c as u32).into()),
-            _ => None,
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            b if b < 0x20 => {
+                out.write_all(&bytes[start..i])?;
+                write!(out, "\\u{:04x}", b)?;
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
         };
-        if let Some(e) = escape {
-            out.write_all(&s.as_bytes()[start..i])?;
-            out.write_all(e.as_bytes())?;
-            start = i + c.len_utf8();
-        }
+        out.write_all(&bytes[start..i])?;
+        out.write_all(escape)?;
+        start = i + 1;
     }
-    out.write_all(&s.as_bytes()[start..])?;
+    out.write_all(&bytes[start..])?;
     out.write_all(b"\"")
 }
 
