@@ -12,7 +12,6 @@ use inferno::flamegraph::{self, Options};
 
 use super::folded::FoldedSink;
 use super::{End, Item, Sink, Thread, Weight};
-use crate::engine::decode::AuditArgs;
 use crate::recording::StringTable;
 use crate::tool::stack::Frame;
 
@@ -109,19 +108,6 @@ impl Sink for SvgSink {
         strings: &StringTable,
     ) -> Result<()> {
         self.folded.end(thread, ts_ns, stack, how, strings)
-    }
-
-    fn audit(
-        &mut self,
-        thread: Thread,
-        ts_ns: u64,
-        event: &str,
-        args: Option<&AuditArgs>,
-        stack: &[Frame<Item>],
-        strings: &StringTable,
-    ) -> Result<()> {
-        self.folded
-            .audit(thread, ts_ns, event, args, stack, strings)
     }
 
     fn finish(&mut self, _strings: &StringTable) -> Result<()> {

@@ -28,7 +28,6 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{End, Item, Sink, Thread, Weight};
-use crate::engine::decode::AuditArgs;
 use crate::recording::StringTable;
 use crate::tool::stack::Frame;
 
@@ -312,18 +311,6 @@ impl Sink for FoldedSink {
             self.add(thread, 1);
         }
         self.state(thread).open.pop();
-        Ok(())
-    }
-
-    fn audit(
-        &mut self,
-        _thread: Thread,
-        _ts_ns: u64,
-        _event: &str,
-        _args: Option<&AuditArgs>,
-        _stack: &[Frame<Item>],
-        _strings: &StringTable,
-    ) -> Result<()> {
         Ok(())
     }
 

@@ -136,16 +136,19 @@ pub trait Sink {
     ) -> Result<()>;
 
     /// An audit event (an instant): its name, its arguments when they were
-    /// captured, and the thread's stack at that moment.
+    /// captured, and the thread's stack at that moment. Formats without
+    /// instants (flame graphs) leave it out.
     fn audit(
         &mut self,
-        thread: Thread,
-        ts_ns: u64,
-        event: &str,
-        args: Option<&AuditArgs>,
-        stack: &[Frame<Item>],
-        strings: &StringTable,
-    ) -> Result<()>;
+        _thread: Thread,
+        _ts_ns: u64,
+        _event: &str,
+        _args: Option<&AuditArgs>,
+        _stack: &[Frame<Item>],
+        _strings: &StringTable,
+    ) -> Result<()> {
+        Ok(())
+    }
 
     /// The recording ended; everything has been ended. Writes the rest.
     fn finish(&mut self, strings: &StringTable) -> Result<()>;

@@ -22,7 +22,6 @@ use anyhow::{Context, Result};
 
 use super::folded::Key;
 use super::{End, Item, Sink, Thread};
-use crate::engine::decode::AuditArgs;
 use crate::output::event::json_str;
 use crate::recording::StringTable;
 use crate::tool::stack::Frame;
@@ -265,18 +264,6 @@ impl<W: Write> Sink for SpeedscopeSink<W> {
             Some(frame) => self.event(p, false, frame, ts_ns),
             None => Ok(()),
         }
-    }
-
-    fn audit(
-        &mut self,
-        _thread: Thread,
-        _ts_ns: u64,
-        _event: &str,
-        _args: Option<&AuditArgs>,
-        _stack: &[Frame<Item>],
-        _strings: &StringTable,
-    ) -> Result<()> {
-        Ok(())
     }
 
     fn finish(&mut self, _strings: &StringTable) -> Result<()> {
