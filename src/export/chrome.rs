@@ -229,16 +229,8 @@ mod tests {
     use super::*;
     use crate::cpython::objects::PyValue;
     use crate::export::Call;
+    use crate::export::testing::frame;
     use serde_json::{Value, json};
-
-    fn frame(func: Item) -> Frame<Item> {
-        Frame {
-            func,
-            line: 0,
-            entered_ns: 0,
-            child_ns: 0,
-        }
-    }
 
     #[test]
     fn events_nest_and_carry_their_args() -> Result<()> {

@@ -127,6 +127,7 @@ impl Sink for SvgSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::testing::Shared;
 
     /// The x of the `<rect>` of the frame whose title starts with `name`.
     fn x_of(svg: &str, name: &str) -> Option<f64> {
@@ -142,20 +143,6 @@ mod tests {
         let mut out = Vec::new();
         render(&lines, "demo", Weight::Time, flame_chart, &mut out)?;
         Ok(String::from_utf8(out)?)
-    }
-
-    /// A writer the test keeps a handle on.
-    #[derive(Clone, Default)]
-    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]

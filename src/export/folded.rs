@@ -27,7 +27,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{End, Item, Sink, Thread, Weight};
+use super::{End, Item, Sink, Thread, Weight, thread_label};
 use crate::recording::StringTable;
 use crate::tool::stack::Frame;
 
@@ -185,10 +185,7 @@ impl FoldedSink {
                 let Some(state) = self.threads.remove(&thread) else {
                     continue;
                 };
-                let name = (state.name.as_deref())
-                    .or_else(|| self.processes.get(&thread.pid).map(String::as_str))
-                    .unwrap_or("python");
-                let root = format!("{name} (pid {}, tid {})", thread.pid, thread.tid)
+                let root = thread_label(thread, state.name.as_deref(), &self.processes)
                     .replace(';', ":")
                     .replace(['\n', '\r'], " ");
                 for (stack, n) in &state.chart {
@@ -334,31 +331,7 @@ impl Sink for FoldedSink {
 mod tests {
     use super::*;
     use crate::export::Call;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    /// A writer the test keeps a handle on.
-    #[derive(Clone, Default)]
-    struct Shared(Rc<RefCell<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn frame(func: Item) -> Frame<Item> {
-        Frame {
-            func,
-            line: 0,
-            entered_ns: 0,
-            child_ns: 0,
-        }
-    }
+    use crate::export::testing::{Shared, frame};
 
     /// On one thread: f calls g, a gc runs inside g; then h never ends.
     /// On another: f alone.

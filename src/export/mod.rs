@@ -68,6 +68,19 @@ pub struct Call {
     pub lineno: i32,
 }
 
+/// How flame charts and speedscope name a thread: `NAME (pid P, tid T)`,
+/// NAME being the thread's name, else its process's, else `python`.
+pub fn thread_label(
+    thread: Thread,
+    name: Option<&str>,
+    processes: &std::collections::HashMap<u32, String>,
+) -> String {
+    let name = name
+        .or_else(|| processes.get(&thread.pid).map(String::as_str))
+        .unwrap_or("python");
+    format!("{name} (pid {}, tid {})", thread.pid, thread.tid)
+}
+
 /// What is open on a thread's stack.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
@@ -152,4 +165,39 @@ pub trait Sink {
 
     /// The recording ended; everything has been ended. Writes the rest.
     fn finish(&mut self, strings: &StringTable) -> Result<()>;
+}
+
+/// What the sinks' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use std::rc::Rc;
+
+    use super::Item;
+    use crate::tool::stack::Frame;
+
+    /// A stack frame of `func` (times and line do not matter to sinks).
+    pub fn frame(func: Item) -> Frame<Item> {
+        Frame {
+            func,
+            line: 0,
+            entered_ns: 0,
+            child_ns: 0,
+        }
+    }
+
+    /// A writer the test keeps a handle on.
+    #[derive(Clone, Default)]
+    pub struct Shared(pub Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }

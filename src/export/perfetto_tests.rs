@@ -2,6 +2,7 @@
 use super::super::protobuf::tests::{Msg, Value};
 use super::*;
 use crate::cpython::objects::PyValue;
+use crate::export::testing::frame;
 
 /// A decoded track event: time, type, track, name, annotations.
 #[derive(Debug, PartialEq)]
@@ -63,16 +64,6 @@ fn read(trace: &[u8]) -> (Vec<u64>, Vec<Desc>, Vec<Ev>) {
         }
     }
     (flags, tracks, events)
-}
-
-fn frame(func: Item) -> Frame<Item> {
-    let (line, entered_ns, child_ns) = (0, 0, 0);
-    Frame {
-        func,
-        line,
-        entered_ns,
-        child_ns,
-    }
 }
 
 fn call(funcname: u32, filename: u32, lineno: i32) -> Frame<Item> {

@@ -21,7 +21,7 @@ use std::os::unix::fs::FileExt;
 use anyhow::{Context, Result};
 
 use super::folded::Key;
-use super::{End, Item, Sink, Thread};
+use super::{End, Item, Sink, Thread, thread_label};
 use crate::output::event::json_str;
 use crate::recording::StringTable;
 use crate::tool::stack::Frame;
@@ -291,13 +291,10 @@ impl<W: Write> Sink for SpeedscopeSink<W> {
         let mut chunk = Vec::new();
         let profiles = self.profiles.iter().filter(|p| p.events > 0);
         for (i, profile) in profiles.enumerate() {
-            let Thread { pid, tid } = profile.thread;
-            let name = (profile.name.as_deref())
-                .or_else(|| self.processes.get(&pid).map(String::as_str))
-                .unwrap_or("python");
+            let label = thread_label(profile.thread, profile.name.as_deref(), &self.processes);
             out.write_all(if i > 0 { b",\n" } else { b"\n" })?;
             out.write_all(b"{\"type\":\"evented\",\"name\":")?;
-            json_str(&mut out, &format!("{name} (pid {pid}, tid {tid})"))?;
+            json_str(&mut out, &label)?;
             write!(
                 out,
                 ",\"unit\":\"nanoseconds\",\"startValue\":{},\"endValue\":{},\"events\":[",
@@ -324,16 +321,8 @@ impl<W: Write> Sink for SpeedscopeSink<W> {
 mod tests {
     use super::*;
     use crate::export::Call;
+    use crate::export::testing::frame;
     use serde_json::{Value, json};
-
-    fn frame(func: Item) -> Frame<Item> {
-        Frame {
-            func,
-            line: 0,
-            entered_ns: 0,
-            child_ns: 0,
-        }
-    }
 
     /// Checks a profile's events: balanced, nested, `at` non-decreasing and
     /// within its start and end; returns how many frames were opened.
