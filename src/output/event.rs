@@ -11,7 +11,7 @@ use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
 use crate::engine::source::Source;
-use crate::tool::stack::Frame;
+use crate::tool::stack::{Frame, FuncId};
 
 /// Output format of event streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +94,24 @@ impl Strings {
     /// The string, ready to print.
     pub fn get(&mut self, raw: &RawStr<'_>, event: &Event<'_>, source: &dyn Source) -> String {
         shown(&text(raw, event, source, &mut self.recovery))
+    }
+
+    /// The function a function event names, and its line (`None` for
+    /// other events).
+    pub fn func(&mut self, event: &Event<'_>, source: &dyn Source) -> Option<(FuncId, i32)> {
+        let Body::Function {
+            filename,
+            funcname,
+            lineno,
+        } = &event.body
+        else {
+            return None;
+        };
+        let func = FuncId {
+            filename: self.get(filename, event, source),
+            funcname: self.get(funcname, event, source),
+        };
+        Some((func, *lineno))
     }
 }
 

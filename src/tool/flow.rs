@@ -12,7 +12,7 @@ use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
-use crate::engine::decode::{Body, Event};
+use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
@@ -190,17 +190,8 @@ struct FlowView<'a> {
 impl Consumer for FlowView<'_> {
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let h = &event.header;
-        let Body::Function {
-            filename,
-            funcname,
-            lineno,
-        } = &event.body
-        else {
+        let Some((func, lineno)) = self.strings.func(event, source) else {
             return Ok(());
-        };
-        let func = FuncId {
-            filename: self.strings.get(filename, event, source),
-            funcname: self.strings.get(funcname, event, source),
         };
         let entry = h.kind == EventKind::FunctionEntry;
         if entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0 {
@@ -213,7 +204,7 @@ impl Consumer for FlowView<'_> {
         }
         if let Some(line) = self
             .builder
-            .feed(entry, h.pid, h.tid, h.ts_ns, func, *lineno)
+            .feed(entry, h.pid, h.tid, h.ts_ns, func, lineno)
         {
             // SystemTap's execname(): the thread's name at this event.
             let names = source.tasks();

@@ -44,16 +44,7 @@ impl FuncNames {
         if event.header.flags & FLAG_LEAN != 0 {
             return self.names.get(&key).map(|f| (key, f.clone()));
         }
-        let Body::Function {
-            filename, funcname, ..
-        } = &event.body
-        else {
-            return None;
-        };
-        let func = FuncId {
-            filename: self.strings.get(filename, event, source),
-            funcname: self.strings.get(funcname, event, source),
-        };
+        let (func, _) = self.strings.func(event, source)?;
         self.names.insert(key, func.clone());
         Some((key, func))
     }

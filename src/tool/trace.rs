@@ -17,7 +17,7 @@ use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
 use crate::tool::common::{self, StreamOptions};
-use crate::tool::stack::{Frame, FuncId, Stacks};
+use crate::tool::stack::{Frame, Stacks};
 
 /// A `pytap trace` run.
 #[derive(Debug, Clone)]
@@ -55,24 +55,16 @@ impl CallStacks {
     /// Follows a function event; for any other event, the thread's stack.
     fn follow(&mut self, event: &Event<'_>, source: &dyn Source) -> Option<&[Frame]> {
         let h = &event.header;
-        let Body::Function {
-            filename,
-            funcname,
-            lineno,
-        } = &event.body
-        else {
+        if !matches!(event.body, Body::Function { .. }) {
             return Some(self.stacks.frames(h.tid));
-        };
+        }
         let entry = h.kind == EventKind::FunctionEntry;
         if h.kind == EventKind::Line || (entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0) {
             return None;
         }
-        let func = FuncId {
-            filename: self.strings.get(filename, event, source),
-            funcname: self.strings.get(funcname, event, source),
-        };
+        let (func, lineno) = self.strings.func(event, source)?;
         if entry {
-            self.stacks.enter(h.tid, func, *lineno, h.ts_ns);
+            self.stacks.enter(h.tid, func, lineno, h.ts_ns);
         } else {
             let _ = self.stacks.ret(h.tid, &func, h.ts_ns);
         }
