@@ -18,6 +18,7 @@ use crate::cpython::Marker;
 use crate::engine::abi;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::task::traced_map_spec;
+use crate::engine::codegen::within::WithinRecords;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
 use crate::engine::run::{self, Attached, End, Outcome, TargetSpec};
@@ -391,6 +392,31 @@ impl StreamOptions {
             command_terminal: None,
             width: None,
         }
+    }
+}
+
+/// The markers a tool that streams what it is asked for records, and
+/// whether a marker a target lacks is an error: those asked for (strict),
+/// else every marker the target has.
+pub fn asked_or_all(asked: &Option<BTreeSet<Marker>>) -> (BTreeSet<Marker>, bool) {
+    match asked {
+        Some(m) => (m.clone(), true),
+        None => (Marker::ALL.into_iter().collect(), false),
+    }
+}
+
+/// The handler of `trace` and `record`: full records of `markers`, with
+/// 3.15's generator creations flagged as `flow`'s probes flag them when
+/// `flag_creations` (so they open no frame).
+pub fn records_flagging_creations(
+    markers: &BTreeSet<Marker>,
+    flag_creations: bool,
+) -> impl FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> WithinRecords + '_ {
+    move |_, maps, _| WithinRecords {
+        maps,
+        within: None,
+        markers: markers.clone(),
+        flag_creations,
     }
 }
 

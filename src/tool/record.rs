@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cpython::Marker;
-use crate::engine::codegen::MapTable;
-use crate::engine::codegen::within::WithinRecords;
 use crate::engine::decode::Event;
 use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
@@ -103,18 +101,11 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             "record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export"
         );
     }
-    let (markers, strict) = match &request.markers {
-        Some(m) => (m.clone(), true),
-        None => (Marker::ALL.into_iter().collect(), false),
-    };
-    // Full records, with 3.15's generator creations flagged as `flow`'s
-    // probes flag them, so every view replays them as it shows them live.
-    let mut make_handler = |_: &mut MapTable, maps, _: &[_]| WithinRecords {
-        maps,
-        within: None,
-        markers: markers.clone(),
-        flag_creations: true,
-    };
+    let (markers, strict) = common::asked_or_all(&request.markers);
+    // 3.15's generator creations flagged as `flow`'s probes flag them, so
+    // every view replays them as it shows them live.
+    let mut make_handler = common::records_flagging_creations(&markers, true);
+
     if request.stream.attach.dump_bpf {
         let mut stdout = std::io::stdout();
         return common::dump_bpf(

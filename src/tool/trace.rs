@@ -9,7 +9,6 @@ use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
-use crate::engine::codegen::within::WithinRecords;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::run::TargetSpec;
@@ -100,10 +99,7 @@ impl Consumer for Stream<'_> {
 
 /// Runs `pytap trace`, writing events to `out` and the summary to stderr.
 pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    let (markers, strict) = match &request.markers {
-        Some(m) => (m.clone(), true),
-        None => (Marker::ALL.into_iter().collect(), false),
-    };
+    let (markers, strict) = common::asked_or_all(&request.markers);
     if let Some(probe) = request.empty_probe {
         // The same probes with programs that do nothing (`--dump-bpf`
         // shows them): nothing is recorded, so no events is not a failure.
@@ -139,14 +135,8 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
             }
         }
     }
-    // With --stacks, 3.15's generator creations are flagged (as `flow`'s
-    // probes flag them) so they open no frame.
-    let mut make_handler = |_: &mut MapTable, maps, _: &[_]| WithinRecords {
-        maps,
-        within: None,
-        markers: markers.clone(),
-        flag_creations: request.stacks,
-    };
+    // With --stacks, 3.15's generator creations open no frame.
+    let mut make_handler = common::records_flagging_creations(&markers, request.stacks);
     common::run_tool(
         common::ToolRun {
             stream: &request.stream,
