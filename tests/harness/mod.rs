@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -359,6 +359,15 @@ impl ChildGuard {
             }
         }
         panic!("child did not print {want:?} within {timeout:?}");
+    }
+
+    /// Writes `line` and a newline to the child's stdin (a waiting script's go).
+    #[track_caller]
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin piped");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to the child's stdin");
     }
 
     /// Closes stdin and waits for the exit status; returns the rest of stdout.

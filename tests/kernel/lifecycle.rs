@@ -150,13 +150,7 @@ fn a_target_that_execs_something_else_ends_the_trace() {
     wait_until("pytap to attach", Duration::from_secs(10), || {
         audit_semaphore(pid) == 1
     });
-    target
-        .child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    target.say("go");
     let out = tracer.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

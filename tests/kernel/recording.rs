@@ -186,14 +186,7 @@ fn live_equals_replay(version: &str) {
         .collect();
     wait_attached(&sessions);
     // Go: the workload runs and the process exits.
-    use std::io::Write as _;
-    python
-        .child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    python.say("go");
     let (code, _) = python.finish();
     assert_eq!(code, 0);
     let (_, recorded) = recorder.finish();

@@ -211,13 +211,7 @@ fn children_of_a_running_process_with_children() {
             .iter()
             .any(|s| s["name"] == "function__entry" && s["semaphore"]["value"] == 1)
     });
-    target
-        .child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    target.say("go");
     let (code, rest) = target.finish();
     assert_eq!(code, 0, "{rest}");
     assert!(rest.contains("parent done"), "{rest}");
