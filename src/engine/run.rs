@@ -580,14 +580,22 @@ fn drain(
     }
     if let Some(capture) = capture {
         let session: &Session = session;
-        // Held records in order; a delivered one becomes empty.
+        // Held records in order; a delivered one becomes empty, and those
+        // before `first` all are (so each capture event does not scan
+        // what was delivered already).
+        let mut first = 0;
         let deliver = |held: &mut Vec<Vec<u8>>,
+                       first: &mut usize,
                        pid: Option<u32>,
                        until: u64,
                        consumer: &mut dyn Consumer,
                        stats: &mut Stats|
          -> Result<()> {
-            for record in held.iter_mut().filter(|r| !r.is_empty()) {
+            while held.get(*first).is_some_and(Vec::is_empty) {
+                *first += 1;
+            }
+            let pending = held.get_mut(*first..).unwrap_or_default();
+            for record in pending.iter_mut().filter(|r| !r.is_empty()) {
                 let Ok(h) = decode::header(record) else {
                     stats.malformed += 1;
                     record.clear();
@@ -618,6 +626,7 @@ fn drain(
             // This process's kernel events from before it, first.
             deliver(
                 &mut held,
+                &mut first,
                 Some(event.header.pid),
                 event.header.ts_ns,
                 consumer,
@@ -625,7 +634,7 @@ fn drain(
             )?;
             consumer.event(event, session)
         })?;
-        deliver(&mut held, None, cutoff, consumer, stats)?;
+        deliver(&mut held, &mut first, None, cutoff, consumer, stats)?;
         held.retain(|r| !r.is_empty());
         stats.events += captured;
     }
