@@ -120,16 +120,19 @@ impl<W: Write> Recorder<W> {
                 _ => Some(comm.to_string()),
             }
         };
-        if let Some(comm) = changed {
-            let id = self.intern(comm.as_bytes())?;
-            self.record.clear();
-            self.record.push(TAG_NAME);
-            format::put_uvarint(&mut self.record, u64::from(pid));
-            format::put_uvarint(&mut self.record, u64::from(tid));
-            format::put_uvarint(&mut self.record, u64::from(id));
-            self.out.write_all(&self.record)?;
-            self.names.insert(tid, (pid, comm.into()));
-        }
+        // A thread's name is looked at on every event; the rest only when
+        // it is new or changed (a new process's first thread always is).
+        let Some(comm) = changed else {
+            return Ok(());
+        };
+        let id = self.intern(comm.as_bytes())?;
+        self.record.clear();
+        self.record.push(TAG_NAME);
+        format::put_uvarint(&mut self.record, u64::from(pid));
+        format::put_uvarint(&mut self.record, u64::from(tid));
+        format::put_uvarint(&mut self.record, u64::from(id));
+        self.out.write_all(&self.record)?;
+        self.names.insert(tid, (pid, comm.into()));
         if self.processes.insert(pid)
             && let Some(session) = source.session()
         {

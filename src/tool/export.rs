@@ -2,7 +2,8 @@
 //! timeline into one format's sink; memory does not grow with the
 //! recording's length (see each format for what it keeps).
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufReader, Write};
 use std::path::Path;
 
 use anyhow::Result;
@@ -17,6 +18,7 @@ use crate::export::timeline::{Timeline, TimelineStats};
 use crate::export::{ExportFormat, Sink, Weight};
 use crate::notice;
 use crate::recording::format::Meta;
+use crate::recording::read::Reader;
 use crate::recording::replay;
 
 /// How an export is drawn.
@@ -61,7 +63,17 @@ pub fn export(
     style: Style,
     out: Box<dyn Write>,
 ) -> Result<TimelineStats> {
-    let mut reader = replay::open(input)?;
+    export_from(replay::open(input)?, input, format, style, out)
+}
+
+/// [`export`] from a recording already opened.
+fn export_from(
+    mut reader: Reader<BufReader<File>>,
+    input: &Path,
+    format: ExportFormat,
+    style: Style,
+    out: Box<dyn Write>,
+) -> Result<TimelineStats> {
     // The start metadata comes before the first event.
     let mut has_event = reader.advance()?;
     let name = run_name(reader.start.as_ref(), input);
@@ -145,7 +157,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     // The input first: a missing or damaged recording leaves the output
     // as it was.
-    drop(replay::open(input)?);
+    let reader = replay::open(input)?;
     let mut replacement = None;
     let (out, shown): (Box<dyn Write>, String) = match output {
         Some(path) if path != Path::new("-") => {
@@ -181,7 +193,7 @@ pub fn run(
         }
     };
     warn_unused_style(format, style);
-    let stats = export(input, format, style, out)?;
+    let stats = export_from(reader, input, format, style, out)?;
     if let Some(r) = &mut replacement {
         r.commit()?;
     }
