@@ -20,6 +20,12 @@ tracer start-up never count):
              any tool that times every event
   calls      `pytap calls`: lean entry/return records (no strings, names sent
              once per function), timed and aggregated in userspace
+  no_strings, headers, no_output  trace's program with one part left out
+             (`pytap trace --split-probe`): no string read; each name's str
+             object header read instead of the name (what a probe that sends
+             each name once and then checks its identity costs at least); no
+             output. What leaving each out saves is where trace's time goes
+             (--no-split skips them)
   flow       `pytap flow`: the call hierarchy, to a file
   stap_hier  `pytap stap tapset-call-hierarchy.stp`: the HOWTO's hierarchy
              script (compiled to BPF by pytap), to a file
@@ -108,6 +114,10 @@ STARTUP_VS_BPFTRACE = 10.0
 SCRIPT_STARTUP_MS = 30.0
 HOWTO = os.path.join(ROOT, "tests", "scripts", "howto")
 RSS_TARGET_MIB = 32.0
+# The split of trace's cost: trace's program with one part left out
+# (`pytap trace --split-probe`).
+SPLIT_PARTS = {"no_strings": "no-strings", "headers": "object-headers",
+               "no_output": "no-output"}
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 CPU = re.compile(r"pytap used ([0-9.]+) ms of CPU")
 
@@ -192,6 +202,8 @@ class Runner:
             return self.timed(pytap + ["--empty-probe", "--"] + work, mode)
         if mode == "clock":
             return self.timed(pytap + ["--clock-probe", "--"] + work, mode)
+        if mode in SPLIT_PARTS:
+            return self.timed(pytap + ["--split-probe", SPLIT_PARTS[mode], "--"] + work, mode)
         if mode == "empty1":
             return self.timed([self.args.pytap, "trace", "-m", "function__entry",
                                "--empty-probe", "--"] + work, mode)
@@ -254,6 +266,8 @@ def bench_one(runner, python, args):
         modes.append("bpftrace")
     if args.tools:
         modes += ["empty1", "top", "clock", "calls"]
+    if args.split:
+        modes += list(SPLIT_PARTS)
     if args.scripts:
         modes += ["flow", "stap_hier", "stap_top"]
         if not args.tools:
@@ -286,7 +300,7 @@ def bench_one(runner, python, args):
         "overhead_seconds": {m: over[m] for m in modes if m != "untraced"},
         "ns_per_event_over_trap": {
             m: (med[m] - med["empty"]) / events * 1e9
-            for m in modes if m not in ("untraced", "empty", "empty1", "top", "clock",
+            for m in modes if m not in ("untraced", "empty", "empty1", "top",
                                         "stap_top", "stap_top_raw", "d_count")},
         "trace_lost": sum(runner.lost[("trace", python)]),
         # Ratios: the median of the interleaved runs' ratios, and their
@@ -313,6 +327,22 @@ def bench_one(runner, python, args):
         result["ratio_iqr"]["top_over_empty1"] = quartiles(per_run("top", "empty1"))[::2]
         result["ratio_iqr"]["calls_over_empty"] = quartiles(per_run("calls", "empty"))[::2]
         result["clock_over_empty"] = over["clock"] / over["empty"]
+    if args.split:
+        # Where trace's time goes beyond the trap, per event: each part is
+        # what leaving it out saves, run by run (the runs interleave).
+        def saved(part):
+            return quartiles([(t - p) / events * 1e9 for t, p in
+                              zip(times["trace"], times[part])])
+        result["split_ns_per_event"] = {
+            "strings": saved("no_strings"),
+            "output": saved("no_output"),
+            "object_headers_instead_of_strings": saved("headers"),
+        }
+        result["ratio_iqr"]["no_strings_over_empty"] = quartiles(
+            per_run("no_strings", "empty"))[::2]
+        result["no_strings_over_empty"] = quartiles(per_run("no_strings", "empty"))[1]
+        result["headers_over_empty"] = quartiles(per_run("headers", "empty"))[1]
+        result["ratio_iqr"]["headers_over_empty"] = quartiles(per_run("headers", "empty"))[::2]
     if "bpftrace" in modes:
         result["bpftrace_lost"] = sum(runner.lost[("bpftrace", python)])
         result["bpftrace_over_trace"] = over["bpftrace"] / over["trace"]
@@ -372,6 +402,20 @@ def report(r):
                   f"{'PASS' if verdict else 'FAIL'}")
         print(f"  clock / empty overhead   {r['clock_over_empty']:5.2f}x (a probe that only "
               f"reads the clock: the floor of any tool timing every event, such as calls)")
+    if "split_ns_per_event" in r:
+        split = r["split_ns_per_event"]
+        print("  where trace's time goes beyond the trap, per event (median [IQR] of what "
+              "leaving each part out saves):")
+        for key, name in (("strings", "reading the two names"),
+                          ("output", "sending the record"),
+                          ("object_headers_instead_of_strings",
+                           "names as object headers instead (names-cross-once floor)")):
+            lo, mid, hi = split[key]
+            print(f"    {name:<56} {mid:5.0f} ns [{lo:.0f}, {hi:.0f}]")
+        print(f"  no_strings / empty overhead {r['no_strings_over_empty']:5.2f}x"
+              f"{spread('no_strings_over_empty')} (trace without reading the names)")
+        print(f"  headers / empty overhead    {r['headers_over_empty']:5.2f}x"
+              f"{spread('headers_over_empty')} (one object-header read per name instead)")
     if "stap_hier_over_flow" in r:
         verdict = r["stap_hier_over_flow"] <= TOOL_TARGET
         ok &= verdict
@@ -516,6 +560,9 @@ def main():
                          "taken (default 15)")
     ap.add_argument("--pytap", default=os.path.join(ROOT, "target", "release", "pytap"),
                     help="pytap binary (default target/release/pytap)")
+    ap.add_argument("--no-split", dest="split", action="store_false",
+                    help="skip the split of trace's cost (trace without string reads, with "
+                         "object-header reads instead, without output)")
     ap.add_argument("--no-bpftrace", dest="bpftrace", action="store_false",
                     help="skip bpftrace even when installed")
     ap.add_argument("--no-tools", dest="tools", action="store_false",

@@ -604,6 +604,22 @@ pub struct TraceArgs {
     /// benchmark's floor for tools that time every event
     #[arg(long, hide = true, conflicts_with = "empty_probe")]
     pub clock_probe: bool,
+    /// Attach the function-record program without one of its parts
+    /// (no-strings, object-headers, no-output): the benchmark's split of
+    /// what tracing costs
+    #[arg(long, hide = true, value_name = "PART", conflicts_with_all = ["empty_probe", "clock_probe"])]
+    pub split_probe: Option<SplitPart>,
+}
+
+/// `--split-probe`'s parts left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitPart {
+    /// No string read.
+    NoStrings,
+    /// Each string's object header read instead of the string.
+    ObjectHeaders,
+    /// Everything but the output.
+    NoOutput,
 }
 
 /// `pytap list`.

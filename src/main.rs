@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use pytap::cli::{Cli, Command};
+use pytap::cli::{Cli, Command, SplitPart};
 use pytap::engine::codegen::EmptyProbe;
+use pytap::engine::codegen::record::Parts;
 use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
@@ -110,6 +111,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 format: a.format,
                 empty_probe: (a.empty_probe || a.clock_probe).then_some(EmptyProbe {
                     clock: a.clock_probe,
+                }),
+                split_probe: a.split_probe.map(|p| match p {
+                    SplitPart::NoStrings => Parts::NoStrings,
+                    SplitPart::ObjectHeaders => Parts::ObjectHeaders,
+                    SplitPart::NoOutput => Parts::NoOutput,
                 }),
                 stacks: a.stacks,
             };

@@ -9,6 +9,8 @@ use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
+use crate::engine::codegen::record::Parts;
+use crate::engine::codegen::split::SplitProbe;
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::run::TargetSpec;
@@ -29,6 +31,9 @@ pub struct TraceRequest {
     pub format: Format,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub empty_probe: Option<EmptyProbe>,
+    /// Attach the function-record program without one of its parts
+    /// instead (the benchmark's split; nothing is written).
+    pub split_probe: Option<Parts>,
     /// Give gc, import and audit events the Python stack at that moment
     /// (JSON Lines).
     pub stacks: bool,
@@ -111,6 +116,23 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 strict,
                 tick: None,
                 make_handler: &mut empty,
+            },
+            out,
+            |_| common::Discard,
+            |_| Ok(()),
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    if let Some(parts) = request.split_probe {
+        // Records without names: counted in the summary, not written.
+        let mut split = |_: &mut MapTable, maps, _: &[_]| SplitProbe { maps, parts };
+        common::run_tool(
+            common::ToolRun {
+                stream: &request.stream,
+                markers: &markers,
+                strict,
+                tick: None,
+                make_handler: &mut split,
             },
             out,
             |_| common::Discard,

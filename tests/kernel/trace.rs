@@ -621,6 +621,72 @@ fn benchmark_baselines_attach_and_record_nothing() {
 }
 
 #[test]
+fn benchmark_split_probes_leave_out_one_part_each() {
+    require_kernel();
+    // Ten calls of f (entry and return each) on top of the interpreter's own.
+    let code = "def f(): pass\nfor _ in range(10): f()";
+    for (version, header) in [("3.9", -40), ("3.15", -32)] {
+        let py = fixture(version).binary.display().to_string();
+        let markers = ["-m", "function__entry", "-m", "function__return"];
+        let count = |extra: &[&str]| {
+            let run = pytap(&[&["trace"], &markers[..], extra, &["--", &py, "-c", code]].concat());
+            assert_eq!(run.code, 0, "{version} {extra:?}: {}", run.stderr);
+            let events = run
+                .stderr
+                .split("pytap: ")
+                .find_map(|l| l.split_once(" events, 0 lost"));
+            let (events, _) = events.unwrap_or_else(|| panic!("{version}: {}", run.stderr));
+            (events.parse::<u64>().unwrap(), run.stdout)
+        };
+        let (whole, text) = count(&[]);
+        assert_eq!(text.matches(" f ").count(), 20, "{version}: {text}");
+        for part in ["no-strings", "object-headers"] {
+            // Every event still sent, none written.
+            assert_eq!(
+                count(&["--split-probe", part]),
+                (whole, String::new()),
+                "{version} {part}"
+            );
+        }
+        assert_eq!(count(&["--split-probe", "no-output"]).0, 0, "{version}");
+        let dump = |part: &str| {
+            let args = [
+                &["trace", "--split-probe", part],
+                &markers[..],
+                &["--dump-bpf", "--", &py, "-c", "pass"],
+            ];
+            // The marker program only (the task tracepoints' follow it).
+            let text = pytap(&args.concat()).ok().to_string();
+            let program = text.split("# program ").nth(1).unwrap_or_default();
+            program.to_string()
+        };
+        let calls = |text: &str, helper: &str| text.matches(&format!("call {helper}#")).count();
+        let none = dump("no-strings");
+        assert_eq!(
+            calls(&none, "probe_read_user") + calls(&none, "probe_read_user_str"),
+            0,
+            "{none}"
+        );
+        assert!(calls(&none, "ringbuf_output") > 0, "{none}");
+        let headers = dump("object-headers");
+        assert_eq!(calls(&headers, "probe_read_user_str"), 0, "{headers}");
+        let from_header = format!("r3 += {header}\n");
+        assert_eq!(
+            headers.matches(&from_header).count(),
+            calls(&headers, "probe_read_user"),
+            "{headers}"
+        );
+        let silent = dump("no-output");
+        assert_eq!(
+            calls(&silent, "ringbuf_output") + calls(&silent, "ringbuf_submit"),
+            0,
+            "{silent}"
+        );
+        assert!(calls(&silent, "probe_read_user_str") > 0, "{silent}");
+    }
+}
+
+#[test]
 fn exit_status_and_summary() {
     require_kernel();
     let code = "import sys; sys.exit(3)";

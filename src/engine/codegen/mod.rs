@@ -25,6 +25,7 @@ pub mod count;
 pub mod creation;
 pub mod record;
 pub mod script;
+pub mod split;
 pub mod task;
 pub mod usdt;
 pub mod within;

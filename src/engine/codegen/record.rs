@@ -97,6 +97,38 @@ pub fn emit_packed_filtered(
     kind: EventKind,
     filter: Option<RecordFilter<'_>>,
 ) {
+    emit_packed_parts(b, env, maps, kind, filter, Parts::Whole);
+}
+
+/// What a packed function record's program does: every tool's does it
+/// all; the others leave one part out, so that the benchmark can tell
+/// what each part costs (`pytap trace --split-probe`, see
+/// [`super::split`]). Their records are not the tools' records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// Header, fields, both strings, output.
+    Whole,
+    /// No string read: the names are sent empty.
+    NoStrings,
+    /// Instead of each string, its `str` object's header (type, length,
+    /// hash, state: what would identify a string already sent) is read
+    /// into the record's string room, and the names are sent empty: the
+    /// least a probe costs that sends each name once and checks it is
+    /// still the same object on every later event.
+    ObjectHeaders,
+    /// Everything but the output: the record is built and not sent.
+    NoOutput,
+}
+
+/// [`emit_packed_filtered`] doing only `parts` of the work.
+pub fn emit_packed_parts(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    filter: Option<RecordFilter<'_>>,
+    parts: Parts,
+) {
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
     let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
     b.comment("take this CPU's staging buffer");
@@ -111,17 +143,21 @@ pub fn emit_packed_filtered(
     b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
     b.add64_imm(Reg::R6, 8);
     write_header(b, env, kind);
-    fill_packed(b, env, kind);
+    fill_packed(b, env, kind, parts);
     let mut drops = false;
     if let Some(filter) = filter {
         drops |= filter(b, env, drop_staged);
     }
-    b.comment("copy out the packed size (r7), then free the staging buffer");
-    b.ld_map_fd(Reg::R1, maps.events);
-    b.mov64_reg(Reg::R2, Reg::R6);
-    b.mov64_reg(Reg::R3, Reg::R7);
-    b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
-    b.call(Helper::RingbufOutput);
+    if parts == Parts::NoOutput {
+        b.mov64_imm(Reg::R0, 0);
+    } else {
+        b.comment("copy out the packed size (r7), then free the staging buffer");
+        b.ld_map_fd(Reg::R1, maps.events);
+        b.mov64_reg(Reg::R2, Reg::R6);
+        b.mov64_reg(Reg::R3, Reg::R7);
+        b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
+        b.call(Helper::RingbufOutput);
+    }
     b.add64_imm(Reg::R6, -8);
     b.mov64_imm(Reg::R1, -1);
     b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
@@ -140,11 +176,18 @@ pub fn emit_packed_filtered(
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
     b.mov64_reg(Reg::R6, Reg::R0);
     write_header(b, env, kind);
-    fill_packed(b, env, kind);
+    fill_packed(b, env, kind, parts);
     if let Some(filter) = filter {
         drops |= filter(b, env, drop_reserved);
     }
-    submit(b);
+    if parts == Parts::NoOutput {
+        b.mov64_reg(Reg::R1, Reg::R6);
+        b.mov64_imm(Reg::R2, 0);
+        b.call(Helper::RingbufDiscard);
+        b.mov64_imm(Reg::R0, 0).exit();
+    } else {
+        submit(b);
+    }
     finish_lost(b, env, maps, lost);
     if drops {
         b.bind(drop_staged);
@@ -162,7 +205,7 @@ pub fn emit_packed_filtered(
 
 /// Fills a packed record at r6 from the marker's arguments (r7, r8, r9) and
 /// leaves its size in r7.
-fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
+fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind, parts: Parts) {
     if kind == EventKind::ImportStart || kind == EventKind::ImportDone {
         if kind == EventKind::ImportDone {
             b.stx(Size::W, Reg::R6, off::IMP_FOUND as i16, Reg::R8);
@@ -185,6 +228,10 @@ fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
     b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
     b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
     b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
+    if matches!(parts, Parts::NoStrings | Parts::ObjectHeaders) {
+        fill_without_strings(b, env, parts);
+        return;
+    }
     read_path(b, Reg::R7);
     b.comment("r9 = where the function name goes");
     load_packed_len(b, Reg::R9, off::FN_FILENAME_RET);
@@ -202,6 +249,28 @@ fn fill_packed(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
     load_packed_len(b, Reg::R7, off::FN_FUNCNAME_RET);
     b.alu64_reg(AluOp::Add, Reg::R7, Reg::R9);
     b.add64_imm(Reg::R7, off::FN_FILENAME as i32);
+}
+
+/// The benchmark's function records without their strings (see
+/// [`Parts`]): both names empty, the size left in r7.
+fn fill_without_strings(b: &mut ProgramBuilder, env: &Env, parts: Parts) {
+    if parts == Parts::ObjectHeaders {
+        // A compact ASCII str's characters follow its header, so the
+        // header starts `str_ascii_data` bytes before the pointer; type,
+        // length, hash and state are the 28 bytes after the refcount.
+        let header = env.layout.map_or(48, |l| i32::from(l.str_ascii_data));
+        for (ptr, room) in [(Reg::R7, off::FN_FILENAME), (Reg::R8, off::FN_FUNCNAME)] {
+            b.mov64_reg(Reg::R1, Reg::R6)
+                .add64_imm(Reg::R1, room as i32);
+            b.mov64_imm(Reg::R2, 28);
+            b.mov64_reg(Reg::R3, ptr).add64_imm(Reg::R3, 8 - header);
+            b.call(Helper::ProbeReadUser);
+        }
+    }
+    b.st_imm(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, 1);
+    b.st_imm(Size::W, Reg::R6, off::FN_FUNCNAME_RET as i16, 1);
+    b.st_imm(Size::H, Reg::R6, off::FN_FILENAME as i16, 0);
+    b.mov64_imm(Reg::R7, off::FN_FILENAME as i32 + 2);
 }
 
 /// `dst = abi::packed_len(*(u32 *)(r6 + ret_off))`: a length the verifier
