@@ -26,6 +26,10 @@ tracer start-up never count):
              each name once and then checks its identity costs at least); no
              output. What leaving each out saves is where trace's time goes
              (--no-split skips them)
+  kernel_timing  the floor of timing calls in the kernel instead of
+             streaming them (`--split-probe kernel-timing`: a clock read, a
+             per-thread stack of entry times, a per-function total at each
+             return; nothing sent), against calls
   flow       `pytap flow`: the call hierarchy, to a file
   stap_hier  `pytap stap tapset-call-hierarchy.stp`: the HOWTO's hierarchy
              script (compiled to BPF by pytap), to a file
@@ -117,7 +121,7 @@ RSS_TARGET_MIB = 32.0
 # The split of trace's cost: trace's program with one part left out
 # (`pytap trace --split-probe`).
 SPLIT_PARTS = {"no_strings": "no-strings", "headers": "object-headers",
-               "no_output": "no-output"}
+               "no_output": "no-output", "kernel_timing": "kernel-timing"}
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 CPU = re.compile(r"pytap used ([0-9.]+) ms of CPU")
 
@@ -342,6 +346,9 @@ def bench_one(runner, python, args):
             per_run("no_strings", "empty"))[::2]
         result["no_strings_over_empty"] = quartiles(per_run("no_strings", "empty"))[1]
         result["headers_over_empty"] = quartiles(per_run("headers", "empty"))[1]
+        result["kernel_timing_over_empty"] = quartiles(per_run("kernel_timing", "empty"))[1]
+        result["ratio_iqr"]["kernel_timing_over_empty"] = quartiles(
+            per_run("kernel_timing", "empty"))[::2]
         result["ratio_iqr"]["headers_over_empty"] = quartiles(per_run("headers", "empty"))[::2]
     if "bpftrace" in modes:
         result["bpftrace_lost"] = sum(runner.lost[("bpftrace", python)])
@@ -416,6 +423,8 @@ def report(r):
               f"{spread('no_strings_over_empty')} (trace without reading the names)")
         print(f"  headers / empty overhead    {r['headers_over_empty']:5.2f}x"
               f"{spread('headers_over_empty')} (one object-header read per name instead)")
+        print(f"  kernel_timing / empty      {r['kernel_timing_over_empty']:5.2f}x"
+              f"{spread('kernel_timing_over_empty')} (the floor of calls timed in the kernel)")
     if "stap_hier_over_flow" in r:
         verdict = r["stap_hier_over_flow"] <= TOOL_TARGET
         ok &= verdict

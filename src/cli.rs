@@ -605,8 +605,9 @@ pub struct TraceArgs {
     #[arg(long, hide = true, conflicts_with = "empty_probe")]
     pub clock_probe: bool,
     /// Attach the function-record program without one of its parts
-    /// (no-strings, object-headers, no-output): the benchmark's split of
-    /// what tracing costs
+    /// (no-strings, object-headers, no-output), or the floor of timing
+    /// calls in the kernel (kernel-timing): the benchmark's split of what
+    /// tracing costs
     #[arg(long, hide = true, value_name = "PART", conflicts_with_all = ["empty_probe", "clock_probe"])]
     pub split_probe: Option<SplitPart>,
 }
@@ -620,6 +621,9 @@ pub enum SplitPart {
     ObjectHeaders,
     /// Everything but the output.
     NoOutput,
+    /// Instead of records, the floor of timing calls in the kernel: a
+    /// thread's stack of entry times and a per-function total.
+    KernelTiming,
 }
 
 /// `pytap list`.

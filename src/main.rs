@@ -13,6 +13,7 @@ use clap::Parser;
 use pytap::cli::{Cli, Command, SplitPart};
 use pytap::engine::codegen::EmptyProbe;
 use pytap::engine::codegen::record::Parts;
+use pytap::engine::codegen::split::Split;
 use pytap::engine::follow::LaunchError;
 use pytap::error::ExitCode;
 use pytap::notice;
@@ -113,9 +114,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     clock: a.clock_probe,
                 }),
                 split_probe: a.split_probe.map(|p| match p {
-                    SplitPart::NoStrings => Parts::NoStrings,
-                    SplitPart::ObjectHeaders => Parts::ObjectHeaders,
-                    SplitPart::NoOutput => Parts::NoOutput,
+                    SplitPart::NoStrings => Split::Parts(Parts::NoStrings),
+                    SplitPart::ObjectHeaders => Split::Parts(Parts::ObjectHeaders),
+                    SplitPart::NoOutput => Split::Parts(Parts::NoOutput),
+                    SplitPart::KernelTiming => Split::KernelTiming,
                 }),
                 stacks: a.stacks,
             };

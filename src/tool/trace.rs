@@ -9,8 +9,7 @@ use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
-use crate::engine::codegen::record::Parts;
-use crate::engine::codegen::split::SplitProbe;
+use crate::engine::codegen::split::{Split, SplitProbe};
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::run::TargetSpec;
@@ -33,7 +32,7 @@ pub struct TraceRequest {
     pub empty_probe: Option<EmptyProbe>,
     /// Attach the function-record program without one of its parts
     /// instead (the benchmark's split; nothing is written).
-    pub split_probe: Option<Parts>,
+    pub split_probe: Option<Split>,
     /// Give gc, import and audit events the Python stack at that moment
     /// (JSON Lines).
     pub stacks: bool,
@@ -125,7 +124,7 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
     }
     if let Some(parts) = request.split_probe {
         // Records without names: counted in the summary, not written.
-        let mut split = |_: &mut MapTable, maps, _: &[_]| SplitProbe { maps, parts };
+        let mut split = |table: &mut MapTable, maps, _: &[_]| SplitProbe::new(parts, maps, table);
         common::run_tool(
             common::ToolRun {
                 stream: &request.stream,

@@ -649,6 +649,7 @@ fn benchmark_split_probes_leave_out_one_part_each() {
             );
         }
         assert_eq!(count(&["--split-probe", "no-output"]).0, 0, "{version}");
+        assert_eq!(count(&["--split-probe", "kernel-timing"]).0, 0, "{version}");
         let dump = |part: &str| {
             let args = [
                 &["trace", "--split-probe", part],
@@ -683,6 +684,20 @@ fn benchmark_split_probes_leave_out_one_part_each() {
             "{silent}"
         );
         assert!(calls(&silent, "probe_read_user_str") > 0, "{silent}");
+        let timing = dump("kernel-timing");
+        assert_eq!(
+            calls(&timing, "ringbuf_output") + calls(&timing, "probe_read_user_str"),
+            0
+        );
+        assert!(
+            timing.contains("stacks") && timing.contains("timed"),
+            "{timing}"
+        );
+        assert_eq!(
+            calls(&timing, "ktime_get_ns"),
+            2,
+            "one per marker: {timing}"
+        );
     }
 }
 
