@@ -91,6 +91,14 @@ impl EventKind {
         Marker::ALL[self as usize - 1]
     }
 
+    /// Whether this is a function kind (entry, return, line).
+    pub fn is_function(self) -> bool {
+        matches!(
+            self,
+            EventKind::FunctionEntry | EventKind::FunctionReturn | EventKind::Line
+        )
+    }
+
     /// Whether this kind's strings are packed (see the module docs).
     pub fn is_packed(self) -> bool {
         matches!(
@@ -158,6 +166,37 @@ pub const FLAG_GENERATOR_CREATION: u16 = 8;
 /// what the record holds is its *end*, the file's own name (with
 /// [`FLAG_TRUNCATED_0`]); see [`crate::engine::codegen::record::read_path`].
 pub const FLAG_KEPT_END_0: u16 = 16;
+
+/// `EventHeader.flags`: a function return or line record sent without its
+/// strings (the fixed part only), because the process had already sent a
+/// full function record with the same two pointers: its names are those
+/// of the latest such record (see [`crate::engine::codegen::named`] for
+/// why that is exact). The engine fills them in before any tool sees the
+/// event, and clears this bit.
+pub const FLAG_NAMED_BEFORE: u16 = 32;
+
+/// One slot of a CPU's names already sent
+/// ([`crate::engine::codegen::named`]): the process, the epoch of the
+/// session's execs and exits when the record was sent, and the two string
+/// pointers of a full function record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct SentSlot {
+    /// Process id.
+    pub pid: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// The names epoch at the time.
+    pub epoch: u64,
+    /// `filename` pointer.
+    pub filename_ptr: u64,
+    /// `funcname` pointer.
+    pub funcname_ptr: u64,
+}
+
+/// Slots of names already sent per CPU, after the staging record (a
+/// power of two: a slot is chosen by the pointers' bits).
+pub const SENT_SLOTS: usize = 256;
 
 /// What identifies a function in the kernel-side maps of the aggregating
 /// tools (`pytap top`, `pytap calls`): the process, the marker's line
@@ -415,6 +454,12 @@ pub mod off {
     pub const FN_FILENAME_RET: usize = offset_of!(FunctionEvent, filename_ret);
     pub const FN_FUNCNAME_RET: usize = offset_of!(FunctionEvent, funcname_ret);
     pub const FN_FILENAME_PTR: usize = offset_of!(FunctionEvent, filename_ptr);
+    pub const SLOT_PID: usize = offset_of!(SentSlot, pid);
+    pub const SLOT_EPOCH: usize = offset_of!(SentSlot, epoch);
+    pub const SLOT_FILENAME_PTR: usize = offset_of!(SentSlot, filename_ptr);
+    pub const SLOT_FUNCNAME_PTR: usize = offset_of!(SentSlot, funcname_ptr);
+    /// Where the slots of names sent start in the staging buffer.
+    pub const STAGING_SENT: usize = 8 + size_of::<FunctionEvent>();
     pub const FN_FUNCNAME_PTR: usize = offset_of!(FunctionEvent, funcname_ptr);
     pub const FN_FILENAME: usize = offset_of!(FunctionEvent, filename);
     pub const FN_FUNCNAME: usize = offset_of!(FunctionEvent, funcname);
@@ -461,8 +506,11 @@ pub const COUNTERS: u32 = 3;
 
 /// Value size of the per-CPU staging buffer packed records are built in:
 /// an 8-byte busy count (a probe preempted by another on the same CPU must
-/// not build into the same buffer), then the largest packed record.
-pub const STAGING_BYTES: usize = 8 + size_of::<FunctionEvent>();
+/// not build into the same buffer), then the largest packed record, then
+/// the CPU's [`SENT_SLOTS`] slots of names already sent (under the same
+/// busy count).
+pub const STAGING_BYTES: usize =
+    8 + size_of::<FunctionEvent>() + SENT_SLOTS * size_of::<SentSlot>();
 
 #[cfg(test)]
 mod tests {

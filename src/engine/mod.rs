@@ -4,8 +4,9 @@
 //! - [`abi`]: the record layouts shared by the code generator and decoder.
 //! - [`codegen`]: programs per module (cookie dispatch, argument loading,
 //!   handlers that say what to do per marker).
-//! - [`decode`]: records back into typed events; [`recover`]: strings the
-//!   probe could not read, from the binary.
+//! - [`decode`]: records back into typed events; [`names`]: names of the
+//!   function records sent without them; [`recover`]: strings the probe
+//!   could not read, from the binary.
 //! - [`plan`]: which sites to attach (and arm) per module, pure;
 //!   [`session`]: maps, programs and links, loaded and attached.
 //! - [`follow`]: the processes a run follows (a command's tree with
@@ -17,6 +18,7 @@ pub mod abi;
 pub mod codegen;
 pub mod decode;
 pub mod follow;
+pub mod names;
 pub mod plan;
 pub mod recover;
 pub mod run;

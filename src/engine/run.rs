@@ -29,6 +29,7 @@ use pytap_sys::signal::{SIGCHLD, SIGWINCH, SignalFd};
 
 use super::decode::{self, Event};
 use super::follow::{Followed, Mode};
+use super::names::SentNames;
 use super::plan::AttachTarget;
 use super::session::Session;
 use super::source::Source;
@@ -264,6 +265,9 @@ pub struct Outcome {
     pub lost: u64,
     /// Records that did not decode (none expected; counted, never hidden).
     pub malformed: u64,
+    /// Function records sent without names that nothing had named (none
+    /// expected, see [`SentNames`]; delivered with unreadable names).
+    pub unnamed: u64,
     /// Why it ended.
     pub end: End,
     /// Wall time from attach to the end.
@@ -449,6 +453,7 @@ pub fn run(
         // Events the in-process agents dropped count as lost too.
         lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
         malformed: stats.malformed,
+        unnamed: stats.names.unnamed,
         end,
         elapsed: started.elapsed(),
         still_running: attached.followed.root_running(),
@@ -471,6 +476,8 @@ fn read_command_output(pty: &Pty, consumer: &mut dyn Consumer) -> Result<bool> {
 struct Stats {
     events: u64,
     malformed: u64,
+    /// Names of the function records sent without them.
+    names: SentNames,
     last_flush: Option<Instant>,
     /// Kernel records held for merging with an in-process capture's
     /// events (see [`drain`]).
@@ -527,6 +534,11 @@ fn drain(
                         if t.exec {
                             names.executed(t.pid, comm);
                             execs.push(t.pid);
+                            // (Held records of the old program may still
+                            // need its names; they only cost memory.)
+                            if !merging {
+                                stats.names.executed(t.pid);
+                            }
                         } else {
                             names.renamed(t.pid, t.tid, comm);
                         }
@@ -553,6 +565,7 @@ fn drain(
             match decode::decode(record) {
                 Ok(event) => {
                     stats.events += 1;
+                    let event = stats.names.resolve(event);
                     if let Err(e) = consumer.event(&event, session) {
                         failure = Some(e);
                         return false;
@@ -614,6 +627,7 @@ fn drain(
                 match decode::decode(record) {
                     Ok(event) => {
                         stats.events += 1;
+                        let event = stats.names.resolve(event);
                         consumer.event(&event, session)?;
                     }
                     Err(_) => stats.malformed += 1,

@@ -75,6 +75,16 @@ pub enum SessionError {
     /// A relocation referred to a missing map (a bug).
     #[error("internal error relocating program {0}")]
     Reloc(String),
+    /// The task programs that keep names exact could not be attached.
+    #[error(
+        "cannot attach to the kernel's {tracepoint} tracepoint ({reason}); pytap needs it to send function names once and keep them exact"
+    )]
+    TaskPrograms {
+        /// The tracepoint.
+        tracepoint: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// No target could be attached (each one's reason is in the notes).
     #[error("no traced module could be attached")]
     NothingAttached,
@@ -190,6 +200,12 @@ impl Session {
         let programs = (0..plan.programs.len())
             .map(|index| load_program(&plan, &maps, mode, index))
             .collect::<Result<Vec<_>, _>>()?;
+        // The task programs first: a process's exec or exit must not slip
+        // between its first events and them (names sent once rely on it).
+        let task_links = match task::maps_of(&plan.maps) {
+            Some(refs) => attach_task_programs(&maps, refs)?,
+            None => Vec::new(),
+        };
         let several = plan.targets.len() > 1;
         let mut attachments = Vec::new();
         for index in 0..plan.targets.len() {
@@ -212,9 +228,6 @@ impl Session {
         if attachments.is_empty() && plan.in_process.is_empty() {
             return Err(SessionError::NothingAttached);
         }
-        let task_links = task::maps_of(&plan.maps)
-            .map(|refs| attach_task_programs(&maps, refs))
-            .unwrap_or_default();
         let session = Session {
             plan,
             mode,
@@ -473,10 +486,12 @@ fn attach_target(
 /// The rename and exec programs (see [`crate::engine::codegen::task`]).
 /// Without them (a kernel without raw tracepoints) names are read from
 /// `/proc` when a process is first seen, which a note says.
-fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Vec<Link> {
+/// When the plan sends names once ([`TaskMaps::epoch`]) they are
+/// required: a failure is an error.
+fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Result<Vec<Link>, SessionError> {
     let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
     let mut links = Vec::new();
-    for point in [TaskPoint::Rename, TaskPoint::Exec] {
+    for point in TaskPoint::all(refs) {
         let attached = task::build(point, refs)
             .map_err(|e| e.to_string())
             .and_then(|program| {
@@ -502,16 +517,22 @@ fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Vec<Link> {
             });
         match attached {
             Ok(link) => links.push(link),
+            Err(reason) if refs.epoch.is_some() => {
+                return Err(SessionError::TaskPrograms {
+                    tracepoint: point.tracepoint(),
+                    reason,
+                });
+            }
             Err(e) => {
                 crate::notice!(
                     "cannot learn thread names and execs from the kernel's {} tracepoint ({e}); names are read when a process is first seen",
                     point.tracepoint()
                 );
-                return Vec::new();
+                return Ok(Vec::new());
             }
         }
     }
-    links
+    Ok(links)
 }
 
 fn load_error(name: &str, e: LoadError) -> SessionError {

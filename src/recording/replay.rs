@@ -218,6 +218,7 @@ pub fn run(
         events,
         lost,
         malformed,
+        unnamed: 0,
         end: End::Exited { status },
         elapsed: started.elapsed(),
         still_running: None,

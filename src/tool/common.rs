@@ -16,6 +16,7 @@ use pytap_sys::signal::SignalFd;
 use crate::capture::{self, Capture, CaptureMode};
 use crate::cpython::Marker;
 use crate::engine::abi;
+use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::task::traced_map_spec;
 use crate::engine::codegen::within::WithinRecords;
@@ -412,11 +413,12 @@ pub fn records_flagging_creations(
     markers: &BTreeSet<Marker>,
     flag_creations: bool,
 ) -> impl FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> WithinRecords + '_ {
-    move |_, maps, _| WithinRecords {
+    move |table, maps, _| WithinRecords {
         maps,
         within: None,
         markers: markers.clone(),
         flag_creations,
+        named: Some(NamedMaps::add_to(table)),
     }
 }
 
@@ -427,6 +429,7 @@ pub fn full_records(
     |_, maps, _| FullRecords {
         maps,
         markers: markers.clone(),
+        named: None,
     }
 }
 
@@ -598,6 +601,12 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
     );
     if outcome.malformed > 0 {
         line.push_str(&format!(", {} malformed records", outcome.malformed));
+    }
+    if outcome.unnamed > 0 {
+        line.push_str(&format!(
+            ", {} events whose names were lost",
+            outcome.unnamed
+        ));
     }
     let recovered = consumer.recovered();
     if recovered > 0 {

@@ -11,6 +11,7 @@ use crate::cli::FlowStyle;
 use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
 use crate::engine::codegen::MapTable;
+use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
 use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
@@ -303,6 +304,7 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
         }),
         markers: markers.clone(),
         flag_creations: true,
+        named: kernel_within.is_none().then(|| NamedMaps::add_to(maps)),
     };
     common::run_tool(
         common::ToolRun {

@@ -12,6 +12,7 @@ mod live_list;
 mod names;
 mod output;
 pub mod recording;
+mod sent_once;
 mod stap;
 mod targets;
 mod terminal;

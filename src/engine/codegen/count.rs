@@ -19,7 +19,7 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 use super::record::{self, RecordMaps, emit_packed};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
-use crate::engine::abi::{self, CallKey, EventKind, off};
+use crate::engine::abi::{self, CallKey, EventKind};
 
 /// `BPF_NOEXIST`: insert only.
 const BPF_NOEXIST: i32 = 1;
@@ -109,7 +109,7 @@ fn emit_counted(
     b.bind(known);
     if lean {
         // `calls` counts from the records; the map only tells known keys.
-        emit_lean(b, env, maps, kind);
+        record::emit_fixed_only(b, env, maps, kind, abi::FLAG_LEAN);
     } else {
         b.mov64_imm(Reg::R1, 1);
         b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
@@ -141,30 +141,4 @@ fn emit_counted(
     b.bind(stream);
     emit_packed(b, env, maps, kind);
     Ok(())
-}
-
-/// A lean record: the fixed part of a function record, no strings.
-fn emit_lean(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
-    let lost = b.new_label();
-    b.ld_map_fd(Reg::R1, maps.events);
-    b.mov64_imm(Reg::R2, kind.fixed_size() as i32);
-    b.mov64_imm(Reg::R3, 0);
-    b.call(Helper::RingbufReserve);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
-    b.mov64_reg(Reg::R6, Reg::R0);
-    record::write_header(b, env, kind);
-    b.st_imm(
-        Size::H,
-        Reg::R6,
-        off::FLAGS as i16,
-        i32::from(abi::FLAG_LEAN),
-    );
-    b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
-    b.st_imm(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, 0);
-    b.st_imm(Size::W, Reg::R6, off::FN_FUNCNAME_RET as i16, 0);
-    b.st_imm(Size::W, Reg::R6, (off::FN_FUNCNAME_RET + 4) as i16, 0);
-    b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
-    b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
-    record::submit(b);
-    record::finish_lost(b, env, maps, lost);
 }

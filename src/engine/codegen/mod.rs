@@ -23,6 +23,7 @@
 
 pub mod count;
 pub mod creation;
+pub mod named;
 pub mod record;
 pub mod script;
 pub mod split;

@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, RB_NO_WAKEUP, Reg, Size};
 
+use super::named::{self, NamedMaps};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
 use crate::cpython::objects::ObjectLayout;
@@ -46,6 +47,9 @@ pub struct FullRecords {
     pub maps: RecordMaps,
     /// Markers to stream.
     pub markers: BTreeSet<Marker>,
+    /// Send function returns and lines lean when their names were sent
+    /// before ([`super::named`]).
+    pub named: Option<NamedMaps>,
 }
 
 impl Handler for FullRecords {
@@ -56,7 +60,13 @@ impl Handler for FullRecords {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let kind = EventKind::of(marker);
         if kind.is_packed() {
-            emit_packed(b, env, self.maps, kind);
+            match self.named.filter(|_| kind.is_function()) {
+                Some(named) => {
+                    let entries = self.markers.contains(&Marker::FunctionEntry);
+                    named::emit_function(b, env, self.maps, named, kind, entries, None)?
+                }
+                None => emit_packed(b, env, self.maps, kind),
+            }
             return Ok(());
         }
         let lost = reserve(b, env, self.maps, kind);
@@ -97,7 +107,16 @@ pub fn emit_packed_filtered(
     kind: EventKind,
     filter: Option<RecordFilter<'_>>,
 ) {
-    emit_packed_parts(b, env, maps, kind, filter, Parts::Whole);
+    emit_packed_parts(b, env, maps, kind, filter, Parts::Whole, None);
+}
+
+/// Where a probe remembers that it sent a function record's names
+/// ([`super::named`]): the slot of its pointers in this CPU's staging
+/// buffer, tagged with the names epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Remember {
+    /// The names epoch map.
+    pub epoch: MapRef,
 }
 
 /// What a packed function record's program does: every tool's does it
@@ -120,7 +139,8 @@ pub enum Parts {
     NoOutput,
 }
 
-/// [`emit_packed_filtered`] doing only `parts` of the work.
+/// [`emit_packed_filtered`] doing only `parts` of the work, and
+/// remembering the names it sent when asked.
 pub fn emit_packed_parts(
     b: &mut ProgramBuilder,
     env: &Env,
@@ -128,6 +148,7 @@ pub fn emit_packed_parts(
     kind: EventKind,
     filter: Option<RecordFilter<'_>>,
     parts: Parts,
+    remember: Option<Remember>,
 ) {
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
     let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
@@ -158,6 +179,14 @@ pub fn emit_packed_parts(
         b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
         b.call(Helper::RingbufOutput);
     }
+    if let Some(remember) = remember {
+        // Sent: remember it while the busy count is still held.
+        let not_sent = b.new_label();
+        b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not_sent);
+        super::named::emit_remember(b, env, remember);
+        b.mov64_imm(Reg::R0, 0);
+        b.bind(not_sent);
+    }
     b.add64_imm(Reg::R6, -8);
     b.mov64_imm(Reg::R1, -1);
     b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
@@ -186,9 +215,18 @@ pub fn emit_packed_parts(
         b.call(Helper::RingbufDiscard);
         b.mov64_imm(Reg::R0, 0).exit();
     } else {
+        // (Nothing is remembered here: the slots live under the staging
+        // buffer's busy count, which a preempted probe holds.)
         submit(b);
     }
-    finish_lost(b, env, maps, lost);
+    b.bind(lost);
+    if let Some(remember) = remember {
+        // A record that never reached the ring buffer (an entry among
+        // them): whatever the slots say was sent before proves nothing now.
+        super::named::emit_new_epoch(b, remember.epoch, env.slots.key);
+    }
+    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_LOST);
+    b.mov64_imm(Reg::R0, 0).exit();
     if drops {
         b.bind(drop_staged);
         b.add64_imm(Reg::R6, -8);
@@ -201,6 +239,35 @@ pub fn emit_packed_parts(
         b.call(Helper::RingbufDiscard);
         b.mov64_imm(Reg::R0, 0).exit();
     }
+}
+
+/// A function record's fixed part only (header, line, pointers; no
+/// strings) with `flag` set: [`abi::FLAG_LEAN`] for the aggregating tools,
+/// [`abi::FLAG_NAMED_BEFORE`] for names sent before. Exits.
+pub fn emit_fixed_only(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    flag: u16,
+) {
+    let lost = b.new_label();
+    b.ld_map_fd(Reg::R1, maps.events);
+    b.mov64_imm(Reg::R2, kind.fixed_size() as i32);
+    b.mov64_imm(Reg::R3, 0);
+    b.call(Helper::RingbufReserve);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    write_header(b, env, kind);
+    b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, i32::from(flag));
+    b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
+    b.st_imm(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, 0);
+    b.st_imm(Size::W, Reg::R6, off::FN_FUNCNAME_RET as i16, 0);
+    b.st_imm(Size::W, Reg::R6, (off::FN_FUNCNAME_RET + 4) as i16, 0);
+    b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
+    b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
+    submit(b);
+    finish_lost(b, env, maps, lost);
 }
 
 /// Fills a packed record at r6 from the marker's arguments (r7, r8, r9) and

@@ -68,7 +68,7 @@ impl Handler for SplitProbe {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         match self {
             SplitProbe::Parts { maps, parts } => {
-                emit_packed_parts(b, env, *maps, EventKind::of(marker), None, *parts);
+                emit_packed_parts(b, env, *maps, EventKind::of(marker), None, *parts, None);
                 Ok(())
             }
             SplitProbe::KernelTiming(probe) => probe.emit(marker, b, env),

@@ -1,10 +1,15 @@
-//! The two programs that tell pytap about the traced processes' threads:
-//! on the kernel's `task_rename` and `sched_process_exec` tracepoints (raw
+//! The programs that tell pytap about the traced processes' threads: on
+//! the kernel's `task_rename` and `sched_process_exec` tracepoints (raw
 //! tracepoints: no tracefs needed), each writes a [`TaskEvent`] into the
 //! session's ring buffer, in order with the markers' events of the same
 //! thread. The run loop keeps each thread's name as of each event from
 //! them (SystemTap's `execname()` at the event's time, not at pytap's
 //! reading time), and follows a process that executes another interpreter.
+//!
+//! When the plan sends names once ([`super::named`]), the exec program and
+//! a third one on `sched_process_exit` (any thread's exit) also raise the
+//! names epoch, and then they must be attached: the session refuses to
+//! trace without them.
 //!
 //! Only processes in the `traced` map report, unless the session traces
 //! every process (`--all`); a rename of another thread than the current
@@ -40,6 +45,9 @@ pub enum TaskPoint {
     Rename,
     /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
     Exec,
+    /// `sched_process_exit(struct task_struct *p)`: only a new names
+    /// epoch ([`super::named`]), no record.
+    Exit,
 }
 
 impl TaskPoint {
@@ -48,7 +56,17 @@ impl TaskPoint {
         match self {
             TaskPoint::Rename => "task_rename",
             TaskPoint::Exec => "sched_process_exec",
+            TaskPoint::Exit => "sched_process_exit",
         }
+    }
+
+    /// The programs a session with these maps attaches.
+    pub fn all(maps: TaskMaps) -> Vec<TaskPoint> {
+        let mut points = vec![TaskPoint::Rename, TaskPoint::Exec];
+        if maps.epoch.is_some() {
+            points.push(TaskPoint::Exit);
+        }
+        points
     }
 }
 
@@ -61,6 +79,9 @@ pub struct TaskMaps {
     pub counters: MapRef,
     /// Traced processes; `None` to report every process.
     pub traced: Option<MapRef>,
+    /// The names epoch ([`super::named`]), when the plan sends names
+    /// once: an exec or the exit of any thread raises it.
+    pub epoch: Option<MapRef>,
 }
 
 /// Builds the program for one tracepoint.
@@ -68,9 +89,11 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     let name = match point {
         TaskPoint::Rename => "pytap_rename",
         TaskPoint::Exec => "pytap_exec",
+        TaskPoint::Exit => "pytap_exit",
     };
     let mut b = ProgramBuilder::new(name);
     let key = b.alloc_stack(4, 4)?;
+    let epoch_key = b.alloc_stack(4, 4)?;
     let out = b.new_label();
     let lost = b.new_label();
     b.mov64_reg(Reg::R6, Reg::R1);
@@ -86,6 +109,15 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
             .add64_imm(Reg::R2, key.off.into());
         b.call(Helper::MapLookupElem);
         b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, out);
+    }
+    if let Some(epoch) = maps.epoch.filter(|_| point != TaskPoint::Rename) {
+        b.comment("a new names epoch: pointers sent before prove nothing now");
+        super::named::emit_new_epoch(&mut b, epoch, epoch_key);
+    }
+    if point == TaskPoint::Exit {
+        b.bind(out);
+        b.mov64_imm(Reg::R0, 0).exit();
+        return b.build();
     }
     if point == TaskPoint::Rename {
         b.comment("only the current thread renaming itself (args[0] == current)");
@@ -108,7 +140,7 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     b.stx(Size::H, Reg::R8, off::CPU as i16, Reg::R0);
     let kind = match point {
         TaskPoint::Rename => abi::TASK_RENAME,
-        TaskPoint::Exec => abi::TASK_EXEC,
+        _ => abi::TASK_EXEC,
     };
     b.st_imm(Size::H, Reg::R8, off::KIND as i16, i32::from(kind));
     b.st_imm(Size::H, Reg::R8, off::SITE as i16, 0);
@@ -123,7 +155,7 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
             b.ldx(Size::DW, Reg::R3, Reg::R6, 8);
             b.call(Helper::ProbeReadKernelStr);
         }
-        TaskPoint::Exec => {
+        TaskPoint::Exec | TaskPoint::Exit => {
             b.comment("old_pid (args[1]); the name is already the new program's");
             b.ldx(Size::DW, Reg::R3, Reg::R6, 8);
             b.stx(Size::W, Reg::R8, off::TASK_OLD_TID as i16, Reg::R3);
@@ -157,6 +189,7 @@ pub fn maps_of(table: &super::MapTable) -> Option<TaskMaps> {
         events: position(&|m| m.kind == MapKind::RingBuf)?,
         counters: position(&|m| m.name == crate::engine::session::COUNTERS_MAP)?,
         traced: position(&|m| m.name == TRACED_MAP),
+        epoch: position(&|m| m.name == super::named::EPOCH_MAP),
     })
 }
 
@@ -166,7 +199,7 @@ pub fn dump(table: &super::MapTable) -> String {
         return String::new();
     };
     let mut out = String::new();
-    for point in [TaskPoint::Rename, TaskPoint::Exec] {
+    for point in TaskPoint::all(maps) {
         if let Ok(program) = build(point, maps) {
             out.push_str(&format!(
                 "# program {} (raw tracepoint {}, {} instructions)\n",

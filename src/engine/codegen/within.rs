@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
 
 use super::creation;
+use super::named::{self, NamedMaps};
 use super::record::{FullRecords, RecordMaps, emit_packed, emit_packed_filtered};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
@@ -63,6 +64,10 @@ pub struct WithinRecords {
     /// Flag generator creations ([`crate::engine::abi::FLAG_GENERATOR_CREATION`]) where
     /// the module shows the frame.
     pub flag_creations: bool,
+    /// Send function returns and lines lean when their names were sent
+    /// before ([`super::named`]); not with a [`Within`], whose check
+    /// compares the name it reads.
+    pub named: Option<NamedMaps>,
 }
 
 impl Handler for WithinRecords {
@@ -82,6 +87,7 @@ impl Handler for WithinRecords {
             let full = FullRecords {
                 maps: self.maps,
                 markers: self.markers.clone(),
+                named: None,
             };
             return full.emit(marker, b, env);
         }
@@ -98,8 +104,15 @@ impl Handler for WithinRecords {
             _ => None,
         };
         let within = self.within.as_ref().zip(entry);
+        let named = self
+            .named
+            .filter(|_| self.within.is_none() && kind.is_function());
+        let entries = self.markers.contains(&Marker::FunctionEntry);
         if creation.is_none() && within.is_none() {
-            emit_packed(b, env, self.maps, kind);
+            match named {
+                Some(named) => named::emit_function(b, env, self.maps, named, kind, entries, None)?,
+                None => emit_packed(b, env, self.maps, kind),
+            }
             return Ok(());
         }
         let tid = match within {
@@ -117,7 +130,12 @@ impl Handler for WithinRecords {
             }
             within.is_some()
         };
-        emit_packed_filtered(b, env, self.maps, kind, Some(&filter));
+        match named {
+            Some(named) => {
+                named::emit_function(b, env, self.maps, named, kind, entries, Some(&filter))?
+            }
+            None => emit_packed_filtered(b, env, self.maps, kind, Some(&filter)),
+        }
         Ok(())
     }
 }
