@@ -20,12 +20,14 @@ tracer start-up never count):
              any tool that times every event
   calls      `pytap calls`: lean entry/return records (no strings, names sent
              once per function), timed and aggregated in userspace
-  no_strings, headers, no_output  trace's program with one part left out
-             (`pytap trace --split-probe`): no string read; each name's str
-             object header read instead of the name (what a probe that sends
-             each name once and then checks its identity costs at least); no
-             output. What leaving each out saves is where trace's time goes
-             (--no-split skips them)
+  whole      trace's program reading both names on every event (`pytap trace
+             --split-probe whole`: trace before returns and lines were sent
+             without the names their entry sent)
+  no_strings, headers, no_output  whole with one part left out: no string
+             read; each name's str object header read instead of the name
+             (what a probe that checks a name is still the one it sent
+             costs at least); no output. What leaving each out saves is
+             where the time goes (--no-split skips them)
   kernel_timing  the floor of timing calls in the kernel instead of
              streaming them (`--split-probe kernel-timing`: a clock read, a
              per-thread stack of entry times, a per-function total at each
@@ -120,7 +122,7 @@ HOWTO = os.path.join(ROOT, "tests", "scripts", "howto")
 RSS_TARGET_MIB = 32.0
 # The split of trace's cost: trace's program with one part left out
 # (`pytap trace --split-probe`).
-SPLIT_PARTS = {"no_strings": "no-strings", "headers": "object-headers",
+SPLIT_PARTS = {"whole": "whole", "no_strings": "no-strings", "headers": "object-headers",
                "no_output": "no-output", "kernel_timing": "kernel-timing"}
 SUMMARY = re.compile(r"pytap: (\d+) events, (\d+) lost")
 CPU = re.compile(r"pytap used ([0-9.]+) ms of CPU")
@@ -334,14 +336,17 @@ def bench_one(runner, python, args):
     if args.split:
         # Where trace's time goes beyond the trap, per event: each part is
         # what leaving it out saves, run by run (the runs interleave).
-        def saved(part):
+        def saved(part, base="whole"):
             return quartiles([(t - p) / events * 1e9 for t, p in
-                              zip(times["trace"], times[part])])
+                              zip(times[base], times[part])])
         result["split_ns_per_event"] = {
             "strings": saved("no_strings"),
             "output": saved("no_output"),
             "object_headers_instead_of_strings": saved("headers"),
+            "names_sent_once": saved("trace"),
         }
+        result["whole_over_empty"] = quartiles(per_run("whole", "empty"))[1]
+        result["ratio_iqr"]["whole_over_empty"] = quartiles(per_run("whole", "empty"))[::2]
         result["ratio_iqr"]["no_strings_over_empty"] = quartiles(
             per_run("no_strings", "empty"))[::2]
         result["no_strings_over_empty"] = quartiles(per_run("no_strings", "empty"))[1]
@@ -411,12 +416,16 @@ def report(r):
               f"reads the clock: the floor of any tool timing every event, such as calls)")
     if "split_ns_per_event" in r:
         split = r["split_ns_per_event"]
-        print("  where trace's time goes beyond the trap, per event (median [IQR] of what "
+        print(f"  whole / empty overhead      {r['whole_over_empty']:5.2f}x"
+              f"{spread('whole_over_empty')} (both names read on every event)")
+        print("  where whole's time goes beyond the trap, per event (median [IQR] of what "
               "leaving each part out saves):")
         for key, name in (("strings", "reading the two names"),
                           ("output", "sending the record"),
                           ("object_headers_instead_of_strings",
-                           "names as object headers instead (names-cross-once floor)")):
+                           "object headers read instead (an identity check's floor)"),
+                          ("names_sent_once",
+                           "returns sent without the names their entry sent (trace)")):
             lo, mid, hi = split[key]
             print(f"    {name:<56} {mid:5.0f} ns [{lo:.0f}, {hi:.0f}]")
         print(f"  no_strings / empty overhead {r['no_strings_over_empty']:5.2f}x"

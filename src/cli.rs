@@ -604,8 +604,9 @@ pub struct TraceArgs {
     /// benchmark's floor for tools that time every event
     #[arg(long, hide = true, conflicts_with = "empty_probe")]
     pub clock_probe: bool,
-    /// Attach the function-record program without one of its parts
-    /// (no-strings, object-headers, no-output), or the floor of timing
+    /// Attach the function-record program reading every name (whole), or
+    /// without one of its parts (no-strings, object-headers, no-output),
+    /// or the floor of timing
     /// calls in the kernel (kernel-timing): the benchmark's split of what
     /// tracing costs
     #[arg(long, hide = true, value_name = "PART", conflicts_with_all = ["empty_probe", "clock_probe"])]
@@ -615,6 +616,9 @@ pub struct TraceArgs {
 /// `--split-probe`'s parts left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SplitPart {
+    /// Nothing left out, and every record whole: both names read on every
+    /// event (trace's program before names were sent once).
+    Whole,
     /// No string read.
     NoStrings,
     /// Each string's object header read instead of the string.

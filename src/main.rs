@@ -114,6 +114,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     clock: a.clock_probe,
                 }),
                 split_probe: a.split_probe.map(|p| match p {
+                    SplitPart::Whole => Split::Parts(Parts::Whole),
                     SplitPart::NoStrings => Split::Parts(Parts::NoStrings),
                     SplitPart::ObjectHeaders => Split::Parts(Parts::ObjectHeaders),
                     SplitPart::NoOutput => Split::Parts(Parts::NoOutput),

@@ -7,6 +7,7 @@
 //! them. An exec forgets the process's names (its pointers now mean
 //! nothing).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::engine::abi::FLAG_NAMED_BEFORE;
@@ -40,16 +41,18 @@ impl SentStr {
     }
 }
 
-/// A process's names, by (filename, funcname) pointers.
-type ProcessNames = HashMap<(u64, u64), (SentStr, SentStr)>;
+/// Names by (process, filename pointer, funcname pointer). Looked up on
+/// every function event, hence foldhash rather than SipHash (the keys are
+/// the kernel's, not an attacker's).
+type Names = HashMap<(u32, u64, u64), (SentStr, SentStr), foldhash::fast::FixedState>;
 
 /// The names each process sent, by pointers.
 #[derive(Debug, Default)]
 pub struct SentNames {
-    by_process: HashMap<u32, ProcessNames>,
+    names: Names,
     /// Lean records no full record had named (none expected: a probe only
     /// sends lean after its full record is in the ring buffer).
-    pub unnamed: u64,
+    pub unnamed: Cell<u64>,
 }
 
 impl SentNames {
@@ -65,30 +68,25 @@ impl SentNames {
         else {
             return event;
         };
-        let key = (filename.ptr, funcname.ptr);
+        let key = (pid, filename.ptr, funcname.ptr);
         if !lean {
-            let names = self.by_process.entry(pid).or_default();
-            match names.get_mut(&key) {
+            match self.names.get_mut(&key) {
                 Some((f, n)) if f.same_as(filename) && n.same_as(funcname) => {}
                 Some(slot) => *slot = (SentStr::of(filename), SentStr::of(funcname)),
                 None => {
-                    names.insert(key, (SentStr::of(filename), SentStr::of(funcname)));
+                    self.names
+                        .insert(key, (SentStr::of(filename), SentStr::of(funcname)));
                 }
             }
             return event;
         }
-        let known = self
-            .by_process
-            .get(&pid)
-            .is_some_and(|names| names.contains_key(&key));
-        if !known {
-            self.unnamed += 1;
-        } else {
-            let this: &'a SentNames = self;
-            if let Some((f, n)) = this.by_process.get(&pid).and_then(|names| names.get(&key)) {
-                *filename = f.raw(key.0);
-                *funcname = n.raw(key.1);
+        let this: &'a SentNames = self;
+        match this.names.get(&key) {
+            Some((f, n)) => {
+                *filename = f.raw(key.1);
+                *funcname = n.raw(key.2);
             }
+            None => this.unnamed.set(this.unnamed.get() + 1),
         }
         event.header.flags &= !FLAG_NAMED_BEFORE;
         event
@@ -96,7 +94,7 @@ impl SentNames {
 
     /// A process executed a program: its pointers mean nothing now.
     pub fn executed(&mut self, pid: u32) {
-        self.by_process.remove(&pid);
+        self.names.retain(|key, _| key.0 != pid);
     }
 }
 
@@ -174,7 +172,7 @@ mod tests {
         assert_eq!(names(&got).0, "c.py");
         let got = sent.resolve(event(2, ret, true, (10, 20), ("", "")));
         assert_eq!(names(&got).1, "g");
-        assert_eq!(sent.unnamed, 0);
+        assert_eq!(sent.unnamed.get(), 0);
     }
 
     #[test]
@@ -198,7 +196,7 @@ mod tests {
         let (file, func, state, flags) = names(&got);
         assert_eq!((file.as_str(), func.as_str(), flags), ("", "", 0));
         assert_eq!(state, StrState::Unreadable(0));
-        assert_eq!(sent.unnamed, 1);
+        assert_eq!(sent.unnamed.get(), 1);
         // Full records of other kinds and other events pass unchanged.
         let full = event(1, EventKind::FunctionReturn, false, (30, 40), ("d.py", "k"));
         assert_eq!(sent.resolve(full.clone()), full);

@@ -453,7 +453,7 @@ pub fn run(
         // Events the in-process agents dropped count as lost too.
         lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
         malformed: stats.malformed,
-        unnamed: stats.names.unnamed,
+        unnamed: stats.names.unnamed.get(),
         end,
         elapsed: started.elapsed(),
         still_running: attached.followed.root_running(),

@@ -1,8 +1,10 @@
 //! The benchmark's split of the `trace` program (`pytap trace
-//! --split-probe`): the same function-record program with one part left
-//! out, so that `scripts/bench.py` can say, in one interleaved run, what
-//! the string reads, the output and the rest each add to the traced
-//! program. Nothing else uses these programs, and their records carry no
+//! --split-probe`): the function-record program reading both names on
+//! every event (what `trace` did before names were sent once,
+//! [`super::named`]), and the same with one part left out, so that
+//! `scripts/bench.py` can say, in one interleaved run, what the string
+//! reads, the output and the rest each add to the traced program, and
+//! what sending names once saves. Nothing else uses these programs, and their records carry no
 //! names. [`KernelTimingProbe`] is the floor of another design, calls
 //! timed in the kernel, measured the same way.
 
@@ -16,8 +18,9 @@ use crate::engine::abi::{CallKey, EventKind};
 /// What `--split-probe` attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// Function records built without one of their parts (never
-    /// [`Parts::Whole`]: that is `trace`).
+    /// Function records built whole on every event ([`Parts::Whole`]:
+    /// both names read every time, `trace` before names were sent once),
+    /// or without one of their parts.
     Parts(Parts),
     /// [`KernelTimingProbe`].
     KernelTiming,
