@@ -12,8 +12,10 @@ use crate::output::event::Format;
 
 mod dtrace;
 mod record;
+mod trace;
 pub use dtrace::DtraceArgs;
 pub use record::{ExportArgs, ExportStyleArgs, RecordArgs};
+pub use trace::{SplitPart, TraceArgs};
 
 const ABOUT: &str = "Trace CPython's static markers (USDT) with eBPF";
 
@@ -572,62 +574,6 @@ pub struct EngineArgs {
     /// come from markers)
     #[arg(long, value_enum, default_value = "auto")]
     pub capture: CaptureArg,
-}
-
-/// `pytap trace`.
-#[derive(Debug, Args)]
-pub struct TraceArgs {
-    /// Target.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// A marker to trace (repeatable; default: all the target has)
-    #[arg(short, long = "marker", value_name = "MARKER")]
-    pub markers: Vec<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
-    /// Write events to FILE instead of stdout
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// With --format jsonl: give each gc, import and audit event the
-    /// Python stack at that moment ("stack", innermost frame first)
-    #[arg(long)]
-    pub stacks: bool,
-    /// Engine settings.
-    #[command(flatten)]
-    pub engine: EngineArgs,
-    /// Attach programs that do nothing (`r0 = 0; exit`): the benchmark's
-    /// baseline for the kernel's own cost per event
-    #[arg(long, hide = true)]
-    pub empty_probe: bool,
-    /// Attach programs that only read the clock (`bpf_ktime_get_ns`): the
-    /// benchmark's floor for tools that time every event
-    #[arg(long, hide = true, conflicts_with = "empty_probe")]
-    pub clock_probe: bool,
-    /// Attach the function-record program reading every name (whole), or
-    /// without one of its parts (no-strings, object-headers, no-output),
-    /// or the floor of timing
-    /// calls in the kernel (kernel-timing): the benchmark's split of what
-    /// tracing costs
-    #[arg(long, hide = true, value_name = "PART", conflicts_with_all = ["empty_probe", "clock_probe"])]
-    pub split_probe: Option<SplitPart>,
-}
-
-/// `--split-probe`'s parts left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SplitPart {
-    /// Nothing left out, and every record whole: both names read on every
-    /// event (trace's program before names were sent once).
-    Whole,
-    /// No string read.
-    NoStrings,
-    /// Each string's object header read instead of the string.
-    ObjectHeaders,
-    /// Everything but the output.
-    NoOutput,
-    /// Instead of records, the floor of timing calls in the kernel: a
-    /// thread's stack of entry times and a per-function total.
-    KernelTiming,
 }
 
 /// `pytap list`.
