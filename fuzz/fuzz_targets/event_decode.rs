@@ -1,7 +1,8 @@
 //! Ring-buffer records: decoding any bytes as an event or a task record
 //! (a rename or an exec), and decoding any audit record's arguments with
-//! every CPython object layout, never panics. The kind byte is biased so
-//! every decoder path is reached.
+//! every CPython object layout, never panics; neither does naming a
+//! record sent without names, whatever came before it. The kind byte is
+//! biased so every decoder path is reached.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +10,7 @@ use pytap::cpython::PyVersion;
 use pytap::cpython::objects::ObjectLayout;
 use pytap::engine::abi::{self, off};
 use pytap::engine::decode::{Body, decode, task};
+use pytap::engine::names::SentNames;
 
 fuzz_target!(|data: &[u8]| {
     let mut record = data.to_vec();
@@ -26,6 +28,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = t.comm.map(|c| c.len());
     }
     if let Ok(event) = decode(&record) {
+        // The same record as the full one, then as a lean one naming it.
+        let mut names = SentNames::default();
+        let _ = names.resolve(event.clone());
+        let mut lean = record.clone();
+        lean[off::FLAGS] |= abi::FLAG_NAMED_BEFORE as u8;
+        if let Ok(lean) = decode(&lean) {
+            let _ = names.resolve(lean);
+        }
         if let Body::Audit(audit) = event.body {
             for minor in [8, 9, 10, 11, 12, 13, 14, 15] {
                 if let Some(layout) = ObjectLayout::for_version(PyVersion::new(3, minor, 0)) {

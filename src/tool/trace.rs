@@ -7,9 +7,9 @@ use anyhow::Result;
 
 use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind};
-use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::split::{Split, SplitProbe};
+use crate::engine::codegen::{EmptyProbe, Handler};
 use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::run::TargetSpec;
@@ -104,39 +104,16 @@ impl Consumer for Stream<'_> {
 /// Runs `pytap trace`, writing events to `out` and the summary to stderr.
 pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let (markers, strict) = common::asked_or_all(&request.markers);
+    // The benchmark's probes: the same sites with programs that do
+    // nothing, or part of trace's work (`--dump-bpf` shows them). Nothing
+    // is written, so no events is not a failure.
     if let Some(probe) = request.empty_probe {
-        // The same probes with programs that do nothing (`--dump-bpf`
-        // shows them): nothing is recorded, so no events is not a failure.
-        let mut empty = |_: &mut MapTable, _, _: &[_]| probe;
-        common::run_tool(
-            common::ToolRun {
-                stream: &request.stream,
-                markers: &markers,
-                strict,
-                tick: None,
-                make_handler: &mut empty,
-            },
-            out,
-            |_| common::Discard,
-            |_| Ok(()),
-        )?;
+        run_benchmark_probe(request, &markers, strict, out, &mut |_, _, _| probe)?;
         return Ok(ExitCode::Ok);
     }
-    if let Some(parts) = request.split_probe {
-        // Records without names: counted in the summary, not written.
-        let mut split = |table: &mut MapTable, maps, _: &[_]| SplitProbe::new(parts, maps, table);
-        common::run_tool(
-            common::ToolRun {
-                stream: &request.stream,
-                markers: &markers,
-                strict,
-                tick: None,
-                make_handler: &mut split,
-            },
-            out,
-            |_| common::Discard,
-            |_| Ok(()),
-        )?;
+    if let Some(split) = request.split_probe {
+        let mut split = |table: &mut MapTable, maps, _: &[_]| SplitProbe::new(split, maps, table);
+        run_benchmark_probe(request, &markers, strict, out, &mut split)?;
         return Ok(ExitCode::Ok);
     }
     if request.stacks {
@@ -179,4 +156,27 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         },
         |stream| Ok(stream.out.flush()?),
     )
+}
+
+/// Runs one of the benchmark's probes, discarding what it sends.
+fn run_benchmark_probe<H: Handler + 'static>(
+    request: &TraceRequest,
+    markers: &BTreeSet<Marker>,
+    strict: bool,
+    out: &mut dyn Write,
+    make_handler: &mut common::MakeHandler<'_, H>,
+) -> Result<()> {
+    common::run_tool(
+        common::ToolRun {
+            stream: &request.stream,
+            markers,
+            strict,
+            tick: None,
+            make_handler,
+        },
+        out,
+        |_| common::Discard,
+        |_| Ok(()),
+    )?;
+    Ok(())
 }

@@ -251,14 +251,7 @@ pub fn emit_fixed_only(
     kind: EventKind,
     flag: u16,
 ) {
-    let lost = b.new_label();
-    b.ld_map_fd(Reg::R1, maps.events);
-    b.mov64_imm(Reg::R2, kind.fixed_size() as i32);
-    b.mov64_imm(Reg::R3, 0);
-    b.call(Helper::RingbufReserve);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
-    b.mov64_reg(Reg::R6, Reg::R0);
-    write_header(b, env, kind);
+    let lost = reserve_sized(b, env, maps, kind, kind.fixed_size());
     b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, i32::from(flag));
     b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
     b.st_imm(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, 0);
@@ -369,9 +362,20 @@ impl StrDst {
 /// Reserves a record of `kind` into r6 and fills its header. Returns the
 /// label to bind the lost-record path at (see [`finish_lost`]).
 pub fn reserve(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) -> Label {
+    reserve_sized(b, env, maps, kind, kind.record_size())
+}
+
+/// [`reserve`] of `size` bytes.
+fn reserve_sized(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    size: usize,
+) -> Label {
     let lost = b.new_label();
     b.ld_map_fd(Reg::R1, maps.events);
-    b.mov64_imm(Reg::R2, kind.record_size() as i32);
+    b.mov64_imm(Reg::R2, size as i32);
     b.mov64_imm(Reg::R3, 0);
     b.call(Helper::RingbufReserve);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, lost);
