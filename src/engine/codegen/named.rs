@@ -56,7 +56,7 @@
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size, StackSlot};
 
 use super::record::{self, RecordFilter, RecordMaps, Remember};
-use super::{CodegenError, Env, MapKind, MapSpec, MapTable};
+use super::{CodegenError, Env, MapKind, MapSpec, MapTable, emit_count};
 use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off};
 
 /// Name of the names epoch map (the task programs find it by name).
@@ -106,15 +106,7 @@ pub fn emit_function(
         let pid_epoch = b.alloc_stack(16, 8)?;
         let (whole, release, lean) = (b.new_label(), b.new_label(), b.new_label());
         b.comment("sent before? this CPU's slot, under the staging buffer's busy count");
-        b.ld_map_fd(Reg::R1, maps.staging);
-        b.mov64_reg(Reg::R2, Reg::FP)
-            .add64_imm(Reg::R2, env.slots.key.off.into());
-        b.call(Helper::MapLookupElem);
-        b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, whole);
-        b.mov64_reg(Reg::R6, Reg::R0);
-        b.mov64_imm(Reg::R1, 1);
-        b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
-        b.jmp_imm(JmpOp::Jne, Reg::R1, 0, release);
+        record::take_staging(b, env, maps, whole, release);
         b.call(Helper::GetCurrentPidTgid);
         b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
         b.stx(Size::DW, Reg::FP, pid_epoch.off, Reg::R0);
@@ -131,12 +123,10 @@ pub fn emit_function(
         b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_EPOCH));
         b.ldx(Size::DW, Reg::R3, Reg::FP, pid_epoch.off + 8);
         b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, release);
-        b.mov64_imm(Reg::R1, -1);
-        b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+        record::release_staging(b);
         b.ja(lean);
         b.bind(release);
-        b.mov64_imm(Reg::R1, -1);
-        b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+        record::release_staging(b);
         b.ja(whole);
         b.bind(lean);
         b.comment("named by the latest full record with these pointers");
@@ -230,16 +220,8 @@ pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember) {
 }
 
 /// Emits `names_epoch += 1` (in a task program: an exec or an exit makes
-/// every slot's evidence stale). `key` is a u32 stack slot; clobbers r0-r5.
+/// every slot's evidence stale): the epoch is slot 0 of its array, counted
+/// like the counters. `key` is a u32 stack slot; clobbers r0-r5.
 pub fn emit_new_epoch(b: &mut ProgramBuilder, epoch: MapRef, key: StackSlot) {
-    let skip = b.new_label();
-    b.st_imm(Size::W, Reg::FP, key.off, 0);
-    b.ld_map_fd(Reg::R1, epoch);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, key.off.into());
-    b.call(Helper::MapLookupElem);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, skip);
-    b.mov64_imm(Reg::R1, 1);
-    b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
-    b.bind(skip);
+    emit_count(b, key, epoch, 0);
 }

@@ -119,6 +119,34 @@ pub struct Remember {
     pub epoch: MapRef,
 }
 
+/// r6 = this CPU's staging buffer, its busy count taken; to `missing`
+/// without one, to `busy` (r6 set, the count to give back with
+/// [`release_staging`]) when a probe this one preempted holds it.
+/// Clobbers r0-r5.
+pub fn take_staging(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    missing: Label,
+    busy: Label,
+) {
+    b.ld_map_fd(Reg::R1, maps.staging);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, env.slots.key.off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, missing);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    b.mov64_imm(Reg::R1, 1);
+    b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
+    b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
+}
+
+/// Gives back the staging buffer's busy count at r6 (clobbers r1).
+pub fn release_staging(b: &mut ProgramBuilder) {
+    b.mov64_imm(Reg::R1, -1);
+    b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+}
+
 /// What a packed function record's program does: every tool's does it
 /// all; the others leave one part out, so that the benchmark can tell
 /// what each part costs (`pytap trace --split-probe`, see
@@ -153,15 +181,7 @@ pub fn emit_packed_parts(
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
     let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
     b.comment("take this CPU's staging buffer");
-    b.ld_map_fd(Reg::R1, maps.staging);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, env.slots.key.off.into());
-    b.call(Helper::MapLookupElem);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, direct);
-    b.mov64_reg(Reg::R6, Reg::R0);
-    b.mov64_imm(Reg::R1, 1);
-    b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
-    b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
+    take_staging(b, env, maps, direct, busy);
     b.add64_imm(Reg::R6, 8);
     write_header(b, env, kind);
     fill_packed(b, env, kind, parts);
@@ -188,15 +208,13 @@ pub fn emit_packed_parts(
         b.bind(not_sent);
     }
     b.add64_imm(Reg::R6, -8);
-    b.mov64_imm(Reg::R1, -1);
-    b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    release_staging(b);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
     b.mov64_imm(Reg::R0, 0).exit();
 
     b.bind(busy);
     b.comment("staging buffer in use by a preempted probe: give it back");
-    b.mov64_imm(Reg::R1, -1);
-    b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    release_staging(b);
     b.bind(direct);
     b.ld_map_fd(Reg::R1, maps.events);
     b.mov64_imm(Reg::R2, kind.record_size() as i32);
@@ -230,8 +248,7 @@ pub fn emit_packed_parts(
     if drops {
         b.bind(drop_staged);
         b.add64_imm(Reg::R6, -8);
-        b.mov64_imm(Reg::R1, -1);
-        b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+        release_staging(b);
         b.mov64_imm(Reg::R0, 0).exit();
         b.bind(drop_reserved);
         b.mov64_reg(Reg::R1, Reg::R6);

@@ -93,7 +93,6 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     };
     let mut b = ProgramBuilder::new(name);
     let key = b.alloc_stack(4, 4)?;
-    let epoch_key = b.alloc_stack(4, 4)?;
     let out = b.new_label();
     let lost = b.new_label();
     b.mov64_reg(Reg::R6, Reg::R1);
@@ -112,7 +111,7 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     }
     if let Some(epoch) = maps.epoch.filter(|_| point != TaskPoint::Rename) {
         b.comment("a new names epoch: pointers sent before prove nothing now");
-        super::named::emit_new_epoch(&mut b, epoch, epoch_key);
+        super::named::emit_new_epoch(&mut b, epoch, key);
     }
     if point == TaskPoint::Exit {
         b.bind(out);
