@@ -519,3 +519,64 @@ fn firing_lines_and_probefunc_name_the_site_as_the_listing_does() {
     );
     assert_eq!(lines.len(), 3, "{text}");
 }
+
+/// A firing looks a thread-keyed variable up once and keeps its address
+/// (codegen's `script::cache`): reads after an assignment, a release and a
+/// re-insertion in the same firing must see the new element, and a later
+/// clause of the same firing the first one's increments.
+#[test]
+fn thread_variables_read_right_after_updates_in_one_firing() {
+    require_kernel();
+    let fib = script("fib.py");
+    let sink = scratch("dtrace-self").join("fib.txt").display().to_string();
+    let py = fixture("3.9").binary.display().to_string();
+    let program = r#"
+python$target:::function-entry
+/copyinstr(arg1) == "fib"/
+{
+        self->n++;
+        this->old = self->seen;
+        self->seen = self->n;
+        @replaced = sum(self->seen == self->n && this->old == self->n - 1);
+        self->tmp = 5;
+        self->tmp++;
+        @incremented = sum(self->tmp == 6);
+        self->tmp = 0;
+        @released = sum(self->tmp == 0);
+        self->tmp++;
+        @reinserted = sum(self->tmp == 1);
+        self->tmp = 0;
+}
+
+python$target:::function-entry
+/copyinstr(arg1) == "fib"/
+{
+        @latest = max(self->n);
+        @calls = count();
+}
+
+END
+{
+        printa("replaced %@d\n", @replaced);
+        printa("incremented %@d\n", @incremented);
+        printa("released %@d\n", @released);
+        printa("reinserted %@d\n", @reinserted);
+        printa("latest %@d\n", @latest);
+        printa("calls %@d\n", @calls);
+}
+"#;
+    let file = scratch("dtrace-self").join("self.d");
+    std::fs::write(&file, program).unwrap();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-s",
+        &file.display().to_string(),
+        "-c",
+        &format!("{py} {fib} 10 {sink}"),
+    ]);
+    assert_eq!(
+        run.ok(),
+        "replaced 177\nincremented 177\nreleased 177\nreinserted 177\nlatest 177\ncalls 177\n\n"
+    );
+}

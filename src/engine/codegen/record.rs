@@ -408,9 +408,28 @@ pub fn write_header(b: &mut ProgramBuilder, env: &Env, kind: EventKind) {
 
 /// [`write_header`] for a record kind outside [`EventKind`] (script records).
 pub fn write_header_kind(b: &mut ProgramBuilder, env: &Env, kind: u16) {
-    b.call(Helper::KtimeGetNs);
+    write_header_from(b, env, kind, None, None);
+}
+
+/// [`write_header_kind`] with the firing's own `pid_tgid` and timestamp
+/// where the probe already read them (stack offsets): a helper call each
+/// saved on every record.
+pub fn write_header_from(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    kind: u16,
+    pid_tgid: Option<i16>,
+    timestamp: Option<i16>,
+) {
+    match timestamp {
+        Some(slot) => b.ldx(Size::DW, Reg::R0, Reg::FP, slot),
+        None => b.call(Helper::KtimeGetNs),
+    };
     b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
-    b.call(Helper::GetCurrentPidTgid);
+    match pid_tgid {
+        Some(slot) => b.ldx(Size::DW, Reg::R0, Reg::FP, slot),
+        None => b.call(Helper::GetCurrentPidTgid),
+    };
     b.stx(Size::W, Reg::R6, off::TID as i16, Reg::R0);
     b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
     b.stx(Size::W, Reg::R6, off::PID as i16, Reg::R0);

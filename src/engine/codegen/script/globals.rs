@@ -162,10 +162,35 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// `r0 = g[keys]` for a number (0 when absent).
-    pub fn global_read_long(&mut self, g: GlobalId, keys: &[Expr]) -> R<()> {
+    /// `r0 = &g[keys]` (null when absent), through the firing's kept
+    /// address when `g[keys]` is a kept thread-keyed element
+    /// ([`super::cache`]); the key is only built when it is looked up.
+    fn lookup_keys(&mut self, g: GlobalId, keys: &[Expr]) -> R<()> {
+        let Some(slot) = self.cache.slot(g, keys) else {
+            let at = self.key(g, keys)?;
+            return self.lookup(g, at);
+        };
+        let known = self.b.new_label();
+        self.b.ldx(Size::DW, Reg::R0, Reg::FP, slot);
+        self.b.jmp_imm(JmpOp::Jne, Reg::R0, 0, known);
         let at = self.key(g, keys)?;
         self.lookup(g, at)?;
+        self.b.stx(Size::DW, Reg::FP, slot, Reg::R0);
+        self.b.bind(known);
+        Ok(())
+    }
+
+    /// After an update or delete of `g`: its kept address, if any, is
+    /// forgotten (the element may have moved or gone).
+    fn forget(&mut self, g: GlobalId) {
+        if let Some(slot) = self.cache.of(g) {
+            self.b.st_imm(Size::DW, Reg::FP, slot, 0);
+        }
+    }
+
+    /// `r0 = g[keys]` for a number (0 when absent).
+    pub fn global_read_long(&mut self, g: GlobalId, keys: &[Expr]) -> R<()> {
+        self.lookup_keys(g, keys)?;
         let end = self.b.new_label();
         self.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, end);
         self.b.ldx(Size::DW, Reg::R0, Reg::R0, 0);
@@ -175,9 +200,8 @@ impl Gen<'_> {
 
     /// `g[keys]` for a string, copied to a buffer ("" when absent).
     pub fn global_read_string(&mut self, g: GlobalId, keys: &[Expr]) -> R<StrVal> {
-        let at = self.key(g, keys)?;
         let off = self.alloc_string()?;
-        self.lookup(g, at)?;
+        self.lookup_keys(g, keys)?;
         let (absent, end) = (self.b.new_label(), self.b.new_label());
         self.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, absent);
         self.b.mov64_reg(Reg::R3, Reg::R0);
@@ -193,8 +217,7 @@ impl Gen<'_> {
 
     /// `r0 = [keys] in g`.
     pub fn global_exists(&mut self, g: GlobalId, keys: &[Expr]) -> R<()> {
-        let at = self.key(g, keys)?;
-        self.lookup(g, at)?;
+        self.lookup_keys(g, keys)?;
         let end = self.b.new_label();
         self.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, end);
         self.b.mov64_imm(Reg::R0, 1);
@@ -236,6 +259,7 @@ impl Gen<'_> {
         self.map_fd(g)?;
         self.key_ptr(Reg::R2, at)?;
         self.b.call(Helper::MapDeleteElem);
+        self.forget(g);
         Ok(())
     }
 
@@ -255,6 +279,7 @@ impl Gen<'_> {
         }
         self.b.mov64_imm(Reg::R4, flags);
         self.b.call(Helper::MapUpdateElem);
+        self.forget(g);
         let ok = self.b.new_label();
         self.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, ok);
         if flags == NOEXIST {
@@ -373,11 +398,19 @@ impl Gen<'_> {
     /// before (`old`) or after.
     fn add(&mut self, g: GlobalId, keys: &[Expr], t: i16, old: bool, want: bool) -> R<()> {
         let address_keyed = self.kernel_global(g)?.address_keyed;
-        let at = self.key(g, keys)?;
         let (found, inserted, done) = (self.b.new_label(), self.b.new_label(), self.b.new_label());
         let result = self.temp()?;
         self.b.st_imm(Size::DW, Reg::FP, result, 0);
+        let kept = self.cache.slot(g, keys);
+        if let Some(slot) = kept {
+            self.b.ldx(Size::DW, Reg::R0, Reg::FP, slot);
+            self.b.jmp_imm(JmpOp::Jne, Reg::R0, 0, found);
+        }
+        let at = self.key(g, keys)?;
         self.lookup(g, at)?;
+        if let Some(slot) = kept {
+            self.b.stx(Size::DW, Reg::FP, slot, Reg::R0);
+        }
         self.b.jmp_imm(JmpOp::Jne, Reg::R0, 0, found);
         self.update(g, at, Value::Stack(t), NOEXIST)?;
         self.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, inserted);

@@ -8,6 +8,7 @@ use pytap_ebpf::{Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
 use pytap_script::builtins::Builtin;
 use pytap_script::ir::*;
 
+use super::cache::ThreadCache;
 use super::placement::{StrKind, in_kernel};
 use super::{ScratchLayout, ScriptHandler, counter};
 use crate::engine::codegen::{CodegenError, Env};
@@ -56,6 +57,8 @@ pub struct Gen<'a> {
     pub strings_used: u32,
     /// Functions being inlined.
     pub inlining: Vec<FuncId>,
+    /// Where the firing keeps thread-keyed variables' addresses.
+    pub cache: &'a ThreadCache,
 }
 
 impl std::fmt::Debug for Gen<'_> {
@@ -114,6 +117,7 @@ pub fn emit_probe(
     env: &Env,
     index: usize,
     args: i16,
+    cache: &ThreadCache,
 ) -> R<()> {
     let probe = &h.program.probes[index];
     debug_assert!(in_kernel(probe));
@@ -138,6 +142,7 @@ pub fn emit_probe(
         layout,
         strings_used: 0,
         inlining: Vec::new(),
+        cache,
     };
     let uses_scratch = g.probe_uses_scratch(probe);
     if uses_scratch {

@@ -18,6 +18,7 @@
 //! temporaries; r6-r9 are used only within self-contained sequences
 //! (record filling, string loops).
 
+pub mod cache;
 pub mod globals;
 pub mod lower;
 pub mod numbers;
@@ -349,14 +350,40 @@ impl Handler for ScriptHandler {
             b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
             b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
         }
+        let runs = |index: usize, probe: &ir::Probe| {
+            self.marker_of(probe) == Some(marker)
+                && self.bindings.binds(index, env.module.dev, env.module.inode)
+        };
+        let kept = cache::worth_keeping(
+            &self.program,
+            &self.placement,
+            self.program
+                .probes
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| runs(*i, p))
+                .map(|(_, p)| p.body.as_slice()),
+        );
+        let mut slots = Vec::new();
+        for _ in &kept {
+            slots.push(b.alloc_stack(8, 8)?.off);
+        }
+        let thread_cache = cache::ThreadCache::new(&kept, {
+            let mut slots = slots.into_iter();
+            move || slots.next().unwrap_or_default()
+        });
+        if !kept.is_empty() {
+            b.comment("addresses of thread-keyed variables, none looked up yet");
+        }
+        for slot in thread_cache.slots() {
+            b.st_imm(Size::DW, Reg::FP, slot, 0);
+        }
         for (index, probe) in self.program.probes.iter().enumerate() {
-            if self.marker_of(probe) != Some(marker)
-                || !self.bindings.binds(index, env.module.dev, env.module.inode)
-            {
+            if !runs(index, probe) {
                 continue;
             }
             let mark = b.stack_mark();
-            lower::emit_probe(self, b, env, index, args.off)?;
+            lower::emit_probe(self, b, env, index, args.off, &thread_cache)?;
             b.stack_release(mark);
         }
         b.bind(done);

@@ -212,7 +212,17 @@ fn emit_record(g: &mut Gen<'_>, spec: Spec) -> R<()> {
 /// Fills the record at r6 and leaves its size in r7.
 fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
     let key_len = spec.key.map_or(0, |(_, n)| n as usize);
-    record::write_header_kind(g.b, g.env, spec.kind);
+    let timestamp =
+        g.h.placement
+            .timestamp
+            .then_some(g.args + super::FIRING_TIMESTAMP);
+    record::write_header_from(
+        g.b,
+        g.env,
+        spec.kind,
+        Some(g.args + super::FIRING_PID_TGID),
+        timestamp,
+    );
     let base = std::mem::size_of::<ScriptRecord>();
     g.b.st_imm(
         Size::W,
