@@ -580,3 +580,46 @@ END
         "replaced 177\nincremented 177\nreleased 177\nreinserted 177\nlatest 177\ncalls 177\n\n"
     );
 }
+
+/// A marker string read twice in a firing is read from the process once
+/// (codegen's `script::firing`): what the second use sees, cut names and
+/// the count of cut strings included, equals a single direct read.
+#[test]
+fn a_string_read_twice_in_a_firing_prints_as_one_read_does() {
+    require_kernel();
+    let py = fixture("3.9").binary.display().to_string();
+    let run = |predicate: &str| {
+        pytap(&[
+            "dtrace",
+            "-q",
+            "-n",
+            &format!(
+                "python$target:::function-entry /{predicate}/ {{ printf(\"%s\\n\", copyinstr(arg1)); }}"
+            ),
+            "-c",
+            &format!("{py} {}", script("longnames.py")),
+        ])
+    };
+    let copied = run("copyinstr(arg1) != \"x\"");
+    let direct = run("arg2 >= 0");
+    let (copied_out, direct_out) = (copied.ok(), direct.ok());
+    assert_eq!(copied_out, direct_out);
+    let long: Vec<usize> = copied_out
+        .lines()
+        .filter(|l| l.len() >= 510 && l.bytes().all(|b| b == b'f'))
+        .map(str::len)
+        .collect();
+    assert_eq!(
+        long,
+        [510, 511, 511, 511],
+        "longnames.py's names, cut at 511"
+    );
+    for run in [&copied, &direct] {
+        assert!(
+            run.stderr
+                .contains("2 strings were longer than 511 bytes and were cut"),
+            "{}",
+            run.stderr
+        );
+    }
+}

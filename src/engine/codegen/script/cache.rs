@@ -25,7 +25,7 @@
 
 use std::collections::BTreeSet;
 
-use pytap_script::ir::{Builtin, Delete, Expr, ExprKind, LValue, Program, Stmt, StmtKind};
+use pytap_script::ir::{Builtin, Expr, ExprKind, LValue, Program, Stmt};
 
 use super::placement::{KeyPart, Placement, ValueLayout};
 use pytap_script::ir::GlobalId;
@@ -74,19 +74,28 @@ fn is_tid_key(keys: &[Expr]) -> bool {
 /// incremented at key `tid()` there (or in the functions they call), and
 /// that are plain number or string hash maps keyed by one number.
 pub fn worth_keeping<'a>(
-    program: &Program,
+    program: &'a Program,
     placement: &Placement,
     probes: impl Iterator<Item = &'a [Stmt]>,
 ) -> BTreeSet<GlobalId> {
-    let mut walk = Walk {
-        program,
-        found: BTreeSet::new(),
-        functions: BTreeSet::new(),
-    };
-    for body in probes {
-        body.iter().for_each(|s| walk.stmt(s));
-    }
-    walk.found
+    let mut found = BTreeSet::new();
+    super::visit::each_expr(program, probes, &mut |e| {
+        let (g, keys) = match &e.kind {
+            ExprKind::Index(g, keys) | ExprKind::In(g, keys) => (*g, keys),
+            ExprKind::Assign(LValue::Index(g, keys), ..)
+            | ExprKind::Aggregate(LValue::Index(g, keys), _)
+            | ExprKind::Stat(_, LValue::Index(g, keys))
+            | ExprKind::Crement {
+                target: LValue::Index(g, keys),
+                ..
+            } => (*g, keys),
+            _ => return,
+        };
+        if is_tid_key(keys) {
+            found.insert(g);
+        }
+    });
+    found
         .into_iter()
         .filter(|&g| {
             placement
@@ -100,96 +109,4 @@ pub fn worth_keeping<'a>(
                 })
         })
         .collect()
-}
-
-struct Walk<'a> {
-    program: &'a Program,
-    found: BTreeSet<GlobalId>,
-    functions: BTreeSet<usize>,
-}
-
-impl Walk<'_> {
-    fn stmt(&mut self, s: &Stmt) {
-        match &s.kind {
-            StmtKind::Expr(e) => self.expr(e),
-            StmtKind::Block(b) => b.iter().for_each(|s| self.stmt(s)),
-            StmtKind::If(c, t, e) => {
-                self.expr(c);
-                self.stmt(t);
-                if let Some(e) = e {
-                    self.stmt(e);
-                }
-            }
-            StmtKind::Loop { cond, body, step } => {
-                cond.iter().chain(step).for_each(|e| self.expr(e));
-                self.stmt(body);
-            }
-            StmtKind::Foreach(f) => {
-                f.limit.iter().for_each(|e| self.expr(e));
-                self.stmt(&f.body);
-            }
-            StmtKind::Return(Some(e)) => self.expr(e),
-            StmtKind::Delete(Delete::Index(_, keys)) => keys.iter().for_each(|e| self.expr(e)),
-            StmtKind::Break
-            | StmtKind::Continue
-            | StmtKind::Next
-            | StmtKind::Return(None)
-            | StmtKind::Delete(_) => {}
-        }
-    }
-
-    fn lvalue(&mut self, lv: &LValue) {
-        if let LValue::Index(g, keys) = lv {
-            self.index(*g, keys);
-        }
-    }
-
-    fn index(&mut self, g: GlobalId, keys: &[Expr]) {
-        if is_tid_key(keys) {
-            self.found.insert(g);
-        }
-        keys.iter().for_each(|e| self.expr(e));
-    }
-
-    fn expr(&mut self, e: &Expr) {
-        match &e.kind {
-            ExprKind::Index(g, keys) | ExprKind::In(g, keys) => self.index(*g, keys),
-            ExprKind::Builtin(_, args) | ExprKind::Concat(args) => {
-                args.iter().for_each(|e| self.expr(e))
-            }
-            ExprKind::Call(f, args) => {
-                args.iter().for_each(|e| self.expr(e));
-                if self.functions.insert(*f) {
-                    let program = self.program;
-                    program.functions[*f].body.iter().for_each(|s| self.stmt(s));
-                }
-            }
-            ExprKind::Unary(_, a) => self.expr(a),
-            ExprKind::Binary(_, a, b)
-            | ExprKind::And(a, b)
-            | ExprKind::Or(a, b)
-            | ExprKind::Compare(_, a, b) => {
-                self.expr(a);
-                self.expr(b);
-            }
-            ExprKind::Ternary(c, a, b) => {
-                self.expr(c);
-                self.expr(a);
-                self.expr(b);
-            }
-            ExprKind::Assign(lv, _, v) | ExprKind::Aggregate(lv, v) => {
-                self.lvalue(lv);
-                self.expr(v);
-            }
-            ExprKind::Crement { target, .. } => self.lvalue(target),
-            ExprKind::Stat(_, lv) => self.lvalue(lv),
-            ExprKind::Print(p) => p.args.iter().for_each(|e| self.expr(e)),
-            ExprKind::AggAction { arg, .. } => arg.iter().for_each(|e| self.expr(e)),
-            ExprKind::Long(_)
-            | ExprKind::Str(_)
-            | ExprKind::Local(_)
-            | ExprKind::Global(_)
-            | ExprKind::Ctx(_) => {}
-        }
-    }
 }

@@ -9,6 +9,7 @@ use pytap_script::builtins::Builtin;
 use pytap_script::ir::*;
 
 use super::cache::ThreadCache;
+use super::firing::FiringStrings;
 use super::placement::{StrKind, in_kernel};
 use super::{ScratchLayout, ScriptHandler, counter};
 use crate::engine::codegen::{CodegenError, Env};
@@ -59,6 +60,17 @@ pub struct Gen<'a> {
     pub inlining: Vec<FuncId>,
     /// Where the firing keeps thread-keyed variables' addresses.
     pub cache: &'a ThreadCache,
+    /// The firing's copies of marker strings.
+    pub strings: &'a FiringStrings,
+}
+
+/// What a firing keeps for all of its probes.
+#[derive(Debug, Clone, Copy)]
+pub struct Firing<'a> {
+    /// Thread-keyed variables' addresses.
+    pub cache: &'a ThreadCache,
+    /// Marker strings read once.
+    pub strings: &'a FiringStrings,
 }
 
 impl std::fmt::Debug for Gen<'_> {
@@ -117,7 +129,7 @@ pub fn emit_probe(
     env: &Env,
     index: usize,
     args: i16,
-    cache: &ThreadCache,
+    firing: Firing<'_>,
 ) -> R<()> {
     let probe = &h.program.probes[index];
     debug_assert!(in_kernel(probe));
@@ -142,7 +154,8 @@ pub fn emit_probe(
         layout,
         strings_used: 0,
         inlining: Vec::new(),
-        cache,
+        cache: firing.cache,
+        strings: firing.strings,
     };
     let uses_scratch = g.probe_uses_scratch(probe);
     if uses_scratch {

@@ -19,12 +19,14 @@
 //! (record filling, string loops).
 
 pub mod cache;
+pub mod firing;
 pub mod globals;
 pub mod lower;
 pub mod numbers;
 pub mod output;
 pub mod placement;
 pub mod strings;
+pub mod visit;
 
 use std::sync::Arc;
 
@@ -87,6 +89,8 @@ pub struct ScriptMaps {
     pub stage: MapRef,
     /// Per-CPU scratch area.
     pub scratch: MapRef,
+    /// Per-CPU copies of marker strings read more than once in a firing.
+    pub copies: MapRef,
     /// The control map.
     pub control: MapRef,
     /// The script's counters.
@@ -181,6 +185,13 @@ impl ScriptMaps {
             value_size: scratch_bytes,
             max_entries: 1,
         });
+        let copies = table.add(MapSpec {
+            name: "scopies".into(),
+            kind: MapKind::PercpuArray,
+            key_size: 4,
+            value_size: firing::BUFFER_BYTES,
+            max_entries: 1,
+        });
         let control = table.add(MapSpec {
             name: names::CONTROL.into(),
             kind: MapKind::Array,
@@ -238,6 +249,7 @@ impl ScriptMaps {
             record,
             stage,
             scratch,
+            copies,
             control,
             counters,
             indent,
@@ -339,31 +351,19 @@ impl Handler for ScriptHandler {
                 Reg::R0,
             );
         }
-        let done = b.new_label();
-        if !self.raw {
-            self.emit_repairs(marker, b, env, args.off, done)?;
-        }
-        if self.placement.exits {
-            b.comment("after exit(), probes stop");
-            let ptr = lower::lookup_slot0(b, env, self.maps.control);
-            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
-            b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
-            b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
-        }
         let runs = |index: usize, probe: &ir::Probe| {
             self.marker_of(probe) == Some(marker)
                 && self.bindings.binds(index, env.module.dev, env.module.inode)
         };
-        let kept = cache::worth_keeping(
-            &self.program,
-            &self.placement,
+        let bodies = || {
             self.program
                 .probes
                 .iter()
                 .enumerate()
                 .filter(|(i, p)| runs(*i, p))
-                .map(|(_, p)| p.body.as_slice()),
-        );
+                .map(|(_, p)| p.body.as_slice())
+        };
+        let kept = cache::worth_keeping(&self.program, &self.placement, bodies());
         let mut slots = Vec::new();
         for _ in &kept {
             slots.push(b.alloc_stack(8, 8)?.off);
@@ -378,15 +378,46 @@ impl Handler for ScriptHandler {
         for slot in thread_cache.slots() {
             b.st_imm(Size::DW, Reg::FP, slot, 0);
         }
+        let mut strings = firing::FiringStrings::plan(&self.program, bodies());
+        if strings.any() {
+            strings.prepare(b)?;
+        }
+        let done = b.new_label();
+        if !self.raw {
+            self.emit_repairs(marker, b, env, args.off, done)?;
+        }
+        if self.placement.exits {
+            b.comment("after exit(), probes stop");
+            let ptr = lower::lookup_slot0(b, env, self.maps.control);
+            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
+            b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
+            b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
+        }
+        if strings.any() {
+            strings.take(b, env, self.maps.copies);
+        }
         for (index, probe) in self.program.probes.iter().enumerate() {
             if !runs(index, probe) {
                 continue;
             }
             let mark = b.stack_mark();
-            lower::emit_probe(self, b, env, index, args.off, &thread_cache)?;
+            lower::emit_probe(
+                self,
+                b,
+                env,
+                index,
+                args.off,
+                lower::Firing {
+                    cache: &thread_cache,
+                    strings: &strings,
+                },
+            )?;
             b.stack_release(mark);
         }
         b.bind(done);
+        if strings.any() {
+            strings.release(b);
+        }
         b.mov64_imm(Reg::R0, 0).exit();
         Ok(())
     }

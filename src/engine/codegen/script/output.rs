@@ -25,7 +25,11 @@ type R<T> = Result<T, CodegenError>;
 #[derive(Debug, Clone, Copy)]
 enum StrSrc {
     /// A marker string at the address in this stack slot.
-    Addr { slot: i16, max: Option<u32> },
+    Addr {
+        slot: i16,
+        max: Option<u32>,
+        copy: Option<(usize, bool)>,
+    },
     /// A marker string whose address is at this offset of the record's key.
     KeyAddr(u32),
     /// Bytes at this offset of the scratch area.
@@ -79,7 +83,7 @@ pub fn emit_output(g: &mut Gen<'_>, index: usize) -> R<()> {
                 }
             }
             LeafKind::Str => strs.push(match g.string(&leaf.expr)? {
-                StrVal::Addr { slot, max } => StrSrc::Addr { slot, max },
+                StrVal::Addr { slot, max, copy } => StrSrc::Addr { slot, max, copy },
                 StrVal::Bytes(off) => StrSrc::Bytes(off),
                 lit @ StrVal::Lit(_) => StrSrc::Bytes(g.to_bytes(&lit)?),
             }),
@@ -280,8 +284,10 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
         let ret = (meta + std::mem::offset_of!(ScriptString, ret)) as i16;
         let flags = (meta + std::mem::offset_of!(ScriptString, flags)) as i16;
         g.b.st_imm(Size::W, Reg::R6, flags, 0);
+        let mut copy = None;
         let (cap, user) = match *s {
-            StrSrc::Addr { slot, max } => {
+            StrSrc::Addr { slot, max, copy: c } => {
+                copy = c.map(|(arg, make)| (arg, make, slot));
                 g.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
                 (
                     max.map_or(STR_CAP as u32, |m| (m + 1).min(STR_CAP as u32)),
@@ -313,6 +319,20 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
         } else {
             g.b.st_imm(Size::DW, Reg::R6, ptr, 0);
         }
+        let read = g.b.new_label();
+        if let Some((arg, make, slot)) = copy {
+            // The firing's copy of the marker string, when there is one.
+            let direct = g.b.new_label();
+            g.strings
+                .copy_address(g.b, arg, slot, make, Reg::R3, direct);
+            g.b.mov64_reg(Reg::R1, Reg::R6)
+                .alu64_reg(AluOp::Add, Reg::R1, Reg::R7);
+            g.b.mov64_imm(Reg::R2, cap as i32);
+            g.b.call(Helper::ProbeReadKernelStr);
+            g.b.ja(read);
+            g.b.bind(direct);
+            g.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
+        }
         g.b.mov64_reg(Reg::R1, Reg::R6)
             .alu64_reg(AluOp::Add, Reg::R1, Reg::R7);
         g.b.mov64_imm(Reg::R2, cap as i32);
@@ -321,6 +341,7 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
         } else {
             Helper::ProbeReadKernelStr
         });
+        g.b.bind(read);
         g.b.stx(Size::W, Reg::R6, ret, Reg::R0);
         if user && cap == STR_CAP as u32 {
             truncation_check(g.b, g.env, ptr, flags)?;

@@ -45,6 +45,9 @@ pub enum StrVal {
         slot: i16,
         /// `user_string_n`'s limit.
         max: Option<u32>,
+        /// The firing's copy of this marker argument to read instead, and
+        /// whether this read makes it ([`super::firing`]).
+        copy: Option<(usize, bool)>,
     },
     /// Bytes at this offset of the scratch area.
     Bytes(u32),
@@ -56,7 +59,11 @@ impl Gen<'_> {
         Ok(match &e.kind {
             ExprKind::Str(s) => StrVal::Lit(s.clone()),
             ExprKind::Local(l) => match self.locals[*l] {
-                Slot::Addr { off, max } => StrVal::Addr { slot: off, max },
+                Slot::Addr { off, max } => StrVal::Addr {
+                    slot: off,
+                    max,
+                    copy: None,
+                },
                 Slot::Bytes(off) => StrVal::Bytes(off),
                 Slot::Long(_) => return Err(unsupported("a number as a string")),
             },
@@ -73,7 +80,10 @@ impl Gen<'_> {
                     }
                 };
                 let slot = self.long_to_temp(&args[0])?;
-                StrVal::Addr { slot, max }
+                let copy = super::firing::whole_read_of(e)
+                    .filter(|&arg| self.strings.through_copy(arg, e.id))
+                    .map(|arg| (arg, self.strings.makes_copy(arg, e.id)));
+                StrVal::Addr { slot, max, copy }
             }
             ExprKind::Builtin(Builtin::UserString2, args) => {
                 let slot = self.long_to_temp(&args[0])?;
@@ -114,7 +124,11 @@ impl Gen<'_> {
                 self.assign(lv, AssignOp::Set, v, false)?;
                 match lv {
                     LValue::Local(l) => match self.locals[*l] {
-                        Slot::Addr { off, max } => StrVal::Addr { slot: off, max },
+                        Slot::Addr { off, max } => StrVal::Addr {
+                            slot: off,
+                            max,
+                            copy: None,
+                        },
                         Slot::Bytes(off) => StrVal::Bytes(off),
                         Slot::Long(_) => return Err(unsupported("a number as a string")),
                     },
@@ -158,7 +172,7 @@ impl Gen<'_> {
                     self.b.stx(Size::DW, Reg::R1, (8 * i) as i16, Reg::R2);
                 }
             }
-            StrVal::Addr { slot, max } => self.read_user(off, *slot, *max)?,
+            StrVal::Addr { slot, max, .. } => self.read_user(off, *slot, *max)?,
             StrVal::Bytes(src) if *src == off => {}
             StrVal::Bytes(src) => {
                 self.scratch_at(Reg::R1, off)?;
@@ -196,6 +210,39 @@ impl Gen<'_> {
     /// then ends in a byte that is not the literal's NUL). The HOWTO's
     /// `copyinstr(arg1) == "start"` runs at every call.
     fn compare_marker_string_on_stack(
+        &mut self,
+        op: CmpOp,
+        lit: &[u8],
+        slot: i16,
+        max: Option<u32>,
+        copy: Option<(usize, bool)>,
+    ) -> R<()> {
+        let after = self.b.new_label();
+        if let Some((arg, make)) = copy {
+            // The firing's copy, when there is one: no read at all.
+            let direct = self.b.new_label();
+            self.strings
+                .copy_address(self.b, arg, slot, make, Reg::R1, direct);
+            let differ = self.b.new_label();
+            for (i, byte) in lit.iter().chain([&0u8]).enumerate() {
+                self.b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
+                self.b
+                    .jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), differ);
+            }
+            self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Eq));
+            self.b.ja(after);
+            self.b.bind(differ);
+            self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
+            self.b.ja(after);
+            self.b.bind(direct);
+        }
+        self.compare_read_on_stack(op, lit, slot, max)?;
+        self.b.bind(after);
+        Ok(())
+    }
+
+    /// [`Self::compare_marker_string_on_stack`] reading the process's memory.
+    fn compare_read_on_stack(
         &mut self,
         op: CmpOp,
         lit: &[u8],
@@ -252,10 +299,10 @@ impl Gen<'_> {
                 _ => None,
             };
             if let Some((lit, other)) = lit {
-                if let StrVal::Addr { slot, max } = other
+                if let StrVal::Addr { slot, max, copy } = other
                     && lit.len() <= MAX_STACK_LITERAL
                 {
-                    return self.compare_marker_string_on_stack(op, &lit, slot, max);
+                    return self.compare_marker_string_on_stack(op, &lit, slot, max, copy);
                 }
                 let off = self.to_bytes(&other)?;
                 let (differ, end) = (self.b.new_label(), self.b.new_label());
