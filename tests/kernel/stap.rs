@@ -565,3 +565,43 @@ fn the_help_examples_compile() {
     ]);
     assert!(run.ok().contains("# program pytap_0"), "{}", run.stderr);
 }
+
+/// An address-keyed array (top.stp's layout: string keys the kernel keeps
+/// as addresses) counted by the kernel in a 3.9 parent and by pytap on the
+/// in-process capture's events of its 3.13 child: one key, both parts.
+#[test]
+fn an_address_keyed_array_adds_the_kernel_and_the_in_process_counts() {
+    require_kernel();
+    let dir = crate::harness::scratch("stap-address-merge");
+    let child = dir.join("child.py");
+    std::fs::write(
+        &child,
+        "def parent_fn():\n    return 0\n\n\nfor _ in range(3):\n    parent_fn()\n",
+    )
+    .unwrap();
+    let program = dir.join("count.stp");
+    std::fs::write(
+        &program,
+        "global calls;\n\
+         probe python.function.entry { calls[funcname] += 1; }\n\
+         probe end { printf(\"parent_fn %d\\n\", calls[\"parent_fn\"]); }\n",
+    )
+    .unwrap();
+    let parent = fixture("3.9").binary.display().to_string();
+    let py13 = fixture("3.13").binary.display().to_string();
+    let run = pytap(&[
+        "stap",
+        &program.display().to_string(),
+        "--capture",
+        "in-process",
+        "-c",
+        &format!(
+            "{parent} {} {py13} {}",
+            script("spawner.py"),
+            child.display()
+        ),
+    ]);
+    // spawner.py's parent_fn once (3.9, markers), the child's three times
+    // (3.13, in-process).
+    assert_eq!(run.ok(), "parent_fn 4\n");
+}

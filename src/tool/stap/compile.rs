@@ -75,9 +75,7 @@ fn tapsets_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Reads, parses, checks and places a script.
-/// `markers_in_pytap`: marker probes may run in pytap too (see
-/// [`placement::place`]).
-pub fn compile(src: &Sources, markers_in_pytap: bool) -> anyhow::Result<Compiled> {
+pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
     let mut map = SourceMap::new();
     let mut script = Vec::new();
     if let Some(path) = &src.script {
@@ -124,7 +122,7 @@ pub fn compile(src: &Sources, markers_in_pytap: bool) -> anyhow::Result<Compiled
         dialect: src.dialect,
     })
     .map_err(|d| ScriptErrors(d.render(&map)))?;
-    let placement = placement::place(&compiled.program, markers_in_pytap)
+    let placement = placement::place(&compiled.program)
         .map_err(|diags| ScriptErrors(Diagnostics { list: diags }.render(&map)))?;
     Ok(Compiled {
         warnings: compiled.warnings.render(&map),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use pytap_script::ir::PointKind;
 
-use crate::capture::{Capture, CaptureMode};
+use crate::capture::Capture;
 use crate::cpython::Marker;
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
 use crate::engine::plan::{AttachTarget, Plan};
@@ -102,15 +102,7 @@ impl Script<'_> {
 
 /// Runs `pytap stap`.
 pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    // A launched command may run a CPython whose function events come
-    // from pytap's agent: marker probes may then run in pytap too.
-    let in_pytap = match &request.target {
-        Some(TargetSpec::Command(argv)) => {
-            request.stream.attach.capture.for_command(argv) != CaptureMode::Markers
-        }
-        _ => false,
-    };
-    let compiled = compile::compile(&request.sources, in_pytap)?;
+    let compiled = compile::compile(&request.sources)?;
     if !compiled.warnings.is_empty() {
         crate::output::notice::raw(&compiled.warnings);
     }

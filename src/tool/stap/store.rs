@@ -5,7 +5,10 @@
 //! An address-keyed array (see the placement) is read through the key
 //! definitions the kernel sent: its raw keys (a pid and string addresses)
 //! become the strings they named, and keys that name the same strings are
-//! added up, as SystemTap would have counted them under one key.
+//! added up, as SystemTap would have counted them under one key. Marker
+//! probes that run in pytap (on the in-process capture's events) cannot
+//! make its keys: what they add is kept in memory, under the strings, and
+//! added to the kernel's part when the array is read.
 
 use std::collections::HashMap;
 
@@ -216,12 +219,45 @@ impl<'a> ScriptStore<'a> {
         Ok(keys)
     }
 
-    /// Decoded entries, keys naming the same strings merged (cached for
-    /// address-keyed arrays until the body changes them).
+    /// Whether `g` is an address-keyed array.
+    fn address_keyed(&self, g: GlobalId) -> bool {
+        self.placement
+            .globals
+            .get(g)
+            .and_then(|k| k.as_ref())
+            .is_some_and(|k| k.address_keyed)
+    }
+
+    /// Decoded entries, keys naming the same strings merged, with what
+    /// pytap added to an address-keyed array (cached for those until the
+    /// body changes them).
     fn kernel_entries(&mut self, g: GlobalId) -> Result<Vec<(Vec<Value>, Value)>, StoreError> {
         if let Some(cached) = self.cache.get(&g) {
             return Ok(cached.clone());
         }
+        let mut merged = self.kernel_part(g)?;
+        if self.address_keyed(g) {
+            let mut index: HashMap<Vec<Value>, usize> = merged
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            for (keys, value) in self.mem.entries(g)? {
+                match index.get(&keys) {
+                    Some(&i) => merge(&mut merged[i].1, value),
+                    None => {
+                        index.insert(keys.clone(), merged.len());
+                        merged.push((keys, value));
+                    }
+                }
+            }
+            self.cache.insert(g, merged.clone());
+        }
+        Ok(merged)
+    }
+
+    /// The entries of `g`'s map, decoded, keys naming the same strings merged.
+    fn kernel_part(&mut self, g: GlobalId) -> Result<Vec<(Vec<Value>, Value)>, StoreError> {
         let Some((kg, map)) = self.kernel(g) else {
             return Ok(Vec::new());
         };
@@ -243,9 +279,6 @@ impl<'a> ScriptStore<'a> {
                 }
             }
         }
-        if kg.address_keyed {
-            self.cache.insert(g, merged.clone());
-        }
         Ok(merged)
     }
 }
@@ -261,21 +294,16 @@ fn merge(into: &mut Value, v: Value) {
 
 impl Store for ScriptStore<'_> {
     fn get(&mut self, g: GlobalId, keys: &[Value]) -> Result<Value, StoreError> {
+        if self.address_keyed(g) {
+            let found = self.kernel_entries(g)?.into_iter().find(|(k, _)| k == keys);
+            return Ok(found.map_or_else(|| Value::zero(self.program.globals[g].value), |(_, v)| v));
+        }
         let Some((kg, map)) = self.kernel(g) else {
             if self.placement.globals[g].is_some() {
                 return Ok(Value::zero(self.program.globals[g].value));
             }
             return self.mem.get(g, keys);
         };
-        if kg.address_keyed {
-            self.kernel_entries(g)?;
-            let found = self
-                .cache
-                .get(&g)
-                .and_then(|e| e.iter().find(|(k, _)| k == keys))
-                .cloned();
-            return Ok(found.map_or_else(|| Value::zero(self.program.globals[g].value), |(_, v)| v));
-        }
         let key = Self::encode_key(kg, keys)?;
         Ok(Self::lookup(kg, map, &key)?
             .unwrap_or_else(|| Value::zero(self.program.globals[g].value)))
@@ -283,6 +311,20 @@ impl Store for ScriptStore<'_> {
 
     fn set(&mut self, g: GlobalId, keys: &[Value], value: Value) -> Result<(), StoreError> {
         self.cache.remove(&g);
+        if self.address_keyed(g) {
+            // Only probes run in pytap write it here, adding (`+=`, `++`):
+            // pytap keeps what they make it beyond the kernel's part.
+            let kernel = self
+                .kernel_part(g)?
+                .into_iter()
+                .find(|(k, _)| k == keys)
+                .map(|(_, v)| v);
+            let mine = match (&value, kernel) {
+                (Value::Long(v), Some(Value::Long(k))) => Value::Long(v.wrapping_sub(k)),
+                _ => value,
+            };
+            return self.mem.set(g, keys, mine);
+        }
         let Some((kg, map)) = self.kernel(g) else {
             return self.mem.set(g, keys, value);
         };
@@ -301,18 +343,21 @@ impl Store for ScriptStore<'_> {
     }
 
     fn exists(&mut self, g: GlobalId, keys: &[Value]) -> Result<bool, StoreError> {
+        if self.address_keyed(g) {
+            return Ok(self.kernel_entries(g)?.iter().any(|(k, _)| k == keys));
+        }
         let Some((kg, map)) = self.kernel(g) else {
             return self.mem.exists(g, keys);
         };
-        if kg.address_keyed {
-            return Ok(self.kernel_entries(g)?.iter().any(|(k, _)| k == keys));
-        }
         let key = Self::encode_key(kg, keys)?;
         Ok(Self::lookup(kg, map, &key)?.is_some())
     }
 
     fn delete(&mut self, g: GlobalId, keys: Option<&[Value]>) -> Result<(), StoreError> {
         self.cache.remove(&g);
+        if self.address_keyed(g) {
+            self.mem.delete(g, keys)?;
+        }
         let Some((kg, map)) = self.kernel(g) else {
             return self.mem.delete(g, keys);
         };
@@ -348,6 +393,9 @@ impl Store for ScriptStore<'_> {
 
     fn zero_values(&mut self, g: GlobalId) -> Result<(), StoreError> {
         self.cache.remove(&g);
+        if self.address_keyed(g) {
+            self.mem.zero_values(g)?;
+        }
         let Some((kg, map)) = self.kernel(g) else {
             return self.mem.zero_values(g);
         };
@@ -364,6 +412,11 @@ impl Store for ScriptStore<'_> {
     }
 
     fn aggregate(&mut self, g: GlobalId, keys: &[Value], value: i64) -> Result<(), StoreError> {
+        if self.address_keyed(g) {
+            // Probes run in pytap: their part, beside the kernel's.
+            self.cache.remove(&g);
+            return self.mem.aggregate(g, keys, value);
+        }
         if self.kernel(g).is_none() {
             return self.mem.aggregate(g, keys, value);
         }
@@ -376,6 +429,9 @@ impl Store for ScriptStore<'_> {
     }
 
     fn entries(&mut self, g: GlobalId) -> Result<Vec<(Vec<Value>, Value)>, StoreError> {
+        if self.address_keyed(g) {
+            return self.kernel_entries(g);
+        }
         if self.kernel(g).is_none() {
             if self.placement.globals[g].is_some() {
                 return Ok(Vec::new());

@@ -259,11 +259,13 @@ pub fn in_kernel(probe: &Probe) -> bool {
     matches!(probe.point.kind, PointKind::Marker { .. })
 }
 
-/// Places `program`. With `markers_in_pytap`, marker probes may also run
-/// in pytap (on the in-process capture's events, CPython 3.12–3.14), so
-/// what they write by key must be writable from pytap too (no array is
-/// keyed by string addresses only the kernel knows).
-pub fn place(program: &Program, markers_in_pytap: bool) -> Result<Placement, Vec<Diagnostic>> {
+/// Places `program`. Marker probes may also run in pytap (on the
+/// in-process capture's events, CPython 3.12–3.14): the layout does not
+/// change for them, since what they write by key goes to the same maps,
+/// and what they add to an address-keyed array (whose keys are string
+/// addresses only the kernel knows) is kept beside it in pytap and added
+/// when the array is read (`tool::stap::store`).
+pub fn place(program: &Program) -> Result<Placement, Vec<Diagnostic>> {
     let mut p = Placer {
         program,
         out: Placement {
@@ -283,9 +285,6 @@ pub fn place(program: &Program, markers_in_pytap: bool) -> Result<Placement, Vec
             p.out.locals[i] = string_kinds(probe);
             for s in &probe.body {
                 p.stmt(s, true);
-                if markers_in_pytap {
-                    p.user_stmt(s);
-                }
             }
         } else {
             for s in &probe.body {

@@ -22,8 +22,7 @@ fn placed(text: &str) -> Result<(Program, Placement), String> {
         dialect: pytap_script::check::Dialect::Stap,
     })
     .map_err(|d| d.render(&map))?;
-    let placement =
-        place(&compiled.program, false).map_err(|d| Diagnostics { list: d }.render(&map))?;
+    let placement = place(&compiled.program).map_err(|d| Diagnostics { list: d }.render(&map))?;
     Ok((compiled.program, placement))
 }
 
