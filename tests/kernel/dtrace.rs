@@ -623,3 +623,34 @@ fn a_string_read_twice_in_a_firing_prints_as_one_read_does() {
         );
     }
 }
+
+/// 3.15's `__init__` shim returns are dropped by their names; the check
+/// reads the function name into the firing's copy when the clauses read it
+/// again, and directly when they do not: both drop them all.
+#[test]
+fn shim_returns_are_dropped_whether_the_names_are_copied_or_not() {
+    require_kernel();
+    let py = fixture("3.15").binary.display().to_string();
+    let cmd = format!("{py} {}", script("hierarchy.py"));
+    let shims = |raw: bool, clause: &str| {
+        let mut args = vec!["dtrace", "-q", "-n", clause, "-c", &cmd];
+        if raw {
+            args.push("--raw-markers");
+        }
+        let run = pytap(&args);
+        run.ok()
+            .lines()
+            .filter(|l| *l == "__init__ __init__")
+            .count()
+    };
+    let both = "python$target:::function-return { printf(\"%s %s\\n\", copyinstr(arg0), copyinstr(arg1)); }";
+    let file_only =
+        "python$target:::function-return { printf(\"%s __init__\\n\", copyinstr(arg0)); }";
+    for clause in [both, file_only] {
+        assert!(
+            shims(true, clause) > 0,
+            "raw markers show the shim: {clause}"
+        );
+        assert_eq!(shims(false, clause), 0, "{clause}");
+    }
+}

@@ -40,6 +40,10 @@ fn copy_offset(arg: usize) -> i16 {
     (8 + arg * STR_CAP) as i16
 }
 
+/// The use of a marker string by the firing's repairs (3.15's `__init__`
+/// shim check reads the function name before any probe runs).
+pub const REPAIR: ExprId = ExprId::MAX;
+
 /// Which uses of each argument a firing's probes make, and where the
 /// firing keeps its buffer and what it has copied.
 #[derive(Debug, Clone, Default)]
@@ -66,9 +70,18 @@ pub fn whole_read_of(e: &Expr) -> Option<usize> {
 }
 
 impl FiringStrings {
-    /// Counts the whole-string reads in a firing of `probes`.
-    pub fn plan<'a>(program: &'a Program, probes: impl Iterator<Item = &'a [Stmt]>) -> Self {
+    /// Counts the whole-string reads in a firing of `probes`, after those
+    /// of the firing's repairs (`repair_reads`: the arguments they read,
+    /// as [`REPAIR`]).
+    pub fn plan<'a>(
+        program: &'a Program,
+        probes: impl Iterator<Item = &'a [Stmt]>,
+        repair_reads: &[usize],
+    ) -> Self {
         let mut uses: [Vec<ExprId>; ARGS] = Default::default();
+        for &arg in repair_reads {
+            uses[arg].push(REPAIR);
+        }
         super::visit::each_expr(program, probes, &mut |e| {
             if let Some(arg) = whole_read_of(e) {
                 uses[arg].push(e.id);

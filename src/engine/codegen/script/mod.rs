@@ -378,13 +378,18 @@ impl Handler for ScriptHandler {
         for slot in thread_cache.slots() {
             b.st_imm(Size::DW, Reg::FP, slot, 0);
         }
-        let mut strings = firing::FiringStrings::plan(&self.program, bodies());
+        // 3.15's `__init__` shim returns are recognised by their names: the
+        // function name's read is the firing's first (see `emit_repairs`).
+        let shim_check = !self.raw && marker == Marker::FunctionReturn && is_315(env);
+        let repair_reads: &[usize] = if shim_check { &[1] } else { &[] };
+        let mut strings = firing::FiringStrings::plan(&self.program, bodies(), repair_reads);
+        let done = b.new_label();
         if strings.any() {
             strings.prepare(b)?;
+            strings.take(b, env, self.maps.copies);
         }
-        let done = b.new_label();
         if !self.raw {
-            self.emit_repairs(marker, b, env, args.off, done)?;
+            self.emit_repairs(marker, b, env, args.off, done, &strings)?;
         }
         if self.placement.exits {
             b.comment("after exit(), probes stop");
@@ -392,9 +397,6 @@ impl Handler for ScriptHandler {
             b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
             b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
             b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
-        }
-        if strings.any() {
-            strings.take(b, env, self.maps.copies);
         }
         for (index, probe) in self.program.probes.iter().enumerate() {
             if !runs(index, probe) {
@@ -423,6 +425,13 @@ impl Handler for ScriptHandler {
     }
 }
 
+/// Whether the module is CPython 3.15 or later (its repaired stream).
+fn is_315(env: &Env) -> bool {
+    env.module
+        .version
+        .is_some_and(|v| (v.major, v.minor) >= (3, 15))
+}
+
 impl ScriptHandler {
     /// Drops 3.15's generator creations and `__init__` shim returns.
     fn emit_repairs(
@@ -432,11 +441,9 @@ impl ScriptHandler {
         env: &Env,
         args: i16,
         done: pytap_ebpf::Label,
+        strings: &firing::FiringStrings,
     ) -> Result<(), CodegenError> {
-        let v315 = env
-            .module
-            .version
-            .is_some_and(|v| (v.major, v.minor) >= (3, 15));
+        let v315 = is_315(env);
         match marker {
             Marker::FunctionEntry => {
                 if let Some(frame) = env.frame {
@@ -457,6 +464,17 @@ impl ScriptHandler {
                 );
                 let buf = b.alloc_stack(16, 8)?;
                 let keep = b.new_label();
+                if strings.through_copy(1, firing::REPAIR) {
+                    // The function name from the firing's copy (which the
+                    // probes read again): most names differ at once.
+                    let direct = b.new_label();
+                    strings.copy_address(b, 1, args + 8, true, Reg::R1, direct);
+                    for (i, byte) in b"__init__\0".iter().enumerate() {
+                        b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
+                        b.jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), keep);
+                    }
+                    b.bind(direct);
+                }
                 for arg in [0i16, 8] {
                     b.mov64_reg(Reg::R1, Reg::FP)
                         .add64_imm(Reg::R1, buf.off.into());
