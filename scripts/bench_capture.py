@@ -8,10 +8,13 @@ interquartile ranges of the time the work took as the program measures it:
            code (textwrap, difflib, fractions, statistics, pprint, shlex,
            email), about 100,000 calls
 
-Modes: untraced; `pytap top`, `pytap calls`, `pytap trace -m function__entry
--m function__return` with the default capture (markers on 3.9, 3.11 and
-3.15; the agent inside the interpreter on 3.13 and 3.14, where the markers
-are gone); on 3.15 also the same three with `--capture in-process`, and the
+Modes: untraced; `floor` and `floor1` (3.13-3.15: monitoring_floor.py
+registers the built-in `slice` as the callback of PY_START and PY_RETURN,
+or of PY_START only, and records nothing: what CPython's call of a compiled
+callback costs, below which no in-process capture can go); `pytap top`,
+`pytap calls`, `pytap trace -m function__entry -m function__return` with
+the default capture (markers on 3.9, 3.11 and 3.15; the agent inside the
+interpreter on 3.13 and 3.14, where the markers are gone); on 3.15 also the same three with `--capture in-process`, and the
 empty BPF probe (`trace --empty-probe`, the uprobe trap alone); on 3.9
 and 3.11 the same three with `--capture in-process` (a profile function
 instead of the markers); on 3.13,
@@ -23,7 +26,8 @@ event (or per call for top) over the untraced run. The issue's targets,
 with PASS/FAIL:
 
   3.15, fib: in-process trace overhead <= 0.25 x the empty probe's
-  in-process top and calls: <= 100 ns per event (3.13, 3.14, 3.15)
+  in-process top and calls: <= 100 ns per event (3.13, 3.14, 3.15), the
+  floor printed beside them
 """
 
 import os
@@ -80,6 +84,9 @@ def modes_for(version, pytap):
         modes["empty"] = [pytap, "trace", "-m", "function__entry", "-m", "function__return",
                           "--empty-probe", "-o", os.devnull]
     if version in ("3.13", "3.14", "3.15"):
+        # The floor: CPython calling a compiled callback that records nothing.
+        modes["floor"] = [FLOOR_SCRIPT, "both"]
+        modes["floor1"] = [FLOOR_SCRIPT, "entry"]
         # The agent's Python callbacks (its fallback), for comparison.
         extra = ["--capture", "in-process"] if version == "3.15" else []
         for name in ("top", "trace"):
@@ -89,6 +96,9 @@ def modes_for(version, pytap):
 
 # Marks a mode run with the agent's Python callbacks (PYTAP_CAPTURE_PURE=1).
 PURE = "<pure>"
+# Runs the workload under monitoring_floor.py (no pytap): modes "floor"
+# (PY_START and PY_RETURN) and "floor1" (PY_START only).
+FLOOR_SCRIPT = os.path.join(ROOT, "scripts", "monitoring_floor.py")
 
 
 def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
@@ -105,7 +115,9 @@ def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
                 for mode, argv in modes.items():
                     cmd = [binary] + work + [elapsed]
                     run_env = env
-                    if argv is not None:
+                    if argv is not None and argv[0] == FLOOR_SCRIPT:
+                        cmd = [binary] + argv + work + [elapsed]
+                    elif argv is not None:
                         if PURE in argv:
                             argv = [a for a in argv if a != PURE]
                             run_env = dict(env, PYTAP_CAPTURE_PURE="1")
@@ -137,9 +149,10 @@ def report(results):
             if mode != "untraced":
                 line += f"  {t / base:5.2f}x untraced"
                 if r["workload"] == "fib":
-                    per = r["calls"] if mode.startswith("top") else 2 * r["calls"]
+                    per_call = mode.startswith("top") or mode == "floor1"
+                    per = r["calls"] if per_call else 2 * r["calls"]
                     ns = (t - base) / per * 1e9
-                    unit = "call" if mode.startswith("top") else "event"
+                    unit = "call" if per_call else "event"
                     line += f", {ns:6.0f} ns per {unit}"
             print(line)
         if r["workload"] != "fib":
@@ -151,8 +164,14 @@ def report(results):
             ns = (med[mode] - base) / per * 1e9
             verdict = ns <= TOOL_NS
             ok &= verdict
+            floor = "floor1" if mode.startswith("top") else "floor"
+            beside = ""
+            if floor in med:
+                per_floor = r["calls"] if floor == "floor1" else 2 * r["calls"]
+                beside = (f"; the floor, a built-in callback recording nothing: "
+                          f"{(med[floor] - base) / per_floor * 1e9:.0f} ns")
             print(f"  {mode} in-process: {ns:6.0f} ns per {'call' if mode.startswith('top') else 'event'} "
-                  f"(target <= {TOOL_NS:.0f} ns) {'PASS' if verdict else 'FAIL'}")
+                  f"(target <= {TOOL_NS:.0f} ns) {'PASS' if verdict else 'FAIL'}{beside}")
         if "trace_ip" in med:
             ratio = (med["trace_ip"] - base) / (med["empty"] - base)
             verdict = ratio <= TRACE_OVER_EMPTY
