@@ -430,7 +430,12 @@ pub fn push_shown(line: &mut String, t: &Text<'_>) {
     if t.kept_end {
         line.push('…');
     }
-    line.push_str(&String::from_utf8_lossy(&t.bytes));
+    // Names are UTF-8 but for rare exceptions: check the common case with
+    // the fast validator, not the lossy decoder's chunking.
+    match std::str::from_utf8(&t.bytes) {
+        Ok(s) => line.push_str(s),
+        Err(_) => line.push_str(&String::from_utf8_lossy(&t.bytes)),
+    }
     if t.truncated && !t.kept_end {
         line.push_str("...");
     }
