@@ -223,16 +223,7 @@ impl Gen<'_> {
             let direct = self.b.new_label();
             self.strings
                 .copy_address(self.b, arg, slot, make, Reg::R1, direct);
-            let differ = self.b.new_label();
-            for (i, byte) in lit.iter().chain([&0u8]).enumerate() {
-                self.b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
-                self.b
-                    .jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), differ);
-            }
-            self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Eq));
-            self.b.ja(after);
-            self.b.bind(differ);
-            self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
+            self.compare_with_literal(op, lit, Reg::R1, 0);
             self.b.ja(after);
             self.b.bind(direct);
         }
@@ -260,7 +251,7 @@ impl Gen<'_> {
             return Ok(());
         }
         let buf = self.b.alloc_stack(read.next_multiple_of(8) as u16, 8)?;
-        let (differ, end) = (self.b.new_label(), self.b.new_label());
+        let end = self.b.new_label();
         self.b
             .mov64_reg(Reg::R1, Reg::FP)
             .add64_imm(Reg::R1, buf.off.into());
@@ -271,10 +262,17 @@ impl Gen<'_> {
         self.b.jmp_imm(JmpOp::Jsgt, Reg::R0, 0, end);
         self.b.st_imm(Size::B, Reg::FP, buf.off, 0);
         self.b.bind(end);
-        let end = self.b.new_label();
         // The literal's bytes and its NUL, as far as the read could reach.
+        self.compare_with_literal(op, lit, Reg::FP, buf.off);
+        Ok(())
+    }
+
+    /// `r0 = (bytes at base + off) <op> lit`, `op` being `==` or `!=`: the
+    /// literal's bytes and its NUL compared one by one, unrolled.
+    fn compare_with_literal(&mut self, op: CmpOp, lit: &[u8], base: Reg, off: i16) {
+        let (differ, end) = (self.b.new_label(), self.b.new_label());
         for (i, byte) in lit.iter().chain([&0u8]).enumerate() {
-            self.b.ldx(Size::B, Reg::R2, Reg::FP, buf.off + i as i16);
+            self.b.ldx(Size::B, Reg::R2, base, off + i as i16);
             self.b
                 .jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), differ);
         }
@@ -283,7 +281,6 @@ impl Gen<'_> {
         self.b.bind(differ);
         self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
         self.b.bind(end);
-        Ok(())
     }
 
     /// `r0 = a <op> b` for strings.
@@ -305,18 +302,9 @@ impl Gen<'_> {
                     return self.compare_marker_string_on_stack(op, &lit, slot, max, copy);
                 }
                 let off = self.to_bytes(&other)?;
-                let (differ, end) = (self.b.new_label(), self.b.new_label());
                 self.scratch_at(Reg::R1, off)?;
-                for (i, byte) in lit.iter().take(STR_CAP - 1).chain([&0u8]).enumerate() {
-                    self.b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
-                    self.b
-                        .jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), differ);
-                }
-                self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Eq));
-                self.b.ja(end);
-                self.b.bind(differ);
-                self.b.mov64_imm(Reg::R0, i32::from(op == CmpOp::Ne));
-                self.b.bind(end);
+                let lit = &lit[..lit.len().min(STR_CAP - 1)];
+                self.compare_with_literal(op, lit, Reg::R1, 0);
                 return Ok(());
             }
         }
