@@ -25,6 +25,7 @@ pub mod lower;
 pub mod numbers;
 pub mod output;
 pub mod placement;
+pub mod stats;
 pub mod strings;
 pub mod visit;
 
