@@ -360,6 +360,16 @@ fn emit_prologue(b: &mut ProgramBuilder, site: &SiteCode, env: &Env) -> Result<(
     Ok(())
 }
 
+/// `r0 = &map[0]` of an array map, through the key slot (which holds 0
+/// between uses; null-checked by the caller); returns r0. Clobbers r1-r5.
+pub fn lookup_slot0(b: &mut ProgramBuilder, env: &Env, map: MapRef) -> Reg {
+    b.ld_map_fd(Reg::R1, map);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, env.slots.key.off.into());
+    b.call(Helper::MapLookupElem);
+    Reg::R0
+}
+
 /// Emits `counters[index] += 1` on the per-CPU counter array, using the
 /// 4-byte stack slot `key` (left at 0 afterwards, the key of slot 0 of
 /// array maps; clobbers r0-r5).

@@ -154,12 +154,9 @@ fn load_epoch(
     dst: i16,
     missing: pytap_ebpf::Label,
 ) {
-    b.ld_map_fd(Reg::R1, epoch);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, env.slots.key.off.into());
-    b.call(Helper::MapLookupElem);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, missing);
-    b.ldx(Size::DW, Reg::R1, Reg::R0, 0);
+    let ptr = super::lookup_slot0(b, env, epoch);
+    b.jmp_imm(JmpOp::Jeq, ptr, 0, missing);
+    b.ldx(Size::DW, Reg::R1, ptr, 0);
     b.stx(Size::DW, Reg::FP, dst, Reg::R1);
 }
 

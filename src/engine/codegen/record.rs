@@ -130,12 +130,9 @@ pub fn take_staging(
     missing: Label,
     busy: Label,
 ) {
-    b.ld_map_fd(Reg::R1, maps.staging);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, env.slots.key.off.into());
-    b.call(Helper::MapLookupElem);
-    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, missing);
-    b.mov64_reg(Reg::R6, Reg::R0);
+    let ptr = super::lookup_slot0(b, env, maps.staging);
+    b.jmp_imm(JmpOp::Jeq, ptr, 0, missing);
+    b.mov64_reg(Reg::R6, ptr);
     b.mov64_imm(Reg::R1, 1);
     b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
     b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);

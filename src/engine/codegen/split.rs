@@ -144,11 +144,8 @@ impl Handler for KernelTimingProbe {
             b.comment(
                 "the thread's first entry: a stack (from the staging buffer's bytes), depth 0",
             );
-            b.ld_map_fd(Reg::R1, self.staging);
-            b.mov64_reg(Reg::R2, Reg::FP)
-                .add64_imm(Reg::R2, env.slots.key.off.into());
-            b.call(Helper::MapLookupElem);
-            b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, done);
+            let ptr = super::lookup_slot0(b, env, self.staging);
+            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
             b.mov64_reg(Reg::R3, Reg::R0);
             b.ld_map_fd(Reg::R1, self.stacks);
             b.mov64_reg(Reg::R2, Reg::FP)

@@ -4,7 +4,7 @@
 //! temporaries (helpers clobber r1-r5); temporaries are released after
 //! each statement.
 
-use pytap_ebpf::{Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
+use pytap_ebpf::{JmpOp, Label, ProgramBuilder, Reg, Size};
 use pytap_script::builtins::Builtin;
 use pytap_script::ir::*;
 
@@ -82,14 +82,7 @@ impl std::fmt::Debug for Gen<'_> {
     }
 }
 
-/// `r0 = &map[0]` of an array map (null-checked by the caller); returns r0.
-pub fn lookup_slot0(b: &mut ProgramBuilder, env: &Env, map: MapRef) -> Reg {
-    b.ld_map_fd(Reg::R1, map);
-    b.mov64_reg(Reg::R2, Reg::FP)
-        .add64_imm(Reg::R2, env.slots.key.off.into());
-    b.call(Helper::MapLookupElem);
-    Reg::R0
-}
+pub use crate::engine::codegen::lookup_slot0;
 
 type R<T> = Result<T, CodegenError>;
 
