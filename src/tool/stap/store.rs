@@ -237,32 +237,20 @@ impl<'a> ScriptStore<'a> {
         }
         let mut merged = self.kernel_part(g)?;
         if self.address_keyed(g) {
-            let mut index: HashMap<Vec<Value>, usize> = merged
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.clone(), i))
-                .collect();
             for (keys, value) in self.mem.entries(g)? {
-                match index.get(&keys) {
-                    Some(&i) => merge(&mut merged[i].1, value),
-                    None => {
-                        index.insert(keys.clone(), merged.len());
-                        merged.push((keys, value));
-                    }
-                }
+                merged.add(keys, value);
             }
-            self.cache.insert(g, merged.clone());
+            self.cache.insert(g, merged.entries.clone());
         }
-        Ok(merged)
+        Ok(merged.entries)
     }
 
     /// The entries of `g`'s map, decoded, keys naming the same strings merged.
-    fn kernel_part(&mut self, g: GlobalId) -> Result<Vec<(Vec<Value>, Value)>, StoreError> {
+    fn kernel_part(&mut self, g: GlobalId) -> Result<Merged, StoreError> {
+        let mut merged = Merged::default();
         let Some((kg, map)) = self.kernel(g) else {
-            return Ok(Vec::new());
+            return Ok(merged);
         };
-        let mut merged: Vec<(Vec<Value>, Value)> = Vec::new();
-        let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
         for raw in Self::raw_keys(map)? {
             let Some(value) = Self::lookup(kg, map, &raw)? else {
                 continue;
@@ -271,15 +259,28 @@ impl<'a> ScriptStore<'a> {
                 *self.undecoded += 1;
                 continue;
             };
-            match index.get(&keys) {
-                Some(&i) => merge(&mut merged[i].1, value),
-                None => {
-                    index.insert(keys.clone(), merged.len());
-                    merged.push((keys, value));
-                }
-            }
+            merged.add(keys, value);
         }
         Ok(merged)
+    }
+}
+
+/// Entries whose equal keys are added up, in first-seen order.
+#[derive(Default)]
+struct Merged {
+    entries: Vec<(Vec<Value>, Value)>,
+    index: HashMap<Vec<Value>, usize>,
+}
+
+impl Merged {
+    fn add(&mut self, keys: Vec<Value>, value: Value) {
+        match self.index.get(&keys) {
+            Some(&i) => merge(&mut self.entries[i].1, value),
+            None => {
+                self.index.insert(keys.clone(), self.entries.len());
+                self.entries.push((keys, value));
+            }
+        }
     }
 }
 
@@ -310,21 +311,27 @@ impl Store for ScriptStore<'_> {
     }
 
     fn set(&mut self, g: GlobalId, keys: &[Value], value: Value) -> Result<(), StoreError> {
-        self.cache.remove(&g);
         if self.address_keyed(g) {
-            // Only probes run in pytap write it here, adding (`+=`, `++`):
-            // pytap keeps what they make it beyond the kernel's part.
-            let kernel = self
-                .kernel_part(g)?
+            // Only probes run in pytap write it here, adding (`+=`, `++`)
+            // to what they read just before: pytap keeps what they make it
+            // beyond the kernel's part as that read saw it (the cached
+            // entries), so the kernel's own adds since are kept too.
+            let total = self
+                .kernel_entries(g)?
                 .into_iter()
                 .find(|(k, _)| k == keys)
                 .map(|(_, v)| v);
-            let mine = match (&value, kernel) {
-                (Value::Long(v), Some(Value::Long(k))) => Value::Long(v.wrapping_sub(k)),
+            self.cache.remove(&g);
+            let mine = match (&value, total) {
+                (Value::Long(v), Some(Value::Long(t))) => {
+                    let before = self.mem.get(g, keys)?.long();
+                    Value::Long(v.wrapping_sub(t).wrapping_add(before))
+                }
                 _ => value,
             };
             return self.mem.set(g, keys, mine);
         }
+        self.cache.remove(&g);
         let Some((kg, map)) = self.kernel(g) else {
             return self.mem.set(g, keys, value);
         };
