@@ -25,10 +25,10 @@
 
 use std::collections::BTreeSet;
 
-use pytap_script::ir::{Builtin, Expr, ExprKind, LValue, Program, Stmt};
+use pytap_ebpf::{BuildError, ProgramBuilder, Reg, Size};
+use pytap_script::ir::{Builtin, Expr, ExprKind, GlobalId, LValue, Program, Stmt};
 
 use super::placement::{KeyPart, Placement, ValueLayout};
-use pytap_script::ir::GlobalId;
 
 /// The stack slots of a firing's kept addresses, by variable.
 #[derive(Debug, Clone, Default)]
@@ -37,12 +37,22 @@ pub struct ThreadCache {
 }
 
 impl ThreadCache {
-    /// Gives each variable a slot from `slot` (the caller allocates them
-    /// and zeroes them when the firing starts).
-    pub fn new(globals: &BTreeSet<GlobalId>, mut slot: impl FnMut() -> i16) -> ThreadCache {
-        ThreadCache {
-            slots: globals.iter().map(|&g| (g, slot())).collect(),
+    /// Gives each of `globals` a stack slot, zeroed (nothing looked up
+    /// yet): at the firing's start, before anything can end it.
+    pub fn prepare(
+        b: &mut ProgramBuilder,
+        globals: &BTreeSet<GlobalId>,
+    ) -> Result<ThreadCache, BuildError> {
+        if !globals.is_empty() {
+            b.comment("addresses of thread-keyed variables, none looked up yet");
         }
+        let mut slots = Vec::new();
+        for &g in globals {
+            let slot = b.alloc_stack(8, 8)?.off;
+            b.st_imm(Size::DW, Reg::FP, slot, 0);
+            slots.push((g, slot));
+        }
+        Ok(ThreadCache { slots })
     }
 
     /// The slot keeping `g`'s element at key `tid()`, when `keys` is
@@ -57,11 +67,6 @@ impl ThreadCache {
     /// The slot of `g`, whatever the key (updates and deletes forget it).
     pub fn of(&self, g: GlobalId) -> Option<i16> {
         self.slots.iter().find(|(k, _)| *k == g).map(|(_, s)| *s)
-    }
-
-    /// The slots, for zeroing.
-    pub fn slots(&self) -> impl Iterator<Item = i16> + '_ {
-        self.slots.iter().map(|(_, s)| *s)
     }
 }
 

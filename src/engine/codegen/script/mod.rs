@@ -365,20 +365,7 @@ impl Handler for ScriptHandler {
                 .map(|(_, p)| p.body.as_slice())
         };
         let kept = cache::worth_keeping(&self.program, &self.placement, bodies());
-        let mut slots = Vec::new();
-        for _ in &kept {
-            slots.push(b.alloc_stack(8, 8)?.off);
-        }
-        let thread_cache = cache::ThreadCache::new(&kept, {
-            let mut slots = slots.into_iter();
-            move || slots.next().unwrap_or_default()
-        });
-        if !kept.is_empty() {
-            b.comment("addresses of thread-keyed variables, none looked up yet");
-        }
-        for slot in thread_cache.slots() {
-            b.st_imm(Size::DW, Reg::FP, slot, 0);
-        }
+        let thread_cache = cache::ThreadCache::prepare(b, &kept)?;
         // 3.15's `__init__` shim returns are recognised by their names: the
         // function name's read is the firing's first (see `emit_repairs`).
         let shim_check = !self.raw && marker == Marker::FunctionReturn && is_315(env);
