@@ -106,7 +106,7 @@ pub fn emit_function(
         let pid_epoch = b.alloc_stack(16, 8)?;
         let (whole, release, lean) = (b.new_label(), b.new_label(), b.new_label());
         b.comment("sent before? this CPU's slot, under the staging buffer's busy count");
-        record::take_staging(b, env, maps, whole, release);
+        record::take_staging(b, env, maps.staging, whole, release);
         b.call(Helper::GetCurrentPidTgid);
         b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
         b.stx(Size::DW, Reg::FP, pid_epoch.off, Reg::R0);

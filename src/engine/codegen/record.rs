@@ -119,18 +119,18 @@ pub struct Remember {
     pub epoch: MapRef,
 }
 
-/// r6 = this CPU's staging buffer, its busy count taken; to `missing`
-/// without one, to `busy` (r6 set, the count to give back with
-/// [`release_staging`]) when a probe this one preempted holds it.
-/// Clobbers r0-r5.
+/// r6 = this CPU's staging buffer (`staging`: a per-CPU array whose first
+/// word is the busy count), its busy count taken; to `missing` without
+/// one, to `busy` (r6 set, the count to give back with [`release_staging`])
+/// when a probe this one preempted holds it. Clobbers r0-r5.
 pub fn take_staging(
     b: &mut ProgramBuilder,
     env: &Env,
-    maps: RecordMaps,
+    staging: MapRef,
     missing: Label,
     busy: Label,
 ) {
-    let ptr = super::lookup_slot0(b, env, maps.staging);
+    let ptr = super::lookup_slot0(b, env, staging);
     b.jmp_imm(JmpOp::Jeq, ptr, 0, missing);
     b.mov64_reg(Reg::R6, ptr);
     b.mov64_imm(Reg::R1, 1);
@@ -178,7 +178,7 @@ pub fn emit_packed_parts(
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
     let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
     b.comment("take this CPU's staging buffer");
-    take_staging(b, env, maps, direct, busy);
+    take_staging(b, env, maps.staging, direct, busy);
     b.add64_imm(Reg::R6, 8);
     write_header(b, env, kind);
     fill_packed(b, env, kind, parts);

@@ -167,12 +167,7 @@ fn emit_record(g: &mut Gen<'_>, spec: Spec) -> R<()> {
         g.b.new_label(),
     );
     g.b.comment("a script record: take this CPU's staging buffer");
-    super::lower::lookup_slot0(g.b, g.env, g.h.maps.stage);
-    g.b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, direct);
-    g.b.mov64_reg(Reg::R6, Reg::R0);
-    g.b.mov64_imm(Reg::R1, 1);
-    g.b.atomic_fetch_add(Size::DW, Reg::R6, 0, Reg::R1);
-    g.b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
+    record::take_staging(g.b, g.env, g.h.maps.stage, direct, busy);
     g.b.add64_imm(Reg::R6, 8);
     fill(g, &spec)?;
     g.b.ld_map_fd(Reg::R1, g.h.maps.record.events);
@@ -181,14 +176,12 @@ fn emit_record(g: &mut Gen<'_>, spec: Spec) -> R<()> {
     g.b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
     g.b.call(Helper::RingbufOutput);
     g.b.add64_imm(Reg::R6, -8);
-    g.b.mov64_imm(Reg::R1, -1);
-    g.b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    record::release_staging(g.b);
     g.b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
     g.b.ja(out);
 
     g.b.bind(busy);
-    g.b.mov64_imm(Reg::R1, -1);
-    g.b.atomic_add(Size::DW, Reg::R6, 0, Reg::R1);
+    record::release_staging(g.b);
     g.b.bind(direct);
     g.b.ld_map_fd(Reg::R1, g.h.maps.record.events);
     g.b.mov64_imm(Reg::R2, worst as i32);
