@@ -24,9 +24,9 @@
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, ProgramBuilder, Reg, Size};
 use pytap_script::ir::{Builtin, Ctx, Expr, ExprId, ExprKind, Program, Stmt};
 
-use super::lower::lookup_slot0;
 use crate::engine::abi::STR_CAP;
 use crate::engine::codegen::Env;
+use crate::engine::codegen::record;
 
 /// Marker arguments a firing can copy (function markers have three).
 pub const ARGS: usize = 3;
@@ -122,23 +122,17 @@ impl FiringStrings {
         Ok(())
     }
 
-    /// Takes the buffer (after the firing's repairs, so a dropped firing
-    /// takes nothing).
+    /// Takes the buffer (its busy count is its first word, as a staging
+    /// buffer's). Clobbers r0-r6.
     pub fn take(&self, b: &mut ProgramBuilder, env: &Env, map: pytap_ebpf::MapRef) {
         b.comment("marker strings read once this firing: take this CPU's copy buffer");
-        let done = b.new_label();
-        let ptr = lookup_slot0(b, env, map);
-        b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
-        b.mov64_imm(Reg::R1, 1);
-        b.atomic_fetch_add(Size::DW, Reg::R0, 0, Reg::R1);
-        let busy = b.new_label();
-        b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
-        b.stx(Size::DW, Reg::FP, self.buffer, Reg::R0);
+        let (done, busy) = (b.new_label(), b.new_label());
+        record::take_staging(b, env, map, done, busy);
+        b.stx(Size::DW, Reg::FP, self.buffer, Reg::R6);
         b.ja(done);
         b.bind(busy);
         b.comment("held by a preempted probe: read the process's memory at each use");
-        b.mov64_imm(Reg::R1, -1);
-        b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
+        record::release_staging(b);
         b.bind(done);
     }
 
