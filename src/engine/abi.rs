@@ -520,6 +520,45 @@ pub const COUNTERS: u32 = 3;
 pub const STAGING_BYTES: usize =
     8 + size_of::<FunctionEvent>() + SENT_SLOTS * size_of::<SentSlot>();
 
+/// The per-CPU rings function and import records are written into in
+/// place (see [`crate::engine::codegen::inplace`]): one region per CPU in
+/// a `BPF_F_MMAPABLE` array map, element `cpu`, each laid out as below.
+/// Only the probe running on that CPU (holding [`ring::BUSY`]) writes the
+/// producer side; only pytap writes [`ring::TAIL`].
+pub mod ring {
+    use super::{FunctionEvent, SENT_SLOTS, SentSlot};
+    use std::mem::size_of;
+
+    /// `u64`: bytes ever written (the next record's position); the probe
+    /// stores it after the record is complete.
+    pub const HEAD: usize = 0;
+    /// `u64`: the busy count, taken with an atomic fetch-add by the probe
+    /// that writes (a probe preempting it on the same CPU finds it taken
+    /// and sends through the shared ring buffer instead).
+    pub const BUSY: usize = 8;
+    /// `u64`: bytes pytap has consumed (its own cache line).
+    pub const TAIL: usize = 64;
+    /// The CPU's [`SENT_SLOTS`] slots of names already sent, under
+    /// [`BUSY`].
+    pub const SENT: usize = 128;
+    /// Where the data area starts (page aligned).
+    pub const DATA: usize = (SENT + SENT_SLOTS * size_of::<SentSlot>()).next_multiple_of(4096);
+    /// Each record is preceded by a `u32` length (and 4 bytes of padding)
+    /// and padded to 8 bytes.
+    pub const FRAME: usize = 8;
+    /// The largest record written in place, framed.
+    pub const MAX_RECORD: usize = FRAME + size_of::<FunctionEvent>();
+    /// Bytes after the data area: a record that starts near its end is
+    /// written on past it, so every record is contiguous; its position
+    /// still advances as if it had wrapped around.
+    pub const SLACK: usize = MAX_RECORD.next_multiple_of(4096);
+    /// The region's size for a data area of `data` bytes (a power of two).
+    pub const fn region_bytes(data: usize) -> usize {
+        DATA + data + SLACK
+    }
+    const _: () = assert!(size_of::<super::ImportEvent>() <= size_of::<FunctionEvent>());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

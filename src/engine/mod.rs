@@ -12,7 +12,8 @@
 //! - [`follow`]: the processes a run follows (a command's tree with
 //!   ptrace, pids), and what their forks, execs and exits do to the probes;
 //! - [`run`]: targets, the event loop, draining, the end of a run;
-//!   [`tasks`]: the traced threads' names as of each event.
+//!   [`tasks`]: the traced threads' names as of each event; [`streams`]:
+//!   the kernel's ring buffer and per-CPU rings, merged by timestamp.
 
 pub mod abi;
 pub mod codegen;
@@ -25,4 +26,5 @@ pub mod run;
 pub mod script_record;
 pub mod session;
 pub mod source;
+pub mod streams;
 pub mod tasks;

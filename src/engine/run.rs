@@ -525,7 +525,7 @@ fn drain(
         // rest of the session; consumers never touch the ring.
         let session: &Session = session;
         let mut since_check = 0u32;
-        session.ring().borrow_mut().consume(&mut |record| {
+        session.streams().borrow_mut().consume(last, &mut |record| {
             if let Some(task) = decode::task(record) {
                 match task {
                     Ok(t) => {
@@ -675,7 +675,7 @@ fn drain_to_empty(
     loop {
         let before = stats.events + stats.malformed;
         drain(attached, consumer, stats, true)?;
-        let pending = attached.session.ring().borrow().pending_bytes();
+        let pending = attached.session.streams().borrow().pending_bytes();
         if pending == 0 {
             return Ok(());
         }

@@ -13,14 +13,16 @@ use std::io;
 use std::path::Path;
 
 use pytap_sys::bpf::{self, Link, Map, MapType, ProgType, Program as LoadedProgram};
+use pytap_sys::cpuring::CpuRings;
 use pytap_sys::perf::PerfEvent;
 use pytap_sys::ringbuf::RingBuf;
 use pytap_sys::{LoadError, SysError};
 
 use super::abi;
-use super::codegen::MapKind;
 use super::codegen::task::{self, TRACED_MAP, TaskMaps, TaskPoint};
+use super::codegen::{MapKind, inplace};
 use super::plan::{AttachTarget, Plan, PlannedSite};
+use super::streams::{self, KernelStreams};
 use super::tasks::TaskNames;
 use crate::cpython::Marker;
 
@@ -116,7 +118,7 @@ pub struct Session {
     pub maps: Vec<Map>,
     // In a RefCell so the run loop can consume records while handing the
     // consumer a shared reference to the session.
-    ring: std::cell::RefCell<RingBuf>,
+    streams: std::cell::RefCell<KernelStreams>,
     counters: usize,
     traced: Option<usize>,
     programs: Vec<LoadedProgram>,
@@ -167,6 +169,7 @@ impl Session {
                     MapKind::PercpuHashNoPrealloc => (MapType::PercpuHash, bpf::BPF_F_NO_PREALLOC),
                     MapKind::LruHash => (MapType::LruHash, 0),
                     MapKind::RingBuf => (MapType::RingBuf, 0),
+                    MapKind::MmapArray => (MapType::Array, bpf::BPF_F_MMAPABLE),
                 };
                 Map::create(
                     map_type,
@@ -197,6 +200,20 @@ impl Session {
             name: "events".into(),
             source,
         })?;
+        let rings = match position(inplace::RINGS_MAP) {
+            Some(index) => {
+                let map = &maps[index];
+                let size = (map.value_size() as usize).saturating_sub(abi::ring::region_bytes(0));
+                let rings = CpuRings::new(map, streams::ring_layout(), size).map_err(|source| {
+                    SessionError::Map {
+                        name: inplace::RINGS_MAP.into(),
+                        source,
+                    }
+                })?;
+                Some(rings)
+            }
+            None => None,
+        };
         let programs = (0..plan.programs.len())
             .map(|index| load_program(&plan, &maps, mode, index))
             .collect::<Result<Vec<_>, _>>()?;
@@ -232,7 +249,7 @@ impl Session {
             plan,
             mode,
             maps,
-            ring: std::cell::RefCell::new(ring),
+            streams: std::cell::RefCell::new(KernelStreams::new(ring, rings)),
             counters,
             traced,
             programs,
@@ -382,9 +399,10 @@ impl Session {
         pytap_sys::process::close_in_background(fds);
     }
 
-    /// The ring buffer the programs write to.
-    pub fn ring(&self) -> &std::cell::RefCell<RingBuf> {
-        &self.ring
+    /// The record streams the programs write to (ring buffer and per-CPU
+    /// rings).
+    pub fn streams(&self) -> &std::cell::RefCell<KernelStreams> {
+        &self.streams
     }
 
     /// Records the ring buffer had no room for, over all CPUs.

@@ -16,6 +16,7 @@ use pytap_sys::signal::SignalFd;
 use crate::capture::{self, Capture, CaptureMode};
 use crate::cpython::Marker;
 use crate::engine::abi;
+use crate::engine::codegen::inplace;
 use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::task::traced_map_spec;
@@ -58,8 +59,10 @@ impl Default for AttachOptions {
 
 /// The maps every plan has: the event ring buffer, the per-CPU counters,
 /// the staging buffer and, unless every process is traced (`traced`
-/// false), the map of traced processes the task programs filter on.
-pub fn standard_maps(buffer_bytes: u32, traced: bool) -> (MapTable, RecordMaps) {
+/// false), the map of traced processes the task programs filter on; with
+/// `rings`, the per-CPU rings function and import records are written
+/// into in place ([`inplace`]), as large together as the ring buffer.
+pub fn standard_maps(buffer_bytes: u32, traced: bool, rings: bool) -> (MapTable, RecordMaps) {
     let mut maps = MapTable::default();
     let events = maps.add(MapSpec {
         name: "events".into(),
@@ -82,6 +85,14 @@ pub fn standard_maps(buffer_bytes: u32, traced: bool) -> (MapTable, RecordMaps) 
         value_size: abi::STAGING_BYTES as u32,
         max_entries: 1,
     });
+    let rings = rings.then(|| {
+        let cpus = pytap_sys::possible_cpus().unwrap_or(1) as u32;
+        let (spec, size) = inplace::rings_spec(buffer_bytes, cpus);
+        inplace::Rings {
+            map: maps.add(spec),
+            size,
+        }
+    });
     if traced {
         maps.add(traced_map_spec());
     }
@@ -91,6 +102,7 @@ pub fn standard_maps(buffer_bytes: u32, traced: bool) -> (MapTable, RecordMaps) 
             events,
             counters,
             staging,
+            rings,
         },
     )
 }
@@ -107,7 +119,7 @@ fn plan<H: Handler + 'static>(
     traced: bool,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Plan> {
-    let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced);
+    let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced, true);
     let handler = make_handler(&mut maps, record_maps, &targets);
     Ok(Plan::new(
         targets,

@@ -14,6 +14,7 @@ mod output;
 pub mod recording;
 mod sent_once;
 mod stap;
+mod streams;
 mod targets;
 mod terminal;
 pub mod tools;

@@ -5,6 +5,7 @@
 //!   (uprobe_multi and perf-event) and the uprobe_multi feature probe;
 //! - [`perf`]: `perf_event_open` on the uprobe PMU;
 //! - [`ringbuf`]: the mmap-based ring-buffer consumer;
+//! - [`cpuring`]: the consumer of per-CPU rings the probes write in place;
 //! - [`poll`]: epoll with `u64` tokens;
 //! - [`signal`]: termination signals through a signalfd;
 //! - [`ptrace`]: following a process tree (PTRACE_SEIZE): spawning a
@@ -26,6 +27,7 @@
 
 pub mod bpf;
 pub mod clock;
+pub mod cpuring;
 mod error;
 pub mod perf;
 pub mod poll;

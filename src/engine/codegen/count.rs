@@ -55,6 +55,10 @@ impl Handler for CountCalls {
         marker == self.marker
     }
 
+    fn uses_rings(&self) -> bool {
+        self.maps.rings.is_some()
+    }
+
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         emit_counted(b, env, self.maps, self.counts, EventKind::of(marker), false)
     }
@@ -74,6 +78,10 @@ pub struct LeanCalls {
 impl Handler for LeanCalls {
     fn handles(&self, marker: Marker) -> bool {
         self.markers.contains(&marker)
+    }
+
+    fn uses_rings(&self) -> bool {
+        self.maps.rings.is_some()
     }
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {

@@ -23,6 +23,7 @@
 
 pub mod count;
 pub mod creation;
+pub mod inplace;
 pub mod named;
 pub mod record;
 pub mod script;
@@ -93,6 +94,9 @@ pub enum MapKind {
     LruHash,
     /// `BPF_MAP_TYPE_RINGBUF` (`max_entries` is the size in bytes).
     RingBuf,
+    /// `BPF_MAP_TYPE_ARRAY` with `BPF_F_MMAPABLE`: values pytap maps into
+    /// its memory ([`inplace`]'s rings).
+    MmapArray,
 }
 
 /// A map the programs need; the session creates it and passes its fd.
@@ -156,6 +160,9 @@ pub struct Slots {
     pub scratch: StackSlot,
     /// A u32 zero, the key of slot 0 of array maps.
     pub key: StackSlot,
+    /// The address of this CPU's ring region while a record is written in
+    /// place ([`inplace`]), when the handler [uses the rings](Handler::uses_rings).
+    pub ring: Option<StackSlot>,
 }
 
 /// Which module a program is generated for.
@@ -203,6 +210,12 @@ pub trait Handler {
 
     /// Emits the body for `marker`.
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError>;
+
+    /// Whether the bodies write records in place ([`inplace`]): the
+    /// program then has [`Slots::ring`].
+    fn uses_rings(&self) -> bool {
+        false
+    }
 
     /// Whether the body of `function__entry` reads the frame ([`Env::frame`]).
     fn wants_frame(&self) -> bool {
@@ -262,6 +275,10 @@ pub fn build_module_program(
         cookie: b.alloc_stack(8, 8)?,
         scratch: b.alloc_stack(8, 8)?,
         key: b.alloc_stack(4, 4)?,
+        ring: match handler.uses_rings() {
+            true => Some(b.alloc_stack(8, 8)?),
+            false => None,
+        },
     };
     let frame = match frame.filter(|_| handler.wants_frame()) {
         Some(source) => Some(FrameAccess {

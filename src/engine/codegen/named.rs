@@ -28,9 +28,9 @@
 //!   existed before pytap attached (or is static), so every full record
 //!   with pointers P read S itself.
 //! - Evidence that pointers were sent is kept per CPU, in slots after the
-//!   staging record (one per pointer pair, chosen by their bits; a
-//!   collision only costs a read), written and read under the staging
-//!   buffer's busy count (so never torn), and tagged with the process and
+//!   staging record or in the CPU's ring region (one per pointer pair,
+//!   chosen by their bits; a collision only costs a read), written and
+//!   read under that buffer's busy count (so never torn), and tagged with the process and
 //!   the session's names *epoch*: a count the task programs
 //!   ([`super::task`]) raise whenever a traced process executes a program
 //!   or any of its threads exits. Without it a process executing a new
@@ -47,6 +47,11 @@
 //!   that read it (its frame holds it), so a different string at the same
 //!   address can only be read by a probe that starts after the first one
 //!   ended, and reserves its record later.
+//! - With per-CPU rings ([`super::inplace`]) the engine orders records by
+//!   their timestamps, read inside the probe while its strings are alive:
+//!   the slots are per CPU, so R and E are in the same region, E first;
+//!   and a record with a different string at P was made by a probe whose
+//!   clock reading came after S was freed, so after R's.
 //!
 //! Entries are always read whole: a new function may hold strings at
 //! addresses an old one used, and nothing short of reading tells them
@@ -55,9 +60,10 @@
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size, StackSlot};
 
-use super::record::{self, RecordFilter, RecordMaps, Remember};
+use super::inplace;
+use super::record::{self, InPlace, RecordFilter, RecordMaps, Remember, SentAt};
 use super::{CodegenError, Env, MapKind, MapSpec, MapTable, emit_count};
-use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off};
+use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off, ring};
 
 /// Name of the names epoch map (the task programs find it by name).
 pub const EPOCH_MAP: &str = "names_epoch";
@@ -102,6 +108,10 @@ pub fn emit_function(
     filter: Option<RecordFilter<'_>>,
 ) -> Result<(), CodegenError> {
     let remember = Remember { epoch: named.epoch };
+    if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
+        let held = InPlace { rings, slot };
+        return emit_function_in_place(b, env, maps, remember, held, kind, entries, filter);
+    }
     if kind != EventKind::FunctionEntry && entries {
         let pid_epoch = b.alloc_stack(16, 8)?;
         let (whole, release, lean) = (b.new_label(), b.new_label(), b.new_label());
@@ -134,6 +144,80 @@ pub fn emit_function(
         b.bind(whole);
     }
     record::emit_packed_parts(
+        b,
+        env,
+        maps,
+        kind,
+        filter,
+        record::Parts::Whole,
+        Some(remember),
+    );
+    Ok(())
+}
+
+/// [`emit_function`] with this CPU's ring written in place: the check, the
+/// lean record and the whole one all under the ring's busy count, taken
+/// once.
+#[allow(clippy::too_many_arguments)]
+fn emit_function_in_place(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    remember: Remember,
+    held: InPlace,
+    kind: EventKind,
+    entries: bool,
+    filter: Option<RecordFilter<'_>>,
+) -> Result<(), CodegenError> {
+    let (direct, busy) = (b.new_label(), b.new_label());
+    inplace::take(b, env, held.rings, direct, busy);
+    if kind != EventKind::FunctionEntry && entries {
+        let firing = b.alloc_stack(16, 8)?;
+        let whole = b.new_label();
+        b.comment("sent before? this CPU's slot, under its ring's busy count");
+        b.call(Helper::GetCurrentPidTgid);
+        b.stx(Size::DW, Reg::FP, firing.off, Reg::R0);
+        load_epoch(b, env, remember.epoch, firing.off + 8, whole);
+        slot_of(b, Reg::R6, ring::SENT as i32, Reg::R7, Reg::R8);
+        let field = |at: usize| at as i16;
+        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FILENAME_PTR));
+        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R7, whole);
+        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FUNCNAME_PTR));
+        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R8, whole);
+        b.ldx(Size::W, Reg::R2, Reg::R1, field(off::SLOT_PID));
+        b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off);
+        b.alu64_imm(AluOp::Rsh, Reg::R3, 32);
+        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, whole);
+        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_EPOCH));
+        b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off + 8);
+        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, whole);
+        b.comment("named by the latest full record with these pointers");
+        record::emit_fixed_held(
+            b,
+            env,
+            maps,
+            held,
+            kind,
+            abi::FLAG_NAMED_BEFORE,
+            Some(firing.off),
+        );
+        b.bind(whole);
+    }
+    record::emit_packed_held(
+        b,
+        env,
+        maps,
+        held,
+        kind,
+        filter,
+        record::Parts::Whole,
+        Some(remember),
+    );
+    b.bind(busy);
+    b.comment("ring in use by a preempted probe: give it back");
+    inplace::release_at(b, Reg::R6);
+    b.bind(direct);
+    record::emit_direct(
         b,
         env,
         maps,
@@ -188,7 +272,7 @@ fn slot_of(b: &mut ProgramBuilder, base: Reg, at: i32, filename: Reg, funcname: 
 /// pointers, unless a name was unreadable (a later return would inherit
 /// the failure instead of reading the name itself). Clobbers r0-r5, keeps
 /// r6-r9.
-pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember) {
+pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember, at: SentAt) {
     let skip = b.new_label();
     for ret in [off::FN_FILENAME_RET, off::FN_FUNCNAME_RET] {
         b.ldx(Size::W, Reg::R1, Reg::R6, ret as i16);
@@ -199,14 +283,20 @@ pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember) {
     load_epoch(b, env, remember.epoch, env.slots.scratch.off, skip);
     b.ldx(Size::DW, Reg::R3, Reg::R6, off::FN_FILENAME_PTR as i16);
     b.ldx(Size::DW, Reg::R4, Reg::R6, off::FN_FUNCNAME_PTR as i16);
-    // r6 is the record, 8 bytes into the staging buffer.
-    slot_of(
-        b,
-        Reg::R6,
-        abi::off::STAGING_SENT as i32 - 8,
-        Reg::R3,
-        Reg::R4,
-    );
+    match at {
+        // r6 is the record, 8 bytes into the staging buffer.
+        SentAt::Staging => slot_of(
+            b,
+            Reg::R6,
+            abi::off::STAGING_SENT as i32 - 8,
+            Reg::R3,
+            Reg::R4,
+        ),
+        SentAt::Ring(region) => {
+            b.ldx(Size::DW, Reg::R5, Reg::FP, region.off);
+            slot_of(b, Reg::R5, ring::SENT as i32, Reg::R3, Reg::R4);
+        }
+    }
     b.stx(Size::DW, Reg::R1, off::SLOT_FILENAME_PTR as i16, Reg::R3);
     b.stx(Size::DW, Reg::R1, off::SLOT_FUNCNAME_PTR as i16, Reg::R4);
     b.ldx(Size::W, Reg::R2, Reg::R6, off::PID as i16);

@@ -15,6 +15,10 @@
 //! preempted another probe on the same CPU) reserves the worst case in the
 //! ring buffer directly and packs there instead.
 //!
+//! When the plan has per-CPU rings ([`inplace`]), packed records are built
+//! where they are read instead, in this CPU's ring region, and only a probe
+//! that finds the region taken goes through the ring buffer as above.
+//!
 //! Reserved ring-buffer memory is not zeroed, so every field a decoder may
 //! read is written on every path, or its validity follows from a field
 //! that is (a tuple's size says which item slots were filled).
@@ -23,6 +27,7 @@ use std::collections::BTreeSet;
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, RB_NO_WAKEUP, Reg, Size};
 
+use super::inplace;
 use super::named::{self, NamedMaps};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
@@ -38,6 +43,10 @@ pub struct RecordMaps {
     pub counters: MapRef,
     /// Per-CPU staging buffer for packed records (`abi::STAGING_BYTES`).
     pub staging: MapRef,
+    /// Per-CPU rings packed records are written into in place, when the
+    /// plan has them ([`inplace`]); else they go through the staging
+    /// buffer and the ring buffer.
+    pub rings: Option<inplace::Rings>,
 }
 
 /// Streams a full record for each of `markers`.
@@ -55,6 +64,10 @@ pub struct FullRecords {
 impl Handler for FullRecords {
     fn handles(&self, marker: Marker) -> bool {
         self.markers.contains(&marker)
+    }
+
+    fn uses_rings(&self) -> bool {
+        self.maps.rings.is_some()
     }
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
@@ -175,8 +188,20 @@ pub fn emit_packed_parts(
     parts: Parts,
     remember: Option<Remember>,
 ) {
+    if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
+        let (direct, busy) = (b.new_label(), b.new_label());
+        inplace::take(b, env, rings, direct, busy);
+        let held = InPlace { rings, slot };
+        emit_packed_held(b, env, maps, held, kind, filter, parts, remember);
+        b.bind(busy);
+        b.comment("ring in use by a preempted probe: give it back");
+        inplace::release_at(b, Reg::R6);
+        b.bind(direct);
+        emit_direct(b, env, maps, kind, filter, parts, remember);
+        return;
+    }
     let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
-    let (drop_staged, drop_reserved) = (b.new_label(), b.new_label());
+    let drop_staged = b.new_label();
     b.comment("take this CPU's staging buffer");
     take_staging(b, env, maps.staging, direct, busy);
     b.add64_imm(Reg::R6, 8);
@@ -200,7 +225,7 @@ pub fn emit_packed_parts(
         // Sent: remember it while the busy count is still held.
         let not_sent = b.new_label();
         b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not_sent);
-        super::named::emit_remember(b, env, remember);
+        super::named::emit_remember(b, env, remember, SentAt::Staging);
         b.mov64_imm(Reg::R0, 0);
         b.bind(not_sent);
     }
@@ -208,11 +233,106 @@ pub fn emit_packed_parts(
     release_staging(b);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
     b.mov64_imm(Reg::R0, 0).exit();
+    b.bind(lost);
+    emit_lost(b, env, maps, remember);
+    if drops {
+        b.bind(drop_staged);
+        b.add64_imm(Reg::R6, -8);
+        release_staging(b);
+        b.mov64_imm(Reg::R0, 0).exit();
+    }
 
     b.bind(busy);
     b.comment("staging buffer in use by a preempted probe: give it back");
     release_staging(b);
     b.bind(direct);
+    emit_direct(b, env, maps, kind, filter, parts, remember);
+}
+
+/// Where the slots of names sent are: after the staging record (r6 is
+/// the record) or in the region of this CPU's ring (kept in a slot).
+#[derive(Debug, Clone, Copy)]
+pub enum SentAt {
+    /// In the staging buffer, r6 its record.
+    Staging,
+    /// In this CPU's ring region, its address in the stack slot.
+    Ring(pytap_ebpf::StackSlot),
+}
+
+/// A region of this CPU's ring held (its busy count taken): the rings and
+/// the stack slot the region's address is kept in.
+#[derive(Debug, Clone, Copy)]
+pub struct InPlace {
+    /// The rings.
+    pub rings: inplace::Rings,
+    /// Where the region's address is kept.
+    pub slot: pytap_ebpf::StackSlot,
+}
+
+/// With r6 this CPU's ring region, its busy count held: a packed record
+/// written in place, published, remembered when asked, the count given
+/// back. Ends in `exit` on every path.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_packed_held(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    held: InPlace,
+    kind: EventKind,
+    filter: Option<RecordFilter<'_>>,
+    parts: Parts,
+    remember: Option<Remember>,
+) {
+    let (full, drop_held) = (b.new_label(), b.new_label());
+    inplace::reserve(b, held.rings, held.slot, full);
+    write_header(b, env, kind);
+    fill_packed(b, env, kind, parts);
+    let drops = filter.is_some_and(|filter| filter(b, env, drop_held));
+    if parts != Parts::NoOutput {
+        inplace::publish(b, held.slot);
+        if let Some(remember) = remember {
+            super::named::emit_remember(b, env, remember, SentAt::Ring(held.slot));
+        }
+    }
+    inplace::release(b, held.slot);
+    b.mov64_imm(Reg::R0, 0).exit();
+    if drops {
+        b.bind(drop_held);
+        inplace::release(b, held.slot);
+        b.mov64_imm(Reg::R0, 0).exit();
+    }
+    b.bind(full);
+    b.comment("no room in this CPU's ring: the record is lost");
+    inplace::release_at(b, Reg::R6);
+    emit_lost(b, env, maps, remember);
+}
+
+/// The lost-record path of a packed record: a new names epoch when the
+/// names it would have sent are remembered, the count, exit.
+fn emit_lost(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, remember: Option<Remember>) {
+    if let Some(remember) = remember {
+        // A record that never reached the ring buffer (an entry among
+        // them): whatever the slots say was sent before proves nothing now.
+        super::named::emit_new_epoch(b, remember.epoch, env.slots.key);
+    }
+    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_LOST);
+    b.mov64_imm(Reg::R0, 0).exit();
+}
+
+/// A packed record reserved whole in the shared ring buffer and packed
+/// there: the path of a probe that preempted another on its CPU (the
+/// staging buffer or the ring region is taken). Nothing is remembered (the
+/// slots are the preempted probe's now). Ends in `exit` on every path.
+pub(super) fn emit_direct(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    filter: Option<RecordFilter<'_>>,
+    parts: Parts,
+    remember: Option<Remember>,
+) {
+    let (lost, drop_reserved) = (b.new_label(), b.new_label());
     b.ld_map_fd(Reg::R1, maps.events);
     b.mov64_imm(Reg::R2, kind.record_size() as i32);
     b.mov64_imm(Reg::R3, 0);
@@ -221,38 +341,18 @@ pub fn emit_packed_parts(
     b.mov64_reg(Reg::R6, Reg::R0);
     write_header(b, env, kind);
     fill_packed(b, env, kind, parts);
-    if let Some(filter) = filter {
-        drops |= filter(b, env, drop_reserved);
-    }
+    let drops = filter.is_some_and(|filter| filter(b, env, drop_reserved));
     if parts == Parts::NoOutput {
-        b.mov64_reg(Reg::R1, Reg::R6);
-        b.mov64_imm(Reg::R2, 0);
-        b.call(Helper::RingbufDiscard);
-        b.mov64_imm(Reg::R0, 0).exit();
+        discard(b);
     } else {
-        // (Nothing is remembered here: the slots live under the staging
-        // buffer's busy count, which a preempted probe holds.)
         submit(b);
     }
-    b.bind(lost);
-    if let Some(remember) = remember {
-        // A record that never reached the ring buffer (an entry among
-        // them): whatever the slots say was sent before proves nothing now.
-        super::named::emit_new_epoch(b, remember.epoch, env.slots.key);
-    }
-    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_LOST);
-    b.mov64_imm(Reg::R0, 0).exit();
     if drops {
-        b.bind(drop_staged);
-        b.add64_imm(Reg::R6, -8);
-        release_staging(b);
-        b.mov64_imm(Reg::R0, 0).exit();
         b.bind(drop_reserved);
-        b.mov64_reg(Reg::R1, Reg::R6);
-        b.mov64_imm(Reg::R2, 0);
-        b.call(Helper::RingbufDiscard);
-        b.mov64_imm(Reg::R0, 0).exit();
+        discard(b);
     }
+    b.bind(lost);
+    emit_lost(b, env, maps, remember);
 }
 
 /// A function record's fixed part only (header, line, pointers; no
@@ -265,7 +365,49 @@ pub fn emit_fixed_only(
     kind: EventKind,
     flag: u16,
 ) {
+    if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
+        let (direct, busy) = (b.new_label(), b.new_label());
+        inplace::take(b, env, rings, direct, busy);
+        emit_fixed_held(b, env, maps, InPlace { rings, slot }, kind, flag, None);
+        b.bind(busy);
+        inplace::release_at(b, Reg::R6);
+        b.bind(direct);
+    }
     let lost = reserve_sized(b, env, maps, kind, kind.fixed_size());
+    fill_fixed(b, flag);
+    submit(b);
+    finish_lost(b, env, maps, lost);
+}
+
+/// [`emit_fixed_only`] with r6 this CPU's ring region, its busy count
+/// held, and the firing's `pid_tgid` in a stack slot when the probe read
+/// it already. Ends in `exit` on every path.
+pub fn emit_fixed_held(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    held: InPlace,
+    kind: EventKind,
+    flag: u16,
+    pid_tgid: Option<i16>,
+) {
+    let full = b.new_label();
+    inplace::reserve(b, held.rings, held.slot, full);
+    write_header_from(b, env, kind as u16, pid_tgid, None);
+    fill_fixed(b, flag);
+    b.mov64_imm(Reg::R7, kind.fixed_size() as i32);
+    inplace::publish(b, held.slot);
+    inplace::release(b, held.slot);
+    b.mov64_imm(Reg::R0, 0).exit();
+    b.bind(full);
+    inplace::release_at(b, Reg::R6);
+    emit_count(b, env.slots.key, maps.counters, abi::COUNTER_LOST);
+    b.mov64_imm(Reg::R0, 0).exit();
+}
+
+/// The fixed part of a function record at r6 with `flag`, from the
+/// marker's arguments (r7, r8, r9).
+fn fill_fixed(b: &mut ProgramBuilder, flag: u16) {
     b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, i32::from(flag));
     b.stx(Size::W, Reg::R6, off::FN_LINENO as i16, Reg::R9);
     b.st_imm(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, 0);
@@ -273,8 +415,6 @@ pub fn emit_fixed_only(
     b.st_imm(Size::W, Reg::R6, (off::FN_FUNCNAME_RET + 4) as i16, 0);
     b.stx(Size::DW, Reg::R6, off::FN_FILENAME_PTR as i16, Reg::R7);
     b.stx(Size::DW, Reg::R6, off::FN_FUNCNAME_PTR as i16, Reg::R8);
-    submit(b);
-    finish_lost(b, env, maps, lost);
 }
 
 /// Fills a packed record at r6 from the marker's arguments (r7, r8, r9) and
@@ -436,6 +576,14 @@ pub fn write_header_from(
     b.ldx(Size::DW, Reg::R1, Reg::FP, env.slots.cookie.off);
     b.stx(Size::H, Reg::R6, off::SITE as i16, Reg::R1);
     b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, 0);
+}
+
+/// Discards the reserved record at r6, and exits.
+fn discard(b: &mut ProgramBuilder) {
+    b.mov64_reg(Reg::R1, Reg::R6);
+    b.mov64_imm(Reg::R2, 0);
+    b.call(Helper::RingbufDiscard);
+    b.mov64_imm(Reg::R0, 0).exit();
 }
 
 /// Submits the record at r6 without waking the consumer, and exits.

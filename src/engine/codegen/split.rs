@@ -68,6 +68,10 @@ impl Handler for SplitProbe {
         }
     }
 
+    fn uses_rings(&self) -> bool {
+        matches!(self, SplitProbe::Parts { maps, .. } if maps.rings.is_some())
+    }
+
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         match self {
             SplitProbe::Parts { maps, parts } => {

@@ -75,6 +75,10 @@ impl Handler for WithinRecords {
         self.markers.contains(&marker)
     }
 
+    fn uses_rings(&self) -> bool {
+        self.maps.rings.is_some()
+    }
+
     fn wants_frame(&self) -> bool {
         self.flag_creations
     }

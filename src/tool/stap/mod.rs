@@ -170,7 +170,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         } else {
             0
         };
-        let (mut maps, record) = common::standard_maps(stream.attach.buffer_bytes, traced);
+        let (mut maps, record) = common::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
         let plan = Plan::new(
             targets,

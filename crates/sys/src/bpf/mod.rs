@@ -13,6 +13,8 @@ pub use prog::{Link, Program, uprobe_multi_supported};
 
 /// `BPF_F_NO_PREALLOC`: hash maps allocate entries on demand.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
+/// `BPF_F_MMAPABLE`: an array map whose values user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map.
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_TRACE_UPROBE_MULTI`: the attach type of uprobe_multi links, also the
