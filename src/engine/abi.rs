@@ -1,5 +1,6 @@
 //! The event ABI: the one definition of every record the BPF programs write
-//! into the ring buffer and the decoder reads back.
+//! into the ring buffer or the per-CPU rings ([`ring`]) and the decoder
+//! reads back.
 //!
 //! Each record is a `#[repr(C)]` struct below. The code generator stores at
 //! `offset_of!` these structs and the decoder reads at the same offsets, so
@@ -202,7 +203,8 @@ pub struct SentSlot {
     pub funcname_ptr: u64,
 }
 
-/// Slots of names already sent per CPU, after the staging record (a
+/// Slots of names already sent per CPU, after the staging record or in
+/// the CPU's ring region (a
 /// power of two: a slot is chosen by the pointers' bits).
 pub const SENT_SLOTS: usize = 256;
 
@@ -427,7 +429,7 @@ pub const TASK_RENAME: u16 = 64;
 pub const TASK_EXEC: u16 = 65;
 
 /// What the kernel tells of a traced process's threads, through the same
-/// ring buffer as the markers' events (so in order with them): names as
+/// ring buffer as the markers' events (in order with them by timestamp): names as
 /// they change, and execs. These records never reach the tools; the run
 /// loop keeps the names (see [`crate::engine::tasks`]) and follows execs.
 #[derive(Debug, Clone, Copy)]
@@ -536,6 +538,10 @@ pub mod ring {
     /// that writes (a probe preempting it on the same CPU finds it taken
     /// and sends through the shared ring buffer instead).
     pub const BUSY: usize = 8;
+    /// `u64`: the clock reading of the latest probe to take the region
+    /// (its record's timestamp), stored right after taking it: while the
+    /// region is taken, no record it will hold is older than this.
+    pub const PENDING: usize = 16;
     /// `u64`: bytes pytap has consumed (its own cache line).
     pub const TAIL: usize = 64;
     /// The CPU's [`SENT_SLOTS`] slots of names already sent, under

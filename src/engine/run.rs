@@ -452,7 +452,8 @@ pub fn run(
         events: stats.events,
         // Events the in-process agents dropped count as lost too.
         lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
-        malformed: stats.malformed,
+        // (A ring region in a state no probe leaves counts as one.)
+        malformed: stats.malformed + attached.session.streams().borrow().corrupt(),
         unnamed: stats.names.unnamed.get(),
         end,
         elapsed: started.elapsed(),

@@ -15,8 +15,11 @@
 //!   was read): every later writer reads the clock after taking it, so
 //!   every record it will hold later is newer than that clock reading, and
 //!   every earlier writer stored its head before giving the count back;
-//! - a region that was busy keeps the bound it had (its writer took the
-//!   count after the drain that set it);
+//! - a region that was busy: the clock reading its writer stored after
+//!   taking the count (looked at after the busy count, before the head).
+//!   It is that writer's record's timestamp, or an earlier writer's (not
+//!   stored yet), or a later writer's whose predecessor's head is then
+//!   visible: in each case no record still to appear there is older;
 //! - the shared ring buffer, read to its end, bounds likewise (its probes
 //!   read the clock after reserving); stopped at a record still being
 //!   written, it keeps its bound.
@@ -62,6 +65,7 @@ pub fn ring_layout() -> RingLayout {
     RingLayout {
         head: ring::HEAD,
         busy: ring::BUSY,
+        pending: ring::PENDING,
         tail: ring::TAIL,
         data: ring::DATA,
         frame: ring::FRAME,
@@ -147,9 +151,8 @@ impl Regions {
         self.cursors.clear();
         for cpu in 0..self.rings.cpus() {
             let w = self.rings.window(cpu);
-            if !w.busy {
-                self.bounds[cpu] = now;
-            }
+            let bound = if w.busy { w.pending } else { now };
+            self.bounds[cpu] = self.bounds[cpu].max(bound);
             let mut pos = w.tail;
             if w.head < w.tail || w.head - w.tail > self.rings.capacity() as u64 {
                 self.corrupt += 1;

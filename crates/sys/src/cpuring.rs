@@ -3,8 +3,9 @@
 //! array map (element `cpu`).
 //!
 //! The protocol (the layout's offsets come from the caller, [`RingLayout`]):
-//! a region holds a producer position `head`, a busy count and a consumer
-//! position `tail` (each a `u64`, the two sides' on separate cache lines),
+//! a region holds a producer position `head`, a busy count, the clock
+//! reading of its latest writer and a consumer position `tail` (each a
+//! `u64`, the two sides' on separate cache lines),
 //! then a data area of a power-of-two size followed by slack. Positions
 //! count bytes ever written; a record at position `p` starts at data offset
 //! `p & (size - 1)` as a `u32` length, 4 bytes of padding and the record,
@@ -29,6 +30,8 @@ pub struct RingLayout {
     pub head: usize,
     /// The busy count.
     pub busy: usize,
+    /// The clock reading of the latest writer.
+    pub pending: usize,
     /// The consumer position.
     pub tail: usize,
     /// The data area.
@@ -44,9 +47,11 @@ pub struct Window {
     pub tail: u64,
     /// The producer position.
     pub head: u64,
-    /// Whether a probe was writing (its busy count taken), read before
-    /// `head`.
+    /// Whether a probe was writing (its busy count taken), read first.
     pub busy: bool,
+    /// The latest writer's clock reading, read after `busy` and before
+    /// `head`.
+    pub pending: u64,
 }
 
 /// The consumer of one map's per-CPU rings.
@@ -79,7 +84,7 @@ impl CpuRings {
             return Err(SysError::invalid_input(CALL, "not an array map"));
         }
         let stride = (map.value_size() as usize).next_multiple_of(8);
-        let fields_fit = [layout.head, layout.busy, layout.tail]
+        let fields_fit = [layout.head, layout.busy, layout.pending, layout.tail]
             .iter()
             .all(|&f| f.is_multiple_of(8) && f + 8 <= layout.data);
         if !size.is_power_of_two()
@@ -128,13 +133,20 @@ impl CpuRings {
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(cpu * self.stride + field).cast()) }
     }
 
-    /// Looks at region `cpu`: the busy count first, then `head` (acquire:
-    /// the records before `head` are complete), and `tail`.
+    /// Looks at region `cpu`: the busy count first, then the latest
+    /// writer's clock reading, then `head` (each acquire: the records
+    /// before `head` are complete), and `tail`.
     pub fn window(&self, cpu: usize) -> Window {
         let busy = self.word(cpu, self.layout.busy).load(Ordering::Acquire) != 0;
+        let pending = self.word(cpu, self.layout.pending).load(Ordering::Acquire);
         let head = self.word(cpu, self.layout.head).load(Ordering::Acquire);
         let tail = self.word(cpu, self.layout.tail).load(Ordering::Relaxed);
-        Window { tail, head, busy }
+        Window {
+            tail,
+            head,
+            busy,
+            pending,
+        }
     }
 
     /// The record at position `pos` of region `cpu`, which must lie in a

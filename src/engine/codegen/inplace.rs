@@ -63,11 +63,19 @@ pub fn rings_spec(total_bytes: u32, cpus: u32) -> (MapSpec, u32) {
     (spec, size)
 }
 
-/// r6 = this CPU's region, its busy count taken; to `missing` without
-/// one, to `busy` (r6 set: give the count back with [`release_at`]) when a
-/// probe this one preempted holds it. Uses the scratch slot as the key;
-/// clobbers r0-r5.
-pub fn take(b: &mut ProgramBuilder, env: &Env, rings: Rings, missing: Label, busy: Label) {
+/// r6 = this CPU's region, its busy count taken, then the clock read into
+/// the region's [`ring::PENDING`] and the second word of `slot` (the
+/// record's timestamp, [`timestamp`]); to `missing` without one, to `busy`
+/// (r6 set: give the count back with [`release_at`]) when a probe this one
+/// preempted holds it. Uses the scratch slot as the key; clobbers r0-r5.
+pub fn take(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    rings: Rings,
+    slot: StackSlot,
+    missing: Label,
+    busy: Label,
+) {
     b.comment("take this CPU's ring");
     b.call(Helper::GetSmpProcessorId);
     b.stx(Size::W, Reg::FP, env.slots.scratch.off, Reg::R0);
@@ -80,6 +88,16 @@ pub fn take(b: &mut ProgramBuilder, env: &Env, rings: Rings, missing: Label, bus
     b.mov64_imm(Reg::R1, 1);
     b.atomic_fetch_add(Size::DW, Reg::R6, ring::BUSY as i16, Reg::R1);
     b.jmp_imm(JmpOp::Jne, Reg::R1, 0, busy);
+    b.comment("the record's time, also where pytap sees it while the ring is taken");
+    b.call(Helper::KtimeGetNs);
+    b.stx(Size::DW, Reg::R6, ring::PENDING as i16, Reg::R0);
+    b.stx(Size::DW, Reg::FP, timestamp(slot), Reg::R0);
+}
+
+/// The stack offset of the firing's clock reading in a ring slot (taken
+/// by [`take`]): records written in place carry it as their timestamp.
+pub fn timestamp(slot: StackSlot) -> i16 {
+    slot.off + 8
 }
 
 /// With r6 this CPU's region (busy count held): keeps it in `slot` and

@@ -161,7 +161,8 @@ pub struct Slots {
     /// A u32 zero, the key of slot 0 of array maps.
     pub key: StackSlot,
     /// The address of this CPU's ring region while a record is written in
-    /// place ([`inplace`]), when the handler [uses the rings](Handler::uses_rings).
+    /// place ([`inplace`]), then the firing's clock reading, when the
+    /// handler [uses the rings](Handler::uses_rings).
     pub ring: Option<StackSlot>,
 }
 
@@ -276,7 +277,7 @@ pub fn build_module_program(
         scratch: b.alloc_stack(8, 8)?,
         key: b.alloc_stack(4, 4)?,
         ring: match handler.uses_rings() {
-            true => Some(b.alloc_stack(8, 8)?),
+            true => Some(b.alloc_stack(16, 8)?),
             false => None,
         },
     };

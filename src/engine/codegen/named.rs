@@ -170,7 +170,7 @@ fn emit_function_in_place(
     filter: Option<RecordFilter<'_>>,
 ) -> Result<(), CodegenError> {
     let (direct, busy) = (b.new_label(), b.new_label());
-    inplace::take(b, env, held.rings, direct, busy);
+    inplace::take(b, env, held.rings, held.slot, direct, busy);
     if kind != EventKind::FunctionEntry && entries {
         let firing = b.alloc_stack(16, 8)?;
         let whole = b.new_label();

@@ -190,7 +190,7 @@ pub fn emit_packed_parts(
 ) {
     if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
         let (direct, busy) = (b.new_label(), b.new_label());
-        inplace::take(b, env, rings, direct, busy);
+        inplace::take(b, env, rings, slot, direct, busy);
         let held = InPlace { rings, slot };
         emit_packed_held(b, env, maps, held, kind, filter, parts, remember);
         b.bind(busy);
@@ -285,7 +285,8 @@ pub fn emit_packed_held(
 ) {
     let (full, drop_held) = (b.new_label(), b.new_label());
     inplace::reserve(b, held.rings, held.slot, full);
-    write_header(b, env, kind);
+    let ts = Some(inplace::timestamp(held.slot));
+    write_header_from(b, env, kind as u16, None, ts);
     fill_packed(b, env, kind, parts);
     let drops = filter.is_some_and(|filter| filter(b, env, drop_held));
     if parts != Parts::NoOutput {
@@ -367,7 +368,7 @@ pub fn emit_fixed_only(
 ) {
     if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
         let (direct, busy) = (b.new_label(), b.new_label());
-        inplace::take(b, env, rings, direct, busy);
+        inplace::take(b, env, rings, slot, direct, busy);
         emit_fixed_held(b, env, maps, InPlace { rings, slot }, kind, flag, None);
         b.bind(busy);
         inplace::release_at(b, Reg::R6);
@@ -393,7 +394,8 @@ pub fn emit_fixed_held(
 ) {
     let full = b.new_label();
     inplace::reserve(b, held.rings, held.slot, full);
-    write_header_from(b, env, kind as u16, pid_tgid, None);
+    let ts = Some(inplace::timestamp(held.slot));
+    write_header_from(b, env, kind as u16, pid_tgid, ts);
     fill_fixed(b, flag);
     b.mov64_imm(Reg::R7, kind.fixed_size() as i32);
     inplace::publish(b, held.slot);
