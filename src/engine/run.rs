@@ -482,7 +482,35 @@ struct Stats {
     last_flush: Option<Instant>,
     /// Kernel records held for merging with an in-process capture's
     /// events (see [`drain`]).
-    held: Vec<Vec<u8>>,
+    held: Held,
+}
+
+/// Records copied out for later, back to back in one buffer (one copy
+/// each, no allocation per record once the buffer has grown).
+#[derive(Default)]
+struct Held {
+    bytes: Vec<u8>,
+    /// Each record's start and length; a length of 0 once delivered.
+    spans: Vec<(usize, usize)>,
+}
+
+impl Held {
+    fn push(&mut self, record: &[u8]) {
+        self.spans.push((self.bytes.len(), record.len()));
+        self.bytes.extend_from_slice(record);
+    }
+
+    /// Forgets the delivered records, keeping the others in order.
+    fn compact(&mut self) {
+        let mut end = 0;
+        self.spans.retain(|&(_, len)| len != 0);
+        for (start, len) in &mut self.spans {
+            self.bytes.copy_within(*start..*start + *len, end);
+            *start = end;
+            end += *len;
+        }
+        self.bytes.truncate(end);
+    }
 }
 
 /// How long after its timestamp an event is surely readable: a probe or a
@@ -560,7 +588,7 @@ fn drain(
                 }
             }
             if merging {
-                held.push(record.to_vec());
+                held.push(record);
                 return true;
             }
             match decode::decode(record) {
@@ -598,21 +626,23 @@ fn drain(
         // before `first` all are (so each capture event does not scan
         // what was delivered already).
         let mut first = 0;
-        let deliver = |held: &mut Vec<Vec<u8>>,
+        let deliver = |held: &mut Held,
                        first: &mut usize,
                        pid: Option<u32>,
                        until: u64,
                        consumer: &mut dyn Consumer,
                        stats: &mut Stats|
          -> Result<()> {
-            while held.get(*first).is_some_and(Vec::is_empty) {
+            let Held { bytes, spans } = held;
+            while spans.get(*first).is_some_and(|&(_, len)| len == 0) {
                 *first += 1;
             }
-            let pending = held.get_mut(*first..).unwrap_or_default();
-            for record in pending.iter_mut().filter(|r| !r.is_empty()) {
+            let pending = spans.get_mut(*first..).unwrap_or_default();
+            for span in pending.iter_mut().filter(|(_, len)| *len != 0) {
+                let record = &bytes[span.0..span.0 + span.1];
                 let Ok(h) = decode::header(record) else {
                     stats.malformed += 1;
-                    record.clear();
+                    span.1 = 0;
                     continue;
                 };
                 if h.ts_ns > until {
@@ -633,7 +663,7 @@ fn drain(
                     }
                     Err(_) => stats.malformed += 1,
                 }
-                record.clear();
+                span.1 = 0;
             }
             Ok(())
         };
@@ -650,7 +680,7 @@ fn drain(
             consumer.event(event, session)
         })?;
         deliver(&mut held, &mut first, None, cutoff, consumer, stats)?;
-        held.retain(|r| !r.is_empty());
+        held.compact();
         stats.events += captured;
     }
     stats.held = held;
