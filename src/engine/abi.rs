@@ -17,8 +17,8 @@
 //! Function and import records are *packed*: their strings follow the fixed
 //! part back to back, each taking [`packed_len`] of its `*_ret` bytes, so a
 //! typical entry/return record is about 100 bytes instead of the 1080 its
-//! struct below spells out (the struct is the worst case, and the layout of
-//! the per-CPU staging buffer the probe builds records in). A record may be
+//! struct below spells out (the struct is the worst case, and the room a
+//! probe makes for a record before it knows its size). A record may be
 //! longer than its packed content; the decoder goes by the `*_ret` fields.
 
 use std::mem::{offset_of, size_of};
@@ -203,8 +203,7 @@ pub struct SentSlot {
     pub funcname_ptr: u64,
 }
 
-/// Slots of names already sent per CPU, after the staging record or in
-/// the CPU's ring region (a
+/// Slots of names already sent per CPU, in the CPU's ring region (a
 /// power of two: a slot is chosen by the pointers' bits).
 pub const SENT_SLOTS: usize = 256;
 
@@ -468,8 +467,6 @@ pub mod off {
     pub const SLOT_EPOCH: usize = offset_of!(SentSlot, epoch);
     pub const SLOT_FILENAME_PTR: usize = offset_of!(SentSlot, filename_ptr);
     pub const SLOT_FUNCNAME_PTR: usize = offset_of!(SentSlot, funcname_ptr);
-    /// Where the slots of names sent start in the staging buffer.
-    pub const STAGING_SENT: usize = 8 + size_of::<FunctionEvent>();
     pub const FN_FUNCNAME_PTR: usize = offset_of!(FunctionEvent, funcname_ptr);
     pub const FN_FILENAME: usize = offset_of!(FunctionEvent, filename);
     pub const FN_FUNCNAME: usize = offset_of!(FunctionEvent, funcname);
@@ -514,13 +511,12 @@ pub const COUNTER_UNCOUNTED: u32 = 2;
 /// Number of per-CPU counters.
 pub const COUNTERS: u32 = 3;
 
-/// Value size of the per-CPU staging buffer packed records are built in:
-/// an 8-byte busy count (a probe preempted by another on the same CPU must
-/// not build into the same buffer), then the largest packed record, then
-/// the CPU's [`SENT_SLOTS`] slots of names already sent (under the same
-/// busy count).
-pub const STAGING_BYTES: usize =
-    8 + size_of::<FunctionEvent>() + SENT_SLOTS * size_of::<SentSlot>();
+/// Value size of the tools' per-CPU staging buffer: an 8-byte busy count
+/// (a probe preempted by another on the same CPU must not build into the
+/// same buffer), then room for the largest packed record. Since records
+/// are written in place ([`ring`]) only the benchmark's kernel-timing
+/// probe uses it (scripts have their own, sized to their records).
+pub const STAGING_BYTES: usize = 8 + size_of::<FunctionEvent>();
 
 /// The per-CPU rings function and import records are written into in
 /// place (see [`crate::engine::codegen::inplace`]): one region per CPU in

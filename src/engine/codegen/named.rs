@@ -27,10 +27,10 @@
 //!   frame CPython runs without an entry, such as 3.15's shim frames), S
 //!   existed before pytap attached (or is static), so every full record
 //!   with pointers P read S itself.
-//! - Evidence that pointers were sent is kept per CPU, in slots after the
-//!   staging record or in the CPU's ring region (one per pointer pair,
-//!   chosen by their bits; a collision only costs a read), written and
-//!   read under that buffer's busy count (so never torn), and tagged with the process and
+//! - Evidence that pointers were sent is kept per CPU, in slots in the
+//!   CPU's ring region (one per pointer pair, chosen by their bits; a
+//!   collision only costs a read), written and read under the region's
+//!   busy count (so never torn), and tagged with the process and
 //!   the session's names *epoch*: a count the task programs
 //!   ([`super::task`]) raise whenever a traced process executes a program
 //!   or any of its threads exits. Without it a process executing a new
@@ -61,7 +61,7 @@
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size, StackSlot};
 
 use super::inplace;
-use super::record::{self, InPlace, RecordFilter, RecordMaps, Remember, SentAt};
+use super::record::{self, InPlace, RecordFilter, RecordMaps, Remember};
 use super::{CodegenError, Env, MapKind, MapSpec, MapTable, emit_count};
 use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off, ring};
 
@@ -112,37 +112,7 @@ pub fn emit_function(
         let held = InPlace { rings, slot };
         return emit_function_in_place(b, env, maps, remember, held, kind, entries, filter);
     }
-    if kind != EventKind::FunctionEntry && entries {
-        let pid_epoch = b.alloc_stack(16, 8)?;
-        let (whole, release, lean) = (b.new_label(), b.new_label(), b.new_label());
-        b.comment("sent before? this CPU's slot, under the staging buffer's busy count");
-        record::take_staging(b, env, maps.staging, whole, release);
-        b.call(Helper::GetCurrentPidTgid);
-        b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
-        b.stx(Size::DW, Reg::FP, pid_epoch.off, Reg::R0);
-        load_epoch(b, env, named.epoch, pid_epoch.off + 8, release);
-        slot_of(b, Reg::R6, abi::off::STAGING_SENT as i32, Reg::R7, Reg::R8);
-        let field = |at: usize| at as i16;
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FILENAME_PTR));
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R7, release);
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FUNCNAME_PTR));
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R8, release);
-        b.ldx(Size::W, Reg::R2, Reg::R1, field(off::SLOT_PID));
-        b.ldx(Size::DW, Reg::R3, Reg::FP, pid_epoch.off);
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, release);
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_EPOCH));
-        b.ldx(Size::DW, Reg::R3, Reg::FP, pid_epoch.off + 8);
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, release);
-        record::release_staging(b);
-        b.ja(lean);
-        b.bind(release);
-        record::release_staging(b);
-        b.ja(whole);
-        b.bind(lean);
-        b.comment("named by the latest full record with these pointers");
-        record::emit_fixed_only(b, env, maps, kind, abi::FLAG_NAMED_BEFORE);
-        b.bind(whole);
-    }
+    // Without the rings (none of the tools' plans) nothing goes lean.
     record::emit_packed_parts(
         b,
         env,
@@ -175,22 +145,7 @@ fn emit_function_in_place(
         let firing = b.alloc_stack(16, 8)?;
         let whole = b.new_label();
         b.comment("sent before? this CPU's slot, under its ring's busy count");
-        b.call(Helper::GetCurrentPidTgid);
-        b.stx(Size::DW, Reg::FP, firing.off, Reg::R0);
-        load_epoch(b, env, remember.epoch, firing.off + 8, whole);
-        slot_of(b, Reg::R6, ring::SENT as i32, Reg::R7, Reg::R8);
-        let field = |at: usize| at as i16;
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FILENAME_PTR));
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R7, whole);
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FUNCNAME_PTR));
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R8, whole);
-        b.ldx(Size::W, Reg::R2, Reg::R1, field(off::SLOT_PID));
-        b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off);
-        b.alu64_imm(AluOp::Rsh, Reg::R3, 32);
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, whole);
-        b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_EPOCH));
-        b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off + 8);
-        b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, whole);
+        emit_sent_before(b, env, remember.epoch, firing, whole);
         b.comment("named by the latest full record with these pointers");
         record::emit_fixed_held(
             b,
@@ -227,6 +182,35 @@ fn emit_function_in_place(
         Some(remember),
     );
     Ok(())
+}
+
+/// With this CPU's ring region held (r6) and the marker's pointers in r7,
+/// r8: the firing's `pid_tgid` into `firing` and
+/// the names epoch after it, then to `differ` unless the slot of the
+/// pointers says this process sent them in this epoch. Clobbers r0-r5.
+fn emit_sent_before(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    epoch: MapRef,
+    firing: StackSlot,
+    differ: pytap_ebpf::Label,
+) {
+    b.call(Helper::GetCurrentPidTgid);
+    b.stx(Size::DW, Reg::FP, firing.off, Reg::R0);
+    load_epoch(b, env, epoch, firing.off + 8, differ);
+    slot_of(b, Reg::R6, ring::SENT as i32, Reg::R7, Reg::R8);
+    let field = |at: usize| at as i16;
+    b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FILENAME_PTR));
+    b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R7, differ);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_FUNCNAME_PTR));
+    b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R8, differ);
+    b.ldx(Size::W, Reg::R2, Reg::R1, field(off::SLOT_PID));
+    b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off);
+    b.alu64_imm(AluOp::Rsh, Reg::R3, 32);
+    b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, differ);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, field(off::SLOT_EPOCH));
+    b.ldx(Size::DW, Reg::R3, Reg::FP, firing.off + 8);
+    b.jmp_reg(JmpOp::Jne, Reg::R2, Reg::R3, differ);
 }
 
 /// `*(u64 *)(fp + dst) = epoch`, or to `missing` when the map has no slot
@@ -267,12 +251,12 @@ fn slot_of(b: &mut ProgramBuilder, base: Reg, at: i32, filename: Reg, funcname: 
     b.alu64_reg(AluOp::Add, Reg::R1, Reg::R2);
 }
 
-/// Emits, after the full record at r6 (the staging buffer's record, busy
-/// count held) is in the ring buffer: write this CPU's slot for its
+/// Emits, after the full record at r6 was published in place (this CPU's
+/// ring region held, its address in the stack slot `region`): write this CPU's slot for its
 /// pointers, unless a name was unreadable (a later return would inherit
 /// the failure instead of reading the name itself). Clobbers r0-r5, keeps
 /// r6-r9.
-pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember, at: SentAt) {
+pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember, region: StackSlot) {
     let skip = b.new_label();
     for ret in [off::FN_FILENAME_RET, off::FN_FUNCNAME_RET] {
         b.ldx(Size::W, Reg::R1, Reg::R6, ret as i16);
@@ -283,20 +267,8 @@ pub fn emit_remember(b: &mut ProgramBuilder, env: &Env, remember: Remember, at: 
     load_epoch(b, env, remember.epoch, env.slots.scratch.off, skip);
     b.ldx(Size::DW, Reg::R3, Reg::R6, off::FN_FILENAME_PTR as i16);
     b.ldx(Size::DW, Reg::R4, Reg::R6, off::FN_FUNCNAME_PTR as i16);
-    match at {
-        // r6 is the record, 8 bytes into the staging buffer.
-        SentAt::Staging => slot_of(
-            b,
-            Reg::R6,
-            abi::off::STAGING_SENT as i32 - 8,
-            Reg::R3,
-            Reg::R4,
-        ),
-        SentAt::Ring(region) => {
-            b.ldx(Size::DW, Reg::R5, Reg::FP, region.off);
-            slot_of(b, Reg::R5, ring::SENT as i32, Reg::R3, Reg::R4);
-        }
-    }
+    b.ldx(Size::DW, Reg::R5, Reg::FP, region.off);
+    slot_of(b, Reg::R5, ring::SENT as i32, Reg::R3, Reg::R4);
     b.stx(Size::DW, Reg::R1, off::SLOT_FILENAME_PTR as i16, Reg::R3);
     b.stx(Size::DW, Reg::R1, off::SLOT_FUNCNAME_PTR as i16, Reg::R4);
     b.ldx(Size::W, Reg::R2, Reg::R6, off::PID as i16);

@@ -6,18 +6,13 @@
 //! naive ring buffer. A record the ring buffer has no room for is counted in
 //! the per-CPU `COUNTER_LOST` slot, never dropped silently.
 //!
-//! Packed records (function and import markers, see [`abi`]) are built in
-//! a per-CPU staging buffer and copied out with `bpf_ringbuf_output` at
-//! their real size, since a ring-buffer reservation cannot shrink: a
-//! 100-byte record instead of a 1080-byte one is most of the streaming cost
-//! at a million events a second. The staging buffer starts with a busy
-//! count taken with an atomic fetch-add; a probe that finds it taken (it
-//! preempted another probe on the same CPU) reserves the worst case in the
-//! ring buffer directly and packs there instead.
-//!
-//! When the plan has per-CPU rings ([`inplace`]), packed records are built
-//! where they are read instead, in this CPU's ring region, and only a probe
-//! that finds the region taken goes through the ring buffer as above.
+//! Packed records (function and import markers, see [`abi`]) are built
+//! where pytap reads them, in this CPU's region of the per-CPU rings
+//! ([`inplace`]), and take only their real size there: a 100-byte record
+//! instead of a 1080-byte one is most of the streaming cost at a million
+//! events a second. A probe that finds its CPU's region taken (it preempted
+//! another probe on the same CPU), or a plan without the rings, reserves
+//! the worst case in the ring buffer and packs there instead.
 //!
 //! Reserved ring-buffer memory is not zeroed, so every field a decoder may
 //! read is written on every path, or its validity follows from a field
@@ -41,11 +36,10 @@ pub struct RecordMaps {
     pub events: MapRef,
     /// Per-CPU counters (`abi::COUNTER_*`).
     pub counters: MapRef,
-    /// Per-CPU staging buffer for packed records (`abi::STAGING_BYTES`).
+    /// Per-CPU staging buffer (`abi::STAGING_BYTES`).
     pub staging: MapRef,
     /// Per-CPU rings packed records are written into in place, when the
-    /// plan has them ([`inplace`]); else they go through the staging
-    /// buffer and the ring buffer.
+    /// plan has them ([`inplace`]); else they go through the ring buffer.
     pub rings: Option<inplace::Rings>,
 }
 
@@ -99,9 +93,8 @@ impl Handler for FullRecords {
     }
 }
 
-/// A packed record: built in the staging buffer and copied out at its real
-/// size, or, when the staging buffer is busy, packed straight into a
-/// worst-case reservation.
+/// A packed record: written in place in this CPU's ring region, or, when
+/// the region is taken, packed straight into a worst-case reservation.
 pub fn emit_packed(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, kind: EventKind) {
     emit_packed_filtered(b, env, maps, kind, None);
 }
@@ -124,8 +117,8 @@ pub fn emit_packed_filtered(
 }
 
 /// Where a probe remembers that it sent a function record's names
-/// ([`super::named`]): the slot of its pointers in this CPU's staging
-/// buffer, tagged with the names epoch.
+/// ([`super::named`]): the slot of its pointers in this CPU's ring
+/// region, tagged with the names epoch.
 #[derive(Debug, Clone, Copy)]
 pub struct Remember {
     /// The names epoch map.
@@ -197,66 +190,10 @@ pub fn emit_packed_parts(
         b.comment("ring in use by a preempted probe: give it back");
         inplace::release_at(b, Reg::R6);
         b.bind(direct);
-        emit_direct(b, env, maps, kind, filter, parts, remember);
-        return;
     }
-    let (direct, busy, lost) = (b.new_label(), b.new_label(), b.new_label());
-    let drop_staged = b.new_label();
-    b.comment("take this CPU's staging buffer");
-    take_staging(b, env, maps.staging, direct, busy);
-    b.add64_imm(Reg::R6, 8);
-    write_header(b, env, kind);
-    fill_packed(b, env, kind, parts);
-    let mut drops = false;
-    if let Some(filter) = filter {
-        drops |= filter(b, env, drop_staged);
-    }
-    if parts == Parts::NoOutput {
-        b.mov64_imm(Reg::R0, 0);
-    } else {
-        b.comment("copy out the packed size (r7), then free the staging buffer");
-        b.ld_map_fd(Reg::R1, maps.events);
-        b.mov64_reg(Reg::R2, Reg::R6);
-        b.mov64_reg(Reg::R3, Reg::R7);
-        b.mov64_imm(Reg::R4, RB_NO_WAKEUP as i32);
-        b.call(Helper::RingbufOutput);
-    }
-    if let Some(remember) = remember {
-        // Sent: remember it while the busy count is still held.
-        let not_sent = b.new_label();
-        b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not_sent);
-        super::named::emit_remember(b, env, remember, SentAt::Staging);
-        b.mov64_imm(Reg::R0, 0);
-        b.bind(not_sent);
-    }
-    b.add64_imm(Reg::R6, -8);
-    release_staging(b);
-    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, lost);
-    b.mov64_imm(Reg::R0, 0).exit();
-    b.bind(lost);
-    emit_lost(b, env, maps, remember);
-    if drops {
-        b.bind(drop_staged);
-        b.add64_imm(Reg::R6, -8);
-        release_staging(b);
-        b.mov64_imm(Reg::R0, 0).exit();
-    }
-
-    b.bind(busy);
-    b.comment("staging buffer in use by a preempted probe: give it back");
-    release_staging(b);
-    b.bind(direct);
+    // Also a plan without the rings (none of the tools' plans): packed in
+    // a worst-case reservation of the ring buffer, nothing remembered.
     emit_direct(b, env, maps, kind, filter, parts, remember);
-}
-
-/// Where the slots of names sent are: after the staging record (r6 is
-/// the record) or in the region of this CPU's ring (kept in a slot).
-#[derive(Debug, Clone, Copy)]
-pub enum SentAt {
-    /// In the staging buffer, r6 its record.
-    Staging,
-    /// In this CPU's ring region, its address in the stack slot.
-    Ring(pytap_ebpf::StackSlot),
 }
 
 /// A region of this CPU's ring held (its busy count taken): the rings and
@@ -292,7 +229,7 @@ pub fn emit_packed_held(
     if parts != Parts::NoOutput {
         inplace::publish(b, held.slot);
         if let Some(remember) = remember {
-            super::named::emit_remember(b, env, remember, SentAt::Ring(held.slot));
+            super::named::emit_remember(b, env, remember, held.slot);
         }
     }
     inplace::release(b, held.slot);
