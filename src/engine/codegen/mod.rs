@@ -21,6 +21,7 @@
 //! creations, [`creation`]) finds it in [`Env::frame`], saved by the
 //! prologue while ctx was still in r6.
 
+pub mod audit;
 pub mod count;
 pub mod creation;
 pub mod inplace;
