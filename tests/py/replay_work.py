@@ -23,7 +23,7 @@ def gen(n):
 
 
 def fails():
-    raise ValueError("expected")
+    raise ValueError("expected" * (sum(range(3000)) > 0))
 
 
 def work(rounds):
