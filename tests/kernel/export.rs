@@ -283,7 +283,7 @@ fn the_svg_flame_graph_renders_the_workloads_functions() {
     // enough for inferno to keep. (The workload's `fails` sums a range on
     // its one line so that its 15 calls stay wider than inferno's minimum
     // when the tests load both CPUs: without it they made about 0.05% of
-    // the run, and a loaded run once left them out; now about 1.5%.)
+    // the run, and a loaded run once left them out; now about 0.5%, 60 times the minimum.)
     let graph: &[&str] = &["work", "branch", "leaf", "worker", "fails"];
     let chart: &[&str] = &["main", "work", "worker"];
     for (extra, names) in [(&[][..], graph), (&["--flame-chart"][..], chart)] {
