@@ -60,7 +60,6 @@
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size, StackSlot};
 
-use super::inplace;
 use super::record::{self, InPlace, RecordFilter, RecordMaps, Remember};
 use super::{CodegenError, Env, MapKind, MapSpec, MapTable, emit_count};
 use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off, ring};
@@ -139,48 +138,24 @@ fn emit_function_in_place(
     entries: bool,
     filter: Option<RecordFilter<'_>>,
 ) -> Result<(), CodegenError> {
-    let (direct, busy) = (b.new_label(), b.new_label());
-    inplace::take(b, env, held.rings, held.slot, direct, busy);
-    if kind != EventKind::FunctionEntry && entries {
-        let firing = b.alloc_stack(16, 8)?;
+    let firing = match kind != EventKind::FunctionEntry && entries {
+        true => Some(b.alloc_stack(16, 8)?),
+        false => None,
+    };
+    let lean_if_sent = |b: &mut ProgramBuilder| {
+        let Some(firing) = firing else { return };
         let whole = b.new_label();
         b.comment("sent before? this CPU's slot, under its ring's busy count");
         emit_sent_before(b, env, remember.epoch, firing, whole);
         b.comment("named by the latest full record with these pointers");
-        record::emit_fixed_held(
-            b,
-            env,
-            maps,
-            held,
-            kind,
-            abi::FLAG_NAMED_BEFORE,
-            Some(firing.off),
-        );
+        let flag = abi::FLAG_NAMED_BEFORE;
+        record::emit_fixed_held(b, env, maps, held, kind, flag, Some(firing.off));
         b.bind(whole);
-    }
-    record::emit_packed_held(
-        b,
-        env,
-        maps,
-        held,
-        kind,
-        filter,
-        record::Parts::Whole,
-        Some(remember),
-    );
-    b.bind(busy);
-    b.comment("ring in use by a preempted probe: give it back");
-    inplace::release_at(b, Reg::R6);
-    b.bind(direct);
-    record::emit_direct(
-        b,
-        env,
-        maps,
-        kind,
-        filter,
-        record::Parts::Whole,
-        Some(remember),
-    );
+    };
+    let whole = record::Parts::Whole;
+    let remember = Some(remember);
+    let first: Option<&dyn Fn(&mut ProgramBuilder)> = Some(&lean_if_sent);
+    record::emit_packed_taken(b, env, maps, held, kind, filter, whole, remember, first);
     Ok(())
 }
 

@@ -180,18 +180,43 @@ pub fn emit_packed_parts(
     parts: Parts,
     remember: Option<Remember>,
 ) {
-    if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
-        let (direct, busy) = (b.new_label(), b.new_label());
-        inplace::take(b, env, rings, slot, direct, busy);
-        let held = InPlace { rings, slot };
-        emit_packed_held(b, env, maps, held, kind, filter, parts, remember);
-        b.bind(busy);
-        b.comment("ring in use by a preempted probe: give it back");
-        inplace::release_at(b, Reg::R6);
-        b.bind(direct);
+    match (maps.rings, env.slots.ring) {
+        (Some(rings), Some(slot)) => {
+            let held = InPlace { rings, slot };
+            emit_packed_taken(b, env, maps, held, kind, filter, parts, remember, None);
+        }
+        // A plan without the rings (none of the tools' plans): packed in a
+        // worst-case reservation of the ring buffer, nothing remembered.
+        _ => emit_direct(b, env, maps, kind, filter, parts, remember),
     }
-    // Also a plan without the rings (none of the tools' plans): packed in
-    // a worst-case reservation of the ring buffer, nothing remembered.
+}
+
+/// Takes this CPU's ring region, runs `first` (code that may end the
+/// firing first, such as a lean record), then writes a packed record in
+/// place; a probe that finds the region taken packs into a worst-case
+/// reservation of the ring buffer instead. Ends in `exit` on every path.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_packed_taken(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    held: InPlace,
+    kind: EventKind,
+    filter: Option<RecordFilter<'_>>,
+    parts: Parts,
+    remember: Option<Remember>,
+    first: Option<&dyn Fn(&mut ProgramBuilder)>,
+) {
+    let (direct, busy) = (b.new_label(), b.new_label());
+    inplace::take(b, env, held.rings, held.slot, direct, busy);
+    if let Some(first) = first {
+        first(b);
+    }
+    emit_packed_held(b, env, maps, held, kind, filter, parts, remember);
+    b.bind(busy);
+    b.comment("ring in use by a preempted probe: give it back");
+    inplace::release_at(b, Reg::R6);
+    b.bind(direct);
     emit_direct(b, env, maps, kind, filter, parts, remember);
 }
 
@@ -209,7 +234,7 @@ pub struct InPlace {
 /// written in place, published, remembered when asked, the count given
 /// back. Ends in `exit` on every path.
 #[allow(clippy::too_many_arguments)]
-pub fn emit_packed_held(
+fn emit_packed_held(
     b: &mut ProgramBuilder,
     env: &Env,
     maps: RecordMaps,
@@ -260,7 +285,7 @@ fn emit_lost(b: &mut ProgramBuilder, env: &Env, maps: RecordMaps, remember: Opti
 /// there: the path of a probe that preempted another on its CPU (the
 /// staging buffer or the ring region is taken). Nothing is remembered (the
 /// slots are the preempted probe's now). Ends in `exit` on every path.
-pub(super) fn emit_direct(
+fn emit_direct(
     b: &mut ProgramBuilder,
     env: &Env,
     maps: RecordMaps,
