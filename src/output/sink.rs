@@ -11,7 +11,9 @@
 //!   [`PIPE_BUF`] bytes where the lines fit, which the kernel writes to a
 //!   pipe atomically: when the traced command shares pytap's stdout, its
 //!   output can fall between pytap's lines but never inside one. Files get
-//!   all the whole lines buffered in one write.
+//!   all the whole lines buffered in one write. A line longer than the
+//!   buffer (a script that prints without newlines) is written as it
+//!   comes, so output is never held back or rescanned without bound.
 //! - Every error names the file (`writing /dev/full: No space left on
 //!   device`) and keeps its kind, so a reader that went away (`EPIPE`) is
 //!   still recognised as such.
@@ -51,6 +53,9 @@ pub struct Sink {
     name: String,
     kind: SinkKind,
     buf: Vec<u8>,
+    /// Where the last whole line in `buf` ends (0: none), kept as bytes
+    /// come so that no write scans what was buffered before.
+    lines_end: usize,
 }
 
 impl Sink {
@@ -83,6 +88,7 @@ impl Sink {
             name,
             kind,
             buf: Vec::with_capacity(BUFFER),
+            lines_end: 0,
         }
     }
 
@@ -102,9 +108,15 @@ impl Sink {
     }
 
     /// Writes buffered complete lines (and, with `all`, a trailing partial
-    /// one) in line-aligned chunks of at most [`PIPE_BUF`] bytes, a longer
-    /// line alone in its own write.
+    /// one; without it, a partial line that filled the buffer) in
+    /// line-aligned chunks of at most [`PIPE_BUF`] bytes, a longer line
+    /// alone in its own write.
     fn write_out(&mut self, all: bool) -> io::Result<()> {
+        let end = if all || (self.lines_end == 0 && self.buf.len() >= BUFFER) {
+            self.buf.len()
+        } else {
+            self.lines_end
+        };
         // Only a pipe has another writer whose output could land inside a
         // larger write; a file gets every whole line in one write.
         let chunk = match self.kind {
@@ -112,35 +124,42 @@ impl Sink {
             SinkKind::Terminal | SinkKind::File => usize::MAX,
         };
         let mut start = 0;
-        while let Some(end) = next_chunk(&self.buf[start..], all, chunk) {
-            if let Err(e) = self.file.write_all(&self.buf[start..start + end]) {
-                self.buf.drain(..start);
+        while let Some(len) = next_chunk(&self.buf[start..end], chunk) {
+            if let Err(e) = self.file.write_all(&self.buf[start..start + len]) {
+                self.forget(start);
                 return Err(io::Error::new(
                     e.kind(),
                     format!("writing {}: {e}", self.name),
                 ));
             }
-            start += end;
+            start += len;
         }
-        self.buf.drain(..start);
+        self.forget(start);
         Ok(())
+    }
+
+    /// Drops the first `n` buffered bytes (written).
+    fn forget(&mut self, n: usize) {
+        self.buf.drain(..n);
+        self.lines_end = self.lines_end.saturating_sub(n);
     }
 }
 
-/// The length of the next write out of `rest`: the most whole lines that
-/// fit in `chunk` bytes, or one longer line alone; the trailing partial
-/// line only with `all`; `None` when nothing is to be written.
-fn next_chunk(rest: &[u8], all: bool, chunk: usize) -> Option<usize> {
+/// The length of the next write out of `rest`, which ends where a line
+/// ends or is to be written whole: the most whole lines that fit in
+/// `chunk` bytes, else one longer line alone (or all of `rest` when it
+/// holds no line end); `None` when nothing is left.
+fn next_chunk(rest: &[u8], chunk: usize) -> Option<usize> {
     if rest.is_empty() {
         return None;
     }
-    let window = &rest[..rest.len().min(chunk)];
-    match window.iter().rposition(|&b| b == b'\n') {
+    if rest.len() <= chunk {
+        return Some(rest.len());
+    }
+    let window = &rest[..chunk];
+    match memchr::memrchr(b'\n', window) {
         Some(i) => Some(i + 1),
-        None => match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => Some(i + 1),
-            None => all.then_some(rest.len()),
-        },
+        None => Some(memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1)),
     }
 }
 
@@ -153,9 +172,13 @@ fn kind_of(file: &File) -> SinkKind {
 
 impl Write for Sink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let newline = memchr::memrchr(b'\n', data);
+        if let Some(i) = newline {
+            self.lines_end = self.buf.len() + i + 1;
+        }
         self.buf.extend_from_slice(data);
         let due = match self.kind {
-            SinkKind::Terminal => data.contains(&b'\n'),
+            SinkKind::Terminal => newline.is_some(),
             SinkKind::Pipe | SinkKind::File => self.buf.len() >= BUFFER,
         };
         if due {
@@ -183,13 +206,19 @@ mod tests {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
 
-    /// The writes a buffer is cut into.
+    /// The writes a buffer is cut into: its whole lines, or everything
+    /// with `all`.
     fn chunks(buf: &[u8], all: bool) -> Vec<usize> {
+        let end = if all {
+            buf.len()
+        } else {
+            buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
         let mut out = Vec::new();
         let mut start = 0;
-        while let Some(end) = next_chunk(&buf[start..], all, PIPE_BUF) {
-            out.push(end);
-            start += end;
+        while let Some(len) = next_chunk(&buf[start..end], PIPE_BUF) {
+            out.push(len);
+            start += len;
         }
         out
     }
@@ -210,7 +239,35 @@ mod tests {
         assert_eq!(chunks(&mixed, true), [6, 6001, 7]);
         assert_eq!(chunks(b"", true), Vec::<usize>::new());
         // A file takes every whole line at once.
-        assert_eq!(next_chunk(&hundred, false, usize::MAX), Some(10_000));
+        assert_eq!(next_chunk(&hundred, usize::MAX), Some(10_000));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_is_written_as_it_comes() {
+        // A script printing a literal `\\n` (the HOWTO's
+        // show-call-hierarchy.stp) writes one endless line: it must go out
+        // once the buffer is full, not wait for a newline, and each write
+        // must look only at what it adds (this took minutes when every
+        // write rescanned the buffer).
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_fd().try_clone_to_owned().unwrap();
+        drop(a);
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            b.read_to_end(&mut all).unwrap();
+            all
+        });
+        let mut sink = Sink::new(File::from(fd), "test".into(), SinkKind::File);
+        let piece = [b'z'; 100];
+        for _ in 0..200_000 {
+            sink.write_all(&piece).unwrap();
+            assert!(sink.buf.len() <= BUFFER + piece.len());
+        }
+        sink.write_all(b"\nend").unwrap();
+        drop(sink);
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), 200_000 * 100 + 4);
+        assert!(all.ends_with(b"z\nend"));
     }
 
     #[test]
