@@ -5,12 +5,14 @@
 //! shown as such, never as an empty string. Truncated strings are marked.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
 use crate::engine::source::Source;
+use crate::output::escape;
 use crate::tool::stack::{Frame, FuncId};
 
 /// Output format of event streams.
@@ -88,7 +90,41 @@ pub fn text<'a>(
 pub struct Strings {
     /// String recovery (and its count, for the summary).
     pub recovery: Recovery,
+    /// The functions named so far, so that naming an event's function
+    /// costs a lookup and a comparison instead of two new strings.
+    funcs: FuncCache,
 }
+
+/// Functions by (process, filename reference, funcname reference), each
+/// with the bytes it was made from. A reference can name other text later
+/// (freed code whose memory holds new code), so a hit counts only when
+/// the bytes and their states are the same; strings that had to be
+/// recovered from the binary are not kept (their bytes are not in the
+/// event).
+#[derive(Debug, Default)]
+struct FuncCache {
+    map: HashMap<(u32, u64, u64), CachedFunc, foldhash::fast::FixedState>,
+}
+
+#[derive(Debug)]
+struct CachedFunc {
+    filename: (Box<[u8]>, StrState),
+    funcname: (Box<[u8]>, StrState),
+    func: FuncId,
+}
+
+impl CachedFunc {
+    fn made_from(&self, filename: &RawStr<'_>, funcname: &RawStr<'_>) -> bool {
+        self.filename.1 == filename.state
+            && self.funcname.1 == funcname.state
+            && *self.filename.0 == *filename.bytes
+            && *self.funcname.0 == *funcname.bytes
+    }
+}
+
+/// Functions kept at most (a program that compiles code without end must
+/// not grow pytap without end: the cache starts again).
+const FUNC_CACHE_MAX: usize = 1 << 16;
 
 impl Strings {
     /// The string, ready to print.
@@ -107,10 +143,30 @@ impl Strings {
         else {
             return None;
         };
+        let key = (event.header.pid, filename.ptr, funcname.ptr);
+        if let Some(hit) = self.funcs.map.get(&key)
+            && hit.made_from(filename, funcname)
+        {
+            return Some((hit.func.clone(), *lineno));
+        }
         let func = FuncId {
-            filename: self.get(filename, event, source),
-            funcname: self.get(funcname, event, source),
+            filename: self.get(filename, event, source).into(),
+            funcname: self.get(funcname, event, source).into(),
         };
+        let readable = |s: &RawStr<'_>| !matches!(s.state, StrState::Unreadable(_));
+        if readable(filename) && readable(funcname) {
+            if self.funcs.map.len() >= FUNC_CACHE_MAX {
+                self.funcs.map.clear();
+            }
+            self.funcs.map.insert(
+                key,
+                CachedFunc {
+                    filename: (filename.bytes.into(), filename.state),
+                    funcname: (funcname.bytes.into(), funcname.state),
+                    func: func.clone(),
+                },
+            );
+        }
         Some((func, *lineno))
     }
 }
@@ -158,8 +214,10 @@ pub struct EventWriter {
     pub recovery: Recovery,
     /// Text lines fit this width (a terminal's); `None` keeps them whole.
     pub width: Option<usize>,
-    /// The line being built (reused: no allocation per event).
+    /// The text line being built (reused: no allocation per event).
     line: String,
+    /// The JSON line being built (likewise).
+    bytes: Vec<u8>,
 }
 
 impl EventWriter {
@@ -171,6 +229,7 @@ impl EventWriter {
             recovery: Recovery::default(),
             width: None,
             line: String::new(),
+            bytes: Vec::new(),
         }
     }
 
@@ -306,41 +365,61 @@ impl EventWriter {
         source: &dyn Source,
         stack: Option<&[Frame]>,
     ) -> io::Result<()> {
+        // The whole line is built in one reused buffer and written at once:
+        // no allocation, no formatting machinery, one call into the sink.
+        let mut line = std::mem::take(&mut self.bytes);
+        line.clear();
+        self.json_line(&mut line, event, source, stack);
+        let written = out.write_all(&line);
+        self.bytes = line;
+        written
+    }
+
+    fn json_line(
+        &mut self,
+        line: &mut Vec<u8>,
+        event: &Event<'_>,
+        source: &dyn Source,
+        stack: Option<&[Frame]>,
+    ) {
         let h = &event.header;
-        // The fixed part, built without the formatting machinery.
         let mut digits = itoa::Buffer::new();
-        let mut head = std::mem::take(&mut self.line);
-        head.clear();
-        head.push_str("{\"marker\":\"");
-        head.push_str(h.kind.marker().name());
-        head.push_str("\",\"pid\":");
-        head.push_str(digits.format(h.pid));
-        head.push_str(",\"tid\":");
-        head.push_str(digits.format(h.tid));
-        head.push_str(",\"ts_ns\":");
-        head.push_str(digits.format(h.ts_ns));
-        head.push_str(",\"cpu\":");
+        line.extend_from_slice(b"{\"marker\":\"");
+        line.extend_from_slice(h.kind.marker().name().as_bytes());
+        line.extend_from_slice(b"\",\"pid\":");
+        line.extend_from_slice(digits.format(h.pid).as_bytes());
+        line.extend_from_slice(b",\"tid\":");
+        line.extend_from_slice(digits.format(h.tid).as_bytes());
+        line.extend_from_slice(b",\"ts_ns\":");
+        line.extend_from_slice(digits.format(h.ts_ns).as_bytes());
+        line.extend_from_slice(b",\"cpu\":");
         // The in-process capture records no CPU.
         if h.flags & crate::capture::FLAG_IN_PROCESS != 0 {
-            head.push_str("null");
+            line.extend_from_slice(b"null");
         } else {
-            head.push_str(digits.format(h.cpu));
+            line.extend_from_slice(digits.format(h.cpu).as_bytes());
         }
-        let written = out.write_all(head.as_bytes());
-        self.line = head;
-        written?;
-        let mut truncated: Vec<&str> = Vec::new();
-        let mut unreadable: Vec<&str> = Vec::new();
-        let mut field = |out: &mut dyn Write, name: &'static str, t: &Text<'_>| -> io::Result<()> {
-            if t.truncated {
-                truncated.push(name);
+        // Names of the fields that were truncated or unreadable (at most
+        // two of each: a function event's strings).
+        let mut truncated: [&str; 2] = [""; 2];
+        let mut unreadable: [&str; 2] = [""; 2];
+        let (mut n_truncated, mut n_unreadable) = (0, 0);
+        let mut field = |line: &mut Vec<u8>, name: &'static str, t: &Text<'_>| {
+            if t.truncated && n_truncated < 2 {
+                truncated[n_truncated] = name;
+                n_truncated += 1;
             }
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b"\":");
             if t.unreadable {
-                unreadable.push(name);
-                write!(out, ",\"{name}\":null")
+                if n_unreadable < 2 {
+                    unreadable[n_unreadable] = name;
+                    n_unreadable += 1;
+                }
+                line.extend_from_slice(b"null");
             } else {
-                write!(out, ",\"{name}\":")?;
-                json_str(out, &t.as_str())
+                escape::json_prefixed_into(line, if t.kept_end { "…" } else { "" }, &t.bytes);
             }
         };
         match &event.body {
@@ -351,57 +430,80 @@ impl EventWriter {
             } => {
                 let file = text(filename, event, source, &mut self.recovery);
                 let func = text(funcname, event, source, &mut self.recovery);
-                field(out, "filename", &file)?;
-                field(out, "funcname", &func)?;
-                out.write_all(b",\"lineno\":")?;
-                out.write_all(digits.format(*lineno).as_bytes())?;
+                field(line, "filename", &file);
+                field(line, "funcname", &func);
+                line.extend_from_slice(b",\"lineno\":");
+                line.extend_from_slice(digits.format(*lineno).as_bytes());
             }
-            Body::GcStart { generation } => write!(out, ",\"generation\":{generation}")?,
-            Body::GcDone { collected } => write!(out, ",\"collected\":{collected}")?,
+            Body::GcStart { generation } => {
+                line.extend_from_slice(b",\"generation\":");
+                line.extend_from_slice(digits.format(*generation).as_bytes());
+            }
+            Body::GcDone { collected } => {
+                line.extend_from_slice(b",\"collected\":");
+                line.extend_from_slice(digits.format(*collected).as_bytes());
+            }
             Body::Import { module, found } => {
                 let name = text(module, event, source, &mut self.recovery);
-                field(out, "module", &name)?;
+                field(line, "module", &name);
                 if let Some(found) = found {
-                    write!(out, ",\"found\":{found}")?;
+                    line.extend_from_slice(if *found {
+                        b",\"found\":true"
+                    } else {
+                        b",\"found\":false"
+                    });
                 }
             }
             Body::Audit(audit) => {
                 let name = text(&audit.event, event, source, &mut self.recovery);
-                field(out, "event", &name)?;
+                field(line, "event", &name);
+                line.extend_from_slice(b",\"args\":");
                 match source.audit_args(event, audit) {
                     Some(args) => {
-                        out.write_all(b",\"args\":")?;
-                        json_args(out, &args)?;
+                        // (Writing to a Vec cannot fail.)
+                        let _ = json_args(line, &args);
                     }
-                    None => out.write_all(b",\"args\":null")?,
+                    None => line.extend_from_slice(b"null"),
                 }
             }
         }
-        for (key, list) in [("truncated", &truncated), ("unreadable", &unreadable)] {
+        for (key, list) in [
+            ("truncated", &truncated[..n_truncated]),
+            ("unreadable", &unreadable[..n_unreadable]),
+        ] {
             if !list.is_empty() {
-                write!(out, ",\"{key}\":[")?;
+                line.extend_from_slice(b",\"");
+                line.extend_from_slice(key.as_bytes());
+                line.extend_from_slice(b"\":[");
                 for (i, name) in list.iter().enumerate() {
-                    write!(out, "{}\"{name}\"", if i > 0 { "," } else { "" })?;
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    line.push(b'"');
+                    line.extend_from_slice(name.as_bytes());
+                    line.push(b'"');
                 }
-                out.write_all(b"]")?;
+                line.push(b']');
             }
         }
         if let Some(stack) = stack {
-            out.write_all(b",\"stack\":[")?;
+            line.extend_from_slice(b",\"stack\":[");
             for (i, frame) in stack.iter().rev().enumerate() {
-                out.write_all(if i > 0 {
+                line.extend_from_slice(if i > 0 {
                     b",{\"funcname\":"
                 } else {
                     b"{\"funcname\":"
-                })?;
-                json_str(out, &frame.func.funcname)?;
-                out.write_all(b",\"filename\":")?;
-                json_str(out, &frame.func.filename)?;
-                write!(out, ",\"lineno\":{}}}", frame.line)?;
+                });
+                escape::json_into(line, frame.func.funcname.as_bytes());
+                line.extend_from_slice(b",\"filename\":");
+                escape::json_into(line, frame.func.filename.as_bytes());
+                line.extend_from_slice(b",\"lineno\":");
+                line.extend_from_slice(digits.format(frame.line).as_bytes());
+                line.push(b'}');
             }
-            out.write_all(b"]")?;
+            line.push(b']');
         }
-        out.write_all(b"}\n")
+        line.extend_from_slice(b"}\n");
     }
 }
 
@@ -430,20 +532,17 @@ pub fn push_shown(line: &mut String, t: &Text<'_>) {
     if t.kept_end {
         line.push('…');
     }
-    // Names are UTF-8 but for rare exceptions: check the common case with
-    // the fast validator, not the lossy decoder's chunking.
-    match std::str::from_utf8(&t.bytes) {
-        Ok(s) => line.push_str(s),
-        Err(_) => line.push_str(&String::from_utf8_lossy(&t.bytes)),
-    }
+    escape::text_into(line, &t.bytes);
     if t.truncated && !t.kept_end {
         line.push_str("...");
     }
 }
 
-/// A string for text output: `...` after what a truncated string kept of
-/// its start, `…` before what a long path kept of its end, `<unreadable>`
-/// when lost.
+/// A name as the tools keep it: `...` after what a truncated string kept
+/// of its start, `…` before what a long path kept of its end,
+/// `<unreadable>` when lost. Control characters are kept (JSON escapes
+/// them, and filters match them); text output escapes them when it
+/// writes the name ([`escape::text`]).
 pub fn shown(t: &Text<'_>) -> String {
     if t.unreadable {
         "<unreadable>".to_string()
@@ -472,33 +571,16 @@ pub fn args_repr(args: &AuditArgs) -> String {
     s
 }
 
-/// Writes a JSON string literal.
+/// Writes a JSON string literal (escaped as [`escape::json_into`] does).
 pub fn json_str(out: &mut dyn Write, s: &str) -> io::Result<()> {
-    out.write_all(b"\"")?;
-    // What needs escaping is ASCII, so bytes are scanned, not characters.
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            b if b < 0x20 => {
-                out.write_all(&bytes[start..i])?;
-                write!(out, "\\u{:04x}", b)?;
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.write_all(&bytes[start..i])?;
-        out.write_all(escape)?;
-        start = i + 1;
+    thread_local! {
+        static LITERAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    out.write_all(&bytes[start..])?;
-    out.write_all(b"\"")
+    LITERAL.with_borrow_mut(|literal| {
+        literal.clear();
+        escape::json_into(literal, s.as_bytes());
+        out.write_all(literal)
+    })
 }
 
 /// The arguments as a JSON array (value encoding in docs/output.md).

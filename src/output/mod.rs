@@ -1,6 +1,7 @@
 //! Rendering shared by every tool: where output goes ([`sink`]), notices on
 //! stderr ([`notice`]), tables, histograms and JSON helpers.
 
+pub mod escape;
 pub mod event;
 pub mod fit;
 pub mod hist;

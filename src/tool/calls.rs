@@ -78,9 +78,9 @@ pub struct FuncKey {
     /// The process, with `--by-pid`.
     pub pid: Option<u32>,
     /// File name.
-    pub filename: String,
+    pub filename: std::sync::Arc<str>,
     /// Function name.
-    pub funcname: String,
+    pub funcname: std::sync::Arc<str>,
     /// The `def` line (the entry's line number).
     pub lineno: i32,
 }
@@ -385,13 +385,13 @@ mod tests {
         let names: Vec<&str> = c
             .sorted(CallsSort::Calls)
             .iter()
-            .map(|(k, _)| k.funcname.as_str())
+            .map(|(k, _)| &*k.funcname)
             .collect();
         assert_eq!(names, ["a", "b"]);
         let names: Vec<&str> = c
             .sorted(CallsSort::Total)
             .iter()
-            .map(|(k, _)| k.funcname.as_str())
+            .map(|(k, _)| &*k.funcname)
             .collect();
         assert_eq!(names, ["b", "a"]);
         let request = CallsRequest {

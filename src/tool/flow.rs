@@ -18,7 +18,8 @@ use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
-use crate::output::event::{Format, Strings, json_str};
+use crate::output::escape;
+use crate::output::event::{Format, Strings};
 use crate::tool::common::{self, StreamOptions};
 use crate::tool::stack::{FuncId, Returned, Stacks};
 
@@ -68,7 +69,7 @@ pub struct FlowLine {
 pub struct FlowBuilder {
     /// The stacks.
     pub stacks: Stacks,
-    first_ns: HashMap<u32, u64>,
+    first_ns: HashMap<u32, u64, foldhash::fast::FixedState>,
     within: Option<FuncFilter>,
     filters: Vec<FuncFilter>,
     max_depth: Option<usize>,
@@ -186,6 +187,8 @@ struct FlowView<'a> {
     several: bool,
     /// 3.15 generator creations, recognised by the probe and not shown.
     creations: u64,
+    /// The line being formatted (reused).
+    line: Vec<u8>,
 }
 
 impl Consumer for FlowView<'_> {
@@ -210,7 +213,12 @@ impl Consumer for FlowView<'_> {
             // SystemTap's execname(): the thread's name at this event.
             let names = source.tasks();
             let exe = names.comm(h.pid, h.tid);
-            write_line(self.out, self.format, self.style, exe, self.several, &line)?;
+            let mut text = std::mem::take(&mut self.line);
+            text.clear();
+            format_line(&mut text, self.format, self.style, exe, self.several, &line);
+            let written = self.out.write_all(&text);
+            self.line = text;
+            written?;
         }
         Ok(())
     }
@@ -235,58 +243,92 @@ pub fn write_line(
     with_pid: bool,
     l: &FlowLine,
 ) -> io::Result<()> {
+    let mut line = Vec::new();
+    format_line(&mut line, format, style, exe, with_pid, l);
+    out.write_all(&line)
+}
+
+/// Appends one flow line to `line` ([`write_line`]'s format), built without
+/// the formatting machinery: flow writes a line for every call and return.
+/// Names are the program's: text escapes their control characters.
+pub fn format_line(
+    line: &mut Vec<u8>,
+    format: Format,
+    style: FlowStyle,
+    exe: &str,
+    with_pid: bool,
+    l: &FlowLine,
+) {
+    let mut digits = itoa::Buffer::new();
+    let spaces = |line: &mut Vec<u8>, n: usize| line.resize(line.len() + n, b' ');
+    let text = |line: &mut Vec<u8>, s: &str| line.extend_from_slice(escape::text(s).as_bytes());
     if with_pid && format == Format::Text {
-        write!(out, "[{}] ", l.pid)?;
+        line.push(b'[');
+        line.extend_from_slice(digits.format(l.pid).as_bytes());
+        line.extend_from_slice(b"] ");
     }
     match (format, style) {
         (Format::Jsonl, _) => {
-            write!(
-                out,
-                "{{\"type\":\"{}\",\"pid\":{},\"tid\":{},\"ts_ns\":{},\"depth\":{},\"funcname\":",
-                if l.entry { "entry" } else { "return" },
-                l.pid,
-                l.tid,
-                l.ts_ns,
-                l.depth
-            )?;
-            json_str(out, &l.func.funcname)?;
-            out.write_all(b",\"filename\":")?;
-            json_str(out, &l.func.filename)?;
-            writeln!(out, ",\"lineno\":{}}}", l.lineno)
+            line.extend_from_slice(if l.entry {
+                b"{\"type\":\"entry\",\"pid\":"
+            } else {
+                b"{\"type\":\"return\",\"pid\":"
+            });
+            line.extend_from_slice(digits.format(l.pid).as_bytes());
+            line.extend_from_slice(b",\"tid\":");
+            line.extend_from_slice(digits.format(l.tid).as_bytes());
+            line.extend_from_slice(b",\"ts_ns\":");
+            line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
+            line.extend_from_slice(b",\"depth\":");
+            line.extend_from_slice(digits.format(l.depth).as_bytes());
+            line.extend_from_slice(b",\"funcname\":");
+            escape::json_into(line, l.func.funcname.as_bytes());
+            line.extend_from_slice(b",\"filename\":");
+            escape::json_into(line, l.func.filename.as_bytes());
+            line.extend_from_slice(b",\"lineno\":");
+            line.extend_from_slice(digits.format(l.lineno).as_bytes());
+            line.extend_from_slice(b"}\n");
         }
-        (Format::Text, FlowStyle::Systemtap) => writeln!(
-            out,
-            "{:>6} {exe}({}):{:indent$}{} {} in {}:{}",
-            l.thread_ns / 1000,
-            l.tid,
-            "",
-            if l.entry { "=>" } else { "<=" },
-            l.func.funcname,
-            l.func.filename,
-            l.lineno,
-            indent = l.depth + 1
-        ),
+        (Format::Text, FlowStyle::Systemtap) => {
+            // `{:>6} {exe}({tid}):{:indent$}{=>|<=} {func} in {file}:{line}`
+            let us = digits.format(l.thread_ns / 1000);
+            spaces(line, 6usize.saturating_sub(us.len()));
+            line.extend_from_slice(us.as_bytes());
+            line.push(b' ');
+            text(line, exe);
+            line.push(b'(');
+            line.extend_from_slice(digits.format(l.tid).as_bytes());
+            line.extend_from_slice(b"):");
+            spaces(line, l.depth + 1);
+            line.extend_from_slice(if l.entry { b"=> " } else { b"<= " });
+            text(line, &l.func.funcname);
+            line.extend_from_slice(b" in ");
+            text(line, &l.func.filename);
+            line.push(b':');
+            line.extend_from_slice(digits.format(l.lineno).as_bytes());
+            line.push(b'\n');
+        }
         (Format::Text, FlowStyle::Dtrace) => {
+            // `{ts}\t{:>15}:{:indent$}{base}:{func}:{line}`
             let base = l
                 .func
                 .filename
                 .rsplit('/')
                 .next()
                 .unwrap_or(&l.func.filename);
-            writeln!(
-                out,
-                "{}\t{:>15}:{:indent$}{base}:{}:{}",
-                l.ts_ns,
-                if l.entry {
-                    "function-entry"
-                } else {
-                    "function-return"
-                },
-                "",
-                l.func.funcname,
-                l.lineno,
-                indent = l.depth
-            )
+            line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
+            line.extend_from_slice(if l.entry {
+                b"\t function-entry:"
+            } else {
+                b"\tfunction-return:"
+            });
+            spaces(line, l.depth);
+            text(line, base);
+            line.push(b':');
+            text(line, &l.func.funcname);
+            line.push(b':');
+            line.extend_from_slice(digits.format(l.lineno).as_bytes());
+            line.push(b'\n');
         }
     }
 }
@@ -328,6 +370,7 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
             first_pid: None,
             several: false,
             creations: 0,
+            line: Vec::new(),
         },
         |view| {
             view.out.flush()?;

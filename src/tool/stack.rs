@@ -18,13 +18,16 @@
 
 use std::collections::HashMap;
 
-/// A function as the markers name it.
+/// A function as the markers name it. The names are shared: a frame, a
+/// flow line and a table row of the same function hold the same strings
+/// (the tools name every event, and [`crate::output::event::Strings`]
+/// hands out one `FuncId` per function it has seen).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FuncId {
     /// File name.
-    pub filename: String,
+    pub filename: std::sync::Arc<str>,
     /// Function name.
-    pub funcname: String,
+    pub funcname: std::sync::Arc<str>,
 }
 
 /// A frame on a thread's stack: a function call (`F` is how it is named:

@@ -100,9 +100,9 @@ impl Deltas {
                 rows.push(Row {
                     pid: key.pid,
                     processes: 1,
-                    filename: func.filename.clone(),
+                    filename: func.filename.to_string(),
                     lineno: key.lineno,
-                    funcname: func.funcname.clone(),
+                    funcname: func.funcname.to_string(),
                     calls,
                 });
             }

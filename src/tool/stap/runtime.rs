@@ -82,6 +82,8 @@ pub struct Runtime<'o> {
     /// D's sites named as `-l` names them, when the program prints
     /// `probefunc`, `probemod` or a firing line.
     probes: Option<ProbeTable>,
+    /// The locals of the probe an output runs in (reused per record).
+    frame: Vec<Value>,
 }
 
 impl std::fmt::Debug for Runtime<'_> {
@@ -143,6 +145,7 @@ impl<'o> Runtime<'o> {
             truncated: 0,
             outputs: 0,
             indents: HashMap::new(),
+            frame: Vec::new(),
             probes,
         }
     }
@@ -352,7 +355,8 @@ impl<'o> Runtime<'o> {
         self.outputs += 1;
         let mut longs = rec.longs.iter().copied();
         let mut strs = rec.strings.iter();
-        let mut overrides = HashMap::new();
+        let mut overrides = std::mem::take(&mut self.interp.overrides);
+        overrides.clear();
         for leaf in &site.leaves {
             let value = match leaf.kind {
                 LeafKind::Long => Value::Long(longs.next().unwrap_or(0)),
@@ -372,12 +376,14 @@ impl<'o> Runtime<'o> {
                         let depth = interp::indent_step(state, delta, now);
                         (now - state.1, depth)
                     };
-                    let desc = if thread {
+                    let mut desc = Vec::new();
+                    if thread {
                         let names = session.tasks.borrow();
-                        format!("{}({})", names.comm(rec.pid, rec.tid), rec.tid).into_bytes()
-                    } else {
-                        Vec::new()
-                    };
+                        desc.extend_from_slice(names.comm(rec.pid, rec.tid).as_bytes());
+                        desc.push(b'(');
+                        desc.extend_from_slice(itoa::Buffer::new().format(rec.tid).as_bytes());
+                        desc.push(b')');
+                    }
                     Value::Str(interp::indent_text(elapsed, &desc, depth))
                 }
             };
@@ -385,7 +391,9 @@ impl<'o> Runtime<'o> {
         }
         self.interp.overrides = overrides;
         let probe = &program.probes[site.probe];
-        let mut frame: Vec<Value> = probe.locals.iter().map(|l| Value::zero(l.ty)).collect();
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        frame.extend(probe.locals.iter().map(|l| Value::zero(l.ty)));
         let probe = match &mut self.probes {
             Some(table) => table.info(&session.plan, rec.site),
             None => ProbeInfo::default(),
@@ -426,6 +434,7 @@ impl<'o> Runtime<'o> {
             .interp
             .eval_with(&program, &site.expr, &mut frame, &mut world);
         self.interp.overrides.clear();
+        self.frame = frame;
         if let Err(e) = result {
             self.fail(e);
         }

@@ -200,7 +200,12 @@ pub fn indent_step(state: &mut (i64, i64), delta: i64, now: i64) -> i64 {
 
 /// `thread_indent`'s text: `"%6d %s:%-*s"`.
 pub fn indent_text(elapsed_us: i64, desc: &[u8], depth: i64) -> Vec<u8> {
-    let mut out = format!("{elapsed_us:>6} ").into_bytes();
+    let mut out = Vec::with_capacity(8 + desc.len() + depth.clamp(0, 64) as usize);
+    let mut digits = itoa::Buffer::new();
+    let us = digits.format(elapsed_us);
+    out.resize(6usize.saturating_sub(us.len()), b' ');
+    out.extend_from_slice(us.as_bytes());
+    out.push(b' ');
     out.extend_from_slice(desc);
     out.push(b':');
     out.resize(out.len() + depth.clamp(0, 4096) as usize, b' ');

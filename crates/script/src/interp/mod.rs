@@ -132,7 +132,10 @@ pub struct Interp {
     pub exit_requested: bool,
     /// Values given for expressions instead of evaluating them (what a
     /// kernel probe computed at the marker).
-    pub overrides: HashMap<ExprId, Value>,
+    pub overrides: Overrides,
+    /// The output a print builds (reused: prints run for every record a
+    /// kernel probe sends).
+    print_buf: Vec<u8>,
     steps: u64,
     depth: usize,
     /// D: aggregations `printa` printed (not printed again at the end).
@@ -141,6 +144,32 @@ pub struct Interp {
     pub normal: HashMap<GlobalId, i64>,
     /// D: keyless aggregations `clear()` zeroed (still printed, as 0).
     pub cleared: std::collections::HashSet<GlobalId>,
+}
+
+/// Values given for expressions, by expression: a handful per output
+/// (the values one record carries), looked up at every expression
+/// evaluated, so a short list searched in order rather than a hash map.
+#[derive(Debug, Default)]
+pub struct Overrides(Vec<(ExprId, Value)>);
+
+impl Overrides {
+    /// The value given for `id`, if any.
+    pub fn get(&self, id: ExprId) -> Option<&Value> {
+        self.0.iter().find(|(e, _)| *e == id).map(|(_, v)| v)
+    }
+
+    /// Gives `id` the value `v`.
+    pub fn insert(&mut self, id: ExprId, v: Value) {
+        match self.0.iter_mut().find(|(e, _)| *e == id) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((id, v)),
+        }
+    }
+
+    /// Forgets every value (keeping the room).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 fn err(span: Span, message: impl Into<String>) -> RunError {
@@ -358,7 +387,7 @@ impl Interp {
         frame: &mut Vec<Value>,
         w: &mut World<'_>,
     ) -> Result<Value, RunError> {
-        if let Some(v) = self.overrides.get(&e.id) {
+        if let Some(v) = self.overrides.get(e.id) {
             return Ok(v.clone());
         }
         let span = e.span;
@@ -543,31 +572,68 @@ impl Interp {
         w: &mut World<'_>,
         span: Span,
     ) -> Result<Value, RunError> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.print_buf);
+        out.clear();
+        let result = self.print_into(p, print, frame, w, span, &mut out);
+        if result.is_ok() && !print.kind.is_sprint() {
+            w.out.write(&out);
+        }
+        let value = match result {
+            Ok(()) if print.kind.is_sprint() => Ok(Value::Str(out.clone())),
+            Ok(()) => Ok(Value::Long(0)),
+            Err(e) => Err(e),
+        };
+        self.print_buf = out;
+        value
+    }
+
+    /// Appends what `print` prints (its newline included) to `out`.
+    fn print_into(
+        &mut self,
+        p: &Program,
+        print: &Print,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+        span: Span,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RunError> {
         if let Some(h) = &print.hist {
             let (v, _) = self.read(p, &h.stat, frame, w, span)?;
             let counts = match v {
                 Value::Stats(s) if !s.buckets.is_empty() => s.buckets,
                 _ => vec![0; h.shape.buckets()],
             };
-            crate::hist::draw_histogram(h.shape, &counts, &mut out);
+            crate::hist::draw_histogram(h.shape, &counts, out);
         } else {
+            // Arguments a kernel probe sent are read where they are kept
+            // (`overrides`), not copied: a printf of marker strings runs
+            // for every record.
             let mut values = Vec::with_capacity(print.args.len());
             for a in &print.args {
-                values.push(self.eval(p, a, frame, w)?);
+                values.push(match self.overrides.get(a.id) {
+                    Some(_) => None,
+                    None => Some(self.eval(p, a, frame, w)?),
+                });
             }
+            let overrides = &self.overrides;
+            let value = |(a, v): (&Expr, _)| given_or(overrides, a, v);
             match &print.format {
                 Some(f) => {
-                    let args: Vec<Arg<'_>> = values.iter().map(Value::arg).collect();
-                    f.render(&args, &mut out);
+                    let args: Vec<Arg<'_>> = print
+                        .args
+                        .iter()
+                        .zip(&values)
+                        .map(|av| value(av).map_or(Arg::Long(0), Value::arg))
+                        .collect();
+                    f.render(&args, out);
                 }
                 None => {
                     let delim = print.delimiter.as_deref().unwrap_or(b"");
-                    for (i, v) in values.iter().enumerate() {
+                    for (i, av) in print.args.iter().zip(&values).enumerate() {
                         if i > 0 {
                             out.extend_from_slice(delim);
                         }
-                        match v {
+                        match value(av).unwrap_or(&Value::Long(0)) {
                             Value::Long(n) => out.extend_from_slice(n.to_string().as_bytes()),
                             Value::Str(s) => out.extend_from_slice(s),
                             Value::Stats(_) => {}
@@ -579,13 +645,14 @@ impl Interp {
                 out.push(b'\n');
             }
         }
-        if print.kind.is_sprint() {
-            return Ok(Value::Str(out));
-        }
-        debug_assert!(!matches!(print.kind, PrintKind::Sprintf));
-        w.out.write(&out);
-        Ok(Value::Long(0))
+        debug_assert!(print.kind.is_sprint() || !matches!(print.kind, PrintKind::Sprintf));
+        Ok(())
     }
+}
+
+/// An argument's value: the one evaluated, else the one given for it.
+fn given_or<'v>(overrides: &'v Overrides, a: &Expr, v: &'v Option<Value>) -> Option<&'v Value> {
+    v.as_ref().or_else(|| overrides.get(a.id))
 }
 
 fn value_ty(v: &Value) -> Ty {
