@@ -540,6 +540,13 @@ pub mod ring {
     pub const PENDING: usize = 16;
     /// `u64`: bytes pytap has consumed (its own cache line).
     pub const TAIL: usize = 64;
+    /// `u64`: 1 once a probe found the region past [`WAKE_AT`] of its
+    /// size and woke pytap; pytap stores 0 when it gives space back (on
+    /// pytap's cache line: a probe reads it only while the region fills).
+    pub const WAKE: usize = 72;
+    /// The share of a region's data area (1/N) that, once filled, makes a
+    /// probe wake pytap rather than wait for its next poll: half.
+    pub const WAKE_AT: u32 = 2;
     /// The CPU's [`SENT_SLOTS`] slots of names already sent, under
     /// [`BUSY`].
     pub const SENT: usize = 128;

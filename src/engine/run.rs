@@ -10,7 +10,12 @@
 //! The loop does not ask to be woken per event: records are submitted with
 //! `BPF_RB_NO_WAKEUP` and the loop polls the ring buffer every
 //! [`POLL_INTERVAL`], which is what keeps the per-event cost close to the
-//! kernel's own uprobe trap. Besides the ring it watches: the stop signals
+//! kernel's own uprobe trap. Two things keep a fast producer from filling
+//! the rings between polls (events would be lost): a drain that found
+//! [`BUSY_DRAIN`] records or more is followed by another at once, without
+//! waiting, and a probe that finds its CPU's ring half full wakes the loop
+//! (once, until the loop gives that ring space back; see
+//! `codegen::inplace::wake_if_filling`). Besides the rings it watches: the stop signals
 //! and `SIGCHLD` (a traced process forked, executed or exited), pidfds,
 //! the output's reader going away (the run ends quietly), and for a live
 //! view the terminal's keys and the traced command's own output.
@@ -39,6 +44,11 @@ use crate::target;
 
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A drain that handed out at least this many records is followed by the
+/// next without waiting: the producer is running faster than one drain per
+/// poll can take, and sleeping would let the rings fill.
+pub const BUSY_DRAIN: u64 = 256;
 
 /// How often the names of threads that are gone are let go.
 const PRUNE_NAMES_EVERY: Duration = Duration::from_secs(5);
@@ -280,6 +290,7 @@ const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_OUTPUT: u64 = 2;
 const TOKEN_KEYS: u64 = 3;
 const TOKEN_COMMAND: u64 = 4;
+const TOKEN_WAKEUP: u64 = 5;
 const TOKEN_PID: u64 = 1 << 32;
 
 /// Runs until the targets exit, a signal arrives or the duration elapses.
@@ -312,14 +323,18 @@ pub fn run(
             .add(fd, TOKEN_PID + u64::from(pid))
             .context("epoll")?;
     }
+    // A probe whose CPU's ring fills up wakes the loop before its poll.
+    let wakeup_fd = attached.session.streams().borrow().wakeup_fd();
+    poller.add_edge(wakeup_fd, TOKEN_WAKEUP).context("epoll")?;
     let mut stats = Stats::default();
     let mut next_prune = started + PRUNE_NAMES_EVERY;
     let mut next_tick = options.tick.map(|t| started + t);
     let deadline = options.duration.map(|d| started + d);
+    let mut busy = false;
     let result = (|| -> Result<End> {
         loop {
             let now = Instant::now();
-            let mut timeout = POLL_INTERVAL;
+            let mut timeout = if busy { Duration::ZERO } else { POLL_INTERVAL };
             for at in [next_tick, deadline].into_iter().flatten() {
                 timeout = timeout.min(at.saturating_duration_since(now));
             }
@@ -327,7 +342,9 @@ pub fn run(
             if next_tick.is_some_and(|at| Instant::now() >= at) {
                 consumer.before_tick(&attached.session)?;
             }
+            let before = stats.events;
             let mut end = drain(attached, consumer, &mut stats, false)?;
+            busy = stats.events - before >= BUSY_DRAIN;
             consumer.flush()?;
             for token in ready {
                 match token {
@@ -349,6 +366,8 @@ pub fn run(
                     TOKEN_OUTPUT => {
                         end.get_or_insert(End::OutputClosed);
                     }
+                    // (The drain above read what the wakeup was for.)
+                    TOKEN_WAKEUP => {}
                     TOKEN_KEYS => {
                         let keys = options.keys.as_ref().expect("registered");
                         let mut buf = [0u8; 64];

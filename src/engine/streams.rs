@@ -67,6 +67,7 @@ pub fn ring_layout() -> RingLayout {
         busy: ring::BUSY,
         pending: ring::PENDING,
         tail: ring::TAIL,
+        wake: ring::WAKE,
         data: ring::DATA,
         frame: ring::FRAME,
     }
@@ -127,6 +128,12 @@ impl KernelStreams {
                 .fold(regions.ring_bound, u64::min)
         };
         regions.merge(watermark, f)
+    }
+
+    /// The ring buffer's fd: readable (edge-triggered) when a probe forces
+    /// a wakeup, as one does when its CPU's ring fills up.
+    pub fn wakeup_fd(&self) -> i32 {
+        self.ring.raw_fd()
     }
 
     /// Bytes written but not handed out yet.

@@ -13,7 +13,10 @@
 //! when it starts near the end). Only the probe on that CPU writes a
 //! record and then stores `head` (x86-64 keeps stores in program order, so
 //! the record is complete when `head` covers it); the consumer reads up to
-//! `head` and frees space by storing `tail`.
+//! `head` and frees space by storing `tail`. A probe that finds its region
+//! filling up wakes the consumer once and raises the region's `wake` word;
+//! the consumer lowers it when it gives space back, so the next fill wakes
+//! it again.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
@@ -34,6 +37,8 @@ pub struct RingLayout {
     pub pending: usize,
     /// The consumer position.
     pub tail: usize,
+    /// Raised by a probe that woke the consumer, lowered by the consumer.
+    pub wake: usize,
     /// The data area.
     pub data: usize,
     /// Bytes of each record's frame before it (its length and padding).
@@ -84,9 +89,15 @@ impl CpuRings {
             return Err(SysError::invalid_input(CALL, "not an array map"));
         }
         let stride = (map.value_size() as usize).next_multiple_of(8);
-        let fields_fit = [layout.head, layout.busy, layout.pending, layout.tail]
-            .iter()
-            .all(|&f| f.is_multiple_of(8) && f + 8 <= layout.data);
+        let fields_fit = [
+            layout.head,
+            layout.busy,
+            layout.pending,
+            layout.tail,
+            layout.wake,
+        ]
+        .iter()
+        .all(|&f| f.is_multiple_of(8) && f + 8 <= layout.data);
         if !size.is_power_of_two()
             || !fields_fit
             || !layout.data.is_multiple_of(8)
@@ -187,10 +198,16 @@ impl CpuRings {
         Some((bytes, next))
     }
 
-    /// Gives the bytes of region `cpu` before `pos` back to its producer.
+    /// Gives the bytes of region `cpu` before `pos` back to its producer,
+    /// and lowers its `wake` word when a probe raised it (so that the
+    /// next time the region fills, the consumer is woken again).
     pub fn release(&mut self, cpu: usize, pos: u64) {
         self.word(cpu, self.layout.tail)
             .store(pos, Ordering::Release);
+        let wake = self.word(cpu, self.layout.wake);
+        if wake.load(Ordering::Relaxed) != 0 {
+            wake.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Bytes written but not yet consumed, over all regions.

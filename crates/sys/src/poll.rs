@@ -38,6 +38,22 @@ impl Poller {
         .map_err(|e| SysError::new("epoll_ctl(EPOLL_CTL_ADD)", e))
     }
 
+    /// Watches `fd` for readability, edge-triggered (`EPOLLIN |
+    /// EPOLLET`): `wait` reports `token` when the fd's wait queue is
+    /// woken, not while it stays readable. For a BPF ring buffer whose
+    /// records are submitted without wakeups, that is exactly the wakeups
+    /// a probe forces.
+    pub fn add_edge(&self, fd: i32, token: u64) -> Result<(), SysError> {
+        sys::epoll_ctl(
+            self.fd.as_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd,
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
+            token,
+        )
+        .map_err(|e| SysError::new("epoll_ctl(EPOLL_CTL_ADD)", e))
+    }
+
     /// Watches `fd` for errors and hang-ups only (`EPOLLERR`/`EPOLLHUP`,
     /// which epoll always reports): the write end of a pipe whose reader
     /// went away, for instance.

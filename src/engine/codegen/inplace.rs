@@ -21,7 +21,9 @@
 //!
 //! A full region counts the record lost, as a full ring buffer does.
 
-use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size, StackSlot};
+use pytap_ebpf::{
+    AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, RB_FORCE_WAKEUP, Reg, Size, StackSlot,
+};
 
 use super::{Env, MapKind, MapSpec};
 use crate::engine::abi::ring;
@@ -140,6 +142,41 @@ pub fn release(b: &mut ProgramBuilder, slot: StackSlot) {
     b.ldx(Size::DW, Reg::R1, Reg::FP, slot.off);
     b.mov64_imm(Reg::R2, -1);
     b.atomic_add(Size::DW, Reg::R1, ring::BUSY as i16, Reg::R2);
+}
+
+/// After a record was published and the region given back (nothing else
+/// live): when the region kept in `slot` holds more than
+/// 1/[`ring::WAKE_AT`] of its size not yet consumed and no probe has
+/// woken pytap since it last gave space back, raises the region's
+/// [`ring::WAKE`] word and wakes pytap through the ring buffer `events`
+/// (a reservation discarded with `BPF_RB_FORCE_WAKEUP`: pytap's epoll
+/// hears it; no record is made). pytap otherwise drains on a timer, and a
+/// burst could fill a region between two polls. Clobbers r0-r5.
+pub fn wake_if_filling(b: &mut ProgramBuilder, rings: Rings, slot: StackSlot, events: MapRef) {
+    let done = b.new_label();
+    b.comment("wake pytap once if the ring is filling up");
+    b.ldx(Size::DW, Reg::R1, Reg::FP, slot.off);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, ring::HEAD as i16);
+    b.ldx(Size::DW, Reg::R3, Reg::R1, ring::TAIL as i16);
+    b.alu64_reg(AluOp::Sub, Reg::R2, Reg::R3);
+    b.jmp_imm(
+        JmpOp::Jle,
+        Reg::R2,
+        (rings.size / ring::WAKE_AT) as i32,
+        done,
+    );
+    b.ldx(Size::DW, Reg::R2, Reg::R1, ring::WAKE as i16);
+    b.jmp_imm(JmpOp::Jne, Reg::R2, 0, done);
+    b.st_imm(Size::DW, Reg::R1, ring::WAKE as i16, 1);
+    b.ld_map_fd(Reg::R1, events);
+    b.mov64_imm(Reg::R2, 8);
+    b.mov64_imm(Reg::R3, 0);
+    b.call(Helper::RingbufReserve);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, done);
+    b.mov64_reg(Reg::R1, Reg::R0);
+    b.mov64_imm(Reg::R2, RB_FORCE_WAKEUP as i32);
+    b.call(Helper::RingbufDiscard);
+    b.bind(done);
 }
 
 /// Gives back the busy count of the region at `region` (clobbers r1).

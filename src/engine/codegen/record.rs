@@ -257,6 +257,7 @@ fn emit_packed_held(
         }
     }
     inplace::release(b, held.slot);
+    inplace::wake_if_filling(b, held.rings, held.slot, maps.events);
     b.mov64_imm(Reg::R0, 0).exit();
     if drops {
         b.bind(drop_held);
@@ -361,6 +362,7 @@ pub fn emit_fixed_held(
     b.mov64_imm(Reg::R7, kind.fixed_size() as i32);
     inplace::publish(b, held.slot);
     inplace::release(b, held.slot);
+    inplace::wake_if_filling(b, held.rings, held.slot, maps.events);
     b.mov64_imm(Reg::R0, 0).exit();
     b.bind(full);
     inplace::release_at(b, Reg::R6);
