@@ -21,7 +21,13 @@ fuzz_target!(|data: &[u8]| {
     let args = ["1".to_string(), "a".to_string()];
     // The same text as SystemTap and as D: both front ends must give a
     // program or located errors, never panic.
-    for dialect in [Dialect::Stap, Dialect::D { quiet: false }] {
+    for dialect in [
+        Dialect::Stap,
+        Dialect::D {
+            quiet: false,
+            zdefs: false,
+        },
+    ] {
         match compile(Input {
             sources: &map,
             script: &[script],

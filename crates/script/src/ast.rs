@@ -451,6 +451,39 @@ pub struct Expr {
     pub span: Span,
 }
 
+impl Expr {
+    /// How many nodes deep the expression is (a leaf is 1). The parsers
+    /// keep every expression within [`crate::cursor::MAX_NESTING`], so this
+    /// recursion, like every later pass's, is bounded.
+    pub fn depth(&self) -> usize {
+        let max = |es: &[Expr]| es.iter().map(Expr::depth).max().unwrap_or(0);
+        1 + match &self.kind {
+            ExprKind::Num(_)
+            | ExprKind::Str(_)
+            | ExprKind::Name(_)
+            | ExprKind::Target(_)
+            | ExprKind::Regex
+            | ExprKind::AggRef(_)
+            | ExprKind::Unsupported(_) => 0,
+            ExprKind::Index { keys, .. } | ExprKind::In { keys, .. } => max(keys),
+            ExprKind::Call { args, .. } | ExprKind::Concat(args) => max(args),
+            ExprKind::Print { args, hist, .. } => {
+                max(args).max(hist.as_ref().map_or(0, |h| h.stat.depth()))
+            }
+            ExprKind::Stat { operand, .. } => operand.depth(),
+            ExprKind::Hist(h) => h.stat.depth(),
+            ExprKind::Unary(_, e) | ExprKind::Crement { target: e, .. } => e.depth(),
+            ExprKind::Binary(_, a, b)
+            | ExprKind::And(a, b)
+            | ExprKind::Or(a, b)
+            | ExprKind::Compare(_, a, b)
+            | ExprKind::Assign(_, a, b) => a.depth().max(b.depth()),
+            ExprKind::Ternary(a, b, c) => a.depth().max(b.depth()).max(c.depth()),
+            ExprKind::AggSet { keys, args, .. } => max(keys).max(max(args)),
+        }
+    }
+}
+
 /// Binary operators on numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinOp {

@@ -5,6 +5,14 @@ use crate::diag::Diagnostic;
 use crate::lexer::{Tok, Token};
 use crate::source::Span;
 
+/// How deep expressions and statements may nest: parentheses, operators
+/// (a 300-term `1+1+…` is 300 deep: its tree leans left), `!!!x`, blocks,
+/// `if`s and `else if`s. Parsing, checking, code generation and the
+/// interpreter all recurse over the tree, so a script past this would
+/// overflow pytap's stack; it gets a diagnostic at the place instead.
+/// Scripts people write stay far below it (the HOWTO's nest 4 deep).
+pub const MAX_NESTING: usize = 200;
+
 /// Tokens and the position in them.
 #[derive(Debug, Clone)]
 pub struct Cursor {
@@ -12,12 +20,58 @@ pub struct Cursor {
     pub tokens: Vec<Token>,
     /// The next token's index.
     pub pos: usize,
+    /// How many nested constructs the parser is inside ([`Cursor::enter`]).
+    nesting: usize,
 }
 
 impl Cursor {
     /// A cursor at the first of `tokens` (which end with [`Tok::Eof`]).
     pub fn new(tokens: Vec<Token>) -> Cursor {
-        Cursor { tokens, pos: 0 }
+        Cursor {
+            tokens,
+            pos: 0,
+            nesting: 0,
+        }
+    }
+
+    /// Enters a nested construct (an expression in parentheses, an
+    /// operand, a statement): an error at the next token past
+    /// [`MAX_NESTING`]. Every `enter` that succeeds is paired with a
+    /// [`Cursor::leave`]; after an error the parse is over.
+    pub fn enter(&mut self) -> Result<(), Diagnostic> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.too_deep(self.peek().span));
+        }
+        Ok(())
+    }
+
+    /// Leaves what [`Cursor::enter`] entered.
+    pub fn leave(&mut self) {
+        self.nesting = self.nesting.saturating_sub(1);
+    }
+
+    /// `e`, built by folding an operator at `at` into a chain (`a + b + c`
+    /// builds its tree without recursing), if it keeps within
+    /// [`MAX_NESTING`] where it stands.
+    pub fn within_nesting(
+        &self,
+        e: crate::ast::Expr,
+        at: Span,
+    ) -> Result<crate::ast::Expr, Diagnostic> {
+        if self.nesting + e.depth() > MAX_NESTING {
+            return Err(self.too_deep(at));
+        }
+        Ok(e)
+    }
+
+    fn too_deep(&self, at: Span) -> Diagnostic {
+        Diagnostic::error(
+            at,
+            format!(
+                "nested too deeply: pytap takes expressions and statements at most {MAX_NESTING} levels deep"
+            ),
+        )
     }
 
     /// The next token.

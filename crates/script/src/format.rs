@@ -94,6 +94,12 @@ pub struct FormatError {
     pub message: String,
 }
 
+/// The widest field and the longest precision a format may ask for.
+/// SystemTap and dtrace refuse huge ones too: a `%99999999999d` would
+/// make pytap build a line of that many bytes. A width or precision
+/// given at run time (`%*d`) is held to the same bound.
+pub const MAX_FIELD: usize = 4096;
+
 /// A value a format prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arg<'a> {
@@ -159,6 +165,23 @@ impl Format {
             } else {
                 None
             };
+            for (what, c) in [("width", width), ("precision", precision)] {
+                if let Some(Count::Fixed(n)) = c
+                    && n > MAX_FIELD
+                {
+                    let n = if n == usize::MAX {
+                        "beyond 64 bits".to_string()
+                    } else {
+                        n.to_string()
+                    };
+                    return Err(FormatError {
+                        at,
+                        message: format!(
+                            "a {what} of {n} (pytap prints fields of at most {MAX_FIELD})"
+                        ),
+                    });
+                }
+            }
             // Length modifiers mean nothing for 64-bit values.
             while matches!(bytes.get(i), Some(b'l' | b'h' | b'L' | b'z' | b'j' | b't')) {
                 i += 1;
@@ -261,13 +284,15 @@ impl Format {
                             if w < 0 {
                                 flags.left = true;
                             }
-                            Some(w.unsigned_abs().min(4096) as usize)
+                            Some(w.unsigned_abs().min(MAX_FIELD as u64) as usize)
                         }
                         None => None,
                     };
                     let precision = match c.precision {
                         Some(Count::Fixed(n)) => Some(n),
-                        Some(Count::Star) => usize::try_from(long(&mut args)).ok(),
+                        Some(Count::Star) => usize::try_from(long(&mut args))
+                            .ok()
+                            .map(|p| p.min(MAX_FIELD)),
                         None => None,
                     };
                     match c.kind {
@@ -356,14 +381,19 @@ fn number(
     } else {
         b"0123456789abcdef"
     };
-    let mut tmp = Vec::new();
+    // The digits, least significant first (64 bits in octal: 22).
+    let mut tmp = [0u8; 24];
+    let mut n = 0;
     if num == 0 {
-        tmp.push(b'0');
+        tmp[0] = b'0';
+        n = 1;
     }
     while num != 0 {
-        tmp.push(digits[(num % base) as usize]);
+        tmp[n] = digits[(num % base) as usize];
+        n += 1;
         num /= base;
     }
+    let tmp = &tmp[..n];
     let precision = precision.map_or(0, |p| p as i64).max(tmp.len() as i64);
     size -= precision;
     if !flags.zero && !flags.left {

@@ -273,3 +273,65 @@ fn histograms_print_as_systemtap_draws_them() {
         "value |-------------------------------------------------- count\n    0 |@@@@@                                              5\n    5 |@@@@@                                              5\n   10 |@@@@@                                              5\n   15 |@@@@@                                              5\n   20 |                                                   0\n\n"
     );
 }
+
+/// Scripts nested as deep as the parsers take (`MAX_NESTING`) compile and
+/// run, and past the limit each dialect's parser says where, instead of
+/// overflowing its stack. The compiler runs on a stack of its own; the
+/// interpreter runs on pytap's main thread (8 MiB), which this test's
+/// thread stands for (a test thread's 2 MiB is less than the interpreter
+/// needs 200 levels deep in a build without optimisations).
+#[test]
+fn nesting_up_to_the_limit_runs_and_past_it_is_a_diagnostic() {
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(nesting_up_to_the_limit)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn nesting_up_to_the_limit() {
+    use pytap_script::cursor::MAX_NESTING;
+    // Each construct at the deepest nesting the limit leaves room for
+    // (the probe's body and the statement take two levels).
+    let depth = MAX_NESTING - 4;
+    let sum = vec!["1"; depth].join("+");
+    let parens = format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
+    let nots = format!("{}1", "!".repeat(depth - 1));
+    let ifs = format!("{}x = 1", "if (1) ".repeat(depth - 2));
+    for (body, want) in [
+        (format!("printf(\"%d\\n\", {sum})"), format!("{depth}\n")),
+        (format!("printf(\"%d\\n\", {parens})"), "1\n".into()),
+        (format!("printf(\"%d\\n\", {nots})"), "0\n".into()),
+        (format!("x = 0; {ifs}; printf(\"%d\\n\", x)"), "1\n".into()),
+    ] {
+        let text = format!("probe begin {{ {body} }}");
+        assert_eq!(run_begin(&text), want, "{}", &text[..60.min(text.len())]);
+    }
+    // Past the limit: one diagnostic, at the construct that went too deep.
+    let deep = 100_000;
+    for body in [
+        format!("x = {}1{}", "(".repeat(1000), ")".repeat(1000)),
+        format!("x = {}", vec!["1"; 10_000].join("+")),
+        format!("{}x = 1", "if (1) ".repeat(10_000)),
+        format!("x = {}1", "!".repeat(deep)),
+        format!("if (0) x = 1; {}", "else if (0) x = 1; ".repeat(10_000)),
+        format!("x = {}1", "0 ? 1 : ".repeat(10_000)),
+    ] {
+        let stap = format!("probe begin {{ {body} }}");
+        let e = common::compile_with(&stap, &[]).0.expect_err("refused");
+        assert!(
+            e.contains("error: nested too deeply"),
+            "{}",
+            &e[..200.min(e.len())]
+        );
+        assert_eq!(e.lines().filter(|l| l.contains("error")).count(), 1);
+        let d = format!("BEGIN {{ {body}; }}");
+        let e = common::compile_d(&d).expect_err("refused");
+        assert!(
+            e.contains("error: nested too deeply"),
+            "{}",
+            &e[..200.min(e.len())]
+        );
+    }
+}

@@ -122,8 +122,33 @@ fn parse_script(input: &Input<'_>, dialect: Dialect) -> Result<Vec<ParsedFile>, 
     Ok(parsed)
 }
 
-/// Compiles a script.
+/// The stack the compiler's passes run on. Parsing and checking recurse
+/// over the script's nesting (at most [`crate::cursor::MAX_NESTING`]
+/// levels, each a dozen frames through the precedence levels), which in
+/// a build without optimisations takes tens of KiB a level: more than a
+/// test thread's 2 MiB or, near the limit, a main thread's 8 MiB. The
+/// stack is reserved, not used: only the pages a script reaches are.
+const COMPILE_STACK: usize = 256 << 20;
+
+/// Compiles a script (on a thread of its own with [`COMPILE_STACK`], or
+/// here when no such thread can be made).
 pub fn compile(input: Input<'_>) -> Result<Compiled, Diagnostics> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("pytap-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(scope, || compile_here(&input));
+        match worker {
+            Ok(worker) => worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => compile_here(&input),
+        }
+    })
+}
+
+fn compile_here(input: &Input<'_>) -> Result<Compiled, Diagnostics> {
+    let input = *input;
     let mut dialect = input.dialect;
     let mut script = parse_script(&input, dialect)?;
     // Quiet mode changes how D clauses print, and zdefs which probe

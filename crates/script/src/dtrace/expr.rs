@@ -43,7 +43,10 @@ const LEVELS: &[&[&str]] = &[
 
 impl Parser<'_> {
     pub(super) fn expr(&mut self) -> PResult<Expr> {
-        self.assignment()
+        self.cur.enter()?;
+        let e = self.assignment();
+        self.cur.leave();
+        e
     }
 
     fn assignment(&mut self) -> PResult<Expr> {
@@ -124,9 +127,12 @@ impl Parser<'_> {
         if !self.eat_op("?") {
             return Ok(cond);
         }
-        let a = self.assignment()?;
+        let a = self.expr()?;
         self.expect_op(":", "in `?:`")?;
-        let b = self.ternary()?;
+        self.cur.enter()?;
+        let b = self.ternary();
+        self.cur.leave();
+        let b = b?;
         let span = cond.span.to(b.span);
         Ok(mk(
             ExprKind::Ternary(Box::new(cond), Box::new(a), Box::new(b)),
@@ -147,7 +153,7 @@ impl Parser<'_> {
             if op == "/" && self.in_predicate {
                 return Ok(left);
             }
-            self.next();
+            let at = self.next().span;
             let right = self.binary(level + 1)?;
             let span = left.span.to(right.span);
             let (l, r) = (Box::new(left), Box::new(right));
@@ -181,8 +187,16 @@ impl Parser<'_> {
                 "/" => ExprKind::Binary(BinOp::Div, l, r),
                 _ => ExprKind::Binary(BinOp::Mod, l, r),
             };
-            left = mk(kind, span);
+            left = self.within_nesting(mk(kind, span), at)?;
         }
+    }
+
+    /// The operand of a unary operator or a cast: one level deeper.
+    fn operand(&mut self) -> PResult<Expr> {
+        self.cur.enter()?;
+        let e = self.unary();
+        self.cur.leave();
+        e
     }
 
     fn unary(&mut self) -> PResult<Expr> {
@@ -197,7 +211,7 @@ impl Parser<'_> {
         match op {
             Some(o @ ("!" | "~" | "-" | "+")) => {
                 self.next();
-                let x = self.unary()?;
+                let x = self.operand()?;
                 let span = start.to(x.span);
                 let op = match o {
                     "!" => UnOp::Not,
@@ -209,7 +223,7 @@ impl Parser<'_> {
             }
             Some(o @ ("++" | "--")) => {
                 self.next();
-                let x = self.unary()?;
+                let x = self.operand()?;
                 let span = start.to(x.span);
                 Ok(mk(
                     ExprKind::Crement {
@@ -229,7 +243,7 @@ impl Parser<'_> {
                 while !self.eat_op(")") {
                     self.next();
                 }
-                self.unary()
+                self.operand()
             }
             _ => self.postfix(),
         }

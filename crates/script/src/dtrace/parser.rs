@@ -246,6 +246,13 @@ impl Parser<'_> {
 
     /// A statement; `None` for an empty one or a local declaration.
     pub(super) fn stmt(&mut self) -> PResult<Option<Stmt>> {
+        self.cur.enter()?;
+        let s = self.stmt_inner();
+        self.cur.leave();
+        s
+    }
+
+    fn stmt_inner(&mut self) -> PResult<Option<Stmt>> {
         let start = self.peek().span;
         if self.eat_op(";") {
             return Ok(None);

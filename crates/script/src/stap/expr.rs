@@ -9,6 +9,13 @@ use crate::lexer::Tok;
 
 impl Parser {
     pub(super) fn expr(&mut self) -> PResult<Expr> {
+        self.cur.enter()?;
+        let e = self.assignment();
+        self.cur.leave();
+        e
+    }
+
+    fn assignment(&mut self) -> PResult<Expr> {
         let left = self.ternary()?;
         let op = match &self.peek().tok {
             Tok::Op("=") => AssignOp::Set,
@@ -36,7 +43,10 @@ impl Parser {
         }
         let yes = self.expr()?;
         self.expect_op(":", "in `cond ? a : b`")?;
-        let no = self.ternary()?;
+        self.cur.enter()?;
+        let no = self.ternary();
+        self.cur.leave();
+        let no = no?;
         let span = cond.span.to(no.span);
         Ok(Expr {
             kind: ExprKind::Ternary(Box::new(cond), Box::new(yes), Box::new(no)),
@@ -46,26 +56,34 @@ impl Parser {
 
     fn logical_or(&mut self) -> PResult<Expr> {
         let mut left = self.logical_and()?;
-        while self.eat_op("||") {
+        while self.is_op("||") {
+            let at = self.next().span;
             let right = self.logical_and()?;
             let span = left.span.to(right.span);
-            left = Expr {
-                kind: ExprKind::Or(Box::new(left), Box::new(right)),
-                span,
-            };
+            left = self.within_nesting(
+                Expr {
+                    kind: ExprKind::Or(Box::new(left), Box::new(right)),
+                    span,
+                },
+                at,
+            )?;
         }
         Ok(left)
     }
 
     fn logical_and(&mut self) -> PResult<Expr> {
         let mut left = self.bits(0)?;
-        while self.eat_op("&&") {
+        while self.is_op("&&") {
+            let at = self.next().span;
             let right = self.bits(0)?;
             let span = left.span.to(right.span);
-            left = Expr {
-                kind: ExprKind::And(Box::new(left), Box::new(right)),
-                span,
-            };
+            left = self.within_nesting(
+                Expr {
+                    kind: ExprKind::And(Box::new(left), Box::new(right)),
+                    span,
+                },
+                at,
+            )?;
         }
         Ok(left)
     }
@@ -77,9 +95,10 @@ impl Parser {
             return self.array_in();
         };
         let mut left = self.bits(level + 1)?;
-        while self.eat_op(op) {
+        while self.is_op(op) {
+            let at = self.next().span;
             let right = self.bits(level + 1)?;
-            left = binary(bin, left, right);
+            left = self.within_nesting(binary(bin, left, right), at)?;
         }
         Ok(left)
     }
@@ -144,13 +163,16 @@ impl Parser {
                 Tok::Op(">=") => CmpOp::Ge,
                 _ => return Ok(left),
             };
-            self.next();
+            let at = self.next().span;
             let right = self.shift()?;
             let span = left.span.to(right.span);
-            left = Expr {
-                kind: ExprKind::Compare(op, Box::new(left), Box::new(right)),
-                span,
-            };
+            left = self.within_nesting(
+                Expr {
+                    kind: ExprKind::Compare(op, Box::new(left), Box::new(right)),
+                    span,
+                },
+                at,
+            )?;
         }
     }
 
@@ -163,9 +185,9 @@ impl Parser {
                 Tok::Op(">>>") => BinOp::Ushr,
                 _ => return Ok(left),
             };
-            self.next();
+            let at = self.next().span;
             let right = self.concat()?;
-            left = binary(op, left, right);
+            left = self.within_nesting(binary(op, left, right), at)?;
         }
     }
 
@@ -193,9 +215,9 @@ impl Parser {
                 Tok::Op("-") => BinOp::Sub,
                 _ => return Ok(left),
             };
-            self.next();
+            let at = self.next().span;
             let right = self.multiplicative()?;
-            left = binary(op, left, right);
+            left = self.within_nesting(binary(op, left, right), at)?;
         }
     }
 
@@ -208,9 +230,9 @@ impl Parser {
                 Tok::Op("%") => BinOp::Mod,
                 _ => return Ok(left),
             };
-            self.next();
+            let at = self.next().span;
             let right = self.unary()?;
-            left = binary(op, left, right);
+            left = self.within_nesting(binary(op, left, right), at)?;
         }
     }
 
@@ -223,7 +245,10 @@ impl Parser {
             _ => return self.crement(),
         };
         let start = self.next().span;
-        let operand = self.unary()?;
+        self.cur.enter()?;
+        let operand = self.unary();
+        self.cur.leave();
+        let operand = operand?;
         Ok(Expr {
             span: start.to(operand.span),
             kind: ExprKind::Unary(op, Box::new(operand)),

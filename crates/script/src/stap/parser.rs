@@ -350,6 +350,13 @@ impl Parser {
     }
 
     pub(super) fn stmt(&mut self) -> PResult<Stmt> {
+        self.cur.enter()?;
+        let s = self.stmt_inner();
+        self.cur.leave();
+        s
+    }
+
+    fn stmt_inner(&mut self) -> PResult<Stmt> {
         let t = self.peek().clone();
         let start = t.span;
         let word = match &t.tok {

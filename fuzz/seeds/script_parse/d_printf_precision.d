@@ -1,0 +1,1 @@
+BEGIN { printf("%.5000s\n", "x"); exit(0); }
