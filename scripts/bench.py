@@ -89,6 +89,11 @@ exports of a million-event recording: time and memory) are measured by
 bench_record.py (its docstring says how; --no-record skips it,
 --only-record runs only it).
 
+Lost events (the "nothing lost" issue) are counted by bench_loss.py (its
+docstring lists the shapes): --loss-runs runs of each shape per
+interpreter, unpinned at default settings, every run's loss reported;
+target 0 in every run (--no-loss skips it, --only-loss runs only it).
+
 Medians, with the interquartile range beside them. Needs root. Exit
 status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 
@@ -603,6 +608,19 @@ def main():
                     help="fib(n) of the export measurement (default 27: 1.27M events)")
     ap.add_argument("--export-runs", type=int, default=5,
                     help="runs of each export (default 5)")
+    ap.add_argument("--no-loss", dest="loss", action="store_false",
+                    help="skip the lost-events measurements (bench_loss.py)")
+    ap.add_argument("--only-loss", action="store_true",
+                    help="measure lost events only")
+    ap.add_argument("--loss-runs", type=int, default=20,
+                    help="runs of each lost-events shape (default 20)")
+    ap.add_argument("--loss-rounds", type=int, default=250,
+                    help="rounds of the standard-library workload in the d_printf shape "
+                         "(default 250: about 1.2 to 1.4 million events)")
+    ap.add_argument("--loss-secs", type=float, default=3.0,
+                    help="seconds of each calls -p run on the service (default 3)")
+    ap.add_argument("--loss-only", action="append", metavar="SHAPE",
+                    help="lost-events shapes to run (repeatable; default all)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -615,11 +633,15 @@ def main():
     pythons = args.python or default_pythons()
     if not pythons:
         fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
-    if args.only_capture or args.only_record:
+    if args.only_capture or args.only_record or args.only_loss:
         args.startup_runs = 0
         args.only_startup = True
-    if args.only_record:
+    if args.only_record or args.only_loss:
         args.capture = False
+    if args.only_loss:
+        args.record = False
+    if args.only_capture or args.only_record:
+        args.loss = False
     startup = None
     if args.startup_runs > 0:
         startup = bench_startup(pythons[0], args)
@@ -637,13 +659,17 @@ def main():
     if args.record and (not args.only_startup or args.only_record):
         import bench_record
         recording = bench_record.bench(pythons, args, PINNED_ENV, pin_tracer)
+    loss = None
+    if args.loss and (not args.only_startup or args.only_loss):
+        import bench_loss
+        loss = bench_loss.bench(pythons, args, version_of, real_binary)
     if not args.only_startup:
         with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
             runner = Runner(args, tmp)
             results = [bench_one(runner, p, args) for p in pythons]
     if args.json:
         json.dump({"startup": startup, "calls": results, "capture": capture,
-                   "recording": recording}, sys.stdout, indent=2, default=str)
+                   "recording": recording, "loss": loss}, sys.stdout, indent=2, default=str)
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
@@ -656,6 +682,7 @@ def main():
                  and r.get("d_count_over_top", 0) <= TOOL_TARGET
                  for r in results)
         ok &= startup is None or startup_ok(startup)
+        ok &= not loss or all(not any(r["lost"]) for r in loss)
         if recording:
             import bench_record
             import contextlib
@@ -673,6 +700,9 @@ def main():
         if recording:
             import bench_record
             ok &= bench_record.report(recording)
+        if loss:
+            import bench_loss
+            ok &= bench_loss.report(loss)
     sys.exit(0 if ok else 1)
 
 

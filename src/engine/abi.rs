@@ -426,15 +426,22 @@ pub const TASK_RENAME: u16 = 64;
 /// `EventHeader.kind` of a [`TaskEvent`] from `sched_process_exec`: the
 /// process executed a new program.
 pub const TASK_EXEC: u16 = 65;
+/// `EventHeader.kind` of a [`TaskEvent`] from `sched_process_exit`: a
+/// thread of the process ended (after its last event); what is kept for it
+/// can go.
+pub const TASK_EXIT: u16 = 66;
 
 /// What the kernel tells of a traced process's threads, through the same
-/// ring buffer as the markers' events (in order with them by timestamp): names as
-/// they change, and execs. These records never reach the tools; the run
-/// loop keeps the names (see [`crate::engine::tasks`]) and follows execs.
+/// ring buffer as the markers' events (in order with them by timestamp):
+/// names as they change, execs and thread exits. These records never reach
+/// the tools as events; the run loop keeps the names (see
+/// [`crate::engine::tasks`]), follows execs, and tells the tools when a
+/// thread ended or a process executed (their per-thread state goes).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct TaskEvent {
-    /// Header: `kind` is [`TASK_RENAME`] or [`TASK_EXEC`], `site` 0.
+    /// Header: `kind` is [`TASK_RENAME`], [`TASK_EXEC`] or [`TASK_EXIT`],
+    /// `site` 0.
     pub header: EventHeader,
     /// For an exec, the thread id that called execve (another thread than
     /// the leader takes over the process id); 0 for a rename.
@@ -618,7 +625,7 @@ mod tests {
             (off::TASK_OLD_TID, off::TASK_COMM, off::TASK_SIZE),
             (24, 32, 48)
         );
-        for kind in [TASK_RENAME, TASK_EXEC] {
+        for kind in [TASK_RENAME, TASK_EXEC, TASK_EXIT] {
             assert_eq!(
                 EventKind::from_u16(kind),
                 None,

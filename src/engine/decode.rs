@@ -156,7 +156,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A [`abi::TaskEvent`]: a thread's new name, or an exec.
+/// A [`abi::TaskEvent`]: a thread's new name, an exec or a thread's end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
     /// CLOCK_MONOTONIC nanoseconds.
@@ -165,12 +165,23 @@ pub struct TaskRecord {
     pub pid: u32,
     /// Thread id.
     pub tid: u32,
-    /// An exec (else a rename).
-    pub exec: bool,
+    /// What happened.
+    pub kind: TaskKind,
     /// For an exec, the thread id that called execve.
     pub old_tid: u32,
     /// The thread's name from now on (`None` if it could not be read).
     pub comm: Option<String>,
+}
+
+/// What a task record tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// The thread's name changed.
+    Rename,
+    /// The process executed a program (this thread is its only one now).
+    Exec,
+    /// The thread ended.
+    Exit,
 }
 
 /// Decodes a task record: `None` when the record is not one (a marker's
@@ -180,9 +191,12 @@ pub fn task(record: &[u8]) -> Option<Result<TaskRecord, DecodeError>> {
         return None;
     }
     let kind = u16_at(record, off::KIND);
-    if kind != abi::TASK_RENAME && kind != abi::TASK_EXEC {
-        return None;
-    }
+    let kind = match kind {
+        abi::TASK_RENAME => TaskKind::Rename,
+        abi::TASK_EXEC => TaskKind::Exec,
+        abi::TASK_EXIT => TaskKind::Exit,
+        _ => return None,
+    };
     if record.len() < off::TASK_SIZE {
         return Some(Err(DecodeError::Short { len: record.len() }));
     }
@@ -193,7 +207,7 @@ pub fn task(record: &[u8]) -> Option<Result<TaskRecord, DecodeError>> {
         ts_ns: u64_at(record, off::TS),
         pid: u32_at(record, off::PID),
         tid: u32_at(record, off::TID),
-        exec: kind == abi::TASK_EXEC,
+        kind,
         old_tid: u32_at(record, off::TASK_OLD_TID),
         comm: comm_ok.then(|| String::from_utf8_lossy(raw).into_owned()),
     }))
@@ -415,7 +429,7 @@ mod tests {
         r[off::TASK_COMM_RET..off::TASK_COMM_RET + 4].copy_from_slice(&8i32.to_le_bytes());
         r[off::TASK_COMM..off::TASK_COMM + 7].copy_from_slice(b"worker\0");
         let t = task(&r).unwrap().unwrap();
-        assert_eq!((t.ts_ns, t.pid, t.tid, t.exec), (5, 7, 9, false));
+        assert_eq!((t.ts_ns, t.pid, t.tid, t.kind), (5, 7, 9, TaskKind::Rename));
         assert_eq!(t.comm.as_deref(), Some("worker"));
         // A marker's record is not a task record; a short one is an error.
         r[off::KIND..off::KIND + 2].copy_from_slice(&1u16.to_le_bytes());
@@ -423,7 +437,9 @@ mod tests {
         r[off::KIND..off::KIND + 2].copy_from_slice(&abi::TASK_EXEC.to_le_bytes());
         r[off::TASK_COMM_RET..off::TASK_COMM_RET + 4].copy_from_slice(&(-14i32).to_le_bytes());
         let t = task(&r).unwrap().unwrap();
-        assert!(t.exec && t.comm.is_none());
+        assert!(t.kind == TaskKind::Exec && t.comm.is_none());
+        r[off::KIND..off::KIND + 2].copy_from_slice(&abi::TASK_EXIT.to_le_bytes());
+        assert_eq!(task(&r).unwrap().unwrap().kind, TaskKind::Exit);
         assert!(task(&r[..off::TASK_SIZE - 1]).unwrap().is_err());
         assert!(task(&r[..4]).is_none());
     }

@@ -32,7 +32,7 @@ use pytap_sys::poll::Poller;
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::{SIGCHLD, SIGWINCH, SignalFd};
 
-use super::decode::{self, Event};
+use super::decode::{self, Event, TaskKind};
 use super::follow::{Followed, Mode};
 use super::names::SentNames;
 use super::plan::AttachTarget;
@@ -210,6 +210,20 @@ pub trait Consumer {
     /// Bytes the launched command wrote to its terminal (a live view keeps
     /// them for when it closes).
     fn command_output(&mut self, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// A thread of process `pid` ended, after its last event: what the
+    /// consumer keeps for it can go (a thread id is reused later for
+    /// another thread, which starts afresh).
+    fn thread_exited(&mut self, _pid: u32, _tid: u32) -> Result<()> {
+        Ok(())
+    }
+
+    /// Process `pid` executed a new program (through its thread
+    /// `old_tid`, which now has the process's id), after the old
+    /// program's last event: every frame of the old program is gone.
+    fn process_executed(&mut self, _pid: u32, _old_tid: u32) -> Result<()> {
         Ok(())
     }
 
@@ -577,18 +591,18 @@ fn drain(
             if let Some(task) = decode::task(record) {
                 match task {
                     Ok(t) => {
-                        let comm = t.comm.unwrap_or_default();
-                        let mut names = session.tasks.borrow_mut();
-                        if t.exec {
-                            names.executed(t.pid, comm);
+                        if t.kind == TaskKind::Exec {
                             execs.push(t.pid);
-                            // (Held records of the old program may still
-                            // need its names; they only cost memory.)
-                            if !merging {
-                                stats.names.executed(t.pid);
-                            }
-                        } else {
-                            names.renamed(t.pid, t.tid, comm);
+                        }
+                        // Merged with the capture's events, a task record
+                        // waits its turn like the kernel's other records:
+                        // what it ends must come after the thread's last
+                        // events.
+                        if merging {
+                            held.push(record);
+                        } else if let Err(e) = apply_task(&t, session, consumer, stats) {
+                            failure = Some(e);
+                            return false;
                         }
                     }
                     Err(_) => stats.malformed += 1,
@@ -659,19 +673,29 @@ fn drain(
             let pending = spans.get_mut(*first..).unwrap_or_default();
             for span in pending.iter_mut().filter(|(_, len)| *len != 0) {
                 let record = &bytes[span.0..span.0 + span.1];
-                let Ok(h) = decode::header(record) else {
-                    stats.malformed += 1;
-                    span.1 = 0;
-                    continue;
+                let task = decode::task(record);
+                let (ts_ns, record_pid) = match (&task, decode::header(record)) {
+                    (Some(Ok(t)), _) => (t.ts_ns, t.pid),
+                    (None, Ok(h)) => (h.ts_ns, h.pid),
+                    _ => {
+                        stats.malformed += 1;
+                        span.1 = 0;
+                        continue;
+                    }
                 };
-                if h.ts_ns > until {
+                if ts_ns > until {
                     // Later ones of this process wait with it.
-                    if pid.is_none_or(|p| p == h.pid) {
+                    if pid.is_none_or(|p| p == record_pid) {
                         break;
                     }
                     continue;
                 }
-                if pid.is_some_and(|p| p != h.pid) {
+                if pid.is_some_and(|p| p != record_pid) {
+                    continue;
+                }
+                if let Some(Ok(t)) = task {
+                    span.1 = 0;
+                    apply_task(&t, session, consumer, stats)?;
                     continue;
                 }
                 match decode::decode(record) {
@@ -712,6 +736,36 @@ fn drain(
         }
     }
     Ok(None)
+}
+
+/// What a task record tells, applied in its place among the events: a
+/// name, an exec (the process's old names and pointers mean nothing now,
+/// and its frames are gone), a thread's end (what was kept for it goes).
+fn apply_task(
+    t: &decode::TaskRecord,
+    session: &Session,
+    consumer: &mut dyn Consumer,
+    stats: &mut Stats,
+) -> Result<()> {
+    let comm = t.comm.clone().unwrap_or_default();
+    let mut names = session.tasks.borrow_mut();
+    match t.kind {
+        TaskKind::Rename => {
+            names.renamed(t.pid, t.tid, comm);
+            Ok(())
+        }
+        TaskKind::Exec => {
+            names.executed(t.pid, comm);
+            drop(names);
+            stats.names.executed(t.pid);
+            consumer.process_executed(t.pid, t.old_tid)
+        }
+        TaskKind::Exit => {
+            names.exited(t.pid, t.tid);
+            drop(names);
+            consumer.thread_exited(t.pid, t.tid)
+        }
+    }
 }
 
 /// Drains until the ring buffer is empty. A record reserved by a probe that

@@ -509,7 +509,7 @@ fn attach_target(
 fn attach_task_programs(maps: &[Map], refs: TaskMaps) -> Result<Vec<Link>, SessionError> {
     let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
     let mut links = Vec::new();
-    for point in TaskPoint::all(refs) {
+    for point in TaskPoint::ALL {
         let attached = task::build(point, refs)
             .map_err(|e| e.to_string())
             .and_then(|program| {

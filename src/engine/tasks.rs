@@ -45,6 +45,15 @@ impl TaskNames {
         self.set(pid, pid, comm);
     }
 
+    /// A thread ended (its last event came before): its name goes. A
+    /// main thread's stays, as the process's name (for the summary's
+    /// "exited" lines).
+    pub fn exited(&mut self, pid: u32, tid: u32) {
+        if tid != pid {
+            self.threads.remove(&tid);
+        }
+    }
+
     fn set(&mut self, pid: u32, tid: u32, comm: String) {
         if tid == pid {
             self.processes.insert(pid, comm.clone());

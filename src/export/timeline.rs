@@ -249,21 +249,31 @@ impl<'s> Timeline<'s> {
     /// Ends what is still open, each thread at its last timestamp, and
     /// lets the sink write the rest.
     pub fn finish(mut self, strings: &StringTable) -> Result<TimelineStats> {
-        let mut threads: Vec<(u32, (u32, u64))> =
-            self.threads.iter().map(|(t, v)| (*t, *v)).collect();
+        let mut threads: Vec<u32> = self.threads.keys().copied().collect();
         threads.sort_unstable();
-        for (tid, (pid, last)) in threads {
-            let thread = Thread { pid, tid };
-            let stack = self.stacks.frames(tid);
-            for top in (0..stack.len()).rev() {
-                self.stats.unfinished += 1;
-                self.sink
-                    .end(thread, last, &stack[..=top], &End::Unfinished, strings)?;
-            }
-            self.stacks.forget(tid);
+        for tid in threads {
+            self.thread_ended(tid, strings)?;
         }
         self.sink.finish(strings)?;
         Ok(self.stats)
+    }
+
+    /// Thread `tid` ended (or its process executed another program): its
+    /// slices still open end unfinished at its last event, and a thread
+    /// that reuses its id starts afresh.
+    pub fn thread_ended(&mut self, tid: u32, strings: &StringTable) -> Result<()> {
+        let Some((pid, last)) = self.threads.remove(&tid) else {
+            return Ok(());
+        };
+        let thread = Thread { pid, tid };
+        let stack = self.stacks.frames(tid);
+        for top in (0..stack.len()).rev() {
+            self.stats.unfinished += 1;
+            self.sink
+                .end(thread, last, &stack[..=top], &End::Unfinished, strings)?;
+        }
+        self.stacks.forget(tid);
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The recording file format, version 1 (pure: bytes in, bytes out; the
+//! The recording file format, version 2 (pure: bytes in, bytes out; the
 //! specification, with examples, is docs/recording.md).
 //!
 //! A recording is a header (`PYTAPREC`, then the format version as a
@@ -13,6 +13,10 @@
 //! - [`TAG_META`]: length, a JSON object whose `type` says what it is
 //!   (`start`, `module`, `end`; see [`Meta`]).
 //! - [`TAG_NAME`]: pid, tid, string id: the thread's name from here on.
+//! - [`TAG_ENDED`] (version 2): pid, tid, how ([`ENDED_EXIT`]: the thread
+//!   ended; [`ENDED_EXEC`]: the process executed a program through thread
+//!   `tid`, and every frame of the old one is gone), after the thread's
+//!   last event.
 //! - `TAG_EVENT + kind` (the ABI's [`EventKind`]): timestamp delta from the
 //!   previous event (signed), pid, tid, CPU, flags (the ABI's), then the
 //!   kind's fields: string references (`id << 2 | state`, where state 0
@@ -32,7 +36,7 @@ use crate::engine::decode::{AuditArgs, StrState};
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"PYTAPREC";
 /// The format this pytap writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Header length: magic and version.
 pub const HEADER_LEN: usize = 12;
 
@@ -42,6 +46,12 @@ pub const TAG_STRING: u8 = 0x01;
 pub const TAG_META: u8 = 0x02;
 /// A thread's name from here on.
 pub const TAG_NAME: u8 = 0x03;
+/// A thread ended, or its process executed a program (version 2).
+pub const TAG_ENDED: u8 = 0x04;
+/// [`TAG_ENDED`]'s how: the thread ended.
+pub const ENDED_EXIT: u8 = 0;
+/// [`TAG_ENDED`]'s how: the process executed a program through the thread.
+pub const ENDED_EXEC: u8 = 1;
 /// An event: this plus its [`EventKind`].
 pub const TAG_EVENT: u8 = 0x10;
 
@@ -545,8 +555,12 @@ mod tests {
             check_header(b"\x7fELF\x02\x01\x01\0\0\0\0\0"),
             Err(FormatError::NotRecording)
         );
+        // Version 1 (without thread ends) is still read.
+        let mut older = header();
+        older[8] = 1;
+        assert_eq!(check_header(&older), Ok(()));
         let mut newer = header();
-        newer[8] = 2;
-        assert_eq!(check_header(&newer), Err(FormatError::Version(2)));
+        newer[8] = 3;
+        assert_eq!(check_header(&newer), Err(FormatError::Version(3)));
     }
 }

@@ -14,8 +14,8 @@ use std::io::Read;
 use anyhow::{Context, Result};
 
 use super::format::{
-    self, Cursor, FormatError, HEADER_LEN, Meta, StringTable, TAG_META, TAG_NAME, TAG_STRING,
-    UNREADABLE,
+    self, Cursor, ENDED_EXEC, ENDED_EXIT, FormatError, HEADER_LEN, Meta, StringTable, TAG_ENDED,
+    TAG_META, TAG_NAME, TAG_STRING, UNREADABLE,
 };
 use crate::engine::abi::EventKind;
 use crate::engine::decode::{AuditArgs, AuditRecord, Body, Event, Header, RawStr, StrState};
@@ -84,6 +84,9 @@ pub struct Reader<R> {
     pub cut_short: bool,
     /// Events read.
     pub events: u64,
+    /// Threads that ended (pid, tid, by an exec) before the current event,
+    /// in order: the replay tells its consumer and clears this.
+    pub ended: Vec<(u32, u32, bool)>,
 }
 
 impl<R: Read> Reader<R> {
@@ -117,6 +120,7 @@ impl<R: Read> Reader<R> {
             end: None,
             cut_short: false,
             events: 0,
+            ended: Vec::new(),
         })
     }
 
@@ -220,6 +224,25 @@ impl<R: Read> Reader<R> {
                 }
                 let name = self.strings.get(id).to_string();
                 self.names.borrow_mut().renamed(pid, tid, name);
+                Step::Other
+            }
+            TAG_ENDED => {
+                let (Some(pid), Some(tid), Some(how)) = (c.u32(), c.u32(), c.u8()) else {
+                    return short_or_bad(&c, "thread end", at);
+                };
+                let exec = match how {
+                    ENDED_EXIT => false,
+                    ENDED_EXEC => true,
+                    _ => return Err(malformed("thread end").into()),
+                };
+                let mut names = self.names.borrow_mut();
+                if exec {
+                    let comm = names.comm(pid, tid).to_string();
+                    names.executed(pid, comm);
+                } else {
+                    names.exited(pid, tid);
+                }
+                self.ended.push((pid, tid, exec));
                 Step::Other
             }
             t => {

@@ -144,6 +144,14 @@ pub fn run(
             checked = true;
             check_markers(path, reader.start.as_ref(), markers, strict)?;
         }
+        // Threads that ended before this event, in their place.
+        for (pid, tid, exec) in std::mem::take(&mut reader.ended) {
+            if exec {
+                consumer.process_executed(pid, tid)?;
+            } else {
+                consumer.thread_exited(pid, tid)?;
+            }
+        }
         let Some(event) = reader.event() else {
             break;
         };
@@ -183,6 +191,15 @@ pub fn run(
         if consumer.wants_stop() || consumer.exit_requested() {
             stopped = true;
             break;
+        }
+    }
+    if !stopped {
+        for (pid, tid, exec) in std::mem::take(&mut reader.ended) {
+            if exec {
+                consumer.process_executed(pid, tid)?;
+            } else {
+                consumer.thread_exited(pid, tid)?;
+            }
         }
     }
     if !checked {

@@ -148,7 +148,30 @@ impl<W: Write> Recorder<W> {
     }
 }
 
+impl<W: Write> Recorder<W> {
+    /// A thread end (see [`format::TAG_ENDED`]), in its place among the
+    /// events.
+    fn ended(&mut self, pid: u32, tid: u32, how: u8) -> Result<()> {
+        self.record.clear();
+        self.record.push(format::TAG_ENDED);
+        format::put_uvarint(&mut self.record, u64::from(pid));
+        format::put_uvarint(&mut self.record, u64::from(tid));
+        self.record.push(how);
+        Ok(self.out.write_all(&self.record)?)
+    }
+}
+
 impl<W: Write> Consumer for Recorder<W> {
+    fn thread_exited(&mut self, pid: u32, tid: u32) -> Result<()> {
+        self.names.remove(&tid);
+        self.ended(pid, tid, format::ENDED_EXIT)
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.names.retain(|_, (p, _)| *p != pid);
+        self.ended(pid, old_tid, format::ENDED_EXEC)
+    }
+
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.context(event, source)?;
         let h = &event.header;
@@ -415,5 +438,51 @@ mod tests {
             }
             assert!(n <= 5 && reader.cut_short, "cut at {cut}: {n} events");
         }
+    }
+
+    #[test]
+    fn thread_ends_come_back_before_the_next_event() {
+        let names = Names(RefCell::default());
+        names.0.borrow_mut().renamed(7, 7, "python3".into());
+        names.0.borrow_mut().renamed(7, 8, "worker".into());
+        let entry = |ts, tid| Event {
+            header: header(EventKind::FunctionEntry, ts, tid),
+            body: Body::Function {
+                filename: s(b"app.py", StrState::Complete),
+                funcname: s(b"f", StrState::Complete),
+                lineno: 1,
+            },
+        };
+        let start = Meta::Start {
+            pytap: "test".into(),
+            realtime_ns: 1,
+            monotonic_ns: 2,
+            target: vec![],
+            markers: vec![],
+        };
+        let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
+        recorder.event(&entry(10, 8), &names).unwrap();
+        recorder.thread_exited(7, 8).unwrap();
+        recorder.event(&entry(20, 7), &names).unwrap();
+        recorder.process_executed(7, 7).unwrap();
+        recorder.event(&entry(30, 7), &names).unwrap();
+        let bytes = recorder.out;
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+        let mut reader = Reader::new(&bytes[..]).unwrap();
+        let mut seen = Vec::new();
+        while reader.advance().unwrap() {
+            let ended = std::mem::take(&mut reader.ended);
+            seen.push((ended, reader.event().unwrap().header.ts_ns));
+        }
+        assert_eq!(
+            seen,
+            [
+                (vec![], 10),
+                (vec![(7, 8, false)], 20),
+                (vec![(7, 7, true)], 30)
+            ]
+        );
+        // The ended thread's name went with it.
+        assert_eq!(reader.names.borrow().comm(7, 8), "python3");
     }
 }

@@ -267,6 +267,17 @@ struct CallsView<'a> {
 }
 
 impl Consumer for CallsView<'_> {
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        self.stats.stacks.forget(tid);
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.stats.stacks.forget(pid);
+        self.stats.stacks.forget(old_tid);
+        Ok(())
+    }
+
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let Some((_, func)) = self.names.resolve(event, source) else {
             self.unnamed += 1;

@@ -80,6 +80,12 @@ fn export_from(
     let mut sink = make_sink(format, style, name, out);
     let mut timeline = Timeline::new(sink.as_mut());
     while has_event {
+        // Threads that ended before this event: their open slices end.
+        for (pid, tid, exec) in std::mem::take(&mut reader.ended) {
+            for tid in if exec { vec![pid, tid] } else { vec![tid] } {
+                timeline.thread_ended(tid, &reader.strings)?;
+            }
+        }
         if let Some(event) = reader.event() {
             timeline.event(&event, &reader.names.borrow(), &reader.strings)?;
         }

@@ -95,6 +95,13 @@ impl FlowBuilder {
         }
     }
 
+    /// Forgets a thread: it ended, or its process executed another program
+    /// (its frames never return; the new program starts at depth 0).
+    pub fn forget(&mut self, tid: u32) {
+        self.stacks.forget(tid);
+        self.first_ns.remove(&tid);
+    }
+
     /// The filters (`--within` first) that matched nothing so far.
     pub fn unmatched(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -192,6 +199,17 @@ struct FlowView<'a> {
 }
 
 impl Consumer for FlowView<'_> {
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        self.builder.forget(tid);
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.builder.forget(pid);
+        self.builder.forget(old_tid);
+        Ok(())
+    }
+
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         let h = &event.header;
         let Some((func, lineno)) = self.strings.func(event, source) else {

@@ -68,6 +68,12 @@ pub struct GcPairing {
 }
 
 impl GcPairing {
+    /// Forgets a thread's collection in progress (it ended, or its
+    /// process executed another program).
+    pub fn forget(&mut self, tid: u32) {
+        self.open.remove(&tid);
+    }
+
     /// Feeds a gc__start.
     pub fn start(&mut self, tid: u32, ts_ns: u64, generation: i32) {
         self.open.insert(tid, (ts_ns, generation));
@@ -106,6 +112,17 @@ struct GcView<'a> {
 }
 
 impl Consumer for GcView<'_> {
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        self.pairing.forget(tid);
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.pairing.forget(pid);
+        self.pairing.forget(old_tid);
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         Ok(self.out.flush()?)
     }

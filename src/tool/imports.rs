@@ -60,6 +60,12 @@ pub struct ImportTree {
 }
 
 impl ImportTree {
+    /// Forgets a thread's imports in progress (it ended, or its process
+    /// executed another program).
+    pub fn forget(&mut self, tid: u32) {
+        self.threads.remove(&tid);
+    }
+
     /// An import starts.
     pub fn start(&mut self, tid: u32, module: String, ts_ns: u64) {
         self.threads.entry(tid).or_default().push(Open {
@@ -72,7 +78,10 @@ impl ImportTree {
     /// An import is done: matched with the innermost start of the same
     /// module (starts above it never finished and are dropped).
     pub fn done(&mut self, tid: u32, module: &str, found: bool, ts_ns: u64) -> Option<Finished> {
-        let stack = self.threads.entry(tid).or_default();
+        let Some(stack) = self.threads.get_mut(&tid) else {
+            self.unmatched += 1;
+            return None;
+        };
         let Some(depth) = stack.iter().rposition(|o| o.module == module) else {
             self.unmatched += 1;
             return None;
@@ -84,6 +93,9 @@ impl ImportTree {
             p.child_ns += cumulative_ns;
             p.module.clone()
         });
+        if stack.is_empty() {
+            self.threads.remove(&tid);
+        }
         Some(Finished {
             module: open.module,
             found,
@@ -106,6 +118,17 @@ struct ImportsView<'a> {
 }
 
 impl Consumer for ImportsView<'_> {
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        self.tree.forget(tid);
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.tree.forget(pid);
+        self.tree.forget(old_tid);
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         Ok(self.out.flush()?)
     }

@@ -123,8 +123,14 @@ impl<F> Stacks<F> {
         let orphans = stack.split_off(depth + 1);
         let frame = stack.pop().expect("depth is within the stack");
         self.orphan_entries += orphans.len() as u64;
-        if let Some(parent) = stack.last_mut() {
-            parent.child_ns += ts_ns.saturating_sub(frame.entered_ns);
+        match stack.last_mut() {
+            Some(parent) => parent.child_ns += ts_ns.saturating_sub(frame.entered_ns),
+            // A thread back at its outermost level keeps nothing (a
+            // program that starts a thread per request must not grow the
+            // table without bound).
+            None => {
+                self.threads.remove(&tid);
+            }
         }
         Returned::Matched {
             frame,
@@ -143,9 +149,15 @@ impl<F> Stacks<F> {
         self.threads.get(&tid).map_or(&[], Vec::as_slice)
     }
 
-    /// Forgets a thread (its process exited).
+    /// Forgets a thread: it ended, or its process executed another
+    /// program (its frames will never return).
     pub fn forget(&mut self, tid: u32) {
         self.threads.remove(&tid);
+    }
+
+    /// Threads with frames on their stacks.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
     }
 }
 

@@ -80,6 +80,21 @@ impl Consumer for Stream<'_> {
         Ok(self.out.flush()?)
     }
 
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        if let Some(calls) = &mut self.calls {
+            calls.stacks.forget(tid);
+        }
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        if let Some(calls) = &mut self.calls {
+            calls.stacks.forget(pid);
+            calls.stacks.forget(old_tid);
+        }
+        Ok(())
+    }
+
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
         let stack = match &mut self.calls {

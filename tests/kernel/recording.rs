@@ -372,7 +372,7 @@ fn bad_recordings_get_one_clear_line() {
     pytap(&["export", "-i", &missing, "--format", "folded"]).one_line_error();
 
     let mut newer = bytes.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     let newer = path("newer", &newer);
     let msg = pytap(&["calls", "-i", &newer]).one_line_error().to_string();
     assert!(

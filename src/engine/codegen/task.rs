@@ -6,8 +6,9 @@
 //! them (SystemTap's `execname()` at the event's time, not at pytap's
 //! reading time), and follows a process that executes another interpreter.
 //!
-//! When the plan sends names once ([`super::named`]), the exec program and
-//! a third one on `sched_process_exit` (any thread's exit) also raise the
+//! A third program, on `sched_process_exit`, reports each thread's end
+//! (the tools let go of what they kept for it). When the plan sends names
+//! once ([`super::named`]), the exec and exit programs also raise the
 //! names epoch, and then they must be attached: the session refuses to
 //! trace without them.
 //!
@@ -45,8 +46,8 @@ pub enum TaskPoint {
     Rename,
     /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
     Exec,
-    /// `sched_process_exit(struct task_struct *p)`: only a new names
-    /// epoch ([`super::named`]), no record.
+    /// `sched_process_exit(struct task_struct *p)`: a thread ended (and,
+    /// when names are sent once, a new names epoch, [`super::named`]).
     Exit,
 }
 
@@ -60,14 +61,8 @@ impl TaskPoint {
         }
     }
 
-    /// The programs a session with these maps attaches.
-    pub fn all(maps: TaskMaps) -> Vec<TaskPoint> {
-        let mut points = vec![TaskPoint::Rename, TaskPoint::Exec];
-        if maps.epoch.is_some() {
-            points.push(TaskPoint::Exit);
-        }
-        points
-    }
+    /// The programs a session attaches.
+    pub const ALL: [TaskPoint; 3] = [TaskPoint::Rename, TaskPoint::Exec, TaskPoint::Exit];
 }
 
 /// The maps a task program uses.
@@ -113,11 +108,6 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
         b.comment("a new names epoch: pointers sent before prove nothing now");
         super::named::emit_new_epoch(&mut b, epoch, key);
     }
-    if point == TaskPoint::Exit {
-        b.bind(out);
-        b.mov64_imm(Reg::R0, 0).exit();
-        return b.build();
-    }
     if point == TaskPoint::Rename {
         b.comment("only the current thread renaming itself (args[0] == current)");
         b.call(Helper::GetCurrentTask);
@@ -139,7 +129,8 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
     b.stx(Size::H, Reg::R8, off::CPU as i16, Reg::R0);
     let kind = match point {
         TaskPoint::Rename => abi::TASK_RENAME,
-        _ => abi::TASK_EXEC,
+        TaskPoint::Exec => abi::TASK_EXEC,
+        TaskPoint::Exit => abi::TASK_EXIT,
     };
     b.st_imm(Size::H, Reg::R8, off::KIND as i16, i32::from(kind));
     b.st_imm(Size::H, Reg::R8, off::SITE as i16, 0);
@@ -154,10 +145,14 @@ pub fn build(point: TaskPoint, maps: TaskMaps) -> Result<Program, BuildError> {
             b.ldx(Size::DW, Reg::R3, Reg::R6, 8);
             b.call(Helper::ProbeReadKernelStr);
         }
-        TaskPoint::Exec | TaskPoint::Exit => {
+        TaskPoint::Exec => {
             b.comment("old_pid (args[1]); the name is already the new program's");
             b.ldx(Size::DW, Reg::R3, Reg::R6, 8);
             b.stx(Size::W, Reg::R8, off::TASK_OLD_TID as i16, Reg::R3);
+            b.call(Helper::GetCurrentComm);
+        }
+        TaskPoint::Exit => {
+            b.st_imm(Size::W, Reg::R8, off::TASK_OLD_TID as i16, 0);
             b.call(Helper::GetCurrentComm);
         }
     }
@@ -198,7 +193,7 @@ pub fn dump(table: &super::MapTable) -> String {
         return String::new();
     };
     let mut out = String::new();
-    for point in TaskPoint::all(maps) {
+    for point in TaskPoint::ALL {
         if let Ok(program) = build(point, maps) {
             out.push_str(&format!(
                 "# program {} (raw tracepoint {}, {} instructions)\n",

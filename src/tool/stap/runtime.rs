@@ -608,6 +608,19 @@ fn live(source: &dyn Source) -> Result<&Session> {
 }
 
 impl Consumer for Runtime<'_> {
+    fn thread_exited(&mut self, _pid: u32, tid: u32) -> Result<()> {
+        self.indents.remove(&i64::from(tid));
+        self.interp.forget_thread(i64::from(tid));
+        Ok(())
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        for tid in [pid, old_tid] {
+            self.thread_exited(pid, tid)?;
+        }
+        Ok(())
+    }
+
     fn event(
         &mut self,
         event: &crate::engine::decode::Event<'_>,

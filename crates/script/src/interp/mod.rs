@@ -189,6 +189,12 @@ impl Interp {
         Interp::default()
     }
 
+    /// Forgets what `thread_indent` kept for thread `tid`, which ended:
+    /// a thread that reuses its id starts at depth 0, as a new thread.
+    pub fn forget_thread(&mut self, tid: i64) {
+        self.indent.remove(&tid);
+    }
+
     /// Runs a probe's body.
     pub fn run_probe(
         &mut self,
