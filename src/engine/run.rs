@@ -255,8 +255,8 @@ pub struct LoopOptions {
 pub enum End {
     /// Every followed process exited; the launched command's status if any.
     Exited {
-        /// Exit status of the launched command (128+signal for a signal).
-        status: Option<i32>,
+        /// How the launched command ended, if there was one.
+        status: Option<pytap_sys::process::ExitStatus>,
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) asked pytap to stop.
     Signal(i32),

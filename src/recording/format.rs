@@ -148,8 +148,12 @@ pub enum Meta {
         malformed: u64,
         /// Why the run ended.
         reason: String,
-        /// The launched command's exit status, when it exited.
+        /// The launched command's exit status, when it exited (128 + the
+        /// signal when one killed it, as a shell's `$?`).
         status: Option<i32>,
+        /// The signal that killed the launched command, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
         /// CLOCK_MONOTONIC at the end.
         monotonic_ns: u64,
     },

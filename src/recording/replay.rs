@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use pytap_sys::process::ExitStatus;
 
 use super::format::Meta;
 use super::read::Reader;
@@ -221,8 +222,17 @@ pub fn run(
             lost,
             malformed,
             status,
+            signal,
             ..
-        }) => (*lost, *malformed, *status),
+        }) => (
+            *lost,
+            *malformed,
+            match (status, signal) {
+                (_, Some(s)) => Some(ExitStatus::Signal(*s)),
+                (Some(c), None) => Some(ExitStatus::Code(*c)),
+                (None, None) => None,
+            },
+        ),
         _ => (0, 0, None),
     };
     if reader.cut_short && !stopped {

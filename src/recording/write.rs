@@ -351,6 +351,7 @@ mod tests {
             malformed: 0,
             reason: "exited".into(),
             status: Some(0),
+            signal: None,
             monotonic_ns: 3,
         };
         let bytes = recorder.end(&end).unwrap();

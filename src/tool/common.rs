@@ -567,14 +567,8 @@ pub fn signals() -> Result<SignalFd> {
 }
 
 /// `SIGINT` for 2, and so on (for messages).
-pub fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        pytap_sys::signal::SIGINT => "SIGINT",
-        pytap_sys::signal::SIGTERM => "SIGTERM",
-        pytap_sys::signal::SIGHUP => "SIGHUP",
-        pytap_sys::signal::SIGQUIT => "SIGQUIT",
-        _ => "a signal",
-    }
+pub fn signal_name(sig: i32) -> String {
+    pytap_sys::signal::name(sig)
 }
 
 /// The end-of-run report, on stderr: why it ended, events seen and lost.
@@ -589,7 +583,8 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
                 .map(|(p, _)| p)
                 .filter(|p| !p.is_empty())
                 .unwrap_or("the traced command");
-            notice!("{program} exited with status {status}");
+            // `exited with status 3`, `was killed by SIGSEGV`.
+            notice!("{program} {status}");
         }
         End::Exited { status: None } => notice!("the traced processes exited"),
         End::Signal(sig) => notice!("stopped by {}, probes detached", signal_name(*sig)),

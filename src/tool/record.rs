@@ -8,6 +8,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pytap_sys::process::ExitStatus;
 
 use crate::cpython::Marker;
 use crate::engine::decode::Event;
@@ -150,7 +151,13 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             malformed: outcome.malformed,
             reason: end_reason(&outcome.end),
             status: match outcome.end {
-                End::Exited { status } => status,
+                End::Exited { status } => status.map(ExitStatus::code),
+                _ => None,
+            },
+            signal: match outcome.end {
+                End::Exited {
+                    status: Some(ExitStatus::Signal(s)),
+                } => Some(s),
                 _ => None,
             },
             monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,

@@ -14,15 +14,43 @@ fn to_pid(call: &'static str, pid: u32) -> Result<libc::pid_t, SysError> {
     }
 }
 
-/// The exit code encoded in a wait status, if the status is a death: the
-/// code, or 128 + the signal number for a signal death.
-fn exit_code(status: i32) -> Option<i32> {
-    if libc::WIFEXITED(status) {
-        Some(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        Some(128 + libc::WTERMSIG(status))
-    } else {
-        None
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The death a wait status reports, if it is one.
+    pub fn from_wait(status: i32) -> Option<ExitStatus> {
+        if libc::WIFEXITED(status) {
+            Some(ExitStatus::Code(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ExitStatus::Signal(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
+    /// As a shell's `$?` has it: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// `exited with status 3`, `was killed by SIGSEGV`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exited with status {c}"),
+            ExitStatus::Signal(s) => write!(f, "was killed by {}", crate::signal::name(*s)),
+        }
     }
 }
 
@@ -41,13 +69,13 @@ pub fn kill(pid: u32, signal: i32) -> Result<(), SysError> {
     sys::kill(pid, signal).map_err(|e| SysError::new(CALL, e))
 }
 
-/// Reaps child `pid` if it has exited (`waitpid(WNOHANG)`): its exit code
-/// (128 + signal for a signal death), or `None` while it runs.
-pub fn try_wait(pid: u32) -> Result<Option<i32>, SysError> {
+/// Reaps child `pid` if it has exited (`waitpid(WNOHANG)`): how it
+/// ended, or `None` while it runs.
+pub fn try_wait(pid: u32) -> Result<Option<ExitStatus>, SysError> {
     const CALL: &str = "waitpid(WNOHANG)";
     let pid = to_pid(CALL, pid)?;
     let status = sys::waitpid(pid, libc::WNOHANG).map_err(|e| SysError::new(CALL, e))?;
-    Ok(status.and_then(exit_code))
+    Ok(status.and_then(ExitStatus::from_wait))
 }
 
 /// Closes `fds` in a short-lived child process and returns at once.
@@ -78,13 +106,21 @@ pub fn close_in_background(fds: Vec<OwnedFd>) {
 
 #[cfg(test)]
 mod tests {
-    use super::exit_code;
+    use super::ExitStatus;
 
     #[test]
     fn wait_statuses_decode() {
-        assert_eq!(exit_code(0), Some(0));
-        assert_eq!(exit_code(3 << 8), Some(3));
-        assert_eq!(exit_code(9), Some(137)); // killed by SIGKILL
-        assert_eq!(exit_code(0x137f), None); // stopped by SIGSTOP
+        let of = ExitStatus::from_wait;
+        assert_eq!(of(0), Some(ExitStatus::Code(0)));
+        assert_eq!(of(3 << 8), Some(ExitStatus::Code(3)));
+        assert_eq!(of(9), Some(ExitStatus::Signal(9))); // killed by SIGKILL
+        assert_eq!(of(0x137f), None); // stopped by SIGSTOP
+        // A death by SIGSEGV and an exit with code 139 are told apart,
+        // though a shell's $? is the same.
+        let (segv, exit) = (of(11).unwrap(), of(139 << 8).unwrap());
+        assert_eq!((segv.code(), exit.code()), (139, 139));
+        assert_eq!(segv.to_string(), "was killed by SIGSEGV");
+        assert_eq!(exit.to_string(), "exited with status 139");
+        assert_eq!(crate::signal::name(64), "signal 64");
     }
 }

@@ -117,12 +117,12 @@ pub enum Stop {
         /// The signal.
         signal: i32,
     },
-    /// The task is gone: its exit code, or 128 + the signal that killed it.
+    /// The task is gone.
     Exited {
         /// The task.
         tid: u32,
-        /// Exit code or 128 + signal.
-        code: i32,
+        /// How it ended.
+        status: crate::process::ExitStatus,
     },
 }
 
@@ -372,17 +372,8 @@ pub fn wait_any(block: bool) -> Result<Waited, SysError> {
             Err(e) => return Err(SysError::new("waitpid", e)),
         };
         let tid_u = tid as u32;
-        if libc::WIFEXITED(status) {
-            return Ok(Waited::Stop(Stop::Exited {
-                tid: tid_u,
-                code: libc::WEXITSTATUS(status),
-            }));
-        }
-        if libc::WIFSIGNALED(status) {
-            return Ok(Waited::Stop(Stop::Exited {
-                tid: tid_u,
-                code: 128 + libc::WTERMSIG(status),
-            }));
+        if let Some(status) = crate::process::ExitStatus::from_wait(status) {
+            return Ok(Waited::Stop(Stop::Exited { tid: tid_u, status }));
         }
         if !libc::WIFSTOPPED(status) {
             // WIFCONTINUED: nothing to do.

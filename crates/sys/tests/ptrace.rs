@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use pytap_sys::poll::Poller;
-use pytap_sys::process::{kill, pidfd_open, try_wait};
+use pytap_sys::process::{ExitStatus, kill, pidfd_open, try_wait};
 use pytap_sys::ptrace::{self, Command, ForkKind, Options, Stop};
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::{SIGCONT, SIGKILL};
@@ -77,7 +77,10 @@ fn held_at_exec_then_exec_and_exit() {
     ptrace::resume(pid, 0).unwrap();
     assert_eq!(
         ptrace::wait(true).unwrap(),
-        Some(Stop::Exited { tid: pid, code: 0 })
+        Some(Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(0)
+        })
     );
     assert_eq!(ptrace::wait(false).unwrap(), None);
 }
@@ -99,7 +102,13 @@ fn path_lookup_args_and_env() {
     )
     .unwrap();
     ptrace::resume(pid, 0).unwrap();
-    assert_eq!(run_to_end(), [Stop::Exited { tid: pid, code: 42 }]);
+    assert_eq!(
+        run_to_end(),
+        [Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(42)
+        }]
+    );
 }
 
 fn a_missing_program_is_named() {
@@ -161,13 +170,19 @@ fn forks_and_execs_of_the_tree_are_reported() {
     );
     assert!(stops.contains(&Stop::Exited {
         tid: children[0],
-        code: 0
+        status: ExitStatus::Code(0)
     }));
     assert!(stops.contains(&Stop::Exited {
         tid: children[1],
-        code: 3
+        status: ExitStatus::Code(3)
     }));
-    assert_eq!(stops.last(), Some(&Stop::Exited { tid: pid, code: 4 }));
+    assert_eq!(
+        stops.last(),
+        Some(&Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(4)
+        })
+    );
     // Each child's first stop is reported too.
     for c in &children {
         assert!(stops.contains(&Stop::Started { tid: *c }), "{stops:?}");
@@ -192,7 +207,10 @@ fn without_forks_children_run_untraced() {
                 tid: pid,
                 signal: libc::SIGCHLD
             },
-            Stop::Exited { tid: pid, code: 5 }
+            Stop::Exited {
+                tid: pid,
+                status: ExitStatus::Code(5)
+            }
         ],
         "{stops:?}"
     );
@@ -207,7 +225,13 @@ fn signals_are_passed_on() {
         tid: pid,
         signal: libc::SIGUSR1
     }));
-    assert_eq!(stops.last(), Some(&Stop::Exited { tid: pid, code: 3 }));
+    assert_eq!(
+        stops.last(),
+        Some(&Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(3)
+        })
+    );
     // SIGTERM reset to its default action in the child even if ignored here.
     let pid = sh("kill -TERM $$; exit 0", FOLLOW);
     ptrace::resume(pid, 0).unwrap();
@@ -215,7 +239,7 @@ fn signals_are_passed_on() {
         run_to_end().last(),
         Some(&Stop::Exited {
             tid: pid,
-            code: 128 + 15
+            status: ExitStatus::Signal(15)
         })
     );
 }
@@ -253,7 +277,10 @@ fn job_control_keeps_a_tracee_stopped_until_continued() {
     kill(pid, SIGCONT).unwrap();
     assert_eq!(
         run_to_end().last(),
-        Some(&Stop::Exited { tid: pid, code: 5 })
+        Some(&Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(5)
+        })
     );
 }
 
@@ -274,7 +301,7 @@ fn detached_tracees_run_on_and_pidfds_tell_their_exit() {
     while status.is_none() && Instant::now() < deadline {
         status = try_wait(pid).unwrap();
     }
-    assert_eq!(status, Some(7));
+    assert_eq!(status, Some(ExitStatus::Code(7)));
     // pid 0 would mean our whole process group: refused.
     assert_eq!(
         kill(0, SIGKILL).unwrap_err().source.kind(),
@@ -309,7 +336,7 @@ fn interrupt_then_detach_a_running_tracee() {
         status = try_wait(pid).unwrap();
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(status, Some(9));
+    assert_eq!(status, Some(ExitStatus::Code(9)));
 }
 
 fn a_terminal_becomes_the_childs_stdio() {
@@ -328,7 +355,10 @@ fn a_terminal_becomes_the_childs_stdio() {
     ptrace::resume(pid, 0).unwrap();
     assert_eq!(
         run_to_end().last(),
-        Some(&Stop::Exited { tid: pid, code: 0 })
+        Some(&Stop::Exited {
+            tid: pid,
+            status: ExitStatus::Code(0)
+        })
     );
     let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
     let mut buf = [0u8; 64];
@@ -392,7 +422,7 @@ fn killing_a_held_tracee_reports_its_death() {
         run_to_end(),
         [Stop::Exited {
             tid: pid,
-            code: 137
+            status: ExitStatus::Code(137)
         }]
     );
 }
@@ -421,7 +451,11 @@ fn closing_in_the_background_keeps_nothing_else() {
     // The helper exits (it is our child: reap it).
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Some(Stop::Exited { code: 0, .. }) = ptrace::wait(false).unwrap() {
+        if let Some(Stop::Exited {
+            status: ExitStatus::Code(0),
+            ..
+        }) = ptrace::wait(false).unwrap()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use pytap_sys::process::pidfd_open;
+use pytap_sys::process::{ExitStatus, pidfd_open};
 use pytap_sys::ptrace::Options;
 
 use super::plan::AttachTarget;
@@ -59,7 +59,7 @@ struct Proc {
     /// The executable's identity when last looked at (dev, inode).
     exe: Option<(u64, u64)>,
     /// Exit status once it exited.
-    exited: Option<i32>,
+    exited: Option<ExitStatus>,
     /// Readable when it exits (pid mode only).
     pidfd: Option<OwnedFd>,
 }
@@ -74,7 +74,7 @@ pub struct Followed {
     tasks: HashMap<u32, u32>,
     /// The launched command's process, if pytap launched one.
     root: Option<u32>,
-    root_status: Option<i32>,
+    root_status: Option<ExitStatus>,
     /// What the root ran last (for the summary).
     root_program: String,
     next_exec_check: Instant,
@@ -291,7 +291,7 @@ impl Followed {
         let not_python = self.exec_seen(pid, pid, session, false)?;
         // No longer a Python: it leaves the run.
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.exited = Some(0);
+            p.exited = Some(ExitStatus::Code(0));
             p.pidfd = None;
         }
         session.unwatch_process(pid);
@@ -330,7 +330,7 @@ impl Followed {
     /// A pidfd said `pid` exited (pid mode).
     pub fn pid_exited(&mut self, pid: u32, session: &mut Session) {
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.exited.get_or_insert(0);
+            p.exited.get_or_insert(ExitStatus::Code(0));
             p.pidfd = None;
         }
         session.retire_process(pid, &[]);
@@ -349,7 +349,7 @@ impl Followed {
 
     /// The launched command: what it ran last and its exit status, once it
     /// exited.
-    pub fn root(&self) -> Option<(&str, Option<i32>)> {
+    pub fn root(&self) -> Option<(&str, Option<ExitStatus>)> {
         self.root
             .map(|_| (self.root_program.as_str(), self.root_status))
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use pytap_sys::poll::Poller;
+use pytap_sys::process::ExitStatus;
 use pytap_sys::ptrace::{self, ForkKind, Options, Stop, Waited};
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::SignalFd;
@@ -32,13 +33,13 @@ pub enum LaunchError {
     },
     /// Every process of the command exited before one ran a Python with markers.
     #[error(
-        "{program} exited with status {status} without running a Python that has markers (programs it ran: {ran})"
+        "{program} {status} without running a Python that has markers (programs it ran: {ran})"
     )]
     NoPython {
         /// `argv[0]`.
         program: String,
-        /// Exit status.
-        status: i32,
+        /// How it ended.
+        status: ExitStatus,
         /// The executables it went through.
         ran: String,
     },
@@ -57,7 +58,7 @@ pub enum LaunchError {
         /// `argv[0]`.
         program: String,
         /// The signal's name.
-        signal: &'static str,
+        signal: String,
     },
 }
 
@@ -136,14 +137,14 @@ impl Followed {
                         followed.release();
                         return Err(LaunchError::Stopped {
                             program,
-                            signal: crate::tool::common::signal_name(sig),
+                            signal: pytap_sys::signal::name(sig),
                         }
                         .into());
                     }
                     Ok(Ok(None)) => {
                         break Err(LaunchError::NoPython {
                             program: program.clone(),
-                            status: followed.root_status.unwrap_or(0),
+                            status: followed.root_status.unwrap_or(ExitStatus::Code(0)),
                             ran: ran.join(", "),
                         }
                         .into());
@@ -272,8 +273,8 @@ impl Followed {
                 self.executed_task(tid, former);
                 let _ = ptrace::resume(tid, 0);
             }
-            Stop::Exited { tid, code } => {
-                self.task_exited(tid, code);
+            Stop::Exited { tid, status } => {
+                self.task_exited(tid, status);
             }
         }
     }
@@ -301,16 +302,16 @@ impl Followed {
         }
     }
 
-    fn task_exited(&mut self, tid: u32, code: i32) -> Option<u32> {
+    fn task_exited(&mut self, tid: u32, status: ExitStatus) -> Option<u32> {
         let pid = self.tasks.remove(&tid).unwrap_or(tid);
         if pid != tid {
             return None;
         }
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.exited = Some(code);
+            p.exited = Some(status);
         }
         if self.root == Some(pid) {
-            self.root_status = Some(code);
+            self.root_status = Some(status);
         }
         Some(pid)
     }
@@ -359,8 +360,8 @@ impl Followed {
                 self.exec_seen(tid, former, session, true);
                 let _ = ptrace::resume(tid, 0);
             }
-            Stop::Exited { tid, code } => {
-                if let Some(pid) = self.task_exited(tid, code) {
+            Stop::Exited { tid, status } => {
+                if let Some(pid) = self.task_exited(tid, status) {
                     session.retire_process(pid, &[]);
                     session.unwatch_process(pid);
                 }
@@ -406,8 +407,8 @@ impl Followed {
         while !self.tasks.is_empty() && Instant::now() < deadline {
             match ptrace::wait(false) {
                 Ok(Some(stop)) => match stop {
-                    Stop::Exited { tid, code } => {
-                        self.task_exited(tid, code);
+                    Stop::Exited { tid, status } => {
+                        self.task_exited(tid, status);
                     }
                     Stop::Signal { tid, signal } => {
                         let _ = ptrace::detach(tid, signal);
