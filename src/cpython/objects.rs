@@ -270,6 +270,26 @@ fn digits_to_decimal(digits: &[u32]) -> String {
     out
 }
 
+/// The characters of a str as Python's `repr` writes them between its
+/// quotes: `'`, `\\`, `\n`, `\r`, `\t` and the C0, DEL and C1 controls
+/// escaped (a traced program's strings must not drive the terminal).
+fn write_repr_chars(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        match c {
+            '\'' => f.write_str("\\'")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)) => {
+                write!(f, "\\x{:02x}", c as u32)?
+            }
+            c => write!(f, "{c}")?,
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for PyValue {
     /// Python's `repr`, with `...` where only part was captured.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,19 +301,7 @@ impl fmt::Display for PyValue {
             PyValue::Float(v) => write_float(f, *v),
             PyValue::Str { text, truncated } => {
                 f.write_str("'")?;
-                for c in text.chars() {
-                    match c {
-                        '\'' => f.write_str("\\'")?,
-                        '\\' => f.write_str("\\\\")?,
-                        '\n' => f.write_str("\\n")?,
-                        '\r' => f.write_str("\\r")?,
-                        '\t' => f.write_str("\\t")?,
-                        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                            write!(f, "\\x{:02x}", c as u32)?
-                        }
-                        c => write!(f, "{c}")?,
-                    }
-                }
+                write_repr_chars(f, text)?;
                 f.write_str(if *truncated { "'..." } else { "'" })
             }
             PyValue::Bytes { data, truncated } => {
@@ -326,7 +334,11 @@ impl fmt::Display for PyValue {
                 }
                 f.write_str(")")
             }
-            PyValue::Other(type_name) => write!(f, "<{type_name} object>"),
+            PyValue::Other(type_name) => {
+                f.write_str("<")?;
+                write_repr_chars(f, type_name)?;
+                f.write_str(" object>")
+            }
             PyValue::Unreadable => f.write_str("<unreadable>"),
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! A frame is `funcname (filename:lineno)` for a call, `[gc generation N]`
 //! for a collection and `[import NAME]` for an import (`;` in names becomes
-//! `:`, line breaks become spaces). Stacks of every thread are merged.
+//! `:`, line breaks become spaces, other control characters are escaped as
+//! `\xNN`). Stacks of every thread are merged.
 //! With [`Weight::Time`], on each thread the time between two consecutive
 //! events (begins and ends) goes to the stack open in between, so a stack's
 //! number is the nanoseconds spent in it and not in a callee, and the
@@ -65,7 +66,16 @@ pub fn frame_text(item: &Item, strings: &StringTable) -> String {
         Item::Gc { generation } => format!("[gc generation {generation}]"),
         Item::Import { module } => format!("[import {}]", strings.get(module)),
     };
-    text.replace(';', ":").replace(['\n', '\r'], " ")
+    folded_safe(&text)
+}
+
+/// `text` as a frame of a folded line: `;` (the separator) becomes `:`,
+/// line breaks spaces, and other control characters are escaped (the SVG
+/// drawn from the lines must be well-formed XML, and a terminal showing
+/// them must not obey them).
+fn folded_safe(text: &str) -> String {
+    let text = text.replace(';', ":").replace(['\n', '\r'], " ");
+    crate::output::escape::text(&text).into_owned()
 }
 
 /// The stack with no frame, the parent of outermost frames' stacks.
@@ -185,9 +195,11 @@ impl FoldedSink {
                 let Some(state) = self.threads.remove(&thread) else {
                     continue;
                 };
-                let root = thread_label(thread, state.name.as_deref(), &self.processes)
-                    .replace(';', ":")
-                    .replace(['\n', '\r'], " ");
+                let root = folded_safe(&thread_label(
+                    thread,
+                    state.name.as_deref(),
+                    &self.processes,
+                ));
                 for (stack, n) in &state.chart {
                     stacks.push((join(Some(&root), *stack), *n));
                 }

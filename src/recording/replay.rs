@@ -89,7 +89,9 @@ pub fn recorded_markers(start: Option<&Meta>) -> Option<BTreeSet<Marker>> {
 /// The markers the recording at `path` asked for, from its metadata.
 pub fn markers_of(path: &Path) -> Result<Option<BTreeSet<Marker>>> {
     let mut reader = open(path)?;
-    reader.advance()?;
+    reader
+        .advance()
+        .with_context(|| path.display().to_string())?;
     Ok(recorded_markers(reader.start.as_ref()))
 }
 
@@ -140,7 +142,10 @@ pub fn run(
     let mut last_ts = None;
     let mut checked = false;
     let mut stopped = false;
-    while reader.advance()? {
+    while reader
+        .advance()
+        .with_context(|| path.display().to_string())?
+    {
         if !checked {
             checked = true;
             check_markers(path, reader.start.as_ref(), markers, strict)?;

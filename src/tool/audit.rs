@@ -15,7 +15,7 @@ use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{Clock, EventWriter, Format, PendingHeader, Strings, args_repr};
-use crate::output::fit;
+use crate::output::{escape, fit};
 use crate::tool::common::{self, StreamOptions};
 
 /// A `pytap audit` run.
@@ -84,7 +84,7 @@ impl Consumer for AuditView<'_> {
             None => "(<arguments not captured>)".to_string(),
         };
         // 13 + 1 + 8 + 1 + 8 + 2 columns before the event.
-        let call = format!("{name}{args}");
+        let call = format!("{}{args}", escape::text(&name));
         let call = match self.width {
             Some(w) => fit::middle(&call, w.saturating_sub(33).max(20)),
             None => call,

@@ -24,6 +24,7 @@ use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
+use crate::output::escape;
 use crate::output::event::{Format, json_str};
 use crate::output::fit;
 use crate::output::hist::Log2Hist;
@@ -192,7 +193,12 @@ pub fn write_table(
             for (k, s) in shown {
                 let mean = (s.durations.sum() / u128::from(s.calls.max(1))) as u64;
                 let pid = k.pid.map(|p| format!("{p:>7} ")).unwrap_or_default();
-                let func = format!("{} ({}:{})", k.funcname, k.filename, k.lineno);
+                let func = format!(
+                    "{} ({}:{})",
+                    escape::text(&k.funcname),
+                    escape::text(&k.filename),
+                    k.lineno
+                );
                 let func = match room {
                     Some(room) => fit::middle(&func, room),
                     None => func,

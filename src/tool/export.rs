@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::error::ExitCode;
 use crate::export::chrome::ChromeSink;
@@ -75,7 +75,9 @@ fn export_from(
     out: Box<dyn Write>,
 ) -> Result<TimelineStats> {
     // The start metadata comes before the first event.
-    let mut has_event = reader.advance()?;
+    let mut has_event = reader
+        .advance()
+        .with_context(|| input.display().to_string())?;
     let name = run_name(reader.start.as_ref(), input);
     let mut sink = make_sink(format, style, name, out);
     let mut timeline = Timeline::new(sink.as_mut());
@@ -89,7 +91,9 @@ fn export_from(
         if let Some(event) = reader.event() {
             timeline.event(&event, &reader.names.borrow(), &reader.strings)?;
         }
-        has_event = reader.advance()?;
+        has_event = reader
+            .advance()
+            .with_context(|| input.display().to_string())?;
     }
     let stats = timeline.finish(&reader.strings)?;
     if reader.cut_short {
@@ -173,7 +177,7 @@ pub fn run(
                     path.display()
                 );
             }
-            let r = crate::output::replace::Replacement::create(path)?;
+            let r = crate::output::replace::OutputFile::create(path)?;
             let file = r.writer()?;
             replacement = Some(r);
             (

@@ -13,6 +13,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::output::escape;
 use crate::output::event::{Clock, Format, PendingHeader, Strings, json_str};
 use crate::tool::common::{self, StreamOptions};
 
@@ -178,7 +179,7 @@ fn write_import(
             f.self_ns / 1000,
             f.cumulative_ns / 1000,
             "",
-            f.module,
+            escape::text(&f.module),
             if f.found { "" } else { " (not found)" },
             indent = 2 * f.depth
         ),

@@ -16,7 +16,7 @@ use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::export::ExportFormat;
-use crate::output::replace::Replacement;
+use crate::output::replace::{Named, OutputFile};
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::tool::common::{self, StreamOptions};
@@ -72,12 +72,27 @@ fn hidden_recording(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.{}.pytap", std::process::id()))
 }
 
+/// An export's hidden recording, removed when this goes (the run failed,
+/// or the export is written) unless kept.
+struct Hidden {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// The recorder, putting the recording at its path when the first event
 /// arrives (the target is attached: a mistyped target leaves what was
 /// there), so that a run killed later leaves what it recorded there.
 struct Placed {
-    recorder: Recorder<BufWriter<File>>,
-    file: Replacement,
+    recorder: Recorder<BufWriter<Named<File>>>,
+    file: OutputFile,
 }
 
 impl Consumer for Placed {
@@ -121,7 +136,13 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         None => request.output.clone(),
         Some(_) => hidden_recording(&request.output),
     };
-    let file = Replacement::create(&path)?;
+    let file = OutputFile::create(&path)?;
+    // An export's recording is pytap's own: it goes if the run fails
+    // (it is kept, and said so, only when the export fails).
+    let mut hidden = request.export.map(|_| Hidden {
+        path: path.clone(),
+        keep: false,
+    });
     let start = Meta::Start {
         pytap: env!("CARGO_PKG_VERSION").into(),
         realtime_ns: pytap_sys::clock::realtime_ns().unwrap_or(0).max(0) as u64,
@@ -129,7 +150,8 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         target: describe_target(&request.stream.target),
         markers: markers.iter().map(|m| m.name().to_string()).collect(),
     };
-    let recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file.writer()?), &start)?;
+    let recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file.writer()?), &start)
+        .with_context(|| path.display().to_string())?;
     let mut placed = Placed { recorder, file };
     let outcome = common::stream_with(
         common::ToolRun {
@@ -168,7 +190,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         None => crate::notice!("recorded {events} events to {}", path.display()),
         Some((format, style)) => {
             export::warn_unused_style(format, style);
-            let mut out = Replacement::create(&request.output)?;
+            let mut out = OutputFile::create(&request.output)?;
             let written = export::export(
                 &path,
                 format,
@@ -178,10 +200,12 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             .and_then(|stats| out.commit().map(|()| stats));
             match written {
                 Ok(stats) => {
-                    let _ = std::fs::remove_file(&path);
                     export::report(&stats, format, &request.output.display().to_string());
                 }
                 Err(e) => {
+                    if let Some(hidden) = &mut hidden {
+                        hidden.keep = true;
+                    }
                     crate::notice!(
                         "the recording is kept in {} (pytap export -i {} ...)",
                         path.display(),

@@ -20,6 +20,7 @@ use crate::engine::session::Session;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
+use crate::output::escape;
 use crate::output::event::{Format, json_str};
 use crate::output::fit;
 use crate::tool::common::{self, StreamOptions};
@@ -267,9 +268,10 @@ pub fn write_view_fitted(
                 Some(w) => w.saturating_sub(others).max(12),
                 None => 80,
             };
+            // Names are the program's: control characters escaped.
             let fit = |s: &str, w: usize| match width {
-                Some(_) => fit::middle(s, w),
-                None => s.to_string(),
+                Some(_) => fit::middle(&escape::text(s), w),
+                None => escape::text(s).into_owned(),
             };
             writeln!(
                 out,

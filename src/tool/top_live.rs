@@ -48,6 +48,7 @@ use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
+use crate::output::escape;
 use crate::output::event::Format;
 use crate::output::notice;
 use crate::tool::common::{self, MakeHandler, ToolRun};
@@ -239,9 +240,9 @@ impl LiveTop {
             .map(|r| {
                 TableRow::new(vec![
                     Cell::from(crate::tool::top::pid_cell(r)),
-                    Cell::from(r.filename.clone()),
+                    Cell::from(escape::text(&r.filename).into_owned()),
                     Cell::from(r.lineno.to_string()),
-                    Cell::from(r.funcname.clone()),
+                    Cell::from(escape::text(&r.funcname).into_owned()),
                     Cell::from(r.calls.to_string()),
                 ])
             })

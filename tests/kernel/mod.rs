@@ -2,6 +2,7 @@
 //! `require_kernel()`, which fails (never skips) when root or a kernel
 //! interface is missing.
 
+mod clobber;
 mod dtrace;
 mod export;
 mod filters;

@@ -376,7 +376,7 @@ fn bad_recordings_get_one_clear_line() {
     let newer = path("newer", &newer);
     let msg = pytap(&["calls", "-i", &newer]).one_line_error().to_string();
     assert!(
-        msg.contains("recording format version 2; this pytap reads version 1"),
+        msg.contains("recording format version 3; this pytap reads version 2"),
         "{msg}"
     );
 
@@ -384,10 +384,18 @@ fn bad_recordings_get_one_clear_line() {
     let mut corrupt = bytes.clone();
     corrupt[12] = 0x7e;
     let corrupt = path("corrupt", &corrupt);
-    let msg = pytap(&["flow", "-i", &corrupt])
-        .one_line_error()
-        .to_string();
-    assert!(msg.ends_with("unknown record tag 0x7e at byte 12"), "{msg}");
+    // The error names the file and the byte, for every reader of it.
+    for args in [
+        &["flow", "-i", &corrupt][..],
+        &["export", "-i", &corrupt, "--format", "folded"][..],
+    ] {
+        let msg = pytap(args).one_line_error().to_string();
+        assert_eq!(
+            msg,
+            format!("pytap: {corrupt}: unknown record tag 0x7e at byte 12"),
+            "{args:?}"
+        );
+    }
 
     // Cut short (pytap killed while recording): what it holds, and a notice.
     let whole = pytap(&[
