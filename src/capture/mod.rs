@@ -167,7 +167,7 @@ pub struct Capture {
     buf: Vec<u8>,
     /// Processes asked to run the agent, and since when (said once when
     /// one takes long: a thread blocked in C runs it when back in Python).
-    expected: Vec<(u32, std::time::Instant)>,
+    expected: Vec<Expected>,
     /// Events read.
     pub events_read: u64,
 }
@@ -276,8 +276,12 @@ impl Capture {
         std::fs::write(&script, format!("{settings}{AGENT}"))
             .with_context(|| format!("writing {}", script.display()))?;
         set_mode(&script, 0o644)?;
-        remote::send(pid, module, &script)?;
-        self.expected.push((pid, std::time::Instant::now()));
+        let call = remote::send(pid, module, &script)?;
+        self.expected.push(Expected {
+            call,
+            since: std::time::Instant::now(),
+            told: false,
+        });
         Ok(())
     }
 
@@ -306,21 +310,27 @@ impl Capture {
     ) -> Result<u64> {
         self.scan();
         let rings: Vec<u32> = self.rings.values().map(|r| r.pid).collect();
-        self.expected.retain(|(pid, since)| {
-            if rings.contains(pid) {
-                return false;
+        for e in &mut self.expected {
+            if e.told || rings.contains(&e.call.pid) || e.since.elapsed() < ATTACH_PATIENCE {
+                continue;
             }
-            if since.elapsed() < ATTACH_PATIENCE {
-                return true;
-            }
+            // Said once; the call stays pending (withdrawn if pytap ends
+            // before the process takes it).
+            e.told = true;
+            let call = e.call;
+            let why = if crate::target::proc::is_stopped(call.pid) {
+                "it is stopped (by a signal or a debugger); it runs the agent when it continues"
+            } else {
+                "its main thread has not run Python code since (blocked in C code, it runs the \
+                 agent when it returns to Python)"
+            };
             notice!(
-                "pid {pid} has not run pytap's agent after {} s: its main thread has not run \
-                 Python code since (blocked in C code, it runs the agent when it returns to \
-                 Python); its function events start then",
+                "pid {} has not run pytap's agent after {} s: {why}; its function events start then",
+                call.pid,
                 ATTACH_PATIENCE.as_secs()
             );
-            false
-        });
+        }
+        self.expected.retain(|e| !rings.contains(&e.call.pid));
         let mut total = 0;
         for (path, ring) in &mut self.rings {
             if ring.broken {
@@ -402,9 +412,25 @@ impl Capture {
     }
 }
 
+/// An agent asked to load into a running process (PEP 768) whose ring has
+/// not appeared yet.
+#[derive(Debug)]
+struct Expected {
+    call: remote::PendingCall,
+    since: std::time::Instant,
+    /// Whether the user was told it is late.
+    told: bool,
+}
+
 impl Drop for Capture {
     fn drop(&mut self) {
         self.say_gone();
+        // An agent a process has not run yet must not run after pytap:
+        // its request is withdrawn. One taken in the meantime runs, finds
+        // pytap gone, and leaves quietly.
+        for e in self.expected.drain(..) {
+            remote::withdraw(e.call);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

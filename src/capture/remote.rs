@@ -154,9 +154,40 @@ fn runtime_address(process: &Process, module: &Module) -> Result<u64> {
         .context("_PyRuntime is not mapped in the process")
 }
 
+/// A request [`send`] left in a process, until the interpreter takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingCall {
+    /// The process.
+    pub pid: u32,
+    /// Where its main thread's pending-call flag is.
+    flag: u64,
+}
+
+/// Withdraws a request the interpreter has not taken yet (it clears the
+/// flag when it takes one): `true` when it was still pending and will not
+/// run, `false` when it was taken (the agent runs, or ran) or the process
+/// is gone. A process that never took it (stopped, or blocked in C code
+/// until pytap gave up) must not run the agent later, when its file is
+/// gone: it would print "Can't open debugger script" to the program's
+/// stderr.
+pub fn withdraw(call: PendingCall) -> bool {
+    let Ok(mem) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{}/mem", call.pid))
+    else {
+        return false;
+    };
+    let mut flag = [0u8; 4];
+    if mem.read_exact_at(&mut flag, call.flag).is_err() || i32::from_le_bytes(flag) == 0 {
+        return false;
+    }
+    mem.write_all_at(&0i32.to_le_bytes(), call.flag).is_ok()
+}
+
 /// Asks process `pid` (running `module`, CPython 3.14) to run the file
 /// `script` (a path as the process sees it) at its next eval-breaker check.
-pub fn send(pid: u32, module: &Module, script: &Path) -> Result<()> {
+pub fn send(pid: u32, module: &Module, script: &Path) -> Result<PendingCall> {
     let process = Process::open(pid)?;
     let runtime = runtime_address(&process, module)?;
     let mem = OpenOptions::new()
@@ -222,7 +253,10 @@ pub fn send(pid: u32, module: &Module, script: &Path) -> Result<()> {
     let breaker = tstate + offsets.eval_breaker;
     let value = read_u64(breaker)?;
     write(breaker, &(value | PLEASE_STOP).to_le_bytes())?;
-    Ok(())
+    Ok(PendingCall {
+        pid,
+        flag: support + offsets.debugger_pending_call,
+    })
 }
 
 #[cfg(test)]

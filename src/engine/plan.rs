@@ -91,6 +91,10 @@ pub struct Plan {
     /// Modules whose function events the in-process capture serves
     /// instead of markers.
     pub in_process: Vec<Arc<Module>>,
+    /// Whether a process whose code may have names that are not UTF-8 is
+    /// kept from the function and line markers (`crate::target::hazard`;
+    /// off with `--force`).
+    pub guard_names: bool,
     requested: BTreeSet<Marker>,
     strict: bool,
     arm_mode: ArmMode,
@@ -163,6 +167,7 @@ impl Plan {
     ) -> Result<Plan, PlanError> {
         let mut plan = Plan {
             in_process: Vec::new(),
+            guard_names: true,
             capture,
             targets: Vec::new(),
             sites: Vec::new(),

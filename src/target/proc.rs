@@ -322,6 +322,19 @@ pub fn path_in_root(pid: u32, path: &Path) -> PathBuf {
     proc_path(pid, "root").join(path.strip_prefix("/").unwrap_or(path))
 }
 
+/// Whether process `pid` is stopped: by a signal (`T`) or for a tracer
+/// (`t`), from `/proc/PID/stat`.
+pub fn is_stopped(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(proc_path(pid, "stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may
+    // hold anything: look after the last `)`.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

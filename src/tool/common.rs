@@ -4,6 +4,7 @@
 //! (what userspace does with the events).
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -159,7 +160,7 @@ pub fn attach<H: Handler + 'static>(
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         check_capture(stream, markers, mode, &targets)?;
         attach_agents(capture.as_mut(), stream, mode, &targets)?;
-        let markers = hazard::check(&targets, markers, strict, stream.force)?;
+        let markers = hazard::check(&targets, markers, strict, stream.force, mode)?;
         let plan = plan(
             targets,
             &markers,
@@ -169,6 +170,8 @@ pub fn attach<H: Handler + 'static>(
             traced,
             make_handler,
         )?;
+        let mut plan = plan;
+        plan.guard_names = !stream.force;
         let session = Session::start(plan, stream.attach.force_perf_event)?;
         for note in &session.plan.notes {
             notice!("{note}");
@@ -189,7 +192,10 @@ pub fn capture_for(
 ) -> Result<(CaptureMode, Option<Capture>)> {
     let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
     let mode = match &stream.target {
-        TargetSpec::Command(argv) if wants_functions => stream.attach.capture.for_command(argv),
+        TargetSpec::Command(argv) if wants_functions => {
+            let mode = stream.attach.capture.for_command(argv);
+            avoid_unsafe_names(stream, argv, mode)
+        }
         // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
         // are refused once the targets are known; others keep their
         // markers (a running 3.11 cannot be given a profile function).
@@ -203,6 +209,37 @@ pub fn capture_for(
     }
     let capture = Capture::create(capture::Events::of(markers), mode)?;
     Ok((mode, Some(capture)))
+}
+
+/// With the markers about to serve a launched command's function events:
+/// the in-process capture instead, when the command's code may have names
+/// that are not UTF-8 (its arguments, pytap's working directory or
+/// environment, which it inherits, or its interpreter's path; see
+/// [`hazard`]) and its interpreter can be given the agent (3.11, 3.12+).
+/// `--force`, or a capture mode asked for, leaves the mode as it is.
+fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMode) -> CaptureMode {
+    if mode != CaptureMode::Markers || stream.attach.capture != CaptureMode::Auto || stream.force {
+        return mode;
+    }
+    let program = argv
+        .first()
+        .and_then(|p| pytap_sys::ptrace::find_program(p));
+    let served = program
+        .as_deref()
+        .and_then(|path| crate::module::Module::open(path, path).ok())
+        .and_then(|m| m.py_version())
+        .is_some_and(|v| CaptureMode::InProcess.serves(v.minor_version()));
+    if !served {
+        return mode;
+    }
+    let program = program.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+    match hazard::Exposure::of_launch(argv, program.as_deref()).first_non_utf8() {
+        Some(what) => {
+            notice!("{}", hazard::captured_message(&what));
+            CaptureMode::InProcess
+        }
+        None => mode,
+    }
 }
 
 /// `-p` on CPython 3.14 (and 3.12+ with `--capture in-process`): the

@@ -7,6 +7,7 @@ mod dtrace;
 mod export;
 mod filters;
 mod generators;
+mod harm;
 mod in_process;
 mod lifecycle;
 mod live_list;

@@ -119,6 +119,22 @@ fn learn_names(session: &Session, pid: u32) {
         .learn_process(pid, proc::thread_names(pid));
 }
 
+/// What of process `pid`, about to run `modules` with the session's
+/// function or line markers armed, may give its code names that are not
+/// UTF-8, which CPython's probe code fails on ([`target::hazard`]); `None`
+/// with `--force`, without those markers, or when the in-process capture
+/// serves those modules instead.
+fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<String> {
+    let plan = &session.plan;
+    let armed = modules
+        .iter()
+        .any(|m| !plan.in_process.iter().any(|p| p.path == m.path));
+    if !plan.guard_names || !target::hazard::arms_affected(&plan.markers) || !armed {
+        return None;
+    }
+    target::hazard::non_utf8_path(pid)
+}
+
 impl Followed {
     fn new(mode: Mode, options: Options) -> Followed {
         Followed {
@@ -247,6 +263,12 @@ impl Followed {
             _ => &[],
         };
         session.retire_process(pid, same);
+        if let Ok(Some(modules)) = &modules
+            && let Some(what) = unsafe_names(pid, modules, session)
+        {
+            notice!("{}", target::hazard::not_traced_message(pid, &what));
+            return None;
+        }
         match modules {
             Ok(Some(modules)) => match session.attach_process(pid, &modules) {
                 Ok(notes) => {

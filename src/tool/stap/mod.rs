@@ -160,7 +160,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         common::check_capture(&stream, &markers, mode, &targets)?;
         common::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
-        let markers = hazard::check(&targets, &markers, true, stream.force)?;
+        let markers = hazard::check(&targets, &markers, true, stream.force, mode)?;
         runtime.target = if traced {
             targets
                 .iter()
@@ -172,7 +172,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         };
         let (mut maps, record) = common::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
-        let plan = Plan::new(
+        let mut plan = Plan::new(
             targets,
             &markers,
             true,
@@ -181,6 +181,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
             stream.attach.arm,
             mode,
         )?;
+        plan.guard_names = !stream.force;
         let programs = plan.programs.clone();
         let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {
             if let crate::engine::session::SessionError::Load { name, log_tail, .. } = &e
