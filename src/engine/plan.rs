@@ -62,6 +62,15 @@ pub struct PlannedSite {
     pub fallback_offset: Option<u64>,
 }
 
+/// A part of a split body: a program a tail call reaches.
+#[derive(Debug, Clone)]
+pub struct PartProgram {
+    /// Its slot in the handler's program array ([`codegen::part_slot`]).
+    pub slot: u32,
+    /// The program.
+    pub program: Program,
+}
+
 /// A module to attach to and the processes to filter on.
 #[derive(Debug, Clone)]
 pub struct AttachTarget {
@@ -83,6 +92,9 @@ pub struct Plan {
     pub maps: MapTable,
     /// One program per target module (same order as `targets`).
     pub programs: Vec<Program>,
+    /// The parts of bodies split over several programs, for the handler's
+    /// program array.
+    pub parts: Vec<PartProgram>,
     /// Markers actually attached in at least one module.
     pub markers: BTreeSet<Marker>,
     /// What pytap did on the user's behalf (arming) or left out and why,
@@ -173,6 +185,7 @@ impl Plan {
             sites: Vec::new(),
             maps,
             programs: Vec::new(),
+            parts: Vec::new(),
             markers: BTreeSet::new(),
             notes: Vec::new(),
             requested: markers.clone(),
@@ -313,21 +326,37 @@ impl Plan {
                 args: s.args.clone(),
             })
             .collect();
-        let layout = module.py_version().and_then(ObjectLayout::for_version);
-        let frame = module.entry_frame().flatten();
-        let program = codegen::build_module_program(
-            &format!("pytap_{index}"),
-            codegen::ModuleId {
+        let module_code = codegen::ModuleCode {
+            module: codegen::ModuleId {
                 index,
                 dev: module.dev,
                 inode: module.inode,
                 version: module.py_version(),
             },
-            &code,
-            layout,
-            frame,
-            self.handler.as_ref(),
-        )?;
+            sites: &code,
+            layout: module.py_version().and_then(ObjectLayout::for_version),
+            frame: module.entry_frame().flatten(),
+        };
+        let handler = self.handler.as_ref();
+        let program =
+            codegen::build_module_program(&format!("pytap_{index}"), &module_code, handler, None)?;
+        // The parts of bodies too long for one program, each reached by a
+        // tail call from the one before.
+        let markers: BTreeSet<Marker> = code.iter().map(|s| s.marker).collect();
+        for marker in markers {
+            for part in 1..handler.parts(marker, &module_code.module) {
+                let program = codegen::build_module_program(
+                    &format!("pytap_{index}_{part}"),
+                    &module_code,
+                    handler,
+                    Some((marker, part)),
+                )?;
+                self.parts.push(PartProgram {
+                    slot: codegen::part_slot(index, marker, part),
+                    program,
+                });
+            }
+        }
         self.sites.append(&mut sites);
         self.programs.push(program);
         self.targets.push(target);
@@ -392,6 +421,22 @@ impl Plan {
             );
             out.push_str(&disassemble_with(program, &|m| self.maps.name(m)));
             out.push('\n');
+            let prefix = format!("{}_", program.name);
+            for part in self
+                .parts
+                .iter()
+                .filter(|p| p.program.name.starts_with(&prefix))
+            {
+                let _ = writeln!(
+                    out,
+                    "# program {} (part, slot {} of the parts map, {} instructions)",
+                    part.program.name,
+                    part.slot,
+                    part.program.len()
+                );
+                out.push_str(&disassemble_with(&part.program, &|m| self.maps.name(m)));
+                out.push('\n');
+            }
         }
         out.push_str(&codegen::task::dump(&self.maps));
         let _ = writeln!(out, "# maps");

@@ -122,6 +122,8 @@ pub struct Session {
     counters: usize,
     traced: Option<usize>,
     programs: Vec<LoadedProgram>,
+    /// The parts of split bodies ([`Plan::parts`]), in the program array.
+    parts: Vec<LoadedProgram>,
     attachments: Vec<Attachment>,
     task_links: Vec<Link>,
     /// Links of processes that exited or executed another program: inert,
@@ -170,6 +172,7 @@ impl Session {
                     MapKind::LruHash => (MapType::LruHash, 0),
                     MapKind::RingBuf => (MapType::RingBuf, 0),
                     MapKind::MmapArray => (MapType::Array, bpf::BPF_F_MMAPABLE),
+                    MapKind::ProgArray => (MapType::ProgArray, 0),
                 };
                 Map::create(
                     map_type,
@@ -214,6 +217,8 @@ impl Session {
             }
             None => None,
         };
+        let mut parts = Vec::new();
+        load_parts(&plan, &maps, mode, 0, &mut parts)?;
         let programs = (0..plan.programs.len())
             .map(|index| load_program(&plan, &maps, mode, index))
             .collect::<Result<Vec<_>, _>>()?;
@@ -253,6 +258,7 @@ impl Session {
             counters,
             traced,
             programs,
+            parts,
             attachments,
             task_links,
             retired: Vec::new(),
@@ -287,6 +293,8 @@ impl Session {
                     };
                     match self.plan.add_target(target, false)? {
                         Some(index) => {
+                            let loaded = self.parts.len();
+                            load_parts(&self.plan, &self.maps, self.mode, loaded, &mut self.parts)?;
                             let program = load_program(&self.plan, &self.maps, self.mode, index)?;
                             self.programs.push(program);
                             index
@@ -466,6 +474,51 @@ fn load_program(
         program.kernel_name(),
     )
     .map_err(|e| load_error(&program.name, e))
+}
+
+/// Loads the plan's parts from `from` on (those not loaded yet) into
+/// `loaded`, and puts each in the program array at its slot: before the
+/// programs that tail-call into them are attached.
+fn load_parts(
+    plan: &Plan,
+    maps: &[Map],
+    mode: AttachMode,
+    from: usize,
+    loaded: &mut Vec<LoadedProgram>,
+) -> Result<(), SessionError> {
+    let Some(array) = plan
+        .maps
+        .specs()
+        .iter()
+        .position(|s| s.kind == MapKind::ProgArray)
+    else {
+        return Ok(());
+    };
+    let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
+    let expected = (mode == AttachMode::UprobeMulti).then_some(bpf::BPF_TRACE_UPROBE_MULTI);
+    for part in plan.parts.get(from..).unwrap_or_default() {
+        let program = &part.program;
+        let bytes = program
+            .to_bytes(&fds)
+            .map_err(|_| SessionError::Reloc(program.name.clone()))?;
+        let prog = LoadedProgram::load(
+            ProgType::Kprobe,
+            expected,
+            &bytes,
+            "GPL",
+            program.kernel_name(),
+        )
+        .map_err(|e| load_error(&program.name, e))?;
+        let fd = u32::try_from(prog.raw_fd()).unwrap_or(0);
+        maps[array]
+            .update(&part.slot.to_le_bytes(), &fd.to_le_bytes(), 0)
+            .map_err(|source| SessionError::Map {
+                name: plan.maps.specs()[array].name.clone(),
+                source,
+            })?;
+        loaded.push(prog);
+    }
+    Ok(())
 }
 
 /// Attaches target `index`'s program to its sites, for `pid` or (None)

@@ -654,3 +654,53 @@ fn shim_returns_are_dropped_whether_the_names_are_copied_or_not() {
         assert_eq!(shims(false, clause), 0, "{clause}");
     }
 }
+
+#[test]
+fn thousands_of_clauses_on_one_marker_all_run_in_order() {
+    require_kernel();
+    // 3000 clauses on function-entry: they used to make one program the
+    // verifier refused ("the sequence of 8193 jumps is too complex") and
+    // load time grew with the square of the clauses; now the marker's
+    // clauses are spread over programs chained by tail calls. Each clause
+    // counts (exactly, once per call) and the last one of each run sees
+    // what the others did: they run in script order.
+    let dir = scratch("dtrace-many-clauses");
+    let d = dir.join("many.d");
+    let mut text = String::from(
+        "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n = 0; }\n",
+    );
+    for _ in 0..2998 {
+        text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n++; @c = count(); }\n");
+    }
+    text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @seen[self->n] = count(); }\n");
+    std::fs::write(&d, text).unwrap();
+    let py = fixture("3.11").binary.display().to_string();
+    let sink = dir.join("elapsed").display().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-s",
+        d.to_str().unwrap(),
+        "-c",
+        &format!("{py} {} 10 {sink}", script("fib.py")),
+    ]);
+    // fib(10) makes 177 calls.
+    let out = run.ok();
+    let numbers: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(numbers, ["530646", "2998", "177"], "{out}");
+    // --dump-bpf shows the parts.
+    let dump = pytap(&[
+        "dtrace",
+        "-q",
+        "-s",
+        d.to_str().unwrap(),
+        "--dump-bpf",
+        "-c",
+        &py,
+    ]);
+    assert!(
+        dump.ok().matches("(part, slot ").count() >= 30,
+        "{}",
+        &dump.stdout[..2000]
+    );
+}

@@ -409,6 +409,13 @@ impl ProgramBuilder {
         self
     }
 
+    /// Whether a jump emitted so far goes to `label` (code placed only at a
+    /// label nothing jumps to, after an `exit`, would be unreachable, which
+    /// the verifier refuses).
+    pub fn is_jumped_to(&self, label: Label) -> bool {
+        self.fixups.iter().any(|f| f.label == label)
+    }
+
     fn jump(&mut self, insn: Insn, target: Label) -> &mut Self {
         self.fixups.push(Fixup {
             at: self.insns.len(),

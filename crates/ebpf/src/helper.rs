@@ -19,6 +19,10 @@ pub enum Helper {
     KtimeGetNs = 5,
     /// `u32 bpf_get_smp_processor_id(void)`.
     GetSmpProcessorId = 8,
+    /// `long bpf_tail_call(ctx, prog_array, index)`: runs the program at
+    /// `index` in its place (does not return), or falls through when the
+    /// slot is empty or the chain of tail calls is at its limit (33).
+    TailCall = 12,
     /// `u64 bpf_get_current_pid_tgid(void)`: `tgid << 32 | pid`.
     GetCurrentPidTgid = 14,
     /// `u64 bpf_get_current_uid_gid(void)`: `gid << 32 | uid`.
@@ -58,12 +62,13 @@ pub enum Helper {
 
 impl Helper {
     /// Every helper, in id order.
-    pub const ALL: [Helper; 22] = [
+    pub const ALL: [Helper; 23] = [
         Helper::MapLookupElem,
         Helper::MapUpdateElem,
         Helper::MapDeleteElem,
         Helper::KtimeGetNs,
         Helper::GetSmpProcessorId,
+        Helper::TailCall,
         Helper::GetCurrentPidTgid,
         Helper::GetCurrentUidGid,
         Helper::GetCurrentComm,
@@ -97,6 +102,7 @@ impl Helper {
             Helper::MapDeleteElem => "map_delete_elem",
             Helper::KtimeGetNs => "ktime_get_ns",
             Helper::GetSmpProcessorId => "get_smp_processor_id",
+            Helper::TailCall => "tail_call",
             Helper::GetCurrentPidTgid => "get_current_pid_tgid",
             Helper::GetCurrentUidGid => "get_current_uid_gid",
             Helper::GetCurrentComm => "get_current_comm",
@@ -162,12 +168,13 @@ mod tests {
     #[test]
     fn ids_match_the_kernel_enum() {
         // Values of enum bpf_func_id, read from include/uapi/linux/bpf.h.
-        let expected: [(&str, i32); 22] = [
+        let expected: [(&str, i32); 23] = [
             ("map_lookup_elem", 1),
             ("map_update_elem", 2),
             ("map_delete_elem", 3),
             ("ktime_get_ns", 5),
             ("get_smp_processor_id", 8),
+            ("tail_call", 12),
             ("get_current_pid_tgid", 14),
             ("get_current_uid_gid", 15),
             ("get_current_comm", 16),

@@ -73,6 +73,9 @@ pub enum CodegenError {
         "the audit marker needs the CPython version to decode its arguments, and it is unknown"
     )]
     NoLayout,
+    /// The generator's own invariant broke (a bug in pytap).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 /// Kinds of BPF maps the generated code uses.
@@ -98,6 +101,9 @@ pub enum MapKind {
     /// `BPF_MAP_TYPE_ARRAY` with `BPF_F_MMAPABLE`: values pytap maps into
     /// its memory ([`inplace`]'s rings).
     MmapArray,
+    /// `BPF_MAP_TYPE_PROG_ARRAY`: the programs a program's tail calls
+    /// continue in ([`Handler::parts`]).
+    ProgArray,
 }
 
 /// A map the programs need; the session creates it and passes its fd.
@@ -165,6 +171,9 @@ pub struct Slots {
     /// place ([`inplace`]), then the firing's clock reading, when the
     /// handler [uses the rings](Handler::uses_rings).
     pub ring: Option<StackSlot>,
+    /// The program's context (u64), for a tail call into the next part of
+    /// a split body, when the handler [splits](Handler::parts_map).
+    pub ctx: Option<StackSlot>,
 }
 
 /// Which module a program is generated for.
@@ -228,6 +237,85 @@ pub trait Handler {
     /// sequence for every site, before `r0 = 0; exit`): the benchmark's
     /// baselines.
     fn emit_without_dispatch(&self, _b: &mut ProgramBuilder) {}
+
+    /// How many programs the body for `marker` in `module` takes: the
+    /// module's own, and as many *parts* after it, each reached from the
+    /// one before by a tail call through [`Handler::parts_map`]. The
+    /// verifier's work grows faster than a program's length, so a very
+    /// long body (a script with hundreds of probes on one marker) is
+    /// split.
+    fn parts(&self, _marker: Marker, _module: &ModuleId) -> usize {
+        1
+    }
+
+    /// Emits part `part` (1 or more) of the body for `marker`, which the
+    /// part before it reaches by [`emit_tail_call`]. Ends in `exit` on
+    /// every path.
+    fn emit_part(
+        &self,
+        marker: Marker,
+        part: usize,
+        _b: &mut ProgramBuilder,
+        _env: &Env,
+    ) -> Result<(), CodegenError> {
+        Err(CodegenError::Internal(format!(
+            "no part {part} of {marker}'s body"
+        )))
+    }
+
+    /// The program array the parts are in, when bodies are split.
+    fn parts_map(&self) -> Option<MapRef> {
+        None
+    }
+}
+
+/// The slot of part `part` of `marker`'s body in module `module`'s
+/// programs, in [`Handler::parts_map`].
+pub fn part_slot(module: usize, marker: Marker, part: usize) -> u32 {
+    let marker = Marker::ALL.iter().position(|m| *m == marker).unwrap_or(0);
+    ((module * Marker::ALL.len() + marker) * MAX_PARTS + part) as u32
+}
+
+/// Parts a body may have: the kernel lets a program chain at most 33 tail
+/// calls (`MAX_TAIL_CALL_CNT`), so a body is its first program and at most
+/// 33 more.
+pub const MAX_PARTS: usize = 34;
+
+/// Modules whose bodies may be split (the program array's size is
+/// [`part_slot`] of the last).
+pub const MAX_PART_MODULES: usize = 64;
+
+/// The program array of split bodies.
+pub fn parts_map_spec() -> MapSpec {
+    MapSpec {
+        name: "parts".into(),
+        kind: MapKind::ProgArray,
+        key_size: 4,
+        value_size: 4,
+        max_entries: (MAX_PART_MODULES * Marker::ALL.len() * MAX_PARTS) as u32,
+    }
+}
+
+/// Continues the firing in part `part` of `marker`'s body (the context was
+/// kept in [`Slots::ctx`] by the dispatcher); falls through when the part
+/// is missing. Clobbers r0-r5.
+pub fn emit_tail_call(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    parts: MapRef,
+    marker: Marker,
+    part: usize,
+) -> Result<(), CodegenError> {
+    let ctx = env
+        .slots
+        .ctx
+        .ok_or_else(|| CodegenError::Internal("a tail call without the context kept".into()))?;
+    b.comment(&format!("on to part {part} of this marker's body"));
+    b.ldx(Size::DW, Reg::R1, Reg::FP, ctx.off);
+    b.ld_map_fd(Reg::R2, parts);
+    b.mov64_imm(Reg::R3, part_slot(env.module.index, marker, part) as i32);
+    b.call(Helper::TailCall);
+    Ok(())
 }
 
 /// A handler that does nothing: its program is `r0 = 0; exit`, with no
@@ -257,16 +345,47 @@ impl Handler for EmptyProbe {
     }
 }
 
-/// Builds the program for one module's sites.
+/// What a module's programs are generated from.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleCode<'a> {
+    /// The module.
+    pub module: ModuleId,
+    /// Its sites.
+    pub sites: &'a [SiteCode],
+    /// Its CPython object layout, when its version is known.
+    pub layout: Option<ObjectLayout>,
+    /// Where its `function__entry` shows the frame, if it does.
+    pub frame: Option<FrameSource>,
+}
+
+/// Builds the program for one module's sites, or with `part` (a marker
+/// and a part of its body, 1 or more) that part's program, which only that
+/// marker's sites reach.
 pub fn build_module_program(
     name: &str,
-    module: ModuleId,
-    sites: &[SiteCode],
-    layout: Option<ObjectLayout>,
-    frame: Option<FrameSource>,
+    code: &ModuleCode<'_>,
     handler: &dyn Handler,
+    part: Option<(Marker, usize)>,
 ) -> Result<Program, CodegenError> {
+    let ModuleCode {
+        module,
+        sites,
+        layout,
+        frame,
+    } = *code;
     let mut b = ProgramBuilder::new(name);
+    let part_sites: Vec<SiteCode>;
+    let sites = match part {
+        Some((marker, _)) => {
+            part_sites = sites
+                .iter()
+                .filter(|s| s.marker == marker)
+                .cloned()
+                .collect();
+            &part_sites[..]
+        }
+        None => sites,
+    };
     if !sites.iter().any(|s| handler.handles(s.marker)) {
         // Nothing to do at any site (the empty probe, or only arming sites).
         handler.emit_without_dispatch(&mut b);
@@ -280,6 +399,10 @@ pub fn build_module_program(
         ring: match handler.uses_rings() {
             true => Some(b.alloc_stack(16, 8)?),
             false => None,
+        },
+        ctx: match handler.parts_map() {
+            Some(_) => Some(b.alloc_stack(8, 8)?),
+            None => None,
         },
     };
     let frame = match frame.filter(|_| handler.wants_frame()) {
@@ -307,6 +430,9 @@ pub fn build_module_program(
 
     b.comment("dispatch on the attach cookie (one per marker site)");
     b.mov64_reg(Reg::R6, Reg::R1);
+    if let Some(ctx) = slots.ctx {
+        b.stx(Size::DW, Reg::FP, ctx.off, Reg::R1);
+    }
     b.call(Helper::GetAttachCookie);
     b.stx(Size::DW, Reg::FP, slots.cookie.off, Reg::R0);
     b.st_imm(Size::W, Reg::FP, slots.key.off, 0);
@@ -330,8 +456,16 @@ pub fn build_module_program(
     }
     for (marker, label) in bodies {
         b.bind(label);
-        b.comment(&format!("{marker}"));
-        handler.emit(marker, &mut b, &env)?;
+        match part {
+            Some((_, part)) => {
+                b.comment(&format!("{marker}, part {part}"));
+                handler.emit_part(marker, part, &mut b, &env)?;
+            }
+            None => {
+                b.comment(&format!("{marker}"));
+                handler.emit(marker, &mut b, &env)?;
+            }
+        }
     }
     Ok(b.build()?)
 }

@@ -183,10 +183,21 @@ pub fn verifier_error(
                 .comment_at(i)
                 .and_then(crate::engine::codegen::script::lower::comment_span)
         })?;
-    let looping = ["too large", "infinite loop", "back-edge", "loop"]
+    // The verifier's own limits on a program's complexity (the number of
+    // paths it explores, pending branches, instructions processed).
+    let complex = [
+        "is too complex",
+        "too many states",
+        "Processed 1000001 insn",
+    ]
+    .iter()
+    .any(|w| complaint.contains(w));
+    let looping = ["infinite loop", "back-edge", "loop"]
         .iter()
         .any(|w| complaint.contains(w));
-    let hint = if looping {
+    let hint = if complex {
+        "the kernel's verifier stops at a limit on how complex one program may be (the paths it explores from each branch); pytap splits a marker's probes over up to 34 programs, and this marker's probes are still past it: fewer or shorter probes on one marker, or work moved to `end` and timer probes, which run in pytap"
+    } else if looping || complaint.contains("too large") {
         "the kernel must prove that a probe ends: a loop in a marker probe needs a bound it can see (`for (i = 0; i < 10; i++)`); loops over data belong in `end` or timer probes, which run in pytap"
     } else {
         "pytap should not make code the verifier refuses: please report it with the output of --dump-bpf"

@@ -182,7 +182,12 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
             mode,
         )?;
         plan.guard_names = !stream.force;
-        let programs = plan.programs.clone();
+        let programs: Vec<_> = plan
+            .programs
+            .iter()
+            .chain(plan.parts.iter().map(|p| &p.program))
+            .cloned()
+            .collect();
         let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {
             if let crate::engine::session::SessionError::Load { name, log_tail, .. } = &e
                 && let Some(text) = compile::verifier_error(&compiled, &programs, name, log_tail)

@@ -31,6 +31,9 @@ pub enum MapType {
     Hash = 1,
     /// `BPF_MAP_TYPE_ARRAY`: `u32` keys `0..max_entries`, zero-filled.
     Array = 2,
+    /// `BPF_MAP_TYPE_PROG_ARRAY`: `u32` keys, program fds as values (what
+    /// `bpf_tail_call` jumps to).
+    ProgArray = 3,
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.

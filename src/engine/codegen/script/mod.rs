@@ -104,6 +104,23 @@ pub struct ScriptMaps {
     pub scratch_bytes: u32,
     /// Bytes of the staging buffer (busy word included).
     pub stage_bytes: u32,
+    /// The program array of the parts of split bodies, when a marker has
+    /// more probes than one program takes ([`PROBES_PER_PART`]).
+    pub parts: Option<MapRef>,
+}
+
+/// Probes a part of a marker's body holds at most, unless the marker has
+/// so many that [`super::MAX_PARTS`] parts of this size cannot hold them:
+/// then they are spread evenly over that many. The verifier's work on a
+/// program grows with the square of its length (a few hundred probes take
+/// seconds); parts of this size keep a script's load time linear.
+pub const PROBES_PER_PART: usize = 64;
+
+/// How many parts `probes` probes on one marker take, and how many probes
+/// each part holds.
+pub fn parts_for(probes: usize) -> (usize, usize) {
+    let per = PROBES_PER_PART.max(probes.div_ceil(super::MAX_PARTS));
+    (probes.div_ceil(per).max(1), per)
 }
 
 /// Longest key or value a script's map has (bounds the scratch area).
@@ -246,6 +263,16 @@ impl ScriptMaps {
                 Some([first, second])
             })
             .collect();
+        // Only a script with a marker past one part's probes has parts:
+        // others' programs stay as they were.
+        let mut per_marker = std::collections::HashMap::<usize, usize>::new();
+        for p in &program.probes {
+            if let ir::PointKind::Marker { marker, .. } = p.point.kind {
+                *per_marker.entry(marker).or_default() += 1;
+            }
+        }
+        let most = per_marker.values().copied().max().unwrap_or(0);
+        let parts = (most > PROBES_PER_PART).then(|| table.add(super::parts_map_spec()));
         ScriptMaps {
             record,
             stage,
@@ -257,6 +284,7 @@ impl ScriptMaps {
             globals,
             scratch_bytes,
             stage_bytes,
+            parts,
         }
     }
 }
@@ -297,6 +325,20 @@ pub struct ScriptHandler {
 }
 
 impl ScriptHandler {
+    /// The probes that run at `marker` in `module`, in script order.
+    fn running(&self, marker: Marker, module: &super::ModuleId) -> Vec<usize> {
+        self.program
+            .probes
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                self.marker_of(p) == Some(marker)
+                    && self.bindings.binds(*i, module.dev, module.inode)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// The marker a probe is on, if a marker probe.
     pub fn marker_of(&self, probe: &ir::Probe) -> Option<Marker> {
         match probe.point.kind {
@@ -322,6 +364,29 @@ impl Handler for ScriptHandler {
     }
 
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
+        self.emit_part(marker, 0, b, env)
+    }
+
+    fn parts(&self, marker: Marker, module: &super::ModuleId) -> usize {
+        match self.maps.parts {
+            Some(_) => parts_for(self.running(marker, module).len()).0,
+            None => 1,
+        }
+    }
+
+    fn parts_map(&self) -> Option<MapRef> {
+        self.maps.parts
+    }
+
+    /// Part 0 (the module's program): the arguments, the repairs, then the
+    /// first part's probes; each part ends in a tail call to the next.
+    fn emit_part(
+        &self,
+        marker: Marker,
+        part: usize,
+        b: &mut ProgramBuilder,
+        env: &Env,
+    ) -> Result<(), CodegenError> {
         let args = b.alloc_stack(FIRING_SIZE, 8)?;
         b.comment("the marker's arguments, kept on the stack");
         // The prologue loads as many registers as the marker has arguments.
@@ -352,23 +417,19 @@ impl Handler for ScriptHandler {
                 Reg::R0,
             );
         }
-        let runs = |index: usize, probe: &ir::Probe| {
-            self.marker_of(probe) == Some(marker)
-                && self.bindings.binds(index, env.module.dev, env.module.inode)
+        // This part's probes, in script order.
+        let running = self.running(marker, &env.module);
+        let (parts, per) = match self.maps.parts {
+            Some(_) => parts_for(running.len()),
+            None => (1, running.len()),
         };
-        let bodies = || {
-            self.program
-                .probes
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| runs(*i, p))
-                .map(|(_, p)| p.body.as_slice())
-        };
+        let mine: Vec<usize> = running.into_iter().skip(part * per).take(per).collect();
+        let bodies = || mine.iter().map(|&i| self.program.probes[i].body.as_slice());
         let kept = cache::worth_keeping(&self.program, &self.placement, bodies());
         let thread_cache = cache::ThreadCache::prepare(b, &kept)?;
         // 3.15's `__init__` shim returns are recognised by their names: the
         // function name's read is the firing's first (see `emit_repairs`).
-        let shim_check = !self.raw && marker == Marker::FunctionReturn && is_315(env);
+        let shim_check = !self.raw && part == 0 && marker == Marker::FunctionReturn && is_315(env);
         let repair_reads: &[usize] = if shim_check { &[1] } else { &[] };
         let mut strings = firing::FiringStrings::plan(&self.program, bodies(), repair_reads);
         let done = b.new_label();
@@ -376,7 +437,8 @@ impl Handler for ScriptHandler {
             strings.prepare(b)?;
             strings.take(b, env, self.maps.copies);
         }
-        if !self.raw {
+        // (The first part decided the firing is one to run the probes for.)
+        if !self.raw && part == 0 {
             self.emit_repairs(marker, b, env, args.off, done, &strings)?;
         }
         if self.placement.exits {
@@ -386,10 +448,7 @@ impl Handler for ScriptHandler {
             b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
             b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
         }
-        for (index, probe) in self.program.probes.iter().enumerate() {
-            if !runs(index, probe) {
-                continue;
-            }
+        for &index in &mine {
             let mark = b.stack_mark();
             lower::emit_probe(
                 self,
@@ -403,6 +462,17 @@ impl Handler for ScriptHandler {
                 },
             )?;
             b.stack_release(mark);
+        }
+        if let Some(map) = self.maps.parts.filter(|_| part + 1 < parts) {
+            // The string copies are this part's: the next takes its own.
+            if strings.any() {
+                strings.release(b);
+            }
+            super::emit_tail_call(b, env, map, marker, part + 1)?;
+            b.mov64_imm(Reg::R0, 0).exit();
+            if !b.is_jumped_to(done) {
+                return Ok(());
+            }
         }
         b.bind(done);
         if strings.any() {
