@@ -67,6 +67,7 @@ A path without markers that links libpython (a shared build) lists the
 libpython it would load. Columns: PC and SEMAPHORE as readelf -n prints them;
 OFFSET and SEM.OFFSET are the file offsets a uprobe and its semaphore attach
 at, computed through this very file's program headers.")]
+    #[command(display_order = 2)]
     List(ListArgs),
     /// Show the CPython version of a target and what each marker will really do
     #[command(after_help = "\
@@ -78,6 +79,7 @@ Examples:
 Verdicts: fires, armed (fires completely once pytap arms it, as it does),
 unbalanced (entries and returns do not pair up; pytap's tools cope), absent,
 unknown (a version pytap has no facts about).")]
+    #[command(display_order = 1)]
     Info(InfoArgs),
     /// Stream every marker event of a process or command (text or JSON Lines)
     #[command(after_help = "\
@@ -94,6 +96,7 @@ function__entry makes pytap arm the line marker's semaphore, without which 3.11
 fires almost no entries. The summary (events seen and lost, why it ended) goes
 to stderr. Ctrl-C, SIGTERM or SIGHUP detach cleanly; the traced program keeps
 running.")]
+    #[command(display_order = 10)]
     Trace(TraceArgs),
     /// The call hierarchy: one indented line per function entry and return
     #[command(after_help = "\
@@ -114,6 +117,7 @@ recognised by reading the frame and not shown. --within with an exact
 function name (FUNC or FILE:FUNC) is filtered in the kernel: what runs
 outside costs no event. Needs function markers: CPython 3.8-3.11 and 3.15+
 (3.11 is armed automatically).")]
+    #[command(display_order = 11)]
     Flow(FlowArgs),
     /// Garbage collections: generation, pause and objects collected, with a summary
     #[command(after_help = "\
@@ -124,6 +128,7 @@ Examples:
 One line per collection (gc__start to gc__done on the same thread), then per
 generation: collections, total, mean and max pause, objects collected and a
 log2 histogram of pauses.")]
+    #[command(display_order = 14)]
     Gc(GcArgs),
     /// The import tree: inclusive and self time per module, found or not
     #[command(after_help = "\
@@ -134,6 +139,7 @@ Examples:
 Like `python -X importtime`, for any process and live: one line per import
 as it finishes (so children come before their parent), with self and
 cumulative microseconds and the module indented by nesting.")]
+    #[command(display_order = 15)]
     Imports(ImportsArgs),
     /// Audit events, strace-like, with decoded arguments
     #[command(after_help = "\
@@ -143,6 +149,7 @@ Examples:
 
 Arguments are decoded from the target's memory without running code in it
 (str, bytes, int, float, None, bool, nested tuples; other objects by type).")]
+    #[command(display_order = 16)]
     Audit(AuditArgs),
     /// The most entered functions every interval, counted in the kernel
     #[command(after_help = "\
@@ -159,6 +166,7 @@ is live and full-screen; otherwise, or with --plain, a table per interval.
 When the target exits the last partial interval is shown too. Counts
 function__entry (3.11 is armed automatically; 3.12-3.14 have no function
 markers).")]
+    #[command(display_order = 12)]
     Top(TopArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout
     #[command(after_help = "\
@@ -168,6 +176,7 @@ Examples:
   pytap completions fish > ~/.config/fish/completions/pytap.fish
 
 Generated from the same definitions as --help, so they never drift.")]
+    #[command(display_order = 40)]
     Completions(CompletionsArgs),
     /// Print pytap's manual page (roff) on stdout
     #[command(after_help = "\
@@ -176,6 +185,7 @@ Examples:
   pytap man > /usr/local/share/man/man1/pytap.1
 
 Generated from the same definitions as --help: every subcommand and option.")]
+    #[command(display_order = 41)]
     Man,
     /// Per function: calls, total, self and mean time, p50/p99, histograms
     #[command(after_help = "\
@@ -190,6 +200,7 @@ inclusive time counted once per outermost activation (recursion is not
 summed per level), SELF excludes callees, MEAN/P50/P99 are per call
 (percentiles within 1.6 %). Calls are counted in the kernel and entries and
 returns cross as small records without strings.")]
+    #[command(display_order = 13)]
     Calls(CallsArgs),
     /// Run a SystemTap script, compiled to BPF by pytap (no kernel module, no compiler)
     #[command(after_help = "\
@@ -211,6 +222,7 @@ run in the kernel; begin, end and timers run in pytap. With -c or -x, probes
 watch the target's process tree; without, every process running the named
 binaries. docs/scripts.md lists what is supported and what differs from
 SystemTap.")]
+    #[command(display_order = 20)]
     Stap(StapArgs),
     /// Run a D program (dtrace's language), compiled to BPF by pytap
     #[command(after_help = "\
@@ -228,12 +240,15 @@ Clauses at markers run in the kernel; BEGIN, END and ticks run in pytap.
 Aggregations (count, sum, avg, min, max, quantize, lquantize) are kept in the
 kernel and printed at the end as dtrace prints them. docs/scripts.md has the
 D table: what is supported, what is not, what differs.")]
+    #[command(display_order = 21)]
     Dtrace(DtraceArgs),
     /// Record every event of a run to a file (replay it with -i, or export it)
     #[command(after_help = record::RECORD_HELP)]
+    #[command(display_order = 30)]
     Record(RecordArgs),
     /// Export a recording: Perfetto, Chrome JSON, speedscope, folded stacks, SVG
     #[command(after_help = record::EXPORT_HELP)]
+    #[command(display_order = 31)]
     Export(ExportArgs),
 }
 
@@ -249,7 +264,7 @@ pub struct StapArgs {
     /// Run CMD (split like a shell would; shell syntax runs through
     /// /bin/sh) and trace its process tree; the run ends when it exits
     #[arg(short = 'c', value_name = "CMD", conflicts_with = "pid")]
-    pub command: Option<String>,
+    pub command: Option<std::ffi::OsString>,
     /// Trace process PID (and, with --children, what it starts)
     #[arg(short = 'x', value_name = "PID")]
     pub pid: Option<u32>,
@@ -296,10 +311,10 @@ pub struct ScriptRunArgs {
 impl ScriptRunArgs {
     /// The target of a script run on process `pid` or command `command`
     /// (every process running the script's binaries when neither).
-    pub fn target(&self, pid: Option<u32>, command: Option<&str>) -> TargetArgs {
+    pub fn target(&self, pid: Option<u32>, command: Option<&std::ffi::OsStr>) -> TargetArgs {
         TargetArgs {
             pids: pid.into_iter().collect(),
-            command: command.map(str::to_string),
+            command: command.map(std::ffi::OsStr::to_os_string),
             all: pid.is_none() && command.is_none(),
             binaries: Vec::new(),
             argv: Vec::new(),
@@ -496,9 +511,9 @@ pub struct TargetArgs {
     #[arg(short, long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// A command to launch and trace from its first instruction (split into
-    /// words like a shell would, but run without a shell)
+    /// words like a shell would; shell syntax runs through /bin/sh)
     #[arg(short = 'c', long = "command", value_name = "CMD")]
-    pub command: Option<String>,
+    pub command: Option<std::ffi::OsString>,
     /// Every process running a binary with python markers: those running
     /// now, and later ones of the same binaries
     #[arg(long)]

@@ -60,12 +60,14 @@ pub enum TargetError {
     },
     /// A Python without markers.
     #[error(
-        "{what} is CPython{version} built without markers (no python entries in .note.stapsdt). {MARKER_HINT}"
+        "{what} CPython{version} built without markers (no python entries in .note.stapsdt): pytap's tools trace through the markers, so none of them can trace it (`pytap info --scan` lists the interpreters on this machine that have them). {MARKER_HINT}"
     )]
     NoMarkers {
-        /// `/path` or `process pid (comm)`.
+        /// What it is, with its verb: `/path is` or `process PID (comm)
+        /// runs`.
         what: String,
-        /// ` 3.12.1` or empty.
+        /// ` 3.12.1` or empty, and where it is for a process
+        /// (` 3.12.1 from /usr/lib/libpython3.12.so.1.0,`).
         version: String,
     },
     /// A file that is neither a Python nor linked to libpython.

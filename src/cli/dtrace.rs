@@ -24,7 +24,7 @@ pub struct DtraceArgs {
     /// Run CMD (split like a shell would; shell syntax runs through
     /// /bin/sh) and trace its process tree; `$target` is its pid
     #[arg(short = 'c', value_name = "CMD", conflicts_with = "pid")]
-    pub command: Option<String>,
+    pub command: Option<std::ffi::OsString>,
     /// Trace process PID (`$target`)
     #[arg(short = 'p', value_name = "PID")]
     pub pid: Option<u32>,

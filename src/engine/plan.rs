@@ -276,10 +276,23 @@ impl Plan {
                 .iter()
                 .any(|m| CaptureMode::SERVES.contains(m));
             if wants_calls && minor.is_some_and(|v| CaptureMode::Auto.serves(v)) {
+                // Without a `traced` map the session watches every process
+                // (`--all`), which is never given the agent.
+                let everywhere = !self
+                    .maps
+                    .specs()
+                    .iter()
+                    .any(|s| s.name == codegen::task::TRACED_MAP);
+                let why = if everywhere {
+                    "and --all gives no process pytap's agent: trace it with `-p PID` (3.14) or \
+                     launch it under pytap (`-- python3 app.py`)"
+                } else {
+                    "and this interpreter was not given pytap's agent (the command's own program \
+                     has markers): `--capture in-process` gives it to every interpreter the \
+                     command starts"
+                };
                 notes.push(format!(
-                    "{}{}: no function markers (3.12 to 3.14), and this interpreter was not given \
-                     pytap's agent (the command's own program has markers): `--capture in-process` \
-                     gives it to every interpreter the command starts",
+                    "{}{}: no function markers (3.12 to 3.14), {why}",
                     module::display(&module.path),
                     module.version_suffix()
                 ));

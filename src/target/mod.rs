@@ -112,7 +112,7 @@ pub fn resolve_path(
 pub fn no_markers_error(module: &Module) -> TargetError {
     if module.exports_python_api || module.version.is_some() {
         TargetError::NoMarkers {
-            what: module.path.display().to_string(),
+            what: format!("{} is", module.path.display()),
             version: module.version_suffix(),
         }
     } else {
@@ -186,26 +186,29 @@ pub struct PythonProcess {
 pub fn discover_process(pid: u32) -> Result<PythonProcess, TargetError> {
     let process = Process::open(pid)?;
     let mut modules = Vec::new();
-    let mut exe_module = None;
+    // A CPython without markers among the mapped files (the executable,
+    // or the libpython a shared build maps), for the error.
+    let mut python: Option<Module> = None;
     for file in process.mapped_code_files() {
         // Files that vanish or are not ELF (a JIT's memfd, a font) are not candidates.
         let Ok(module) = Module::open(&file.path, &file.open_path) else {
             continue;
         };
-        let is_exe = process.exe.as_deref() == Some(Path::new(&file.path));
         if module.has_python_markers() {
             modules.push(module);
-        } else if is_exe {
-            exe_module = Some(module);
+        } else if module.version.is_some() && python.as_ref().is_none_or(|p| p.version.is_none())
+            || module.exports_python_api && python.is_none()
+        {
+            python = Some(module);
         }
     }
     if modules.is_empty() {
-        return Err(match exe_module {
-            Some(m) if m.exports_python_api || m.version.is_some() => TargetError::NoMarkers {
-                what: format!("process {}", process.label()),
-                version: m.version_suffix(),
+        return Err(match python {
+            Some(m) => TargetError::NoMarkers {
+                what: format!("process {} runs", process.label()),
+                version: format!("{} from {},", m.version_suffix(), m.path.display()),
             },
-            _ => TargetError::NotPython {
+            None => TargetError::NotPython {
                 label: process.label(),
             },
         });

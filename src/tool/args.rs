@@ -137,6 +137,15 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
         return Ok(TargetSpec::Pids(args.pids.clone()));
     }
     if let Some(command) = &args.command {
+        // Bytes that are not UTF-8 (a file name in another encoding): the
+        // shell splits them as it would typed.
+        let Some(command) = command.to_str() else {
+            return Ok(TargetSpec::Command(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                command.clone(),
+            ]));
+        };
         if command.trim().is_empty() {
             bail!("-c: the command is empty");
         }

@@ -66,3 +66,39 @@ fn a_full_or_closed_stderr_never_panics() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stderr, b"");
 }
+
+#[test]
+fn help_lists_the_commands_as_a_user_meets_them() {
+    // Finding a Python, tracing it, its views, scripts, recordings, then
+    // the set-up helpers (completions and man were between top and calls).
+    let help = pytap(&["--help"]);
+    let commands: Vec<&str> = help
+        .ok()
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "info",
+            "list",
+            "trace",
+            "flow",
+            "top",
+            "calls",
+            "gc",
+            "imports",
+            "audit",
+            "stap",
+            "dtrace",
+            "record",
+            "export",
+            "completions",
+            "man",
+            "help"
+        ]
+    );
+}

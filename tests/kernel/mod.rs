@@ -14,6 +14,7 @@ mod live_list;
 mod names;
 mod output;
 pub mod recording;
+mod rough;
 mod sent_once;
 mod stap;
 mod streams;

@@ -1,5 +1,6 @@
 //! Live processes and BPF, one test at a time.
 
+pub mod everywhere;
 pub mod lossless;
 pub mod soak;
 

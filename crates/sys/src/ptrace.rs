@@ -158,6 +158,36 @@ pub fn find_program(program: &OsStr) -> Option<std::path::PathBuf> {
         .find(|p| executable(p))
 }
 
+/// Why `program` cannot be run, as a shell would say it: not found, a
+/// directory, or a file without permission to execute it.
+fn not_runnable(program: &OsStr) -> std::io::Error {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::PermissionsExt;
+    let found: Option<std::path::PathBuf> = if program.as_bytes().contains(&b'/') {
+        Some(Path::new(program).to_path_buf()).filter(|p| p.exists())
+    } else {
+        let search =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        std::env::split_paths(&search)
+            .map(|dir| dir.join(program))
+            .find(|p| p.exists())
+    };
+    match found.and_then(|p| std::fs::metadata(p).ok()) {
+        None if program.as_bytes().contains(&b'/') => {
+            Error::new(ErrorKind::NotFound, "No such file or directory".to_string())
+        }
+        None => Error::new(ErrorKind::NotFound, "command not found".to_string()),
+        Some(m) if m.is_dir() => {
+            Error::new(ErrorKind::PermissionDenied, "it is a directory".to_string())
+        }
+        Some(m) if m.permissions().mode() & 0o111 == 0 => Error::new(
+            ErrorKind::PermissionDenied,
+            "Permission denied (it is not executable)".to_string(),
+        ),
+        Some(_) => Error::new(ErrorKind::PermissionDenied, "Permission denied".to_string()),
+    }
+}
+
 fn cstring(call: &'static str, s: &[u8]) -> Result<CString, SysError> {
     CString::new(s).map_err(|_| SysError::invalid_input(call, "argument contains a NUL byte"))
 }
@@ -173,15 +203,8 @@ fn cstring(call: &'static str, s: &[u8]) -> Result<CString, SysError> {
 /// is given, stops itself and executes.
 pub fn spawn(command: &Command<'_>, options: Options) -> Result<u32, SysError> {
     const CALL: &str = "execve";
-    let path = find_program(command.program).ok_or_else(|| {
-        SysError::new(
-            CALL,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{}: command not found", command.program.to_string_lossy()),
-            ),
-        )
-    })?;
+    let path = find_program(command.program)
+        .ok_or_else(|| SysError::new(CALL, not_runnable(command.program)))?;
     let path_c = cstring(CALL, path.as_os_str().as_bytes())?;
     let mut argv = vec![cstring(CALL, command.program.as_bytes())?];
     for a in command.args {

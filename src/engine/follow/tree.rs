@@ -24,12 +24,12 @@ use crate::target::proc;
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The command could not be started.
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}: {}", why.source)]
     Spawn {
         /// `argv[0]`.
         program: String,
-        /// Why.
-        source: pytap_sys::SysError,
+        /// Why (the failed call's error, as a shell would say it).
+        why: pytap_sys::SysError,
     },
     /// Every process of the command exited before one ran a Python with markers.
     #[error(
@@ -115,9 +115,9 @@ impl Followed {
             env,
             terminal: terminal.map(|t| std::os::fd::AsFd::as_fd(&t.slave)),
         };
-        let pid = ptrace::spawn(&command, options).map_err(|source| LaunchError::Spawn {
+        let pid = ptrace::spawn(&command, options).map_err(|why| LaunchError::Spawn {
             program: program.clone(),
-            source,
+            why,
         })?;
         let mut followed = Followed::new(Mode::Tree, options);
         followed.root = Some(pid);

@@ -122,6 +122,18 @@ pub fn compile(src: &Sources) -> anyhow::Result<Compiled> {
         dialect: src.dialect,
     })
     .map_err(|d| ScriptErrors(d.render(&map)))?;
+    // Nothing would ever run, and the run would wait for a target or a
+    // signal: SystemTap and dtrace refuse such a script too.
+    if compiled.program.probes.is_empty() {
+        match src.dialect {
+            pytap_script::check::Dialect::Stap => {
+                anyhow::bail!("no probes found: the script has no `probe` (nothing would run)")
+            }
+            pytap_script::check::Dialect::D { .. } => {
+                anyhow::bail!("no probes specified: the program has no clause (nothing would run)")
+            }
+        }
+    }
     let placement = placement::place(&compiled.program)
         .map_err(|diags| ScriptErrors(Diagnostics { list: diags }.render(&map)))?;
     Ok(Compiled {
