@@ -296,14 +296,16 @@ pub struct ScriptRunArgs {
     /// as `pytap flow` drops them)
     #[arg(long)]
     pub raw_markers: bool,
-    /// With a process id (-x, -p): also trace the processes it starts from now on
+    /// With a process id (stap's -x, dtrace's -p): also trace the processes
+    /// it starts from now on
     #[arg(long)]
     pub children: bool,
     /// With -c: trace only the command's own process
     #[arg(long)]
     pub no_children: bool,
     /// Arm function markers even where CPython's own probe code would fail
-    /// (a non-UTF-8 script path: CPython gh-156118)
+    /// (a name that is not UTF-8 where the program's code comes from:
+    /// CPython gh-156118)
     #[arg(long)]
     pub force: bool,
 }
@@ -538,8 +540,9 @@ pub struct TargetArgs {
     #[arg(long)]
     pub no_children: bool,
     /// Arm function markers even where CPython's own probe code would
-    /// make the target fail (a script path or working directory that is
-    /// not UTF-8: CPython gh-156118)
+    /// make the target fail (a name that is not UTF-8 where its code comes
+    /// from: the script, the working directory, PYTHONPATH, the
+    /// interpreter's own path; CPython gh-156118)
     #[arg(long)]
     pub force: bool,
 }
@@ -561,8 +564,8 @@ pub enum CaptureArg {
     Auto,
     /// Markers only: nothing runs inside the traced process
     Markers,
-    /// The agent inside every launched CPython 3.12+ (3.15 included),
-    /// markers below 3.12
+    /// The agent inside every launched CPython 3.12+ (3.15 included) and
+    /// a profile function in a launched 3.11; markers below 3.11
     InProcess,
 }
 
@@ -653,8 +656,37 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     use clap::CommandFactory;
     let cmd = Cli::command();
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    // One page holds every command (there is no pytap-list(1)): the
+    // program's sections, a list of the commands naming the sections below,
+    // then a section per command.
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    // In the order --help lists them.
+    let mut subs: Vec<&clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .collect();
+    subs.sort_by_key(|s| s.get_display_order());
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in &subs {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.extend_from_slice(
+            format!(
+                ".TP\n\\fBpytap {}\\fR\n{} (section PYTAP {} below)\n",
+                sub.get_name(),
+                about.replace('\\', "\\\\").replace('-', "\\-"),
+                sub.get_name().to_uppercase()
+            )
+            .as_bytes(),
+        );
+    }
+    man.render_extra_section(&mut out)?;
+    man.render_version_section(&mut out)?;
+    for sub in subs {
         let name = format!("pytap {}", sub.get_name());
         let sub = sub.clone().bin_name(name.clone());
         let man = clap_mangen::Man::new(sub);

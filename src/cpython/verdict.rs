@@ -78,7 +78,7 @@ const ENTRY_311_FIX: &str = "when function__entry is traced, pytap switches the 
 const REMOVED_312: &str =
     "removed from CPython 3.12 to 3.14 by the PEP 669 rewrite of the eval loop (cpython#104280)";
 const REMOVED_312_FIX: &str = "pytap captures these events inside the interpreter instead (a sys.monitoring agent) \
-     when it launches the program (`-c`, `--`); a running 3.12-3.14 cannot be given the agent";
+     when it launches the program (`-c`, `--`), and in a running 3.14 through PEP 768 (`-p`); a running 3.12 or 3.13 cannot be given it";
 const LINE_GONE_FIX: &str =
     "on 3.12-3.14 pytap's agent captures lines inside a launched interpreter";
 const LINE_GONE: &str =

@@ -110,6 +110,9 @@ pub struct CallStats {
     pub funcs: HashMap<FuncKey, FuncStats>,
     /// Keep processes apart.
     pub by_pid: bool,
+    /// Returns of 3.15's `__init__` shim frame (a return the markers give
+    /// with no entry: file and function both named `__init__`).
+    pub shim_returns: u64,
 }
 
 impl CallStats {
@@ -121,6 +124,10 @@ impl CallStats {
     /// A return in process `pid`.
     pub fn ret(&mut self, pid: u32, tid: u32, func: &FuncId, ts_ns: u64) {
         let Returned::Matched { frame, .. } = self.stacks.ret(tid, func, ts_ns) else {
+            if &*func.filename == "__init__" && &*func.funcname == "__init__" {
+                self.shim_returns += 1;
+                self.stacks.unmatched_returns -= 1;
+            }
             return;
         };
         let duration = ts_ns.saturating_sub(frame.entered_ns);
@@ -350,6 +357,12 @@ pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
                     "calls: {} returns without an entry and {} entries that never returned are not counted",
                     stacks.unmatched_returns,
                     stacks.orphan_entries
+                );
+            }
+            if view.stats.shim_returns > 0 {
+                notice!(
+                    "calls: {} returns of 3.15's __init__ shim frame (CPython's own frame around a class's __init__; its entry never fires) are not counted",
+                    view.stats.shim_returns
                 );
             }
             Ok(())

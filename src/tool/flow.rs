@@ -77,6 +77,8 @@ pub struct FlowBuilder {
     within_matched: bool,
     /// Whether each `--filter` matched any line.
     filters_matched: Vec<bool>,
+    /// Returns of 3.15's `__init__` shim frame (no entry ever fires).
+    pub shim_returns: u64,
 }
 
 impl FlowBuilder {
@@ -166,7 +168,13 @@ impl FlowBuilder {
             let shown = at.and_then(|d| self.shown_depth(tid, d));
             match self.stacks.ret(tid, &func, ts_ns) {
                 Returned::Matched { .. } => shown,
-                Returned::Unmatched => None,
+                Returned::Unmatched => {
+                    if &*func.filename == "__init__" && &*func.funcname == "__init__" {
+                        self.shim_returns += 1;
+                        self.stacks.unmatched_returns -= 1;
+                    }
+                    None
+                }
             }
         }?;
         self.visible(&func, depth).then_some(FlowLine {
@@ -399,6 +407,12 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 notice!(
                     "flow: {} generator creations not shown (3.15 fires function__entry when a generator is created; no frame runs)",
                     view.creations
+                );
+            }
+            if view.builder.shim_returns > 0 {
+                notice!(
+                    "flow: {} returns of 3.15's __init__ shim frame not shown (CPython's own frame around a class's __init__; its entry never fires)",
+                    view.builder.shim_returns
                 );
             }
             let stacks = &view.builder.stacks;

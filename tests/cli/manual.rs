@@ -35,6 +35,10 @@ fn the_manual_page_has_every_subcommand() {
         let heading = format!(".SH \"PYTAP {}\"", sub.to_uppercase());
         assert!(page.contains(&heading), "no {heading} in the manual page");
     }
+    // One page holds them all: it names no page of its own per command
+    // (it used to refer to pytap-list(1) and the like, which do not exist).
+    assert!(!page.contains("(1)"), "{page}");
+    assert!(!page.contains("pytap\\-list"), "{page}");
     // It renders: man(1) reads it without complaint.
     let mut man = Command::new("man")
         .args(["-l", "-"])
