@@ -20,7 +20,11 @@ pub struct ScriptStr<'a> {
     pub truncated: bool,
 }
 
-/// A decoded script record.
+/// A decoded script record. Its numbers and strings are read from the
+/// record as they are iterated ([`ScriptRecordView::longs`],
+/// [`ScriptRecordView::strings`]): a script's `printf` sends one for every
+/// event, and a vector each would be an allocation per record. [`decode`]
+/// checked that every one lies in the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptRecordView<'a> {
     /// `abi::SCRIPT_*`.
@@ -37,12 +41,45 @@ pub struct ScriptRecordView<'a> {
     pub site: u16,
     /// The output site, global or error site.
     pub id: u32,
-    /// Its numbers.
-    pub longs: Vec<i64>,
-    /// Its strings.
-    pub strings: Vec<ScriptStr<'a>>,
+    /// The numbers' bytes (8 each).
+    longs: &'a [u8],
+    /// The strings' descriptions (a [`ScriptString`] each).
+    metas: &'a [u8],
+    /// The strings' bytes, packed.
+    data: &'a [u8],
     /// Its key bytes (key records).
     pub key: &'a [u8],
+}
+
+impl<'a> ScriptRecordView<'a> {
+    /// Its numbers, in order.
+    pub fn longs(&self) -> impl Iterator<Item = i64> + 'a {
+        self.longs
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+
+    /// Its strings, in order.
+    pub fn strings(&self) -> impl Iterator<Item = ScriptStr<'a>> + 'a {
+        let mut pos = 0;
+        let data = self.data;
+        self.metas
+            .chunks_exact(size_of::<ScriptString>())
+            .map(move |m| {
+                let ptr = u64::from_le_bytes(at(m, 0).unwrap_or_default());
+                let ret = i32::from_le_bytes(at(m, 8).unwrap_or_default());
+                let flags = u32::from_le_bytes(at(m, 12).unwrap_or_default());
+                let len = abi::packed_len(ret);
+                let raw = data.get(pos..pos + len).unwrap_or_default();
+                pos += len;
+                ScriptStr {
+                    bytes: &raw[..memchr::memchr(0, raw).unwrap_or(raw.len())],
+                    ptr,
+                    ret,
+                    truncated: flags & abi::SCRIPT_STR_TRUNCATED != 0,
+                }
+            })
+    }
 }
 
 fn at<const N: usize>(b: &[u8], i: usize) -> Option<[u8; N]> {
@@ -73,29 +110,20 @@ fn decode_known(record: &[u8], kind: u16) -> Option<ScriptRecordView<'_>> {
     if record.len() < size || key_len > 4096 {
         return None;
     }
-    let longs = (0..nlongs)
-        .map(|i| at::<8>(record, fixed + 8 * i).map(i64::from_le_bytes))
-        .collect::<Option<Vec<_>>>()?;
-    let metas = fixed + 8 * nlongs;
-    let key_at = metas + size_of::<ScriptString>() * nstrs;
+    let longs = record.get(fixed..fixed + 8 * nlongs)?;
+    let metas_at = fixed + 8 * nlongs;
+    let metas = record.get(metas_at..metas_at + size_of::<ScriptString>() * nstrs)?;
+    let key_at = metas_at + size_of::<ScriptString>() * nstrs;
     let key = record.get(key_at..key_at + key_len)?;
-    let mut pos = size;
-    let mut strings = Vec::with_capacity(nstrs);
-    for i in 0..nstrs {
-        let m = metas + size_of::<ScriptString>() * i;
-        let ptr = u64::from_le_bytes(at(record, m)?);
-        let ret = i32::from_le_bytes(at(record, m + 8)?);
-        let flags = u32::from_le_bytes(at(record, m + 12)?);
-        let len = abi::packed_len(ret);
-        let raw = record.get(pos..pos + len)?;
-        pos += len;
-        let bytes = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
-        strings.push(ScriptStr {
-            bytes,
-            ptr,
-            ret,
-            truncated: flags & abi::SCRIPT_STR_TRUNCATED != 0,
-        });
+    // Every string's bytes lie in the record (the iterator trusts it).
+    let data = record.get(size..)?;
+    let mut pos = 0;
+    for m in metas.chunks_exact(size_of::<ScriptString>()) {
+        let ret = i32::from_le_bytes(at(m, 8)?);
+        pos += abi::packed_len(ret);
+        if pos > data.len() {
+            return None;
+        }
     }
     Some(ScriptRecordView {
         kind,
@@ -106,7 +134,8 @@ fn decode_known(record: &[u8], kind: u16) -> Option<ScriptRecordView<'_>> {
         site: u16::from_le_bytes(at(record, off::SITE)?),
         id,
         longs,
-        strings,
+        metas,
+        data,
         key,
     })
 }
@@ -144,10 +173,11 @@ mod tests {
         let r = record(&[7, -1], &[(b"abc", 0x1000), (b"", 0)], &[1, 2, 3]);
         let v = decode(&r).unwrap().unwrap();
         assert_eq!(v.pid, 42);
-        assert_eq!(v.longs, [7, -1]);
-        assert_eq!(v.strings[0].bytes, b"abc");
-        assert_eq!(v.strings[0].ptr, 0x1000);
-        assert_eq!(v.strings[1].bytes, b"");
+        assert_eq!(v.longs().collect::<Vec<_>>(), [7, -1]);
+        let strings: Vec<ScriptStr<'_>> = v.strings().collect();
+        assert_eq!(strings[0].bytes, b"abc");
+        assert_eq!(strings[0].ptr, 0x1000);
+        assert_eq!(strings[1].bytes, b"");
         assert_eq!(v.key, [1, 2, 3]);
     }
 

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 /// Names per thread and per process (pure: fed by the run loop).
 #[derive(Debug, Default)]
 pub struct TaskNames {
-    threads: HashMap<u32, (u32, String)>,
-    processes: HashMap<u32, String>,
+    threads: HashMap<u32, (u32, String), foldhash::fast::FixedState>,
+    processes: HashMap<u32, String, foldhash::fast::FixedState>,
     /// Threads found gone at the last [`TaskNames::prune`].
     gone: Vec<u32>,
 }

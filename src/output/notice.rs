@@ -48,6 +48,23 @@ pub fn hold() -> Held {
     Held(())
 }
 
+/// Runs `f` and returns the notices it made instead of printing them
+/// (for printing them later: a run's summary after the tool's last
+/// output). A hold around it keeps its queue.
+pub fn collect(f: impl FnOnce()) -> Vec<String> {
+    let outer = HELD.with(|held| held.borrow_mut().replace(Vec::new()));
+    f();
+    let made = HELD.with(|held| std::mem::replace(&mut *held.borrow_mut(), outer));
+    made.unwrap_or_default()
+}
+
+/// Prints (or, under a hold, queues) notices [`collect`] kept.
+pub fn emit_all(texts: Vec<String>) {
+    for text in texts {
+        emit(format_args!("{text}"));
+    }
+}
+
 /// The notices queued so far (oldest first), without taking them.
 pub fn held() -> Vec<String> {
     HELD.with(|held| held.borrow().clone().unwrap_or_default())

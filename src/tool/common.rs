@@ -533,27 +533,32 @@ pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
         drop(crate::recording::replay::open(path)?);
     }
     let mut consumer = make_consumer(out);
-    let outcome = stream_with(tool, &mut consumer, None)?;
+    let (outcome, summary) = stream_with(tool, &mut consumer, None)?;
     if outcome.end == End::OutputClosed {
         return Ok(ExitCode::Ok);
     }
-    finish(consumer)?;
+    // The run's summary comes after the tool's last output (a table
+    // written when the run ends), as a reader of both expects.
+    let finished = finish(consumer);
+    crate::output::notice::emit_all(summary);
+    finished?;
     Ok(exit_code(&outcome))
 }
 
 /// Attaches the tool's handler (and maps, which the handler adds to the
 /// table; the consumer finds them in the session by name), runs until the
-/// end, and reports on stderr. `keys`: a live view's terminal.
+/// end, and returns the outcome and the summary for stderr (for the caller
+/// to print after its last output). `keys`: a live view's terminal.
 pub fn stream_with<H: Handler + 'static>(
     tool: ToolRun<'_, H>,
     consumer: &mut dyn run::Consumer,
     keys: Option<Arc<OwnedFd>>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Vec<String>)> {
     if let TargetSpec::Recording(path) = &tool.stream.target {
         let outcome =
             crate::recording::replay::run(path, consumer, tool.markers, tool.strict, tool.tick)?;
-        report_replay(path, &outcome, consumer);
-        return Ok(outcome);
+        let summary = crate::output::notice::collect(|| report_replay(path, &outcome, consumer));
+        return Ok((outcome, summary));
     }
     let signals = signals()?;
     let mut attached = attach(
@@ -572,16 +577,18 @@ pub fn stream_with<H: Handler + 'static>(
     };
     let outcome = run::run(&mut attached, &signals, consumer, &loop_options)?;
     if outcome.end == End::OutputClosed {
-        return Ok(outcome);
+        return Ok((outcome, Vec::new()));
     }
-    report(&attached, &outcome, consumer);
-    let uncounted = attached.session.counter(abi::COUNTER_UNCOUNTED);
-    if uncounted > 0 {
-        notice!(
-            "{uncounted} calls of functions beyond --max-functions were not counted in the kernel"
-        );
-    }
-    Ok(outcome)
+    let summary = crate::output::notice::collect(|| {
+        report(&attached, &outcome, consumer);
+        let uncounted = attached.session.counter(abi::COUNTER_UNCOUNTED);
+        if uncounted > 0 {
+            notice!(
+                "{uncounted} calls of functions beyond --max-functions were not counted in the kernel"
+            );
+        }
+    });
+    Ok((outcome, summary))
 }
 
 /// A consumer that drops events (the empty-probe baseline).

@@ -153,7 +153,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     let recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file.writer()?), &start)
         .with_context(|| path.display().to_string())?;
     let mut placed = Placed { recorder, file };
-    let outcome = common::stream_with(
+    let (outcome, summary) = common::stream_with(
         common::ToolRun {
             stream: &request.stream,
             markers: &markers,
@@ -164,6 +164,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         &mut placed,
         None,
     )?;
+    crate::output::notice::emit_all(summary);
     let Placed { recorder, mut file } = placed;
     let events = recorder.events;
     recorder

@@ -415,7 +415,8 @@ pub fn run<H: Handler + 'static>(
         Some(keys_fd.clone()),
     );
     view.guard.restore();
-    let outcome = outcome?;
+    let (outcome, summary) = outcome?;
+    crate::output::notice::emit_all(summary);
     let terminal_gone = matches!(
         outcome.end,
         End::TerminalLost | End::Signal(pytap_sys::signal::SIGHUP)

@@ -2,6 +2,7 @@
 
 pub mod everywhere;
 pub mod lossless;
+pub mod readme;
 pub mod soak;
 
 use std::sync::{Mutex, MutexGuard};

@@ -78,7 +78,7 @@ pub struct Runtime<'o> {
     pub outputs: u64,
     /// `thread_indent`'s counters by thread (-1: `indent`'s), when pytap
     /// keeps them.
-    indents: HashMap<i64, (i64, i64)>,
+    indents: HashMap<i64, (i64, i64), foldhash::fast::FixedState>,
     /// D's sites named as `-l` names them, when the program prints
     /// `probefunc`, `probemod` or a firing line.
     probes: Option<ProbeTable>,
@@ -144,7 +144,7 @@ impl<'o> Runtime<'o> {
             unreadable: 0,
             truncated: 0,
             outputs: 0,
-            indents: HashMap::new(),
+            indents: HashMap::default(),
             frame: Vec::new(),
             probes,
         }
@@ -353,15 +353,15 @@ impl<'o> Runtime<'o> {
             return;
         };
         self.outputs += 1;
-        let mut longs = rec.longs.iter().copied();
-        let mut strs = rec.strings.iter();
+        let mut longs = rec.longs();
+        let mut strs = rec.strings();
         let mut overrides = std::mem::take(&mut self.interp.overrides);
         overrides.clear();
         for leaf in &site.leaves {
             let value = match leaf.kind {
                 LeafKind::Long => Value::Long(longs.next().unwrap_or(0)),
                 LeafKind::Str => match strs.next() {
-                    Some(s) => Value::Str(self.text(s, rec, session)),
+                    Some(s) => Value::Str(self.text(&s, rec, session)),
                     None => Value::Str(Vec::new()),
                 },
                 LeafKind::Indent { thread, kernel } => {
@@ -445,7 +445,7 @@ impl<'o> Runtime<'o> {
         let Some(kg) = self.compiled.placement.globals.get(g).cloned().flatten() else {
             return;
         };
-        let mut strs = rec.strings.iter();
+        let mut strs = rec.strings();
         let mut keys = Vec::new();
         for (i, part) in kg.key.iter().enumerate() {
             let at = kg.key_offset(i) as usize;
@@ -459,7 +459,7 @@ impl<'o> Runtime<'o> {
                 KeyPart::Long => keys.push(Value::Long(word)),
                 KeyPart::Address => {
                     let text = match strs.next() {
-                        Some(s) => self.text(s, rec, session),
+                        Some(s) => self.text(&s, rec, session),
                         None => Vec::new(),
                     };
                     keys.push(Value::Str(text));
