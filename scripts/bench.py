@@ -619,7 +619,7 @@ def main():
                          "(default 250: about 1.2 to 1.4 million events)")
     ap.add_argument("--loss-secs", type=float, default=3.0,
                     help="seconds of each calls -p run on the service (default 3)")
-    ap.add_argument("--loss-only", action="append", metavar="SHAPE",
+    ap.add_argument("--loss-shape", action="append", metavar="SHAPE",
                     help="lost-events shapes to run (repeatable; default all)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
@@ -660,16 +660,19 @@ def main():
         import bench_record
         recording = bench_record.bench(pythons, args, PINNED_ENV, pin_tracer)
     loss = None
+    load = None
     if args.loss and (not args.only_startup or args.only_loss):
         import bench_loss
         loss = bench_loss.bench(pythons, args, version_of, real_binary)
+        load = bench_loss.script_load(args.pytap, real_binary(pythons[0]))
     if not args.only_startup:
         with tempfile.TemporaryDirectory(prefix="pytap-bench-") as tmp:
             runner = Runner(args, tmp)
             results = [bench_one(runner, p, args) for p in pythons]
     if args.json:
         json.dump({"startup": startup, "calls": results, "capture": capture,
-                   "recording": recording, "loss": loss}, sys.stdout, indent=2, default=str)
+                   "recording": recording, "loss": loss, "script_load": load}, sys.stdout,
+                  indent=2, default=str)
         print()
         ok = all(r["trace_over_empty"] <= TRACE_TARGET and r["trace_lost"] == 0
                  and r.get("bpftrace_over_trace", BPFTRACE_TARGET) >= BPFTRACE_TARGET
@@ -703,6 +706,8 @@ def main():
         if loss:
             import bench_loss
             ok &= bench_loss.report(loss)
+        if load:
+            ok &= bench_loss.report_load(load)
     sys.exit(0 if ok else 1)
 
 

@@ -25,7 +25,10 @@ here (recursive fib: about 1.4 million events a second under the trap).
                request)
 
 Also reported: pytap's own CPU per event (from its summary), to show how
-much room the consumer has.
+much room the consumer has; and how a script's load time grows with its
+probes (`pytap stap` with 250, 1000 and 4000 probes on one marker, median
+of 5 runs each; target: linear, the time per probe at 4000 at most twice
+that at 250).
 """
 
 import os
@@ -115,7 +118,7 @@ def bench(pythons, args, version_of, real_binary):
             elf = real_binary(python)
             version = version_of(elf)
             for name, once in shapes(args.pytap, elf, args, tmp).items():
-                if args.loss_only and name not in args.loss_only:
+                if args.loss_shape and name not in args.loss_shape:
                     continue
                 lost, events, cpu = [], [], []
                 for _ in range(args.loss_runs):
@@ -128,6 +131,39 @@ def bench(pythons, args, version_of, real_binary):
                 results.append({"python": version, "shape": name, "events": events,
                                 "lost": lost, "cpu_ns_per_event": cpu})
     return results
+
+
+def script_load(pytap, python, runs=5):
+    """Median wall time of `pytap stap` loading N probes on one marker."""
+    import statistics
+    import time
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="pytap-bench-load-") as tmp:
+        for n in (250, 1000, 4000):
+            path = os.path.join(tmp, f"{n}.stp")
+            with open(path, "w") as f:
+                f.write("global c\n")
+                f.write("probe python.function.entry { c++ }\n" * n)
+                f.write("probe end { printf(\"%d\\n\", c) }\n")
+            walls = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                run([pytap, "stap", path, "-o", "/dev/null", "-c", f"{python} -c pass"])
+                walls.append(time.perf_counter() - start)
+            out[n] = statistics.median(walls)
+            print(f"bench: load {n} probes: {out[n]:.3f} s", file=sys.stderr)
+    return out
+
+
+def report_load(load):
+    print("\nscript load time by probes on one marker (median of 5)")
+    per = {n: t / n * 1e6 for n, t in load.items()}
+    for n, t in load.items():
+        print(f"  {n:>5} probes: {t:.3f} s, {per[n]:.0f} us per probe")
+    ok = per[4000] <= 2 * per[250]
+    print(f"  per probe at 4000 / at 250: {per[4000] / per[250]:.2f} (target <= 2, linear) "
+          f"{'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 def report(results):

@@ -112,13 +112,15 @@ fn flow_on_3_15_hides_the_shim_and_generator_creation() {
     let py = fixture("3.15").binary.display().to_string();
     let (lines, run) = tool_jsonl("flow", &["--", &py, &script("calls.py")]);
     run.ok();
-    // The `__init__` shim's returns are not shown.
+    // The `__init__` shim's returns are not shown, and said to be the
+    // shim's (they were counted as returns without an entry).
     assert!(!lines.iter().any(|l| l["filename"] == "__init__"));
     assert!(
-        run.stderr.contains("returns without an entry not shown"),
+        run.stderr.contains("returns of 3.15's __init__ shim frame not shown"),
         "{}",
         run.stderr
     );
+    assert!(!run.stderr.contains("returns without an entry"), "{}", run.stderr);
     // The probe recognised the creation of `gen` (and of the generators
     // the interpreter's start-up makes): nothing was left open.
     assert!(
@@ -126,8 +128,10 @@ fn flow_on_3_15_hides_the_shim_and_generator_creation() {
         "{}",
         run.stderr
     );
+    // (The notice of unmatched returns and entries left open comes only
+    // when there are some.)
     assert!(
-        run.stderr.contains(" 0 entries that never returned"),
+        !run.stderr.contains("entries that never returned"),
         "{}",
         run.stderr
     );
