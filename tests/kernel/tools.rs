@@ -116,11 +116,16 @@ fn flow_on_3_15_hides_the_shim_and_generator_creation() {
     // shim's (they were counted as returns without an entry).
     assert!(!lines.iter().any(|l| l["filename"] == "__init__"));
     assert!(
-        run.stderr.contains("returns of 3.15's __init__ shim frame not shown"),
+        run.stderr
+            .contains("returns of 3.15's __init__ shim frame not shown"),
         "{}",
         run.stderr
     );
-    assert!(!run.stderr.contains("returns without an entry"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("returns without an entry"),
+        "{}",
+        run.stderr
+    );
     // The probe recognised the creation of `gen` (and of the generators
     // the interpreter's start-up makes): nothing was left open.
     assert!(

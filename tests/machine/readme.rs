@@ -147,6 +147,11 @@ fn masked(text: &str, mask: Mask, root: &Path) -> String {
             while line.contains("  N.N") || line.contains("  ID") {
                 line = line.replace("  N.N", " N.N").replace("  ID", " ID");
             }
+            if mask == Mask::Numbers {
+                while line.contains("  N") {
+                    line = line.replace("  N", " N");
+                }
+            }
             line.trim_end().to_string()
         })
         .collect::<Vec<_>>()

@@ -22,6 +22,15 @@ pub struct ProbeTable {
 }
 
 impl ProbeTable {
+    /// Reads the plan's modules now (their symbols are read from the
+    /// files as the traced processes see them, which an exited process no
+    /// longer shows).
+    pub fn prime(&mut self, plan: &Plan) {
+        if self.modules < plan.targets.len() {
+            self.read(plan);
+        }
+    }
+
     /// The probe of `cookie` in `plan` (nothing known: id 0, empty names).
     pub fn info(&mut self, plan: &Plan, cookie: u16) -> ProbeInfo {
         if let Some(info) = self.by_cookie.get(&cookie) {

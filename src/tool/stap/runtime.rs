@@ -168,7 +168,13 @@ impl<'o> Runtime<'o> {
     }
 
     /// Writes the control map: `target()` and the clock offset.
-    pub fn init_kernel(&self, session: &Session) -> Result<()> {
+    pub fn init_kernel(&mut self, session: &Session) -> Result<()> {
+        // The sites' functions while the targets are held at their exec
+        // (a target that exits before its first record would leave only
+        // `-`).
+        if let Some(table) = &mut self.probes {
+            table.prime(&session.plan);
+        }
         let Some(map) = session.map_named(crate::engine::codegen::script::names::CONTROL) else {
             return Ok(());
         };
