@@ -9,7 +9,9 @@
 //! short (pytap killed) reads up to its last whole record.
 //!
 //! - [`TAG_STRING`]: the next string of the table (ids count from 0 in
-//!   order of appearance): length, UTF-8 bytes. Every name is stored once.
+//!   order of appearance): length, UTF-8 bytes. A string is stored once
+//!   while the writer remembers it: an ended thread's name is forgotten,
+//!   and stored again (with a new id) if it comes back.
 //! - [`TAG_META`]: length, a JSON object whose `type` says what it is
 //!   (`start`, `module`, `end`; see [`Meta`]).
 //! - [`TAG_NAME`]: pid, tid, string id: the thread's name from here on.

@@ -5,8 +5,9 @@
 //! strings the probe could not read are recovered from the binary now (it
 //! may be gone when the recording is read), audit arguments are decoded
 //! with the target's layout now, and a thread's name is written before its
-//! first event and again whenever it changes. Each string is written once;
-//! events refer to it by id.
+//! first event and again whenever it changes. Each string is written once
+//! (an ended thread's name is forgotten: see [`Recorder::forget`]); events
+//! refer to it by id.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -24,7 +25,12 @@ pub struct Recorder<W: Write> {
     out: W,
     /// The record being built (reused).
     record: Vec<u8>,
+    /// The ids of the strings written and still remembered (see
+    /// [`Recorder::forget`]).
     strings: HashMap<Box<[u8]>, u32>,
+    /// The id the next string written gets: ids are the strings' order in
+    /// the file.
+    next_string: u32,
     prev_ts: u64,
     /// Each thread's name as last written.
     names: HashMap<u32, (u32, Box<str>)>,
@@ -52,6 +58,7 @@ impl<W: Write> Recorder<W> {
             out,
             record: Vec::with_capacity(256),
             strings: HashMap::new(),
+            next_string: 0,
             prev_ts: 0,
             names: HashMap::new(),
             processes: HashSet::new(),
@@ -84,13 +91,23 @@ impl<W: Write> Recorder<W> {
         if let Some(id) = self.strings.get(bytes) {
             return Ok(*id);
         }
-        let id = self.strings.len() as u32;
+        let id = self.next_string;
+        self.next_string += 1;
         let mut rec = Vec::with_capacity(bytes.len() + 4);
         rec.push(TAG_STRING);
         format::put_bytes(&mut rec, bytes);
         self.out.write_all(&rec)?;
         self.strings.insert(bytes.into(), id);
         Ok(id)
+    }
+
+    /// Drops an ended thread's name from the string table: names are
+    /// mostly unique (`Thread-24000 (work`), and a program that keeps
+    /// starting threads would grow the table without end. A string the
+    /// recording needs again is written again, with a new id (the ids a
+    /// reader has already read stay valid).
+    fn forget(&mut self, name: &str) {
+        self.strings.remove(name.as_bytes());
     }
 
     /// A string reference, recovering an unreadable string from the binary.
@@ -163,12 +180,24 @@ impl<W: Write> Recorder<W> {
 
 impl<W: Write> Consumer for Recorder<W> {
     fn thread_exited(&mut self, pid: u32, tid: u32) -> Result<()> {
-        self.names.remove(&tid);
+        if let Some((_, name)) = self.names.remove(&tid) {
+            self.forget(&name);
+        }
         self.ended(pid, tid, format::ENDED_EXIT)
     }
 
     fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
-        self.names.retain(|_, (p, _)| *p != pid);
+        let gone: Vec<u32> = self
+            .names
+            .iter()
+            .filter(|(_, (p, _))| *p == pid)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in gone {
+            if let Some((_, name)) = self.names.remove(&tid) {
+                self.forget(&name);
+            }
+        }
         self.ended(pid, old_tid, format::ENDED_EXEC)
     }
 
@@ -485,5 +514,54 @@ mod tests {
         );
         // The ended thread's name went with it.
         assert_eq!(reader.names.borrow().comm(7, 8), "python3");
+    }
+    #[test]
+    fn ended_threads_names_do_not_stay_in_the_string_table() {
+        let names = Names(RefCell::default());
+        let start = Meta::Start {
+            pytap: "test".into(),
+            realtime_ns: 1,
+            monotonic_ns: 2,
+            target: vec![],
+            markers: vec![],
+        };
+        let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
+        let entry = |ts, tid| Event {
+            header: header(EventKind::FunctionEntry, ts, tid),
+            body: Body::Function {
+                filename: s(b"app.py", StrState::Complete),
+                funcname: s(b"work", StrState::Complete),
+                lineno: 1,
+            },
+        };
+        // 10,000 threads, each with its own name, one event, then its end;
+        // the last one takes the name of one that ended.
+        for tid in 100..10_100u32 {
+            names
+                .0
+                .borrow_mut()
+                .renamed(7, tid, format!("Thread-{tid}"));
+            recorder.event(&entry(u64::from(tid), tid), &names).unwrap();
+            recorder.thread_exited(7, tid).unwrap();
+        }
+        names.0.borrow_mut().renamed(7, 20_000, "Thread-100".into());
+        recorder.event(&entry(20_000, 20_000), &names).unwrap();
+        // The file's name, the function's, the last thread's.
+        assert_eq!(recorder.strings.len(), 3);
+        let mut reader = Reader::new(&recorder.out[..]).unwrap();
+        let mut seen = Vec::new();
+        while reader.advance().unwrap() {
+            let event = reader.event().unwrap();
+            let tid = event.header.tid;
+            let Body::Function { funcname, .. } = event.body else {
+                panic!("{:?}", event.body)
+            };
+            assert_eq!(funcname.bytes, b"work");
+            seen.push((tid, reader.names.borrow().comm(7, tid).to_string()));
+        }
+        assert_eq!(seen.len(), 10_001);
+        assert_eq!(seen[0], (100, "Thread-100".to_string()));
+        assert_eq!(seen[9_999], (10_099, "Thread-10099".to_string()));
+        assert_eq!(seen[10_000], (20_000, "Thread-100".to_string()));
     }
 }

@@ -101,6 +101,14 @@ impl Consumer for Placed {
         self.recorder.event(event, source)
     }
 
+    fn thread_exited(&mut self, pid: u32, tid: u32) -> Result<()> {
+        self.recorder.thread_exited(pid, tid)
+    }
+
+    fn process_executed(&mut self, pid: u32, old_tid: u32) -> Result<()> {
+        self.recorder.process_executed(pid, old_tid)
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.recorder.flush()
     }

@@ -118,12 +118,21 @@ fn a_script_printing_without_newlines_keeps_up_with_every_call() {
 fn an_exec_ends_every_frame_of_the_process() {
     require_kernel();
     let _alone = alone();
+    let dir = scratch("lossless-exec");
+    let recording = dir.join("reexec.pytap");
+    let recording = recording.to_str().unwrap();
     for python in pythons() {
         let cmd = format!("{python} {} 2", script("reexec.py"));
-        for extra in [&[][..], &["--format", "jsonl"][..]] {
+        // The recording keeps the exec in its place among the events.
+        pytap(&["record", "-o", recording, "-c", &cmd]).ok();
+        let sources: [&[&str]; 2] = [&["-c", &cmd], &["-i", recording]];
+        for (source, extra) in sources
+            .iter()
+            .flat_map(|s| [(s, &[][..]), (s, &["--format", "jsonl"][..])])
+        {
             let mut args = vec!["flow", "--filter", "reexec.py:*"];
             args.extend_from_slice(extra);
-            args.extend_from_slice(&["-c", &cmd]);
+            args.extend_from_slice(source);
             let run = pytap(&args);
             let out = run.ok();
             // Three programs, each main -> f, again (the first two), and
@@ -145,9 +154,13 @@ fn an_exec_ends_every_frame_of_the_process() {
                     .collect()
             };
             let outermost = if extra.is_empty() { 1 } else { 0 };
-            assert_eq!(modules, [outermost; 3], "{python}:\n{out}");
+            assert_eq!(modules, [outermost; 3], "{python} {source:?}:\n{out}");
             // `again` calls execv and never returns.
-            assert_eq!(out.matches("again").count(), 2, "{python}:\n{out}");
+            assert_eq!(
+                out.matches("again").count(),
+                2,
+                "{python} {source:?}:\n{out}"
+            );
         }
     }
 }
