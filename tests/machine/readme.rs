@@ -144,8 +144,13 @@ fn masked(text: &str, mask: Mask, root: &Path) -> String {
             }
             // A masked value's width varies: so does the padding that
             // aligns it in its column.
-            while line.contains("  N.N") || line.contains("  ID") {
-                line = line.replace("  N.N", " N.N").replace("  ID", " ID");
+            // So does a path under the checkout, whose length is the
+            // checkout's.
+            while line.contains("  N.N") || line.contains("  ID") || line.contains("  ROOT") {
+                line = line
+                    .replace("  N.N", " N.N")
+                    .replace("  ID", " ID")
+                    .replace("  ROOT", " ROOT");
             }
             if mask == Mask::Numbers {
                 while line.contains("  N") {
@@ -320,4 +325,14 @@ fn masks_keep_what_must_match() {
         "N python3.11(ID)"
     );
     assert_eq!(mask_every_number("[512K, 1M)   1 |@@"), "[NK, NM)   N |@@");
+    // A column right-aligned to the checkout's path, from two checkouts.
+    let row = |root: &str| {
+        let cell = format!("{root}/tests/py/phases.py");
+        masked(
+            &format!("7{cell:>60}     12"),
+            Mask::Numbers,
+            Path::new(root),
+        )
+    };
+    assert_eq!(row("/work/main"), row("/check/work/main"));
 }
