@@ -65,13 +65,14 @@ fn style(a: &pytap::cli::ExportStyleArgs) -> export::Style {
     }
 }
 
-/// Runs a tool on its sink and flushes what it wrote.
+/// Runs a tool on its sink and waits until what it wrote is written (a
+/// write error is the run's).
 fn with_sink(
     mut sink: Sink,
     run: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let code = run(&mut sink)?;
-    sink.flush()?;
+    sink.settle()?;
     Ok(code)
 }
 

@@ -35,6 +35,8 @@ pub fn emit(args: fmt::Arguments<'_>) {
 }
 
 fn print_now(text: &str) {
+    // After the output handed to a writer thread before it.
+    super::sink::settle_all();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "pytap: {text}");
 }
@@ -102,6 +104,7 @@ macro_rules! notice {
 /// Writes `text` to stderr as it is (multi-line compiler messages, a
 /// script's `WARNING:` lines); errors writing stderr are ignored.
 pub fn raw(text: &str) {
+    super::sink::settle_all();
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();

@@ -21,6 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::sink::Blocks;
 use anyhow::{Context, Result, bail};
 
 /// Symbolic links followed at most (the kernel's own limit).
@@ -86,6 +87,12 @@ impl OutputFile {
             }
             Err(e) => Err(e).with_context(|| format!("cannot write {shown}")),
         }
+    }
+
+    /// A writer of large blocks on a thread of its own, through the same
+    /// open file, whose errors name the path ([`Blocks`]).
+    pub fn blocks(&self) -> Result<Blocks> {
+        Ok(Blocks::new(self.file.try_clone()?, self.shown.clone()))
     }
 
     /// A handle to write through (the same open file), whose errors name

@@ -17,13 +17,25 @@
 //! - Every error names the file (`writing /dev/full: No space left on
 //!   device`) and keeps its kind, so a reader that went away (`EPIPE`) is
 //!   still recognised as such.
+//! - Pipes and files are written by a thread of their own ([`Writer`]):
+//!   a write the kernel holds back (a slow disk's dirty pages throttled, a
+//!   reader that pauses) must not stop pytap draining the rings, which
+//!   fill in tens of milliseconds at CPython's full rate. Up to
+//!   [`BACKLOG`] bytes wait for it; past that the tool waits too, as it
+//!   would writing itself. A write error is reported by the next write or
+//!   flush; [`Sink::settle`] waits for everything handed over. Notices
+//!   wait for it (a while) too, so a summary comes after the output it
+//!   sums up ([`settle_all`]).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The largest write the kernel keeps whole on a pipe (`PIPE_BUF`, POSIX:
 /// at least 512; 4096 on Linux).
@@ -34,6 +46,16 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Buffered bytes that trigger a write even before a flush.
 const BUFFER: usize = 64 * 1024;
+
+/// Output handed to the writer thread and not yet written, at most: about
+/// 90 ms of `trace --format jsonl` at CPython's fastest (1.4 million
+/// events a second), on top of what the rings hold. Memory only a stalled
+/// output uses.
+pub const BACKLOG: usize = 16 << 20;
+
+/// How long a notice waits for output handed over before it (a reader
+/// that stopped reading must not hold pytap's messages back for ever).
+const NOTICE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the output is, which decides how it is buffered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +78,8 @@ pub struct Sink {
     /// Where the last whole line in `buf` ends (0: none), kept as bytes
     /// come so that no write scans what was buffered before.
     lines_end: usize,
+    /// The thread writing a pipe or a file (a terminal is written here).
+    writer: Option<Writer>,
 }
 
 impl Sink {
@@ -83,12 +107,22 @@ impl Sink {
     }
 
     fn new(file: File, name: String, kind: SinkKind) -> Sink {
+        // Without a thread (none can be made, or the descriptor not
+        // duplicated) the sink writes itself, as a terminal's does.
+        let writer = match kind {
+            SinkKind::Terminal => None,
+            SinkKind::Pipe | SinkKind::File => file
+                .try_clone()
+                .ok()
+                .and_then(|dup| Writer::start(dup, name.clone(), chunk_of(kind))),
+        };
         Sink {
             file,
             name,
             kind,
             buf: Vec::with_capacity(BUFFER),
             lines_end: 0,
+            writer,
         }
     }
 
@@ -117,25 +151,37 @@ impl Sink {
         } else {
             self.lines_end
         };
-        // Only a pipe has another writer whose output could land inside a
-        // larger write; a file gets every whole line in one write.
-        let chunk = match self.kind {
-            SinkKind::Pipe => PIPE_BUF,
-            SinkKind::Terminal | SinkKind::File => usize::MAX,
-        };
-        let mut start = 0;
-        while let Some(len) = next_chunk(&self.buf[start..end], chunk) {
-            if let Err(e) = self.file.write_all(&self.buf[start..start + len]) {
-                self.forget(start);
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("writing {}: {e}", self.name),
-                ));
+        if let Some(writer) = &self.writer {
+            if end == 0 {
+                return writer.error();
             }
-            start += len;
+            // The buffer goes to the writer whole; what follows `end` (a
+            // partial line) starts the next one.
+            let mut next = writer.spare();
+            next.extend_from_slice(&self.buf[end..]);
+            let mut full = std::mem::replace(&mut self.buf, next);
+            full.truncate(end);
+            self.lines_end = 0;
+            return writer.hand_over(full);
         }
-        self.forget(start);
-        Ok(())
+        let written = write_chunks(
+            &mut self.file,
+            &self.buf[..end],
+            chunk_of(self.kind),
+            &self.name,
+        );
+        self.forget(written.as_ref().map_or_else(|(n, _)| *n, |n| *n));
+        written.map(|_| ()).map_err(|(_, e)| e)
+    }
+
+    /// Writes and hands over everything buffered, then waits until the
+    /// writer thread has written it all: its error, if it had one.
+    pub fn settle(&mut self) -> io::Result<()> {
+        self.write_out(true)?;
+        match &self.writer {
+            Some(writer) => writer.settle(None),
+            None => Ok(()),
+        }
     }
 
     /// Drops the first `n` buffered bytes (written).
@@ -143,6 +189,36 @@ impl Sink {
         self.buf.drain(..n);
         self.lines_end = self.lines_end.saturating_sub(n);
     }
+}
+
+/// Only a pipe has another writer whose output could land inside a larger
+/// write; a file gets every whole line in one write.
+fn chunk_of(kind: SinkKind) -> usize {
+    match kind {
+        SinkKind::Pipe => PIPE_BUF,
+        SinkKind::Terminal | SinkKind::File => usize::MAX,
+    }
+}
+
+/// Writes `buf` (whole lines, or everything) in [`next_chunk`]s: the bytes
+/// written, or how many were before the error, named after the output.
+fn write_chunks(
+    file: &mut File,
+    buf: &[u8],
+    chunk: usize,
+    name: &str,
+) -> Result<usize, (usize, io::Error)> {
+    let mut start = 0;
+    while let Some(len) = next_chunk(&buf[start..], chunk) {
+        if let Err(e) = file.write_all(&buf[start..start + len]) {
+            return Err((
+                start,
+                io::Error::new(e.kind(), format!("writing {name}: {e}")),
+            ));
+        }
+        start += len;
+    }
+    Ok(start)
 }
 
 /// The length of the next write out of `rest`, which ends where a line
@@ -196,7 +272,277 @@ impl Drop for Sink {
     fn drop(&mut self) {
         // Error paths drop the sink without flushing; what was written
         // still goes out if it can (as std's BufWriter does).
-        let _ = self.write_out(true);
+        let _ = self.settle();
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
+    }
+}
+
+/// Bytes that are not lines (a recording), written in large blocks by a
+/// [`Writer`] thread: the same protection from a held-back write as a
+/// [`Sink`]'s. [`Blocks::settle`] waits for everything written.
+#[derive(Debug)]
+pub struct Blocks {
+    buf: Vec<u8>,
+    writer: Option<Writer>,
+    /// Without a thread, written here.
+    file: File,
+    name: String,
+}
+
+impl Blocks {
+    /// Writes `file`, whose errors say they were writing `name`.
+    pub fn new(file: File, name: String) -> Blocks {
+        let writer = file
+            .try_clone()
+            .ok()
+            .and_then(|dup| Writer::start(dup, name.clone(), usize::MAX));
+        Blocks {
+            buf: Vec::with_capacity(BUFFER),
+            writer,
+            file,
+            name,
+        }
+    }
+
+    /// Hands over everything buffered and waits until it is written.
+    pub fn settle(&mut self) -> io::Result<()> {
+        self.flush()?;
+        match &self.writer {
+            Some(writer) => writer.settle(None),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for Blocks {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BUFFER {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &self.writer {
+            Some(writer) if self.buf.is_empty() => writer.error(),
+            Some(writer) => writer.hand_over(std::mem::replace(&mut self.buf, writer.spare())),
+            None => {
+                let written = write_chunks(&mut self.file, &self.buf, usize::MAX, &self.name);
+                self.buf.clear();
+                written.map(|_| ()).map_err(|(_, e)| e)
+            }
+        }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        let _ = self.settle();
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
+    }
+}
+
+/// A thread writing what a [`Sink`] or [`Blocks`] hands over, in order.
+#[derive(Debug)]
+struct Writer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<Backlog>,
+    /// Signalled when something is handed over, written, or the end asked.
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Buffers handed over, oldest first.
+    queue: VecDeque<Vec<u8>>,
+    /// Their bytes, with the one being written.
+    bytes: usize,
+    /// A buffer is being written (taken off the queue).
+    writing: bool,
+    /// Written buffers, emptied, for the sink to fill again.
+    spare: Vec<Vec<u8>>,
+    /// The first write error (what it said, and its kind): nothing more is
+    /// written after it.
+    error: Option<(io::ErrorKind, String)>,
+    /// The sink is gone: write what is left and end.
+    stop: bool,
+}
+
+/// The writers alive, for [`settle_all`].
+static WRITERS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding it leaves nothing half-done that matters here.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Writer {
+    fn start(mut file: File, name: String, chunk: usize) -> Option<Writer> {
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("pytap-writer".into())
+            .spawn(move || {
+                // The run loop reads the signals (SIGCHLD among them).
+                if pytap_sys::signal::leave_to_signalfd().is_err() {
+                    theirs.fail(io::Error::other(format!(
+                        "writing {name}: cannot block signals in the writer thread"
+                    )));
+                    return;
+                }
+                theirs.write_all(&mut file, &name, chunk)
+            })
+            .ok()?;
+        let mut writers = lock(&WRITERS);
+        writers.retain(|w| w.strong_count() > 0);
+        writers.push(Arc::downgrade(&shared));
+        Some(Writer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// An empty buffer to fill (a written one when there is one).
+    fn spare(&self) -> Vec<u8> {
+        lock(&self.shared.state)
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BUFFER))
+    }
+
+    /// Queues `buf` to be written, first waiting while [`BACKLOG`] bytes
+    /// are; the error an earlier write met, if one did.
+    fn hand_over(&self, buf: Vec<u8>) -> io::Result<()> {
+        let mut state = lock(&self.shared.state);
+        while state.error.is_none() && state.bytes > 0 && state.bytes + buf.len() > BACKLOG {
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if let Some(e) = as_error(&state.error) {
+            return Err(e);
+        }
+        state.bytes += buf.len();
+        state.queue.push_back(buf);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// The error an earlier write met, if one did.
+    fn error(&self) -> io::Result<()> {
+        as_error(&lock(&self.shared.state).error).map_or(Ok(()), Err)
+    }
+
+    /// Waits (at most `limit`) until everything handed over is written.
+    fn settle(&self, limit: Option<Duration>) -> io::Result<()> {
+        self.shared.settle(limit);
+        self.error()
+    }
+
+    /// Lets the thread write what is left, and waits for it to end.
+    fn stop(mut self) {
+        lock(&self.shared.state).stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    /// The writer thread: each buffer in turn, until the sink is gone.
+    fn write_all(&self, file: &mut File, name: &str, chunk: usize) {
+        let mut state = lock(&self.state);
+        loop {
+            let Some(mut buf) = state.queue.pop_front() else {
+                if state.stop {
+                    return;
+                }
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            state.writing = true;
+            let failed = state.error.is_some();
+            drop(state);
+            let result = if failed {
+                Ok(0)
+            } else {
+                write_chunks(file, &buf, chunk, name)
+            };
+            state = lock(&self.state);
+            state.writing = false;
+            state.bytes -= buf.len();
+            if let Err((_, e)) = result {
+                state.error.get_or_insert((e.kind(), e.to_string()));
+            }
+            buf.clear();
+            if state.spare.len() < 4 {
+                state.spare.push(buf);
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// The writer cannot write: every hand-over from now on says why.
+    fn fail(&self, e: io::Error) {
+        let mut state = lock(&self.state);
+        state.error.get_or_insert((e.kind(), e.to_string()));
+        state.queue.clear();
+        state.bytes = 0;
+        self.changed.notify_all();
+    }
+
+    fn settle(&self, limit: Option<Duration>) {
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut state = lock(&self.state);
+        while (!state.queue.is_empty() || state.writing) && state.error.is_none() {
+            state = match deadline {
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+fn as_error(error: &Option<(io::ErrorKind, String)>) -> Option<io::Error> {
+    error
+        .as_ref()
+        .map(|(kind, text)| io::Error::new(*kind, text.clone()))
+}
+
+/// Waits (a while at most) until every sink's writer thread has written
+/// what it was handed: a notice printed now comes after that output.
+pub fn settle_all() {
+    let writers: Vec<Arc<Shared>> = lock(&WRITERS).iter().filter_map(Weak::upgrade).collect();
+    for shared in writers {
+        shared.settle(Some(NOTICE_WAIT));
     }
 }
 
@@ -276,6 +622,7 @@ mod tests {
         let fd = a.as_fd().try_clone_to_owned().unwrap();
         drop(a);
         let mut sink = Sink::new(File::from(fd), "test".into(), SinkKind::Pipe);
+        assert!(sink.writer.is_some());
         sink.write_all(b"one\ntwo\npart").unwrap();
         sink.write_out(false).unwrap();
         assert_eq!(sink.buf, b"part");
@@ -292,7 +639,7 @@ mod tests {
     fn errors_name_the_file_and_keep_their_kind() {
         let mut sink = Sink::create(Path::new("/dev/full")).unwrap();
         sink.write_all(b"x\n").unwrap();
-        let e = sink.flush().unwrap_err();
+        let e = sink.settle().unwrap_err();
         assert_eq!(
             e.to_string(),
             "writing /dev/full: No space left on device (os error 28)"
@@ -303,6 +650,8 @@ mod tests {
         let fd = a.as_fd().try_clone_to_owned().unwrap();
         let mut sink = Sink::new(File::from(fd), "stdout".into(), SinkKind::Pipe);
         sink.write_all(b"x\n").unwrap();
+        assert_eq!(sink.settle().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        // And the next write or flush says so too.
         assert_eq!(sink.flush().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         let e = Sink::create(Path::new("/nonexistent/dir/out")).unwrap_err();
         assert!(
@@ -310,5 +659,43 @@ mod tests {
                 .starts_with("cannot create /nonexistent/dir/out: "),
             "{e}"
         );
+    }
+    #[test]
+    fn a_stalled_reader_holds_the_tool_back_only_past_the_backlog() {
+        // The reader reads nothing until told: everything up to the
+        // backlog must be taken at once (pytap keeps draining the rings),
+        // and all of it arrive, in order, once the reader reads.
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_fd().try_clone_to_owned().unwrap();
+        drop(a);
+        let (told, reading) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            reading.recv().unwrap();
+            let mut all = Vec::new();
+            b.read_to_end(&mut all).unwrap();
+            all
+        });
+        let mut sink = Sink::new(File::from(fd), "test".into(), SinkKind::Pipe);
+        let lines = (BACKLOG - 2 * BUFFER) / 16;
+        let (done, finished) = std::sync::mpsc::channel();
+        let writing = std::thread::spawn(move || {
+            for n in 0..lines {
+                writeln!(sink, "line {n:>10}").unwrap();
+            }
+            sink.flush().unwrap();
+            done.send(()).unwrap();
+            sink
+        });
+        finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("writes to a stalled reader within the backlog returned");
+        told.send(()).unwrap();
+        let sink = writing.join().unwrap();
+        drop(sink);
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), lines * 16);
+        assert!(all.starts_with(b"line          0\n"));
+        let last = format!("line {:>10}\n", lines - 1);
+        assert!(all.ends_with(last.as_bytes()));
     }
 }

@@ -3,7 +3,6 @@
 //! `--format` exported from it when the run ends.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,8 @@ use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::export::ExportFormat;
-use crate::output::replace::{Named, OutputFile};
+use crate::output::replace::OutputFile;
+use crate::output::sink::Blocks;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::tool::common::{self, StreamOptions};
@@ -91,7 +91,7 @@ impl Drop for Hidden {
 /// arrives (the target is attached: a mistyped target leaves what was
 /// there), so that a run killed later leaves what it recorded there.
 struct Placed {
-    recorder: Recorder<BufWriter<Named<File>>>,
+    recorder: Recorder<Blocks>,
     file: OutputFile,
 }
 
@@ -158,8 +158,8 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         target: describe_target(&request.stream.target),
         markers: markers.iter().map(|m| m.name().to_string()).collect(),
     };
-    let recorder = Recorder::new(BufWriter::with_capacity(1 << 20, file.writer()?), &start)
-        .with_context(|| path.display().to_string())?;
+    let recorder =
+        Recorder::new(file.blocks()?, &start).with_context(|| path.display().to_string())?;
     let mut placed = Placed { recorder, file };
     let (outcome, summary) = common::stream_with(
         common::ToolRun {
@@ -193,6 +193,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             },
             monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
         })
+        .and_then(|mut blocks| Ok(blocks.settle()?))
         .with_context(|| path.display().to_string())?;
     file.commit()?;
     match request.export {

@@ -97,6 +97,18 @@ impl std::fmt::Debug for SignalFd {
     }
 }
 
+/// Blocks, in the calling thread, the signals a [`SignalFd`] reads. For
+/// pytap's helper threads: the kernel gives a process-wide signal to any
+/// thread that does not block it, and one started before the main thread
+/// made its `SignalFd` does not (a `SIGCHLD` taken there is discarded, and
+/// the main loop never hears that its command exited).
+pub fn leave_to_signalfd() -> Result<(), SysError> {
+    let set = sys::sigset_of(&HANDLED).map_err(|e| SysError::new("sigaddset", e))?;
+    sys::pthread_sigmask(libc::SIG_BLOCK, &set)
+        .map_err(|e| SysError::new("pthread_sigmask(SIG_BLOCK)", e))?;
+    Ok(())
+}
+
 impl SignalFd {
     /// Blocks the signals with `pthread_sigmask` and opens the signalfd.
     pub fn new() -> Result<SignalFd, SysError> {
