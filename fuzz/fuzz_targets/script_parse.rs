@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         }) {
             Ok(compiled) => {
                 let _ = compiled.warnings.render(&map);
-                if let Err(diags) = placement::place(&compiled.program, false) {
+                if let Err(diags) = placement::place(&compiled.program) {
                     for d in diags {
                         let _ = d.render(&map);
                     }
