@@ -9,7 +9,7 @@
 //! directory ([`ring`] has the layout), and pytap reads them as the BPF
 //! ring's records are read, turning each into the same [`Event`] a marker
 //! would have given, so the tools do not know where an event came from
-//! (except by [`FLAG_IN_PROCESS`]). pytap keeps a heartbeat in each ring:
+//! (except by [`abi::FLAG_IN_PROCESS`](crate::engine::abi::FLAG_IN_PROCESS)). pytap keeps a heartbeat in each ring:
 //! an agent whose pytap is gone detaches within a second of its next
 //! calls. Reading uses `pread`/`pwrite` on the ring file: no mapping, no
 //! `unsafe`.
@@ -41,12 +41,6 @@ pub const EXTENSION: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/_pytap_ag
 
 /// The extension's file name in the capture directory.
 const EXTENSION_NAME: &str = "_pytap_agent.abi3.so";
-
-/// `Header::flags` of an event the in-process capture produced.
-pub const FLAG_IN_PROCESS: u16 = 1 << 15;
-
-/// `Header::site` of an in-process event (no marker site).
-pub const NO_SITE: u16 = u16::MAX;
 
 /// How long a process attached to (PEP 768) may take to run the agent
 /// before pytap says why it waits.

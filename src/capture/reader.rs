@@ -11,9 +11,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use super::CODE_PTR;
 use super::ring::{self, AgentState, Record, RingError};
-use super::{CODE_PTR, FLAG_IN_PROCESS, NO_SITE};
 use crate::engine::abi::EventKind;
+use crate::engine::abi::{FLAG_IN_PROCESS, NO_SITE};
 use crate::engine::decode::{Body, Event, Header, RawStr, StrState};
 use crate::notice;
 

@@ -184,6 +184,13 @@ pub const FLAG_KEPT_END_0: u16 = 16;
 /// event, and clears this bit.
 pub const FLAG_NAMED_BEFORE: u16 = 32;
 
+/// `EventHeader.flags`: an event the in-process capture produced
+/// ([`crate::capture`]), not a probe: it has no CPU.
+pub const FLAG_IN_PROCESS: u16 = 1 << 15;
+
+/// `EventHeader.site` of an in-process event (no marker site).
+pub const NO_SITE: u16 = u16::MAX;
+
 /// One slot of a CPU's names already sent
 /// ([`crate::engine::codegen::named`]): the process, the epoch of the
 /// session's execs and exits when the record was sent, and the two string

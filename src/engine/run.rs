@@ -39,8 +39,11 @@ use super::plan::AttachTarget;
 use super::session::Session;
 use super::source::Source;
 use crate::capture::Capture;
-use crate::output::sink::FLUSH_EVERY;
 use crate::target;
+
+/// How long a consumer's buffered output may wait while events keep
+/// arriving (it is flushed too whenever the loop goes idle).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);

@@ -279,7 +279,7 @@ impl EventWriter {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         // The in-process capture records no CPU.
-        let in_process = h.flags & crate::capture::FLAG_IN_PROCESS != 0;
+        let in_process = h.flags & crate::engine::abi::FLAG_IN_PROCESS != 0;
         // The columns of `{:>6}.{:06} {:>8} {:>8} {:>4}  {:<26} `, written
         // without the formatting machinery (a measurable share of the
         // consumer's time per event).
@@ -394,7 +394,7 @@ impl EventWriter {
         line.extend_from_slice(digits.format(h.ts_ns).as_bytes());
         line.extend_from_slice(b",\"cpu\":");
         // The in-process capture records no CPU.
-        if h.flags & crate::capture::FLAG_IN_PROCESS != 0 {
+        if h.flags & crate::engine::abi::FLAG_IN_PROCESS != 0 {
             line.extend_from_slice(b"null");
         } else {
             line.extend_from_slice(digits.format(h.cpu).as_bytes());

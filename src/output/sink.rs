@@ -5,8 +5,8 @@
 //!
 //! - On a terminal every complete line is written at once (line buffering).
 //! - On pipes and files lines are buffered, and the run loop flushes
-//!   whenever it goes idle and at least every [`FLUSH_EVERY`] while events
-//!   arrive ([`crate::engine::run`]).
+//!   whenever it goes idle and at least every 100 ms while events arrive
+//!   (the run loop's `FLUSH_EVERY`).
 //! - Every `write(2)` ends on a line boundary and, on a pipe, stays within
 //!   [`PIPE_BUF`] bytes where the lines fit, which the kernel writes to a
 //!   pipe atomically: when the traced command shares pytap's stdout, its
@@ -40,9 +40,6 @@ use std::time::{Duration, Instant};
 /// The largest write the kernel keeps whole on a pipe (`PIPE_BUF`, POSIX:
 /// at least 512; 4096 on Linux).
 pub const PIPE_BUF: usize = 4096;
-
-/// How long buffered output may wait while events keep arriving.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Buffered bytes that trigger a write even before a flush.
 const BUFFER: usize = 64 * 1024;

@@ -610,11 +610,6 @@ pub fn signals() -> Result<SignalFd> {
     SignalFd::new().context("blocking SIGINT/SIGTERM for a clean detach")
 }
 
-/// `SIGINT` for 2, and so on (for messages).
-pub fn signal_name(sig: i32) -> String {
-    pytap_sys::signal::name(sig)
-}
-
 /// The end-of-run report, on stderr: why it ended, events seen and lost.
 pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consumer) {
     let followed = &attached.followed;
@@ -631,7 +626,10 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
             notice!("{program} {status}");
         }
         End::Exited { status: None } => notice!("the traced processes exited"),
-        End::Signal(sig) => notice!("stopped by {}, probes detached", signal_name(*sig)),
+        End::Signal(sig) => notice!(
+            "stopped by {}, probes detached",
+            pytap_sys::signal::name(*sig)
+        ),
         End::Duration => notice!("duration elapsed, probes detached"),
         End::Quit => notice!("quit, probes detached"),
         End::Exit => notice!("the script called exit(), probes detached"),

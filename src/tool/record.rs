@@ -51,7 +51,7 @@ fn describe_target(spec: &TargetSpec) -> Vec<String> {
 fn end_reason(end: &End) -> String {
     match end {
         End::Exited { .. } => "exited".into(),
-        End::Signal(sig) => format!("stopped by {}", common::signal_name(*sig)),
+        End::Signal(sig) => format!("stopped by {}", pytap_sys::signal::name(*sig)),
         End::Duration => "duration elapsed".into(),
         End::Quit => "quit".into(),
         End::Exit => "exit()".into(),

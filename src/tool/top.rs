@@ -170,7 +170,7 @@ impl InProcessCounts {
     /// Counts `event` if it is a function entry the kernel did not count
     /// (an in-process one, or any when replaying).
     pub fn count(&mut self, event: &Event<'_>, source: &dyn Source) {
-        if (event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 || source.replaying())
+        if (event.header.flags & crate::engine::abi::FLAG_IN_PROCESS != 0 || source.replaying())
             && event.header.kind == crate::engine::abi::EventKind::FunctionEntry
             && let Some(key) = crate::tool::names::key_of(event)
         {

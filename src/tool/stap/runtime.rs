@@ -632,7 +632,7 @@ impl Consumer for Runtime<'_> {
         event: &crate::engine::decode::Event<'_>,
         source: &dyn Source,
     ) -> Result<()> {
-        if event.header.flags & crate::capture::FLAG_IN_PROCESS != 0 {
+        if event.header.flags & crate::engine::abi::FLAG_IN_PROCESS != 0 {
             let session = live(source)?;
             self.in_process_event(event, session);
             if let Some(e) = self.out_error.take() {
