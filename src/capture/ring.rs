@@ -1,5 +1,7 @@
 //! The ring file the in-process agent writes and pytap reads: its layout
-//! (shared with `agent.py`, which packs the same offsets) and the decoding
+//! (shared with `agent.py`, which packs the same offsets, and the compiled
+//! extension, which indexes the same words: a test reads both and holds
+//! them to this file's constants) and the decoding
 //! of its header and records. Pure: bytes in, values out; a hostile or
 //! torn file is an error or a stop, never a panic (the fuzz target
 //! `capture_ring` holds it to that).
@@ -34,8 +36,16 @@ pub const VERSION: u32 = 1;
 pub const TAIL: u64 = 24;
 /// Where pytap writes its head.
 pub const HEAD: u64 = 32;
+/// Where the agent counts the events it dropped.
+pub const LOST: u64 = 40;
 /// Where pytap writes its heartbeat.
 pub const BEAT: u64 = 48;
+/// The agent's process id.
+pub const PID: u64 = 56;
+/// The agent's [`AgentState`].
+pub const STATE: u64 = 60;
+/// Which callbacks record (1 compiled, 2 Python, 3 Python as asked).
+pub const CALLBACKS: u64 = 64;
 /// The heartbeat that tells the agent pytap is gone.
 pub const BEAT_GONE: u64 = u64::MAX;
 /// Size of an entry, return or line record.
@@ -171,10 +181,10 @@ pub fn header(b: &[u8]) -> Result<Header, RingError> {
         data_bytes,
         tail,
         head,
-        lost: u64_at(b, 40).ok_or(RingError::Short)?,
-        pid: u32_at(b, 56).ok_or(RingError::Short)?,
-        state: AgentState::from_u32(u32_at(b, 60).ok_or(RingError::Short)?),
-        callbacks: u32_at(b, 64).unwrap_or(0),
+        lost: u64_at(b, LOST as usize).ok_or(RingError::Short)?,
+        pid: u32_at(b, PID as usize).ok_or(RingError::Short)?,
+        state: AgentState::from_u32(u32_at(b, STATE as usize).ok_or(RingError::Short)?),
+        callbacks: u32_at(b, CALLBACKS as usize).unwrap_or(0),
     })
 }
 
@@ -405,6 +415,99 @@ mod tests {
             records(&[1, 0, 0]).next(),
             Some(Err(RecordError::Length(0)))
         );
+    }
+
+    #[test]
+    fn the_agents_write_this_layout() {
+        // agent.py packs the same byte offsets and kinds; the compiled
+        // extension indexes the header as 8-byte words. Each keeps its own
+        // copy (a Python file and a cdylib cannot import these), so they
+        // are read here and held to this file's.
+        // `1_000_000_000` in both languages.
+        let number = |v: &str| -> u64 { v.trim().replace('_', "").parse().unwrap() };
+        let names = |line: &str| -> Vec<(String, u64)> {
+            let (left, right) = line.split_once(" = ").unwrap();
+            left.split(", ")
+                .zip(right.split(", "))
+                .map(|(n, v)| (n.trim().to_string(), number(v)))
+                .collect()
+        };
+        let python: Vec<(String, u64)> = crate::capture::AGENT
+            .lines()
+            .filter(|l| l.starts_with('_') && l.contains(" = ") && !l.contains('('))
+            .filter(|l| {
+                let values = l.split(" = ").nth(1).unwrap();
+                values
+                    .split(", ")
+                    .all(|v| v.trim().replace('_', "").parse::<u64>().is_ok())
+            })
+            .flat_map(names)
+            .collect();
+        let py = |name: &str| {
+            python
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("agent.py has no {name}"))
+                .1
+        };
+        assert_eq!(py("_HEADER"), HEADER_BYTES);
+        for (name, offset) in [
+            ("_TAIL", TAIL),
+            ("_HEAD", HEAD),
+            ("_LOST", LOST),
+            ("_BEAT", BEAT),
+            ("_PID", PID),
+            ("_STATE", STATE),
+            ("_CALLBACKS", CALLBACKS),
+        ] {
+            assert_eq!(py(name), offset, "{name}");
+        }
+        for (name, kind) in [
+            ("_PAD", KIND_PAD),
+            ("_DEF", KIND_DEF),
+            ("_ENTRY", KIND_ENTRY),
+            ("_RETURN", KIND_RETURN),
+            ("_LINE", KIND_LINE),
+        ] {
+            assert_eq!(py(name), u64::from(kind), "{name}");
+        }
+        for (name, state) in [
+            ("_ACTIVE", AgentState::Active),
+            ("_DETACHED", AgentState::Detached),
+            ("_NO_TOOL", AgentState::NoTool),
+            ("_FAILED", AgentState::Failed),
+            ("_FORKED", AgentState::Forked),
+        ] {
+            assert_eq!(AgentState::from_u32(py(name) as u32), state, "{name}");
+        }
+        let ext = include_str!("../../crates/agent-ext/src/lib.rs");
+        let word = |name: &str| -> u64 {
+            let line = ext
+                .lines()
+                .find(|l| l.starts_with(&format!("const {name}: ")))
+                .unwrap_or_else(|| panic!("agent-ext has no {name}"));
+            number(line.split(" = ").nth(1).unwrap().trim_end_matches(';'))
+        };
+        assert_eq!(word("HEADER_WORDS") * 8, HEADER_BYTES);
+        for (name, offset) in [
+            ("TAIL", TAIL),
+            ("HEAD", HEAD),
+            ("LOST", LOST),
+            ("BEAT", BEAT),
+        ] {
+            assert_eq!(word(name) * 8, offset, "agent-ext {name}");
+        }
+        for (name, kind) in [
+            ("KIND_PAD", KIND_PAD),
+            ("KIND_DEF", KIND_DEF),
+            ("KIND_ENTRY", KIND_ENTRY),
+            ("KIND_RETURN", KIND_RETURN),
+            ("KIND_LINE", KIND_LINE),
+        ] {
+            assert_eq!(word(name), u64::from(kind), "agent-ext {name}");
+        }
+        assert_eq!(word("CHECK_EVERY"), py("_CHECK_EVERY"));
+        assert_eq!(word("STALE_NS"), py("_STALE_NS"));
     }
 
     #[test]
