@@ -43,7 +43,7 @@ pub enum TargetError {
         comm: String,
     },
     /// A `/proc` file could not be read.
-    #[error("cannot read /proc/{pid}/{what}: {source}{hint}", hint = permission_hint(source))]
+    #[error("cannot read /proc/{pid}/{what}: {source}{hint}")]
     ProcIo {
         /// The pid.
         pid: u32,
@@ -51,6 +51,8 @@ pub enum TargetError {
         what: &'static str,
         /// The error.
         source: io::Error,
+        /// What to do about a permission error ([`permission_hint`]).
+        hint: &'static str,
     },
     /// A process that maps no file with python markers and is not a Python.
     #[error("process {label} is not running Python: none of its mapped files has python markers")]
@@ -103,32 +105,44 @@ pub enum TargetError {
         source: ElfError,
     },
     /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}{hint}", hint = permission_hint(source))]
+    #[error("cannot read {path}: {source}{hint}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
         source: io::Error,
+        /// What to do about a permission error ([`permission_hint`]).
+        hint: &'static str,
     },
 }
 
 impl TargetError {
     pub(crate) fn proc_io(pid: u32, what: &'static str, source: io::Error) -> TargetError {
-        TargetError::ProcIo { pid, what, source }
+        let hint = permission_hint(&source);
+        TargetError::ProcIo {
+            pid,
+            what,
+            source,
+            hint,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> TargetError {
+        let hint = permission_hint(&source);
         TargetError::Io {
             path: path.into(),
             source,
+            hint,
         }
     }
 }
 
+/// What a permission error asks of the user, decided when the error is
+/// made (who pytap runs as is a fact of then; printing it reads nothing).
 fn permission_hint(e: &io::Error) -> &'static str {
     if e.kind() != io::ErrorKind::PermissionDenied {
         ""
-    } else if crate::target::proc::effective_uid() == Some(0) {
+    } else if pytap_sys::process::effective_uid() == 0 {
         " (pytap runs as root: the process is shielded from this user namespace or by a security module)"
     } else {
         " (run pytap as root, or with CAP_SYS_PTRACE, CAP_BPF and CAP_PERFMON)"

@@ -62,6 +62,11 @@ pub fn pidfd_open(pid: u32) -> Result<OwnedFd, SysError> {
     sys::pidfd_open(pid).map_err(|e| SysError::new(CALL, e))
 }
 
+/// pytap's effective user id (`geteuid(2)`).
+pub fn effective_uid() -> u32 {
+    sys::geteuid()
+}
+
 /// `kill(2)`. `pid` 0 (the process group) is refused with `InvalidInput`.
 pub fn kill(pid: u32, signal: i32) -> Result<(), SysError> {
     const CALL: &str = "kill";

@@ -593,6 +593,12 @@ pub(crate) fn kill(pid: libc::pid_t, sig: c_int) -> io::Result<()> {
     if ret < 0 { Err(errno()) } else { Ok(()) }
 }
 
+/// `geteuid()`: it cannot fail.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: no arguments, no pointers; POSIX says it always succeeds.
+    unsafe { libc::geteuid() }
+}
+
 /// `pidfd_open(pid, 0)`; pidfds are always close-on-exec.
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: no pointers.
