@@ -460,7 +460,10 @@ pub struct TaskEvent {
 }
 
 /// Offsets used by the code generator and the decoder, in one place.
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each offset is named after the field it locates"
+)]
 pub mod off {
     use super::*;
 

@@ -148,7 +148,10 @@ pub const PSEUDO_KFUNC_CALL: u8 = 2;
 /// `r6`..`r9` are callee-saved and `r10` is the read-only frame pointer.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)] // `R<n>` is register n; the type doc gives the roles.
+#[expect(
+    missing_docs,
+    reason = "`R<n>` is register n; the type doc gives the roles"
+)]
 pub enum Reg {
     R0 = 0,
     R1 = 1,

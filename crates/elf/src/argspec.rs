@@ -16,7 +16,7 @@ use thiserror::Error;
 
 /// A general-purpose x86-64 register (or `%rip`, for RIP-relative memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "each variant is the register of its name")]
 pub enum X86Reg {
     Rax,
     Rbx,

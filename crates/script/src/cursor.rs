@@ -85,7 +85,10 @@ impl Cursor {
     }
 
     /// Takes the next token (the end of the file stays).
-    #[allow(clippy::should_implement_trait)]
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "the cursor never ends (the end of the file stays): not an Iterator"
+    )]
     pub fn next(&mut self) -> Token {
         let t = self.peek().clone();
         if self.pos < self.tokens.len() - 1 {

@@ -195,7 +195,10 @@ pub fn emit_packed_parts(
 /// firing first, such as a lean record), then writes a packed record in
 /// place; a probe that finds the region taken packs into a worst-case
 /// reservation of the ring buffer instead. Ends in `exit` on every path.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the record emission's settings, passed apart until one emitter takes them (#25)"
+)]
 pub fn emit_packed_taken(
     b: &mut ProgramBuilder,
     env: &Env,
@@ -233,7 +236,10 @@ pub struct InPlace {
 /// With r6 this CPU's ring region, its busy count held: a packed record
 /// written in place, published, remembered when asked, the count given
 /// back. Ends in `exit` on every path.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the record emission's settings, passed apart until one emitter takes them (#25)"
+)]
 fn emit_packed_held(
     b: &mut ProgramBuilder,
     env: &Env,
