@@ -656,6 +656,10 @@ fn drain(
     if let Some(e) = failure {
         return Err(e);
     }
+    // Nor past a kernel record still being written (a probe preempted
+    // between its clock reading and its publish, on a busy machine, for
+    // longer than IN_FLIGHT): the capture's events after it wait for it.
+    let cutoff = cutoff.min(session.streams().borrow().handed_out_before());
     if let Some(capture) = capture {
         let session: &Session = session;
         // Held records in order; a delivered one becomes empty, and those

@@ -40,6 +40,9 @@ use super::abi::{off, ring};
 pub struct KernelStreams {
     ring: RingBuf,
     rings: Option<Regions>,
+    /// Every kernel record older than this has been handed out (see
+    /// [`KernelStreams::handed_out_before`]).
+    watermark: u64,
 }
 
 /// The per-CPU rings and what the merge knows of them.
@@ -93,7 +96,21 @@ impl KernelStreams {
             held: VecDeque::new(),
             corrupt: 0,
         });
-        KernelStreams { ring, rings }
+        KernelStreams {
+            ring,
+            rings,
+            watermark: 0,
+        }
+    }
+
+    /// A time every kernel record older than which has been handed out by
+    /// the last [`consume`](KernelStreams::consume): the clock before it,
+    /// held back by a region a probe still writes and by a ring buffer
+    /// that still had records pending (a probe preempted between its
+    /// reservation and its submit). Another source merged with these (the
+    /// in-process capture) may deliver its events up to here.
+    pub fn handed_out_before(&self) -> u64 {
+        self.watermark
     }
 
     /// Hands records to `f` in timestamp order (ring-buffer order without
@@ -101,10 +118,14 @@ impl KernelStreams {
     /// the probes are gone), until `f` returns `false`. Returns how many
     /// were handed out.
     pub fn consume(&mut self, last: bool, f: &mut dyn FnMut(&[u8]) -> bool) -> usize {
-        let Some(regions) = &mut self.rings else {
-            return self.ring.consume(f);
-        };
         let now = pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64;
+        let Some(regions) = &mut self.rings else {
+            let n = self.ring.consume(f);
+            if last || self.ring.pending_bytes() == 0 {
+                self.watermark = if last { u64::MAX } else { now };
+            }
+            return n;
+        };
         regions.look(now);
         let held = &mut regions.held;
         let copied = held.len();
@@ -127,6 +148,7 @@ impl KernelStreams {
                 .copied()
                 .fold(regions.ring_bound, u64::min)
         };
+        self.watermark = watermark;
         regions.merge(watermark, f)
     }
 
