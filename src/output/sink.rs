@@ -176,7 +176,7 @@ impl Sink {
     pub fn settle(&mut self) -> io::Result<()> {
         self.write_out(true)?;
         match &self.writer {
-            Some(writer) => writer.settle(None),
+            Some(writer) => writer.settle(),
             None => Ok(()),
         }
     }
@@ -268,11 +268,9 @@ impl Write for Sink {
 impl Drop for Sink {
     fn drop(&mut self) {
         // Error paths drop the sink without flushing; what was written
-        // still goes out if it can (as std's BufWriter does).
+        // still goes out if it can (as std's BufWriter does). The writer
+        // thread ends when its field is dropped, after this.
         let _ = self.settle();
-        if let Some(writer) = self.writer.take() {
-            writer.stop();
-        }
     }
 }
 
@@ -307,7 +305,7 @@ impl Blocks {
     pub fn settle(&mut self) -> io::Result<()> {
         self.flush()?;
         match &self.writer {
-            Some(writer) => writer.settle(None),
+            Some(writer) => writer.settle(),
             None => Ok(()),
         }
     }
@@ -338,9 +336,6 @@ impl Write for Blocks {
 impl Drop for Blocks {
     fn drop(&mut self) {
         let _ = self.settle();
-        if let Some(writer) = self.writer.take() {
-            writer.stop();
-        }
     }
 }
 
@@ -442,14 +437,16 @@ impl Writer {
         as_error(&lock(&self.shared.state).error).map_or(Ok(()), Err)
     }
 
-    /// Waits (at most `limit`) until everything handed over is written.
-    fn settle(&self, limit: Option<Duration>) -> io::Result<()> {
-        self.shared.settle(limit);
+    /// Waits until everything handed over is written.
+    fn settle(&self) -> io::Result<()> {
+        self.shared.settle(None);
         self.error()
     }
+}
 
+impl Drop for Writer {
     /// Lets the thread write what is left, and waits for it to end.
-    fn stop(mut self) {
+    fn drop(&mut self) {
         lock(&self.shared.state).stop = true;
         self.shared.changed.notify_all();
         if let Some(thread) = self.thread.take() {

@@ -306,6 +306,18 @@ mod tests {
         }
     }
 
+    /// A recorder writing to memory, its start metadata empty.
+    fn recorder() -> Recorder<Vec<u8>> {
+        let start = Meta::Start {
+            pytap: "test".into(),
+            realtime_ns: 1,
+            monotonic_ns: 2,
+            target: vec![],
+            markers: vec![],
+        };
+        Recorder::new(Vec::new(), &start).unwrap()
+    }
+
     fn s(bytes: &[u8], state: StrState) -> RawStr<'_> {
         RawStr {
             bytes,
@@ -483,14 +495,7 @@ mod tests {
                 lineno: 1,
             },
         };
-        let start = Meta::Start {
-            pytap: "test".into(),
-            realtime_ns: 1,
-            monotonic_ns: 2,
-            target: vec![],
-            markers: vec![],
-        };
-        let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
+        let mut recorder = recorder();
         recorder.event(&entry(10, 8), &names).unwrap();
         recorder.thread_exited(7, 8).unwrap();
         recorder.event(&entry(20, 7), &names).unwrap();
@@ -515,17 +520,11 @@ mod tests {
         // The ended thread's name went with it.
         assert_eq!(reader.names.borrow().comm(7, 8), "python3");
     }
+
     #[test]
     fn ended_threads_names_do_not_stay_in_the_string_table() {
         let names = Names(RefCell::default());
-        let start = Meta::Start {
-            pytap: "test".into(),
-            realtime_ns: 1,
-            monotonic_ns: 2,
-            target: vec![],
-            markers: vec![],
-        };
-        let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
+        let mut recorder = recorder();
         let entry = |ts, tid| Event {
             header: header(EventKind::FunctionEntry, ts, tid),
             body: Body::Function {
