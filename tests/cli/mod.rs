@@ -2,6 +2,7 @@
 //! libpython, a patchelf'ed copy, and hostile inputs.
 
 mod args;
+mod dump_bpf;
 mod hostile;
 mod info;
 mod list;
