@@ -17,6 +17,7 @@ pub mod cpython;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod model;
 pub mod module;
 pub mod output;
 pub mod recording;

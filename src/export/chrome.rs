@@ -9,16 +9,18 @@
 //! metadata events (`"ph":"M"`), audit events are thread-scoped instants
 //! (`"ph":"i"`, `"s":"t"`). Memory grows with stack depth, not events.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
 
-use super::{End, Item, Sink, Thread};
 use crate::engine::decode::AuditArgs;
+use crate::model::label::{self, Style};
+use crate::model::slice::{End, Item, Sink, Thread};
+use crate::model::stack::Frame;
 use crate::output::event::json_str;
 use crate::recording::StringTable;
-use crate::tool::stack::Frame;
 
 /// Bytes buffered before they are written out.
 const FLUSH_AT: usize = 1 << 16;
@@ -123,27 +125,14 @@ impl<W: Write> Sink for ChromeSink<W> {
         let Some(begun) = begun.or_else(|| stack.last().map(|f| f.entered_ns)) else {
             return Ok(());
         };
-        let (cat, import_name);
-        let name = match item {
-            Some(Item::Call(c)) => {
-                cat = "python";
-                strings.get(c.funcname)
-            }
-            Some(Item::Gc { .. }) => {
-                cat = "gc";
-                "gc"
-            }
-            Some(Item::Import { module }) => {
-                cat = "import";
-                import_name = format!("import {}", strings.get(*module));
-                &import_name
-            }
-            None => {
-                cat = "python";
-                "?"
-            }
+        let (cat, name) = match item {
+            Some(item) => (
+                label::category(item),
+                label::slice(item, strings, Style::Viewer),
+            ),
+            None => ("python", Cow::Borrowed("?")),
         };
-        self.event("X", thread.pid, thread.tid, name)?;
+        self.event("X", thread.pid, thread.tid, &name)?;
         let b = &mut self.buf;
         write!(b, ",\"cat\":\"{cat}\",\"ts\":")?;
         micros(b, begun)?;
@@ -228,8 +217,8 @@ impl<W: Write> Sink for ChromeSink<W> {
 mod tests {
     use super::*;
     use crate::cpython::objects::PyValue;
-    use crate::export::Call;
     use crate::export::testing::frame;
+    use crate::model::slice::Call;
     use serde_json::{Value, json};
 
     #[test]

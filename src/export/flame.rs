@@ -10,10 +10,11 @@ use std::io::Write;
 use anyhow::Result;
 use inferno::flamegraph::{self, Options};
 
+use super::Weight;
 use super::folded::FoldedSink;
-use super::{End, Item, Sink, Thread, Weight};
+use crate::model::slice::{End, Item, Sink, Thread};
+use crate::model::stack::Frame;
 use crate::recording::StringTable;
-use crate::tool::stack::Frame;
 
 /// The SVG sink: aggregates like [`FoldedSink`], renders at
 /// [`Sink::finish`].
@@ -150,7 +151,7 @@ mod tests {
         let mut s = StringTable::default();
         let (outer, inner, file) = (s.push(b"outer"), s.push(b"inner<&>"), s.push(b"/a.py"));
         let call = |funcname| Frame {
-            func: Item::Call(crate::export::Call {
+            func: Item::Call(crate::model::slice::Call {
                 funcname,
                 filename: file,
                 lineno: 7,

@@ -28,9 +28,11 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{End, Item, Sink, Thread, Weight, thread_label};
+use super::Weight;
+use crate::model::label::thread as thread_label;
+use crate::model::slice::{End, Item, Sink, Thread};
+use crate::model::stack::Frame;
 use crate::recording::StringTable;
-use crate::tool::stack::Frame;
 
 /// What a frame is, for interning it (by the flame graph exports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,16 +58,7 @@ impl Key {
 
 /// A frame's text in folded stacks.
 pub fn frame_text(item: &Item, strings: &StringTable) -> String {
-    let text = match *item {
-        Item::Call(c) => format!(
-            "{} ({}:{})",
-            strings.get(c.funcname),
-            strings.get(c.filename),
-            c.lineno
-        ),
-        Item::Gc { generation } => format!("[gc generation {generation}]"),
-        Item::Import { module } => format!("[import {}]", strings.get(module)),
-    };
+    let text = crate::model::label::frame(item, strings);
     folded_safe(&text)
 }
 
@@ -342,8 +335,8 @@ impl Sink for FoldedSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::Call;
     use crate::export::testing::{Shared, frame};
+    use crate::model::slice::Call;
 
     /// On one thread: f calls g, a gc runs inside g; then h never ends.
     /// On another: f alone.

@@ -22,11 +22,12 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::protobuf::Encoder;
-use super::{Call, End, Item, Sink, Thread};
 use crate::engine::decode::AuditArgs;
+use crate::model::label;
+use crate::model::slice::{Call, End, Item, Sink, Thread};
+use crate::model::stack::Frame;
 use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
-use crate::tool::stack::Frame;
 
 // Trace.
 const TRACE_PACKET: u32 = 1;
@@ -337,7 +338,8 @@ impl<W: Write> PerfettoSink<W> {
                     self.scratch.push('\n');
                 }
                 let (func, file) = (strings.get(c.funcname), strings.get(c.filename));
-                let _ = write!(self.scratch, "{func} ({file}:{})", c.lineno);
+                self.scratch
+                    .push_str(&label::call_site(func, file, c.lineno));
             }
         }
         string_annotation(&mut self.enc, ANN_STACK, &self.scratch);
@@ -372,8 +374,8 @@ impl<W: Write> PerfettoSink<W> {
         let new_name = self.imports.insert(module);
         if new_name {
             self.scratch.clear();
-            self.scratch.push_str("import ");
-            self.scratch.push_str(text);
+            let name = label::slice(&Item::Import { module }, strings, label::Style::Viewer);
+            self.scratch.push_str(&name);
         }
         let name = new_name.then_some((name_iid, self.scratch.as_bytes()));
         let value = self

@@ -21,10 +21,11 @@ use std::os::unix::fs::FileExt;
 use anyhow::{Context, Result};
 
 use super::folded::Key;
-use super::{End, Item, Sink, Thread, thread_label};
+use crate::model::label::{self, Style, thread as thread_label};
+use crate::model::slice::{End, Item, Sink, Thread};
+use crate::model::stack::Frame;
 use crate::output::event::json_str;
 use crate::recording::StringTable;
-use crate::tool::stack::Frame;
 
 /// A thread's buffer is spilled past this many bytes.
 const THREAD_BUFFER: usize = 1 << 16;
@@ -125,10 +126,7 @@ impl<W: Write> SpeedscopeSink<W> {
                 json_str(b, strings.get(c.filename))?;
                 write!(b, ",\"line\":{}", c.lineno)?;
             }
-            Some(Item::Gc { generation }) => json_str(b, &format!("[gc generation {generation}]"))?,
-            Some(Item::Import { module }) => {
-                json_str(b, &format!("[import {}]", strings.get(*module)))?
-            }
+            Some(item) => json_str(b, &label::slice(item, strings, Style::Profile))?,
             None => json_str(b, "[unknown]")?,
         }
         b.push(b'}');
@@ -320,8 +318,8 @@ impl<W: Write> Sink for SpeedscopeSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::Call;
     use crate::export::testing::frame;
+    use crate::model::slice::Call;
     use serde_json::{Value, json};
 
     /// Checks a profile's events: balanced, nested, `at` non-decreasing and

@@ -12,8 +12,8 @@ use crate::cpython::objects::PyValue;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
 use crate::engine::source::Source;
+use crate::model::stack::{Frame, FuncId};
 use crate::output::escape;
-use crate::tool::stack::{Frame, FuncId};
 
 /// Output format of event streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

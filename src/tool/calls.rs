@@ -23,6 +23,8 @@ use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::model::label;
+use crate::model::stack::{FuncId, Returned, Stacks};
 use crate::notice;
 use crate::output::escape;
 use crate::output::event::{Format, json_str};
@@ -31,7 +33,6 @@ use crate::output::hist::Log2Hist;
 use crate::output::quantile::Quantiles;
 use crate::tool::common::{self, StreamOptions};
 use crate::tool::names::FuncNames;
-use crate::tool::stack::{FuncId, Returned, Stacks};
 
 /// Sort columns of `pytap calls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -110,9 +111,6 @@ pub struct CallStats {
     pub funcs: HashMap<FuncKey, FuncStats>,
     /// Keep processes apart.
     pub by_pid: bool,
-    /// Returns of 3.15's `__init__` shim frame (a return the markers give
-    /// with no entry: file and function both named `__init__`).
-    pub shim_returns: u64,
 }
 
 impl CallStats {
@@ -123,11 +121,7 @@ impl CallStats {
 
     /// A return in process `pid`.
     pub fn ret(&mut self, pid: u32, tid: u32, func: &FuncId, ts_ns: u64) {
-        let Returned::Matched { frame, .. } = self.stacks.ret(tid, func, ts_ns) else {
-            if &*func.filename == "__init__" && &*func.funcname == "__init__" {
-                self.shim_returns += 1;
-                self.stacks.unmatched_returns -= 1;
-            }
+        let Returned::Matched { frame, .. } = self.stacks.ret_call(tid, func, ts_ns) else {
             return;
         };
         let duration = ts_ns.saturating_sub(frame.entered_ns);
@@ -200,11 +194,10 @@ pub fn write_table(
             for (k, s) in shown {
                 let mean = (s.durations.sum() / u128::from(s.calls.max(1))) as u64;
                 let pid = k.pid.map(|p| format!("{p:>7} ")).unwrap_or_default();
-                let func = format!(
-                    "{} ({}:{})",
+                let func = label::call_site(
                     escape::text(&k.funcname),
                     escape::text(&k.filename),
-                    k.lineno
+                    k.lineno,
                 );
                 let func = match room {
                     Some(room) => fit::middle(&func, room),
@@ -359,10 +352,10 @@ pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
                     stacks.orphan_entries
                 );
             }
-            if view.stats.shim_returns > 0 {
+            if view.stats.stacks.shim_returns > 0 {
                 notice!(
                     "calls: {} returns of 3.15's __init__ shim frame (CPython's own frame around a class's __init__; its entry never fires) are not counted",
-                    view.stats.shim_returns
+                    view.stats.stacks.shim_returns
                 );
             }
             Ok(())

@@ -14,8 +14,9 @@ use crate::export::flame::SvgSink;
 use crate::export::folded::FoldedSink;
 use crate::export::perfetto::PerfettoSink;
 use crate::export::speedscope::SpeedscopeSink;
-use crate::export::timeline::{Timeline, TimelineStats};
-use crate::export::{ExportFormat, Sink, Weight};
+use crate::export::{ExportFormat, Weight};
+use crate::model::slice::Sink;
+use crate::model::timeline::{Timeline, TimelineStats};
 use crate::notice;
 use crate::recording::format::Meta;
 use crate::recording::read::Reader;
@@ -131,7 +132,7 @@ pub fn report(stats: &TimelineStats, format: ExportFormat, out: &str) {
         line.push_str(&format!(
             "; {} slices deeper than {} were left out",
             stats.too_deep,
-            crate::export::timeline::MAX_DEPTH
+            crate::model::timeline::MAX_DEPTH
         ));
     }
     if stats.creations > 0 {

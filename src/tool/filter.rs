@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use glob::Pattern;
 
 use crate::engine::codegen::within;
-use crate::tool::stack::FuncId;
+use crate::model::stack::FuncId;
 
 /// `--filter` and `--within`: a function glob, optionally with a file glob
 /// (`FILE:FUNC`). A file glob without `/` matches the file's base name

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::cli::FlowStyle;
 use crate::cpython::Marker;
-use crate::engine::abi::{self, EventKind};
+use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
@@ -17,11 +17,11 @@ use crate::engine::decode::Event;
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::model::stack::{self, FuncId, Returned, Stacks};
 use crate::notice;
 use crate::output::escape;
 use crate::output::event::{Format, Strings};
 use crate::tool::common::{self, StreamOptions};
-use crate::tool::stack::{FuncId, Returned, Stacks};
 
 pub use crate::tool::filter::FuncFilter;
 
@@ -77,8 +77,6 @@ pub struct FlowBuilder {
     within_matched: bool,
     /// Whether each `--filter` matched any line.
     filters_matched: Vec<bool>,
-    /// Returns of 3.15's `__init__` shim frame (no entry ever fires).
-    pub shim_returns: u64,
 }
 
 impl FlowBuilder {
@@ -163,18 +161,11 @@ impl FlowBuilder {
             self.shown_depth(tid, depth)
         } else {
             // Decide visibility before the frame leaves the stack.
-            let frames = self.stacks.frames(tid);
-            let at = frames.iter().rposition(|f| f.func == func);
+            let at = self.stacks.innermost(tid, |f| *f == func);
             let shown = at.and_then(|d| self.shown_depth(tid, d));
-            match self.stacks.ret(tid, &func, ts_ns) {
+            match self.stacks.ret_call(tid, &func, ts_ns) {
                 Returned::Matched { .. } => shown,
-                Returned::Unmatched => {
-                    if &*func.filename == "__init__" && &*func.funcname == "__init__" {
-                        self.shim_returns += 1;
-                        self.stacks.unmatched_returns -= 1;
-                    }
-                    None
-                }
+                Returned::Unmatched => None,
             }
         }?;
         self.visible(&func, depth).then_some(FlowLine {
@@ -224,7 +215,7 @@ impl Consumer for FlowView<'_> {
             return Ok(());
         };
         let entry = h.kind == EventKind::FunctionEntry;
-        if entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0 {
+        if stack::is_creation(h) {
             // No frame runs: 3.9 and 3.11 fire nothing here either.
             self.creations += 1;
             return Ok(());
@@ -409,10 +400,10 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
                     view.creations
                 );
             }
-            if view.builder.shim_returns > 0 {
+            if view.builder.stacks.shim_returns > 0 {
                 notice!(
                     "flow: {} returns of 3.15's __init__ shim frame not shown (CPython's own frame around a class's __init__; its entry never fires)",
-                    view.builder.shim_returns
+                    view.builder.stacks.shim_returns
                 );
             }
             let stacks = &view.builder.stacks;

@@ -2,7 +2,7 @@
 //! gc__done on the same thread) and objects collected, then a summary per
 //! generation with a histogram of pauses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
 use anyhow::Result;
@@ -12,6 +12,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::model::stack::{Returned, Stacks};
 use crate::output::event::{Clock, Format, PendingHeader};
 use crate::output::hist::Log2Hist;
 use crate::tool::common::{self, StreamOptions};
@@ -57,34 +58,39 @@ pub struct Collection {
     pub collected: i64,
 }
 
-/// Pairs starts with dones per thread and keeps the per-generation stats.
+/// Pairs starts with dones per thread, by the one rule of [`Stacks`] (a
+/// done ends the innermost collection open on its thread; CPython never
+/// nests them), and keeps the per-generation stats.
 #[derive(Debug, Default)]
 pub struct GcPairing {
-    open: HashMap<u32, (u64, i32)>,
+    open: Stacks<i32>,
     /// Per generation.
     pub generations: BTreeMap<i32, GenStats>,
-    /// gc__done events with no gc__start (collection began before attach).
-    pub unpaired: u64,
 }
 
 impl GcPairing {
     /// Forgets a thread's collection in progress (it ended, or its
     /// process executed another program).
     pub fn forget(&mut self, tid: u32) {
-        self.open.remove(&tid);
+        self.open.forget(tid);
+    }
+
+    /// gc__done events with no gc__start (collection began before attach).
+    pub fn unpaired(&self) -> u64 {
+        self.open.unmatched_returns
     }
 
     /// Feeds a gc__start.
     pub fn start(&mut self, tid: u32, ts_ns: u64, generation: i32) {
-        self.open.insert(tid, (ts_ns, generation));
+        self.open.enter(tid, generation, 0, ts_ns);
     }
 
     /// Feeds a gc__done; returns the finished collection.
     pub fn done(&mut self, pid: u32, tid: u32, ts_ns: u64, collected: i64) -> Option<Collection> {
-        let Some((start_ns, generation)) = self.open.remove(&tid) else {
-            self.unpaired += 1;
+        let Returned::Matched { frame, .. } = self.open.ret_matching(tid, |_| true, ts_ns) else {
             return None;
         };
+        let (start_ns, generation) = (frame.entered_ns, frame.func);
         let pause_ns = ts_ns.saturating_sub(start_ns);
         let stats = self.generations.entry(generation).or_default();
         stats.collections += 1;
@@ -277,7 +283,7 @@ mod tests {
             (g0.collections, g0.total_ns, g0.max_ns, g0.collected),
             (2, 60, 50, 3)
         );
-        assert_eq!(p.unpaired, 1);
+        assert_eq!(p.unpaired(), 1);
         let mut text = Vec::new();
         write_summary(&mut text, Format::Text, &p.generations).unwrap();
         let text = String::from_utf8(text).unwrap();

@@ -3,7 +3,7 @@
 //! come before their parent, with self and cumulative time and the module
 //! indented by nesting.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use anyhow::Result;
@@ -13,6 +13,7 @@ use crate::engine::decode::{Body, Event};
 use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::model::stack::{Returned, Stacks};
 use crate::output::escape;
 use crate::output::event::{Clock, Format, PendingHeader, Strings, json_str};
 use crate::tool::common::{self, StreamOptions};
@@ -45,66 +46,47 @@ pub struct Finished {
     pub self_ns: u64,
 }
 
-#[derive(Debug)]
-struct Open {
-    module: String,
-    start_ns: u64,
-    child_ns: u64,
-}
-
-/// Per-thread stacks of imports in progress.
+/// Per-thread stacks of imports in progress, paired by the one rule of
+/// [`Stacks`]: a done matches the innermost start of the same module, and
+/// starts above it never finished (they are dropped).
 #[derive(Debug, Default)]
 pub struct ImportTree {
-    threads: HashMap<u32, Vec<Open>>,
-    /// Dones that matched no start (the import began before attaching).
-    pub unmatched: u64,
+    stacks: Stacks<String>,
 }
 
 impl ImportTree {
     /// Forgets a thread's imports in progress (it ended, or its process
     /// executed another program).
     pub fn forget(&mut self, tid: u32) {
-        self.threads.remove(&tid);
+        self.stacks.forget(tid);
     }
 
     /// An import starts.
     pub fn start(&mut self, tid: u32, module: String, ts_ns: u64) {
-        self.threads.entry(tid).or_default().push(Open {
-            module,
-            start_ns: ts_ns,
-            child_ns: 0,
-        });
+        self.stacks.enter(tid, module, 0, ts_ns);
     }
 
-    /// An import is done: matched with the innermost start of the same
-    /// module (starts above it never finished and are dropped).
+    /// Dones that matched no start (the import began before attaching).
+    pub fn unmatched(&self) -> u64 {
+        self.stacks.unmatched_returns
+    }
+
+    /// An import is done.
     pub fn done(&mut self, tid: u32, module: &str, found: bool, ts_ns: u64) -> Option<Finished> {
-        let Some(stack) = self.threads.get_mut(&tid) else {
-            self.unmatched += 1;
+        let Returned::Matched { frame, depth, .. } =
+            self.stacks.ret_matching(tid, |m| m == module, ts_ns)
+        else {
             return None;
         };
-        let Some(depth) = stack.iter().rposition(|o| o.module == module) else {
-            self.unmatched += 1;
-            return None;
-        };
-        stack.truncate(depth + 1);
-        let open = stack.pop().expect("depth is within the stack");
-        let cumulative_ns = ts_ns.saturating_sub(open.start_ns);
-        let parent = stack.last_mut().map(|p| {
-            p.child_ns += cumulative_ns;
-            p.module.clone()
-        });
-        if stack.is_empty() {
-            self.threads.remove(&tid);
-        }
+        let cumulative_ns = ts_ns.saturating_sub(frame.entered_ns);
         Some(Finished {
-            module: open.module,
+            module: frame.func,
             found,
             depth,
-            parent,
-            start_ns: open.start_ns,
+            parent: self.stacks.frames(tid).last().map(|p| p.func.clone()),
+            start_ns: frame.entered_ns,
             cumulative_ns,
-            self_ns: cumulative_ns.saturating_sub(open.child_ns),
+            self_ns: cumulative_ns.saturating_sub(frame.child_ns),
         })
     }
 }
@@ -261,6 +243,6 @@ mod tests {
             (0, None, 40, 19)
         );
         assert_eq!(t.done(1, "json", true, 50), None);
-        assert_eq!(t.unmatched, 1);
+        assert_eq!(t.unmatched(), 1);
     }
 }

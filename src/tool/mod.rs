@@ -16,7 +16,6 @@ pub mod info;
 pub mod list;
 pub mod names;
 pub mod record;
-pub mod stack;
 pub mod stap;
 pub mod top;
 pub mod top_live;

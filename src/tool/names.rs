@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::engine::abi::{CallKey, FLAG_LEAN};
 use crate::engine::decode::{Body, Event};
 use crate::engine::source::Source;
+use crate::model::stack::FuncId;
 use crate::output::event::Strings;
-use crate::tool::stack::FuncId;
 
 /// The key of a function event.
 pub fn key_of(event: &Event<'_>) -> Option<CallKey> {

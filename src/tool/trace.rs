@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cpython::Marker;
-use crate::engine::abi::{self, EventKind};
+use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::split::{Split, SplitProbe};
 use crate::engine::codegen::{EmptyProbe, Handler};
@@ -15,9 +15,9 @@ use crate::engine::run::Consumer;
 use crate::engine::run::TargetSpec;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
+use crate::model::stack::{self, Frame, Stacks};
 use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
 use crate::tool::common::{self, StreamOptions};
-use crate::tool::stack::{Frame, Stacks};
 
 /// A `pytap trace` run.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl CallStacks {
             return Some(self.stacks.frames(h.tid));
         }
         let entry = h.kind == EventKind::FunctionEntry;
-        if h.kind == EventKind::Line || (entry && h.flags & abi::FLAG_GENERATOR_CREATION != 0) {
+        if h.kind == EventKind::Line || stack::is_creation(h) {
             return None;
         }
         let (func, lineno) = self.strings.func(event, source)?;

@@ -3,7 +3,7 @@
 //!
 //! One stack per thread holds the open calls, gc collections and imports
 //! together, so that whatever a format draws nests by construction. The
-//! repairs are those of [`crate::tool::stack`], which `flow` and `calls`
+//! repairs are those of [`crate::model::stack`], which `flow` and `calls`
 //! use: a return matches the innermost open frame of its function; frames
 //! above it never returned and end with it, flagged [`End::Unfinished`]; a
 //! return with no such frame (its entry came before the recording
@@ -22,13 +22,13 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use super::{Call, End, Item, Sink, Thread};
-use crate::engine::abi::{EventKind, FLAG_GENERATOR_CREATION};
+use super::slice::{Call, End, Item, Sink, Thread};
+use crate::engine::abi::EventKind;
 use crate::engine::decode::{Body, Event, RawStr};
 use crate::engine::tasks::TaskNames;
+use crate::model::stack::{self, Returned, Stacks};
 use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
-use crate::tool::stack::{Returned, Stacks};
 
 /// What the timeline did with the events.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ impl<'s> Timeline<'s> {
                             if c.funcname == call.funcname && c.filename == call.filename)
                     });
                 }
-                if h.flags & FLAG_GENERATOR_CREATION != 0 {
+                if stack::is_creation(h) {
                     self.stats.creations += 1;
                     return Ok(());
                 }
@@ -230,11 +230,11 @@ impl<'s> Timeline<'s> {
             *n -= 1;
             return Ok(());
         }
-        let stack = self.stacks.frames(thread.tid);
-        let Some(at) = stack.iter().rposition(|f| matches(&f.func)) else {
+        let Some(at) = self.stacks.innermost(thread.tid, &matches) else {
             self.stats.dropped_ends += 1;
             return Ok(());
         };
+        let stack = self.stacks.frames(thread.tid);
         for top in (at + 1..stack.len()).rev() {
             self.stats.unfinished += 1;
             self.sink
@@ -280,8 +280,9 @@ impl<'s> Timeline<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::abi::FLAG_GENERATOR_CREATION;
     use crate::engine::decode::{AuditArgs, Header, StrState};
-    use crate::tool::stack::Frame;
+    use crate::model::stack::Frame;
 
     /// Writes each sink call as a line.
     #[derive(Default)]

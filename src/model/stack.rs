@@ -18,9 +18,12 @@
 
 use std::collections::HashMap;
 
+use crate::engine::abi::{EventKind, FLAG_GENERATOR_CREATION};
+use crate::engine::decode::Header;
+
 /// A function as the markers name it. The names are shared: a frame, a
 /// flow line and a table row of the same function hold the same strings
-/// (the tools name every event, and [`crate::output::event::Strings`]
+/// (the tools name every event, and `output::event::Strings`
 /// hands out one `FuncId` per function it has seen).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FuncId {
@@ -70,6 +73,9 @@ pub struct Stacks<F = FuncId> {
     pub unmatched_returns: u64,
     /// Entries dropped because an outer frame returned first.
     pub orphan_entries: u64,
+    /// Returns of 3.15's `__init__` shim frame (see [`Stacks::ret_call`]),
+    /// not counted in `unmatched_returns`.
+    pub shim_returns: u64,
 }
 
 impl<F> Default for Stacks<F> {
@@ -78,6 +84,7 @@ impl<F> Default for Stacks<F> {
             threads: HashMap::new(),
             unmatched_returns: 0,
             orphan_entries: 0,
+            shim_returns: 0,
         }
     }
 }
@@ -88,6 +95,30 @@ impl<F: PartialEq> Stacks<F> {
     pub fn ret(&mut self, tid: u32, func: &F, ts_ns: u64) -> Returned<F> {
         self.ret_matching(tid, |f| f == func, ts_ns)
     }
+}
+
+impl Stacks<FuncId> {
+    /// Matches a function's return. 3.15's `__init__` shim frame returns
+    /// with no entry (file and function both named `__init__`): such a
+    /// return is counted as a shim's, not as unmatched.
+    pub fn ret_call(&mut self, tid: u32, func: &FuncId, ts_ns: u64) -> Returned {
+        let returned = self.ret(tid, func, ts_ns);
+        if returned == Returned::Unmatched
+            && &*func.filename == "__init__"
+            && &*func.funcname == "__init__"
+        {
+            self.unmatched_returns -= 1;
+            self.shim_returns += 1;
+        }
+        returned
+    }
+}
+
+/// Whether an event is 3.15's generator creation: a `function__entry` the
+/// probe flagged because no frame runs (3.9 and 3.11 fire nothing there).
+/// Every view leaves it out of the stacks.
+pub fn is_creation(header: &Header) -> bool {
+    header.kind == EventKind::FunctionEntry && header.flags & FLAG_GENERATOR_CREATION != 0
 }
 
 impl<F> Stacks<F> {
@@ -112,14 +143,11 @@ impl<F> Stacks<F> {
         matches: impl Fn(&F) -> bool,
         ts_ns: u64,
     ) -> Returned<F> {
-        let Some(stack) = self.threads.get_mut(&tid) else {
+        let Some(depth) = self.innermost(tid, matches) else {
             self.unmatched_returns += 1;
             return Returned::Unmatched;
         };
-        let Some(depth) = stack.iter().rposition(|f| matches(&f.func)) else {
-            self.unmatched_returns += 1;
-            return Returned::Unmatched;
-        };
+        let stack = self.threads.get_mut(&tid).expect("innermost found it");
         let orphans = stack.split_off(depth + 1);
         let frame = stack.pop().expect("depth is within the stack");
         self.orphan_entries += orphans.len() as u64;
@@ -137,6 +165,12 @@ impl<F> Stacks<F> {
             depth,
             orphans,
         }
+    }
+
+    /// Where the frame an end would match is on `tid`'s stack: the
+    /// innermost one `matches` accepts (the rule of the module docs).
+    pub fn innermost(&self, tid: u32, matches: impl Fn(&F) -> bool) -> Option<usize> {
+        self.frames(tid).iter().rposition(|f| matches(&f.func))
     }
 
     /// The current depth of a thread (frames on its stack).
