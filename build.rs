@@ -14,6 +14,7 @@ fn main() {
     let target_dir = out.join("agent-ext");
     println!("cargo:rerun-if-changed=crates/agent-ext/src");
     println!("cargo:rerun-if-changed=crates/agent-ext/Cargo.toml");
+    println!("cargo:rerun-if-changed=crates/abi/src");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--quiet", "--manifest-path"])

@@ -1,65 +1,14 @@
-//! The ring file the in-process agent writes and pytap reads: its layout
-//! (shared with `agent.py`, which packs the same offsets, and the compiled
-//! extension, which indexes the same words: a test reads both and holds
-//! them to this file's constants) and the decoding
-//! of its header and records. Pure: bytes in, values out; a hostile or
-//! torn file is an error or a stop, never a panic (the fuzz target
-//! `capture_ring` holds it to that).
-//!
-//! ```text
-//! header (HEADER_BYTES):
-//!   0  magic "PYTAPRNG"      8  version u32     12 header bytes u32
-//!  16  data size u64 (a power of two)
-//!  24  tail u64   bytes the agent has written (published after each record)
-//!  32  head u64   bytes pytap has read (written by pytap)
-//!  40  lost u64   events the agent dropped (ring full, or its recursion limit)
-//!  48  beat u64   pytap's heartbeat (u64::MAX: pytap is gone)
-//!  56  pid u32    60 state u32 (AgentState)
-//!  64  callbacks u32 (1 compiled, 2 Python: the extension did not load,
-//!      3 Python as asked)
-//! records, 8-byte aligned, never crossing the end (a pad fills it):
-//!   u32 length, u16 kind, then
-//!   pad:    nothing more
-//!   def:    u16 filename length, u32 code id, i32 first line,
-//!           u16 name length, u16 0, the file name, the function name
-//!   entry, return, line: u16 0, u32 code id, i32 line, u64 CLOCK_MONOTONIC
-//!           ns, u32 native thread id, u32 0 (32 bytes)
-//! ```
+//! Reading the ring file the in-process agent writes: its header and
+//! records, decoded with the layout `crates/abi` defines
+//! (`pytap_abi::capture`, re-exported here; the compiled extension uses the
+//! same crate, and a test holds `agent.py`'s constants to it). Pure: bytes
+//! in, values out; a hostile or torn file is an error or a stop, never a
+//! panic (the fuzz target `capture_ring` holds it to that).
 
-/// The header's size; records start there.
-pub const HEADER_BYTES: u64 = 4096;
-/// What the file starts with.
-pub const MAGIC: &[u8; 8] = b"PYTAPRNG";
-/// The layout's version.
-pub const VERSION: u32 = 1;
-/// Where the agent publishes its tail.
-pub const TAIL: u64 = 24;
-/// Where pytap writes its head.
-pub const HEAD: u64 = 32;
-/// Where the agent counts the events it dropped.
-pub const LOST: u64 = 40;
-/// Where pytap writes its heartbeat.
-pub const BEAT: u64 = 48;
-/// The agent's process id.
-pub const PID: u64 = 56;
-/// The agent's [`AgentState`].
-pub const STATE: u64 = 60;
-/// Which callbacks record (1 compiled, 2 Python, 3 Python as asked).
-pub const CALLBACKS: u64 = 64;
-/// The heartbeat that tells the agent pytap is gone.
-pub const BEAT_GONE: u64 = u64::MAX;
-/// Size of an entry, return or line record.
-pub const EVENT_BYTES: usize = 32;
-/// Size of a def record before its strings.
-pub const DEF_BYTES: usize = 24;
-/// Largest ring pytap accepts (a file claiming more is refused).
-pub const MAX_DATA_BYTES: u64 = 1 << 30;
-
-const KIND_PAD: u16 = 0;
-const KIND_DEF: u16 = 1;
-const KIND_ENTRY: u16 = 2;
-const KIND_RETURN: u16 = 3;
-const KIND_LINE: u16 = 4;
+pub use pytap_abi::capture::{
+    BEAT, BEAT_GONE, CALLBACKS, DEF_BYTES, EVENT_BYTES, HEAD, HEADER_BYTES, KIND_DEF, KIND_ENTRY,
+    KIND_LINE, KIND_PAD, KIND_RETURN, LOST, MAGIC, MAX_DATA_BYTES, PID, STATE, TAIL, VERSION,
+};
 
 /// What the agent says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,10 +368,9 @@ mod tests {
 
     #[test]
     fn the_agents_write_this_layout() {
-        // agent.py packs the same byte offsets and kinds; the compiled
-        // extension indexes the header as 8-byte words. Each keeps its own
-        // copy (a Python file and a cdylib cannot import these), so they
-        // are read here and held to this file's.
+        // agent.py packs the same byte offsets and kinds: a Python file
+        // cannot import crates/abi, so its constants are read here and
+        // held to the crate's.
         // `1_000_000_000` in both languages.
         let number = |v: &str| -> u64 { v.trim().replace('_', "").parse().unwrap() };
         let names = |line: &str| -> Vec<(String, u64)> {
@@ -480,34 +428,18 @@ mod tests {
         ] {
             assert_eq!(AgentState::from_u32(py(name) as u32), state, "{name}");
         }
+        assert_eq!(
+            py("_CHECK_EVERY"),
+            u64::from(pytap_abi::capture::CHECK_EVERY)
+        );
+        assert_eq!(py("_STALE_NS"), pytap_abi::capture::STALE_NS);
+        // The compiled extension takes its layout from crates/abi itself.
         let ext = include_str!("../../crates/agent-ext/src/lib.rs");
-        let word = |name: &str| -> u64 {
-            let line = ext
-                .lines()
-                .find(|l| l.starts_with(&format!("const {name}: ")))
-                .unwrap_or_else(|| panic!("agent-ext has no {name}"));
-            number(line.split(" = ").nth(1).unwrap().trim_end_matches(';'))
-        };
-        assert_eq!(word("HEADER_WORDS") * 8, HEADER_BYTES);
-        for (name, offset) in [
-            ("TAIL", TAIL),
-            ("HEAD", HEAD),
-            ("LOST", LOST),
-            ("BEAT", BEAT),
-        ] {
-            assert_eq!(word(name) * 8, offset, "agent-ext {name}");
+        assert!(ext.contains("use pytap_abi::capture as ring;"));
+        for name in ["TAIL", "HEAD", "LOST", "BEAT"] {
+            let line = format!("const {name}: usize = ring::word(ring::{name});");
+            assert!(ext.contains(&line), "agent-ext: {line}");
         }
-        for (name, kind) in [
-            ("KIND_PAD", KIND_PAD),
-            ("KIND_DEF", KIND_DEF),
-            ("KIND_ENTRY", KIND_ENTRY),
-            ("KIND_RETURN", KIND_RETURN),
-            ("KIND_LINE", KIND_LINE),
-        ] {
-            assert_eq!(word(name), u64::from(kind), "agent-ext {name}");
-        }
-        assert_eq!(word("CHECK_EVERY"), py("_CHECK_EVERY"));
-        assert_eq!(word("STALE_NS"), py("_STALE_NS"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::cpython::objects::PyValue;
+use crate::engine::abi::KindMarker;
 use crate::engine::decode::{AuditArgs, Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
 use crate::engine::source::Source;

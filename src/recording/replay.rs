@@ -18,6 +18,7 @@ use super::format::Meta;
 use super::read::Reader;
 use crate::cpython::Marker;
 use crate::cpython::objects::ObjectLayout;
+use crate::engine::abi::KindMarker;
 use crate::engine::decode::Event;
 use crate::engine::recover::Recovery;
 use crate::engine::run::{Consumer, End, Outcome};

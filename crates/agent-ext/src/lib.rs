@@ -19,6 +19,7 @@
 #![allow(non_camel_case_types, non_snake_case)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
+use pytap_abi::capture as ring;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
@@ -32,18 +33,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 // ---- The ring (pytap's src/capture/ring.rs) ----
 
-const HEADER_WORDS: usize = 512;
-const TAIL: usize = 3;
-const HEAD: usize = 4;
-const LOST: usize = 5;
-const BEAT: usize = 6;
-const KIND_PAD: u64 = 0;
-const KIND_DEF: u64 = 1;
-const KIND_ENTRY: u64 = 2;
-const KIND_RETURN: u64 = 3;
-const KIND_LINE: u64 = 4;
-const CHECK_EVERY: u32 = 256;
-const STALE_NS: u64 = 1_000_000_000;
+// The ring's layout is pytap's (crates/abi): header words by index, record
+// kinds as the words they are packed into.
+const HEADER_WORDS: usize = ring::word(ring::HEADER_BYTES);
+const TAIL: usize = ring::word(ring::TAIL);
+const HEAD: usize = ring::word(ring::HEAD);
+const LOST: usize = ring::word(ring::LOST);
+const BEAT: usize = ring::word(ring::BEAT);
+const KIND_PAD: u64 = ring::KIND_PAD as u64;
+const KIND_DEF: u64 = ring::KIND_DEF as u64;
+const KIND_ENTRY: u64 = ring::KIND_ENTRY as u64;
+const KIND_RETURN: u64 = ring::KIND_RETURN as u64;
+const KIND_LINE: u64 = ring::KIND_LINE as u64;
+use ring::{CHECK_EVERY, STALE_NS};
 
 /// A multiply-and-fold hasher for the recorder's integer keys (addresses
 /// and offsets): the default SipHash costs more than the rest of an event.

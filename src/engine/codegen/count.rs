@@ -19,6 +19,7 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 use super::record::{self, RecordMaps, emit_packed};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
+use crate::engine::abi::KindMarker;
 use crate::engine::abi::{self, CallKey, EventKind};
 
 /// `BPF_NOEXIST`: insert only.

@@ -26,6 +26,7 @@ use super::inplace;
 use super::named::{self, NamedMaps};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
+use crate::engine::abi::KindMarker;
 use crate::engine::abi::{self, EventKind, off};
 
 /// The maps a record-streaming program writes to.

@@ -13,6 +13,7 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 use super::record::{Parts, RecordMaps, emit_packed_parts};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec, MapTable};
 use crate::cpython::Marker;
+use crate::engine::abi::KindMarker;
 use crate::engine::abi::{CallKey, EventKind};
 
 /// What `--split-probe` attaches.

@@ -22,6 +22,7 @@ use super::named::{self, NamedMaps};
 use super::record::{FullRecords, RecordMaps, emit_packed, emit_packed_filtered};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
+use crate::engine::abi::KindMarker;
 use crate::engine::abi::{EventKind, off};
 
 /// Longest function name filtered in the kernel (longer ones are filtered
