@@ -10,8 +10,9 @@ use pytap::export::chrome::ChromeSink;
 use pytap::export::folded::FoldedSink;
 use pytap::export::perfetto::PerfettoSink;
 use pytap::export::speedscope::SpeedscopeSink;
-use pytap::export::timeline::Timeline;
-use pytap::export::{Sink, Weight};
+use pytap::model::timeline::Timeline;
+use pytap::export::Weight;
+use pytap::model::slice::Sink;
 use pytap::recording::format;
 use pytap::recording::read::Reader;
 
