@@ -5,8 +5,8 @@
 //! `pytap-sys`, ELF parsing in `pytap-elf`, BPF instructions in `pytap-ebpf`.
 //!
 //! - [`cpython`]: marker catalog, version detection, per-version verdicts.
-//! - [`module`], [`target`]: the files that carry markers, and finding them
-//!   for a path, a process or a command.
+//! - [`process`]: the files that carry markers, and finding them for a
+//!   path, a process or a command.
 //! - [`tool`]: the subcommands; [`output`]: shared rendering.
 
 #![forbid(unsafe_code)]
@@ -18,8 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod model;
-pub mod module;
 pub mod output;
+pub mod process;
 pub mod recording;
-pub mod target;
 pub mod tool;

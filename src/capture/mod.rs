@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cpython::Marker;
+use crate::engine::capture_mode::CaptureMode;
 use crate::engine::decode::Event;
 use crate::notice;
 use reader::{ReadError, Ring};
@@ -53,61 +54,6 @@ pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
 /// tools' keys (pid, line, pointers) tell functions apart as they do with
 /// the markers' string addresses.
 pub(crate) const CODE_PTR: u64 = 1 << 63;
-
-/// Which path serves function events (`--capture`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CaptureMode {
-    /// Markers where they exist, in-process on 3.12–3.14 where they are
-    /// gone.
-    #[default]
-    Auto,
-    /// Markers only (nothing runs in the target).
-    Markers,
-    /// In-process where it costs less than the markers: 3.11 (a profile
-    /// function) and 3.12+ (a `sys.monitoring` tool); markers on 3.8-3.10.
-    InProcess,
-}
-
-impl CaptureMode {
-    /// The markers the in-process capture stands in for.
-    pub const SERVES: [Marker; 3] = [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line];
-
-    /// The mode for a launched command. `Auto`: markers when its program
-    /// is a CPython with function markers (nothing then runs in it, nor in
-    /// its children: a 3.12–3.14 child is said to need `--capture
-    /// in-process`); otherwise the agent, loading only where it serves
-    /// (behind a shell or a wrapper script the version is not known
-    /// before the command runs). The other modes are as asked.
-    pub fn for_command(self, argv: &[OsString]) -> CaptureMode {
-        // Asked for: every interpreter of the tree gets the agent (one of
-        // 3.11 or older, or of another kind, runs only its first lines).
-        if self != CaptureMode::Auto {
-            return self;
-        }
-        let version = argv
-            .first()
-            .and_then(|p| pytap_sys::ptrace::find_program(p))
-            .and_then(|path| crate::module::Module::open(&path, &path).ok())
-            .and_then(|m| m.py_version());
-        match version {
-            Some(v) if !self.serves(v.minor_version()) => CaptureMode::Markers,
-            _ => self,
-        }
-    }
-
-    /// Whether a CPython of this (major, minor) gets its function events
-    /// in-process.
-    pub fn serves(self, version: (u8, u8)) -> bool {
-        match self {
-            CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version),
-            // 3.11's markers need the eval loop's tracing path armed, which
-            // costs more than a profile function; on 3.8-3.10 the markers
-            // cost less (scripts/bench_capture.py measures both).
-            CaptureMode::InProcess => version == (3, 11) || version >= (3, 12),
-            CaptureMode::Markers => false,
-        }
-    }
-}
 
 /// What the agents are asked to capture: the markers they stand in for
 /// that the tool asked for.
@@ -244,7 +190,7 @@ impl Capture {
     /// Loads the agent into running process `pid` (CPython 3.14, through
     /// PEP 768): writes it, with this capture's settings, as a file the
     /// process can read, and asks the interpreter to run it.
-    pub fn attach(&mut self, pid: u32, module: &crate::module::Module) -> Result<()> {
+    pub fn attach(&mut self, pid: u32, module: &crate::process::module::Module) -> Result<()> {
         let same_root = |a: &str, b: &str| {
             use std::os::unix::fs::MetadataExt;
             match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -312,7 +258,7 @@ impl Capture {
             // before the process takes it).
             e.told = true;
             let call = e.call;
-            let why = if crate::target::proc::is_stopped(call.pid) {
+            let why = if crate::process::proc::is_stopped(call.pid) {
                 "it is stopped (by a signal or a debugger); it runs the agent when it continues"
             } else {
                 "its main thread has not run Python code since (blocked in C code, it runs the \

@@ -18,8 +18,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::module::Module;
-use crate::target::proc::Process;
+use crate::process::module::Module;
+use crate::process::proc::Process;
 
 /// `_Py_Debug_Cookie`.
 const COOKIE: &[u8; 8] = b"xdebugpy";

@@ -49,7 +49,7 @@ pub struct FrameLayout {
 }
 
 /// Where a module keeps the `_PyInterpreterFrame *` at `function__entry`,
-/// and how to read the frame ([`crate::module::Module::entry_frame`]).
+/// and how to read the frame ([`crate::process::module::Module::entry_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameSource {
     /// The register, from the machine code before the site.

@@ -102,7 +102,7 @@ const AUDIT_314: &str = "fires for every audit event; a few event names point in
 
 /// Whether this version's function and line probe code fails on a file
 /// name that is not UTF-8 (every version that has those markers; see
-/// [`crate::target::hazard`]).
+/// [`crate::engine::hazard`]).
 pub fn fails_on_non_utf8_paths(version: Option<PyVersion>) -> bool {
     version.is_some_and(|v| v.major == 3 && (v.minor <= 11 || v.minor >= 15))
 }

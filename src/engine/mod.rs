@@ -16,9 +16,11 @@
 //!   the kernel's ring buffer and per-CPU rings, merged by timestamp.
 
 pub mod abi;
+pub mod capture_mode;
 pub mod codegen;
 pub mod decode;
 pub mod follow;
+pub mod hazard;
 pub mod names;
 pub mod plan;
 pub mod recover;

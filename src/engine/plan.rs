@@ -14,10 +14,10 @@ use pytap_ebpf::{Program, disassemble_with};
 use pytap_elf::ArgSpec;
 
 use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
-use crate::capture::CaptureMode;
 use crate::cpython::objects::ObjectLayout;
 use crate::cpython::{Marker, verdict};
-use crate::module::{self, Module};
+use crate::engine::capture_mode::CaptureMode;
+use crate::process::module::{self, Module};
 
 /// How 3.11's `function__entry` gets armed (see `cpython::verdict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,7 +104,7 @@ pub struct Plan {
     /// instead of markers.
     pub in_process: Vec<Arc<Module>>,
     /// Whether a process whose code may have names that are not UTF-8 is
-    /// kept from the function and line markers (`crate::target::hazard`;
+    /// kept from the function and line markers (`crate::engine::hazard`;
     /// off with `--force`).
     pub guard_names: bool,
     requested: BTreeSet<Marker>,

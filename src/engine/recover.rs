@@ -13,7 +13,7 @@ use pytap_elf::ElfKind;
 
 use super::abi::STR_CAP;
 use super::session::Session;
-use crate::target::proc::{Mapping, parse_maps};
+use crate::process::proc::{Mapping, parse_maps};
 
 /// Recovers strings by (site, pid, pointer); caches each process's maps.
 #[derive(Debug, Default)]

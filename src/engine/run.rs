@@ -39,7 +39,7 @@ use super::plan::AttachTarget;
 use super::session::Session;
 use super::source::Source;
 use crate::capture::Capture;
-use crate::target;
+use crate::process;
 
 /// How long a consumer's buffered output may wait while events keep
 /// arriving (it is flushed too whenever the loop goes idle).
@@ -123,7 +123,7 @@ pub fn attach(
             start,
         )?,
         TargetSpec::All { binaries } => {
-            let found = target::all_modules(binaries)?;
+            let found = process::all_modules(binaries)?;
             anyhow::ensure!(
                 !found.is_empty(),
                 "no running process has python markers; name the interpreter with --binary PATH \
@@ -144,7 +144,7 @@ pub fn attach(
                 session
                     .tasks
                     .borrow_mut()
-                    .learn_process(pid, crate::target::proc::thread_names(pid));
+                    .learn_process(pid, crate::process::proc::thread_names(pid));
             }
             (session, Followed::all())
         }

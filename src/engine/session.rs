@@ -280,7 +280,7 @@ impl Session {
     pub fn attach_process(
         &mut self,
         pid: u32,
-        modules: &[crate::module::Module],
+        modules: &[crate::process::module::Module],
     ) -> Result<Vec<String>, SessionError> {
         let before = self.plan.notes.len();
         for module in modules {
@@ -326,7 +326,7 @@ impl Session {
     /// a helper process (the kernel's grace periods for removing them take
     /// tens of milliseconds per link) once enough have piled up or the run
     /// ends.
-    pub fn retire_process(&mut self, pid: u32, keep: &[crate::module::Module]) {
+    pub fn retire_process(&mut self, pid: u32, keep: &[crate::process::module::Module]) {
         let (retired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
             .into_iter()
             .partition(|a| {
@@ -368,7 +368,7 @@ impl Session {
     }
 
     /// The modules `pid`'s probes are on.
-    pub fn modules_of(&self, pid: u32) -> Vec<crate::module::Module> {
+    pub fn modules_of(&self, pid: u32) -> Vec<crate::process::module::Module> {
         self.attachments
             .iter()
             .filter(|a| a.pid == Some(pid))

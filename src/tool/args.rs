@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::capture::CaptureMode;
 use crate::cli::{ArmArg, CaptureArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
+use crate::engine::capture_mode::CaptureMode;
 use crate::engine::plan::ArmMode;
 use crate::engine::run::TargetSpec;
 use crate::notice;

@@ -14,22 +14,23 @@ use anyhow::{Context, Result};
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::SignalFd;
 
-use crate::capture::{self, Capture, CaptureMode};
+use crate::capture::{self, Capture};
 use crate::cpython::Marker;
 use crate::engine::abi;
+use crate::engine::capture_mode::CaptureMode;
 use crate::engine::codegen::inplace;
 use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::task::traced_map_spec;
 use crate::engine::codegen::within::WithinRecords;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
+use crate::engine::hazard;
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
 use crate::engine::run::{self, Attached, End, Outcome, TargetSpec};
 use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
-use crate::target;
-use crate::target::hazard;
+use crate::process;
 
 /// Settings every tracing tool takes.
 #[derive(Debug, Clone)]
@@ -226,7 +227,7 @@ fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMo
         .and_then(|p| pytap_sys::ptrace::find_program(p));
     let served = program
         .as_deref()
-        .and_then(|path| crate::module::Module::open(path, path).ok())
+        .and_then(|path| crate::process::module::Module::open(path, path).ok())
         .and_then(|m| m.py_version())
         .is_some_and(|v| CaptureMode::InProcess.serves(v.minor_version()));
     if !served {
@@ -364,7 +365,7 @@ pub fn dump_bpf<H: Handler + 'static>(
             anyhow::bail!("{}: a recording runs no programs", path.display())
         }
         TargetSpec::Command(argv) => {
-            let module = target::resolve_command(argv)?;
+            let module = process::resolve_command(argv)?;
             vec![AttachTarget {
                 module: Arc::new(module),
                 pids: Vec::new(),
@@ -373,7 +374,7 @@ pub fn dump_bpf<H: Handler + 'static>(
         TargetSpec::Pids(pids) => {
             let mut targets = Vec::new();
             for &pid in pids {
-                for module in target::discover_process(pid)?.modules {
+                for module in process::discover_process(pid)?.modules {
                     targets.push(AttachTarget {
                         module: Arc::new(module),
                         pids: vec![pid],
@@ -382,7 +383,7 @@ pub fn dump_bpf<H: Handler + 'static>(
             }
             targets
         }
-        TargetSpec::All { binaries } => target::all_modules(binaries)?
+        TargetSpec::All { binaries } => process::all_modules(binaries)?
             .into_iter()
             .map(|(m, _)| AttachTarget {
                 module: Arc::new(m),

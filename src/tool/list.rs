@@ -13,10 +13,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cpython::marker::PROVIDER;
-use crate::module::Module;
 use crate::output::{Align, Table, hex};
-use crate::target::proc::Process;
-use crate::target::{self, PythonProcess};
+use crate::process::module::Module;
+use crate::process::proc::Process;
+use crate::process::{self, PythonProcess};
 
 /// What to list.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn run(request: &ListRequest, json: bool, out: &mut dyn Write) -> Result<()>
         let module = if request.all_providers {
             let m = Module::open(path, path)?;
             if m.all_sites.is_empty() {
-                target::resolve_path(
+                process::resolve_path(
                     path,
                     "/".as_ref(),
                     std::env::var("LD_LIBRARY_PATH").ok().as_deref(),
@@ -98,7 +98,7 @@ pub fn run(request: &ListRequest, json: bool, out: &mut dyn Write) -> Result<()>
                 m
             }
         } else {
-            target::resolve_path(
+            process::resolve_path(
                 path,
                 "/".as_ref(),
                 std::env::var("LD_LIBRARY_PATH").ok().as_deref(),
@@ -107,7 +107,7 @@ pub fn run(request: &ListRequest, json: bool, out: &mut dyn Write) -> Result<()>
         listed.push(describe(&module, None, request.all_providers));
     }
     if let Some(pid) = request.pid {
-        let PythonProcess { process, modules } = target::discover_process(pid)?;
+        let PythonProcess { process, modules } = process::discover_process(pid)?;
         for module in &modules {
             listed.push(describe(module, Some(&process), request.all_providers));
         }

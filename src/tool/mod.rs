@@ -1,5 +1,5 @@
 //! pytap's subcommands. Each tool is a plain function from a validated
-//! request to output; they share target handling ([`crate::target`]),
+//! request to output; they share target handling ([`crate::process`]),
 //! rendering ([`crate::output`]) and, for the tracing tools, the engine.
 
 pub mod args;

@@ -38,9 +38,9 @@ use pytap_sys::ptrace::Options;
 use super::plan::AttachTarget;
 use super::session::Session;
 use crate::error::TargetError;
-use crate::module::Module;
 use crate::notice;
-use crate::target::{self, proc};
+use crate::process::module::Module;
+use crate::process::{self, proc};
 
 /// How processes are followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub fn exec_modules(pid: u32) -> Result<Option<Vec<Module>>, TargetError> {
         .map_err(|e| TargetError::proc_io(pid, "exe", e))?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let ld_path = proc::environ_var(pid, "LD_LIBRARY_PATH");
-    match target::resolve_path(&exe, &root, ld_path.as_deref()) {
+    match process::resolve_path(&exe, &root, ld_path.as_deref()) {
         Ok(module) => Ok(Some(vec![module])),
         Err(TargetError::NotAnInterpreter { .. }) => Ok(None),
         Err(e) => Err(e),
@@ -121,7 +121,7 @@ fn learn_names(session: &Session, pid: u32) {
 
 /// What of process `pid`, about to run `modules` with the session's
 /// function or line markers armed, may give its code names that are not
-/// UTF-8, which CPython's probe code fails on ([`target::hazard`]); `None`
+/// UTF-8, which CPython's probe code fails on ([`engine::hazard`]); `None`
 /// with `--force`, without those markers, or when the in-process capture
 /// serves those modules instead.
 fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<String> {
@@ -129,10 +129,10 @@ fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<Strin
     let armed = modules
         .iter()
         .any(|m| !plan.in_process.iter().any(|p| p.path == m.path));
-    if !plan.guard_names || !target::hazard::arms_affected(&plan.markers) || !armed {
+    if !plan.guard_names || !crate::engine::hazard::arms_affected(&plan.markers) || !armed {
         return None;
     }
-    target::hazard::non_utf8_path(pid)
+    crate::engine::hazard::non_utf8_path(pid)
 }
 
 impl Followed {
@@ -177,7 +177,7 @@ impl Followed {
                 continue;
             }
             resolved.push(pid);
-            for module in target::discover_process(pid)?.modules {
+            for module in process::discover_process(pid)?.modules {
                 by_inode
                     .entry((module.dev, module.inode))
                     .or_insert_with(|| AttachTarget {
@@ -266,7 +266,7 @@ impl Followed {
         if let Ok(Some(modules)) = &modules
             && let Some(what) = unsafe_names(pid, modules, session)
         {
-            notice!("{}", target::hazard::not_traced_message(pid, &what));
+            notice!("{}", crate::engine::hazard::not_traced_message(pid, &what));
             return None;
         }
         match modules {

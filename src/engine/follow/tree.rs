@@ -18,7 +18,7 @@ use super::{Followed, Mode, exe_identity, exe_path, exec_modules, learn_names};
 use crate::engine::plan::AttachTarget;
 use crate::engine::session::Session;
 use crate::notice;
-use crate::target::proc;
+use crate::process::proc;
 
 /// Why a launched command could not be traced.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cpython::marker::PROVIDER;
-use crate::module::Module;
-use crate::target;
+use crate::process;
+use crate::process::module::Module;
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Default)]
@@ -175,11 +175,11 @@ fn numbered(
 pub fn run(request: &ListRequest, out: &mut dyn Write) -> Result<bool> {
     let mut modules = Vec::new();
     if let Some(pid) = request.pid {
-        modules = target::discover_process(pid)?.modules;
+        modules = process::discover_process(pid)?.modules;
     }
     for path in &request.binaries {
-        let found = target::which(path).unwrap_or_else(|| path.clone());
-        modules.push(target::resolve_path(
+        let found = process::which(path).unwrap_or_else(|| path.clone());
+        modules.push(process::resolve_path(
             &found,
             "/".as_ref(),
             std::env::var("LD_LIBRARY_PATH").ok().as_deref(),

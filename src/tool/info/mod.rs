@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use crate::cpython::Marker;
 use crate::cpython::verdict::{self, MarkerVerdict};
-use crate::module::Module;
 use crate::output::{Align, Table};
-use crate::target::proc::Process;
-use crate::target::{self, PythonProcess};
+use crate::process::module::Module;
+use crate::process::proc::Process;
+use crate::process::{self, PythonProcess};
 
 mod scan;
 
@@ -72,11 +72,11 @@ pub fn run(target: &InfoTarget, json: bool, out: &mut dyn Write) -> Result<()> {
         InfoTarget::Scan => return scan::run(json, out),
         InfoTarget::Path(path) => {
             let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
-            let module = target::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
+            let module = process::resolve_path(path, "/".as_ref(), ld_path.as_deref())?;
             vec![describe(&module, None)]
         }
         InfoTarget::Pid(pid) => {
-            let PythonProcess { process, modules } = target::discover_process(*pid)?;
+            let PythonProcess { process, modules } = process::discover_process(*pid)?;
             modules
                 .iter()
                 .map(|m| describe(m, Some(&process)))
@@ -126,7 +126,7 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
 /// Where this module's function events come from by default.
 fn function_events(module: &Module) -> &'static str {
     let version = module.py_version().map(|v| v.minor_version());
-    if version.is_some_and(|v| crate::capture::CaptureMode::Auto.serves(v)) {
+    if version.is_some_and(|v| crate::engine::capture_mode::CaptureMode::Auto.serves(v)) {
         "in-process"
     } else if !module.sites_of(Marker::FunctionEntry).is_empty() {
         "markers"

@@ -22,7 +22,7 @@ use crate::cpython::MarkerClass;
 use crate::cpython::verdict::{self, MarkerVerdict};
 use crate::error::TargetError;
 use crate::output::{Align, Table};
-use crate::target;
+use crate::process;
 
 /// Directories searched for `python3*` besides `PATH`.
 const BIN_DIRS: [&str; 2] = ["/usr/bin", "/usr/local/bin"];
@@ -107,7 +107,7 @@ fn matching(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 fn describe(path: &Path) -> Option<Found> {
     let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
     let shown = path.display().to_string();
-    match target::resolve_path(path, "/".as_ref(), ld_path.as_deref()) {
+    match process::resolve_path(path, "/".as_ref(), ld_path.as_deref()) {
         Ok(module) => Some(Found {
             path: shown,
             markers_in: Some(module.path.display().to_string()),

@@ -17,8 +17,8 @@ use pytap_script::source::SourceMap;
 
 use crate::engine::codegen::script::Bindings;
 use crate::engine::plan::AttachTarget;
-use crate::module::{self, Module};
-use crate::target;
+use crate::process;
+use crate::process::module::{self, Module};
 
 /// A probe's binary as written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,7 +73,7 @@ fn resolve(spec: &Spec) -> Found {
     let Binary::Path(name) = &spec.binary else {
         return Found::Nothing("it names the target".into());
     };
-    let Some(path) = target::which(Path::new(name)) else {
+    let Some(path) = process::which(Path::new(name)) else {
         return Found::Nothing(if name.contains('/') {
             format!("{name} is not an executable file")
         } else {
@@ -91,7 +91,7 @@ fn resolve(spec: &Spec) -> Found {
                 .collect()
         };
         // The library the binary links, if that is the one named.
-        if let Ok(m) = target::resolve_path(&path, Path::new("/"), ld_path.as_deref())
+        if let Ok(m) = process::resolve_path(&path, Path::new("/"), ld_path.as_deref())
             && m.file_name()
                 == Path::new(lib)
                     .file_name()
@@ -102,13 +102,13 @@ fn resolve(spec: &Spec) -> Found {
         return match candidates.iter().find(|c| c.is_file()) {
             Some(c) => match Module::open(c, c) {
                 Ok(m) if m.has_python_markers() => Found::Module(Box::new(m)),
-                Ok(m) => Found::Nothing(target::no_markers_error(&m).to_string()),
+                Ok(m) => Found::Nothing(process::no_markers_error(&m).to_string()),
                 Err(e) => Found::Nothing(e.to_string()),
             },
             None => Found::Nothing(format!("no library {lib} found")),
         };
     }
-    match target::resolve_path(&path, Path::new("/"), ld_path.as_deref()) {
+    match process::resolve_path(&path, Path::new("/"), ld_path.as_deref()) {
         Ok(m) => Found::Module(Box::new(m)),
         Err(e) => Found::Nothing(format!("{}: {e}", module::display(&path))),
     }

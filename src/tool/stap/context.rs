@@ -62,7 +62,7 @@ impl Context for OwnContext {
             .unwrap_or(0)
     }
     fn uid(&self) -> i64 {
-        crate::target::proc::effective_uid().map_or(0, i64::from)
+        crate::process::proc::effective_uid().map_or(0, i64::from)
     }
     fn cpu(&self) -> i64 {
         0
@@ -126,7 +126,7 @@ impl Context for RecordContext<'_> {
         i64::from(self.tid)
     }
     fn ppid(&self) -> i64 {
-        crate::target::proc::ids_of(self.pid).map_or(0, |(_, pp)| i64::from(pp))
+        crate::process::proc::ids_of(self.pid).map_or(0, |(_, pp)| i64::from(pp))
     }
     fn uid(&self) -> i64 {
         0

@@ -28,12 +28,12 @@ use pytap_script::ir::PointKind;
 use crate::capture::Capture;
 use crate::cpython::Marker;
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
+use crate::engine::hazard;
 use crate::engine::plan::{AttachTarget, Plan};
 use crate::engine::run::{self, End, TargetSpec};
 use crate::engine::session::Session;
 use crate::error::ExitCode;
 use crate::notice;
-use crate::target::hazard;
 use crate::tool::common::{self, StreamOptions};
 use compile::{Compiled, Sources};
 
@@ -253,13 +253,13 @@ fn frame_warnings(compiled: &Compiled, session: &Session) {
         if target.module.entry_frame().flatten().is_none() {
             notice!(
                 "{}{}: function markers pass 3 arguments, and pytap does not know where this build keeps the frame: $arg4 (frameptr) is 0",
-                crate::module::display(&target.module.path),
+                crate::process::module::display(&target.module.path),
                 target.module.version_suffix()
             );
         } else {
             notice!(
                 "{}{}: function__return passes 3 arguments: $arg4 (frameptr) is the frame at function__entry only, and 0 at returns",
-                crate::module::display(&target.module.path),
+                crate::process::module::display(&target.module.path),
                 target.module.version_suffix()
             );
         }

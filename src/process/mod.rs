@@ -6,15 +6,15 @@
 //!   markers, the executable or a libpython, embedded interpreters included,
 //!   each opened through `/proc/PID/root` so containers work.
 
-pub mod hazard;
 pub mod libsearch;
+pub mod module;
 pub mod proc;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::error::TargetError;
-use crate::module::Module;
+use crate::process::module::Module;
 use proc::Process;
 
 /// The module with python markers a command will run, found without

@@ -209,7 +209,7 @@ pub fn check(
     markers: &BTreeSet<Marker>,
     strict: bool,
     force: bool,
-    capture: crate::capture::CaptureMode,
+    capture: crate::engine::capture_mode::CaptureMode,
 ) -> Result<BTreeSet<Marker>> {
     if force || !arms_affected(markers) {
         return Ok(markers.clone());
