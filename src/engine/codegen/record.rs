@@ -683,3 +683,6 @@ pub fn read_path(b: &mut ProgramBuilder, ptr: Reg) {
     b.stx(Size::W, Reg::R6, off::FN_FILENAME_RET as i16, Reg::R0);
     b.bind(done);
 }
+
+#[cfg(test)]
+mod tests;
