@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 use pytap_ebpf::{JmpOp, Label, ProgramBuilder, Reg, Size, disassemble_with};
 
-use super::{FullRecords, Parts, RecordMaps, emit_fixed_only, emit_packed, emit_packed_filtered};
-use super::{RecordFilter, emit_packed_parts};
+use super::{Body, FullRecords, Parts, Record, RecordFilter, RecordMaps};
 use crate::cpython::Marker;
 use crate::engine::abi::{self, EventKind, off};
 use crate::engine::codegen::named::{self, NamedMaps};
@@ -135,14 +134,19 @@ fn flag_only(b: &mut ProgramBuilder, _: &Env, _: Label) -> bool {
 
 fn packed(rings: bool, kind: EventKind) -> String {
     let plan = plan(rings);
-    program(&plan, |b, env| emit_packed(b, env, plan.maps, kind))
+    program(&plan, |b, env| Record::packed(env, plan.maps, kind).emit(b))
 }
 
 fn filtered(rings: bool, filter: RecordFilter<'_>) -> String {
     let plan = plan(rings);
     let kind = EventKind::FunctionReturn;
     program(&plan, |b, env| {
-        emit_packed_filtered(b, env, plan.maps, kind, Some(filter));
+        let record = Record::packed(env, plan.maps, kind);
+        Record {
+            filter: Some(filter),
+            ..record
+        }
+        .emit(b);
     })
 }
 
@@ -150,7 +154,12 @@ fn parts(rings: bool, parts: Parts) -> String {
     let plan = plan(rings);
     let kind = EventKind::FunctionEntry;
     program(&plan, |b, env| {
-        emit_packed_parts(b, env, plan.maps, kind, None, parts, None);
+        let body = Body::Packed(parts);
+        Record {
+            body,
+            ..Record::packed(env, plan.maps, kind)
+        }
+        .emit(b);
     })
 }
 
@@ -158,15 +167,18 @@ fn fixed_only(rings: bool) -> String {
     let plan = plan(rings);
     let kind = EventKind::FunctionReturn;
     program(&plan, |b, env| {
-        emit_fixed_only(b, env, plan.maps, kind, abi::FLAG_LEAN);
+        Record::fixed(env, plan.maps, kind, abi::FLAG_LEAN).emit(b);
     })
 }
 
 fn named(rings: bool, kind: EventKind, filter: Option<RecordFilter<'_>>) -> String {
     let plan = plan(rings);
     program(&plan, |b, env| {
-        named::emit_function(b, env, plan.maps, plan.named, kind, true, filter)
-            .expect("named function record");
+        let record = Record {
+            filter,
+            ..Record::packed(env, plan.maps, kind)
+        };
+        named::emit_function(b, record, plan.named, true).expect("named function record");
     })
 }
 
