@@ -6,10 +6,8 @@
 //! this CPU's ring region, or reserved in the shared ring buffer) and the
 //! [`Body`] (a packed record, or its fixed part only).
 //!
-//! Records are submitted with `BPF_RB_NO_WAKEUP`: the consumer polls on a
-//! timer instead of being woken per event, which is most of the cost of a
-//! naive ring buffer. A record that finds no room is counted in the
-//! per-CPU `COUNTER_LOST` slot, never dropped silently.
+//! A record that finds no room is counted in the per-CPU `COUNTER_LOST`
+//! slot, never dropped silently.
 
 use std::fmt;
 

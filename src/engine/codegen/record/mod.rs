@@ -12,6 +12,10 @@
 //! the worst case in the ring buffer and packs there instead. Both go
 //! through one emitter ([`emit`]); the strings they read are [`strings`]'.
 //!
+//! Records are submitted with `BPF_RB_NO_WAKEUP` ([`submit`]): the consumer
+//! polls on a timer instead of being woken per event, which is most of the
+//! cost of a naive ring buffer.
+//!
 //! Reserved ring-buffer memory is not zeroed, so every field a decoder may
 //! read is written on every path, or its validity follows from a field
 //! that is (a tuple's size says which item slots were filled).
