@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 
-use super::record::{self, RecordMaps, emit_packed};
+use super::record::{Record, RecordMaps};
 use super::{CodegenError, Env, Handler, emit_count};
 use crate::cpython::Marker;
 use crate::engine::abi::KindMarker;
@@ -118,7 +118,7 @@ fn emit_counted(
     b.bind(known);
     if lean {
         // `calls` counts from the records; the map only tells known keys.
-        record::emit_fixed_only(b, env, maps, kind, abi::FLAG_LEAN);
+        Record::fixed(env, maps, kind, abi::FLAG_LEAN).emit(b);
     } else {
         b.mov64_imm(Reg::R1, 1);
         b.atomic_add(Size::DW, Reg::R0, 0, Reg::R1);
@@ -148,6 +148,6 @@ fn emit_counted(
         b.mov64_imm(Reg::R0, 0).exit();
     }
     b.bind(stream);
-    emit_packed(b, env, maps, kind);
+    Record::packed(env, maps, kind).emit(b);
     Ok(())
 }

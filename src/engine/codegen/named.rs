@@ -60,7 +60,7 @@
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size, StackSlot};
 
-use super::record::{self, InPlace, RecordFilter, RecordMaps, Remember};
+use super::record::{Destination, InPlace, Record, Remember};
 use super::{CodegenError, Env, MapKind, MapSpec, MapTable, emit_count};
 use crate::engine::abi::{self, EventKind, SENT_SLOTS, SentSlot, off, ring};
 
@@ -88,60 +88,47 @@ impl NamedMaps {
     }
 }
 
-/// A function record of `kind` (r7, r8, r9: the marker's arguments)
-/// through the names already sent: an entry whole, its pointers remembered
-/// in this CPU's slot; a return or line lean when the slot of its pointers
-/// says this process sent them in this epoch, else whole and remembered.
-/// `filter` is applied to whole records as [`record::emit_packed_filtered`]
-/// applies it, and must not drop any (a frame's start must reach the ring
-/// buffer, or raise the epoch as a lost one does). `entries` says whether
-/// the program streams `function__entry` too: without entries nothing is
-/// sent lean (the argument above needs every frame's start read whole).
+/// A function record (`record`, whole; r7, r8, r9: the marker's
+/// arguments) through the names already sent: an entry whole, its pointers
+/// remembered in this CPU's slot; a return or line lean when the slot of
+/// its pointers says this process sent them in this epoch, else whole and
+/// remembered. The record's filter is applied to whole records, and must
+/// not drop any (a frame's start must reach the ring buffer, or raise the
+/// epoch as a lost one does). `entries` says whether the program streams
+/// `function__entry` too: without entries nothing is sent lean (the
+/// argument above needs every frame's start read whole).
 pub fn emit_function(
     b: &mut ProgramBuilder,
-    env: &Env,
-    maps: RecordMaps,
+    record: Record<'_>,
     named: NamedMaps,
-    kind: EventKind,
     entries: bool,
-    filter: Option<RecordFilter<'_>>,
 ) -> Result<(), CodegenError> {
-    let remember = Remember { epoch: named.epoch };
-    if let (Some(rings), Some(slot)) = (maps.rings, env.slots.ring) {
-        let held = InPlace { rings, slot };
-        return emit_function_in_place(b, env, maps, remember, held, kind, entries, filter);
+    let record = Record {
+        remember: Some(Remember { epoch: named.epoch }),
+        ..record
+    };
+    match record.ring() {
+        Some(held) => emit_function_in_place(b, record, named, held, entries),
+        None => {
+            // Without the rings (none of the tools' plans) nothing goes lean.
+            record.emit_to(b, Destination::Reserved);
+            Ok(())
+        }
     }
-    // Without the rings (none of the tools' plans) nothing goes lean.
-    record::emit_packed_parts(
-        b,
-        env,
-        maps,
-        kind,
-        filter,
-        record::Parts::Whole,
-        Some(remember),
-    );
-    Ok(())
 }
 
 /// [`emit_function`] with this CPU's ring written in place: the check, the
 /// lean record and the whole one all under the ring's busy count, taken
 /// once.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the record emission's settings, passed apart until one emitter takes them (#25)"
-)]
 fn emit_function_in_place(
     b: &mut ProgramBuilder,
-    env: &Env,
-    maps: RecordMaps,
-    remember: Remember,
+    record: Record<'_>,
+    named: NamedMaps,
     held: InPlace,
-    kind: EventKind,
     entries: bool,
-    filter: Option<RecordFilter<'_>>,
 ) -> Result<(), CodegenError> {
-    let firing = match kind != EventKind::FunctionEntry && entries {
+    let env = record.env;
+    let firing = match record.kind != EventKind::FunctionEntry && entries {
         true => Some(b.alloc_stack(16, 8)?),
         false => None,
     };
@@ -149,16 +136,16 @@ fn emit_function_in_place(
         let Some(firing) = firing else { return };
         let whole = b.new_label();
         b.comment("sent before? this CPU's slot, under its ring's busy count");
-        emit_sent_before(b, env, remember.epoch, firing, whole);
+        emit_sent_before(b, env, named.epoch, firing, whole);
         b.comment("named by the latest full record with these pointers");
-        let flag = abi::FLAG_NAMED_BEFORE;
-        record::emit_fixed_held(b, env, maps, held, kind, flag, Some(firing.off));
+        let lean = Record {
+            pid_tgid: Some(firing.off),
+            ..Record::fixed(env, record.maps, record.kind, abi::FLAG_NAMED_BEFORE)
+        };
+        lean.emit_to(b, Destination::InPlace(held));
         b.bind(whole);
     };
-    let whole = record::Parts::Whole;
-    let remember = Some(remember);
-    let first: Option<&dyn Fn(&mut ProgramBuilder)> = Some(&lean_if_sent);
-    record::emit_packed_taken(b, env, maps, held, kind, filter, whole, remember, first);
+    record.emit_taken(b, held, Some(&lean_if_sent));
     Ok(())
 }
 

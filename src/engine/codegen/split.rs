@@ -10,7 +10,7 @@
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 
-use super::record::{Parts, RecordMaps, emit_packed_parts};
+use super::record::{Body, Parts, Record, RecordMaps};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec, MapTable};
 use crate::cpython::Marker;
 use crate::engine::abi::KindMarker;
@@ -76,7 +76,9 @@ impl Handler for SplitProbe {
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         match self {
             SplitProbe::Parts { maps, parts } => {
-                emit_packed_parts(b, env, *maps, EventKind::of(marker), None, *parts, None);
+                let record = Record::packed(env, *maps, EventKind::of(marker));
+                let body = Body::Packed(*parts);
+                Record { body, ..record }.emit(b);
                 Ok(())
             }
             SplitProbe::KernelTiming(probe) => probe.emit(marker, b, env),

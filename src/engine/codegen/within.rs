@@ -19,7 +19,7 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size}
 
 use super::creation;
 use super::named::{self, NamedMaps};
-use super::record::{FullRecords, RecordMaps, emit_packed, emit_packed_filtered};
+use super::record::{FullRecords, Record, RecordMaps};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
 use crate::engine::abi::KindMarker;
@@ -113,10 +113,11 @@ impl Handler for WithinRecords {
             .named
             .filter(|_| self.within.is_none() && kind.is_function());
         let entries = self.markers.contains(&Marker::FunctionEntry);
+        let record = Record::packed(env, self.maps, kind);
         if creation.is_none() && within.is_none() {
             match named {
-                Some(named) => named::emit_function(b, env, self.maps, named, kind, entries, None)?,
-                None => emit_packed(b, env, self.maps, kind),
+                Some(named) => named::emit_function(b, record, named, entries)?,
+                None => record.emit(b),
             }
             return Ok(());
         }
@@ -131,15 +132,17 @@ impl Handler for WithinRecords {
                 creation::emit_flag(b, frame, scratch.off, within.map(|_| drop));
             }
             if let (Some((within, entry)), Some(tid)) = (within, tid) {
-                emit_inside_check(b, env, within.inside, &within.name, entry, tid.off, drop);
+                emit_inside_check(b, env, within, entry, tid.off, drop);
             }
             within.is_some()
         };
+        let record = Record {
+            filter: Some(&filter),
+            ..record
+        };
         match named {
-            Some(named) => {
-                named::emit_function(b, env, self.maps, named, kind, entries, Some(&filter))?
-            }
-            None => emit_packed_filtered(b, env, self.maps, kind, Some(&filter)),
+            Some(named) => named::emit_function(b, record, named, entries)?,
+            None => record.emit(b),
         }
         Ok(())
     }
@@ -151,13 +154,13 @@ impl Handler for WithinRecords {
 fn emit_inside_check(
     b: &mut ProgramBuilder,
     env: &Env,
-    inside: MapRef,
-    name: &[u8],
+    within: &Within,
     entry: bool,
     tid: i16,
     drop: Label,
 ) {
     let (nomatch, have, found, keep) = (b.new_label(), b.new_label(), b.new_label(), b.new_label());
+    let (inside, name) = (within.inside, &within.name);
     b.comment("r8 = (funcname == FUNC)");
     b.mov64_reg(Reg::R1, Reg::R6)
         .add64_imm(Reg::R1, off::FN_FILENAME as i32)
