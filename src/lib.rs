@@ -21,4 +21,5 @@ pub mod model;
 pub mod output;
 pub mod process;
 pub mod recording;
+pub mod runner;
 pub mod tool;

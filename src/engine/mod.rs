@@ -18,13 +18,13 @@
 pub mod abi;
 pub mod capture_mode;
 pub mod codegen;
+pub mod consumer;
 pub mod decode;
 pub mod follow;
 pub mod hazard;
 pub mod names;
 pub mod plan;
 pub mod recover;
-pub mod run;
 pub mod script_record;
 pub mod session;
 pub mod source;

@@ -1,6 +1,6 @@
 //! Where a consumer's events come from, and what it can learn about them
 //! beyond their records: a live [`Session`] or a replayed recording
-//! ([`crate::recording::replay`]). The tools are written against
+//! ([`crate::runner::replay`]). The tools are written against
 //! [`Source`], so `-i FILE` runs the same consumers as a live run.
 
 use std::cell::Ref;

@@ -5,7 +5,6 @@
 
 pub mod format;
 pub mod read;
-pub mod replay;
 pub mod write;
 
 pub use format::StringTable;

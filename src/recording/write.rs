@@ -15,9 +15,9 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::format::{self, Meta, TAG_EVENT, TAG_META, TAG_NAME, TAG_STRING};
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
-use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 
 /// Writes a recording.

@@ -14,11 +14,11 @@ use crate::cli::{ArmArg, CaptureArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
 use crate::engine::capture_mode::CaptureMode;
 use crate::engine::plan::ArmMode;
-use crate::engine::run::TargetSpec;
 use crate::notice;
 use crate::output::event::Format;
 use crate::output::sink::{Sink, SinkKind};
-use crate::tool::common::{AttachOptions, StreamOptions};
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::{AttachOptions, StreamOptions};
 
 /// Target, attach settings and duration of a streaming tool writing to `sink`.
 pub fn stream_options(

@@ -9,14 +9,14 @@ use anyhow::{Result, bail};
 use glob::Pattern;
 
 use crate::cpython::Marker;
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event};
-use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::event::{Clock, EventWriter, Format, PendingHeader, Strings, args_repr};
 use crate::output::{escape, fit};
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::tool_run::{self, StreamOptions};
 
 /// A `pytap audit` run.
 #[derive(Debug, Clone)]
@@ -116,13 +116,13 @@ impl Consumer for AuditView<'_> {
 /// Runs `pytap audit`.
 pub fn run(request: &AuditRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::Audit].into();
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict: true,
             tick: None,
-            make_handler: &mut common::full_records(&markers),
+            make_handler: &mut tool_run::full_records(&markers),
         },
         out,
         |out| AuditView {

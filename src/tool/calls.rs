@@ -19,8 +19,8 @@ use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::count::{LeanCalls, count_map_spec};
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::Event;
-use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::model::label;
@@ -31,7 +31,7 @@ use crate::output::event::{Format, json_str};
 use crate::output::fit;
 use crate::output::hist::Log2Hist;
 use crate::output::quantile::Quantiles;
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::names::FuncNames;
 
 /// Sort columns of `pytap calls`.
@@ -317,8 +317,8 @@ pub fn run(request: &CallsRequest, out: &mut dyn Write) -> Result<ExitCode> {
         counts: maps.add(count_map_spec(request.max_functions)),
         markers: markers.clone(),
     };
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict: true,
@@ -418,7 +418,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["b", "a"]);
         let request = CallsRequest {
-            stream: StreamOptions::new(crate::engine::run::TargetSpec::Pids(vec![])),
+            stream: StreamOptions::new(crate::runner::live::TargetSpec::Pids(vec![])),
             format: Format::Jsonl,
             sort: CallsSort::Name,
             limit: 0,

@@ -20,7 +20,7 @@ use crate::model::timeline::{Timeline, TimelineStats};
 use crate::notice;
 use crate::recording::format::Meta;
 use crate::recording::read::Reader;
-use crate::recording::replay;
+use crate::runner::replay;
 
 /// How an export is drawn.
 #[derive(Debug, Clone, Copy, Default)]

@@ -13,15 +13,15 @@ use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::within::{self, Within, WithinRecords};
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::Event;
-use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::model::stack::{self, FuncId, Returned, Stacks};
 use crate::notice;
 use crate::output::escape;
 use crate::output::event::{Format, Strings};
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::tool_run::{self, StreamOptions};
 
 pub use crate::tool::filter::FuncFilter;
 
@@ -365,8 +365,8 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
         flag_creations: true,
         named: kernel_within.is_none().then(|| NamedMaps::add_to(maps)),
     };
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict: true,

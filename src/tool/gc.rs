@@ -8,14 +8,14 @@ use std::io::{self, Write};
 use anyhow::Result;
 
 use crate::cpython::Marker;
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event};
-use crate::engine::run::Consumer;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::model::stack::{Returned, Stacks};
 use crate::output::event::{Clock, Format, PendingHeader};
 use crate::output::hist::Log2Hist;
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::tool_run::{self, StreamOptions};
 
 /// A `pytap gc` run.
 #[derive(Debug, Clone)]
@@ -236,13 +236,13 @@ pub fn write_summary(
 /// Runs `pytap gc`.
 pub fn run(request: &GcRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let markers: BTreeSet<Marker> = [Marker::GcStart, Marker::GcDone].into();
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict: true,
             tick: None,
-            make_handler: &mut common::full_records(&markers),
+            make_handler: &mut tool_run::full_records(&markers),
         },
         out,
         |out| GcView {

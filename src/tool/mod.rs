@@ -5,7 +5,6 @@
 pub mod args;
 pub mod audit;
 pub mod calls;
-pub mod common;
 pub mod dtrace;
 pub mod export;
 pub mod filter;

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use pytap_sys::process::ExitStatus;
 
 use crate::cpython::Marker;
+use crate::engine::consumer::{Consumer, End};
 use crate::engine::decode::Event;
-use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::export::ExportFormat;
@@ -19,7 +19,8 @@ use crate::output::replace::OutputFile;
 use crate::output::sink::Blocks;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::export::{self, Style};
 
 /// A `pytap record` run.
@@ -125,14 +126,14 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             "record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export"
         );
     }
-    let (markers, strict) = common::asked_or_all(&request.markers);
+    let (markers, strict) = tool_run::asked_or_all(&request.markers);
     // 3.15's generator creations flagged as `flow`'s probes flag them, so
     // every view replays them as it shows them live.
-    let mut make_handler = common::records_flagging_creations(&markers, true);
+    let mut make_handler = tool_run::records_flagging_creations(&markers, true);
 
     if request.stream.attach.dump_bpf {
         let mut stdout = std::io::stdout();
-        return common::dump_bpf(
+        return tool_run::dump_bpf(
             &request.stream,
             &markers,
             strict,
@@ -161,8 +162,8 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     let recorder =
         Recorder::new(file.blocks()?, &start).with_context(|| path.display().to_string())?;
     let mut placed = Placed { recorder, file };
-    let (outcome, summary) = common::stream_with(
-        common::ToolRun {
+    let (outcome, summary) = tool_run::stream_with(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict,
@@ -226,5 +227,5 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             }
         }
     }
-    Ok(common::exit_code(&outcome))
+    Ok(tool_run::exit_code(&outcome))
 }

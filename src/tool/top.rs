@@ -14,8 +14,8 @@ use crate::cpython::Marker;
 use crate::engine::abi::CallKey;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::count::{COUNT_MAP, CountCalls, count_map_spec};
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::Event;
-use crate::engine::run::Consumer;
 use crate::engine::session::Session;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
@@ -23,7 +23,7 @@ use crate::notice;
 use crate::output::escape;
 use crate::output::event::{Format, json_str};
 use crate::output::fit;
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::names::FuncNames;
 
 /// A `pytap top` run.
@@ -400,8 +400,8 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
     if request.live && !request.stream.attach.dump_bpf {
         return crate::tool::top_live::run(request, &markers, &mut make_handler);
     }
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict: true,

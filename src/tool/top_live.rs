@@ -43,15 +43,16 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table};
 
 use crate::cpython::Marker;
 use crate::engine::codegen::Handler;
+use crate::engine::consumer::{Consumer, End};
 use crate::engine::decode::Event;
-use crate::engine::run::{Consumer, End, TargetSpec};
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::notice;
 use crate::output::escape;
 use crate::output::event::Format;
 use crate::output::notice;
-use crate::tool::common::{self, MakeHandler, ToolRun};
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::{self, MakeHandler, ToolRun};
 use crate::tool::names::FuncNames;
 use crate::tool::top::{Deltas, InProcessCounts, Row, TopRequest, write_view_fitted};
 
@@ -403,7 +404,7 @@ pub fn run<H: Handler + 'static>(
         captured,
         last: None,
     };
-    let outcome = common::stream_with(
+    let outcome = tool_run::stream_with(
         ToolRun {
             stream: &stream,
             markers,
@@ -452,7 +453,7 @@ pub fn run<H: Handler + 'static>(
             relay(&pty, pid, &keys_fd)?;
         }
     }
-    Ok(common::exit_code(&outcome))
+    Ok(tool_run::exit_code(&outcome))
 }
 
 /// Closes the command's terminal (a hang-up for it) and reaps it within a
@@ -477,7 +478,7 @@ fn relay(pty: &Pty, pid: u32, keys: &OwnedFd) -> Result<()> {
     const KEYS: u64 = 2;
     const SIGNALS: u64 = 3;
     const EXIT: u64 = 4;
-    let signals = common::signals()?;
+    let signals = tool_run::signals()?;
     let exited = pytap_sys::process::pidfd_open(pid)?;
     let poller = Poller::new()?;
     poller.add(pty.master.as_raw_fd(), MASTER)?;

@@ -10,14 +10,14 @@ use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
 use crate::engine::codegen::split::{Split, SplitProbe};
 use crate::engine::codegen::{EmptyProbe, Handler};
+use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event};
-use crate::engine::run::Consumer;
-use crate::engine::run::TargetSpec;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::model::stack::{self, Frame, Stacks};
 use crate::output::event::{EventWriter, Format, PendingHeader, Strings};
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::{self, StreamOptions};
 
 /// A `pytap trace` run.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ impl Consumer for Stream<'_> {
 
 /// Runs `pytap trace`, writing events to `out` and the summary to stderr.
 pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    let (markers, strict) = common::asked_or_all(&request.markers);
+    let (markers, strict) = tool_run::asked_or_all(&request.markers);
     // The benchmark's probes: the same sites with programs that do
     // nothing, or part of trace's work (`--dump-bpf` shows them). Nothing
     // is written, so no events is not a failure.
@@ -136,7 +136,7 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
             anyhow::bail!("--stacks adds the stack to JSON Lines: use it with --format jsonl");
         }
         let recorded = match &request.stream.target {
-            TargetSpec::Recording(path) => crate::recording::replay::markers_of(path)?,
+            TargetSpec::Recording(path) => crate::runner::replay::markers_of(path)?,
             _ => None,
         };
         for m in [Marker::FunctionEntry, Marker::FunctionReturn] {
@@ -149,9 +149,9 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }
     // With --stacks, 3.15's generator creations open no frame.
-    let mut make_handler = common::records_flagging_creations(&markers, request.stacks);
-    common::run_tool(
-        common::ToolRun {
+    let mut make_handler = tool_run::records_flagging_creations(&markers, request.stacks);
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers: &markers,
             strict,
@@ -179,10 +179,10 @@ fn run_benchmark_probe<H: Handler + 'static>(
     markers: &BTreeSet<Marker>,
     strict: bool,
     out: &mut dyn Write,
-    make_handler: &mut common::MakeHandler<'_, H>,
+    make_handler: &mut tool_run::MakeHandler<'_, H>,
 ) -> Result<()> {
-    common::run_tool(
-        common::ToolRun {
+    tool_run::run_tool(
+        tool_run::ToolRun {
             stream: &request.stream,
             markers,
             strict,
@@ -190,7 +190,7 @@ fn run_benchmark_probe<H: Handler + 'static>(
             make_handler,
         },
         out,
-        |_| common::Discard,
+        |_| tool_run::Discard,
         |_| Ok(()),
     )?;
     Ok(())

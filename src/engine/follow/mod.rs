@@ -300,7 +300,7 @@ impl Followed {
     }
 
     /// A kernel exec event for `pid` (pid mode: after the fact).
-    pub fn exec_event(&mut self, pid: u32, session: &mut Session) -> Option<super::run::End> {
+    pub fn exec_event(&mut self, pid: u32, session: &mut Session) -> Option<super::consumer::End> {
         if self.mode != Mode::Pids {
             return None;
         }
@@ -318,7 +318,7 @@ impl Followed {
         }
         session.unwatch_process(pid);
         if self.all_exited() {
-            return Some(super::run::End::Exec {
+            return Some(super::consumer::End::Exec {
                 pid,
                 exe: not_python,
             });
@@ -331,7 +331,7 @@ impl Followed {
 
     /// Pid mode without the kernel's exec events: looks at each process's
     /// executable every [`EXEC_CHECK_INTERVAL`].
-    pub fn poll_execs(&mut self, session: &mut Session) -> Option<super::run::End> {
+    pub fn poll_execs(&mut self, session: &mut Session) -> Option<super::consumer::End> {
         if self.mode != Mode::Pids || Instant::now() < self.next_exec_check {
             return None;
         }

@@ -19,9 +19,9 @@ use pytap_script::dtrace::aggprint;
 use pytap_script::interp::{Interp, RunError, World};
 use pytap_script::ir::Program;
 
-use crate::engine::run::TargetSpec;
 use crate::error::ExitCode;
-use crate::tool::common::StreamOptions;
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::StreamOptions;
 use crate::tool::stap::{self, StapRequest, compile::Sources};
 
 /// A `pytap dtrace` run.

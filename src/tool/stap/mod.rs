@@ -28,13 +28,14 @@ use pytap_script::ir::PointKind;
 use crate::capture::Capture;
 use crate::cpython::Marker;
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
+use crate::engine::consumer::End;
 use crate::engine::hazard;
 use crate::engine::plan::{AttachTarget, Plan};
-use crate::engine::run::{self, End, TargetSpec};
 use crate::engine::session::Session;
 use crate::error::ExitCode;
 use crate::notice;
-use crate::tool::common::{self, StreamOptions};
+use crate::runner::live::{self as run, TargetSpec};
+use crate::runner::tool_run::{self, StreamOptions};
 use compile::{Compiled, Sources};
 
 /// A `pytap stap` run.
@@ -140,13 +141,13 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         let mut make = |maps: &mut _, record, targets: &[AttachTarget]| {
             script.handler(maps, record, targets).0
         };
-        return common::dump_bpf(&stream, &markers, true, &mut make, out);
+        return tool_run::dump_bpf(&stream, &markers, true, &mut make, out);
     }
 
-    let signals = common::signals()?;
+    let signals = tool_run::signals()?;
     let mut runtime = runtime::Runtime::new(compiled.clone(), out);
     let traced = !matches!(stream.target, TargetSpec::All { .. });
-    let (mode, mut capture) = common::capture_for(&stream, &markers)?;
+    let (mode, mut capture) = tool_run::capture_for(&stream, &markers)?;
     let env = capture
         .as_ref()
         .map(Capture::launch_env)
@@ -158,8 +159,8 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         signals: &signals,
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
-        common::check_capture(&stream, &markers, mode, &targets)?;
-        common::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
+        tool_run::check_capture(&stream, &markers, mode, &targets)?;
+        tool_run::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force, mode)?;
         runtime.target = if traced {
             targets
@@ -170,7 +171,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         } else {
             0
         };
-        let (mut maps, record) = common::standard_maps(stream.attach.buffer_bytes, traced, false);
+        let (mut maps, record) = tool_run::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
         let mut plan = Plan::new(
             targets,
@@ -221,7 +222,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         attached.session.detach();
         return Ok(ExitCode::Error);
     }
-    common::report(&attached, &outcome, &runtime);
+    tool_run::report(&attached, &outcome, &runtime);
     runtime.report(&attached.session);
     runtime.flush_out()?;
     Ok(ExitCode::Ok)

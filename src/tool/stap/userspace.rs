@@ -14,9 +14,9 @@ use pytap_sys::signal::SIGCHLD;
 use super::StapRequest;
 use super::compile::Compiled;
 use super::runtime::Runtime;
-use crate::engine::run::TargetSpec;
 use crate::error::ExitCode;
-use crate::tool::common;
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run;
 
 const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_PID: u64 = 2;
@@ -30,7 +30,7 @@ pub fn run(compiled: Compiled, request: &StapRequest, out: &mut dyn Write) -> Re
         )?;
         return Ok(ExitCode::Ok);
     }
-    let signals = common::signals()?;
+    let signals = tool_run::signals()?;
     let mut rt = Runtime::new(compiled, out);
     let mut child = None;
     let pidfd = match &request.target {

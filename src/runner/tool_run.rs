@@ -24,13 +24,14 @@ use crate::engine::codegen::record::{FullRecords, RecordMaps};
 use crate::engine::codegen::task::traced_map_spec;
 use crate::engine::codegen::within::WithinRecords;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
+use crate::engine::consumer::{Consumer, End};
 use crate::engine::hazard;
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
-use crate::engine::run::{self, Attached, End, Outcome, TargetSpec};
 use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
 use crate::process;
+use crate::runner::live::{self as run, Attached, Outcome, TargetSpec};
 
 /// Settings every tracing tool takes.
 #[derive(Debug, Clone)]
@@ -492,7 +493,7 @@ pub struct ToolRun<'a, H> {
     /// Whether a marker a target lacks is an error (the tool or the user
     /// named it).
     pub strict: bool,
-    /// Call [`run::Consumer::tick`] this often.
+    /// Call [`Consumer::tick`] this often.
     pub tick: Option<Duration>,
     /// What the probes do.
     pub make_handler: &'a mut MakeHandler<'a, H>,
@@ -514,7 +515,7 @@ impl<H> std::fmt::Debug for ToolRun<'_, H> {
 /// the tool's handler, feed every event to the consumer until the target
 /// exits, a stop signal arrives or the duration elapses, report on stderr,
 /// and hand the consumer to `finish` (summaries, flushing).
-pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
+pub fn run_tool<'o, H: Handler + 'static, C: Consumer>(
     tool: ToolRun<'_, H>,
     out: &'o mut dyn Write,
     make_consumer: impl FnOnce(&'o mut dyn Write) -> C,
@@ -531,7 +532,7 @@ pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
     }
     if let TargetSpec::Recording(path) = &tool.stream.target {
         // A bad recording is one line, before the view says anything.
-        drop(crate::recording::replay::open(path)?);
+        drop(crate::runner::replay::open(path)?);
     }
     let mut consumer = make_consumer(out);
     let (outcome, summary) = stream_with(tool, &mut consumer, None)?;
@@ -552,12 +553,12 @@ pub fn run_tool<'o, H: Handler + 'static, C: run::Consumer>(
 /// to print after its last output). `keys`: a live view's terminal.
 pub fn stream_with<H: Handler + 'static>(
     tool: ToolRun<'_, H>,
-    consumer: &mut dyn run::Consumer,
+    consumer: &mut dyn Consumer,
     keys: Option<Arc<OwnedFd>>,
 ) -> Result<(Outcome, Vec<String>)> {
     if let TargetSpec::Recording(path) = &tool.stream.target {
         let outcome =
-            crate::recording::replay::run(path, consumer, tool.markers, tool.strict, tool.tick)?;
+            crate::runner::replay::run(path, consumer, tool.markers, tool.strict, tool.tick)?;
         let summary = crate::output::notice::collect(|| report_replay(path, &outcome, consumer));
         return Ok((outcome, summary));
     }
@@ -596,7 +597,7 @@ pub fn stream_with<H: Handler + 'static>(
 #[derive(Debug)]
 pub struct Discard;
 
-impl run::Consumer for Discard {
+impl Consumer for Discard {
     fn event(
         &mut self,
         _: &crate::engine::decode::Event<'_>,
@@ -612,7 +613,7 @@ pub fn signals() -> Result<SignalFd> {
 }
 
 /// The end-of-run report, on stderr: why it ended, events seen and lost.
-pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consumer) {
+pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn Consumer) {
     let followed = &attached.followed;
     match &outcome.end {
         End::Exited {
@@ -674,7 +675,7 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn run::Consum
 }
 
 /// The end-of-replay report, on stderr.
-pub fn report_replay(path: &std::path::Path, outcome: &Outcome, consumer: &dyn run::Consumer) {
+pub fn report_replay(path: &std::path::Path, outcome: &Outcome, consumer: &dyn Consumer) {
     let mut line = format!(
         "{} replayed from {} in {:.3} s",
         consumer.describe(outcome.events),

@@ -14,17 +14,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use pytap_sys::process::ExitStatus;
 
-use super::format::Meta;
-use super::read::Reader;
 use crate::cpython::Marker;
 use crate::cpython::objects::ObjectLayout;
 use crate::engine::abi::KindMarker;
+use crate::engine::consumer::Consumer;
+use crate::engine::consumer::End;
 use crate::engine::decode::Event;
 use crate::engine::recover::Recovery;
-use crate::engine::run::{Consumer, End, Outcome};
 use crate::engine::session::Session;
 use crate::engine::source::Source;
 use crate::engine::tasks::TaskNames;
+use crate::recording::format::Meta;
+use crate::recording::read::Reader;
+use crate::runner::live::Outcome;
 
 /// Interval views shown in a row before the replay skips ahead.
 const MAX_EMPTY_VIEWS: u32 = 100_000;
