@@ -12,6 +12,7 @@ use crate::output::event::Format;
 
 mod dtrace;
 mod record;
+pub mod resolve;
 mod trace;
 pub use dtrace::DtraceArgs;
 pub use record::{ExportArgs, ExportStyleArgs, RecordArgs};

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
+use pytap::cli::resolve as args;
 use pytap::cli::{Cli, Command, SplitPart};
 use pytap::engine::codegen::EmptyProbe;
 use pytap::engine::codegen::record::Parts;
@@ -19,7 +20,7 @@ use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
 use pytap::tool::{
-    args, audit, calls, dtrace, export, flow, gc, imports, info, list, record, stap, top, trace,
+    audit, calls, dtrace, export, flow, gc, imports, info, list, record, stap, top, trace,
 };
 
 fn main() -> ProcessExit {

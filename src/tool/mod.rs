@@ -2,7 +2,6 @@
 //! request to output; they share target handling ([`crate::process`]),
 //! rendering ([`crate::output`]) and, for the tracing tools, the engine.
 
-pub mod args;
 pub mod audit;
 pub mod calls;
 pub mod dtrace;

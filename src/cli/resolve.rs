@@ -1,4 +1,5 @@
-//! Turning parsed arguments into validated requests (no I/O beyond
+//! The step from parsed arguments to a resolved request (ripgrep's low to
+//! high arguments; no I/O beyond
 //! reading the environment for `PATH`): one target kind, known markers,
 //! sane sizes. Errors here are usage errors, exit code 2.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{ArmArg, CaptureArg, EngineArgs, TargetArgs};
+use super::{ArmArg, CaptureArg, EngineArgs, TargetArgs};
 use crate::cpython::Marker;
 use crate::engine::capture_mode::CaptureMode;
 use crate::engine::plan::ArmMode;
