@@ -8,21 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    embed_program, fixture, pytap, readelf_notes, require_kernel, root, scratch,
+    embed_program, fixture, oracle, pytap, readelf_notes, require_kernel, root, scratch, script,
     spawn_waiting_python, system_libpython,
 };
-use crate::kernel::trace::{oracle_lines, script};
 
 fn call_stack_d() -> String {
     root()
         .join("tests/scripts/howto/call_stack.d")
         .display()
         .to_string()
-}
-
-/// What `tests/py/call_stack.py --oracle` says `start()` does.
-fn oracle(python: &str) -> Vec<String> {
-    oracle_lines(python, "call_stack.py")
 }
 
 /// `{timestamp}\t{probename:>15}:{indent}{file}:{func}:{line}` to
@@ -52,7 +46,7 @@ fn call_stack_d_matches_the_setprofile_oracle() {
     let file = script("call_stack.py");
     for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
-        let want = oracle(&py);
+        let want = oracle::call_stack(&py);
         assert_eq!(want.len(), 18, "{version}: the workload's shape: {want:?}");
         let run = pytap(&[
             "dtrace",

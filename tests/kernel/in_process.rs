@@ -9,27 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{fixture, pytap, pytap_bin, require_kernel, scratch, wait_until};
-use crate::kernel::tools::{fib_calls, tool_jsonl};
-use crate::kernel::trace::{oracle_lines, script};
+use crate::harness::{
+    fib_calls, fixture, oracle, pytap, pytap_bin, require_kernel, scratch, script, tool_jsonl,
+    wait_until,
+};
 
 const VERSIONS: [&str; 2] = ["3.13", "3.14"];
-
-/// What `tests/py/threaded.py --oracle` says each thread does: one
-/// `E|R name line depth` sequence per thread, sorted.
-fn oracle(python: &str) -> Vec<Vec<String>> {
-    let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in oracle_lines(python, "threaded.py") {
-        let (thread, event) = line.split_once(' ').unwrap();
-        threads
-            .entry(thread.to_string())
-            .or_default()
-            .push(event.to_string());
-    }
-    let mut all: Vec<Vec<String>> = threads.into_values().collect();
-    all.sort();
-    all
-}
 
 /// flow's events of `file` (its module frame aside), per thread, as the
 /// oracle writes them: depths from the thread's first event.
@@ -72,7 +57,7 @@ fn flow_matches_the_setprofile_oracle_per_thread() {
         let py = fixture(version).binary.display().to_string();
         let (lines, run) = tool_jsonl("flow", &["--", &py, &script("threaded.py")]);
         run.ok();
-        let want = oracle(&py);
+        let want = oracle::threaded(&py);
         assert_eq!(want.len(), 4, "{version}: four threads in the oracle");
         assert_eq!(
             flow_sequences(&lines, &script("threaded.py")),
@@ -555,7 +540,7 @@ fn in_process_on_3_11_is_a_profile_function_as_exact() {
     run.ok();
     assert_eq!(
         flow_sequences(&lines, &script("threaded.py")),
-        oracle(&py),
+        oracle::threaded(&py),
         "{version}"
     );
     // No arming of 3.11's line marker: no marker is used.

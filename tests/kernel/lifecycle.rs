@@ -11,10 +11,9 @@ use std::time::Duration;
 use pytap_sys::signal::{SIGINT, SIGKILL, SIGTERM};
 use serde_json::Value;
 
-use super::trace::script;
 use crate::harness::{
-    ChildGuard, byte_at, fixture, pytap_bin, require_kernel, scratch, sites_named, system_python,
-    wait_until,
+    ChildGuard, byte_at, fixture, pytap_bin, require_kernel, scratch, script, sites_named,
+    system_python, wait_until,
 };
 
 /// The `function__entry`, `function__return` and `line` sites of a running

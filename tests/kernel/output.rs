@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::trace::script;
 use crate::harness::{
-    ChildGuard, nothing_armed, pytap, pytap_bin, require_kernel, scratch, system_python, wait_until,
+    ChildGuard, nothing_armed, pytap, pytap_bin, require_kernel, scratch, script, system_python,
+    wait_until,
 };
 
 /// A Python that calls sys.audit("pytap.tick", i) every 50 ms until stdin closes.

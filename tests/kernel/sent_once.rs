@@ -3,8 +3,7 @@
 //! the same pointers. Held to a workload that frees and reuses string
 //! addresses with other text, against a `sys.setprofile` oracle.
 
-use crate::harness::{fixture, pytap, require_kernel, scratch};
-use crate::kernel::trace::{script, trace_jsonl};
+use crate::harness::{fixture, pytap, require_kernel, scratch, script, trace_jsonl};
 
 #[test]
 fn reused_string_addresses_never_lend_a_return_old_names() {

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::harness::{embed_program, fixture, pytap, require_kernel, root, system_python};
-use crate::kernel::trace::{oracle_lines, script};
+use crate::harness::{
+    embed_program, fixture, oracle, pytap, require_kernel, root, script, system_python,
+};
 
 fn howto(name: &str) -> String {
     root()
@@ -14,12 +15,6 @@ fn howto(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// What `tests/py/hierarchy.py --oracle` says `main()` does under
-/// `sys.setprofile`: `E|R name line depth`.
-fn oracle(python: &str) -> Vec<String> {
-    oracle_lines(python, "hierarchy.py")
 }
 
 /// One line of the hierarchy scripts: SystemTap's `thread_indent` then
@@ -143,7 +138,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
     let tapset_dir = root().join("tests/scripts/howto").display().to_string();
     for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
-        let want = oracle(&py);
+        let want = oracle::hierarchy(&py);
         let cmd = format!("{py} {file}");
         let comm = comm_of(&py);
         // show-call-hierarchy.stp writes `\\n`: one line, literal `\n`s.
@@ -206,7 +201,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
 fn the_library_variant_and_the_tapset_on_the_libpython_embedding() {
     require_kernel();
     let file = script("hierarchy.py");
-    let want = oracle(&system_python().display().to_string());
+    let want = oracle::hierarchy(&system_python().display().to_string());
     let code = format!("import runpy; runpy.run_path({file:?})");
     let embed = embed_program().display().to_string();
     let cmd = format!("{embed} '{code}'");
@@ -379,7 +374,7 @@ fn the_hierarchy_script_and_flow_see_the_same_events() {
             l.depth - 1
         ));
     }
-    let (lines, flow) = crate::kernel::tools::tool_jsonl("flow", &["-c", &cmd]);
+    let (lines, flow) = crate::harness::tool_jsonl("flow", &["-c", &cmd]);
     flow.ok();
     let mut flow_events: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for l in lines {

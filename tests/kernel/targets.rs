@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::tools::tool_jsonl;
-use super::trace::{script, trace_jsonl};
-use crate::harness::{ChildGuard, fixture, pytap, require_kernel, scratch, system_python};
+use crate::harness::{
+    ChildGuard, fixture, pytap, require_kernel, scratch, script, system_python, tool_jsonl,
+    trace_jsonl,
+};
 
 #[test]
 fn all_goes_on_when_one_binary_lacks_the_markers() {

@@ -6,9 +6,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::trace::script;
 use crate::harness::{
-    ChildGuard, Tmux, alive, fixture, pids_running, pytap_bin, require_kernel, scratch,
+    ChildGuard, Tmux, alive, fixture, pids_running, pytap_bin, require_kernel, scratch, script,
     system_python, wait_until,
 };
 

@@ -7,49 +7,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Run, embed_program, fixture, pytap, require_kernel, root, scratch, system_python,
+    embed_program, expected_main, expected_worker, fixture, pytap, require_kernel, scratch, script,
+    system_python, trace_jsonl,
 };
-
-/// Runs `pytap trace --format jsonl` with `args`, returns the events and the run.
-pub fn trace_jsonl(name: &str, args: &[&str]) -> (Vec<Value>, Run) {
-    let out = scratch(name).join("events.jsonl");
-    let mut all = vec!["trace", "--format", "jsonl", "-o", out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let run = pytap(&all);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let events = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
-        .collect();
-    (events, run)
-}
-
-pub fn script(name: &str) -> String {
-    root().join("tests/py").join(name).display().to_string()
-}
-
-/// What `tests/py/SCRIPT --oracle FILE` writes under `sys.setprofile`
-/// (`E|R name line depth`, and for threaded.py the thread first), one
-/// entry per line.
-pub fn oracle_lines(python: &str, script_name: &str) -> Vec<String> {
-    let out = scratch(&format!(
-        "oracle-{script_name}-{}",
-        python.replace('/', "_")
-    ))
-    .join("oracle.txt");
-    let status = std::process::Command::new(python)
-        .arg(script(script_name))
-        .arg("--oracle")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{python} {script_name} --oracle");
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 /// Entries and returns in `file`, per thread in order of first appearance:
 /// `E:name:line` / `R:name:line`.
@@ -79,39 +39,6 @@ fn call_sequences(events: &[Value], file: &str) -> Vec<Vec<String>> {
         .into_iter()
         .map(|t| by_tid.remove(&t).unwrap())
         .collect()
-}
-
-fn seq(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
-}
-
-/// What calls.py's main thread does, shared by every version that fires
-/// function markers (generators, listcomps and module line differ).
-pub fn expected_main(
-    module_line: i32,
-    class_line: i32,
-    generator: &str,
-    listcomp: bool,
-) -> Vec<String> {
-    let leafs = "E:middle:11 E:leaf:7 R:leaf:8 R:middle:12 ".repeat(3);
-    let inits = "E:__init__:39 R:__init__:40 ".repeat(3);
-    let inits = if listcomp {
-        format!("E:<listcomp>:55 {inits}R:<listcomp>:55")
-    } else {
-        inits
-    };
-    let keys = "E:keyf:43 R:keyf:44 ".repeat(3);
-    seq(&format!(
-        "E:<module>:{module_line} E:K:{class_line} R:K:39 E:main:51 E:outer:15 {leafs}R:outer:19 {generator} \
-         E:catcher:31 E:raiser:27 R:raiser:28 R:catcher:35 {inits} {keys}R:main:58 R:<module>:61"
-    ))
-}
-
-pub fn expected_worker() -> Vec<String> {
-    seq(&format!(
-        "E:worker:47 E:outer:15 {}R:outer:19 R:worker:48",
-        "E:middle:11 E:leaf:7 R:leaf:8 R:middle:12 ".repeat(2)
-    ))
 }
 
 #[track_caller]

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::tools::tool_jsonl;
-use super::trace::{script, trace_jsonl};
 use crate::harness::{
-    ChildGuard, alive, fixture, nothing_armed, pytap, pytap_bin, require_kernel, sites_named,
-    system_python, wait_until,
+    ChildGuard, alive, fixture, nothing_armed, pytap, pytap_bin, require_kernel, script,
+    sites_named, system_python, tool_jsonl, trace_jsonl, wait_until,
 };
 
 /// Calls of `func` per pid in a JSON Lines trace.

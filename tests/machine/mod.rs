@@ -40,12 +40,3 @@ fn quiet() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-
-/// A script of tests/py.
-pub fn script(name: &str) -> String {
-    crate::harness::root()
-        .join("tests/py")
-        .join(name)
-        .display()
-        .to_string()
-}

@@ -6,8 +6,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{alone, script};
-use crate::harness::{ChildGuard, fixture, pytap_bin, require_kernel, root, scratch};
+use super::alone;
+use crate::harness::{ChildGuard, fixture, pytap_bin, require_kernel, root, scratch, script};
 
 /// How long the soak runs (`PYTAP_SOAK_SECS` shortens it for a quick look;
 /// CI runs the full ten minutes).
