@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::{
-    fib_calls, fixture, oracle, pytap, pytap_bin, require_kernel, scratch, script, tool_jsonl,
-    wait_until,
+    ChildGuard, fib_calls, fixture, oracle, pytap, pytap_bin, require_kernel, scratch, script,
+    tool_jsonl, wait_until,
 };
 
 const VERSIONS: [&str; 2] = ["3.13", "3.14"];
@@ -255,24 +255,23 @@ fn the_agent_leaves_when_pytap_is_killed_or_done() {
         let tools_arg = tools.display().to_string();
         let program = script("monitor_loop.py");
         args.extend(["--", &py, &program, &tools_arg, "30"]);
-        let mut tracer = Command::new(pytap_bin())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let dir = format!("/dev/shm/pytap-capture-{}", tracer.id());
+        let mut tracer = ChildGuard::start(
+            Command::new(pytap_bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let dir = format!("/dev/shm/pytap-capture-{}", tracer.pid());
         wait_until("the agent's tool", Duration::from_secs(10), || {
             last_tools(&tools).contains("'pytap'") || last_tools(&tools).contains(" pytap ")
         });
         assert!(std::path::Path::new(&dir).is_dir(), "{how}: {dir}");
         let gone_at = if how == "kill" {
-            tracer.kill().unwrap();
-            tracer.wait().unwrap();
+            tracer.kill();
             Instant::now()
         } else {
-            tracer.wait().unwrap();
+            tracer.wait();
             Instant::now()
         };
         // The tool is gone within a second and the program goes on.
@@ -348,12 +347,12 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
         let tools = scratch(&format!("in-process-pep768-{how}")).join("tools.txt");
         let _ = std::fs::remove_file(&tools);
         let _ = std::fs::remove_file(tools.with_extension("txt.stop"));
-        let target = Command::new(&py)
-            .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "30"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = target.id().to_string();
+        let target = ChildGuard::start(
+            Command::new(&py)
+                .args([&script("monitor_loop.py"), tools.to_str().unwrap(), "30"])
+                .stdout(Stdio::piped()),
+        );
+        let pid = target.pid().to_string();
         wait_until("the loop to start", Duration::from_secs(10), || {
             last_tools(&tools).starts_with("TOOLS")
         });
@@ -372,22 +371,22 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
         if how == "duration" {
             args.extend(["--duration", "1.5"]);
         }
-        let mut tracer = Command::new(pytap_bin())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let tracer = ChildGuard::start(
+            Command::new(pytap_bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         wait_until("the agent's tool", Duration::from_secs(10), || {
             last_tools(&tools).contains("'pytap'") || last_tools(&tools).contains(" pytap ")
         });
         if how == "kill" {
             // Let some events through first.
             std::thread::sleep(Duration::from_millis(300));
-            tracer.kill().unwrap();
+            pytap_sys::process::kill(tracer.pid(), pytap_sys::signal::SIGKILL).unwrap();
         }
-        let out = tracer.wait_with_output().unwrap();
+        let out = tracer.wait_with_output();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let gone_at = Instant::now();
         wait_until("the tool to be freed", Duration::from_millis(1500), || {
@@ -406,7 +405,7 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
         assert!(ticks > 100, "{how}: {ticks} ticks\n{stderr}");
         // The program goes on to its end, unharmed.
         std::fs::write(tools.with_extension("txt.stop"), "").unwrap();
-        let done = target.wait_with_output().unwrap();
+        let done = target.wait_with_output();
         assert!(done.status.success());
         assert_eq!(
             String::from_utf8_lossy(&done.stdout),

@@ -46,22 +46,22 @@ fn detach_after(signal: i32, name: &str) {
         assert_eq!(byte_at(pid, *pc), 0x90, "{marker} site before");
     }
     let out = scratch(name).join("events.jsonl");
-    let mut tracer = Command::new(pytap_bin())
-        .args([
-            "trace",
-            "-m",
-            "function__entry",
-            "-m",
-            "function__return",
-            "--format",
-            "jsonl",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["-p", &pid.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args([
+                "trace",
+                "-m",
+                "function__entry",
+                "-m",
+                "function__return",
+                "--format",
+                "jsonl",
+                "-o",
+            ])
+            .arg(&out)
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped()),
+    );
     // Attached once the kernel raised the semaphores (line: 3.11 arming).
     wait_until("pytap to attach", Duration::from_secs(10), || {
         sites(pid).iter().all(|(_, _, sem)| *sem == 1)
@@ -74,10 +74,11 @@ fn detach_after(signal: i32, name: &str) {
     // Arming raises line's semaphore without a uprobe on the line site.
     assert_eq!(byte_at(pid, line), 0x90, "no uprobe on line");
     std::thread::sleep(Duration::from_millis(300));
-    pytap_sys::process::kill(tracer.id(), signal).unwrap();
-    let status = tracer.wait().unwrap();
+    pytap_sys::process::kill(tracer.pid(), signal).unwrap();
+    let status = tracer.wait();
     let mut stderr = String::new();
     tracer
+        .child
         .stderr
         .take()
         .unwrap()
@@ -140,17 +141,17 @@ fn a_target_that_execs_something_else_ends_the_trace() {
     let mut target = ChildGuard::spawn(Command::new(system_python()).args(["-c", code]));
     target.wait_for_line("ready", Duration::from_secs(10));
     let pid = target.pid();
-    let tracer = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "-p", &pid.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "-p", &pid.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     wait_until("pytap to attach", Duration::from_secs(10), || {
         audit_semaphore(pid) == 1
     });
     target.say("go");
-    let out = tracer.wait_with_output().unwrap();
+    let out = tracer.wait_with_output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -171,14 +172,14 @@ fn all_mode_catches_processes_that_start_later() {
     let python = fixture("3.15").binary.clone();
     let out = scratch("all-mode").join("events.jsonl");
     let mut idle = crate::harness::spawn_waiting_python(&python, "");
-    let mut tracer = Command::new(pytap_bin())
-        .args(["trace", "--all", "--binary"])
-        .arg(&python)
-        .args(["-m", "audit", "--duration", "8", "--format", "jsonl", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "--all", "--binary"])
+            .arg(&python)
+            .args(["-m", "audit", "--duration", "8", "--format", "jsonl", "-o"])
+            .arg(&out)
+            .stderr(Stdio::piped()),
+    );
     // Without a pid filter the semaphore goes up in every process mapping the
     // binary: by one per site (3.15 has four audit sites sharing it).
     wait_until("pytap --all to attach", Duration::from_secs(10), || {
@@ -189,8 +190,8 @@ fn all_mode_catches_processes_that_start_later() {
         .output()
         .unwrap();
     assert!(later.status.success());
-    pytap_sys::process::kill(tracer.id(), SIGINT).unwrap();
-    let status = tracer.wait().unwrap();
+    pytap_sys::process::kill(tracer.pid(), SIGINT).unwrap();
+    let status = tracer.wait();
     assert_eq!(status.code(), Some(0));
     let events: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
@@ -208,22 +209,23 @@ fn the_programs_streams_pass_through() {
     require_kernel();
     let code = "import sys; data = sys.stdin.read(); sys.stdout.write(data.upper()); sys.stderr.write('to stderr\\n'); sys.exit(5)";
     let out = scratch("streams").join("events.jsonl");
-    let mut child = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "-o"])
-        .arg(&out)
-        .args(["--", system_python().to_str().unwrap(), "-c", code])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "-o"])
+            .arg(&out)
+            .args(["--", system_python().to_str().unwrap(), "-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     child
+        .child
         .stdin
         .take()
         .unwrap()
         .write_all(b"hello\nworld\n")
         .unwrap();
-    let result = child.wait_with_output().unwrap();
+    let result = child.wait_with_output();
     assert_eq!(String::from_utf8_lossy(&result.stdout), "HELLO\nWORLD\n");
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("to stderr\n"), "{stderr}");
@@ -242,14 +244,14 @@ fn a_stop_signal_before_any_python_lets_the_command_go() {
     let marker = scratch("stop-before-python").join("ran");
     let _ = std::fs::remove_file(&marker);
     let command = format!("sleep 1; touch {}", marker.display());
-    let tracer = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
+            .stderr(Stdio::piped()),
+    );
     std::thread::sleep(Duration::from_millis(300));
-    pytap_sys::process::kill(tracer.id(), SIGTERM).unwrap();
-    let out = tracer.wait_with_output().unwrap();
+    pytap_sys::process::kill(tracer.pid(), SIGTERM).unwrap();
+    let out = tracer.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

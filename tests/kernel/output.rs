@@ -27,35 +27,35 @@ fn a_file_fills_while_pytap_runs() {
     require_kernel();
     let target = ticking();
     let out = scratch("timely-file").join("audit.txt");
-    let mut tracer = Command::new(pytap_bin())
-        .args(["audit", "-e", "pytap.*", "-o"])
-        .arg(&out)
-        .args(["-p", &target.pid().to_string()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["audit", "-e", "pytap.*", "-o"])
+            .arg(&out)
+            .args(["-p", &target.pid().to_string()])
+            .stderr(Stdio::null()),
+    );
     // Events every 50 ms: lines must show up within a second, with pytap
     // still running (they used to wait for an 8 KiB or 1 MiB buffer).
     wait_until("lines in the -o file", Duration::from_secs(5), || {
         std::fs::read_to_string(&out).is_ok_and(|t| t.matches("pytap.tick(").count() >= 3)
     });
-    assert!(tracer.try_wait().unwrap().is_none(), "pytap ended early");
-    pytap_sys::process::kill(tracer.id(), pytap_sys::signal::SIGINT).unwrap();
-    assert_eq!(tracer.wait().unwrap().code(), Some(0));
+    assert!(tracer.try_wait().is_none(), "pytap ended early");
+    pytap_sys::process::kill(tracer.pid(), pytap_sys::signal::SIGINT).unwrap();
+    assert_eq!(tracer.wait().code(), Some(0));
 }
 
 #[test]
 fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     require_kernel();
     let target = ticking();
-    let mut tracer = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "-p", &target.pid().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "-p", &target.pid().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let started = Instant::now();
-    let mut reader = BufReader::new(tracer.stdout.take().unwrap());
+    let mut reader = BufReader::new(tracer.child.stdout.take().unwrap());
     let mut lines = Vec::new();
     while lines.len() < 2 {
         let mut line = String::new();
@@ -73,7 +73,7 @@ fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     drop(reader);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        if let Some(status) = tracer.try_wait().unwrap() {
+        if let Some(status) = tracer.try_wait() {
             break status;
         }
         assert!(
@@ -84,6 +84,7 @@ fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     };
     let mut stderr = String::new();
     tracer
+        .child
         .stderr
         .take()
         .unwrap()
