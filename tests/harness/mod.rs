@@ -12,6 +12,7 @@
 
 pub mod fixtures;
 pub mod guard;
+pub mod lock;
 pub mod oracle;
 pub mod process;
 pub mod readelf;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use fixtures::*;
 pub use guard::*;
+pub use lock::*;
 pub use oracle::{expected_main, expected_worker, fib_calls, oracle_lines};
 pub use process::*;
 pub use readelf::*;

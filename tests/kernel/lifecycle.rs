@@ -37,6 +37,7 @@ fn spawn_busy(python: &Path) -> ChildGuard {
 /// raised), ends pytap with `signal`, and checks nothing is left behind.
 fn detach_after(signal: i32, name: &str) {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let mut target = spawn_busy(&system_python());
     let pid = target.pid();
     let before = sites(pid);
@@ -137,6 +138,7 @@ fn sigkill_leaves_nothing_behind() {
 #[test]
 fn a_target_that_execs_something_else_ends_the_trace() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let code = "import os, sys\nprint('ready', flush=True)\nsys.stdin.readline()\nos.execv('/bin/sleep', ['sleep', '30'])";
     let mut target = ChildGuard::spawn(Command::new(system_python()).args(["-c", code]));
     target.wait_for_line("ready", Duration::from_secs(10));
@@ -169,6 +171,7 @@ fn a_target_that_execs_something_else_ends_the_trace() {
 #[test]
 fn all_mode_catches_processes_that_start_later() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     let python = fixture("3.15").binary.clone();
     let out = scratch("all-mode").join("events.jsonl");
     let mut idle = crate::harness::spawn_waiting_python(&python, "");

@@ -47,6 +47,7 @@ fn a_file_fills_while_pytap_runs() {
 #[test]
 fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let target = ticking();
     let mut tracer = ChildGuard::start(
         Command::new(pytap_bin())

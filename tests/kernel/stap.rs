@@ -509,6 +509,7 @@ fn begin_end_and_timers_without_markers() {
 #[test]
 fn a_running_process_by_pid_and_every_process_of_a_binary() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     // The 3.9 fixture: the system-wide probe below arms every process
     // running it, and no other test checks 3.9's semaphores.
     let python = fixture("3.9").binary.clone();

@@ -17,6 +17,7 @@ use crate::harness::{
 #[test]
 fn all_goes_on_when_one_binary_lacks_the_markers() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     let py314 = fixture("3.14").binary.display().to_string();
     let py315 = fixture("3.15").binary.display().to_string();
     let mut idle = crate::harness::spawn_waiting_python(&fixture("3.14").binary, "");

@@ -30,6 +30,7 @@ fn pytap_top_pids(needle: &str) -> Vec<u32> {
 #[test]
 fn a_live_view_whose_terminal_goes_away_ends_and_detaches() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let mut target = busy(&system_python());
     let pid = target.pid();
     let term = Tmux::start(

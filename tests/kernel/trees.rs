@@ -180,6 +180,7 @@ fn no_children_traces_only_the_command() {
 #[test]
 fn children_of_a_running_process_with_children() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let py = fixture("3.9").binary.display().to_string();
     let mut target = ChildGuard::spawn(Command::new(&py).arg(script("forker.py")));
     target.wait_for_line("ready", Duration::from_secs(20));
@@ -231,6 +232,7 @@ fn children_of_a_running_process_with_children() {
 #[test]
 fn a_child_that_outlives_pytap_keeps_no_probe() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let py = system_python().display().to_string();
     let out = crate::harness::scratch("outlive").join("events.jsonl");
     // The parent forks a child that lingers on stdin after its calls; the
