@@ -134,7 +134,7 @@ impl ChildGuard {
 }
 
 /// The processes below `pid`: its children, theirs, and so on.
-fn descendants(pid: u32) -> Vec<u32> {
+pub fn descendants(pid: u32) -> Vec<u32> {
     let mut all = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {

@@ -383,7 +383,14 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
         });
         if how == "kill" {
             // Let some events through first.
-            std::thread::sleep(Duration::from_millis(300));
+            wait_until("tick events in the file", Duration::from_secs(10), || {
+                std::fs::read_to_string(&events)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("\"funcname\":\"tick\""))
+                    .count()
+                    > 100
+            });
             pytap_sys::process::kill(tracer.pid(), pytap_sys::signal::SIGKILL).unwrap();
         }
         let out = tracer.wait_with_output();

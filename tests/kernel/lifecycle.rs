@@ -12,8 +12,8 @@ use pytap_sys::signal::{SIGINT, SIGKILL, SIGTERM};
 use serde_json::Value;
 
 use crate::harness::{
-    ChildGuard, byte_at, fixture, pytap_bin, require_kernel, scratch, script, sites_named,
-    system_python, wait_until,
+    ChildGuard, byte_at, descendants, fixture, pytap_bin, require_kernel, scratch, script,
+    sites_named, system_python, wait_until,
 };
 
 /// The `function__entry`, `function__return` and `line` sites of a running
@@ -74,7 +74,17 @@ fn detach_after(signal: i32, name: &str) {
     assert_eq!(byte_at(pid, ret), 0xcc, "uprobe on function__return");
     // Arming raises line's semaphore without a uprobe on the line site.
     assert_eq!(byte_at(pid, line), 0x90, "no uprobe on line");
-    std::thread::sleep(Duration::from_millis(300));
+    // Events flow to the file before pytap is stopped.
+    let ticks_so_far = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"funcname\":\"tick\""))
+            .count()
+    };
+    wait_until("tick events in the file", Duration::from_secs(10), || {
+        ticks_so_far() > 100
+    });
     pytap_sys::process::kill(tracer.pid(), signal).unwrap();
     let status = tracer.wait();
     let mut stderr = String::new();
@@ -252,7 +262,13 @@ fn a_stop_signal_before_any_python_lets_the_command_go() {
             .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
             .stderr(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // pytap has started the command (its stop signals are blocked by then)
+    // and waits for a Python.
+    wait_until(
+        "pytap to start the command",
+        Duration::from_secs(10),
+        || !descendants(tracer.pid()).is_empty(),
+    );
     pytap_sys::process::kill(tracer.pid(), SIGTERM).unwrap();
     let out = tracer.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr);

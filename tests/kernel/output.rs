@@ -72,17 +72,16 @@ fn a_pipe_gets_each_line_soon_and_a_closed_pipe_ends_the_run_quietly() {
     // `| head -2`: the reader goes away; pytap detaches and exits 0,
     // without a word, even though the target goes on.
     drop(reader);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = tracer.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pytap kept running after its reader left"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut status = None;
+    wait_until(
+        "pytap to end after its reader left",
+        Duration::from_secs(5),
+        || {
+            status = tracer.try_wait();
+            status.is_some()
+        },
+    );
+    let status = status.unwrap();
     let mut stderr = String::new();
     tracer
         .child

@@ -82,6 +82,9 @@ fn wait_attached(sessions: &[u32]) {
         let settled = now.iter().all(|n| *n > 0) && now == last;
         last = now;
         if !settled {
+            // The window the counts must hold over, part of the condition
+            // (a session still attaching adds links within it), not a wait
+            // in place of one.
             std::thread::sleep(Duration::from_millis(300));
         }
         settled

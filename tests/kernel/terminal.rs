@@ -158,7 +158,9 @@ fn notices_and_the_commands_output_are_not_drawn_over_the_view() {
     });
     // While the view is open: its frame is whole, the program's lines are
     // not on it, and the notice is on the status line.
-    std::thread::sleep(Duration::from_millis(500));
+    term.wait_for("the view with the notice", SECS20, |s| {
+        s.contains("calls (function__entry)") && s.contains("pytap: ")
+    });
     let view = term.screen();
     assert!(view.contains("calls (function__entry)"), "{view}");
     assert!(view.starts_with('┌') || view.starts_with("┌"), "{view}");
