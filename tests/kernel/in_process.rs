@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -267,18 +267,15 @@ fn the_agent_leaves_when_pytap_is_killed_or_done() {
             last_tools(&tools).contains("'pytap'") || last_tools(&tools).contains(" pytap ")
         });
         assert!(std::path::Path::new(&dir).is_dir(), "{how}: {dir}");
-        let gone_at = if how == "kill" {
+        if how == "kill" {
             tracer.kill();
-            Instant::now()
         } else {
             tracer.wait();
-            Instant::now()
-        };
+        }
         // The tool is gone within a second and the program goes on.
         wait_until("the tool to be freed", Duration::from_millis(1500), || {
             last_tools(&tools).starts_with("TOOLS None None None")
         });
-        assert!(gone_at.elapsed() < Duration::from_millis(1500), "{how}");
         let lines = std::fs::read_to_string(&tools).unwrap().lines().count();
         wait_until(
             &format!("the program to go on ({how})"),
@@ -395,11 +392,9 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
         }
         let out = tracer.wait_with_output();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let gone_at = Instant::now();
         wait_until("the tool to be freed", Duration::from_millis(1500), || {
             last_tools(&tools).starts_with("TOOLS None None None")
         });
-        assert!(gone_at.elapsed() < Duration::from_millis(1500), "{how}");
         if how == "duration" {
             assert!(out.status.success(), "{stderr}");
         }
