@@ -230,3 +230,29 @@ pub fn chromium() -> PathBuf {
 pub fn script(name: &str) -> String {
     root().join("tests/py").join(name).display().to_string()
 }
+
+/// A script of tests/scripts/howto (the HOWTO's SystemTap and DTrace
+/// scripts, unmodified).
+pub fn howto(name: &str) -> String {
+    root()
+        .join("tests/scripts/howto")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Writes `many.d` into `dir`: 3000 clauses on function-entry for `fib`,
+/// the first zeroing a thread variable, 2998 counting (it and `@c`), the
+/// last keying `@seen` by what the others counted; returns its path.
+pub fn many_clauses_d(dir: &Path) -> PathBuf {
+    let d = dir.join("many.d");
+    let mut text = String::from(
+        "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n = 0; }\n",
+    );
+    for _ in 0..2998 {
+        text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n++; @c = count(); }\n");
+    }
+    text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @seen[self->n] = count(); }\n");
+    std::fs::write(&d, text).unwrap();
+    d
+}

@@ -6,16 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::harness::{
-    embed_program, fixture, oracle, pytap, require_kernel, root, script, system_python,
+    embed_program, fixture, howto, oracle, pytap, require_kernel, root, script, system_python,
 };
-
-fn howto(name: &str) -> String {
-    root()
-        .join("tests/scripts/howto")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// One line of the hierarchy scripts: SystemTap's `thread_indent` then
 /// `=> func in file:line`.
@@ -465,35 +457,6 @@ fn errors_of_scripts_at_run_time_and_at_load_time() {
 }
 
 #[test]
-fn dump_bpf_shows_the_script_programs_and_maps() {
-    require_kernel();
-    let py = fixture("3.15").binary.display().to_string();
-    let run = pytap(&[
-        "stap",
-        "--dump-bpf",
-        &howto("top.stp"),
-        "-c",
-        &format!("{py} -c pass"),
-    ]);
-    let out = run.ok();
-    assert!(out.contains("# program pytap_0"), "{out}");
-    // fn_calls, twice (the timer swaps it), keyed by addresses; the control map.
-    assert!(
-        out.contains("g0         HashNoPrealloc key 32 value 8"),
-        "{out}"
-    );
-    assert!(
-        out.contains("g0b        HashNoPrealloc key 32 value 8"),
-        "{out}"
-    );
-    assert!(out.contains("sctl"), "{out}");
-    assert!(
-        out.contains("script 0:"),
-        "statements are marked in the program: {out}"
-    );
-}
-
-#[test]
 fn begin_end_and_timers_without_markers() {
     require_kernel();
     let run = pytap(&[
@@ -541,25 +504,6 @@ fn a_running_process_by_pid_and_every_process_of_a_binary() {
     );
     assert!(crate::harness::nothing_armed(pid), "probes left in {pid}");
     assert!(target.is_running());
-}
-
-#[test]
-fn the_help_examples_compile() {
-    require_kernel();
-    let help = pytap(&["stap", "--help"]);
-    let text = help.ok();
-    let start = text.find("-e '").expect("an -e example") + 4;
-    let end = start + text[start..].find("' \\").expect("the example's end");
-    let script_text = &text[start..end];
-    let run = pytap(&[
-        "stap",
-        "--dump-bpf",
-        "-e",
-        script_text,
-        "-c",
-        &format!("{} -c pass", system_python().display()),
-    ]);
-    assert!(run.ok().contains("# program pytap_0"), "{}", run.stderr);
 }
 
 /// An address-keyed array (top.stp's layout: string keys the kernel keeps
