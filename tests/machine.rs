@@ -3,7 +3,7 @@
 //! that shares its CPU with other tests would fall behind) and long soaks.
 //! Cargo runs test binaries one after another, so nothing of the
 //! `integration` binary runs beside these; within this binary each test
-//! holds `kernel::alone()` for its whole run. Like the `integration`
+//! holds `harness::alone()` for its whole run. Like the `integration`
 //! binary's `kernel` tests they run as root and never skip.
 
 #[path = "harness/mod.rs"]

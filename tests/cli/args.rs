@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::harness::{pytap, pytap_bin};
+use crate::harness::{ChildGuard, pytap, pytap_bin};
 
 #[test]
 fn intervals_depths_and_filters_are_checked() {
@@ -55,14 +55,14 @@ fn a_full_or_closed_stderr_never_panics() {
         "pytap: writing stdout: No space left on device (os error 28)\n"
     );
     // A closed stdout pipe (`pytap list … | head -0`): status 0, nothing said.
-    let mut child = Command::new(pytap_bin())
-        .args(["list", "/usr/bin/python3.11"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let mut child = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["list", "/usr/bin/python3.11"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    drop(child.child.stdout.take());
+    let out = child.wait_with_output();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stderr, b"");
 }

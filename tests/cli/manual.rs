@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::harness::pytap;
+use crate::harness::{ChildGuard, pytap};
 
 /// The subcommands `pytap --help` lists (its `Commands:` section).
 fn subcommands() -> Vec<String> {
@@ -40,21 +40,24 @@ fn the_manual_page_has_every_subcommand() {
     assert!(!page.contains("(1)"), "{page}");
     assert!(!page.contains("pytap\\-list"), "{page}");
     // It renders: man(1) reads it without complaint.
-    let mut man = Command::new("man")
-        .args(["-l", "-"])
+    let mut man = Command::new("man");
+    man.args(["-l", "-"])
         .env("MANWIDTH", "100")
         .env("MAN_KEEP_FORMATTING", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("prerequisite missing: man (apt-get install man-db): {e}"));
-    man.stdin
+        .stderr(Stdio::piped());
+    let mut man = ChildGuard::start_or(
+        &mut man,
+        "prerequisite missing: man (apt-get install man-db)",
+    );
+    man.child
+        .stdin
         .take()
         .unwrap()
         .write_all(page.as_bytes())
         .unwrap();
-    let out = man.wait_with_output().unwrap();
+    let out = man.wait_with_output();
     assert!(
         out.status.success(),
         "{}",
@@ -86,18 +89,19 @@ fn completion_scripts_cover_every_subcommand_and_parse() {
         }
         match shell {
             "bash" => {
-                let mut bash = Command::new("bash")
-                    .arg("-n")
-                    .stdin(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                bash.stdin
+                let mut bash = ChildGuard::start(
+                    Command::new("bash")
+                        .arg("-n")
+                        .stdin(Stdio::piped())
+                        .stderr(Stdio::piped()),
+                );
+                bash.child
+                    .stdin
                     .take()
                     .unwrap()
                     .write_all(script.as_bytes())
                     .unwrap();
-                let out = bash.wait_with_output().unwrap();
+                let out = bash.wait_with_output();
                 assert!(
                     out.status.success(),
                     "{}",

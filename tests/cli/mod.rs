@@ -3,6 +3,7 @@
 
 mod args;
 mod dump_bpf;
+mod dumps;
 mod hostile;
 mod info;
 mod list;

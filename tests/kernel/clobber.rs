@@ -12,8 +12,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::trace::script;
-use crate::harness::{pytap, require_kernel, scratch, system_python};
+use crate::harness::{pytap, require_kernel, scratch, script, system_python};
 
 /// A small recording to export.
 fn recording(dir: &Path) -> String {

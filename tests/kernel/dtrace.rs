@@ -8,21 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    embed_program, fixture, pytap, readelf_notes, require_kernel, root, scratch,
-    spawn_waiting_python, system_libpython,
+    embed_program, fixture, many_clauses_d, oracle, pytap, readelf_notes, require_kernel, root,
+    scratch, script, spawn_waiting_python, system_libpython,
 };
-use crate::kernel::trace::{oracle_lines, script};
 
 fn call_stack_d() -> String {
     root()
         .join("tests/scripts/howto/call_stack.d")
         .display()
         .to_string()
-}
-
-/// What `tests/py/call_stack.py --oracle` says `start()` does.
-fn oracle(python: &str) -> Vec<String> {
-    oracle_lines(python, "call_stack.py")
 }
 
 /// `{timestamp}\t{probename:>15}:{indent}{file}:{func}:{line}` to
@@ -52,7 +46,7 @@ fn call_stack_d_matches_the_setprofile_oracle() {
     let file = script("call_stack.py");
     for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
-        let want = oracle(&py);
+        let want = oracle::call_stack(&py);
         assert_eq!(want.len(), 18, "{version}: the workload's shape: {want:?}");
         let run = pytap(&[
             "dtrace",
@@ -665,15 +659,7 @@ fn thousands_of_clauses_on_one_marker_all_run_in_order() {
     // counts (exactly, once per call) and the last one of each run sees
     // what the others did: they run in script order.
     let dir = scratch("dtrace-many-clauses");
-    let d = dir.join("many.d");
-    let mut text = String::from(
-        "python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n = 0; }\n",
-    );
-    for _ in 0..2998 {
-        text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { self->n++; @c = count(); }\n");
-    }
-    text.push_str("python$target:::function-entry /copyinstr(arg1) == \"fib\"/ { @seen[self->n] = count(); }\n");
-    std::fs::write(&d, text).unwrap();
+    let d = many_clauses_d(&dir);
     let py = fixture("3.11").binary.display().to_string();
     let sink = dir.join("elapsed").display().to_string();
     let run = pytap(&[
@@ -688,19 +674,5 @@ fn thousands_of_clauses_on_one_marker_all_run_in_order() {
     let out = run.ok();
     let numbers: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(numbers, ["530646", "2998", "177"], "{out}");
-    // --dump-bpf shows the parts.
-    let dump = pytap(&[
-        "dtrace",
-        "-q",
-        "-s",
-        d.to_str().unwrap(),
-        "--dump-bpf",
-        "-c",
-        &py,
-    ]);
-    assert!(
-        dump.ok().matches("(part, slot ").count() >= 30,
-        "{}",
-        &dump.stdout[..2000]
-    );
+    // --dump-bpf shows the parts: cli::dumps.
 }

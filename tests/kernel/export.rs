@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    ChildGuard, chromium, export_checker, fixture, pytap, require_kernel, root, scratch, wait_until,
+    ChildGuard, chromium, export_checker, fixture, pytap, record, require_kernel, root, scratch,
+    wait_until,
 };
-use crate::kernel::recording::record;
 
 /// `tests/py/check_export.py FORMAT FILE`'s summary (it fails on any
 /// violation of the format or of nesting).
@@ -320,7 +320,7 @@ fn record_writes_an_export_directly() {
     require_kernel();
     let dir = scratch("record-format");
     let out = dir.join("run.pftrace");
-    let command = crate::kernel::recording::workload("3.15");
+    let command = crate::harness::workload("3.15");
     let run = pytap(&[
         "record",
         "--format",

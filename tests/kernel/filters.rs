@@ -3,8 +3,7 @@
 //! the kernel's buffer keeps its end, so filters on the file name still
 //! match.
 
-use super::trace::script;
-use crate::harness::{fixture, pytap, require_kernel, scratch};
+use crate::harness::{fixture, pytap, require_kernel, scratch, script};
 
 #[test]
 fn a_file_part_without_a_slash_matches_the_base_name() {

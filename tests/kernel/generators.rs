@@ -4,9 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{fixture, require_kernel};
-use crate::kernel::tools::tool_jsonl;
-use crate::kernel::trace::script;
+use crate::harness::{fixture, require_kernel, script, tool_jsonl};
 
 /// `E:name@depth` / `R:name@depth` for each line of gens.py.
 fn shape(lines: &[Value]) -> String {

@@ -7,9 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use std::io::Read;
-
-use crate::harness::{ChildGuard, fixture, pytap_bin, require_kernel, scratch, system_python};
+use crate::harness::{
+    ChildGuard, fixture, pytap_bin, require_kernel, scratch, system_python, wait_until,
+};
 
 /// A directory whose name is not UTF-8, holding module `h` (`h.h()` is 1).
 fn bad_dir(test: &str) -> std::path::PathBuf {
@@ -180,31 +180,30 @@ fn an_attach_given_up_on_a_stopped_314_leaves_nothing_to_run() {
         Command::new(python)
             .args([
                 "-c",
-                "import time\nfor i in range(50):\n    time.sleep(0.1)\nprint('done')",
+                "import time\nprint('ready', flush=True)\nfor i in range(50):\n    time.sleep(0.1)\nprint('done')",
             ])
             .stderr(std::fs::File::create(&err).unwrap()),
     );
     let pid = target.pid();
-    std::thread::sleep(Duration::from_millis(300));
+    target.wait_for_line("ready", Duration::from_secs(20));
     pytap_sys::process::kill(pid, pytap_sys::signal::SIGSTOP).unwrap();
-    let tracer = ChildGuard::spawn(
+    let said_to = err.with_file_name("pytap.stderr");
+    let mut tracer = ChildGuard::spawn(
         Command::new(pytap_bin())
             .args(["flow", "-o", "/dev/null", "-p", &pid.to_string()])
-            .stderr(Stdio::piped()),
+            .stderr(std::fs::File::create(&said_to).unwrap()),
     );
     // The agent is asked for; after pytap's patience, it says why it has
     // not run.
-    std::thread::sleep(Duration::from_secs(4));
+    let stopped = "it is stopped (by a signal or a debugger)";
+    wait_until(
+        "pytap to say why the agent has not run",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(&said_to).is_ok_and(|s| s.contains(stopped)),
+    );
     pytap_sys::process::kill(tracer.pid(), pytap_sys::signal::SIGINT).unwrap();
-    let mut said = String::new();
-    let mut tracer = tracer;
-    tracer
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut said)
-        .unwrap();
+    tracer.wait();
+    let said = std::fs::read_to_string(&said_to).unwrap();
     assert!(
         said.contains("it is stopped (by a signal or a debugger)"),
         "{said}"

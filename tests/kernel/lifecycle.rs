@@ -11,10 +11,9 @@ use std::time::Duration;
 use pytap_sys::signal::{SIGINT, SIGKILL, SIGTERM};
 use serde_json::Value;
 
-use super::trace::script;
 use crate::harness::{
-    ChildGuard, byte_at, fixture, pytap_bin, require_kernel, scratch, sites_named, system_python,
-    wait_until,
+    ChildGuard, byte_at, descendants, fixture, pytap_bin, require_kernel, scratch, script,
+    sites_named, system_python, wait_until,
 };
 
 /// The `function__entry`, `function__return` and `line` sites of a running
@@ -38,6 +37,7 @@ fn spawn_busy(python: &Path) -> ChildGuard {
 /// raised), ends pytap with `signal`, and checks nothing is left behind.
 fn detach_after(signal: i32, name: &str) {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let mut target = spawn_busy(&system_python());
     let pid = target.pid();
     let before = sites(pid);
@@ -47,22 +47,22 @@ fn detach_after(signal: i32, name: &str) {
         assert_eq!(byte_at(pid, *pc), 0x90, "{marker} site before");
     }
     let out = scratch(name).join("events.jsonl");
-    let mut tracer = Command::new(pytap_bin())
-        .args([
-            "trace",
-            "-m",
-            "function__entry",
-            "-m",
-            "function__return",
-            "--format",
-            "jsonl",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["-p", &pid.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args([
+                "trace",
+                "-m",
+                "function__entry",
+                "-m",
+                "function__return",
+                "--format",
+                "jsonl",
+                "-o",
+            ])
+            .arg(&out)
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped()),
+    );
     // Attached once the kernel raised the semaphores (line: 3.11 arming).
     wait_until("pytap to attach", Duration::from_secs(10), || {
         sites(pid).iter().all(|(_, _, sem)| *sem == 1)
@@ -74,11 +74,22 @@ fn detach_after(signal: i32, name: &str) {
     assert_eq!(byte_at(pid, ret), 0xcc, "uprobe on function__return");
     // Arming raises line's semaphore without a uprobe on the line site.
     assert_eq!(byte_at(pid, line), 0x90, "no uprobe on line");
-    std::thread::sleep(Duration::from_millis(300));
-    pytap_sys::process::kill(tracer.id(), signal).unwrap();
-    let status = tracer.wait().unwrap();
+    // Events flow to the file before pytap is stopped.
+    let ticks_so_far = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"funcname\":\"tick\""))
+            .count()
+    };
+    wait_until("tick events in the file", Duration::from_secs(10), || {
+        ticks_so_far() > 100
+    });
+    pytap_sys::process::kill(tracer.pid(), signal).unwrap();
+    let status = tracer.wait();
     let mut stderr = String::new();
     tracer
+        .child
         .stderr
         .take()
         .unwrap()
@@ -137,21 +148,22 @@ fn sigkill_leaves_nothing_behind() {
 #[test]
 fn a_target_that_execs_something_else_ends_the_trace() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let code = "import os, sys\nprint('ready', flush=True)\nsys.stdin.readline()\nos.execv('/bin/sleep', ['sleep', '30'])";
     let mut target = ChildGuard::spawn(Command::new(system_python()).args(["-c", code]));
     target.wait_for_line("ready", Duration::from_secs(10));
     let pid = target.pid();
-    let tracer = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "-p", &pid.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "-p", &pid.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     wait_until("pytap to attach", Duration::from_secs(10), || {
         audit_semaphore(pid) == 1
     });
     target.say("go");
-    let out = tracer.wait_with_output().unwrap();
+    let out = tracer.wait_with_output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -169,17 +181,18 @@ fn a_target_that_execs_something_else_ends_the_trace() {
 #[test]
 fn all_mode_catches_processes_that_start_later() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     let python = fixture("3.15").binary.clone();
     let out = scratch("all-mode").join("events.jsonl");
     let mut idle = crate::harness::spawn_waiting_python(&python, "");
-    let mut tracer = Command::new(pytap_bin())
-        .args(["trace", "--all", "--binary"])
-        .arg(&python)
-        .args(["-m", "audit", "--duration", "8", "--format", "jsonl", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "--all", "--binary"])
+            .arg(&python)
+            .args(["-m", "audit", "--duration", "8", "--format", "jsonl", "-o"])
+            .arg(&out)
+            .stderr(Stdio::piped()),
+    );
     // Without a pid filter the semaphore goes up in every process mapping the
     // binary: by one per site (3.15 has four audit sites sharing it).
     wait_until("pytap --all to attach", Duration::from_secs(10), || {
@@ -190,8 +203,8 @@ fn all_mode_catches_processes_that_start_later() {
         .output()
         .unwrap();
     assert!(later.status.success());
-    pytap_sys::process::kill(tracer.id(), SIGINT).unwrap();
-    let status = tracer.wait().unwrap();
+    pytap_sys::process::kill(tracer.pid(), SIGINT).unwrap();
+    let status = tracer.wait();
     assert_eq!(status.code(), Some(0));
     let events: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
@@ -209,22 +222,23 @@ fn the_programs_streams_pass_through() {
     require_kernel();
     let code = "import sys; data = sys.stdin.read(); sys.stdout.write(data.upper()); sys.stderr.write('to stderr\\n'); sys.exit(5)";
     let out = scratch("streams").join("events.jsonl");
-    let mut child = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "-o"])
-        .arg(&out)
-        .args(["--", system_python().to_str().unwrap(), "-c", code])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "-o"])
+            .arg(&out)
+            .args(["--", system_python().to_str().unwrap(), "-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     child
+        .child
         .stdin
         .take()
         .unwrap()
         .write_all(b"hello\nworld\n")
         .unwrap();
-    let result = child.wait_with_output().unwrap();
+    let result = child.wait_with_output();
     assert_eq!(String::from_utf8_lossy(&result.stdout), "HELLO\nWORLD\n");
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("to stderr\n"), "{stderr}");
@@ -243,14 +257,20 @@ fn a_stop_signal_before_any_python_lets_the_command_go() {
     let marker = scratch("stop-before-python").join("ran");
     let _ = std::fs::remove_file(&marker);
     let command = format!("sleep 1; touch {}", marker.display());
-    let tracer = Command::new(pytap_bin())
-        .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    pytap_sys::process::kill(tracer.id(), SIGTERM).unwrap();
-    let out = tracer.wait_with_output().unwrap();
+    let tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args(["trace", "-m", "audit", "--", "sh", "-c", &command])
+            .stderr(Stdio::piped()),
+    );
+    // pytap has started the command (its stop signals are blocked by then)
+    // and waits for a Python.
+    wait_until(
+        "pytap to start the command",
+        Duration::from_secs(10),
+        || !descendants(tracer.pid()).is_empty(),
+    );
+    pytap_sys::process::kill(tracer.pid(), SIGTERM).unwrap();
+    let out = tracer.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

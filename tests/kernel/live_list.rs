@@ -10,6 +10,7 @@ use crate::harness::{
 #[test]
 fn list_a_running_python_with_live_semaphores() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let python = spawn_waiting_python(&system_python(), "");
     let pid = python.pid().to_string();
     let json = pytap(&["list", "--json", "-p", &pid]).json();
@@ -39,6 +40,7 @@ fn list_a_running_python_with_live_semaphores() {
 #[test]
 fn list_an_embedding_program_finds_libpython() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let mut guard = ChildGuard::spawn(
         Command::new(embed_program())
             .arg("import sys\nprint('ready', flush=True)\nsys.stdin.read()"),

@@ -1,8 +1,7 @@
 //! Names as they were at each event: a thread renamed mid-run, a process
 //! that executes another program, and the summary naming what exited.
 
-use super::trace::script;
-use crate::harness::{fixture, pytap, require_kernel};
+use crate::harness::{fixture, pytap, require_kernel, script};
 
 /// The `exe` part of the flow line that enters `func` (`exe(tid):`).
 fn exe_of(flow: &str, func: &str) -> String {

@@ -9,36 +9,10 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::harness::{ChildGuard, fixture, pytap, pytap_bin, require_kernel, scratch, wait_until};
-use crate::kernel::trace::script;
-
-/// The workload, with string hashing fixed so two runs make the same calls.
-pub fn workload(version: &str) -> String {
-    format!(
-        "PYTHONHASHSEED=0 {} {}",
-        fixture(version).wrapper.display(),
-        script("replay_work.py")
-    )
-}
-
-/// Records the workload on `version`; returns the recording's path.
-pub fn record(version: &str, extra: &[&str]) -> PathBuf {
-    // Tests run in parallel: every recording gets its own directory.
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = scratch(&format!("recording-{version}-{n}")).join("run.pytap");
-    let command = workload(version);
-    let mut args = vec!["record", "-o", path.to_str().unwrap(), "-c", &command];
-    args.extend_from_slice(extra);
-    let run = pytap(&args);
-    run.ok();
-    assert!(
-        run.stderr.contains("recorded ") && run.stderr.contains(" events to "),
-        "{}",
-        run.stderr
-    );
-    path
-}
+use crate::harness::{
+    ChildGuard, fixture, pytap, pytap_bin, record, require_kernel, scratch, script, wait_until,
+    workload,
+};
 
 /// Keys that differ between two sessions on the same events: each
 /// session's probes read the clock themselves.
@@ -108,6 +82,9 @@ fn wait_attached(sessions: &[u32]) {
         let settled = now.iter().all(|n| *n > 0) && now == last;
         last = now;
         if !settled {
+            // The window the counts must hold over, part of the condition
+            // (a session still attaching adds links within it), not a wait
+            // in place of one.
             std::thread::sleep(Duration::from_millis(300));
         }
         settled

@@ -5,22 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::harness::{embed_program, fixture, pytap, require_kernel, root, system_python};
-use crate::kernel::trace::{oracle_lines, script};
-
-fn howto(name: &str) -> String {
-    root()
-        .join("tests/scripts/howto")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// What `tests/py/hierarchy.py --oracle` says `main()` does under
-/// `sys.setprofile`: `E|R name line depth`.
-fn oracle(python: &str) -> Vec<String> {
-    oracle_lines(python, "hierarchy.py")
-}
+use crate::harness::{
+    embed_program, fixture, howto, oracle, pytap, require_kernel, root, script, system_python,
+};
 
 /// One line of the hierarchy scripts: SystemTap's `thread_indent` then
 /// `=> func in file:line`.
@@ -143,7 +130,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
     let tapset_dir = root().join("tests/scripts/howto").display().to_string();
     for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
         let py = fixture(version).binary.display().to_string();
-        let want = oracle(&py);
+        let want = oracle::hierarchy(&py);
         let cmd = format!("{py} {file}");
         let comm = comm_of(&py);
         // show-call-hierarchy.stp writes `\\n`: one line, literal `\n`s.
@@ -206,7 +193,7 @@ fn the_howto_hierarchy_scripts_match_the_setprofile_oracle() {
 fn the_library_variant_and_the_tapset_on_the_libpython_embedding() {
     require_kernel();
     let file = script("hierarchy.py");
-    let want = oracle(&system_python().display().to_string());
+    let want = oracle::hierarchy(&system_python().display().to_string());
     let code = format!("import runpy; runpy.run_path({file:?})");
     let embed = embed_program().display().to_string();
     let cmd = format!("{embed} '{code}'");
@@ -379,7 +366,7 @@ fn the_hierarchy_script_and_flow_see_the_same_events() {
             l.depth - 1
         ));
     }
-    let (lines, flow) = crate::kernel::tools::tool_jsonl("flow", &["-c", &cmd]);
+    let (lines, flow) = crate::harness::tool_jsonl("flow", &["-c", &cmd]);
     flow.ok();
     let mut flow_events: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for l in lines {
@@ -470,35 +457,6 @@ fn errors_of_scripts_at_run_time_and_at_load_time() {
 }
 
 #[test]
-fn dump_bpf_shows_the_script_programs_and_maps() {
-    require_kernel();
-    let py = fixture("3.15").binary.display().to_string();
-    let run = pytap(&[
-        "stap",
-        "--dump-bpf",
-        &howto("top.stp"),
-        "-c",
-        &format!("{py} -c pass"),
-    ]);
-    let out = run.ok();
-    assert!(out.contains("# program pytap_0"), "{out}");
-    // fn_calls, twice (the timer swaps it), keyed by addresses; the control map.
-    assert!(
-        out.contains("g0         HashNoPrealloc key 32 value 8"),
-        "{out}"
-    );
-    assert!(
-        out.contains("g0b        HashNoPrealloc key 32 value 8"),
-        "{out}"
-    );
-    assert!(out.contains("sctl"), "{out}");
-    assert!(
-        out.contains("script 0:"),
-        "statements are marked in the program: {out}"
-    );
-}
-
-#[test]
 fn begin_end_and_timers_without_markers() {
     require_kernel();
     let run = pytap(&[
@@ -514,6 +472,7 @@ fn begin_end_and_timers_without_markers() {
 #[test]
 fn a_running_process_by_pid_and_every_process_of_a_binary() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     // The 3.9 fixture: the system-wide probe below arms every process
     // running it, and no other test checks 3.9's semaphores.
     let python = fixture("3.9").binary.clone();
@@ -545,25 +504,6 @@ fn a_running_process_by_pid_and_every_process_of_a_binary() {
     );
     assert!(crate::harness::nothing_armed(pid), "probes left in {pid}");
     assert!(target.is_running());
-}
-
-#[test]
-fn the_help_examples_compile() {
-    require_kernel();
-    let help = pytap(&["stap", "--help"]);
-    let text = help.ok();
-    let start = text.find("-e '").expect("an -e example") + 4;
-    let end = start + text[start..].find("' \\").expect("the example's end");
-    let script_text = &text[start..end];
-    let run = pytap(&[
-        "stap",
-        "--dump-bpf",
-        "-e",
-        script_text,
-        "-c",
-        &format!("{} -c pass", system_python().display()),
-    ]);
-    assert!(run.ok().contains("# program pytap_0"), "{}", run.stderr);
 }
 
 /// An address-keyed array (top.stp's layout: string keys the kernel keeps

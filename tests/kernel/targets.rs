@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::tools::tool_jsonl;
-use super::trace::{script, trace_jsonl};
-use crate::harness::{ChildGuard, fixture, pytap, require_kernel, scratch, system_python};
+use crate::harness::{
+    ChildGuard, fixture, pytap, require_kernel, scratch, script, system_python, tool_jsonl,
+    trace_jsonl,
+};
 
 #[test]
 fn all_goes_on_when_one_binary_lacks_the_markers() {
     require_kernel();
+    let _system_wide = crate::harness::system_wide();
     let py314 = fixture("3.14").binary.display().to_string();
     let py315 = fixture("3.15").binary.display().to_string();
     let mut idle = crate::harness::spawn_waiting_python(&fixture("3.14").binary, "");

@@ -6,9 +6,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::trace::script;
 use crate::harness::{
-    ChildGuard, Tmux, alive, fixture, pids_running, pytap_bin, require_kernel, scratch,
+    ChildGuard, Tmux, alive, fixture, pids_running, pytap_bin, require_kernel, scratch, script,
     system_python, wait_until,
 };
 
@@ -31,6 +30,7 @@ fn pytap_top_pids(needle: &str) -> Vec<u32> {
 #[test]
 fn a_live_view_whose_terminal_goes_away_ends_and_detaches() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let mut target = busy(&system_python());
     let pid = target.pid();
     let term = Tmux::start(
@@ -158,7 +158,9 @@ fn notices_and_the_commands_output_are_not_drawn_over_the_view() {
     });
     // While the view is open: its frame is whole, the program's lines are
     // not on it, and the notice is on the status line.
-    std::thread::sleep(Duration::from_millis(500));
+    term.wait_for("the view with the notice", SECS20, |s| {
+        s.contains("calls (function__entry)") && s.contains("pytap: ")
+    });
     let view = term.screen();
     assert!(view.contains("calls (function__entry)"), "{view}");
     assert!(view.starts_with('┌') || view.starts_with("┌"), "{view}");

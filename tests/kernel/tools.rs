@@ -6,25 +6,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Run, fixture, pytap, require_kernel, scratch, system_python};
-use crate::kernel::trace::{expected_main, expected_worker, script};
-
-/// Runs a tool with `--format jsonl -o FILE`; returns the JSON lines and the run.
-pub fn tool_jsonl(tool: &str, args: &[&str]) -> (Vec<Value>, Run) {
-    // Tests run in parallel: every run gets its own file.
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = scratch(&format!("tool-{tool}-{n}")).join("out.jsonl");
-    let mut all = vec![tool, "--format", "jsonl", "-o", out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let run = pytap(&all);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
-        .collect();
-    (lines, run)
-}
+use crate::harness::{
+    expected_main, expected_worker, fib_calls, fixture, pytap, require_kernel, scratch, script,
+    system_python, tool_jsonl,
+};
 
 /// Depth of each entry/return of an expected `E:f:l R:f:l` sequence.
 fn with_depths(seq: &[String]) -> Vec<String> {
@@ -409,15 +394,6 @@ fn audit_filters_by_glob_and_decodes_arguments() {
             "{v}"
         );
     }
-}
-
-/// Calls of fib(n): 2 * fib(n + 1) - 1.
-pub fn fib_calls(n: u64) -> u64 {
-    let (mut a, mut b) = (0u64, 1u64);
-    for _ in 0..n + 1 {
-        (a, b) = (b, a + b);
-    }
-    2 * a - 1
 }
 
 #[test]

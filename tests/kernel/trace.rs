@@ -7,49 +7,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Run, embed_program, fixture, pytap, require_kernel, root, scratch, system_python,
+    embed_program, expected_main, expected_worker, fixture, pytap, require_kernel, script,
+    system_python, trace_jsonl,
 };
-
-/// Runs `pytap trace --format jsonl` with `args`, returns the events and the run.
-pub fn trace_jsonl(name: &str, args: &[&str]) -> (Vec<Value>, Run) {
-    let out = scratch(name).join("events.jsonl");
-    let mut all = vec!["trace", "--format", "jsonl", "-o", out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let run = pytap(&all);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let events = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
-        .collect();
-    (events, run)
-}
-
-pub fn script(name: &str) -> String {
-    root().join("tests/py").join(name).display().to_string()
-}
-
-/// What `tests/py/SCRIPT --oracle FILE` writes under `sys.setprofile`
-/// (`E|R name line depth`, and for threaded.py the thread first), one
-/// entry per line.
-pub fn oracle_lines(python: &str, script_name: &str) -> Vec<String> {
-    let out = scratch(&format!(
-        "oracle-{script_name}-{}",
-        python.replace('/', "_")
-    ))
-    .join("oracle.txt");
-    let status = std::process::Command::new(python)
-        .arg(script(script_name))
-        .arg("--oracle")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{python} {script_name} --oracle");
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 /// Entries and returns in `file`, per thread in order of first appearance:
 /// `E:name:line` / `R:name:line`.
@@ -79,39 +39,6 @@ fn call_sequences(events: &[Value], file: &str) -> Vec<Vec<String>> {
         .into_iter()
         .map(|t| by_tid.remove(&t).unwrap())
         .collect()
-}
-
-fn seq(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
-}
-
-/// What calls.py's main thread does, shared by every version that fires
-/// function markers (generators, listcomps and module line differ).
-pub fn expected_main(
-    module_line: i32,
-    class_line: i32,
-    generator: &str,
-    listcomp: bool,
-) -> Vec<String> {
-    let leafs = "E:middle:11 E:leaf:7 R:leaf:8 R:middle:12 ".repeat(3);
-    let inits = "E:__init__:39 R:__init__:40 ".repeat(3);
-    let inits = if listcomp {
-        format!("E:<listcomp>:55 {inits}R:<listcomp>:55")
-    } else {
-        inits
-    };
-    let keys = "E:keyf:43 R:keyf:44 ".repeat(3);
-    seq(&format!(
-        "E:<module>:{module_line} E:K:{class_line} R:K:39 E:main:51 E:outer:15 {leafs}R:outer:19 {generator} \
-         E:catcher:31 E:raiser:27 R:raiser:28 R:catcher:35 {inits} {keys}R:main:58 R:<module>:61"
-    ))
-}
-
-pub fn expected_worker() -> Vec<String> {
-    seq(&format!(
-        "E:worker:47 E:outer:15 {}R:outer:19 R:worker:48",
-        "E:middle:11 E:leaf:7 R:leaf:8 R:middle:12 ".repeat(2)
-    ))
 }
 
 #[track_caller]
@@ -555,49 +482,11 @@ fn text_output_of_every_marker_kind() {
 }
 
 #[test]
-fn dump_bpf_shows_the_programs_and_runs_nothing() {
-    require_kernel();
-    let dir = scratch("dump-bpf");
-    let marker_file = dir.join("ran");
-    let cmd = format!(
-        "{} -c \"open('{}', 'w')\"",
-        fixture("3.11").binary.display(),
-        marker_file.display()
-    );
-    let run = pytap(&[
-        "trace",
-        "--dump-bpf",
-        "-m",
-        "function__entry",
-        "-m",
-        "audit",
-        "-c",
-        &cmd,
-    ]);
-    let text = run.ok();
-    assert!(!marker_file.exists(), "the command ran");
-    assert!(text.contains("call get_attach_cookie#174"), "{text}");
-    assert!(text.contains("call ringbuf_reserve#131"), "{text}");
-    assert!(text.contains("call probe_read_user_str#114"), "{text}");
-    assert!(text.contains("function__entry"), "{text}");
-    assert!(
-        text.contains("[arming: raises the line semaphore from Py_FatalError"),
-        "{text}"
-    );
-    assert!(text.contains("events     RingBuf"), "{text}");
-}
-
-#[test]
 fn benchmark_baselines_attach_and_record_nothing() {
     require_kernel();
     let py = fixture("3.9").binary.display().to_string();
-    for (flag, program) in [
-        ("--empty-probe", "0: r0 = 0\n   1: exit\n"),
-        (
-            "--clock-probe",
-            "0: call ktime_get_ns#5\n   1: r0 = 0\n   2: exit\n",
-        ),
-    ] {
+    // What they generate: cli::dumps.
+    for flag in ["--empty-probe", "--clock-probe"] {
         let args = [
             "trace",
             flag,
@@ -606,8 +495,6 @@ fn benchmark_baselines_attach_and_record_nothing() {
             "-m",
             "function__return",
         ];
-        let dump = pytap(&[&args[..], &["--dump-bpf", "--", &py, "-c", "pass"]].concat());
-        assert!(dump.ok().contains(program), "{flag}: {}", dump.stdout);
         // The probes fire on every call (the target still runs normally and
         // its output passes through) and nothing is recorded.
         let run = pytap(&[&args[..], &["--", &py, "-c", "print(sum(range(10)))"]].concat());
@@ -625,7 +512,7 @@ fn benchmark_split_probes_leave_out_one_part_each() {
     require_kernel();
     // Ten calls of f (entry and return each) on top of the interpreter's own.
     let code = "def f(): pass\nfor _ in range(10): f()";
-    for (version, header) in [("3.9", -40), ("3.15", -32)] {
+    for version in ["3.9", "3.15"] {
         let py = fixture(version).binary.display().to_string();
         let markers = ["-m", "function__entry", "-m", "function__return"];
         let count = |extra: &[&str]| {
@@ -650,60 +537,7 @@ fn benchmark_split_probes_leave_out_one_part_each() {
         }
         assert_eq!(count(&["--split-probe", "no-output"]).0, 0, "{version}");
         assert_eq!(count(&["--split-probe", "kernel-timing"]).0, 0, "{version}");
-        let dump = |part: &str| {
-            let args = [
-                &["trace", "--split-probe", part],
-                &markers[..],
-                &["--dump-bpf", "--", &py, "-c", "pass"],
-            ];
-            // The marker program only (the task tracepoints' follow it).
-            let text = pytap(&args.concat()).ok().to_string();
-            let program = text.split("# program ").nth(1).unwrap_or_default();
-            program.to_string()
-        };
-        let calls = |text: &str, helper: &str| text.matches(&format!("call {helper}#")).count();
-        let none = dump("no-strings");
-        assert_eq!(
-            calls(&none, "probe_read_user") + calls(&none, "probe_read_user_str"),
-            0,
-            "{none}"
-        );
-        let published = |text: &str| {
-            text.matches(pytap::engine::codegen::inplace::PUBLISH)
-                .count()
-        };
-        assert!(published(&none) > 0, "{none}");
-        let headers = dump("object-headers");
-        assert_eq!(calls(&headers, "probe_read_user_str"), 0, "{headers}");
-        let from_header = format!("r3 += {header}\n");
-        assert_eq!(
-            headers.matches(&from_header).count(),
-            calls(&headers, "probe_read_user"),
-            "{headers}"
-        );
-        let silent = dump("no-output");
-        assert_eq!(
-            calls(&silent, "ringbuf_output")
-                + calls(&silent, "ringbuf_submit")
-                + published(&silent),
-            0,
-            "{silent}"
-        );
-        assert!(calls(&silent, "probe_read_user_str") > 0, "{silent}");
-        let timing = dump("kernel-timing");
-        assert_eq!(
-            calls(&timing, "ringbuf_output") + calls(&timing, "probe_read_user_str"),
-            0
-        );
-        assert!(
-            timing.contains("stacks") && timing.contains("timed"),
-            "{timing}"
-        );
-        assert_eq!(
-            calls(&timing, "ktime_get_ns"),
-            2,
-            "one per marker: {timing}"
-        );
+        // What each part generates: cli::dumps.
     }
 }
 

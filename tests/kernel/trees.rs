@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::tools::tool_jsonl;
-use super::trace::{script, trace_jsonl};
 use crate::harness::{
-    ChildGuard, alive, fixture, nothing_armed, pytap, pytap_bin, require_kernel, sites_named,
-    system_python, wait_until,
+    ChildGuard, alive, fixture, nothing_armed, pytap, pytap_bin, require_kernel, script,
+    sites_named, system_python, tool_jsonl, trace_jsonl, wait_until,
 };
 
 /// Calls of `func` per pid in a JSON Lines trace.
@@ -182,26 +180,27 @@ fn no_children_traces_only_the_command() {
 #[test]
 fn children_of_a_running_process_with_children() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let py = fixture("3.9").binary.display().to_string();
     let mut target = ChildGuard::spawn(Command::new(&py).arg(script("forker.py")));
     target.wait_for_line("ready", Duration::from_secs(20));
     let pid = target.pid();
     let out = crate::harness::scratch("children-p").join("events.jsonl");
-    let tracer = Command::new(pytap_bin())
-        .args([
-            "trace",
-            "-m",
-            "function__entry",
-            "--children",
-            "--format",
-            "jsonl",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["-p", &pid.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args([
+                "trace",
+                "-m",
+                "function__entry",
+                "--children",
+                "--format",
+                "jsonl",
+                "-o",
+            ])
+            .arg(&out)
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped()),
+    );
     // Attached once the kernel raised the entry semaphore.
     wait_until("pytap to attach", Duration::from_secs(10), || {
         let json = pytap(&["list", "--json", "-p", &pid.to_string()]).json();
@@ -215,7 +214,7 @@ fn children_of_a_running_process_with_children() {
     let (code, rest) = target.finish();
     assert_eq!(code, 0, "{rest}");
     assert!(rest.contains("parent done"), "{rest}");
-    let result = tracer.wait_with_output().unwrap();
+    let result = tracer.wait_with_output();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(0), "{stderr}");
     let events: Vec<Value> = std::fs::read_to_string(&out)
@@ -233,33 +232,34 @@ fn children_of_a_running_process_with_children() {
 #[test]
 fn a_child_that_outlives_pytap_keeps_no_probe() {
     require_kernel();
+    let _exact = crate::harness::exact_counts();
     let py = system_python().display().to_string();
     let out = crate::harness::scratch("outlive").join("events.jsonl");
     // The parent forks a child that lingers on stdin after its calls; the
     // parent waits for it. pytap is killed while both run.
-    let mut tracer = Command::new(pytap_bin())
-        .args([
-            "trace",
-            "-m",
-            "function__entry",
-            "-m",
-            "function__return",
-            "--format",
-            "jsonl",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["--", &py, &script("forker.py"), "linger"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(tracer.stdout.take().unwrap());
+    let mut tracer = ChildGuard::start(
+        Command::new(pytap_bin())
+            .args([
+                "trace",
+                "-m",
+                "function__entry",
+                "-m",
+                "function__return",
+                "--format",
+                "jsonl",
+                "-o",
+            ])
+            .arg(&out)
+            .args(["--", &py, &script("forker.py"), "linger"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdout = std::io::BufReader::new(tracer.child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     assert_eq!(line, "ready\n");
-    let mut stdin = tracer.stdin.take().unwrap();
+    let mut stdin = tracer.child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     line.clear();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
@@ -286,8 +286,8 @@ fn a_child_that_outlives_pytap_keeps_no_probe() {
         Duration::from_secs(5),
         || in_child() == 10,
     );
-    pytap_sys::process::kill(tracer.id(), pytap_sys::signal::SIGKILL).unwrap();
-    tracer.wait().unwrap();
+    pytap_sys::process::kill(tracer.pid(), pytap_sys::signal::SIGKILL).unwrap();
+    tracer.wait();
     // Both run on, and the kernel took every probe and semaphore away.
     wait_until("probes to be gone", Duration::from_secs(5), || {
         nothing_armed(child)

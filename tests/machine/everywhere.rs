@@ -4,8 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::alone;
-use crate::harness::{ChildGuard, fixture, pytap, require_kernel};
+use crate::harness::{ChildGuard, alone, fixture, pytap, require_kernel};
 
 #[test]
 fn all_beside_a_314_says_why_it_gets_no_function_events() {

@@ -4,8 +4,9 @@
 //! execs. The benchmark (`scripts/bench.py --only-loss`) runs the same
 //! shapes 20 times each; these runs hold the fixes to it in CI.
 
-use super::{alone, script};
-use crate::harness::{fixture, pytap, pytap_bin, require_kernel, scratch, system_python};
+use crate::harness::{
+    alone, fixture, pytap, pytap_bin, require_kernel, scratch, script, system_python,
+};
 
 /// Calls fib(25) makes.
 const FIB25_CALLS: usize = 242_785;

@@ -11,8 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::alone;
-use crate::harness::{pytap_bin, require_kernel, root};
+use crate::harness::{alone, pytap_bin, require_kernel, root};
 
 /// How much of an output the comparison ignores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

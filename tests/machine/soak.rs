@@ -6,8 +6,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{alone, script};
-use crate::harness::{ChildGuard, fixture, pytap_bin, require_kernel, root, scratch};
+use crate::harness::{
+    ChildGuard, alone, fixture, pytap_bin, require_kernel, root, scratch, script,
+};
 
 /// How long the soak runs (`PYTAP_SOAK_SECS` shortens it for a quick look;
 /// CI runs the full ten minutes).
