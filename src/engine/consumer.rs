@@ -12,7 +12,7 @@ pub trait Consumer {
     /// One event, in ring-buffer order (per thread, the order they happened).
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()>;
 
-    /// Called every [`LoopOptions::tick`], and once more at the end.
+    /// Called every tick of the run (`LoopOptions::tick` live, recorded time replayed), and once more at the end.
     fn tick(&mut self, _source: &dyn Source) -> Result<()> {
         Ok(())
     }
@@ -51,7 +51,7 @@ pub trait Consumer {
     }
 
     /// Writes out what the consumer buffered: called whenever the loop goes
-    /// idle, and at least every [`FLUSH_EVERY`] while events arrive.
+    /// idle, and at least every `runner::pump::FLUSH_EVERY` while events arrive.
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }

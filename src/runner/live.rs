@@ -34,16 +34,13 @@ use pytap_sys::signal::{SIGCHLD, SIGWINCH, SignalFd};
 
 use crate::capture::Capture;
 use crate::engine::consumer::{Consumer, End};
-use crate::engine::decode::{self, TaskKind};
 use crate::engine::follow::{Followed, Mode};
-use crate::engine::names::SentNames;
 use crate::engine::plan::AttachTarget;
 use crate::engine::session::Session;
 use crate::process;
-
-/// How long a consumer's buffered output may wait while events keep
-/// arriving (it is flushed too whenever the loop goes idle).
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+use crate::runner::captured::Captured;
+use crate::runner::kernel::KernelRings;
+use crate::runner::pump::{Pump, Ticks};
 
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -200,6 +197,10 @@ const TOKEN_COMMAND: u64 = 4;
 const TOKEN_WAKEUP: u64 = 5;
 const TOKEN_PID: u64 = 1 << 32;
 
+/// How long after its timestamp an event is surely readable: a probe or a
+/// capture callback writes its record microseconds after reading the clock.
+const IN_FLIGHT: u64 = 2_000_000;
+
 /// Runs until the targets exit, a signal arrives or the duration elapses.
 pub fn run(
     attached: &mut Attached,
@@ -208,6 +209,55 @@ pub fn run(
     options: &LoopOptions,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let mut live = Live {
+        poller: register(attached, signals, options)?,
+        signals,
+        options,
+        pump: Pump::new(Ticks::wall(options.tick)),
+        next_prune: started + PRUNE_NAMES_EVERY,
+        deadline: options.duration.map(|d| started + d),
+        busy: false,
+    };
+    let result = live.until_end(attached, consumer);
+    // Detach before the final drain: a target that is still running would
+    // otherwise keep the ring buffer from ever emptying. Then let the
+    // traced tree go, whatever ended the run.
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => {
+            attached.session.detach();
+            attached.followed.release();
+            return Err(e);
+        }
+    };
+    match end {
+        End::Exited { .. } => attached.session.detach_exited(),
+        _ => attached.session.detach(),
+    }
+    let drained = live.drain_to_empty(attached, consumer);
+    attached.followed.release();
+    drained?;
+    live.last_command_output(consumer)?;
+    if end != End::OutputClosed {
+        live.pump.finish(consumer, &attached.session)?;
+    }
+    Ok(Outcome {
+        events: live.pump.events(),
+        // Events the in-process agents dropped count as lost too.
+        lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
+        // (A ring region in a state no probe leaves counts as one.)
+        malformed: live.pump.malformed() + attached.session.streams().borrow().corrupt(),
+        unnamed: live.pump.unnamed(),
+        end,
+        elapsed: started.elapsed(),
+        still_running: attached.followed.root_running(),
+    })
+}
+
+/// Watches what the loop waits on: the stop signals and `SIGCHLD`, the
+/// output's reader, the keys, the command's terminal, the followed
+/// processes' pidfds, and the ring buffer's forced wakeup.
+fn register(attached: &Attached, signals: &SignalFd, options: &LoopOptions) -> Result<Poller> {
     let poller = Poller::new().context("epoll")?;
     poller
         .add(signals.raw_fd(), TOKEN_SIGNAL)
@@ -233,132 +283,182 @@ pub fn run(
     // A probe whose CPU's ring fills up wakes the loop before its poll.
     let wakeup_fd = attached.session.streams().borrow().wakeup_fd();
     poller.add_edge(wakeup_fd, TOKEN_WAKEUP).context("epoll")?;
-    let mut stats = Stats::default();
-    let mut next_prune = started + PRUNE_NAMES_EVERY;
-    let mut next_tick = options.tick.map(|t| started + t);
-    let deadline = options.duration.map(|d| started + d);
-    let mut busy = false;
-    let result = (|| -> Result<End> {
+    Ok(poller)
+}
+
+/// The live driver of the [`Pump`]: when to run a pass, and what else the
+/// loop hears.
+struct Live<'a> {
+    poller: Poller,
+    signals: &'a SignalFd,
+    options: &'a LoopOptions,
+    pump: Pump,
+    next_prune: Instant,
+    deadline: Option<Instant>,
+    /// The last pass handed out [`BUSY_DRAIN`] events or more.
+    busy: bool,
+}
+
+impl Live<'_> {
+    /// Passes until something ends the run.
+    fn until_end(&mut self, attached: &mut Attached, consumer: &mut dyn Consumer) -> Result<End> {
         loop {
-            let now = Instant::now();
-            let mut timeout = if busy { Duration::ZERO } else { POLL_INTERVAL };
-            for at in [next_tick, deadline].into_iter().flatten() {
-                timeout = timeout.min(at.saturating_duration_since(now));
-            }
-            let ready = poller.wait(Some(timeout)).context("epoll_wait")?;
-            if next_tick.is_some_and(|at| Instant::now() >= at) {
-                consumer.before_tick(&attached.session)?;
-            }
-            let before = stats.events;
-            let mut end = drain(attached, consumer, &mut stats, false)?;
-            busy = stats.events - before >= BUSY_DRAIN;
+            let ready = self.wait()?;
+            self.pump.before_wall_tick(consumer, &attached.session)?;
+            let before = self.pump.events();
+            let mut end = pass(attached, &mut self.pump, consumer, false)?;
+            self.busy = self.pump.events() - before >= BUSY_DRAIN;
             consumer.flush()?;
             for token in ready {
-                match token {
-                    TOKEN_SIGNAL => {
-                        while let Some(sig) = signals.read().context("signalfd")? {
-                            match sig {
-                                SIGCHLD => attached.followed.service(&mut attached.session)?,
-                                SIGWINCH => {
-                                    if let Some(pty) = &options.command_terminal {
-                                        pty.copy_size(std::io::stdout().as_fd());
-                                    }
-                                }
-                                sig => {
-                                    end.get_or_insert(End::Signal(sig));
-                                }
-                            }
-                        }
-                    }
-                    TOKEN_OUTPUT => {
-                        end.get_or_insert(End::OutputClosed);
-                    }
-                    // (The drain above read what the wakeup was for.)
-                    TOKEN_WAKEUP => {}
-                    TOKEN_KEYS => {
-                        let keys = options.keys.as_ref().expect("registered");
-                        let mut buf = [0u8; 64];
-                        match std::fs::File::from(keys.try_clone()?).read(&mut buf) {
-                            Ok(0) | Err(_) => {
-                                let _ = poller.remove(keys.as_raw_fd());
-                                end.get_or_insert(End::TerminalLost);
-                            }
-                            Ok(n) => consumer.input(&buf[..n])?,
-                        }
-                    }
-                    TOKEN_COMMAND => {
-                        let pty = options.command_terminal.as_ref().expect("registered");
-                        if !read_command_output(pty, consumer)? {
-                            let _ = poller.remove(pty.master.as_raw_fd());
-                        }
-                    }
-                    token => {
-                        if let Some(pid) = token.checked_sub(TOKEN_PID) {
-                            let pid = pid as u32;
-                            attached.followed.pid_exited(pid, &mut attached.session);
-                            for (p, fd) in attached.followed.pidfds() {
-                                if p == pid {
-                                    let _ = poller.remove(fd);
-                                }
-                            }
-                        }
-                    }
-                }
+                self.heard(token, attached, consumer, &mut end)?;
             }
             if end.is_none() {
                 end = attached.followed.poll_execs(&mut attached.session);
             }
-            if Instant::now() >= next_prune {
-                next_prune = Instant::now() + PRUNE_NAMES_EVERY;
-                attached.session.tasks.borrow_mut().prune(|pid, tid| {
-                    std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
-                });
-            }
+            self.prune_names(attached);
             if end.is_none() && attached.followed.all_exited() {
                 end = Some(End::Exited {
                     status: attached.followed.root().and_then(|(_, s)| s),
                 });
             }
-            let now = Instant::now();
-            if let Some(at) = next_tick.filter(|at| now >= *at) {
-                next_tick = options.tick.map(|t| at + t);
-                consumer.tick(&attached.session)?;
-                if consumer.wants_stop() {
-                    end.get_or_insert(End::Quit);
-                }
+            if self.pump.wall_tick(consumer, &attached.session)? && consumer.wants_stop() {
+                end.get_or_insert(End::Quit);
             }
             if consumer.exit_requested() {
                 end.get_or_insert(End::Exit);
             }
-            if end.is_none() && deadline.is_some_and(|d| now >= d) {
+            if end.is_none() && self.deadline.is_some_and(|d| Instant::now() >= d) {
                 end = Some(End::Duration);
             }
             if let Some(end) = end {
                 return Ok(end);
             }
         }
-    })();
-    // Detach before the final drain: a target that is still running would
-    // otherwise keep the ring buffer from ever emptying. Then let the
-    // traced tree go, whatever ended the run.
-    let end = match result {
-        Ok(end) => end,
-        Err(e) => {
-            attached.session.detach();
-            attached.followed.release();
-            return Err(e);
-        }
-    };
-    match end {
-        End::Exited { .. } => attached.session.detach_exited(),
-        _ => attached.session.detach(),
     }
-    let drained = drain_to_empty(attached, consumer, &mut stats);
-    attached.followed.release();
-    drained?;
-    if let Some(pty) = &options.command_terminal {
-        // What the command wrote last.
-        while poller
+
+    /// Waits for something to read, the next poll, tick or the deadline.
+    fn wait(&self) -> Result<Vec<u64>> {
+        let now = Instant::now();
+        let mut timeout = if self.busy {
+            Duration::ZERO
+        } else {
+            POLL_INTERVAL
+        };
+        for at in [self.pump.next_wall_tick(), self.deadline]
+            .into_iter()
+            .flatten()
+        {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
+        self.poller.wait(Some(timeout)).context("epoll_wait")
+    }
+
+    /// What one ready token says.
+    fn heard(
+        &self,
+        token: u64,
+        attached: &mut Attached,
+        consumer: &mut dyn Consumer,
+        end: &mut Option<End>,
+    ) -> Result<()> {
+        match token {
+            TOKEN_SIGNAL => {
+                while let Some(sig) = self.signals.read().context("signalfd")? {
+                    match sig {
+                        SIGCHLD => attached.followed.service(&mut attached.session)?,
+                        SIGWINCH => {
+                            if let Some(pty) = &self.options.command_terminal {
+                                pty.copy_size(std::io::stdout().as_fd());
+                            }
+                        }
+                        sig => {
+                            end.get_or_insert(End::Signal(sig));
+                        }
+                    }
+                }
+            }
+            TOKEN_OUTPUT => {
+                end.get_or_insert(End::OutputClosed);
+            }
+            // (The pass before read what the wakeup was for.)
+            TOKEN_WAKEUP => {}
+            TOKEN_KEYS => {
+                let keys = self.options.keys.as_ref().expect("registered");
+                let mut buf = [0u8; 64];
+                match std::fs::File::from(keys.try_clone()?).read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = self.poller.remove(keys.as_raw_fd());
+                        end.get_or_insert(End::TerminalLost);
+                    }
+                    Ok(n) => consumer.input(&buf[..n])?,
+                }
+            }
+            TOKEN_COMMAND => {
+                let pty = self.options.command_terminal.as_ref().expect("registered");
+                if !read_command_output(pty, consumer)? {
+                    let _ = self.poller.remove(pty.master.as_raw_fd());
+                }
+            }
+            token => {
+                if let Some(pid) = token.checked_sub(TOKEN_PID) {
+                    let pid = pid as u32;
+                    attached.followed.pid_exited(pid, &mut attached.session);
+                    for (p, fd) in attached.followed.pidfds() {
+                        if p == pid {
+                            let _ = self.poller.remove(fd);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets go of the names of threads that are gone, now and then.
+    fn prune_names(&mut self, attached: &Attached) {
+        if Instant::now() < self.next_prune {
+            return;
+        }
+        self.next_prune = Instant::now() + PRUNE_NAMES_EVERY;
+        attached
+            .session
+            .tasks
+            .borrow_mut()
+            .prune(|pid, tid| std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists());
+    }
+
+    /// Passes until the ring buffer is empty. A record reserved by a probe
+    /// that is still running blocks the ones after it; wait for it briefly.
+    fn drain_to_empty(
+        &mut self,
+        attached: &mut Attached,
+        consumer: &mut dyn Consumer,
+    ) -> Result<()> {
+        let mut idle_rounds = 0;
+        loop {
+            let before = self.pump.events() + self.pump.malformed();
+            pass(attached, &mut self.pump, consumer, true)?;
+            let pending = attached.session.streams().borrow().pending_bytes();
+            if pending == 0 {
+                return Ok(());
+            }
+            if self.pump.events() + self.pump.malformed() == before {
+                idle_rounds += 1;
+                if idle_rounds > 100 {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// What the command wrote last, once the run has ended.
+    fn last_command_output(&self, consumer: &mut dyn Consumer) -> Result<()> {
+        let Some(pty) = &self.options.command_terminal else {
+            return Ok(());
+        };
+        while self
+            .poller
             .wait(Some(Duration::ZERO))
             .is_ok_and(|r| r.contains(&TOKEN_COMMAND))
         {
@@ -366,25 +466,51 @@ pub fn run(
                 break;
             }
         }
+        Ok(())
     }
-    if end != End::OutputClosed {
-        if options.tick.is_some() {
-            consumer.tick(&attached.session)?;
+}
+
+/// One pass over the session's rings and, with an in-process capture, its
+/// rings, merged by time ([`Pump::pass`]); for processes followed by pid,
+/// an exec that ends the run.
+fn pass(
+    attached: &mut Attached,
+    pump: &mut Pump,
+    consumer: &mut dyn Consumer,
+    last: bool,
+) -> Result<Option<End>> {
+    // Both sources are read up to a moment every event before which has
+    // been written: the clock now, less the time a record is in flight
+    // (and, for the capture, not past a kernel record still being
+    // written, see `EventSource::settled_before`).
+    let until = if last {
+        u64::MAX
+    } else {
+        (pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64).saturating_sub(IN_FLIGHT)
+    };
+    let Attached {
+        session,
+        followed,
+        capture,
+    } = attached;
+    let pass = {
+        let mut kernel = KernelRings::new(session);
+        match capture {
+            Some(capture) => {
+                let mut captured = Captured::new(capture, session);
+                pump.pass(&mut [&mut kernel, &mut captured], consumer, until, last)?
+            }
+            None => pump.pass(&mut [&mut kernel], consumer, until, last)?,
         }
-        consumer.finish(&attached.session)?;
-        consumer.flush()?;
+    };
+    if followed.mode() == Mode::Pids {
+        for pid in pass.execs {
+            if let Some(end) = followed.exec_event(pid, session) {
+                return Ok(Some(end));
+            }
+        }
     }
-    Ok(Outcome {
-        events: stats.events,
-        // Events the in-process agents dropped count as lost too.
-        lost: attached.session.lost() + attached.capture.as_ref().map_or(0, Capture::lost),
-        // (A ring region in a state no probe leaves counts as one.)
-        malformed: stats.malformed + attached.session.streams().borrow().corrupt(),
-        unnamed: stats.names.unnamed.get(),
-        end,
-        elapsed: started.elapsed(),
-        still_running: attached.followed.root_running(),
-    })
+    Ok(None)
 }
 
 /// Reads what the command wrote to its terminal; `false` once it is closed.
@@ -395,297 +521,6 @@ fn read_command_output(pty: &Pty, consumer: &mut dyn Consumer) -> Result<bool> {
         Ok(n) => {
             consumer.command_output(&buf[..n])?;
             Ok(true)
-        }
-    }
-}
-
-#[derive(Default)]
-struct Stats {
-    events: u64,
-    malformed: u64,
-    /// Names of the function records sent without them.
-    names: SentNames,
-    last_flush: Option<Instant>,
-    /// Kernel records held for merging with an in-process capture's
-    /// events (see [`drain`]).
-    held: Held,
-}
-
-/// Records copied out for later, back to back in one buffer (one copy
-/// each, no allocation per record once the buffer has grown).
-#[derive(Default)]
-struct Held {
-    bytes: Vec<u8>,
-    /// Each record's start and length; a length of 0 once delivered.
-    spans: Vec<(usize, usize)>,
-}
-
-impl Held {
-    fn push(&mut self, record: &[u8]) {
-        self.spans.push((self.bytes.len(), record.len()));
-        self.bytes.extend_from_slice(record);
-    }
-
-    /// Forgets the delivered records, keeping the others in order.
-    fn compact(&mut self) {
-        let mut end = 0;
-        self.spans.retain(|&(_, len)| len != 0);
-        for (start, len) in &mut self.spans {
-            self.bytes.copy_within(*start..*start + *len, end);
-            *start = end;
-            end += *len;
-        }
-        self.bytes.truncate(end);
-    }
-}
-
-/// How long after its timestamp an event is surely readable: a probe or a
-/// capture callback writes its record microseconds after reading the clock.
-const IN_FLIGHT: u64 = 2_000_000;
-
-/// Hands every record now in the ring buffer to the consumer, flushing its
-/// output at least every [`FLUSH_EVERY`]; task records update the names
-/// and, for processes followed by pid, report execs. Returns why the run
-/// must end, if an exec ended it.
-fn drain(
-    attached: &mut Attached,
-    consumer: &mut dyn Consumer,
-    stats: &mut Stats,
-    last: bool,
-) -> Result<Option<End>> {
-    let Attached {
-        session,
-        followed,
-        capture,
-    } = attached;
-    let mut failure = None;
-    let mut execs = Vec::new();
-    // With an in-process capture, a thread's function events come from its
-    // ring and its gc, import and audit events from the kernel's: they are
-    // merged by timestamp so that each thread's events reach the consumer
-    // in the order they happened. Both sources are read up to `cutoff`, a
-    // moment every event before which has been written (the clock before
-    // the kernel ring is read, less the time a record is in flight);
-    // kernel records are held until the capture's events before them have
-    // been delivered, and later ones wait for the next drain.
-    let merging = capture.is_some();
-    let cutoff = if last {
-        u64::MAX
-    } else {
-        (pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64).saturating_sub(IN_FLIGHT)
-    };
-    let mut held = std::mem::take(&mut stats.held);
-    {
-        // The ring buffer is borrowed mutably while the consumer reads the
-        // rest of the session; consumers never touch the ring.
-        let session: &Session = session;
-        let mut since_check = 0u32;
-        session.streams().borrow_mut().consume(last, &mut |record| {
-            if let Some(task) = decode::task(record) {
-                match task {
-                    Ok(t) => {
-                        if t.kind == TaskKind::Exec {
-                            execs.push(t.pid);
-                        }
-                        // Merged with the capture's events, a task record
-                        // waits its turn like the kernel's other records:
-                        // what it ends must come after the thread's last
-                        // events.
-                        if merging {
-                            held.push(record);
-                        } else if let Err(e) = apply_task(&t, session, consumer, stats) {
-                            failure = Some(e);
-                            return false;
-                        }
-                    }
-                    Err(_) => stats.malformed += 1,
-                }
-                return true;
-            }
-            match consumer.record(record, session) {
-                Ok(true) => {
-                    stats.events += 1;
-                    return true;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    failure = Some(e);
-                    return false;
-                }
-            }
-            if merging {
-                held.push(record);
-                return true;
-            }
-            match decode::decode(record) {
-                Ok(event) => {
-                    stats.events += 1;
-                    let event = stats.names.resolve(event);
-                    if let Err(e) = consumer.event(&event, session) {
-                        failure = Some(e);
-                        return false;
-                    }
-                }
-                Err(_) => stats.malformed += 1,
-            }
-            since_check += 1;
-            if since_check >= 1024 {
-                since_check = 0;
-                let due = stats.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY);
-                if due {
-                    stats.last_flush = Some(Instant::now());
-                    if let Err(e) = consumer.flush() {
-                        failure = Some(e);
-                        return false;
-                    }
-                }
-            }
-            true
-        });
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    // Nor past a kernel record still being written (a probe preempted
-    // between its clock reading and its publish, on a busy machine, for
-    // longer than IN_FLIGHT): the capture's events after it wait for it.
-    let cutoff = cutoff.min(session.streams().borrow().handed_out_before());
-    if let Some(capture) = capture {
-        let session: &Session = session;
-        // Held records in order; a delivered one becomes empty, and those
-        // before `first` all are (so each capture event does not scan
-        // what was delivered already).
-        let mut first = 0;
-        let deliver = |held: &mut Held,
-                       first: &mut usize,
-                       pid: Option<u32>,
-                       until: u64,
-                       consumer: &mut dyn Consumer,
-                       stats: &mut Stats|
-         -> Result<()> {
-            let Held { bytes, spans } = held;
-            while spans.get(*first).is_some_and(|&(_, len)| len == 0) {
-                *first += 1;
-            }
-            let pending = spans.get_mut(*first..).unwrap_or_default();
-            for span in pending.iter_mut().filter(|(_, len)| *len != 0) {
-                let record = &bytes[span.0..span.0 + span.1];
-                let task = decode::task(record);
-                let (ts_ns, record_pid) = match (&task, decode::header(record)) {
-                    (Some(Ok(t)), _) => (t.ts_ns, t.pid),
-                    (None, Ok(h)) => (h.ts_ns, h.pid),
-                    _ => {
-                        stats.malformed += 1;
-                        span.1 = 0;
-                        continue;
-                    }
-                };
-                if ts_ns > until {
-                    // Later ones of this process wait with it.
-                    if pid.is_none_or(|p| p == record_pid) {
-                        break;
-                    }
-                    continue;
-                }
-                if pid.is_some_and(|p| p != record_pid) {
-                    continue;
-                }
-                if let Some(Ok(t)) = task {
-                    span.1 = 0;
-                    apply_task(&t, session, consumer, stats)?;
-                    continue;
-                }
-                match decode::decode(record) {
-                    Ok(event) => {
-                        stats.events += 1;
-                        let event = stats.names.resolve(event);
-                        consumer.event(&event, session)?;
-                    }
-                    Err(_) => stats.malformed += 1,
-                }
-                span.1 = 0;
-            }
-            Ok(())
-        };
-        let captured = capture.drain_until(cutoff, &mut |event| {
-            // This process's kernel events from before it, first.
-            deliver(
-                &mut held,
-                &mut first,
-                Some(event.header.pid),
-                event.header.ts_ns,
-                consumer,
-                stats,
-            )?;
-            consumer.event(event, session)
-        })?;
-        deliver(&mut held, &mut first, None, cutoff, consumer, stats)?;
-        held.compact();
-        stats.events += captured;
-    }
-    stats.held = held;
-    stats.last_flush = Some(Instant::now());
-    if followed.mode() == Mode::Pids {
-        for pid in execs {
-            if let Some(end) = followed.exec_event(pid, session) {
-                return Ok(Some(end));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// What a task record tells, applied in its place among the events: a
-/// name, an exec (the process's old names and pointers mean nothing now,
-/// and its frames are gone), a thread's end (what was kept for it goes).
-fn apply_task(
-    t: &decode::TaskRecord,
-    session: &Session,
-    consumer: &mut dyn Consumer,
-    stats: &mut Stats,
-) -> Result<()> {
-    let comm = t.comm.clone().unwrap_or_default();
-    let mut names = session.tasks.borrow_mut();
-    match t.kind {
-        TaskKind::Rename => {
-            names.renamed(t.pid, t.tid, comm);
-            Ok(())
-        }
-        TaskKind::Exec => {
-            names.executed(t.pid, comm);
-            drop(names);
-            stats.names.executed(t.pid);
-            consumer.process_executed(t.pid, t.old_tid)
-        }
-        TaskKind::Exit => {
-            names.exited(t.pid, t.tid);
-            drop(names);
-            consumer.thread_exited(t.pid, t.tid)
-        }
-    }
-}
-
-/// Drains until the ring buffer is empty. A record reserved by a probe that
-/// is still running blocks the ones after it; wait for it briefly.
-fn drain_to_empty(
-    attached: &mut Attached,
-    consumer: &mut dyn Consumer,
-    stats: &mut Stats,
-) -> Result<()> {
-    let mut idle_rounds = 0;
-    loop {
-        let before = stats.events + stats.malformed;
-        drain(attached, consumer, stats, true)?;
-        let pending = attached.session.streams().borrow().pending_bytes();
-        if pending == 0 {
-            return Ok(());
-        }
-        if stats.events + stats.malformed == before {
-            idle_rounds += 1;
-            if idle_rounds > 100 {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
