@@ -50,11 +50,6 @@ const ATTACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Ring size the agents are asked for (bytes of records per process).
 pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
 
-/// Marks a code id as an in-process "pointer" in [`RawStr::ptr`], so the
-/// tools' keys (pid, line, pointers) tell functions apart as they do with
-/// the markers' string addresses.
-pub(crate) const CODE_PTR: u64 = 1 << 63;
-
 /// What the agents are asked to capture: the markers they stand in for
 /// that the tool asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,11 +11,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::CODE_PTR;
 use super::ring::{self, AgentState, Record, RingError};
 use crate::engine::abi::EventKind;
 use crate::engine::abi::{FLAG_IN_PROCESS, NO_SITE};
-use crate::engine::decode::{Body, Event, Header, RawStr, StrState};
+use crate::engine::decode::{Body, Event, Header, RawStr, StrRef, StrState};
 use crate::notice;
 
 /// A process's ring, being read.
@@ -149,7 +148,6 @@ impl Ring {
                             // Its def was dropped (the ring was full).
                             None => (&b""[..], &b""[..]),
                         };
-                        let ptr = CODE_PTR | u64::from(code);
                         let event = Event {
                             header: Header {
                                 ts_ns,
@@ -167,12 +165,12 @@ impl Ring {
                             body: Body::Function {
                                 filename: RawStr {
                                     bytes: filename,
-                                    ptr,
+                                    at: StrRef::Code(code),
                                     state: StrState::Complete,
                                 },
                                 funcname: RawStr {
                                     bytes: funcname,
-                                    ptr,
+                                    at: StrRef::Code(code),
                                     state: StrState::Complete,
                                 },
                                 lineno: line,

@@ -43,15 +43,61 @@ pub enum StrState {
     Unreadable(i32),
 }
 
-/// A string as captured: bytes (without NUL), the target pointer, the state.
+/// A string as captured: bytes (without NUL), where it came from, the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawStr<'a> {
     /// The bytes read.
     pub bytes: &'a [u8],
-    /// Where the string is in the target.
-    pub ptr: u64,
+    /// Where it came from.
+    pub at: StrRef,
     /// Complete, truncated or unreadable.
     pub state: StrState,
+}
+
+/// Where a string came from, which says what else can be done with it
+/// than read its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrRef {
+    /// Its address in the target, where a probe read it: a string the
+    /// probe could not read can be read from the binary there.
+    Address(u64),
+    /// Its id in a recording's string table.
+    Table(u32),
+    /// The in-process capture's id of the code object it names.
+    Code(u32),
+}
+
+impl StrRef {
+    /// Tags of the ids in [`StrRef::key`]: above any user-space address.
+    const TABLE_TAG: u64 = 1 << 62;
+    const CODE_TAG: u64 = 1 << 63;
+
+    /// One number per string of a run, for keys (the same function's
+    /// names from the markers or the capture, a recording's ids): the
+    /// kinds never collide.
+    pub fn key(self) -> u64 {
+        match self {
+            StrRef::Address(address) => address,
+            StrRef::Table(id) => Self::TABLE_TAG | u64::from(id),
+            StrRef::Code(code) => Self::CODE_TAG | u64::from(code),
+        }
+    }
+
+    /// The address in the target, when a probe read it there.
+    pub fn address(self) -> Option<u64> {
+        match self {
+            StrRef::Address(address) => Some(address),
+            _ => None,
+        }
+    }
+
+    /// The id in a recording's string table.
+    pub fn table_id(self) -> Option<u32> {
+        match self {
+            StrRef::Table(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// A decoded event, borrowing from its record.
@@ -250,14 +296,14 @@ fn raw_str(
     if ret <= 0 {
         return Ok(RawStr {
             bytes: &[],
-            ptr,
+            at: StrRef::Address(ptr),
             state: StrState::Unreadable(ret.unsigned_abs() as i32),
         });
     }
     let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     Ok(RawStr {
         bytes,
-        ptr,
+        at: StrRef::Address(ptr),
         state: truncated,
     })
 }
@@ -513,7 +559,7 @@ mod tests {
             panic!()
         };
         assert_eq!(module.state, StrState::Unreadable(14));
-        assert_eq!((module.ptr, found), (0x4242, Some(true)));
+        assert_eq!((module.at, found), (StrRef::Address(0x4242), Some(true)));
 
         let mut r = record(EventKind::ImportStart);
         let long = vec![b'x'; abi::STR_CAP - 1];

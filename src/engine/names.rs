@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::engine::abi::FLAG_NAMED_BEFORE;
-use crate::engine::decode::{Body, Event, RawStr, StrState};
+use crate::engine::decode::{Body, Event, RawStr, StrRef, StrState};
 
 /// One string as sent.
 #[derive(Debug, Clone)]
@@ -32,10 +32,10 @@ impl SentStr {
         self.state == raw.state && *self.bytes == *raw.bytes
     }
 
-    fn raw(&self, ptr: u64) -> RawStr<'_> {
+    fn raw(&self, at: StrRef) -> RawStr<'_> {
         RawStr {
             bytes: &self.bytes,
-            ptr,
+            at,
             state: self.state,
         }
     }
@@ -44,7 +44,7 @@ impl SentStr {
 /// Names by (process, filename pointer, funcname pointer). Looked up on
 /// every function event, hence foldhash rather than SipHash (the keys are
 /// the kernel's, not an attacker's).
-type Names = HashMap<(u32, u64, u64), (SentStr, SentStr), foldhash::fast::FixedState>;
+type Names = HashMap<(u32, StrRef, StrRef), (SentStr, SentStr), foldhash::fast::FixedState>;
 
 /// The names each process sent, by pointers.
 #[derive(Debug, Default)]
@@ -68,7 +68,7 @@ impl SentNames {
         else {
             return event;
         };
-        let key = (pid, filename.ptr, funcname.ptr);
+        let key = (pid, filename.at, funcname.at);
         if !lean {
             match self.names.get_mut(&key) {
                 Some((f, n)) if f.same_as(filename) && n.same_as(funcname) => {}
@@ -113,7 +113,7 @@ mod tests {
     ) -> Event<'static> {
         let raw = |bytes: &'static str, ptr| RawStr {
             bytes: if lean { b"" } else { bytes.as_bytes() },
-            ptr,
+            at: StrRef::Address(ptr),
             state: if lean {
                 StrState::Unreadable(0)
             } else {

@@ -81,7 +81,7 @@ impl std::fmt::Debug for Timeline<'_> {
 
 /// The string id a replayed string carries (in place of its pointer).
 fn id_of(s: &RawStr<'_>) -> u32 {
-    u32::try_from(s.ptr).unwrap_or(UNREADABLE)
+    s.at.table_id().unwrap_or(UNREADABLE)
 }
 
 impl<'s> Timeline<'s> {
@@ -281,7 +281,7 @@ impl<'s> Timeline<'s> {
 mod tests {
     use super::*;
     use crate::engine::abi::FLAG_GENERATOR_CREATION;
-    use crate::engine::decode::{AuditArgs, Header, StrState};
+    use crate::engine::decode::{AuditArgs, Header, StrRef, StrState};
     use crate::model::stack::Frame;
 
     /// Writes each sink call as a line.
@@ -353,7 +353,7 @@ mod tests {
     fn raw(id: u32) -> RawStr<'static> {
         RawStr {
             bytes: b"",
-            ptr: u64::from(id),
+            at: StrRef::Table(id),
             state: StrState::Complete,
         }
     }

@@ -68,7 +68,11 @@ pub fn text<'a>(
             kept_end: raw.state == StrState::KeptEnd,
             unreadable: false,
         },
-        StrState::Unreadable(_) => match source.recover(recovery, event, raw.ptr) {
+        StrState::Unreadable(_) => match raw
+            .at
+            .address()
+            .and_then(|at| source.recover(recovery, event, at))
+        {
             Some(bytes) => Text {
                 bytes: Cow::Owned(bytes),
                 truncated: false,
@@ -144,7 +148,7 @@ impl Strings {
         else {
             return None;
         };
-        let key = (event.header.pid, filename.ptr, funcname.ptr);
+        let key = (event.header.pid, filename.at.key(), funcname.at.key());
         if let Some(hit) = self.funcs.map.get(&key)
             && hit.made_from(filename, funcname)
         {

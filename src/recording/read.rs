@@ -18,7 +18,9 @@ use super::format::{
     TAG_META, TAG_NAME, TAG_STRING, UNREADABLE,
 };
 use crate::engine::abi::EventKind;
-use crate::engine::decode::{AuditArgs, AuditRecord, Body, Event, Header, RawStr, StrState};
+use crate::engine::decode::{
+    AuditArgs, AuditRecord, Body, Event, Header, RawStr, StrRef, StrState,
+};
 use crate::engine::tasks::TaskNames;
 
 /// How much is read from the file at a time.
@@ -274,12 +276,12 @@ impl<R: Read> Reader<R> {
             match id.filter(|id| strings.has(*id)) {
                 Some(id) => RawStr {
                     bytes: strings.get(id).as_bytes(),
-                    ptr: u64::from(id),
+                    at: StrRef::Table(id),
                     state,
                 },
                 None => RawStr {
                     bytes: b"",
-                    ptr: u64::from(UNREADABLE),
+                    at: StrRef::Table(UNREADABLE),
                     state: match state {
                         StrState::Unreadable(e) => StrState::Unreadable(e),
                         _ => StrState::Unreadable(0),

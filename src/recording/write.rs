@@ -113,7 +113,10 @@ impl<W: Write> Recorder<W> {
     /// A string reference, recovering an unreadable string from the binary.
     fn string(&mut self, raw: &RawStr<'_>, event: &Event<'_>, source: &dyn Source) -> Result<u64> {
         if let StrState::Unreadable(_) = raw.state
-            && let Some(bytes) = source.recover(&mut self.recovery, event, raw.ptr)
+            && let Some(bytes) = raw
+                .at
+                .address()
+                .and_then(|at| source.recover(&mut self.recovery, event, at))
         {
             let id = self.intern(&bytes)?;
             return Ok(format::string_ref(id, StrState::Complete));
@@ -271,7 +274,7 @@ mod tests {
     use super::*;
     use crate::cpython::objects::{ObjectLayout, PyValue};
     use crate::engine::abi::EventKind;
-    use crate::engine::decode::{AuditArgs, AuditRecord, Header};
+    use crate::engine::decode::{AuditArgs, AuditRecord, Header, StrRef};
     use crate::engine::session::Session;
     use crate::engine::tasks::TaskNames;
     use crate::recording::read::Reader;
@@ -321,7 +324,7 @@ mod tests {
     fn s(bytes: &[u8], state: StrState) -> RawStr<'_> {
         RawStr {
             bytes,
-            ptr: 0xdead,
+            at: StrRef::Address(0xdead),
             state,
         }
     }

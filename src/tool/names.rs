@@ -23,8 +23,8 @@ pub fn key_of(event: &Event<'_>) -> Option<CallKey> {
     Some(CallKey {
         pid: event.header.pid,
         lineno: *lineno,
-        filename_ptr: filename.ptr,
-        funcname_ptr: funcname.ptr,
+        filename_ptr: filename.at.key(),
+        funcname_ptr: funcname.at.key(),
     })
 }
 

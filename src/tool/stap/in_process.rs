@@ -51,8 +51,8 @@ impl Runtime<'_> {
             let mut ctx = RecordContext {
                 probe: ProbeInfo::default(),
                 marker: Some(MarkerArgs {
-                    filename: (filename.bytes, filename.ptr),
-                    funcname: (funcname.bytes, funcname.ptr | NAME_BIT),
+                    filename: (filename.bytes, filename.at.key()),
+                    funcname: (funcname.bytes, funcname.at.key() | NAME_BIT),
                     lineno: i64::from(*lineno),
                 }),
                 pid: h.pid,
