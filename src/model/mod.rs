@@ -4,8 +4,9 @@
 //! `tool::imports`),
 //! the slices a timeline is made of ([`slice`]), how they are named
 //! ([`label`]), and the timeline that turns events into nested slices for
-//! an export ([`timeline`]).
+//! an export ([`timeline`]), fed from any run ([`feed`]).
 
+pub mod feed;
 pub mod label;
 pub mod slice;
 pub mod stack;

@@ -14,38 +14,54 @@ use super::recorded::{Recorded, recorded_markers};
 use super::source::EventSource;
 use crate::cpython::Marker;
 use crate::engine::consumer::{Consumer, End};
+use crate::recording::format::Meta;
 use crate::runner::live::Outcome;
 
 pub use super::recorded::open;
 
-/// The markers the recording at `path` asked for, from its metadata.
-pub fn markers_of(path: &Path) -> Result<Option<BTreeSet<Marker>>> {
+/// The `start` metadata of the recording at `path` (what it traced, its
+/// markers), read before the events.
+pub fn start_of(path: &Path) -> Result<Option<Meta>> {
     let mut reader = open(path)?;
     reader
         .advance()
         .with_context(|| path.display().to_string())?;
-    Ok(recorded_markers(reader.start.as_ref()))
+    Ok(reader.start)
 }
 
-/// Replays `path` into `consumer`: the events of `markers`, in recorded
-/// order, with a tick every `tick` of recorded time and once more at the
-/// end. With `strict`, a marker the recording did not record is an error.
-pub fn run(
-    path: &Path,
-    consumer: &mut dyn Consumer,
-    markers: &BTreeSet<Marker>,
-    strict: bool,
-    tick: Option<Duration>,
-) -> Result<Outcome> {
+/// The markers the recording at `path` asked for, from its metadata.
+pub fn markers_of(path: &Path) -> Result<Option<BTreeSet<Marker>>> {
+    Ok(recorded_markers(start_of(path)?.as_ref()))
+}
+
+/// What a replay hands its consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay<'a> {
+    /// The events of these markers.
+    pub markers: &'a BTreeSet<Marker>,
+    /// A marker the recording did not record is an error (the tool or the
+    /// user named its markers).
+    pub strict: bool,
+    /// A tick every this much recorded time, and once more at the end.
+    pub tick: Option<Duration>,
+    /// What is done with it, for the notice about a recording cut short
+    /// (`replayed`, `exported`).
+    pub done: &'static str,
+}
+
+/// Replays `path` into `consumer` in recorded order.
+pub fn run(path: &Path, consumer: &mut dyn Consumer, replay: &Replay<'_>) -> Result<Outcome> {
     let started = Instant::now();
-    let mut recorded = Recorded::open(path, markers, strict)?;
-    let mut pump = Pump::new(Ticks::recorded(tick, path.display().to_string())).stop_when_asked();
+    let mut recorded = Recorded::open(path, replay.markers, replay.strict)?;
+    let ticks = Ticks::recorded(replay.tick, path.display().to_string());
+    let mut pump = Pump::new(ticks).stop_when_asked();
     let pass = pump.pass(&mut [&mut recorded], consumer, u64::MAX, true)?;
     pump.finish(consumer, recorded.context())?;
     if recorded.cut_short() && !pass.stopped {
         crate::notice!(
-            "{} ends early (the recording was cut short): replayed what it holds",
-            path.display()
+            "{} ends early (the recording was cut short): {} what it holds",
+            path.display(),
+            replay.done
         );
     }
     let end = recorded.end();

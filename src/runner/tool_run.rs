@@ -557,8 +557,13 @@ pub fn stream_with<H: Handler + 'static>(
     keys: Option<Arc<OwnedFd>>,
 ) -> Result<(Outcome, Vec<String>)> {
     if let TargetSpec::Recording(path) = &tool.stream.target {
-        let outcome =
-            crate::runner::replay::run(path, consumer, tool.markers, tool.strict, tool.tick)?;
+        let replay = crate::runner::replay::Replay {
+            markers: tool.markers,
+            strict: tool.strict,
+            tick: tool.tick,
+            done: "replayed",
+        };
+        let outcome = crate::runner::replay::run(path, consumer, &replay)?;
         let summary = crate::output::notice::collect(|| report_replay(path, &outcome, consumer));
         return Ok((outcome, summary));
     }

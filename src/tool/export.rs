@@ -1,13 +1,13 @@
-//! `pytap export`: a recording read once, front to back, through the
-//! timeline into one format's sink; memory does not grow with the
+//! `pytap export`: a recording replayed once, front to back, through the
+//! timeline's feed into one format's sink; memory does not grow with the
 //! recording's length (see each format for what it keeps).
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::cpython::Marker;
 use crate::error::ExitCode;
 use crate::export::chrome::ChromeSink;
 use crate::export::flame::SvgSink;
@@ -15,11 +15,11 @@ use crate::export::folded::FoldedSink;
 use crate::export::perfetto::PerfettoSink;
 use crate::export::speedscope::SpeedscopeSink;
 use crate::export::{ExportFormat, Weight};
+use crate::model::feed::TimelineFeed;
 use crate::model::slice::Sink;
 use crate::model::timeline::{Timeline, TimelineStats};
 use crate::notice;
 use crate::recording::format::Meta;
-use crate::recording::read::Reader;
 use crate::runner::replay;
 
 /// How an export is drawn.
@@ -57,53 +57,29 @@ fn make_sink(
     }
 }
 
-/// Exports the recording at `input` as `format` to `out`.
+/// Exports the recording at `input` as `format` to `out`: the recording
+/// replayed, every event, into the timeline's feed.
 pub fn export(
     input: &Path,
     format: ExportFormat,
     style: Style,
     out: Box<dyn Write>,
 ) -> Result<TimelineStats> {
-    export_from(replay::open(input)?, input, format, style, out)
-}
-
-/// [`export`] from a recording already opened.
-fn export_from(
-    mut reader: Reader<BufReader<File>>,
-    input: &Path,
-    format: ExportFormat,
-    style: Style,
-    out: Box<dyn Write>,
-) -> Result<TimelineStats> {
-    // The start metadata comes before the first event.
-    let mut has_event = reader
-        .advance()
-        .with_context(|| input.display().to_string())?;
-    let name = run_name(reader.start.as_ref(), input);
+    // The start metadata names the run before the first event.
+    let name = run_name(replay::start_of(input)?.as_ref(), input);
     let mut sink = make_sink(format, style, name, out);
-    let mut timeline = Timeline::new(sink.as_mut());
-    while has_event {
-        // Threads that ended before this event: their open slices end.
-        for (pid, tid, exec) in std::mem::take(&mut reader.ended) {
-            for tid in if exec { vec![pid, tid] } else { vec![tid] } {
-                timeline.thread_ended(tid, &reader.strings)?;
-            }
-        }
-        if let Some(event) = reader.event() {
-            timeline.event(&event, &reader.names.borrow(), &reader.strings)?;
-        }
-        has_event = reader
-            .advance()
-            .with_context(|| input.display().to_string())?;
-    }
-    let stats = timeline.finish(&reader.strings)?;
-    if reader.cut_short {
-        notice!(
-            "{} ends early (the recording was cut short): exported what it holds",
-            input.display()
-        );
-    }
-    Ok(stats)
+    let mut feed = TimelineFeed::new(Timeline::new(sink.as_mut()));
+    let every = Marker::ALL.into_iter().collect();
+    let replay = replay::Replay {
+        markers: &every,
+        strict: false,
+        tick: None,
+        done: "exported",
+    };
+    replay::run(input, &mut feed, &replay)?;
+    feed.stats()
+        .cloned()
+        .context("internal: the timeline did not finish")
 }
 
 /// The export's summary, on stderr.
@@ -168,7 +144,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     // The input first: a missing or damaged recording leaves the output
     // as it was.
-    let reader = replay::open(input)?;
+    drop(replay::open(input)?);
     let mut replacement = None;
     let (out, shown): (Box<dyn Write>, String) = match output {
         Some(path) if path != Path::new("-") => {
@@ -204,7 +180,7 @@ pub fn run(
         }
     };
     warn_unused_style(format, style);
-    let stats = export_from(reader, input, format, style, out)?;
+    let stats = export(input, format, style, out)?;
     if let Some(r) = &mut replacement {
         r.commit()?;
     }
