@@ -636,3 +636,6 @@ impl Source for AtClock<'_> {
         Some(self.now)
     }
 }
+
+#[cfg(test)]
+mod tests;
