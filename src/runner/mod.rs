@@ -7,11 +7,13 @@
 //! drivers say when to run a pass: live ([`live`]) or to a recording's end
 //! ([`replay`]).
 
+pub mod capture_path;
 pub mod captured;
 pub mod kernel;
 pub mod live;
 pub mod pump;
 pub mod recorded;
 pub mod replay;
+pub mod report;
 pub mod source;
 pub mod tool_run;

@@ -23,15 +23,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 
+mod held;
+mod ticks;
+
+use held::Held;
+pub use ticks::Ticks;
+
 use super::source::{EventSource, Item};
-use crate::cpython::objects::ObjectLayout;
 use crate::engine::consumer::Consumer;
 use crate::engine::decode::{self, Event, TaskKind, TaskRecord};
 use crate::engine::names::SentNames;
-use crate::engine::recover::Recovery;
-use crate::engine::session::Session;
 use crate::engine::source::Source;
-use crate::engine::tasks::TaskNames;
 
 /// How long a consumer's buffered output may wait while events keep
 /// arriving (it is flushed too whenever the loop goes idle).
@@ -39,56 +41,6 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Items delivered between two looks at the flush clock.
 const FLUSH_CHECK_EVERY: u32 = 1024;
-
-/// Interval views shown in a row before a replay skips ahead.
-const MAX_EMPTY_VIEWS: u32 = 100_000;
-
-/// How a run is cut into ticks ([`Consumer::tick`]).
-#[derive(Debug, Clone)]
-pub enum Ticks {
-    /// No ticks.
-    None,
-    /// Every `every` of wall time (a live run; the driver waits for them).
-    Wall {
-        /// The interval.
-        every: Duration,
-        /// When the next is due.
-        next: Instant,
-    },
-    /// Every `every` of the events' time (a replay): the first interval
-    /// starts at the first event, and every boundary an event passes is a
-    /// tick, so intervals come out in order whatever the replay's speed.
-    Recorded {
-        /// The interval, in ns.
-        every: u64,
-        /// The next boundary, once the first event set it.
-        next: Option<u64>,
-        /// The last event's time.
-        last: Option<u64>,
-        /// What is replayed (for the notice about a jump in time).
-        name: String,
-    },
-}
-
-impl Ticks {
-    /// Ticks every `every` of wall time from now, if any.
-    pub fn wall(every: Option<Duration>) -> Ticks {
-        every.map_or(Ticks::None, |every| Ticks::Wall {
-            every,
-            next: Instant::now() + every,
-        })
-    }
-
-    /// Ticks every `every` of recorded time, if any.
-    pub fn recorded(every: Option<Duration>, name: String) -> Ticks {
-        every.map_or(Ticks::None, |every| Ticks::Recorded {
-            every: (every.as_nanos() as u64).max(1),
-            next: None,
-            last: None,
-            name,
-        })
-    }
-}
 
 /// What one pass saw that its driver acts on.
 #[derive(Debug, Default)]
@@ -275,42 +227,16 @@ impl Pump {
         until: u64,
         consumer: &mut dyn Consumer,
     ) -> Result<()> {
-        let Held {
-            bytes,
-            spans,
-            first,
-        } = held;
-        // Those before `first` are all delivered (so each event of the
-        // streamed source does not scan them again).
-        while spans.get(*first).is_some_and(|s| s.len == 0) {
-            *first += 1;
-        }
-        for span in spans[*first..].iter_mut().filter(|s| s.len != 0) {
-            let record = &bytes[span.start..span.start + span.len];
-            let Some((ts, record_pid)) = stamp(record) else {
-                self.malformed += 1;
-                span.len = 0;
-                continue;
-            };
-            if ts > until {
-                // Later ones of this process wait with it.
-                if pid.is_none_or(|p| p == record_pid) {
-                    break;
-                }
-                continue;
-            }
-            if pid.is_some_and(|p| p != record_pid) {
-                continue;
-            }
-            span.len = 0;
-            let Some(context) = contexts.get(span.source).copied().flatten() else {
+        let damaged = held.deliver_due(pid, until, &mut |record, source| {
+            let Some(context) = contexts.get(source).copied().flatten() else {
                 bail!("internal: a held record without the source it came from");
             };
             match decode::task(record) {
-                Some(Ok(task)) => self.apply_task(&task, context, consumer)?,
-                _ => self.deliver_event_record(record, context, consumer)?,
+                Some(Ok(task)) => self.apply_task(&task, context, consumer),
+                _ => self.deliver_event_record(record, context, consumer),
             }
-        }
+        })?;
+        self.malformed += damaged;
         Ok(())
     }
 
@@ -365,7 +291,7 @@ impl Pump {
         match decode::decode(record) {
             Ok(event) => {
                 self.events += 1;
-                self.ticks_until(event.header.ts_ns, context, consumer)?;
+                self.ticks.passed(event.header.ts_ns, context, consumer)?;
                 let event = self.names.resolve(event);
                 consumer.event(&event, context)
             }
@@ -384,7 +310,7 @@ impl Pump {
         consumer: &mut dyn Consumer,
     ) -> Result<()> {
         self.events += 1;
-        self.ticks_until(event.header.ts_ns, context, consumer)?;
+        self.ticks.passed(event.header.ts_ns, context, consumer)?;
         consumer.event(event, context)
     }
 
@@ -431,55 +357,9 @@ impl Pump {
         Ok(())
     }
 
-    /// Recorded ticks: every interval boundary an event at `ts` passes is
-    /// a tick, before it.
-    fn ticks_until(
-        &mut self,
-        ts: u64,
-        context: &dyn Source,
-        consumer: &mut dyn Consumer,
-    ) -> Result<()> {
-        let Ticks::Recorded {
-            every,
-            next,
-            last,
-            name,
-        } = &mut self.ticks
-        else {
-            return Ok(());
-        };
-        let boundary = next.get_or_insert(ts.saturating_add(*every));
-        // Every interval passed is a view, as live; past MAX_EMPTY_VIEWS
-        // in a row (a timestamp far ahead: a damaged recording) the rest
-        // are skipped, so a replay always ends.
-        let mut views = 0;
-        while ts >= *boundary && views < MAX_EMPTY_VIEWS {
-            let at = AtClock {
-                inner: context,
-                now: *boundary,
-            };
-            consumer.before_tick(&at)?;
-            consumer.tick(&at)?;
-            views += 1;
-            *boundary = boundary.saturating_add(*every);
-        }
-        if ts >= *boundary {
-            crate::notice!(
-                "{name}: a jump of {:.0} s in the recorded time; its empty intervals are not shown",
-                (ts - *boundary) as f64 / 1e9
-            );
-            *boundary = ts.saturating_add(*every - (ts - *boundary) % *every);
-        }
-        *last = Some(ts);
-        Ok(())
-    }
-
     /// When the next wall-time tick is due, if ticks are wall time.
     pub fn next_wall_tick(&self) -> Option<Instant> {
-        match self.ticks {
-            Ticks::Wall { next, .. } => Some(next),
-            _ => None,
-        }
+        self.ticks.next_wall()
     }
 
     /// Live, before a pass: what must happen before a due tick's last
@@ -489,151 +369,19 @@ impl Pump {
         consumer: &mut dyn Consumer,
         context: &dyn Source,
     ) -> Result<()> {
-        if self.next_wall_tick().is_some_and(|at| Instant::now() >= at) {
-            consumer.before_tick(context)?;
-        }
-        Ok(())
+        self.ticks.before_tick_if_due(consumer, context)
     }
 
     /// Live, after a pass: the tick, when due; `true` if it ran.
     pub fn wall_tick(&mut self, consumer: &mut dyn Consumer, context: &dyn Source) -> Result<bool> {
-        let Ticks::Wall { every, next } = &mut self.ticks else {
-            return Ok(false);
-        };
-        if Instant::now() < *next {
-            return Ok(false);
-        }
-        *next += *every;
-        consumer.tick(context)?;
-        Ok(true)
+        self.ticks.tick_if_due(consumer, context)
     }
 
-    /// The end: the last tick (live: when the run has ticks; replayed: the
-    /// interval in progress, at the last event's time), then
-    /// [`Consumer::finish`] and a flush.
+    /// The end: the last tick, then [`Consumer::finish`] and a flush.
     pub fn finish(&mut self, consumer: &mut dyn Consumer, context: &dyn Source) -> Result<()> {
-        match &self.ticks {
-            Ticks::None => {}
-            Ticks::Wall { .. } => consumer.tick(context)?,
-            Ticks::Recorded { next, last, .. } => {
-                if let Some(now) = last.or(*next) {
-                    let at = AtClock {
-                        inner: context,
-                        now,
-                    };
-                    consumer.before_tick(&at)?;
-                    consumer.tick(&at)?;
-                } else {
-                    consumer.before_tick(context)?;
-                    consumer.tick(context)?;
-                }
-            }
-        }
+        self.ticks.last(consumer, context)?;
         consumer.finish(context)?;
         consumer.flush()
-    }
-}
-
-/// A record's time and process (a task record's or an event's), `None`
-/// when it is damaged.
-fn stamp(record: &[u8]) -> Option<(u64, u32)> {
-    match decode::task(record) {
-        Some(Ok(t)) => Some((t.ts_ns, t.pid)),
-        Some(Err(_)) => None,
-        None => decode::header(record).ok().map(|h| (h.ts_ns, h.pid)),
-    }
-}
-
-/// Records copied out for later, back to back in one buffer (one copy
-/// each, no allocation per record once the buffer has grown).
-#[derive(Debug, Default)]
-struct Held {
-    bytes: Vec<u8>,
-    spans: Vec<Span>,
-    /// Every span before this one is delivered.
-    first: usize,
-}
-
-/// One held record.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    /// 0 once delivered.
-    len: usize,
-    /// The source it came from (its context when delivered).
-    source: usize,
-}
-
-impl Held {
-    fn push(&mut self, source: usize, record: &[u8]) {
-        self.spans.push(Span {
-            start: self.bytes.len(),
-            len: record.len(),
-            source,
-        });
-        self.bytes.extend_from_slice(record);
-    }
-
-    /// Orders the spans by time, stably (a damaged record goes first, to
-    /// be counted).
-    fn sort_by_time(&mut self) {
-        let bytes = &self.bytes;
-        self.spans
-            .sort_by_key(|s| stamp(&bytes[s.start..s.start + s.len]).map(|(ts, _)| ts));
-    }
-
-    /// Forgets the delivered records, keeping the others in order.
-    fn compact(&mut self) {
-        // (Sorted by time, a span may start before the one ahead of it:
-        // in place only when the order of the bytes is kept.)
-        self.spans.retain(|s| s.len != 0);
-        let mut end = 0;
-        if self.spans.is_sorted_by_key(|s| s.start) {
-            for span in &mut self.spans {
-                self.bytes
-                    .copy_within(span.start..span.start + span.len, end);
-                span.start = end;
-                end += span.len;
-            }
-            self.bytes.truncate(end);
-        } else {
-            let mut bytes = Vec::with_capacity(self.bytes.capacity());
-            for span in &mut self.spans {
-                let start = bytes.len();
-                bytes.extend_from_slice(&self.bytes[span.start..span.start + span.len]);
-                span.start = start;
-            }
-            self.bytes = bytes;
-        }
-        self.first = 0;
-    }
-}
-
-/// A source's context at a replayed tick: the time the replay has reached.
-struct AtClock<'a> {
-    inner: &'a dyn Source,
-    now: u64,
-}
-
-impl Source for AtClock<'_> {
-    fn tasks(&self) -> std::cell::Ref<'_, TaskNames> {
-        self.inner.tasks()
-    }
-
-    fn recover(&self, recovery: &mut Recovery, event: &Event<'_>, ptr: u64) -> Option<Vec<u8>> {
-        self.inner.recover(recovery, event, ptr)
-    }
-
-    fn layout(&self, event: &Event<'_>) -> Option<ObjectLayout> {
-        self.inner.layout(event)
-    }
-
-    fn session(&self) -> Option<&Session> {
-        self.inner.session()
-    }
-
-    fn clock_ns(&self) -> Option<u64> {
-        Some(self.now)
     }
 }
 

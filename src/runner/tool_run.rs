@@ -4,7 +4,6 @@
 //! (what userspace does with the events).
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use anyhow::{Context, Result};
 use pytap_sys::pty::Pty;
 use pytap_sys::signal::SignalFd;
 
-use crate::capture::{self, Capture};
+use crate::capture::Capture;
 use crate::cpython::Marker;
 use crate::engine::abi;
 use crate::engine::capture_mode::CaptureMode;
@@ -31,7 +30,9 @@ use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
 use crate::process;
+pub use crate::runner::capture_path::{attach_agents, capture_for, check_capture};
 use crate::runner::live::{self as run, Attached, Outcome, TargetSpec};
+pub use crate::runner::report::{exit_code, report, report_replay};
 
 /// Settings every tracing tool takes.
 #[derive(Debug, Clone)]
@@ -182,174 +183,6 @@ pub fn attach<H: Handler + 'static>(
     })?;
     attached.capture = capture;
     Ok(attached)
-}
-
-/// Which path serves the function events of `markers` for `stream`'s
-/// target, and the capture directory when it is the agent: a launched
-/// command only (nothing is injected into running processes, and `--all`
-/// never injects anything).
-pub fn capture_for(
-    stream: &StreamOptions,
-    markers: &BTreeSet<Marker>,
-) -> Result<(CaptureMode, Option<Capture>)> {
-    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
-    let mode = match &stream.target {
-        TargetSpec::Command(argv) if wants_functions => {
-            let mode = stream.attach.capture.for_command(argv);
-            avoid_unsafe_names(stream, argv, mode)
-        }
-        // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
-        // are refused once the targets are known; others keep their
-        // markers (a running 3.11 cannot be given a profile function).
-        TargetSpec::Pids(_) if wants_functions && stream.attach.capture != CaptureMode::Markers => {
-            CaptureMode::Auto
-        }
-        _ => CaptureMode::Markers,
-    };
-    if mode == CaptureMode::Markers {
-        return Ok((mode, None));
-    }
-    let capture = Capture::create(capture::Events::of(markers), mode)?;
-    Ok((mode, Some(capture)))
-}
-
-/// With the markers about to serve a launched command's function events:
-/// the in-process capture instead, when the command's code may have names
-/// that are not UTF-8 (its arguments, pytap's working directory or
-/// environment, which it inherits, or its interpreter's path; see
-/// [`hazard`]) and its interpreter can be given the agent (3.11, 3.12+).
-/// `--force`, or a capture mode asked for, leaves the mode as it is.
-fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMode) -> CaptureMode {
-    if mode != CaptureMode::Markers || stream.attach.capture != CaptureMode::Auto || stream.force {
-        return mode;
-    }
-    let program = argv
-        .first()
-        .and_then(|p| pytap_sys::ptrace::find_program(p));
-    let served = program
-        .as_deref()
-        .and_then(|path| crate::process::module::Module::open(path, path).ok())
-        .and_then(|m| m.py_version())
-        .is_some_and(|v| CaptureMode::InProcess.serves(v.minor_version()));
-    if !served {
-        return mode;
-    }
-    let program = program.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
-    match hazard::Exposure::of_launch(argv, program.as_deref()).first_non_utf8() {
-        Some(what) => {
-            notice!("{}", hazard::captured_message(&what));
-            CaptureMode::InProcess
-        }
-        None => mode,
-    }
-}
-
-/// `-p` on CPython 3.14 (and 3.12+ with `--capture in-process`): the
-/// agent is loaded into each process through PEP 768.
-pub fn attach_agents(
-    capture: Option<&mut Capture>,
-    stream: &StreamOptions,
-    mode: CaptureMode,
-    targets: &[AttachTarget],
-) -> Result<()> {
-    let Some(capture) = capture else {
-        return Ok(());
-    };
-    if !matches!(stream.target, TargetSpec::Pids(_)) {
-        return Ok(());
-    }
-    for t in targets {
-        let served = t
-            .module
-            .py_version()
-            .is_some_and(|v| mode.serves(v.minor_version()));
-        if served {
-            for &pid in &t.pids {
-                capture
-                    .attach(pid, &t.module)
-                    .with_context(|| format!("loading pytap's agent into pid {pid}"))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Before the targets run: what the agent cannot do for them, said.
-pub fn check_capture(
-    stream: &StreamOptions,
-    markers: &BTreeSet<Marker>,
-    mode: CaptureMode,
-    targets: &[AttachTarget],
-) -> Result<()> {
-    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
-    if matches!(stream.target, TargetSpec::Pids(_))
-        && wants_functions
-        && stream.attach.capture != CaptureMode::Markers
-    {
-        refuse_running_in_process(targets)?;
-    }
-    if mode != CaptureMode::Markers {
-        refuse_agent_blocked(targets, mode)?;
-    }
-    Ok(())
-}
-
-/// A launched CPython the agent serves, started with an option that keeps
-/// the agent from loading (`-I`, `-E`, `-S`): say so before it runs.
-fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
-    for t in targets {
-        let Some(version) = t.module.py_version() else {
-            continue;
-        };
-        let (major, minor) = version.minor_version();
-        if !mode.serves((major, minor)) {
-            continue;
-        }
-        for &pid in &t.pids {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if let Some(option) = capture::option_refusing_agent(&cmdline) {
-                let why = match option {
-                    'S' => "skips the site module, which loads pytap's agent",
-                    _ => "ignores PYTHONPATH, through which pytap's agent loads",
-                };
-                let instead = if minor >= 14 {
-                    "; or start it without pytap and attach with `-p` (PEP 768)"
-                } else {
-                    ""
-                };
-                anyhow::bail!(
-                    "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
-                     its function events can only come from that agent (3.12 to 3.14 have no \
-                     function markers); run it under pytap without -{option}{instead}"
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `-p` on a CPython whose function markers are gone: say why nothing can
-/// be captured there, and what works.
-fn refuse_running_in_process(targets: &[AttachTarget]) -> Result<()> {
-    for t in targets {
-        let Some(version) = t.module.py_version() else {
-            continue;
-        };
-        let (major, minor) = version.minor_version();
-        // 3.14 takes the agent through PEP 768.
-        if !((3, 12)..=(3, 13)).contains(&(major, minor)) {
-            continue;
-        }
-        let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
-        anyhow::bail!(
-            "pid {} runs CPython {major}.{minor}, whose function markers are gone (cpython#104280): \
-             its function events can only come from inside the interpreter, which pytap arranges \
-             when it launches the program (`pytap flow -- python{major}.{minor} app.py`); a running \
-             3.12 or 3.13 has no way to load it (3.14 has: PEP 768)",
-            pids.join(", "),
-        );
-    }
-    Ok(())
 }
 
 /// `--dump-bpf`: plans against the targets (a command is resolved without
@@ -615,92 +448,4 @@ impl Consumer for Discard {
 /// Blocks the stop signals and opens a signalfd for them.
 pub fn signals() -> Result<SignalFd> {
     SignalFd::new().context("blocking SIGINT/SIGTERM for a clean detach")
-}
-
-/// The end-of-run report, on stderr: why it ended, events seen and lost.
-pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn Consumer) {
-    let followed = &attached.followed;
-    match &outcome.end {
-        End::Exited {
-            status: Some(status),
-        } => {
-            let program = followed
-                .root()
-                .map(|(p, _)| p)
-                .filter(|p| !p.is_empty())
-                .unwrap_or("the traced command");
-            // `exited with status 3`, `was killed by SIGSEGV`.
-            notice!("{program} {status}");
-        }
-        End::Exited { status: None } => notice!("the traced processes exited"),
-        End::Signal(sig) => notice!(
-            "stopped by {}, probes detached",
-            pytap_sys::signal::name(*sig)
-        ),
-        End::Duration => notice!("duration elapsed, probes detached"),
-        End::Quit => notice!("quit, probes detached"),
-        End::Exit => notice!("the script called exit(), probes detached"),
-        End::TerminalLost => notice!("the terminal went away, probes detached"),
-        End::OutputClosed => {}
-        End::Exec { pid, exe } => {
-            notice!("process {pid} executed {exe}, which is not the traced Python; stopped")
-        }
-    }
-    if followed.process_count() > 1 {
-        notice!("{} processes traced", followed.process_count());
-    }
-    let mut line = format!(
-        "{}, {} lost in {:.3} s",
-        consumer.describe(outcome.events),
-        outcome.lost,
-        outcome.elapsed.as_secs_f64()
-    );
-    if outcome.malformed > 0 {
-        line.push_str(&format!(", {} malformed records", outcome.malformed));
-    }
-    if outcome.unnamed > 0 {
-        line.push_str(&format!(
-            ", {} events whose names were lost",
-            outcome.unnamed
-        ));
-    }
-    let recovered = consumer.recovered();
-    if recovered > 0 {
-        line.push_str(&format!(", {recovered} strings read from the binary"));
-    }
-    if outcome.lost > 0 {
-        line.push_str(" (the ring buffer was full: raise --buffer-size)");
-    }
-    // What pytap itself cost, apart from the traced processes (the
-    // benchmark divides it by the events).
-    if let Ok(cpu) = pytap_sys::clock::process_cpu_ns() {
-        line.push_str(&format!("; pytap used {:.1} ms of CPU", cpu as f64 / 1e6));
-    }
-    notice!("{line}");
-}
-
-/// The end-of-replay report, on stderr.
-pub fn report_replay(path: &std::path::Path, outcome: &Outcome, consumer: &dyn Consumer) {
-    let mut line = format!(
-        "{} replayed from {} in {:.3} s",
-        consumer.describe(outcome.events),
-        path.display(),
-        outcome.elapsed.as_secs_f64()
-    );
-    if outcome.lost > 0 {
-        line.push_str(&format!(
-            " ({} events were lost when it was recorded)",
-            outcome.lost
-        ));
-    }
-    notice!("{line}");
-}
-
-/// 0 when something was traced, 1 when nothing was.
-pub fn exit_code(outcome: &Outcome) -> ExitCode {
-    if outcome.events == 0 && outcome.lost == 0 {
-        ExitCode::NothingTraced
-    } else {
-        ExitCode::Ok
-    }
 }

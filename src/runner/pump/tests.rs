@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::cpython::Marker;
+use crate::cpython::objects::ObjectLayout;
 use crate::engine::abi::{self, EventKind, off};
 use crate::engine::decode::{Body, Header, RawStr, StrRef, StrState};
+use crate::engine::recover::Recovery;
+use crate::engine::session::Session;
+use crate::engine::tasks::TaskNames;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::runner::recorded::Recorded;

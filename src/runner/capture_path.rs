@@ -1,0 +1,186 @@
+//! The in-process capture's part of a run: which path serves function
+//! events (the markers or pytap's agent inside the target, by
+//! `engine::capture_mode` and what the target runs), the agents sent to
+//! the targets, and the refusals when a target cannot take one.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+use anyhow::{Context, Result};
+
+use crate::capture::{self, Capture};
+use crate::cpython::Marker;
+use crate::engine::capture_mode::CaptureMode;
+use crate::engine::hazard;
+use crate::engine::plan::AttachTarget;
+use crate::notice;
+use crate::runner::live::TargetSpec;
+use crate::runner::tool_run::StreamOptions;
+
+/// Which path serves the function events of `markers` for `stream`'s
+/// target, and the capture directory when it is the agent: a launched
+/// command only (nothing is injected into running processes, and `--all`
+/// never injects anything).
+pub fn capture_for(
+    stream: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+) -> Result<(CaptureMode, Option<Capture>)> {
+    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
+    let mode = match &stream.target {
+        TargetSpec::Command(argv) if wants_functions => {
+            let mode = stream.attach.capture.for_command(argv);
+            avoid_unsafe_names(stream, argv, mode)
+        }
+        // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
+        // are refused once the targets are known; others keep their
+        // markers (a running 3.11 cannot be given a profile function).
+        TargetSpec::Pids(_) if wants_functions && stream.attach.capture != CaptureMode::Markers => {
+            CaptureMode::Auto
+        }
+        _ => CaptureMode::Markers,
+    };
+    if mode == CaptureMode::Markers {
+        return Ok((mode, None));
+    }
+    let capture = Capture::create(capture::Events::of(markers), mode)?;
+    Ok((mode, Some(capture)))
+}
+
+/// With the markers about to serve a launched command's function events:
+/// the in-process capture instead, when the command's code may have names
+/// that are not UTF-8 (its arguments, pytap's working directory or
+/// environment, which it inherits, or its interpreter's path; see
+/// [`hazard`]) and its interpreter can be given the agent (3.11, 3.12+).
+/// `--force`, or a capture mode asked for, leaves the mode as it is.
+fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMode) -> CaptureMode {
+    if mode != CaptureMode::Markers || stream.attach.capture != CaptureMode::Auto || stream.force {
+        return mode;
+    }
+    let program = argv
+        .first()
+        .and_then(|p| pytap_sys::ptrace::find_program(p));
+    let served = program
+        .as_deref()
+        .and_then(|path| crate::process::module::Module::open(path, path).ok())
+        .and_then(|m| m.py_version())
+        .is_some_and(|v| CaptureMode::InProcess.serves(v.minor_version()));
+    if !served {
+        return mode;
+    }
+    let program = program.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+    match hazard::Exposure::of_launch(argv, program.as_deref()).first_non_utf8() {
+        Some(what) => {
+            notice!("{}", hazard::captured_message(&what));
+            CaptureMode::InProcess
+        }
+        None => mode,
+    }
+}
+
+/// `-p` on CPython 3.14 (and 3.12+ with `--capture in-process`): the
+/// agent is loaded into each process through PEP 768.
+pub fn attach_agents(
+    capture: Option<&mut Capture>,
+    stream: &StreamOptions,
+    mode: CaptureMode,
+    targets: &[AttachTarget],
+) -> Result<()> {
+    let Some(capture) = capture else {
+        return Ok(());
+    };
+    if !matches!(stream.target, TargetSpec::Pids(_)) {
+        return Ok(());
+    }
+    for t in targets {
+        let served = t
+            .module
+            .py_version()
+            .is_some_and(|v| mode.serves(v.minor_version()));
+        if served {
+            for &pid in &t.pids {
+                capture
+                    .attach(pid, &t.module)
+                    .with_context(|| format!("loading pytap's agent into pid {pid}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Before the targets run: what the agent cannot do for them, said.
+pub fn check_capture(
+    stream: &StreamOptions,
+    markers: &BTreeSet<Marker>,
+    mode: CaptureMode,
+    targets: &[AttachTarget],
+) -> Result<()> {
+    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
+    if matches!(stream.target, TargetSpec::Pids(_))
+        && wants_functions
+        && stream.attach.capture != CaptureMode::Markers
+    {
+        refuse_running_in_process(targets)?;
+    }
+    if mode != CaptureMode::Markers {
+        refuse_agent_blocked(targets, mode)?;
+    }
+    Ok(())
+}
+
+/// A launched CPython the agent serves, started with an option that keeps
+/// the agent from loading (`-I`, `-E`, `-S`): say so before it runs.
+fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
+    for t in targets {
+        let Some(version) = t.module.py_version() else {
+            continue;
+        };
+        let (major, minor) = version.minor_version();
+        if !mode.serves((major, minor)) {
+            continue;
+        }
+        for &pid in &t.pids {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if let Some(option) = capture::option_refusing_agent(&cmdline) {
+                let why = match option {
+                    'S' => "skips the site module, which loads pytap's agent",
+                    _ => "ignores PYTHONPATH, through which pytap's agent loads",
+                };
+                let instead = if minor >= 14 {
+                    "; or start it without pytap and attach with `-p` (PEP 768)"
+                } else {
+                    ""
+                };
+                anyhow::bail!(
+                    "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
+                     its function events can only come from that agent (3.12 to 3.14 have no \
+                     function markers); run it under pytap without -{option}{instead}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-p` on a CPython whose function markers are gone: say why nothing can
+/// be captured there, and what works.
+fn refuse_running_in_process(targets: &[AttachTarget]) -> Result<()> {
+    for t in targets {
+        let Some(version) = t.module.py_version() else {
+            continue;
+        };
+        let (major, minor) = version.minor_version();
+        // 3.14 takes the agent through PEP 768.
+        if !((3, 12)..=(3, 13)).contains(&(major, minor)) {
+            continue;
+        }
+        let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
+        anyhow::bail!(
+            "pid {} runs CPython {major}.{minor}, whose function markers are gone (cpython#104280): \
+             its function events can only come from inside the interpreter, which pytap arranges \
+             when it launches the program (`pytap flow -- python{major}.{minor} app.py`); a running \
+             3.12 or 3.13 has no way to load it (3.14 has: PEP 768)",
+            pids.join(", "),
+        );
+    }
+    Ok(())
+}
