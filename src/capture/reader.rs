@@ -143,39 +143,7 @@ impl Ring {
                         ts_ns,
                         tid,
                     } => {
-                        let (filename, funcname) = match self.codes.get(&code) {
-                            Some((f, n)) => (f.as_slice(), n.as_slice()),
-                            // Its def was dropped (the ring was full).
-                            None => (&b""[..], &b""[..]),
-                        };
-                        let event = Event {
-                            header: Header {
-                                ts_ns,
-                                pid: self.pid,
-                                tid,
-                                kind: match kind {
-                                    ring::EventKind::Entry => EventKind::FunctionEntry,
-                                    ring::EventKind::Return => EventKind::FunctionReturn,
-                                    ring::EventKind::Line => EventKind::Line,
-                                },
-                                cpu: 0,
-                                site: NO_SITE,
-                                flags: FLAG_IN_PROCESS,
-                            },
-                            body: Body::Function {
-                                filename: RawStr {
-                                    bytes: filename,
-                                    at: StrRef::Code(code),
-                                    state: StrState::Complete,
-                                },
-                                funcname: RawStr {
-                                    bytes: funcname,
-                                    at: StrRef::Code(code),
-                                    state: StrState::Complete,
-                                },
-                                lineno: line,
-                            },
-                        };
+                        let event = self.event(kind, code, line, ts_ns, tid);
                         each(&event).map_err(ReadError::Consumer)?;
                         count += 1;
                     }
@@ -193,11 +161,58 @@ impl Ring {
             self.head += run as u64;
         }
         self.beat += 1;
+        self.write_back();
+        Ok(count)
+    }
+
+    /// Tells the agent how far pytap has read, and that it is alive.
+    fn write_back(&self) {
         let mut back = [0u8; 24];
         back[..8].copy_from_slice(&self.head.to_le_bytes());
         // lost (40..48) is the agent's: write head (32) and beat (48) apart.
         let _ = self.file.write_at(&back[..8], ring::HEAD);
         let _ = self.file.write_at(&self.beat.to_le_bytes(), ring::BEAT);
-        Ok(count)
+    }
+
+    /// An event record as the markers would have given it: the names its
+    /// code's def record gave (empty when the def was dropped, the ring
+    /// being full), no CPU, no site, flagged in-process.
+    fn event(
+        &self,
+        kind: ring::EventKind,
+        code: u32,
+        line: i32,
+        ts_ns: u64,
+        tid: u32,
+    ) -> Event<'_> {
+        let (filename, funcname) = match self.codes.get(&code) {
+            Some((f, n)) => (f.as_slice(), n.as_slice()),
+            None => (&b""[..], &b""[..]),
+        };
+        let name = |bytes| RawStr {
+            bytes,
+            at: StrRef::Code(code),
+            state: StrState::Complete,
+        };
+        Event {
+            header: Header {
+                ts_ns,
+                pid: self.pid,
+                tid,
+                kind: match kind {
+                    ring::EventKind::Entry => EventKind::FunctionEntry,
+                    ring::EventKind::Return => EventKind::FunctionReturn,
+                    ring::EventKind::Line => EventKind::Line,
+                },
+                cpu: 0,
+                site: NO_SITE,
+                flags: FLAG_IN_PROCESS,
+            },
+            body: Body::Function {
+                filename: name(filename),
+                funcname: name(funcname),
+                lineno: line,
+            },
+        }
     }
 }

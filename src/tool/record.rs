@@ -19,7 +19,7 @@ use crate::output::replace::OutputFile;
 use crate::output::sink::Blocks;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
-use crate::runner::live::TargetSpec;
+use crate::runner::live::{Outcome, TargetSpec};
 use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::export::{self, Style};
 
@@ -152,13 +152,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
         path: path.clone(),
         keep: false,
     });
-    let start = Meta::Start {
-        pytap: env!("CARGO_PKG_VERSION").into(),
-        realtime_ns: pytap_sys::clock::realtime_ns().unwrap_or(0).max(0) as u64,
-        monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
-        target: describe_target(&request.stream.target),
-        markers: markers.iter().map(|m| m.name().to_string()).collect(),
-    };
+    let start = start_meta(&request.stream.target, &markers);
     let recorder =
         Recorder::new(file.blocks()?, &start).with_context(|| path.display().to_string())?;
     let mut placed = Placed { recorder, file };
@@ -177,55 +171,87 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     let Placed { recorder, mut file } = placed;
     let events = recorder.events;
     recorder
-        .end(&Meta::End {
-            events,
-            lost: outcome.lost,
-            malformed: outcome.malformed,
-            reason: end_reason(&outcome.end),
-            status: match outcome.end {
-                End::Exited { status } => status.map(ExitStatus::code),
-                _ => None,
-            },
-            signal: match outcome.end {
-                End::Exited {
-                    status: Some(ExitStatus::Signal(s)),
-                } => Some(s),
-                _ => None,
-            },
-            monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
-        })
+        .end(&end_meta(&outcome, events))
         .and_then(|mut blocks| Ok(blocks.settle()?))
         .with_context(|| path.display().to_string())?;
     file.commit()?;
     match request.export {
         None => crate::notice!("recorded {events} events to {}", path.display()),
         Some((format, style)) => {
-            export::warn_unused_style(format, style);
-            let mut out = OutputFile::create(&request.output)?;
-            let written = export::export(
-                &path,
-                format,
-                style,
-                Box::new(BufWriter::with_capacity(1 << 20, out.writer()?)),
-            )
-            .and_then(|stats| out.commit().map(|()| stats));
-            match written {
-                Ok(stats) => {
-                    export::report(&stats, format, &request.output.display().to_string());
-                }
-                Err(e) => {
-                    if let Some(hidden) = &mut hidden {
-                        hidden.keep = true;
-                    }
-                    crate::notice!(
-                        "the recording is kept in {} (pytap export -i {} ...)",
-                        path.display(),
-                        path.display()
-                    );
-                    return Err(e);
-                }
-            }
+            export_recording(&path, &request.output, format, style, &mut hidden)?
         }
     }
     Ok(tool_run::exit_code(&outcome))
+}
+
+/// The `start` metadata: what is traced, which markers, the clocks now.
+fn start_meta(target: &TargetSpec, markers: &BTreeSet<Marker>) -> Meta {
+    Meta::Start {
+        pytap: env!("CARGO_PKG_VERSION").into(),
+        realtime_ns: pytap_sys::clock::realtime_ns().unwrap_or(0).max(0) as u64,
+        monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+        target: describe_target(target),
+        markers: markers.iter().map(|m| m.name().to_string()).collect(),
+    }
+}
+
+/// The `end` metadata: what the run saw and how it ended.
+fn end_meta(outcome: &Outcome, events: u64) -> Meta {
+    Meta::End {
+        events,
+        lost: outcome.lost,
+        malformed: outcome.malformed,
+        reason: end_reason(&outcome.end),
+        status: match outcome.end {
+            End::Exited { status } => status.map(ExitStatus::code),
+            _ => None,
+        },
+        signal: match outcome.end {
+            End::Exited {
+                status: Some(ExitStatus::Signal(s)),
+            } => Some(s),
+            _ => None,
+        },
+        monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+    }
+}
+
+/// `--export`: the finished recording at `path` exported to `output`.
+/// The export reads a recording rather than the live events so that the
+/// loop only writes records while the target runs (an export's timeline
+/// costs more per event, and the rings must not fill); if it fails, the
+/// recording is kept and said so.
+fn export_recording(
+    path: &Path,
+    output: &Path,
+    format: ExportFormat,
+    style: Style,
+    hidden: &mut Option<Hidden>,
+) -> Result<()> {
+    export::warn_unused_style(format, style);
+    let mut out = OutputFile::create(output)?;
+    let written = export::export(
+        path,
+        format,
+        style,
+        Box::new(BufWriter::with_capacity(1 << 20, out.writer()?)),
+    )
+    .and_then(|stats| out.commit().map(|()| stats));
+    match written {
+        Ok(stats) => {
+            export::report(&stats, format, &output.display().to_string());
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(hidden) = hidden {
+                hidden.keep = true;
+            }
+            crate::notice!(
+                "the recording is kept in {} (pytap export -i {} ...)",
+                path.display(),
+                path.display()
+            );
+            Err(e)
+        }
+    }
 }
