@@ -25,7 +25,7 @@ use crate::engine::codegen::within::WithinRecords;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
 use crate::engine::consumer::{Consumer, End};
 use crate::engine::hazard;
-use crate::engine::plan::{ArmMode, AttachTarget, Plan};
+use crate::engine::plan::{ArmMode, AttachTarget, Plan, PlanRequest};
 use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
@@ -125,15 +125,13 @@ fn plan<H: Handler + 'static>(
 ) -> Result<Plan> {
     let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced, true);
     let handler = make_handler(&mut maps, record_maps, &targets);
-    Ok(Plan::new(
-        targets,
-        markers,
+    let request = PlanRequest {
+        markers: markers.clone(),
         strict,
-        maps,
-        Box::new(handler),
-        options.arm,
+        arm_mode: options.arm,
         capture,
-    )?)
+    };
+    Ok(Plan::new(targets, request, maps, Box::new(handler))?)
 }
 
 /// Finds the targets, plans, loads and attaches. `strict` makes a marker

@@ -16,9 +16,10 @@
 //! - this root: CPU counts and the page size.
 //!
 //! Rules kept throughout: every raw call goes through the private wrappers of
-//! `sys.rs`, each `unsafe` block argues its soundness in a `SAFETY` comment,
-//! every fd is an [`OwnedFd`](std::os::fd::OwnedFd) with close-on-exec set,
-//! and nothing outlives the process: no tracefs writes, no bpffs pins, so the
+//! `sys/` (one file per kind of call), each `unsafe` block argues its
+//! soundness in a `SAFETY` comment, every fd is an
+//! [`OwnedFd`](std::os::fd::OwnedFd) with close-on-exec set, and nothing
+//! outlives the process: no tracefs writes, no bpffs pins, so the
 //! kernel removes every probe when the process exits, even on `SIGKILL`.
 //! Answers from the kernel are validated before they size a slice; nothing
 //! here panics on them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{probe_lock, probe_offset};
 use pytap_ebpf::{Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
-use pytap_sys::bpf::{BPF_TRACE_UPROBE_MULTI, Link, Map, MapType, ProgType, Program};
+use pytap_sys::bpf::{BPF_TRACE_UPROBE_MULTI, Link, Map, MapType, ProgType, Program, UprobeSites};
 use pytap_sys::poll::Poller;
 use pytap_sys::ringbuf::RingBuf;
 
@@ -73,9 +73,7 @@ fn setup(size: u32, submit_flags: i32) -> Setup {
     let link = Link::uprobe_multi(
         &prog,
         &exe,
-        &[off],
-        &[0],
-        &[0],
+        UprobeSites::new(&[off], &[0], &[0]),
         Some(std::process::id()),
         false,
     )

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use common::{count, counters, counting_program, probe_lock, probe_offset};
-use pytap_sys::bpf::{BPF_TRACE_UPROBE_MULTI, Link};
+use pytap_sys::bpf::{BPF_TRACE_UPROBE_MULTI, Link, UprobeSites};
 use pytap_sys::perf::{PerfEvent, uprobe_pmu_type};
 
 #[unsafe(no_mangle)]
@@ -46,7 +46,14 @@ fn uprobe_multi_link_counts_exactly_and_detaches_on_drop() {
     let (exe, off) = probe_offset("pytap_sys_test_probe");
     let counts = counters();
     let prog = counting_program(&counts, Some(BPF_TRACE_UPROBE_MULTI));
-    let link = Link::uprobe_multi(&prog, &exe, &[off], &[0], &[0], our_pid(), false).unwrap();
+    let link = Link::uprobe_multi(
+        &prog,
+        &exe,
+        UprobeSites::new(&[off], &[0], &[0]),
+        our_pid(),
+        false,
+    )
+    .unwrap();
     assert!(common::is_cloexec(link.raw_fd()));
     drop(prog); // the link keeps the program alive
     call1(N);
@@ -68,7 +75,14 @@ fn uprobe_multi_cookies_route_sites_and_system_wide_works() {
     let counts = counters();
     let prog = counting_program(&counts, Some(BPF_TRACE_UPROBE_MULTI));
     // No pid filter, no ref_ctr array (empty slice = none).
-    let link = Link::uprobe_multi(&prog, &exe, &[off1, off2], &[], &[1, 2], None, false).unwrap();
+    let link = Link::uprobe_multi(
+        &prog,
+        &exe,
+        UprobeSites::new(&[off1, off2], &[], &[1, 2]),
+        None,
+        false,
+    )
+    .unwrap();
     call1(N);
     call2(2 * N + 1);
     assert_eq!(count(&counts, 0), 0);
@@ -83,8 +97,22 @@ fn uprobe_multi_return_probe() {
     let (exe, off) = probe_offset("pytap_sys_test_probe2");
     let counts = counters();
     let prog = counting_program(&counts, Some(BPF_TRACE_UPROBE_MULTI));
-    let _entry = Link::uprobe_multi(&prog, &exe, &[off], &[0], &[4], our_pid(), false).unwrap();
-    let _ret = Link::uprobe_multi(&prog, &exe, &[off], &[0], &[5], our_pid(), true).unwrap();
+    let _entry = Link::uprobe_multi(
+        &prog,
+        &exe,
+        UprobeSites::new(&[off], &[0], &[4]),
+        our_pid(),
+        false,
+    )
+    .unwrap();
+    let _ret = Link::uprobe_multi(
+        &prog,
+        &exe,
+        UprobeSites::new(&[off], &[0], &[5]),
+        our_pid(),
+        true,
+    )
+    .unwrap();
     call2(N);
     assert_eq!(count(&counts, 4), N);
     assert_eq!(count(&counts, 5), N);
@@ -164,10 +192,28 @@ fn attach_errors() {
 
     // Mismatched slice lengths, no offsets, pid 0: refused before the kernel.
     for r in [
-        Link::uprobe_multi(&multi, &exe, &[off, off], &[0], &[], None, false),
-        Link::uprobe_multi(&multi, &exe, &[off], &[], &[1, 2], None, false),
-        Link::uprobe_multi(&multi, &exe, &[], &[], &[], None, false),
-        Link::uprobe_multi(&multi, &exe, &[off], &[], &[], Some(0), false),
+        Link::uprobe_multi(
+            &multi,
+            &exe,
+            UprobeSites::new(&[off, off], &[0], &[]),
+            None,
+            false,
+        ),
+        Link::uprobe_multi(
+            &multi,
+            &exe,
+            UprobeSites::new(&[off], &[], &[1, 2]),
+            None,
+            false,
+        ),
+        Link::uprobe_multi(&multi, &exe, UprobeSites::new(&[], &[], &[]), None, false),
+        Link::uprobe_multi(
+            &multi,
+            &exe,
+            UprobeSites::new(&[off], &[], &[]),
+            Some(0),
+            false,
+        ),
     ] {
         let e = r.unwrap_err();
         assert_eq!(e.source.kind(), ErrorKind::InvalidInput, "{e}");
@@ -181,9 +227,7 @@ fn attach_errors() {
         errno(Link::uprobe_multi(
             &plain,
             &exe,
-            &[off],
-            &[],
-            &[],
+            UprobeSites::new(&[off], &[], &[]),
             None,
             false
         )),
@@ -195,9 +239,7 @@ fn attach_errors() {
         errno(Link::uprobe_multi(
             &multi,
             missing,
-            &[off],
-            &[],
-            &[],
+            UprobeSites::new(&[off], &[], &[]),
             None,
             false
         )),
@@ -207,9 +249,7 @@ fn attach_errors() {
         errno(Link::uprobe_multi(
             &multi,
             Path::new("/"),
-            &[off],
-            &[],
-            &[],
+            UprobeSites::new(&[off], &[], &[]),
             None,
             false
         )),
@@ -220,9 +260,7 @@ fn attach_errors() {
         errno(Link::uprobe_multi(
             &multi,
             &exe,
-            &[off],
-            &[],
-            &[],
+            UprobeSites::new(&[off], &[], &[]),
             Some(0x3fff_fff0),
             false
         )),

@@ -367,24 +367,19 @@ pub fn build_module_program(
     handler: &dyn Handler,
     part: Option<(Marker, usize)>,
 ) -> Result<Program, CodegenError> {
-    let ModuleCode {
-        module,
-        sites,
-        layout,
-        frame,
-    } = *code;
     let mut b = ProgramBuilder::new(name);
     let part_sites: Vec<SiteCode>;
     let sites = match part {
         Some((marker, _)) => {
-            part_sites = sites
+            part_sites = code
+                .sites
                 .iter()
                 .filter(|s| s.marker == marker)
                 .cloned()
                 .collect();
             &part_sites[..]
         }
-        None => sites,
+        None => code.sites,
     };
     if !sites.iter().any(|s| handler.handles(s.marker)) {
         // Nothing to do at any site (the empty probe, or only arming sites).
@@ -392,66 +387,26 @@ pub fn build_module_program(
         b.mov64_imm(Reg::R0, 0).exit();
         return Ok(b.build()?);
     }
-    let slots = Slots {
-        cookie: b.alloc_stack(8, 8)?,
-        scratch: b.alloc_stack(8, 8)?,
-        key: b.alloc_stack(4, 4)?,
-        ring: match handler.uses_rings() {
-            true => Some(b.alloc_stack(16, 8)?),
-            false => None,
-        },
-        ctx: match handler.parts_map() {
-            Some(_) => Some(b.alloc_stack(8, 8)?),
-            None => None,
-        },
-    };
-    let frame = match frame.filter(|_| handler.wants_frame()) {
-        Some(source) => Some(FrameAccess {
-            source,
-            slot: b.alloc_stack(8, 8)?,
-        }),
-        None => None,
-    };
-    let env = Env {
-        module,
-        slots,
-        layout,
-        frame,
-    };
-
+    let env = program_env(&mut b, code, handler)?;
     // Group sites sharing a marker and argument spec: one prologue each.
-    let mut groups: BTreeMap<(Marker, String), Vec<u16>> = BTreeMap::new();
-    let mut specs: BTreeMap<(Marker, String), &SiteCode> = BTreeMap::new();
+    let mut groups: BTreeMap<(Marker, String), SiteGroup<'_>> = BTreeMap::new();
     for site in sites.iter().filter(|s| handler.handles(s.marker)) {
-        let key = (site.marker, args_key(&site.args));
-        groups.entry(key.clone()).or_default().push(site.cookie);
-        specs.entry(key).or_insert(site);
+        groups
+            .entry((site.marker, args_key(&site.args)))
+            .or_insert_with(|| SiteGroup {
+                site,
+                cookies: Vec::new(),
+            })
+            .cookies
+            .push(site.cookie);
     }
-
-    b.comment("dispatch on the attach cookie (one per marker site)");
-    b.mov64_reg(Reg::R6, Reg::R1);
-    if let Some(ctx) = slots.ctx {
-        b.stx(Size::DW, Reg::FP, ctx.off, Reg::R1);
-    }
-    b.call(Helper::GetAttachCookie);
-    b.stx(Size::DW, Reg::FP, slots.cookie.off, Reg::R0);
-    b.st_imm(Size::W, Reg::FP, slots.key.off, 0);
-    let prologues: Vec<_> = groups.keys().map(|_| b.new_label()).collect();
-    for ((_, cookies), label) in groups.iter().zip(&prologues) {
-        for cookie in cookies {
-            b.jmp_imm(JmpOp::Jeq, Reg::R0, i32::from(*cookie), *label);
-        }
-    }
-    b.comment("a site only attached to raise its semaphore");
-    b.mov64_imm(Reg::R0, 0).exit();
-
+    let prologues = emit_dispatch(&mut b, &env, &groups);
     let mut bodies: BTreeMap<Marker, pytap_ebpf::Label> = BTreeMap::new();
-    for (key, label) in groups.keys().zip(&prologues) {
-        let site = specs[key];
-        let body = *bodies.entry(site.marker).or_insert_with(|| b.new_label());
+    for (((marker, args), group), label) in groups.iter().zip(&prologues) {
+        let body = *bodies.entry(*marker).or_insert_with(|| b.new_label());
         b.bind(*label);
-        b.comment(&format!("{}: load {}", site.marker, key.1));
-        emit_prologue(&mut b, site, &env)?;
+        b.comment(&format!("{marker}: load {args}"));
+        emit_prologue(&mut b, group.site, &env)?;
         b.ja(body);
     }
     for (marker, label) in bodies {
@@ -468,6 +423,79 @@ pub fn build_module_program(
         }
     }
     Ok(b.build()?)
+}
+
+/// The sites of a program that share a marker and an argument spec: one
+/// prologue loads their arguments.
+struct SiteGroup<'a> {
+    /// The first of them, whose spec the prologue follows.
+    site: &'a SiteCode,
+    /// Their attach cookies.
+    cookies: Vec<u16>,
+}
+
+/// The stack slots and module facts every part of a program shares,
+/// allocated in the order the golden programs pin.
+fn program_env(
+    b: &mut ProgramBuilder,
+    code: &ModuleCode<'_>,
+    handler: &dyn Handler,
+) -> Result<Env, CodegenError> {
+    let slots = Slots {
+        cookie: b.alloc_stack(8, 8)?,
+        scratch: b.alloc_stack(8, 8)?,
+        key: b.alloc_stack(4, 4)?,
+        ring: match handler.uses_rings() {
+            true => Some(b.alloc_stack(16, 8)?),
+            false => None,
+        },
+        ctx: match handler.parts_map() {
+            Some(_) => Some(b.alloc_stack(8, 8)?),
+            None => None,
+        },
+    };
+    let frame = match code.frame.filter(|_| handler.wants_frame()) {
+        Some(source) => Some(FrameAccess {
+            source,
+            slot: b.alloc_stack(8, 8)?,
+        }),
+        None => None,
+    };
+    Ok(Env {
+        module: code.module,
+        slots,
+        layout: code.layout,
+        frame,
+    })
+}
+
+/// The program's entry: the attach cookie says which site fired, and a
+/// jump per cookie goes to its group's prologue (the labels returned, in
+/// the groups' order). A cookie of no group is a site only attached to
+/// raise its semaphore: it exits.
+fn emit_dispatch(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    groups: &BTreeMap<(Marker, String), SiteGroup<'_>>,
+) -> Vec<pytap_ebpf::Label> {
+    let slots = env.slots;
+    b.comment("dispatch on the attach cookie (one per marker site)");
+    b.mov64_reg(Reg::R6, Reg::R1);
+    if let Some(ctx) = slots.ctx {
+        b.stx(Size::DW, Reg::FP, ctx.off, Reg::R1);
+    }
+    b.call(Helper::GetAttachCookie);
+    b.stx(Size::DW, Reg::FP, slots.cookie.off, Reg::R0);
+    b.st_imm(Size::W, Reg::FP, slots.key.off, 0);
+    let prologues: Vec<_> = groups.keys().map(|_| b.new_label()).collect();
+    for (group, label) in groups.values().zip(&prologues) {
+        for cookie in &group.cookies {
+            b.jmp_imm(JmpOp::Jeq, Reg::R0, i32::from(*cookie), *label);
+        }
+    }
+    b.comment("a site only attached to raise its semaphore");
+    b.mov64_imm(Reg::R0, 0).exit();
+    prologues
 }
 
 fn args_key(args: &[ArgSpec]) -> String {

@@ -62,26 +62,52 @@ pub enum LaunchError {
     },
 }
 
-/// The next stop of the tree, or the stop signal that came first (its
-/// number). `Ok(None)`: no tracee is left.
-fn next_stop(signals: &SignalFd, poller: &Poller) -> Result<Result<Option<Stop>, i32>> {
-    loop {
-        match ptrace::wait_any(false)? {
-            Waited::Stop(stop) => return Ok(Ok(Some(stop))),
-            Waited::NoneLeft => return Ok(Ok(None)),
-            Waited::Nothing => {}
-        }
-        // SIGCHLD (a tracee stopped) and the stop signals both arrive here.
-        poller.wait(Some(Duration::from_millis(100)))?;
-        while let Some(sig) = signals.read()? {
-            if !matches!(
-                sig,
-                pytap_sys::signal::SIGCHLD | pytap_sys::signal::SIGWINCH
-            ) {
-                return Ok(Err(sig));
+/// What waits for the held tree's next stop: the tracees' stops, and the
+/// stop signals that end the wait early (both wake the poller).
+struct StopWaiter<'a> {
+    signals: &'a SignalFd,
+    poller: Poller,
+}
+
+impl<'a> StopWaiter<'a> {
+    fn new(signals: &'a SignalFd) -> Result<StopWaiter<'a>> {
+        let poller = Poller::new()?;
+        poller.add(signals.raw_fd(), 0)?;
+        Ok(StopWaiter { signals, poller })
+    }
+
+    /// The next stop of the tree, or the stop signal that came first (its
+    /// number). `Ok(None)`: no tracee is left.
+    fn next(&self) -> Result<Result<Option<Stop>, i32>> {
+        loop {
+            match ptrace::wait_any(false)? {
+                Waited::Stop(stop) => return Ok(Ok(Some(stop))),
+                Waited::NoneLeft => return Ok(Ok(None)),
+                Waited::Nothing => {}
+            }
+            // SIGCHLD (a tracee stopped) and the stop signals both arrive here.
+            self.poller.wait(Some(Duration::from_millis(100)))?;
+            while let Some(sig) = self.signals.read()? {
+                if !matches!(
+                    sig,
+                    pytap_sys::signal::SIGCHLD | pytap_sys::signal::SIGWINCH
+                ) {
+                    return Ok(Err(sig));
+                }
             }
         }
     }
+}
+
+/// How holding a launched tree until a Python runs ended.
+enum Held {
+    /// A Python with markers runs in this task, still held; the session
+    /// has its probes (boxed: the other variants are small).
+    Python(Box<Session>, u32),
+    /// A stop signal came first: the tree was let go.
+    Released(anyhow::Error),
+    /// The tree cannot be traced; it is still held, to be killed.
+    Failed(anyhow::Error),
 }
 
 impl Followed {
@@ -98,8 +124,7 @@ impl Followed {
         env: &[(OsString, OsString)],
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
-        let poller = Poller::new()?;
-        poller.add(signals.raw_fd(), 0)?;
+        let waiter = StopWaiter::new(signals)?;
         let program = argv
             .first()
             .map(|a| a.to_string_lossy().into_owned())
@@ -122,87 +147,110 @@ impl Followed {
         let mut followed = Followed::new(Mode::Tree, options);
         followed.root = Some(pid);
         followed.add_process(pid, None);
+        match followed.hold_until_python(pid, &program, &waiter, start) {
+            Held::Python(mut session, pid) => {
+                followed.let_run(&mut session, pid)?;
+                Ok((*session, followed))
+            }
+            Held::Released(e) => Err(e),
+            Held::Failed(e) => {
+                followed.kill_all();
+                Err(e)
+            }
+        }
+    }
+
+    /// Follows the launched tree (root `pid`, held at its exec) stop by
+    /// stop until one of its tasks executes a Python with markers, and
+    /// makes the session for it with `start`.
+    fn hold_until_python(
+        &mut self,
+        pid: u32,
+        program: &str,
+        waiter: &StopWaiter<'_>,
+        start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
+    ) -> Held {
         let mut ran = Vec::new();
         let mut stop = Some(Stop::Exec {
             tid: pid,
             former: pid,
         });
-        let result = loop {
+        loop {
             let next = match stop.take() {
                 Some(s) => s,
-                None => match next_stop(signals, &poller) {
+                None => match waiter.next() {
                     Ok(Ok(Some(s))) => s,
                     Ok(Err(sig)) => {
                         // Let the held tree go, as a stop signal does later on.
-                        followed.release();
-                        return Err(LaunchError::Stopped {
-                            program,
-                            signal: pytap_sys::signal::name(sig),
-                        }
-                        .into());
+                        self.release();
+                        return Held::Released(
+                            LaunchError::Stopped {
+                                program: program.to_string(),
+                                signal: pytap_sys::signal::name(sig),
+                            }
+                            .into(),
+                        );
                     }
                     Ok(Ok(None)) => {
-                        break Err(LaunchError::NoPython {
-                            program: program.clone(),
-                            status: followed.root_status.unwrap_or(ExitStatus::Code(0)),
-                            ran: ran.join(", "),
-                        }
-                        .into());
+                        return Held::Failed(
+                            LaunchError::NoPython {
+                                program: program.to_string(),
+                                status: self.root_status.unwrap_or(ExitStatus::Code(0)),
+                                ran: ran.join(", "),
+                            }
+                            .into(),
+                        );
                     }
-                    Err(e) => break Err(e.context(format!("following {program}"))),
+                    Err(e) => return Held::Failed(e.context(format!("following {program}"))),
                 },
             };
-            if let Stop::Exec { tid, former } = next {
-                followed.executed_task(tid, former);
-                ran.push(exe_path(tid));
-                match exec_modules(tid) {
-                    Ok(Some(modules)) => {
-                        let targets = modules
-                            .iter()
-                            .map(|m| AttachTarget {
-                                module: Arc::new(m.clone()),
-                                pids: vec![tid],
-                            })
-                            .collect();
-                        match start(targets) {
-                            Ok(session) => {
-                                learn_names(&session, tid);
-                                followed.set_root_program(tid);
-                                break Ok((session, tid));
-                            }
-                            Err(e) => break Err(e),
-                        }
-                    }
-                    Ok(None) => {
-                        followed.set_root_program(tid);
-                        let _ = ptrace::resume(tid, 0);
-                    }
-                    Err(e) => break Err(e.into()),
-                }
+            let Stop::Exec { tid, former } = next else {
+                // Before any probe exists, forks and exits only need bookkeeping.
+                self.handle_untraced(next);
                 continue;
-            }
-            // Before any probe exists, forks and exits only need bookkeeping.
-            followed.handle_untraced(next);
-        };
-        match result {
-            Ok((mut session, pid)) => {
-                // From now on the tree survives pytap's death.
-                followed.options.exit_kill = false;
-                for &tid in followed.tasks.keys() {
-                    let _ = ptrace::set_options(tid, followed.options);
+            };
+            self.executed_task(tid, former);
+            ran.push(exe_path(tid));
+            match exec_modules(tid) {
+                Ok(Some(modules)) => {
+                    let targets = modules
+                        .iter()
+                        .map(|m| AttachTarget {
+                            module: Arc::new(m.clone()),
+                            pids: vec![tid],
+                        })
+                        .collect();
+                    return match start(targets) {
+                        Ok(session) => {
+                            learn_names(&session, tid);
+                            self.set_root_program(tid);
+                            Held::Python(Box::new(session), tid)
+                        }
+                        Err(e) => Held::Failed(e),
+                    };
                 }
-                for &p in followed.procs.keys() {
-                    session.watch_process(p);
+                Ok(None) => {
+                    self.set_root_program(tid);
+                    let _ = ptrace::resume(tid, 0);
                 }
-                let _ = ptrace::resume(pid, 0);
-                followed.service(&mut session)?;
-                Ok((session, followed))
-            }
-            Err(e) => {
-                followed.kill_all();
-                Err(e)
+                Err(e) => return Held::Failed(e.into()),
             }
         }
+    }
+
+    /// The probes are in: the tree from now on survives pytap's death,
+    /// every process is watched, and task `pid` (held at its exec into the
+    /// Python) runs.
+    fn let_run(&mut self, session: &mut Session, pid: u32) -> Result<()> {
+        self.options.exit_kill = false;
+        for &tid in self.tasks.keys() {
+            let _ = ptrace::set_options(tid, self.options);
+        }
+        for &p in self.procs.keys() {
+            session.watch_process(p);
+        }
+        let _ = ptrace::resume(pid, 0);
+        self.service(session)
     }
 
     /// Seizes every thread of a running process (again until no new one

@@ -30,7 +30,7 @@ use crate::cpython::Marker;
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
 use crate::engine::consumer::End;
 use crate::engine::hazard;
-use crate::engine::plan::{AttachTarget, Plan};
+use crate::engine::plan::{AttachTarget, Plan, PlanRequest};
 use crate::engine::session::Session;
 use crate::error::ExitCode;
 use crate::notice;
@@ -173,15 +173,13 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         };
         let (mut maps, record) = tool_run::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
-        let mut plan = Plan::new(
-            targets,
-            &markers,
-            true,
-            maps,
-            Box::new(h),
-            stream.attach.arm,
-            mode,
-        )?;
+        let request = PlanRequest {
+            markers: markers.clone(),
+            strict: true,
+            arm_mode: stream.attach.arm,
+            capture: mode,
+        };
+        let mut plan = Plan::new(targets, request, maps, Box::new(h))?;
         plan.guard_names = !stream.force;
         let programs: Vec<_> = plan
             .programs

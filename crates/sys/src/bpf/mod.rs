@@ -9,7 +9,7 @@ mod map;
 mod prog;
 
 pub use map::Map;
-pub use prog::{Link, Program, uprobe_multi_supported};
+pub use prog::{Link, Program, UprobeSites, uprobe_multi_supported};
 
 /// `BPF_F_NO_PREALLOC`: hash maps allocate entries on demand.
 pub const BPF_F_NO_PREALLOC: u32 = 1;

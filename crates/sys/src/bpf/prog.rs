@@ -147,17 +147,50 @@ pub struct Link {
     fd: OwnedFd,
 }
 
+/// The sites of one file a uprobe_multi link probes, as the kernel takes
+/// them: parallel arrays, one entry per site.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UprobeSites<'a> {
+    /// File offsets of the probed instructions.
+    pub offsets: &'a [u64],
+    /// USDT semaphore offsets (`ref_ctr_offset`, 0 for none): as long as
+    /// `offsets`, or empty for none at all.
+    pub ref_ctr_offsets: &'a [u64],
+    /// Attach cookies (read by `bpf_get_attach_cookie`): as long as
+    /// `offsets`, or empty for none.
+    pub cookies: &'a [u64],
+}
+
+impl<'a> UprobeSites<'a> {
+    /// The sites at `offsets`, with their semaphores and cookies.
+    pub fn new(
+        offsets: &'a [u64],
+        ref_ctr_offsets: &'a [u64],
+        cookies: &'a [u64],
+    ) -> UprobeSites<'a> {
+        UprobeSites {
+            offsets,
+            ref_ctr_offsets,
+            cookies,
+        }
+    }
+}
+
 /// `BPF_LINK_CREATE(BPF_TRACE_UPROBE_MULTI)` with already validated
-/// arguments: `refs` and `cookies` are empty or as long as `offsets`.
+/// arguments; the array lengths are checked here, next to the call that
+/// relies on them.
 fn uprobe_multi_raw(
     prog: BorrowedFd<'_>,
     path: &CStr,
-    offsets: &[u64],
-    refs: &[u64],
-    cookies: &[u64],
+    sites: UprobeSites<'_>,
     pid: u32,
     retprobe: bool,
 ) -> io::Result<OwnedFd> {
+    let UprobeSites {
+        offsets,
+        ref_ctr_offsets: refs,
+        cookies,
+    } = sites;
     let cnt = u32::try_from(offsets.len()).map_err(|_| sys::invalid("too many offsets"))?;
     if (!refs.is_empty() && refs.len() != offsets.len())
         || (!cookies.is_empty() && cookies.len() != offsets.len())
@@ -186,9 +219,9 @@ fn uprobe_multi_raw(
 
 impl Link {
     /// `BPF_LINK_CREATE` with attach type `BPF_TRACE_UPROBE_MULTI`: every
-    /// site of one file in one link. `offsets` are file offsets;
-    /// `ref_ctr_offsets` (USDT semaphores, 0 for none) and `cookies` must be
-    /// as long as `offsets` (or empty for "none"). `pid` `None` probes every
+    /// site of one file in one link. `sites.offsets` are file offsets;
+    /// `sites.ref_ctr_offsets` (USDT semaphores, 0 for none) and
+    /// `sites.cookies` must be as long as them (or empty for "none"). `pid` `None` probes every
     /// process mapping the file; `Some(p)` installs the breakpoints only in
     /// process `p` (a tgid; `Some(0)` is refused). `retprobe`: fire on return.
     /// `prog` must have been loaded with `expected_attach_type =
@@ -196,14 +229,12 @@ impl Link {
     pub fn uprobe_multi(
         prog: &Program,
         path: &Path,
-        offsets: &[u64],
-        ref_ctr_offsets: &[u64],
-        cookies: &[u64],
+        sites: UprobeSites<'_>,
         pid: Option<u32>,
         retprobe: bool,
     ) -> Result<Link, SysError> {
         const CALL: &str = "BPF_LINK_CREATE(uprobe_multi)";
-        if offsets.is_empty() {
+        if sites.offsets.is_empty() {
             return Err(SysError::invalid_input(CALL, "no offsets"));
         }
         let pid = match pid {
@@ -215,17 +246,9 @@ impl Link {
         };
         let path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| SysError::invalid_input(CALL, "path contains NUL"))?;
-        uprobe_multi_raw(
-            prog.as_fd(),
-            &path,
-            offsets,
-            ref_ctr_offsets,
-            cookies,
-            pid,
-            retprobe,
-        )
-        .map(|fd| Link { fd })
-        .map_err(|e| SysError::new(CALL, e))
+        uprobe_multi_raw(prog.as_fd(), &path, sites, pid, retprobe)
+            .map(|fd| Link { fd })
+            .map_err(|e| SysError::new(CALL, e))
     }
 
     /// `BPF_LINK_CREATE` with attach type `BPF_PERF_EVENT` and a
@@ -320,9 +343,12 @@ fn probe_uprobe_multi() -> bool {
     ) else {
         return false;
     };
-    let offsets = [0u64];
+    let sites = UprobeSites {
+        offsets: &[0],
+        ..UprobeSites::default()
+    };
     let errno_of = |pid: u32| -> Option<i32> {
-        match uprobe_multi_raw(prog.as_fd(), c"/", &offsets, &[], &[], pid, false) {
+        match uprobe_multi_raw(prog.as_fd(), c"/", sites, pid, false) {
             // Cannot happen for "/"; the link is dropped (detached) at once.
             Ok(_) => None,
             Err(e) => e.raw_os_error(),

@@ -1,0 +1,402 @@
+//! What to attach where, decided before anything is loaded.
+//!
+//! A [`Plan`] is pure: from the modules, the markers asked for and a
+//! handler it picks the sites, assigns each a cookie, adds the sites that
+//! only arm another marker (3.11's `function__entry`), and generates one
+//! program per module. `--dump-bpf` prints a plan; a
+//! [`crate::engine::session::Session`] loads and attaches one.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use pytap_ebpf::Program;
+
+use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
+use crate::cpython::Marker;
+use crate::cpython::objects::ObjectLayout;
+use crate::engine::capture_mode::CaptureMode;
+use crate::process::module::{self, Module};
+
+mod dump;
+mod sites;
+
+pub use self::sites::{ArmMode, PlannedSite, SiteRole};
+use self::sites::{absent, arming_site, planned_site};
+
+/// A part of a split body: a program a tail call reaches.
+#[derive(Debug, Clone)]
+pub struct PartProgram {
+    /// Its slot in the handler's program array ([`codegen::part_slot`]).
+    pub slot: u32,
+    /// The program.
+    pub program: Program,
+}
+
+/// A module to attach to and the processes to filter on.
+#[derive(Debug, Clone)]
+pub struct AttachTarget {
+    /// The module.
+    pub module: Arc<Module>,
+    /// Processes to attach for; empty means every process that maps it.
+    pub pids: Vec<u32>,
+}
+
+/// What a tool asks a plan for, kept for the modules added later.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    /// The markers to attach.
+    pub markers: BTreeSet<Marker>,
+    /// Whether the user named the markers: one the only target lacks is
+    /// then an error, and one a target of several lacks gets a note.
+    pub strict: bool,
+    /// How 3.11's `function__entry` gets armed.
+    pub arm_mode: ArmMode,
+    /// Where function events come from.
+    pub capture: CaptureMode,
+}
+
+/// Everything needed to load and attach, and nothing loaded yet. A live
+/// session grows its plan when a traced process runs a module the plan
+/// does not have yet ([`Plan::add_target`]): the handler is kept for that.
+pub struct Plan {
+    /// Modules, with their pid filters.
+    pub targets: Vec<AttachTarget>,
+    /// Every site; `sites[i].cookie == i`.
+    pub sites: Vec<PlannedSite>,
+    /// Maps the programs use.
+    pub maps: MapTable,
+    /// One program per target module (same order as `targets`).
+    pub programs: Vec<Program>,
+    /// The parts of bodies split over several programs, for the handler's
+    /// program array.
+    pub parts: Vec<PartProgram>,
+    /// Markers actually attached in at least one module.
+    pub markers: BTreeSet<Marker>,
+    /// What pytap did on the user's behalf (arming) or left out and why,
+    /// for the user; new ones are added as modules are.
+    pub notes: Vec<String>,
+    /// Modules whose function events the in-process capture serves
+    /// instead of markers.
+    pub in_process: Vec<Arc<Module>>,
+    /// Whether a process whose code may have names that are not UTF-8 is
+    /// kept from the function and line markers (`crate::engine::hazard`;
+    /// off with `--force`).
+    pub guard_names: bool,
+    request: PlanRequest,
+    handler: Box<dyn Handler>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("targets", &self.targets)
+            .field("sites", &self.sites)
+            .field("maps", &self.maps)
+            .field("markers", &self.markers)
+            .field("notes", &self.notes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A marker the module does not have.
+    #[error("{path} (CPython{version}) has no {marker} marker: {reason}")]
+    Absent {
+        /// The module.
+        path: String,
+        /// ` 3.13.5` or empty.
+        version: String,
+        /// The marker.
+        marker: Marker,
+        /// Why, from the verdict table.
+        reason: &'static str,
+    },
+    /// No module has any of the markers.
+    #[error("none of the traced modules has any of the requested markers ({0})")]
+    NothingToAttach(String),
+    /// A site without a file offset or semaphore offset.
+    #[error("{path}: marker {marker} cannot be attached: {why}")]
+    BadSite {
+        /// The module.
+        path: String,
+        /// The marker.
+        marker: Marker,
+        /// What is wrong.
+        why: String,
+    },
+    /// More sites than cookies fit in the event header.
+    #[error("too many marker sites ({0}); the limit is 65535")]
+    TooManySites(usize),
+    /// Program generation failed.
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+}
+
+impl Plan {
+    /// Plans the request's markers on `targets`, for `handler`'s programs
+    /// using `maps`. When `strict` (the user named the markers), a marker
+    /// the only target lacks is an error naming the version and the reason;
+    /// with several targets, a module that lacks one, or cannot be planned
+    /// at all, gets a note and the others go on. Otherwise absent markers
+    /// are silently left out.
+    pub fn new(
+        targets: Vec<AttachTarget>,
+        request: PlanRequest,
+        maps: MapTable,
+        handler: Box<dyn Handler>,
+    ) -> Result<Plan, PlanError> {
+        let mut plan = Plan {
+            in_process: Vec::new(),
+            guard_names: true,
+            targets: Vec::new(),
+            sites: Vec::new(),
+            maps,
+            programs: Vec::new(),
+            parts: Vec::new(),
+            markers: BTreeSet::new(),
+            notes: Vec::new(),
+            request,
+            handler,
+        };
+        let single = targets.len() == 1;
+        for target in targets {
+            let module = target.module.clone();
+            match plan.add_target(target, single) {
+                Ok(_) => {}
+                Err(e) if single => return Err(e),
+                Err(e) => plan.notes.push(format!(
+                    "{}{}: not traced: {e}",
+                    module::display(&module.path),
+                    module.version_suffix()
+                )),
+            }
+        }
+        if plan.markers.is_empty() && plan.in_process.is_empty() {
+            let names: Vec<_> = plan.request.markers.iter().map(|m| m.name()).collect();
+            return Err(PlanError::NothingToAttach(names.join(", ")));
+        }
+        Ok(plan)
+    }
+
+    /// Adds a module and generates its program. Returns its index, or
+    /// `None` when it has none of the markers (a note says so). With
+    /// `absent_is_error`, a requested marker the module lacks is an error
+    /// (the user named it and this is the only module); otherwise a note.
+    pub fn add_target(
+        &mut self,
+        target: AttachTarget,
+        absent_is_error: bool,
+    ) -> Result<Option<usize>, PlanError> {
+        let index = self.targets.len();
+        let module = target.module.clone();
+        let ModuleSites {
+            mut sites,
+            mut notes,
+            attached,
+            served,
+        } = self.sites_in(&module, index, absent_is_error)?;
+        if served
+            && !self
+                .in_process
+                .iter()
+                .any(|m| m.dev == module.dev && m.inode == module.inode)
+        {
+            self.in_process.push(module.clone());
+        }
+        if attached.is_empty() {
+            if !served {
+                notes.extend(self.untraced_note(&module));
+            }
+            self.notes.append(&mut notes);
+            return Ok(None);
+        }
+        if self.handler.wants_frame()
+            && module.entry_frame() == Some(None)
+            && attached.contains(&Marker::FunctionEntry)
+        {
+            notes.push(format!(
+                "{}{}: where function__entry keeps the frame is not recognised in this build, so a generator's creation cannot be told from its first resumption; depths below it are repaired when the enclosing function returns",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
+        }
+        let request = &self.request;
+        if let Some((site, note)) = arming_site(&module, index, &request.markers, request.arm_mode)?
+        {
+            sites.push(site);
+            notes.push(note);
+        }
+        let first = self.sites.len();
+        if first + sites.len() > usize::from(u16::MAX) {
+            return Err(PlanError::TooManySites(first + sites.len()));
+        }
+        for (i, site) in sites.iter_mut().enumerate() {
+            site.cookie = (first + i) as u16;
+        }
+        let program = self.generate(index, &module, &sites)?;
+        self.sites.append(&mut sites);
+        self.programs.push(program);
+        self.targets.push(target);
+        self.markers.extend(attached);
+        self.notes.append(&mut notes);
+        Ok(Some(index))
+    }
+
+    /// The sites of the requested markers in `module` (target `index`),
+    /// with notes on the markers it lacks; the function markers the
+    /// in-process capture serves for this module are left to it.
+    fn sites_in(
+        &self,
+        module: &Module,
+        index: usize,
+        absent_is_error: bool,
+    ) -> Result<ModuleSites, PlanError> {
+        let mut found = ModuleSites::default();
+        let in_process = module
+            .py_version()
+            .is_some_and(|v| self.request.capture.serves(v.minor_version()));
+        for &marker in &self.request.markers {
+            if in_process && CaptureMode::SERVES.contains(&marker) {
+                found.served = true;
+                continue;
+            }
+            let sites = module.sites_of(marker);
+            if sites.is_empty() {
+                if self.request.strict && absent_is_error {
+                    return Err(absent(module, marker));
+                }
+                if self.request.strict {
+                    found.notes.push(absent(module, marker).to_string());
+                }
+                continue;
+            }
+            found.attached.insert(marker);
+            for site in sites {
+                found
+                    .sites
+                    .push(planned_site(module, index, site, marker, SiteRole::Marker)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Why a module with none of the requested markers is not traced, when
+    /// the user should hear it: its function markers are gone (3.12 to
+    /// 3.14) and the agent was not given to it, or the markers were not
+    /// named (named ones have their notes already).
+    fn untraced_note(&self, module: &Module) -> Option<String> {
+        let minor = module.py_version().map(|v| v.minor_version());
+        let wants_calls = self
+            .request
+            .markers
+            .iter()
+            .any(|m| CaptureMode::SERVES.contains(m));
+        if wants_calls && minor.is_some_and(|v| CaptureMode::Auto.serves(v)) {
+            // Without a `traced` map the session watches every process
+            // (`--all`), which is never given the agent.
+            let everywhere = !self
+                .maps
+                .specs()
+                .iter()
+                .any(|s| s.name == codegen::task::TRACED_MAP);
+            let why = if everywhere {
+                "and --all gives no process pytap's agent: trace it with `-p PID` (3.14) or \
+                 launch it under pytap (`-- python3 app.py`)"
+            } else {
+                "and this interpreter was not given pytap's agent (the command's own program \
+                 has markers): `--capture in-process` gives it to every interpreter the \
+                 command starts"
+            };
+            return Some(format!(
+                "{}{}: no function markers (3.12 to 3.14), {why}",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
+        }
+        (!self.request.strict).then(|| {
+            format!(
+                "{}{}: none of the requested markers; not traced",
+                module::display(&module.path),
+                module.version_suffix()
+            )
+        })
+    }
+
+    /// Generates target `index`'s program for its `sites` (cookies
+    /// assigned), and the parts of the bodies too long for one program,
+    /// each reached by a tail call from the one before (added to
+    /// [`Plan::parts`]).
+    fn generate(
+        &mut self,
+        index: usize,
+        module: &Module,
+        sites: &[PlannedSite],
+    ) -> Result<Program, PlanError> {
+        let code: Vec<SiteCode> = sites
+            .iter()
+            .filter(|s| s.role == SiteRole::Marker)
+            .map(|s| SiteCode {
+                cookie: s.cookie,
+                marker: s.marker,
+                args: s.args.clone(),
+            })
+            .collect();
+        let module_code = codegen::ModuleCode {
+            module: codegen::ModuleId {
+                index,
+                dev: module.dev,
+                inode: module.inode,
+                version: module.py_version(),
+            },
+            sites: &code,
+            layout: module.py_version().and_then(ObjectLayout::for_version),
+            frame: module.entry_frame().flatten(),
+        };
+        let handler = self.handler.as_ref();
+        let program =
+            codegen::build_module_program(&format!("pytap_{index}"), &module_code, handler, None)?;
+        let markers: BTreeSet<Marker> = code.iter().map(|s| s.marker).collect();
+        for marker in markers {
+            for part in 1..handler.parts(marker, &module_code.module) {
+                let program = codegen::build_module_program(
+                    &format!("pytap_{index}_{part}"),
+                    &module_code,
+                    handler,
+                    Some((marker, part)),
+                )?;
+                self.parts.push(PartProgram {
+                    slot: codegen::part_slot(index, marker, part),
+                    program,
+                });
+            }
+        }
+        Ok(program)
+    }
+
+    /// The index of the target for this module file, if planned.
+    pub fn target_of(&self, module: &Module) -> Option<usize> {
+        self.targets
+            .iter()
+            .position(|t| t.module.dev == module.dev && t.module.inode == module.inode)
+    }
+
+    /// The sites of one module, in cookie order.
+    pub fn sites_of_module(&self, module: usize) -> impl Iterator<Item = &PlannedSite> {
+        self.sites.iter().filter(move |s| s.module == module)
+    }
+}
+
+/// What [`Plan::sites_in`] finds in a module.
+#[derive(Debug, Default)]
+struct ModuleSites {
+    /// The requested markers' sites (cookies not assigned yet).
+    sites: Vec<PlannedSite>,
+    /// Notes on the requested markers it lacks.
+    notes: Vec<String>,
+    /// The markers it has sites for.
+    attached: BTreeSet<Marker>,
+    /// Whether the in-process capture serves some requested markers for it.
+    served: bool,
+}
