@@ -19,6 +19,7 @@
 //! (record filling, string loops).
 
 pub mod cache;
+pub mod catalog;
 pub mod firing;
 pub mod globals;
 pub mod lower;
