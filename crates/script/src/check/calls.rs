@@ -12,6 +12,16 @@ use crate::format::Format;
 use crate::ir::{self, Ty};
 use crate::source::Span;
 
+/// A print function's call as written: which, its format or delimiter,
+/// its arguments, the histogram it draws.
+#[derive(Clone, Copy)]
+pub(super) struct PrintCall<'a> {
+    pub kind: ast::PrintKind,
+    pub head: Option<&'a (Vec<u8>, Span)>,
+    pub args: &'a [ast::Expr],
+    pub hist: Option<&'a ast::HistOp>,
+}
+
 impl Walker<'_, '_> {
     pub(super) fn call(
         &mut self,
@@ -119,81 +129,25 @@ impl Walker<'_, '_> {
             (true, true) => b"%s",
             (false, true) => b"%d",
         };
-        self.print(
-            ast::PrintKind::Printf,
-            Some(&(format.to_vec(), span)),
-            std::slice::from_ref(arg),
-            None,
-            span,
-            sc,
-        )
+        let call = PrintCall {
+            kind: ast::PrintKind::Printf,
+            head: Some(&(format.to_vec(), span)),
+            args: std::slice::from_ref(arg),
+            hist: None,
+        };
+        self.print(call, span, sc)
     }
 
-    pub(super) fn print(
-        &mut self,
-        kind: ast::PrintKind,
-        head: Option<&(Vec<u8>, Span)>,
-        args: &[ast::Expr],
-        hist: Option<&ast::HistOp>,
-        span: Span,
-        sc: &mut Scope<'_>,
-    ) -> Typed {
+    pub(super) fn print(&mut self, call: PrintCall<'_>, span: Span, sc: &mut Scope<'_>) -> Typed {
+        let PrintCall {
+            kind,
+            head,
+            args,
+            hist,
+        } = call;
         let ty = if kind.is_sprint() { Ty::Str } else { Ty::Long };
         if let Some(h) = hist {
-            let Some(lv) = self.stats_place(&h.stat, sc) else {
-                return self.bad(span);
-            };
-            let shape = match h.linear {
-                None => ir::HistShape::Log,
-                Some((start, stop, interval)) => {
-                    let buckets = if interval > 0 && stop > start {
-                        (stop - start) / interval + 3
-                    } else {
-                        0
-                    };
-                    if !(3..=128).contains(&buckets) {
-                        self.error(Diagnostic::error(
-                            h.span,
-                            "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
-                        ));
-                        return self.bad(span);
-                    }
-                    ir::HistShape::Linear {
-                        start,
-                        stop,
-                        interval,
-                    }
-                }
-            };
-            let g = match &lv {
-                ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
-                ir::LValue::Local(_) => return self.bad(span),
-            };
-            match self.globals[g].hist {
-                Some((known, at)) if known != shape => {
-                    let name = self.globals[g].name.clone();
-                    self.error(
-                        Diagnostic::error(
-                            h.span,
-                            format!("`{name}` is drawn as two different histograms"),
-                        )
-                        .note(at, "the other one"),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    self.globals[g].hist = Some((shape, h.span));
-                    self.changed = true;
-                }
-            }
-            let print = ir::Print {
-                kind,
-                format: None,
-                delimiter: None,
-                args: Vec::new(),
-                hist: Some(ir::HistPrint { stat: lv, shape }),
-            };
-            return self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span);
+            return self.hist_print(kind, h, ty, span, sc);
         }
         let mut format = None;
         let mut wants = Vec::new();
@@ -252,6 +206,72 @@ impl Walker<'_, '_> {
             },
             args: out,
             hist: None,
+        };
+        self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
+    }
+
+    /// `print(@hist_log(…))`, `print(@hist_linear(…))`: the statistic
+    /// drawn, one shape per global.
+    fn hist_print(
+        &mut self,
+        kind: ast::PrintKind,
+        h: &ast::HistOp,
+        ty: Ty,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        let Some(lv) = self.stats_place(&h.stat, sc) else {
+            return self.bad(span);
+        };
+        let shape = match h.linear {
+            None => ir::HistShape::Log,
+            Some((start, stop, interval)) => {
+                let buckets = if interval > 0 && stop > start {
+                    (stop - start) / interval + 3
+                } else {
+                    0
+                };
+                if !(3..=128).contains(&buckets) {
+                    self.error(Diagnostic::error(
+                        h.span,
+                        "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
+                    ));
+                    return self.bad(span);
+                }
+                ir::HistShape::Linear {
+                    start,
+                    stop,
+                    interval,
+                }
+            }
+        };
+        let g = match &lv {
+            ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
+            ir::LValue::Local(_) => return self.bad(span),
+        };
+        match self.globals[g].hist {
+            Some((known, at)) if known != shape => {
+                let name = self.globals[g].name.clone();
+                self.error(
+                    Diagnostic::error(
+                        h.span,
+                        format!("`{name}` is drawn as two different histograms"),
+                    )
+                    .note(at, "the other one"),
+                );
+            }
+            Some(_) => {}
+            None => {
+                self.globals[g].hist = Some((shape, h.span));
+                self.changed = true;
+            }
+        }
+        let print = ir::Print {
+            kind,
+            format: None,
+            delimiter: None,
+            args: Vec::new(),
+            hist: Some(ir::HistPrint { stat: lv, shape }),
         };
         self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
     }

@@ -13,16 +13,18 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{BinOp, CmpOp, PrintKind, UnOp};
+use crate::ast::{BinOp, CmpOp, UnOp};
 
 pub mod aggs;
 mod builtins;
-use crate::format::Arg;
+mod print;
+mod world;
 use crate::ir::*;
 use crate::source::Span;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::value::{Stats, Value};
 pub use builtins::{indent_step, indent_text, text_str};
+pub use world::{Context, Output, ProbeInfo, World};
 
 /// Statements a body may run before it is stopped (a loop that never
 /// ends must not hang pytap).
@@ -30,59 +32,6 @@ pub const MAX_STEPS: u64 = 10_000_000;
 
 /// How deep user functions may call each other.
 pub const MAX_NESTING: usize = 64;
-
-/// The world a body runs in.
-pub trait Context {
-    /// Process id.
-    fn pid(&self) -> i64;
-    /// Thread id.
-    fn tid(&self) -> i64;
-    /// Parent's process id.
-    fn ppid(&self) -> i64;
-    /// User id.
-    fn uid(&self) -> i64;
-    /// CPU.
-    fn cpu(&self) -> i64;
-    /// The thread's name.
-    fn execname(&self) -> Vec<u8>;
-    /// `target()`.
-    fn target(&self) -> i64;
-    /// Wall-clock time in nanoseconds.
-    fn now_ns(&self) -> i64;
-    /// The monotonic clock in nanoseconds (D's `timestamp`).
-    fn monotonic_ns(&self) -> i64;
-    /// A marker argument.
-    fn arg(&self, index: usize) -> i64;
-    /// The frame pointer (`$arg4` of function markers), or 0.
-    fn frame(&self) -> i64;
-    /// A string of the traced process, at most `max` bytes.
-    fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String>;
-    /// The marker site that fired, as `dtrace -l` lists it (nothing for
-    /// probes that are not at a site).
-    fn probe(&self) -> ProbeInfo {
-        ProbeInfo::default()
-    }
-}
-
-/// A marker site as `dtrace -l` lists it: D's probe id, `probemod` and
-/// `probefunc`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProbeInfo {
-    /// The probe id.
-    pub id: i64,
-    /// The file's base name.
-    pub module: Vec<u8>,
-    /// The C function holding the site (`-` when no symbol covers it).
-    pub function: Vec<u8>,
-}
-
-/// Where output goes.
-pub trait Output {
-    /// Bytes for stdout.
-    fn write(&mut self, bytes: &[u8]);
-    /// `warn()`: a line for stderr (without `WARNING: `).
-    fn warn(&mut self, message: &str);
-}
 
 /// A run-time error: the run ends, as in SystemTap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,22 +49,6 @@ enum Flow {
     Continue,
     Next,
     Return(Value),
-}
-
-/// Everything a body touches.
-pub struct World<'a> {
-    /// The firing context.
-    pub ctx: &'a mut dyn Context,
-    /// Globals.
-    pub store: &'a mut dyn Store,
-    /// Output.
-    pub out: &'a mut dyn Output,
-}
-
-impl std::fmt::Debug for World<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("World")
-    }
 }
 
 /// Interpreter state that lives across probe runs.
@@ -564,101 +497,16 @@ impl Interp {
                     Some(a) => Some(self.eval(p, a, frame, w)?.long()),
                     None => None,
                 };
-                self.agg_action(p, action, *agg, arg, w, span)?;
+                let call = aggs::AggCall {
+                    action,
+                    agg: *agg,
+                    arg,
+                };
+                self.agg_action(p, call, w, span)?;
                 Value::Long(0)
             }
         })
     }
-
-    fn print(
-        &mut self,
-        p: &Program,
-        print: &Print,
-        frame: &mut Vec<Value>,
-        w: &mut World<'_>,
-        span: Span,
-    ) -> Result<Value, RunError> {
-        let mut out = std::mem::take(&mut self.print_buf);
-        out.clear();
-        let result = self.print_into(p, print, frame, w, span, &mut out);
-        if result.is_ok() && !print.kind.is_sprint() {
-            w.out.write(&out);
-        }
-        let value = match result {
-            Ok(()) if print.kind.is_sprint() => Ok(Value::Str(out.clone())),
-            Ok(()) => Ok(Value::Long(0)),
-            Err(e) => Err(e),
-        };
-        self.print_buf = out;
-        value
-    }
-
-    /// Appends what `print` prints (its newline included) to `out`.
-    fn print_into(
-        &mut self,
-        p: &Program,
-        print: &Print,
-        frame: &mut Vec<Value>,
-        w: &mut World<'_>,
-        span: Span,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RunError> {
-        if let Some(h) = &print.hist {
-            let (v, _) = self.read(p, &h.stat, frame, w, span)?;
-            let counts = match v {
-                Value::Stats(s) if !s.buckets.is_empty() => s.buckets,
-                _ => vec![0; h.shape.buckets()],
-            };
-            crate::hist::draw_histogram(h.shape, &counts, out);
-        } else {
-            // Arguments a kernel probe sent are read where they are kept
-            // (`overrides`), not copied: a printf of marker strings runs
-            // for every record.
-            let mut values = Vec::with_capacity(print.args.len());
-            for a in &print.args {
-                values.push(match self.overrides.get(a.id) {
-                    Some(_) => None,
-                    None => Some(self.eval(p, a, frame, w)?),
-                });
-            }
-            let overrides = &self.overrides;
-            let value = |(a, v): (&Expr, _)| given_or(overrides, a, v);
-            match &print.format {
-                Some(f) => {
-                    let args: Vec<Arg<'_>> = print
-                        .args
-                        .iter()
-                        .zip(&values)
-                        .map(|av| value(av).map_or(Arg::Long(0), Value::arg))
-                        .collect();
-                    f.render(&args, out);
-                }
-                None => {
-                    let delim = print.delimiter.as_deref().unwrap_or(b"");
-                    for (i, av) in print.args.iter().zip(&values).enumerate() {
-                        if i > 0 {
-                            out.extend_from_slice(delim);
-                        }
-                        match value(av).unwrap_or(&Value::Long(0)) {
-                            Value::Long(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                            Value::Str(s) => out.extend_from_slice(s),
-                            Value::Stats(_) => {}
-                        }
-                    }
-                }
-            }
-            if print.kind.has_newline() {
-                out.push(b'\n');
-            }
-        }
-        debug_assert!(print.kind.is_sprint() || !matches!(print.kind, PrintKind::Sprintf));
-        Ok(())
-    }
-}
-
-/// An argument's value: the one evaluated, else the one given for it.
-fn given_or<'v>(overrides: &'v Overrides, a: &Expr, v: &'v Option<Value>) -> Option<&'v Value> {
-    v.as_ref().or_else(|| overrides.get(a.id))
 }
 
 fn value_ty(v: &Value) -> Ty {
