@@ -276,42 +276,47 @@ impl Walker<'_, '_> {
         self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
     }
 
+    /// `$1` (a number) and `@1` (a string): argument `n` after the script.
+    fn script_arg(&mut self, name: &str, n: usize, span: Span) -> Typed {
+        let Some(arg) = self.args.get(n - 1) else {
+            self.error(Diagnostic::error(
+                span,
+                format!(
+                    "`{name}` is argument {n} after the script, and {} given",
+                    self.args.len()
+                ),
+            ));
+            return self.bad(span);
+        };
+        if name.starts_with('@') {
+            return self.mk(
+                ir::ExprKind::Str(arg.clone().into_bytes()),
+                Some(Ty::Str),
+                span,
+            );
+        }
+        let value = arg.parse::<i64>().ok().or_else(|| {
+            arg.strip_prefix("0x")
+                .and_then(|h| i64::from_str_radix(h, 16).ok())
+        });
+        let Some(value) = value else {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("`{name}` is a number, and argument {n} is `{arg}`"),
+                )
+                .hint(format!("`@{n}` is the argument as a string")),
+            );
+            return self.bad(span);
+        };
+        self.mk(ir::ExprKind::Long(value), Some(Ty::Long), span)
+    }
+
     /// `$argN`, `$$name`, `$$parms`, `$$provider`; `$1` and `@1`, the
     /// script's arguments.
     pub(super) fn target(&mut self, name: &str, span: Span, sc: &mut Scope<'_>) -> Typed {
         if let Some(n) = name[1..].parse::<usize>().ok().filter(|n| *n >= 1) {
-            let Some(arg) = self.args.get(n - 1) else {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{name}` is argument {n} after the script, and {} given",
-                        self.args.len()
-                    ),
-                ));
-                return self.bad(span);
-            };
-            if name.starts_with('@') {
-                return self.mk(
-                    ir::ExprKind::Str(arg.clone().into_bytes()),
-                    Some(Ty::Str),
-                    span,
-                );
-            }
-            let value = arg.parse::<i64>().ok().or_else(|| {
-                arg.strip_prefix("0x")
-                    .and_then(|h| i64::from_str_radix(h, 16).ok())
-            });
-            let Some(value) = value else {
-                self.error(
-                    Diagnostic::error(
-                        span,
-                        format!("`{name}` is a number, and argument {n} is `{arg}`"),
-                    )
-                    .hint(format!("`@{n}` is the argument as a string")),
-                );
-                return self.bad(span);
-            };
-            return self.mk(ir::ExprKind::Long(value), Some(Ty::Long), span);
+            return self.script_arg(name, n, span);
         }
         let Some(marker) = sc.marker else {
             let d = if matches!(sc.owner, super::body::Owner::Function(_)) {
