@@ -13,10 +13,11 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{BinOp, CmpOp, UnOp};
+use crate::ast::UnOp;
 
 pub mod aggs;
 mod builtins;
+mod ops;
 mod print;
 mod world;
 use crate::ir::*;
@@ -24,6 +25,7 @@ use crate::source::Span;
 use crate::store::StoreError;
 use crate::value::{Stats, Value};
 pub use builtins::{indent_step, indent_text, text_str};
+pub use ops::{arith, compare, sort_entries};
 pub use world::{Context, Output, ProbeInfo, World};
 
 /// Statements a body may run before it is stopped (a loop that never
@@ -355,37 +357,102 @@ impl Interp {
                 self.builtin(*b, &values, w, span)?
             }
             ExprKind::Call(f, args) => {
-                let function = &p.functions[*f];
                 if self.depth >= MAX_NESTING {
                     return Err(err(
                         span,
                         format!("functions called each other more than {MAX_NESTING} deep"),
                     ));
                 }
-                let mut inner: Vec<Value> =
-                    function.locals.iter().map(|l| Value::zero(l.ty)).collect();
-                for (i, a) in args.iter().enumerate() {
-                    inner[i] = self.eval(p, a, frame, w)?;
-                }
-                self.depth += 1;
-                let mut result = function.ret.map_or(Value::Long(0), Value::zero);
-                for s in &function.body {
-                    match self.stmt(p, s, &mut inner, w) {
-                        Ok(Flow::Return(v)) => {
-                            result = v;
-                            break;
-                        }
-                        Ok(Flow::Normal) => {}
-                        Ok(_) => break,
-                        Err(e) => {
-                            self.depth -= 1;
-                            return Err(e);
-                        }
-                    }
-                }
-                self.depth -= 1;
-                result
+                self.call(p, &p.functions[*f], args, frame, w)?
             }
+            ExprKind::Unary(..)
+            | ExprKind::Binary(..)
+            | ExprKind::And(..)
+            | ExprKind::Or(..)
+            | ExprKind::Compare(..)
+            | ExprKind::Concat(_)
+            | ExprKind::Ternary(..) => self.operator(p, e, frame, w)?,
+            ExprKind::Assign(..) | ExprKind::Crement { .. } | ExprKind::Aggregate(..) => {
+                self.update(p, e, frame, w)?
+            }
+            ExprKind::Stat(op, lv) => {
+                let (v, _) = self.read(p, lv, frame, w, span)?;
+                let stats = match v {
+                    Value::Stats(s) => s,
+                    _ => Stats::default(),
+                };
+                Value::Long(stats.get(*op).map_err(|_| {
+                    err(
+                        span,
+                        format!(
+                            "{} of an empty aggregate (nothing was added with `<<<`)",
+                            op.name()
+                        ),
+                    )
+                })?)
+            }
+            ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
+            ExprKind::AggAction { action, agg, arg } => {
+                let arg = match arg {
+                    Some(a) => Some(self.eval(p, a, frame, w)?.long()),
+                    None => None,
+                };
+                let call = aggs::AggCall {
+                    action,
+                    agg: *agg,
+                    arg,
+                };
+                self.agg_action(p, call, w, span)?;
+                Value::Long(0)
+            }
+        })
+    }
+
+    /// A user function's body run on its arguments (`function`'s locals
+    /// start at zero); its value is what it returns.
+    fn call(
+        &mut self,
+        p: &Program,
+        function: &Function,
+        args: &[Expr],
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let mut inner: Vec<Value> = function.locals.iter().map(|l| Value::zero(l.ty)).collect();
+        for (i, a) in args.iter().enumerate() {
+            inner[i] = self.eval(p, a, frame, w)?;
+        }
+        self.depth += 1;
+        let mut result = function.ret.map_or(Value::Long(0), Value::zero);
+        for s in &function.body {
+            match self.stmt(p, s, &mut inner, w) {
+                Ok(Flow::Return(v)) => {
+                    result = v;
+                    break;
+                }
+                Ok(Flow::Normal) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    self.depth -= 1;
+                    return Err(e);
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(result)
+    }
+
+    /// An operator's value (`&&`, `||` and `?:` evaluate only what they
+    /// need).
+    fn operator(
+        &mut self,
+        p: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let span = e.span;
+        Ok(match &e.kind {
             ExprKind::Unary(op, a) => {
                 let v = self.eval(p, a, frame, w)?.long();
                 Value::Long(match op {
@@ -429,6 +496,21 @@ impl Interp {
                     self.eval(p, b, frame, w)?
                 }
             }
+            _ => unreachable!("not an operator"),
+        })
+    }
+
+    /// An assignment, `++`/`--` or `<<<`: the place updated, and its new
+    /// value (the old one for a post-increment; 0 for `<<<`).
+    fn update(
+        &mut self,
+        p: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let span = e.span;
+        Ok(match &e.kind {
             ExprKind::Assign(lv, op, v) => {
                 let value = self.eval(p, v, frame, w)?;
                 let (old, keys) = match op {
@@ -475,36 +557,7 @@ impl Interp {
                     .map_err(store_err(span))?;
                 Value::Long(0)
             }
-            ExprKind::Stat(op, lv) => {
-                let (v, _) = self.read(p, lv, frame, w, span)?;
-                let stats = match v {
-                    Value::Stats(s) => s,
-                    _ => Stats::default(),
-                };
-                Value::Long(stats.get(*op).map_err(|_| {
-                    err(
-                        span,
-                        format!(
-                            "{} of an empty aggregate (nothing was added with `<<<`)",
-                            op.name()
-                        ),
-                    )
-                })?)
-            }
-            ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
-            ExprKind::AggAction { action, agg, arg } => {
-                let arg = match arg {
-                    Some(a) => Some(self.eval(p, a, frame, w)?.long()),
-                    None => None,
-                };
-                let call = aggs::AggCall {
-                    action,
-                    agg: *agg,
-                    arg,
-                };
-                self.agg_action(p, call, w, span)?;
-                Value::Long(0)
-            }
+            _ => unreachable!("not an update"),
         })
     }
 }
@@ -515,68 +568,4 @@ fn value_ty(v: &Value) -> Ty {
         Value::Str(_) => Ty::Str,
         Value::Stats(_) => Ty::Stats,
     }
-}
-
-/// Integer arithmetic as SystemTap's 64-bit longs; `None` on division by 0.
-pub fn arith(op: BinOp, x: i64, y: i64) -> Option<i64> {
-    Some(match op {
-        BinOp::Add => x.wrapping_add(y),
-        BinOp::Sub => x.wrapping_sub(y),
-        BinOp::Mul => x.wrapping_mul(y),
-        BinOp::Div => {
-            if y == 0 {
-                return None;
-            }
-            x.wrapping_div(y)
-        }
-        BinOp::Mod => {
-            if y == 0 {
-                return None;
-            }
-            x.wrapping_rem(y)
-        }
-        BinOp::Shl => x.wrapping_shl(y as u32),
-        BinOp::Shr => x.wrapping_shr(y as u32),
-        BinOp::Ushr => ((x as u64).wrapping_shr(y as u32)) as i64,
-        BinOp::And => x & y,
-        BinOp::Or => x | y,
-        BinOp::Xor => x ^ y,
-    })
-}
-
-/// Whether `ord` satisfies `op`.
-pub fn compare(op: CmpOp, ord: std::cmp::Ordering) -> bool {
-    use std::cmp::Ordering::*;
-    match op {
-        CmpOp::Eq => ord == Equal,
-        CmpOp::Ne => ord != Equal,
-        CmpOp::Lt => ord == Less,
-        CmpOp::Le => ord != Greater,
-        CmpOp::Gt => ord == Greater,
-        CmpOp::Ge => ord != Less,
-    }
-}
-
-/// Sorts `foreach` entries: by the sort column (ties by the keys, so the
-/// order is always the same), or by the keys when unsorted.
-pub fn sort_entries(entries: &mut [(Vec<Value>, Value)], sort: Option<Sort>) {
-    let Some(sort) = sort else {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        return;
-    };
-    let key = |e: &(Vec<Value>, Value)| -> Value {
-        if sort.column == 0 {
-            match &e.1 {
-                Value::Stats(s) => Value::Long(s.sort_key(sort.stat)),
-                v => v.clone(),
-            }
-        } else {
-            e.0.get(sort.column - 1).cloned().unwrap_or(Value::Long(0))
-        }
-    };
-    entries.sort_by(|a, b| {
-        let ord = key(a).cmp(&key(b));
-        let ord = if sort.ascending { ord } else { ord.reverse() };
-        ord.then_with(|| a.0.cmp(&b.0))
-    });
 }
