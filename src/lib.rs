@@ -22,4 +22,5 @@ pub mod output;
 pub mod process;
 pub mod recording;
 pub mod runner;
+pub mod script;
 pub mod tool;

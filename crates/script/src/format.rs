@@ -128,95 +128,20 @@ impl Format {
                 i += 1;
                 continue;
             }
-            let mut flags = Flags::default();
-            while let Some(&c) = bytes.get(i) {
-                match c {
-                    b'-' => flags.left = true,
-                    b'+' => flags.plus = true,
-                    b' ' => flags.space = true,
-                    b'#' => flags.special = true,
-                    b'0' => flags.zero = true,
-                    _ => break,
-                }
-                i += 1;
-            }
-            let count = |i: &mut usize| -> Option<Count> {
-                if bytes.get(*i) == Some(&b'*') {
-                    *i += 1;
-                    return Some(Count::Star);
-                }
-                let start = *i;
-                while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
-                    *i += 1;
-                }
-                (start < *i).then(|| {
-                    Count::Fixed(
-                        std::str::from_utf8(&bytes[start..*i])
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(usize::MAX),
-                    )
-                })
-            };
-            let width = count(&mut i);
+            let flags = flags(bytes, &mut i);
+            let width = count(bytes, &mut i);
             let precision = if bytes.get(i) == Some(&b'.') {
                 i += 1;
-                Some(count(&mut i).unwrap_or(Count::Fixed(0)))
+                Some(count(bytes, &mut i).unwrap_or(Count::Fixed(0)))
             } else {
                 None
             };
-            for (what, c) in [("width", width), ("precision", precision)] {
-                if let Some(Count::Fixed(n)) = c
-                    && n > MAX_FIELD
-                {
-                    let n = if n == usize::MAX {
-                        "beyond 64 bits".to_string()
-                    } else {
-                        n.to_string()
-                    };
-                    return Err(FormatError {
-                        at,
-                        message: format!(
-                            "a {what} of {n} (pytap prints fields of at most {MAX_FIELD})"
-                        ),
-                    });
-                }
-            }
+            check_fields(at, width, precision)?;
             // Length modifiers mean nothing for 64-bit values.
             while matches!(bytes.get(i), Some(b'l' | b'h' | b'L' | b'z' | b'j' | b't')) {
                 i += 1;
             }
-            let kind = match bytes.get(i) {
-                Some(b'd' | b'i') => ConvKind::Signed,
-                Some(b'u') => ConvKind::Unsigned,
-                Some(b'o') => ConvKind::Octal,
-                Some(b'x') => ConvKind::Hex { upper: false },
-                Some(b'X') => ConvKind::Hex { upper: true },
-                Some(b'p') => ConvKind::Pointer,
-                Some(b'c') => ConvKind::Char,
-                Some(b's') => ConvKind::Str,
-                Some(&c @ (b'b' | b'm' | b'M')) => {
-                    return Err(FormatError {
-                        at,
-                        message: format!("`%{}` (binary output) is not supported yet", c as char),
-                    });
-                }
-                Some(&c) => {
-                    return Err(FormatError {
-                        at,
-                        message: format!(
-                            "`%{}` is not a conversion SystemTap knows",
-                            (c as char).escape_default()
-                        ),
-                    });
-                }
-                None => {
-                    return Err(FormatError {
-                        at,
-                        message: "the format ends in the middle of a conversion".into(),
-                    });
-                }
-            };
+            let kind = conversion(bytes.get(i).copied(), at)?;
             i += 1;
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -317,6 +242,102 @@ impl Format {
             }
         }
     }
+}
+
+/// A conversion's flags (`-+ #0`).
+fn flags(bytes: &[u8], i: &mut usize) -> Flags {
+    let mut flags = Flags::default();
+    while let Some(&c) = bytes.get(*i) {
+        match c {
+            b'-' => flags.left = true,
+            b'+' => flags.plus = true,
+            b' ' => flags.space = true,
+            b'#' => flags.special = true,
+            b'0' => flags.zero = true,
+            _ => break,
+        }
+        *i += 1;
+    }
+    flags
+}
+
+/// A width or precision: `*` (an argument gives it) or digits.
+fn count(bytes: &[u8], i: &mut usize) -> Option<Count> {
+    if bytes.get(*i) == Some(&b'*') {
+        *i += 1;
+        return Some(Count::Star);
+    }
+    let start = *i;
+    while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+        *i += 1;
+    }
+    (start < *i).then(|| {
+        Count::Fixed(
+            std::str::from_utf8(&bytes[start..*i])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(usize::MAX),
+        )
+    })
+}
+
+/// Widths and precisions beyond what pytap prints are refused.
+fn check_fields(
+    at: usize,
+    width: Option<Count>,
+    precision: Option<Count>,
+) -> Result<(), FormatError> {
+    for (what, c) in [("width", width), ("precision", precision)] {
+        if let Some(Count::Fixed(n)) = c
+            && n > MAX_FIELD
+        {
+            let n = if n == usize::MAX {
+                "beyond 64 bits".to_string()
+            } else {
+                n.to_string()
+            };
+            return Err(FormatError {
+                at,
+                message: format!("a {what} of {n} (pytap prints fields of at most {MAX_FIELD})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The conversion a letter names (`c`: none, the format ended).
+fn conversion(c: Option<u8>, at: usize) -> Result<ConvKind, FormatError> {
+    Ok(match c {
+        Some(b'd' | b'i') => ConvKind::Signed,
+        Some(b'u') => ConvKind::Unsigned,
+        Some(b'o') => ConvKind::Octal,
+        Some(b'x') => ConvKind::Hex { upper: false },
+        Some(b'X') => ConvKind::Hex { upper: true },
+        Some(b'p') => ConvKind::Pointer,
+        Some(b'c') => ConvKind::Char,
+        Some(b's') => ConvKind::Str,
+        Some(c @ (b'b' | b'm' | b'M')) => {
+            return Err(FormatError {
+                at,
+                message: format!("`%{}` (binary output) is not supported yet", c as char),
+            });
+        }
+        Some(c) => {
+            return Err(FormatError {
+                at,
+                message: format!(
+                    "`%{}` is not a conversion SystemTap knows",
+                    (c as char).escape_default()
+                ),
+            });
+        }
+        None => {
+            return Err(FormatError {
+                at,
+                message: "the format ends in the middle of a conversion".into(),
+            });
+        }
+    })
 }
 
 fn pad(out: &mut Vec<u8>, s: &[u8], width: Option<usize>, left: bool) {

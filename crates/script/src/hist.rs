@@ -185,17 +185,20 @@ fn needed_space(v: i64) -> usize {
     sign + v.unsigned_abs().to_string().len()
 }
 
-/// Draws a histogram as SystemTap's `print(@hist_*(x))` does (50 columns
-/// of `@`, zero rows elided beyond two, a blank line at the end).
-pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
-    const WIDTH: u64 = 50;
+/// The rows a histogram shows: two around its first and last non-zero
+/// buckets, and for linear shapes whether the under- and overflow rows
+/// are among them.
+struct Rows {
+    low: usize,
+    high: usize,
+    under: bool,
+    over: bool,
+}
+
+fn shown_rows(shape: HistShape, counts: &[u64]) -> Rows {
     let buckets = counts.len();
-    if buckets == 0 {
-        return;
-    }
     let mut low: i64 = -1;
     let mut high: usize = 0;
-    let mut max = 0u64;
     for (i, &c) in counts.iter().enumerate() {
         if c > 0 && low == -1 {
             low = i as i64;
@@ -203,13 +206,11 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
         if c > 0 {
             high = i;
         }
-        max = max.max(c);
     }
     let linear = matches!(
         shape,
         HistShape::Linear { .. } | HistShape::LogLinear { .. }
     );
-    let orders = log_linear_orders(shape);
     for _ in 0..2 {
         if linear {
             if low > 0 {
@@ -233,7 +234,57 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
         under = low == 0;
         over = high == buckets - 1;
     }
-    let low = low.max(0) as usize;
+    Rows {
+        low: low.max(0) as usize,
+        high,
+        under,
+        over,
+    }
+}
+
+/// Row `i`'s value, and `<` or `>` for a linear shape's under- and
+/// overflow rows.
+fn row_label(shape: HistShape, orders: &[Order], i: usize, buckets: usize) -> (i64, &'static str) {
+    match shape {
+        HistShape::Linear {
+            start, interval, ..
+        } => {
+            if i == 0 {
+                (start, "<")
+            } else if i == buckets - 1 {
+                (start + (i as i64 - 2) * interval, ">")
+            } else {
+                (start + (i as i64 - 1) * interval, "")
+            }
+        }
+        HistShape::Log => (bucket_value(i), ""),
+        HistShape::LogLinear { .. } => {
+            let prefix = match i {
+                0 => "<",
+                i if i == buckets - 1 => ">",
+                _ => "",
+            };
+            (log_linear_value(orders, i), prefix)
+        }
+    }
+}
+
+/// Draws a histogram as SystemTap's `print(@hist_*(x))` does (50 columns
+/// of `@`, zero rows elided beyond two, a blank line at the end).
+pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
+    const WIDTH: u64 = 50;
+    let buckets = counts.len();
+    if buckets == 0 {
+        return;
+    }
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let orders = log_linear_orders(shape);
+    let Rows {
+        low,
+        high,
+        under,
+        over,
+    } = shown_rows(shape, counts);
     let scale = if max <= WIDTH { 1 } else { max.div_ceil(WIDTH) };
     let cnt_space = needed_space(max as i64);
     let val_space = match shape {
@@ -261,28 +312,7 @@ pub fn draw_histogram(shape: HistShape, counts: &[u64], out: &mut Vec<u8>) {
             out.extend_from_slice(format!("{:val_space$} ~\n", "").as_bytes());
             eliding = false;
         }
-        let (val, prefix) = match shape {
-            HistShape::Linear {
-                start, interval, ..
-            } => {
-                if i == 0 {
-                    (start, "<")
-                } else if i == buckets - 1 {
-                    (start + (i as i64 - 2) * interval, ">")
-                } else {
-                    (start + (i as i64 - 1) * interval, "")
-                }
-            }
-            HistShape::Log => (bucket_value(i), ""),
-            HistShape::LogLinear { .. } => {
-                let prefix = match i {
-                    0 => "<",
-                    i if i == buckets - 1 => ">",
-                    _ => "",
-                };
-                (log_linear_value(&orders, i), prefix)
-            }
-        };
+        let (val, prefix) = row_label(shape, &orders, i, buckets);
         let pad = val_space.saturating_sub(needed_space(val));
         out.extend_from_slice(format!("{prefix:>pad$}{val} |").as_bytes());
         let bar = counts[i] / scale;

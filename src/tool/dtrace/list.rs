@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cpython::marker::PROVIDER;
 use crate::process;
-use crate::process::module::Module;
+use crate::script::probes::{Row, rows};
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Default)]
@@ -28,21 +27,6 @@ pub struct ListRequest {
     pub functions: Vec<String>,
     /// `-n` descriptions (`provider:module:function:name`).
     pub descriptions: Vec<String>,
-}
-
-/// One listed probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// The probe id.
-    pub id: u32,
-    /// `dtrace` or `pythonPID`.
-    pub provider: String,
-    /// The file's base name.
-    pub module: String,
-    /// The C function.
-    pub function: String,
-    /// `function-entry`.
-    pub name: String,
 }
 
 /// `*`, `?` and `[…]` globs, as dtrace matches probe descriptions.
@@ -102,73 +86,6 @@ fn wanted(request: &ListRequest, row: &Row) -> bool {
                 && glob(f[2], &row.function)
                 && glob(f[3], &row.name)
         })
-}
-
-/// The rows of `modules` (of process `pid`, if any).
-pub fn rows(modules: &[Module], pid: Option<u32>) -> Result<Vec<Row>> {
-    let functions = modules
-        .iter()
-        .map(Module::site_functions)
-        .collect::<Result<Vec<_>, _>>()?;
-    let modules: Vec<&Module> = modules.iter().collect();
-    Ok(numbered(&modules, functions, pid))
-}
-
-/// The rows of `modules`; a module whose symbols cannot be read lists its
-/// sites with `-` for their function.
-pub fn rows_of(modules: &[&Module], pid: Option<u32>) -> Vec<Row> {
-    let functions = modules
-        .iter()
-        .map(|m| {
-            m.site_functions()
-                .unwrap_or_else(|_| vec![None; m.all_sites.len()])
-        })
-        .collect();
-    numbered(modules, functions, pid)
-}
-
-/// Rows numbered as dtrace numbers them: its own three, then the sites.
-fn numbered(
-    modules: &[&Module],
-    functions: Vec<Vec<Option<String>>>,
-    pid: Option<u32>,
-) -> Vec<Row> {
-    let mut rows: Vec<Row> = ["BEGIN", "END", "ERROR"]
-        .iter()
-        .zip(1..)
-        .map(|(name, id)| Row {
-            id,
-            provider: "dtrace".into(),
-            module: String::new(),
-            function: String::new(),
-            name: (*name).into(),
-        })
-        .collect();
-    let provider = match pid {
-        Some(p) => format!("{PROVIDER}{p}"),
-        None => PROVIDER.to_string(),
-    };
-    let mut id = 4;
-    for (module, functions) in modules.iter().zip(functions) {
-        let base = module
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        for (site, function) in module.all_sites.iter().zip(functions) {
-            if site.provider != PROVIDER {
-                continue;
-            }
-            rows.push(Row {
-                id,
-                provider: provider.clone(),
-                module: base.clone(),
-                function: function.unwrap_or_else(|| "-".into()),
-                name: site.name.replace("__", "-"),
-            });
-            id += 1;
-        }
-    }
-    rows
 }
 
 /// Runs `pytap dtrace -l`; whether anything matched.

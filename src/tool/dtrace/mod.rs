@@ -3,26 +3,25 @@
 //!
 //! A D program goes through the same compiler as SystemTap scripts
 //! (`pytap-script`'s D front end), the same engine and the same runtime
-//! as `pytap stap`; what is D's own is here: the options (`-q`, `-x`,
-//! pragmas), the firing lines of non-quiet mode, the aggregations printed
-//! at the end, and the `-l` listing ([`list`]).
+//! as `pytap stap`; what is D's own here is the options (`-q`, `-x`,
+//! pragmas) and the `-l` listing ([`list`]). What D prints at run time
+//! (the firing lines' header, the aggregations left at the end, the
+//! probes' names) is the runtime's: `crate::script::dtrace` and
+//! `crate::script::probes`.
 
 pub mod list;
-pub mod probes;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use pytap_script::check::Dialect;
-use pytap_script::dtrace::aggprint;
-use pytap_script::interp::{Interp, RunError, World};
-use pytap_script::ir::Program;
 
 use crate::error::ExitCode;
 use crate::runner::live::TargetSpec;
 use crate::runner::tool_run::StreamOptions;
-use crate::tool::stap::{self, StapRequest, compile::Sources};
+use crate::script::compile::Sources;
+use crate::tool::stap::{self, StapRequest};
 
 /// A `pytap dtrace` run.
 #[derive(Debug, Clone)]
@@ -45,10 +44,6 @@ pub struct DtraceRequest {
     pub raw_markers: bool,
 }
 
-/// The header dtrace prints before the first firing when not quiet (the
-/// runtime writes it before the first output).
-pub const HEADER: &str = "CPU     ID                    FUNCTION:NAME\n";
-
 /// Runs `pytap dtrace`.
 pub fn run(request: &DtraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let stap_request = StapRequest {
@@ -68,27 +63,4 @@ pub fn run(request: &DtraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         raw_markers: request.raw_markers,
     };
     stap::run(&stap_request, out)
-}
-
-/// The end of a D run: dtrace's `"\n"`, then every aggregation `printa`
-/// has not printed, in order of first use.
-pub fn print_remaining(
-    interp: &mut Interp,
-    program: &Program,
-    world: &mut World<'_>,
-) -> Result<(), RunError> {
-    let mut text = vec![b'\n'];
-    for (g, global) in program.globals.iter().enumerate() {
-        if global.agg.is_none() || interp.printed.contains(&g) {
-            continue;
-        }
-        let entries = interp.aggregation(program, g, world, global.span)?;
-        let normal = interp.normal.get(&g).copied().unwrap_or(1);
-        aggprint::print(global, entries, normal, None, &mut text).map_err(|message| RunError {
-            span: global.span,
-            message,
-        })?;
-    }
-    world.out.write(&text);
-    Ok(())
 }

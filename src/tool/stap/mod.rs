@@ -1,22 +1,18 @@
 //! `pytap stap`: SystemTap scripts, compiled to BPF by pytap.
 //!
-//! - [`compile`]: sources (the script, `-e`, `-I` tapsets, pytap's own
-//!   tapset) through `pytap-script`'s compiler and the placement;
 //! - [`bind`]: which binaries the marker probes watch;
-//! - [`runtime`]: the userspace half (records, `begin`, timers, `end`);
-//! - [`store`]: globals in BPF maps as the interpreter sees them.
+//! - the compile step and the userspace half (records, `begin`, timers,
+//!   `end`, globals in BPF maps) are [`crate::script`]'s, shared with
+//!   `pytap dtrace`.
 //!
-//! The run itself is the engine's, as for every tool: targets, attach,
-//! the ring buffer and the loop (`engine::run`); the script's handler is
+//! The run itself is the runner's, as for every tool: targets, attach,
+//! the ring buffer and the loop (`runner::live`); the script's handler is
 //! [`crate::engine::codegen::script::ScriptHandler`].
 
 pub mod bind;
-pub mod compile;
-mod context;
-mod in_process;
-pub mod runtime;
-pub mod store;
-mod userspace;
+
+/// The request's sources and a failed compile's errors are the compiler's.
+pub use crate::script::compile;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -36,7 +32,8 @@ use crate::error::ExitCode;
 use crate::notice;
 use crate::runner::live::{self as run, TargetSpec};
 use crate::runner::tool_run::{self, StreamOptions};
-use compile::{Compiled, Sources};
+use crate::script::compile::{Compiled, Sources};
+use crate::script::{runtime, userspace};
 
 /// A `pytap stap` run.
 #[derive(Debug, Clone)]
@@ -109,28 +106,12 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     }
     let markers = markers_of(&compiled);
     if markers.is_empty() {
-        return userspace::run(compiled, request, out);
+        return userspace::run(compiled, request.target.as_ref(), &request.stream, out);
     }
     let resolution = bind::Resolution::of(&compiled.program);
     let targeted = request.target.is_some();
-    let spec = match &request.target {
-        Some(t) => t.clone(),
-        None => {
-            if let Some(span) = resolution.needs_target() {
-                anyhow::bail!(
-                    "{}: `process.mark(…)` probes the target: run the script with -c CMD or -x PID",
-                    compiled.sources.location(span)
-                );
-            }
-            TargetSpec::All {
-                binaries: resolution
-                    .binaries(&compiled.sources)
-                    .map_err(anyhow::Error::msg)?,
-            }
-        }
-    };
     let mut stream = request.stream.clone();
-    stream.target = spec;
+    stream.target = target_of(request, &compiled, &resolution)?;
     let script = Script {
         compiled: &compiled,
         resolution: &resolution,
@@ -162,15 +143,8 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         tool_run::check_capture(&stream, &markers, mode, &targets)?;
         tool_run::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force, mode)?;
-        runtime.target = if traced {
-            targets
-                .iter()
-                .flat_map(|t| t.pids.first())
-                .next()
-                .map_or(0, |p| i64::from(*p))
-        } else {
-            0
-        };
+        // `target()` is the traced process's pid, 0 when all are watched.
+        runtime.target = if traced { first_pid(&targets) } else { 0 };
         let (mut maps, record) = tool_run::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
         let request = PlanRequest {
@@ -181,20 +155,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         };
         let mut plan = Plan::new(targets, request, maps, Box::new(h))?;
         plan.guard_names = !stream.force;
-        let programs: Vec<_> = plan
-            .programs
-            .iter()
-            .chain(plan.parts.iter().map(|p| &p.program))
-            .cloned()
-            .collect();
-        let session = Session::start(plan, stream.attach.force_perf_event).map_err(|e| {
-            if let crate::engine::session::SessionError::Load { name, log_tail, .. } = &e
-                && let Some(text) = compile::verifier_error(&compiled, &programs, name, log_tail)
-            {
-                return anyhow::Error::new(compile::ScriptErrors(text));
-            }
-            anyhow::Error::new(e)
-        })?;
+        let session = start(&compiled, plan, stream.attach.force_perf_event)?;
         for note in notes.iter().chain(&session.plan.notes) {
             notice!("{note}");
         }
@@ -224,6 +185,57 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     runtime.report(&attached.session);
     runtime.flush_out()?;
     Ok(ExitCode::Ok)
+}
+
+/// What the run traces: `-c`/`-x` if given, else every process running
+/// the script's binaries (a `process.mark(…)` probe needs a target).
+fn target_of(
+    request: &StapRequest,
+    compiled: &Compiled,
+    resolution: &bind::Resolution,
+) -> Result<TargetSpec> {
+    if let Some(t) = &request.target {
+        return Ok(t.clone());
+    }
+    if let Some(span) = resolution.needs_target() {
+        anyhow::bail!(
+            "{}: `process.mark(…)` probes the target: run the script with -c CMD or -x PID",
+            compiled.sources.location(span)
+        );
+    }
+    Ok(TargetSpec::All {
+        binaries: resolution
+            .binaries(&compiled.sources)
+            .map_err(anyhow::Error::msg)?,
+    })
+}
+
+/// The first process of the first target that has one (0: none).
+fn first_pid(targets: &[AttachTarget]) -> i64 {
+    targets
+        .iter()
+        .flat_map(|t| t.pids.first())
+        .next()
+        .map_or(0, |p| i64::from(*p))
+}
+
+/// Loads and attaches the plan; a program the verifier refuses is shown
+/// at the script statement it was made of.
+fn start(compiled: &Compiled, plan: Plan, force_perf_event: bool) -> Result<Session> {
+    let programs: Vec<_> = plan
+        .programs
+        .iter()
+        .chain(plan.parts.iter().map(|p| &p.program))
+        .cloned()
+        .collect();
+    Session::start(plan, force_perf_event).map_err(|e| {
+        if let crate::engine::session::SessionError::Load { name, log_tail, .. } = &e
+            && let Some(text) = compile::verifier_error(compiled, &programs, name, log_tail)
+        {
+            return anyhow::Error::new(compile::ScriptErrors(text));
+        }
+        anyhow::Error::new(e)
+    })
 }
 
 /// `$arg4` of a function marker (the HOWTO tapset's `frameptr`) is the

@@ -32,17 +32,24 @@ fn constant(e: &ast::Expr) -> Option<i64> {
     }
 }
 
+/// An aggregation's update as written: `@agg[keys] = func(args)`.
+#[derive(Clone, Copy)]
+pub(super) struct AggSet<'a> {
+    pub agg: &'a Ident,
+    pub keys: &'a [ast::Expr],
+    pub func: AggFunc,
+    pub args: &'a [ast::Expr],
+}
+
 impl Walker<'_, '_> {
     /// `@agg[keys] = func(args)`.
-    pub(super) fn agg_set(
-        &mut self,
-        agg: &Ident,
-        keys: &[ast::Expr],
-        func: AggFunc,
-        args: &[ast::Expr],
-        span: Span,
-        sc: &mut Scope<'_>,
-    ) -> Typed {
+    pub(super) fn agg_set(&mut self, set: AggSet<'_>, span: Span, sc: &mut Scope<'_>) -> Typed {
+        let AggSet {
+            agg,
+            keys,
+            func,
+            args,
+        } = set;
         if args.len() != func.arity() {
             self.error(Diagnostic::error(
                 span,
@@ -56,59 +63,8 @@ impl Walker<'_, '_> {
             ));
             return self.bad(span);
         }
-        let shape = match func {
-            AggFunc::Quantize => Some(HistShape::Log),
-            AggFunc::Lquantize => {
-                let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
-                let Some([lo, hi, step]) = params.as_deref().map(|p| [p[0], p[1], p[2]]) else {
-                    self.error(Diagnostic::error(
-                        span,
-                        "`lquantize(value, low, high, step)` needs integer constants for low, high and step",
-                    ));
-                    return self.bad(span);
-                };
-                let levels = if step > 0 && lo < hi {
-                    hi.saturating_sub(lo) / step
-                } else {
-                    0
-                };
-                if !(1..=MAX_LQUANTIZE_LEVELS).contains(&levels) {
-                    self.error(Diagnostic::error(
-                        span,
-                        format!("`lquantize` needs low < high, step > 0 and 1 to {MAX_LQUANTIZE_LEVELS} steps between them"),
-                    ));
-                    return self.bad(span);
-                }
-                Some(HistShape::Linear {
-                    start: lo,
-                    stop: lo + (levels - 1) * step,
-                    interval: step,
-                })
-            }
-            AggFunc::Llquantize => {
-                let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
-                let Some([factor, low, high, steps]) =
-                    params.as_deref().map(|p| [p[0], p[1], p[2], p[3]])
-                else {
-                    self.error(Diagnostic::error(
-                        span,
-                        "`llquantize(value, factor, low, high, steps)` needs integer constants for factor, low, high and steps",
-                    ));
-                    return self.bad(span);
-                };
-                if let Some(problem) = crate::hist::log_linear_problem(factor, low, high, steps) {
-                    self.error(Diagnostic::error(span, format!("`llquantize`: {problem}")));
-                    return self.bad(span);
-                }
-                // In range: log_linear_problem checked every one.
-                Some(HistShape::LogLinear {
-                    factor: factor as u16,
-                    low: low as u16,
-                    high: high as u16,
-                    steps: steps as u16,
-                })
-            }
-            _ => None,
+        let Ok(shape) = self.agg_shape(func, args, span) else {
+            return self.bad(span);
         };
         let value = if func == AggFunc::Count {
             ast::Expr {
@@ -131,35 +87,112 @@ impl Walker<'_, '_> {
         };
         let out = self.assign(AssignOp::Aggregate, &target, &value, span, sc);
         if let Some(g) = self.global(&agg.name) {
-            let state = &mut self.globals[g];
-            match state.agg {
-                Some((f, _)) if f != func => {
-                    let msg = format!(
-                        "`{}` is given values with {}() here and with {}() elsewhere: an aggregation has one function",
-                        agg.name,
-                        func.name(),
-                        f.name()
-                    );
-                    self.error(Diagnostic::error(span, msg));
-                    return out;
-                }
-                Some(_) => {}
-                None => state.agg = Some((func, span)),
-            }
-            let state = &mut self.globals[g];
-            match (state.hist, shape) {
-                (Some((old, _)), Some(new)) if old != new => {
-                    let msg = format!(
-                        "`{}` is quantized with two different shapes: an aggregation has one",
-                        agg.name
-                    );
-                    self.error(Diagnostic::error(span, msg));
-                }
-                (None, Some(new)) => state.hist = Some((new, span)),
-                _ => {}
-            }
+            self.agg_uses(g, agg, func, shape, span);
         }
         out
+    }
+
+    /// The histogram an aggregating function draws, its parameters
+    /// checked (`Err`: a problem, reported).
+    fn agg_shape(
+        &mut self,
+        func: AggFunc,
+        args: &[ast::Expr],
+        span: Span,
+    ) -> Result<Option<HistShape>, ()> {
+        Ok(match func {
+            AggFunc::Quantize => Some(HistShape::Log),
+            AggFunc::Lquantize => {
+                let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
+                let Some([lo, hi, step]) = params.as_deref().map(|p| [p[0], p[1], p[2]]) else {
+                    self.error(Diagnostic::error(
+                        span,
+                        "`lquantize(value, low, high, step)` needs integer constants for low, high and step",
+                    ));
+                    return Err(());
+                };
+                let levels = if step > 0 && lo < hi {
+                    hi.saturating_sub(lo) / step
+                } else {
+                    0
+                };
+                if !(1..=MAX_LQUANTIZE_LEVELS).contains(&levels) {
+                    self.error(Diagnostic::error(
+                        span,
+                        format!("`lquantize` needs low < high, step > 0 and 1 to {MAX_LQUANTIZE_LEVELS} steps between them"),
+                    ));
+                    return Err(());
+                }
+                Some(HistShape::Linear {
+                    start: lo,
+                    stop: lo + (levels - 1) * step,
+                    interval: step,
+                })
+            }
+            AggFunc::Llquantize => {
+                let params: Option<Vec<i64>> = args[1..].iter().map(constant).collect();
+                let Some([factor, low, high, steps]) =
+                    params.as_deref().map(|p| [p[0], p[1], p[2], p[3]])
+                else {
+                    self.error(Diagnostic::error(
+                        span,
+                        "`llquantize(value, factor, low, high, steps)` needs integer constants for factor, low, high and steps",
+                    ));
+                    return Err(());
+                };
+                if let Some(problem) = crate::hist::log_linear_problem(factor, low, high, steps) {
+                    self.error(Diagnostic::error(span, format!("`llquantize`: {problem}")));
+                    return Err(());
+                }
+                // In range: log_linear_problem checked every one.
+                Some(HistShape::LogLinear {
+                    factor: factor as u16,
+                    low: low as u16,
+                    high: high as u16,
+                    steps: steps as u16,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// One function and one histogram shape per aggregation: the first
+    /// use sets them, a different one later is an error.
+    fn agg_uses(
+        &mut self,
+        g: ir::GlobalId,
+        agg: &Ident,
+        func: AggFunc,
+        shape: Option<HistShape>,
+        span: Span,
+    ) {
+        let state = &mut self.globals[g];
+        match state.agg {
+            Some((f, _)) if f != func => {
+                let msg = format!(
+                    "`{}` is given values with {}() here and with {}() elsewhere: an aggregation has one function",
+                    agg.name,
+                    func.name(),
+                    f.name()
+                );
+                self.error(Diagnostic::error(span, msg));
+                return;
+            }
+            Some(_) => {}
+            None => state.agg = Some((func, span)),
+        }
+        let state = &mut self.globals[g];
+        match (state.hist, shape) {
+            (Some((old, _)), Some(new)) if old != new => {
+                let msg = format!(
+                    "`{}` is quantized with two different shapes: an aggregation has one",
+                    agg.name
+                );
+                self.error(Diagnostic::error(span, msg));
+            }
+            (None, Some(new)) => state.hist = Some((new, span)),
+            _ => {}
+        }
     }
 
     /// `printa([format,] @a)`, `clear(@a)`, `trunc(@a[, n])`,

@@ -12,6 +12,16 @@ use crate::format::Format;
 use crate::ir::{self, Ty};
 use crate::source::Span;
 
+/// A print function's call as written: which, its format or delimiter,
+/// its arguments, the histogram it draws.
+#[derive(Clone, Copy)]
+pub(super) struct PrintCall<'a> {
+    pub kind: ast::PrintKind,
+    pub head: Option<&'a (Vec<u8>, Span)>,
+    pub args: &'a [ast::Expr],
+    pub hist: Option<&'a ast::HistOp>,
+}
+
 impl Walker<'_, '_> {
     pub(super) fn call(
         &mut self,
@@ -119,81 +129,25 @@ impl Walker<'_, '_> {
             (true, true) => b"%s",
             (false, true) => b"%d",
         };
-        self.print(
-            ast::PrintKind::Printf,
-            Some(&(format.to_vec(), span)),
-            std::slice::from_ref(arg),
-            None,
-            span,
-            sc,
-        )
+        let call = PrintCall {
+            kind: ast::PrintKind::Printf,
+            head: Some(&(format.to_vec(), span)),
+            args: std::slice::from_ref(arg),
+            hist: None,
+        };
+        self.print(call, span, sc)
     }
 
-    pub(super) fn print(
-        &mut self,
-        kind: ast::PrintKind,
-        head: Option<&(Vec<u8>, Span)>,
-        args: &[ast::Expr],
-        hist: Option<&ast::HistOp>,
-        span: Span,
-        sc: &mut Scope<'_>,
-    ) -> Typed {
+    pub(super) fn print(&mut self, call: PrintCall<'_>, span: Span, sc: &mut Scope<'_>) -> Typed {
+        let PrintCall {
+            kind,
+            head,
+            args,
+            hist,
+        } = call;
         let ty = if kind.is_sprint() { Ty::Str } else { Ty::Long };
         if let Some(h) = hist {
-            let Some(lv) = self.stats_place(&h.stat, sc) else {
-                return self.bad(span);
-            };
-            let shape = match h.linear {
-                None => ir::HistShape::Log,
-                Some((start, stop, interval)) => {
-                    let buckets = if interval > 0 && stop > start {
-                        (stop - start) / interval + 3
-                    } else {
-                        0
-                    };
-                    if !(3..=128).contains(&buckets) {
-                        self.error(Diagnostic::error(
-                            h.span,
-                            "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
-                        ));
-                        return self.bad(span);
-                    }
-                    ir::HistShape::Linear {
-                        start,
-                        stop,
-                        interval,
-                    }
-                }
-            };
-            let g = match &lv {
-                ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
-                ir::LValue::Local(_) => return self.bad(span),
-            };
-            match self.globals[g].hist {
-                Some((known, at)) if known != shape => {
-                    let name = self.globals[g].name.clone();
-                    self.error(
-                        Diagnostic::error(
-                            h.span,
-                            format!("`{name}` is drawn as two different histograms"),
-                        )
-                        .note(at, "the other one"),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    self.globals[g].hist = Some((shape, h.span));
-                    self.changed = true;
-                }
-            }
-            let print = ir::Print {
-                kind,
-                format: None,
-                delimiter: None,
-                args: Vec::new(),
-                hist: Some(ir::HistPrint { stat: lv, shape }),
-            };
-            return self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span);
+            return self.hist_print(kind, h, ty, span, sc);
         }
         let mut format = None;
         let mut wants = Vec::new();
@@ -256,42 +210,113 @@ impl Walker<'_, '_> {
         self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
     }
 
+    /// `print(@hist_log(…))`, `print(@hist_linear(…))`: the statistic
+    /// drawn, one shape per global.
+    fn hist_print(
+        &mut self,
+        kind: ast::PrintKind,
+        h: &ast::HistOp,
+        ty: Ty,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        let Some(lv) = self.stats_place(&h.stat, sc) else {
+            return self.bad(span);
+        };
+        let shape = match h.linear {
+            None => ir::HistShape::Log,
+            Some((start, stop, interval)) => {
+                let buckets = if interval > 0 && stop > start {
+                    (stop - start) / interval + 3
+                } else {
+                    0
+                };
+                if !(3..=128).contains(&buckets) {
+                    self.error(Diagnostic::error(
+                        h.span,
+                        "`@hist_linear(x, start, stop, interval)` needs start < stop, interval > 0 and at most 125 buckets ((stop - start) / interval)",
+                    ));
+                    return self.bad(span);
+                }
+                ir::HistShape::Linear {
+                    start,
+                    stop,
+                    interval,
+                }
+            }
+        };
+        let g = match &lv {
+            ir::LValue::Global(g) | ir::LValue::Index(g, _) => *g,
+            ir::LValue::Local(_) => return self.bad(span),
+        };
+        match self.globals[g].hist {
+            Some((known, at)) if known != shape => {
+                let name = self.globals[g].name.clone();
+                self.error(
+                    Diagnostic::error(
+                        h.span,
+                        format!("`{name}` is drawn as two different histograms"),
+                    )
+                    .note(at, "the other one"),
+                );
+            }
+            Some(_) => {}
+            None => {
+                self.globals[g].hist = Some((shape, h.span));
+                self.changed = true;
+            }
+        }
+        let print = ir::Print {
+            kind,
+            format: None,
+            delimiter: None,
+            args: Vec::new(),
+            hist: Some(ir::HistPrint { stat: lv, shape }),
+        };
+        self.mk(ir::ExprKind::Print(Box::new(print)), Some(ty), span)
+    }
+
+    /// `$1` (a number) and `@1` (a string): argument `n` after the script.
+    fn script_arg(&mut self, name: &str, n: usize, span: Span) -> Typed {
+        let Some(arg) = self.args.get(n - 1) else {
+            self.error(Diagnostic::error(
+                span,
+                format!(
+                    "`{name}` is argument {n} after the script, and {} given",
+                    self.args.len()
+                ),
+            ));
+            return self.bad(span);
+        };
+        if name.starts_with('@') {
+            return self.mk(
+                ir::ExprKind::Str(arg.clone().into_bytes()),
+                Some(Ty::Str),
+                span,
+            );
+        }
+        let value = arg.parse::<i64>().ok().or_else(|| {
+            arg.strip_prefix("0x")
+                .and_then(|h| i64::from_str_radix(h, 16).ok())
+        });
+        let Some(value) = value else {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("`{name}` is a number, and argument {n} is `{arg}`"),
+                )
+                .hint(format!("`@{n}` is the argument as a string")),
+            );
+            return self.bad(span);
+        };
+        self.mk(ir::ExprKind::Long(value), Some(Ty::Long), span)
+    }
+
     /// `$argN`, `$$name`, `$$parms`, `$$provider`; `$1` and `@1`, the
     /// script's arguments.
     pub(super) fn target(&mut self, name: &str, span: Span, sc: &mut Scope<'_>) -> Typed {
         if let Some(n) = name[1..].parse::<usize>().ok().filter(|n| *n >= 1) {
-            let Some(arg) = self.args.get(n - 1) else {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{name}` is argument {n} after the script, and {} given",
-                        self.args.len()
-                    ),
-                ));
-                return self.bad(span);
-            };
-            if name.starts_with('@') {
-                return self.mk(
-                    ir::ExprKind::Str(arg.clone().into_bytes()),
-                    Some(Ty::Str),
-                    span,
-                );
-            }
-            let value = arg.parse::<i64>().ok().or_else(|| {
-                arg.strip_prefix("0x")
-                    .and_then(|h| i64::from_str_radix(h, 16).ok())
-            });
-            let Some(value) = value else {
-                self.error(
-                    Diagnostic::error(
-                        span,
-                        format!("`{name}` is a number, and argument {n} is `{arg}`"),
-                    )
-                    .hint(format!("`@{n}` is the argument as a string")),
-                );
-                return self.bad(span);
-            };
-            return self.mk(ir::ExprKind::Long(value), Some(Ty::Long), span);
+            return self.script_arg(name, n, span);
         }
         let Some(marker) = sc.marker else {
             let d = if matches!(sc.owner, super::body::Owner::Function(_)) {

@@ -83,20 +83,7 @@ impl Walker<'_, '_> {
         match &e.kind {
             E::Num(n) => self.mk(ir::ExprKind::Long(*n), Some(Ty::Long), span),
             E::Str(s) => self.mk(ir::ExprKind::Str(s.clone()), Some(Ty::Str), span),
-            E::Name(name) => {
-                if let Some(g) = self.global(name) {
-                    self.shape(g, 0, span);
-                    let ty = self.var_type(&Var::Global(g));
-                    if ty == Some(Ty::Stats) {
-                        self.error(stats_read(span, name));
-                    }
-                    self.mk(ir::ExprKind::Global(g), ty, span)
-                } else {
-                    let l = self.local(sc, name, span);
-                    let ty = self.var_type(&Var::Local(sc.owner, name.clone()));
-                    self.mk(ir::ExprKind::Local(l), ty, span)
-                }
-            }
+            E::Name(name) => self.name(name, span, sc),
             E::Target(name) => self.target(name, span, sc),
             E::Index { array, keys } => {
                 let Some((g, keys)) = self.index(array, keys, sc) else {
@@ -123,23 +110,30 @@ impl Walker<'_, '_> {
                 keys,
                 func,
                 args,
-            } => self.agg_set(agg, keys, *func, args, span, sc),
-            E::AggRef(name) => {
-                self.error(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}` is an aggregation: it is given values with `{} = count()` (or sum, avg, min, max, quantize, lquantize) and printed with `printa({})`",
-                        name.name, name.name, name.name
-                    ),
-                ));
-                self.bad(span)
+            } => {
+                let set = super::aggs::AggSet {
+                    agg,
+                    keys,
+                    func: *func,
+                    args,
+                };
+                self.agg_set(set, span, sc)
             }
+            E::AggRef(name) => self.aggregation_read(name, span),
             E::Print {
                 kind,
                 head,
                 args,
                 hist,
-            } => self.print(*kind, head.as_ref(), args, hist.as_ref(), span, sc),
+            } => {
+                let call = super::calls::PrintCall {
+                    kind: *kind,
+                    head: head.as_ref(),
+                    args,
+                    hist: hist.as_ref(),
+                };
+                self.print(call, span, sc)
+            }
             E::Stat { op, operand, .. } => {
                 let Some(lv) = self.stats_place(operand, sc) else {
                     return self.bad(span);
@@ -153,6 +147,68 @@ impl Walker<'_, '_> {
                 ));
                 self.bad(span)
             }
+            E::Unary(..)
+            | E::Binary(..)
+            | E::And(..)
+            | E::Or(..)
+            | E::Compare(..)
+            | E::Concat(_)
+            | E::Ternary(..) => self.operator(e, sc),
+            E::Assign(op, target, value) => self.assign(*op, target, value, span, sc),
+            E::Crement {
+                target,
+                delta,
+                post,
+            } => self.crement(target, *delta, *post, span, sc),
+            E::Regex => {
+                self.error(Diagnostic::error(
+                    span,
+                    "regular expressions are not supported yet",
+                ));
+                self.bad(span)
+            }
+            E::Unsupported(what) => {
+                self.error(Diagnostic::error(span, format!("{what} is not supported")));
+                self.bad(span)
+            }
+        }
+    }
+
+    /// An aggregation read as a value: D gives it values and prints it,
+    /// nothing else.
+    fn aggregation_read(&mut self, name: &ast::Ident, span: Span) -> Typed {
+        self.error(Diagnostic::error(
+            span,
+            format!(
+                "`{}` is an aggregation: it is given values with `{} = count()` (or sum, avg, min, max, quantize, lquantize) and printed with `printa({})`",
+                name.name, name.name, name.name
+            ),
+        ));
+        self.bad(span)
+    }
+
+    /// A name: the global of that name, else the probe's or function's
+    /// local.
+    fn name(&mut self, name: &str, span: Span, sc: &mut Scope<'_>) -> Typed {
+        if let Some(g) = self.global(name) {
+            self.shape(g, 0, span);
+            let ty = self.var_type(&Var::Global(g));
+            if ty == Some(Ty::Stats) {
+                self.error(stats_read(span, name));
+            }
+            self.mk(ir::ExprKind::Global(g), ty, span)
+        } else {
+            let l = self.local(sc, name, span);
+            let ty = self.var_type(&Var::Local(sc.owner, name.to_owned()));
+            self.mk(ir::ExprKind::Local(l), ty, span)
+        }
+    }
+
+    /// An operator's expression: numbers in, a number out (strings for
+    /// `.`, both for comparisons and `?:`, whose two sides must agree).
+    fn operator(&mut self, e: &ast::Expr, sc: &mut Scope<'_>) -> Typed {
+        let span = e.span;
+        match &e.kind {
             E::Unary(op, x) => {
                 let (ex, t) = self.expr(x, sc);
                 self.expect(x, t, Ty::Long, "this operand", sc);
@@ -230,38 +286,32 @@ impl Walker<'_, '_> {
                     span,
                 )
             }
-            E::Assign(op, target, value) => self.assign(*op, target, value, span, sc),
-            E::Crement {
-                target,
+            _ => unreachable!("not an operator"),
+        }
+    }
+
+    /// `x++`, `--x`, …: a number place.
+    fn crement(
+        &mut self,
+        target: &ast::Expr,
+        delta: i64,
+        post: bool,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Typed {
+        let Some((lv, var)) = self.place(target, sc) else {
+            return self.bad(span);
+        };
+        self.learn(&var, Ty::Long, target.span);
+        self.mk(
+            ir::ExprKind::Crement {
+                target: lv,
                 delta,
                 post,
-            } => {
-                let Some((lv, var)) = self.place(target, sc) else {
-                    return self.bad(span);
-                };
-                self.learn(&var, Ty::Long, target.span);
-                self.mk(
-                    ir::ExprKind::Crement {
-                        target: lv,
-                        delta: *delta,
-                        post: *post,
-                    },
-                    Some(Ty::Long),
-                    span,
-                )
-            }
-            E::Regex => {
-                self.error(Diagnostic::error(
-                    span,
-                    "regular expressions are not supported yet",
-                ));
-                self.bad(span)
-            }
-            E::Unsupported(what) => {
-                self.error(Diagnostic::error(span, format!("{what} is not supported")));
-                self.bad(span)
-            }
-        }
+            },
+            Some(Ty::Long),
+            span,
+        )
     }
 
     /// `array[keys]`: the global and the keys, typed against the array's.

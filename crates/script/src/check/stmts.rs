@@ -79,36 +79,42 @@ impl Walker<'_, '_> {
                 }
             }
             S::Next => ir::StmtKind::Next,
-            S::Return(value) => {
-                let Owner::Function(f) = sc.owner else {
-                    self.error(
-                        Diagnostic::error(s.span, "`return` outside a function")
-                            .hint("`next` leaves a probe"),
-                    );
-                    return ir::Stmt {
-                        kind: ir::StmtKind::Next,
-                        span: s.span,
-                    };
-                };
-                let value = value.as_ref().map(|e| {
-                    let (ex, ty) = self.expr(e, sc);
-                    match ty {
-                        Some(t) => self.learn(&Var::Func(f), t, e.span),
-                        None => {
-                            if let Some(t) = self.var_type(&Var::Func(f)) {
-                                self.learn_expr(e, t, sc);
-                            }
-                        }
-                    }
-                    ex
-                });
-                ir::StmtKind::Return(value)
-            }
+            S::Return(value) => self.return_stmt(value.as_ref(), s.span, sc),
             S::Delete(e) => self.delete(e, sc),
             S::Try => ir::StmtKind::Block(Vec::new()),
             S::Empty => ir::StmtKind::Block(Vec::new()),
         };
         ir::Stmt { kind, span: s.span }
+    }
+
+    /// `return [value]`: only in a function, whose type the value gives
+    /// or takes (outside one, an error, and the probe's `next`).
+    fn return_stmt(
+        &mut self,
+        value: Option<&ast::Expr>,
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> ir::StmtKind {
+        let Owner::Function(f) = sc.owner else {
+            self.error(
+                Diagnostic::error(span, "`return` outside a function")
+                    .hint("`next` leaves a probe"),
+            );
+            return ir::StmtKind::Next;
+        };
+        let value = value.map(|e| {
+            let (ex, ty) = self.expr(e, sc);
+            match ty {
+                Some(t) => self.learn(&Var::Func(f), t, e.span),
+                None => {
+                    if let Some(t) = self.var_type(&Var::Func(f)) {
+                        self.learn_expr(e, t, sc);
+                    }
+                }
+            }
+            ex
+        });
+        ir::StmtKind::Return(value)
     }
 
     /// A condition: a number (strings are not true or false).

@@ -1,7 +1,8 @@
 //! D expressions, with C's precedence, translated as they are parsed
 //! into the shared syntax tree: `self->x` is an array keyed by the
 //! thread, `this->x` a clause-local, `argN` the marker's arguments,
-//! built-in variables and D's functions the checker's built-ins.
+//! built-in variables the checker's built-ins (D's functions are in
+//! [`super::functions`]).
 
 use super::parser::{PResult, Parser};
 use crate::ast::*;
@@ -9,11 +10,11 @@ use crate::diag::Diagnostic;
 use crate::lexer::Tok;
 use crate::source::Span;
 
-fn mk(kind: ExprKind, span: Span) -> Expr {
+pub(super) fn mk(kind: ExprKind, span: Span) -> Expr {
     Expr { kind, span }
 }
 
-fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
     mk(
         ExprKind::Call {
             name: Ident {
@@ -449,149 +450,6 @@ impl Parser<'_> {
                 }
                 Ok(mk(ExprKind::Name(w.to_string()), span))
             }
-        }
-    }
-
-    fn function(&mut self, name: &str, span: Span) -> PResult<Expr> {
-        let agg_value = std::mem::replace(&mut self.agg_value, false);
-        self.expect_op("(", "")?;
-        let saved = std::mem::replace(&mut self.in_predicate, false);
-        let mut args = Vec::new();
-        if !self.is_op(")") {
-            args.push(self.expr()?);
-            while self.eat_op(",") {
-                args.push(self.expr()?);
-            }
-        }
-        self.in_predicate = saved;
-        self.expect_op(")", "to close the arguments")?;
-        let span = span.to(self.last_span());
-        let argc = |want: &[usize], args: &[Expr]| -> PResult<()> {
-            if want.contains(&args.len()) {
-                Ok(())
-            } else {
-                Err(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{name}()` takes {} argument(s), {} given",
-                        want.iter()
-                            .map(|n| n.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" or "),
-                        args.len()
-                    ),
-                ))
-            }
-        };
-        let printf = |kind: PrintKind, mut args: Vec<Expr>| -> PResult<Expr> {
-            if args.is_empty() {
-                return Err(Diagnostic::error(
-                    span,
-                    format!("`{name}()` needs a format string"),
-                ));
-            }
-            let first = args.remove(0);
-            let ExprKind::Str(fmt) = first.kind else {
-                return Err(Diagnostic::error(
-                    first.span,
-                    "the format must be a string literal",
-                ));
-            };
-            Ok(mk(
-                ExprKind::Print {
-                    kind,
-                    head: Some((fmt, first.span)),
-                    args,
-                    hist: None,
-                },
-                span,
-            ))
-        };
-        match name {
-            "copyinstr" => {
-                argc(&[1, 2], &args)?;
-                let f = if args.len() == 1 {
-                    "user_string"
-                } else {
-                    "user_string_n"
-                };
-                Ok(call(f, args, span))
-            }
-            "stringof" => {
-                argc(&[1], &args)?;
-                Ok(args.remove(0))
-            }
-            "strjoin" => {
-                argc(&[2], &args)?;
-                Ok(mk(ExprKind::Concat(args), span))
-            }
-            "lltostr" => {
-                argc(&[1], &args)?;
-                Ok(mk(
-                    ExprKind::Print {
-                        kind: PrintKind::Sprint,
-                        head: None,
-                        args,
-                        hist: None,
-                    },
-                    span,
-                ))
-            }
-            "index" => {
-                argc(&[2], &args)?;
-                Ok(call("strpos", args, span))
-            }
-            "substr" => {
-                argc(&[2, 3], &args)?;
-                if args.len() == 2 {
-                    args.push(mk(ExprKind::Num(i64::from(i32::MAX)), span));
-                }
-                Ok(call("__d_substr", args, span))
-            }
-            "basename" | "dirname" | "strstr" => Ok(call(&format!("__d_{name}"), args, span)),
-            "strlen" => Ok(call("strlen", args, span)),
-            "printf" => printf(PrintKind::Printf, args),
-            "trace" => {
-                argc(&[1], &args)?;
-                let f = if self.opts.quiet {
-                    "__d_trace_quiet"
-                } else {
-                    "__d_trace"
-                };
-                Ok(call(f, args, span))
-            }
-            "exit" => {
-                argc(&[1], &args)?;
-                Ok(call("exit", Vec::new(), span))
-            }
-            "printa" | "clear" | "trunc" | "normalize" | "denormalize" => {
-                Ok(call(name, args, span))
-            }
-            "count" | "sum" | "avg" | "min" | "max" | "stddev" | "quantize" | "lquantize"
-            | "llquantize"
-                if agg_value =>
-            {
-                Ok(call(name, args, span))
-            }
-            "count" | "sum" | "avg" | "min" | "max" | "stddev" | "quantize" | "lquantize"
-            | "llquantize" => Err(Diagnostic::error(
-                span,
-                format!("`{name}()` is an aggregating function: write `@name[keys] = {name}(…)`"),
-            )),
-            "copyin" | "copyinto" | "copyout" | "copyoutstr" | "alloca" | "bcopy" | "system"
-            | "raise" | "stop" | "panic" | "chill" | "breakpoint" | "ustack" | "stack"
-            | "jstack" | "speculate" | "speculation" | "commit" | "discard" | "tracemem"
-            | "printm" | "setopt" | "freopen" | "ftruncate" | "rand" | "progenyof"
-            | "mutex_owned" | "strtok" | "toupper" | "tolower" | "inet_ntoa" | "htons"
-            | "ntohs" | "htonl" | "ntohl" | "print" | "func" | "ufunc" | "usym" | "sym" | "mod"
-            | "umod" | "uaddr" => Err(Diagnostic::error(
-                span,
-                format!("`{name}()` is not supported in pytap's D"),
-            )),
-            _ => Err(Diagnostic::error(
-                span,
-                format!("`{name}()` is not a D function"),
-            )),
         }
     }
 }

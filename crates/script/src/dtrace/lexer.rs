@@ -80,12 +80,11 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
     let mut i = 0;
     let mut spaced = true;
     let mut line_start = true;
-    // Nesting of (), [] and {}; a clause starts only at depth 0.
-    let mut depth = 0usize;
-    // Whether a probe description may come next.
-    let mut clause_next = true;
-    // Inside a top-level declaration (until its `;`).
-    let mut declaring = false;
+    let mut layout = Layout {
+        depth: 0,
+        clause_next: true,
+        declaring: false,
+    };
     let span = |a: usize, b: usize| Span::new(file, a, b);
     while i < bytes.len() {
         let c = bytes[i];
@@ -113,27 +112,13 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
         }
         let start = i;
         if c == b'#' && line_start {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-            let line = text[start..i].trim_end().to_string();
-            let directive = line[1..].trim_start();
-            if line.starts_with("#!") || directive.starts_with("pragma") {
-                out.push(Token {
-                    tok: Tok::Pragma(line),
-                    span: span(start, i),
-                    spaced: true,
-                });
-                continue;
-            }
-            return Err(Diagnostic::error(
-                span(start, i),
-                format!("`{line}` needs the C preprocessor, which pytap does not have"),
-            )
-            .hint("dtrace runs cpp only with -C; write the program without preprocessor lines"));
+            let token = directive(file, text, start)?;
+            i = token.span.end as usize;
+            out.push(token);
+            continue;
         }
         line_start = false;
-        if clause_next && depth == 0 && !declaring && is_desc_byte(c) {
+        if layout.clause_next && layout.depth == 0 && !layout.declaring && is_desc_byte(c) {
             // A probe description, unless the word starts a declaration.
             let mut j = i;
             while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
@@ -142,8 +127,8 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             let word = &text[i..j];
             let plain_word = j < bytes.len() && !is_desc_byte(bytes[j]) || j == bytes.len();
             if is_declaration_word(word) && (plain_word || word == "self" || word == "this") {
-                declaring = true;
-                clause_next = false;
+                layout.declaring = true;
+                layout.clause_next = false;
             } else {
                 while i < bytes.len() && is_desc_byte(bytes[i]) {
                     i += 1;
@@ -154,62 +139,16 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
                     spaced,
                 });
                 spaced = false;
-                clause_next = false;
+                layout.clause_next = false;
                 continue;
             }
         }
-        let tok = if c == b'"' {
-            let (value, end) = string(file, bytes, i)?;
+        let tok = if let Some((tok, end)) = value_token(file, text, i)? {
             i = end;
-            Tok::Str(value)
-        } else if c == b'\'' {
-            let (value, end) = char_literal(file, bytes, i)?;
-            i = end;
-            Tok::Number(value)
-        } else if c.is_ascii_digit() {
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric()) {
-                i += 1;
-            }
-            let literal = text[start..i].trim_end_matches(['u', 'U', 'l', 'L']);
-            Tok::Number(number_token(file, text, start, i, literal)?)
-        } else if c == b'$' {
-            i += 1;
-            if bytes.get(i) == Some(&b'$') {
-                i += 1;
-            }
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            Tok::Ident(text[start..i].to_string())
-        } else if c.is_ascii_alphabetic() || c == b'_' || c == b'@' {
-            i += 1;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            let word = text[start..i].to_string();
-            if c == b'@' {
-                Tok::AtWord(word)
-            } else {
-                Tok::Ident(word)
-            }
+            tok
         } else if let Some(op) = OPS.iter().find(|op| text[i..].starts_with(**op)) {
             i += op.len();
-            match *op {
-                "(" | "[" | "{" => depth += 1,
-                ")" | "]" => depth = depth.saturating_sub(1),
-                "}" => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 0 {
-                        clause_next = true;
-                    }
-                }
-                ";" if depth == 0 => {
-                    declaring = false;
-                    clause_next = true;
-                }
-                "," if depth == 0 && !declaring => clause_next = true,
-                _ => {}
-            }
+            layout.after(op);
             Tok::Op(op)
         } else {
             return Err(unexpected_char(file, text, i));
@@ -223,6 +162,110 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
     }
     out.push(eof(file, bytes.len()));
     Ok(out)
+}
+
+/// Where the lexer is in the program's layout: what decides whether a
+/// probe description may come next.
+struct Layout {
+    /// Nesting of (), [] and {}; a clause starts only at depth 0.
+    depth: usize,
+    /// Whether a probe description may come next.
+    clause_next: bool,
+    /// Inside a top-level declaration (until its `;`).
+    declaring: bool,
+}
+
+impl Layout {
+    /// The layout after the operator `op`.
+    fn after(&mut self, op: &str) {
+        match op {
+            "(" | "[" | "{" => self.depth += 1,
+            ")" | "]" => self.depth = self.depth.saturating_sub(1),
+            "}" => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 0 {
+                    self.clause_next = true;
+                }
+            }
+            ";" if self.depth == 0 => {
+                self.declaring = false;
+                self.clause_next = true;
+            }
+            "," if self.depth == 0 && !self.declaring => self.clause_next = true,
+            _ => {}
+        }
+    }
+}
+
+/// A `#` line at the start of a line: a pragma (or `#!`) is kept, other
+/// preprocessor lines are refused.
+fn directive(file: FileId, text: &str, start: usize) -> Result<Token, Diagnostic> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    while i < bytes.len() && bytes[i] != b'\n' {
+        i += 1;
+    }
+    let span = Span::new(file, start, i);
+    let line = text[start..i].trim_end().to_string();
+    let directive = line[1..].trim_start();
+    if line.starts_with("#!") || directive.starts_with("pragma") {
+        return Ok(Token {
+            tok: Tok::Pragma(line),
+            span,
+            spaced: true,
+        });
+    }
+    Err(Diagnostic::error(
+        span,
+        format!("`{line}` needs the C preprocessor, which pytap does not have"),
+    )
+    .hint("dtrace runs cpp only with -C; write the program without preprocessor lines"))
+}
+
+/// A string, character, number, `$` variable or word at `at`, and where
+/// it ends (`None`: an operator or something else).
+fn value_token(file: FileId, text: &str, at: usize) -> Result<Option<(Tok, usize)>, Diagnostic> {
+    let bytes = text.as_bytes();
+    let (start, mut i) = (at, at);
+    let c = bytes[i];
+    let tok = if c == b'"' {
+        let (value, end) = string(file, bytes, i)?;
+        i = end;
+        Tok::Str(value)
+    } else if c == b'\'' {
+        let (value, end) = char_literal(file, bytes, i)?;
+        i = end;
+        Tok::Number(value)
+    } else if c.is_ascii_digit() {
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric()) {
+            i += 1;
+        }
+        let literal = text[start..i].trim_end_matches(['u', 'U', 'l', 'L']);
+        Tok::Number(number_token(file, text, start, i, literal)?)
+    } else if c == b'$' {
+        i += 1;
+        if bytes.get(i) == Some(&b'$') {
+            i += 1;
+        }
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        Tok::Ident(text[start..i].to_string())
+    } else if c.is_ascii_alphabetic() || c == b'_' || c == b'@' {
+        i += 1;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        let word = text[start..i].to_string();
+        if c == b'@' {
+            Tok::AtWord(word)
+        } else {
+            Tok::Ident(word)
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((tok, i)))
 }
 
 /// `'a'`, `'\n'`, `'\0'`: the byte's value.

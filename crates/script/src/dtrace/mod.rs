@@ -11,6 +11,7 @@
 
 pub mod aggprint;
 mod expr;
+mod functions;
 pub mod lexer;
 mod parser;
 mod points;

@@ -7,16 +7,25 @@ use crate::ir::{AggAction, GlobalId, Program};
 use crate::source::Span;
 use crate::value::{Stats, Value};
 
+/// An action on an aggregation, its argument evaluated.
+pub(super) struct AggCall<'a> {
+    /// Which.
+    pub action: &'a AggAction,
+    /// The aggregation.
+    pub agg: GlobalId,
+    /// `trunc`'s count or `normalize`'s divisor.
+    pub arg: Option<i64>,
+}
+
 impl Interp {
     pub(super) fn agg_action(
         &mut self,
         p: &Program,
-        action: &AggAction,
-        agg: GlobalId,
-        arg: Option<i64>,
+        call: AggCall<'_>,
         w: &mut World<'_>,
         span: Span,
     ) -> Result<(), RunError> {
+        let AggCall { action, agg, arg } = call;
         match action {
             AggAction::Printa(format) => {
                 let entries = self.aggregation(p, agg, w, span)?;

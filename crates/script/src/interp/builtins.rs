@@ -34,34 +34,10 @@ impl Interp {
             Builtin::GettimeofdayMs => Value::Long(w.ctx.now_ns() / 1_000_000),
             Builtin::GettimeofdayUs => Value::Long(w.ctx.now_ns() / 1_000),
             Builtin::GettimeofdayNs => Value::Long(w.ctx.now_ns()),
-            Builtin::ThreadIndent | Builtin::Indent => {
-                let thread = b == Builtin::ThreadIndent;
-                let now = w.ctx.now_ns() / 1_000;
-                let state = if thread {
-                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
-                } else {
-                    &mut self.global_indent
-                };
-                let depth = indent_step(state, long(0), now);
-                let elapsed = now - state.1;
-                let desc = if thread {
-                    let mut d = w.ctx.execname();
-                    d.extend_from_slice(format!("({})", w.ctx.tid()).as_bytes());
-                    d
-                } else {
-                    Vec::new()
-                };
-                Value::Str(indent_text(elapsed, &desc, depth))
-            }
-            Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
-                let state = if b == Builtin::ThreadIndentDepth {
-                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
-                } else {
-                    &mut self.global_indent
-                };
-                let now = state.1;
-                Value::Long(indent_step(state, long(0), now))
-            }
+            Builtin::ThreadIndent
+            | Builtin::Indent
+            | Builtin::ThreadIndentDepth
+            | Builtin::IndentDepth => self.indent_builtin(b, long(0), w),
             Builtin::UserString | Builtin::UserStringN | Builtin::UserString2 => {
                 let max = (b == Builtin::UserStringN).then(|| long(1).max(0) as usize);
                 match w.ctx.user_string(long(0), max) {
@@ -75,62 +51,21 @@ impl Interp {
                     }
                 }
             }
-            Builtin::Strlen => Value::Long(bytes(0).len() as i64),
-            Builtin::Substr => {
-                let s = bytes(0);
-                let start = (long(1).max(0) as usize).min(s.len());
-                let len = long(2).max(0) as usize;
-                Value::Str(s[start..(start.saturating_add(len)).min(s.len())].to_vec())
-            }
-            Builtin::DSubstr => Value::Str(d_substr(bytes(0), long(1), long(2))),
-            Builtin::Basename => Value::Str(basename(bytes(0))),
-            Builtin::Dirname => Value::Str(dirname(bytes(0))),
-            Builtin::Strstr => {
-                let (s, t) = (bytes(0), bytes(1));
-                Value::Str(
-                    s.windows(t.len().max(1))
-                        .position(|w| t.is_empty() || w == t)
-                        .map_or_else(Vec::new, |at| s[at..].to_vec()),
-                )
-            }
             Builtin::Timestamp => Value::Long(w.ctx.monotonic_ns()),
             Builtin::Probename => Value::Str(Vec::new()),
-            Builtin::Stringat => {
-                let s = bytes(0);
-                let i = long(1);
-                if i < 0 || i as usize >= s.len() {
-                    return Err(err(
-                        span,
-                        format!(
-                            "stringat: position {i} is outside a string of {} bytes",
-                            s.len()
-                        ),
-                    ));
-                }
-                Value::Long(i64::from(s[i as usize]))
-            }
-            Builtin::Isinstr => Value::Long(i64::from(find(bytes(0), bytes(1)).is_some())),
-            Builtin::Strpos => Value::Long(find(bytes(0), bytes(1)).map_or(-1, |i| i as i64)),
-            Builtin::StrReplace => {
-                let (s, from, to) = (bytes(0), bytes(1), bytes(2));
-                if from.is_empty() {
-                    Value::Str(s.to_vec())
-                } else {
-                    let mut out = Vec::new();
-                    let mut rest = s;
-                    while let Some(i) = find(rest, from) {
-                        out.extend_from_slice(&rest[..i]);
-                        out.extend_from_slice(to);
-                        rest = &rest[i + from.len()..];
-                    }
-                    out.extend_from_slice(rest);
-                    Value::Str(out)
-                }
-            }
-            Builtin::Strtol => Value::Long(strtol(bytes(0), long(1))),
-            Builtin::Isdigit => {
-                Value::Long(i64::from(bytes(0).first().is_some_and(u8::is_ascii_digit)))
-            }
+            Builtin::Strlen
+            | Builtin::Substr
+            | Builtin::DSubstr
+            | Builtin::Basename
+            | Builtin::Dirname
+            | Builtin::Strstr
+            | Builtin::Stringat
+            | Builtin::Isinstr
+            | Builtin::Strpos
+            | Builtin::StrReplace
+            | Builtin::Strtol
+            | Builtin::Isdigit
+            | Builtin::TextStr => string_builtin(b, args, span)?,
             Builtin::Tokenize | Builtin::TokenizeNext => {
                 let delim = if b == Builtin::Tokenize {
                     bytes(1)
@@ -143,7 +78,6 @@ impl Interp {
                 }
                 Value::Str(self.next_token(delim))
             }
-            Builtin::TextStr => Value::Str(text_str(bytes(0))),
             Builtin::Exit => {
                 self.exit_requested = true;
                 Value::Long(0)
@@ -162,6 +96,42 @@ impl Interp {
                 Value::Long(0)
             }
         })
+    }
+
+    /// `thread_indent(n)`, `indent(n)` and their `_depth` forms: the
+    /// thread's (or the one global) depth moved by `delta`.
+    fn indent_builtin(&mut self, b: Builtin, delta: i64, w: &mut World<'_>) -> Value {
+        match b {
+            Builtin::ThreadIndent | Builtin::Indent => {
+                let thread = b == Builtin::ThreadIndent;
+                let now = w.ctx.now_ns() / 1_000;
+                let state = if thread {
+                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
+                } else {
+                    &mut self.global_indent
+                };
+                let depth = indent_step(state, delta, now);
+                let elapsed = now - state.1;
+                let desc = if thread {
+                    let mut d = w.ctx.execname();
+                    d.extend_from_slice(format!("({})", w.ctx.tid()).as_bytes());
+                    d
+                } else {
+                    Vec::new()
+                };
+                Value::Str(indent_text(elapsed, &desc, depth))
+            }
+            Builtin::ThreadIndentDepth | Builtin::IndentDepth => {
+                let state = if b == Builtin::ThreadIndentDepth {
+                    self.indent.entry(w.ctx.tid()).or_insert((0, 0))
+                } else {
+                    &mut self.global_indent
+                };
+                let now = state.1;
+                Value::Long(indent_step(state, delta, now))
+            }
+            _ => unreachable!("not an indent built-in"),
+        }
     }
 
     /// The next non-empty token (SystemTap's `strsep` loop).
@@ -184,6 +154,70 @@ impl Interp {
         }
         Vec::new()
     }
+}
+
+/// The string functions: pure, on the values given.
+fn string_builtin(b: Builtin, args: &[Value], span: Span) -> Result<Value, RunError> {
+    let long = |i: usize| args.get(i).map_or(0, Value::long);
+    let bytes = |i: usize| args.get(i).map_or(&b""[..], Value::bytes);
+    Ok(match b {
+        Builtin::Strlen => Value::Long(bytes(0).len() as i64),
+        Builtin::Substr => {
+            let s = bytes(0);
+            let start = (long(1).max(0) as usize).min(s.len());
+            let len = long(2).max(0) as usize;
+            Value::Str(s[start..(start.saturating_add(len)).min(s.len())].to_vec())
+        }
+        Builtin::DSubstr => Value::Str(d_substr(bytes(0), long(1), long(2))),
+        Builtin::Basename => Value::Str(basename(bytes(0))),
+        Builtin::Dirname => Value::Str(dirname(bytes(0))),
+        Builtin::Strstr => {
+            let (s, t) = (bytes(0), bytes(1));
+            Value::Str(
+                s.windows(t.len().max(1))
+                    .position(|w| t.is_empty() || w == t)
+                    .map_or_else(Vec::new, |at| s[at..].to_vec()),
+            )
+        }
+        Builtin::Stringat => {
+            let s = bytes(0);
+            let i = long(1);
+            if i < 0 || i as usize >= s.len() {
+                return Err(err(
+                    span,
+                    format!(
+                        "stringat: position {i} is outside a string of {} bytes",
+                        s.len()
+                    ),
+                ));
+            }
+            Value::Long(i64::from(s[i as usize]))
+        }
+        Builtin::Isinstr => Value::Long(i64::from(find(bytes(0), bytes(1)).is_some())),
+        Builtin::Strpos => Value::Long(find(bytes(0), bytes(1)).map_or(-1, |i| i as i64)),
+        Builtin::StrReplace => {
+            let (s, from, to) = (bytes(0), bytes(1), bytes(2));
+            if from.is_empty() {
+                Value::Str(s.to_vec())
+            } else {
+                let mut out = Vec::new();
+                let mut rest = s;
+                while let Some(i) = find(rest, from) {
+                    out.extend_from_slice(&rest[..i]);
+                    out.extend_from_slice(to);
+                    rest = &rest[i + from.len()..];
+                }
+                out.extend_from_slice(rest);
+                Value::Str(out)
+            }
+        }
+        Builtin::Strtol => Value::Long(strtol(bytes(0), long(1))),
+        Builtin::Isdigit => {
+            Value::Long(i64::from(bytes(0).first().is_some_and(u8::is_ascii_digit)))
+        }
+        Builtin::TextStr => Value::Str(text_str(bytes(0))),
+        _ => unreachable!("not a string built-in"),
+    })
 }
 
 /// One `thread_indent` step on `(counter, base_us)` at time `now`: the

@@ -13,16 +13,20 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{BinOp, CmpOp, PrintKind, UnOp};
+use crate::ast::UnOp;
 
 pub mod aggs;
 mod builtins;
-use crate::format::Arg;
+mod ops;
+mod print;
+mod world;
 use crate::ir::*;
 use crate::source::Span;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::value::{Stats, Value};
 pub use builtins::{indent_step, indent_text, text_str};
+pub use ops::{arith, compare, sort_entries};
+pub use world::{Context, Output, ProbeInfo, World};
 
 /// Statements a body may run before it is stopped (a loop that never
 /// ends must not hang pytap).
@@ -30,59 +34,6 @@ pub const MAX_STEPS: u64 = 10_000_000;
 
 /// How deep user functions may call each other.
 pub const MAX_NESTING: usize = 64;
-
-/// The world a body runs in.
-pub trait Context {
-    /// Process id.
-    fn pid(&self) -> i64;
-    /// Thread id.
-    fn tid(&self) -> i64;
-    /// Parent's process id.
-    fn ppid(&self) -> i64;
-    /// User id.
-    fn uid(&self) -> i64;
-    /// CPU.
-    fn cpu(&self) -> i64;
-    /// The thread's name.
-    fn execname(&self) -> Vec<u8>;
-    /// `target()`.
-    fn target(&self) -> i64;
-    /// Wall-clock time in nanoseconds.
-    fn now_ns(&self) -> i64;
-    /// The monotonic clock in nanoseconds (D's `timestamp`).
-    fn monotonic_ns(&self) -> i64;
-    /// A marker argument.
-    fn arg(&self, index: usize) -> i64;
-    /// The frame pointer (`$arg4` of function markers), or 0.
-    fn frame(&self) -> i64;
-    /// A string of the traced process, at most `max` bytes.
-    fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String>;
-    /// The marker site that fired, as `dtrace -l` lists it (nothing for
-    /// probes that are not at a site).
-    fn probe(&self) -> ProbeInfo {
-        ProbeInfo::default()
-    }
-}
-
-/// A marker site as `dtrace -l` lists it: D's probe id, `probemod` and
-/// `probefunc`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProbeInfo {
-    /// The probe id.
-    pub id: i64,
-    /// The file's base name.
-    pub module: Vec<u8>,
-    /// The C function holding the site (`-` when no symbol covers it).
-    pub function: Vec<u8>,
-}
-
-/// Where output goes.
-pub trait Output {
-    /// Bytes for stdout.
-    fn write(&mut self, bytes: &[u8]);
-    /// `warn()`: a line for stderr (without `WARNING: `).
-    fn warn(&mut self, message: &str);
-}
 
 /// A run-time error: the run ends, as in SystemTap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,22 +51,6 @@ enum Flow {
     Continue,
     Next,
     Return(Value),
-}
-
-/// Everything a body touches.
-pub struct World<'a> {
-    /// The firing context.
-    pub ctx: &'a mut dyn Context,
-    /// Globals.
-    pub store: &'a mut dyn Store,
-    /// Output.
-    pub out: &'a mut dyn Output,
-}
-
-impl std::fmt::Debug for World<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("World")
-    }
 }
 
 /// Interpreter state that lives across probe runs.
@@ -422,37 +357,102 @@ impl Interp {
                 self.builtin(*b, &values, w, span)?
             }
             ExprKind::Call(f, args) => {
-                let function = &p.functions[*f];
                 if self.depth >= MAX_NESTING {
                     return Err(err(
                         span,
                         format!("functions called each other more than {MAX_NESTING} deep"),
                     ));
                 }
-                let mut inner: Vec<Value> =
-                    function.locals.iter().map(|l| Value::zero(l.ty)).collect();
-                for (i, a) in args.iter().enumerate() {
-                    inner[i] = self.eval(p, a, frame, w)?;
-                }
-                self.depth += 1;
-                let mut result = function.ret.map_or(Value::Long(0), Value::zero);
-                for s in &function.body {
-                    match self.stmt(p, s, &mut inner, w) {
-                        Ok(Flow::Return(v)) => {
-                            result = v;
-                            break;
-                        }
-                        Ok(Flow::Normal) => {}
-                        Ok(_) => break,
-                        Err(e) => {
-                            self.depth -= 1;
-                            return Err(e);
-                        }
-                    }
-                }
-                self.depth -= 1;
-                result
+                self.call(p, &p.functions[*f], args, frame, w)?
             }
+            ExprKind::Unary(..)
+            | ExprKind::Binary(..)
+            | ExprKind::And(..)
+            | ExprKind::Or(..)
+            | ExprKind::Compare(..)
+            | ExprKind::Concat(_)
+            | ExprKind::Ternary(..) => self.operator(p, e, frame, w)?,
+            ExprKind::Assign(..) | ExprKind::Crement { .. } | ExprKind::Aggregate(..) => {
+                self.update(p, e, frame, w)?
+            }
+            ExprKind::Stat(op, lv) => {
+                let (v, _) = self.read(p, lv, frame, w, span)?;
+                let stats = match v {
+                    Value::Stats(s) => s,
+                    _ => Stats::default(),
+                };
+                Value::Long(stats.get(*op).map_err(|_| {
+                    err(
+                        span,
+                        format!(
+                            "{} of an empty aggregate (nothing was added with `<<<`)",
+                            op.name()
+                        ),
+                    )
+                })?)
+            }
+            ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
+            ExprKind::AggAction { action, agg, arg } => {
+                let arg = match arg {
+                    Some(a) => Some(self.eval(p, a, frame, w)?.long()),
+                    None => None,
+                };
+                let call = aggs::AggCall {
+                    action,
+                    agg: *agg,
+                    arg,
+                };
+                self.agg_action(p, call, w, span)?;
+                Value::Long(0)
+            }
+        })
+    }
+
+    /// A user function's body run on its arguments (`function`'s locals
+    /// start at zero); its value is what it returns.
+    fn call(
+        &mut self,
+        p: &Program,
+        function: &Function,
+        args: &[Expr],
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let mut inner: Vec<Value> = function.locals.iter().map(|l| Value::zero(l.ty)).collect();
+        for (i, a) in args.iter().enumerate() {
+            inner[i] = self.eval(p, a, frame, w)?;
+        }
+        self.depth += 1;
+        let mut result = function.ret.map_or(Value::Long(0), Value::zero);
+        for s in &function.body {
+            match self.stmt(p, s, &mut inner, w) {
+                Ok(Flow::Return(v)) => {
+                    result = v;
+                    break;
+                }
+                Ok(Flow::Normal) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    self.depth -= 1;
+                    return Err(e);
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(result)
+    }
+
+    /// An operator's value (`&&`, `||` and `?:` evaluate only what they
+    /// need).
+    fn operator(
+        &mut self,
+        p: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let span = e.span;
+        Ok(match &e.kind {
             ExprKind::Unary(op, a) => {
                 let v = self.eval(p, a, frame, w)?.long();
                 Value::Long(match op {
@@ -496,6 +496,21 @@ impl Interp {
                     self.eval(p, b, frame, w)?
                 }
             }
+            _ => unreachable!("not an operator"),
+        })
+    }
+
+    /// An assignment, `++`/`--` or `<<<`: the place updated, and its new
+    /// value (the old one for a post-increment; 0 for `<<<`).
+    fn update(
+        &mut self,
+        p: &Program,
+        e: &Expr,
+        frame: &mut Vec<Value>,
+        w: &mut World<'_>,
+    ) -> Result<Value, RunError> {
+        let span = e.span;
+        Ok(match &e.kind {
             ExprKind::Assign(lv, op, v) => {
                 let value = self.eval(p, v, frame, w)?;
                 let (old, keys) = match op {
@@ -542,123 +557,9 @@ impl Interp {
                     .map_err(store_err(span))?;
                 Value::Long(0)
             }
-            ExprKind::Stat(op, lv) => {
-                let (v, _) = self.read(p, lv, frame, w, span)?;
-                let stats = match v {
-                    Value::Stats(s) => s,
-                    _ => Stats::default(),
-                };
-                Value::Long(stats.get(*op).map_err(|_| {
-                    err(
-                        span,
-                        format!(
-                            "{} of an empty aggregate (nothing was added with `<<<`)",
-                            op.name()
-                        ),
-                    )
-                })?)
-            }
-            ExprKind::Print(print) => self.print(p, print, frame, w, span)?,
-            ExprKind::AggAction { action, agg, arg } => {
-                let arg = match arg {
-                    Some(a) => Some(self.eval(p, a, frame, w)?.long()),
-                    None => None,
-                };
-                self.agg_action(p, action, *agg, arg, w, span)?;
-                Value::Long(0)
-            }
+            _ => unreachable!("not an update"),
         })
     }
-
-    fn print(
-        &mut self,
-        p: &Program,
-        print: &Print,
-        frame: &mut Vec<Value>,
-        w: &mut World<'_>,
-        span: Span,
-    ) -> Result<Value, RunError> {
-        let mut out = std::mem::take(&mut self.print_buf);
-        out.clear();
-        let result = self.print_into(p, print, frame, w, span, &mut out);
-        if result.is_ok() && !print.kind.is_sprint() {
-            w.out.write(&out);
-        }
-        let value = match result {
-            Ok(()) if print.kind.is_sprint() => Ok(Value::Str(out.clone())),
-            Ok(()) => Ok(Value::Long(0)),
-            Err(e) => Err(e),
-        };
-        self.print_buf = out;
-        value
-    }
-
-    /// Appends what `print` prints (its newline included) to `out`.
-    fn print_into(
-        &mut self,
-        p: &Program,
-        print: &Print,
-        frame: &mut Vec<Value>,
-        w: &mut World<'_>,
-        span: Span,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RunError> {
-        if let Some(h) = &print.hist {
-            let (v, _) = self.read(p, &h.stat, frame, w, span)?;
-            let counts = match v {
-                Value::Stats(s) if !s.buckets.is_empty() => s.buckets,
-                _ => vec![0; h.shape.buckets()],
-            };
-            crate::hist::draw_histogram(h.shape, &counts, out);
-        } else {
-            // Arguments a kernel probe sent are read where they are kept
-            // (`overrides`), not copied: a printf of marker strings runs
-            // for every record.
-            let mut values = Vec::with_capacity(print.args.len());
-            for a in &print.args {
-                values.push(match self.overrides.get(a.id) {
-                    Some(_) => None,
-                    None => Some(self.eval(p, a, frame, w)?),
-                });
-            }
-            let overrides = &self.overrides;
-            let value = |(a, v): (&Expr, _)| given_or(overrides, a, v);
-            match &print.format {
-                Some(f) => {
-                    let args: Vec<Arg<'_>> = print
-                        .args
-                        .iter()
-                        .zip(&values)
-                        .map(|av| value(av).map_or(Arg::Long(0), Value::arg))
-                        .collect();
-                    f.render(&args, out);
-                }
-                None => {
-                    let delim = print.delimiter.as_deref().unwrap_or(b"");
-                    for (i, av) in print.args.iter().zip(&values).enumerate() {
-                        if i > 0 {
-                            out.extend_from_slice(delim);
-                        }
-                        match value(av).unwrap_or(&Value::Long(0)) {
-                            Value::Long(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                            Value::Str(s) => out.extend_from_slice(s),
-                            Value::Stats(_) => {}
-                        }
-                    }
-                }
-            }
-            if print.kind.has_newline() {
-                out.push(b'\n');
-            }
-        }
-        debug_assert!(print.kind.is_sprint() || !matches!(print.kind, PrintKind::Sprintf));
-        Ok(())
-    }
-}
-
-/// An argument's value: the one evaluated, else the one given for it.
-fn given_or<'v>(overrides: &'v Overrides, a: &Expr, v: &'v Option<Value>) -> Option<&'v Value> {
-    v.as_ref().or_else(|| overrides.get(a.id))
 }
 
 fn value_ty(v: &Value) -> Ty {
@@ -667,68 +568,4 @@ fn value_ty(v: &Value) -> Ty {
         Value::Str(_) => Ty::Str,
         Value::Stats(_) => Ty::Stats,
     }
-}
-
-/// Integer arithmetic as SystemTap's 64-bit longs; `None` on division by 0.
-pub fn arith(op: BinOp, x: i64, y: i64) -> Option<i64> {
-    Some(match op {
-        BinOp::Add => x.wrapping_add(y),
-        BinOp::Sub => x.wrapping_sub(y),
-        BinOp::Mul => x.wrapping_mul(y),
-        BinOp::Div => {
-            if y == 0 {
-                return None;
-            }
-            x.wrapping_div(y)
-        }
-        BinOp::Mod => {
-            if y == 0 {
-                return None;
-            }
-            x.wrapping_rem(y)
-        }
-        BinOp::Shl => x.wrapping_shl(y as u32),
-        BinOp::Shr => x.wrapping_shr(y as u32),
-        BinOp::Ushr => ((x as u64).wrapping_shr(y as u32)) as i64,
-        BinOp::And => x & y,
-        BinOp::Or => x | y,
-        BinOp::Xor => x ^ y,
-    })
-}
-
-/// Whether `ord` satisfies `op`.
-pub fn compare(op: CmpOp, ord: std::cmp::Ordering) -> bool {
-    use std::cmp::Ordering::*;
-    match op {
-        CmpOp::Eq => ord == Equal,
-        CmpOp::Ne => ord != Equal,
-        CmpOp::Lt => ord == Less,
-        CmpOp::Le => ord != Greater,
-        CmpOp::Gt => ord == Greater,
-        CmpOp::Ge => ord != Less,
-    }
-}
-
-/// Sorts `foreach` entries: by the sort column (ties by the keys, so the
-/// order is always the same), or by the keys when unsorted.
-pub fn sort_entries(entries: &mut [(Vec<Value>, Value)], sort: Option<Sort>) {
-    let Some(sort) = sort else {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        return;
-    };
-    let key = |e: &(Vec<Value>, Value)| -> Value {
-        if sort.column == 0 {
-            match &e.1 {
-                Value::Stats(s) => Value::Long(s.sort_key(sort.stat)),
-                v => v.clone(),
-            }
-        } else {
-            e.0.get(sort.column - 1).cloned().unwrap_or(Value::Long(0))
-        }
-    };
-    entries.sort_by(|a, b| {
-        let ord = key(a).cmp(&key(b));
-        let ord = if sort.ascending { ord } else { ord.reverse() };
-        ord.then_with(|| a.0.cmp(&b.0))
-    });
 }

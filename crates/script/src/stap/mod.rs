@@ -8,7 +8,9 @@
 //! `try`/`catch`, `@cast`, regular expressions, array slices) are parsed
 //! far enough to be named in the error instead of failing on them.
 
+mod calls;
 mod expr;
 mod parser;
+mod stmt;
 
 pub use parser::parse;

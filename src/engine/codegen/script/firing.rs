@@ -44,6 +44,19 @@ fn copy_offset(arg: usize) -> i16 {
 /// shim check reads the function name before any probe runs).
 pub const REPAIR: ExprId = ExprId::MAX;
 
+/// A whole-string read of a marker argument that goes through the
+/// firing's copy.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyRead {
+    /// The argument read.
+    pub arg: usize,
+    /// Stack slot of the string's address in the process.
+    pub addr: i16,
+    /// Whether the read makes the copy when there is none yet
+    /// ([`FiringStrings::makes_copy`]).
+    pub make: bool,
+}
+
 /// Which uses of each argument a firing's probes make, and where the
 /// firing keeps its buffer and what it has copied.
 #[derive(Debug, Clone, Default)]
@@ -146,19 +159,12 @@ impl FiringStrings {
         b.bind(done);
     }
 
-    /// Leaves in `dst` the address of `arg`'s copy, making it first from
-    /// the address in stack slot `addr` when `make` says so; jumps to
-    /// `direct` when there is no copy to use (read the process then).
-    /// Clobbers r0-r5.
-    pub fn copy_address(
-        &self,
-        b: &mut ProgramBuilder,
-        arg: usize,
-        addr: i16,
-        make: bool,
-        dst: Reg,
-        direct: Label,
-    ) {
+    /// Leaves in `dst` the address of the read argument's copy, making it
+    /// first from the address in its stack slot when the read makes it;
+    /// jumps to `direct` when there is no copy to use (read the process
+    /// then). Clobbers r0-r5.
+    pub fn copy_address(&self, b: &mut ProgramBuilder, read: CopyRead, dst: Reg, direct: Label) {
+        let CopyRead { arg, addr, make } = read;
         let have = b.new_label();
         b.ldx(Size::DW, Reg::R1, Reg::FP, self.copied[arg]);
         b.jmp_imm(JmpOp::Jne, Reg::R1, 0, have);

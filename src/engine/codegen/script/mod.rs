@@ -19,6 +19,7 @@
 //! (record filling, string loops).
 
 pub mod cache;
+pub mod catalog;
 pub mod firing;
 pub mod globals;
 pub mod lower;
@@ -233,46 +234,8 @@ impl ScriptMaps {
                 max_entries: 65536,
             })
         });
-        let globals = placement
-            .globals
-            .iter()
-            .enumerate()
-            .map(|(g, kg)| {
-                let kg = kg.as_ref()?;
-                let stats = matches!(kg.value, ValueLayout::Stats { .. });
-                // Arrays grow as they are used: a preallocated 65536-entry
-                // map of string keys would pin tens of MiB at start-up.
-                let kind = match (kg.key.is_empty(), stats) {
-                    (true, false) => MapKind::Array,
-                    (true, true) => MapKind::PercpuArray,
-                    (false, false) => MapKind::HashNoPrealloc,
-                    (false, true) => MapKind::PercpuHashNoPrealloc,
-                };
-                let spec = |copy| MapSpec {
-                    name: names::global(g, copy),
-                    kind,
-                    key_size: kg.key_size(),
-                    value_size: kg.value.size(),
-                    max_entries: if kg.key.is_empty() { 1 } else { kg.max_entries },
-                };
-                let first = table.add(spec(0));
-                let second = match kg.swap_slot {
-                    Some(_) => table.add(spec(1)),
-                    None => first,
-                };
-                Some([first, second])
-            })
-            .collect();
-        // Only a script with a marker past one part's probes has parts:
-        // others' programs stay as they were.
-        let mut per_marker = std::collections::HashMap::<usize, usize>::new();
-        for p in &program.probes {
-            if let ir::PointKind::Marker { marker, .. } = p.point.kind {
-                *per_marker.entry(marker).or_default() += 1;
-            }
-        }
-        let most = per_marker.values().copied().max().unwrap_or(0);
-        let parts = (most > PROBES_PER_PART).then(|| table.add(super::parts_map_spec()));
+        let globals = global_maps(table, placement);
+        let parts = parts_map(table, program);
         ScriptMaps {
             record,
             stage,
@@ -287,6 +250,55 @@ impl ScriptMaps {
             parts,
         }
     }
+}
+
+/// The maps of the globals the kernel probes use, by global: the map and
+/// its swap copy (the same map when the global is not swapped).
+fn global_maps(table: &mut MapTable, placement: &Placement) -> Vec<Option<[MapRef; 2]>> {
+    placement
+        .globals
+        .iter()
+        .enumerate()
+        .map(|(g, kg)| {
+            let kg = kg.as_ref()?;
+            let stats = matches!(kg.value, ValueLayout::Stats { .. });
+            // Arrays grow as they are used: a preallocated 65536-entry
+            // map of string keys would pin tens of MiB at start-up.
+            let kind = match (kg.key.is_empty(), stats) {
+                (true, false) => MapKind::Array,
+                (true, true) => MapKind::PercpuArray,
+                (false, false) => MapKind::HashNoPrealloc,
+                (false, true) => MapKind::PercpuHashNoPrealloc,
+            };
+            let spec = |copy| MapSpec {
+                name: names::global(g, copy),
+                kind,
+                key_size: kg.key_size(),
+                value_size: kg.value.size(),
+                max_entries: if kg.key.is_empty() { 1 } else { kg.max_entries },
+            };
+            let first = table.add(spec(0));
+            let second = match kg.swap_slot {
+                Some(_) => table.add(spec(1)),
+                None => first,
+            };
+            Some([first, second])
+        })
+        .collect()
+}
+
+/// The parts map, when some marker has more probes than one part runs.
+fn parts_map(table: &mut MapTable, program: &Program) -> Option<MapRef> {
+    // Only a script with a marker past one part's probes has parts:
+    // others' programs stay as they were.
+    let mut per_marker = std::collections::HashMap::<usize, usize>::new();
+    for p in &program.probes {
+        if let ir::PointKind::Marker { marker, .. } = p.point.kind {
+            *per_marker.entry(marker).or_default() += 1;
+        }
+    }
+    let most = per_marker.values().copied().max().unwrap_or(0);
+    (most > PROBES_PER_PART).then(|| table.add(super::parts_map_spec()))
 }
 
 /// Which modules each probe runs in.
@@ -387,36 +399,7 @@ impl Handler for ScriptHandler {
         b: &mut ProgramBuilder,
         env: &Env,
     ) -> Result<(), CodegenError> {
-        let args = b.alloc_stack(FIRING_SIZE, 8)?;
-        b.comment("the marker's arguments, kept on the stack");
-        // The prologue loads as many registers as the marker has arguments.
-        for (i, r) in [Reg::R7, Reg::R8, Reg::R9].into_iter().enumerate() {
-            if i < marker.args().len() {
-                b.stx(Size::DW, Reg::FP, args.field(8 * i as u16), r);
-            } else {
-                b.st_imm(Size::DW, Reg::FP, args.field(8 * i as u16), 0);
-            }
-        }
-        // One helper call per firing, not one per `tid()`, `pid()` and
-        // thread-keyed variable; D's `timestamp` is one value per firing
-        // (as dtrace caches it), read once.
-        b.comment("this firing's pid_tgid and timestamp");
-        b.call(Helper::GetCurrentPidTgid);
-        b.stx(
-            Size::DW,
-            Reg::FP,
-            args.field(FIRING_PID_TGID as u16),
-            Reg::R0,
-        );
-        if self.placement.timestamp {
-            b.call(Helper::KtimeGetNs);
-            b.stx(
-                Size::DW,
-                Reg::FP,
-                args.field(FIRING_TIMESTAMP as u16),
-                Reg::R0,
-            );
-        }
+        let args = self.store_firing(marker, b)?;
         // This part's probes, in script order.
         let running = self.running(marker, &env.module);
         let (parts, per) = match self.maps.parts {
@@ -441,13 +424,7 @@ impl Handler for ScriptHandler {
         if !self.raw && part == 0 {
             self.emit_repairs(marker, b, env, args.off, done, &strings)?;
         }
-        if self.placement.exits {
-            b.comment("after exit(), probes stop");
-            let ptr = lower::lookup_slot0(b, env, self.maps.control);
-            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
-            b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
-            b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
-        }
+        self.emit_exit_check(b, env, done);
         for &index in &mine {
             let mark = b.stack_mark();
             lower::emit_probe(
@@ -491,6 +468,58 @@ fn is_315(env: &Env) -> bool {
 }
 
 impl ScriptHandler {
+    /// The firing's values, kept on the stack for every probe of it: the
+    /// marker's arguments, its pid_tgid and (when a probe reads it) its
+    /// timestamp.
+    fn store_firing(
+        &self,
+        marker: Marker,
+        b: &mut ProgramBuilder,
+    ) -> Result<pytap_ebpf::StackSlot, CodegenError> {
+        let args = b.alloc_stack(FIRING_SIZE, 8)?;
+        b.comment("the marker's arguments, kept on the stack");
+        // The prologue loads as many registers as the marker has arguments.
+        for (i, r) in [Reg::R7, Reg::R8, Reg::R9].into_iter().enumerate() {
+            if i < marker.args().len() {
+                b.stx(Size::DW, Reg::FP, args.field(8 * i as u16), r);
+            } else {
+                b.st_imm(Size::DW, Reg::FP, args.field(8 * i as u16), 0);
+            }
+        }
+        // One helper call per firing, not one per `tid()`, `pid()` and
+        // thread-keyed variable; D's `timestamp` is one value per firing
+        // (as dtrace caches it), read once.
+        b.comment("this firing's pid_tgid and timestamp");
+        b.call(Helper::GetCurrentPidTgid);
+        b.stx(
+            Size::DW,
+            Reg::FP,
+            args.field(FIRING_PID_TGID as u16),
+            Reg::R0,
+        );
+        if self.placement.timestamp {
+            b.call(Helper::KtimeGetNs);
+            b.stx(
+                Size::DW,
+                Reg::FP,
+                args.field(FIRING_TIMESTAMP as u16),
+                Reg::R0,
+            );
+        }
+        Ok(args)
+    }
+
+    /// After `exit()`, the probes stop: the control map says so.
+    fn emit_exit_check(&self, b: &mut ProgramBuilder, env: &Env, done: pytap_ebpf::Label) {
+        if self.placement.exits {
+            b.comment("after exit(), probes stop");
+            let ptr = lower::lookup_slot0(b, env, self.maps.control);
+            b.jmp_imm(JmpOp::Jeq, ptr, 0, done);
+            b.ldx(Size::DW, Reg::R1, ptr, (8 * ctl::EXITING) as i16);
+            b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
+        }
+    }
+
     /// Drops 3.15's generator creations and `__init__` shim returns.
     fn emit_repairs(
         &self,
@@ -526,7 +555,12 @@ impl ScriptHandler {
                     // The function name from the firing's copy (which the
                     // probes read again): most names differ at once.
                     let direct = b.new_label();
-                    strings.copy_address(b, 1, args + 8, true, Reg::R1, direct);
+                    let copy_read = firing::CopyRead {
+                        arg: 1,
+                        addr: args + 8,
+                        make: true,
+                    };
+                    strings.copy_address(b, copy_read, Reg::R1, direct);
                     for (i, byte) in b"__init__\0".iter().enumerate() {
                         b.ldx(Size::B, Reg::R2, Reg::R1, i as i16);
                         b.jmp_imm(JmpOp::Jne, Reg::R2, i32::from(*byte), keep);

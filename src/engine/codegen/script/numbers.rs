@@ -30,17 +30,7 @@ impl Gen<'_> {
                 self.b
                     .ldx(Size::DW, Reg::R0, Reg::FP, self.args + 8 * *i as i16);
             }
-            ExprKind::Ctx(Ctx::Frame) => match self.env.frame {
-                Some(frame)
-                    if self.h.marker_of(&self.h.program.probes[self.probe])
-                        == Some(crate::cpython::Marker::FunctionEntry) =>
-                {
-                    self.b.ldx(Size::DW, Reg::R0, Reg::FP, frame.slot.off);
-                }
-                _ => {
-                    self.b.mov64_imm(Reg::R0, 0);
-                }
-            },
+            ExprKind::Ctx(Ctx::Frame) => self.frame_long(),
             ExprKind::Global(g) => self.global_read_long(*g, &[])?,
             ExprKind::Index(g, keys) => self.global_read_long(*g, keys)?,
             ExprKind::In(g, keys) => self.global_exists(*g, keys)?,
@@ -48,19 +38,7 @@ impl Gen<'_> {
             ExprKind::Call(f, args) => {
                 self.call(*f, args)?;
             }
-            ExprKind::Unary(op, a) => {
-                self.long(a)?;
-                match op {
-                    UnOp::Neg => {
-                        self.b.neg64(Reg::R0);
-                    }
-                    UnOp::Plus => {}
-                    UnOp::BitNot => {
-                        self.b.alu64_imm(AluOp::Xor, Reg::R0, -1);
-                    }
-                    UnOp::Not => self.set_bool(JmpOp::Jeq, 0),
-                }
-            }
+            ExprKind::Unary(op, a) => self.unary_long(*op, a)?,
             ExprKind::Binary(op, a, b) => {
                 let t = self.long_to_temp(a)?;
                 self.long(b)?;
@@ -69,19 +47,7 @@ impl Gen<'_> {
                 self.arith(*op, e.id)?;
             }
             ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                let and = matches!(e.kind, ExprKind::And(..));
-                let (short, end) = (self.b.new_label(), self.b.new_label());
-                self.long(a)?;
-                self.b
-                    .jmp_imm(if and { JmpOp::Jeq } else { JmpOp::Jne }, Reg::R0, 0, short);
-                self.long(b)?;
-                self.b
-                    .jmp_imm(if and { JmpOp::Jeq } else { JmpOp::Jne }, Reg::R0, 0, short);
-                self.b.mov64_imm(Reg::R0, i32::from(and));
-                self.b.ja(end);
-                self.b.bind(short);
-                self.b.mov64_imm(Reg::R0, i32::from(!and));
-                self.b.bind(end);
+                self.logical(matches!(e.kind, ExprKind::And(..)), a, b)?;
             }
             ExprKind::Compare(op, a, b) if a.ty == Ty::Str => self.compare_strings(*op, a, b)?,
             ExprKind::Compare(op, a, b) => {
@@ -91,15 +57,7 @@ impl Gen<'_> {
                 self.b.ldx(Size::DW, Reg::R0, Reg::FP, t);
                 self.compare_regs(*op);
             }
-            ExprKind::Ternary(c, a, b) => {
-                let (els, end) = (self.b.new_label(), self.b.new_label());
-                self.branch_if_false(c, els)?;
-                self.long(a)?;
-                self.b.ja(end);
-                self.b.bind(els);
-                self.long(b)?;
-                self.b.bind(end);
-            }
+            ExprKind::Ternary(c, a, b) => self.ternary_long(c, a, b)?,
             ExprKind::Assign(lv, op, v) => self.assign(lv, *op, v, true)?,
             ExprKind::Crement {
                 target,
@@ -118,6 +76,68 @@ impl Gen<'_> {
                 return Err(unsupported("this expression"));
             }
         }
+        Ok(())
+    }
+
+    /// `$arg4` (the frame): kept at function__entry when pytap knows
+    /// where the build has it, else 0.
+    fn frame_long(&mut self) {
+        match self.env.frame {
+            Some(frame)
+                if self.h.marker_of(&self.h.program.probes[self.probe])
+                    == Some(crate::cpython::Marker::FunctionEntry) =>
+            {
+                self.b.ldx(Size::DW, Reg::R0, Reg::FP, frame.slot.off);
+            }
+            _ => {
+                self.b.mov64_imm(Reg::R0, 0);
+            }
+        }
+    }
+
+    /// `-a`, `+a`, `~a`, `!a` into r0.
+    fn unary_long(&mut self, op: UnOp, a: &Expr) -> R<()> {
+        self.long(a)?;
+        match op {
+            UnOp::Neg => {
+                self.b.neg64(Reg::R0);
+            }
+            UnOp::Plus => {}
+            UnOp::BitNot => {
+                self.b.alu64_imm(AluOp::Xor, Reg::R0, -1);
+            }
+            UnOp::Not => self.set_bool(JmpOp::Jeq, 0),
+        }
+        Ok(())
+    }
+
+    /// `a && b` (`and`) or `a || b` into r0 as 0 or 1, `b` evaluated only
+    /// when `a` does not decide.
+    fn logical(&mut self, and: bool, a: &Expr, b: &Expr) -> R<()> {
+        let (short, end) = (self.b.new_label(), self.b.new_label());
+        self.long(a)?;
+        self.b
+            .jmp_imm(if and { JmpOp::Jeq } else { JmpOp::Jne }, Reg::R0, 0, short);
+        self.long(b)?;
+        self.b
+            .jmp_imm(if and { JmpOp::Jeq } else { JmpOp::Jne }, Reg::R0, 0, short);
+        self.b.mov64_imm(Reg::R0, i32::from(and));
+        self.b.ja(end);
+        self.b.bind(short);
+        self.b.mov64_imm(Reg::R0, i32::from(!and));
+        self.b.bind(end);
+        Ok(())
+    }
+
+    /// `c ? a : b` into r0.
+    fn ternary_long(&mut self, c: &Expr, a: &Expr, b: &Expr) -> R<()> {
+        let (els, end) = (self.b.new_label(), self.b.new_label());
+        self.branch_if_false(c, els)?;
+        self.long(a)?;
+        self.b.ja(end);
+        self.b.bind(els);
+        self.long(b)?;
+        self.b.bind(end);
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 use pytap_ebpf::{AluOp, Helper, JmpOp, ProgramBuilder, RB_NO_WAKEUP, Reg, Size};
 use pytap_script::ir::{ExprKind, Program};
 
+use super::firing::CopyRead;
 use super::globals::KeyAt;
 use super::lower::{Gen, unsupported};
 use super::placement::{KeyPart, LeafKind, OutputKind, Placement};
@@ -220,7 +221,28 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
         Some(g.args + super::FIRING_PID_TGID),
         timestamp,
     );
+    fill_counts(g, spec, key_len);
     let base = std::mem::size_of::<ScriptRecord>();
+    for (i, slot) in spec.longs.iter().enumerate() {
+        g.b.ldx(Size::DW, Reg::R1, Reg::FP, *slot);
+        g.b.stx(Size::DW, Reg::R6, (base + 8 * i) as i16, Reg::R1);
+    }
+    let metas = base + 8 * spec.longs.len();
+    let key_at = metas + std::mem::size_of::<ScriptString>() * spec.strs.len();
+    copy_key(g, spec, key_at)?;
+    let packed = abi::script_fixed_size(spec.longs.len(), spec.strs.len(), key_len);
+    g.b.mov64_imm(Reg::R7, packed as i32);
+    for (i, s) in spec.strs.iter().enumerate() {
+        let meta = metas + std::mem::size_of::<ScriptString>() * i;
+        fill_string(g, spec, meta, s)?;
+    }
+    let _ = off::FLAGS;
+    Ok(())
+}
+
+/// The record's counts and ids after its header: which output or global
+/// it is, how many numbers and strings it carries, its key's length.
+fn fill_counts(g: &mut Gen<'_>, spec: &Spec, key_len: usize) {
     g.b.st_imm(
         Size::W,
         Reg::R6,
@@ -251,12 +273,11 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
         std::mem::offset_of!(ScriptRecord, _pad) as i16,
         0,
     );
-    for (i, slot) in spec.longs.iter().enumerate() {
-        g.b.ldx(Size::DW, Reg::R1, Reg::FP, *slot);
-        g.b.stx(Size::DW, Reg::R6, (base + 8 * i) as i16, Reg::R1);
-    }
-    let metas = base + 8 * spec.longs.len();
-    let key_at = metas + std::mem::size_of::<ScriptString>() * spec.strs.len();
+}
+
+/// Copies the key (a new key's record) to `key_at`, from the stack or the
+/// scratch area.
+fn copy_key(g: &mut Gen<'_>, spec: &Spec, key_at: usize) -> R<()> {
     if let Some((at, len)) = spec.key {
         if let KeyAt::Scratch(off) = at {
             g.scratch_at(Reg::R2, off)?;
@@ -269,86 +290,105 @@ fn fill(g: &mut Gen<'_>, spec: &Spec) -> R<()> {
             g.b.stx(Size::DW, Reg::R6, (key_at + 8 * w) as i16, Reg::R1);
         }
     }
-    let packed = abi::script_fixed_size(spec.longs.len(), spec.strs.len(), key_len);
-    g.b.mov64_imm(Reg::R7, packed as i32);
-    for (i, s) in spec.strs.iter().enumerate() {
-        let meta = metas + std::mem::size_of::<ScriptString>() * i;
-        let ptr = (meta + std::mem::offset_of!(ScriptString, ptr)) as i16;
-        let ret = (meta + std::mem::offset_of!(ScriptString, ret)) as i16;
-        let flags = (meta + std::mem::offset_of!(ScriptString, flags)) as i16;
-        g.b.st_imm(Size::W, Reg::R6, flags, 0);
-        let mut copy = None;
-        let (cap, user) = match *s {
-            StrSrc::Addr { slot, max, copy: c } => {
-                copy = c.map(|(arg, make)| (arg, make, slot));
-                g.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
-                (
-                    max.map_or(STR_CAP as u32, |m| (m + 1).min(STR_CAP as u32)),
-                    true,
-                )
-            }
-            StrSrc::KeyAddr(at) => {
-                let (k, _) = spec
-                    .key
-                    .ok_or_else(|| unsupported("a key string without a key"))?;
-                match k {
-                    KeyAt::Stack(off) => {
-                        g.b.ldx(Size::DW, Reg::R3, Reg::FP, off + at as i16);
-                    }
-                    KeyAt::Scratch(off) => {
-                        g.scratch_at(Reg::R3, off + at)?;
-                        g.b.ldx(Size::DW, Reg::R3, Reg::R3, 0);
-                    }
-                }
-                (STR_CAP as u32, true)
-            }
-            StrSrc::Bytes(at) => {
-                g.scratch_at(Reg::R3, at)?;
-                (STR_CAP as u32, false)
-            }
-        };
-        if user {
-            g.b.stx(Size::DW, Reg::R6, ptr, Reg::R3);
-        } else {
-            g.b.st_imm(Size::DW, Reg::R6, ptr, 0);
-        }
-        let read = g.b.new_label();
-        if let Some((arg, make, slot)) = copy {
-            // The firing's copy of the marker string, when there is one.
-            let direct = g.b.new_label();
-            g.strings
-                .copy_address(g.b, arg, slot, make, Reg::R3, direct);
-            g.b.mov64_reg(Reg::R1, Reg::R6)
-                .alu64_reg(AluOp::Add, Reg::R1, Reg::R7);
-            g.b.mov64_imm(Reg::R2, cap as i32);
-            g.b.call(Helper::ProbeReadKernelStr);
-            g.b.ja(read);
-            g.b.bind(direct);
-            g.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
-        }
+    Ok(())
+}
+
+/// Fills the string whose metadata is at `meta` and reads it at r6 + r7,
+/// then adds its length to r7.
+fn fill_string(g: &mut Gen<'_>, spec: &Spec, meta: usize, s: &StrSrc) -> R<()> {
+    let ptr = (meta + std::mem::offset_of!(ScriptString, ptr)) as i16;
+    let ret = (meta + std::mem::offset_of!(ScriptString, ret)) as i16;
+    let flags = (meta + std::mem::offset_of!(ScriptString, flags)) as i16;
+    g.b.st_imm(Size::W, Reg::R6, flags, 0);
+    let StrRead { cap, user, copy } = string_source(g, spec, s)?;
+    if user {
+        g.b.stx(Size::DW, Reg::R6, ptr, Reg::R3);
+    } else {
+        g.b.st_imm(Size::DW, Reg::R6, ptr, 0);
+    }
+    let read = g.b.new_label();
+    if let Some(copy) = copy {
+        // The firing's copy of the marker string, when there is one.
+        let direct = g.b.new_label();
+        g.strings.copy_address(g.b, copy, Reg::R3, direct);
         g.b.mov64_reg(Reg::R1, Reg::R6)
             .alu64_reg(AluOp::Add, Reg::R1, Reg::R7);
         g.b.mov64_imm(Reg::R2, cap as i32);
-        g.b.call(if user {
-            Helper::ProbeReadUserStr
-        } else {
-            Helper::ProbeReadKernelStr
-        });
-        g.b.bind(read);
-        g.b.stx(Size::W, Reg::R6, ret, Reg::R0);
-        if user && cap == STR_CAP as u32 {
-            truncation_check(g.b, g.env, ptr, flags)?;
-            let _ = counter::TRUNCATED;
-        }
-        let ok = g.b.new_label();
-        g.b.ldx(Size::W, Reg::R1, Reg::R6, ret);
-        g.b.jmp_imm(JmpOp::Jle, Reg::R1, STR_CAP as i32, ok);
-        g.b.mov64_imm(Reg::R1, 0);
-        g.b.bind(ok);
-        g.b.alu64_reg(AluOp::Add, Reg::R7, Reg::R1);
+        g.b.call(Helper::ProbeReadKernelStr);
+        g.b.ja(read);
+        g.b.bind(direct);
+        g.b.ldx(Size::DW, Reg::R3, Reg::FP, copy.addr);
     }
-    let _ = off::FLAGS;
+    g.b.mov64_reg(Reg::R1, Reg::R6)
+        .alu64_reg(AluOp::Add, Reg::R1, Reg::R7);
+    g.b.mov64_imm(Reg::R2, cap as i32);
+    g.b.call(if user {
+        Helper::ProbeReadUserStr
+    } else {
+        Helper::ProbeReadKernelStr
+    });
+    g.b.bind(read);
+    g.b.stx(Size::W, Reg::R6, ret, Reg::R0);
+    if user && cap == STR_CAP as u32 {
+        truncation_check(g.b, g.env, ptr, flags)?;
+        let _ = counter::TRUNCATED;
+    }
+    let ok = g.b.new_label();
+    g.b.ldx(Size::W, Reg::R1, Reg::R6, ret);
+    g.b.jmp_imm(JmpOp::Jle, Reg::R1, STR_CAP as i32, ok);
+    g.b.mov64_imm(Reg::R1, 0);
+    g.b.bind(ok);
+    g.b.alu64_reg(AluOp::Add, Reg::R7, Reg::R1);
     Ok(())
+}
+
+/// How a record's string is read.
+struct StrRead {
+    /// The bytes it may take, with its NUL.
+    cap: u32,
+    /// Whether it is in the process's memory (else in the scratch area).
+    user: bool,
+    /// The firing's copy to read instead, when there is one.
+    copy: Option<CopyRead>,
+}
+
+/// Leaves the address of string `s` in r3, and says how to read it.
+fn string_source(g: &mut Gen<'_>, spec: &Spec, s: &StrSrc) -> R<StrRead> {
+    let mut copy = None;
+    let (cap, user) = match *s {
+        StrSrc::Addr { slot, max, copy: c } => {
+            copy = c.map(|(arg, make)| CopyRead {
+                arg,
+                addr: slot,
+                make,
+            });
+            g.b.ldx(Size::DW, Reg::R3, Reg::FP, slot);
+            (
+                max.map_or(STR_CAP as u32, |m| (m + 1).min(STR_CAP as u32)),
+                true,
+            )
+        }
+        StrSrc::KeyAddr(at) => {
+            let (k, _) = spec
+                .key
+                .ok_or_else(|| unsupported("a key string without a key"))?;
+            match k {
+                KeyAt::Stack(off) => {
+                    g.b.ldx(Size::DW, Reg::R3, Reg::FP, off + at as i16);
+                }
+                KeyAt::Scratch(off) => {
+                    g.scratch_at(Reg::R3, off + at)?;
+                    g.b.ldx(Size::DW, Reg::R3, Reg::R3, 0);
+                }
+            }
+            (STR_CAP as u32, true)
+        }
+        StrSrc::Bytes(at) => {
+            g.scratch_at(Reg::R3, at)?;
+            (STR_CAP as u32, false)
+        }
+    };
+    Ok(StrRead { cap, user, copy })
 }
 
 /// After a user string filled the buffer (r0 == STR_CAP): flags it when

@@ -11,6 +11,7 @@ use pytap_script::ast::CmpOp;
 use pytap_script::builtins::Builtin;
 use pytap_script::ir::*;
 
+use super::firing::CopyRead;
 use super::lower::{Gen, Slot, unsupported};
 use crate::engine::abi::STR_CAP;
 use crate::engine::codegen::CodegenError;
@@ -221,8 +222,13 @@ impl Gen<'_> {
         if let Some((arg, make)) = copy {
             // The firing's copy, when there is one: no read at all.
             let direct = self.b.new_label();
+            let copy_read = CopyRead {
+                arg,
+                addr: slot,
+                make,
+            };
             self.strings
-                .copy_address(self.b, arg, slot, make, Reg::R1, direct);
+                .copy_address(self.b, copy_read, Reg::R1, direct);
             self.compare_with_literal(op, lit, Reg::R1, 0);
             self.b.ja(after);
             self.b.bind(direct);

@@ -264,7 +264,7 @@ pub fn in_kernel(probe: &Probe) -> bool {
 /// change for them, since what they write by key goes to the same maps,
 /// and what they add to an address-keyed array (whose keys are string
 /// addresses only the kernel knows) is kept beside it in pytap and added
-/// when the array is read (`tool::stap::store`).
+/// when the array is read (`script::store`).
 pub fn place(program: &Program) -> Result<Placement, Vec<Diagnostic>> {
     let mut p = Placer {
         program,

@@ -6,7 +6,7 @@ use pytap_script::source::SourceMap;
 use pytap_script::tapset;
 
 use super::*;
-use crate::tool::stap::compile::catalog;
+use crate::engine::codegen::script::catalog::catalog;
 
 fn placed(text: &str) -> Result<(Program, Placement), String> {
     let mut map = SourceMap::new();

@@ -284,56 +284,12 @@ impl Placer<'_> {
                 self.touch(*g, true, false);
                 self.keys(*g, keys);
             }
-            ExprKind::Builtin(b, args) => {
-                match b {
-                    Builtin::Ppid => self.diags.push(
-                        unsupported(e.span, "`ppid()` outside printf's arguments")
-                            .hint("printed, it is read by pytap"),
-                    ),
-                    Builtin::Probefunc | Builtin::Probemod | Builtin::ProbeId => self.diags.push(
-                        unsupported(e.span, &format!("`{}` outside what is printed", b.shown()))
-                            .hint("printed (printf, trace), it is known by pytap from the site that fired"),
-                    ),
-                    Builtin::Substr | Builtin::Stringat | Builtin::Strpos | Builtin::StrReplace | Builtin::Strtol | Builtin::Tokenize | Builtin::TokenizeNext | Builtin::TextStr | Builtin::Basename | Builtin::Dirname | Builtin::Strstr | Builtin::DSubstr => {
-                        self.diags.push(
-                            unsupported(e.span, &format!("`{}`", b.shown()))
-                                .hint("string functions run in pytap when their value is only printed: use it in printf's arguments"),
-                        );
-                    }
-                    Builtin::Isinstr if !matches!(args.get(1).map(|a| &a.kind), Some(ExprKind::Str(_))) => {
-                        self.diags.push(unsupported(e.span, "`isinstr` with a needle that is not a string literal"));
-                    }
-                    Builtin::ThreadIndent | Builtin::Indent => self.diags.push(
-                        unsupported(e.span, &format!("`{}` outside printf's arguments", b.name()))
-                            .hint(format!("print it: `printf(\"%s …\", {}(1), …)`; or use `{}_depth`", b.name(), b.name())),
-                    ),
-                    Builtin::Timestamp => self.out.timestamp = true,
-                    Builtin::ThreadIndentDepth => self.out.thread_indent = true,
-                    Builtin::IndentDepth => self.out.indent = true,
-                    Builtin::Log | Builtin::Warn | Builtin::Error | Builtin::Exit => {
-                        self.diags.push(unsupported(e.span, &format!("`{}` inside an expression", b.name())));
-                    }
-                    _ => {}
-                }
-                args.iter().for_each(|a| self.expr(a));
-            }
+            ExprKind::Builtin(b, args) => self.builtin(e, *b, args),
             ExprKind::AggAction { .. } => self.diags.push(
                 unsupported(e.span, "`printa`, `clear`, `trunc` and `normalize` in a marker clause")
                     .hint("they run in pytap: use them in BEGIN, END or tick-N clauses"),
             ),
-            ExprKind::Call(f, args) => {
-                args.iter().for_each(|a| self.expr(a));
-                if self.inlining.contains(f) {
-                    self.diags.push(unsupported(e.span, "a recursive function"));
-                    return;
-                }
-                self.inlining.push(*f);
-                let function = &self.program.functions[*f];
-                for s in &function.body {
-                    self.stmt(s, false);
-                }
-                self.inlining.pop();
-            }
+            ExprKind::Call(f, args) => self.call(e, *f, args),
             ExprKind::Unary(_, a) => self.expr(a),
             ExprKind::Binary(op, a, b) => {
                 if matches!(op, BinOp::Div | BinOp::Mod) {
@@ -375,16 +331,98 @@ impl Placer<'_> {
                 unsupported(e.span, "reading statistics (`@count`, …)")
                     .hint("statistics are gathered per CPU in the kernel: read them in `end` or timer probes"),
             ),
-            ExprKind::Print(p) => {
-                if p.kind.is_sprint() {
-                    self.diags.push(
-                        unsupported(e.span, &format!("`{}` outside printf's arguments", print_name(p.kind)))
-                            .hint("it runs in pytap when its value is only printed"),
-                    );
-                } else {
-                    self.diags.push(unsupported(e.span, "a print function inside an expression"));
-                }
+            ExprKind::Print(p) => self.print(e, p),
+        }
+    }
+
+    /// A built-in in a marker probe: those the kernel cannot run, and the
+    /// firing values the probe needs kept.
+    fn builtin(&mut self, e: &Expr, b: Builtin, args: &[Expr]) {
+        match b {
+            Builtin::Ppid => self.diags.push(
+                unsupported(e.span, "`ppid()` outside printf's arguments")
+                    .hint("printed, it is read by pytap"),
+            ),
+            Builtin::Probefunc | Builtin::Probemod | Builtin::ProbeId => self.diags.push(
+                unsupported(e.span, &format!("`{}` outside what is printed", b.shown()))
+                    .hint("printed (printf, trace), it is known by pytap from the site that fired"),
+            ),
+            Builtin::Substr
+            | Builtin::Stringat
+            | Builtin::Strpos
+            | Builtin::StrReplace
+            | Builtin::Strtol
+            | Builtin::Tokenize
+            | Builtin::TokenizeNext
+            | Builtin::TextStr
+            | Builtin::Basename
+            | Builtin::Dirname
+            | Builtin::Strstr
+            | Builtin::DSubstr => {
+                self.diags.push(
+                    unsupported(e.span, &format!("`{}`", b.shown()))
+                        .hint("string functions run in pytap when their value is only printed: use it in printf's arguments"),
+                );
             }
+            Builtin::Isinstr if !matches!(args.get(1).map(|a| &a.kind), Some(ExprKind::Str(_))) => {
+                self.diags.push(unsupported(
+                    e.span,
+                    "`isinstr` with a needle that is not a string literal",
+                ));
+            }
+            Builtin::ThreadIndent | Builtin::Indent => self.diags.push(
+                unsupported(
+                    e.span,
+                    &format!("`{}` outside printf's arguments", b.name()),
+                )
+                .hint(format!(
+                    "print it: `printf(\"%s …\", {}(1), …)`; or use `{}_depth`",
+                    b.name(),
+                    b.name()
+                )),
+            ),
+            Builtin::Timestamp => self.out.timestamp = true,
+            Builtin::ThreadIndentDepth => self.out.thread_indent = true,
+            Builtin::IndentDepth => self.out.indent = true,
+            Builtin::Log | Builtin::Warn | Builtin::Error | Builtin::Exit => {
+                self.diags.push(unsupported(
+                    e.span,
+                    &format!("`{}` inside an expression", b.name()),
+                ));
+            }
+            _ => {}
+        }
+        args.iter().for_each(|a| self.expr(a));
+    }
+
+    /// A user function's call: its body is walked where it is inlined.
+    fn call(&mut self, e: &Expr, f: FuncId, args: &[Expr]) {
+        args.iter().for_each(|a| self.expr(a));
+        if self.inlining.contains(&f) {
+            self.diags.push(unsupported(e.span, "a recursive function"));
+            return;
+        }
+        self.inlining.push(f);
+        let function = &self.program.functions[f];
+        for s in &function.body {
+            self.stmt(s, false);
+        }
+        self.inlining.pop();
+    }
+
+    /// A print function inside an expression.
+    fn print(&mut self, e: &Expr, p: &Print) {
+        if p.kind.is_sprint() {
+            self.diags.push(
+                unsupported(
+                    e.span,
+                    &format!("`{}` outside printf's arguments", print_name(p.kind)),
+                )
+                .hint("it runs in pytap when its value is only printed"),
+            );
+        } else {
+            self.diags
+                .push(unsupported(e.span, "a print function inside an expression"));
         }
     }
 

@@ -11,19 +11,23 @@ use pytap_script::ir::PointKind;
 use pytap_sys::poll::Poller;
 use pytap_sys::signal::SIGCHLD;
 
-use super::StapRequest;
 use super::compile::Compiled;
 use super::runtime::Runtime;
 use crate::error::ExitCode;
 use crate::runner::live::TargetSpec;
-use crate::runner::tool_run;
+use crate::runner::tool_run::{self, StreamOptions};
 
 const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_PID: u64 = 2;
 
 /// Runs a script that attaches nothing.
-pub fn run(compiled: Compiled, request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
-    if request.stream.attach.dump_bpf {
+pub fn run(
+    compiled: Compiled,
+    target: Option<&TargetSpec>,
+    stream: &StreamOptions,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    if stream.attach.dump_bpf {
         writeln!(
             out,
             "# the script has no marker probes: nothing runs in the kernel"
@@ -33,7 +37,7 @@ pub fn run(compiled: Compiled, request: &StapRequest, out: &mut dyn Write) -> Re
     let signals = tool_run::signals()?;
     let mut rt = Runtime::new(compiled, out);
     let mut child = None;
-    let pidfd = match &request.target {
+    let pidfd = match target {
         Some(TargetSpec::Command(argv)) => {
             let (program, args) = argv.split_first().context("-c: the command is empty")?;
             let c = std::process::Command::new(program)
@@ -58,7 +62,7 @@ pub fn run(compiled: Compiled, request: &StapRequest, out: &mut dyn Write) -> Re
     if let Some(fd) = &pidfd {
         poller.add(fd.as_raw_fd(), TOKEN_PID)?;
     }
-    let deadline = request.stream.duration.map(|d| Instant::now() + d);
+    let deadline = stream.duration.map(|d| Instant::now() + d);
     while !rt.exited() && rt.error.is_none() {
         rt.flush_out()?;
         let now = Instant::now();

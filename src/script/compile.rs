@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pytap_script::check::{Catalog, Input, MarkerInfo};
+use pytap_script::check::Input;
 use pytap_script::diag::Diagnostics;
 use pytap_script::ir::Program;
 use pytap_script::source::SourceMap;
 use pytap_script::tapset;
 
-use crate::cpython::Marker;
+use crate::engine::codegen::script::catalog::catalog;
 use crate::engine::codegen::script::placement::{self, Placement};
 
 /// What the user gave.
@@ -47,20 +47,6 @@ pub struct Compiled {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ScriptErrors(pub String);
-
-/// CPython's markers as scripts see them.
-pub fn catalog() -> Catalog {
-    Catalog {
-        markers: Marker::ALL
-            .iter()
-            .map(|m| MarkerInfo {
-                name: m.name().to_string(),
-                args: m.args().len(),
-                function: matches!(m, Marker::FunctionEntry | Marker::FunctionReturn),
-            })
-            .collect(),
-    }
-}
 
 /// The tapset files of an `-I` directory, sorted by name.
 fn tapsets_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

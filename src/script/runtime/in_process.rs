@@ -8,12 +8,12 @@
 use pytap_script::interp::ProbeInfo;
 use pytap_script::ir::PointKind;
 
-use super::context::{MarkerArgs, RecordContext};
-use super::runtime::Runtime;
+use super::Runtime;
 use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
 use crate::engine::decode::{Body, Event};
 use crate::engine::session::Session;
+use crate::script::context::{MarkerArgs, RecordContext};
 
 /// Tells a function name's "address" from its file name's: the capture
 /// gives both the code object's id.
