@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pytap::engine::codegen::script::placement;
-use pytap::tool::stap::compile::catalog;
+use pytap::engine::codegen::script::catalog::catalog;
 use pytap_script::check::{Dialect, Input, compile};
 use pytap_script::source::SourceMap;
 use pytap_script::tapset;
