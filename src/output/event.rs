@@ -17,7 +17,7 @@ use crate::model::stack::{Frame, FuncId};
 use crate::output::escape;
 
 /// Output format of event streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Aligned text lines for people.
     Text,

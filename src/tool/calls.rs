@@ -35,14 +35,13 @@ use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::names::FuncNames;
 
 /// Sort columns of `pytap calls`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallsSort {
     /// Number of calls.
     Calls,
     /// Total (inclusive) time.
     Total,
-    /// Self (exclusive) time.
-    #[value(name = "self")]
+    /// Self (exclusive) time (`self` on the command line).
     SelfTime,
     /// Mean time per call.
     Mean,

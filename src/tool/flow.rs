@@ -7,7 +7,6 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::cli::FlowStyle;
 use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
@@ -24,6 +23,15 @@ use crate::output::event::{Format, Strings};
 use crate::runner::tool_run::{self, StreamOptions};
 
 pub use crate::tool::filter::FuncFilter;
+
+/// Line style of `pytap flow`'s text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStyle {
+    /// The HOWTO's SystemTap output (thread_indent).
+    Systemtap,
+    /// The HOWTO's DTrace output (call_stack.d).
+    Dtrace,
+}
 
 /// A `pytap flow` run.
 #[derive(Debug, Clone)]
