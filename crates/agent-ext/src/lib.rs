@@ -16,7 +16,6 @@
 //! publishes a record, so threads cannot interleave inside one. Every
 //! `unsafe` block says why it holds.
 
-#![allow(non_camel_case_types, non_snake_case)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 use pytap_abi::capture as ring;
