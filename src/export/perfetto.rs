@@ -22,9 +22,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::protobuf::Encoder;
-use crate::engine::decode::AuditArgs;
 use crate::model::label;
-use crate::model::slice::{Call, End, Item, Sink, Thread};
+use crate::model::slice::{Audit, Call, End, Item, Sink, Thread};
 use crate::model::stack::Frame;
 use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
@@ -540,13 +539,16 @@ impl<W: Write> Sink for PerfettoSink<W> {
 
     fn audit(
         &mut self,
-        thread: Thread,
-        ts_ns: u64,
-        event: &str,
-        args: Option<&AuditArgs>,
+        audit: &Audit<'_>,
         stack: &[Frame<Item>],
         strings: &StringTable,
     ) -> Result<()> {
+        let Audit {
+            thread,
+            ts_ns,
+            event,
+            args,
+        } = *audit;
         let at = (ts_ns, self.track(thread, ts_ns)?, TYPE_INSTANT);
         let new_name = !self.audits.contains_key(event);
         if new_name {
