@@ -7,7 +7,8 @@
 //! - [`decode`]: records back into typed events; [`names`]: names of the
 //!   function records sent without them; [`recover`]: strings the probe
 //!   could not read, from the binary.
-//! - [`plan`]: which sites to attach (and arm) per module, pure;
+//! - [`plan`]: which sites to attach (and arm) per module, pure, for a
+//!   [`marker_choice::MarkerChoice`];
 //!   [`session`]: maps, programs and links, loaded and attached.
 //! - [`follow`]: the processes a run follows (a command's tree with
 //!   ptrace, pids), and what their forks, execs and exits do to the probes;
@@ -22,6 +23,7 @@ pub mod consumer;
 pub mod decode;
 pub mod follow;
 pub mod hazard;
+pub mod marker_choice;
 pub mod names;
 pub mod plan;
 pub mod recover;

@@ -26,6 +26,7 @@ use crate::engine::codegen::within::WithinRecords;
 use crate::engine::codegen::{Handler, MapKind, MapSpec, MapTable};
 use crate::engine::consumer::{Consumer, End};
 use crate::engine::hazard;
+use crate::engine::marker_choice::MarkerChoice;
 use crate::engine::plan::{ArmMode, AttachTarget, Plan};
 use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
@@ -115,8 +116,7 @@ pub type MakeHandler<'a, H> = dyn FnMut(&mut MapTable, RecordMaps, &[AttachTarge
 
 fn plan<H: Handler + 'static>(
     targets: Vec<AttachTarget>,
-    markers: &BTreeSet<Marker>,
-    strict: bool,
+    MarkerChoice { markers, strict }: MarkerChoice<'_>,
     options: &AttachOptions,
     capture: CaptureMode,
     traced: bool,
@@ -165,8 +165,10 @@ pub fn attach<H: Handler + 'static>(
         let markers = hazard::check(&targets, markers, strict, stream.force, mode)?;
         let plan = plan(
             targets,
-            &markers,
-            strict,
+            MarkerChoice {
+                markers: &markers,
+                strict,
+            },
             &stream.attach,
             mode,
             traced,
@@ -395,8 +397,7 @@ pub fn dump_bpf<H: Handler + 'static>(
     let traced = !matches!(stream.target, TargetSpec::All { .. });
     let plan = plan(
         targets,
-        markers,
-        strict,
+        MarkerChoice { markers, strict },
         &stream.attach,
         CaptureMode::Markers,
         traced,
