@@ -10,8 +10,9 @@ use anyhow::{Result, bail};
 
 use super::resolve as args;
 use super::{
-    AuditArgs, CallsArgs, DtraceArgs, ExportStyleArgs, FlowArgs, GcArgs, ImportsArgs, InfoArgs,
-    ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs, TopArgs, TraceArgs,
+    AuditArgs, CallsArgs, DtraceArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs, ImportsArgs,
+    InfoArgs, ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs, TopArgs,
+    TraceArgs,
 };
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::record::Parts;
@@ -65,7 +66,7 @@ pub fn info(a: InfoArgs) -> Result<info::InfoTarget> {
 /// warning when the command's output shares the JSON Lines' stdout).
 fn view_stream(
     target: &TargetArgs,
-    engine: &super::EngineArgs,
+    engine: &EngineArgs,
     output: &OutputArgs,
 ) -> Result<(Sink, StreamOptions)> {
     let sink = open_output(output.output.as_deref())?;

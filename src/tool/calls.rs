@@ -41,7 +41,7 @@ pub enum CallsSort {
     Calls,
     /// Total (inclusive) time.
     Total,
-    /// Self (exclusive) time (`self` on the command line).
+    /// Self (exclusive) time.
     SelfTime,
     /// Mean time per call.
     Mean,
