@@ -86,21 +86,38 @@ fn layout(minor: u64) -> Option<Layout> {
     }
 }
 
+/// Why `_PyRuntime` holds no table pytap will write by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DebugOffsetsError {
+    /// No cookie, or too few bytes.
+    #[error("no _Py_DebugOffsets table at _PyRuntime")]
+    Missing,
+    /// A version whose table pytap does not know.
+    #[error("CPython {major}.{minor}: pytap knows the remote debugging table of 3.14 only")]
+    Version {
+        /// Major version.
+        major: u64,
+        /// Minor version.
+        minor: u64,
+    },
+    /// Offsets that do not describe a thread state.
+    #[error("the remote debugging table does not make sense")]
+    Nonsense,
+}
+
 impl DebugOffsets {
     /// Reads the table at the start of `_PyRuntime` (`bytes`, at least
     /// [`TABLE_BYTES`] of it).
-    pub fn parse(bytes: &[u8]) -> Result<DebugOffsets, String> {
+    pub fn parse(bytes: &[u8]) -> Result<DebugOffsets, DebugOffsetsError> {
         if bytes.len() < TABLE_BYTES || &bytes[..8] != COOKIE {
-            return Err("no _Py_DebugOffsets table at _PyRuntime".into());
+            return Err(DebugOffsetsError::Missing);
         }
         let word =
             |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         let version = word(1);
         let (major, minor) = (version >> 24, (version >> 16) & 0xff);
         let Some(l) = layout(minor).filter(|_| major == 3) else {
-            return Err(format!(
-                "CPython {major}.{minor}: pytap knows the remote debugging table of 3.14 only"
-            ));
+            return Err(DebugOffsetsError::Version { major, minor });
         };
         let d = l.debugger_support;
         let offsets = DebugOffsets {
@@ -126,7 +143,7 @@ impl DebugOffsets {
             || support_end > offsets.thread_state_size
             || offsets.eval_breaker + 8 > offsets.thread_state_size
         {
-            return Err("the remote debugging table does not make sense".into());
+            return Err(DebugOffsetsError::Nonsense);
         }
         Ok(offsets)
     }
@@ -206,7 +223,7 @@ pub fn send(pid: u32, module: &Module, script: &Path) -> Result<PendingCall> {
     };
     let mut table = vec![0u8; TABLE_BYTES];
     read(runtime, &mut table)?;
-    let offsets = DebugOffsets::parse(&table).map_err(anyhow::Error::msg)?;
+    let offsets = DebugOffsets::parse(&table)?;
     if offsets.free_threaded {
         bail!("pid {pid} runs a free-threaded CPython, which pytap's agent does not support");
     }
@@ -298,7 +315,12 @@ mod tests {
     fn other_versions_and_nonsense_are_refused() {
         let mut t = table_3_14();
         t[8..16].copy_from_slice(&0x030d05f0u64.to_le_bytes());
-        assert!(DebugOffsets::parse(&t).unwrap_err().contains("3.13"));
+        assert!(
+            DebugOffsets::parse(&t)
+                .unwrap_err()
+                .to_string()
+                .contains("3.13")
+        );
         let mut t = table_3_14();
         t[0] = b'y';
         assert!(DebugOffsets::parse(&t).is_err());
@@ -308,6 +330,7 @@ mod tests {
         assert!(
             DebugOffsets::parse(&t)
                 .unwrap_err()
+                .to_string()
                 .contains("does not make sense")
         );
         assert!(DebugOffsets::parse(&table_3_14()[..100]).is_err());

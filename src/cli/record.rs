@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{EngineArgs, TargetArgs};
+use crate::export::{ExportFormat, Weight};
 
 /// `pytap record --help`'s examples and notes.
 pub const RECORD_HELP: &str = "\
@@ -43,13 +44,58 @@ unfinished. Folded stacks and flame graphs weigh each stack by the exact
 wall time spent in it and not in a callee (--weight calls: by calls). The
 formats are described in docs/export.md.";
 
+/// `--format` of an export ([`ExportFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    /// Perfetto's native protobuf trace (ui.perfetto.dev).
+    Perfetto,
+    /// Chrome Trace Event JSON (chrome://tracing, older tools).
+    Chrome,
+    /// speedscope's evented profile format (speedscope.app).
+    Speedscope,
+    /// Folded stacks, `a;b;c N` (flamegraph.pl, inferno, and others).
+    Folded,
+    /// An SVG flame graph.
+    Svg,
+}
+
+impl From<ExportFormatArg> for ExportFormat {
+    fn from(arg: ExportFormatArg) -> Self {
+        match arg {
+            ExportFormatArg::Perfetto => ExportFormat::Perfetto,
+            ExportFormatArg::Chrome => ExportFormat::Chrome,
+            ExportFormatArg::Speedscope => ExportFormat::Speedscope,
+            ExportFormatArg::Folded => ExportFormat::Folded,
+            ExportFormatArg::Svg => ExportFormat::Svg,
+        }
+    }
+}
+
+/// `--weight` of folded stacks and flame graphs ([`Weight`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightArg {
+    /// Nanoseconds spent in the stack and not in a callee.
+    Time,
+    /// Calls that returned with this stack.
+    Calls,
+}
+
+impl From<WeightArg> for Weight {
+    fn from(arg: WeightArg) -> Self {
+        match arg {
+            WeightArg::Time => Weight::Time,
+            WeightArg::Calls => Weight::Calls,
+        }
+    }
+}
+
 /// How an export is drawn (`pytap export`, `pytap record --format`).
 #[derive(Debug, Args)]
 pub struct ExportStyleArgs {
     /// Folded stacks and flame graphs: weigh stacks by the wall time spent
     /// in them (ns), or by calls
     #[arg(long, value_enum, default_value = "time")]
-    pub weight: crate::export::Weight,
+    pub weight: WeightArg,
     /// SVG and folded: a flame chart (stacks in time order, per thread)
     /// instead of a flame graph
     #[arg(long)]
@@ -74,7 +120,7 @@ pub struct RecordArgs {
     pub output: PathBuf,
     /// Write this export instead of a recording
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<crate::export::ExportFormat>,
+    pub format: Option<ExportFormatArg>,
     /// How the export is drawn.
     #[command(flatten)]
     pub style: ExportStyleArgs,
@@ -91,7 +137,7 @@ pub struct ExportArgs {
     pub input: PathBuf,
     /// What to write
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: crate::export::ExportFormat,
+    pub format: ExportFormatArg,
     /// Write to FILE (default: stdout, except for perfetto on a terminal)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{EngineArgs, TargetArgs};
-use crate::output::event::Format;
+use super::{EngineArgs, FormatArg, TargetArgs};
 
 /// `pytap trace`.
 #[derive(Debug, Args)]
@@ -18,7 +17,7 @@ pub struct TraceArgs {
     pub markers: Vec<String>,
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: FormatArg,
     /// Write events to FILE instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

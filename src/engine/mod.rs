@@ -7,11 +7,14 @@
 //! - [`decode`]: records back into typed events; [`names`]: names of the
 //!   function records sent without them; [`recover`]: strings the probe
 //!   could not read, from the binary.
-//! - [`plan`]: which sites to attach (and arm) per module, pure;
+//! - [`plan`]: which sites to attach (and arm) per module, pure, for a
+//!   [`plan::PlanRequest`];
 //!   [`session`]: maps, programs and links, loaded and attached.
 //! - [`follow`]: the processes a run follows (a command's tree with
 //!   ptrace, pids), and what their forks, execs and exits do to the probes;
-//! - [`run`]: targets, the event loop, draining, the end of a run;
+//! - [`consumer`]: what receives a run's events, and why a run ends;
+//!   [`source`]: what a consumer may ask about them (the event loop that
+//!   feeds them is `runner`'s);
 //!   [`tasks`]: the traced threads' names as of each event; [`streams`]:
 //!   the kernel's ring buffer and per-CPU rings, merged by timestamp.
 

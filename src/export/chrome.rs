@@ -17,7 +17,7 @@ use anyhow::Result;
 
 use crate::engine::decode::AuditArgs;
 use crate::model::label::{self, Style};
-use crate::model::slice::{End, Item, Sink, Thread};
+use crate::model::slice::{Audit, End, Item, Sink, Thread};
 use crate::model::stack::Frame;
 use crate::output::event::json_str;
 use crate::recording::StringTable;
@@ -35,6 +35,24 @@ pub struct ChromeSink<W: Write> {
     events: u64,
     /// Per thread, when its open slices began (innermost last).
     open: HashMap<Thread, Vec<u64>>,
+}
+
+/// An audit event's `args`, without their braces: `"argN"` as Python
+/// prints each value, and `"more"` when some were not captured.
+fn audit_args(b: &mut Vec<u8>, args: &AuditArgs) -> Result<()> {
+    let mut text = String::new();
+    for (i, v) in args.values.iter().enumerate() {
+        use std::fmt::Write as _;
+        text.clear();
+        let _ = write!(text, "{v}");
+        write!(b, "{}\"arg{i}\":", if i > 0 { "," } else { "" })?;
+        json_str(b, &text)?;
+    }
+    if args.more > 0 {
+        let sep = if args.values.is_empty() { "" } else { "," };
+        write!(b, "{sep}\"more\":{}", args.more)?;
+    }
+    Ok(())
 }
 
 /// Writes `ns` as microseconds with three decimals.
@@ -58,47 +76,93 @@ impl<W: Write> ChromeSink<W> {
         self.out
     }
 
-    /// Starts an event: `{"ph":PH,"pid":P,"tid":T,"name":NAME` (the caller
-    /// writes the rest and the closing brace, then calls [`Self::done`]).
-    fn event(&mut self, ph: &str, pid: u32, tid: u32, name: &str) -> Result<()> {
+    /// Writes one event: `{"ph":PH,"pid":P,"tid":T,"name":NAME`, then
+    /// what `rest` adds, then the closing brace; writes the buffer out
+    /// when it is big enough.
+    fn event(
+        &mut self,
+        ph: &str,
+        thread: Thread,
+        name: &str,
+        rest: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let Thread { pid, tid } = thread;
         let b = &mut self.buf;
         b.extend_from_slice(match self.events {
-            0 => b"{\"traceEvents\":[\n".as_slice(),
+            0 => TRACE_EVENTS,
             _ => b",\n",
         });
         self.events += 1;
-        write!(b, "{{\"ph\":\"{ph}\",\"pid\":{pid},\"tid\":{tid},\"name\":")?;
+        b.push(b'{');
+        write!(b, "\"ph\":\"{ph}\",\"pid\":{pid},\"tid\":{tid},\"name\":")?;
         json_str(b, name)?;
-        Ok(())
-    }
-
-    /// Ends an event; writes the buffer out when it is big enough.
-    fn done(&mut self) -> Result<()> {
-        self.buf.push(b'}');
-        if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+        rest(b)?;
+        b.push(b'}');
+        if b.len() >= FLUSH_AT {
+            self.out.write_all(b)?;
+            b.clear();
         }
         Ok(())
     }
 
     /// A metadata event naming a process or thread.
-    fn metadata(&mut self, what: &str, pid: u32, tid: u32, name: &str) -> Result<()> {
-        self.event("M", pid, tid, what)?;
-        self.buf.extend_from_slice(b",\"args\":{\"name\":");
-        json_str(&mut self.buf, name)?;
-        self.buf.push(b'}');
-        self.done()
+    fn metadata(&mut self, what: &str, thread: Thread, name: &str) -> Result<()> {
+        self.event("M", thread, what, |b| {
+            b.extend_from_slice(b",\"args\":{\"name\":");
+            json_str(b, name)?;
+            b.push(b'}');
+            Ok(())
+        })
     }
+}
+
+/// The start of the JSON document, before its first event (`finish`
+/// writes the end).
+const TRACE_EVENTS: &[u8] = b"{\"traceEvents\":[\n";
+
+/// A complete slice's `args`, without their braces: what the item is, and
+/// how it ended.
+fn slice_args(
+    b: &mut Vec<u8>,
+    item: Option<&Item>,
+    how: &End,
+    strings: &StringTable,
+) -> Result<()> {
+    let mut sep = "";
+    match item {
+        Some(Item::Call(c)) => {
+            b.extend_from_slice(b"\"file\":");
+            json_str(b, strings.get(c.filename))?;
+            write!(b, ",\"line\":{}", c.lineno)?;
+            sep = ",";
+        }
+        Some(Item::Gc { generation }) => {
+            write!(b, "\"generation\":{generation}")?;
+            sep = ",";
+        }
+        Some(Item::Import { module }) => {
+            b.extend_from_slice(b"\"module\":");
+            json_str(b, strings.get(*module))?;
+            sep = ",";
+        }
+        None => {}
+    }
+    match how {
+        End::Returned => {}
+        End::Collected(n) => write!(b, "{sep}\"collected\":{n}")?,
+        End::Imported(found) => write!(b, "{sep}\"found\":{found}")?,
+        End::Unfinished => write!(b, "{sep}\"unfinished\":true")?,
+    }
+    Ok(())
 }
 
 impl<W: Write> Sink for ChromeSink<W> {
     fn process(&mut self, pid: u32, name: &str) -> Result<()> {
-        self.metadata("process_name", pid, 0, name)
+        self.metadata("process_name", Thread { pid, tid: 0 }, name)
     }
 
     fn thread(&mut self, thread: Thread, name: &str) -> Result<()> {
-        self.metadata("thread_name", thread.pid, thread.tid, name)
+        self.metadata("thread_name", thread, name)
     }
 
     fn begin(
@@ -132,72 +196,40 @@ impl<W: Write> Sink for ChromeSink<W> {
             ),
             None => ("python", Cow::Borrowed("?")),
         };
-        self.event("X", thread.pid, thread.tid, &name)?;
-        let b = &mut self.buf;
-        write!(b, ",\"cat\":\"{cat}\",\"ts\":")?;
-        micros(b, begun)?;
-        b.extend_from_slice(b",\"dur\":");
-        micros(b, ts_ns.saturating_sub(begun))?;
-        b.extend_from_slice(b",\"args\":{");
-        let mut sep = "";
-        match item {
-            Some(Item::Call(c)) => {
-                b.extend_from_slice(b"\"file\":");
-                json_str(b, strings.get(c.filename))?;
-                write!(b, ",\"line\":{}", c.lineno)?;
-                sep = ",";
-            }
-            Some(Item::Gc { generation }) => {
-                write!(b, "\"generation\":{generation}")?;
-                sep = ",";
-            }
-            Some(Item::Import { module }) => {
-                b.extend_from_slice(b"\"module\":");
-                json_str(b, strings.get(*module))?;
-                sep = ",";
-            }
-            None => {}
-        }
-        match how {
-            End::Returned => {}
-            End::Collected(n) => write!(b, "{sep}\"collected\":{n}")?,
-            End::Imported(found) => write!(b, "{sep}\"found\":{found}")?,
-            End::Unfinished => write!(b, "{sep}\"unfinished\":true")?,
-        }
-        b.push(b'}');
-        self.done()
+        self.event("X", thread, &name, |b| {
+            write!(b, ",\"cat\":\"{cat}\",\"ts\":")?;
+            micros(b, begun)?;
+            b.extend_from_slice(b",\"dur\":");
+            micros(b, ts_ns.saturating_sub(begun))?;
+            b.extend_from_slice(b",\"args\":{");
+            slice_args(b, item, how, strings)?;
+            b.push(b'}');
+            Ok(())
+        })
     }
 
     fn audit(
         &mut self,
-        thread: Thread,
-        ts_ns: u64,
-        event: &str,
-        args: Option<&AuditArgs>,
+        audit: &Audit<'_>,
         _stack: &[Frame<Item>],
         _strings: &StringTable,
     ) -> Result<()> {
-        self.event("i", thread.pid, thread.tid, event)?;
-        let b = &mut self.buf;
-        b.extend_from_slice(b",\"cat\":\"audit\",\"s\":\"t\",\"ts\":");
-        micros(b, ts_ns)?;
-        b.extend_from_slice(b",\"args\":{");
-        if let Some(args) = args {
-            let mut text = String::new();
-            for (i, v) in args.values.iter().enumerate() {
-                use std::fmt::Write as _;
-                text.clear();
-                let _ = write!(text, "{v}");
-                write!(b, "{}\"arg{i}\":", if i > 0 { "," } else { "" })?;
-                json_str(b, &text)?;
+        let Audit {
+            thread,
+            ts_ns,
+            event,
+            args,
+        } = *audit;
+        self.event("i", thread, event, |b| {
+            b.extend_from_slice(b",\"cat\":\"audit\",\"s\":\"t\",\"ts\":");
+            micros(b, ts_ns)?;
+            b.extend_from_slice(b",\"args\":{");
+            if let Some(args) = args {
+                audit_args(b, args)?;
             }
-            if args.more > 0 {
-                let sep = if args.values.is_empty() { "" } else { "," };
-                write!(b, "{sep}\"more\":{}", args.more)?;
-            }
-        }
-        b.push(b'}');
-        self.done()
+            b.push(b'}');
+            Ok(())
+        })
     }
 
     fn finish(&mut self, _strings: &StringTable) -> Result<()> {
@@ -244,14 +276,13 @@ mod tests {
             values: vec![PyValue::None, PyValue::Bool(true)],
             more: 3,
         };
-        sink.audit(
-            t,
-            1_700_000,
-            "os.exec",
-            Some(&args),
-            std::slice::from_ref(&f),
-            &s,
-        )?;
+        let audit = Audit {
+            thread: t,
+            ts_ns: 1_700_000,
+            event: "os.exec",
+            args: Some(&args),
+        };
+        sink.audit(&audit, std::slice::from_ref(&f), &s)?;
         sink.end(u, 2_000_000, &[import], &End::Imported(false), &s)?;
         sink.end(t, 2_000_000, &[f], &End::Unfinished, &s)?;
         sink.finish(&s)?;
@@ -300,7 +331,13 @@ mod tests {
         let s = StringTable::default();
         let mut sink = ChromeSink::new(Vec::new());
         sink.end(Thread { pid: 1, tid: 1 }, 5, &[], &End::Returned, &s)?;
-        sink.audit(Thread { pid: 1, tid: 1 }, 5, "", None, &[], &s)?;
+        let audit = Audit {
+            thread: Thread { pid: 1, tid: 1 },
+            ts_ns: 5,
+            event: "",
+            args: None,
+        };
+        sink.audit(&audit, &[], &s)?;
         sink.finish(&s)?;
         let v: Value = serde_json::from_slice(&sink.into_inner())?;
         assert_eq!(v["traceEvents"].as_array().map(Vec::len), Some(1));

@@ -17,7 +17,7 @@ pub mod protobuf;
 pub mod speedscope;
 
 /// What an export writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// Perfetto's native protobuf trace (ui.perfetto.dev).
     Perfetto,
@@ -32,7 +32,7 @@ pub enum ExportFormat {
 }
 
 /// What a folded stack's number is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Weight {
     /// Nanoseconds spent in the stack and not in a callee.
     #[default]

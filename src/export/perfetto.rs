@@ -22,71 +22,15 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::protobuf::Encoder;
-use crate::engine::decode::AuditArgs;
 use crate::model::label;
-use crate::model::slice::{Call, End, Item, Sink, Thread};
+use crate::model::slice::{Audit, Call, End, Item, Sink, Thread};
 use crate::model::stack::Frame;
 use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
+use proto::*;
 
-// Trace.
-const TRACE_PACKET: u32 = 1;
-// TracePacket.
-const P_CLOCK_SNAPSHOT: u32 = 6;
-const P_TIMESTAMP: u32 = 8;
-const P_SEQUENCE_ID: u32 = 10;
-const P_TRACK_EVENT: u32 = 11;
-const P_INTERNED_DATA: u32 = 12;
-const P_SEQUENCE_FLAGS: u32 = 13;
-const P_DEFAULTS: u32 = 59;
-const P_TRACK_DESCRIPTOR: u32 = 60;
-const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
-const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
-// TracePacketDefaults.
-const D_TIMESTAMP_CLOCK_ID: u32 = 58;
-// ClockSnapshot, ClockSnapshot.Clock.
-const CS_CLOCKS: u32 = 1;
-const CS_PRIMARY_TRACE_CLOCK: u32 = 2;
-const CLOCK_ID: u32 = 1;
-const CLOCK_TIMESTAMP: u32 = 2;
-const BUILTIN_CLOCK_MONOTONIC: u64 = 3;
-// InternedData; its entries (EventCategory, EventName, DebugAnnotationName,
-// InternedString) are all {iid = 1, name/str = 2}.
-const I_EVENT_CATEGORIES: u32 = 1;
-const I_EVENT_NAMES: u32 = 2;
-const I_ANNOTATION_NAMES: u32 = 3;
-const I_STRING_VALUES: u32 = 29;
-const ENTRY_IID: u32 = 1;
-const ENTRY_NAME: u32 = 2;
-// TrackDescriptor, ProcessDescriptor, ThreadDescriptor.
-const TD_UUID: u32 = 1;
-const TD_PROCESS: u32 = 3;
-const TD_THREAD: u32 = 4;
-const TD_PARENT_UUID: u32 = 5;
-const PD_PID: u32 = 1;
-const PD_NAME: u32 = 6;
-const THD_PID: u32 = 1;
-const THD_TID: u32 = 2;
-const THD_NAME: u32 = 5;
-// TrackEvent.
-const TE_CATEGORY_IIDS: u32 = 3;
-const TE_ANNOTATIONS: u32 = 4;
-const TE_TYPE: u32 = 9;
-const TE_NAME_IID: u32 = 10;
-const TE_TRACK_UUID: u32 = 11;
-const TYPE_SLICE_BEGIN: u64 = 1;
-const TYPE_SLICE_END: u64 = 2;
-const TYPE_INSTANT: u64 = 3;
-// DebugAnnotation.
-const DA_NAME_IID: u32 = 1;
-const DA_BOOL: u32 = 2;
-const DA_UINT: u32 = 3;
-const DA_INT: u32 = 4;
-const DA_STRING: u32 = 6;
-const DA_STRING_IID: u32 = 17;
+mod proto;
 
-/// The one packet sequence's id.
-const SEQUENCE_ID: u64 = 1;
 /// Bytes buffered before they are written out.
 const FLUSH_AT: usize = 1 << 20;
 
@@ -390,57 +334,6 @@ impl<W: Write> PerfettoSink<W> {
     }
 }
 
-/// A debug annotation named `name` (an iid) with a varint value as field
-/// `field` (`DA_BOOL`, `DA_UINT`, `DA_INT`, `DA_STRING_IID`).
-fn annotation(e: &mut Encoder, name: u64, field: u32, value: u64) {
-    e.begin(TE_ANNOTATIONS);
-    e.uint(DA_NAME_IID, name);
-    e.uint(field, value);
-    e.end();
-}
-
-/// A debug annotation named `name` (an iid) with a string value.
-fn string_annotation(e: &mut Encoder, name: u64, value: &str) {
-    e.begin(TE_ANNOTATIONS);
-    e.uint(DA_NAME_IID, name);
-    e.string(DA_STRING, value);
-    e.end();
-}
-
-/// Opens a packet on the sequence (at `ts`, if it has a time).
-fn open_packet(e: &mut Encoder, ts: Option<u64>) {
-    e.begin(TRACE_PACKET);
-    if let Some(ts) = ts {
-        e.uint(P_TIMESTAMP, ts);
-    }
-    e.uint(P_SEQUENCE_ID, SEQUENCE_ID);
-    e.uint(P_SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
-}
-
-/// Opens a packet with a track event of `kind` on track `uuid`, first
-/// interning an event name and a string value (`(iid, text)`) if given.
-fn open_event(
-    e: &mut Encoder,
-    (ts, uuid, kind): (u64, u64, u64),
-    name: Option<(u64, &[u8])>,
-    value: Option<(u64, &[u8])>,
-) {
-    open_packet(e, Some(ts));
-    if name.is_some() || value.is_some() {
-        e.begin(P_INTERNED_DATA);
-        if let Some((iid, text)) = name {
-            entry(e, I_EVENT_NAMES, iid, text);
-        }
-        if let Some((iid, text)) = value {
-            entry(e, I_STRING_VALUES, iid, text);
-        }
-        e.end();
-    }
-    e.begin(P_TRACK_EVENT);
-    e.uint(TE_TYPE, kind);
-    e.uint(TE_TRACK_UUID, uuid);
-}
-
 /// The track of `key` in `tracks`, created (not yet described) if new.
 fn track_of<'a, K: std::hash::Hash + Eq>(
     tracks: &'a mut HashMap<K, Track>,
@@ -455,14 +348,6 @@ fn track_of<'a, K: std::hash::Hash + Eq>(
             written: false,
         }
     })
-}
-
-/// An interned entry `{iid, name}` as field `field` of `InternedData`.
-fn entry(e: &mut Encoder, field: u32, iid: u64, name: &[u8]) {
-    e.begin(field);
-    e.uint(ENTRY_IID, iid);
-    e.bytes(ENTRY_NAME, name);
-    e.end();
 }
 
 impl<W: Write> Sink for PerfettoSink<W> {
@@ -540,13 +425,16 @@ impl<W: Write> Sink for PerfettoSink<W> {
 
     fn audit(
         &mut self,
-        thread: Thread,
-        ts_ns: u64,
-        event: &str,
-        args: Option<&AuditArgs>,
+        audit: &Audit<'_>,
         stack: &[Frame<Item>],
         strings: &StringTable,
     ) -> Result<()> {
+        let Audit {
+            thread,
+            ts_ns,
+            event,
+            args,
+        } = *audit;
         let at = (ts_ns, self.track(thread, ts_ns)?, TYPE_INSTANT);
         let new_name = !self.audits.contains_key(event);
         if new_name {

@@ -2,6 +2,7 @@
 use super::super::protobuf::tests::{Msg, Value};
 use super::*;
 use crate::cpython::objects::PyValue;
+use crate::engine::decode::AuditArgs;
 use crate::export::testing::frame;
 
 /// A decoded track event: time, type, track, name, annotations.
@@ -103,7 +104,13 @@ fn a_timeline_round_trips() -> Result<()> {
         values: vec![x, PyValue::Int("3".into())],
         more: 2,
     };
-    sink.audit(t, 190, "open", Some(&audit), std::slice::from_ref(&f), &s)?;
+    let audit = Audit {
+        thread: t,
+        ts_ns: 190,
+        event: "open",
+        args: Some(&audit),
+    };
+    sink.audit(&audit, std::slice::from_ref(&f), &s)?;
     sink.end(t, 200, std::slice::from_ref(&f), &End::Returned, &s)?;
     sink.thread(t, "worker")?;
     sink.begin(t, 210, std::slice::from_ref(&f), &s)?;
@@ -152,7 +159,13 @@ fn odd_input_does_not_panic() -> Result<()> {
     sink.begin(t, 2, std::slice::from_ref(&undefined), &s)?;
     sink.end(t, 3, &[undefined], &End::Returned, &s)?;
     sink.end(t, 4, &[], &End::Unfinished, &s)?;
-    sink.audit(t, 5, "", None, &[], &s)?;
+    let audit = Audit {
+        thread: t,
+        ts_ns: 5,
+        event: "",
+        args: None,
+    };
+    sink.audit(&audit, &[], &s)?;
     let module = UNREADABLE;
     sink.begin(t, 6, &[frame(Item::Import { module })], &s)?;
     sink.end(t, 7, &[], &End::Imported(false), &s)?;

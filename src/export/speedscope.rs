@@ -319,7 +319,7 @@ impl<W: Write> Sink for SpeedscopeSink<W> {
 mod tests {
     use super::*;
     use crate::export::testing::frame;
-    use crate::model::slice::Call;
+    use crate::model::slice::{Audit, Call};
     use serde_json::{Value, json};
 
     /// Checks a profile's events: balanced, nested, `at` non-decreasing and
@@ -448,7 +448,13 @@ mod tests {
         let mut sink = SpeedscopeSink::new(Vec::new(), String::new());
         let t = Thread { pid: 1, tid: 1 };
         sink.end(t, 5, &[], &End::Returned, &s)?;
-        sink.audit(t, 5, "x", None, &[], &s)?;
+        let audit = Audit {
+            thread: t,
+            ts_ns: 5,
+            event: "x",
+            args: None,
+        };
+        sink.audit(&audit, &[], &s)?;
         sink.thread(Thread { pid: 1, tid: 2 }, "idle")?;
         sink.begin(t, 3, &[], &s)?;
         sink.finish(&s)?;

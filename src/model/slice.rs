@@ -60,6 +60,20 @@ pub enum End {
     Unfinished,
 }
 
+/// An audit event on a timeline: an instant on its thread, with its name
+/// and its arguments when they were captured.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    /// Where it happened.
+    pub thread: Thread,
+    /// When.
+    pub ts_ns: u64,
+    /// The event's name (`open`, `socket.connect`, …).
+    pub event: &'a str,
+    /// Its arguments, when they were captured.
+    pub args: Option<&'a AuditArgs>,
+}
+
 /// Receives a recording as a timeline. Calls on one thread come in time
 /// order and nest: every [`Sink::begin`] has its [`Sink::end`] (at the
 /// latest at [`Sink::finish`]'s time), innermost first.
@@ -96,15 +110,11 @@ pub trait Sink {
         strings: &StringTable,
     ) -> Result<()>;
 
-    /// An audit event (an instant): its name, its arguments when they were
-    /// captured, and the thread's stack at that moment. Formats without
-    /// instants (flame graphs) leave it out.
+    /// An audit event (an instant), and the thread's stack at that
+    /// moment. Formats without instants (flame graphs) leave it out.
     fn audit(
         &mut self,
-        _thread: Thread,
-        _ts_ns: u64,
-        _event: &str,
-        _args: Option<&AuditArgs>,
+        _audit: &Audit<'_>,
         _stack: &[Frame<Item>],
         _strings: &StringTable,
     ) -> Result<()> {

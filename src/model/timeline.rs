@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use super::slice::{Call, End, Item, Sink, Thread};
+use super::slice::{Audit, Call, End, Item, Sink, Thread};
 use crate::engine::abi::EventKind;
 use crate::engine::decode::{Body, Event, RawStr};
 use crate::engine::tasks::TaskNames;
@@ -177,7 +177,13 @@ impl<'s> Timeline<'s> {
                 let name = strings.get(id_of(&audit.event));
                 let stack = self.stacks.frames(h.tid);
                 let args = audit.recorded_args().flatten();
-                self.sink.audit(thread, ts, name, args, stack, strings)
+                let audit = Audit {
+                    thread,
+                    ts_ns: ts,
+                    event: name,
+                    args,
+                };
+                self.sink.audit(&audit, stack, strings)
             }
         }
     }
@@ -281,7 +287,7 @@ impl<'s> Timeline<'s> {
 mod tests {
     use super::*;
     use crate::engine::abi::FLAG_GENERATOR_CREATION;
-    use crate::engine::decode::{AuditArgs, Header, StrRef, StrState};
+    use crate::engine::decode::{Header, StrRef, StrState};
     use crate::model::stack::Frame;
 
     /// Writes each sink call as a line.
@@ -328,18 +334,12 @@ mod tests {
                 .push(format!("{ts} {} E {} {how:?}", t.tid, top(stack, s)));
             Ok(())
         }
-        fn audit(
-            &mut self,
-            t: Thread,
-            ts: u64,
-            event: &str,
-            _: Option<&AuditArgs>,
-            stack: &[Frame<Item>],
-            _: &StringTable,
-        ) -> Result<()> {
+        fn audit(&mut self, a: &Audit<'_>, stack: &[Frame<Item>], _: &StringTable) -> Result<()> {
             self.0.push(format!(
-                "{ts} {} audit {event} depth {}",
-                t.tid,
+                "{} {} audit {} depth {}",
+                a.ts_ns,
+                a.thread.tid,
+                a.event,
                 stack.len()
             ));
             Ok(())

@@ -114,23 +114,18 @@ pub fn standard_maps(buffer_bytes: u32, traced: bool, rings: bool) -> (MapTable,
 /// Builds a tool's handler, given the standard maps and a table to add its own to.
 pub type MakeHandler<'a, H> = dyn FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> H + 'a;
 
+/// The plan of `request` against `targets`, with the standard maps (a
+/// ring buffer of `buffer_bytes`; the map of traced processes unless
+/// every process is, `traced` false) and the tool's handler.
 fn plan<H: Handler + 'static>(
     targets: Vec<AttachTarget>,
-    markers: &BTreeSet<Marker>,
-    strict: bool,
-    options: &AttachOptions,
-    capture: CaptureMode,
+    request: PlanRequest,
+    buffer_bytes: u32,
     traced: bool,
     make_handler: &mut MakeHandler<'_, H>,
 ) -> Result<Plan> {
-    let (mut maps, record_maps) = standard_maps(options.buffer_bytes, traced, true);
+    let (mut maps, record_maps) = standard_maps(buffer_bytes, traced, true);
     let handler = make_handler(&mut maps, record_maps, &targets);
-    let request = PlanRequest {
-        markers: markers.clone(),
-        strict,
-        arm_mode: options.arm,
-        capture,
-    };
     Ok(Plan::new(targets, request, maps, Box::new(handler))?)
 }
 
@@ -162,12 +157,16 @@ pub fn attach<H: Handler + 'static>(
         check_capture(stream, markers, mode, &targets)?;
         attach_agents(capture.as_mut(), stream, mode, &targets)?;
         let markers = hazard::check(&targets, markers, strict, stream.force, mode)?;
+        let request = PlanRequest {
+            markers,
+            strict,
+            arm_mode: stream.attach.arm,
+            capture: mode,
+        };
         let plan = plan(
             targets,
-            &markers,
-            strict,
-            &stream.attach,
-            mode,
+            request,
+            stream.attach.buffer_bytes,
             traced,
             make_handler,
         )?;
@@ -224,12 +223,16 @@ pub fn dump_bpf<H: Handler + 'static>(
             .collect(),
     };
     let traced = !matches!(stream.target, TargetSpec::All { .. });
+    let request = PlanRequest {
+        markers: markers.clone(),
+        strict,
+        arm_mode: stream.attach.arm,
+        capture: CaptureMode::Markers,
+    };
     let plan = plan(
         targets,
-        markers,
-        strict,
-        &stream.attach,
-        CaptureMode::Markers,
+        request,
+        stream.attach.buffer_bytes,
         traced,
         make_handler,
     )?;

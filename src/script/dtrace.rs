@@ -24,9 +24,9 @@ pub fn print_remaining(
         }
         let entries = interp.aggregation(program, g, world, global.span)?;
         let normal = interp.normal.get(&g).copied().unwrap_or(1);
-        aggprint::print(global, entries, normal, None, &mut text).map_err(|message| RunError {
+        aggprint::print(global, entries, normal, None, &mut text).map_err(|e| RunError {
             span: global.span,
-            message,
+            message: e.into(),
         })?;
     }
     world.out.write(&text);

@@ -35,14 +35,13 @@ use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::names::FuncNames;
 
 /// Sort columns of `pytap calls`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallsSort {
     /// Number of calls.
     Calls,
     /// Total (inclusive) time.
     Total,
     /// Self (exclusive) time.
-    #[value(name = "self")]
     SelfTime,
     /// Mean time per call.
     Mean,
@@ -176,48 +175,9 @@ pub fn write_table(
     } else {
         &rows[..rows.len().min(request.limit)]
     };
-    let us = |ns: u64| ns as f64 / 1e3;
-    let ms = |ns: u64| ns as f64 / 1e6;
     match request.format {
         Format::Text => {
-            let pid_header = if request.by_pid { "    PID " } else { "" };
-            writeln!(
-                out,
-                "{pid_header}{:>10} {:>12} {:>12} {:>10} {:>10} {:>10}  FUNCTION (FILE:LINE)",
-                "CALLS", "TOTAL(ms)", "SELF(ms)", "MEAN(us)", "P50(us)", "P99(us)"
-            )?;
-            // The columns before FUNCTION take 70 characters (78 with PID).
-            let room = request
-                .stream
-                .width
-                .map(|w| w.saturating_sub(70 + pid_header.len()).max(20));
-            for (k, s) in shown {
-                let mean = (s.durations.sum() / u128::from(s.calls.max(1))) as u64;
-                let pid = k.pid.map(|p| format!("{p:>7} ")).unwrap_or_default();
-                let func = label::call_site(
-                    escape::text(&k.funcname),
-                    escape::text(&k.filename),
-                    k.lineno,
-                );
-                let func = match room {
-                    Some(room) => fit::middle(&func, room),
-                    None => func,
-                };
-                writeln!(
-                    out,
-                    "{pid}{:>10} {:>12.3} {:>12.3} {:>10.1} {:>10.1} {:>10.1}  {func}",
-                    s.calls,
-                    ms(s.total_ns),
-                    ms(s.self_ns),
-                    us(mean),
-                    us(s.durations.quantile(0.5)),
-                    us(s.durations.quantile(0.99)),
-                )?;
-                if request.hist {
-                    out.write_all(s.hist.render(1).as_bytes())?;
-                    writeln!(out)?;
-                }
-            }
+            write_text_rows(out, request, shown)?;
             if shown.len() < rows.len() {
                 writeln!(
                     out,
@@ -229,40 +189,99 @@ pub fn write_table(
         }
         Format::Jsonl => {
             for (k, s) in shown {
-                match k.pid {
-                    Some(pid) => write!(out, "{{\"pid\":{pid},\"filename\":")?,
-                    None => out.write_all(b"{\"filename\":")?,
-                }
-                json_str(out, &k.filename)?;
-                out.write_all(b",\"funcname\":")?;
-                json_str(out, &k.funcname)?;
-                write!(
-                    out,
-                    ",\"lineno\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}",
-                    k.lineno,
-                    s.calls,
-                    s.total_ns,
-                    s.self_ns,
-                    s.durations.sum() / u128::from(s.calls.max(1)),
-                    s.durations.quantile(0.5),
-                    s.durations.quantile(0.99)
-                )?;
-                if request.hist {
-                    let buckets: Vec<String> = s
-                        .hist
-                        .buckets()
-                        .iter()
-                        .map(|(lo, hi, n)| {
-                            format!("{{\"low_ns\":{lo},\"high_ns\":{hi},\"count\":{n}}}")
-                        })
-                        .collect();
-                    write!(out, ",\"histogram\":[{}]", buckets.join(","))?;
-                }
-                writeln!(out, "}}")?;
+                write_json_row(out, k, s, request.hist)?;
             }
             Ok(())
         }
     }
+}
+
+/// The mean call's duration.
+fn mean_ns(s: &FuncStats) -> u128 {
+    s.durations.sum() / u128::from(s.calls.max(1))
+}
+
+/// The text table's header and rows (with `--hist`, each row's histogram
+/// under it).
+fn write_text_rows(
+    out: &mut dyn Write,
+    request: &CallsRequest,
+    shown: &[(&FuncKey, &FuncStats)],
+) -> io::Result<()> {
+    let us = |ns: u64| ns as f64 / 1e3;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let pid_header = if request.by_pid { "    PID " } else { "" };
+    writeln!(
+        out,
+        "{pid_header}{:>10} {:>12} {:>12} {:>10} {:>10} {:>10}  FUNCTION (FILE:LINE)",
+        "CALLS", "TOTAL(ms)", "SELF(ms)", "MEAN(us)", "P50(us)", "P99(us)"
+    )?;
+    // The columns before FUNCTION take 70 characters (78 with PID).
+    let room = request
+        .stream
+        .width
+        .map(|w| w.saturating_sub(70 + pid_header.len()).max(20));
+    for (k, s) in shown {
+        let mean = mean_ns(s) as u64;
+        let pid = k.pid.map(|p| format!("{p:>7} ")).unwrap_or_default();
+        let func = label::call_site(
+            escape::text(&k.funcname),
+            escape::text(&k.filename),
+            k.lineno,
+        );
+        let func = match room {
+            Some(room) => fit::middle(&func, room),
+            None => func,
+        };
+        writeln!(
+            out,
+            "{pid}{:>10} {:>12.3} {:>12.3} {:>10.1} {:>10.1} {:>10.1}  {func}",
+            s.calls,
+            ms(s.total_ns),
+            ms(s.self_ns),
+            us(mean),
+            us(s.durations.quantile(0.5)),
+            us(s.durations.quantile(0.99)),
+        )?;
+        if request.hist {
+            out.write_all(s.hist.render(1).as_bytes())?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One function's JSON line (with `hist`, its histogram's buckets).
+fn write_json_row(out: &mut dyn Write, k: &FuncKey, s: &FuncStats, hist: bool) -> io::Result<()> {
+    write!(out, "{{")?;
+    if let Some(pid) = k.pid {
+        write!(out, "\"pid\":{pid},")?;
+    }
+    out.write_all(b"\"filename\":")?;
+    json_str(out, &k.filename)?;
+    out.write_all(b",\"funcname\":")?;
+    json_str(out, &k.funcname)?;
+    write!(
+        out,
+        ",\"lineno\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}",
+        k.lineno,
+        s.calls,
+        s.total_ns,
+        s.self_ns,
+        mean_ns(s),
+        s.durations.quantile(0.5),
+        s.durations.quantile(0.99)
+    )?;
+    if hist {
+        let buckets: Vec<String> = s
+            .hist
+            .buckets()
+            .iter()
+            .map(|(lo, hi, n)| format!("{{\"low_ns\":{lo},\"high_ns\":{hi},\"count\":{n}}}"))
+            .collect();
+        write!(out, ",\"histogram\":[{}]", buckets.join(","))?;
+    }
+    writeln!(out, "}}")
 }
 
 struct CallsView<'a> {

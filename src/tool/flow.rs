@@ -7,7 +7,6 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::cli::FlowStyle;
 use crate::cpython::Marker;
 use crate::engine::abi::EventKind;
 use crate::engine::codegen::MapTable;
@@ -24,6 +23,15 @@ use crate::output::event::{Format, Strings};
 use crate::runner::tool_run::{self, StreamOptions};
 
 pub use crate::tool::filter::FuncFilter;
+
+/// Line style of `pytap flow`'s text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStyle {
+    /// The HOWTO's SystemTap output (thread_indent).
+    Systemtap,
+    /// The HOWTO's DTrace output (call_stack.d).
+    Dtrace,
+}
 
 /// A `pytap flow` run.
 #[derive(Debug, Clone)]
@@ -57,6 +65,23 @@ pub struct FlowLine {
     pub thread_ns: u64,
     /// Depth shown (0 = outermost shown level).
     pub depth: usize,
+    /// The function.
+    pub func: FuncId,
+    /// Line number from the marker.
+    pub lineno: i32,
+}
+
+/// A function's entry or return on a thread, as the builder is fed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncEvent {
+    /// Entry (true) or return.
+    pub entry: bool,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Event time.
+    pub ts_ns: u64,
     /// The function.
     pub func: FuncId,
     /// Line number from the marker.
@@ -142,15 +167,15 @@ impl FlowBuilder {
     }
 
     /// Feeds an entry or a return; returns the line to show, if any.
-    pub fn feed(
-        &mut self,
-        entry: bool,
-        pid: u32,
-        tid: u32,
-        ts_ns: u64,
-        func: FuncId,
-        lineno: i32,
-    ) -> Option<FlowLine> {
+    pub fn feed(&mut self, event: FuncEvent) -> Option<FlowLine> {
+        let FuncEvent {
+            entry,
+            pid,
+            tid,
+            ts_ns,
+            func,
+            lineno,
+        } = event;
         let first = *self.first_ns.entry(tid).or_insert(ts_ns);
         let thread_ns = ts_ns.saturating_sub(first);
         let depth = if entry {
@@ -223,10 +248,14 @@ impl Consumer for FlowView<'_> {
         if *self.first_pid.get_or_insert(h.pid) != h.pid {
             self.several = true;
         }
-        if let Some(line) = self
-            .builder
-            .feed(entry, h.pid, h.tid, h.ts_ns, func, lineno)
-        {
+        if let Some(line) = self.builder.feed(FuncEvent {
+            entry,
+            pid: h.pid,
+            tid: h.tid,
+            ts_ns: h.ts_ns,
+            func,
+            lineno,
+        }) {
             // SystemTap's execname(): the thread's name at this event.
             let names = source.tasks();
             let exe = names.comm(h.pid, h.tid);
@@ -276,78 +305,98 @@ pub fn format_line(
     with_pid: bool,
     l: &FlowLine,
 ) {
-    let mut digits = itoa::Buffer::new();
-    let spaces = |line: &mut Vec<u8>, n: usize| line.resize(line.len() + n, b' ');
-    let text = |line: &mut Vec<u8>, s: &str| line.extend_from_slice(escape::text(s).as_bytes());
     if with_pid && format == Format::Text {
+        let mut digits = itoa::Buffer::new();
         line.push(b'[');
         line.extend_from_slice(digits.format(l.pid).as_bytes());
         line.extend_from_slice(b"] ");
     }
     match (format, style) {
-        (Format::Jsonl, _) => {
-            line.extend_from_slice(if l.entry {
-                b"{\"type\":\"entry\",\"pid\":"
-            } else {
-                b"{\"type\":\"return\",\"pid\":"
-            });
-            line.extend_from_slice(digits.format(l.pid).as_bytes());
-            line.extend_from_slice(b",\"tid\":");
-            line.extend_from_slice(digits.format(l.tid).as_bytes());
-            line.extend_from_slice(b",\"ts_ns\":");
-            line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
-            line.extend_from_slice(b",\"depth\":");
-            line.extend_from_slice(digits.format(l.depth).as_bytes());
-            line.extend_from_slice(b",\"funcname\":");
-            escape::json_into(line, l.func.funcname.as_bytes());
-            line.extend_from_slice(b",\"filename\":");
-            escape::json_into(line, l.func.filename.as_bytes());
-            line.extend_from_slice(b",\"lineno\":");
-            line.extend_from_slice(digits.format(l.lineno).as_bytes());
-            line.extend_from_slice(b"}\n");
-        }
-        (Format::Text, FlowStyle::Systemtap) => {
-            // `{:>6} {exe}({tid}):{:indent$}{=>|<=} {func} in {file}:{line}`
-            let us = digits.format(l.thread_ns / 1000);
-            spaces(line, 6usize.saturating_sub(us.len()));
-            line.extend_from_slice(us.as_bytes());
-            line.push(b' ');
-            text(line, exe);
-            line.push(b'(');
-            line.extend_from_slice(digits.format(l.tid).as_bytes());
-            line.extend_from_slice(b"):");
-            spaces(line, l.depth + 1);
-            line.extend_from_slice(if l.entry { b"=> " } else { b"<= " });
-            text(line, &l.func.funcname);
-            line.extend_from_slice(b" in ");
-            text(line, &l.func.filename);
-            line.push(b':');
-            line.extend_from_slice(digits.format(l.lineno).as_bytes());
-            line.push(b'\n');
-        }
-        (Format::Text, FlowStyle::Dtrace) => {
-            // `{ts}\t{:>15}:{:indent$}{base}:{func}:{line}`
-            let base = l
-                .func
-                .filename
-                .rsplit('/')
-                .next()
-                .unwrap_or(&l.func.filename);
-            line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
-            line.extend_from_slice(if l.entry {
-                b"\t function-entry:"
-            } else {
-                b"\tfunction-return:"
-            });
-            spaces(line, l.depth);
-            text(line, base);
-            line.push(b':');
-            text(line, &l.func.funcname);
-            line.push(b':');
-            line.extend_from_slice(digits.format(l.lineno).as_bytes());
-            line.push(b'\n');
-        }
+        (Format::Jsonl, _) => json_line(line, l),
+        (Format::Text, FlowStyle::Systemtap) => systemtap_line(line, exe, l),
+        (Format::Text, FlowStyle::Dtrace) => dtrace_line(line, l),
     }
+}
+
+/// Appends `n` spaces.
+fn spaces(line: &mut Vec<u8>, n: usize) {
+    line.resize(line.len() + n, b' ');
+}
+
+/// Appends a name of the program's, its control characters escaped.
+fn text(line: &mut Vec<u8>, s: &str) {
+    line.extend_from_slice(escape::text(s).as_bytes());
+}
+
+/// How an entry's JSON line starts.
+const JSON_ENTRY: &[u8] = b"{\"type\":\"entry\",\"pid\":";
+/// How a return's JSON line starts.
+const JSON_RETURN: &[u8] = b"{\"type\":\"return\",\"pid\":";
+
+/// A JSON Lines flow line (`{"type":"entry",…}`).
+fn json_line(line: &mut Vec<u8>, l: &FlowLine) {
+    let mut digits = itoa::Buffer::new();
+    line.extend_from_slice(if l.entry { JSON_ENTRY } else { JSON_RETURN });
+    line.extend_from_slice(digits.format(l.pid).as_bytes());
+    line.extend_from_slice(b",\"tid\":");
+    line.extend_from_slice(digits.format(l.tid).as_bytes());
+    line.extend_from_slice(b",\"ts_ns\":");
+    line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
+    line.extend_from_slice(b",\"depth\":");
+    line.extend_from_slice(digits.format(l.depth).as_bytes());
+    line.extend_from_slice(b",\"funcname\":");
+    escape::json_into(line, l.func.funcname.as_bytes());
+    line.extend_from_slice(b",\"filename\":");
+    escape::json_into(line, l.func.filename.as_bytes());
+    line.extend_from_slice(b",\"lineno\":");
+    line.extend_from_slice(digits.format(l.lineno).as_bytes());
+    line.extend_from_slice(b"}\n");
+}
+
+/// The HOWTO's SystemTap line:
+/// `{:>6} {exe}({tid}):{:indent$}{=>|<=} {func} in {file}:{line}`.
+fn systemtap_line(line: &mut Vec<u8>, exe: &str, l: &FlowLine) {
+    let mut digits = itoa::Buffer::new();
+    let us = digits.format(l.thread_ns / 1000);
+    spaces(line, 6usize.saturating_sub(us.len()));
+    line.extend_from_slice(us.as_bytes());
+    line.push(b' ');
+    text(line, exe);
+    line.push(b'(');
+    line.extend_from_slice(digits.format(l.tid).as_bytes());
+    line.extend_from_slice(b"):");
+    spaces(line, l.depth + 1);
+    line.extend_from_slice(if l.entry { b"=> " } else { b"<= " });
+    text(line, &l.func.funcname);
+    line.extend_from_slice(b" in ");
+    text(line, &l.func.filename);
+    line.push(b':');
+    line.extend_from_slice(digits.format(l.lineno).as_bytes());
+    line.push(b'\n');
+}
+
+/// The HOWTO's DTrace line: `{ts}\t{:>15}:{:indent$}{base}:{func}:{line}`.
+fn dtrace_line(line: &mut Vec<u8>, l: &FlowLine) {
+    let mut digits = itoa::Buffer::new();
+    let base = l
+        .func
+        .filename
+        .rsplit('/')
+        .next()
+        .unwrap_or(&l.func.filename);
+    line.extend_from_slice(digits.format(l.ts_ns).as_bytes());
+    line.extend_from_slice(if l.entry {
+        b"\t function-entry:"
+    } else {
+        b"\tfunction-return:"
+    });
+    spaces(line, l.depth);
+    text(line, base);
+    line.push(b':');
+    text(line, &l.func.funcname);
+    line.push(b':');
+    line.extend_from_slice(digits.format(l.lineno).as_bytes());
+    line.push(b'\n');
 }
 
 /// Runs `pytap flow`.
@@ -420,186 +469,4 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(name: &str) -> FuncId {
-        FuncId {
-            filename: "/app/t.py".into(),
-            funcname: name.into(),
-        }
-    }
-
-    fn run(b: &mut FlowBuilder, events: &[(bool, &str)]) -> Vec<String> {
-        events
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (entry, name))| b.feed(*entry, 1, 1, i as u64 * 1000, f(name), 3))
-            .map(|l| {
-                format!(
-                    "{}{}{}",
-                    " ".repeat(l.depth),
-                    if l.entry { ">" } else { "<" },
-                    l.func.funcname
-                )
-            })
-            .collect()
-    }
-
-    const CALLS: &[(bool, &str)] = &[
-        (true, "main"),
-        (true, "setup"),
-        (false, "setup"),
-        (true, "start"),
-        (true, "work"),
-        (false, "work"),
-        (false, "start"),
-        (false, "main"),
-    ];
-
-    #[test]
-    fn within_shows_only_the_inside_rebased() {
-        let mut b = FlowBuilder::new(
-            Some(FuncFilter::parse("start", "--within").unwrap()),
-            vec![],
-            None,
-        );
-        assert_eq!(run(&mut b, CALLS), [">start", " >work", " <work", "<start"]);
-    }
-
-    #[test]
-    fn filter_and_max_depth_keep_true_depths() {
-        let mut b = FlowBuilder::new(
-            None,
-            vec![FuncFilter::parse("*.py:w*", "--filter").unwrap()],
-            None,
-        );
-        assert_eq!(run(&mut b, CALLS), ["  >work", "  <work"]);
-        let mut b = FlowBuilder::new(None, vec![], Some(2));
-        assert_eq!(
-            run(&mut b, CALLS),
-            [">main", " >setup", " <setup", " >start", " <start", "<main"]
-        );
-        assert!(FuncFilter::parse("", "--filter").is_err());
-        assert_eq!(
-            FuncFilter::parse("main", "--filter")
-                .unwrap()
-                .literal_func(),
-            Some(b"main".to_vec())
-        );
-        assert_eq!(
-            FuncFilter::parse("ma*", "--filter").unwrap().literal_func(),
-            None
-        );
-        assert_eq!(
-            FuncFilter::parse("*/app.py:main", "--filter")
-                .unwrap()
-                .literal_func(),
-            Some(b"main".to_vec())
-        );
-        assert_eq!(
-            FuncFilter::parse("app.py:ma?n", "--filter")
-                .unwrap()
-                .literal_func(),
-            None
-        );
-        assert!(
-            !FuncFilter::parse("nomatch:x", "--filter")
-                .unwrap()
-                .matches(&f("x"))
-        );
-        // A file part without `/` matches the base name.
-        assert!(
-            FuncFilter::parse("t.py:x", "--filter")
-                .unwrap()
-                .matches(&f("x"))
-        );
-        assert!(
-            !FuncFilter::parse("app/t.py:x", "--filter")
-                .unwrap()
-                .matches(&f("x"))
-        );
-        assert!(
-            FuncFilter::parse("*/app/t.py:x", "--filter")
-                .unwrap()
-                .matches(&f("x"))
-        );
-        // Errors name the option they came from.
-        assert_eq!(
-            FuncFilter::parse("[", "--within").unwrap_err().to_string(),
-            "--within '[': Pattern syntax error near position 0: invalid range pattern"
-        );
-    }
-
-    #[test]
-    fn filters_that_matched_nothing_are_named() {
-        let mut b = FlowBuilder::new(
-            Some(FuncFilter::parse("nothere", "--within").unwrap()),
-            vec![],
-            None,
-        );
-        run(&mut b, CALLS);
-        assert_eq!(b.unmatched(), ["--within 'nothere'"]);
-        let mut b = FlowBuilder::new(
-            Some(FuncFilter::parse("main", "--within").unwrap()),
-            vec![
-                FuncFilter::parse("work", "--filter").unwrap(),
-                FuncFilter::parse("zzz", "--filter").unwrap(),
-            ],
-            None,
-        );
-        run(&mut b, CALLS);
-        assert_eq!(b.unmatched(), ["--filter 'zzz'"]);
-    }
-
-    #[test]
-    fn systemtap_and_dtrace_lines() {
-        let line = FlowLine {
-            entry: true,
-            pid: 7,
-            tid: 8,
-            ts_ns: 123456789,
-            thread_ns: 11_408_000,
-            depth: 7,
-            func: FuncId {
-                filename: "Lib/_abcoll.py".into(),
-                funcname: "__contains__".into(),
-            },
-            lineno: 362,
-        };
-        let mut out = Vec::new();
-        write_line(
-            &mut out,
-            Format::Text,
-            FlowStyle::Systemtap,
-            "python",
-            false,
-            &line,
-        )
-        .unwrap();
-        // The HOWTO's example line.
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            " 11408 python(8):        => __contains__ in Lib/_abcoll.py:362\n"
-        );
-        let mut out = Vec::new();
-        let ret = FlowLine {
-            entry: false,
-            depth: 1,
-            ..line
-        };
-        write_line(
-            &mut out,
-            Format::Text,
-            FlowStyle::Dtrace,
-            "python",
-            false,
-            &ret,
-        )
-        .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            "123456789\tfunction-return: _abcoll.py:__contains__:362\n"
-        );
-    }
-}
+mod tests;

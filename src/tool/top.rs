@@ -224,104 +224,126 @@ pub fn describe(calls: u64, records: u64, in_process: bool) -> String {
     format!("{calls} calls counted in the kernel ({records} function names received)")
 }
 
-/// The HOWTO's columns (`top.stp`'s `%6d %80s %6d %30s %6d`). Within
-/// `width` (a terminal's), the file name column takes what the others
-/// leave and long names are shortened in the middle; without one the
-/// HOWTO's widths are kept and nothing is cut.
-pub fn write_view(
-    out: &mut dyn Write,
-    format: Format,
-    interval: u64,
-    secs: f64,
-    rows: &[Row],
-    limit: usize,
-) -> io::Result<()> {
-    write_view_fitted(out, format, interval, secs, rows, limit, None)
+/// One interval of `top`: its number, its length and its rows (most
+/// calls first).
+#[derive(Debug, Clone, Copy)]
+pub struct Interval<'a> {
+    /// Counted from 1.
+    pub number: u64,
+    /// Its length in seconds.
+    pub secs: f64,
+    /// Every function entered in it.
+    pub rows: &'a [Row],
 }
 
-/// [`write_view`] within `width` columns.
-pub fn write_view_fitted(
+/// How `top`'s views are written, the same for every interval.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewLayout {
+    /// Text or JSON Lines.
+    pub format: Format,
+    /// Rows shown (0: all).
+    pub limit: usize,
+    /// The terminal's width, which text fits in.
+    pub width: Option<usize>,
+}
+
+/// Writes one interval's view. Text has the HOWTO's columns (`top.stp`'s
+/// `%6d %80s %6d %30s %6d`): within the layout's `width` (a terminal's),
+/// the file name column takes what the others leave and long names are
+/// shortened in the middle; without one the HOWTO's widths are kept and
+/// nothing is cut.
+pub fn write_view(
     out: &mut dyn Write,
-    format: Format,
-    interval: u64,
-    secs: f64,
-    rows: &[Row],
-    limit: usize,
-    width: Option<usize>,
+    layout: &ViewLayout,
+    interval: &Interval<'_>,
 ) -> io::Result<()> {
-    let total: u64 = rows.iter().map(|r| r.calls).sum();
-    let shown = if limit == 0 {
+    let rows = interval.rows;
+    let shown = if layout.limit == 0 {
         rows
     } else {
-        &rows[..rows.len().min(limit)]
+        &rows[..rows.len().min(layout.limit)]
     };
-    match format {
-        Format::Text => {
-            writeln!(
-                out,
-                "--- interval {interval} ({secs:.3} s): {total} calls, {} functions",
-                rows.len()
-            )?;
-            // PID, LINE, FUNCTION and CALLS with their separators.
-            let others = 6 + 1 + 1 + 6 + 1 + 30 + 1 + 6;
-            let file_width = match width {
-                Some(w) => w.saturating_sub(others).max(12),
-                None => 80,
-            };
-            // Names are the program's: control characters escaped.
-            let fit = |s: &str, w: usize| match width {
-                Some(_) => fit::middle(&escape::text(s), w),
-                None => escape::text(s).into_owned(),
-            };
-            writeln!(
-                out,
-                "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
-                "PID", "FILENAME", "LINE", "FUNCTION", "CALLS"
-            )?;
-            for r in shown {
-                writeln!(
-                    out,
-                    "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
-                    pid_cell(r),
-                    fit(&r.filename, file_width),
-                    r.lineno,
-                    fit(&r.funcname, 30),
-                    r.calls
-                )?;
-            }
-            Ok(())
-        }
-        Format::Jsonl => {
-            write!(
-                out,
-                "{{\"interval\":{interval},\"seconds\":{secs:.6},\"calls\":{total},\"functions\":{},\"rows\":[",
-                rows.len()
-            )?;
-            for (i, r) in shown.iter().enumerate() {
-                write!(
-                    out,
-                    "{}{{\"pid\":{},\"filename\":",
-                    if i > 0 { "," } else { "" },
-                    r.pid
-                )?;
-                json_str(out, &r.filename)?;
-                write!(out, ",\"lineno\":{},\"funcname\":", r.lineno)?;
-                json_str(out, &r.funcname)?;
-                write!(out, ",\"calls\":{}", r.calls)?;
-                if r.processes > 1 {
-                    write!(out, ",\"processes\":{}", r.processes)?;
-                }
-                out.write_all(b"}")?;
-            }
-            writeln!(out, "]}}")
-        }
+    match layout.format {
+        Format::Text => write_text_view(out, interval, shown, layout.width),
+        Format::Jsonl => write_json_view(out, interval, shown),
     }
+}
+
+/// The text view: a title line, the header, the rows shown.
+fn write_text_view(
+    out: &mut dyn Write,
+    interval: &Interval<'_>,
+    shown: &[Row],
+    width: Option<usize>,
+) -> io::Result<()> {
+    let Interval { number, secs, rows } = *interval;
+    let total: u64 = rows.iter().map(|r| r.calls).sum();
+    writeln!(
+        out,
+        "--- interval {number} ({secs:.3} s): {total} calls, {} functions",
+        rows.len()
+    )?;
+    // PID, LINE, FUNCTION and CALLS with their separators.
+    let others = 6 + 1 + 1 + 6 + 1 + 30 + 1 + 6;
+    let file_width = match width {
+        Some(w) => w.saturating_sub(others).max(12),
+        None => 80,
+    };
+    // Names are the program's: control characters escaped.
+    let fit = |s: &str, w: usize| match width {
+        Some(_) => fit::middle(&escape::text(s), w),
+        None => escape::text(s).into_owned(),
+    };
+    writeln!(
+        out,
+        "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
+        "PID", "FILENAME", "LINE", "FUNCTION", "CALLS"
+    )?;
+    for r in shown {
+        writeln!(
+            out,
+            "{:>6} {:>file_width$} {:>6} {:>30} {:>6}",
+            pid_cell(r),
+            fit(&r.filename, file_width),
+            r.lineno,
+            fit(&r.funcname, 30),
+            r.calls
+        )?;
+    }
+    Ok(())
+}
+
+/// The JSON view: one object per interval, its rows in an array.
+fn write_json_view(out: &mut dyn Write, interval: &Interval<'_>, shown: &[Row]) -> io::Result<()> {
+    let Interval { number, secs, rows } = *interval;
+    let total: u64 = rows.iter().map(|r| r.calls).sum();
+    write!(
+        out,
+        "{{\"interval\":{number},\"seconds\":{secs:.6},\"calls\":{total},\"functions\":{},\"rows\":[",
+        rows.len()
+    )?;
+    for (i, r) in shown.iter().enumerate() {
+        write!(
+            out,
+            "{}{{\"pid\":{},\"filename\":",
+            if i > 0 { "," } else { "" },
+            r.pid
+        )?;
+        json_str(out, &r.filename)?;
+        write!(out, ",\"lineno\":{},\"funcname\":", r.lineno)?;
+        json_str(out, &r.funcname)?;
+        write!(out, ",\"calls\":{}", r.calls)?;
+        if r.processes > 1 {
+            write!(out, ",\"processes\":{}", r.processes)?;
+        }
+        write!(out, "}}")?;
+    }
+    writeln!(out, "]}}")
 }
 
 struct TopView<'a> {
     out: &'a mut dyn Write,
-    format: Format,
-    limit: usize,
+    layout: ViewLayout,
     names: FuncNames,
     deltas: Deltas,
     interval: u64,
@@ -330,7 +352,6 @@ struct TopView<'a> {
     /// timestamp, then each tick's.
     replay_last: Option<u64>,
     calls: u64,
-    width: Option<usize>,
     in_process: InProcessCounts,
 }
 
@@ -359,15 +380,12 @@ impl Consumer for TopView<'_> {
             None => self.last.elapsed().as_secs_f64(),
         };
         self.last = Instant::now();
-        write_view_fitted(
-            self.out,
-            self.format,
-            self.interval,
+        let interval = Interval {
+            number: self.interval,
             secs,
-            &rows,
-            self.limit,
-            self.width,
-        )?;
+            rows: &rows,
+        };
+        write_view(self.out, &self.layout, &interval)?;
         self.out.flush()?;
         Ok(())
     }
@@ -414,15 +432,17 @@ pub fn run(request: &TopRequest, out: &mut dyn Write) -> Result<ExitCode> {
             notice!("top counts {marker} (one per call)");
             TopView {
                 out,
-                format: request.format,
-                limit: request.limit,
+                layout: ViewLayout {
+                    format: request.format,
+                    limit: request.limit,
+                    width: request.stream.width,
+                },
                 names: FuncNames::default(),
                 deltas: Deltas::new(request.by_pid),
                 interval: 0,
                 last: Instant::now(),
                 replay_last: None,
                 calls: 0,
-                width: request.stream.width,
                 in_process: InProcessCounts::default(),
             }
         },

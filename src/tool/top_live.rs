@@ -54,7 +54,9 @@ use crate::output::notice;
 use crate::runner::live::TargetSpec;
 use crate::runner::tool_run::{self, MakeHandler, ToolRun};
 use crate::tool::names::FuncNames;
-use crate::tool::top::{Deltas, InProcessCounts, Row, TopRequest, write_view_fitted};
+use crate::tool::top::{
+    Deltas, InProcessCounts, Interval, Row, TopRequest, ViewLayout, write_view,
+};
 
 /// How often the screen may change.
 const POLL: Duration = Duration::from_millis(50);
@@ -426,15 +428,17 @@ pub fn run<H: Handler + 'static>(
         // The last view, then what the command wrote, then the notices.
         let mut out = io::stdout().lock();
         if let Some((number, secs, rows)) = &view.last {
-            write_view_fitted(
-                &mut out,
-                Format::Text,
-                *number,
-                *secs,
+            let layout = ViewLayout {
+                format: Format::Text,
+                limit: view.limit,
+                width: crate::output::fit::terminal_width(),
+            };
+            let interval = Interval {
+                number: *number,
+                secs: *secs,
                 rows,
-                view.limit,
-                crate::output::fit::terminal_width(),
-            )?;
+            };
+            write_view(&mut out, &layout, &interval)?;
         }
         if let Captured::Memory(buf) = &view.captured {
             out.write_all(buf)?;

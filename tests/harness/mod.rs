@@ -6,9 +6,11 @@
 //! Every prerequisite is checked where it is used and missing ones panic with
 //! the name of the prerequisite and the fix. Nothing here returns early.
 
-// Both test binaries (integration, machine) include this, each using a
-// part of it.
-#![allow(dead_code, unused_imports)]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "both test binaries (integration, machine) include this, each using a part of it"
+)]
 
 pub mod fixtures;
 pub mod guard;

@@ -2,8 +2,6 @@
 //! declared by hand (no bindings generator, no headers): only what is
 //! used, with the layouts of CPython 3.12+'s limited API on x86-64 Linux.
 
-#![allow(non_camel_case_types, non_snake_case, dead_code)]
-
 use std::ffi::{c_char, c_int, c_long, c_void};
 
 // ---- The CPython stable ABI (only what is used) ----

@@ -24,7 +24,6 @@
 //! - [`hash`]: the recorder's cheap hasher;
 //! - [`ffi`]: the CPython and C library declarations.
 
-#![allow(non_camel_case_types, non_snake_case)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 use std::ffi::c_void;

@@ -534,7 +534,7 @@ fn emit_prologue(b: &mut ProgramBuilder, site: &SiteCode, env: &Env) -> Result<(
         usdt::emit_load_arg(b, spec, dst, env.slots.scratch).map_err(|detail| {
             CodegenError::Arg {
                 marker: site.marker,
-                detail,
+                detail: detail.to_string(),
             }
         })?;
     }

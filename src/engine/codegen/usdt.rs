@@ -10,6 +10,15 @@
 use pytap_ebpf::{AluOp, Helper, ProgramBuilder, Reg, Size, StackSlot};
 use pytap_elf::{ArgLocation, ArgSpec, X86Reg};
 
+/// An argument spec pytap cannot turn into loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// `disp(%rip)`: the probe sees the address of the int3, not of the
+    /// next instruction that RIP-relative operands are computed from.
+    #[error("RIP-relative operands are not supported")]
+    RipRelative,
+}
+
 /// Emits code leaving argument `spec` in `dst` (r6 must hold the context).
 /// Clobbers r0-r5 and `scratch` when the argument is in memory.
 pub fn emit_load_arg(
@@ -17,7 +26,7 @@ pub fn emit_load_arg(
     spec: &ArgSpec,
     dst: Reg,
     scratch: StackSlot,
-) -> Result<(), String> {
+) -> Result<(), ArgError> {
     match &spec.location {
         ArgLocation::Register { reg, .. } => {
             b.ldx(Size::DW, dst, Reg::R6, ctx_offset(*reg)?);
@@ -70,11 +79,9 @@ pub fn emit_load_arg(
     Ok(())
 }
 
-fn ctx_offset(reg: X86Reg) -> Result<i16, String> {
+fn ctx_offset(reg: X86Reg) -> Result<i16, ArgError> {
     if reg == X86Reg::Rip {
-        // The probe sees the address of the int3, not of the next instruction
-        // that RIP-relative operands are computed from.
-        return Err("RIP-relative operands are not supported".to_string());
+        return Err(ArgError::RipRelative);
     }
     Ok(reg.pt_regs_offset() as i16)
 }
@@ -167,6 +174,7 @@ mod tests {
         assert!(
             emit_load_arg(&mut b, &rip, Reg::R7, slot)
                 .unwrap_err()
+                .to_string()
                 .contains("RIP")
         );
     }

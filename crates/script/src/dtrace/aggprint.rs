@@ -11,7 +11,7 @@
 //! conversions in order and `%@d` (any conversion with `@`) the value.
 
 use crate::ast::AggFunc;
-use crate::format::{Arg, Format};
+use crate::format::{Arg, Format, FormatError};
 use crate::ir::{Global, HistShape};
 use crate::value::{Stats, Value};
 
@@ -65,6 +65,18 @@ fn datum(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Why `printa` printed nothing: its format does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("printa's format: {}", .0.message)]
+pub struct PrintaError(pub FormatError);
+
+/// The message of a run error ([`crate::interp::RunError`] carries text).
+impl From<PrintaError> for String {
+    fn from(e: PrintaError) -> String {
+        e.to_string()
+    }
+}
+
 /// Prints the aggregation `global` (its entries), divided by `normal`,
 /// with `format` if `printa` gave one.
 pub fn print(
@@ -73,7 +85,7 @@ pub fn print(
     normal: i64,
     format: Option<&[u8]>,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), PrintaError> {
     let normal = normal.max(1);
     sort(global, &mut entries);
     let Some(format) = format else {
@@ -92,7 +104,7 @@ pub fn print(
         return Ok(());
     };
     let (format, value_slots) = strip_value_conversions(format, global.hist.is_some());
-    let parsed = Format::parse(&format).map_err(|e| format!("printa's format: {}", e.message))?;
+    let parsed = Format::parse(&format).map_err(PrintaError)?;
     for (keys, stats) in &entries {
         let mut args: Vec<Arg<'_>> = Vec::new();
         let mut rendered_hist = Vec::new();

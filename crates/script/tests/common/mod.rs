@@ -1,6 +1,9 @@
 //! Compiling test scripts against CPython's marker catalogue.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes this module uses a part of it"
+)]
 
 use pytap_script::check::{Catalog, Compiled, Input, MarkerInfo, compile};
 use pytap_script::source::SourceMap;

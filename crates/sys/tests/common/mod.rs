@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: finding a function's file offset
 //! in the running test binary, a cookie-keyed counting program, fd flags.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes this module uses a part of it"
+)]
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
