@@ -30,9 +30,9 @@ use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
 use crate::process;
-pub use crate::runner::capture_path::{attach_agents, capture_for, check_capture};
+use crate::runner::capture_path::{attach_agents, capture_for, check_capture};
 use crate::runner::live::{self as run, Attached, Outcome, TargetSpec};
-pub use crate::runner::report::{exit_code, report, report_replay};
+use crate::runner::report::{exit_code, report, report_replay};
 
 /// Settings every tracing tool takes.
 #[derive(Debug, Clone)]

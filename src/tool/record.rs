@@ -20,6 +20,7 @@ use crate::output::sink::Blocks;
 use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::runner::live::{Outcome, TargetSpec};
+use crate::runner::report;
 use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::export::{self, Style};
 
@@ -181,7 +182,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             export_recording(&path, &request.output, format, style, &mut hidden)?
         }
     }
-    Ok(tool_run::exit_code(&outcome))
+    Ok(report::exit_code(&outcome))
 }
 
 /// The `start` metadata: what is traced, which markers, the clocks now.

@@ -52,6 +52,7 @@ use crate::output::escape;
 use crate::output::event::Format;
 use crate::output::notice;
 use crate::runner::live::TargetSpec;
+use crate::runner::report;
 use crate::runner::tool_run::{self, MakeHandler, ToolRun};
 use crate::tool::names::FuncNames;
 use crate::tool::top::{
@@ -457,7 +458,7 @@ pub fn run<H: Handler + 'static>(
             relay(&pty, pid, &keys_fd)?;
         }
     }
-    Ok(tool_run::exit_code(&outcome))
+    Ok(report::exit_code(&outcome))
 }
 
 /// Closes the command's terminal (a hang-up for it) and reaps it within a

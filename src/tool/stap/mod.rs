@@ -32,6 +32,7 @@ use crate::error::ExitCode;
 use crate::notice;
 use crate::runner::live::{self as run, TargetSpec};
 use crate::runner::tool_run::{self, StreamOptions};
+use crate::runner::{capture_path, report};
 use crate::script::compile::{Compiled, Sources};
 use crate::script::{runtime, userspace};
 
@@ -128,7 +129,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let signals = tool_run::signals()?;
     let mut runtime = runtime::Runtime::new(compiled.clone(), out);
     let traced = !matches!(stream.target, TargetSpec::All { .. });
-    let (mode, mut capture) = tool_run::capture_for(&stream, &markers)?;
+    let (mode, mut capture) = capture_path::capture_for(&stream, &markers)?;
     let env = capture
         .as_ref()
         .map(Capture::launch_env)
@@ -140,8 +141,8 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         signals: &signals,
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
-        tool_run::check_capture(&stream, &markers, mode, &targets)?;
-        tool_run::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
+        capture_path::check_capture(&stream, &markers, mode, &targets)?;
+        capture_path::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force, mode)?;
         // `target()` is the traced process's pid, 0 when all are watched.
         runtime.target = if traced { first_pid(&targets) } else { 0 };
@@ -181,7 +182,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         attached.session.detach();
         return Ok(ExitCode::Error);
     }
-    tool_run::report(&attached, &outcome, &runtime);
+    report::report(&attached, &outcome, &runtime);
     runtime.report(&attached.session);
     runtime.flush_out()?;
     Ok(ExitCode::Ok)
