@@ -9,7 +9,7 @@
 //! file at its next eval-breaker check (a thread blocked in C code: when
 //! it returns to Python).
 //!
-//! [`DebugOffsets::parse`] is pure (tested on the 3.14 fixture's table);
+//! The table is read by `cpython::debug_offsets` (pure, tested there);
 //! [`send`] reads and writes the process through `/proc/PID/mem`.
 
 use std::fs::OpenOptions;
@@ -18,121 +18,68 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError, Field, TABLE_BYTES};
 use crate::process::module::Module;
 use crate::process::proc::Process;
-
-/// `_Py_Debug_Cookie`.
-const COOKIE: &[u8; 8] = b"xdebugpy";
 
 /// `_PY_EVAL_PLEASE_STOP_BIT` (`1 << 5` in 3.14's `pycore_ceval.h`).
 const PLEASE_STOP: u64 = 1 << 5;
 
-/// Bytes of the table pytap reads (3.14's is 95 words).
-const TABLE_BYTES: usize = 8 * 96;
-
-/// What pytap needs of `_Py_DebugOffsets`.
+/// What pytap needs of `_Py_DebugOffsets` to send a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DebugOffsets {
-    /// `PY_VERSION_HEX`.
-    pub version: u64,
-    /// A free-threaded build.
-    pub free_threaded: bool,
-    /// `_PyRuntimeState.interpreters.head`.
-    pub interpreters_head: u64,
-    /// `PyInterpreterState.threads.main`.
-    pub threads_main: u64,
-    /// `PyInterpreterState.threads.head`.
-    pub threads_head: u64,
-    /// `PyThreadState.eval_breaker`.
-    pub eval_breaker: u64,
-    /// `PyThreadState.remote_debugger_support`.
-    pub remote_debugger_support: u64,
-    /// `PyInterpreterState.config.remote_debug`.
-    pub remote_debugging_enabled: u64,
-    /// In `_PyRemoteDebuggerSupport`: the pending-call flag.
-    pub debugger_pending_call: u64,
-    /// In `_PyRemoteDebuggerSupport`: the script path buffer.
-    pub debugger_script_path: u64,
-    /// That buffer's size.
-    pub debugger_script_path_size: u64,
-    /// `sizeof(PyThreadState)`.
-    pub thread_state_size: u64,
+struct Offsets {
+    interpreters_head: u64,
+    threads_main: u64,
+    threads_head: u64,
+    eval_breaker: u64,
+    remote_debugger_support: u64,
+    remote_debugging_enabled: u64,
+    debugger_pending_call: u64,
+    debugger_script_path: u64,
+    debugger_script_path_size: u64,
+    thread_state_size: u64,
 }
 
-/// Word indices of the fields, per minor version's table layout.
-struct Layout {
-    interpreters_head: usize,
-    threads_head: usize,
-    threads_main: usize,
-    thread_state_size: usize,
-    debugger_support: usize,
-}
-
-fn layout(minor: u64) -> Option<Layout> {
-    match minor {
-        // cookie, version, free_threaded; runtime_state (3 words);
-        // interpreter_state (16); thread_state (9); interpreter_frame (8);
-        // code_object (11); pyobject (2); type_object (4); tuple, list (3
-        // each); set (4); dict (3); float (2); long, bytes (3 each);
-        // unicode (4); gc (3); gen_object (5); then debugger_support.
-        14 => Some(Layout {
-            interpreters_head: 5,
-            threads_head: 9,
-            threads_main: 10,
-            thread_state_size: 22,
-            debugger_support: 89,
-        }),
-        _ => None,
-    }
-}
-
-/// Why `_PyRuntime` holds no table pytap will write by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum DebugOffsetsError {
-    /// No cookie, or too few bytes.
-    #[error("no _Py_DebugOffsets table at _PyRuntime")]
-    Missing,
-    /// A version whose table pytap does not know.
-    #[error("CPython {major}.{minor}: pytap knows the remote debugging table of 3.14 only")]
-    Version {
-        /// Major version.
-        major: u64,
-        /// Minor version.
-        minor: u64,
-    },
-    /// Offsets that do not describe a thread state.
-    #[error("the remote debugging table does not make sense")]
+/// Why a table cannot carry a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The table is missing, of another version, or nonsense.
+    #[error(transparent)]
+    Table(#[from] DebugOffsetsError),
+    /// Not 3.14, the one version whose protocol the agent is tested on.
+    #[error("pytap's agent attaches through PEP 768 on CPython 3.14 only, not 3.{0}")]
+    Version(u8),
+    /// A table whose debugger support section does not fit the thread state.
+    #[error("the remote debugging table does not make sense (debugger support)")]
     Nonsense,
+    /// A free-threaded build.
+    #[error("a free-threaded CPython, which pytap's agent does not support")]
+    FreeThreaded,
 }
 
-impl DebugOffsets {
+impl Offsets {
     /// Reads the table at the start of `_PyRuntime` (`bytes`, at least
     /// [`TABLE_BYTES`] of it).
-    pub fn parse(bytes: &[u8]) -> Result<DebugOffsets, DebugOffsetsError> {
-        if bytes.len() < TABLE_BYTES || &bytes[..8] != COOKIE {
-            return Err(DebugOffsetsError::Missing);
+    fn parse(bytes: &[u8]) -> Result<Offsets, RequestError> {
+        let table = DebugOffsets::parse(bytes)?;
+        if table.minor() != 14 {
+            return Err(RequestError::Version(table.minor()));
         }
-        let word =
-            |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-        let version = word(1);
-        let (major, minor) = (version >> 24, (version >> 16) & 0xff);
-        let Some(l) = layout(minor).filter(|_| major == 3) else {
-            return Err(DebugOffsetsError::Version { major, minor });
-        };
-        let d = l.debugger_support;
-        let offsets = DebugOffsets {
-            version,
-            free_threaded: word(2) != 0,
-            interpreters_head: word(l.interpreters_head),
-            threads_head: word(l.threads_head),
-            threads_main: word(l.threads_main),
-            thread_state_size: word(l.thread_state_size),
-            eval_breaker: word(d),
-            remote_debugger_support: word(d + 1),
-            remote_debugging_enabled: word(d + 2),
-            debugger_pending_call: word(d + 3),
-            debugger_script_path: word(d + 4),
-            debugger_script_path_size: word(d + 5),
+        if table.free_threaded {
+            return Err(RequestError::FreeThreaded);
+        }
+        let get = |field| table.get(field).ok_or(RequestError::Nonsense);
+        let offsets = Offsets {
+            interpreters_head: get(Field::InterpretersHead)?,
+            threads_main: get(Field::ThreadsMain)?,
+            threads_head: get(Field::ThreadsHead)?,
+            eval_breaker: get(Field::EvalBreaker)?,
+            remote_debugger_support: get(Field::RemoteDebuggerSupport)?,
+            remote_debugging_enabled: get(Field::RemoteDebuggingEnabled)?,
+            debugger_pending_call: get(Field::DebuggerPendingCall)?,
+            debugger_script_path: get(Field::DebuggerScriptPath)?,
+            debugger_script_path_size: get(Field::DebuggerScriptPathSize)?,
+            thread_state_size: table.thread_state_size(),
         };
         // A table that does not describe a thread state is not one pytap
         // will write by.
@@ -143,7 +90,7 @@ impl DebugOffsets {
             || support_end > offsets.thread_state_size
             || offsets.eval_breaker + 8 > offsets.thread_state_size
         {
-            return Err(DebugOffsetsError::Nonsense);
+            return Err(RequestError::Nonsense);
         }
         Ok(offsets)
     }
@@ -223,10 +170,7 @@ pub fn send(pid: u32, module: &Module, script: &Path) -> Result<PendingCall> {
     };
     let mut table = vec![0u8; TABLE_BYTES];
     read(runtime, &mut table)?;
-    let offsets = DebugOffsets::parse(&table)?;
-    if offsets.free_threaded {
-        bail!("pid {pid} runs a free-threaded CPython, which pytap's agent does not support");
-    }
+    let offsets = Offsets::parse(&table).with_context(|| format!("pid {pid}"))?;
     let interp = read_u64(runtime + offsets.interpreters_head)?;
     if interp == 0 {
         bail!("pid {pid} has no interpreter yet (or any more)");
@@ -280,23 +224,13 @@ pub fn send(pid: u32, module: &Module, script: &Path) -> Result<PendingCall> {
 mod tests {
     use super::*;
 
-    /// 3.14.8's table as Debian builds it (from the fixture's .PyRuntime),
-    /// the words pytap reads and the ones around them.
     fn table_3_14() -> Vec<u8> {
-        let mut words = [0u64; 96];
-        words[0] = u64::from_le_bytes(*COOKIE);
-        words[1] = 0x030e08f0;
-        words[5] = 808;
-        words[9] = 7344;
-        words[10] = 7360;
-        words[22] = 832;
-        words[89..95].copy_from_slice(&[24, 304, 8076, 0, 4, 512]);
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+        crate::cpython::debug_offsets::tests::table_3_14()
     }
 
     #[test]
-    fn the_3_14_table_is_read_by_its_layout() {
-        let d = DebugOffsets::parse(&table_3_14()).unwrap();
+    fn the_3_14_table_carries_a_request() {
+        let d = Offsets::parse(&table_3_14()).unwrap();
         assert_eq!(d.interpreters_head, 808);
         assert_eq!((d.threads_head, d.threads_main), (7344, 7360));
         assert_eq!((d.eval_breaker, d.remote_debugger_support), (24, 304));
@@ -314,25 +248,16 @@ mod tests {
     #[test]
     fn other_versions_and_nonsense_are_refused() {
         let mut t = table_3_14();
-        t[8..16].copy_from_slice(&0x030d05f0u64.to_le_bytes());
-        assert!(
-            DebugOffsets::parse(&t)
-                .unwrap_err()
-                .to_string()
-                .contains("3.13")
-        );
-        let mut t = table_3_14();
-        t[0] = b'y';
-        assert!(DebugOffsets::parse(&t).is_err());
+        t[8..16].copy_from_slice(&0x030c05f0u64.to_le_bytes());
+        assert!(Offsets::parse(&t).unwrap_err().to_string().contains("3.12"));
         let mut t = table_3_14();
         // A script path buffer past the end of the thread state.
-        t[8 * 90..8 * 91].copy_from_slice(&900u64.to_le_bytes());
+        t[8 * 90..8 * 91].copy_from_slice(&800u64.to_le_bytes());
         assert!(
-            DebugOffsets::parse(&t)
+            Offsets::parse(&t)
                 .unwrap_err()
                 .to_string()
                 .contains("does not make sense")
         );
-        assert!(DebugOffsets::parse(&table_3_14()[..100]).is_err());
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod feed;
 pub mod label;
+pub mod profile;
 pub mod slice;
 pub mod stack;
 pub mod timeline;

@@ -1,5 +1,6 @@
 //! Processes by pid: [`pidfd_open`] (an fd that becomes readable when a
-//! process exits), [`kill`], and [`try_wait`] for reaping a child of ours.
+//! process exits), [`kill`], [`try_wait`] for reaping a child of ours, and
+//! [`read_memory`] (another process's memory, read without stopping it).
 //! Launching and following a command is [`crate::ptrace`]'s.
 
 use std::os::fd::OwnedFd;
@@ -128,4 +129,28 @@ mod tests {
         assert_eq!(exit.to_string(), "exited with status 139");
         assert_eq!(crate::signal::name(64), "signal 64");
     }
+}
+
+/// Copies `buf.len()` bytes of process `pid`'s memory at `address` into
+/// `buf` (`process_vm_readv(2)`), without stopping it or touching it. A
+/// range that is not wholly mapped is an error (`EFAULT`), never a partial
+/// buffer taken for a whole one.
+pub fn read_memory(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), SysError> {
+    const CALL: &str = "process_vm_readv";
+    let pid = to_pid(CALL, pid)?;
+    let mut done = 0;
+    while done < buf.len() {
+        let at = address.wrapping_add(done as u64);
+        match sys::process_vm_readv(pid, at, &mut buf[done..]) {
+            Ok(0) => {
+                return Err(SysError::new(
+                    CALL,
+                    std::io::Error::from_raw_os_error(libc::EFAULT),
+                ));
+            }
+            Ok(n) => done += n,
+            Err(e) => return Err(SysError::new(CALL, e)),
+        }
+    }
+    Ok(())
 }

@@ -262,3 +262,30 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: a non-negative return is the new pidfd.
     unsafe { owned_fd(ret) }
 }
+
+/// `process_vm_readv(pid, [buf], [address, len])`: copies another
+/// process's memory into `buf` without stopping it. Returns the bytes
+/// copied (fewer than asked when the range crosses into unmapped memory).
+pub(crate) fn process_vm_readv(
+    pid: libc::pid_t,
+    address: u64,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast::<c_void>(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which is valid for writes of its
+    // whole length for the duration of the call; the kernel writes at most
+    // that many bytes into it. `remote` is only an address in the other
+    // process, which the kernel checks and never dereferences in ours.
+    let ret = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if ret < 0 {
+        return Err(errno());
+    }
+    Ok(ret as usize)
+}
