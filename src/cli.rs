@@ -15,6 +15,7 @@ pub mod request;
 pub mod resolve;
 mod script;
 mod shared;
+mod stacks;
 mod trace;
 mod views;
 pub use docs::{CompletionShell, CompletionsArgs, completions, man_page};
@@ -23,6 +24,7 @@ pub use inspect::{InfoArgs, ListArgs};
 pub use record::{ExportArgs, ExportFormatArg, ExportStyleArgs, RecordArgs, WeightArg};
 pub use script::{ScriptRunArgs, StapArgs};
 pub use shared::{ArmArg, CaptureArg, EngineArgs, FormatArg, OutputArgs, TargetArgs};
+pub use stacks::DumpArgs;
 pub use trace::{SplitPart, TraceArgs};
 pub use views::{
     AuditArgs, CallsArgs, CallsSortArg, FlowArgs, FlowStyleArg, GcArgs, ImportsArgs, TopArgs,
@@ -92,6 +94,22 @@ unbalanced (entries and returns do not pair up; pytap's tools cope), absent,
 unknown (a version pytap has no facts about).")]
     #[command(display_order = 1)]
     Info(InfoArgs),
+    /// Every thread's Python stack now, read from outside the process
+    #[command(after_help = "\
+Examples:
+  pytap dump -p 1234
+  pytap dump -p 1234 --format jsonl
+  pytap dump --all
+
+Works on every CPython 3.8 to 3.15, built with markers or not: the stacks are
+read from the process's memory (process_vm_readv), nothing is injected and the
+process is not stopped. Each thread shows its id and name, whether it is active
+(on a CPU or runnable) or idle, whether it holds the GIL, and its frames,
+innermost first: function (the qualified name on 3.11+), file and line. A thread
+caught changing its stack while it is read ends with a note, never with a wrong
+frame. Exit status: 0 dumped, 1 (with --all) no Python process found, 2 error.")]
+    #[command(display_order = 3)]
+    Dump(DumpArgs),
     /// Stream every marker event of a process or command (text or JSON Lines)
     #[command(after_help = "\
 Examples:

@@ -72,6 +72,14 @@ pub enum TargetError {
         /// (` 3.12.1 from /usr/lib/libpython3.12.so.1.0,`).
         version: String,
     },
+    /// A process whose Python stacks pytap will not read, and why.
+    #[error("cannot read the Python stacks of process {label}: {reason}")]
+    Stacks {
+        /// `pid (comm)`.
+        label: String,
+        /// Why, in a sentence.
+        reason: String,
+    },
     /// A file that is neither a Python nor linked to libpython.
     #[error(
         "{path} is not a CPython interpreter or library: it has no python markers and does not link libpython"

@@ -16,7 +16,7 @@ use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
 use pytap::tool::{
-    audit, calls, dtrace, export, flow, gc, imports, info, list, record, stap, top, trace,
+    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, record, stap, top, trace,
 };
 
 fn main() -> ProcessExit {
@@ -73,6 +73,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 info::run(&target, json, w)?;
                 Ok(ExitCode::Ok)
             })
+        }
+        Command::Dump(a) => {
+            let request = request::dump(a);
+            with_sink(Sink::stdout()?, |w| dump::run(&request, w))
         }
         Command::Trace(a) => {
             let (sink, request) = request::trace(a)?;

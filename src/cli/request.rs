@@ -10,9 +10,9 @@ use anyhow::{Result, bail};
 
 use super::resolve as args;
 use super::{
-    AuditArgs, CallsArgs, DtraceArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs, ImportsArgs,
-    InfoArgs, ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs, TopArgs,
-    TraceArgs,
+    AuditArgs, CallsArgs, DtraceArgs, DumpArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs,
+    ImportsArgs, InfoArgs, ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs,
+    TopArgs, TraceArgs,
 };
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::record::Parts;
@@ -22,7 +22,7 @@ use crate::output::sink::{Sink, SinkKind};
 use crate::runner::tool_run::StreamOptions;
 use crate::tool::top::TopRequest;
 use crate::tool::{
-    audit, calls, dtrace, export, flow, gc, imports, info, list, record, stap, trace,
+    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, record, stap, trace,
 };
 
 /// Opens where a tool writes: `-o FILE` (created first, so a bad path fails
@@ -321,4 +321,14 @@ pub fn record(a: RecordArgs) -> Result<(Sink, record::RecordRequest)> {
         export: a.format.map(|f| (f.into(), style(&a.style))),
     };
     Ok((sink, request))
+}
+
+/// `pytap dump`.
+pub fn dump(a: DumpArgs) -> dump::DumpRequest {
+    dump::DumpRequest {
+        pids: a.pids,
+        all: a.all,
+        json: a.format == super::FormatArg::Jsonl,
+        max_depth: a.max_depth.max(1),
+    }
 }

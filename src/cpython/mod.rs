@@ -7,6 +7,7 @@ pub mod layout;
 pub mod linetable;
 pub mod marker;
 pub mod objects;
+pub mod stack;
 pub mod verdict;
 pub mod version;
 

@@ -9,6 +9,7 @@
 pub mod libsearch;
 pub mod module;
 pub mod proc;
+pub mod python;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};

@@ -308,6 +308,52 @@ pub fn thread_names(pid: u32) -> Vec<(u32, String)> {
     .collect()
 }
 
+/// A thread of a process, as `/proc/PID/task/TID` shows it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Its id (in pytap's pid namespace).
+    pub tid: u32,
+    /// Its id in the process's own pid namespace (what the process's
+    /// `gettid()` returns).
+    pub ns_tid: u32,
+    /// `comm`.
+    pub name: String,
+    /// The scheduler state letter: `R` running or runnable, `S` sleeping,
+    /// `D` waiting on I/O…
+    pub state: char,
+}
+
+/// The threads of process `pid` now (those that exit while read are left out).
+pub fn tasks(pid: u32) -> Vec<Task> {
+    let mut out: Vec<Task> = thread_ids(pid)
+        .into_iter()
+        .filter_map(|tid| {
+            let at = |f: &str| format!("/proc/{pid}/task/{tid}/{f}");
+            let status = fs::read_to_string(at("status")).ok()?;
+            let stat = fs::read_to_string(at("stat")).ok()?;
+            let name = fs::read_to_string(at("comm")).ok()?;
+            Some(Task {
+                tid,
+                ns_tid: parse_nspid(&status).last().copied().unwrap_or(tid),
+                name: name.trim_end_matches('\n').to_string(),
+                state: parse_stat_state(&stat)?,
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// The state letter of a `stat` line (the field after the parenthesised
+/// `comm`, which may itself hold spaces and parentheses).
+pub fn parse_stat_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 /// The thread ids of a process now.
 pub fn thread_ids(pid: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir(proc_path(pid, "task")) else {
@@ -427,5 +473,12 @@ garbage line
             vec![25870, 1]
         );
         assert_eq!(parse_nspid("Name:\tx\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn stat_states() {
+        assert_eq!(parse_stat_state("42 (python3) S 1 42"), Some('S'));
+        assert_eq!(parse_stat_state("42 (a) b) (c) R 1"), Some('R'));
+        assert_eq!(parse_stat_state("42 (x"), None);
     }
 }

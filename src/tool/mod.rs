@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod calls;
 pub mod dtrace;
+pub mod dump;
 pub mod export;
 pub mod filter;
 pub mod flow;

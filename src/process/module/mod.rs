@@ -23,6 +23,7 @@ use crate::cpython::frames::{self, FrameLayout, FrameSource};
 use crate::cpython::marker::{Marker, PROVIDER};
 use crate::cpython::version::{self, PyVersion, VersionSource};
 use crate::error::TargetError;
+use crate::process::proc::Process;
 
 /// Functions CPython calls only on a fatal error, in order of preference.
 const ANCHOR_SYMBOLS: [&str; 2] = ["Py_FatalError", "_Py_FatalErrorFunc"];
@@ -76,6 +77,50 @@ impl Module {
         let reader = FileRef::new(file, len);
         let image = ElfImage::parse(&reader).ok()?;
         image.section(name).map(|(address, _)| address)
+    }
+
+    /// The addresses (in the file's virtual addresses) of the defined
+    /// dynamic symbols `names`, read in one pass; `None` for each missing.
+    pub fn dynamic_symbols(&self, names: &[&str]) -> Vec<Option<u64>> {
+        let Ok(file) = self.file.try_clone() else {
+            return vec![None; names.len()];
+        };
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return vec![None; names.len()];
+        };
+        let reader = FileRef::new(file, len);
+        let Ok(image) = ElfImage::parse(&reader) else {
+            return vec![None; names.len()];
+        };
+        names
+            .iter()
+            .map(|n| image.dynamic_symbol(n).map(|s| s.address))
+            .collect()
+    }
+
+    /// Where the module's virtual address `vaddr` is in `process`, which
+    /// maps the module: through the loaded segment that holds it and the
+    /// mapping of that segment's file offset.
+    pub fn address_in(&self, process: &Process, vaddr: u64) -> Option<u64> {
+        let seg = self
+            .loads
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.memsz)?;
+        let offset = seg.offset + (vaddr - seg.vaddr);
+        let dev = &process
+            .maps
+            .iter()
+            .find(|m| m.inode == self.inode && m.path.is_some())?
+            .dev;
+        if vaddr - seg.vaddr >= seg.filesz {
+            // .bss: past the file's bytes, in the anonymous mapping that
+            // follows the segment's last file page.
+            let last_file_byte = seg.offset + seg.filesz.max(1) - 1;
+            let base = process.address_of_file_offset(dev, self.inode, last_file_byte)?
+                - (seg.vaddr + seg.filesz.max(1) - 1);
+            return Some(base + vaddr);
+        }
+        process.address_of_file_offset(dev, self.inode, offset)
     }
 
     /// The C function containing each of the module's sites (in

@@ -1,0 +1,203 @@
+//! What a code object is called, where it is, and its lines, read from
+//! memory; and the strs and bytes objects that hold them.
+//!
+//! A code object's address alone does not say which function it is for
+//! long: code is freed and its memory reused. [`CodeInfo`] keeps the
+//! pointers it was read from ([`CodeInfo::identity`]) so a cache can tell
+//! whether an address still holds the same code before reusing a name.
+
+use std::sync::Arc;
+
+use super::{Memory, Runtime, Unreadable, read_u8, read_u32, read_u64};
+use crate::cpython::layout::StackLayout;
+use crate::cpython::linetable::LineTable;
+
+/// The longest name or file name read (longer ones are cut and marked).
+pub const MAX_STR_CHARS: usize = 4096;
+/// The largest line table read (CPython's own readers bound theirs to 64 KiB).
+pub const MAX_LINE_TABLE: usize = 64 * 1024;
+
+/// Why a code object could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// Its memory could not be read.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+    /// Not a code object, or a field not of the type it should be.
+    #[error("{what} at {address:#x} is not what a code object holds")]
+    WrongType {
+        /// What was expected.
+        what: &'static str,
+        /// Where.
+        address: u64,
+    },
+}
+
+/// A code object, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeInfo {
+    /// `co_name`.
+    pub name: Arc<str>,
+    /// `co_qualname` (3.11+).
+    pub qualname: Option<Arc<str>>,
+    /// `co_filename`.
+    pub filename: Arc<str>,
+    /// `co_firstlineno`.
+    pub first_line: u32,
+    /// The decoded line table.
+    pub lines: LineTable,
+    /// The pointers it was read from: name, file name, first line.
+    pub identity: (u64, u64, u32),
+}
+
+impl CodeInfo {
+    /// The name to show: the qualified name where the version has one.
+    pub fn function(&self) -> &Arc<str> {
+        self.qualname.as_ref().unwrap_or(&self.name)
+    }
+}
+
+/// The identity of the code object at `code`: the pointers to its name and
+/// file name and its first line, read without decoding anything. Two reads
+/// that agree are the same code (a freed code's replacement has other
+/// strings or another line), which is what caches check.
+pub fn identity(
+    mem: &dyn Memory,
+    l: &StackLayout,
+    code: u64,
+) -> Result<(u64, u64, u32), Unreadable> {
+    Ok((
+        read_u64(mem, code + u64::from(l.code_name))?,
+        read_u64(mem, code + u64::from(l.code_filename))?,
+        read_u32(mem, code + u64::from(l.code_first_line))?,
+    ))
+}
+
+/// Reads the code object at `code`.
+pub fn read(mem: &dyn Memory, rt: &Runtime, code: u64) -> Result<CodeInfo, CodeError> {
+    let l = &rt.layout;
+    if read_u64(mem, code + u64::from(l.object_type))? != rt.code_type {
+        return Err(CodeError::WrongType {
+            what: "the object",
+            address: code,
+        });
+    }
+    let identity = identity(mem, l, code)?;
+    let (name_ptr, file_ptr, first_line) = identity;
+    let name: Arc<str> = read_str(mem, rt, name_ptr)?.into();
+    let filename: Arc<str> = read_str(mem, rt, file_ptr)?.into();
+    let qualname = match l.code_qualname {
+        Some(off) => {
+            let q = read_str(mem, rt, read_u64(mem, code + u64::from(off))?)?;
+            Some(if *q == *name { name.clone() } else { q.into() })
+        }
+        None => None,
+    };
+    let table = read_bytes(mem, rt, read_u64(mem, code + u64::from(l.code_linetable))?)?;
+    Ok(CodeInfo {
+        lines: LineTable::decode(l.line_table, &table, first_line),
+        name,
+        qualname,
+        filename,
+        first_line,
+        identity,
+    })
+}
+
+/// Reads a compact `str` (every name and file name CPython makes is one).
+pub fn read_str(mem: &dyn Memory, rt: &Runtime, at: u64) -> Result<String, CodeError> {
+    let l = &rt.layout;
+    let wrong = CodeError::WrongType {
+        what: "a str",
+        address: at,
+    };
+    if at == 0 || read_u64(mem, at + u64::from(l.object_type))? != rt.str_type {
+        return Err(wrong);
+    }
+    let length = read_u64(mem, at + u64::from(l.str_length))? as usize;
+    let state = read_u8(mem, at + u64::from(l.str_state))?;
+    // `state`: interned (2 bits), kind (3), compact (1), ascii (1).
+    let kind = usize::from((state >> 2) & 7);
+    let compact = state & (1 << 5) != 0;
+    let ascii = state & (1 << 6) != 0;
+    if !compact || !matches!(kind, 1 | 2 | 4) {
+        return Err(wrong);
+    }
+    let start = if ascii {
+        l.str_ascii_size
+    } else {
+        l.str_compact_size
+    };
+    let take = length.min(MAX_STR_CHARS);
+    let mut data = vec![0u8; take * kind];
+    mem.read(at + u64::from(start), &mut data)?;
+    let mut text: String = data
+        .chunks_exact(kind)
+        .map(|c| {
+            let code = match kind {
+                1 => u32::from(c[0]),
+                2 => u32::from(u16::from_le_bytes([c[0], c[1]])),
+                _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            };
+            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
+        })
+        .collect();
+    if take < length {
+        text.push('…');
+    }
+    Ok(text)
+}
+
+/// Reads a `bytes` object's contents (at most [`MAX_LINE_TABLE`]).
+pub fn read_bytes(mem: &dyn Memory, rt: &Runtime, at: u64) -> Result<Vec<u8>, CodeError> {
+    let l = &rt.layout;
+    if at == 0 || read_u64(mem, at + u64::from(l.object_type))? != rt.bytes_type {
+        return Err(CodeError::WrongType {
+            what: "a bytes object",
+            address: at,
+        });
+    }
+    let size = (read_u64(mem, at + u64::from(l.bytes_size))? as usize).min(MAX_LINE_TABLE);
+    let mut data = vec![0u8; size];
+    mem.read(at + u64::from(l.bytes_data), &mut data)?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::stack::fake::{FakeProcess, runtime};
+
+    #[test]
+    fn names_files_and_lines_of_every_layout() {
+        for minor in [8, 9, 10, 11, 12, 13, 14, 15] {
+            let mut p = FakeProcess::new(minor);
+            let code = p.code("Klass.wörk", "/srv/app/ナ.py", 40);
+            let rt = runtime(&p);
+            let info = read(&p, &rt, code).unwrap();
+            assert_eq!(&*info.filename, "/srv/app/ナ.py", "3.{minor}");
+            assert_eq!(info.first_line, 40);
+            if minor >= 11 {
+                assert_eq!(info.function().as_ref(), "Klass.wörk");
+                assert_eq!(&*info.name, "wörk");
+            } else {
+                assert_eq!(info.function().as_ref(), "wörk");
+            }
+            // The fake's table puts every instruction on the first line + 1.
+            assert_eq!(info.lines.line_at(0), Some(41), "3.{minor}");
+        }
+    }
+
+    #[test]
+    fn objects_of_the_wrong_type_are_refused() {
+        let mut p = FakeProcess::new(12);
+        let not_code = p.object(0x1234);
+        let rt = runtime(&p);
+        assert!(matches!(
+            read(&p, &rt, not_code),
+            Err(CodeError::WrongType { .. })
+        ));
+        assert!(matches!(read(&p, &rt, 0x10), Err(CodeError::Unreadable(_))));
+        assert!(read_str(&p, &rt, not_code).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! The CPython a running process runs, found from outside so that its
+//! stacks can be read: with or without markers, an executable or a shared
+//! libpython, stripped or not.
+//!
+//! The file that defines `_PyRuntime` among the process's mappings (in
+//! `.dynsym` on every build: the executable, or the libpython a shared
+//! build or an embedding program maps), opened through `/proc/PID/root`
+//! so containers work; its version from the file (`Py_Version`, version
+//! strings, the file name); the layout from the generated table (3.8–3.12)
+//! or the process's own `_Py_DebugOffsets` (3.13+), checked; the addresses
+//! of `PyCode_Type`, `PyUnicode_Type` and `PyBytes_Type`, against which
+//! every object read is checked. Builds whose objects the layout cannot
+//! vouch for are refused with their reason, never guessed.
+
+use crate::cpython::PyVersion;
+use crate::cpython::debug_offsets::{DebugOffsets, TABLE_BYTES};
+use crate::cpython::layout::{LayoutError, MINORS, StackLayout};
+use crate::cpython::stack::{Memory, Runtime, Unreadable};
+use crate::error::TargetError;
+use crate::process::module::Module;
+use crate::process::proc::Process;
+
+/// A process's memory, read with `process_vm_readv` (the process keeps
+/// running).
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessMemory {
+    /// The process.
+    pub pid: u32,
+}
+
+impl Memory for ProcessMemory {
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        pytap_sys::process::read_memory(self.pid, address, buf).map_err(|_| Unreadable(address))
+    }
+}
+
+/// The interpreter of a process.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// The process.
+    pub process: Process,
+    /// The file that defines `_PyRuntime`.
+    pub module: Module,
+    /// Its version.
+    pub version: PyVersion,
+    /// Where the runtime and the object types are, and the layout.
+    pub runtime: Runtime,
+}
+
+impl Interpreter {
+    /// The process's memory.
+    pub fn memory(&self) -> ProcessMemory {
+        ProcessMemory {
+            pid: self.process.pid,
+        }
+    }
+}
+
+/// The symbols a stack reader needs, in [`Module::dynamic_symbols`] order.
+const SYMBOLS: [&str; 5] = [
+    "_PyRuntime",
+    "PyCode_Type",
+    "PyUnicode_Type",
+    "PyBytes_Type",
+    // Defined only in `--with-trace-refs` builds, whose objects carry two
+    // more pointers before their type.
+    "_Py_PrintReferences",
+];
+
+/// Finds the interpreter of process `pid`.
+pub fn find(pid: u32) -> Result<Interpreter, TargetError> {
+    let process = Process::open(pid)?;
+    let refuse = |reason: String| TargetError::Stacks {
+        label: process.label(),
+        reason,
+    };
+    if process
+        .maps
+        .iter()
+        .any(|m| m.path.as_deref().is_some_and(|p| p.contains("ld-musl")))
+    {
+        return Err(refuse(
+            "it runs on musl libc, whose thread layout pytap has not been tested on".into(),
+        ));
+    }
+    let mut found = None;
+    for file in process.mapped_code_files() {
+        let Ok(module) = Module::open(&file.path, &file.open_path) else {
+            continue;
+        };
+        let symbols = module.dynamic_symbols(&SYMBOLS);
+        if symbols[0].is_some() {
+            found = Some((module, symbols));
+            break;
+        }
+    }
+    let Some((module, symbols)) = found else {
+        return Err(TargetError::NotPython {
+            label: process.label(),
+        });
+    };
+    let shown = module.path.display().to_string();
+    let version = module.py_version().ok_or_else(|| {
+        refuse(format!(
+            "pytap cannot tell which CPython version {shown} is"
+        ))
+    })?;
+    if version.major != 3 || !MINORS.contains(&version.minor) {
+        return Err(refuse(
+            LayoutError::Unsupported(format!("{version} ({shown})")).to_string(),
+        ));
+    }
+    if symbols[4].is_some() {
+        return Err(refuse(format!(
+            "{shown} is built --with-trace-refs: its objects are laid out differently, \
+             and pytap does not read them"
+        )));
+    }
+    if module
+        .file_name()
+        .contains(&format!("3.{}t", version.minor))
+    {
+        return Err(refuse(LayoutError::FreeThreaded(version.minor).to_string()));
+    }
+    let address = |i: usize, what: &str| {
+        symbols[i]
+            .and_then(|vaddr| module.address_in(&process, vaddr))
+            .ok_or_else(|| refuse(format!("{what} of {shown} is not mapped in the process")))
+    };
+    let runtime_address = address(0, "_PyRuntime")?;
+    let (code_type, str_type, bytes_type) = (
+        address(1, "PyCode_Type")?,
+        address(2, "PyUnicode_Type")?,
+        address(3, "PyBytes_Type")?,
+    );
+    let memory = ProcessMemory { pid };
+    let layout = if version.minor <= 12 {
+        StackLayout::from_table(version.minor)
+    } else {
+        let mut table = vec![0u8; TABLE_BYTES];
+        memory
+            .read(runtime_address, &mut table)
+            .map_err(|e| refuse(e.to_string()))?;
+        DebugOffsets::parse(&table)
+            .map_err(LayoutError::from)
+            .and_then(|t| StackLayout::from_debug_offsets(&t, version.minor))
+    }
+    .map_err(|e| refuse(format!("{e} ({shown})")))?;
+    Ok(Interpreter {
+        runtime: Runtime {
+            address: runtime_address,
+            layout,
+            code_type,
+            str_type,
+            bytes_type,
+        },
+        process,
+        module,
+        version,
+    })
+}
