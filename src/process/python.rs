@@ -15,10 +15,13 @@
 use crate::cpython::PyVersion;
 use crate::cpython::debug_offsets::{DebugOffsets, TABLE_BYTES};
 use crate::cpython::layout::{LayoutError, MINORS, StackLayout};
-use crate::cpython::stack::{Memory, Runtime, Unreadable};
+use std::collections::HashSet;
+
+use crate::cpython::stack::walk::{GLIBC_PTHREAD_TID, RawThread};
+use crate::cpython::stack::{Memory, Runtime, Unreadable, read_u32};
 use crate::error::TargetError;
 use crate::process::module::Module;
-use crate::process::proc::Process;
+use crate::process::proc::{Process, Task};
 
 /// A process's memory, read with `process_vm_readv` (the process keeps
 /// running).
@@ -52,6 +55,31 @@ impl Interpreter {
     pub fn memory(&self) -> ProcessMemory {
         ProcessMemory {
             pid: self.process.pid,
+        }
+    }
+
+    /// Each thread state's thread id in pytap's namespace (`tasks`: the
+    /// process's threads now): from `native_thread_id` (3.11+), or from
+    /// glibc's `struct pthread` (3.8–3.10), which is believed only when
+    /// every thread's lands on a thread of the process.
+    pub fn thread_tids(&self, raw: &[RawThread], tasks: &[Task]) -> Vec<Option<u32>> {
+        let host_of = |ns: u32| tasks.iter().find(|t| t.ns_tid == ns).map(|t| t.tid);
+        if self.runtime.layout.native_thread_id.is_some() {
+            return raw
+                .iter()
+                .map(|t| t.native_thread_id.and_then(host_of))
+                .collect();
+        }
+        let mem = self.memory();
+        let ns: Vec<Option<u32>> = raw
+            .iter()
+            .map(|t| read_u32(&mem, t.thread_id.wrapping_add(GLIBC_PTHREAD_TID)).ok())
+            .collect();
+        let known: HashSet<u32> = tasks.iter().map(|t| t.ns_tid).collect();
+        if ns.iter().all(|n| n.is_some_and(|n| known.contains(&n))) {
+            ns.into_iter().map(|n| n.and_then(host_of)).collect()
+        } else {
+            vec![None; raw.len()]
         }
     }
 }
@@ -95,9 +123,9 @@ pub fn find(pid: u32) -> Result<Interpreter, TargetError> {
         }
     }
     let Some((module, symbols)) = found else {
-        return Err(TargetError::NotPython {
-            label: process.label(),
-        });
+        return Err(refuse(
+            "it is not running Python: no file it maps defines _PyRuntime".into(),
+        ));
     };
     let shown = module.path.display().to_string();
     let version = module.py_version().ok_or_else(|| {

@@ -7,18 +7,17 @@
 //! name on 3.11+), file and line. A frame read while the thread moved on
 //! ends that thread's stack with a note, never with a wrong name.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::cpython::stack::code::{self, CodeInfo};
-use crate::cpython::stack::walk::{self, GLIBC_PTHREAD_TID, RawThread};
-use crate::cpython::stack::{Memory, read_u32};
+use crate::cpython::stack::walk::{self, RawThread};
 use crate::error::{ExitCode, TargetError};
 use crate::output::escape;
-use crate::process::proc::{self, Task};
+use crate::process::proc;
 use crate::process::python::{self, Interpreter};
 
 /// What to dump.
@@ -129,7 +128,7 @@ pub fn read(interpreter: &Interpreter, max_depth: usize) -> Result<Vec<DumpThrea
     let (raw, _cut) = walk::threads(&mem, rt, max_depth).map_err(|e| refuse(e.to_string()))?;
     check_layout(interpreter, &raw).map_err(refuse)?;
     let tasks = proc::tasks(interpreter.process.pid);
-    let tids = thread_tids(&mem, interpreter, &raw, &tasks);
+    let tids = interpreter.thread_tids(&raw, &tasks);
     let mut codes: HashMap<u64, Option<CodeInfo>> = HashMap::new();
     // `3.8` when the file says only its minor version.
     let python = interpreter.module.version_suffix().trim().to_string();
@@ -195,35 +194,6 @@ fn check_layout(interpreter: &Interpreter, raw: &[RawThread]) -> Result<(), Stri
         ));
     }
     Ok(())
-}
-
-/// Each thread state's thread id in pytap's namespace: from
-/// `native_thread_id` (3.11+), or from glibc's `struct pthread` (3.8–3.10),
-/// which is believed only when every thread's lands on a thread of the
-/// process.
-fn thread_tids(
-    mem: &dyn Memory,
-    interpreter: &Interpreter,
-    raw: &[RawThread],
-    tasks: &[Task],
-) -> Vec<Option<u32>> {
-    let host_of = |ns: u32| tasks.iter().find(|t| t.ns_tid == ns).map(|t| t.tid);
-    if interpreter.runtime.layout.native_thread_id.is_some() {
-        return raw
-            .iter()
-            .map(|t| t.native_thread_id.and_then(host_of))
-            .collect();
-    }
-    let ns: Vec<Option<u32>> = raw
-        .iter()
-        .map(|t| read_u32(mem, t.thread_id.wrapping_add(GLIBC_PTHREAD_TID)).ok())
-        .collect();
-    let known: HashSet<u32> = tasks.iter().map(|t| t.ns_tid).collect();
-    if ns.iter().all(|n| n.is_some_and(|n| known.contains(&n))) {
-        ns.into_iter().map(|n| n.and_then(host_of)).collect()
-    } else {
-        vec![None; raw.len()]
-    }
 }
 
 fn write_text(

@@ -4,6 +4,7 @@
 
 mod clobber;
 mod dtrace;
+mod dump;
 mod export;
 mod filters;
 mod generators;

@@ -4,6 +4,8 @@
 //! - [`event`]: the records the BPF programs write (header, kinds, every
 //!   `FLAG_*`, the per-CPU rings' layout), which pytap's code generator
 //!   stores at and its decoder reads at;
+//! - [`sample`]: the stack sampler's records and the process and thread
+//!   maps pytap fills for it;
 //! - [`capture`]: the in-process capture's ring file, which the compiled
 //!   callbacks (`crates/agent-ext`) write and pytap reads.
 
@@ -11,3 +13,4 @@
 
 pub mod capture;
 pub mod event;
+pub mod sample;

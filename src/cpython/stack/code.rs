@@ -201,3 +201,47 @@ mod tests {
         assert!(read_str(&p, &rt, not_code).is_err());
     }
 }
+
+/// Code objects named once per process and reused while their identity
+/// holds: a sampled frame gives a code address and the
+/// [`fingerprint`](pytap_abi::sample::fingerprint) of the identity the
+/// kernel read; a cached entry with another fingerprint (the code was
+/// freed and its memory reused) is read again, and a code whose identity
+/// no longer matches the sample's is not named at all.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    by_code: std::collections::HashMap<u64, (u32, Arc<CodeInfo>)>,
+}
+
+/// Entries a [`Symbols`] keeps before starting over (a program that makes
+/// code without end must not make pytap grow without end).
+pub const MAX_SYMBOLS: usize = 1 << 16;
+
+impl Symbols {
+    /// The code at `code` if its identity still has `fingerprint`.
+    pub fn name(
+        &mut self,
+        mem: &dyn Memory,
+        rt: &Runtime,
+        code: u64,
+        fingerprint: u32,
+    ) -> Option<Arc<CodeInfo>> {
+        if let Some((fp, info)) = self.by_code.get(&code)
+            && *fp == fingerprint
+        {
+            return Some(info.clone());
+        }
+        let info = read(mem, rt, code).ok()?;
+        let (name, file, line) = info.identity;
+        let fp = pytap_abi::sample::fingerprint(name, file, line);
+        if fp != fingerprint {
+            return None;
+        }
+        if self.by_code.len() >= MAX_SYMBOLS {
+            self.by_code.clear();
+        }
+        let info = Arc::new(info);
+        self.by_code.insert(code, (fp, info.clone()));
+        Some(info)
+    }
+}

@@ -26,6 +26,7 @@ pub mod count;
 pub mod creation;
 pub mod inplace;
 pub mod named;
+pub mod pystack;
 pub mod record;
 pub mod script;
 pub mod split;

@@ -61,6 +61,9 @@ pub enum SessionError {
     /// No target could be attached (each one's reason is in the notes).
     #[error("no traced module could be attached")]
     NothingAttached,
+    /// The stack sampler could not be set up.
+    #[error("{0}")]
+    Sampler(String),
     /// A module added while running could not be planned.
     #[error(transparent)]
     Plan(#[from] crate::engine::plan::PlanError),
@@ -68,7 +71,7 @@ pub enum SessionError {
 
 /// `source` as a [`SessionError::Privilege`] when the kernel refused the
 /// caller (EPERM, EACCES), else as `other` makes it.
-pub(super) fn privilege_or(
+pub(crate) fn privilege_or(
     what: &'static str,
     source: SysError,
     other: impl FnOnce(SysError) -> SessionError,
@@ -82,7 +85,7 @@ pub(super) fn privilege_or(
 
 /// A failed program load: a privilege error when the kernel refused the
 /// caller, else the verifier's refusal with the end of its log.
-pub(super) fn load_error(name: &str, e: LoadError) -> SessionError {
+pub(crate) fn load_error(name: &str, e: LoadError) -> SessionError {
     // EACCES with a verifier log is the verifier refusing the program;
     // without one, the kernel refused the caller.
     if matches!(e.source.raw_os_error(), Some(1) | Some(13)) && e.log.trim().is_empty() {

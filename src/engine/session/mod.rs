@@ -10,7 +10,7 @@
 //! back to one `perf_event_open` uprobe plus a perf link per site.
 
 mod attach;
-mod error;
+pub(crate) mod error;
 mod load;
 
 use pytap_sys::bpf::{self, Link, Map, Program as LoadedProgram};

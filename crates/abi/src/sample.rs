@@ -1,0 +1,169 @@
+//! The stack sampler's records and maps: what its BPF program writes into
+//! the samples ring and what pytap tells it about each process. The code
+//! generator (`pytap::engine::codegen::pystack`) stores at `offset_of!`
+//! these structs and the decoder reads at the same offsets.
+//!
+//! A record is a [`SampleHeader`] then `depth` [`SampleFrame`]s,
+//! innermost first. A frame is the code object's address, the byte offset
+//! of the instruction in its bytecode, and a [`fingerprint`] of the code's
+//! identity (its name and file name pointers and first line) so that
+//! pytap never names a frame after code that was freed and replaced at
+//! the same address.
+
+use std::mem::{offset_of, size_of};
+
+/// Frames a sample holds at most (a power of two: the program masks its
+/// index with `MAX_FRAMES - 1`).
+pub const MAX_FRAMES: usize = 128;
+
+/// Thread states the program looks through for the sampled thread when
+/// pytap has not told it yet.
+pub const MAX_THREAD_SCAN: usize = 64;
+
+/// The start of a sample.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleHeader {
+    /// `bpf_ktime_get_ns()`.
+    pub ts_ns: u64,
+    /// The thread state sampled (0: none found).
+    pub tstate: u64,
+    /// Process (init namespace).
+    pub pid: u32,
+    /// Thread (init namespace).
+    pub tid: u32,
+    /// The CPU the sample was taken on.
+    pub cpu: u32,
+    /// Frames that follow.
+    pub depth: u16,
+    /// `FLAG_*`.
+    pub flags: u16,
+}
+
+/// One frame of a sample.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleFrame {
+    /// The code object's address.
+    pub code: u64,
+    /// The instruction's byte offset in the code's bytecode (negative: the
+    /// frame has not started).
+    pub offset: i32,
+    /// [`fingerprint`] of the code's identity.
+    pub fingerprint: u32,
+}
+
+/// The largest record.
+pub const SAMPLE_BYTES: usize = size_of::<SampleHeader>() + MAX_FRAMES * size_of::<SampleFrame>();
+
+/// `flags`: the stack had more frames than [`MAX_FRAMES`].
+pub const FLAG_TRUNCATED: u16 = 1;
+/// `flags`: the sampled thread holds the GIL.
+pub const FLAG_GIL: u16 = 2;
+/// `flags`: no thread state of the process belongs to the sampled thread
+/// (a thread that never ran Python).
+pub const FLAG_NO_THREAD: u16 = 4;
+/// `flags`: a frame or code object could not be read; the frames before
+/// it are kept.
+pub const FLAG_FAULT: u16 = 8;
+/// `flags`: a frame's code is not a code object (read while it changed);
+/// the frames before it are kept.
+pub const FLAG_NOT_CODE: u16 = 16;
+
+/// What pytap tells the program about a process (the `procs` map's value,
+/// keyed by tgid).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcConfig {
+    /// `&_PyRuntime`.
+    pub runtime: u64,
+    /// `&PyCode_Type`.
+    pub code_type: u64,
+    /// The slot of its layout's program in the program array.
+    pub slot: u32,
+    /// `MODE_*`.
+    pub mode: u32,
+}
+
+/// `ProcConfig.mode`: every sample of a thread of the process.
+pub const MODE_ALL: u32 = 0;
+/// `ProcConfig.mode`: only samples of the thread holding the GIL.
+pub const MODE_GIL: u32 = 1;
+
+/// The key of the `threads` map (thread pointer → thread state).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadKey {
+    /// Process (init namespace).
+    pub pid: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The thread pointer (`fsbase`), which equals `PyThreadState.thread_id`.
+    pub fsbase: u64,
+}
+
+/// The fingerprint of a code object's identity, as the program computes
+/// it: the name pointer, the file name pointer rotated left by 17, and the
+/// first line, xored, folded to 32 bits.
+pub fn fingerprint(name: u64, filename: u64, first_line: u32) -> u32 {
+    let x = name ^ filename.rotate_left(17) ^ u64::from(first_line);
+    (x ^ (x >> 32)) as u32
+}
+
+/// Offsets the code generator and the decoder share.
+#[expect(
+    missing_docs,
+    reason = "each offset is named after the field it locates"
+)]
+pub mod off {
+    use super::*;
+
+    pub const TS: usize = offset_of!(SampleHeader, ts_ns);
+    pub const TSTATE: usize = offset_of!(SampleHeader, tstate);
+    pub const PID: usize = offset_of!(SampleHeader, pid);
+    pub const TID: usize = offset_of!(SampleHeader, tid);
+    pub const CPU: usize = offset_of!(SampleHeader, cpu);
+    pub const DEPTH: usize = offset_of!(SampleHeader, depth);
+    pub const FLAGS: usize = offset_of!(SampleHeader, flags);
+    pub const HEADER: usize = size_of::<SampleHeader>();
+    pub const FRAME: usize = size_of::<SampleFrame>();
+    pub const FRAME_CODE: usize = offset_of!(SampleFrame, code);
+    pub const FRAME_OFFSET: usize = offset_of!(SampleFrame, offset);
+    pub const FRAME_FINGERPRINT: usize = offset_of!(SampleFrame, fingerprint);
+    pub const CONFIG_RUNTIME: usize = offset_of!(ProcConfig, runtime);
+    pub const CONFIG_CODE_TYPE: usize = offset_of!(ProcConfig, code_type);
+    pub const CONFIG_SLOT: usize = offset_of!(ProcConfig, slot);
+    pub const CONFIG_MODE: usize = offset_of!(ProcConfig, mode);
+    pub const CONFIG_SIZE: usize = size_of::<ProcConfig>();
+    pub const KEY_PID: usize = offset_of!(ThreadKey, pid);
+    pub const KEY_FSBASE: usize = offset_of!(ThreadKey, fsbase);
+    pub const KEY_SIZE: usize = size_of::<ThreadKey>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_is_pinned() {
+        assert_eq!(off::HEADER, 32);
+        assert_eq!(off::FRAME, 16);
+        assert_eq!(
+            (off::PID, off::TID, off::CPU, off::DEPTH, off::FLAGS),
+            (16, 20, 24, 28, 30)
+        );
+        assert_eq!(off::CONFIG_SIZE, 24);
+        assert_eq!((off::KEY_SIZE, off::KEY_FSBASE), (16, 8));
+        assert_eq!(SAMPLE_BYTES, 32 + 128 * 16);
+        assert!(MAX_FRAMES.is_power_of_two());
+    }
+
+    #[test]
+    fn fingerprints_fold_every_part() {
+        let a = fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10);
+        assert_ne!(a, fingerprint(0x7f00_0000_1010, 0x7f00_0000_2000, 10));
+        assert_ne!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2010, 10));
+        assert_ne!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 11));
+        assert_eq!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10));
+    }
+}

@@ -1,0 +1,573 @@
+//! The stack sampler's BPF programs: the Python stack of the thread a
+//! perf event interrupted, read in the kernel from the interpreter's
+//! memory, with one layout's offsets ([`StackLayout`]) as immediates.
+//!
+//! Per sample (`BPF_PROG_TYPE_PERF_EVENT`, on every CPU):
+//!
+//! 1. the process's [`ProcConfig`] (the `procs` map, filled by pytap):
+//!    no entry, no sample; the dispatch program tail-calls the walker of
+//!    the process's layout (its `slot` in the program array);
+//! 2. the thread pointer, `task->thread.fsbase` (its offset from BTF),
+//!    which equals `PyThreadState.thread_id` on x86-64 glibc; the thread
+//!    state from the `threads` map (pytap fills it from the thread
+//!    lists), checked by reading its `thread_id` back, else found by
+//!    walking the interpreter's thread list (at most
+//!    [`MAX_THREAD_SCAN`]);
+//! 3. whether it holds the GIL (and, in `gil` mode, nothing more when not);
+//! 4. the frames, innermost first: one read of the frame's header, one of
+//!    the code object's (its type must be `PyCode_Type`; the name and file
+//!    name pointers and first line make the [`fingerprint`]), the
+//!    instruction's byte offset; interpreter shims skipped; at most
+//!    [`MAX_FRAMES`];
+//! 5. one `bpf_ringbuf_output` of the header and the frames; a full ring is
+//!    counted.
+//!
+//! Nothing here writes a hash map: in NMI context (where perf events run)
+//! a contended bucket lock can halt a CPU. Only the per-CPU buffer, the
+//! counters and the ring buffer are written.
+//!
+//! [`ProcConfig`]: pytap_abi::sample::ProcConfig
+//! [`fingerprint`]: pytap_abi::sample::fingerprint
+
+use pytap_abi::sample::{
+    self, FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
+    MAX_THREAD_SCAN, MODE_GIL, SAMPLE_BYTES, off,
+};
+use pytap_ebpf::{
+    AluOp, BuildError, Helper, JmpOp, Label, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
+};
+
+use super::{MapKind, MapSpec, MapTable, emit_count};
+use crate::cpython::layout::{FrameAnchor, GilHolder, PositionKind, StackLayout};
+use crate::engine::abi::COUNTER_LOST;
+
+/// The maps of a sampler.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerMaps {
+    /// tgid → [`ProcConfig`](pytap_abi::sample::ProcConfig).
+    pub procs: MapRef,
+    /// [`ThreadKey`](pytap_abi::sample::ThreadKey) → thread state address.
+    pub threads: MapRef,
+    /// The walkers, by layout slot.
+    pub walkers: MapRef,
+    /// One sample being built, per CPU.
+    pub scratch: MapRef,
+    /// The samples.
+    pub samples: MapRef,
+    /// Per-CPU counters (`COUNTER_LOST`: samples the ring had no room for).
+    pub counters: MapRef,
+}
+
+/// Layouts a sampler holds programs for at most.
+pub const MAX_LAYOUTS: u32 = 16;
+
+/// Processes a sampler follows at most.
+pub const MAX_PROCS: u32 = 4096;
+
+/// Threads the `threads` map holds at most.
+pub const MAX_THREADS: u32 = 65536;
+
+/// The sampler's maps, added to `table`; `ring_bytes` is the samples ring's size.
+pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
+    let mut add = |name: &str, kind, key_size, value_size, max_entries| {
+        table.add(MapSpec {
+            name: name.into(),
+            kind,
+            key_size,
+            value_size,
+            max_entries,
+        })
+    };
+    SamplerMaps {
+        procs: add(
+            "procs",
+            MapKind::Hash,
+            4,
+            off::CONFIG_SIZE as u32,
+            MAX_PROCS,
+        ),
+        threads: add(
+            "threads",
+            MapKind::Hash,
+            off::KEY_SIZE as u32,
+            8,
+            MAX_THREADS,
+        ),
+        walkers: add("walkers", MapKind::ProgArray, 4, 4, MAX_LAYOUTS),
+        scratch: add(
+            "sample_buf",
+            MapKind::PercpuArray,
+            4,
+            SAMPLE_BYTES as u32,
+            1,
+        ),
+        samples: add("samples", MapKind::RingBuf, 0, 0, ring_bytes),
+        counters: add(
+            "counters",
+            MapKind::PercpuArray,
+            4,
+            8,
+            crate::engine::abi::COUNTERS,
+        ),
+    }
+}
+
+/// The program every perf event runs: the process's walker, or nothing.
+pub fn dispatch(maps: SamplerMaps) -> Result<Program, BuildError> {
+    let mut b = ProgramBuilder::new("pytap_sample");
+    let key = b.alloc_stack(4, 4)?;
+    let out = b.new_label();
+    b.mov64_reg(Reg::R6, Reg::R1);
+    b.call(Helper::GetCurrentPidTgid);
+    b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
+    b.stx(Size::W, Reg::FP, key.off, Reg::R0);
+    b.ld_map_fd(Reg::R1, maps.procs);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, key.off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, out);
+    b.comment("tail-call the walker of the process's layout");
+    b.ldx(Size::W, Reg::R3, Reg::R0, off::CONFIG_SLOT as i16);
+    b.mov64_reg(Reg::R1, Reg::R6);
+    b.ld_map_fd(Reg::R2, maps.walkers);
+    b.call(Helper::TailCall);
+    b.bind(out);
+    b.mov64_imm(Reg::R0, 0);
+    b.exit();
+    b.build()
+}
+
+/// The stack slots of a walker.
+struct Slots {
+    /// `ThreadKey`, then the tgid key of `procs` is its first 4 bytes.
+    key: StackSlot,
+    /// One 8-byte read.
+    word: StackSlot,
+    /// `&_PyRuntime`.
+    runtime: StackSlot,
+    /// `&PyCode_Type`.
+    code_type: StackSlot,
+    /// The current frame's code object.
+    code: StackSlot,
+    /// The interpreter (for the thread list and the GIL).
+    interp: StackSlot,
+    /// The frame's header.
+    frame: StackSlot,
+    /// The code object's header.
+    code_head: StackSlot,
+}
+
+/// Bytes of a frame read at once: everything the walk uses of it.
+fn frame_read_bytes(l: &StackLayout) -> u16 {
+    let ends = [
+        l.frame_previous + 8,
+        l.frame_code + 8,
+        l.frame_position + l.position_bytes() as u32,
+        l.frame_owner.map_or(0, |o| o + 1),
+    ];
+    (ends.into_iter().max().unwrap_or(8).next_multiple_of(8)) as u16
+}
+
+/// The span of a code object read at once: from its type to the last of
+/// its name, file name and first line.
+fn code_read_span(l: &StackLayout) -> (u32, u16) {
+    let start = l.object_type;
+    let end = [l.code_name + 8, l.code_filename + 8, l.code_first_line + 4]
+        .into_iter()
+        .max()
+        .unwrap_or(start + 8);
+    (start, ((end - start).next_multiple_of(8)) as u16)
+}
+
+/// The walker for one layout; `fsbase` is the offset of
+/// `task_struct.thread.fsbase` on this kernel.
+pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program, BuildError> {
+    let mut b = ProgramBuilder::new(&format!("pytap_walk_3_{}", l.minor));
+    let s = Slots {
+        key: b.alloc_stack(off::KEY_SIZE as u16, 8)?,
+        word: b.alloc_stack(8, 8)?,
+        runtime: b.alloc_stack(8, 8)?,
+        code_type: b.alloc_stack(8, 8)?,
+        code: b.alloc_stack(8, 8)?,
+        interp: b.alloc_stack(8, 8)?,
+        frame: b.alloc_stack(frame_read_bytes(l), 8)?,
+        code_head: b.alloc_stack(code_read_span(l).1, 8)?,
+    };
+    let exit = b.new_label();
+    let output = b.new_label();
+    // r6: the sample being built (per-CPU buffer), throughout.
+    b.call(Helper::GetCurrentPidTgid);
+    b.mov64_reg(Reg::R7, Reg::R0);
+    b.st_imm(Size::DW, Reg::FP, s.key.off, 0);
+    b.mov64_reg(Reg::R1, Reg::R7);
+    b.alu64_imm(AluOp::Rsh, Reg::R1, 32);
+    b.stx(Size::W, Reg::FP, s.key.field(off::KEY_PID as u16), Reg::R1);
+    lookup(&mut b, maps.procs, s.key.off, exit);
+    b.ldx(Size::DW, Reg::R1, Reg::R0, off::CONFIG_RUNTIME as i16);
+    b.stx(Size::DW, Reg::FP, s.runtime.off, Reg::R1);
+    b.ldx(Size::DW, Reg::R1, Reg::R0, off::CONFIG_CODE_TYPE as i16);
+    b.stx(Size::DW, Reg::FP, s.code_type.off, Reg::R1);
+    // r8: the mode, until the GIL is known.
+    b.ldx(Size::W, Reg::R8, Reg::R0, off::CONFIG_MODE as i16);
+    b.st_imm(Size::W, Reg::FP, s.word.off, 0);
+    lookup(&mut b, maps.scratch, s.word.off, exit);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    header(&mut b, &s);
+    b.comment("the thread pointer: task->thread.fsbase");
+    b.call(Helper::GetCurrentTask);
+    b.mov64_reg(Reg::R3, Reg::R0)
+        .add64_imm(Reg::R3, fsbase as i32);
+    read(&mut b, Helper::ProbeReadKernel, s.word, 8);
+    let no_thread = b.new_label();
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, no_thread);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.stx(
+        Size::DW,
+        Reg::FP,
+        s.key.field(off::KEY_FSBASE as u16),
+        Reg::R1,
+    );
+    read_at(&mut b, s.runtime, i64::from(l.interpreters_head), s.interp);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, no_thread);
+    find_thread(&mut b, l, &s, maps, no_thread)?;
+    // r9: the thread state.
+    gil(&mut b, l, &s)?;
+    b.comment("gil mode: only the holder's samples");
+    let walk = b.new_label();
+    b.jmp_imm(JmpOp::Jne, Reg::R8, MODE_GIL as i32, walk);
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+    b.jmp_imm(JmpOp::Jset, Reg::R1, i32::from(FLAG_GIL), walk);
+    b.ja(exit);
+    b.bind(walk);
+    frames(&mut b, l, &s)?;
+    b.ja(output);
+    b.bind(no_thread);
+    set_flag(&mut b, FLAG_NO_THREAD);
+    b.bind(output);
+    emit_output(&mut b, maps, s.word);
+    b.bind(exit);
+    b.mov64_imm(Reg::R0, 0);
+    b.exit();
+    b.build()
+}
+
+/// `r0 = map[key at fp+key_off]`, to `miss` when absent.
+fn lookup(b: &mut ProgramBuilder, map: MapRef, key_off: i16, miss: Label) {
+    b.ld_map_fd(Reg::R1, map);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, key_off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, miss);
+}
+
+/// `helper(fp+slot, len, r3)`: r0 is 0 when read.
+fn read(b: &mut ProgramBuilder, helper: Helper, slot: StackSlot, len: u16) {
+    b.mov64_reg(Reg::R1, Reg::FP)
+        .add64_imm(Reg::R1, slot.off.into());
+    b.mov64_imm(Reg::R2, i32::from(len));
+    b.call(helper);
+}
+
+/// `*dst = *(u64 *)(*base + offset)` from user memory; r0 is 0 when read.
+fn read_at(b: &mut ProgramBuilder, base: StackSlot, offset: i64, dst: StackSlot) {
+    b.ldx(Size::DW, Reg::R3, Reg::FP, base.off);
+    add_offset(b, Reg::R3, offset);
+    read(b, Helper::ProbeReadUser, dst, 8);
+}
+
+/// `*dst = *(u64 *)(reg + offset)` from user memory (reg not r1-r3).
+fn read_reg(b: &mut ProgramBuilder, reg: Reg, offset: i64, dst: StackSlot) {
+    b.mov64_reg(Reg::R3, reg);
+    add_offset(b, Reg::R3, offset);
+    read(b, Helper::ProbeReadUser, dst, 8);
+}
+
+fn add_offset(b: &mut ProgramBuilder, reg: Reg, offset: i64) {
+    if offset != 0 {
+        b.add64_imm(reg, offset as i32);
+    }
+}
+
+fn set_flag(b: &mut ProgramBuilder, flag: u16) {
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(flag));
+    b.stx(Size::H, Reg::R6, off::FLAGS as i16, Reg::R1);
+}
+
+/// The header's fixed fields (r7: pid_tgid).
+fn header(b: &mut ProgramBuilder, _s: &Slots) {
+    b.call(Helper::KtimeGetNs);
+    b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
+    b.stx(Size::W, Reg::R6, off::TID as i16, Reg::R7);
+    b.mov64_reg(Reg::R1, Reg::R7);
+    b.alu64_imm(AluOp::Rsh, Reg::R1, 32);
+    b.stx(Size::W, Reg::R6, off::PID as i16, Reg::R1);
+    b.call(Helper::GetSmpProcessorId);
+    b.stx(Size::W, Reg::R6, off::CPU as i16, Reg::R0);
+    b.st_imm(Size::DW, Reg::R6, off::TSTATE as i16, 0);
+    b.st_imm(Size::H, Reg::R6, off::DEPTH as i16, 0);
+    b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, 0);
+}
+
+/// r9 = the sampled thread's state: the `threads` map's, checked, or the
+/// thread list's; to `none` when neither has it.
+fn find_thread(
+    b: &mut ProgramBuilder,
+    l: &StackLayout,
+    s: &Slots,
+    maps: SamplerMaps,
+    none: Label,
+) -> Result<(), BuildError> {
+    let found = b.new_label();
+    let scan = b.new_label();
+    b.comment("the thread state pytap knows for this thread pointer");
+    b.ld_map_fd(Reg::R1, maps.threads);
+    b.mov64_reg(Reg::R2, Reg::FP)
+        .add64_imm(Reg::R2, s.key.off.into());
+    b.call(Helper::MapLookupElem);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, scan);
+    b.ldx(Size::DW, Reg::R9, Reg::R0, 0);
+    read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, scan);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.ldx(
+        Size::DW,
+        Reg::R2,
+        Reg::FP,
+        s.key.field(off::KEY_FSBASE as u16),
+    );
+    b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R2, found);
+    b.bind(scan);
+    b.comment("else the interpreter's thread list");
+    read_at(b, s.interp, i64::from(l.threads_head), s.word);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
+    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
+    b.mov64_imm(Reg::R7, 0);
+    let top = b.new_label();
+    b.bind(top);
+    b.jmp_imm(JmpOp::Jeq, Reg::R9, 0, none);
+    b.jmp_imm(JmpOp::Jge, Reg::R7, MAX_THREAD_SCAN as i32, none);
+    b.add64_imm(Reg::R7, 1);
+    read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.ldx(
+        Size::DW,
+        Reg::R2,
+        Reg::FP,
+        s.key.field(off::KEY_FSBASE as u16),
+    );
+    b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R2, found);
+    read_reg(b, Reg::R9, i64::from(l.thread_next), s.word);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
+    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
+    b.ja(top);
+    b.bind(found);
+    b.stx(Size::DW, Reg::R6, off::TSTATE as i16, Reg::R9);
+    Ok(())
+}
+
+/// Sets `FLAG_GIL` when r9 holds the GIL.
+fn gil(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildError> {
+    let not = b.new_label();
+    b.comment("does it hold the GIL?");
+    match l.gil {
+        GilHolder::Runtime(holder) => read_at(b, s.runtime, i64::from(holder), s.word),
+        GilHolder::InterpPointer {
+            gil,
+            holder,
+            locked,
+        } => {
+            read_at(b, s.interp, i64::from(gil), s.word);
+            b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
+            b.ldx(Size::DW, Reg::R3, Reg::FP, s.word.off);
+            b.jmp_imm(JmpOp::Jeq, Reg::R3, 0, not);
+            b.stx(Size::DW, Reg::FP, s.code.off, Reg::R3);
+            read_at(b, s.code, i64::from(locked), s.word);
+            b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
+            b.ldx(Size::W, Reg::R1, Reg::FP, s.word.off);
+            b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, not);
+            read_at(b, s.code, i64::from(holder), s.word);
+        }
+        GilHolder::Interp { holder, locked } => {
+            read_at(b, s.interp, i64::from(locked), s.word);
+            b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
+            b.ldx(Size::W, Reg::R1, Reg::FP, s.word.off);
+            b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, not);
+            read_at(b, s.interp, i64::from(holder), s.word);
+        }
+    }
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R9, not);
+    set_flag(b, FLAG_GIL);
+    b.bind(not);
+    Ok(())
+}
+
+/// The frames of thread state r9 into the sample; r9 becomes the count.
+fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildError> {
+    let done = b.new_label();
+    let truncated = b.new_label();
+    let fault = b.new_label();
+    let not_code = b.new_label();
+    b.comment("the innermost frame (r8: the thread state for now)");
+    b.mov64_reg(Reg::R8, Reg::R9);
+    b.mov64_imm(Reg::R9, 0);
+    match l.frame {
+        FrameAnchor::Direct(at) => read_reg(b, Reg::R8, i64::from(at), s.word),
+        FrameAnchor::ViaCFrame {
+            cframe,
+            current_frame,
+        } => {
+            read_reg(b, Reg::R8, i64::from(cframe), s.word);
+            b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
+            b.ldx(Size::DW, Reg::R3, Reg::FP, s.word.off);
+            b.jmp_imm(JmpOp::Jeq, Reg::R3, 0, done);
+            add_offset(b, Reg::R3, i64::from(current_frame));
+            read(b, Helper::ProbeReadUser, s.word, 8);
+        }
+    }
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
+    // r8: the frame; r7: frames and shims visited; r9: frames kept.
+    b.ldx(Size::DW, Reg::R8, Reg::FP, s.word.off);
+    b.mov64_imm(Reg::R7, 0);
+    let top = b.new_label();
+    let next = b.new_label();
+    b.bind(top);
+    b.jmp_imm(JmpOp::Jeq, Reg::R8, 0, done);
+    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_FRAMES as i32, truncated);
+    b.jmp_imm(
+        JmpOp::Jge,
+        Reg::R7,
+        (MAX_FRAMES + MAX_FRAMES / 2) as i32,
+        truncated,
+    );
+    b.add64_imm(Reg::R7, 1);
+    b.mov64_reg(Reg::R3, Reg::R8);
+    read(b, Helper::ProbeReadUser, s.frame, s.frame.size);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
+    if let Some(owner) = l.frame_owner {
+        b.ldx(Size::B, Reg::R1, Reg::FP, s.frame.field(owner as u16));
+        b.jmp_imm(
+            JmpOp::Jge,
+            Reg::R1,
+            i32::from(crate::cpython::layout::FIRST_SHIM_OWNER),
+            next,
+        );
+    }
+    b.ldx(
+        Size::DW,
+        Reg::R3,
+        Reg::FP,
+        s.frame.field(l.frame_code as u16),
+    );
+    if l.code_tag_bits != 0 {
+        b.alu64_imm(AluOp::And, Reg::R3, !(l.code_tag_bits as i32));
+    }
+    b.stx(Size::DW, Reg::FP, s.code.off, Reg::R3);
+    let (start, _) = code_read_span(l);
+    add_offset(b, Reg::R3, i64::from(start));
+    read(b, Helper::ProbeReadUser, s.code_head, s.code_head.size);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
+    let at = |field: u32| s.code_head.field((field - start) as u16);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.object_type));
+    b.ldx(Size::DW, Reg::R2, Reg::FP, s.code_type.off);
+    b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, not_code);
+    b.comment("this frame's slot: r4 = sample + header + (kept & mask) * 16");
+    b.mov64_reg(Reg::R4, Reg::R9);
+    b.alu64_imm(AluOp::And, Reg::R4, (MAX_FRAMES - 1) as i32);
+    b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
+    b.alu64_reg(AluOp::Add, Reg::R4, Reg::R6);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.code.off);
+    b.stx(
+        Size::DW,
+        Reg::R4,
+        (off::HEADER + off::FRAME_CODE) as i16,
+        Reg::R1,
+    );
+    b.comment("fingerprint: name ^ rotl(filename, 17) ^ first line, folded");
+    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.code_name));
+    b.ldx(Size::DW, Reg::R2, Reg::FP, at(l.code_filename));
+    b.mov64_reg(Reg::R3, Reg::R2);
+    b.alu64_imm(AluOp::Lsh, Reg::R2, 17);
+    b.alu64_imm(AluOp::Rsh, Reg::R3, 47);
+    b.alu64_reg(AluOp::Or, Reg::R2, Reg::R3);
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.ldx(Size::W, Reg::R2, Reg::FP, at(l.code_first_line));
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.mov64_reg(Reg::R2, Reg::R1);
+    b.alu64_imm(AluOp::Rsh, Reg::R2, 32);
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.stx(
+        Size::W,
+        Reg::R4,
+        (off::HEADER + off::FRAME_FINGERPRINT) as i16,
+        Reg::R1,
+    );
+    b.comment("the instruction's byte offset");
+    let pos = s.frame.field(l.frame_position as u16);
+    match l.position {
+        PositionKind::LastiBytes => {
+            b.ldx(Size::W, Reg::R1, Reg::FP, pos);
+        }
+        PositionKind::LastiUnits => {
+            b.ldx(Size::W, Reg::R1, Reg::FP, pos);
+            b.alu32_imm(AluOp::Lsh, Reg::R1, 1);
+        }
+        PositionKind::InstrPtr => {
+            b.ldx(Size::DW, Reg::R1, Reg::FP, pos);
+            b.ldx(Size::DW, Reg::R2, Reg::FP, s.code.off);
+            b.alu64_reg(AluOp::Sub, Reg::R1, Reg::R2);
+            add_offset(b, Reg::R1, -i64::from(l.code_adaptive.unwrap_or(0)));
+        }
+    }
+    b.stx(
+        Size::W,
+        Reg::R4,
+        (off::HEADER + off::FRAME_OFFSET) as i16,
+        Reg::R1,
+    );
+    b.add64_imm(Reg::R9, 1);
+    b.bind(next);
+    b.ldx(
+        Size::DW,
+        Reg::R8,
+        Reg::FP,
+        s.frame.field(l.frame_previous as u16),
+    );
+    b.ja(top);
+    b.bind(truncated);
+    set_flag(b, FLAG_TRUNCATED);
+    b.ja(done);
+    b.bind(not_code);
+    set_flag(b, FLAG_NOT_CODE);
+    b.ja(done);
+    b.bind(fault);
+    set_flag(b, FLAG_FAULT);
+    b.bind(done);
+    b.stx(Size::H, Reg::R6, off::DEPTH as i16, Reg::R9);
+    Ok(())
+}
+
+/// Sends the sample (r6, r9 frames; r9 is 0 when no thread was found).
+fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
+    let sent = b.new_label();
+    b.ldx(Size::H, Reg::R3, Reg::R6, off::DEPTH as i16);
+    b.alu64_imm(AluOp::And, Reg::R3, (MAX_FRAMES * 2 - 1) as i32);
+    b.jmp_imm(JmpOp::Jgt, Reg::R3, MAX_FRAMES as i32, sent);
+    b.alu64_imm(AluOp::Lsh, Reg::R3, 4);
+    b.add64_imm(Reg::R3, off::HEADER as i32);
+    b.ld_map_fd(Reg::R1, maps.samples);
+    b.mov64_reg(Reg::R2, Reg::R6);
+    b.mov64_imm(Reg::R4, 0);
+    b.call(Helper::RingbufOutput);
+    b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, sent);
+    emit_count(b, key, maps.counters, COUNTER_LOST);
+    b.bind(sent);
+}
+
+/// The sample size a record of `depth` frames has.
+pub fn record_bytes(depth: usize) -> usize {
+    sample::off::HEADER + depth * sample::off::FRAME
+}

@@ -1,0 +1,312 @@
+//! A live stack sampler: its maps and programs in the kernel, a perf
+//! event on every CPU running the dispatch program, and what pytap tells
+//! it about each sampled process (its runtime, its layout's walker, its
+//! threads). The programs are `codegen::pystack`'s; the samples are read
+//! from its ring buffer by the sampler's driver (`runner::sampling`).
+//!
+//! Nothing of this lives in the target: the processes are only read. The
+//! kernel removes every map, program and event when pytap exits, killed
+//! or not.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pytap_abi::sample::{MODE_ALL, MODE_GIL, ProcConfig, ThreadKey};
+use pytap_sys::bpf::{Link, Map, MapType, ProgType, Program as LoadedProgram};
+use pytap_sys::perf::PerfEvent;
+use pytap_sys::ringbuf::RingBuf;
+
+use super::codegen::pystack::{self, SamplerMaps};
+use super::codegen::{MapKind, MapTable};
+use super::session::error::{SessionError, load_error, privilege_or};
+use crate::cpython::layout::StackLayout;
+use crate::cpython::stack::walk;
+use crate::model::profile::Mode;
+use crate::process::python::Interpreter;
+
+/// Where `task_struct.thread.fsbase` is, from the kernel's BTF.
+pub fn fsbase_offset() -> Result<u32, SessionError> {
+    let btf = pytap_ebpf::btf::Btf::from_file("/sys/kernel/btf/vmlinux").map_err(|e| {
+        SessionError::Sampler(format!(
+            "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux), which says where a \
+             task's thread pointer is: {e}"
+        ))
+    })?;
+    btf.member_offset(&["task_struct", "thread", "fsbase"])
+        .map_err(|e| SessionError::Sampler(format!("no task_struct.thread.fsbase in BTF: {e}")))
+}
+
+/// A process being sampled.
+#[derive(Debug)]
+struct Sampled {
+    /// Its interpreter.
+    interpreter: Interpreter,
+    /// The thread keys pytap put in the `threads` map for it.
+    threads: Vec<ThreadKey>,
+}
+
+/// The sampler in the kernel.
+#[derive(Debug)]
+pub struct Sampler {
+    table: MapTable,
+    maps: Vec<Map>,
+    refs: SamplerMaps,
+    fsbase: u32,
+    walkers: HashMap<StackLayoutKey, (u32, LoadedProgram)>,
+    _dispatch: LoadedProgram,
+    _events: Vec<PerfEvent>,
+    _links: Vec<Link>,
+    ring: RingBuf,
+    processes: BTreeMap<u32, Sampled>,
+    mode: Mode,
+}
+
+/// Layouts are told apart by everything they hold.
+type StackLayoutKey = String;
+
+fn layout_key(l: &StackLayout) -> StackLayoutKey {
+    format!("{l:?}")
+}
+
+impl Sampler {
+    /// Loads the sampler and starts a perf event at `rate_hz` on every CPU.
+    pub fn start(rate_hz: u64, ring_bytes: u32, mode: Mode) -> Result<Sampler, SessionError> {
+        let fsbase = fsbase_offset()?;
+        let mut table = MapTable::default();
+        let refs = pystack::maps(&mut table, ring_bytes);
+        let maps = create(&table)?;
+        let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
+        let dispatch = load(&pystack::dispatch(refs).map_err(build_error)?, &fds)?;
+        let ring = RingBuf::new(&maps[refs.samples.0 as usize]).map_err(|source| {
+            SessionError::Map {
+                name: "samples".into(),
+                source,
+            }
+        })?;
+        let mut events = Vec::new();
+        let mut links = Vec::new();
+        for cpu in pytap_sys::online_cpu_list() {
+            let event = PerfEvent::cpu_clock_sampler(cpu, rate_hz).map_err(|e| {
+                privilege_or("opening the sampling perf events", e, |source| {
+                    SessionError::Sampler(format!("perf event on CPU {cpu}: {source}"))
+                })
+            })?;
+            let link = Link::perf_event(&dispatch, &event).map_err(|e| {
+                privilege_or("attaching the sampler", e, |source| {
+                    SessionError::Sampler(format!("attaching to CPU {cpu}'s perf event: {source}"))
+                })
+            })?;
+            events.push(event);
+            links.push(link);
+        }
+        Ok(Sampler {
+            table,
+            maps,
+            refs,
+            fsbase,
+            walkers: HashMap::new(),
+            _dispatch: dispatch,
+            _events: events,
+            _links: links,
+            ring,
+            processes: BTreeMap::new(),
+            mode,
+        })
+    }
+
+    /// Starts sampling process `pid`, whose interpreter is `interpreter`.
+    pub fn add(&mut self, interpreter: Interpreter) -> Result<(), SessionError> {
+        let pid = interpreter.process.pid;
+        let slot = self.walker_slot(&interpreter.runtime.layout)?;
+        let config = ProcConfig {
+            runtime: interpreter.runtime.address,
+            code_type: interpreter.runtime.code_type,
+            slot,
+            mode: if self.mode == Mode::Gil {
+                MODE_GIL
+            } else {
+                MODE_ALL
+            },
+        };
+        let mut value = Vec::with_capacity(24);
+        value.extend_from_slice(&config.runtime.to_le_bytes());
+        value.extend_from_slice(&config.code_type.to_le_bytes());
+        value.extend_from_slice(&config.slot.to_le_bytes());
+        value.extend_from_slice(&config.mode.to_le_bytes());
+        self.map(self.refs.procs)
+            .update(&pid.to_le_bytes(), &value, 0)
+            .map_err(|source| SessionError::Map {
+                name: "procs".into(),
+                source,
+            })?;
+        self.processes.insert(
+            pid,
+            Sampled {
+                interpreter,
+                threads: Vec::new(),
+            },
+        );
+        self.refresh_threads(pid);
+        Ok(())
+    }
+
+    /// Whether `pid` is sampled.
+    pub fn has(&self, pid: u32) -> bool {
+        self.processes.contains_key(&pid)
+    }
+
+    /// The interpreter of a sampled process.
+    pub fn interpreter(&self, pid: u32) -> Option<&Interpreter> {
+        self.processes.get(&pid).map(|p| &p.interpreter)
+    }
+
+    /// The sampled processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.keys().copied().collect()
+    }
+
+    /// Stops sampling `pid` (it exited, or executed something else).
+    pub fn remove(&mut self, pid: u32) {
+        let Some(p) = self.processes.remove(&pid) else {
+            return;
+        };
+        let _ = self.map(self.refs.procs).delete(&pid.to_le_bytes());
+        for key in p.threads {
+            let _ = self.map(self.refs.threads).delete(&thread_key_bytes(&key));
+        }
+    }
+
+    /// Tells the program the thread states of `pid` now (read from its
+    /// thread list), so that a sample finds its thread's in one lookup;
+    /// threads gone are taken out. A thread started since is still found
+    /// by the program's own walk of the list.
+    pub fn refresh_threads(&mut self, pid: u32) {
+        let Some(p) = self.processes.get(&pid) else {
+            return;
+        };
+        let mem = p.interpreter.memory();
+        let Ok((threads, _)) = walk::threads(&mem, &p.interpreter.runtime, 0) else {
+            return;
+        };
+        let keys: Vec<(ThreadKey, u64)> = threads
+            .iter()
+            .map(|t| {
+                (
+                    ThreadKey {
+                        pid,
+                        pad: 0,
+                        fsbase: t.thread_id,
+                    },
+                    t.tstate,
+                )
+            })
+            .collect();
+        let map = &self.maps[self.refs.threads.0 as usize];
+        for old in &p.threads {
+            if !keys.iter().any(|(k, _)| k == old) {
+                let _ = map.delete(&thread_key_bytes(old));
+            }
+        }
+        for (key, tstate) in &keys {
+            let _ = map.update(&thread_key_bytes(key), &tstate.to_le_bytes(), 0);
+        }
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.threads = keys.into_iter().map(|(k, _)| k).collect();
+        }
+    }
+
+    /// The samples ring.
+    pub fn ring(&mut self) -> &mut RingBuf {
+        &mut self.ring
+    }
+
+    /// Samples the ring had no room for.
+    pub fn lost(&self) -> u64 {
+        super::session::read_counter(
+            self.map(self.refs.counters),
+            crate::engine::abi::COUNTER_LOST,
+        )
+    }
+
+    fn map(&self, r: pytap_ebpf::MapRef) -> &Map {
+        &self.maps[r.0 as usize]
+    }
+
+    /// The program-array slot of `layout`'s walker, loading it the first time.
+    fn walker_slot(&mut self, layout: &StackLayout) -> Result<u32, SessionError> {
+        let key = layout_key(layout);
+        if let Some((slot, _)) = self.walkers.get(&key) {
+            return Ok(*slot);
+        }
+        let slot = self.walkers.len() as u32;
+        if slot >= pystack::MAX_LAYOUTS {
+            return Err(SessionError::Sampler(
+                "too many CPython layouts in one profile".into(),
+            ));
+        }
+        let program = pystack::walker(layout, self.fsbase, self.refs).map_err(build_error)?;
+        let fds: Vec<i32> = self.maps.iter().map(Map::raw_fd).collect();
+        let loaded = load(&program, &fds)?;
+        self.map(self.refs.walkers)
+            .update(&slot.to_le_bytes(), &loaded.raw_fd().to_le_bytes(), 0)
+            .map_err(|source| SessionError::Map {
+                name: "walkers".into(),
+                source,
+            })?;
+        self.walkers.insert(key, (slot, loaded));
+        Ok(slot)
+    }
+
+    /// The table of the sampler's maps (for `--dump-bpf`).
+    pub fn table(&self) -> &MapTable {
+        &self.table
+    }
+}
+
+fn thread_key_bytes(k: &ThreadKey) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&k.pid.to_le_bytes());
+    b[8..].copy_from_slice(&k.fsbase.to_le_bytes());
+    b
+}
+
+fn build_error(e: pytap_ebpf::BuildError) -> SessionError {
+    SessionError::Sampler(format!("building the sampler's program: {e}"))
+}
+
+fn create(table: &MapTable) -> Result<Vec<Map>, SessionError> {
+    table
+        .specs()
+        .iter()
+        .map(|spec| {
+            let map_type = match spec.kind {
+                MapKind::Hash => MapType::Hash,
+                MapKind::ProgArray => MapType::ProgArray,
+                MapKind::PercpuArray => MapType::PercpuArray,
+                MapKind::RingBuf => MapType::RingBuf,
+                _ => MapType::Array,
+            };
+            Map::create(
+                map_type,
+                spec.key_size,
+                spec.value_size,
+                spec.max_entries,
+                0,
+                &spec.name,
+            )
+            .map_err(|e| {
+                privilege_or("creating BPF maps", e, |source| SessionError::Map {
+                    name: spec.name.clone(),
+                    source,
+                })
+            })
+        })
+        .collect()
+}
+
+fn load(program: &pytap_ebpf::Program, fds: &[i32]) -> Result<LoadedProgram, SessionError> {
+    let bytes = program
+        .to_bytes(fds)
+        .map_err(|_| SessionError::Reloc(program.name.clone()))?;
+    LoadedProgram::load(ProgType::PerfEvent, None, &bytes, "GPL", program.kernel_name())
+        .map_err(|e| load_error(&program.name, e))
+}
