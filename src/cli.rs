@@ -24,7 +24,7 @@ pub use inspect::{InfoArgs, ListArgs};
 pub use record::{ExportArgs, ExportFormatArg, ExportStyleArgs, RecordArgs, WeightArg};
 pub use script::{ScriptRunArgs, StapArgs};
 pub use shared::{ArmArg, CaptureArg, EngineArgs, FormatArg, OutputArgs, TargetArgs};
-pub use stacks::DumpArgs;
+pub use stacks::{DumpArgs, ModeArg, ProfileArgs, ProfileFormatArg};
 pub use trace::{SplitPart, TraceArgs};
 pub use views::{
     AuditArgs, CallsArgs, CallsSortArg, FlowArgs, FlowStyleArg, GcArgs, ImportsArgs, TopArgs,
@@ -110,6 +110,27 @@ caught changing its stack while it is read ends with a note, never with a wrong
 frame. Exit status: 0 dumped, 1 (with --all) no Python process found, 2 error.")]
     #[command(display_order = 3)]
     Dump(DumpArgs),
+    /// Where a Python program spends its time, from its stacks sampled in the kernel
+    #[command(after_help = "\
+Examples:
+  pytap profile -p 1234 -d 10                       the top functions, own and total
+  pytap profile --format svg -o flame.svg -- python3 app.py
+  pytap profile --mode wall --format pprof -o app.pb.gz -p 1234
+  pytap profile --mode gil -p 1234 -d 5             who holds the GIL
+
+Works on every CPython 3.8 to 3.15, built with markers or not: a perf event on
+every CPU runs a BPF program that reads the interrupted thread's Python frames
+from the interpreter's memory (nothing is injected into the process, nothing
+stops it). Modes: cpu (threads on a CPU), wall (every thread, sleeping and
+blocked ones too, read from outside at the rate), gil (only the thread holding
+the GIL). Frames are named from the process's memory and checked against what
+the kernel read: a frame whose code was freed meanwhile shows as unknown (and
+is counted), never as another function. -c and -- start the command and profile
+it and the processes it starts once their interpreter is up. The summary
+(samples, lost, unknown frames) goes to stderr. Exit status: 0 samples taken, 1
+none, 2 error.")]
+    #[command(display_order = 4)]
+    Profile(ProfileArgs),
     /// Stream every marker event of a process or command (text or JSON Lines)
     #[command(after_help = "\
 Examples:

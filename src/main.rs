@@ -16,7 +16,7 @@ use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
 use pytap::tool::{
-    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, record, stap, top, trace,
+    audit, calls, dtrace, dump, export, profile, flow, gc, imports, info, list, record, stap, top, trace,
 };
 
 fn main() -> ProcessExit {
@@ -77,6 +77,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dump(a) => {
             let request = request::dump(a);
             with_sink(Sink::stdout()?, |w| dump::run(&request, w))
+        }
+        Command::Profile(a) => {
+            let (sink, request) = request::profile(a)?;
+            with_sink(sink, |w| profile::run(&request, w))
         }
         Command::Trace(a) => {
             let (sink, request) = request::trace(a)?;

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 
 use super::resolve as args;
 use super::{
-    AuditArgs, CallsArgs, DtraceArgs, DumpArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs,
+    AuditArgs, CallsArgs, DtraceArgs, DumpArgs, ProfileArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs,
     ImportsArgs, InfoArgs, ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs,
     TopArgs, TraceArgs,
 };
@@ -22,7 +22,7 @@ use crate::output::sink::{Sink, SinkKind};
 use crate::runner::tool_run::StreamOptions;
 use crate::tool::top::TopRequest;
 use crate::tool::{
-    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, record, stap, trace,
+    audit, calls, dtrace, dump, export, profile, flow, gc, imports, info, list, record, stap, trace,
 };
 
 /// Opens where a tool writes: `-o FILE` (created first, so a bad path fails
@@ -331,4 +331,54 @@ pub fn dump(a: DumpArgs) -> dump::DumpRequest {
         json: a.format == super::FormatArg::Jsonl,
         max_depth: a.max_depth.max(1),
     }
+}
+
+/// `pytap profile`: the request and where it writes.
+pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
+    use crate::runner::sampling::{SampleTargets, SamplingOptions};
+    let given = usize::from(!a.pids.is_empty())
+        + usize::from(a.command.is_some())
+        + usize::from(a.all)
+        + usize::from(!a.argv.is_empty());
+    if given != 1 {
+        bail!("say what to profile: one of -p PID, -c CMD, --all or -- CMD...");
+    }
+    if !(1..=10_000).contains(&a.rate) {
+        bail!("--rate {}: give 1 to 10000 samples a second", a.rate);
+    }
+    let targets = if !a.pids.is_empty() {
+        SampleTargets::Pids(a.pids.clone())
+    } else if a.all {
+        SampleTargets::All
+    } else if let Some(command) = &a.command {
+        SampleTargets::Command(args::command_words(command)?)
+    } else {
+        SampleTargets::Command(a.argv.clone())
+    };
+    let is_command = matches!(targets, SampleTargets::Command(_));
+    let duration = match a.duration {
+        Some(secs) => Some(args::interval(secs)?),
+        None => None,
+    };
+    let format = a.format.format();
+    if format == Some(crate::export::profile::ProfileFormat::Pprof) && a.output.is_none() {
+        bail!("--format pprof writes a binary file: give it with -o FILE");
+    }
+    let sink = open_output(a.output.as_deref())?;
+    Ok((
+        sink,
+        profile::ProfileRequest {
+            targets,
+            options: SamplingOptions {
+                rate_hz: a.rate,
+                mode: a.mode.into(),
+                duration,
+                children: if is_command { !a.no_children } else { a.children },
+                tick: None,
+                ring_bytes: 4 << 20,
+            },
+            format,
+            top_rows: a.rows.max(1),
+        },
+    ))
 }

@@ -140,30 +140,7 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
     if let Some(command) = &args.command {
         // Bytes that are not UTF-8 (a file name in another encoding): the
         // shell splits them as it would typed.
-        let Some(command) = command.to_str() else {
-            return Ok(TargetSpec::Command(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                command.clone(),
-            ]));
-        };
-        if command.trim().is_empty() {
-            bail!("-c: the command is empty");
-        }
-        // Shell syntax runs through the shell, as a user typing it expects;
-        // the shell's children are traced with the rest of the tree.
-        if needs_shell(command) {
-            return Ok(TargetSpec::Command(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                command.into(),
-            ]));
-        }
-        let words =
-            shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
-        return Ok(TargetSpec::Command(
-            words.into_iter().map(OsString::from).collect(),
-        ));
+        return Ok(TargetSpec::Command(command_words(command)?));
     }
     if args.all {
         return Ok(TargetSpec::All {
@@ -171,6 +148,33 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
         });
     }
     Ok(TargetSpec::Command(args.argv.clone()))
+}
+
+/// The words of `-c CMD`: split like a shell would, or run through
+/// `/bin/sh -c` when it has shell syntax (or is not UTF-8).
+pub fn command_words(command: &std::ffi::OsStr) -> Result<Vec<OsString>> {
+        let Some(command) = command.to_str() else {
+            return Ok(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                command.to_os_string(),
+            ]);
+        };
+        if command.trim().is_empty() {
+            bail!("-c: the command is empty");
+        }
+        // Shell syntax runs through the shell, as a user typing it expects;
+        // the shell's children are traced with the rest of the tree.
+        if needs_shell(command) {
+            return Ok(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                command.into(),
+            ]);
+        }
+        let words =
+            shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
+        Ok(words.into_iter().map(OsString::from).collect())
 }
 
 /// When the traced command writes to the same stdout as pytap's JSON

@@ -27,3 +27,95 @@ pub struct DumpArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_depth: usize,
 }
+
+/// `--mode` of `pytap profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Threads on a CPU when sampled (where CPU time goes)
+    Cpu,
+    /// Every thread, running, sleeping or blocked, weighted by wall time
+    Wall,
+    /// Only the thread holding the GIL (where the GIL goes)
+    Gil,
+}
+
+impl From<ModeArg> for crate::model::profile::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Cpu => Self::Cpu,
+            ModeArg::Wall => Self::Wall,
+            ModeArg::Gil => Self::Gil,
+        }
+    }
+}
+
+/// `--format` of `pytap profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileFormatArg {
+    /// The functions taking the most time, own and total (the default)
+    Top,
+    /// Folded stacks (flamegraph.pl, inferno, speedscope read them)
+    Folded,
+    /// An SVG flame graph
+    Svg,
+    /// speedscope's JSON (https://www.speedscope.app)
+    Speedscope,
+    /// pprof's gzipped protobuf (go tool pprof, Pyroscope, Parca, Grafana)
+    Pprof,
+}
+
+impl ProfileFormatArg {
+    /// The export format, `None` for the top table.
+    pub fn format(self) -> Option<crate::export::profile::ProfileFormat> {
+        use crate::export::profile::ProfileFormat;
+        match self {
+            ProfileFormatArg::Top => None,
+            ProfileFormatArg::Folded => Some(ProfileFormat::Folded),
+            ProfileFormatArg::Svg => Some(ProfileFormat::Svg),
+            ProfileFormatArg::Speedscope => Some(ProfileFormat::Speedscope),
+            ProfileFormatArg::Pprof => Some(ProfileFormat::Pprof),
+        }
+    }
+}
+
+/// `pytap profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// A running process (repeatable)
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// A command to start and profile (split into words like a shell would;
+    /// shell syntax runs through /bin/sh)
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    pub command: Option<std::ffi::OsString>,
+    /// Every process running CPython, now and later
+    #[arg(long)]
+    pub all: bool,
+    /// The command to start, after `--`
+    #[arg(last = true, value_name = "CMD")]
+    pub argv: Vec<std::ffi::OsString>,
+    /// With -p: also profile the processes it starts
+    #[arg(long)]
+    pub children: bool,
+    /// With -c or --: profile only the command's own process
+    #[arg(long)]
+    pub no_children: bool,
+    /// Samples a second (per CPU in cpu and gil modes, per thread in wall mode)
+    #[arg(long, value_name = "HZ", default_value_t = 99)]
+    pub rate: u32,
+    /// Stop after this many seconds (the program keeps running)
+    #[arg(short, long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// What a sample counts
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub mode: ModeArg,
+    /// What to write
+    #[arg(long, value_enum, default_value = "top")]
+    pub format: ProfileFormatArg,
+    /// Write to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Rows of the top table
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub rows: usize,
+}

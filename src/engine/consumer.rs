@@ -116,3 +116,34 @@ pub enum End {
     /// The live view's terminal went away (end of file, hang-up, error).
     TerminalLost,
 }
+
+/// What consumes a stack sampler's samples (`runner::sampling`).
+pub trait SampleConsumer {
+    /// A sample the kernel took, of a process whose interpreter is
+    /// `interpreter` (to name its frames by).
+    fn sample(
+        &mut self,
+        sample: &crate::engine::samples::RawSample,
+        interpreter: &crate::process::python::Interpreter,
+    ) -> Result<()>;
+
+    /// A thread's stack read from outside at a wall-clock period (`wall`
+    /// mode), `tid` in pytap's namespace when known.
+    fn wall_sample(
+        &mut self,
+        thread: &crate::cpython::stack::walk::RawThread,
+        tid: Option<u32>,
+        interpreter: &crate::process::python::Interpreter,
+        period: std::time::Duration,
+    ) -> Result<()>;
+
+    /// Called at the run's tick (a live view redraws).
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The run is over.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

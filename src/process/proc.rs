@@ -308,6 +308,30 @@ pub fn thread_names(pid: u32) -> Vec<(u32, String)> {
     .collect()
 }
 
+/// Every process descending from `root` now (children, grandchildren…).
+pub fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_pids()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(proc_path(pid, "stat")).ok()?;
+            let ppid = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parents {
+            if parent == p && !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
 /// A thread of a process, as `/proc/PID/task/TID` shows it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {

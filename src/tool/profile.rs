@@ -1,0 +1,245 @@
+//! `pytap profile`: where a Python program spends its time, by sampling
+//! its stacks in the kernel (`codegen::pystack`) at a rate, on every
+//! CPython 3.8–3.15 with or without markers, nothing run in the target.
+//!
+//! [`Profiler`] is the samples' consumer: it names each frame from the
+//! process's memory (code objects cached by address and checked by the
+//! fingerprint the kernel read, so a frame is never given another
+//! function's name; what cannot be named shows as unknown and is
+//! counted), counts the stacks in a [`Profile`], and at the end writes the
+//! output asked for: the top table, or a file in a profile format.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use pytap_abi::sample::{FLAG_FAULT, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, SampleFrame};
+
+use crate::cpython::stack::code::Symbols;
+use crate::cpython::stack::walk::RawThread;
+use crate::cpython::stack::{Memory, code};
+use crate::engine::consumer::SampleConsumer;
+use crate::engine::samples::RawSample;
+use crate::error::ExitCode;
+use crate::export::profile::{self as formats, ProfileFormat};
+use crate::model::profile::{Frame, FrameId, FrameKind, Mode, Profile, ThreadInfo, ThreadKey};
+use crate::process::proc;
+use crate::process::python::Interpreter;
+use crate::runner::sampling::{self, SampleEnd, SampleOutcome, SampleTargets, SamplingOptions};
+
+/// What `pytap profile` was asked.
+#[derive(Debug, Clone)]
+pub struct ProfileRequest {
+    /// What to sample.
+    pub targets: SampleTargets,
+    /// How.
+    pub options: SamplingOptions,
+    /// What to write; `None`: the top table.
+    pub format: Option<ProfileFormat>,
+    /// Rows of the top table.
+    pub top_rows: usize,
+}
+
+/// Names frames and counts stacks.
+#[derive(Debug)]
+pub struct Profiler {
+    /// The profile so far.
+    pub profile: Profile,
+    symbols: HashMap<u32, Symbols>,
+    period_ns: u64,
+    /// Samples of threads that run no Python (native threads).
+    pub without_python: u64,
+    frames: Vec<FrameId>,
+    unknown: HashMap<&'static str, FrameId>,
+}
+
+impl Profiler {
+    /// A profiler of samples taken at `rate_hz`.
+    pub fn new(mode: Mode, rate_hz: u32) -> Profiler {
+        Profiler {
+            profile: Profile::new(mode, rate_hz),
+            symbols: HashMap::new(),
+            period_ns: 1_000_000_000 / u64::from(rate_hz.max(1)),
+            without_python: 0,
+            frames: Vec::new(),
+            unknown: HashMap::new(),
+        }
+    }
+
+    fn unknown_frame(&mut self, what: &'static str) -> FrameId {
+        if let Some(id) = self.unknown.get(what) {
+            return *id;
+        }
+        let id = self.profile.intern(Frame {
+            function: Arc::from(what),
+            file: Arc::from(""),
+            line: 0,
+            kind: FrameKind::Unknown,
+        });
+        self.unknown.insert(what, id);
+        id
+    }
+
+    /// Names `frames` (innermost first) into `self.frames`.
+    fn name_frames(&mut self, interpreter: &Interpreter, frames: &[SampleFrame]) {
+        self.frames.clear();
+        let mem = interpreter.memory();
+        let symbols = self.symbols.entry(interpreter.process.pid).or_default();
+        let mut named = Vec::with_capacity(frames.len());
+        for f in frames {
+            named.push(
+                symbols
+                    .name(&mem, &interpreter.runtime, f.code, f.fingerprint)
+                    .map(|info| Frame {
+                        function: info.function().clone(),
+                        file: info.filename.clone(),
+                        line: info.lines.line_at(i64::from(f.offset)).unwrap_or(0),
+                        kind: FrameKind::Python,
+                    }),
+            );
+        }
+        for frame in named {
+            let id = match frame {
+                Some(frame) => self.profile.intern(frame),
+                None => self.unknown_frame("<unknown: code freed or unreadable>"),
+            };
+            self.frames.push(id);
+        }
+    }
+
+    fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64) {
+        if flags & (FLAG_FAULT | FLAG_NOT_CODE) != 0 {
+            let id = self.unknown_frame("<unknown: stack changed while read>");
+            self.frames.push(id);
+        }
+        if flags & FLAG_TRUNCATED != 0 {
+            self.profile.truncated += 1;
+            let id = self.unknown_frame("<more frames past the depth limit>");
+            self.frames.push(id);
+        }
+        let frames = std::mem::take(&mut self.frames);
+        self.profile.add(ThreadKey { pid, tid }, &frames, weight_ns);
+        self.frames = frames;
+    }
+
+    /// Names the threads seen, from `/proc` (threads gone keep no name).
+    pub fn name_threads(&mut self) {
+        let keys: Vec<ThreadKey> = self.profile.threads().map(|(k, _)| *k).collect();
+        let mut by_pid: HashMap<u32, Vec<(u32, String)>> = HashMap::new();
+        for key in keys {
+            if self.profile.thread(key).is_some_and(|t| !t.name.is_empty()) {
+                continue;
+            }
+            let names = by_pid
+                .entry(key.pid)
+                .or_insert_with(|| proc::thread_names(key.pid));
+            let process = names
+                .iter()
+                .find(|(t, _)| *t == key.pid)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            if let Some((_, name)) = names.iter().find(|(t, _)| *t == key.tid) {
+                self.profile.name_thread(
+                    key,
+                    ThreadInfo {
+                        name: name.clone(),
+                        process,
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl SampleConsumer for Profiler {
+    fn sample(&mut self, sample: &RawSample, interpreter: &Interpreter) -> Result<()> {
+        let h = &sample.header;
+        if h.flags & FLAG_NO_THREAD != 0 || (sample.frames.is_empty() && h.tstate == 0) {
+            self.without_python += 1;
+            return Ok(());
+        }
+        self.name_frames(interpreter, &sample.frames);
+        self.count(h.pid, h.tid, h.flags, self.period_ns);
+        Ok(())
+    }
+
+    fn wall_sample(
+        &mut self,
+        thread: &RawThread,
+        tid: Option<u32>,
+        interpreter: &Interpreter,
+        period: Duration,
+    ) -> Result<()> {
+        let mem = interpreter.memory();
+        let rt = &interpreter.runtime;
+        let frames: Vec<SampleFrame> = thread
+            .frames
+            .iter()
+            .map(|f| {
+                let fingerprint = code::identity(&mem as &dyn Memory, &rt.layout, f.code)
+                    .map_or(0, |(n, file, line)| pytap_abi::sample::fingerprint(n, file, line));
+                SampleFrame {
+                    code: f.code,
+                    offset: rt.layout.byte_offset(f.position, f.code) as i32,
+                    fingerprint,
+                }
+            })
+            .collect();
+        self.name_frames(interpreter, &frames);
+        let mut flags = 0;
+        if thread.truncated {
+            flags |= FLAG_TRUNCATED;
+        }
+        if thread.error.is_some() {
+            flags |= FLAG_FAULT;
+        }
+        let tid = tid.unwrap_or(thread.thread_id as u32);
+        self.count(interpreter.process.pid, tid, flags, period.as_nanos() as u64);
+        Ok(())
+    }
+}
+
+/// Runs `pytap profile`, writing to `out`.
+pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    let signals = crate::runner::tool_run::signals()?;
+    let mut profiler = Profiler::new(request.options.mode, request.options.rate_hz);
+    let outcome = sampling::run(&request.targets, &request.options, &signals, &mut profiler)?;
+    profiler.name_threads();
+    profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
+    match request.format {
+        Some(format) => formats::write(&profiler.profile, format, "pytap profile", out)?,
+        None => crate::output::profile::write_top(&profiler.profile, request.top_rows, out)?,
+    }
+    out.flush()?;
+    report(&outcome, &profiler);
+    Ok(if outcome.samples == 0 {
+        ExitCode::NothingTraced
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// The summary on stderr.
+fn report(outcome: &SampleOutcome, profiler: &Profiler) {
+    let p = &profiler.profile;
+    let why = match &outcome.end {
+        SampleEnd::Exited(Some(code)) => format!("the program exited with status {code}"),
+        SampleEnd::Exited(None) => "the program exited".to_string(),
+        SampleEnd::Signal(s) => format!("stopped by {}", pytap_sys::signal::name(*s)),
+        SampleEnd::Duration => "the duration elapsed".to_string(),
+    };
+    crate::notice!(
+        "pytap: {} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
+         {} unknown frames, {} stacks past the depth limit; {why}",
+        p.samples(),
+        outcome.elapsed.as_secs_f64(),
+        p.rate_hz,
+        p.mode.name(),
+        outcome.lost,
+        profiler.without_python,
+        p.unknown_frames,
+        p.truncated,
+    );
+}
