@@ -1,16 +1,22 @@
 //! The eBPF instruction model behind pytap: programs are written as typed
 //! Rust calls and encoded straight to kernel bytecode, with no C toolchain.
 //!
-//! This crate is pure data and arithmetic: no syscalls, no files. It owns
+//! This crate is pure data and arithmetic: no syscalls, and no files but
+//! one (below). It owns
 //!
 //! - [`insn`]: the 8-byte instruction word, registers and opcode fields;
 //! - [`helper`]: kernel helper ids and their flag values;
 //! - [`builder`]: [`ProgramBuilder`], with labels resolved at build time,
 //!   map references recorded as relocations and a stack-slot allocator;
 //! - [`program`]: the built [`Program`], relocated to bytes at load time;
-//! - [`disasm`]: a `bpftool`-style disassembler and a byte decoder.
+//! - [`disasm`]: a `bpftool`-style disassembler and a byte decoder;
+//! - [`btf`]: a reader of the kernel's BTF type information, for the
+//!   offsets of kernel struct fields (`task_struct.thread.fsbase`) that
+//!   programs read with `bpf_probe_read_kernel`.
 //!
 //! Loading, map creation and attaching belong to the crates that do I/O.
+//! The one exception is [`btf::Btf::from_file`], a plain read of a BTF file
+//! (`/sys/kernel/btf/vmlinux`) before parsing it.
 //!
 //! # Example
 //!
@@ -63,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod btf;
 pub mod builder;
 pub mod disasm;
 pub mod helper;

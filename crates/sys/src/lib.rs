@@ -3,7 +3,11 @@
 //!
 //! - [`bpf`]: maps, program loading (with the verifier log), links
 //!   (uprobe_multi and perf-event) and the uprobe_multi feature probe;
-//! - [`perf`]: `perf_event_open` on the uprobe PMU;
+//! - [`perf`]: `perf_event_open` on the uprobe PMU, and sampling clocks
+//!   running `perf_event` programs: [`perf::CpuSamplers`] samples every
+//!   online CPU ([`online_cpu_ids`]) at one frequency, the base of a stack
+//!   sampler; [`perf::Sampler`] runs one clock, such as a thread's own
+//!   ([`perf::PerfEvent::task_clock_sampler`]);
 //! - [`ringbuf`]: the mmap-based ring-buffer consumer;
 //! - [`cpuring`]: the consumer of per-CPU rings the probes write in place;
 //! - [`poll`]: epoll with `u64` tokens;
@@ -13,7 +17,15 @@
 //! - [`process`]: `pidfd_open`, `kill`;
 //! - [`clock`]: the monotonic and wall clocks, and waiting out running probes;
 //! - [`pty`]: pseudo-terminals for a traced command's output;
-//! - this root: CPU counts and the page size.
+//! - this root: CPU counts, the online CPUs' ids and the page size.
+//!
+//! A stack sampler is built from: a program loaded as
+//! [`bpf::ProgType::PerfEvent`] that reads the sampled task
+//! (`bpf_get_current_task` plus an offset found in the kernel's BTF with
+//! `pytap_ebpf::btf::Btf`, e.g. `task_struct.thread.fsbase`) and writes
+//! records to a ring buffer ([`bpf::Map`] of [`bpf::MapType::RingBuf`],
+//! read with [`ringbuf::RingBuf`]); then [`perf::CpuSamplers::attach`] on
+//! that program.
 //!
 //! Rules kept throughout: every raw call goes through the private wrappers of
 //! `sys/` (one file per kind of call), each `unsafe` block argues its
@@ -73,6 +85,54 @@ pub fn parse_cpu_list(list: &str) -> Option<usize> {
     max?.checked_add(1)
 }
 
+/// Most CPU ids [`parse_cpu_ids`] expands a list to (Linux's `NR_CPUS` is
+/// at most 8192).
+const MAX_CPU_IDS: usize = 1 << 16;
+
+/// Parses a kernel CPU list such as `0-1`, `0,2-3` or `0-3,8-11\n` into the
+/// CPU ids it names, ascending and without duplicates. `None` for an empty
+/// or malformed list, or one naming more than 65536 CPUs.
+pub fn parse_cpu_ids(list: &str) -> Option<Vec<u32>> {
+    let list = list.trim();
+    if list.is_empty() {
+        return None;
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for part in list.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.trim().parse::<u32>().ok()?, hi.trim().parse().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        if lo > hi || (hi - lo) as usize >= MAX_CPU_IDS {
+            return None;
+        }
+        ids.extend(lo..=hi);
+        if ids.len() > MAX_CPU_IDS {
+            return None;
+        }
+    }
+    Some(ids.into_iter().collect())
+}
+
+/// The ids of the CPUs online now (`/sys/devices/system/cpu/online`), read
+/// afresh on every call: CPUs come and go with hotplug. What per-CPU perf
+/// events are opened on ([`perf::CpuSamplers`]).
+pub fn online_cpu_ids() -> Result<Vec<u32>, SysError> {
+    const CALL: &str = "read(/sys/devices/system/cpu/online)";
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_err(|e| SysError::new(CALL, e))?;
+    parse_cpu_ids(&text).ok_or_else(|| {
+        SysError::new(
+            CALL,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{text:?}")),
+        )
+    })
+}
+
 /// Number of possible CPUs as per-CPU maps count them: the highest index in
 /// `/sys/devices/system/cpu/possible` + 1. Read once, then cached.
 pub fn possible_cpus() -> Result<usize, SysError> {
@@ -99,14 +159,15 @@ pub fn page_size() -> usize {
 }
 
 /// Online processors (`sysconf(_SC_NPROCESSORS_ONLN)`, at least 1), for
-/// information only: per-CPU maps are sized by [`possible_cpus`].
+/// information only: per-CPU maps are sized by [`possible_cpus`], per-CPU
+/// events are opened on [`online_cpu_ids`].
 pub fn online_cpus() -> usize {
     sys::sysconf(libc::_SC_NPROCESSORS_ONLN).unwrap_or(1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cpu_list;
+    use super::{parse_cpu_ids, parse_cpu_list};
 
     #[test]
     fn cpu_lists() {
@@ -126,11 +187,31 @@ mod tests {
     }
 
     #[test]
+    fn cpu_id_lists() {
+        assert_eq!(parse_cpu_ids("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_ids("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_ids("0,2-3"), Some(vec![0, 2, 3]));
+        assert_eq!(parse_cpu_ids("8-9,0-1"), Some(vec![0, 1, 8, 9]));
+        assert_eq!(parse_cpu_ids("1,1,0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_ids(" 5 \n"), Some(vec![5]));
+        for bad in ["", "\n", "a-b", "3-1", "0-", "0,,1", "-1", "4294967296"] {
+            assert_eq!(parse_cpu_ids(bad), None, "{bad:?}");
+        }
+        // Bounded: a list cannot make it allocate without end.
+        assert_eq!(parse_cpu_ids("0-4294967295"), None);
+        assert_eq!(parse_cpu_ids("0-65535").map(|v| v.len()), Some(65536));
+        assert_eq!(parse_cpu_ids("0-65535,70000"), None);
+    }
+
+    #[test]
     fn machine_values_are_sane() {
         let possible = super::possible_cpus().unwrap();
         assert!(possible >= 1);
         assert!(super::online_cpus() >= 1);
         assert!(super::online_cpus() <= possible);
         assert!(super::page_size().is_power_of_two());
+        let online = super::online_cpu_ids().unwrap();
+        assert!(!online.is_empty());
+        assert!(online.iter().all(|c| (*c as usize) < possible));
     }
 }

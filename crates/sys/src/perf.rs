@@ -1,8 +1,15 @@
-//! `perf_event_open(2)` on the `uprobe` PMU: [`PerfEvent`] owns one uprobe
-//! (or uretprobe) event fd, to which a program is attached either with a
-//! `BPF_PERF_EVENT` link ([`crate::bpf::Link::perf_event`]) or with the
-//! `PERF_EVENT_IOC_SET_BPF` ioctl ([`PerfEvent::set_bpf`]). Closing the fd
-//! removes the probe: no tracefs entry is ever created.
+//! `perf_event_open(2)`: [`PerfEvent`] owns one event fd, either
+//!
+//! - a uprobe (or uretprobe) on the `uprobe` PMU ([`PerfEvent::uprobe`]), to
+//!   which a program is attached either with a `BPF_PERF_EVENT` link
+//!   ([`crate::bpf::Link::perf_event`]) or with the `PERF_EVENT_IOC_SET_BPF`
+//!   ioctl ([`PerfEvent::set_bpf`]). Closing the fd removes the probe: no
+//!   tracefs entry is ever created;
+//! - or a sampling clock ([`PerfEvent::cpu_clock_sampler`],
+//!   [`PerfEvent::task_clock_sampler`]) that runs a
+//!   [`ProgType::PerfEvent`](crate::bpf::ProgType::PerfEvent) program at a
+//!   fixed frequency: [`Sampler`] for one event, [`CpuSamplers`] for one on
+//!   every online CPU, which is what a stack sampler wants.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -14,12 +21,17 @@ use crate::SysError;
 use crate::bpf::Program;
 use crate::sys::{self, PerfIoctl};
 
+mod sampler;
+
+pub use self::sampler::{CpuSamplers, Sampler, max_sample_rate};
+
 /// Where the kernel publishes the dynamic PMU type of uprobes.
 const UPROBE_TYPE_PATH: &str = "/sys/bus/event_source/devices/uprobe/type";
 
 /// `struct perf_event_attr` as far as `PERF_ATTR_SIZE_VER7` (128 bytes),
-/// with the fields the uprobe PMU reads; everything else stays 0 (counting
-/// event, enabled at creation, no sampling).
+/// with the fields the uprobe PMU and the software clocks read; everything
+/// else stays 0. `sample_period` doubles as `sample_freq` when `flags` has
+/// [`ATTR_FREQ`].
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct PerfEventAttr {
@@ -36,7 +48,13 @@ pub(crate) struct PerfEventAttr {
     config2: u64,
     rest: [u64; 7],
 }
+/// `perf_event_attr.disabled`: created off, until `PERF_EVENT_IOC_ENABLE`.
+const ATTR_DISABLED: u64 = 1 << 0;
+/// `perf_event_attr.freq`: `sample_period` is a frequency in Hz.
+const ATTR_FREQ: u64 = 1 << 10;
 const _: () = {
+    assert!(std::mem::offset_of!(PerfEventAttr, sample_period) == 16);
+    assert!(std::mem::offset_of!(PerfEventAttr, flags) == 40);
     assert!(std::mem::offset_of!(PerfEventAttr, config) == 8);
     assert!(std::mem::offset_of!(PerfEventAttr, config1) == 56);
     assert!(std::mem::offset_of!(PerfEventAttr, config2) == 64);
@@ -60,8 +78,9 @@ pub fn uprobe_pmu_type() -> Result<u32, SysError> {
     Ok(*TYPE.get_or_init(|| t))
 }
 
-/// A perf event on the uprobe PMU. Dropping it removes the uprobe (unless a
-/// `BPF_PERF_EVENT` link still holds the event).
+/// A perf event: a uprobe or a sampling clock. Dropping it closes the event
+/// (a uprobe is removed, a clock stops) unless a `BPF_PERF_EVENT` link
+/// still holds it.
 #[derive(Debug)]
 pub struct PerfEvent {
     fd: OwnedFd,
@@ -146,6 +165,13 @@ impl PerfEvent {
     pub fn enable(&self) -> Result<(), SysError> {
         sys::perf_ioctl(self.fd.as_fd(), PerfIoctl::Enable, 0)
             .map_err(|e| SysError::new("ioctl(PERF_EVENT_IOC_ENABLE)", e))
+    }
+
+    /// `PERF_EVENT_IOC_DISABLE`: the event stops firing (a sampler stops
+    /// sampling) until [`enable`](PerfEvent::enable)d again.
+    pub fn disable(&self) -> Result<(), SysError> {
+        sys::perf_ioctl(self.fd.as_fd(), PerfIoctl::Disable, 0)
+            .map_err(|e| SysError::new("ioctl(PERF_EVENT_IOC_DISABLE)", e))
     }
 }
 

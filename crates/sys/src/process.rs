@@ -110,27 +110,6 @@ pub fn close_in_background(fds: Vec<OwnedFd>) {
     drop(go);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::ExitStatus;
-
-    #[test]
-    fn wait_statuses_decode() {
-        let of = ExitStatus::from_wait;
-        assert_eq!(of(0), Some(ExitStatus::Code(0)));
-        assert_eq!(of(3 << 8), Some(ExitStatus::Code(3)));
-        assert_eq!(of(9), Some(ExitStatus::Signal(9))); // killed by SIGKILL
-        assert_eq!(of(0x137f), None); // stopped by SIGSTOP
-        // A death by SIGSEGV and an exit with code 139 are told apart,
-        // though a shell's $? is the same.
-        let (segv, exit) = (of(11).unwrap(), of(139 << 8).unwrap());
-        assert_eq!((segv.code(), exit.code()), (139, 139));
-        assert_eq!(segv.to_string(), "was killed by SIGSEGV");
-        assert_eq!(exit.to_string(), "exited with status 139");
-        assert_eq!(crate::signal::name(64), "signal 64");
-    }
-}
-
 /// Copies `buf.len()` bytes of process `pid`'s memory at `address` into
 /// `buf` (`process_vm_readv(2)`), without stopping it or touching it. A
 /// range that is not wholly mapped is an error (`EFAULT`), never a partial
@@ -153,4 +132,25 @@ pub fn read_memory(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), SysErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn wait_statuses_decode() {
+        let of = ExitStatus::from_wait;
+        assert_eq!(of(0), Some(ExitStatus::Code(0)));
+        assert_eq!(of(3 << 8), Some(ExitStatus::Code(3)));
+        assert_eq!(of(9), Some(ExitStatus::Signal(9))); // killed by SIGKILL
+        assert_eq!(of(0x137f), None); // stopped by SIGSTOP
+        // A death by SIGSEGV and an exit with code 139 are told apart,
+        // though a shell's $? is the same.
+        let (segv, exit) = (of(11).unwrap(), of(139 << 8).unwrap());
+        assert_eq!((segv.code(), exit.code()), (139, 139));
+        assert_eq!(segv.to_string(), "was killed by SIGSEGV");
+        assert_eq!(exit.to_string(), "exited with status 139");
+        assert_eq!(crate::signal::name(64), "signal 64");
+    }
 }

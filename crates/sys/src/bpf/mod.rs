@@ -63,6 +63,11 @@ pub enum ProgType {
     /// `BPF_PROG_TYPE_KPROBE`, which also serves uprobes; its context is
     /// `struct pt_regs`.
     Kprobe = 2,
+    /// `BPF_PROG_TYPE_PERF_EVENT`: runs at each sample of a sampling perf
+    /// event ([`crate::perf::Sampler`]); its context is `struct
+    /// bpf_perf_event_data` (the interrupted `pt_regs`, then
+    /// `sample_period` at byte 168 and `addr` at 176).
+    PerfEvent = 7,
     /// `BPF_PROG_TYPE_RAW_TRACEPOINT`: a kernel tracepoint's raw arguments
     /// (`u64 args[]`), attached with [`Link::raw_tracepoint`].
     RawTracepoint = 17,

@@ -61,8 +61,8 @@ pub(crate) unsafe fn bpf_fd<A: BpfAttr>(cmd: u32, attr: &mut A) -> io::Result<Ow
 ///
 /// # Safety
 ///
-/// Any pointer `attr` carries (the uprobe PMU's `config1` path) must point to a NUL-terminated string that
-/// lives for the duration of the call.
+/// Any pointer `attr` carries (the uprobe PMU's `config1` path) must point
+/// to a NUL-terminated string that lives for the duration of the call.
 pub(crate) unsafe fn perf_event_open(
     attr: &crate::perf::PerfEventAttr,
     pid: c_int,
@@ -86,13 +86,15 @@ pub(crate) unsafe fn perf_event_open(
     unsafe { owned_fd(ret) }
 }
 
-/// The perf ioctls used here; both take an integer, not a pointer.
+/// The perf ioctls used here; all take an integer, not a pointer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum PerfIoctl {
     /// `PERF_EVENT_IOC_SET_BPF`: `_IOW('$', 8, __u32)`, argument a prog fd.
     SetBpf,
     /// `PERF_EVENT_IOC_ENABLE`: `_IO('$', 0)`, argument 0.
     Enable,
+    /// `PERF_EVENT_IOC_DISABLE`: `_IO('$', 1)`, argument 0.
+    Disable,
 }
 
 /// `ioctl(fd, request, arg)` for a [`PerfIoctl`].
@@ -100,8 +102,9 @@ pub(crate) fn perf_ioctl(fd: BorrowedFd<'_>, request: PerfIoctl, arg: c_int) -> 
     let req: libc::c_ulong = match request {
         PerfIoctl::SetBpf => 0x4004_2408,
         PerfIoctl::Enable => 0x2400,
+        PerfIoctl::Disable => 0x2401,
     };
-    // SAFETY: both requests take their argument by value (an int), so the
+    // SAFETY: every request here takes its argument by value (an int), so the
     // kernel dereferences no user memory; `fd` is a live descriptor.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) };
     if ret < 0 { Err(errno()) } else { Ok(()) }
