@@ -6,5 +6,6 @@ mod dump_bpf;
 mod dumps;
 mod hostile;
 mod info;
+mod linetables;
 mod list;
 mod manual;

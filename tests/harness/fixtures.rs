@@ -66,6 +66,49 @@ pub fn fixture(version: &str) -> &'static Fixture {
         .unwrap_or_else(|| panic!("no fixture {version}"))
 }
 
+/// The pyenv builds the tests run on (shared libpython, no markers, with
+/// DWARF: `scripts/layouts.py` reads their struct layouts).
+pub fn pyenv_versions() -> &'static [&'static str] {
+    &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+}
+
+/// The interpreter of pyenv's build of `version` (`"3.8"`):
+/// `$PYENV_ROOT/versions/3.8.*/bin/python3.8` (PYENV_ROOT defaults to
+/// `~/.pyenv`), the newest patch release if there are several.
+#[track_caller]
+pub fn pyenv_python(version: &str) -> PathBuf {
+    let root = std::env::var_os("PYENV_ROOT").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".pyenv"),
+        PathBuf::from,
+    );
+    let versions = root.join("versions");
+    let prefix = format!("{version}.");
+    // Plain releases only (`3.8.18`, not `3.8-dev` or a free-threaded `3.13.0t`).
+    let newest = std::fs::read_dir(&versions)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((patch, name))
+        })
+        .filter(|(_, name)| {
+            versions
+                .join(name)
+                .join(format!("bin/python{version}"))
+                .is_file()
+        })
+        .max();
+    match newest {
+        Some((_, name)) => versions.join(name).join(format!("bin/python{version}")),
+        None => panic!(
+            "prerequisite missing: pyenv build of {version} not found under {} \
+             (as {version}.N/bin/python{version}); this machine kind's image has them",
+            versions.display()
+        ),
+    }
+}
+
 /// Debian's own interpreter, in the base image.
 #[track_caller]
 pub fn system_python() -> PathBuf {
