@@ -6,6 +6,7 @@ mod dump_bpf;
 mod dumps;
 mod hostile;
 mod info;
+mod layouts;
 mod linetables;
 mod list;
 mod manual;
