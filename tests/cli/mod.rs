@@ -10,3 +10,4 @@ mod layouts;
 mod linetables;
 mod list;
 mod manual;
+mod twins;
