@@ -6,5 +6,8 @@ mod dump_bpf;
 mod dumps;
 mod hostile;
 mod info;
+mod layouts;
+mod linetables;
 mod list;
 mod manual;
+mod twins;

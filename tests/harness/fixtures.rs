@@ -15,15 +15,23 @@ pub struct Fixture {
     pub version: String,
     /// Shell wrapper that runs the interpreter.
     pub wrapper: PathBuf,
-    /// The ELF binary that carries the markers.
+    /// The ELF binary: the one that carries the markers (attach here), or
+    /// for a twin without markers, the one without.
     pub binary: PathBuf,
+}
+
+/// What `scripts/fetch-pythons.sh` made: the fixtures, and their twins
+/// without markers.
+struct Fetched {
+    with_markers: BTreeMap<String, Fixture>,
+    without_markers: BTreeMap<String, Fixture>,
 }
 
 /// The fixture interpreters, fetched once per test run by the project's own
 /// `scripts/fetch-pythons.sh` (idempotent; 0.2 s once cached).
-pub fn fixtures() -> &'static BTreeMap<String, Fixture> {
-    static FIXTURES: OnceLock<BTreeMap<String, Fixture>> = OnceLock::new();
-    FIXTURES.get_or_init(|| {
+fn fetched() -> &'static Fetched {
+    static FETCHED: OnceLock<Fetched> = OnceLock::new();
+    FETCHED.get_or_init(|| {
         let script = root().join("scripts/fetch-pythons.sh");
         let cache = std::env::var_os("PYTAP_PYTHONS").map_or_else(|| root().join("target/pythons"), PathBuf::from);
         let out = Command::new(&script)
@@ -33,14 +41,23 @@ pub fn fixtures() -> &'static BTreeMap<String, Fixture> {
             .unwrap_or_else(|e| panic!("prerequisite missing: cannot run {}: {e}", script.display()));
         assert!(
             out.status.success(),
-            "prerequisite missing: {} could not fetch the fixture interpreters (it needs apt-get, dpkg and \
-             access to deb.debian.org; see its output above)",
+            "prerequisite missing: {} could not fetch the fixture interpreters (it needs apt-get, dpkg, \
+             objcopy and access to deb.debian.org; see its output above)",
             script.display()
         );
-        let mut map = BTreeMap::new();
+        let mut fetched = Fetched {
+            with_markers: BTreeMap::new(),
+            without_markers: BTreeMap::new(),
+        };
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let f: Vec<&str> = line.split('\t').collect();
             if let [version, wrapper, binary] = f[..] {
+                // A twin's line says `3.11-nomarkers`; it is kept apart so
+                // that `fixtures()` stays the interpreters with markers.
+                let (map, version) = match version.strip_suffix("-nomarkers") {
+                    Some(v) => (&mut fetched.without_markers, v),
+                    None => (&mut fetched.with_markers, version),
+                };
                 map.insert(
                     version.to_string(),
                     Fixture {
@@ -52,10 +69,20 @@ pub fn fixtures() -> &'static BTreeMap<String, Fixture> {
             }
         }
         for v in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
-            assert!(map.contains_key(v), "fixture interpreter {v} missing from {}", script.display());
+            assert!(fetched.with_markers.contains_key(v), "fixture interpreter {v} missing from {}", script.display());
+            assert!(
+                fetched.without_markers.contains_key(v),
+                "the marker-less twin of fixture {v} missing from {}",
+                script.display()
+            );
         }
-        map
+        fetched
     })
+}
+
+/// The fixture interpreters (with their markers), by version.
+pub fn fixtures() -> &'static BTreeMap<String, Fixture> {
+    &fetched().with_markers
 }
 
 /// One fixture by version (`"3.15"`).
@@ -64,6 +91,66 @@ pub fn fixture(version: &str) -> &'static Fixture {
     fixtures()
         .get(version)
         .unwrap_or_else(|| panic!("no fixture {version}"))
+}
+
+/// The marker-less twin of a fixture (`"3.11"`): the same Debian binary
+/// with `.note.stapsdt` removed, next to it (it runs the same stdlib), as
+/// pytap sees a Python built without `--with-dtrace`. Its `binary` carries
+/// no markers.
+#[track_caller]
+pub fn fixture_without_markers(version: &str) -> &'static Fixture {
+    fetched()
+        .without_markers
+        .get(version)
+        .unwrap_or_else(|| panic!("no marker-less twin of fixture {version}"))
+}
+
+/// Every marker-less twin, by version.
+pub fn fixtures_without_markers() -> &'static BTreeMap<String, Fixture> {
+    &fetched().without_markers
+}
+
+/// The pyenv builds the tests run on (shared libpython, no markers, with
+/// DWARF: `scripts/layouts.py` reads their struct layouts).
+pub fn pyenv_versions() -> &'static [&'static str] {
+    &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+}
+
+/// The interpreter of pyenv's build of `version` (`"3.8"`):
+/// `$PYENV_ROOT/versions/3.8.*/bin/python3.8` (PYENV_ROOT defaults to
+/// `~/.pyenv`), the newest patch release if there are several.
+#[track_caller]
+pub fn pyenv_python(version: &str) -> PathBuf {
+    let root = std::env::var_os("PYENV_ROOT").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".pyenv"),
+        PathBuf::from,
+    );
+    let versions = root.join("versions");
+    let prefix = format!("{version}.");
+    // Plain releases only (`3.8.18`, not `3.8-dev` or a free-threaded `3.13.0t`).
+    let newest = std::fs::read_dir(&versions)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((patch, name))
+        })
+        .filter(|(_, name)| {
+            versions
+                .join(name)
+                .join(format!("bin/python{version}"))
+                .is_file()
+        })
+        .max();
+    match newest {
+        Some((_, name)) => versions.join(name).join(format!("bin/python{version}")),
+        None => panic!(
+            "prerequisite missing: pyenv build of {version} not found under {} \
+             (as {version}.N/bin/python{version}); this machine kind's image has them",
+            versions.display()
+        ),
+    }
 }
 
 /// Debian's own interpreter, in the base image.
