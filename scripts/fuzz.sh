@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(elf_image stapsdt_notes arg_specs event_decode script_parse capture_ring recording_read btf)
+[ ${#targets[@]} -gt 0 ] || targets=(elf_image stapsdt_notes arg_specs event_decode script_parse capture_ring recording_read btf linetable)
 for t in "${targets[@]}"; do
   corpus=$PWD/corpus/$t   # absolute: libFuzzer does not run in this directory
   mkdir -p "$corpus"

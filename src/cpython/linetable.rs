@@ -98,8 +98,10 @@ impl LineTable {
     }
 }
 
+/// The line `delta` away, held to `0..=u32::MAX`: a hostile table's
+/// varint delta can be near `i64::MAX`, which must not overflow.
 fn add_line(line: u32, delta: i64) -> u32 {
-    u32::try_from((i64::from(line) + delta).max(0)).unwrap_or(u32::MAX)
+    u32::try_from(i64::from(line).saturating_add(delta).max(0)).unwrap_or(u32::MAX)
 }
 
 fn push(ranges: &mut Vec<LineRange>, start: u32, end: u32, line: Option<u32>) -> bool {
@@ -318,6 +320,21 @@ mod tests {
         ];
         let t = LineTable::decode(LineTableKind::Locations, &big, 1);
         assert_eq!(t.line_at(0), Some(1001));
+    }
+
+    #[test]
+    fn huge_line_deltas_saturate() {
+        // Code 13 with an 11-group varint: 2^64 - 2 unsigned, so a delta of
+        // +(2^63 - 1) (found by the linetable fuzz target: it overflowed).
+        let mut up = vec![0x80 | (13 << 3), 0x7e];
+        up.extend([0x7f; 9]);
+        up.push(0x3f);
+        let t = LineTable::decode(LineTableKind::Locations, &up, 5);
+        assert_eq!(t.line_at(0), Some(u32::MAX));
+        // The same magnitude downwards stops at line 0.
+        up[1] = 0x7f;
+        let t = LineTable::decode(LineTableKind::Locations, &up, 5);
+        assert_eq!(t.line_at(0), Some(0));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod hazard;
 pub mod names;
 pub mod plan;
 pub mod recover;
+pub mod sampler;
 pub mod samples;
 pub mod script_record;
 pub mod session;

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pytap_abi::sample::{MODE_ALL, MODE_GIL, ProcConfig, ThreadKey};
-use pytap_sys::bpf::{Link, Map, MapType, ProgType, Program as LoadedProgram};
-use pytap_sys::perf::PerfEvent;
+use pytap_sys::bpf::{Map, MapType, ProgType, Program as LoadedProgram};
+use pytap_sys::perf::CpuSamplers;
 use pytap_sys::ringbuf::RingBuf;
 
 use super::codegen::pystack::{self, SamplerMaps};
@@ -52,9 +52,9 @@ pub struct Sampler {
     refs: SamplerMaps,
     fsbase: u32,
     walkers: HashMap<StackLayoutKey, (u32, LoadedProgram)>,
+    /// Dropped before the programs: the events stop first.
+    _samplers: CpuSamplers,
     _dispatch: LoadedProgram,
-    _events: Vec<PerfEvent>,
-    _links: Vec<Link>,
     ring: RingBuf,
     processes: BTreeMap<u32, Sampled>,
     mode: Mode,
@@ -82,31 +82,19 @@ impl Sampler {
                 source,
             }
         })?;
-        let mut events = Vec::new();
-        let mut links = Vec::new();
-        for cpu in pytap_sys::online_cpu_list() {
-            let event = PerfEvent::cpu_clock_sampler(cpu, rate_hz).map_err(|e| {
-                privilege_or("opening the sampling perf events", e, |source| {
-                    SessionError::Sampler(format!("perf event on CPU {cpu}: {source}"))
-                })
-            })?;
-            let link = Link::perf_event(&dispatch, &event).map_err(|e| {
-                privilege_or("attaching the sampler", e, |source| {
-                    SessionError::Sampler(format!("attaching to CPU {cpu}'s perf event: {source}"))
-                })
-            })?;
-            events.push(event);
-            links.push(link);
-        }
+        let samplers = CpuSamplers::attach(&dispatch, rate_hz, 0).map_err(|e| {
+            privilege_or("sampling every CPU", e, |source| {
+                SessionError::Sampler(format!("sampling every CPU at {rate_hz} Hz: {source}"))
+            })
+        })?;
         Ok(Sampler {
             table,
             maps,
             refs,
             fsbase,
             walkers: HashMap::new(),
+            _samplers: samplers,
             _dispatch: dispatch,
-            _events: events,
-            _links: links,
             ring,
             processes: BTreeMap::new(),
             mode,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod calls;
 pub mod dtrace;
 pub mod dump;
+pub mod profile;
 pub mod export;
 pub mod filter;
 pub mod flow;

@@ -210,7 +210,12 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
     profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
     match request.format {
         Some(format) => formats::write(&profiler.profile, format, "pytap profile", out)?,
-        None => crate::output::profile::write_top(&profiler.profile, request.top_rows, out)?,
+        None => {
+            for line in crate::output::profile::top_lines(&profiler.profile, None, request.top_rows)
+            {
+                writeln!(out, "{line}")?;
+            }
+        }
     }
     out.flush()?;
     report(&outcome, &profiler);

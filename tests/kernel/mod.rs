@@ -14,6 +14,7 @@ mod lifecycle;
 mod live_list;
 mod names;
 mod output;
+mod profile;
 mod recording;
 mod rough;
 mod sent_once;

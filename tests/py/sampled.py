@@ -1,0 +1,91 @@
+"""Targets whose stacks a sampler must see exactly.
+
+Usage: sampled.py MODE [ARG]. Prints "ready" (and, where the test needs
+them, `tid NAME NATIVE_ID` lines) once the shape is running; runs until
+killed.
+
+  depth N   recurses N levels below `recurse(N)` and spins on one line
+            (SPIN_LINE) in `recurse(0)`
+  ratio     `three` and `one` burn CPU in a 3:1 ratio, in turns
+  sleeper   the main thread spins; a thread named "sleeper" sleeps in `nap`
+  gil       a thread spins in Python (`py_spin`), another hashes in C with
+            the GIL released (`c_spin`)
+"""
+import hashlib
+import sys
+import threading
+import time
+
+
+def recurse(n):
+    if n == 0:
+        x = 0
+        while True: x += 1  # noqa: E701 (one line: the loop's jump is on it too) SPIN_LINE
+    recurse(n - 1)
+
+
+def burn(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def three():
+    burn(0.003)
+
+
+def one():
+    burn(0.001)
+
+
+def nap():
+    while True:
+        time.sleep(3600)
+
+
+def py_spin():
+    x = 0
+    while True:
+        x += 1
+
+
+def c_spin():
+    data = b"x" * (64 << 20)
+    while True:
+        hashlib.sha256(data).digest()
+
+
+def say_thread(name, thread):
+    print("tid", name, thread.native_id, flush=True)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "depth":
+        print("ready", flush=True)
+        recurse(int(sys.argv[2]))
+    elif mode == "ratio":
+        print("ready", flush=True)
+        while True:
+            three()
+            one()
+    elif mode == "sleeper":
+        t = threading.Thread(target=nap, name="sleeper", daemon=True)
+        t.start()
+        say_thread("sleeper", t)
+        say_thread("main", threading.main_thread())
+        print("ready", flush=True)
+        py_spin()
+    elif mode == "gil":
+        a = threading.Thread(target=py_spin, name="py", daemon=True)
+        b = threading.Thread(target=c_spin, name="c", daemon=True)
+        a.start()
+        b.start()
+        say_thread("py", a)
+        say_thread("c", b)
+        print("ready", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
