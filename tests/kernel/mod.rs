@@ -15,6 +15,7 @@ mod names;
 mod output;
 mod recording;
 mod rough;
+mod sampler;
 mod sent_once;
 mod stap;
 mod streams;
