@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pytap_ebpf::btf::Btf;
+use pytap_ebpf::btf::{Btf, VMLINUX_PATH as VMLINUX};
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size};
 use pytap_sys::bpf::{self, Map, MapType, ProgType};
 use pytap_sys::perf::CpuSamplers;
@@ -21,7 +21,6 @@ use pytap_sys::ringbuf::RingBuf;
 
 use crate::harness::{ChildGuard, fixture, require_kernel, script, system_python};
 
-const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 const FREQ: u64 = 999;
 const RING: MapRef = MapRef(0);
 const STATS: MapRef = MapRef(1);
