@@ -17,6 +17,7 @@ mod output;
 mod profile;
 mod recording;
 mod rough;
+mod sampler;
 mod sent_once;
 mod stap;
 mod streams;

@@ -4,9 +4,9 @@
 //! `bpf_get_current_task()`:
 //!
 //! ```no_run
-//! use pytap_ebpf::btf::Btf;
+//! use pytap_ebpf::btf::{Btf, VMLINUX_PATH};
 //!
-//! let btf = Btf::from_file("/sys/kernel/btf/vmlinux")?;
+//! let btf = Btf::from_file(VMLINUX_PATH)?; // "/sys/kernel/btf/vmlinux"
 //! let fsbase = btf.member_offset(&["task_struct", "thread", "fsbase"])?;
 //! println!("task_struct.thread.fsbase is at byte {fsbase}");
 //! # Ok::<(), pytap_ebpf::btf::BtfError>(())
@@ -32,6 +32,9 @@ mod kind;
 
 pub use self::error::BtfError;
 pub use self::kind::Kind;
+
+/// Where the running kernel publishes its own BTF (`CONFIG_DEBUG_INFO_BTF`).
+pub const VMLINUX_PATH: &str = "/sys/kernel/btf/vmlinux";
 
 /// `BTF_MAGIC`, the first two bytes of a blob in its own byte order.
 pub const BTF_MAGIC: u16 = 0xeb9f;

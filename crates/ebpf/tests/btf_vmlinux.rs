@@ -1,9 +1,7 @@
 //! The BTF reader on the running kernel's own `/sys/kernel/btf/vmlinux`:
 //! it parses, and it finds the fields a stack sampler reads.
 
-use pytap_ebpf::btf::{Btf, Kind};
-
-const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+use pytap_ebpf::btf::{Btf, Kind, VMLINUX_PATH as VMLINUX};
 
 fn vmlinux() -> Btf {
     assert!(
