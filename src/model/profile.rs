@@ -333,6 +333,15 @@ impl Profile {
         self.stacks.values().map(|(_, t)| t.samples).sum()
     }
 
+    /// What every sample adds up to.
+    pub fn totals(&self) -> Totals {
+        let mut all = Totals::default();
+        for (_, t) in self.stacks.values() {
+            all.add(*t);
+        }
+        all
+    }
+
     /// What the profile's stacks are counted in by the outputs that show
     /// one number: samples, or nanoseconds in `wall` mode.
     pub fn unit(&self) -> Unit {

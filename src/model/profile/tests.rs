@@ -63,6 +63,11 @@ fn recursion_counts_once_per_sample_in_total() {
     let fib = &p.functions()[0];
     assert_eq!((fib.own.weight_ns, fib.total.weight_ns), (20, 30));
     assert_eq!(p.samples(), 5);
+    let all = Totals {
+        samples: 5,
+        weight_ns: 50,
+    };
+    assert_eq!(p.totals(), all);
 }
 
 #[test]
