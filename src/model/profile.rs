@@ -408,4 +408,6 @@ impl Profile {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
