@@ -1,5 +1,5 @@
 //! The outputs of a sampled profile ([`crate::model::profile::Profile`]):
-//! folded stacks and an SVG flame graph (pure: each
+//! folded stacks, an SVG flame graph and speedscope (pure: each
 //! writes one file to the writer it is given, once the profile is
 //! complete). The live top view's table is [`crate::output::profile`]'s.
 //!
@@ -8,9 +8,11 @@
 //! `NAME (pid P, tid T)`), where a format has one string for a frame; and
 //! where a format holds a number per stack, it is the profile's
 //! [`crate::model::profile::Unit`]: samples, or nanoseconds in `wall`
-//! mode, where samples weigh what their thread slept.
+//! mode, where samples weigh what their thread slept. speedscope, which
+//! carries units, gives nanoseconds.
 
 pub mod folded;
+pub mod speedscope;
 pub mod svg;
 
 use std::io::Write;
@@ -26,10 +28,12 @@ pub enum ProfileFormat {
     Folded,
     /// An SVG flame graph ([`svg`]).
     Svg,
+    /// speedscope's JSON, one sampled profile per thread ([`speedscope`]).
+    Speedscope,
 }
 
 /// Writes `profile` as `format` to `out`; `name` names the profile where
-/// the format has a name (the SVG's subtitle).
+/// the format has a name (speedscope's file name, the SVG's title).
 pub fn write(
     profile: &Profile,
     format: ProfileFormat,
@@ -39,5 +43,6 @@ pub fn write(
     match format {
         ProfileFormat::Folded => folded::write(profile, out),
         ProfileFormat::Svg => svg::write(profile, name, out),
+        ProfileFormat::Speedscope => speedscope::write(profile, name, out),
     }
 }
