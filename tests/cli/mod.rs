@@ -1,5 +1,6 @@
 //! The pytap binary on real files: every fixture interpreter, Debian's
-//! libpython, a patchelf'ed copy, and hostile inputs.
+//! libpython, a patchelf'ed copy, and hostile inputs; and the files pytap
+//! writes read by other tools (`go tool pprof`).
 
 mod args;
 mod dump_bpf;
@@ -8,3 +9,4 @@ mod hostile;
 mod info;
 mod list;
 mod manual;
+mod pprof;

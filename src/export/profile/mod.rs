@@ -1,5 +1,5 @@
 //! The outputs of a sampled profile ([`crate::model::profile::Profile`]):
-//! folded stacks, an SVG flame graph and speedscope (pure: each
+//! folded stacks, an SVG flame graph, speedscope and pprof (pure: each
 //! writes one file to the writer it is given, once the profile is
 //! complete). The live top view's table is [`crate::output::profile`]'s.
 //!
@@ -8,10 +8,11 @@
 //! `NAME (pid P, tid T)`), where a format has one string for a frame; and
 //! where a format holds a number per stack, it is the profile's
 //! [`crate::model::profile::Unit`]: samples, or nanoseconds in `wall`
-//! mode, where samples weigh what their thread slept. speedscope, which
-//! carries units, gives nanoseconds.
+//! mode, where samples weigh what their thread slept. speedscope and
+//! pprof, which carry units, always give nanoseconds (pprof: samples too).
 
 pub mod folded;
+pub mod pprof;
 pub mod speedscope;
 pub mod svg;
 
@@ -30,6 +31,8 @@ pub enum ProfileFormat {
     Svg,
     /// speedscope's JSON, one sampled profile per thread ([`speedscope`]).
     Speedscope,
+    /// pprof's gzipped protobuf ([`pprof`]).
+    Pprof,
 }
 
 /// Writes `profile` as `format` to `out`; `name` names the profile where
@@ -44,5 +47,6 @@ pub fn write(
         ProfileFormat::Folded => folded::write(profile, out),
         ProfileFormat::Svg => svg::write(profile, name, out),
         ProfileFormat::Speedscope => speedscope::write(profile, name, out),
+        ProfileFormat::Pprof => pprof::write(profile, out),
     }
 }
