@@ -2,6 +2,9 @@
 //! of the folded stacks of [`super::folded`], rendered at the end by the
 //! inferno crate (CDDL-1.0).
 //!
+//! [`draw`] is also what a profile's flame graph is drawn with
+//! ([`super::profile::svg`]).
+//!
 //! Memory is that of the folded aggregation: distinct stacks, or every
 //! line in flame-chart mode.
 
@@ -63,15 +66,40 @@ pub fn render(
         // inferno would draw an error message and fail.
         anyhow::bail!("no stacks to draw: the recording has no slices");
     }
-    let mut options = Options::default();
-    options.title = format!("pytap: {title}");
-    options.count_name = match weight {
+    let count_name = match weight {
         Weight::Time => "ns",
         Weight::Calls => "calls",
-    }
-    .to_owned();
-    options.flame_chart = flame_chart;
-    if flame_chart {
+    };
+    let graph = Graph {
+        title: format!("pytap: {title}"),
+        subtitle: None,
+        count_name,
+        flame_chart,
+    };
+    draw(lines, &graph, out)
+}
+
+/// What a flame graph says around its frames.
+#[derive(Debug, Clone)]
+pub struct Graph<'a> {
+    /// Its title.
+    pub title: String,
+    /// The line under the title, if any.
+    pub subtitle: Option<String>,
+    /// What a frame's number counts (`ns`, `samples`).
+    pub count_name: &'a str,
+    /// A flame chart (`lines` in time order) instead of a flame graph.
+    pub flame_chart: bool,
+}
+
+/// Draws folded `lines` (not empty: inferno fails on none) with inferno.
+pub fn draw(lines: &[String], graph: &Graph<'_>, out: &mut dyn Write) -> Result<()> {
+    let mut options = Options::default();
+    options.title = graph.title.clone();
+    options.subtitle = graph.subtitle.clone();
+    options.count_name = graph.count_name.to_owned();
+    options.flame_chart = graph.flame_chart;
+    if graph.flame_chart {
         // inferno lays a flame chart's lines out from the right: give them
         // newest first, so that time goes left to right.
         flamegraph::from_lines(&mut options, lines.iter().rev().map(String::as_str), out)?;

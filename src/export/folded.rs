@@ -66,7 +66,7 @@ pub fn frame_text(item: &Item, strings: &StringTable) -> String {
 /// line breaks spaces, and other control characters are escaped (the SVG
 /// drawn from the lines must be well-formed XML, and a terminal showing
 /// them must not obey them).
-fn folded_safe(text: &str) -> String {
+pub(crate) fn folded_safe(text: &str) -> String {
     let text = text.replace(';', ":").replace(['\n', '\r'], " ");
     crate::output::escape::text(&text).into_owned()
 }

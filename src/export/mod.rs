@@ -8,11 +8,16 @@
 //! counted, frames that never returned are closed and flagged), audit
 //! events as instants, and the names of processes and threads. Each format
 //! is a [`Sink`] fed in the recording's order.
+//!
+//! A sampled profile has outputs of its own ([`profile`]), which share
+//! these formats' frame names, escaping, flame graph rendering and
+//! protobuf encoder.
 
 pub mod chrome;
 pub mod flame;
 pub mod folded;
 pub mod perfetto;
+pub mod profile;
 pub mod protobuf;
 pub mod speedscope;
 

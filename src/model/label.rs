@@ -7,10 +7,16 @@
 //! `import NAME`; profiles (folded stacks, speedscope, SVG) bracket what is
 //! not a Python function, `[gc generation N]` and `[import NAME]`, so that
 //! it cannot be taken for one.
+//!
+//! A sampled frame ([`sampled_frame`]: every profile output) is named the
+//! way a call is, less what the sampler could not know; a thread, in flame
+//! charts, speedscope and a profile's folded stacks, as `NAME (pid P, tid
+//! T)`.
 
 use std::borrow::Cow;
 use std::fmt::Display;
 
+use super::profile::{ThreadInfo, ThreadKey};
 use super::slice::{Item, Thread};
 use crate::recording::StringTable;
 
@@ -71,10 +77,36 @@ pub fn thread(
     name: Option<&str>,
     processes: &std::collections::HashMap<u32, String>,
 ) -> String {
-    let name = name
-        .or_else(|| processes.get(&thread.pid).map(String::as_str))
-        .unwrap_or("python");
-    format!("{name} (pid {}, tid {})", thread.pid, thread.tid)
+    let process = processes.get(&thread.pid).map(String::as_str);
+    named_thread(name, process, thread.pid, thread.tid)
+}
+
+/// How profiles name a sampled thread, as [`thread`] names a traced one
+/// (an empty name is no name).
+pub fn sampled_thread(thread: ThreadKey, info: Option<&ThreadInfo>) -> String {
+    fn given(name: &str) -> Option<&str> {
+        Some(name).filter(|n| !n.is_empty())
+    }
+    let name = info.and_then(|i| given(&i.name));
+    let process = info.and_then(|i| given(&i.process));
+    named_thread(name, process, thread.pid, thread.tid)
+}
+
+fn named_thread(name: Option<&str>, process: Option<&str>, pid: u32, tid: u32) -> String {
+    let name = name.or(process).unwrap_or("python");
+    format!("{name} (pid {pid}, tid {tid})")
+}
+
+/// A sampled frame in one string: `function (file:line)` as a call is
+/// named ([`call_site`]); `function (file)` when the line is not known (0:
+/// a native frame, or a function's totals over its lines); the function
+/// alone when the file is not known either (an unknown frame).
+pub fn sampled_frame(function: &str, file: &str, line: u32) -> String {
+    match (file, line) {
+        ("", _) => function.to_owned(),
+        (_, 0) => format!("{function} ({file})"),
+        _ => call_site(function, file, i32::try_from(line).unwrap_or(i32::MAX)),
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +138,28 @@ mod tests {
             [&call, &gc, &import].map(category),
             ["python", "gc", "import"]
         );
+    }
+
+    #[test]
+    fn sampled_frames_and_threads() {
+        assert_eq!(sampled_frame("f", "a.py", 3), "f (a.py:3)");
+        assert_eq!(
+            sampled_frame("memcpy", "/lib/libc.so.6", 0),
+            "memcpy (/lib/libc.so.6)"
+        );
+        assert_eq!(sampled_frame("<unknown 0x10>", "", 0), "<unknown 0x10>");
+        let key = ThreadKey { pid: 4, tid: 5 };
+        let info = |name: &str, process: &str| ThreadInfo {
+            name: name.into(),
+            process: process.into(),
+        };
+        let named = |i: Option<&ThreadInfo>| sampled_thread(key, i);
+        assert_eq!(
+            named(Some(&info("worker", "python3"))),
+            "worker (pid 4, tid 5)"
+        );
+        assert_eq!(named(Some(&info("", "python3"))), "python3 (pid 4, tid 5)");
+        assert_eq!(named(Some(&info("", ""))), "python (pid 4, tid 5)");
+        assert_eq!(named(None), "python (pid 4, tid 5)");
     }
 }

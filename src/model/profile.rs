@@ -6,7 +6,13 @@
 //!
 //! Frames are interned once ([`FrameId`]); a stack is counted by its
 //! thread and its frames, so memory grows with the distinct stacks, not
-//! with the samples. Pure: no I/O.
+//! with the samples. The one exception is the time order of the samples
+//! ([`Profile::timeline`], for speedscope's time-order view): runs of
+//! samples repeating their thread's last stack, at most
+//! [`TIMELINE_RUNS`] of them (24 bytes each), dropped whole past that, as
+//! a part of a timeline would show less than the profile holds.
+//! Also the aggregation per function of the top view
+//! ([`Profile::functions`]). Pure: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -84,6 +90,24 @@ pub struct Totals {
     pub weight_ns: u64,
 }
 
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.samples = self.samples.saturating_add(other.samples);
+        self.weight_ns = self.weight_ns.saturating_add(other.weight_ns);
+    }
+}
+
+/// What the outputs that show one number per stack count it in
+/// ([`Profile::unit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Samples (`cpu` and `gil`: every sample weighs one period).
+    Samples,
+    /// Nanoseconds (`wall`: a sample weighs the time its thread was off
+    /// CPU, so counting samples would understate sleeps).
+    Nanoseconds,
+}
+
 /// The names of a thread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ThreadInfo {
@@ -91,6 +115,85 @@ pub struct ThreadInfo {
     pub name: String,
     /// Its process's name.
     pub process: String,
+}
+
+/// Runs of samples kept for [`Profile::timeline`] at most, in all threads
+/// (24 MiB): past that, the timeline is dropped.
+pub const TIMELINE_RUNS: usize = 1 << 20;
+
+/// Consecutive samples of one thread with the same stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    stack: u32,
+    totals: Totals,
+}
+
+/// The samples in the order they were added, per thread, bounded.
+#[derive(Debug, Clone)]
+struct Timeline {
+    threads: HashMap<ThreadKey, Vec<Run>>,
+    runs: usize,
+    limit: usize,
+    dropped: bool,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            threads: HashMap::new(),
+            runs: 0,
+            limit: TIMELINE_RUNS,
+            dropped: false,
+        }
+    }
+}
+
+impl Timeline {
+    fn add(&mut self, thread: ThreadKey, stack: u32, weight_ns: u64) {
+        if self.dropped {
+            return;
+        }
+        let sample = Totals {
+            samples: 1,
+            weight_ns,
+        };
+        let runs = self.threads.entry(thread).or_default();
+        match runs.last_mut() {
+            Some(run) if run.stack == stack => run.totals.add(sample),
+            _ if self.runs >= self.limit => {
+                self.threads = HashMap::new();
+                self.dropped = true;
+            }
+            _ => {
+                runs.push(Run {
+                    stack,
+                    totals: sample,
+                });
+                self.runs += 1;
+            }
+        }
+    }
+}
+
+/// One thread's samples in the order they were taken ([`Profile::timeline`]):
+/// runs of one stack (frames innermost first) and what they add up to.
+pub type ThreadTimeline<'p> = (ThreadKey, Vec<(&'p [FrameId], Totals)>);
+
+/// What one function (its name, file and kind, whatever the line) adds up
+/// to ([`Profile::functions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionTotals {
+    /// The function's name.
+    pub function: Arc<str>,
+    /// Its file.
+    pub file: Arc<str>,
+    /// What it is.
+    pub kind: FrameKind,
+    /// Samples it was the innermost frame of.
+    pub own: Totals,
+    /// Samples it was anywhere on the stack of, once per sample however
+    /// often it recurses.
+    pub total: Totals,
 }
 
 /// A profile.
@@ -102,11 +205,16 @@ pub struct Profile {
     pub rate_hz: u32,
     /// Nanoseconds the profile covers.
     pub duration_ns: u64,
+    /// When the profile began, in nanoseconds since the Unix epoch (0:
+    /// not known).
+    pub start_unix_ns: u64,
     frames: Vec<Frame>,
     frame_ids: HashMap<Frame, FrameId>,
-    /// Frames innermost first, per thread.
-    stacks: HashMap<(ThreadKey, Vec<FrameId>), Totals>,
+    /// Frames innermost first, per thread: the stack's id (its place in
+    /// the order of first samples) and totals.
+    stacks: HashMap<(ThreadKey, Vec<FrameId>), (u32, Totals)>,
     threads: BTreeMap<ThreadKey, ThreadInfo>,
+    timeline: Timeline,
     /// Samples whose stack was cut at the depth limit.
     pub truncated: u64,
     /// Frames shown as unknown.
@@ -121,6 +229,14 @@ impl Profile {
             rate_hz,
             ..Profile::default()
         }
+    }
+
+    /// Keeps at most `runs` runs of samples for [`Profile::timeline`]
+    /// instead of [`TIMELINE_RUNS`] (0: keeps no timeline, for a run whose
+    /// outputs do not show time). Call before adding samples.
+    pub fn limit_timeline(&mut self, runs: usize) {
+        self.timeline.limit = runs;
+        self.timeline.dropped = runs == 0;
     }
 
     /// The id of `frame`, interning it the first time.
@@ -139,6 +255,11 @@ impl Profile {
         &self.frames[id.0 as usize]
     }
 
+    /// Every frame interned, in the order of their ids.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
     /// Counts one sample of `thread` with `frames` (innermost first).
     pub fn add(&mut self, thread: ThreadKey, frames: &[FrameId], weight_ns: u64) {
         self.unknown_frames += frames
@@ -146,9 +267,16 @@ impl Profile {
             .filter(|f| self.frame(**f).kind == FrameKind::Unknown)
             .count() as u64;
         self.threads.entry(thread).or_default();
-        let totals = self.stacks.entry((thread, frames.to_vec())).or_default();
-        totals.samples += 1;
-        totals.weight_ns += weight_ns;
+        let next = self.stacks.len() as u32;
+        let (id, totals) = self
+            .stacks
+            .entry((thread, frames.to_vec()))
+            .or_insert((next, Totals::default()));
+        totals.add(Totals {
+            samples: 1,
+            weight_ns,
+        });
+        self.timeline.add(thread, *id, weight_ns);
     }
 
     /// Names a thread (samples of unnamed threads show their ids).
@@ -161,61 +289,125 @@ impl Profile {
         self.threads.iter()
     }
 
+    /// The names of `thread` (empty ones for a thread sampled but never
+    /// named, `None` for one neither sampled nor named).
+    pub fn thread(&self, thread: ThreadKey) -> Option<&ThreadInfo> {
+        self.threads.get(&thread)
+    }
+
     /// Every distinct stack of every thread (frames innermost first) and
     /// its totals, in a stable order: by thread, then by frames.
     pub fn stacks(&self) -> Vec<(ThreadKey, &[FrameId], Totals)> {
         let mut all: Vec<_> = self
             .stacks
             .iter()
-            .map(|((t, f), totals)| (*t, f.as_slice(), *totals))
+            .map(|((t, f), (_, totals))| (*t, f.as_slice(), *totals))
             .collect();
         all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         all
     }
 
+    /// Each thread's samples in the order they were added (threads by pid
+    /// and tid), consecutive samples of one stack merged; `None` when the
+    /// timeline was not kept (past its limit, or limited to 0).
+    pub fn timeline(&self) -> Option<Vec<ThreadTimeline<'_>>> {
+        if self.timeline.dropped {
+            return None;
+        }
+        let mut by_id: Vec<&[FrameId]> = vec![&[]; self.stacks.len()];
+        for ((_, frames), (id, _)) in &self.stacks {
+            by_id[*id as usize] = frames;
+        }
+        let mut threads: Vec<ThreadTimeline<'_>> = (self.timeline.threads.iter())
+            .map(|(thread, runs)| {
+                let runs = runs.iter().map(|r| (by_id[r.stack as usize], r.totals));
+                (*thread, runs.collect())
+            })
+            .collect();
+        threads.sort_by_key(|(thread, _)| *thread);
+        Some(threads)
+    }
+
     /// Samples in all.
     pub fn samples(&self) -> u64 {
-        self.stacks.values().map(|t| t.samples).sum()
+        self.stacks.values().map(|(_, t)| t.samples).sum()
+    }
+
+    /// What every sample adds up to.
+    pub fn totals(&self) -> Totals {
+        let mut all = Totals::default();
+        for (_, t) in self.stacks.values() {
+            all.add(*t);
+        }
+        all
+    }
+
+    /// What the profile's stacks are counted in by the outputs that show
+    /// one number: samples, or nanoseconds in `wall` mode.
+    pub fn unit(&self) -> Unit {
+        match self.mode {
+            Mode::Wall => Unit::Nanoseconds,
+            Mode::Cpu | Mode::Gil => Unit::Samples,
+        }
+    }
+
+    /// `totals` in the profile's [`Profile::unit`].
+    pub fn value(&self, totals: Totals) -> u64 {
+        match self.unit() {
+            Unit::Samples => totals.samples,
+            Unit::Nanoseconds => totals.weight_ns,
+        }
+    }
+
+    /// The totals of each function: own (innermost frame) and total
+    /// (anywhere on the stack, once per sample), sorted by own then total
+    /// in the profile's [`Profile::unit`] (largest first), then by name
+    /// and file.
+    pub fn functions(&self) -> Vec<FunctionTotals> {
+        let mut rows: Vec<FunctionTotals> = Vec::new();
+        let mut index: HashMap<(&str, &str, FrameKind), usize> = HashMap::new();
+        // Each frame's function, found once.
+        let of_frame: Vec<usize> = (self.frames.iter())
+            .map(|f| {
+                let key = (f.function.as_ref(), f.file.as_ref(), f.kind);
+                *index.entry(key).or_insert_with(|| {
+                    rows.push(FunctionTotals {
+                        function: f.function.clone(),
+                        file: f.file.clone(),
+                        kind: f.kind,
+                        own: Totals::default(),
+                        total: Totals::default(),
+                    });
+                    rows.len() - 1
+                })
+            })
+            .collect();
+        // The last stack each function was counted in, so that a recursive
+        // function counts once per stack.
+        let mut counted = vec![usize::MAX; rows.len()];
+        for (n, ((_, frames), (_, totals))) in self.stacks.iter().enumerate() {
+            if let Some(leaf) = frames.first() {
+                rows[of_frame[leaf.0 as usize]].own.add(*totals);
+            }
+            for frame in frames {
+                let function = of_frame[frame.0 as usize];
+                if counted[function] != n {
+                    counted[function] = n;
+                    rows[function].total.add(*totals);
+                }
+            }
+        }
+        rows.retain(|r| r.total.samples > 0);
+        rows.sort_by(|a, b| {
+            let key = |r: &FunctionTotals| (self.value(r.own), self.value(r.total));
+            (key(b).cmp(&key(a)))
+                .then_with(|| (&a.function, &a.file, a.kind).cmp(&(&b.function, &b.file, b.kind)))
+        });
+        rows
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn py(function: &str, line: u32) -> Frame {
-        Frame {
-            function: function.into(),
-            file: "app.py".into(),
-            line,
-            kind: FrameKind::Python,
-        }
-    }
-
-    #[test]
-    fn stacks_are_counted_per_thread_and_frames_interned_once() {
-        let mut p = Profile::new(Mode::Cpu, 99);
-        let main = py("main", 3);
-        let work = py("work", 9);
-        let (m, w) = (p.intern(main.clone()), p.intern(work));
-        assert_eq!(p.intern(main), m);
-        let t1 = ThreadKey { pid: 1, tid: 1 };
-        let t2 = ThreadKey { pid: 1, tid: 2 };
-        p.add(t1, &[w, m], 10);
-        p.add(t1, &[w, m], 10);
-        p.add(t2, &[m], 10);
-        assert_eq!(p.samples(), 3);
-        let stacks = p.stacks();
-        assert_eq!(stacks.len(), 2);
-        assert_eq!(stacks[0].0, t1);
-        assert_eq!(
-            stacks[0].2,
-            Totals {
-                samples: 2,
-                weight_ns: 20
-            }
-        );
-        assert_eq!(p.frame(stacks[1].1[0]).function.as_ref(), "main");
-        assert_eq!(p.threads().count(), 2);
-    }
-}
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
