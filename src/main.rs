@@ -16,7 +16,8 @@ use pytap::error::ExitCode;
 use pytap::notice;
 use pytap::output::sink::Sink;
 use pytap::tool::{
-    audit, calls, dtrace, dump, export, profile, flow, gc, imports, info, list, record, stap, top, trace,
+    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, profile, record, stap, top,
+    trace,
 };
 
 fn main() -> ProcessExit {

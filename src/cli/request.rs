@@ -10,9 +10,9 @@ use anyhow::{Result, bail};
 
 use super::resolve as args;
 use super::{
-    AuditArgs, CallsArgs, DtraceArgs, DumpArgs, ProfileArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs,
-    ImportsArgs, InfoArgs, ListArgs, OutputArgs, RecordArgs, SplitPart, StapArgs, TargetArgs,
-    TopArgs, TraceArgs,
+    AuditArgs, CallsArgs, DtraceArgs, DumpArgs, EngineArgs, ExportStyleArgs, FlowArgs, GcArgs,
+    ImportsArgs, InfoArgs, ListArgs, OutputArgs, ProfileArgs, RecordArgs, SplitPart, StapArgs,
+    TargetArgs, TopArgs, TraceArgs,
 };
 use crate::engine::codegen::EmptyProbe;
 use crate::engine::codegen::record::Parts;
@@ -22,7 +22,7 @@ use crate::output::sink::{Sink, SinkKind};
 use crate::runner::tool_run::StreamOptions;
 use crate::tool::top::TopRequest;
 use crate::tool::{
-    audit, calls, dtrace, dump, export, profile, flow, gc, imports, info, list, record, stap, trace,
+    audit, calls, dtrace, dump, export, flow, gc, imports, info, list, profile, record, stap, trace,
 };
 
 /// Opens where a tool writes: `-o FILE` (created first, so a bad path fails
@@ -373,7 +373,11 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
                 rate_hz: a.rate,
                 mode: a.mode.into(),
                 duration,
-                children: if is_command { !a.no_children } else { a.children },
+                children: if is_command {
+                    !a.no_children
+                } else {
+                    a.children
+                },
                 tick: None,
                 ring_bytes: 4 << 20,
             },

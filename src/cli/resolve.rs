@@ -153,28 +153,19 @@ pub fn target_spec(args: &TargetArgs) -> Result<TargetSpec> {
 /// The words of `-c CMD`: split like a shell would, or run through
 /// `/bin/sh -c` when it has shell syntax (or is not UTF-8).
 pub fn command_words(command: &std::ffi::OsStr) -> Result<Vec<OsString>> {
-        let Some(command) = command.to_str() else {
-            return Ok(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                command.to_os_string(),
-            ]);
-        };
-        if command.trim().is_empty() {
-            bail!("-c: the command is empty");
-        }
-        // Shell syntax runs through the shell, as a user typing it expects;
-        // the shell's children are traced with the rest of the tree.
-        if needs_shell(command) {
-            return Ok(vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                command.into(),
-            ]);
-        }
-        let words =
-            shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
-        Ok(words.into_iter().map(OsString::from).collect())
+    let Some(command) = command.to_str() else {
+        return Ok(vec!["/bin/sh".into(), "-c".into(), command.to_os_string()]);
+    };
+    if command.trim().is_empty() {
+        bail!("-c: the command is empty");
+    }
+    // Shell syntax runs through the shell, as a user typing it expects;
+    // the shell's children are traced with the rest of the tree.
+    if needs_shell(command) {
+        return Ok(vec!["/bin/sh".into(), "-c".into(), command.into()]);
+    }
+    let words = shell_words::split(command).map_err(|e| anyhow::anyhow!("-c '{command}': {e}"))?;
+    Ok(words.into_iter().map(OsString::from).collect())
 }
 
 /// When the traced command writes to the same stdout as pytap's JSON

@@ -76,12 +76,11 @@ impl Sampler {
         let maps = create(&table)?;
         let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
         let dispatch = load(&pystack::dispatch(refs).map_err(build_error)?, &fds)?;
-        let ring = RingBuf::new(&maps[refs.samples.0 as usize]).map_err(|source| {
-            SessionError::Map {
+        let ring =
+            RingBuf::new(&maps[refs.samples.0 as usize]).map_err(|source| SessionError::Map {
                 name: "samples".into(),
                 source,
-            }
-        })?;
+            })?;
         let samplers = CpuSamplers::attach(&dispatch, rate_hz, 0).map_err(|e| {
             privilege_or("sampling every CPU", e, |source| {
                 SessionError::Sampler(format!("sampling every CPU at {rate_hz} Hz: {source}"))
@@ -295,6 +294,12 @@ fn load(program: &pytap_ebpf::Program, fds: &[i32]) -> Result<LoadedProgram, Ses
     let bytes = program
         .to_bytes(fds)
         .map_err(|_| SessionError::Reloc(program.name.clone()))?;
-    LoadedProgram::load(ProgType::PerfEvent, None, &bytes, "GPL", program.kernel_name())
-        .map_err(|e| load_error(&program.name, e))
+    LoadedProgram::load(
+        ProgType::PerfEvent,
+        None,
+        &bytes,
+        "GPL",
+        program.kernel_name(),
+    )
+    .map_err(|e| load_error(&program.name, e))
 }

@@ -315,7 +315,11 @@ pub fn descendants(root: u32) -> Vec<u32> {
         .into_iter()
         .filter_map(|pid| {
             let stat = fs::read_to_string(proc_path(pid, "stat")).ok()?;
-            let ppid = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            let ppid = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
             Some((pid, ppid))
         })
         .collect();

@@ -14,7 +14,7 @@ pub mod live;
 pub mod pump;
 pub mod recorded;
 pub mod replay;
-pub mod sampling;
 pub mod report;
+pub mod sampling;
 pub mod source;
 pub mod tool_run;

@@ -151,7 +151,7 @@ pub fn run(
         }
         let tokens = poller.wait(Some(wake.saturating_duration_since(now)))?;
         if tokens.contains(&TOKEN_SIGNAL)
-            && let Some(sig) = signals.read()?
+            && let Some(sig) = stop_signal(signals)?
         {
             break SampleEnd::Signal(sig);
         }
@@ -297,7 +297,7 @@ fn wait_for_python(
                  ran in it"
             );
         }
-        if signals.read()?.is_some() {
+        if stop_signal(signals)?.is_some() {
             anyhow::bail!("stopped before the command ran CPython");
         }
         anyhow::ensure!(
@@ -307,6 +307,18 @@ fn wait_for_python(
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The first stop signal pending (SIGINT, SIGTERM, SIGHUP); `SIGCHLD`,
+/// which the signalfd also takes, only says a child changed state, which
+/// the run sees from its processes.
+fn stop_signal(signals: &SignalFd) -> Result<Option<i32>> {
+    while let Some(sig) = signals.read()? {
+        if sig != pytap_sys::signal::SIGCHLD {
+            return Ok(Some(sig));
+        }
+    }
+    Ok(None)
 }
 
 /// Hands the consumer every sample in the ring.

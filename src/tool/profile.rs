@@ -179,7 +179,9 @@ impl SampleConsumer for Profiler {
             .iter()
             .map(|f| {
                 let fingerprint = code::identity(&mem as &dyn Memory, &rt.layout, f.code)
-                    .map_or(0, |(n, file, line)| pytap_abi::sample::fingerprint(n, file, line));
+                    .map_or(0, |(n, file, line)| {
+                        pytap_abi::sample::fingerprint(n, file, line)
+                    });
                 SampleFrame {
                     code: f.code,
                     offset: rt.layout.byte_offset(f.position, f.code) as i32,
@@ -196,7 +198,12 @@ impl SampleConsumer for Profiler {
             flags |= FLAG_FAULT;
         }
         let tid = tid.unwrap_or(thread.thread_id as u32);
-        self.count(interpreter.process.pid, tid, flags, period.as_nanos() as u64);
+        self.count(
+            interpreter.process.pid,
+            tid,
+            flags,
+            period.as_nanos() as u64,
+        );
         Ok(())
     }
 }
@@ -236,7 +243,7 @@ fn report(outcome: &SampleOutcome, profiler: &Profiler) {
         SampleEnd::Duration => "the duration elapsed".to_string(),
     };
     crate::notice!(
-        "pytap: {} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
+        "{} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
          {} unknown frames, {} stacks past the depth limit; {why}",
         p.samples(),
         outcome.elapsed.as_secs_f64(),

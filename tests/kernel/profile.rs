@@ -45,7 +45,14 @@ fn start(python: &Path, args: &[&str]) -> Target {
 fn profile(pid: u32, extra: &[&str], name: &str) -> BTreeMap<String, u64> {
     let out_file = scratch(name).join("profile.folded");
     let out = Command::new(pytap_bin())
-        .args(["profile", "-p", &pid.to_string(), "--format", "folded", "-o"])
+        .args([
+            "profile",
+            "-p",
+            &pid.to_string(),
+            "--format",
+            "folded",
+            "-o",
+        ])
         .arg(&out_file)
         .args(extra)
         .output()
@@ -80,9 +87,15 @@ fn expected_depth_stack(depth: usize) -> String {
         format!("main ({file}:{})", line_of("recurse(int(sys.argv[2]))")),
     ];
     for _ in 0..depth {
-        frames.push(format!("recurse ({file}:{})", line_of("    recurse(n - 1)")));
+        frames.push(format!(
+            "recurse ({file}:{})",
+            line_of("    recurse(n - 1)")
+        ));
     }
-    frames.push(format!("recurse ({file}:{})", line_of("SPIN_LINE")));
+    frames.push(format!(
+        "recurse ({file}:{})",
+        line_of("while True: x += 1")
+    ));
     frames.join(";")
 }
 
@@ -91,7 +104,11 @@ fn expected_depth_stack(depth: usize) -> String {
 fn assert_depth(python: &Path, what: &str) {
     const DEPTH: usize = 30;
     let mut t = start(python, &["depth", &DEPTH.to_string()]);
-    let stacks = profile(t.guard.pid(), &["--rate", "999", "-d", "1"], &format!("profile-depth-{what}"));
+    let stacks = profile(
+        t.guard.pid(),
+        &["--rate", "999", "-d", "1"],
+        &format!("profile-depth-{what}"),
+    );
     t.guard.kill();
     let want = expected_depth_stack(DEPTH);
     let total: u64 = stacks.values().sum();
@@ -100,7 +117,10 @@ fn assert_depth(python: &Path, what: &str) {
         .filter(|(s, _)| s.split_once(';').is_some_and(|(_, frames)| frames == want))
         .map(|(_, n)| n)
         .sum();
-    assert!(total >= 200, "{what}: only {total} samples in 1 s at 999 Hz: {stacks:?}");
+    assert!(
+        total >= 200,
+        "{what}: only {total} samples in 1 s at 999 Hz: {stacks:?}"
+    );
     assert!(
         exact * 100 >= total * 99,
         "{what}: {exact} of {total} samples have the exact stack {want}\n{stacks:#?}"
@@ -119,7 +139,10 @@ fn profile_gives_exact_stacks_and_lines_on_every_debian_fixture() {
 fn profile_gives_exact_stacks_and_lines_on_every_pyenv_build() {
     require_kernel();
     for version in fixtures::pyenv_versions() {
-        assert_depth(&fixtures::pyenv_python(version), &format!("pyenv-{version}"));
+        assert_depth(
+            &fixtures::pyenv_python(version),
+            &format!("pyenv-{version}"),
+        );
     }
 }
 
@@ -157,7 +180,11 @@ fn profile_measures_a_known_cpu_ratio() {
     require_kernel();
     for version in ["3.11", "3.15"] {
         let mut t = start(&fixtures::fixture(version).wrapper, &["ratio"]);
-        let stacks = profile(t.guard.pid(), &["--rate", "999", "-d", "3"], "profile-ratio");
+        let stacks = profile(
+            t.guard.pid(),
+            &["--rate", "999", "-d", "3"],
+            "profile-ratio",
+        );
         t.guard.kill();
         let (three, one) = (on_stack(&stacks, "three"), on_stack(&stacks, "one"));
         let share = three as f64 * 100.0 / (three + one) as f64;
@@ -179,11 +206,16 @@ fn a_sleeping_thread_has_no_cpu_samples_and_its_sleep_line_in_wall_mode() {
         let pid = t.guard.pid();
         let sleeper = t.tids["sleeper"];
         let cpu = profile(pid, &["--rate", "999", "-d", "1"], "profile-sleeper-cpu");
-        let wall = profile(pid, &["--rate", "99", "-d", "1", "--mode", "wall"], "profile-sleeper-wall");
+        let wall = profile(
+            pid,
+            &["--rate", "99", "-d", "1", "--mode", "wall"],
+            "profile-sleeper-wall",
+        );
         t.guard.kill();
         let tid_mark = format!("tid {sleeper})");
         assert!(
-            cpu.keys().all(|s| !s.split(';').next().unwrap().contains(&tid_mark)),
+            cpu.keys()
+                .all(|s| !s.split(';').next().unwrap().contains(&tid_mark)),
             "{version}: the sleeping thread has cpu samples: {cpu:#?}"
         );
         assert!(leaf_counts(&cpu)["py_spin"] > 200, "{version}: {cpu:#?}");
@@ -212,15 +244,27 @@ fn gil_mode_samples_only_the_thread_holding_the_gil() {
         let mut t = start(&python, &["gil"]);
         let pid = t.guard.pid();
         let cpu = profile(pid, &["--rate", "999", "-d", "1"], "profile-gil-cpu");
-        let gil = profile(pid, &["--rate", "999", "-d", "1", "--mode", "gil"], "profile-gil-gil");
+        let gil = profile(
+            pid,
+            &["--rate", "999", "-d", "1", "--mode", "gil"],
+            "profile-gil-gil",
+        );
         t.guard.kill();
-        let leaves = |s: &BTreeMap<String, u64>, f: &str| leaf_counts(s).get(f).copied().unwrap_or(0);
-        assert!(leaves(&cpu, "py_spin") > 100 && leaves(&cpu, "c_spin") > 100, "{version}: {cpu:#?}");
+        let leaves =
+            |s: &BTreeMap<String, u64>, f: &str| leaf_counts(s).get(f).copied().unwrap_or(0);
+        assert!(
+            leaves(&cpu, "py_spin") > 100 && leaves(&cpu, "c_spin") > 100,
+            "{version}: {cpu:#?}"
+        );
         let (py, c) = (leaves(&gil, "py_spin"), leaves(&gil, "c_spin"));
         assert!(py > 100, "{version}: {gil:#?}");
-        // The hashing thread takes the GIL back for a moment between two
-        // 64 MiB digests: at most a sample or two of those.
-        assert!(c * 100 <= (py + c) * 2, "{version}: c_spin has {c} of {} gil samples", py + c);
+        // The checksumming thread takes the GIL back for a moment between two
+        // 64 MiB checksums: at most a sample or two of those.
+        assert!(
+            c * 100 <= (py + c) * 2,
+            "{version}: c_spin has {c} of {} gil samples",
+            py + c
+        );
     }
 }
 
@@ -229,14 +273,30 @@ fn profile_formats_are_read_by_their_readers() {
     require_kernel();
     let mut t = start(&fixtures::fixture("3.15").wrapper, &["depth", "5"]);
     let dir = scratch("profile-formats");
-    for (format, file) in [("pprof", "p.pb.gz"), ("svg", "p.svg"), ("speedscope", "p.json")] {
+    for (format, file) in [
+        ("pprof", "p.pb.gz"),
+        ("svg", "p.svg"),
+        ("speedscope", "p.json"),
+    ] {
         let out = Command::new(pytap_bin())
-            .args(["profile", "-p", &t.guard.pid().to_string(), "-d", "1", "--rate", "499"])
+            .args([
+                "profile",
+                "-p",
+                &t.guard.pid().to_string(),
+                "-d",
+                "1",
+                "--rate",
+                "499",
+            ])
             .args(["--format", format, "-o"])
             .arg(dir.join(file))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     t.guard.kill();
     let go = Command::new("go")
@@ -245,13 +305,24 @@ fn profile_formats_are_read_by_their_readers() {
         .output()
         .expect("prerequisite missing: go (apt-get install golang-go)");
     let traces = String::from_utf8_lossy(&go.stdout);
-    assert!(go.status.success(), "go tool pprof: {}", String::from_utf8_lossy(&go.stderr));
+    assert!(
+        go.status.success(),
+        "go tool pprof: {}",
+        String::from_utf8_lossy(&go.stderr)
+    );
     assert!(traces.contains("recurse"), "{traces}");
     let svg = std::fs::read_to_string(dir.join("p.svg")).unwrap();
-    assert!(svg.starts_with("<?xml") && svg.contains("recurse"), "{}", &svg[..200.min(svg.len())]);
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("recurse"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("p.json")).unwrap()).unwrap();
-    assert_eq!(json["$schema"], "https://www.speedscope.app/file-format-schema.json");
+    assert_eq!(
+        json["$schema"],
+        "https://www.speedscope.app/file-format-schema.json"
+    );
 }
 
 #[test]

@@ -405,7 +405,7 @@ fn gil(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildEr
     Ok(())
 }
 
-/// The frames of thread state r9 into the sample; r9 becomes the count.
+/// The frames of thread state r9 into the sample (its `depth` counts them).
 fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildError> {
     let done = b.new_label();
     let truncated = b.new_label();
@@ -413,7 +413,6 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     let not_code = b.new_label();
     b.comment("the innermost frame (r8: the thread state for now)");
     b.mov64_reg(Reg::R8, Reg::R9);
-    b.mov64_imm(Reg::R9, 0);
     match l.frame {
         FrameAnchor::Direct(at) => read_reg(b, Reg::R8, i64::from(at), s.word),
         FrameAnchor::ViaCFrame {
@@ -429,20 +428,18 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         }
     }
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
-    // r8: the frame; r7: frames and shims visited; r9: frames kept.
+    // r8: the frame; r7: frames and shims visited (the loop's bound, the
+    // one counter the verifier follows exactly). The frames kept are
+    // counted in the sample's `depth` in memory, where the verifier does
+    // not tell one count from another: two exact counters would make it
+    // walk every pair of them.
     b.ldx(Size::DW, Reg::R8, Reg::FP, s.word.off);
     b.mov64_imm(Reg::R7, 0);
     let top = b.new_label();
     let next = b.new_label();
     b.bind(top);
     b.jmp_imm(JmpOp::Jeq, Reg::R8, 0, done);
-    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_FRAMES as i32, truncated);
-    b.jmp_imm(
-        JmpOp::Jge,
-        Reg::R7,
-        (MAX_FRAMES + MAX_FRAMES / 2) as i32,
-        truncated,
-    );
+    b.jmp_imm(JmpOp::Jge, Reg::R7, MAX_FRAMES as i32, truncated);
     b.add64_imm(Reg::R7, 1);
     b.mov64_reg(Reg::R3, Reg::R8);
     read(b, Helper::ProbeReadUser, s.frame, s.frame.size);
@@ -474,8 +471,11 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.object_type));
     b.ldx(Size::DW, Reg::R2, Reg::FP, s.code_type.off);
     b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, not_code);
-    b.comment("this frame's slot: r4 = sample + header + (kept & mask) * 16");
-    b.mov64_reg(Reg::R4, Reg::R9);
+    b.comment("this frame's slot: r4 = sample + (depth & mask) * 16; depth += 1");
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::DEPTH as i16);
+    b.mov64_reg(Reg::R4, Reg::R1);
+    b.add64_imm(Reg::R1, 1);
+    b.stx(Size::H, Reg::R6, off::DEPTH as i16, Reg::R1);
     b.alu64_imm(AluOp::And, Reg::R4, (MAX_FRAMES - 1) as i32);
     b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
     b.alu64_reg(AluOp::Add, Reg::R4, Reg::R6);
@@ -528,7 +528,6 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         (off::HEADER + off::FRAME_OFFSET) as i16,
         Reg::R1,
     );
-    b.add64_imm(Reg::R9, 1);
     b.bind(next);
     b.ldx(
         Size::DW,
@@ -546,11 +545,10 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.bind(fault);
     set_flag(b, FLAG_FAULT);
     b.bind(done);
-    b.stx(Size::H, Reg::R6, off::DEPTH as i16, Reg::R9);
     Ok(())
 }
 
-/// Sends the sample (r6, r9 frames; r9 is 0 when no thread was found).
+/// Sends the sample in r6.
 fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
     let sent = b.new_label();
     b.ldx(Size::H, Reg::R3, Reg::R6, off::DEPTH as i16);
