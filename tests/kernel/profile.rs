@@ -341,3 +341,41 @@ fn profile_of_a_command_follows_it_and_reports_its_end() {
     assert!(text.contains(";work (<string>:4)"), "{text}");
     assert!(err.contains("the program exited with status 0"), "{err}");
 }
+
+#[test]
+fn code_freed_and_made_again_never_gives_a_frame_a_stale_name() {
+    require_kernel();
+    const FUNCTIONS: usize = 300;
+    for version in ["3.11", "3.15"] {
+        let mut t = start(&fixtures::fixture(version).wrapper, &["fresh", &FUNCTIONS.to_string()]);
+        let pid = t.guard.pid();
+        let stacks = profile(pid, &["--rate", "999", "-d", "2.5"], "profile-fresh");
+        let mut line = String::new();
+        std::io::BufRead::read_line(t.guard.stdout.as_mut().unwrap(), &mut line).unwrap();
+        t.guard.kill();
+        let distinct: usize = line.trim().strip_prefix("ids ").unwrap().parse().unwrap();
+        assert!(
+            distinct < FUNCTIONS,
+            "{version}: every code object got its own address ({distinct}): no reuse to test"
+        );
+        // Each f_I ran once for 5 ms: about 5 samples at 999 Hz. A frame
+        // named after a freed code object that its memory's new code
+        // replaced would give one name the samples of two.
+        let mut per_function: BTreeMap<String, u64> = BTreeMap::new();
+        for (stack, n) in &stacks {
+            for frame in stack.split(';') {
+                if let Some(rest) = frame.strip_prefix("f_") {
+                    let (index, place) = rest.split_once(" (").unwrap();
+                    assert!(
+                        place.starts_with(&format!("gen_{index}.py:")),
+                        "{version}: {frame} is not where f_{index} is"
+                    );
+                    *per_function.entry(index.to_string()).or_default() += n;
+                }
+            }
+        }
+        assert!(per_function.len() >= FUNCTIONS / 2, "{version}: {per_function:?}");
+        let most = per_function.values().max().copied().unwrap_or(0);
+        assert!(most <= 9, "{version}: one function has {most} samples: {per_function:?}");
+    }
+}

@@ -8,6 +8,10 @@ killed.
             (SPIN_LINE) in `recurse(0)`
   ratio     `three` and `one` burn CPU in a 3:1 ratio, in turns
   sleeper   the main thread spins; a thread named "sleeper" sleeps in `nap`
+  fresh N   compiles N functions `f_I` (file `gen_I.py`), each with its
+            own name and file, and runs each once for 5 ms; their code
+            objects are freed at once, so their memory is reused. Prints
+            `ids D` (distinct code addresses) at the end and waits
   gil       a thread spins in Python (`py_spin`), another checksums in C with
             the GIL released (`c_spin`)
 """
@@ -78,6 +82,23 @@ def main():
         say_thread("main", threading.main_thread())
         print("ready", flush=True)
         py_spin()
+    elif mode == "fresh":
+        print("ready", flush=True)
+        time.sleep(0.3)
+        ids = set()
+        for i in range(int(sys.argv[2])):
+            source = "def f_%d(burn):\n    burn(0.005)\n" % i
+            space = {}
+            exec(compile(source, "gen_%d.py" % i, "exec"), space)
+            f = space["f_%d" % i]
+            ids.add(id(f.__code__))
+            f(burn)
+            # The function and its globals refer to each other: break the
+            # cycle so the code is freed now, not at a collection.
+            space.clear()
+            del f, space
+        print("ids", len(ids), flush=True)
+        threading.Event().wait()
     elif mode == "gil":
         a = threading.Thread(target=py_spin, name="py", daemon=True)
         b = threading.Thread(target=c_spin, name="c", daemon=True)
