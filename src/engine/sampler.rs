@@ -20,7 +20,6 @@ use super::codegen::{MapKind, MapTable};
 use super::session::error::{SessionError, load_error, privilege_or};
 use crate::cpython::layout::StackLayout;
 use crate::cpython::stack::walk;
-use crate::model::profile::Mode;
 use crate::process::python::Interpreter;
 
 /// Where `task_struct.thread.fsbase` is, from the kernel's BTF.
@@ -57,7 +56,8 @@ pub struct Sampler {
     _dispatch: LoadedProgram,
     ring: RingBuf,
     processes: BTreeMap<u32, Sampled>,
-    mode: Mode,
+    /// Only the GIL holder's samples.
+    gil_only: bool,
 }
 
 /// Layouts are told apart by everything they hold.
@@ -68,8 +68,10 @@ fn layout_key(l: &StackLayout) -> StackLayoutKey {
 }
 
 impl Sampler {
-    /// Loads the sampler and starts a perf event at `rate_hz` on every CPU.
-    pub fn start(rate_hz: u64, ring_bytes: u32, mode: Mode) -> Result<Sampler, SessionError> {
+    /// Loads the sampler and starts a perf event at `rate_hz` on every
+    /// CPU; with `gil_only`, only samples of the thread holding the GIL
+    /// are sent.
+    pub fn start(rate_hz: u64, ring_bytes: u32, gil_only: bool) -> Result<Sampler, SessionError> {
         let fsbase = fsbase_offset()?;
         let mut table = MapTable::default();
         let refs = pystack::maps(&mut table, ring_bytes);
@@ -96,7 +98,7 @@ impl Sampler {
             _dispatch: dispatch,
             ring,
             processes: BTreeMap::new(),
-            mode,
+            gil_only,
         })
     }
 
@@ -108,11 +110,7 @@ impl Sampler {
             runtime: interpreter.runtime.address,
             code_type: interpreter.runtime.code_type,
             slot,
-            mode: if self.mode == Mode::Gil {
-                MODE_GIL
-            } else {
-                MODE_ALL
-            },
+            mode: if self.gil_only { MODE_GIL } else { MODE_ALL },
         };
         let mut value = Vec::with_capacity(24);
         value.extend_from_slice(&config.runtime.to_le_bytes());

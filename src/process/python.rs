@@ -95,6 +95,73 @@ const SYMBOLS: [&str; 5] = [
     "_Py_PrintReferences",
 ];
 
+/// The version of `module` (which defines `_PyRuntime`; `symbols` as
+/// [`SYMBOLS`] says), or why pytap will not read its stacks.
+fn check_build(module: &Module, symbols: &[Option<u64>]) -> Result<PyVersion, String> {
+    let shown = module.path.display().to_string();
+    let version = module
+        .py_version()
+        .ok_or_else(|| format!("pytap cannot tell which CPython version {shown} is"))?;
+    if version.major != 3 || !MINORS.contains(&version.minor) {
+        return Err(LayoutError::Unsupported(format!(
+            "{}.{} ({shown})",
+            version.major, version.minor
+        ))
+        .to_string());
+    }
+    if symbols[4].is_some() {
+        return Err(format!(
+            "{shown} is built --with-trace-refs: its objects are laid out differently, \
+             and pytap does not read them"
+        ));
+    }
+    if module
+        .file_name()
+        .contains(&format!("3.{}t", version.minor))
+    {
+        return Err(LayoutError::FreeThreaded(version.minor).to_string());
+    }
+    Ok(version)
+}
+
+/// Whether pytap can read the stacks of processes running the file at
+/// `path` (an interpreter, or the libpython it links), judged from the
+/// files alone: `Ok` with the file that defines `_PyRuntime`, or why not.
+/// For 3.13+ the remote debugging table is read from the file's
+/// `.PyRuntime` section, as a process starts with it.
+pub fn stacks_readable(path: &std::path::Path) -> Result<String, String> {
+    let module = Module::open(path, path).map_err(|e| e.to_string())?;
+    let module = if module.dynamic_symbols(&SYMBOLS[..1])[0].is_some() {
+        module
+    } else {
+        let origin = path
+            .parent()
+            .unwrap_or(std::path::Path::new("/"))
+            .to_path_buf();
+        let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
+        let steps = super::libsearch::search_order(&module.dynamic, &origin, ld_path.as_deref());
+        module
+            .dynamic
+            .needed
+            .iter()
+            .filter(|n| n.contains("libpython"))
+            .find_map(|n| super::libsearch::find(n, &steps, std::path::Path::new("/")))
+            .and_then(|lib| Module::open(&lib, &lib).ok())
+            .filter(|lib| lib.dynamic_symbols(&SYMBOLS[..1])[0].is_some())
+            .ok_or_else(|| "no _PyRuntime: not a CPython pytap knows".to_string())?
+    };
+    let symbols = module.dynamic_symbols(&SYMBOLS);
+    let version = check_build(&module, &symbols)?;
+    if version.minor >= 13 {
+        let table = module
+            .section_bytes(".PyRuntime", TABLE_BYTES)
+            .ok_or_else(|| "no .PyRuntime section".to_string())?;
+        let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
+        StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())?;
+    }
+    Ok(module.path.display().to_string())
+}
+
 /// Finds the interpreter of process `pid`.
 pub fn find(pid: u32) -> Result<Interpreter, TargetError> {
     let process = Process::open(pid)?;
@@ -128,28 +195,7 @@ pub fn find(pid: u32) -> Result<Interpreter, TargetError> {
         ));
     };
     let shown = module.path.display().to_string();
-    let version = module.py_version().ok_or_else(|| {
-        refuse(format!(
-            "pytap cannot tell which CPython version {shown} is"
-        ))
-    })?;
-    if version.major != 3 || !MINORS.contains(&version.minor) {
-        return Err(refuse(
-            LayoutError::Unsupported(format!("{version} ({shown})")).to_string(),
-        ));
-    }
-    if symbols[4].is_some() {
-        return Err(refuse(format!(
-            "{shown} is built --with-trace-refs: its objects are laid out differently, \
-             and pytap does not read them"
-        )));
-    }
-    if module
-        .file_name()
-        .contains(&format!("3.{}t", version.minor))
-    {
-        return Err(refuse(LayoutError::FreeThreaded(version.minor).to_string()));
-    }
+    let version = check_build(&module, &symbols).map_err(refuse)?;
     let address = |i: usize, what: &str| {
         symbols[i]
             .and_then(|vaddr| module.address_in(&process, vaddr))

@@ -101,7 +101,11 @@ pub fn run(
     signals: &SignalFd,
     consumer: &mut dyn SampleConsumer,
 ) -> Result<SampleOutcome> {
-    let mut sampler = Sampler::start(u64::from(options.rate_hz), options.ring_bytes, options.mode)?;
+    let mut sampler = Sampler::start(
+        u64::from(options.rate_hz),
+        options.ring_bytes,
+        options.mode == Mode::Gil,
+    )?;
     let mut run = Run {
         child: None,
         roots: Vec::new(),

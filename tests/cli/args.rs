@@ -85,6 +85,8 @@ fn help_lists_the_commands_as_a_user_meets_them() {
         [
             "info",
             "list",
+            "dump",
+            "profile",
             "trace",
             "flow",
             "top",

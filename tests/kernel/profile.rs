@@ -347,7 +347,10 @@ fn code_freed_and_made_again_never_gives_a_frame_a_stale_name() {
     require_kernel();
     const FUNCTIONS: usize = 300;
     for version in ["3.11", "3.15"] {
-        let mut t = start(&fixtures::fixture(version).wrapper, &["fresh", &FUNCTIONS.to_string()]);
+        let mut t = start(
+            &fixtures::fixture(version).wrapper,
+            &["fresh", &FUNCTIONS.to_string()],
+        );
         let pid = t.guard.pid();
         let stacks = profile(pid, &["--rate", "999", "-d", "2.5"], "profile-fresh");
         let mut line = String::new();
@@ -374,8 +377,14 @@ fn code_freed_and_made_again_never_gives_a_frame_a_stale_name() {
                 }
             }
         }
-        assert!(per_function.len() >= FUNCTIONS / 2, "{version}: {per_function:?}");
+        assert!(
+            per_function.len() >= FUNCTIONS / 2,
+            "{version}: {per_function:?}"
+        );
         let most = per_function.values().max().copied().unwrap_or(0);
-        assert!(most <= 9, "{version}: one function has {most} samples: {per_function:?}");
+        assert!(
+            most <= 9,
+            "{version}: one function has {most} samples: {per_function:?}"
+        );
     }
 }

@@ -123,6 +123,16 @@ impl Module {
         process.address_of_file_offset(dev, self.inode, offset)
     }
 
+    /// The first `len` bytes of a section's contents in the file.
+    pub fn section_bytes(&self, name: &str, len: usize) -> Option<Vec<u8>> {
+        let file = File::open(&self.open_path).ok()?;
+        let size = file.metadata().ok()?.len();
+        let reader = FileRef::new(file, size);
+        let image = ElfImage::parse(&reader).ok()?;
+        let (_, bytes) = image.section(name)?;
+        bytes.get(..len).map(<[u8]>::to_vec)
+    }
+
     /// The C function containing each of the module's sites (in
     /// `all_sites` order), from its symbols; `None` where none covers it.
     pub fn site_functions(&self) -> Result<Vec<Option<String>>, TargetError> {

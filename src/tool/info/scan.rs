@@ -49,6 +49,10 @@ pub struct Found {
     pub markers: Vec<MarkerVerdict>,
     /// Why it has no markers, when it has none.
     pub why: Option<String>,
+    /// Whether `pytap dump` and `pytap profile` can read its stacks.
+    pub stacks: bool,
+    /// Why they cannot, when they cannot.
+    pub stacks_why: Option<String>,
 }
 
 /// The candidate files, each once: `python3*` executables in `PATH` and
@@ -105,6 +109,16 @@ fn matching(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 
 /// What one file is, or `None` when it is not an interpreter at all.
 fn describe(path: &Path) -> Option<Found> {
+    let mut found = describe_markers(path)?;
+    match crate::process::python::stacks_readable(path) {
+        Ok(_) => found.stacks = true,
+        Err(why) => found.stacks_why = Some(why),
+    }
+    Some(found)
+}
+
+/// What one file's markers can give.
+fn describe_markers(path: &Path) -> Option<Found> {
     let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
     let shown = path.display().to_string();
     match process::resolve_path(path, "/".as_ref(), ld_path.as_deref()) {
@@ -114,6 +128,8 @@ fn describe(path: &Path) -> Option<Found> {
             cpython: module.py_version().map(|v| v.to_string()),
             markers: verdict::verdicts(module.py_version(), &module.site_counts()),
             why: None,
+            stacks: false,
+            stacks_why: None,
         }),
         Err(TargetError::NoMarkers { version, .. }) => Some(Found {
             path: shown,
@@ -121,6 +137,8 @@ fn describe(path: &Path) -> Option<Found> {
             cpython: Some(version.trim().to_string()).filter(|v| !v.is_empty()),
             markers: Vec::new(),
             why: Some("built without --with-dtrace".into()),
+            stacks: false,
+            stacks_why: None,
         }),
         Err(TargetError::LibpythonNotFound { needed, .. }) => Some(Found {
             path: shown,
@@ -128,6 +146,8 @@ fn describe(path: &Path) -> Option<Found> {
             cpython: None,
             markers: Vec::new(),
             why: Some(format!("links {needed}, which is not in its library path")),
+            stacks: false,
+            stacks_why: None,
         }),
         Err(_) => None,
     }
@@ -170,6 +190,7 @@ pub fn run(json: bool, out: &mut dyn Write) -> Result<()> {
         ("GC", Align::Left),
         ("IMPORTS", Align::Left),
         ("AUDIT", Align::Left),
+        ("STACKS", Align::Left),
         ("NOTE", Align::Left),
     ]);
     for f in &found {
@@ -185,14 +206,20 @@ pub fn run(json: bool, out: &mut dyn Write) -> Result<()> {
             class_word(f, MarkerClass::Gc).into(),
             class_word(f, MarkerClass::Import).into(),
             class_word(f, MarkerClass::Audit).into(),
-            note,
+            if f.stacks { "yes" } else { "no" }.into(),
+            match &f.stacks_why {
+                Some(why) if note.is_empty() => format!("stacks: {why}"),
+                Some(why) => format!("{note}; stacks: {why}"),
+                None => note,
+            },
         ]);
     }
     out.write_all(table.render().as_bytes())?;
     writeln!(
         out,
         "\nCALLS (flow, top, calls): fires; armed: pytap arms it (3.11); unbalanced: pytap repairs it (3.15+); \
-         absent: none on this version (3.12-3.14). `pytap info PATH` tells more."
+         absent: none on this version (3.12-3.14). STACKS (dump, profile): read from \
+         memory, with or without markers. `pytap info PATH` tells more."
     )?;
     Ok(())
 }
