@@ -383,6 +383,7 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
             },
             format,
             top_rows: a.rows.max(1),
+            live: a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         },
     ))
 }

@@ -40,6 +40,8 @@ pub struct ProfileRequest {
     pub format: Option<ProfileFormat>,
     /// Rows of the top table.
     pub top_rows: usize,
+    /// Redraw the top table every second (stdout is a terminal).
+    pub live: bool,
 }
 
 /// Names frames and counts stacks.
@@ -120,7 +122,24 @@ impl Profiler {
             self.frames.push(id);
         }
         let frames = std::mem::take(&mut self.frames);
-        self.profile.add(ThreadKey { pid, tid }, &frames, weight_ns);
+        let key = ThreadKey { pid, tid };
+        if self.profile.thread(key).is_none() {
+            // Named when first seen: a thread (or the whole program) may be
+            // gone by the end.
+            let comm = |t: u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{t}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default()
+            };
+            self.profile.name_thread(
+                key,
+                ThreadInfo {
+                    name: comm(tid),
+                    process: comm(pid),
+                },
+            );
+        }
+        self.profile.add(key, &frames, weight_ns);
         self.frames = frames;
     }
 
@@ -208,11 +227,70 @@ impl SampleConsumer for Profiler {
     }
 }
 
+/// The live view: the top table since the start, redrawn at each tick
+/// (the terminal's width and height permitting).
+struct LiveTop<'a> {
+    profiler: Profiler,
+    out: &'a mut dyn Write,
+    rows: usize,
+}
+
+impl SampleConsumer for LiveTop<'_> {
+    fn sample(&mut self, sample: &RawSample, interpreter: &Interpreter) -> Result<()> {
+        self.profiler.sample(sample, interpreter)
+    }
+
+    fn wall_sample(
+        &mut self,
+        thread: &RawThread,
+        tid: Option<u32>,
+        interpreter: &Interpreter,
+        period: Duration,
+    ) -> Result<()> {
+        self.profiler.wall_sample(thread, tid, interpreter, period)
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        let p = &self.profiler.profile;
+        let lines =
+            crate::output::profile::top_lines(p, crate::output::fit::terminal_width(), self.rows);
+        // Home and clear, then the table: a redraw, not a scroll.
+        write!(self.out, "\x1b[H\x1b[2J")?;
+        writeln!(
+            self.out,
+            "pytap profile: {} samples ({} mode, {} Hz), Ctrl-C stops\n",
+            p.samples(),
+            p.mode.name(),
+            p.rate_hz
+        )?;
+        for line in lines {
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 /// Runs `pytap profile`, writing to `out`.
 pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
     let signals = crate::runner::tool_run::signals()?;
-    let mut profiler = Profiler::new(request.options.mode, request.options.rate_hz);
-    let outcome = sampling::run(&request.targets, &request.options, &signals, &mut profiler)?;
+    let profiler = Profiler::new(request.options.mode, request.options.rate_hz);
+    let (outcome, mut profiler) = if request.live && request.format.is_none() {
+        let mut options = request.options.clone();
+        options.tick = Some(Duration::from_secs(1));
+        let mut live = LiveTop {
+            profiler,
+            out: &mut *out,
+            rows: request.top_rows,
+        };
+        let outcome = sampling::run(&request.targets, &options, &signals, &mut live)?;
+        write!(live.out, "\x1b[H\x1b[2J")?;
+        (outcome, live.profiler)
+    } else {
+        let mut profiler = profiler;
+        let outcome = sampling::run(&request.targets, &request.options, &signals, &mut profiler)?;
+        (outcome, profiler)
+    };
     profiler.name_threads();
     profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
     match request.format {
