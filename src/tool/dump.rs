@@ -203,19 +203,23 @@ fn write_text(
 ) -> Result<()> {
     writeln!(
         out,
-        "Process {}: CPython{} ({})",
-        interpreter.process.label(),
+        "Process {} (pid {}): CPython{} ({})",
+        escape::text(&interpreter.process.comm),
+        interpreter.process.pid,
         interpreter.module.version_suffix(),
         escape::text(&interpreter.module.path.display().to_string())
     )?;
     for t in threads {
-        let mut notes = vec![if t.active { "active" } else { "idle" }];
-        if t.gil {
-            notes.push("holds the GIL");
-        }
         let tid = t.tid.map_or_else(|| "?".to_string(), |t| t.to_string());
+        let mut notes = vec![
+            format!("tid {tid}"),
+            (if t.active { "active" } else { "idle" }).into(),
+        ];
+        if t.gil {
+            notes.push("holds the GIL".into());
+        }
         let name = t.name.as_deref().map(escape::text).unwrap_or_default();
-        writeln!(out, "Thread {tid} \"{name}\" ({})", notes.join(", "))?;
+        writeln!(out, "Thread \"{name}\" ({})", notes.join(", "))?;
         for f in &t.frames {
             let line = f.line.map_or_else(|| "?".to_string(), |l| l.to_string());
             writeln!(

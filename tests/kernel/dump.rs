@@ -171,11 +171,11 @@ fn dump_text_shows_threads_innermost_first() {
     let script = root().join("tests/py/parked.py").display().to_string();
     let pid = parked.guard.pid();
     assert!(
-        text.starts_with(&format!("Process {pid} (python3.15): CPython 3.15.0 (")),
+        text.starts_with(&format!("Process python3.15 (pid {pid}): CPython 3.15.0 (")),
         "{text}"
     );
     let main = format!(
-        "Thread {pid} \"python3.15\" (idle)\n    main_loop ({script}:45)\n    <module> ({script}:85)\n"
+        "Thread \"python3.15\" (tid {pid}, idle)\n    main_loop ({script}:45)\n    <module> ({script}:85)\n"
     );
     assert!(text.contains(&main), "{text}");
     assert!(
@@ -205,6 +205,9 @@ fn dump_names_the_thread_holding_the_gil() {
         let mut line = String::new();
         std::io::BufRead::read_line(spin.stdout.as_mut().unwrap(), &mut line).unwrap();
         let spinner: u64 = line.trim().parse().unwrap();
+        // Until the main thread is in its wait, it may still take the GIL
+        // back on its way there.
+        std::thread::sleep(std::time::Duration::from_millis(200));
         let dump = dump_jsonl(spin.pid());
         let holders: Vec<u64> = dump
             .iter()
