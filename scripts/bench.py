@@ -621,6 +621,11 @@ def main():
                     help="seconds of each calls -p run on the service (default 3)")
     ap.add_argument("--loss-shape", action="append", metavar="SHAPE",
                     help="lost-events shapes to run (repeatable; default all)")
+    ap.add_argument("--only-profile", action="store_true",
+                    help="only the stack sampler's figures (bench_profile.py): slowdown at 99 and "
+                         "999 Hz against py-spy, program time per sample, dump of 50 threads")
+    ap.add_argument("--profile-runs", type=int, default=7,
+                    help="interleaved rounds of the sampler's slowdown (default 7)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -630,6 +635,15 @@ def main():
     if args.bpftrace and not shutil.which("bpftrace"):
         print("bench: bpftrace not installed, measuring without it", file=sys.stderr)
         args.bpftrace = False
+    if args.only_profile:
+        import bench_profile
+        python = (args.python or [os.path.join(ROOT, "target", "pythons", "python3.13")])[0]
+        result = bench_profile.bench(python, args.pytap, runs=args.profile_runs)
+        if args.json:
+            json.dump(result, sys.stdout, indent=2, default=str)
+            print()
+            sys.exit(0)
+        sys.exit(0 if bench_profile.report(result) else 1)
     pythons = args.python or default_pythons()
     if not pythons:
         fail("no interpreter: fetch the fixtures (scripts/fetch-pythons.sh) or pass --python")
