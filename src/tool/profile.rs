@@ -198,9 +198,7 @@ impl SampleConsumer for Profiler {
             .iter()
             .map(|f| {
                 let fingerprint = code::identity(&mem as &dyn Memory, &rt.layout, f.code)
-                    .map_or(0, |(n, file, line)| {
-                        pytap_abi::sample::fingerprint(n, file, line)
-                    });
+                    .map_or(0, code::fingerprint);
                 SampleFrame {
                     code: f.code,
                     offset: rt.layout.byte_offset(f.position, f.code) as i32,

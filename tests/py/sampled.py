@@ -8,6 +8,8 @@ killed.
             (SPIN_LINE) in `recurse(0)`
   ratio     `three` and `one` burn CPU in a 3:1 ratio, in turns
   sleeper   the main thread spins; a thread named "sleeper" sleeps in `nap`
+  chain N   N distinct functions `c_0` … `c_{N-1}` calling each other,
+            spinning in the last
   fresh N   compiles N functions `f_I` (file `gen_I.py`), each with its
             own name and file, and runs each once for 5 ms; their code
             objects are freed at once, so their memory is reused. Prints
@@ -82,6 +84,15 @@ def main():
         say_thread("main", threading.main_thread())
         print("ready", flush=True)
         py_spin()
+    elif mode == "chain":
+        n = int(sys.argv[2])
+        source = "def c_%d():\n    x = 0\n    while True: x += 1\n" % (n - 1)
+        for i in range(n - 1):
+            source += "def c_%d():\n    c_%d()\n" % (i, i + 1)
+        space = {}
+        exec(compile(source, "chain.py", "exec"), space)
+        print("ready", flush=True)
+        space["c_0"]()
     elif mode == "fresh":
         print("ready", flush=True)
         time.sleep(0.3)

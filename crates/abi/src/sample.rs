@@ -6,7 +6,7 @@
 //! A record is a [`SampleHeader`] then `depth` [`SampleFrame`]s,
 //! innermost first. A frame is the code object's address, the byte offset
 //! of the instruction in its bytecode, and a [`fingerprint`] of the code's
-//! identity (its name and file name pointers and first line) so that
+//! identity (its name and file name pointers, first line and name's hash) so that
 //! pytap never names a frame after code that was freed and replaced at
 //! the same address.
 
@@ -102,11 +102,21 @@ pub struct ThreadKey {
     pub fsbase: u64,
 }
 
+/// Where a `str` keeps its hash (`PyASCIIObject.hash`, after the refcount,
+/// the type and the length, on every GIL build of 3.8 to 3.15). A code
+/// object's name is an interned identifier, whose hash is always computed.
+pub const STR_HASH: u64 = 24;
+
 /// The fingerprint of a code object's identity, as the program computes
-/// it: the name pointer, the file name pointer rotated left by 17, and the
-/// first line, xored, folded to 32 bits.
-pub fn fingerprint(name: u64, filename: u64, first_line: u32) -> u32 {
-    let x = name ^ filename.rotate_left(17) ^ u64::from(first_line);
+/// it: the name pointer, the file name pointer rotated left by 17, the
+/// first line and the name's hash, xored, folded to 32 bits.
+///
+/// The pointers alone are not enough: a loop that compiles and frees code
+/// makes the same allocations in the same order, so a new code object, its
+/// name and its file name can land exactly where the freed ones were. Only
+/// the characters differ, and the name's hash stands for them.
+pub fn fingerprint(name: u64, filename: u64, first_line: u32, name_hash: u64) -> u32 {
+    let x = name ^ filename.rotate_left(17) ^ u64::from(first_line) ^ name_hash;
     (x ^ (x >> 32)) as u32
 }
 
@@ -160,10 +170,26 @@ mod tests {
 
     #[test]
     fn fingerprints_fold_every_part() {
-        let a = fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10);
-        assert_ne!(a, fingerprint(0x7f00_0000_1010, 0x7f00_0000_2000, 10));
-        assert_ne!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2010, 10));
-        assert_ne!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 11));
-        assert_eq!(a, fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10));
+        let a = fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10, 0x1234_5678_9abc);
+        assert_ne!(
+            a,
+            fingerprint(0x7f00_0000_1010, 0x7f00_0000_2000, 10, 0x1234_5678_9abc)
+        );
+        assert_ne!(
+            a,
+            fingerprint(0x7f00_0000_1000, 0x7f00_0000_2010, 10, 0x1234_5678_9abc)
+        );
+        assert_ne!(
+            a,
+            fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 11, 0x1234_5678_9abc)
+        );
+        assert_ne!(
+            a,
+            fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10, 0x1234_5678_9abd)
+        );
+        assert_eq!(
+            a,
+            fingerprint(0x7f00_0000_1000, 0x7f00_0000_2000, 10, 0x1234_5678_9abc)
+        );
     }
 }

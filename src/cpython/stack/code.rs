@@ -46,8 +46,9 @@ pub struct CodeInfo {
     pub first_line: u32,
     /// The decoded line table.
     pub lines: LineTable,
-    /// The pointers it was read from: name, file name, first line.
-    pub identity: (u64, u64, u32),
+    /// What it was read from: the name and file name pointers, the first
+    /// line, the name's hash.
+    pub identity: Identity,
 }
 
 impl CodeInfo {
@@ -57,20 +58,28 @@ impl CodeInfo {
     }
 }
 
-/// The identity of the code object at `code`: the pointers to its name and
-/// file name and its first line, read without decoding anything. Two reads
-/// that agree are the same code (a freed code's replacement has other
-/// strings or another line), which is what caches check.
-pub fn identity(
-    mem: &dyn Memory,
-    l: &StackLayout,
-    code: u64,
-) -> Result<(u64, u64, u32), Unreadable> {
+/// A code object's identity: its name and file name pointers, its first
+/// line and its name's hash.
+pub type Identity = (u64, u64, u32, u64);
+
+/// The identity of the code object at `code`, read without decoding
+/// anything. Two reads that agree are the same code: a freed code's
+/// replacement may have its strings at the same addresses (allocations
+/// repeat), but not the same name, which the hash stands for.
+pub fn identity(mem: &dyn Memory, l: &StackLayout, code: u64) -> Result<Identity, Unreadable> {
+    let name = read_u64(mem, code + u64::from(l.code_name))?;
     Ok((
-        read_u64(mem, code + u64::from(l.code_name))?,
+        name,
         read_u64(mem, code + u64::from(l.code_filename))?,
         read_u32(mem, code + u64::from(l.code_first_line))?,
+        read_u64(mem, name.wrapping_add(pytap_abi::sample::STR_HASH))?,
     ))
+}
+
+/// The fingerprint of an identity (what the sampler's program computes).
+pub fn fingerprint(identity: Identity) -> u32 {
+    let (name, file, line, hash) = identity;
+    pytap_abi::sample::fingerprint(name, file, line, hash)
 }
 
 /// Reads the code object at `code`.
@@ -83,7 +92,7 @@ pub fn read(mem: &dyn Memory, rt: &Runtime, code: u64) -> Result<CodeInfo, CodeE
         });
     }
     let identity = identity(mem, l, code)?;
-    let (name_ptr, file_ptr, first_line) = identity;
+    let (name_ptr, file_ptr, first_line, _) = identity;
     let name: Arc<str> = read_str(mem, rt, name_ptr)?.into();
     let filename: Arc<str> = read_str(mem, rt, file_ptr)?.into();
     let qualname = match l.code_qualname {
@@ -232,8 +241,7 @@ impl Symbols {
             return Some(info.clone());
         }
         let info = read(mem, rt, code).ok()?;
-        let (name, file, line) = info.identity;
-        let fp = pytap_abi::sample::fingerprint(name, file, line);
+        let fp = self::fingerprint(info.identity);
         if fp != fingerprint {
             return None;
         }

@@ -16,7 +16,8 @@
 //! 3. whether it holds the GIL (and, in `gil` mode, nothing more when not);
 //! 4. the frames, innermost first: one read of the frame's header, one of
 //!    the code object's (its type must be `PyCode_Type`; the name and file
-//!    name pointers and first line make the [`fingerprint`]), the
+//!    name pointers and first line make the [`fingerprint`], with the name's
+//!    hash, a third read), the
 //!    instruction's byte offset; interpreter shims skipped; at most
 //!    [`MAX_FRAMES`];
 //! 5. one `bpf_ringbuf_output` of the header and the frames; a full ring is
@@ -31,7 +32,7 @@
 
 use pytap_abi::sample::{
     self, FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
-    MAX_THREAD_SCAN, MODE_GIL, SAMPLE_BYTES, off,
+    MAX_THREAD_SCAN, MODE_GIL, SAMPLE_BYTES, STR_HASH, off,
 };
 use pytap_ebpf::{
     AluOp, BuildError, Helper, JmpOp, Label, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
@@ -155,6 +156,10 @@ struct Slots {
     frame: StackSlot,
     /// The code object's header.
     code_head: StackSlot,
+    /// The code of the last frame whose fingerprint was computed.
+    prev_code: StackSlot,
+    /// That fingerprint.
+    prev_fp: StackSlot,
 }
 
 /// Bytes of a frame read at once: everything the walk uses of it.
@@ -192,6 +197,8 @@ pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program
         interp: b.alloc_stack(8, 8)?,
         frame: b.alloc_stack(frame_read_bytes(l), 8)?,
         code_head: b.alloc_stack(code_read_span(l).1, 8)?,
+        prev_code: b.alloc_stack(8, 8)?,
+        prev_fp: b.alloc_stack(8, 8)?,
     };
     let exit = b.new_label();
     let output = b.new_label();
@@ -435,6 +442,9 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     // walk every pair of them.
     b.ldx(Size::DW, Reg::R8, Reg::FP, s.word.off);
     b.mov64_imm(Reg::R7, 0);
+    // No code is at the last address: the first frame is always read.
+    b.st_imm(Size::DW, Reg::FP, s.prev_code.off, -1);
+    b.st_imm(Size::DW, Reg::FP, s.prev_fp.off, 0);
     let top = b.new_label();
     let next = b.new_label();
     b.bind(top);
@@ -463,6 +473,13 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         b.alu64_imm(AluOp::And, Reg::R3, !(l.code_tag_bits as i32));
     }
     b.stx(Size::DW, Reg::FP, s.code.off, Reg::R3);
+    // A frame running the code of the frame before it (recursion) has its
+    // fingerprint already: code referenced by a frame on the stack cannot
+    // be freed while the stack is read, so within one sample the address
+    // says it all.
+    let same = b.new_label();
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.prev_code.off);
+    b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R3, same);
     let (start, _) = code_read_span(l);
     add_offset(b, Reg::R3, i64::from(start));
     read(b, Helper::ProbeReadUser, s.code_head, s.code_head.size);
@@ -471,6 +488,13 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.object_type));
     b.ldx(Size::DW, Reg::R2, Reg::FP, s.code_type.off);
     b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, not_code);
+    b.comment("the name's hash (its characters, in a word: see the fingerprint)");
+    b.ldx(Size::DW, Reg::R3, Reg::FP, at(l.code_name));
+    b.add64_imm(Reg::R3, STR_HASH as i32);
+    read(b, Helper::ProbeReadUser, s.word, 8);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
+    fingerprint(b, l, s, &at);
+    b.bind(same);
     b.comment("this frame's slot: r4 = sample + (depth & mask) * 16; depth += 1");
     b.ldx(Size::H, Reg::R1, Reg::R6, off::DEPTH as i16);
     b.mov64_reg(Reg::R4, Reg::R1);
@@ -486,19 +510,7 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         (off::HEADER + off::FRAME_CODE) as i16,
         Reg::R1,
     );
-    b.comment("fingerprint: name ^ rotl(filename, 17) ^ first line, folded");
-    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.code_name));
-    b.ldx(Size::DW, Reg::R2, Reg::FP, at(l.code_filename));
-    b.mov64_reg(Reg::R3, Reg::R2);
-    b.alu64_imm(AluOp::Lsh, Reg::R2, 17);
-    b.alu64_imm(AluOp::Rsh, Reg::R3, 47);
-    b.alu64_reg(AluOp::Or, Reg::R2, Reg::R3);
-    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
-    b.ldx(Size::W, Reg::R2, Reg::FP, at(l.code_first_line));
-    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
-    b.mov64_reg(Reg::R2, Reg::R1);
-    b.alu64_imm(AluOp::Rsh, Reg::R2, 32);
-    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.prev_fp.off);
     b.stx(
         Size::W,
         Reg::R4,
@@ -546,6 +558,29 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     set_flag(b, FLAG_FAULT);
     b.bind(done);
     Ok(())
+}
+
+/// The fingerprint of the code just read (`s.code_head`, the name's hash
+/// in `s.word`) into `s.prev_fp`, and the code into `s.prev_code`:
+/// name ^ rotl(filename, 17) ^ first line ^ name hash, folded to 32 bits.
+fn fingerprint(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots, at: &dyn Fn(u32) -> i16) {
+    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.code_name));
+    b.ldx(Size::DW, Reg::R2, Reg::FP, s.word.off);
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.ldx(Size::DW, Reg::R2, Reg::FP, at(l.code_filename));
+    b.mov64_reg(Reg::R3, Reg::R2);
+    b.alu64_imm(AluOp::Lsh, Reg::R2, 17);
+    b.alu64_imm(AluOp::Rsh, Reg::R3, 47);
+    b.alu64_reg(AluOp::Or, Reg::R2, Reg::R3);
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.ldx(Size::W, Reg::R2, Reg::FP, at(l.code_first_line));
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.mov64_reg(Reg::R2, Reg::R1);
+    b.alu64_imm(AluOp::Rsh, Reg::R2, 32);
+    b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
+    b.stx(Size::DW, Reg::FP, s.prev_fp.off, Reg::R1);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, s.code.off);
+    b.stx(Size::DW, Reg::FP, s.prev_code.off, Reg::R1);
 }
 
 /// Sends the sample in r6.
