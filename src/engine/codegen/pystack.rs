@@ -20,8 +20,8 @@
 //!    hash, a third read), the
 //!    instruction's byte offset; interpreter shims skipped; at most
 //!    [`MAX_FRAMES`];
-//! 5. one `bpf_ringbuf_output` of the header and the frames; a full ring is
-//!    counted.
+//! 5. one `bpf_ringbuf_output` of the header and the frames, without a
+//!    wakeup (pytap drains on a timer); a full ring is counted.
 //!
 //! Nothing here writes a hash map: in NMI context (where perf events run)
 //! a contended bucket lock can halt a CPU. Only the per-CPU buffer, the
@@ -593,7 +593,10 @@ fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
     b.add64_imm(Reg::R3, off::HEADER as i32);
     b.ld_map_fd(Reg::R1, maps.samples);
     b.mov64_reg(Reg::R2, Reg::R6);
-    b.mov64_imm(Reg::R4, 0);
+    // No wakeup per sample: pytap drains the ring on a timer
+    // (`runner::sampling::DRAIN_EVERY`), so a sample costs the profiled
+    // program no wakeup of pytap on its CPU.
+    b.mov64_imm(Reg::R4, pytap_ebpf::helper::RB_NO_WAKEUP as i32);
     b.call(Helper::RingbufOutput);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, sent);
     emit_count(b, key, maps.counters, COUNTER_LOST);
