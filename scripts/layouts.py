@@ -44,12 +44,14 @@ def fields(minor):
         off("frame.previous", "PyFrameObject", "f_back")
         off("frame.code", "PyFrameObject", "f_code")
         off("frame.position", "PyFrameObject", "f_lasti")
+        off("frame.localsplus", "PyFrameObject", "f_localsplus")
     else:
         off("tstate.cframe", "PyThreadState", "cframe")
         off("cframe.current_frame", "_PyCFrame", "current_frame")
         off("frame.previous", "_PyInterpreterFrame", "previous")
         off("frame.code", "_PyInterpreterFrame", "f_code")
         off("frame.position", "_PyInterpreterFrame", "prev_instr")
+        off("frame.localsplus", "_PyInterpreterFrame", "localsplus")
         if minor >= 12:
             off("frame.owner", "_PyInterpreterFrame", "owner")
     off("object.type", "PyObject", "ob_type")
@@ -60,6 +62,12 @@ def fields(minor):
         off("code.qualname", "PyCodeObject", "co_qualname")
         off("code.code_adaptive", "PyCodeObject", "co_code_adaptive")
     off("code.linetable", "PyCodeObject", "co_lnotab" if minor <= 9 else "co_linetable")
+    if minor <= 10:
+        off("code.varnames", "PyCodeObject", "co_varnames")
+        off("code.nlocals", "PyCodeObject", "co_nlocals")
+    else:
+        off("code.localsplusnames", "PyCodeObject", "co_localsplusnames")
+        off("code.localspluskinds", "PyCodeObject", "co_localspluskinds")
     off("bytes.size", "PyBytesObject", "ob_base.ob_size")
     off("bytes.data", "PyBytesObject", "ob_sval")
     off("str.length", "PyASCIIObject", "length")

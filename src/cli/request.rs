@@ -330,6 +330,7 @@ pub fn dump(a: DumpArgs) -> dump::DumpRequest {
         all: a.all,
         json: a.format == super::FormatArg::Jsonl,
         max_depth: a.max_depth.max(1),
+        locals: a.locals,
     }
 }
 

@@ -26,6 +26,11 @@ pub struct DumpArgs {
     /// Frames per thread at most
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_depth: usize,
+    /// Each frame's local variables: the value of None, bools, ints,
+    /// floats, strs and bytes, the size of lists, tuples, dicts and sets,
+    /// the type of anything else (nothing is run in the process)
+    #[arg(long)]
+    pub locals: bool,
 }
 
 /// `--mode` of `pytap profile`.

@@ -54,6 +54,12 @@ pub enum Field {
     FrameInstrPtr,
     /// `_PyInterpreterFrame.owner`.
     FrameOwner,
+    /// `_PyInterpreterFrame.localsplus`.
+    FrameLocalsplus,
+    /// `PyCodeObject.co_localsplusnames`.
+    CodeLocalsplusNames,
+    /// `PyCodeObject.co_localspluskinds`.
+    CodeLocalsplusKinds,
     /// `PyCodeObject.co_filename`.
     CodeFilename,
     /// `PyCodeObject.co_name`.
@@ -143,6 +149,9 @@ const TABLE_3_13: TableLayout = TableLayout {
         (FrameExecutable, 30, Frame),
         (FrameInstrPtr, 31, Frame),
         (FrameOwner, 33, Frame),
+        (FrameLocalsplus, 32, Frame),
+        (CodeLocalsplusNames, 41, Code),
+        (CodeLocalsplusKinds, 42, Code),
         (CodeFilename, 35, Code),
         (CodeName, 36, Code),
         (CodeQualname, 37, Code),
@@ -187,6 +196,9 @@ const TABLE_3_14: TableLayout = TableLayout {
         (FrameExecutable, 33, Frame),
         (FrameInstrPtr, 34, Frame),
         (FrameOwner, 36, Frame),
+        (FrameLocalsplus, 35, Frame),
+        (CodeLocalsplusNames, 46, Code),
+        (CodeLocalsplusKinds, 47, Code),
         (CodeFilename, 40, Code),
         (CodeName, 41, Code),
         (CodeQualname, 42, Code),
@@ -235,6 +247,9 @@ const TABLE_3_15: TableLayout = TableLayout {
         (FrameExecutable, 41, Frame),
         (FrameInstrPtr, 42, Frame),
         (FrameOwner, 44, Frame),
+        (FrameLocalsplus, 43, Frame),
+        (CodeLocalsplusNames, 54, Code),
+        (CodeLocalsplusKinds, 55, Code),
         (CodeFilename, 48, Code),
         (CodeName, 49, Code),
         (CodeQualname, 50, Code),
@@ -391,7 +406,10 @@ fn field_name(field: Field) -> &'static str {
         GilLocked | GilHolder => "GIL state",
         CodeObjectGeneration => "code object generation",
         ThreadNext | CurrentFrame | ThreadId | NativeThreadId => "thread state field",
-        FramePrevious | FrameExecutable | FrameInstrPtr | FrameOwner => "frame field",
+        FramePrevious | FrameExecutable | FrameInstrPtr | FrameOwner | FrameLocalsplus => {
+            "frame field"
+        }
+        CodeLocalsplusNames | CodeLocalsplusKinds => "code object field",
         CodeFilename | CodeName | CodeQualname | CodeLinetable | CodeFirstLine | CodeAdaptive => {
             "code object field"
         }
@@ -440,6 +458,7 @@ pub(crate) mod tests {
                 (32, 8),
                 (33, 0),
                 (34, 56),
+                (35, 80),
                 (36, 74),
                 (39, 216),
                 (40, 112),
@@ -447,6 +466,8 @@ pub(crate) mod tests {
                 (42, 128),
                 (43, 136),
                 (44, 68),
+                (46, 96),
+                (47, 104),
                 (48, 208),
                 (50, 16),
                 (51, 8),

@@ -48,6 +48,26 @@ pub enum PositionKind {
     InstrPtr,
 }
 
+/// Where a frame's local variables are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalNames {
+    /// `co_varnames` (a tuple) names the first `co_nlocals` slots (≤3.10).
+    Varnames {
+        /// `PyCodeObject.co_varnames`.
+        names: u32,
+        /// `PyCodeObject.co_nlocals` (an `int`).
+        count: u32,
+    },
+    /// `co_localsplusnames` (a tuple) names every slot and
+    /// `co_localspluskinds` (bytes) says which are plain locals (3.11+).
+    LocalsPlus {
+        /// `PyCodeObject.co_localsplusnames`.
+        names: u32,
+        /// `PyCodeObject.co_localspluskinds`.
+        kinds: u32,
+    },
+}
+
 /// Where the GIL says which thread state holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GilHolder {
@@ -105,7 +125,12 @@ pub struct StackLayout {
     /// `_PyInterpreterFrame.owner` (3.12+): frames owned by the
     /// interpreter itself (the C stack's shim) are no Python frames.
     pub frame_owner: Option<u32>,
-    /// The tag bits of a `_PyStackRef` (3.14+), cleared from `f_executable`.
+    /// The frame's local variables (`f_localsplus`, `localsplus`).
+    pub frame_localsplus: u32,
+    /// How they are named.
+    pub locals: LocalNames,
+    /// The tag bits of a `_PyStackRef` (3.14+), cleared from `f_executable`
+    /// and from local variables.
     pub code_tag_bits: u64,
     /// `PyObject.ob_type`.
     pub object_type: u32,
@@ -245,6 +270,18 @@ impl StackLayout {
                 _ => PositionKind::InstrPtr,
             },
             frame_owner: opt("frame.owner"),
+            frame_localsplus: get("frame.localsplus"),
+            locals: if minor <= 10 {
+                LocalNames::Varnames {
+                    names: get("code.varnames"),
+                    count: get("code.nlocals"),
+                }
+            } else {
+                LocalNames::LocalsPlus {
+                    names: get("code.localsplusnames"),
+                    kinds: get("code.localspluskinds"),
+                }
+            },
             code_tag_bits: 0,
             object_type: get("object.type"),
             code_first_line: get("code.firstlineno"),
@@ -304,6 +341,11 @@ impl StackLayout {
             frame_position: get(Field::FrameInstrPtr, "frame instruction pointer")?,
             position: PositionKind::InstrPtr,
             frame_owner: Some(get(Field::FrameOwner, "frame owner")?),
+            frame_localsplus: get(Field::FrameLocalsplus, "frame locals")?,
+            locals: LocalNames::LocalsPlus {
+                names: get(Field::CodeLocalsplusNames, "code local names")?,
+                kinds: get(Field::CodeLocalsplusKinds, "code local kinds")?,
+            },
             // `Py_TAG_BITS`: the low bits of a `_PyStackRef` (3.14+).
             code_tag_bits: if minor >= 14 { 3 } else { 0 },
             object_type: get(Field::ObjectType, "object type")?,

@@ -151,11 +151,16 @@ pub fn run(
     let mut counts = (0u64, 0u64);
     let end = loop {
         let now = Instant::now();
-        let mut wake = [Some(now + DRAIN_EVERY), Some(next_refresh), next_tick, deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_refresh);
+        let mut wake = [
+            Some(now + DRAIN_EVERY),
+            Some(next_refresh),
+            next_tick,
+            deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next_refresh);
         if options.mode == Mode::Wall {
             wake = wake.min(next_wall);
         }

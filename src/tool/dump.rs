@@ -14,6 +14,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cpython::stack::code::{self, CodeInfo};
+use crate::cpython::stack::locals;
 use crate::cpython::stack::walk::{self, RawThread};
 use crate::error::{ExitCode, TargetError};
 use crate::output::escape;
@@ -31,6 +32,8 @@ pub struct DumpRequest {
     pub json: bool,
     /// Frames per thread at most.
     pub max_depth: usize,
+    /// Each frame's local variables too.
+    pub locals: bool,
 }
 
 /// One frame of `pytap dump --format jsonl` (schema: docs/output.md).
@@ -46,6 +49,19 @@ pub struct DumpFrame {
     pub line: Option<u32>,
     /// `co_firstlineno`.
     pub first_line: u32,
+    /// Its local variables (with `--locals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<DumpLocal>>,
+}
+
+/// A local variable of `pytap dump --locals`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DumpLocal {
+    /// Its name.
+    pub name: String,
+    /// Its value: `repr` for None, bool, int, float, str, bytes; the size of
+    /// a list, tuple, dict or set; the type of anything else.
+    pub value: String,
 }
 
 /// One thread (one JSON line).
@@ -95,7 +111,7 @@ pub fn run(request: &DumpRequest, out: &mut dyn Write) -> Result<ExitCode> {
             Err(_) if request.all => continue,
             Err(e) => return Err(e.into()),
         };
-        let threads = match read(&interpreter, request.max_depth) {
+        let threads = match read(&interpreter, request.max_depth, request.locals) {
             Ok(t) => t,
             Err(_) if request.all => continue,
             Err(e) => return Err(e.into()),
@@ -118,7 +134,11 @@ pub fn run(request: &DumpRequest, out: &mut dyn Write) -> Result<ExitCode> {
 }
 
 /// Reads every thread of the interpreter, named.
-pub fn read(interpreter: &Interpreter, max_depth: usize) -> Result<Vec<DumpThread>, TargetError> {
+pub fn read(
+    interpreter: &Interpreter,
+    max_depth: usize,
+    with_locals: bool,
+) -> Result<Vec<DumpThread>, TargetError> {
     let mem = interpreter.memory();
     let rt = &interpreter.runtime;
     let refuse = |reason: String| TargetError::Stacks {
@@ -158,6 +178,16 @@ pub fn read(interpreter: &Interpreter, max_depth: usize) -> Result<Vec<DumpThrea
                         .lines
                         .line_at(rt.layout.byte_offset(f.position, f.code)),
                     first_line: info.first_line,
+                    locals: with_locals.then(|| {
+                        locals::read(&mem, rt, f.frame, f.code)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|l| DumpLocal {
+                                name: l.name,
+                                value: l.value,
+                            })
+                            .collect()
+                    }),
                 });
             }
             DumpThread {
@@ -228,6 +258,14 @@ fn write_text(
                 escape::text(&f.function),
                 escape::text(&f.file)
             )?;
+            for local in f.locals.iter().flatten() {
+                writeln!(
+                    out,
+                    "        {} = {}",
+                    escape::text(&local.name),
+                    escape::text(&local.value)
+                )?;
+            }
         }
         if t.truncated {
             writeln!(out, "    … (more frames past --max-depth)")?;

@@ -244,3 +244,83 @@ fn dump_refuses_what_is_not_python_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no process with pid 999999999"));
 }
+
+#[test]
+fn dump_locals_shows_simple_values_and_sizes_on_every_interpreter() {
+    require_kernel();
+    let mut pythons: Vec<(String, PathBuf)> = ["3.9", "3.11", "3.13", "3.14", "3.15"]
+        .iter()
+        .map(|v| (v.to_string(), fixtures::fixture(v).wrapper.clone()))
+        .collect();
+    for v in fixtures::pyenv_versions() {
+        pythons.push((format!("pyenv {v}"), fixtures::pyenv_python(v)));
+    }
+    let want = [
+        ("n", "42"),
+        ("big", "-1180591620717411303424"),
+        ("s", "'héllo'"),
+        ("b", "b'\\x00x'"),
+        ("f", "2.5"),
+        ("none", "None"),
+        ("flag", "True"),
+        ("items", "<list of 3 items>"),
+        ("pair", "<tuple of 2 items>"),
+        ("d", "<dict of 1 item>"),
+        ("obj", "<module at "),
+        ("closure", "<function at "),
+        ("ready", "<Event at "),
+    ];
+    for (what, python) in pythons {
+        let mut target =
+            ChildGuard::spawn(Command::new(&python).arg(root().join("tests/py/locals.py")));
+        target.wait_for_line("ready", Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(100));
+        let out = Command::new(pytap_bin())
+            .args([
+                "dump",
+                "--locals",
+                "--format",
+                "jsonl",
+                "-p",
+                &target.pid().to_string(),
+            ])
+            .output()
+            .unwrap();
+        target.kill();
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let thread: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let frame = thread["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["function"] == "parked")
+            .unwrap_or_else(|| panic!("{what}: no parked frame in {thread}"));
+        let got: Vec<(String, String)> = frame["locals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["name"].as_str().unwrap().into(),
+                    l["value"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), want.len(), "{what}: {got:?}");
+        for ((name, value), (want_name, want_value)) in got.iter().zip(want) {
+            assert_eq!(name, want_name, "{what}: {got:?}");
+            assert!(
+                if want_value.ends_with(" at ") {
+                    value.starts_with(want_value)
+                } else {
+                    value == want_value
+                },
+                "{what}: {name} = {value}, not {want_value}"
+            );
+        }
+    }
+}

@@ -12,9 +12,11 @@
 //!
 //! - [`walk`]: interpreters, thread states, the GIL holder, raw frames
 //!   (code pointer and position);
-//! - [`code`]: a code object's names, file and line table, and strings.
+//! - [`code`]: a code object's names, file and line table, and strings;
+//! - [`locals`]: a frame's local variables, shown without running anything.
 
 pub mod code;
+pub mod locals;
 pub mod walk;
 
 /// Memory of the process being read.

@@ -30,6 +30,8 @@ pub const GLIBC_PTHREAD_TID: u64 = 0x2d0;
 /// One frame as memory holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawFrame {
+    /// The frame's address.
+    pub frame: u64,
     /// The code object's address.
     pub code: u64,
     /// The position field's raw value (`f_lasti`, or the instruction
@@ -207,7 +209,14 @@ pub fn frames(
             } else {
                 read_u64(mem, frame + u64::from(l.frame_position))?
             };
-            Ok((previous, Some(RawFrame { code, position })))
+            Ok((
+                previous,
+                Some(RawFrame {
+                    frame,
+                    code,
+                    position,
+                }),
+            ))
         };
         match read() {
             Ok((previous, Some(raw))) => {
