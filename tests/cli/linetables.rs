@@ -28,8 +28,10 @@ fn hex(text: &str) -> Vec<u8> {
 /// code objects and offsets it checked.
 #[track_caller]
 fn holds(python: &Path, minor: u8) -> (usize, usize) {
+    // -B: no .pyc left in the fixtures' standard library, whose presence
+    // changes how other tests' processes allocate their code objects.
     let out = Command::new(python)
-        .arg("-I")
+        .args(["-I", "-B"])
         .arg(script("line_oracle.py"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
