@@ -12,6 +12,12 @@ use super::{Memory, Runtime, Unreadable, read_u8, read_u32, read_u64};
 use crate::cpython::layout::StackLayout;
 use crate::cpython::linetable::LineTable;
 
+/// A refcount at or above this is no refcount: a freed object's first word,
+/// where the allocator keeps its free-list pointer (user addresses start
+/// at 4 MiB and are usually near 2^47). Immortal objects of 3.12+ count
+/// 2^32 − 1 or 3 × 2^30 and stay below it.
+const MAX_REFCNT: u64 = 1 << 40;
+
 /// The longest name or file name read (longer ones are cut and marked).
 pub const MAX_STR_CHARS: usize = 4096;
 /// The largest line table read (CPython's own readers bound theirs to 64 KiB).
@@ -83,14 +89,24 @@ pub fn fingerprint(identity: Identity) -> u32 {
 }
 
 /// Reads the code object at `code`.
+///
+/// The target runs on while it is read: a code object freed meanwhile
+/// keeps its old bytes until its memory is reused, while its strings'
+/// memory may already hold new ones (a name of one function beside the
+/// file of the next was seen). So the object must be alive (a live
+/// object's refcount is a count; a freed block's first word is the
+/// allocator's free-list pointer) before and after its strings are read,
+/// with the same identity both times.
 pub fn read(mem: &dyn Memory, rt: &Runtime, code: u64) -> Result<CodeInfo, CodeError> {
     let l = &rt.layout;
-    if read_u64(mem, code + u64::from(l.object_type))? != rt.code_type {
-        return Err(CodeError::WrongType {
-            what: "the object",
-            address: code,
-        });
-    }
+    let alive = |at: u64, type_: u64, what: &'static str| -> Result<(), CodeError> {
+        let refcnt = read_u64(mem, at)?;
+        if read_u64(mem, at + u64::from(l.object_type))? != type_ || refcnt >= MAX_REFCNT {
+            return Err(CodeError::WrongType { what, address: at });
+        }
+        Ok(())
+    };
+    alive(code, rt.code_type, "the object")?;
     let identity = identity(mem, l, code)?;
     let (name_ptr, file_ptr, first_line, _) = identity;
     let name: Arc<str> = read_str(mem, rt, name_ptr)?.into();
@@ -103,6 +119,13 @@ pub fn read(mem: &dyn Memory, rt: &Runtime, code: u64) -> Result<CodeInfo, CodeE
         None => None,
     };
     let table = read_bytes(mem, rt, read_u64(mem, code + u64::from(l.code_linetable))?)?;
+    alive(code, rt.code_type, "the object")?;
+    if self::identity(mem, l, code)? != identity {
+        return Err(CodeError::WrongType {
+            what: "a code object changed while read",
+            address: code,
+        });
+    }
     Ok(CodeInfo {
         lines: LineTable::decode(l.line_table, &table, first_line),
         name,
