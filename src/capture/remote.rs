@@ -101,20 +101,8 @@ fn runtime_address(process: &Process, module: &Module) -> Result<u64> {
     let vaddr = module
         .section_address(".PyRuntime")
         .context("no .PyRuntime section")?;
-    let seg = module
-        .loads
-        .iter()
-        .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.memsz)
-        .context(".PyRuntime is in no loaded segment")?;
-    let offset = seg.offset + (vaddr - seg.vaddr);
-    let dev = process
-        .maps
-        .iter()
-        .find(|m| m.inode == module.inode && m.path.is_some())
-        .map(|m| m.dev.clone())
-        .context("the interpreter is not mapped in the process")?;
-    process
-        .address_of_file_offset(&dev, module.inode, offset)
+    module
+        .address_in(process, vaddr)
         .context("_PyRuntime is not mapped in the process")
 }
 

@@ -169,6 +169,22 @@ pub fn decode(layout: &ObjectLayout, object: Captured<'_>, elements: &[Captured<
     decoded.unwrap_or(PyValue::Unreadable)
 }
 
+/// The characters of a compact str's data, `kind` bytes each (1: latin-1,
+/// 2: UCS-2, 4: UCS-4), as `PyUnicode_KIND` says; a code point that is no
+/// char (a lone surrogate) becomes U+FFFD.
+pub fn compact_chars(kind: usize, data: &[u8]) -> String {
+    data.chunks_exact(kind)
+        .map(|c| {
+            let code = match kind {
+                1 => u32::from(c[0]),
+                2 => u32::from(u16::from_le_bytes([c[0], c[1]])),
+                _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            };
+            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
+        })
+        .collect()
+}
+
 fn decode_str(layout: &ObjectLayout, data: &[u8]) -> Option<PyValue> {
     let length = u64_at(data, layout.str_length)? as usize;
     let state = *data.get(usize::from(layout.str_state))?;
@@ -187,18 +203,7 @@ fn decode_str(layout: &ObjectLayout, data: &[u8]) -> Option<PyValue> {
     let chars = data.get(start..).unwrap_or(&[]);
     let available = chars.len() / kind;
     let take = length.min(available);
-    let text: String = chars
-        .chunks_exact(kind)
-        .take(take)
-        .map(|c| {
-            let code = match kind {
-                1 => u32::from(c[0]),
-                2 => u32::from(u16::from_le_bytes([c[0], c[1]])),
-                _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            };
-            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
-        })
-        .collect();
+    let text = compact_chars(kind, &chars[..take * kind]);
     Some(PyValue::Str {
         text,
         truncated: take < length,

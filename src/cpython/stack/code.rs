@@ -163,17 +163,7 @@ pub fn read_str(mem: &dyn Memory, rt: &Runtime, at: u64) -> Result<String, CodeE
     let take = length.min(MAX_STR_CHARS);
     let mut data = vec![0u8; take * kind];
     mem.read(at + u64::from(start), &mut data)?;
-    let mut text: String = data
-        .chunks_exact(kind)
-        .map(|c| {
-            let code = match kind {
-                1 => u32::from(c[0]),
-                2 => u32::from(u16::from_le_bytes([c[0], c[1]])),
-                _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            };
-            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
-        })
-        .collect();
+    let mut text = crate::cpython::objects::compact_chars(kind, &data);
     if take < length {
         text.push('…');
     }

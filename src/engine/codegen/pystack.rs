@@ -334,16 +334,7 @@ fn find_thread(
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, scan);
     b.ldx(Size::DW, Reg::R9, Reg::R0, 0);
-    read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
-    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, scan);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
-    b.ldx(
-        Size::DW,
-        Reg::R2,
-        Reg::FP,
-        s.key.field(off::KEY_FSBASE as u16),
-    );
-    b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R2, found);
+    jump_if_thread_is_sampled(b, l, s, scan, found);
     b.bind(scan);
     b.comment("else the interpreter's thread list");
     read_at(b, s.interp, i64::from(l.threads_head), s.word);
@@ -355,8 +346,27 @@ fn find_thread(
     b.jmp_imm(JmpOp::Jeq, Reg::R9, 0, none);
     b.jmp_imm(JmpOp::Jge, Reg::R7, MAX_THREAD_SCAN as i32, none);
     b.add64_imm(Reg::R7, 1);
-    read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
+    jump_if_thread_is_sampled(b, l, s, none, found);
+    read_reg(b, Reg::R9, i64::from(l.thread_next), s.word);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
+    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
+    b.ja(top);
+    b.bind(found);
+    b.stx(Size::DW, Reg::R6, off::TSTATE as i16, Reg::R9);
+    Ok(())
+}
+
+/// To `found` when thread state r9's `thread_id` is the sampled thread's
+/// pointer, to `unreadable` when it cannot be read; else on.
+fn jump_if_thread_is_sampled(
+    b: &mut ProgramBuilder,
+    l: &StackLayout,
+    s: &Slots,
+    unreadable: Label,
+    found: Label,
+) {
+    read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, unreadable);
     b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
     b.ldx(
         Size::DW,
@@ -365,13 +375,6 @@ fn find_thread(
         s.key.field(off::KEY_FSBASE as u16),
     );
     b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R2, found);
-    read_reg(b, Reg::R9, i64::from(l.thread_next), s.word);
-    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
-    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
-    b.ja(top);
-    b.bind(found);
-    b.stx(Size::DW, Reg::R6, off::TSTATE as i16, Reg::R9);
-    Ok(())
 }
 
 /// Sets `FLAG_GIL` when r9 holds the GIL.
