@@ -46,7 +46,6 @@ struct Sampled {
 /// The sampler in the kernel.
 #[derive(Debug)]
 pub struct Sampler {
-    table: MapTable,
     maps: Vec<Map>,
     refs: SamplerMaps,
     fsbase: u32,
@@ -89,7 +88,6 @@ impl Sampler {
             })
         })?;
         Ok(Sampler {
-            table,
             maps,
             refs,
             fsbase,
@@ -239,11 +237,6 @@ impl Sampler {
             })?;
         self.walkers.insert(key, (slot, loaded));
         Ok(slot)
-    }
-
-    /// The table of the sampler's maps (for `--dump-bpf`).
-    pub fn table(&self) -> &MapTable {
-        &self.table
     }
 }
 

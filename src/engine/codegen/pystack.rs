@@ -31,7 +31,7 @@
 //! [`fingerprint`]: pytap_abi::sample::fingerprint
 
 use pytap_abi::sample::{
-    self, FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
+    FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
     MAX_THREAD_SCAN, MODE_GIL, SAMPLE_BYTES, STR_HASH, off,
 };
 use pytap_ebpf::{
@@ -604,9 +604,4 @@ fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, sent);
     emit_count(b, key, maps.counters, COUNTER_LOST);
     b.bind(sent);
-}
-
-/// The sample size a record of `depth` frames has.
-pub fn record_bytes(depth: usize) -> usize {
-    sample::off::HEADER + depth * sample::off::FRAME
 }
