@@ -32,7 +32,7 @@
 
 use pytap_abi::sample::{
     FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
-    MAX_THREAD_SCAN, MODE_GIL, SAMPLE_BYTES, STR_HASH, off,
+    MAX_THREAD_SCAN, MODE_ALL, MODE_GIL, SAMPLE_BYTES, STR_HASH, off,
 };
 use pytap_ebpf::{
     AluOp, BuildError, Helper, JmpOp, Label, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
@@ -99,7 +99,7 @@ pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
             "sample_buf",
             MapKind::PercpuArray,
             4,
-            SAMPLE_BYTES as u32,
+            BUFFER_BYTES as u32,
             1,
         ),
         samples: add("samples", MapKind::RingBuf, 0, 0, ring_bytes),
@@ -138,28 +138,88 @@ pub fn dispatch(maps: SamplerMaps) -> Result<Program, BuildError> {
     b.build()
 }
 
-/// The stack slots of a walker.
+/// A place in the per-CPU buffer, after the sample: the walk's working
+/// state lives there rather than on the BPF stack, so that the walk can
+/// be emitted into a program that needs its own stack (a marker's or a
+/// script's) without the two together passing the verifier's 512 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Offset from the buffer's start (r6).
+    off: i16,
+    /// Length in bytes.
+    size: u16,
+}
+
+impl Slot {
+    fn field(self, at: u16) -> i16 {
+        self.off + at as i16
+    }
+}
+
+/// The working state of a walk, laid out after the sample.
 struct Slots {
-    /// `ThreadKey`, then the tgid key of `procs` is its first 4 bytes.
-    key: StackSlot,
+    /// `ThreadKey`; the tgid key of `procs` is its first 4 bytes.
+    key: Slot,
     /// One 8-byte read.
-    word: StackSlot,
+    word: Slot,
     /// `&_PyRuntime`.
-    runtime: StackSlot,
+    runtime: Slot,
     /// `&PyCode_Type`.
-    code_type: StackSlot,
+    code_type: Slot,
     /// The current frame's code object.
-    code: StackSlot,
+    code: Slot,
     /// The interpreter (for the thread list and the GIL).
-    interp: StackSlot,
-    /// The frame's header.
-    frame: StackSlot,
-    /// The code object's header.
-    code_head: StackSlot,
+    interp: Slot,
     /// The code of the last frame whose fingerprint was computed.
-    prev_code: StackSlot,
+    prev_code: Slot,
     /// That fingerprint.
-    prev_fp: StackSlot,
+    prev_fp: Slot,
+    /// The frame's header.
+    frame: Slot,
+    /// The code object's header.
+    code_head: Slot,
+}
+
+/// Bytes after the sample the walk's working state may use.
+pub const WORK_BYTES: usize = 512;
+
+/// The per-CPU buffer's size: a sample, then the walk's working state.
+pub const BUFFER_BYTES: usize = SAMPLE_BYTES + WORK_BYTES;
+
+impl Slots {
+    fn new(l: &StackLayout) -> Result<Slots, BuildError> {
+        let mut at = SAMPLE_BYTES;
+        let mut next = |size: u16| {
+            let slot = Slot {
+                off: at as i16,
+                size,
+            };
+            at += usize::from(size).next_multiple_of(8);
+            slot
+        };
+        let slots = Slots {
+            key: next(off::KEY_SIZE as u16),
+            word: next(8),
+            runtime: next(8),
+            code_type: next(8),
+            code: next(8),
+            interp: next(8),
+            prev_code: next(8),
+            prev_fp: next(8),
+            frame: next(frame_read_bytes(l)),
+            code_head: next(code_read_span(l).1),
+        };
+        // The work area is the stack's stand-in, as large as a stack: a
+        // layout whose reads would not fit (offsets far into a struct, as
+        // only a table read from a process could claim) is refused.
+        if at > BUFFER_BYTES {
+            return Err(BuildError::StackOverflow {
+                requested: u16::try_from(at - SAMPLE_BYTES).unwrap_or(u16::MAX),
+                used: 0,
+            });
+        }
+        Ok(slots)
+    }
 }
 
 /// Bytes of a frame read at once: everything the walk uses of it.
@@ -184,61 +244,89 @@ fn code_read_span(l: &StackLayout) -> (u32, u16) {
     (start, ((end - start).next_multiple_of(8)) as u16)
 }
 
-/// The walker for one layout; `fsbase` is the offset of
+/// What a walk is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkFor {
+    /// A sample of a perf event: timed now; in `gil` mode only the GIL
+    /// holder's stack is sent.
+    Sample,
+    /// An event of the program the walk is emitted into: the sample takes
+    /// the event's timestamp, the `u64` at `fp + ts_slot`, which is how
+    /// pytap finds the event's stack (same thread, same time); the mode
+    /// is not looked at.
+    Event {
+        /// The caller's stack slot holding the event's timestamp.
+        ts_slot: i16,
+    },
+}
+
+/// The sampler's walker for one layout; `fsbase` is the offset of
 /// `task_struct.thread.fsbase` on this kernel.
 pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program, BuildError> {
     let mut b = ProgramBuilder::new(&format!("pytap_walk_3_{}", l.minor));
-    let s = Slots {
-        key: b.alloc_stack(off::KEY_SIZE as u16, 8)?,
-        word: b.alloc_stack(8, 8)?,
-        runtime: b.alloc_stack(8, 8)?,
-        code_type: b.alloc_stack(8, 8)?,
-        code: b.alloc_stack(8, 8)?,
-        interp: b.alloc_stack(8, 8)?,
-        frame: b.alloc_stack(frame_read_bytes(l), 8)?,
-        code_head: b.alloc_stack(code_read_span(l).1, 8)?,
-        prev_code: b.alloc_stack(8, 8)?,
-        prev_fp: b.alloc_stack(8, 8)?,
-    };
+    emit_walk(&mut b, l, fsbase, maps, WalkFor::Sample)?;
+    b.mov64_imm(Reg::R0, 0);
+    b.exit();
+    b.build()
+}
+
+/// Emits the walk of the current thread's Python stack into `b`: the
+/// sample built in the per-CPU buffer (`maps.scratch`, [`BUFFER_BYTES`])
+/// and sent to `maps.samples`, or nothing when the process is not in
+/// `maps.procs`. Control falls through at the end. Every register is
+/// clobbered (the caller keeps what it needs in its stack); the walk uses
+/// 8 bytes of stack.
+pub fn emit_walk(
+    b: &mut ProgramBuilder,
+    l: &StackLayout,
+    fsbase: u32,
+    maps: SamplerMaps,
+    walk_for: WalkFor,
+) -> Result<(), BuildError> {
+    let s = Slots::new(l)?;
+    let zero = b.alloc_stack(8, 8)?;
     let exit = b.new_label();
     let output = b.new_label();
-    // r6: the sample being built (per-CPU buffer), throughout.
+    b.comment("the stack walk: r6 is the per-CPU buffer throughout");
+    b.st_imm(Size::DW, Reg::FP, zero.off, 0);
+    lookup(b, maps.scratch, Reg::FP, zero.off, exit);
+    b.mov64_reg(Reg::R6, Reg::R0);
     b.call(Helper::GetCurrentPidTgid);
     b.mov64_reg(Reg::R7, Reg::R0);
-    b.st_imm(Size::DW, Reg::FP, s.key.off, 0);
+    b.st_imm(Size::DW, Reg::R6, s.key.off, 0);
     b.mov64_reg(Reg::R1, Reg::R7);
     b.alu64_imm(AluOp::Rsh, Reg::R1, 32);
-    b.stx(Size::W, Reg::FP, s.key.field(off::KEY_PID as u16), Reg::R1);
-    lookup(&mut b, maps.procs, s.key.off, exit);
+    b.stx(Size::W, Reg::R6, s.key.field(off::KEY_PID as u16), Reg::R1);
+    lookup(b, maps.procs, Reg::R6, s.key.off, exit);
     b.ldx(Size::DW, Reg::R1, Reg::R0, off::CONFIG_RUNTIME as i16);
-    b.stx(Size::DW, Reg::FP, s.runtime.off, Reg::R1);
+    b.stx(Size::DW, Reg::R6, s.runtime.off, Reg::R1);
     b.ldx(Size::DW, Reg::R1, Reg::R0, off::CONFIG_CODE_TYPE as i16);
-    b.stx(Size::DW, Reg::FP, s.code_type.off, Reg::R1);
+    b.stx(Size::DW, Reg::R6, s.code_type.off, Reg::R1);
     // r8: the mode, until the GIL is known.
-    b.ldx(Size::W, Reg::R8, Reg::R0, off::CONFIG_MODE as i16);
-    b.st_imm(Size::W, Reg::FP, s.word.off, 0);
-    lookup(&mut b, maps.scratch, s.word.off, exit);
-    b.mov64_reg(Reg::R6, Reg::R0);
-    header(&mut b, &s);
+    match walk_for {
+        WalkFor::Sample => b.ldx(Size::W, Reg::R8, Reg::R0, off::CONFIG_MODE as i16),
+        WalkFor::Event { .. } => b.mov64_imm(Reg::R8, MODE_ALL as i32),
+    };
+    header(b, walk_for);
     b.comment("the thread pointer: task->thread.fsbase");
     b.call(Helper::GetCurrentTask);
     b.mov64_reg(Reg::R3, Reg::R0)
         .add64_imm(Reg::R3, fsbase as i32);
-    read(&mut b, Helper::ProbeReadKernel, s.word, 8);
+    read(b, Helper::ProbeReadKernel, s.word, 8);
     let no_thread = b.new_label();
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, no_thread);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.word.off);
     b.stx(
         Size::DW,
-        Reg::FP,
+        Reg::R6,
         s.key.field(off::KEY_FSBASE as u16),
         Reg::R1,
     );
-    read_at(&mut b, s.runtime, i64::from(l.interpreters_head), s.interp);
+    read_at(b, s.runtime, i64::from(l.interpreters_head), s.interp);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, no_thread);
-    find_thread(&mut b, l, &s, maps, no_thread)?;
+    find_thread(b, l, &s, maps, no_thread)?;
     // r9: the thread state.
-    gil(&mut b, l, &s)?;
+    gil(b, l, &s)?;
     b.comment("gil mode: only the holder's samples");
     let walk = b.new_label();
     b.jmp_imm(JmpOp::Jne, Reg::R8, MODE_GIL as i32, walk);
@@ -246,44 +334,42 @@ pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program
     b.jmp_imm(JmpOp::Jset, Reg::R1, i32::from(FLAG_GIL), walk);
     b.ja(exit);
     b.bind(walk);
-    frames(&mut b, l, &s)?;
+    frames(b, l, &s)?;
     b.ja(output);
     b.bind(no_thread);
-    set_flag(&mut b, FLAG_NO_THREAD);
+    set_flag(b, FLAG_NO_THREAD);
     b.bind(output);
-    emit_output(&mut b, maps, s.word);
+    emit_output(b, maps, zero);
     b.bind(exit);
-    b.mov64_imm(Reg::R0, 0);
-    b.exit();
-    b.build()
+    Ok(())
 }
 
-/// `r0 = map[key at fp+key_off]`, to `miss` when absent.
-fn lookup(b: &mut ProgramBuilder, map: MapRef, key_off: i16, miss: Label) {
+/// `r0 = map[key at base+key_off]`, to `miss` when absent.
+fn lookup(b: &mut ProgramBuilder, map: MapRef, base: Reg, key_off: i16, miss: Label) {
     b.ld_map_fd(Reg::R1, map);
-    b.mov64_reg(Reg::R2, Reg::FP)
+    b.mov64_reg(Reg::R2, base)
         .add64_imm(Reg::R2, key_off.into());
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, miss);
 }
 
-/// `helper(fp+slot, len, r3)`: r0 is 0 when read.
-fn read(b: &mut ProgramBuilder, helper: Helper, slot: StackSlot, len: u16) {
-    b.mov64_reg(Reg::R1, Reg::FP)
+/// `helper(buffer+slot, len, r3)`: r0 is 0 when read.
+fn read(b: &mut ProgramBuilder, helper: Helper, slot: Slot, len: u16) {
+    b.mov64_reg(Reg::R1, Reg::R6)
         .add64_imm(Reg::R1, slot.off.into());
     b.mov64_imm(Reg::R2, i32::from(len));
     b.call(helper);
 }
 
 /// `*dst = *(u64 *)(*base + offset)` from user memory; r0 is 0 when read.
-fn read_at(b: &mut ProgramBuilder, base: StackSlot, offset: i64, dst: StackSlot) {
-    b.ldx(Size::DW, Reg::R3, Reg::FP, base.off);
+fn read_at(b: &mut ProgramBuilder, base: Slot, offset: i64, dst: Slot) {
+    b.ldx(Size::DW, Reg::R3, Reg::R6, base.off);
     add_offset(b, Reg::R3, offset);
     read(b, Helper::ProbeReadUser, dst, 8);
 }
 
 /// `*dst = *(u64 *)(reg + offset)` from user memory (reg not r1-r3).
-fn read_reg(b: &mut ProgramBuilder, reg: Reg, offset: i64, dst: StackSlot) {
+fn read_reg(b: &mut ProgramBuilder, reg: Reg, offset: i64, dst: Slot) {
     b.mov64_reg(Reg::R3, reg);
     add_offset(b, Reg::R3, offset);
     read(b, Helper::ProbeReadUser, dst, 8);
@@ -302,9 +388,17 @@ fn set_flag(b: &mut ProgramBuilder, flag: u16) {
 }
 
 /// The header's fixed fields (r7: pid_tgid).
-fn header(b: &mut ProgramBuilder, _s: &Slots) {
-    b.call(Helper::KtimeGetNs);
-    b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
+fn header(b: &mut ProgramBuilder, walk_for: WalkFor) {
+    match walk_for {
+        WalkFor::Sample => {
+            b.call(Helper::KtimeGetNs);
+            b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R0);
+        }
+        WalkFor::Event { ts_slot } => {
+            b.ldx(Size::DW, Reg::R1, Reg::FP, ts_slot);
+            b.stx(Size::DW, Reg::R6, off::TS as i16, Reg::R1);
+        }
+    }
     b.stx(Size::W, Reg::R6, off::TID as i16, Reg::R7);
     b.mov64_reg(Reg::R1, Reg::R7);
     b.alu64_imm(AluOp::Rsh, Reg::R1, 32);
@@ -329,7 +423,7 @@ fn find_thread(
     let scan = b.new_label();
     b.comment("the thread state pytap knows for this thread pointer");
     b.ld_map_fd(Reg::R1, maps.threads);
-    b.mov64_reg(Reg::R2, Reg::FP)
+    b.mov64_reg(Reg::R2, Reg::R6)
         .add64_imm(Reg::R2, s.key.off.into());
     b.call(Helper::MapLookupElem);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, scan);
@@ -339,7 +433,7 @@ fn find_thread(
     b.comment("else the interpreter's thread list");
     read_at(b, s.interp, i64::from(l.threads_head), s.word);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
-    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R9, Reg::R6, s.word.off);
     b.mov64_imm(Reg::R7, 0);
     let top = b.new_label();
     b.bind(top);
@@ -349,7 +443,7 @@ fn find_thread(
     jump_if_thread_is_sampled(b, l, s, none, found);
     read_reg(b, Reg::R9, i64::from(l.thread_next), s.word);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, none);
-    b.ldx(Size::DW, Reg::R9, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R9, Reg::R6, s.word.off);
     b.ja(top);
     b.bind(found);
     b.stx(Size::DW, Reg::R6, off::TSTATE as i16, Reg::R9);
@@ -367,11 +461,11 @@ fn jump_if_thread_is_sampled(
 ) {
     read_reg(b, Reg::R9, i64::from(l.thread_id), s.word);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, unreadable);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.word.off);
     b.ldx(
         Size::DW,
         Reg::R2,
-        Reg::FP,
+        Reg::R6,
         s.key.field(off::KEY_FSBASE as u16),
     );
     b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R2, found);
@@ -390,25 +484,25 @@ fn gil(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildEr
         } => {
             read_at(b, s.interp, i64::from(gil), s.word);
             b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
-            b.ldx(Size::DW, Reg::R3, Reg::FP, s.word.off);
+            b.ldx(Size::DW, Reg::R3, Reg::R6, s.word.off);
             b.jmp_imm(JmpOp::Jeq, Reg::R3, 0, not);
-            b.stx(Size::DW, Reg::FP, s.code.off, Reg::R3);
+            b.stx(Size::DW, Reg::R6, s.code.off, Reg::R3);
             read_at(b, s.code, i64::from(locked), s.word);
             b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
-            b.ldx(Size::W, Reg::R1, Reg::FP, s.word.off);
+            b.ldx(Size::W, Reg::R1, Reg::R6, s.word.off);
             b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, not);
             read_at(b, s.code, i64::from(holder), s.word);
         }
         GilHolder::Interp { holder, locked } => {
             read_at(b, s.interp, i64::from(locked), s.word);
             b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
-            b.ldx(Size::W, Reg::R1, Reg::FP, s.word.off);
+            b.ldx(Size::W, Reg::R1, Reg::R6, s.word.off);
             b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, not);
             read_at(b, s.interp, i64::from(holder), s.word);
         }
     }
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, not);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.word.off);
     b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R9, not);
     set_flag(b, FLAG_GIL);
     b.bind(not);
@@ -431,7 +525,7 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         } => {
             read_reg(b, Reg::R8, i64::from(cframe), s.word);
             b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
-            b.ldx(Size::DW, Reg::R3, Reg::FP, s.word.off);
+            b.ldx(Size::DW, Reg::R3, Reg::R6, s.word.off);
             b.jmp_imm(JmpOp::Jeq, Reg::R3, 0, done);
             add_offset(b, Reg::R3, i64::from(current_frame));
             read(b, Helper::ProbeReadUser, s.word, 8);
@@ -443,11 +537,11 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     // counted in the sample's `depth` in memory, where the verifier does
     // not tell one count from another: two exact counters would make it
     // walk every pair of them.
-    b.ldx(Size::DW, Reg::R8, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R8, Reg::R6, s.word.off);
     b.mov64_imm(Reg::R7, 0);
     // No code is at the last address: the first frame is always read.
-    b.st_imm(Size::DW, Reg::FP, s.prev_code.off, -1);
-    b.st_imm(Size::DW, Reg::FP, s.prev_fp.off, 0);
+    b.st_imm(Size::DW, Reg::R6, s.prev_code.off, -1);
+    b.st_imm(Size::DW, Reg::R6, s.prev_fp.off, 0);
     let top = b.new_label();
     let next = b.new_label();
     b.bind(top);
@@ -458,7 +552,7 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     read(b, Helper::ProbeReadUser, s.frame, s.frame.size);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
     if let Some(owner) = l.frame_owner {
-        b.ldx(Size::B, Reg::R1, Reg::FP, s.frame.field(owner as u16));
+        b.ldx(Size::B, Reg::R1, Reg::R6, s.frame.field(owner as u16));
         b.jmp_imm(
             JmpOp::Jge,
             Reg::R1,
@@ -469,30 +563,30 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.ldx(
         Size::DW,
         Reg::R3,
-        Reg::FP,
+        Reg::R6,
         s.frame.field(l.frame_code as u16),
     );
     if l.code_tag_bits != 0 {
         b.alu64_imm(AluOp::And, Reg::R3, !(l.code_tag_bits as i32));
     }
-    b.stx(Size::DW, Reg::FP, s.code.off, Reg::R3);
+    b.stx(Size::DW, Reg::R6, s.code.off, Reg::R3);
     // A frame running the code of the frame before it (recursion) has its
     // fingerprint already: code referenced by a frame on the stack cannot
     // be freed while the stack is read, so within one sample the address
     // says it all.
     let same = b.new_label();
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.prev_code.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.prev_code.off);
     b.jmp_reg(JmpOp::Jeq, Reg::R1, Reg::R3, same);
     let (start, _) = code_read_span(l);
     add_offset(b, Reg::R3, i64::from(start));
     read(b, Helper::ProbeReadUser, s.code_head, s.code_head.size);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
     let at = |field: u32| s.code_head.field((field - start) as u16);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.object_type));
-    b.ldx(Size::DW, Reg::R2, Reg::FP, s.code_type.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, at(l.object_type));
+    b.ldx(Size::DW, Reg::R2, Reg::R6, s.code_type.off);
     b.jmp_reg(JmpOp::Jne, Reg::R1, Reg::R2, not_code);
     b.comment("the name's hash (its characters, in a word: see the fingerprint)");
-    b.ldx(Size::DW, Reg::R3, Reg::FP, at(l.code_name));
+    b.ldx(Size::DW, Reg::R3, Reg::R6, at(l.code_name));
     b.add64_imm(Reg::R3, STR_HASH as i32);
     read(b, Helper::ProbeReadUser, s.word, 8);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
@@ -506,14 +600,14 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.alu64_imm(AluOp::And, Reg::R4, (MAX_FRAMES - 1) as i32);
     b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
     b.alu64_reg(AluOp::Add, Reg::R4, Reg::R6);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.code.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.code.off);
     b.stx(
         Size::DW,
         Reg::R4,
         (off::HEADER + off::FRAME_CODE) as i16,
         Reg::R1,
     );
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.prev_fp.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.prev_fp.off);
     b.stx(
         Size::W,
         Reg::R4,
@@ -524,15 +618,15 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     let pos = s.frame.field(l.frame_position as u16);
     match l.position {
         PositionKind::LastiBytes => {
-            b.ldx(Size::W, Reg::R1, Reg::FP, pos);
+            b.ldx(Size::W, Reg::R1, Reg::R6, pos);
         }
         PositionKind::LastiUnits => {
-            b.ldx(Size::W, Reg::R1, Reg::FP, pos);
+            b.ldx(Size::W, Reg::R1, Reg::R6, pos);
             b.alu32_imm(AluOp::Lsh, Reg::R1, 1);
         }
         PositionKind::InstrPtr => {
-            b.ldx(Size::DW, Reg::R1, Reg::FP, pos);
-            b.ldx(Size::DW, Reg::R2, Reg::FP, s.code.off);
+            b.ldx(Size::DW, Reg::R1, Reg::R6, pos);
+            b.ldx(Size::DW, Reg::R2, Reg::R6, s.code.off);
             b.alu64_reg(AluOp::Sub, Reg::R1, Reg::R2);
             add_offset(b, Reg::R1, -i64::from(l.code_adaptive.unwrap_or(0)));
         }
@@ -547,7 +641,7 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.ldx(
         Size::DW,
         Reg::R8,
-        Reg::FP,
+        Reg::R6,
         s.frame.field(l.frame_previous as u16),
     );
     b.ja(top);
@@ -567,23 +661,23 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
 /// in `s.word`) into `s.prev_fp`, and the code into `s.prev_code`:
 /// name ^ rotl(filename, 17) ^ first line ^ name hash, folded to 32 bits.
 fn fingerprint(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots, at: &dyn Fn(u32) -> i16) {
-    b.ldx(Size::DW, Reg::R1, Reg::FP, at(l.code_name));
-    b.ldx(Size::DW, Reg::R2, Reg::FP, s.word.off);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, at(l.code_name));
+    b.ldx(Size::DW, Reg::R2, Reg::R6, s.word.off);
     b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
-    b.ldx(Size::DW, Reg::R2, Reg::FP, at(l.code_filename));
+    b.ldx(Size::DW, Reg::R2, Reg::R6, at(l.code_filename));
     b.mov64_reg(Reg::R3, Reg::R2);
     b.alu64_imm(AluOp::Lsh, Reg::R2, 17);
     b.alu64_imm(AluOp::Rsh, Reg::R3, 47);
     b.alu64_reg(AluOp::Or, Reg::R2, Reg::R3);
     b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
-    b.ldx(Size::W, Reg::R2, Reg::FP, at(l.code_first_line));
+    b.ldx(Size::W, Reg::R2, Reg::R6, at(l.code_first_line));
     b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
     b.mov64_reg(Reg::R2, Reg::R1);
     b.alu64_imm(AluOp::Rsh, Reg::R2, 32);
     b.alu64_reg(AluOp::Xor, Reg::R1, Reg::R2);
-    b.stx(Size::DW, Reg::FP, s.prev_fp.off, Reg::R1);
-    b.ldx(Size::DW, Reg::R1, Reg::FP, s.code.off);
-    b.stx(Size::DW, Reg::FP, s.prev_code.off, Reg::R1);
+    b.stx(Size::DW, Reg::R6, s.prev_fp.off, Reg::R1);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, s.code.off);
+    b.stx(Size::DW, Reg::R6, s.prev_code.off, Reg::R1);
 }
 
 /// Sends the sample in r6.
