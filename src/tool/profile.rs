@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use pytap_abi::sample::{FLAG_FAULT, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, SampleFrame};
+use pytap_abi::sample::{FLAG_FAULT, FLAG_NO_THREAD, FLAG_TRUNCATED, SampleFrame};
 
 use crate::cpython::stack::code::Symbols;
+use crate::cpython::stack::sampled::{self, SampledFrame, Unknown};
 use crate::cpython::stack::walk::RawThread;
 use crate::cpython::stack::{Memory, code};
 use crate::engine::consumer::SampleConsumer;
@@ -54,7 +55,7 @@ pub struct Profiler {
     /// Samples of threads that run no Python (native threads).
     pub without_python: u64,
     frames: Vec<FrameId>,
-    unknown: HashMap<&'static str, FrameId>,
+    named: Vec<SampledFrame>,
 }
 
 impl Profiler {
@@ -66,61 +67,49 @@ impl Profiler {
             period_ns: 1_000_000_000 / u64::from(rate_hz.max(1)),
             without_python: 0,
             frames: Vec::new(),
-            unknown: HashMap::new(),
+            named: Vec::new(),
         }
     }
 
-    fn unknown_frame(&mut self, what: &'static str) -> FrameId {
-        if let Some(id) = self.unknown.get(what) {
-            return *id;
-        }
-        let id = self.profile.intern(Frame {
-            function: Arc::from(what),
-            file: Arc::from(""),
-            line: 0,
-            kind: FrameKind::Unknown,
-        });
-        self.unknown.insert(what, id);
-        id
-    }
-
-    /// Names `frames` (innermost first) into `self.frames`.
-    fn name_frames(&mut self, interpreter: &Interpreter, frames: &[SampleFrame]) {
-        self.frames.clear();
+    /// Names `frames` (innermost first, then what `flags` say was not
+    /// read) into `self.frames`.
+    fn name_frames(&mut self, interpreter: &Interpreter, frames: &[SampleFrame], flags: u16) {
         let mem = interpreter.memory();
         let symbols = self.symbols.entry(interpreter.process.pid).or_default();
-        let mut named = Vec::with_capacity(frames.len());
-        for f in frames {
-            named.push(
-                symbols
-                    .name(&mem, &interpreter.runtime, f.code, f.fingerprint)
-                    .map(|info| Frame {
-                        function: info.function().clone(),
-                        file: info.filename.clone(),
-                        line: info.lines.line_at(i64::from(f.offset)).unwrap_or(0),
-                        kind: FrameKind::Python,
-                    }),
-            );
-        }
-        for frame in named {
-            let id = match frame {
-                Some(frame) => self.profile.intern(frame),
-                None => self.unknown_frame("<unknown: code freed or unreadable>"),
+        sampled::name_frames(
+            symbols,
+            &mem,
+            &interpreter.runtime,
+            frames,
+            flags,
+            &mut self.named,
+        );
+        self.frames.clear();
+        for frame in &self.named {
+            let frame = match frame {
+                SampledFrame::Code { code, line } => Frame {
+                    function: code.function().clone(),
+                    file: code.filename.clone(),
+                    line: *line,
+                    kind: FrameKind::Python,
+                },
+                SampledFrame::Unknown(why) => {
+                    if *why == Unknown::PastLimit {
+                        self.profile.truncated += 1;
+                    }
+                    Frame {
+                        function: Arc::from(why.label()),
+                        file: Arc::from(""),
+                        line: 0,
+                        kind: FrameKind::Unknown,
+                    }
+                }
             };
-            self.frames.push(id);
+            self.frames.push(self.profile.intern(frame));
         }
     }
 
-    fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64) {
-        if flags & (FLAG_FAULT | FLAG_NOT_CODE) != 0 {
-            let id = self.unknown_frame("<unknown: stack changed while read>");
-            self.frames.push(id);
-        }
-        if flags & FLAG_TRUNCATED != 0 {
-            self.profile.truncated += 1;
-            let id = self.unknown_frame("<more frames past the depth limit>");
-            self.frames.push(id);
-        }
+    fn count(&mut self, pid: u32, tid: u32, weight_ns: u64) {
         let frames = std::mem::take(&mut self.frames);
         let key = ThreadKey { pid, tid };
         if self.profile.thread(key).is_none() {
@@ -179,8 +168,8 @@ impl SampleConsumer for Profiler {
             self.without_python += 1;
             return Ok(());
         }
-        self.name_frames(interpreter, &sample.frames);
-        self.count(h.pid, h.tid, h.flags, self.period_ns);
+        self.name_frames(interpreter, &sample.frames, h.flags);
+        self.count(h.pid, h.tid, self.period_ns);
         Ok(())
     }
 
@@ -206,7 +195,6 @@ impl SampleConsumer for Profiler {
                 }
             })
             .collect();
-        self.name_frames(interpreter, &frames);
         let mut flags = 0;
         if thread.truncated {
             flags |= FLAG_TRUNCATED;
@@ -214,13 +202,9 @@ impl SampleConsumer for Profiler {
         if thread.error.is_some() {
             flags |= FLAG_FAULT;
         }
+        self.name_frames(interpreter, &frames, flags);
         let tid = tid.unwrap_or(thread.thread_id as u32);
-        self.count(
-            interpreter.process.pid,
-            tid,
-            flags,
-            period.as_nanos() as u64,
-        );
+        self.count(interpreter.process.pid, tid, period.as_nanos() as u64);
         Ok(())
     }
 }

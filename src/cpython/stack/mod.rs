@@ -13,10 +13,12 @@
 //! - [`walk`]: interpreters, thread states, the GIL holder, raw frames
 //!   (code pointer and position);
 //! - [`code`]: a code object's names, file and line table, and strings;
-//! - [`locals`]: a frame's local variables, shown without running anything.
+//! - [`locals`]: a frame's local variables, shown without running anything;
+//! - [`sampled`]: naming the frames of a stack the kernel read.
 
 pub mod code;
 pub mod locals;
+pub mod sampled;
 pub mod walk;
 
 /// Memory of the process being read.
