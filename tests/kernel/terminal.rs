@@ -1,7 +1,7 @@
 //! pytap in a real terminal (tmux): a live view that loses its terminal
 //! ends cleanly, stop signals work in the live view, notices and the
 //! traced command's output are never drawn over it and never lost, and
-//! text views fit the terminal's width.
+//! text views fit the terminal, and the live profile redraws in place.s width.
 
 use std::process::Command;
 use std::time::Duration;
@@ -288,4 +288,88 @@ fn text_views_fit_the_terminal() {
         "{text}"
     );
     assert!(text.contains("pytap.wide('yyy"), "{text}");
+}
+
+/// The first number on the screen's `pytap profile: N samples` line.
+fn profile_samples(screen: &str) -> Option<u64> {
+    let line = screen.lines().find(|l| l.starts_with("pytap profile: "))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The TOTAL% of the row of `function` in a top table.
+fn total_share(screen: &str, function: &str) -> Option<f64> {
+    let row = screen
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some(function))?;
+    row.split_whitespace()
+        .nth(3)?
+        .trim_end_matches('%')
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_live_profile_view_redraws_in_place_and_ends_with_the_whole_table() {
+    require_kernel();
+    let mut target = ChildGuard::spawn(
+        Command::new(&fixture("3.13").binary)
+            .arg(crate::harness::root().join("tests/py/sampled.py"))
+            .arg("ratio"),
+    );
+    target.wait_for_line("ready", SECS20);
+    let pid = target.pid();
+    let marker = scratch("live-profile").join("done");
+    let _ = std::fs::remove_file(&marker);
+    let (cols, rows) = (72, 16);
+    let term = Tmux::start(
+        "live-profile",
+        cols,
+        rows,
+        // bash, which goes on after a child that handled Ctrl-C (dash
+        // ends with it).
+        &format!(
+            "exec bash -c '{} profile -p {pid} --rate 199; echo $? > {m}; sleep 60'",
+            pytap_bin().display(),
+            m = marker.display()
+        ),
+    );
+    term.wait_for("the live profile", SECS20, |s| {
+        profile_samples(s).is_some_and(|n| n > 0) && s.contains("three")
+    });
+    let first = profile_samples(&term.screen()).unwrap();
+    // Redrawn every second: more samples, one header on the screen.
+    term.wait_for("a redraw with more samples", SECS20, |s| {
+        profile_samples(s).is_some_and(|n| n >= first + 300)
+    });
+    let screen = term.screen();
+    assert_eq!(
+        screen.matches("pytap profile: ").count(),
+        1,
+        "a redraw, not a scroll:\n{screen}"
+    );
+    // Rows fit the terminal: as many as it has, none wider.
+    for line in term.history_joined().lines() {
+        assert!(
+            line.trim_end().chars().count() <= cols.into(),
+            "too wide: {line}"
+        );
+    }
+    let three = total_share(&screen, "three").expect("a row for three()");
+    assert!(
+        (three - 75.0).abs() <= 10.0,
+        "three() at {three} %:\n{screen}"
+    );
+    term.send("C-c");
+    wait_until("pytap to end", SECS20, || marker.exists());
+    wait_until("its status", SECS20, || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| m.ends_with('\n'))
+    });
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "0\n");
+    // The end: the whole table stays on the screen, then the summary.
+    let end = term.history_joined();
+    assert!(end.contains("burn ("), "{end}");
+    assert!(end.contains("stopped by SIGINT"), "{end}");
+    assert!(end.contains(" 0 lost"), "{end}");
+    assert!(target.is_running());
+    target.kill();
 }
