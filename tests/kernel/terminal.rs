@@ -1,7 +1,8 @@
 //! pytap in a real terminal (tmux): a live view that loses its terminal
 //! ends cleanly, stop signals work in the live view, notices and the
 //! traced command's output are never drawn over it and never lost, and
-//! text views fit the terminal, and the live profile redraws in place.s width.
+//! text views fit the terminal's width, and the live profile redraws in
+//! place.
 
 use std::process::Command;
 use std::time::Duration;
