@@ -7,7 +7,8 @@
             interleaved rounds, the median of each round's ratio to the
             untraced run of the same round, with the interquartile range.
             Targets: pytap at most 1.01x at 99 Hz and 1.03x at 999 Hz, and at
-            999 Hz at most a quarter of what py-spy adds.
+            999 Hz at most a quarter of what py-spy adds; no sample lost
+            (pytap's summary, every run).
   per sample  the sampler's program time per sample from the kernel's own
             BPF statistics (kernel.bpf_stats_enabled: run_time_ns / run_cnt in
             pytap's program fds' fdinfo), on a thread spinning 64 frames deep
@@ -18,6 +19,7 @@
             wall time. Target: under 50 ms.
 """
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,12 +51,19 @@ def py_spy():
     return exe
 
 
-def work_time(argv, out):
+def work_time(argv, out, lost=None):
+    """The workload's own elapsed time; with `lost`, the samples pytap's
+    summary says were lost are appended to it."""
     if os.path.exists(out):
         os.unlink(out)
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0 or not os.path.exists(out):
         raise SystemExit(f"bench: {argv[:5]} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    if lost is not None:
+        m = re.search(r" samples in .*?, (\d+) lost,", proc.stderr)
+        if not m:
+            raise SystemExit(f"bench: no summary from {argv[:5]}: {proc.stderr[-1500:]}")
+        lost.append(int(m.group(1)))
     with open(out) as f:
         return float(f.read())
 
@@ -71,6 +80,7 @@ def slowdown(python, pytap, runs, rounds, tmp):
         "py-spy_999": [spy, "record", "-r", "999", "-f", "raw", "-o", os.path.join(tmp, "spy"), "--"],
     }
     times = {m: [] for m in modes}
+    lost = []
     # Warm the page cache and the CPU first; then each round runs the modes
     # in a rotated order, so that no mode always runs first or after the
     # same one.
@@ -79,9 +89,10 @@ def slowdown(python, pytap, runs, rounds, tmp):
     names = list(modes)
     for r in range(runs):
         for mode in names[r % len(names):] + names[:r % len(names)]:
-            times[mode].append(work_time(modes[mode] + work, out))
+            pytap_run = mode.startswith("pytap")
+            times[mode].append(work_time(modes[mode] + work, out, lost if pytap_run else None))
     ratios = {m: [t / u for t, u in zip(times[m], times["untraced"])] for m in modes}
-    return times, ratios
+    return times, ratios, lost
 
 
 def program_stats(pid):
@@ -152,11 +163,11 @@ def dump_time(python, pytap, runs):
 
 def bench(python, pytap, runs=7, rounds=250):
     with tempfile.TemporaryDirectory(prefix="pytap-bench-profile-") as tmp:
-        times, ratios = slowdown(python, pytap, runs, rounds, tmp)
+        times, ratios, lost = slowdown(python, pytap, runs, rounds, tmp)
     sample_us, samples = per_sample(python, pytap)
     chain_us, chain_samples = per_sample(python, pytap, ("chain", "62"))
     walls = dump_time(python, pytap, 21)
-    return {"python": python, "times": times, "ratios": ratios, "sample_us": sample_us,
+    return {"python": python, "times": times, "ratios": ratios, "lost": lost, "sample_us": sample_us,
             "samples": samples, "chain_us": chain_us, "chain_samples": chain_samples,
             "dump_ms": walls}
 
@@ -178,6 +189,10 @@ def report(r):
     good = share <= SPY_SHARE
     ok &= good
     print(f"  pytap / py-spy overhead at 999 Hz {share:.2f} (target <= {SPY_SHARE}) {'PASS' if good else 'FAIL'}")
+    good = sum(r["lost"]) == 0
+    ok &= good
+    print(f"  samples lost over {len(r['lost'])} pytap runs: {sum(r['lost'])} (target 0) "
+          f"{'PASS' if good else 'FAIL'}")
     good = r["sample_us"] <= SAMPLE_US
     ok &= good
     print(f"  program time per sample, 64 frames of one recursive function: {r['sample_us']:.2f} us "
