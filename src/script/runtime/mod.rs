@@ -91,7 +91,7 @@ impl<'o> Runtime<'o> {
         let header = matches!(compiled.dialect, Dialect::D { quiet: false, .. })
             .then_some(super::dtrace::HEADER);
         let timers = timer::timers(&compiled);
-        let compiled_dialect = compiled.dialect.clone();
+        let compiled_dialect = compiled.dialect;
         let probes = record::names_probes(&compiled.placement).then(ProbeTable::default);
         Runtime {
             mem: MemStore::new(program),

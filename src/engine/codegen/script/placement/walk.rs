@@ -97,13 +97,12 @@ impl Placer<'_> {
             .iter()
             .zip(&a.string_keys)
             .any(|(stack, string)| *stack && *string)
+            && let Some(k) = keys.first()
         {
-            if let Some(k) = keys.first() {
-                self.diags.push(unsupported(
-                    k.span,
-                    "an array keyed by stacks at one place and by other strings at another",
-                ));
-            }
+            self.diags.push(unsupported(
+                k.span,
+                "an array keyed by stacks at one place and by other strings at another",
+            ));
         }
     }
 
