@@ -130,6 +130,14 @@ fn check_build(module: &Module, symbols: &[Option<u64>]) -> Result<PyVersion, St
 /// For 3.13+ the remote debugging table is read from the file's
 /// `.PyRuntime` section, as a process starts with it.
 pub fn stacks_readable(path: &std::path::Path) -> Result<String, String> {
+    file_layout(path).map(|(file, _)| file)
+}
+
+/// The stack layout of the CPython at `path` (an interpreter, or the
+/// libpython it links), from the files alone, and the file that defines
+/// `_PyRuntime`: what a program that walks the stacks of processes
+/// running it (a script's `jstack()`) is made with before any runs.
+pub fn file_layout(path: &std::path::Path) -> Result<(String, StackLayout), String> {
     let module = Module::open(path, path).map_err(|e| e.to_string())?;
     let module = if module.dynamic_symbols(&SYMBOLS[..1])[0].is_some() {
         module
@@ -152,14 +160,16 @@ pub fn stacks_readable(path: &std::path::Path) -> Result<String, String> {
     };
     let symbols = module.dynamic_symbols(&SYMBOLS);
     let version = check_build(&module, &symbols)?;
-    if version.minor >= 13 {
+    let layout = if version.minor >= 13 {
         let table = module
             .section_bytes(".PyRuntime", TABLE_BYTES)
             .ok_or_else(|| "no .PyRuntime section".to_string())?;
         let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
-        StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())?;
-    }
-    Ok(module.path.display().to_string())
+        StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())?
+    } else {
+        StackLayout::from_table(version.minor).map_err(|e| e.to_string())?
+    };
+    Ok((module.path.display().to_string(), layout))
 }
 
 /// Finds the interpreter of process `pid`.

@@ -3,8 +3,8 @@
 //! what the placement left to pytap ([`runtime`]: records from the kernel
 //! probes evaluated and printed, `begin`, timers and `end`, marker probes
 //! on the in-process capture's events), over the globals as the
-//! interpreter sees them ([`store`]) and the context its bodies read
-//! ([`context`]). D's run-time parts are here too: the probes' names and
+//! interpreter sees them ([`store`]), the stacks the probes walked, named
+//! ([`stacks`]), and the context its bodies read ([`context`]). D's run-time parts are here too: the probes' names and
 //! numbers ([`probes`], which `pytap dtrace -l` lists) and what D prints
 //! that SystemTap does not ([`dtrace`]). A script that attaches nothing
 //! runs in [`userspace`].
@@ -18,5 +18,6 @@ mod context;
 pub mod dtrace;
 pub mod probes;
 pub mod runtime;
+pub mod stacks;
 pub mod store;
 pub mod userspace;

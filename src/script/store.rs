@@ -43,6 +43,8 @@ pub struct ScriptStore<'a> {
     pub old: &'a [GlobalId],
     /// Keys the kernel sent no definition for (lost records), counted.
     pub undecoded: &'a mut u64,
+    /// The stacks the probes walked (keys that are stacks print them).
+    pub stacks: &'a crate::script::stacks::Stacks,
     /// Merged entries of address-keyed arrays read during this body.
     pub cache: HashMap<GlobalId, Vec<(Vec<Value>, Value)>>,
 }
@@ -93,9 +95,10 @@ impl<'a> ScriptStore<'a> {
                     out.extend_from_slice(s);
                     out.resize(out.len() + STR_CAP - s.len(), 0);
                 }
-                KeyPart::Tgid | KeyPart::Address => {
+                KeyPart::Tgid | KeyPart::Address | KeyPart::Stack => {
                     return Err(StoreError(
-                        "an address-keyed array is written only by its probes".into(),
+                        "an array keyed by marker strings or stacks is written only by its probes"
+                            .into(),
                     ));
                 }
             }
@@ -116,6 +119,10 @@ impl<'a> ScriptStore<'a> {
                 KeyPart::Long => Value::Long(i64::from_le_bytes(bytes.try_into().ok()?)),
                 KeyPart::Bytes => Value::Str(
                     bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())].to_vec(),
+                ),
+                KeyPart::Stack => Value::Str(
+                    self.stacks
+                        .text(u64::from_le_bytes(bytes.try_into().ok()?), 0),
                 ),
                 KeyPart::Tgid | KeyPart::Address => return None,
             });
@@ -219,13 +226,16 @@ impl<'a> ScriptStore<'a> {
         Ok(keys)
     }
 
-    /// Whether `g` is an address-keyed array.
+    /// Whether `g`'s raw keys are not what the script sees: an
+    /// address-keyed array, or one keyed by stacks (ids pytap names).
+    /// Such an array is read whole, its keys decoded, and what pytap's
+    /// own bodies add to it is kept beside the kernel's part.
     fn address_keyed(&self, g: GlobalId) -> bool {
         self.placement
             .globals
             .get(g)
             .and_then(|k| k.as_ref())
-            .is_some_and(|k| k.address_keyed)
+            .is_some_and(|k| k.address_keyed || k.key.contains(&KeyPart::Stack))
     }
 
     /// Decoded entries, keys naming the same strings merged, with what
@@ -384,7 +394,7 @@ impl Store for ScriptStore<'_> {
                     map.delete(&raw).map_err(err)?;
                 }
             }
-            Some(keys) if kg.address_keyed => {
+            Some(keys) if kg.address_keyed || kg.key.contains(&KeyPart::Stack) => {
                 for raw in Self::raw_keys(map)? {
                     if self.decode_key(g, kg, &raw).as_deref() == Some(keys) {
                         map.delete(&raw).map_err(err)?;

@@ -18,6 +18,7 @@ mod profile;
 mod recording;
 mod rough;
 mod sampler;
+mod script_stacks;
 mod sent_once;
 mod stap;
 mod streams;

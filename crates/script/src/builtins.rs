@@ -93,6 +93,11 @@ pub enum Builtin {
     Strstr,
     /// D's `substr(s, index[, length])`: negative `index` counts from the end.
     DSubstr,
+    /// The Python stack of the firing thread, innermost first, at most
+    /// `nframes` frames (0: all): D's `jstack(nframes)`, SystemTap's
+    /// `sprint_pybacktrace()`. A string to the script; in the kernel, the
+    /// id of the stack the probe walked, named by pytap when printed.
+    Pystack,
 }
 
 /// What a built-in needs to run.
@@ -109,7 +114,7 @@ pub enum Needs {
 
 impl Builtin {
     /// Every built-in.
-    pub const ALL: [Builtin; 43] = [
+    pub const ALL: [Builtin; 44] = [
         Builtin::Pid,
         Builtin::Tid,
         Builtin::Ppid,
@@ -153,6 +158,7 @@ impl Builtin {
         Builtin::Dirname,
         Builtin::Strstr,
         Builtin::DSubstr,
+        Builtin::Pystack,
     ];
 
     /// The name scripts call it by.
@@ -200,12 +206,16 @@ impl Builtin {
             Builtin::Dirname => "__d_dirname",
             Builtin::Strstr => "__d_strstr",
             Builtin::DSubstr => "__d_substr",
+            Builtin::Pystack => "__pystack",
         }
     }
 
     /// The name messages show (D's built-ins without their prefix).
     pub fn shown(self) -> &'static str {
-        self.name().trim_start_matches("__d_")
+        match self {
+            Builtin::Pystack => "jstack",
+            _ => self.name().trim_start_matches("__d_"),
+        }
     }
 
     /// Parameter types.
@@ -234,6 +244,7 @@ impl Builtin {
             | Builtin::ThreadIndentDepth
             | Builtin::Indent
             | Builtin::IndentDepth
+            | Builtin::Pystack
             | Builtin::UserString => &[Long],
             Builtin::UserStringN => &[Long, Long],
             Builtin::UserString2 => &[Long, Str],
@@ -276,7 +287,8 @@ impl Builtin {
             | Builtin::Basename
             | Builtin::Dirname
             | Builtin::Strstr
-            | Builtin::DSubstr => Ty::Str,
+            | Builtin::DSubstr
+            | Builtin::Pystack => Ty::Str,
             _ => Ty::Long,
         }
     }
@@ -306,7 +318,8 @@ impl Builtin {
             | Builtin::IndentDepth
             | Builtin::UserString
             | Builtin::UserStringN
-            | Builtin::UserString2 => Needs::Context,
+            | Builtin::UserString2
+            | Builtin::Pystack => Needs::Context,
             Builtin::Exit | Builtin::Error | Builtin::Warn | Builtin::Log => Needs::Action,
             _ => Needs::Pure,
         }

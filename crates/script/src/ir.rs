@@ -120,6 +120,16 @@ pub struct Global {
     pub hist: Option<HistShape>,
     /// D: the aggregating function of an aggregation (`@a = count()`).
     pub agg: Option<crate::ast::AggFunc>,
+    /// D: the key positions that hold stacks (`@[jstack()]`), printed as
+    /// dtrace prints stacks rather than as strings.
+    pub stack_keys: Vec<bool>,
+}
+
+impl Global {
+    /// Whether key `i` holds stacks.
+    pub fn stack_key(&self, i: usize) -> bool {
+        self.stack_keys.get(i).copied().unwrap_or(false)
+    }
 }
 
 impl Global {

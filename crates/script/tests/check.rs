@@ -237,3 +237,38 @@ fn adjacent_printfs_are_fused_into_one_record() {
         [0, 1, 0]
     );
 }
+
+#[test]
+fn stacks_are_strings_that_d_marks_as_stack_keys() {
+    let c =
+        compile_d("python$target:::audit { @[jstack()] = count(); @n[jstack(3), 1] = count(); }")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let g = &c.program.globals;
+    assert_eq!(g[0].keys, [Ty::Str]);
+    assert!(g[0].stack_key(0));
+    assert!(g[1].stack_key(0) && !g[1].stack_key(1));
+    // SystemTap's names for it.
+    let c = ok(
+        "global x probe process.mark(\"audit\") { print_pybacktrace(); x[sprint_pybacktrace()] <<< 1 }",
+    );
+    assert_eq!(c.program.globals[0].keys, [Ty::Str]);
+}
+
+#[test]
+fn bad_stack_arguments_get_one_clear_error() {
+    let e = compile_d("python$target:::audit { trace(jstack(1, 2, 3)); }").unwrap_err();
+    assert!(
+        e.contains("`jstack()` takes 0 or 1 or 2 argument(s), 3 given"),
+        "{e}"
+    );
+    let e = compile_d("python$target:::audit { trace(jstack(arg0)); }").unwrap_err();
+    assert!(
+        e.contains("frame count must be a non-negative integer constant"),
+        "{e}"
+    );
+    let e = err("probe process.mark(\"audit\") { print_pybacktrace(1) }");
+    assert!(
+        e.contains("`print_pybacktrace` takes no arguments, 1 given"),
+        "{e}"
+    );
+}

@@ -79,6 +79,10 @@ impl Consumer for Runtime<'_> {
     }
 
     fn before_tick(&mut self, source: &dyn Source) -> Result<()> {
+        if let Some(session) = source.session() {
+            self.stacks.tell(session, self.target as u32);
+            self.stacks.drain();
+        }
         self.prepare(source.session())
     }
 
@@ -103,6 +107,9 @@ impl Consumer for Runtime<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        // Whenever the loop is idle: stacks are named while their process
+        // is there.
+        self.stacks.drain();
         Ok(self.out.flush()?)
     }
 

@@ -74,6 +74,8 @@ pub struct Runtime<'o> {
     probes: Option<ProbeTable>,
     /// The locals of the probe an output runs in (reused per record).
     frame: Vec<Value>,
+    /// The stacks the probes walked.
+    pub stacks: crate::script::stacks::Stacks,
 }
 
 impl std::fmt::Debug for Runtime<'_> {
@@ -89,6 +91,7 @@ impl<'o> Runtime<'o> {
         let header = matches!(compiled.dialect, Dialect::D { quiet: false, .. })
             .then_some(super::dtrace::HEADER);
         let timers = timer::timers(&compiled);
+        let compiled_dialect = compiled.dialect;
         let probes = record::names_probes(&compiled.placement).then(ProbeTable::default);
         Runtime {
             mem: MemStore::new(program),
@@ -113,6 +116,10 @@ impl<'o> Runtime<'o> {
             indents: HashMap::default(),
             frame: Vec::new(),
             probes,
+            stacks: crate::script::stacks::Stacks::new(matches!(
+                compiled_dialect,
+                Dialect::D { .. }
+            )),
         }
     }
 
@@ -124,6 +131,8 @@ impl<'o> Runtime<'o> {
         if let Some(table) = &mut self.probes {
             table.prime(&session.plan);
         }
+        self.stacks.open(session);
+        self.stacks.tell(session, self.target as u32);
         let Some(map) = session.map_named(crate::engine::codegen::script::names::CONTROL) else {
             return Ok(());
         };
@@ -167,6 +176,7 @@ impl<'o> Runtime<'o> {
             epochs: &self.epochs,
             old,
             undecoded: &mut undecoded,
+            stacks: &self.stacks,
             cache: HashMap::new(),
         };
         f(&mut store, &self.compiled.program)
@@ -225,6 +235,7 @@ impl<'o> Runtime<'o> {
     ) -> T {
         let program = self.compiled.program.clone();
         let placement = self.compiled.placement.clone();
+        self.stacks.drain();
         let mut store = ScriptStore {
             mem: &mut self.mem,
             session,
@@ -234,6 +245,7 @@ impl<'o> Runtime<'o> {
             epochs: &self.epochs,
             old,
             undecoded: &mut self.undecoded,
+            stacks: &self.stacks,
             cache: HashMap::new(),
         };
         let mut out = Out {

@@ -47,6 +47,10 @@ impl Runtime<'_> {
             return;
         };
         self.outputs += 1;
+        if site.leaves.iter().any(|l| l.kind == LeafKind::Stack) {
+            // The walk sent the sample before this record.
+            self.stacks.drain();
+        }
         let mut longs = rec.longs();
         let mut strs = rec.strings();
         let mut overrides = std::mem::take(&mut self.interp.overrides);
@@ -54,6 +58,10 @@ impl Runtime<'_> {
         for leaf in &site.leaves {
             let value = match leaf.kind {
                 LeafKind::Long => Value::Long(longs.next().unwrap_or(0)),
+                LeafKind::Stack => Value::Str(self.stacks.text(
+                    longs.next().unwrap_or(0) as u64,
+                    crate::script::stacks::nframes(&leaf.expr),
+                )),
                 LeafKind::Str => match strs.next() {
                     Some(s) => Value::Str(self.text(&s, rec, session)),
                     None => Value::Str(Vec::new()),
@@ -112,6 +120,7 @@ impl Runtime<'_> {
             epochs: &self.epochs,
             old: &[],
             undecoded: &mut self.undecoded,
+            stacks: &self.stacks,
             cache: HashMap::new(),
         };
         let mut out = Out {
@@ -157,6 +166,10 @@ impl Runtime<'_> {
                         None => Vec::new(),
                     };
                     keys.push(Value::Str(text));
+                }
+                KeyPart::Stack => {
+                    self.stacks.drain();
+                    keys.push(Value::Str(self.stacks.text(word as u64, 0)));
                 }
                 KeyPart::Bytes => {}
             }

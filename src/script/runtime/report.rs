@@ -1,5 +1,6 @@
 //! What a script's run sums up at the end: the kernel's counters (cut
-//! strings, skipped probe runs, full arrays) and the runtime's own.
+//! strings, skipped probe runs, full arrays, stacks the ring had no room
+//! for) and the runtime's own.
 
 use super::Runtime;
 use crate::engine::abi;
@@ -45,6 +46,16 @@ impl Runtime<'_> {
                 "{} strings could not be read in the traced process and were printed empty",
                 self.unreadable
             );
+        }
+        let lost = crate::script::stacks::lost(session);
+        if lost > 0 {
+            crate::notice!(
+                "{lost} Python stacks were lost: the stacks' ring had no room; their keys and values print as lost"
+            );
+        }
+        let unnamed = self.stacks.unnamed.get();
+        if unnamed > 0 {
+            crate::notice!("{unnamed} stacks printed were never received, and print as lost");
         }
         if self.undecoded > 0 {
             crate::notice!(

@@ -23,6 +23,7 @@ use pytap_script::ir::PointKind;
 
 use crate::capture::Capture;
 use crate::cpython::Marker;
+use crate::engine::codegen::script::stacks::{self, ScriptStacks};
 use crate::engine::codegen::script::{ScriptHandler, ScriptMaps};
 use crate::engine::consumer::End;
 use crate::engine::hazard;
@@ -69,6 +70,8 @@ struct Script<'a> {
     resolution: &'a bind::Resolution,
     targeted: bool,
     raw: bool,
+    /// `task_struct.thread.fsbase`'s offset, when probes walk stacks.
+    fsbase: Option<u32>,
 }
 
 impl Script<'_> {
@@ -94,6 +97,20 @@ impl Script<'_> {
             bindings: Arc::new(bindings),
             markers: Marker::ALL.to_vec(),
             raw: self.raw,
+            stacks: self.fsbase.map(|fsbase| {
+                Arc::new(ScriptStacks {
+                    fsbase,
+                    maps: stacks::maps(maps),
+                    layouts: targets
+                        .iter()
+                        .filter_map(|t| {
+                            let (_, layout) =
+                                crate::process::python::file_layout(&t.module.open_path).ok()?;
+                            Some(((t.module.dev, t.module.inode), layout))
+                        })
+                        .collect(),
+                })
+            }),
         };
         (handler, notes)
     }
@@ -118,6 +135,11 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         resolution: &resolution,
         targeted,
         raw: request.raw_markers,
+        fsbase: if compiled.placement.stacks {
+            Some(crate::engine::sampler::fsbase_offset()?)
+        } else {
+            None
+        },
     };
     if stream.attach.dump_bpf {
         let mut make = |maps: &mut _, record, targets: &[AttachTarget]| {

@@ -6,6 +6,7 @@
 use super::body::{Scope, Walker};
 use super::exprs::Typed;
 use crate::ast::{self, AggFunc, AssignOp, ExprKind as E, Ident};
+use crate::builtins::Builtin;
 use crate::diag::Diagnostic;
 use crate::ir::{self, HistShape, Ty};
 use crate::source::Span;
@@ -88,6 +89,15 @@ impl Walker<'_, '_> {
         let out = self.assign(AssignOp::Aggregate, &target, &value, span, sc);
         if let Some(g) = self.global(&agg.name) {
             self.agg_uses(g, agg, func, shape, span);
+            let marks = &mut self.globals[g].stack_keys;
+            for (i, k) in keys.iter().enumerate() {
+                if matches!(&k.kind, E::Call { name, .. } if name.name == Builtin::Pystack.name()) {
+                    if marks.len() <= i {
+                        marks.resize(i + 1, false);
+                    }
+                    marks[i] = true;
+                }
+            }
         }
         out
     }

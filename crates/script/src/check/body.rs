@@ -87,6 +87,7 @@ pub(super) fn check(
             init: g.init.clone(),
             hist: g.hist.map(|(h, _)| h),
             agg: g.agg.map(|(a, _)| a),
+            stack_keys: g.stack_keys.clone(),
         })
         .collect();
     let functions = w
@@ -117,6 +118,8 @@ pub(super) struct GlobalState {
     pub agg: Option<(ast::AggFunc, Span)>,
     pub size: Option<u32>,
     pub init: Option<ir::Const>,
+    /// Key positions some update keys with a stack (`@[jstack()]`).
+    pub stack_keys: Vec<bool>,
 }
 
 /// A user function as learnt so far.
@@ -217,6 +220,7 @@ impl<'a> Walker<'a, '_> {
             },
             hist: None,
             agg: None,
+            stack_keys: Vec::new(),
             size: decl.size.map(|s| s.min(i64::from(u32::MAX)) as u32),
             init,
         });

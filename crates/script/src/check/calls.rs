@@ -56,6 +56,9 @@ impl Walker<'_, '_> {
             let ret = self.functions[f].ret;
             return self.mk(ir::ExprKind::Call(f, out), ret, span);
         }
+        if let Some(typed) = self.pybacktrace(name, args, span, sc) {
+            return typed;
+        }
         if name.name == "__d_trace" || name.name == "__d_trace_quiet" {
             return self.d_trace(&args[0], name.name == "__d_trace_quiet", span, sc);
         }
@@ -115,6 +118,56 @@ impl Walker<'_, '_> {
             return self.mk(ir::ExprKind::Str(text), Some(Ty::Str), span);
         }
         self.mk(ir::ExprKind::Builtin(b, out), Some(b.ret()), span)
+    }
+
+    /// SystemTap's Python backtrace functions, pytap's counterparts of
+    /// `sprint_ubacktrace()` and `print_ubacktrace()`:
+    /// `sprint_pybacktrace()` is the stack as a string (one frame a line,
+    /// innermost first), `print_pybacktrace()` prints it and a newline.
+    fn pybacktrace(
+        &mut self,
+        name: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        sc: &mut Scope<'_>,
+    ) -> Option<Typed> {
+        let print = match name.name.as_str() {
+            "sprint_pybacktrace" => false,
+            "print_pybacktrace" => true,
+            _ => return None,
+        };
+        if !args.is_empty() {
+            self.error(Diagnostic::error(
+                span,
+                format!("`{}` takes no arguments, {} given", name.name, args.len()),
+            ));
+            return Some(self.bad(span));
+        }
+        let pystack = ast::Ident {
+            name: Builtin::Pystack.name().into(),
+            span: name.span,
+        };
+        let all = vec![ast::Expr {
+            kind: ast::ExprKind::Num(0),
+            span,
+        }];
+        if !print {
+            return Some(self.call(&pystack, &all, span, sc));
+        }
+        let stack = ast::Expr {
+            kind: ast::ExprKind::Call {
+                name: pystack,
+                args: all,
+            },
+            span,
+        };
+        let call = PrintCall {
+            kind: ast::PrintKind::Println,
+            head: None,
+            args: std::slice::from_ref(&stack),
+            hist: None,
+        };
+        Some(self.print(call, span, sc))
     }
 
     /// D's `trace(x)`: the value as dtrace prints a traced datum.

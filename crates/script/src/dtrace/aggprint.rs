@@ -90,8 +90,14 @@ pub fn print(
     sort(global, &mut entries);
     let Some(format) = format else {
         for (keys, stats) in &entries {
-            for k in keys {
-                datum(k, out);
+            for (i, k) in keys.iter().enumerate() {
+                match k {
+                    // A stack is its frames' lines as dtrace prints them
+                    // (`dt_print_stack`: a newline, then each frame
+                    // indented), the value on the line after.
+                    Value::Str(s) if global.stack_key(i) => out.extend_from_slice(s),
+                    k => datum(k, out),
+                }
             }
             match global.hist {
                 Some(shape) => distribution(shape, &stats.buckets, normal, out),
@@ -304,6 +310,7 @@ mod tests {
             init: None,
             hist,
             agg: Some(agg),
+            stack_keys: Vec::new(),
         }
     }
 

@@ -26,7 +26,6 @@ const UNSUPPORTED: &[&str] = &[
     "breakpoint",
     "ustack",
     "stack",
-    "jstack",
     "speculate",
     "speculation",
     "commit",
@@ -130,6 +129,7 @@ impl Parser<'_> {
                 argc(&[1], &args)?;
                 Ok(call("exit", Vec::new(), span))
             }
+            "jstack" => jstack(args, span),
             "printa" | "clear" | "trunc" | "normalize" | "denormalize" => {
                 Ok(call(name, args, span))
             }
@@ -154,6 +154,28 @@ impl Parser<'_> {
             )),
         }
     }
+}
+
+/// `jstack([nframes[, strsize]])`: the Python stack, at most `nframes`
+/// frames (DTrace's default, `jstackframes`, is every frame pytap reads).
+/// `strsize` sizes the string space of illumos's ustack helpers, which
+/// pytap does not use: it is accepted and has no effect.
+fn jstack(mut args: Vec<Expr>, span: Span) -> PResult<Expr> {
+    arg_count("jstack", &[0, 1, 2], &args, span)?;
+    for (i, a) in args.iter().enumerate() {
+        if !matches!(a.kind, ExprKind::Num(n) if n >= 0) {
+            let what = if i == 0 { "frame count" } else { "string size" };
+            return Err(Diagnostic::error(
+                a.span,
+                format!("`jstack()`'s {what} must be a non-negative integer constant"),
+            ));
+        }
+    }
+    args.truncate(1);
+    if args.is_empty() {
+        args.push(mk(ExprKind::Num(0), span));
+    }
+    Ok(call("__pystack", args, span))
 }
 
 /// `want` arguments (one of those counts), or an error naming the

@@ -30,6 +30,13 @@ pub trait Context {
     fn frame(&self) -> i64;
     /// A string of the traced process, at most `max` bytes.
     fn user_string(&mut self, addr: i64, max: Option<usize>) -> Result<Vec<u8>, String>;
+    /// The firing thread's Python stack as the dialect prints it, at most
+    /// `nframes` frames (0: all); empty where the probe has no thread (a
+    /// timer, `begin`, `end`).
+    fn python_stack(&mut self, nframes: usize) -> Vec<u8> {
+        let _ = nframes;
+        Vec::new()
+    }
     /// The marker site that fired, as `dtrace -l` lists it (nothing for
     /// probes that are not at a site).
     fn probe(&self) -> ProbeInfo {

@@ -109,6 +109,10 @@ impl Gen<'_> {
                 KeyPart::Bytes => {
                     PartVal::Bytes(self.string(exprs.next().ok_or_else(|| unsupported("a key"))?)?)
                 }
+                KeyPart::Stack => {
+                    exprs.next().ok_or_else(|| unsupported("a key"))?;
+                    PartVal::Long(self.stack_to_temp()?)
+                }
             });
         }
         let at = if kg.key.contains(&KeyPart::Bytes) {

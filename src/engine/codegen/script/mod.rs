@@ -26,6 +26,7 @@ pub mod lower;
 pub mod numbers;
 pub mod output;
 pub mod placement;
+pub mod stacks;
 pub mod stats;
 pub mod strings;
 pub mod visit;
@@ -334,6 +335,8 @@ pub struct ScriptHandler {
     pub markers: Vec<Marker>,
     /// `--raw-markers`: every marker hit runs the probes.
     pub raw: bool,
+    /// The stack walk's maps and layouts, when probes walk stacks.
+    pub stacks: Option<Arc<stacks::ScriptStacks>>,
 }
 
 impl ScriptHandler {

@@ -45,6 +45,11 @@ pub enum KeyPart {
     Bytes,
     /// A string's address in the traced process, 8 bytes.
     Address,
+    /// A Python stack (`jstack()`, `sprint_pybacktrace()`): the id of the
+    /// stack the probe walked, 8 bytes; pytap names it from the walk's
+    /// sample (`script::stacks`). Stacks that print alike are added up
+    /// when the array is read.
+    Stack,
 }
 
 impl KeyPart {
@@ -151,6 +156,9 @@ pub enum LeafKind {
     Long,
     /// A string.
     Str,
+    /// A Python stack: the id of the stack the probe walked, which pytap
+    /// names from the walk's sample.
+    Stack,
     /// `thread_indent(n)` or `indent(n)`. When no kernel code reads the
     /// counters (`thread_indent_depth`), they are kept in pytap, which
     /// steps them with each record in order (records of a thread arrive
@@ -169,7 +177,7 @@ impl LeafKind {
     /// Numbers it puts in the record.
     pub fn longs(self) -> usize {
         match self {
-            LeafKind::Long => 1,
+            LeafKind::Long | LeafKind::Stack => 1,
             LeafKind::Str => 0,
             LeafKind::Indent { kernel: true, .. } => 2,
             LeafKind::Indent { kernel: false, .. } => 1,
@@ -250,6 +258,8 @@ pub struct Placement {
     pub exits: bool,
     /// Kernel probes read D's `timestamp` (once per firing).
     pub timestamp: bool,
+    /// Kernel probes walk the Python stack (`jstack()`).
+    pub stacks: bool,
     /// Epoch slots of swapped globals.
     pub swap_slots: usize,
 }
@@ -321,6 +331,10 @@ struct Access {
     /// Key positions that every kernel access fills with `pid()` (an
     /// address-keyed array whose key has the pid needs no hidden one).
     pid_keys: Option<Vec<bool>>,
+    /// Key positions some kernel access fills with a stack.
+    stack_keys: Vec<bool>,
+    /// Key positions some kernel access fills with a string that is not a stack.
+    string_keys: Vec<bool>,
     user_keyed_writes: bool,
     deleted_by_timer: bool,
 }
@@ -467,8 +481,9 @@ impl Placer<'_> {
             if !a.kernel {
                 continue;
             }
+            let stack = |i: usize| a.stack_keys.get(i).copied().unwrap_or(false);
             let address_keyed = global.is_array()
-                && global.keys.contains(&Ty::Str)
+                && (0..global.keys.len()).any(|i| global.keys[i] == Ty::Str && !stack(i))
                 && !a.kernel_reads
                 && !a.kernel_non_additive
                 && !a.content_keys
@@ -481,8 +496,9 @@ impl Placer<'_> {
                 if address_keyed && !has_pid {
                     key.push(KeyPart::Tgid);
                 }
-                for &k in &global.keys {
+                for (i, &k) in global.keys.iter().enumerate() {
                     key.push(match (k, address_keyed) {
+                        (Ty::Str, _) if stack(i) => KeyPart::Stack,
                         (Ty::Str, true) => KeyPart::Address,
                         (Ty::Str, false) => KeyPart::Bytes,
                         _ => KeyPart::Long,

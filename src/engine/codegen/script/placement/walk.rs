@@ -78,11 +78,46 @@ impl Placer<'_> {
             None => pids,
             Some(old) => old.iter().zip(&pids).map(|(x, y)| *x && *y).collect(),
         });
-        for k in keys {
-            if k.ty == Ty::Str && !self.is_address(k) {
-                self.access[g].content_keys = true;
+        for (i, k) in keys.iter().enumerate() {
+            if is_stack(k) {
+                mark(&mut self.access[g].stack_keys, i);
+                self.stack(k);
+                continue;
+            }
+            if k.ty == Ty::Str {
+                mark(&mut self.access[g].string_keys, i);
+                if !self.is_address(k) {
+                    self.access[g].content_keys = true;
+                }
             }
             self.expr(k);
+        }
+        let a = &self.access[g];
+        if a.stack_keys
+            .iter()
+            .zip(&a.string_keys)
+            .any(|(stack, string)| *stack && *string)
+            && let Some(k) = keys.first()
+        {
+            self.diags.push(unsupported(
+                k.span,
+                "an array keyed by stacks at one place and by other strings at another",
+            ));
+        }
+    }
+
+    /// A stack the probe walks (a key or a printed value).
+    fn stack(&mut self, e: &Expr) {
+        self.out.stacks = true;
+        // The walk's sample carries the firing's time.
+        self.out.timestamp = true;
+        if let ExprKind::Builtin(_, args) = &e.kind
+            && !matches!(args.first().map(|a| &a.kind), Some(ExprKind::Long(n)) if *n >= 0)
+        {
+            self.diags.push(unsupported(
+                e.span,
+                "a stack's frame count that is not a non-negative constant",
+            ));
         }
     }
 
@@ -134,6 +169,7 @@ impl Placer<'_> {
                         a.iter().for_each(|a| self.expr(a));
                     }
                 }
+                LeafKind::Stack => self.stack(&leaf.expr),
                 _ => self.expr(&leaf.expr),
             }
         }
@@ -165,6 +201,13 @@ impl Placer<'_> {
                 | Builtin::ProbeId,
                 _,
             ) => {
+                return;
+            }
+            ExprKind::Builtin(Builtin::Pystack, _) => {
+                out.push(Leaf {
+                    expr: e.clone(),
+                    kind: LeafKind::Stack,
+                });
                 return;
             }
             ExprKind::Builtin(Builtin::ThreadIndent | Builtin::Indent, _) => {
@@ -381,6 +424,10 @@ impl Placer<'_> {
                     b.name()
                 )),
             ),
+            Builtin::Pystack => self.diags.push(
+                unsupported(e.span, "a stack that is not a key or printed")
+                    .hint("use it as an aggregation's key (`@[jstack()] = count()`) or print it (`trace(jstack())`, `printf(\"%s\", …)`)"),
+            ),
             Builtin::Timestamp => self.out.timestamp = true,
             Builtin::ThreadIndentDepth => self.out.thread_indent = true,
             Builtin::IndentDepth => self.out.indent = true,
@@ -477,4 +524,17 @@ fn print_name(kind: pytap_script::ast::PrintKind) -> &'static str {
         P::Sprintdln => "sprintdln",
         _ => "print",
     }
+}
+
+/// `jstack()` / `sprint_pybacktrace()`.
+fn is_stack(e: &Expr) -> bool {
+    matches!(e.kind, ExprKind::Builtin(Builtin::Pystack, _))
+}
+
+/// Sets position `i` of `marks`.
+fn mark(marks: &mut Vec<bool>, i: usize) {
+    if marks.len() <= i {
+        marks.resize(i + 1, false);
+    }
+    marks[i] = true;
 }
