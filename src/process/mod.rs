@@ -8,6 +8,7 @@
 
 pub mod libsearch;
 pub mod module;
+pub mod native;
 pub mod proc;
 pub mod python;
 

@@ -159,6 +159,17 @@ pub struct Symbol {
     pub size: u64,
 }
 
+/// A function symbol: where it starts, its size and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSymbol {
+    /// `st_value`.
+    pub address: u64,
+    /// `st_size` (never 0).
+    pub size: u64,
+    /// The symbol's name.
+    pub name: String,
+}
+
 /// An x86-64 little-endian ELF executable or shared library.
 #[derive(Debug)]
 pub struct ElfImage<'data, R: ReadRef<'data> = &'data [u8]> {
@@ -391,6 +402,37 @@ impl<'data, R: ReadRef<'data>> ElfImage<'data, R> {
                 address: sym.st_value(LE),
                 size: sym.st_size(LE),
             })
+    }
+
+    /// Every sized function symbol, sorted by address: from `.symtab` when
+    /// the file has one, else `.dynsym` (a stripped file's exports).
+    pub fn function_symbols(&self) -> Vec<FunctionSymbol> {
+        let table = self
+            .sections
+            .symbols(LE, self.data, elf::SHT_SYMTAB)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.sections.symbols(LE, self.data, elf::SHT_DYNSYM).ok());
+        let Some(table) = table else {
+            return Vec::new();
+        };
+        let strings = table.strings();
+        let mut out: Vec<FunctionSymbol> = table
+            .iter()
+            .filter(|sym| sym.st_type() == elf::STT_FUNC && !sym.is_undefined(LE))
+            .filter(|sym| sym.st_size(LE) > 0)
+            .filter_map(|sym| {
+                let name = sym.name(LE, strings).ok()?;
+                Some(FunctionSymbol {
+                    address: sym.st_value(LE),
+                    size: sym.st_size(LE),
+                    name: String::from_utf8_lossy(name).into_owned(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|f| (f.address, std::cmp::Reverse(f.size)));
+        out.dedup_by_key(|f| f.address);
+        out
     }
 
     /// The function that contains each of `addresses` (virtual addresses),

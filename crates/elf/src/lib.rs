@@ -27,6 +27,7 @@ pub mod note;
 
 pub use argspec::{ArgLocation, ArgSpec, ArgSpecError, X86Reg, parse_arg_specs};
 pub use image::{
-    DynamicInfo, ElfError, ElfImage, ElfKind, LoadSegment, ProbeSite, Semaphore, Symbol,
+    DynamicInfo, ElfError, ElfImage, ElfKind, FunctionSymbol, LoadSegment, ProbeSite, Semaphore,
+    Symbol,
 };
 pub use note::{NoteError, StapsdtNote, parse_stapsdt_notes};
