@@ -334,6 +334,24 @@ pub fn dump(a: DumpArgs) -> dump::DumpRequest {
     }
 }
 
+/// pprof and Perfetto are binary: they go to a file (`-o`), never a
+/// terminal.
+fn binary_needs_a_file(
+    format: Option<crate::export::profile::ProfileFormat>,
+    output: Option<&Path>,
+) -> Result<()> {
+    use crate::export::profile::ProfileFormat;
+    let name = match format {
+        Some(ProfileFormat::Pprof) => "pprof",
+        Some(ProfileFormat::Perfetto) => "perfetto",
+        _ => return Ok(()),
+    };
+    if output.is_none() {
+        bail!("--format {name} writes a binary file: give it with -o FILE");
+    }
+    Ok(())
+}
+
 /// `pytap profile`: the request and where it writes.
 pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
     use crate::runner::sampling::{SampleTargets, SamplingOptions};
@@ -362,9 +380,7 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
         None => None,
     };
     let format = a.format.format();
-    if format == Some(crate::export::profile::ProfileFormat::Pprof) && a.output.is_none() {
-        bail!("--format pprof writes a binary file: give it with -o FILE");
-    }
+    binary_needs_a_file(format, a.output.as_deref())?;
     let sink = open_output(a.output.as_deref())?;
     Ok((
         sink,

@@ -67,6 +67,8 @@ pub enum ProfileFormatArg {
     Speedscope,
     /// pprof's gzipped protobuf (go tool pprof, Pyroscope, Parca, Grafana)
     Pprof,
+    /// A Perfetto trace: every sample on its thread, in time (ui.perfetto.dev)
+    Perfetto,
 }
 
 impl ProfileFormatArg {
@@ -79,6 +81,7 @@ impl ProfileFormatArg {
             ProfileFormatArg::Svg => Some(ProfileFormat::Svg),
             ProfileFormatArg::Speedscope => Some(ProfileFormat::Speedscope),
             ProfileFormatArg::Pprof => Some(ProfileFormat::Pprof),
+            ProfileFormatArg::Perfetto => Some(ProfileFormat::Perfetto),
         }
     }
 }

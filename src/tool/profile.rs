@@ -44,8 +44,35 @@ pub struct ProfileRequest {
     pub live: bool,
 }
 
+/// What is told of every sample counted, as it is counted, besides the
+/// profile (`pytap record --profile` writes each one to a recording: its
+/// frames are named now, while their code objects can still be read).
+pub trait SampleTap {
+    /// A sample of `thread` with `frames` (innermost first, ids of
+    /// `profile`), weighing `weight_ns`, taken at `ts_ns`; `truncated`:
+    /// its stack was cut at the depth limit.
+    fn sample(&mut self, profile: &Profile, sample: &Counted<'_>) -> Result<()>;
+
+    /// `thread` is named `info` from here on.
+    fn thread(&mut self, thread: ThreadKey, info: &ThreadInfo) -> Result<()>;
+}
+
+/// A sample as counted ([`SampleTap::sample`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    /// Its thread.
+    pub thread: ThreadKey,
+    /// Its frames, innermost first.
+    pub frames: &'a [FrameId],
+    /// What it weighs.
+    pub weight_ns: u64,
+    /// When it was taken (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// Its stack was cut at the depth limit.
+    pub truncated: bool,
+}
+
 /// Names frames and counts stacks.
-#[derive(Debug)]
 pub struct Profiler {
     /// The profile so far.
     pub profile: Profile,
@@ -55,6 +82,17 @@ pub struct Profiler {
     pub without_python: u64,
     frames: Vec<FrameId>,
     unknown: HashMap<&'static str, FrameId>,
+    tap: Option<Box<dyn SampleTap>>,
+}
+
+impl std::fmt::Debug for Profiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiler")
+            .field("samples", &self.profile.samples())
+            .field("without_python", &self.without_python)
+            .field("tapped", &self.tap.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Profiler {
@@ -67,7 +105,23 @@ impl Profiler {
             without_python: 0,
             frames: Vec::new(),
             unknown: HashMap::new(),
+            tap: None,
         }
+    }
+
+    /// Tells `tap` of every sample counted and every thread named from now
+    /// on.
+    pub fn tap(&mut self, tap: Box<dyn SampleTap>) {
+        self.tap = Some(tap);
+    }
+
+    /// Names `thread`, and tells the tap.
+    fn name_thread(&mut self, thread: ThreadKey, info: ThreadInfo) -> Result<()> {
+        if let Some(tap) = &mut self.tap {
+            tap.thread(thread, &info)?;
+        }
+        self.profile.name_thread(thread, info);
+        Ok(())
     }
 
     fn unknown_frame(&mut self, what: &'static str) -> FrameId {
@@ -111,7 +165,7 @@ impl Profiler {
         }
     }
 
-    fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64) {
+    fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64, ts_ns: u64) -> Result<()> {
         if flags & (FLAG_FAULT | FLAG_NOT_CODE) != 0 {
             let id = self.unknown_frame("<unknown: stack changed while read>");
             self.frames.push(id);
@@ -131,20 +185,32 @@ impl Profiler {
                     .map(|c| c.trim_end().to_string())
                     .unwrap_or_default()
             };
-            self.profile.name_thread(
-                key,
-                ThreadInfo {
-                    name: comm(tid),
-                    process: comm(pid),
-                },
-            );
+            let info = ThreadInfo {
+                name: comm(tid),
+                process: comm(pid),
+            };
+            self.name_thread(key, info)?;
         }
-        self.profile.add(key, &frames, weight_ns);
+        self.profile.add(key, &frames, weight_ns, ts_ns);
+        let told = match &mut self.tap {
+            Some(tap) => tap.sample(
+                &self.profile,
+                &Counted {
+                    thread: key,
+                    frames: &frames,
+                    weight_ns,
+                    ts_ns,
+                    truncated: flags & FLAG_TRUNCATED != 0,
+                },
+            ),
+            None => Ok(()),
+        };
         self.frames = frames;
+        told
     }
 
     /// Names the threads seen, from `/proc` (threads gone keep no name).
-    pub fn name_threads(&mut self) {
+    pub fn name_threads(&mut self) -> Result<()> {
         let keys: Vec<ThreadKey> = self.profile.threads().map(|(k, _)| *k).collect();
         let mut by_pid: HashMap<u32, Vec<(u32, String)>> = HashMap::new();
         for key in keys {
@@ -160,15 +226,14 @@ impl Profiler {
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default();
             if let Some((_, name)) = names.iter().find(|(t, _)| *t == key.tid) {
-                self.profile.name_thread(
-                    key,
-                    ThreadInfo {
-                        name: name.clone(),
-                        process,
-                    },
-                );
+                let info = ThreadInfo {
+                    name: name.clone(),
+                    process,
+                };
+                self.name_thread(key, info)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -180,8 +245,7 @@ impl SampleConsumer for Profiler {
             return Ok(());
         }
         self.name_frames(interpreter, &sample.frames);
-        self.count(h.pid, h.tid, h.flags, self.period_ns);
-        Ok(())
+        self.count(h.pid, h.tid, h.flags, self.period_ns, h.ts_ns)
     }
 
     fn wall_sample(
@@ -215,13 +279,15 @@ impl SampleConsumer for Profiler {
             flags |= FLAG_FAULT;
         }
         let tid = tid.unwrap_or(thread.thread_id as u32);
+        // Read now, on the clock the kernel's samples are stamped with.
+        let now = pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64;
         self.count(
             interpreter.process.pid,
             tid,
             flags,
             period.as_nanos() as u64,
-        );
-        Ok(())
+            now,
+        )
     }
 }
 
@@ -289,7 +355,7 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
         let outcome = sampling::run(&request.targets, &request.options, &signals, &mut profiler)?;
         (outcome, profiler)
     };
-    profiler.name_threads();
+    profiler.name_threads()?;
     profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
     match request.format {
         Some(format) => formats::write(&profiler.profile, format, "pytap profile", out)?,
