@@ -201,8 +201,8 @@ impl EventSource for Recorded {
             self.check_markers()?;
             self.hand_out_ended(each)?;
             let Some(event) = self.reader.event() else {
-                self.done = true;
-                break;
+                // A sample: the event views have no use for it.
+                continue;
             };
             if !self.markers.contains(&event.header.kind.marker()) {
                 continue;

@@ -193,6 +193,7 @@ fn start_meta(target: &TargetSpec, markers: &BTreeSet<Marker>) -> Meta {
         monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
         target: describe_target(target),
         markers: markers.iter().map(|m| m.name().to_string()).collect(),
+        profile: None,
     }
 }
 
@@ -214,6 +215,9 @@ fn end_meta(outcome: &Outcome, events: u64) -> Meta {
             _ => None,
         },
         monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+        samples: None,
+        without_python: None,
+        sampled_ns: None,
     }
 }
 
