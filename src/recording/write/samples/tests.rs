@@ -58,8 +58,11 @@ fn recording() -> Vec<u8> {
     r.end(&end).unwrap()
 }
 
-/// Everything read: (names before it, sample) per sample.
-fn read(bytes: &[u8]) -> (Reader<&[u8]>, Vec<(Vec<SampledThread>, RecordedSample)>) {
+/// Each sample read, with the names read before it.
+type Seen = Vec<(Vec<SampledThread>, RecordedSample)>;
+
+/// Everything read.
+fn read(bytes: &[u8]) -> (Reader<&[u8]>, Seen) {
     let mut reader = Reader::new(bytes).unwrap();
     let mut seen = Vec::new();
     while reader.advance().unwrap() {
