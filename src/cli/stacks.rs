@@ -102,6 +102,15 @@ pub struct ProfileArgs {
     /// The command to start, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<std::ffi::OsString>,
+    /// Read a recording of samples (pytap record --profile) instead of a live
+    /// target: the output the live profile would have given
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        conflicts_with_all = ["pids", "command", "all", "argv", "rate", "mode", "duration", "children", "no_children"]
+    )]
+    pub input: Option<std::path::PathBuf>,
     /// With -p: also profile the processes it starts
     #[arg(long)]
     pub children: bool,

@@ -14,7 +14,8 @@
 //! [`TIMELINE_SAMPLES`] (8 bytes each), dropped whole past either, as a
 //! part of a timeline would show less than the profile holds.
 //! Also the aggregation per function of the top view
-//! ([`Profile::functions`]). Pure: no I/O.
+//! ([`Profile::functions`]), and a profile rebuilt from a recording of
+//! samples ([`recorded`]). Pure: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -79,6 +80,13 @@ impl Mode {
             Mode::Wall => "wall",
             Mode::Gil => "gil",
         }
+    }
+
+    /// The mode [`Mode::name`] spells `name`.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        [Mode::Cpu, Mode::Wall, Mode::Gil]
+            .into_iter()
+            .find(|m| m.name() == name)
     }
 }
 
@@ -469,6 +477,7 @@ impl Profile {
     }
 }
 
+pub mod recorded;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]

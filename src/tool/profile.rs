@@ -7,7 +7,11 @@
 //! fingerprint the kernel read, so a frame is never given another
 //! function's name; what cannot be named shows as unknown and is
 //! counted), counts the stacks in a [`Profile`], and at the end writes the
-//! output asked for: the top table, or a file in a profile format.
+//! output asked for: the top table, or a file in a profile format. With
+//! `-i FILE` the profile is a recording's samples replayed
+//! ([`crate::runner::replay::profile`]), and the output is the one the
+//! live run would have written; `pytap record --profile` taps the
+//! profiler ([`SampleTap`]) to write those samples.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -32,6 +36,8 @@ use crate::runner::sampling::{self, SampleEnd, SampleOutcome, SampleTargets, Sam
 /// What `pytap profile` was asked.
 #[derive(Debug, Clone)]
 pub struct ProfileRequest {
+    /// A recording of samples to read instead of sampling `targets`.
+    pub input: Option<std::path::PathBuf>,
     /// What to sample.
     pub targets: SampleTargets,
     /// How.
@@ -335,8 +341,59 @@ impl SampleConsumer for LiveTop<'_> {
     }
 }
 
+/// Writes the output asked for: a profile format, or the top table.
+fn write_output(request: &ProfileRequest, profile: &Profile, out: &mut dyn Write) -> Result<()> {
+    match request.format {
+        Some(format) => formats::write(profile, format, "pytap profile", out)?,
+        None => {
+            for line in crate::output::profile::top_lines(profile, None, request.top_rows) {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `pytap profile -i FILE`: the recording's samples, written as the live
+/// run would have written them.
+fn replay(
+    input: &std::path::Path,
+    request: &ProfileRequest,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let replayed = crate::runner::replay::profile(input)?;
+    let p = &replayed.profile;
+    write_output(request, p, out)?;
+    let why = match replayed.reason.as_str() {
+        "" => String::new(),
+        reason => format!("; recorded until {reason}"),
+    };
+    crate::notice!(
+        "{} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
+         {} unknown frames, {} stacks past the depth limit{why}",
+        p.samples(),
+        p.duration_ns as f64 / 1e9,
+        p.rate_hz,
+        p.mode.name(),
+        replayed.lost,
+        replayed.without_python,
+        p.unknown_frames,
+        p.truncated,
+    );
+    // As live: samples of threads without Python are samples taken.
+    Ok(if p.samples() + replayed.without_python == 0 {
+        ExitCode::NothingTraced
+    } else {
+        ExitCode::Ok
+    })
+}
+
 /// Runs `pytap profile`, writing to `out`.
 pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    if let Some(input) = &request.input {
+        return replay(input, request, out);
+    }
     let signals = crate::runner::tool_run::signals()?;
     let profiler = Profiler::new(request.options.mode, request.options.rate_hz);
     let (outcome, mut profiler) = if request.live && request.format.is_none() {
@@ -357,16 +414,7 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
     };
     profiler.name_threads()?;
     profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
-    match request.format {
-        Some(format) => formats::write(&profiler.profile, format, "pytap profile", out)?,
-        None => {
-            for line in crate::output::profile::top_lines(&profiler.profile, None, request.top_rows)
-            {
-                writeln!(out, "{line}")?;
-            }
-        }
-    }
-    out.flush()?;
+    write_output(request, &profiler.profile, out)?;
     report(&outcome, &profiler);
     Ok(if outcome.samples == 0 {
         ExitCode::NothingTraced
@@ -375,15 +423,20 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
     })
 }
 
-/// The summary on stderr.
-fn report(outcome: &SampleOutcome, profiler: &Profiler) {
-    let p = &profiler.profile;
-    let why = match &outcome.end {
+/// Why a sampling run ended, as the summary says it.
+pub fn end_reason(end: &SampleEnd) -> String {
+    match end {
         SampleEnd::Exited(Some(code)) => format!("the program exited with status {code}"),
         SampleEnd::Exited(None) => "the program exited".to_string(),
         SampleEnd::Signal(s) => format!("stopped by {}", pytap_sys::signal::name(*s)),
         SampleEnd::Duration => "the duration elapsed".to_string(),
-    };
+    }
+}
+
+/// The summary on stderr.
+pub fn report(outcome: &SampleOutcome, profiler: &Profiler) {
+    let p = &profiler.profile;
+    let why = end_reason(&outcome.end);
     crate::notice!(
         "{} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
          {} unknown frames, {} stacks past the depth limit; {why}",
