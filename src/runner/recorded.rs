@@ -153,6 +153,19 @@ impl Recorded {
         if std::mem::replace(&mut self.checked, true) {
             return Ok(());
         }
+        if let Some(Meta::Start {
+            profile: Some(_),
+            markers,
+            ..
+        }) = &self.reader.start
+            && markers.is_empty()
+        {
+            bail!(
+                "{} holds sampled stacks (pytap record --profile), no events: read it with \
+                 pytap profile -i or pytap export -i",
+                self.path.display()
+            );
+        }
         let Some(recorded) = recorded_markers(self.reader.start.as_ref()) else {
             return Ok(());
         };
