@@ -100,6 +100,9 @@ pub fn profile(path: &Path) -> Result<ReplayedProfile> {
     let shown = path.display().to_string();
     let mut reader = open(path)?;
     let mut rebuilt: Option<FromRecording> = None;
+    // The samples' first and last times: a recording cut short has no end
+    // to say how long it sampled.
+    let mut span = (u64::MAX, 0u64);
     loop {
         let more = reader.advance().with_context(|| shown.clone())?;
         // The start metadata is read by the first advance.
@@ -133,9 +136,11 @@ pub fn profile(path: &Path) -> Result<ReplayedProfile> {
         }
         if let Some(sample) = reader.sample() {
             r.sample(sample, &reader.frames, &reader.strings);
+            span = (span.0.min(sample.ts_ns), span.1.max(sample.ts_ns));
         }
     }
     let mut profile = rebuilt.map(|r| r.profile).unwrap_or_default();
+    profile.duration_ns = span.1.saturating_sub(span.0);
     if reader.cut_short {
         crate::notice!("{shown} ends early (the recording was cut short): replayed what it holds");
     }
@@ -149,7 +154,9 @@ pub fn profile(path: &Path) -> Result<ReplayedProfile> {
     }) = &reader.end
     {
         (without_python, lost, reason) = (w.unwrap_or(0), *l, why.clone());
-        profile.duration_ns = sampled_ns.unwrap_or(0);
+        if let Some(ns) = sampled_ns {
+            profile.duration_ns = *ns;
+        }
     }
     Ok(ReplayedProfile {
         profile,
