@@ -117,6 +117,9 @@ Examples:
   pytap profile --format svg -o flame.svg -- python3 app.py
   pytap profile --mode wall --format pprof -o app.pb.gz -p 1234
   pytap profile --mode gil -p 1234 -d 5             who holds the GIL
+  pytap profile --format perfetto -o prof.pftrace -p 1234 -d 5   every sample in time
+  pytap record --profile -o prof.pytap -- python3 app.py         keep the samples, then:
+  pytap profile -i prof.pytap --format svg -o flame.svg
 
 Works on every CPython 3.8 to 3.15, built with markers or not: a perf event on
 every CPU runs a BPF program that reads the interrupted thread's Python frames
@@ -127,8 +130,10 @@ the GIL). Frames are named from the process's memory and checked against what
 the kernel read: a frame whose code was freed meanwhile shows as unknown (and
 is counted), never as another function. -c and -- start the command and profile
 it and the processes it starts once their interpreter is up. The summary
-(samples, lost, unknown frames) goes to stderr. Exit status: 0 samples taken, 1
-none, 2 error.")]
+(samples, lost, unknown frames) goes to stderr. -i FILE reads a recording of
+samples (pytap record --profile) and writes what the live run would have
+written. Exit status: 0 samples taken, 1 none, 2 error (a recording without
+samples is one).")]
     #[command(display_order = 4)]
     Profile(ProfileArgs),
     /// Stream every marker event of a process or command (text or JSON Lines)

@@ -13,19 +13,28 @@ Examples:
   pytap record -o run.pytap -c '/usr/bin/python3.11 app.py'
   pytap record -o run.pytap -p 1234 --duration 10
   pytap record --format perfetto -o run.pftrace -c '/usr/bin/python3.11 app.py'
+  pytap record --profile --rate 499 -o prof.pytap -- python3 app.py
 
 Then, from the recording:
   pytap flow -i run.pytap              # the call hierarchy, as flow would have shown it live
   pytap top -i run.pytap --interval 1  # intervals cut by the events' timestamps
   pytap calls -i run.pytap
   pytap export -i run.pytap --format svg -o flame.svg
+  pytap profile -i prof.pytap --format folded   # what pytap profile would have written
+  pytap export -i prof.pytap --format perfetto -o prof.pftrace
 
 A recording holds every event as the probes saw it, each name stored once, with
 the run's metadata (what was traced, binaries and their CPython versions, thread
 names over time, what was lost). It is written as the events arrive: a run that
 is killed leaves a recording that reads up to its last whole event. The format
 is in docs/recording.md. With --format, pytap records to a temporary file next
-to FILE and writes the export when the run ends.";
+to FILE and writes the export when the run ends.
+
+With --profile it holds the stack sampler's samples instead (no marker is
+attached: any CPython 3.8-3.15, with or without markers), each frame named as
+pytap profile names it while the program runs (function, file, line: code
+objects cannot be read once the program has exited), with each sample's
+thread, time and weight, and the sampler's mode and rate.";
 
 /// `pytap export --help`'s examples and notes.
 pub const EXPORT_HELP: &str = "\
@@ -37,7 +46,9 @@ Examples:
   pytap export -i run.pytap --format svg -o flame.svg
   pytap export -i run.pytap --format svg --flame-chart -o chart.svg
 
-Every call is a slice on its thread's track, nested exactly: a return whose
+A recording of samples (pytap record --profile) is written as pytap profile
+--format would have written its profile (pprof too). A recording of events:
+every call is a slice on its thread's track, nested exactly: a return whose
 entry came before the recording started is dropped (and counted), frames
 still open at the end close at their thread's last event and are flagged
 unfinished. Folded stacks and flame graphs weigh each stack by the exact
@@ -57,6 +68,8 @@ pub enum ExportFormatArg {
     Folded,
     /// An SVG flame graph.
     Svg,
+    /// pprof's gzipped protobuf (a recording of samples only).
+    Pprof,
 }
 
 impl From<ExportFormatArg> for ExportFormat {
@@ -67,6 +80,7 @@ impl From<ExportFormatArg> for ExportFormat {
             ExportFormatArg::Speedscope => ExportFormat::Speedscope,
             ExportFormatArg::Folded => ExportFormat::Folded,
             ExportFormatArg::Svg => ExportFormat::Svg,
+            ExportFormatArg::Pprof => ExportFormat::Pprof,
         }
     }
 }
@@ -113,8 +127,24 @@ pub struct RecordArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// A marker to record (repeatable; default: all the target has)
-    #[arg(short, long = "marker", value_name = "MARKER")]
+    #[arg(
+        short,
+        long = "marker",
+        value_name = "MARKER",
+        conflicts_with = "profile"
+    )]
     pub markers: Vec<String>,
+    /// Record the stack sampler's samples (pytap profile's) instead of marker
+    /// events: read them back with pytap profile -i FILE or pytap export -i FILE
+    #[arg(long, conflicts_with = "format")]
+    pub profile: bool,
+    /// With --profile: samples a second (per CPU in cpu and gil modes, per
+    /// thread in wall mode) [default: 99]
+    #[arg(long, value_name = "HZ", requires = "profile")]
+    pub rate: Option<u32>,
+    /// With --profile: what a sample counts [default: cpu]
+    #[arg(long, value_enum, value_name = "MODE", requires = "profile")]
+    pub mode: Option<super::ModeArg>,
     /// The recording to write
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,

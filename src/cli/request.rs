@@ -19,6 +19,7 @@ use crate::engine::codegen::record::Parts;
 use crate::engine::codegen::split::Split;
 use crate::output::event::Format;
 use crate::output::sink::{Sink, SinkKind};
+use crate::runner::sampling::{SampleTargets, SamplingOptions};
 use crate::runner::tool_run::StreamOptions;
 use crate::tool::top::TopRequest;
 use crate::tool::{
@@ -314,11 +315,40 @@ pub fn record(a: RecordArgs) -> Result<(Sink, record::RecordRequest)> {
     let mut stream = args::stream_options(&a.target, &a.engine, &sink)?;
     // A pipe on stdout is not the recording's reader.
     stream.output_pipe = None;
+    if a.format == Some(super::ExportFormatArg::Pprof) {
+        bail!(
+            "--format pprof is a sampled profile's format, and record writes traced events: \
+             record samples with --profile, then pytap export -i FILE --format pprof"
+        );
+    }
+    let profile = match a.profile {
+        false => None,
+        true => {
+            if a.engine.dump_bpf {
+                bail!("--dump-bpf shows the marker programs; --profile attaches none");
+            }
+            if !a.target.binaries.is_empty() {
+                bail!("--binary chooses marker binaries; --profile --all samples every CPython");
+            }
+            let target = SampleTargetArgs {
+                pids: &a.target.pids,
+                command: a.target.command.as_deref(),
+                all: a.target.all,
+                argv: &a.target.argv,
+                children: a.target.children,
+                no_children: a.target.no_children,
+            };
+            let mode = a.mode.map_or(crate::model::profile::Mode::Cpu, Into::into);
+            let rate = a.rate.unwrap_or(99);
+            Some(sampling(target, rate, mode, a.engine.duration)?)
+        }
+    };
     let request = record::RecordRequest {
         stream,
         markers: args::markers(&a.markers)?,
         output: a.output,
         export: a.format.map(|f| (f.into(), style(&a.style))),
+        profile,
     };
     Ok((sink, request))
 }
@@ -334,57 +364,140 @@ pub fn dump(a: DumpArgs) -> dump::DumpRequest {
     }
 }
 
-/// `pytap profile`: the request and where it writes.
-pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
-    use crate::runner::sampling::{SampleTargets, SamplingOptions};
-    let given = usize::from(!a.pids.is_empty())
-        + usize::from(a.command.is_some())
-        + usize::from(a.all)
-        + usize::from(!a.argv.is_empty());
+/// pprof and Perfetto are binary: they go to a file (`-o`), never a
+/// terminal.
+fn binary_needs_a_file(
+    format: Option<crate::export::profile::ProfileFormat>,
+    output: Option<&Path>,
+) -> Result<()> {
+    use crate::export::profile::ProfileFormat;
+    let name = match format {
+        Some(ProfileFormat::Pprof) => "pprof",
+        Some(ProfileFormat::Perfetto) => "perfetto",
+        _ => return Ok(()),
+    };
+    if output.is_none() {
+        bail!("--format {name} writes a binary file: give it with -o FILE");
+    }
+    Ok(())
+}
+
+/// What to sample and how, from `profile`'s (or `record --profile`'s)
+/// flags: one of `-p`, `-c`, `--all` or `-- CMD`.
+pub fn sampling(
+    target: SampleTargetArgs<'_>,
+    rate_hz: u32,
+    mode: crate::model::profile::Mode,
+    duration: Option<f64>,
+) -> Result<(SampleTargets, SamplingOptions)> {
+    let given = usize::from(!target.pids.is_empty())
+        + usize::from(target.command.is_some())
+        + usize::from(target.all)
+        + usize::from(!target.argv.is_empty());
     if given != 1 {
         bail!("say what to profile: one of -p PID, -c CMD, --all or -- CMD...");
     }
-    if !(1..=10_000).contains(&a.rate) {
-        bail!("--rate {}: give 1 to 10000 samples a second", a.rate);
+    if !(1..=10_000).contains(&rate_hz) {
+        bail!("--rate {rate_hz}: give 1 to 10000 samples a second");
     }
-    let targets = if !a.pids.is_empty() {
-        SampleTargets::Pids(a.pids.clone())
-    } else if a.all {
+    let targets = if !target.pids.is_empty() {
+        SampleTargets::Pids(target.pids.to_vec())
+    } else if target.all {
         SampleTargets::All
-    } else if let Some(command) = &a.command {
+    } else if let Some(command) = target.command {
         SampleTargets::Command(args::command_words(command)?)
     } else {
-        SampleTargets::Command(a.argv.clone())
+        SampleTargets::Command(target.argv.to_vec())
     };
     let is_command = matches!(targets, SampleTargets::Command(_));
-    let duration = match a.duration {
+    let duration = match duration {
         Some(secs) => Some(args::interval(secs)?),
         None => None,
     };
+    let options = SamplingOptions {
+        rate_hz,
+        mode,
+        duration,
+        children: if is_command {
+            !target.no_children
+        } else {
+            target.children
+        },
+        tick: None,
+        ring_bytes: 4 << 20,
+    };
+    Ok((targets, options))
+}
+
+/// The target flags [`sampling`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleTargetArgs<'a> {
+    /// `-p`.
+    pub pids: &'a [u32],
+    /// `-c`.
+    pub command: Option<&'a std::ffi::OsStr>,
+    /// `--all`.
+    pub all: bool,
+    /// `-- CMD`.
+    pub argv: &'a [std::ffi::OsString],
+    /// `--children`.
+    pub children: bool,
+    /// `--no-children`.
+    pub no_children: bool,
+}
+
+/// `pytap profile`: the request and where it writes.
+pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
     let format = a.format.format();
-    if format == Some(crate::export::profile::ProfileFormat::Pprof) && a.output.is_none() {
-        bail!("--format pprof writes a binary file: give it with -o FILE");
+    binary_needs_a_file(format, a.output.as_deref())?;
+    let (targets, options) = match &a.input {
+        // The recording says how its samples were taken.
+        Some(_) => (
+            SampleTargets::Pids(Vec::new()),
+            SamplingOptions {
+                rate_hz: a.rate,
+                mode: a.mode.into(),
+                duration: None,
+                children: false,
+                tick: None,
+                ring_bytes: 0,
+            },
+        ),
+        None => sampling(
+            SampleTargetArgs {
+                pids: &a.pids,
+                command: a.command.as_deref(),
+                all: a.all,
+                argv: &a.argv,
+                children: a.children,
+                no_children: a.no_children,
+            },
+            a.rate,
+            a.mode.into(),
+            a.duration,
+        )?,
+    };
+    if let Some(input) = &a.input
+        && a.output.as_deref() == Some(input.as_path())
+    {
+        bail!(
+            "{}: the output is the recording itself: give another -o",
+            input.display()
+        );
     }
+    let live = a.input.is_none()
+        && a.output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let sink = open_output(a.output.as_deref())?;
     Ok((
         sink,
         profile::ProfileRequest {
+            input: a.input,
             targets,
-            options: SamplingOptions {
-                rate_hz: a.rate,
-                mode: a.mode.into(),
-                duration,
-                children: if is_command {
-                    !a.no_children
-                } else {
-                    a.children
-                },
-                tick: None,
-                ring_bytes: 4 << 20,
-            },
+            options,
             format,
             top_rows: a.rows.max(1),
-            live: a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            live,
         },
     ))
 }

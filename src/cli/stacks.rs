@@ -67,6 +67,8 @@ pub enum ProfileFormatArg {
     Speedscope,
     /// pprof's gzipped protobuf (go tool pprof, Pyroscope, Parca, Grafana)
     Pprof,
+    /// A Perfetto trace: every sample on its thread, in time (ui.perfetto.dev)
+    Perfetto,
 }
 
 impl ProfileFormatArg {
@@ -79,6 +81,7 @@ impl ProfileFormatArg {
             ProfileFormatArg::Svg => Some(ProfileFormat::Svg),
             ProfileFormatArg::Speedscope => Some(ProfileFormat::Speedscope),
             ProfileFormatArg::Pprof => Some(ProfileFormat::Pprof),
+            ProfileFormatArg::Perfetto => Some(ProfileFormat::Perfetto),
         }
     }
 }
@@ -99,6 +102,15 @@ pub struct ProfileArgs {
     /// The command to start, after `--`
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<std::ffi::OsString>,
+    /// Read a recording of samples (pytap record --profile) instead of a live
+    /// target: the output the live profile would have given
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        conflicts_with_all = ["pids", "command", "all", "argv", "rate", "mode", "duration", "children", "no_children"]
+    )]
+    pub input: Option<std::path::PathBuf>,
     /// With -p: also profile the processes it starts
     #[arg(long)]
     pub children: bool,

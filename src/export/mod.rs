@@ -34,6 +34,9 @@ pub enum ExportFormat {
     Folded,
     /// An SVG flame graph.
     Svg,
+    /// pprof's gzipped protobuf: a sampled profile's only (a recording of
+    /// samples); no timeline has one.
+    Pprof,
 }
 
 /// What a folded stack's number is.

@@ -29,7 +29,7 @@ use crate::recording::StringTable;
 use crate::recording::format::UNREADABLE;
 use proto::*;
 
-mod proto;
+pub(crate) mod proto;
 
 /// Bytes buffered before they are written out.
 const FLUSH_AT: usize = 1 << 20;
@@ -167,16 +167,7 @@ impl<W: Write> PerfettoSink<W> {
         e.begin(TRACE_PACKET);
         e.uint(P_SEQUENCE_ID, SEQUENCE_ID);
         e.uint(P_SEQUENCE_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED);
-        e.begin(P_CLOCK_SNAPSHOT);
-        e.begin(CS_CLOCKS);
-        e.uint(CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
-        e.uint(CLOCK_TIMESTAMP, ts);
-        e.end();
-        e.uint(CS_PRIMARY_TRACE_CLOCK, BUILTIN_CLOCK_MONOTONIC);
-        e.end();
-        e.begin(P_DEFAULTS);
-        e.uint(D_TIMESTAMP_CLOCK_ID, BUILTIN_CLOCK_MONOTONIC);
-        e.end();
+        monotonic_clock(e, ts);
         e.begin(P_INTERNED_DATA);
         for (i, name) in CATEGORIES.iter().enumerate() {
             entry(e, I_EVENT_CATEGORIES, i as u64 + 1, name.as_bytes());

@@ -7,12 +7,15 @@
 //! Frames are interned once ([`FrameId`]); a stack is counted by its
 //! thread and its frames, so memory grows with the distinct stacks, not
 //! with the samples. The one exception is the time order of the samples
-//! ([`Profile::timeline`], for speedscope's time-order view): runs of
-//! samples repeating their thread's last stack, at most
-//! [`TIMELINE_RUNS`] of them (24 bytes each), dropped whole past that, as
-//! a part of a timeline would show less than the profile holds.
+//! ([`Profile::timeline`], for speedscope's time-order view, and
+//! [`Profile::in_time`], for Perfetto's samples): runs of samples
+//! repeating their thread's last stack, at most [`TIMELINE_RUNS`] of them
+//! (24 bytes each), and each sample's timestamp, at most
+//! [`TIMELINE_SAMPLES`] (8 bytes each), dropped whole past either, as a
+//! part of a timeline would show less than the profile holds.
 //! Also the aggregation per function of the top view
-//! ([`Profile::functions`]). Pure: no I/O.
+//! ([`Profile::functions`]), and a profile rebuilt from a recording of
+//! samples ([`recorded`]). Pure: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -78,6 +81,13 @@ impl Mode {
             Mode::Gil => "gil",
         }
     }
+
+    /// The mode [`Mode::name`] spells `name`.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        [Mode::Cpu, Mode::Wall, Mode::Gil]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 /// What one stack of one thread added up to.
@@ -121,6 +131,11 @@ pub struct ThreadInfo {
 /// (24 MiB): past that, the timeline is dropped.
 pub const TIMELINE_RUNS: usize = 1 << 20;
 
+/// Samples whose timestamps are kept at most, in all threads (32 MiB: at
+/// 99 Hz on 8 busy CPUs, an hour and a half): past that, the timeline is
+/// dropped.
+pub const TIMELINE_SAMPLES: usize = 1 << 22;
+
 /// Consecutive samples of one thread with the same stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
@@ -128,11 +143,20 @@ struct Run {
     totals: Totals,
 }
 
+/// One thread's part of the timeline: its runs, and the timestamp of
+/// each of their samples, in order (run after run).
+#[derive(Debug, Clone, Default)]
+struct ThreadRuns {
+    runs: Vec<Run>,
+    times: Vec<u64>,
+}
+
 /// The samples in the order they were added, per thread, bounded.
 #[derive(Debug, Clone)]
 struct Timeline {
-    threads: HashMap<ThreadKey, Vec<Run>>,
+    threads: HashMap<ThreadKey, ThreadRuns>,
     runs: usize,
+    samples: usize,
     limit: usize,
     dropped: bool,
 }
@@ -142,6 +166,7 @@ impl Default for Timeline {
         Timeline {
             threads: HashMap::new(),
             runs: 0,
+            samples: 0,
             limit: TIMELINE_RUNS,
             dropped: false,
         }
@@ -149,35 +174,51 @@ impl Default for Timeline {
 }
 
 impl Timeline {
-    fn add(&mut self, thread: ThreadKey, stack: u32, weight_ns: u64) {
+    fn add(&mut self, thread: ThreadKey, stack: u32, weight_ns: u64, ts_ns: u64) {
         if self.dropped {
+            return;
+        }
+        if self.samples >= TIMELINE_SAMPLES {
+            self.drop_all();
             return;
         }
         let sample = Totals {
             samples: 1,
             weight_ns,
         };
-        let runs = self.threads.entry(thread).or_default();
-        match runs.last_mut() {
+        let t = self.threads.entry(thread).or_default();
+        match t.runs.last_mut() {
             Some(run) if run.stack == stack => run.totals.add(sample),
             _ if self.runs >= self.limit => {
-                self.threads = HashMap::new();
-                self.dropped = true;
+                self.drop_all();
+                return;
             }
             _ => {
-                runs.push(Run {
+                t.runs.push(Run {
                     stack,
                     totals: sample,
                 });
                 self.runs += 1;
             }
         }
+        t.times.push(ts_ns);
+        self.samples += 1;
+    }
+
+    fn drop_all(&mut self) {
+        self.threads = HashMap::new();
+        self.dropped = true;
     }
 }
 
 /// One thread's samples in the order they were taken ([`Profile::timeline`]):
 /// runs of one stack (frames innermost first) and what they add up to.
 pub type ThreadTimeline<'p> = (ThreadKey, Vec<(&'p [FrameId], Totals)>);
+
+/// One sample in time ([`Profile::in_time`]): its timestamp (the clock
+/// the samples were taken on, CLOCK_MONOTONIC for pytap's sampler), its
+/// thread and its frames, innermost first.
+pub type TimedSample<'p> = (u64, ThreadKey, &'p [FrameId]);
 
 /// What one function (its name, file and kind, whatever the line) adds up
 /// to ([`Profile::functions`]).
@@ -260,8 +301,9 @@ impl Profile {
         &self.frames
     }
 
-    /// Counts one sample of `thread` with `frames` (innermost first).
-    pub fn add(&mut self, thread: ThreadKey, frames: &[FrameId], weight_ns: u64) {
+    /// Counts one sample of `thread` with `frames` (innermost first), taken
+    /// at `ts_ns` (kept in the bounded timeline only).
+    pub fn add(&mut self, thread: ThreadKey, frames: &[FrameId], weight_ns: u64, ts_ns: u64) {
         self.unknown_frames += frames
             .iter()
             .filter(|f| self.frame(**f).kind == FrameKind::Unknown)
@@ -276,7 +318,7 @@ impl Profile {
             samples: 1,
             weight_ns,
         });
-        self.timeline.add(thread, *id, weight_ns);
+        self.timeline.add(thread, *id, weight_ns, ts_ns);
     }
 
     /// Names a thread (samples of unnamed threads show their ids).
@@ -314,18 +356,46 @@ impl Profile {
         if self.timeline.dropped {
             return None;
         }
-        let mut by_id: Vec<&[FrameId]> = vec![&[]; self.stacks.len()];
-        for ((_, frames), (id, _)) in &self.stacks {
-            by_id[*id as usize] = frames;
-        }
+        let by_id = self.stacks_by_id();
         let mut threads: Vec<ThreadTimeline<'_>> = (self.timeline.threads.iter())
-            .map(|(thread, runs)| {
-                let runs = runs.iter().map(|r| (by_id[r.stack as usize], r.totals));
+            .map(|(thread, t)| {
+                let runs = (t.runs.iter()).map(|r| (by_id[r.stack as usize], r.totals));
                 (*thread, runs.collect())
             })
             .collect();
         threads.sort_by_key(|(thread, _)| *thread);
         Some(threads)
+    }
+
+    /// Every sample in the order of its timestamp (samples of one time in
+    /// the order of their threads, then as added); `None` when the
+    /// timeline was not kept.
+    pub fn in_time(&self) -> Option<Vec<TimedSample<'_>>> {
+        if self.timeline.dropped {
+            return None;
+        }
+        let by_id = self.stacks_by_id();
+        let mut all = Vec::with_capacity(self.timeline.samples);
+        for (thread, t) in &self.timeline.threads {
+            let mut times = t.times.iter();
+            for run in &t.runs {
+                let frames = by_id[run.stack as usize];
+                for ts in times.by_ref().take(run.totals.samples as usize) {
+                    all.push((*ts, *thread, frames));
+                }
+            }
+        }
+        all.sort_by_key(|(ts, thread, _)| (*ts, *thread));
+        Some(all)
+    }
+
+    /// Each stack's frames, by its id.
+    fn stacks_by_id(&self) -> Vec<&[FrameId]> {
+        let mut by_id: Vec<&[FrameId]> = vec![&[]; self.stacks.len()];
+        for ((_, frames), (id, _)) in &self.stacks {
+            by_id[*id as usize] = frames;
+        }
+        by_id
     }
 
     /// Samples in all.
@@ -407,6 +477,7 @@ impl Profile {
     }
 }
 
+pub mod recorded;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]

@@ -110,8 +110,8 @@ mod tests {
         });
         // f recursing into itself three times, then g: f's total is the
         // samples' time, not three times it.
-        p.add(MAIN, &[g, f, f, f], 1_500_000);
-        p.add(MAIN, &[f, f], 500_000);
+        p.add(MAIN, &[g, f, f, f], 1_500_000, 0);
+        p.add(MAIN, &[f, f], 500_000, 0);
         assert_eq!(
             top_lines(&p, None, 0),
             [
@@ -137,9 +137,9 @@ mod tests {
             line: 1,
             kind: FrameKind::Python,
         });
-        p.add(MAIN, &[long], 1);
-        p.add(MAIN, &[long], 1);
-        p.add(MAIN, &[short], 1);
+        p.add(MAIN, &[long], 1, 0);
+        p.add(MAIN, &[long], 1, 0);
+        p.add(MAIN, &[short], 1, 0);
         let lines = top_lines(&p, Some(60), 1);
         assert_eq!(
             lines,

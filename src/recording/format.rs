@@ -1,4 +1,4 @@
-//! The recording file format, version 2 (pure: bytes in, bytes out; the
+//! The recording file format, version 3 (pure: bytes in, bytes out; the
 //! specification, with examples, is docs/recording.md).
 //!
 //! A recording is a header (`PYTAPREC`, then the format version as a
@@ -19,6 +19,17 @@
 //!   ended; [`ENDED_EXEC`]: the process executed a program through thread
 //!   `tid`, and every frame of the old one is gone), after the thread's
 //!   last event.
+//! - [`TAG_FRAME`] (version 3): the next frame of the frame table (ids
+//!   count from 0 in order of appearance): function and file (string ids),
+//!   line, kind ([`FRAME_PYTHON`], [`FRAME_NATIVE`], [`FRAME_UNKNOWN`]): a
+//!   sampled frame as `pytap profile` named it when it was recorded.
+//! - [`TAG_SAMPLED_THREAD`] (version 3): pid, tid, the thread's name and
+//!   its process's (string ids, the empty string when unknown): what a
+//!   profile names the thread from here on.
+//! - [`TAG_SAMPLE`] (version 3): a sample of the stack sampler: timestamp
+//!   delta from the previous event or sample (signed), pid, tid, weight
+//!   (ns), flags ([`SAMPLE_TRUNCATED`]), the count of frames and their ids,
+//!   innermost first.
 //! - `TAG_EVENT + kind` (the ABI's [`EventKind`]): timestamp delta from the
 //!   previous event (signed), pid, tid, CPU, flags (the ABI's), then the
 //!   kind's fields: string references (`id << 2 | state`, where state 0
@@ -38,7 +49,7 @@ use crate::engine::decode::{AuditArgs, StrState};
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"PYTAPREC";
 /// The format this pytap writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Header length: magic and version.
 pub const HEADER_LEN: usize = 12;
 
@@ -54,6 +65,24 @@ pub const TAG_ENDED: u8 = 0x04;
 pub const ENDED_EXIT: u8 = 0;
 /// [`TAG_ENDED`]'s how: the process executed a program through the thread.
 pub const ENDED_EXEC: u8 = 1;
+/// The next frame of the frame table (version 3).
+pub const TAG_FRAME: u8 = 0x05;
+/// A sample of the stack sampler (version 3).
+pub const TAG_SAMPLE: u8 = 0x06;
+/// A sampled thread's names from here on (version 3).
+pub const TAG_SAMPLED_THREAD: u8 = 0x07;
+/// [`TAG_FRAME`]'s kinds: a Python function, a native one, a frame that
+/// could not be named.
+pub const FRAME_PYTHON: u8 = 0;
+/// See [`FRAME_PYTHON`].
+pub const FRAME_NATIVE: u8 = 1;
+/// See [`FRAME_PYTHON`].
+pub const FRAME_UNKNOWN: u8 = 2;
+/// [`TAG_SAMPLE`]'s flag: the stack was cut at the sampler's depth limit.
+pub const SAMPLE_TRUNCATED: u64 = 1;
+/// The most frames a recorded sample has (the sampler's
+/// [`pytap_abi::sample::MAX_FRAMES`] and the markers the profiler adds).
+pub const MAX_SAMPLE_FRAMES: u64 = pytap_abi::sample::MAX_FRAMES as u64 + 2;
 /// An event: this plus its [`EventKind`].
 pub const TAG_EVENT: u8 = 0x10;
 
@@ -129,6 +158,10 @@ pub enum Meta {
         target: Vec<String>,
         /// The markers asked for.
         markers: Vec<String>,
+        /// The stack sampler's settings, in a recording of samples
+        /// (version 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<ProfileMeta>,
     },
     /// A binary traced in a process (one per process and binary).
     Module {
@@ -158,7 +191,55 @@ pub enum Meta {
         signal: Option<i32>,
         /// CLOCK_MONOTONIC at the end.
         monotonic_ns: u64,
+        /// Samples written (a recording of samples).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        samples: Option<u64>,
+        /// Samples of threads that ran no Python, not written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        without_python: Option<u64>,
+        /// Nanoseconds sampled (a profile's duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sampled_ns: Option<u64>,
     },
+}
+
+/// How the samples of a recording were taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileMeta {
+    /// `cpu`, `wall` or `gil`, as `--mode` spells it.
+    pub mode: String,
+    /// Samples a second.
+    pub rate_hz: u32,
+}
+
+/// A frame of the frame table ([`TAG_FRAME`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedFrame {
+    /// The function's string id.
+    pub function: u32,
+    /// The file's string id.
+    pub file: u32,
+    /// The line, 0 when not known.
+    pub line: u32,
+    /// [`FRAME_PYTHON`], [`FRAME_NATIVE`] or [`FRAME_UNKNOWN`].
+    pub kind: u8,
+}
+
+/// A sample ([`TAG_SAMPLE`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordedSample {
+    /// CLOCK_MONOTONIC when it was taken.
+    pub ts_ns: u64,
+    /// The process.
+    pub pid: u32,
+    /// The thread.
+    pub tid: u32,
+    /// What it weighs.
+    pub weight_ns: u64,
+    /// [`SAMPLE_TRUNCATED`].
+    pub flags: u64,
+    /// Frame ids, innermost first.
+    pub frames: Vec<u32>,
 }
 
 /// Appends an unsigned varint.
@@ -477,96 +558,4 @@ impl StringTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints_round_trip_at_their_edges() {
-        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
-            let mut b = Vec::new();
-            put_uvarint(&mut b, v);
-            assert_eq!(Cursor::new(&b).uvarint(), Some(v));
-        }
-        for v in [0i64, -1, 1, -64, 64, i64::MIN, i64::MAX] {
-            let mut b = Vec::new();
-            put_ivarint(&mut b, v);
-            assert_eq!(Cursor::new(&b).ivarint(), Some(v));
-        }
-        // Eleven continuation bytes, and a tenth byte past 64 bits.
-        assert_eq!(Cursor::new(&[0xff; 11]).uvarint(), None);
-        let mut over = vec![0xff; 9];
-        over.push(0x02);
-        assert_eq!(Cursor::new(&over).uvarint(), None);
-    }
-
-    #[test]
-    fn audit_arguments_round_trip() {
-        let args = AuditArgs {
-            values: vec![
-                PyValue::Str {
-                    text: "/etc/hosts".into(),
-                    truncated: false,
-                },
-                PyValue::Int("-12345678901234567890".into()),
-                PyValue::Float(2.5),
-                PyValue::Tuple {
-                    items: vec![PyValue::None, PyValue::Bool(true)],
-                    more: 3,
-                },
-                PyValue::Bytes {
-                    data: vec![0, 255],
-                    truncated: true,
-                },
-                PyValue::Other("dict".into()),
-                PyValue::Unreadable,
-            ],
-            more: 2,
-        };
-        let mut b = Vec::new();
-        put_args(&mut b, Some(&args));
-        put_args(&mut b, None);
-        let mut c = Cursor::new(&b);
-        assert_eq!(c.args(), Some(Some(args)));
-        assert_eq!(c.args(), Some(None));
-        assert_eq!(c.pos, b.len());
-        // Cut short: more may come. Beyond what a probe captures: malformed.
-        let mut short = Cursor::new(&b[..5]);
-        assert_eq!((short.args(), short.bad), (None, false));
-        for bytes in [
-            &[1, 9][..],                                                 // 9 arguments
-            &[1, 1, V_TUPLE, 1, V_TUPLE, 1, V_TUPLE, 0, 0, 0, 0, 0][..], // three tuples deep
-            &[1, 1, 99, 0][..],                                          // no such type
-            &[2][..],                                                    // no such presence byte
-        ] {
-            let mut c = Cursor::new(bytes);
-            assert_eq!((c.args(), c.bad), (None, true), "{bytes:?}");
-        }
-    }
-
-    #[test]
-    fn string_refs_keep_their_state() {
-        for state in [StrState::Complete, StrState::Truncated, StrState::KeptEnd] {
-            assert_eq!(parse_string_ref(string_ref(41, state)), (Some(41), state));
-        }
-        assert_eq!(
-            parse_string_ref(string_ref(0, StrState::Unreadable(-14))),
-            (None, StrState::Unreadable(14))
-        );
-    }
-
-    #[test]
-    fn headers_of_other_files_and_versions_are_refused() {
-        assert_eq!(check_header(&header()), Ok(()));
-        assert_eq!(
-            check_header(b"\x7fELF\x02\x01\x01\0\0\0\0\0"),
-            Err(FormatError::NotRecording)
-        );
-        // Version 1 (without thread ends) is still read.
-        let mut older = header();
-        older[8] = 1;
-        assert_eq!(check_header(&older), Ok(()));
-        let mut newer = header();
-        newer[8] = 3;
-        assert_eq!(check_header(&newer), Err(FormatError::Version(3)));
-    }
-}
+mod tests;

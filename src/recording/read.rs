@@ -7,6 +7,12 @@
 //! A recording that stops mid-record (pytap was killed) reads up to its
 //! last whole record and says so ([`Reader::cut_short`]); one that is
 //! malformed before its end is an error naming the byte.
+//!
+//! A recording of samples (version 3) also comes out sample by sample
+//! ([`Reader::sample`]), with its frame table ([`Reader::frames`]) and the
+//! names of its sampled threads as they come ([`Reader::sampled_threads`]);
+//! a frame or sample that refers to what the recording has not defined is
+//! malformed.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -14,8 +20,9 @@ use std::io::Read;
 use anyhow::{Context, Result};
 
 use super::format::{
-    self, Cursor, ENDED_EXEC, ENDED_EXIT, FormatError, HEADER_LEN, Meta, StringTable, TAG_ENDED,
-    TAG_META, TAG_NAME, TAG_STRING, UNREADABLE,
+    self, Cursor, ENDED_EXEC, ENDED_EXIT, FormatError, HEADER_LEN, MAX_SAMPLE_FRAMES, Meta,
+    RecordedFrame, RecordedSample, StringTable, TAG_ENDED, TAG_FRAME, TAG_META, TAG_NAME,
+    TAG_SAMPLE, TAG_SAMPLED_THREAD, TAG_STRING, UNREADABLE,
 };
 use crate::engine::abi::EventKind;
 use crate::engine::decode::{
@@ -56,8 +63,22 @@ enum ParsedBody {
 
 enum Step {
     Event(Parsed),
+    Sample(RecordedSample),
     Other,
     NeedMore,
+}
+
+/// A sampled thread's names ([`Reader::sampled_threads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampledThread {
+    /// The process.
+    pub pid: u32,
+    /// The thread.
+    pub tid: u32,
+    /// Its name (empty: not known).
+    pub name: String,
+    /// Its process's name (empty: not known).
+    pub process: String,
 }
 
 /// A recording being read.
@@ -72,6 +93,15 @@ pub struct Reader<R> {
     prev_ts: u64,
     /// The event [`Reader::advance`] moved to.
     current: Option<Parsed>,
+    /// The sample [`Reader::advance`] moved to.
+    current_sample: Option<RecordedSample>,
+    /// The frame table so far.
+    pub frames: Vec<RecordedFrame>,
+    /// Sampled threads named before the current sample (or the end), in
+    /// order: the replay names them and clears this.
+    pub sampled_threads: Vec<SampledThread>,
+    /// Samples read.
+    pub samples: u64,
     /// The string table so far.
     pub strings: StringTable,
     /// Thread names as of the current event.
@@ -115,6 +145,10 @@ impl<R: Read> Reader<R> {
             offset: HEADER_LEN as u64,
             prev_ts: 0,
             current: None,
+            current_sample: None,
+            frames: Vec::new(),
+            sampled_threads: Vec::new(),
+            samples: 0,
             strings: StringTable::default(),
             names: RefCell::default(),
             start: None,
@@ -126,10 +160,12 @@ impl<R: Read> Reader<R> {
         })
     }
 
-    /// Moves to the next event ([`Reader::event`]); false at the end of
-    /// the recording. The names and strings it needs are read first.
+    /// Moves to the next event ([`Reader::event`]) or sample
+    /// ([`Reader::sample`]); false at the end of the recording. The names,
+    /// strings and frames it needs are read first.
     pub fn advance(&mut self) -> Result<bool> {
         self.current = None;
+        self.current_sample = None;
         let parsed = loop {
             if self.pos == self.buf.len() && !self.fill()? {
                 if self.end.is_none() {
@@ -139,6 +175,11 @@ impl<R: Read> Reader<R> {
             }
             match self.step()? {
                 Step::Event(p) => break p,
+                Step::Sample(sample) => {
+                    self.samples += 1;
+                    self.current_sample = Some(sample);
+                    return Ok(true);
+                }
                 Step::Other => {}
                 Step::NeedMore => {
                     if !self.fill()? {
@@ -247,6 +288,49 @@ impl<R: Read> Reader<R> {
                 self.ended.push((pid, tid, exec));
                 Step::Other
             }
+            TAG_FRAME => {
+                let (Some(function), Some(file), Some(line), Some(kind)) =
+                    (c.u32(), c.u32(), c.u32(), c.u8())
+                else {
+                    return short_or_bad(&c, "frame", at);
+                };
+                let defined = self.strings.has(function) && self.strings.has(file);
+                if !defined || kind > format::FRAME_UNKNOWN {
+                    return Err(malformed("frame").into());
+                }
+                self.frames.push(RecordedFrame {
+                    function,
+                    file,
+                    line,
+                    kind,
+                });
+                Step::Other
+            }
+            TAG_SAMPLED_THREAD => {
+                let (Some(pid), Some(tid), Some(name), Some(process)) =
+                    (c.u32(), c.u32(), c.u32(), c.u32())
+                else {
+                    return short_or_bad(&c, "sampled thread", at);
+                };
+                if !self.strings.has(name) || !self.strings.has(process) {
+                    return Err(malformed("sampled thread").into());
+                }
+                self.sampled_threads.push(SampledThread {
+                    pid,
+                    tid,
+                    name: self.strings.get(name).to_string(),
+                    process: self.strings.get(process).to_string(),
+                });
+                Step::Other
+            }
+            TAG_SAMPLE => match parse_sample(&mut c, self.prev_ts, self.frames.len()) {
+                Some(Ok(sample)) => {
+                    self.prev_ts = sample.ts_ns;
+                    Step::Sample(sample)
+                }
+                Some(Err(())) => return Err(malformed("sample").into()),
+                None => return short_or_bad(&c, "sample", at),
+            },
             t => {
                 let Some(kind) = format::event_kind(t) else {
                     return Err(FormatError::UnknownTag { tag: t, at }.into());
@@ -266,8 +350,14 @@ impl<R: Read> Reader<R> {
         Ok(step)
     }
 
-    /// The event [`Reader::advance`] moved to (`None` before the first
-    /// and after the last).
+    /// The sample [`Reader::advance`] moved to (`None` at an event, before
+    /// the first and after the last).
+    pub fn sample(&self) -> Option<&RecordedSample> {
+        self.current_sample.as_ref()
+    }
+
+    /// The event [`Reader::advance`] moved to (`None` at a sample, before
+    /// the first and after the last).
     pub fn event(&self) -> Option<Event<'_>> {
         let p = self.current.as_ref()?;
         let strings = &self.strings;
@@ -326,6 +416,38 @@ fn short_or_bad(c: &Cursor<'_>, what: &'static str, at: u64) -> Result<Step> {
         return Err(FormatError::Malformed { what, at }.into());
     }
     Ok(Step::NeedMore)
+}
+
+/// A sample's fields after its tag: `None` when the buffer ends first,
+/// `Some(Err)` when they are malformed (frames past the sampler's depth, or
+/// not in the table of `frames` frames).
+fn parse_sample(
+    c: &mut Cursor<'_>,
+    prev_ts: u64,
+    frames: usize,
+) -> Option<Result<RecordedSample, ()>> {
+    let delta = c.ivarint()?;
+    let (pid, tid, weight_ns, flags) = (c.u32()?, c.u32()?, c.uvarint()?, c.uvarint()?);
+    let depth = c.uvarint()?;
+    if depth > MAX_SAMPLE_FRAMES || flags & !format::SAMPLE_TRUNCATED != 0 {
+        return Some(Err(()));
+    }
+    let mut ids = Vec::with_capacity(depth as usize);
+    for _ in 0..depth {
+        let id = c.u32()?;
+        if id as usize >= frames {
+            return Some(Err(()));
+        }
+        ids.push(id);
+    }
+    Some(Ok(RecordedSample {
+        ts_ns: (prev_ts as i64).wrapping_add(delta) as u64,
+        pid,
+        tid,
+        weight_ns,
+        flags,
+        frames: ids,
+    }))
 }
 
 /// An event's fields after its tag: `None` when the buffer ends first,

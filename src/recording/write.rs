@@ -7,7 +7,9 @@
 //! with the target's layout now, and a thread's name is written before its
 //! first event and again whenever it changes. Each string is written once
 //! (an ended thread's name is forgotten: see [`Recorder::forget`]); events
-//! refer to it by id.
+//! refer to it by id. A recording of samples (`pytap record --profile`)
+//! goes through the same writer ([`samples`]): frames as the profiler named
+//! them, each once, and samples that refer to them.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -19,6 +21,9 @@ use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event, RawStr, StrState};
 use crate::engine::recover::Recovery;
 use crate::engine::source::Source;
+
+mod samples;
+pub use samples::SampleRecord;
 
 /// Writes a recording.
 pub struct Recorder<W: Write> {
@@ -39,6 +44,10 @@ pub struct Recorder<W: Write> {
     recovery: Recovery,
     /// Events written.
     pub events: u64,
+    /// The id the next frame written gets ([`Recorder::frame`]).
+    next_frame: u32,
+    /// Samples written.
+    pub samples: u64,
 }
 
 impl<W: Write> std::fmt::Debug for Recorder<W> {
@@ -64,6 +73,8 @@ impl<W: Write> Recorder<W> {
             processes: HashSet::new(),
             recovery: Recovery::default(),
             events: 0,
+            next_frame: 0,
+            samples: 0,
         };
         r.meta(start)?;
         Ok(r)
@@ -317,6 +328,7 @@ mod tests {
             monotonic_ns: 2,
             target: vec![],
             markers: vec![],
+            profile: None,
         };
         Recorder::new(Vec::new(), &start).unwrap()
     }
@@ -384,6 +396,7 @@ mod tests {
             monotonic_ns: 2,
             target: vec!["python3".into(), "prog".into()],
             markers: vec!["function__entry".into()],
+            profile: None,
         };
         let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
         for e in &events {
@@ -397,6 +410,9 @@ mod tests {
             status: Some(0),
             signal: None,
             monotonic_ns: 3,
+            samples: None,
+            without_python: None,
+            sampled_ns: None,
         };
         let bytes = recorder.end(&end).unwrap();
         // Each name once: app.py, main, python3, worker, very_long_na,
@@ -505,7 +521,10 @@ mod tests {
         recorder.process_executed(7, 7).unwrap();
         recorder.event(&entry(30, 7), &names).unwrap();
         let bytes = recorder.out;
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+        assert_eq!(
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+            format::VERSION
+        );
         let mut reader = Reader::new(&bytes[..]).unwrap();
         let mut seen = Vec::new();
         while reader.advance().unwrap() {

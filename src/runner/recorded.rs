@@ -153,6 +153,19 @@ impl Recorded {
         if std::mem::replace(&mut self.checked, true) {
             return Ok(());
         }
+        if let Some(Meta::Start {
+            profile: Some(_),
+            markers,
+            ..
+        }) = &self.reader.start
+            && markers.is_empty()
+        {
+            bail!(
+                "{} holds sampled stacks (pytap record --profile), no events: read it with \
+                 pytap profile -i or pytap export -i",
+                self.path.display()
+            );
+        }
         let Some(recorded) = recorded_markers(self.reader.start.as_ref()) else {
             return Ok(());
         };
@@ -201,8 +214,8 @@ impl EventSource for Recorded {
             self.check_markers()?;
             self.hand_out_ended(each)?;
             let Some(event) = self.reader.event() else {
-                self.done = true;
-                break;
+                // A sample: the event views have no use for it.
+                continue;
             };
             if !self.markers.contains(&event.header.kind.marker()) {
                 continue;

@@ -1,6 +1,13 @@
 //! `pytap export`: a recording replayed once, front to back, through the
 //! timeline's feed into one format's sink; memory does not grow with the
 //! recording's length (see each format for what it keeps).
+//!
+//! A recording of samples (`pytap record --profile`, its start metadata
+//! says so) is replayed into a profile instead and written as `pytap
+//! profile --format` writes one, byte for byte. A recording that holds
+//! both (the format allows it; `record` writes one or the other today) is
+//! exported from its events, which are exact, when it recorded markers;
+//! its samples stay for `pytap profile -i`.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,6 +20,7 @@ use crate::export::chrome::ChromeSink;
 use crate::export::flame::SvgSink;
 use crate::export::folded::FoldedSink;
 use crate::export::perfetto::PerfettoSink;
+use crate::export::profile::{self as profile_formats, ProfileFormat};
 use crate::export::speedscope::SpeedscopeSink;
 use crate::export::{ExportFormat, Weight};
 use crate::model::feed::TimelineFeed;
@@ -47,14 +55,69 @@ fn make_sink(
     style: Style,
     name: String,
     out: Box<dyn Write>,
-) -> Box<dyn Sink> {
-    match format {
+) -> Result<Box<dyn Sink>> {
+    Ok(match format {
         ExportFormat::Perfetto => Box::new(PerfettoSink::new(out, style.stacks)),
         ExportFormat::Chrome => Box::new(ChromeSink::new(out)),
         ExportFormat::Speedscope => Box::new(SpeedscopeSink::new(out, name)),
         ExportFormat::Folded => Box::new(FoldedSink::new(out, style.weight, style.flame_chart)),
         ExportFormat::Svg => Box::new(SvgSink::new(out, name, style.weight, style.flame_chart)),
+        ExportFormat::Pprof => anyhow::bail!(
+            "pprof is a sampled profile's format, and this recording holds traced events: \
+             export them as perfetto, chrome, speedscope, folded or svg (or record samples \
+             with pytap record --profile)"
+        ),
+    })
+}
+
+/// Whether the recording's start says it holds samples and no events
+/// (see the module's docs for one that holds both).
+pub fn holds_samples_only(start: Option<&Meta>) -> bool {
+    matches!(
+        start,
+        Some(Meta::Start {
+            profile: Some(_),
+            markers,
+            ..
+        }) if markers.is_empty()
+    )
+}
+
+/// A profile format for an export format of a recording of samples.
+fn profile_format(format: ExportFormat, input: &Path) -> Result<ProfileFormat> {
+    Ok(match format {
+        ExportFormat::Perfetto => ProfileFormat::Perfetto,
+        ExportFormat::Speedscope => ProfileFormat::Speedscope,
+        ExportFormat::Folded => ProfileFormat::Folded,
+        ExportFormat::Svg => ProfileFormat::Svg,
+        ExportFormat::Pprof => ProfileFormat::Pprof,
+        ExportFormat::Chrome => anyhow::bail!(
+            "{} holds samples (pytap record --profile), which Chrome's trace format has no \
+             place for: export them as perfetto, speedscope, folded, svg or pprof",
+            input.display()
+        ),
+    })
+}
+
+/// Exports the samples of the recording at `input` as `format` to `out`,
+/// as `pytap profile --format` would have written them: the samples
+/// written.
+fn export_profile(
+    input: &Path,
+    format: ExportFormat,
+    style: Style,
+    mut out: Box<dyn Write>,
+) -> Result<u64> {
+    let format = profile_format(format, input)?;
+    if style.stacks || style.weight != Weight::Time || style.flame_chart {
+        notice!(
+            "--stacks, --weight and --flame-chart draw traced events; a recording of samples is \
+             written as pytap profile writes it (ignored)"
+        );
     }
+    let replayed = replay::profile(input)?;
+    profile_formats::write(&replayed.profile, format, "pytap profile", &mut out)?;
+    Ok(replayed.profile.samples())
 }
 
 /// Exports the recording at `input` as `format` to `out`: the recording
@@ -67,7 +130,7 @@ pub fn export(
 ) -> Result<TimelineStats> {
     // The start metadata names the run before the first event.
     let name = run_name(replay::start_of(input)?.as_ref(), input);
-    let mut sink = make_sink(format, style, name, out);
+    let mut sink = make_sink(format, style, name, out)?;
     let mut feed = TimelineFeed::new(Timeline::new(sink.as_mut()));
     let every = Marker::ALL.into_iter().collect();
     let replay = replay::Replay {
@@ -145,6 +208,7 @@ pub fn run(
     // The input first: a missing or damaged recording leaves the output
     // as it was.
     drop(replay::open(input)?);
+    let samples = holds_samples_only(replay::start_of(input)?.as_ref());
     let mut replacement = None;
     let (out, shown): (Box<dyn Write>, String) = match output {
         Some(path) if path != Path::new("-") => {
@@ -163,11 +227,12 @@ pub fn run(
             )
         }
         _ => {
-            if format == ExportFormat::Perfetto
+            if matches!(format, ExportFormat::Perfetto | ExportFormat::Pprof)
                 && std::io::IsTerminal::is_terminal(&std::io::stdout())
             {
                 anyhow::bail!(
-                    "a Perfetto trace is binary: write it to a file with -o FILE (or redirect stdout)"
+                    "a {} file is binary: write it to a file with -o FILE (or redirect stdout)",
+                    format!("{format:?}").to_lowercase()
                 );
             }
             (
@@ -179,6 +244,19 @@ pub fn run(
             )
         }
     };
+    if samples {
+        let written = export_profile(input, format, style, out)?;
+        if let Some(r) = &mut replacement {
+            r.commit()?;
+        }
+        let format = format!("{format:?}").to_lowercase();
+        notice!("{written} samples written to {shown} ({format})");
+        return Ok(if written == 0 {
+            ExitCode::NothingTraced
+        } else {
+            ExitCode::Ok
+        });
+    }
     warn_unused_style(format, style);
     let stats = export(input, format, style, out)?;
     if let Some(r) = &mut replacement {

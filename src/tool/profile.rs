@@ -7,7 +7,11 @@
 //! fingerprint the kernel read, so a frame is never given another
 //! function's name; what cannot be named shows as unknown and is
 //! counted), counts the stacks in a [`Profile`], and at the end writes the
-//! output asked for: the top table, or a file in a profile format.
+//! output asked for: the top table, or a file in a profile format. With
+//! `-i FILE` the profile is a recording's samples replayed
+//! ([`crate::runner::replay::profile`]), and the output is the one the
+//! live run would have written; `pytap record --profile` taps the
+//! profiler ([`SampleTap`]) to write those samples.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,6 +37,8 @@ use crate::runner::sampling::{self, SampleEnd, SampleOutcome, SampleTargets, Sam
 /// What `pytap profile` was asked.
 #[derive(Debug, Clone)]
 pub struct ProfileRequest {
+    /// A recording of samples to read instead of sampling `targets`.
+    pub input: Option<std::path::PathBuf>,
     /// What to sample.
     pub targets: SampleTargets,
     /// How.
@@ -45,8 +51,35 @@ pub struct ProfileRequest {
     pub live: bool,
 }
 
+/// What is told of every sample counted, as it is counted, besides the
+/// profile (`pytap record --profile` writes each one to a recording: its
+/// frames are named now, while their code objects can still be read).
+pub trait SampleTap {
+    /// A sample of `thread` with `frames` (innermost first, ids of
+    /// `profile`), weighing `weight_ns`, taken at `ts_ns`; `truncated`:
+    /// its stack was cut at the depth limit.
+    fn sample(&mut self, profile: &Profile, sample: &Counted<'_>) -> Result<()>;
+
+    /// `thread` is named `info` from here on.
+    fn thread(&mut self, thread: ThreadKey, info: &ThreadInfo) -> Result<()>;
+}
+
+/// A sample as counted ([`SampleTap::sample`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    /// Its thread.
+    pub thread: ThreadKey,
+    /// Its frames, innermost first.
+    pub frames: &'a [FrameId],
+    /// What it weighs.
+    pub weight_ns: u64,
+    /// When it was taken (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// Its stack was cut at the depth limit.
+    pub truncated: bool,
+}
+
 /// Names frames and counts stacks.
-#[derive(Debug)]
 pub struct Profiler {
     /// The profile so far.
     pub profile: Profile,
@@ -56,6 +89,17 @@ pub struct Profiler {
     pub without_python: u64,
     frames: Vec<FrameId>,
     named: Vec<SampledFrame>,
+    tap: Option<Box<dyn SampleTap>>,
+}
+
+impl std::fmt::Debug for Profiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiler")
+            .field("samples", &self.profile.samples())
+            .field("without_python", &self.without_python)
+            .field("tapped", &self.tap.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Profiler {
@@ -68,7 +112,23 @@ impl Profiler {
             without_python: 0,
             frames: Vec::new(),
             named: Vec::new(),
+            tap: None,
         }
+    }
+
+    /// Tells `tap` of every sample counted and every thread named from now
+    /// on.
+    pub fn tap(&mut self, tap: Box<dyn SampleTap>) {
+        self.tap = Some(tap);
+    }
+
+    /// Names `thread`, and tells the tap.
+    fn name_thread(&mut self, thread: ThreadKey, info: ThreadInfo) -> Result<()> {
+        if let Some(tap) = &mut self.tap {
+            tap.thread(thread, &info)?;
+        }
+        self.profile.name_thread(thread, info);
+        Ok(())
     }
 
     /// Names `frames` (innermost first, then what `flags` say was not
@@ -109,7 +169,7 @@ impl Profiler {
         }
     }
 
-    fn count(&mut self, pid: u32, tid: u32, weight_ns: u64) {
+    fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64, ts_ns: u64) -> Result<()> {
         let frames = std::mem::take(&mut self.frames);
         let key = ThreadKey { pid, tid };
         if self.profile.thread(key).is_none() {
@@ -120,20 +180,32 @@ impl Profiler {
                     .map(|c| c.trim_end().to_string())
                     .unwrap_or_default()
             };
-            self.profile.name_thread(
-                key,
-                ThreadInfo {
-                    name: comm(tid),
-                    process: comm(pid),
-                },
-            );
+            let info = ThreadInfo {
+                name: comm(tid),
+                process: comm(pid),
+            };
+            self.name_thread(key, info)?;
         }
-        self.profile.add(key, &frames, weight_ns);
+        self.profile.add(key, &frames, weight_ns, ts_ns);
+        let told = match &mut self.tap {
+            Some(tap) => tap.sample(
+                &self.profile,
+                &Counted {
+                    thread: key,
+                    frames: &frames,
+                    weight_ns,
+                    ts_ns,
+                    truncated: flags & FLAG_TRUNCATED != 0,
+                },
+            ),
+            None => Ok(()),
+        };
         self.frames = frames;
+        told
     }
 
     /// Names the threads seen, from `/proc` (threads gone keep no name).
-    pub fn name_threads(&mut self) {
+    pub fn name_threads(&mut self) -> Result<()> {
         let keys: Vec<ThreadKey> = self.profile.threads().map(|(k, _)| *k).collect();
         let mut by_pid: HashMap<u32, Vec<(u32, String)>> = HashMap::new();
         for key in keys {
@@ -149,15 +221,14 @@ impl Profiler {
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default();
             if let Some((_, name)) = names.iter().find(|(t, _)| *t == key.tid) {
-                self.profile.name_thread(
-                    key,
-                    ThreadInfo {
-                        name: name.clone(),
-                        process,
-                    },
-                );
+                let info = ThreadInfo {
+                    name: name.clone(),
+                    process,
+                };
+                self.name_thread(key, info)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -169,8 +240,7 @@ impl SampleConsumer for Profiler {
             return Ok(());
         }
         self.name_frames(interpreter, &sample.frames, h.flags);
-        self.count(h.pid, h.tid, self.period_ns);
-        Ok(())
+        self.count(h.pid, h.tid, h.flags, self.period_ns, h.ts_ns)
     }
 
     fn wall_sample(
@@ -204,8 +274,15 @@ impl SampleConsumer for Profiler {
         }
         self.name_frames(interpreter, &frames, flags);
         let tid = tid.unwrap_or(thread.thread_id as u32);
-        self.count(interpreter.process.pid, tid, period.as_nanos() as u64);
-        Ok(())
+        // Read now, on the clock the kernel's samples are stamped with.
+        let now = pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64;
+        self.count(
+            interpreter.process.pid,
+            tid,
+            flags,
+            period.as_nanos() as u64,
+            now,
+        )
     }
 }
 
@@ -253,8 +330,59 @@ impl SampleConsumer for LiveTop<'_> {
     }
 }
 
+/// Writes the output asked for: a profile format, or the top table.
+fn write_output(request: &ProfileRequest, profile: &Profile, out: &mut dyn Write) -> Result<()> {
+    match request.format {
+        Some(format) => formats::write(profile, format, "pytap profile", out)?,
+        None => {
+            for line in crate::output::profile::top_lines(profile, None, request.top_rows) {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `pytap profile -i FILE`: the recording's samples, written as the live
+/// run would have written them.
+fn replay(
+    input: &std::path::Path,
+    request: &ProfileRequest,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let replayed = crate::runner::replay::profile(input)?;
+    let p = &replayed.profile;
+    write_output(request, p, out)?;
+    let why = match replayed.reason.as_str() {
+        "" => String::new(),
+        reason => format!("; recorded until {reason}"),
+    };
+    crate::notice!(
+        "{} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
+         {} unknown frames, {} stacks past the depth limit{why}",
+        p.samples(),
+        p.duration_ns as f64 / 1e9,
+        p.rate_hz,
+        p.mode.name(),
+        replayed.lost,
+        replayed.without_python,
+        p.unknown_frames,
+        p.truncated,
+    );
+    // As live: samples of threads without Python are samples taken.
+    Ok(if p.samples() + replayed.without_python == 0 {
+        ExitCode::NothingTraced
+    } else {
+        ExitCode::Ok
+    })
+}
+
 /// Runs `pytap profile`, writing to `out`.
 pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
+    if let Some(input) = &request.input {
+        return replay(input, request, out);
+    }
     let signals = crate::runner::tool_run::signals()?;
     let profiler = Profiler::new(request.options.mode, request.options.rate_hz);
     let (outcome, mut profiler) = if request.live && request.format.is_none() {
@@ -273,18 +401,9 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
         let outcome = sampling::run(&request.targets, &request.options, &signals, &mut profiler)?;
         (outcome, profiler)
     };
-    profiler.name_threads();
+    profiler.name_threads()?;
     profiler.profile.duration_ns = outcome.elapsed.as_nanos() as u64;
-    match request.format {
-        Some(format) => formats::write(&profiler.profile, format, "pytap profile", out)?,
-        None => {
-            for line in crate::output::profile::top_lines(&profiler.profile, None, request.top_rows)
-            {
-                writeln!(out, "{line}")?;
-            }
-        }
-    }
-    out.flush()?;
+    write_output(request, &profiler.profile, out)?;
     report(&outcome, &profiler);
     Ok(if outcome.samples == 0 {
         ExitCode::NothingTraced
@@ -293,15 +412,20 @@ pub fn run(request: &ProfileRequest, out: &mut dyn Write) -> Result<ExitCode> {
     })
 }
 
-/// The summary on stderr.
-fn report(outcome: &SampleOutcome, profiler: &Profiler) {
-    let p = &profiler.profile;
-    let why = match &outcome.end {
+/// Why a sampling run ended, as the summary says it.
+pub fn end_reason(end: &SampleEnd) -> String {
+    match end {
         SampleEnd::Exited(Some(code)) => format!("the program exited with status {code}"),
         SampleEnd::Exited(None) => "the program exited".to_string(),
         SampleEnd::Signal(s) => format!("stopped by {}", pytap_sys::signal::name(*s)),
         SampleEnd::Duration => "the duration elapsed".to_string(),
-    };
+    }
+}
+
+/// The summary on stderr.
+pub fn report(outcome: &SampleOutcome, profiler: &Profiler) {
+    let p = &profiler.profile;
+    let why = end_reason(&outcome.end);
     crate::notice!(
         "{} samples in {:.1} s at {} Hz ({} mode), {} lost, {} of threads without Python, \
          {} unknown frames, {} stacks past the depth limit; {why}",

@@ -1,6 +1,7 @@
 //! `pytap record`: a run's every event written to a recording as it
 //! arrives (the consumer is [`crate::recording::write::Recorder`]), with
-//! `--format` exported from it when the run ends.
+//! `--format` exported from it when the run ends; with `--profile`, the
+//! stack sampler's samples instead ([`profile`]).
 
 use std::collections::BTreeSet;
 use std::io::BufWriter;
@@ -21,8 +22,11 @@ use crate::recording::format::Meta;
 use crate::recording::write::Recorder;
 use crate::runner::live::{Outcome, TargetSpec};
 use crate::runner::report;
+use crate::runner::sampling::{SampleTargets, SamplingOptions};
 use crate::runner::tool_run::{self, StreamOptions};
 use crate::tool::export::{self, Style};
+
+mod profile;
 
 /// A `pytap record` run.
 #[derive(Debug, Clone)]
@@ -35,6 +39,9 @@ pub struct RecordRequest {
     pub output: PathBuf,
     /// Write this export instead of the recording.
     pub export: Option<(ExportFormat, Style)>,
+    /// Record the stack sampler's samples of these targets instead of
+    /// events (`stream` then only names the target).
+    pub profile: Option<(SampleTargets, SamplingOptions)>,
 }
 
 /// How the target is described in the recording.
@@ -127,6 +134,10 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
             "record traces a live target (-p, -c, -- CMD, --all); -i is for the views and export"
         );
     }
+    if let Some((targets, options)) = &request.profile {
+        let target = describe_target(&request.stream.target);
+        return profile::run(&request.output, targets, options, target);
+    }
     let (markers, strict) = tool_run::asked_or_all(&request.markers);
     // 3.15's generator creations flagged as `flow`'s probes flag them, so
     // every view replays them as it shows them live.
@@ -193,6 +204,7 @@ fn start_meta(target: &TargetSpec, markers: &BTreeSet<Marker>) -> Meta {
         monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
         target: describe_target(target),
         markers: markers.iter().map(|m| m.name().to_string()).collect(),
+        profile: None,
     }
 }
 
@@ -214,6 +226,9 @@ fn end_meta(outcome: &Outcome, events: u64) -> Meta {
             _ => None,
         },
         monotonic_ns: pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64,
+        samples: None,
+        without_python: None,
+        sampled_ns: None,
     }
 }
 

@@ -101,12 +101,12 @@ fn profile() -> Profile {
     p.name_thread(main, info("MainThread"));
     p.name_thread(other, info("worker"));
     for _ in 0..3 {
-        p.add(main, &[fib, fib, module], 10_000_000);
+        p.add(main, &[fib, fib, module], 10_000_000, 0);
     }
-    p.add(main, &[naive, module], 10_000_000);
-    p.add(main, &[unknown, module], 10_000_000);
-    p.add(other, &[native, naive], 10_000_000);
-    p.add(other, &[native, naive], 10_000_000);
+    p.add(main, &[naive, module], 10_000_000, 0);
+    p.add(main, &[unknown, module], 10_000_000, 0);
+    p.add(other, &[native, naive], 10_000_000, 0);
+    p.add(other, &[native, naive], 10_000_000, 0);
     p
 }
 

@@ -15,6 +15,7 @@ mod live_list;
 mod names;
 mod output;
 mod profile;
+mod profile_recording;
 mod recording;
 mod rough;
 mod sampler;

@@ -13,12 +13,12 @@ use crate::harness::guard::ChildGuard;
 use crate::harness::{pytap_bin, root};
 
 /// A running `sampled.py MODE ARG` and the thread ids it printed.
-struct Target {
-    guard: ChildGuard,
-    tids: BTreeMap<String, u32>,
+pub(super) struct Target {
+    pub(super) guard: ChildGuard,
+    pub(super) tids: BTreeMap<String, u32>,
 }
 
-fn start(python: &Path, args: &[&str]) -> Target {
+pub(super) fn start(python: &Path, args: &[&str]) -> Target {
     let mut guard = ChildGuard::spawn(
         Command::new(python)
             .arg(root().join("tests/py/sampled.py"))
@@ -71,7 +71,7 @@ fn profile(pid: u32, extra: &[&str], name: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn line_of(needle: &str) -> usize {
+pub(super) fn line_of(needle: &str) -> usize {
     let text = std::fs::read_to_string(root().join("tests/py/sampled.py")).unwrap();
     text.lines()
         .position(|l| l.contains(needle))
@@ -80,7 +80,7 @@ fn line_of(needle: &str) -> usize {
 }
 
 /// The stack of `recurse(depth)` spinning, outermost first.
-fn expected_depth_stack(depth: usize) -> String {
+pub(super) fn expected_depth_stack(depth: usize) -> String {
     let file = root().join("tests/py/sampled.py").display().to_string();
     let mut frames = vec![
         format!("<module> ({file}:{})", line_of("    main()")),
@@ -167,7 +167,7 @@ fn leaf_counts(stacks: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
 }
 
 /// Samples per function anywhere on the stack, once per sample.
-fn on_stack(stacks: &BTreeMap<String, u64>, function: &str) -> u64 {
+pub(super) fn on_stack(stacks: &BTreeMap<String, u64>, function: &str) -> u64 {
     stacks
         .iter()
         .filter(|(s, _)| s.split(';').any(|f| f.split(" (").next() == Some(function)))

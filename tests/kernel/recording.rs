@@ -349,11 +349,11 @@ fn bad_recordings_get_one_clear_line() {
     pytap(&["export", "-i", &missing, "--format", "folded"]).one_line_error();
 
     let mut newer = bytes.clone();
-    newer[8] = 3;
+    newer[8] = 4;
     let newer = path("newer", &newer);
     let msg = pytap(&["calls", "-i", &newer]).one_line_error().to_string();
     assert!(
-        msg.contains("recording format version 3; this pytap reads version 2"),
+        msg.contains("recording format version 4; this pytap reads version 3"),
         "{msg}"
     );
 

@@ -1,7 +1,7 @@
 """Validates a file written by `pytap export` and summarizes it.
 
 Usage: check_export.py FORMAT FILE, FORMAT one of perfetto, chrome,
-speedscope, folded. Prints one JSON object on stdout describing what the
+speedscope, folded, perfetto-samples (a sampled profile's trace). Prints one JSON object on stdout describing what the
 file holds; on any violation of the format (or of what pytap promises about
 it) prints a message on stderr and exits 1. Exits 2 when a module it needs
 is missing.
@@ -24,6 +24,11 @@ Summaries:
   {"events", "max_depth", "opens": {frame name: count}}}}.
 - folded: {"lines", "total", "leaves": {leaf frame: weight},
   "leaf_functions": {function name: weight}}.
+- perfetto-samples: {"samples": N, "threads": {"PID/TID": name},
+  "processes": {pid: name}, "stacks": {"PID/TID;outer;...;inner": count},
+  "lines": {frame name: its line_number}} (each PerfSample's callstack
+  resolved through the interned frames and function names; timestamps
+  never go back).
 """
 
 import json
@@ -368,8 +373,67 @@ def check_folded(path):
             "leaf_functions": dict(sorted(functions.items()))}
 
 
+def check_perfetto_samples(path):
+    try:
+        from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
+    except ImportError as e:
+        print(f"check_export.py: needs the perfetto package "
+              f"(pip install perfetto): {e}", file=sys.stderr)
+        sys.exit(2)
+    trace = Trace()
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        trace.ParseFromString(data)
+    except Exception as e:
+        fail(f"not a Trace: {e}")
+    tables = None
+    threads, processes, stacks, lines = {}, {}, Counter(), {}
+    samples, last_ts = 0, 0
+    for i, packet in enumerate(trace.packet):
+        if packet.sequence_flags & SEQ_INCREMENTAL_STATE_CLEARED:
+            tables = defaultdict(dict)
+        if packet.HasField("track_descriptor"):
+            d = packet.track_descriptor
+            if d.HasField("thread"):
+                threads[f"{d.thread.pid}/{d.thread.tid}"] = d.thread.thread_name
+            elif d.HasField("process"):
+                processes[str(d.process.pid)] = d.process.process_name
+        if packet.HasField("interned_data"):
+            if tables is None:
+                fail(f"packet {i}: interned data before the state was cleared")
+            data = packet.interned_data
+            for kind in ("function_names", "mapping_paths", "source_paths"):
+                for e in getattr(data, kind):
+                    tables[kind][e.iid] = e.str.decode()
+            for m in data.mappings:
+                tables["mappings"][m.iid] = m
+            for fr in data.frames:
+                if fr.mapping_id not in tables["mappings"]:
+                    fail(f"frame {fr.iid}: mapping {fr.mapping_id} not interned")
+                name = tables["function_names"][fr.function_name_id]
+                lines[name] = fr.line_number
+                tables["frames"][fr.iid] = name
+            for c in data.callstacks:
+                tables["callstacks"][c.iid] = [
+                    tables["frames"][f] for f in c.frame_ids]
+        if packet.HasField("perf_sample"):
+            s = packet.perf_sample
+            if packet.timestamp < last_ts:
+                fail(f"packet {i}: time goes back to {packet.timestamp}")
+            last_ts = packet.timestamp
+            if s.callstack_iid not in tables["callstacks"]:
+                fail(f"packet {i}: callstack {s.callstack_iid} not interned")
+            frames = tables["callstacks"][s.callstack_iid]
+            stacks[";".join([f"{s.pid}/{s.tid}"] + frames)] += 1
+            samples += 1
+    return {"samples": samples, "threads": threads, "processes": processes,
+            "stacks": dict(sorted(stacks.items())), "lines": lines}
+
+
 CHECKS = {"perfetto": check_perfetto, "chrome": check_chrome,
-          "speedscope": check_speedscope, "folded": check_folded}
+          "speedscope": check_speedscope, "folded": check_folded,
+          "perfetto-samples": check_perfetto_samples}
 
 
 def main(argv):

@@ -129,11 +129,11 @@ mod tests {
         };
         let (semi, colon) = (p.intern(frame("a;b")), p.intern(frame("a:b")));
         let ctl = p.intern(frame("x\ny\x1b"));
-        p.add(MAIN, &[semi], 1);
-        p.add(MAIN, &[colon], 1);
-        p.add(MAIN, &[ctl], 1);
+        p.add(MAIN, &[semi], 1, 0);
+        p.add(MAIN, &[colon], 1, 0);
+        p.add(MAIN, &[ctl], 1, 0);
         // A sample with no frame is the thread alone.
-        p.add(MAIN, &[], 1);
+        p.add(MAIN, &[], 1, 0);
         // Never named: the thread is `python`.
         assert_eq!(
             lines(&p),

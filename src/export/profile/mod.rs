@@ -1,5 +1,6 @@
 //! The outputs of a sampled profile ([`crate::model::profile::Profile`]):
-//! folded stacks, an SVG flame graph, speedscope and pprof (pure: each
+//! folded stacks, an SVG flame graph, speedscope, pprof and Perfetto
+//! (pure: each
 //! writes one file to the writer it is given, once the profile is
 //! complete). The live top view's table is [`crate::output::profile`]'s.
 //!
@@ -12,6 +13,7 @@
 //! pprof, which carry units, always give nanoseconds (pprof: samples too).
 
 pub mod folded;
+pub mod perfetto;
 pub mod pprof;
 pub mod speedscope;
 pub mod svg;
@@ -33,6 +35,8 @@ pub enum ProfileFormat {
     Speedscope,
     /// pprof's gzipped protobuf ([`pprof`]).
     Pprof,
+    /// A Perfetto trace of every sample in time ([`perfetto`]).
+    Perfetto,
 }
 
 /// Writes `profile` as `format` to `out`; `name` names the profile where
@@ -48,5 +52,6 @@ pub fn write(
         ProfileFormat::Svg => svg::write(profile, name, out),
         ProfileFormat::Speedscope => speedscope::write(profile, name, out),
         ProfileFormat::Pprof => pprof::write(profile, out),
+        ProfileFormat::Perfetto => perfetto::write(profile, out),
     }
 }

@@ -58,12 +58,12 @@ pub fn profile() -> Profile {
         },
     );
     let fibs = [fib, fib, module];
-    p.add(MAIN, &fibs, PERIOD_NS);
-    p.add(MAIN, &fibs, PERIOD_NS);
-    p.add(OTHER, &[native, naive], PERIOD_NS);
-    p.add(MAIN, &[naive, module], PERIOD_NS);
-    p.add(MAIN, &fibs, PERIOD_NS);
-    p.add(OTHER, &[native, naive], PERIOD_NS);
-    p.add(MAIN, &[unknown, module], PERIOD_NS);
+    p.add(MAIN, &fibs, PERIOD_NS, 1000);
+    p.add(MAIN, &fibs, PERIOD_NS, 2000);
+    p.add(OTHER, &[native, naive], PERIOD_NS, 3000);
+    p.add(MAIN, &[naive, module], PERIOD_NS, 4000);
+    p.add(MAIN, &fibs, PERIOD_NS, 5000);
+    p.add(OTHER, &[native, naive], PERIOD_NS, 6000);
+    p.add(MAIN, &[unknown, module], PERIOD_NS, 7000);
     p
 }

@@ -332,6 +332,7 @@ fn recording(events: &[(EventKind, u64)], ended: Option<(u64, u32)>) -> std::pat
         monotonic_ns: 2,
         target: vec!["app.py".into()],
         markers: vec!["gc__start".into(), "function__entry".into()],
+        profile: None,
     };
     let mut recorder = Recorder::new(Vec::new(), &start).unwrap();
     let names = Names::default();
@@ -355,6 +356,9 @@ fn recording(events: &[(EventKind, u64)], ended: Option<(u64, u32)>) -> std::pat
         status: Some(0),
         signal: None,
         monotonic_ns: 9,
+        samples: None,
+        without_python: None,
+        sampled_ns: None,
     };
     let bytes = recorder.end(&end).unwrap();
     let path = std::env::temp_dir().join(format!(

@@ -246,8 +246,8 @@ fn modes_and_what_a_profile_may_lack() {
     };
     let (a, b) = (p.intern(frame(1)), p.intern(frame(2)));
     let t = crate::model::profile::ThreadKey { pid: 1, tid: 2 };
-    p.add(t, &[a, b], 5);
-    p.add(t, &[], 7);
+    p.add(t, &[a, b], 5, 0);
+    p.add(t, &[], 7, 0);
     let d = Decoded::new(&encode(&p));
     assert_eq!(
         d.value_types(PROFILE_SAMPLE_TYPE),

@@ -78,7 +78,7 @@ fn without_a_timeline_each_stack_is_one_sample() -> Result<()> {
     }
     for (thread, frames, totals) in full.stacks() {
         for _ in 0..totals.samples {
-            p.add(thread, frames, P);
+            p.add(thread, frames, P, 0);
         }
     }
     let main = sampled(
@@ -107,8 +107,8 @@ fn weightless_samples_are_counted_and_names_escaped() -> Result<()> {
         kind: FrameKind::Python,
     });
     let t = ThreadKey { pid: 1, tid: 2 };
-    p.add(t, &[f], 0);
-    p.add(t, &[f], 0);
+    p.add(t, &[f], 0, 0);
+    p.add(t, &[f], 0, 0);
     let mut out = Vec::new();
     write(&p, "", &mut out)?;
     let text = String::from_utf8(out)?;
