@@ -108,9 +108,12 @@ fn a_recorded_ratio_replays_the_same_in_every_format() {
     assert_eq!(stacks.values().sum::<u64>(), recorded, "{stacks:#?}");
     let (three, one) = (on_stack(&stacks, "three"), on_stack(&stacks, "one"));
     let share = three as f64 * 100.0 / (three + one) as f64;
+    // The live test holds the ratio to 2 points over 1000 samples or more;
+    // here the replay is held to the recording exactly, and the ratio only
+    // says the samples are the program's (as few as 500 on a loaded machine).
     assert!(
-        (share - 75.0).abs() <= 2.0,
-        "three() has {share:.1} % of the replayed samples, not 75 ± 2 ({three} vs {one})"
+        (share - 75.0).abs() <= 5.0,
+        "three() has {share:.1} % of the replayed samples, not 75 ± 5 ({three} vs {one})"
     );
     // The Perfetto trace, read with Perfetto's protos: every sample, on its
     // thread, with the folded output's stacks exactly.
