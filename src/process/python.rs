@@ -150,16 +150,33 @@ pub fn stacks_readable(path: &std::path::Path) -> Result<String, String> {
             .filter(|lib| lib.dynamic_symbols(&SYMBOLS[..1])[0].is_some())
             .ok_or_else(|| "no _PyRuntime: not a CPython pytap knows".to_string())?
     };
-    let symbols = module.dynamic_symbols(&SYMBOLS);
-    let version = check_build(&module, &symbols)?;
-    if version.minor >= 13 {
-        let table = module
-            .section_bytes(".PyRuntime", TABLE_BYTES)
-            .ok_or_else(|| "no .PyRuntime section".to_string())?;
-        let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
-        StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())?;
-    }
+    file_layout(&module)?;
     Ok(module.path.display().to_string())
+}
+
+/// The stack layout of processes running `module`, the file that defines
+/// `_PyRuntime`, judged from the file alone (for 3.13+ its `.PyRuntime`
+/// section, the table a process starts with), or why pytap will not read
+/// its stacks. A walker built into a marker's program before any process
+/// runs uses it; each process's own table is checked against it when the
+/// process is found ([`find`]).
+pub fn file_layout(module: &Module) -> Result<StackLayout, String> {
+    let symbols = module.dynamic_symbols(&SYMBOLS);
+    if symbols[0].is_none() {
+        return Err(format!(
+            "{} does not define _PyRuntime",
+            module.path.display()
+        ));
+    }
+    let version = check_build(module, &symbols)?;
+    if version.minor <= 12 {
+        return StackLayout::from_table(version.minor).map_err(|e| e.to_string());
+    }
+    let table = module
+        .section_bytes(".PyRuntime", TABLE_BYTES)
+        .ok_or_else(|| "no .PyRuntime section".to_string())?;
+    let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
+    StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())
 }
 
 /// Finds the interpreter of process `pid`.

@@ -149,7 +149,7 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }
     // With --stacks, 3.15's generator creations open no frame.
-    let mut make_handler = tool_run::records_flagging_creations(&markers, request.stacks);
+    let mut make_handler = tool_run::records_flagging_creations(&markers, request.stacks, None);
     tool_run::run_tool(
         tool_run::ToolRun {
             stream: &request.stream,
