@@ -25,4 +25,5 @@ mod targets;
 mod terminal;
 mod tools;
 mod trace;
+mod trace_stacks;
 mod trees;

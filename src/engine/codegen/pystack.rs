@@ -374,7 +374,7 @@ pub fn emit_walk(
     b.bind(no_thread);
     set_flag(b, FLAG_NO_THREAD);
     b.bind(output);
-    emit_output(b, maps, zero);
+    emit_output(b, maps, zero, walk_for);
     b.bind(exit);
     Ok(())
 }
@@ -716,7 +716,7 @@ fn fingerprint(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots, at: &dyn Fn(u
 }
 
 /// Sends the sample in r6.
-fn emit_output(b: &mut ProgramBuilder, maps: WalkMaps, key: StackSlot) {
+fn emit_output(b: &mut ProgramBuilder, maps: WalkMaps, key: StackSlot, walk_for: WalkFor) {
     let sent = b.new_label();
     b.ldx(Size::H, Reg::R3, Reg::R6, off::DEPTH as i16);
     b.alu64_imm(AluOp::And, Reg::R3, (MAX_FRAMES * 2 - 1) as i32);
@@ -725,10 +725,18 @@ fn emit_output(b: &mut ProgramBuilder, maps: WalkMaps, key: StackSlot) {
     b.add64_imm(Reg::R3, off::HEADER as i32);
     b.ld_map_fd(Reg::R1, maps.samples);
     b.mov64_reg(Reg::R2, Reg::R6);
-    // No wakeup per sample: pytap drains the ring on a timer
-    // (`runner::sampling::DRAIN_EVERY`), so a sample costs the profiled
-    // program no wakeup of pytap on its CPU.
-    b.mov64_imm(Reg::R4, pytap_ebpf::helper::RB_NO_WAKEUP as i32);
+    let flags = match walk_for {
+        // No wakeup per sample: pytap drains the ring on a timer
+        // (`runner::sampling::DRAIN_EVERY`), so a sample costs the
+        // profiled program no wakeup of pytap on its CPU.
+        WalkFor::Sample => pytap_ebpf::helper::RB_NO_WAKEUP as i32,
+        // An event's stack wakes pytap: its frames are named from the
+        // process's memory, which must still hold them (a short program
+        // exits within milliseconds of its last event). Such events are
+        // rare beside function events.
+        WalkFor::Event { .. } => 0,
+    };
+    b.mov64_imm(Reg::R4, flags);
     b.call(Helper::RingbufOutput);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, sent);
     emit_count(b, key, maps.counters, maps.lost);

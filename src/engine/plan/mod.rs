@@ -205,6 +205,20 @@ impl Plan {
         {
             self.in_process.push(module.clone());
         }
+        if self.handler.wants_stacks()
+            && !attached.iter().any(|m| {
+                !matches!(
+                    m,
+                    Marker::FunctionEntry | Marker::FunctionReturn | Marker::Line
+                )
+            })
+        {
+            notes.push(format!(
+                "{}{}: no gc, import or audit marker traced, so no event carries a stack",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
+        }
         if attached.is_empty() {
             if !served {
                 notes.extend(self.untraced_note(&module));

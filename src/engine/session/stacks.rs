@@ -141,6 +141,12 @@ impl SessionStacks {
     pub fn ring(&mut self) -> &mut RingBuf {
         &mut self.ring
     }
+
+    /// The ring's fd: readable when a stack arrives (each wakes pytap, so
+    /// that its frames are named while the process is alive).
+    pub fn wakeup_fd(&self) -> i32 {
+        self.ring.raw_fd()
+    }
 }
 
 /// Why a process was not told.
