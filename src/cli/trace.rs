@@ -22,7 +22,11 @@ pub struct TraceArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// With --format jsonl: give each gc, import and audit event the
-    /// Python stack at that moment ("stack", innermost frame first)
+    /// Python stack at that moment ("stack", innermost frame first, each
+    /// frame's running line). Live, the marker's own probe reads it from
+    /// the interpreter's memory: no function probe, any version with these
+    /// markers. Replaying a recording (-i), it is rebuilt from the
+    /// recorded function events
     #[arg(long)]
     pub stacks: bool,
     /// Engine settings.

@@ -85,6 +85,25 @@ pub trait Consumer {
     fn describe(&self, events: u64) -> String {
         format!("{events} events")
     }
+
+    /// The Python stack an event's program walked after its record
+    /// (`trace --stacks`, `codegen::event_stack`), stamped with the
+    /// event's thread and timestamp. Every stack a drain of the stack ring
+    /// found comes before the kernel records read before that drain.
+    fn stack(&mut self, _sample: &super::samples::RawSample, _source: &dyn Source) -> Result<()> {
+        Ok(())
+    }
+
+    /// The stack ring was drained, from `before` (CLOCK_MONOTONIC ns read
+    /// before the drain).
+    fn stacks_drained(&mut self, _before: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lines of the summary of the consumer's own, after the run's.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Why a run ended.

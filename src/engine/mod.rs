@@ -16,7 +16,9 @@
 //!   [`source`]: what a consumer may ask about them (the event loop that
 //!   feeds them is `runner`'s);
 //!   [`tasks`]: the traced threads' names as of each event; [`streams`]:
-//!   the kernel's ring buffer and per-CPU rings, merged by timestamp.
+//!   the kernel's ring buffer and per-CPU rings, merged by timestamp;
+//!   [`stack_pairing`]: events paired with the stacks their programs
+//!   walked (`trace --stacks`).
 
 pub mod abi;
 pub mod capture_mode;
@@ -33,5 +35,6 @@ pub mod samples;
 pub mod script_record;
 pub mod session;
 pub mod source;
+pub mod stack_pairing;
 pub mod streams;
 pub mod tasks;

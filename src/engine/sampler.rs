@@ -77,11 +77,12 @@ impl Sampler {
         let maps = create(&table)?;
         let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
         let dispatch = load(&pystack::dispatch(refs).map_err(build_error)?, &fds)?;
-        let ring =
-            RingBuf::new(&maps[refs.samples.0 as usize]).map_err(|source| SessionError::Map {
+        let ring = RingBuf::new(&maps[refs.walk.samples.0 as usize]).map_err(|source| {
+            SessionError::Map {
                 name: "samples".into(),
                 source,
-            })?;
+            }
+        })?;
         let samplers = CpuSamplers::attach(&dispatch, rate_hz, 0).map_err(|e| {
             privilege_or("sampling every CPU", e, |source| {
                 SessionError::Sampler(format!("sampling every CPU at {rate_hz} Hz: {source}"))
@@ -110,17 +111,7 @@ impl Sampler {
             slot,
             mode: if self.gil_only { MODE_GIL } else { MODE_ALL },
         };
-        let mut value = Vec::with_capacity(24);
-        value.extend_from_slice(&config.runtime.to_le_bytes());
-        value.extend_from_slice(&config.code_type.to_le_bytes());
-        value.extend_from_slice(&config.slot.to_le_bytes());
-        value.extend_from_slice(&config.mode.to_le_bytes());
-        self.map(self.refs.procs)
-            .update(&pid.to_le_bytes(), &value, 0)
-            .map_err(|source| SessionError::Map {
-                name: "procs".into(),
-                source,
-            })?;
+        tell_process(self.map(self.refs.walk.procs), pid, &config)?;
         self.processes.insert(
             pid,
             Sampled {
@@ -152,10 +143,13 @@ impl Sampler {
         let Some(p) = self.processes.remove(&pid) else {
             return;
         };
-        let _ = self.map(self.refs.procs).delete(&pid.to_le_bytes());
-        for key in p.threads {
-            let _ = self.map(self.refs.threads).delete(&thread_key_bytes(&key));
-        }
+        let walk = self.refs.walk;
+        forget_process(
+            self.map(walk.procs),
+            self.map(walk.threads),
+            pid,
+            &p.threads,
+        );
     }
 
     /// Tells the program the thread states of `pid` now (read from its
@@ -166,34 +160,12 @@ impl Sampler {
         let Some(p) = self.processes.get(&pid) else {
             return;
         };
-        let mem = p.interpreter.memory();
-        let Ok((threads, _)) = walk::threads(&mem, &p.interpreter.runtime, 0) else {
+        let map = &self.maps[self.refs.walk.threads.0 as usize];
+        let Some(keys) = tell_threads(map, &p.threads, &p.interpreter) else {
             return;
         };
-        let keys: Vec<(ThreadKey, u64)> = threads
-            .iter()
-            .map(|t| {
-                (
-                    ThreadKey {
-                        pid,
-                        pad: 0,
-                        fsbase: t.thread_id,
-                    },
-                    t.tstate,
-                )
-            })
-            .collect();
-        let map = &self.maps[self.refs.threads.0 as usize];
-        for old in &p.threads {
-            if !keys.iter().any(|(k, _)| k == old) {
-                let _ = map.delete(&thread_key_bytes(old));
-            }
-        }
-        for (key, tstate) in &keys {
-            let _ = map.update(&thread_key_bytes(key), &tstate.to_le_bytes(), 0);
-        }
         if let Some(p) = self.processes.get_mut(&pid) {
-            p.threads = keys.into_iter().map(|(k, _)| k).collect();
+            p.threads = keys;
         }
     }
 
@@ -205,7 +177,7 @@ impl Sampler {
     /// Samples the ring had no room for.
     pub fn lost(&self) -> u64 {
         super::session::read_counter(
-            self.map(self.refs.counters),
+            self.map(self.refs.walk.counters),
             crate::engine::abi::COUNTER_LOST,
         )
     }
@@ -245,6 +217,66 @@ fn thread_key_bytes(k: &ThreadKey) -> [u8; 16] {
     b[..4].copy_from_slice(&k.pid.to_le_bytes());
     b[8..].copy_from_slice(&k.fsbase.to_le_bytes());
     b
+}
+
+/// Tells a walk's `procs` map about process `pid`.
+pub fn tell_process(procs: &Map, pid: u32, config: &ProcConfig) -> Result<(), SessionError> {
+    let mut value = Vec::with_capacity(24);
+    value.extend_from_slice(&config.runtime.to_le_bytes());
+    value.extend_from_slice(&config.code_type.to_le_bytes());
+    value.extend_from_slice(&config.slot.to_le_bytes());
+    value.extend_from_slice(&config.mode.to_le_bytes());
+    procs
+        .update(&pid.to_le_bytes(), &value, 0)
+        .map_err(|source| SessionError::Map {
+            name: "procs".into(),
+            source,
+        })
+}
+
+/// Tells a walk's `threads` map the thread states of `interpreter`'s
+/// process now (read from its thread list), so that a walk finds its
+/// thread's in one lookup; those of `old` that are gone are taken out.
+/// Returns the keys now in the map, `None` when the list cannot be read.
+/// A thread started since is still found by the walk's own scan.
+pub fn tell_threads(
+    threads: &Map,
+    old: &[ThreadKey],
+    interpreter: &Interpreter,
+) -> Option<Vec<ThreadKey>> {
+    let pid = interpreter.process.pid;
+    let mem = interpreter.memory();
+    let (found, _) = walk::threads(&mem, &interpreter.runtime, 0).ok()?;
+    let keys: Vec<(ThreadKey, u64)> = found
+        .iter()
+        .map(|t| {
+            (
+                ThreadKey {
+                    pid,
+                    pad: 0,
+                    fsbase: t.thread_id,
+                },
+                t.tstate,
+            )
+        })
+        .collect();
+    for gone in old {
+        if !keys.iter().any(|(k, _)| k == gone) {
+            let _ = threads.delete(&thread_key_bytes(gone));
+        }
+    }
+    for (key, tstate) in &keys {
+        let _ = threads.update(&thread_key_bytes(key), &tstate.to_le_bytes(), 0);
+    }
+    Some(keys.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Takes process `pid` and its `threads` out of a walk's maps.
+pub fn forget_process(procs: &Map, threads_map: &Map, pid: u32, threads: &[ThreadKey]) {
+    let _ = procs.delete(&pid.to_le_bytes());
+    for key in threads {
+        let _ = threads_map.delete(&thread_key_bytes(key));
+    }
 }
 
 fn build_error(e: pytap_ebpf::BuildError) -> SessionError {

@@ -121,6 +121,15 @@ impl EventWriter {
         }
     }
 
+    /// One event's JSON line, without its stack, which [`add_stack`] adds
+    /// once it is known (`--stacks`: an event waits for the stack its
+    /// program walked).
+    pub fn json_line(&mut self, event: &Event<'_>, source: &dyn Source) -> Vec<u8> {
+        let mut line = Vec::new();
+        json::event_line(&mut line, event, source, &mut self.recovery, None);
+        line
+    }
+
     fn write_text(
         &mut self,
         out: &mut dyn Write,
@@ -231,6 +240,12 @@ impl EventWriter {
         self.bytes = line;
         written
     }
+}
+
+/// Adds `"stack"` (outermost frame first in `stack`, written innermost
+/// first) to a line [`EventWriter::json_line`] made.
+pub fn add_stack(line: &mut Vec<u8>, stack: &[Frame]) {
+    json::add_stack(line, stack);
 }
 
 /// Appends `s` right-aligned in `width` columns (ASCII).

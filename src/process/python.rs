@@ -130,14 +130,15 @@ fn check_build(module: &Module, symbols: &[Option<u64>]) -> Result<PyVersion, St
 /// For 3.13+ the remote debugging table is read from the file's
 /// `.PyRuntime` section, as a process starts with it.
 pub fn stacks_readable(path: &std::path::Path) -> Result<String, String> {
-    file_layout(path).map(|(file, _)| file)
+    path_layout(path).map(|(file, _)| file)
 }
 
 /// The stack layout of the CPython at `path` (an interpreter, or the
-/// libpython it links), from the files alone, and the file that defines
-/// `_PyRuntime`: what a program that walks the stacks of processes
-/// running it (a script's `jstack()`) is made with before any runs.
-pub fn file_layout(path: &std::path::Path) -> Result<(String, StackLayout), String> {
+/// libpython it links), from the files alone ([`file_layout`] of the file
+/// that defines `_PyRuntime`), and that file: what a program that walks
+/// the stacks of processes running it (a script's `jstack()`) is made
+/// with before any runs.
+pub fn path_layout(path: &std::path::Path) -> Result<(String, StackLayout), String> {
     let module = Module::open(path, path).map_err(|e| e.to_string())?;
     let module = if module.dynamic_symbols(&SYMBOLS[..1])[0].is_some() {
         module
@@ -158,18 +159,33 @@ pub fn file_layout(path: &std::path::Path) -> Result<(String, StackLayout), Stri
             .filter(|lib| lib.dynamic_symbols(&SYMBOLS[..1])[0].is_some())
             .ok_or_else(|| "no _PyRuntime: not a CPython pytap knows".to_string())?
     };
-    let symbols = module.dynamic_symbols(&SYMBOLS);
-    let version = check_build(&module, &symbols)?;
-    let layout = if version.minor >= 13 {
-        let table = module
-            .section_bytes(".PyRuntime", TABLE_BYTES)
-            .ok_or_else(|| "no .PyRuntime section".to_string())?;
-        let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
-        StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())?
-    } else {
-        StackLayout::from_table(version.minor).map_err(|e| e.to_string())?
-    };
+    let layout = file_layout(&module)?;
     Ok((module.path.display().to_string(), layout))
+}
+
+/// The stack layout of processes running `module`, the file that defines
+/// `_PyRuntime`, judged from the file alone (for 3.13+ its `.PyRuntime`
+/// section, the table a process starts with), or why pytap will not read
+/// its stacks. A walker built into a marker's program before any process
+/// runs uses it; each process's own table is checked against it when the
+/// process is found ([`find`]).
+pub fn file_layout(module: &Module) -> Result<StackLayout, String> {
+    let symbols = module.dynamic_symbols(&SYMBOLS);
+    if symbols[0].is_none() {
+        return Err(format!(
+            "{} does not define _PyRuntime",
+            module.path.display()
+        ));
+    }
+    let version = check_build(module, &symbols)?;
+    if version.minor <= 12 {
+        return StackLayout::from_table(version.minor).map_err(|e| e.to_string());
+    }
+    let table = module
+        .section_bytes(".PyRuntime", TABLE_BYTES)
+        .ok_or_else(|| "no .PyRuntime section".to_string())?;
+    let table = DebugOffsets::parse(&table).map_err(|e| e.to_string())?;
+    StackLayout::from_debug_offsets(&table, version.minor).map_err(|e| e.to_string())
 }
 
 /// Finds the interpreter of process `pid`.

@@ -41,6 +41,8 @@ use crate::process;
 use crate::runner::captured::Captured;
 use crate::runner::kernel::KernelRings;
 use crate::runner::pump::{Pump, Ticks};
+use crate::runner::source::EventSource;
+use crate::runner::stacks::StackRing;
 
 /// How often the ring buffer is drained when no wakeup comes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -283,6 +285,11 @@ fn register(attached: &Attached, signals: &SignalFd, options: &LoopOptions) -> R
     // A probe whose CPU's ring fills up wakes the loop before its poll.
     let wakeup_fd = attached.session.streams().borrow().wakeup_fd();
     poller.add_edge(wakeup_fd, TOKEN_WAKEUP).context("epoll")?;
+    // So does each stack an event's program walked (`trace --stacks`).
+    if let Some(stacks) = &attached.session.stacks {
+        let fd = stacks.borrow().wakeup_fd();
+        poller.add_edge(fd, TOKEN_WAKEUP).context("epoll")?;
+    }
     Ok(poller)
 }
 
@@ -495,13 +502,17 @@ fn pass(
     } = attached;
     let pass = {
         let mut kernel = KernelRings::new(session);
-        match capture {
-            Some(capture) => {
-                let mut captured = Captured::new(capture, session);
-                pump.pass(&mut [&mut kernel, &mut captured], consumer, until, last)?
-            }
-            None => pump.pass(&mut [&mut kernel], consumer, until, last)?,
+        // The stacks after the kernel's rings (see `runner::stacks`).
+        let mut stacks = StackRing::of(session);
+        let mut captured = capture.as_mut().map(|c| Captured::new(c, session));
+        let mut sources: Vec<&mut dyn EventSource> = vec![&mut kernel];
+        if let Some(stacks) = &mut stacks {
+            sources.push(stacks);
         }
+        if let Some(captured) = &mut captured {
+            sources.push(captured);
+        }
+        pump.pass(&mut sources, consumer, until, last)?
     };
     if followed.mode() == Mode::Pids {
         for pid in pass.execs {

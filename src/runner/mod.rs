@@ -2,8 +2,9 @@
 //! code ([`tool_run`]: the capture's choice, the agents, the hazard checks,
 //! the plan, the session, the report), and the one event loop that feeds a
 //! [`Consumer`](crate::engine::consumer::Consumer) ([`pump`]) over its
-//! [`source`]s: the kernel's rings ([`kernel`]), the in-process capture
-//! ([`captured`]), a recording ([`recorded`]), merged by timestamp. Its
+//! [`source`]s: the kernel's rings ([`kernel`]), the stacks of their
+//! events ([`stacks`]), the in-process capture ([`captured`]), a recording
+//! ([`recorded`]), merged by timestamp. Its
 //! drivers say when to run a pass: live ([`live`]) or to a recording's end
 //! ([`replay`]).
 
@@ -17,4 +18,5 @@ pub mod replay;
 pub mod report;
 pub mod sampling;
 pub mod source;
+pub mod stacks;
 pub mod tool_run;

@@ -264,6 +264,17 @@ impl Pump {
                 None => self.deliver_event_record(record, context, consumer)?,
             },
             Item::Event(event) => self.deliver_event(event, context, consumer)?,
+            Item::Stack(record) => {
+                match crate::engine::samples::decode(record) {
+                    Ok(sample) => consumer.stack(&sample, context)?,
+                    Err(_) => self.malformed += 1,
+                }
+                return Ok(ControlFlow::Continue(()));
+            }
+            Item::StacksDrained(before) => {
+                consumer.stacks_drained(before)?;
+                return Ok(ControlFlow::Continue(()));
+            }
             Item::Ended { pid, tid, exec } => {
                 if exec {
                     consumer.process_executed(pid, tid)?;

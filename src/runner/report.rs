@@ -66,6 +66,9 @@ pub fn report(attached: &Attached, outcome: &Outcome, consumer: &dyn Consumer) {
         line.push_str(&format!("; pytap used {:.1} ms of CPU", cpu as f64 / 1e6));
     }
     notice!("{line}");
+    for note in consumer.notes() {
+        notice!("{note}");
+    }
 }
 
 /// The end-of-replay report, on stderr.

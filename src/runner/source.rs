@@ -23,6 +23,12 @@ pub enum Item<'a> {
     /// An event already decoded, borrowing from the source's buffer: it
     /// is delivered at once.
     Event(&'a Event<'a>),
+    /// A stack an event's program walked (`pytap_abi::sample`'s record),
+    /// delivered at once, before the records held back for the merge.
+    Stack(&'a [u8]),
+    /// The stack ring was drained from this time on (CLOCK_MONOTONIC ns,
+    /// read before the drain).
+    StacksDrained(u64),
     /// Thread `tid` of process `pid` ended after its last event; with
     /// `exec`, the process executed a new program through it.
     Ended {
@@ -47,8 +53,9 @@ pub trait EventSource {
     /// producers are gone and everything visible is handed out.
     fn read(&mut self, until: u64, last: bool, each: &mut Each<'_>) -> Result<()>;
 
-    /// Whether every item is an [`Item::Record`], which the pump may hold
-    /// back to merge with another source. At most one source of a pass
+    /// Whether the source hands out no borrowed [`Item::Event`]: its
+    /// records the pump may hold back to merge with another source (and
+    /// its stacks it delivers at once). At most one source of a pass
     /// hands out borrowed events.
     fn hands_out_records(&self) -> bool;
 

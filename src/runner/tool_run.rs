@@ -17,6 +17,7 @@ use crate::capture::Capture;
 use crate::cpython::Marker;
 use crate::engine::abi;
 use crate::engine::capture_mode::CaptureMode;
+use crate::engine::codegen::event_stack::EventStacks;
 use crate::engine::codegen::inplace;
 use crate::engine::codegen::named::NamedMaps;
 use crate::engine::codegen::record::{FullRecords, RecordMaps};
@@ -293,10 +294,13 @@ pub fn asked_or_all(asked: &Option<BTreeSet<Marker>>) -> (BTreeSet<Marker>, bool
 
 /// The handler of `trace` and `record`: full records of `markers`, with
 /// 3.15's generator creations flagged as `flow`'s probes flag them when
-/// `flag_creations` (so they open no frame).
+/// `flag_creations` (so they open no frame); with `stacks` (the kernel's
+/// `task_struct.thread.fsbase` offset), gc, import and audit events are
+/// followed by their Python stack ([`EventStacks`]).
 pub fn records_flagging_creations(
     markers: &BTreeSet<Marker>,
     flag_creations: bool,
+    stacks: Option<u32>,
 ) -> impl FnMut(&mut MapTable, RecordMaps, &[AttachTarget]) -> WithinRecords + '_ {
     move |table, maps, _| WithinRecords {
         maps,
@@ -304,6 +308,7 @@ pub fn records_flagging_creations(
         markers: markers.clone(),
         flag_creations,
         named: Some(NamedMaps::add_to(table)),
+        stacks: stacks.map(|fsbase| EventStacks::add_to(table, maps.counters, fsbase)),
     }
 }
 

@@ -413,6 +413,7 @@ pub fn run(request: &FlowRequest, out: &mut dyn Write) -> Result<ExitCode> {
         markers: markers.clone(),
         flag_creations: true,
         named: kernel_within.is_none().then(|| NamedMaps::add_to(maps)),
+        stacks: None,
     };
     tool_run::run_tool(
         tool_run::ToolRun {

@@ -141,7 +141,7 @@ pub fn run(request: &RecordRequest) -> Result<ExitCode> {
     let (markers, strict) = tool_run::asked_or_all(&request.markers);
     // 3.15's generator creations flagged as `flow`'s probes flag them, so
     // every view replays them as it shows them live.
-    let mut make_handler = tool_run::records_flagging_creations(&markers, true);
+    let mut make_handler = tool_run::records_flagging_creations(&markers, true, None);
 
     if request.stream.attach.dump_bpf {
         let mut stdout = std::io::stdout();

@@ -1,4 +1,13 @@
 //! `pytap trace`: the raw event stream, every marker hit as one line.
+//!
+//! With `--stacks`, gc, import and audit events carry the Python stack of
+//! that moment: live, the stack the marker's own program walked after its
+//! record ([`walked`]: exact, on every version with these markers, no
+//! function probe needed); replaying a recording, the stack rebuilt from
+//! the recorded function events ([`CallStacks`]), the one thing a
+//! recording can give.
+
+mod walked;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -12,6 +21,7 @@ use crate::engine::codegen::split::{Split, SplitProbe};
 use crate::engine::codegen::{EmptyProbe, Handler};
 use crate::engine::consumer::Consumer;
 use crate::engine::decode::{Body, Event};
+use crate::engine::samples::RawSample;
 use crate::engine::source::Source;
 use crate::error::ExitCode;
 use crate::model::stack::{self, Frame, Stacks};
@@ -42,8 +52,22 @@ struct Stream<'a> {
     writer: EventWriter,
     header: PendingHeader,
     out: &'a mut dyn Write,
-    /// With `--stacks`: each thread's calls.
+    /// With `--stacks` replayed: each thread's calls.
     calls: Option<CallStacks>,
+    /// With `--stacks` live: the stacks the events' programs walked.
+    walked: Option<walked::Walked>,
+}
+
+impl Stream<'_> {
+    /// Writes the lines whose stacks are settled, in order.
+    fn write_ready(&mut self) -> Result<()> {
+        if let Some(walked) = &mut self.walked {
+            while let Some(line) = walked.pop() {
+                self.out.write_all(&line)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Each thread's Python stack, rebuilt from function events as `flow`
@@ -84,6 +108,10 @@ impl Consumer for Stream<'_> {
         if let Some(calls) = &mut self.calls {
             calls.stacks.forget(tid);
         }
+        if let Some(walked) = &mut self.walked {
+            walked.thread_ended(tid);
+            self.write_ready()?;
+        }
         Ok(())
     }
 
@@ -92,11 +120,22 @@ impl Consumer for Stream<'_> {
             calls.stacks.forget(pid);
             calls.stacks.forget(old_tid);
         }
+        if let Some(walked) = &mut self.walked {
+            walked.process_executed(pid);
+            self.write_ready()?;
+        }
         Ok(())
     }
 
     fn event(&mut self, event: &Event<'_>, source: &dyn Source) -> Result<()> {
         self.header.write(self.out)?;
+        if let Some(walked) = &mut self.walked
+            && !walked.passes(event)
+        {
+            let line = self.writer.json_line(event, source);
+            walked.event(event, line, source);
+            return self.write_ready();
+        }
         let stack = match &mut self.calls {
             Some(calls) => calls.follow(event, source),
             None => None,
@@ -106,9 +145,36 @@ impl Consumer for Stream<'_> {
         Ok(())
     }
 
-    fn finish(&mut self, _: &dyn Source) -> Result<()> {
+    fn stack(&mut self, sample: &RawSample, source: &dyn Source) -> Result<()> {
+        if let Some(walked) = &mut self.walked {
+            walked.stack(sample, source);
+            self.write_ready()?;
+        }
+        Ok(())
+    }
+
+    fn stacks_drained(&mut self, before: u64) -> Result<()> {
+        if let Some(walked) = &mut self.walked {
+            walked.drained(before);
+            self.write_ready()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, source: &dyn Source) -> Result<()> {
+        if let Some(walked) = &mut self.walked {
+            walked.finish(source);
+            self.write_ready()?;
+        }
         self.header.write(self.out)?;
         Ok(())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.walked
+            .as_ref()
+            .map(walked::Walked::notes)
+            .unwrap_or_default()
     }
 
     fn recovered(&self) -> u64 {
@@ -131,25 +197,17 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
         run_benchmark_probe(request, &markers, strict, out, &mut split)?;
         return Ok(ExitCode::Ok);
     }
-    if request.stacks {
-        if request.format != Format::Jsonl {
-            anyhow::bail!("--stacks adds the stack to JSON Lines: use it with --format jsonl");
-        }
-        let recorded = match &request.stream.target {
-            TargetSpec::Recording(path) => crate::runner::replay::markers_of(path)?,
-            _ => None,
-        };
-        for m in [Marker::FunctionEntry, Marker::FunctionReturn] {
-            if !markers.contains(&m) {
-                anyhow::bail!("--stacks follows calls: it needs {m} among the markers");
-            }
-            if recorded.as_ref().is_some_and(|r| !r.contains(&m)) {
-                anyhow::bail!("--stacks follows calls: the recording has no {m} events");
-            }
-        }
-    }
-    // With --stacks, 3.15's generator creations open no frame.
-    let mut make_handler = tool_run::records_flagging_creations(&markers, request.stacks);
+    let stacks = match request.stacks {
+        true => Some(stacks_path(request, &markers)?),
+        false => None,
+    };
+    let walk = match stacks {
+        Some(StacksPath::Walked { fsbase }) => Some(fsbase),
+        _ => None,
+    };
+    // Following calls, 3.15's generator creations open no frame.
+    let follow_calls = stacks == Some(StacksPath::Calls);
+    let mut make_handler = tool_run::records_flagging_creations(&markers, follow_calls, walk);
     tool_run::run_tool(
         tool_run::ToolRun {
             stream: &request.stream,
@@ -166,11 +224,50 @@ pub fn run(request: &TraceRequest, out: &mut dyn Write) -> Result<ExitCode> {
                 header: PendingHeader::new(writer.header()),
                 writer,
                 out,
-                calls: request.stacks.then(CallStacks::default),
+                calls: follow_calls.then(CallStacks::default),
+                walked: walk.map(|_| walked::Walked::default()),
             }
         },
         |stream| Ok(stream.out.flush()?),
     )
+}
+
+/// Where `--stacks` gets its stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StacksPath {
+    /// Walked by the markers' own programs (live).
+    Walked {
+        /// `task_struct.thread.fsbase` on this kernel.
+        fsbase: u32,
+    },
+    /// Rebuilt from the function events (a recording).
+    Calls,
+}
+
+/// Where `--stacks` gets its stacks for `request`, or why it cannot.
+fn stacks_path(request: &TraceRequest, markers: &BTreeSet<Marker>) -> Result<StacksPath> {
+    if request.format != Format::Jsonl {
+        anyhow::bail!("--stacks adds the stack to JSON Lines: use it with --format jsonl");
+    }
+    let TargetSpec::Recording(path) = &request.stream.target else {
+        let fsbase = crate::engine::sampler::fsbase_offset()?;
+        return Ok(StacksPath::Walked { fsbase });
+    };
+    // A recording holds no stacks: they are rebuilt from its calls.
+    let recorded = crate::runner::replay::markers_of(path)?;
+    for m in [Marker::FunctionEntry, Marker::FunctionReturn] {
+        if !markers.contains(&m) {
+            anyhow::bail!(
+                "--stacks of a recording follows its calls: it needs {m} among the markers"
+            );
+        }
+        if recorded.as_ref().is_some_and(|r| !r.contains(&m)) {
+            anyhow::bail!(
+                "--stacks of a recording follows its calls: the recording has no {m} events"
+            );
+        }
+    }
+    Ok(StacksPath::Calls)
 }
 
 /// Runs one of the benchmark's probes, discarding what it sends.

@@ -78,6 +78,18 @@ pub fn pytap(args: &[&str]) -> Run {
     Run::from_output(out)
 }
 
+/// Runs pytap with arguments and variables added to its environment
+/// (which a command it launches inherits), and waits for it.
+pub fn pytap_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Run {
+    let out = Command::new(pytap_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pytap");
+    Run::from_output(out)
+}
+
 /// Runs `pytap trace --format jsonl` with `args`, returns the events and the run.
 pub fn trace_jsonl(name: &str, args: &[&str]) -> (Vec<Value>, Run) {
     let out = scratch(name).join("events.jsonl");

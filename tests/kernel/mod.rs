@@ -27,4 +27,5 @@ mod targets;
 mod terminal;
 mod tools;
 mod trace;
+mod trace_stacks;
 mod trees;

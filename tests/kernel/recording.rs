@@ -274,9 +274,12 @@ fn stacks_on(version: &str) {
             Some("worker"),
             "{worker:?}"
         );
-        assert_eq!(
-            worker.last().map(String::as_str),
-            Some("_bootstrap"),
+        // Live, the walked stack has qualified names where the version
+        // has them (3.11+); replayed, the calls' names.
+        assert!(
+            worker
+                .last()
+                .is_some_and(|f| f == "_bootstrap" || f == "Thread._bootstrap"),
             "{worker:?}"
         );
         // gc.collect(0) and gc.collect(2), from main (start-up's automatic

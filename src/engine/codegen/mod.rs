@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod count;
 pub mod creation;
+pub mod event_stack;
 pub mod inplace;
 pub mod named;
 pub mod pystack;
@@ -43,6 +44,7 @@ use pytap_elf::ArgSpec;
 
 use crate::cpython::Marker;
 use crate::cpython::frames::FrameSource;
+use crate::cpython::layout::StackLayout;
 use crate::cpython::objects::ObjectLayout;
 
 /// What can go wrong generating a program.
@@ -202,6 +204,10 @@ pub struct Env {
     /// At `function__entry`, the frame pointer, when the handler asked for
     /// it ([`Handler::wants_frame`]) and the module shows where it is.
     pub frame: Option<FrameAccess>,
+    /// The stack layout of the processes running the module, when the
+    /// handler walks their stacks ([`Handler::wants_stacks`]) and the
+    /// module's file says it ([`crate::process::python::file_layout`]).
+    pub stack: Option<StackLayout>,
 }
 
 /// The frame at `function__entry`, saved by the prologue.
@@ -231,6 +237,11 @@ pub trait Handler {
 
     /// Whether the body of `function__entry` reads the frame ([`Env::frame`]).
     fn wants_frame(&self) -> bool {
+        false
+    }
+
+    /// Whether the bodies walk the Python stack ([`Env::stack`]).
+    fn wants_stacks(&self) -> bool {
         false
     }
 
@@ -357,6 +368,8 @@ pub struct ModuleCode<'a> {
     pub layout: Option<ObjectLayout>,
     /// Where its `function__entry` shows the frame, if it does.
     pub frame: Option<FrameSource>,
+    /// Its processes' stack layout, when known and wanted.
+    pub stack: Option<StackLayout>,
 }
 
 /// Builds the program for one module's sites, or with `part` (a marker
@@ -467,6 +480,7 @@ fn program_env(
         slots,
         layout: code.layout,
         frame,
+        stack: code.stack,
     })
 }
 

@@ -42,21 +42,31 @@ use super::{MapKind, MapSpec, MapTable, emit_count};
 use crate::cpython::layout::{FrameAnchor, GilHolder, PositionKind, StackLayout};
 use crate::engine::abi::COUNTER_LOST;
 
-/// The maps of a sampler.
+/// The maps a walk uses.
 #[derive(Debug, Clone, Copy)]
-pub struct SamplerMaps {
+pub struct WalkMaps {
     /// tgid → [`ProcConfig`](pytap_abi::sample::ProcConfig).
     pub procs: MapRef,
     /// [`ThreadKey`](pytap_abi::sample::ThreadKey) → thread state address.
     pub threads: MapRef,
-    /// The walkers, by layout slot.
-    pub walkers: MapRef,
     /// One sample being built, per CPU.
     pub scratch: MapRef,
     /// The samples.
     pub samples: MapRef,
-    /// Per-CPU counters (`COUNTER_LOST`: samples the ring had no room for).
+    /// Per-CPU counters.
     pub counters: MapRef,
+    /// The counter of samples the ring had no room for (`COUNTER_LOST` in
+    /// the sampler's own counters, `COUNTER_STACKS_LOST` in a session's).
+    pub lost: u32,
+}
+
+/// The maps of a sampler.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerMaps {
+    /// What the walk uses.
+    pub walk: WalkMaps,
+    /// The walkers, by layout slot.
+    pub walkers: MapRef,
 }
 
 /// Layouts a sampler holds programs for at most.
@@ -70,6 +80,30 @@ pub const MAX_THREADS: u32 = 65536;
 
 /// The sampler's maps, added to `table`; `ring_bytes` is the samples ring's size.
 pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
+    let counters = table.add(MapSpec {
+        name: "counters".into(),
+        kind: MapKind::PercpuArray,
+        key_size: 4,
+        value_size: 8,
+        max_entries: crate::engine::abi::COUNTERS,
+    });
+    SamplerMaps {
+        walk: walk_maps(table, ring_bytes, counters, COUNTER_LOST),
+        walkers: table.add(MapSpec {
+            name: "walkers".into(),
+            kind: MapKind::ProgArray,
+            key_size: 4,
+            value_size: 4,
+            max_entries: MAX_LAYOUTS,
+        }),
+    }
+}
+
+/// The maps of a walk emitted into other programs (a marker's, for the
+/// stack of its event), added to `table`: its own `procs`, `threads`,
+/// buffer and a samples ring of `ring_bytes`, counting what the ring had
+/// no room for in `counters[lost]`.
+pub fn walk_maps(table: &mut MapTable, ring_bytes: u32, counters: MapRef, lost: u32) -> WalkMaps {
     let mut add = |name: &str, kind, key_size, value_size, max_entries| {
         table.add(MapSpec {
             name: name.into(),
@@ -79,22 +113,21 @@ pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
             max_entries,
         })
     };
-    SamplerMaps {
+    WalkMaps {
         procs: add(
-            "procs",
+            PROCS_MAP,
             MapKind::Hash,
             4,
             off::CONFIG_SIZE as u32,
             MAX_PROCS,
         ),
         threads: add(
-            "threads",
+            THREADS_MAP,
             MapKind::Hash,
             off::KEY_SIZE as u32,
             8,
             MAX_THREADS,
         ),
-        walkers: add("walkers", MapKind::ProgArray, 4, 4, MAX_LAYOUTS),
         scratch: add(
             "sample_buf",
             MapKind::PercpuArray,
@@ -102,16 +135,18 @@ pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
             BUFFER_BYTES as u32,
             1,
         ),
-        samples: add("samples", MapKind::RingBuf, 0, 0, ring_bytes),
-        counters: add(
-            "counters",
-            MapKind::PercpuArray,
-            4,
-            8,
-            crate::engine::abi::COUNTERS,
-        ),
+        samples: add(SAMPLES_MAP, MapKind::RingBuf, 0, 0, ring_bytes),
+        counters,
+        lost,
     }
 }
+
+/// The name of the map of the processes a walk reads.
+pub const PROCS_MAP: &str = "procs";
+/// The name of the map of their threads' states.
+pub const THREADS_MAP: &str = "threads";
+/// The name of the samples' ring.
+pub const SAMPLES_MAP: &str = "samples";
 
 /// The program every perf event runs: the process's walker, or nothing.
 pub fn dispatch(maps: SamplerMaps) -> Result<Program, BuildError> {
@@ -122,7 +157,7 @@ pub fn dispatch(maps: SamplerMaps) -> Result<Program, BuildError> {
     b.call(Helper::GetCurrentPidTgid);
     b.alu64_imm(AluOp::Rsh, Reg::R0, 32);
     b.stx(Size::W, Reg::FP, key.off, Reg::R0);
-    b.ld_map_fd(Reg::R1, maps.procs);
+    b.ld_map_fd(Reg::R1, maps.walk.procs);
     b.mov64_reg(Reg::R2, Reg::FP)
         .add64_imm(Reg::R2, key.off.into());
     b.call(Helper::MapLookupElem);
@@ -264,7 +299,7 @@ pub enum WalkFor {
 /// `task_struct.thread.fsbase` on this kernel.
 pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program, BuildError> {
     let mut b = ProgramBuilder::new(&format!("pytap_walk_3_{}", l.minor));
-    emit_walk(&mut b, l, fsbase, maps, WalkFor::Sample)?;
+    emit_walk(&mut b, l, fsbase, maps.walk, WalkFor::Sample)?;
     b.mov64_imm(Reg::R0, 0);
     b.exit();
     b.build()
@@ -280,7 +315,7 @@ pub fn emit_walk(
     b: &mut ProgramBuilder,
     l: &StackLayout,
     fsbase: u32,
-    maps: SamplerMaps,
+    maps: WalkMaps,
     walk_for: WalkFor,
 ) -> Result<(), BuildError> {
     let s = Slots::new(l)?;
@@ -339,7 +374,7 @@ pub fn emit_walk(
     b.bind(no_thread);
     set_flag(b, FLAG_NO_THREAD);
     b.bind(output);
-    emit_output(b, maps, zero);
+    emit_output(b, maps, zero, walk_for);
     b.bind(exit);
     Ok(())
 }
@@ -416,7 +451,7 @@ fn find_thread(
     b: &mut ProgramBuilder,
     l: &StackLayout,
     s: &Slots,
-    maps: SamplerMaps,
+    maps: WalkMaps,
     none: Label,
 ) -> Result<(), BuildError> {
     let found = b.new_label();
@@ -681,7 +716,7 @@ fn fingerprint(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots, at: &dyn Fn(u
 }
 
 /// Sends the sample in r6.
-fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
+fn emit_output(b: &mut ProgramBuilder, maps: WalkMaps, key: StackSlot, walk_for: WalkFor) {
     let sent = b.new_label();
     b.ldx(Size::H, Reg::R3, Reg::R6, off::DEPTH as i16);
     b.alu64_imm(AluOp::And, Reg::R3, (MAX_FRAMES * 2 - 1) as i32);
@@ -690,12 +725,20 @@ fn emit_output(b: &mut ProgramBuilder, maps: SamplerMaps, key: StackSlot) {
     b.add64_imm(Reg::R3, off::HEADER as i32);
     b.ld_map_fd(Reg::R1, maps.samples);
     b.mov64_reg(Reg::R2, Reg::R6);
-    // No wakeup per sample: pytap drains the ring on a timer
-    // (`runner::sampling::DRAIN_EVERY`), so a sample costs the profiled
-    // program no wakeup of pytap on its CPU.
-    b.mov64_imm(Reg::R4, pytap_ebpf::helper::RB_NO_WAKEUP as i32);
+    let flags = match walk_for {
+        // No wakeup per sample: pytap drains the ring on a timer
+        // (`runner::sampling::DRAIN_EVERY`), so a sample costs the
+        // profiled program no wakeup of pytap on its CPU.
+        WalkFor::Sample => pytap_ebpf::helper::RB_NO_WAKEUP as i32,
+        // An event's stack wakes pytap: its frames are named from the
+        // process's memory, which must still hold them (a short program
+        // exits within milliseconds of its last event). Such events are
+        // rare beside function events.
+        WalkFor::Event { .. } => 0,
+    };
+    b.mov64_imm(Reg::R4, flags);
     b.call(Helper::RingbufOutput);
     b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, sent);
-    emit_count(b, key, maps.counters, COUNTER_LOST);
+    emit_count(b, key, maps.counters, maps.lost);
     b.bind(sent);
 }

@@ -18,8 +18,9 @@ use std::collections::BTreeSet;
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, Reg, Size};
 
 use super::creation;
+use super::event_stack::EventStacks;
 use super::named::{self, NamedMaps};
-use super::record::{FullRecords, Record, RecordMaps};
+use super::record::{self, Record, RecordMaps};
 use super::{CodegenError, Env, Handler, MapKind, MapSpec};
 use crate::cpython::Marker;
 use crate::engine::abi::KindMarker;
@@ -69,6 +70,9 @@ pub struct WithinRecords {
     /// before ([`super::named`]); not with a [`Within`], whose check
     /// compares the name it reads.
     pub named: Option<NamedMaps>,
+    /// Walk the Python stack of each gc, import and audit event after its
+    /// record ([`super::event_stack`]).
+    pub stacks: Option<EventStacks>,
 }
 
 impl Handler for WithinRecords {
@@ -84,17 +88,31 @@ impl Handler for WithinRecords {
         self.flag_creations
     }
 
+    fn wants_stacks(&self) -> bool {
+        self.stacks.is_some()
+    }
+
     fn emit(&self, marker: Marker, b: &mut ProgramBuilder, env: &Env) -> Result<(), CodegenError> {
         let kind = EventKind::of(marker);
+        if let Some(stacks) = &self.stacks
+            && let Some(after) = stacks.after(b, env, kind)?
+        {
+            // gc, import and audit records are neither filtered nor
+            // flagged; their stack follows them.
+            match kind.is_packed() {
+                true => Record {
+                    then: Some(after),
+                    ..Record::packed(env, self.maps, kind)
+                }
+                .emit(b),
+                false => record::emit_unpacked(b, env, self.maps, kind, Some(after))?,
+            }
+            return stacks.emit(b, env, after);
+        }
         if !kind.is_packed() {
             // gc and audit records (`pytap record` streams them too) are
             // neither filtered nor flagged.
-            let full = FullRecords {
-                maps: self.maps,
-                markers: self.markers.clone(),
-                named: None,
-            };
-            return full.emit(marker, b, env);
+            return record::emit_unpacked(b, env, self.maps, kind, None);
         }
         let entry = match kind {
             EventKind::FunctionEntry => Some(true),

@@ -205,6 +205,20 @@ impl Plan {
         {
             self.in_process.push(module.clone());
         }
+        if self.handler.wants_stacks()
+            && !attached.iter().any(|m| {
+                !matches!(
+                    m,
+                    Marker::FunctionEntry | Marker::FunctionReturn | Marker::Line
+                )
+            })
+        {
+            notes.push(format!(
+                "{}{}: no gc, import or audit marker traced, so no event carries a stack",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
+        }
         if attached.is_empty() {
             if !served {
                 notes.extend(self.untraced_note(&module));
@@ -343,6 +357,22 @@ impl Plan {
                 args: s.args.clone(),
             })
             .collect();
+        // The walker is built with the layout the file says; a process
+        // whose own table differs is not told to the walk.
+        let stack_layout = match self.handler.wants_stacks() {
+            true => match crate::process::python::file_layout(module) {
+                Ok(layout) => Some(layout),
+                Err(why) => {
+                    self.notes.push(format!(
+                        "{}{}: its events carry no stack: {why}",
+                        module::display(&module.path),
+                        module.version_suffix()
+                    ));
+                    None
+                }
+            },
+            false => None,
+        };
         let module_code = codegen::ModuleCode {
             module: codegen::ModuleId {
                 index,
@@ -353,6 +383,7 @@ impl Plan {
             sites: &code,
             layout: module.py_version().and_then(ObjectLayout::for_version),
             frame: module.entry_frame().flatten(),
+            stack: stack_layout,
         };
         let handler = self.handler.as_ref();
         let program =

@@ -12,12 +12,14 @@
 mod attach;
 pub(crate) mod error;
 mod load;
+pub mod stacks;
 
 use pytap_sys::bpf::{self, Link, Map, Program as LoadedProgram};
 use pytap_sys::perf::PerfEvent;
 
 use self::attach::{Attachment, attach_planned, attach_target};
 use self::load::{attach_task_programs, create_maps, load_parts, load_program, open_streams};
+use self::stacks::SessionStacks;
 use super::abi;
 use super::codegen::task::{self, TRACED_MAP};
 use super::plan::{AttachTarget, Plan};
@@ -61,6 +63,9 @@ pub struct Session {
     retired: Vec<std::os::fd::OwnedFd>,
     /// The traced threads' names as of the events being handled.
     pub tasks: std::cell::RefCell<TaskNames>,
+    /// The processes whose event stacks the programs walk, and the ring
+    /// the stacks arrive in, when the plan walks them.
+    pub stacks: Option<std::cell::RefCell<SessionStacks>>,
 }
 
 impl Session {
@@ -80,6 +85,7 @@ impl Session {
         let counters = position(COUNTERS_MAP).expect("every plan has counters");
         let traced = position(TRACED_MAP);
         let streams = open_streams(&plan.maps, &maps)?;
+        let stacks = SessionStacks::open(&plan.maps, &maps)?.map(std::cell::RefCell::new);
         let mut parts = Vec::new();
         load_parts(&plan, &maps, mode, 0, &mut parts)?;
         let programs = (0..plan.programs.len())
@@ -110,10 +116,12 @@ impl Session {
             task_links,
             retired: Vec::new(),
             tasks: Default::default(),
+            stacks,
         };
         for a in &session.attachments {
             if let Some(pid) = a.pid {
                 session.watch_process(pid);
+                session.tell_stacks(pid);
             }
         }
         Ok(session)
@@ -163,7 +171,16 @@ impl Session {
             self.plan.targets[index].pids.push(pid);
         }
         self.watch_process(pid);
+        self.tell_stacks(pid);
         Ok(self.plan.notes[before..].to_vec())
+    }
+
+    /// Tells the stack walk about process `pid` (anew after an exec), when
+    /// the plan walks stacks.
+    fn tell_stacks(&self, pid: u32) {
+        if let Some(stacks) = &self.stacks {
+            stacks.borrow_mut().add(&self.maps, pid);
+        }
     }
 
     /// Takes away process `pid`'s probes except those on `keep` (the
@@ -174,6 +191,11 @@ impl Session {
     /// tens of milliseconds per link) once enough have piled up or the run
     /// ends.
     pub fn retire_process(&mut self, pid: u32, keep: &[crate::process::module::Module]) {
+        // Its memory is gone or another program's: the walk must not read
+        // it with the old addresses.
+        if let Some(stacks) = &self.stacks {
+            stacks.borrow_mut().remove(&self.maps, pid);
+        }
         let (retired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
             .into_iter()
             .partition(|a| {

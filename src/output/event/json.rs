@@ -166,6 +166,15 @@ fn body(
     }
 }
 
+/// Adds `"stack"` to a whole line of [`event_line`] made without it.
+pub(super) fn add_stack(line: &mut Vec<u8>, stack: &[Frame]) {
+    if line.ends_with(b"}\n") {
+        line.truncate(line.len() - 2);
+        stack_field(line, stack);
+        line.extend_from_slice(b"}\n");
+    }
+}
+
 /// `"stack"`: the frames, innermost first.
 fn stack_field(line: &mut Vec<u8>, stack: &[Frame]) {
     let mut digits = itoa::Buffer::new();

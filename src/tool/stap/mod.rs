@@ -105,7 +105,7 @@ impl Script<'_> {
                         .iter()
                         .filter_map(|t| {
                             let (_, layout) =
-                                crate::process::python::file_layout(&t.module.open_path).ok()?;
+                                crate::process::python::path_layout(&t.module.open_path).ok()?;
                             Some(((t.module.dev, t.module.inode), layout))
                         })
                         .collect(),

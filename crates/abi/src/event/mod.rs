@@ -59,8 +59,11 @@ pub const COUNTER_LOST: u32 = 0;
 pub const COUNTER_SEEN: u32 = 1;
 /// Index of the per-CPU counter of calls a full count map could not take.
 pub const COUNTER_UNCOUNTED: u32 = 2;
+/// Index of the per-CPU counter of the stacks of events (`trace --stacks`)
+/// the stack ring had no room for.
+pub const COUNTER_STACKS_LOST: u32 = 3;
 /// Number of per-CPU counters.
-pub const COUNTERS: u32 = 3;
+pub const COUNTERS: u32 = 4;
 
 /// Value size of the tools' per-CPU staging buffer: an 8-byte busy count
 /// (a probe preempted by another on the same CPU must not build into the

@@ -15,7 +15,7 @@ use pytap_ebpf::{AluOp, Helper, Label, ProgramBuilder, Reg, Size};
 
 use super::strings::{StrDst, load_packed_len, read_path, read_str};
 use super::{InPlace, Parts, RecordFilter, RecordMaps, Remember};
-use super::{discard, ringbuf_reserve, submit, write_header_from};
+use super::{discard, ringbuf_reserve, submit_only, write_header_from};
 use crate::engine::abi::{self, EventKind, off};
 use crate::engine::codegen::{Env, emit_count, inplace, named};
 
@@ -77,6 +77,36 @@ pub struct Record<'a> {
     /// The stack offset of the firing's `pid_tgid` when the probe read it
     /// already: a helper call saved.
     pub pid_tgid: Option<i16>,
+    /// What the program does once the record is published, instead of
+    /// exiting (a record dropped or lost still exits).
+    pub then: Option<After>,
+}
+
+/// Where a program goes on once its record is published: the event's
+/// stack is walked there ([`crate::engine::codegen::event_stack`]).
+#[derive(Debug, Clone, Copy)]
+pub struct After {
+    /// The stack slot the record's timestamp is copied into before the
+    /// record is published (the record cannot be read after).
+    pub ts_slot: i16,
+    /// The code to go on in.
+    pub label: Label,
+}
+
+impl After {
+    /// Keeps the timestamp of the record at r6 (clobbers r1).
+    pub fn keep_timestamp(self, b: &mut ProgramBuilder) {
+        b.ldx(Size::DW, Reg::R1, Reg::R6, off::TS as i16);
+        b.stx(Size::DW, Reg::FP, self.ts_slot, Reg::R1);
+    }
+}
+
+/// Exits, or goes on at `then`.
+pub fn end(b: &mut ProgramBuilder, then: Option<After>) {
+    match then {
+        Some(after) => b.ja(after.label),
+        None => b.mov64_imm(Reg::R0, 0).exit(),
+    };
 }
 
 impl fmt::Debug for Record<'_> {
@@ -88,6 +118,7 @@ impl fmt::Debug for Record<'_> {
             .field("filter", &self.filter.is_some())
             .field("remember", &self.remember)
             .field("pid_tgid", &self.pid_tgid)
+            .field("then", &self.then)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +134,7 @@ impl<'a> Record<'a> {
             filter: None,
             remember: None,
             pid_tgid: None,
+            then: None,
         }
     }
 
@@ -165,6 +197,9 @@ impl<'a> Record<'a> {
         let drops = self
             .filter
             .is_some_and(|filter| filter(b, self.env, dropped));
+        if let Some(after) = self.then {
+            after.keep_timestamp(b);
+        }
         self.publish(b, dest);
         if drops {
             b.bind(dropped);
@@ -221,7 +256,7 @@ impl<'a> Record<'a> {
     }
 
     /// Sends the filled record (or gives it up, [`Parts::NoOutput`]), and
-    /// exits. In place: published, its names remembered when asked, the
+    /// exits (or goes on at [`Record::then`]). In place: published, its names remembered when asked, the
     /// region given back, pytap woken if the region is filling up.
     fn publish(&self, b: &mut ProgramBuilder, dest: Destination) {
         match dest {
@@ -234,9 +269,12 @@ impl<'a> Record<'a> {
                 }
                 inplace::release(b, held.slot);
                 inplace::wake_if_filling(b, held.rings, held.slot, self.maps.events);
-                b.mov64_imm(Reg::R0, 0).exit();
+                end(b, self.then);
             }
-            Destination::Reserved if self.body.outputs() => submit(b),
+            Destination::Reserved if self.body.outputs() => {
+                submit_only(b);
+                end(b, self.then);
+            }
             Destination::Reserved => discard(b),
         }
     }

@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 
 use pytap_ebpf::{AluOp, Helper, JmpOp, Label, MapRef, ProgramBuilder, RB_NO_WAKEUP, Reg, Size};
 
-pub use self::emit::{Body, Destination, Record};
+pub use self::emit::{After, Body, Destination, Record, end};
 pub use self::strings::{PATH_WINDOWS, StrDst, read_path, read_str};
 use super::inplace;
 use super::named::{self, NamedMaps};
@@ -84,21 +84,42 @@ impl Handler for FullRecords {
             }
             return Ok(());
         }
-        let lost = reserve(b, env, self.maps, kind);
-        match kind {
-            EventKind::GcStart => {
-                b.stx(Size::W, Reg::R6, off::GC_GENERATION as i16, Reg::R7);
-            }
-            EventKind::GcDone => {
-                b.stx(Size::DW, Reg::R6, off::GC_COLLECTED as i16, Reg::R7);
-            }
-            EventKind::Audit => super::audit::emit_audit(b, env)?,
-            _ => unreachable!("packed kinds are handled above"),
-        }
-        submit(b);
-        finish_lost(b, env, self.maps, lost);
-        Ok(())
+        emit_unpacked(b, env, self.maps, kind, None)
     }
+}
+
+/// A gc or audit record, reserved in the ring buffer and filled from the
+/// marker's arguments; once submitted the program exits, or goes on at
+/// `then`.
+pub fn emit_unpacked(
+    b: &mut ProgramBuilder,
+    env: &Env,
+    maps: RecordMaps,
+    kind: EventKind,
+    then: Option<After>,
+) -> Result<(), CodegenError> {
+    let lost = reserve(b, env, maps, kind);
+    match kind {
+        EventKind::GcStart => {
+            b.stx(Size::W, Reg::R6, off::GC_GENERATION as i16, Reg::R7);
+        }
+        EventKind::GcDone => {
+            b.stx(Size::DW, Reg::R6, off::GC_COLLECTED as i16, Reg::R7);
+        }
+        EventKind::Audit => super::audit::emit_audit(b, env)?,
+        _ => {
+            return Err(CodegenError::Internal(format!(
+                "{kind:?} records are packed"
+            )));
+        }
+    }
+    if let Some(after) = then {
+        after.keep_timestamp(b);
+    }
+    submit_only(b);
+    end(b, then);
+    finish_lost(b, env, maps, lost);
+    Ok(())
 }
 
 /// Emits code that decides, once a packed record is filled (r6: record,
@@ -242,10 +263,15 @@ fn discard(b: &mut ProgramBuilder) {
 
 /// Submits the record at r6 without waking the consumer, and exits.
 pub fn submit(b: &mut ProgramBuilder) {
+    submit_only(b);
+    b.mov64_imm(Reg::R0, 0).exit();
+}
+
+/// Submits the record at r6 without waking the consumer.
+pub fn submit_only(b: &mut ProgramBuilder) {
     b.mov64_reg(Reg::R1, Reg::R6);
     b.mov64_imm(Reg::R2, RB_NO_WAKEUP as i32);
     b.call(Helper::RingbufSubmit);
-    b.mov64_imm(Reg::R0, 0).exit();
 }
 
 /// The lost-record path: count it, exit.

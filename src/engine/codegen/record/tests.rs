@@ -76,6 +76,7 @@ fn program(plan: &Plan, emit: impl FnOnce(&mut ProgramBuilder, &Env)) -> String 
         slots,
         layout: None,
         frame: None,
+        stack: None,
     };
     emit(&mut b, &env);
     let program = b.build().expect("the body builds");

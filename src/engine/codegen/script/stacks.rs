@@ -20,7 +20,7 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
 
 use super::lower::{Gen, unsupported};
 use crate::cpython::layout::StackLayout;
-use crate::engine::codegen::pystack::{self, SamplerMaps, WalkFor};
+use crate::engine::codegen::pystack::{self, WalkFor, WalkMaps};
 use crate::engine::codegen::{CodegenError, MapKind, MapSpec, MapTable};
 
 /// Names of the stack maps (pytap opens them by name).
@@ -44,7 +44,7 @@ pub struct ScriptStacks {
     /// `task_struct.thread.fsbase`'s offset on this kernel.
     pub fsbase: u32,
     /// The walk's maps.
-    pub maps: SamplerMaps,
+    pub maps: WalkMaps,
     /// The layout of each module's CPython, by (`st_dev`, inode).
     pub layouts: Vec<((u64, u64), StackLayout)>,
 }
@@ -59,8 +59,9 @@ impl ScriptStacks {
     }
 }
 
-/// The walk's maps, added to `table`.
-pub fn maps(table: &mut MapTable) -> SamplerMaps {
+/// The walk's maps, added to `table` under names of their own (a
+/// script's session has its own `counters`).
+pub fn maps(table: &mut MapTable) -> WalkMaps {
     let mut add = |name: &str, kind, key_size, value_size, max_entries| {
         table.add(MapSpec {
             name: name.into(),
@@ -70,7 +71,7 @@ pub fn maps(table: &mut MapTable) -> SamplerMaps {
             max_entries,
         })
     };
-    SamplerMaps {
+    WalkMaps {
         procs: add(
             names::PROCS,
             MapKind::Hash,
@@ -85,8 +86,6 @@ pub fn maps(table: &mut MapTable) -> SamplerMaps {
             8,
             pystack::MAX_THREADS,
         ),
-        // The inlined walk tail-calls nothing; the field is the sampler's.
-        walkers: add("pywalkers", MapKind::ProgArray, 4, 4, 1),
         scratch: add(
             "pybuf",
             MapKind::PercpuArray,
@@ -102,6 +101,7 @@ pub fn maps(table: &mut MapTable) -> SamplerMaps {
             8,
             crate::engine::abi::COUNTERS,
         ),
+        lost: crate::engine::abi::COUNTER_LOST,
     }
 }
 
