@@ -40,8 +40,11 @@ pub fn run(
     let pidfd = match target {
         Some(TargetSpec::Command(argv)) => {
             let (program, args) = argv.split_first().context("-c: the command is empty")?;
-            let c = std::process::Command::new(program)
-                .args(args)
+            let mut command = std::process::Command::new(program);
+            command.args(args);
+            // Not pytap's blocked signals: the command's own.
+            pytap_sys::process::default_signals(&mut command)?;
+            let c = command
                 .spawn()
                 .with_context(|| format!("running {}", program.to_string_lossy()))?;
             rt.target = i64::from(c.id());

@@ -215,3 +215,52 @@ fn an_attach_given_up_on_a_stopped_314_leaves_nothing_to_run() {
     // It used to print "Can't open debugger script ..." and a traceback.
     assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
 }
+
+/// What a command started by pytap blocks and ignores, as it prints it.
+const SIGNALS_SEEN: &str = "import signal\n\
+    print('blocked', sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n\
+    print('term', signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n\
+    print('hup', signal.getsignal(signal.SIGHUP) == signal.SIG_DFL)\n";
+
+#[test]
+fn a_command_pytap_starts_gets_no_blocked_signals_of_pytap() {
+    require_kernel();
+    let py = fixture("3.13").binary.display().to_string();
+    let untraced = Command::new(&py)
+        .args(["-c", SIGNALS_SEEN])
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&untraced.stdout).into_owned();
+    assert_eq!(expected, "blocked []\nterm True\nhup True\n");
+    // The sampler's command, a script's that attaches nothing, and the
+    // traced command (pytap blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT and
+    // SIGWINCH for its signalfd).
+    let quoted = format!(
+        "{py} -c \"{}\"",
+        SIGNALS_SEEN.replace('\n', "; ").trim_end_matches("; ")
+    );
+    for args in [
+        vec![
+            "profile",
+            "--format",
+            "folded",
+            "-o",
+            "/dev/null",
+            "--",
+            &py,
+            "-c",
+            SIGNALS_SEEN,
+        ],
+        vec!["dtrace", "-q", "-n", "tick-10s { exit(0); }", "-c", &quoted],
+    ] {
+        let run = Command::new(pytap_bin()).args(&args).output().unwrap();
+        // (D ends its output with an empty line.)
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim_end(),
+            expected.trim_end(),
+            "{:?}: {}",
+            &args[..2],
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Processes by pid: [`pidfd_open`] (an fd that becomes readable when a
 //! process exits), [`kill`], [`try_wait`] for reaping a child of ours, and
-//! [`read_memory`] (another process's memory, read without stopping it).
+//! [`read_memory`] (another process's memory, read without stopping it),
+//! and [`default_signals`] for a command started without tracing it.
 //! Launching and following a command is [`crate::ptrace`]'s.
 
 use std::os::fd::OwnedFd;
@@ -134,6 +135,16 @@ pub fn read_memory(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), SysErro
     Ok(())
 }
 
+/// Makes a command pytap starts (without tracing it: the sampler's, a
+/// script's) begin with an empty signal mask and the default disposition
+/// of the signals pytap blocks or ignores, as [`crate::ptrace::spawn`]
+/// does for the commands it follows.
+pub fn default_signals(command: &mut std::process::Command) -> Result<(), SysError> {
+    let mask = sys::sigset_of(&[]).map_err(|e| SysError::new("sigemptyset", e))?;
+    sys::reset_signals_at_exec(command, mask, &crate::ptrace::CHILD_DEFAULT_SIGNALS);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::ExitStatus;
@@ -154,3 +165,4 @@ mod tests {
         assert_eq!(crate::signal::name(64), "signal 64");
     }
 }
+

@@ -31,7 +31,7 @@ use crate::sys;
 
 /// Signals whose disposition a spawned child gets back to default before
 /// exec: the tracer may ignore or block them, and exec keeps "ignored".
-const CHILD_DEFAULT_SIGNALS: [i32; 6] = [
+pub(crate) const CHILD_DEFAULT_SIGNALS: [i32; 6] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,

@@ -150,6 +150,31 @@ pub(crate) struct ChildExec<'a> {
     pub error_pipe: RawFd,
 }
 
+/// Makes `command`'s child, between its fork and its exec, empty its
+/// signal mask and give `signals` their default disposition: a process
+/// started by pytap must not inherit the signals pytap blocks for its
+/// signalfd (a command that ignores Ctrl-C and SIGTERM behaves otherwise).
+pub(crate) fn reset_signals_at_exec(
+    command: &mut std::process::Command,
+    empty_mask: libc::sigset_t,
+    signals: &'static [c_int],
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the child after fork, before exec; it makes
+    // only async-signal-safe calls (sigprocmask, signal) on a mask copied
+    // into the closure before the fork and a static list, with no
+    // allocation and no lock.
+    unsafe {
+        command.pre_exec(move || {
+            libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, ptr::null_mut());
+            for &sig in signals {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Forks; the child resets its signals, takes the terminal if any, stops
 /// itself with `SIGSTOP` (so the parent can seize it) and executes. Returns
 /// the child's pid in the parent.
