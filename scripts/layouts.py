@@ -52,6 +52,8 @@ def fields(minor):
         off("frame.code", "_PyInterpreterFrame", "f_code")
         off("frame.position", "_PyInterpreterFrame", "prev_instr")
         off("frame.localsplus", "_PyInterpreterFrame", "localsplus")
+        if minor == 11:
+            off("frame.is_entry", "_PyInterpreterFrame", "is_entry")
         if minor >= 12:
             off("frame.owner", "_PyInterpreterFrame", "owner")
     off("object.type", "PyObject", "ob_type")

@@ -425,6 +425,7 @@ pub fn sampling(
         },
         tick: None,
         ring_bytes: 4 << 20,
+        native: false,
     };
     Ok((targets, options))
 }
@@ -461,6 +462,7 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
                 children: false,
                 tick: None,
                 ring_bytes: 0,
+                native: false,
             },
         ),
         None => sampling(
@@ -485,6 +487,12 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
             input.display()
         );
     }
+    if a.native && a.mode == crate::cli::ModeArg::Wall {
+        bail!(
+            "--native frames come with the kernel's samples of threads on a CPU: use it with \
+             --mode cpu or gil"
+        );
+    }
     let live = a.input.is_none()
         && a.output.is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -494,7 +502,10 @@ pub fn profile(a: ProfileArgs) -> Result<(Sink, profile::ProfileRequest)> {
         profile::ProfileRequest {
             input: a.input,
             targets,
-            options,
+            options: SamplingOptions {
+                native: a.native,
+                ..options
+            },
             format,
             top_rows: a.rows.max(1),
             live,

@@ -126,6 +126,12 @@ pub struct ProfileArgs {
     /// What a sample counts
     #[arg(long, value_enum, default_value = "cpu")]
     pub mode: ModeArg,
+    /// Native (C) frames too, each eval loop's in the place of the Python
+    /// frames it runs: unwound by frame pointers, so only where the
+    /// interpreter was built with them (pytap says when it was not, and
+    /// shows Python frames only)
+    #[arg(long)]
+    pub native: bool,
     /// What to write
     #[arg(long, value_enum, default_value = "top")]
     pub format: ProfileFormatArg,

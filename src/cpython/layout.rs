@@ -125,6 +125,10 @@ pub struct StackLayout {
     /// `_PyInterpreterFrame.owner` (3.12+): frames owned by the
     /// interpreter itself (the C stack's shim) are no Python frames.
     pub frame_owner: Option<u32>,
+    /// `_PyInterpreterFrame.is_entry` (3.11): the first frame a call of
+    /// the eval loop runs (3.12+ mark that with a shim frame before it;
+    /// up to 3.10 every frame is a call of its own).
+    pub frame_is_entry: Option<u32>,
     /// The frame's local variables (`f_localsplus`, `localsplus`).
     pub frame_localsplus: u32,
     /// How they are named.
@@ -270,6 +274,7 @@ impl StackLayout {
                 _ => PositionKind::InstrPtr,
             },
             frame_owner: opt("frame.owner"),
+            frame_is_entry: opt("frame.is_entry"),
             frame_localsplus: get("frame.localsplus"),
             locals: if minor <= 10 {
                 LocalNames::Varnames {
@@ -341,6 +346,7 @@ impl StackLayout {
             frame_position: get(Field::FrameInstrPtr, "frame instruction pointer")?,
             position: PositionKind::InstrPtr,
             frame_owner: Some(get(Field::FrameOwner, "frame owner")?),
+            frame_is_entry: None,
             frame_localsplus: get(Field::FrameLocalsplus, "frame locals")?,
             locals: LocalNames::LocalsPlus {
                 names: get(Field::CodeLocalsplusNames, "code local names")?,

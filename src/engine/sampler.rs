@@ -57,6 +57,8 @@ pub struct Sampler {
     processes: BTreeMap<u32, Sampled>,
     /// Only the GIL holder's samples.
     gil_only: bool,
+    /// Native stacks too.
+    native: bool,
 }
 
 /// Layouts are told apart by everything they hold.
@@ -70,7 +72,13 @@ impl Sampler {
     /// Loads the sampler and starts a perf event at `rate_hz` on every
     /// CPU; with `gil_only`, only samples of the thread holding the GIL
     /// are sent.
-    pub fn start(rate_hz: u64, ring_bytes: u32, gil_only: bool) -> Result<Sampler, SessionError> {
+    /// With `native`, each sample holds the native stack too.
+    pub fn start(
+        rate_hz: u64,
+        ring_bytes: u32,
+        gil_only: bool,
+        native: bool,
+    ) -> Result<Sampler, SessionError> {
         let fsbase = fsbase_offset()?;
         let mut table = MapTable::default();
         let refs = pystack::maps(&mut table, ring_bytes);
@@ -98,6 +106,7 @@ impl Sampler {
             ring,
             processes: BTreeMap::new(),
             gil_only,
+            native,
         })
     }
 
@@ -198,7 +207,8 @@ impl Sampler {
                 "too many CPython layouts in one profile".into(),
             ));
         }
-        let program = pystack::walker(layout, self.fsbase, self.refs).map_err(build_error)?;
+        let program =
+            pystack::walker(layout, self.fsbase, self.refs, self.native).map_err(build_error)?;
         let fds: Vec<i32> = self.maps.iter().map(Map::raw_fd).collect();
         let loaded = load(&program, &fds)?;
         self.map(self.refs.walkers)

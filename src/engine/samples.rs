@@ -2,7 +2,7 @@
 //! laid out as `pytap_abi::sample` says. A record shorter than its header
 //! or than the frames it claims is refused, never read past.
 
-use pytap_abi::sample::{SampleFrame, SampleHeader, off};
+use pytap_abi::sample::{NativeEntry, SampleFrame, SampleHeader, off};
 
 /// A sample as the kernel wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct RawSample {
     pub header: SampleHeader,
     /// Its frames, innermost first.
     pub frames: Vec<SampleFrame>,
+    /// The native stack, innermost first (empty unless native frames were
+    /// asked for).
+    pub native: Vec<NativeEntry>,
 }
 
 /// A record that is not a sample.
@@ -43,9 +46,13 @@ pub fn decode(record: &[u8]) -> Result<RawSample, BadSample> {
         cpu: u32_at(record, off::CPU),
         depth: u16_at(record, off::DEPTH),
         flags: u16_at(record, off::FLAGS),
+        native: u16_at(record, off::NATIVE),
+        pad: [0; 3],
     };
     let depth = usize::from(header.depth);
-    if record.len() < off::HEADER + depth * off::FRAME {
+    let native_at = off::HEADER + depth * off::FRAME;
+    let end = native_at + usize::from(header.native) * off::NATIVE_ENTRY;
+    if record.len() < end {
         return Err(BadSample(record.len()));
     }
     let frames = record[off::HEADER..off::HEADER + depth * off::FRAME]
@@ -56,7 +63,18 @@ pub fn decode(record: &[u8]) -> Result<RawSample, BadSample> {
             fingerprint: u32_at(f, off::FRAME_FINGERPRINT),
         })
         .collect();
-    Ok(RawSample { header, frames })
+    let native = record[native_at..end]
+        .chunks_exact(off::NATIVE_ENTRY)
+        .map(|e| NativeEntry {
+            address: u64_at(e, 0),
+            stack: u64_at(e, off::NATIVE_STACK),
+        })
+        .collect();
+    Ok(RawSample {
+        header,
+        frames,
+        native,
+    })
 }
 
 #[cfg(test)]
@@ -77,6 +95,19 @@ mod tests {
         assert_eq!(s.frames.len(), 2);
         assert_eq!((s.frames[1].code, s.frames[1].offset), (0xabcd, -2));
         assert!(decode(&r[..r.len() - 1]).is_err());
+        // Native return addresses follow the frames.
+        r[off::NATIVE..off::NATIVE + 2].copy_from_slice(&1u16.to_le_bytes());
+        assert!(decode(&r).is_err(), "a native address it does not hold");
+        r.extend_from_slice(&0x55aa_0000_1234u64.to_le_bytes());
+        assert!(decode(&r).is_err(), "half an entry");
+        r.extend_from_slice(&0x7ffc_0000_0010u64.to_le_bytes());
+        assert_eq!(
+            decode(&r).unwrap().native,
+            [NativeEntry {
+                address: 0x55aa_0000_1234,
+                stack: 0x7ffc_0000_0010
+            }]
+        );
         assert!(decode(&r[..10]).is_err());
     }
 }

@@ -69,6 +69,8 @@ pub struct SamplingOptions {
     pub tick: Option<Duration>,
     /// Bytes of the samples ring.
     pub ring_bytes: u32,
+    /// Native frames too (unwound by frame pointers).
+    pub native: bool,
 }
 
 /// How a sampling run ended.
@@ -111,6 +113,7 @@ pub fn run(
         u64::from(options.rate_hz),
         options.ring_bytes,
         options.mode == Mode::Gil,
+        options.native,
     )?;
     let mut run = Run {
         child: None,
@@ -127,8 +130,11 @@ pub fn run(
             }
         }
         SampleTargets::Command(argv) => {
-            let child = Command::new(&argv[0])
-                .args(&argv[1..])
+            let mut command = Command::new(&argv[0]);
+            command.args(&argv[1..]);
+            // Not pytap's blocked signals: the command's own.
+            pytap_sys::process::default_signals(&mut command)?;
+            let child = command
                 .spawn()
                 .with_context(|| format!("{}: cannot start it", argv[0].to_string_lossy()))?;
             let pid = child.id();

@@ -150,6 +150,9 @@ impl Stacks {
                             format!("{}:{} ({})", code.filename, line, code.function())
                         }
                         SampledFrame::Unknown(why) => why.label().to_string(),
+                        // Only samples with native frames mark the eval
+                        // loop's calls.
+                        SampledFrame::Boundary(_) => continue,
                     });
                 }
             }

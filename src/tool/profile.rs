@@ -19,10 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use pytap_abi::sample::{FLAG_FAULT, FLAG_NO_THREAD, FLAG_TRUNCATED, SampleFrame};
+use pytap_abi::sample::{
+    FLAG_FAULT, FLAG_NO_THREAD, FLAG_TRUNCATED, MAX_NATIVE, NativeEntry, SampleFrame,
+};
 
 use crate::cpython::stack::code::Symbols;
-use crate::cpython::stack::sampled::{self, SampledFrame, Unknown};
+use crate::cpython::stack::sampled::{self, MixedFrame, NativeLike, SampledFrame, Unknown};
 use crate::cpython::stack::walk::RawThread;
 use crate::cpython::stack::{Memory, code};
 use crate::engine::consumer::SampleConsumer;
@@ -30,6 +32,7 @@ use crate::engine::samples::RawSample;
 use crate::error::ExitCode;
 use crate::export::profile::{self as formats, ProfileFormat};
 use crate::model::profile::{Frame, FrameId, FrameKind, Mode, Profile, ThreadInfo, ThreadKey};
+use crate::process::native::{self, NativeFrame, NativeSymbols};
 use crate::process::proc;
 use crate::process::python::Interpreter;
 use crate::runner::sampling::{self, SampleEnd, SampleOutcome, SampleTargets, SamplingOptions};
@@ -79,6 +82,20 @@ pub struct Counted<'a> {
     pub truncated: bool,
 }
 
+/// A native frame and the lowest address of its stack area.
+#[derive(Debug, Clone)]
+struct Placed(NativeFrame, u64);
+
+impl NativeLike for Placed {
+    fn stack(&self) -> u64 {
+        self.1
+    }
+
+    fn is_eval(&self) -> Option<bool> {
+        (self.0.function.as_deref()).map(|f| f.starts_with("_PyEval_EvalFrameDefault"))
+    }
+}
+
 /// Names frames and counts stacks.
 pub struct Profiler {
     /// The profile so far.
@@ -90,6 +107,12 @@ pub struct Profiler {
     frames: Vec<FrameId>,
     named: Vec<SampledFrame>,
     tap: Option<Box<dyn SampleTap>>,
+    /// Native frames, per process: `None` for an interpreter built without
+    /// frame pointers (its samples keep their Python frames only).
+    natives: HashMap<u32, Option<NativeSymbols>>,
+    /// Samples whose native stack did not agree with the Python one (shown
+    /// with Python frames only).
+    pub native_refused: u64,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -113,6 +136,8 @@ impl Profiler {
             frames: Vec::new(),
             named: Vec::new(),
             tap: None,
+            natives: HashMap::new(),
+            native_refused: 0,
         }
     }
 
@@ -132,8 +157,15 @@ impl Profiler {
     }
 
     /// Names `frames` (innermost first, then what `flags` say was not
-    /// read) into `self.frames`.
-    fn name_frames(&mut self, interpreter: &Interpreter, frames: &[SampleFrame], flags: u16) {
+    /// read) into `self.frames`, with the `native` stack mixed in when
+    /// there is one.
+    fn name_frames(
+        &mut self,
+        interpreter: &Interpreter,
+        frames: &[SampleFrame],
+        flags: u16,
+        native: &[NativeEntry],
+    ) {
         let mem = interpreter.memory();
         let symbols = self.symbols.entry(interpreter.process.pid).or_default();
         sampled::name_frames(
@@ -144,29 +176,90 @@ impl Profiler {
             flags,
             &mut self.named,
         );
-        self.frames.clear();
-        for frame in &self.named {
-            let frame = match frame {
-                SampledFrame::Code { code, line } => Frame {
-                    function: code.function().clone(),
-                    file: code.filename.clone(),
-                    line: *line,
-                    kind: FrameKind::Python,
-                },
-                SampledFrame::Unknown(why) => {
-                    if *why == Unknown::PastLimit {
-                        self.profile.truncated += 1;
-                    }
-                    Frame {
-                        function: Arc::from(why.label()),
-                        file: Arc::from(""),
-                        line: 0,
-                        kind: FrameKind::Unknown,
-                    }
-                }
-            };
-            self.frames.push(self.profile.intern(frame));
+        if !native.is_empty() && self.mix_native(interpreter, native) {
+            return;
         }
+        self.frames.clear();
+        for i in 0..self.named.len() {
+            let frame = self.named[i].clone();
+            if let Some(id) = self.python_frame(&frame) {
+                self.frames.push(id);
+            }
+        }
+    }
+
+    fn python_frame(&mut self, frame: &SampledFrame) -> Option<FrameId> {
+        let frame = match frame {
+            SampledFrame::Code { code, line } => Frame {
+                function: code.function().clone(),
+                file: code.filename.clone(),
+                line: *line,
+                kind: FrameKind::Python,
+            },
+            SampledFrame::Unknown(why) => {
+                if *why == Unknown::PastLimit {
+                    self.profile.truncated += 1;
+                }
+                Frame {
+                    function: Arc::from(why.label()),
+                    file: Arc::from(""),
+                    line: 0,
+                    kind: FrameKind::Unknown,
+                }
+            }
+            SampledFrame::Boundary(_) => return None,
+        };
+        Some(self.profile.intern(frame))
+    }
+
+    /// Mixes the native stack into `self.frames` from `self.named`; false
+    /// when the process's interpreter has no frame pointers or the stacks
+    /// disagree.
+    fn mix_native(&mut self, interpreter: &Interpreter, native: &[NativeEntry]) -> bool {
+        let pid = interpreter.process.pid;
+        let symbols = self.natives.entry(pid).or_insert_with(|| {
+            if native::has_frame_pointers(&interpreter.module) {
+                Some(NativeSymbols::new(pid))
+            } else {
+                crate::notice!(
+                    "{}: built without frame pointers, so its native stack cannot be \
+                     unwound: its samples show Python frames only",
+                    interpreter.module.path.display()
+                );
+                None
+            }
+        });
+        let Some(symbols) = symbols else {
+            return false;
+        };
+        let addresses: Vec<u64> = native.iter().map(|e| e.address).collect();
+        let named: Vec<Placed> = symbols
+            .name(&addresses)
+            .into_iter()
+            .zip(native)
+            .map(|(frame, e)| Placed(frame, e.stack))
+            .collect();
+        // Cut where the walk left the mapped code, or at the kernel's limit.
+        let complete = named.len() < native.len() || native.len() < MAX_NATIVE;
+        let per_frame = interpreter.runtime.layout.minor <= 10;
+        let Some(mixed) = sampled::mix(&self.named, &named, per_frame, complete) else {
+            self.native_refused += 1;
+            return false;
+        };
+        self.frames.clear();
+        for frame in mixed {
+            let id = match frame {
+                MixedFrame::Python(f) => self.python_frame(&f),
+                MixedFrame::Native(Placed(n, _)) => Some(self.profile.intern(Frame {
+                    function: Arc::from(n.label()),
+                    file: n.file.clone(),
+                    line: 0,
+                    kind: FrameKind::Native,
+                })),
+            };
+            self.frames.extend(id);
+        }
+        true
     }
 
     fn count(&mut self, pid: u32, tid: u32, flags: u16, weight_ns: u64, ts_ns: u64) -> Result<()> {
@@ -239,7 +332,7 @@ impl SampleConsumer for Profiler {
             self.without_python += 1;
             return Ok(());
         }
-        self.name_frames(interpreter, &sample.frames, h.flags);
+        self.name_frames(interpreter, &sample.frames, h.flags, &sample.native);
         self.count(h.pid, h.tid, h.flags, self.period_ns, h.ts_ns)
     }
 
@@ -272,7 +365,7 @@ impl SampleConsumer for Profiler {
         if thread.error.is_some() {
             flags |= FLAG_FAULT;
         }
-        self.name_frames(interpreter, &frames, flags);
+        self.name_frames(interpreter, &frames, flags, &[]);
         let tid = tid.unwrap_or(thread.thread_id as u32);
         // Read now, on the clock the kernel's samples are stamped with.
         let now = pytap_sys::clock::monotonic_ns().unwrap_or(0).max(0) as u64;
@@ -438,4 +531,11 @@ pub fn report(outcome: &SampleOutcome, profiler: &Profiler) {
         p.unknown_frames,
         p.truncated,
     );
+    if profiler.native_refused > 0 {
+        crate::notice!(
+            "{} samples kept Python frames only: their native stack did not agree with it \
+             (unwound through code without frame pointers)",
+            profiler.native_refused
+        );
+    }
 }

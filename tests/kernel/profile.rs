@@ -390,3 +390,105 @@ fn code_freed_and_made_again_never_gives_a_frame_a_stale_name() {
         );
     }
 }
+
+/// `pytap profile --native` of `sampled.py through_c`: its folded stacks
+/// and what pytap said.
+fn native_profile(python: &Path, name: &str) -> (BTreeMap<String, u64>, String) {
+    let t = start(python, &["through_c"]);
+    let out_file = scratch(name).join("profile.folded");
+    let out = Command::new(pytap_bin())
+        .args(["profile", "--native", "--rate", "499", "-d", "1"])
+        .args(["-p", &t.guard.pid().to_string(), "--format", "folded", "-o"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let stacks = text
+        .lines()
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').unwrap();
+            (stack.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    (stacks, stderr)
+}
+
+/// A folded frame is Python's when it ends in `:LINE)`.
+fn is_python_frame(frame: &str) -> bool {
+    frame
+        .strip_suffix(')')
+        .and_then(|f| f.rsplit_once(':'))
+        .is_some_and(|(_, line)| line.parse::<u32>().is_ok())
+}
+
+#[test]
+fn native_frames_go_where_each_eval_loop_call_runs_on_a_build_with_frame_pointers() {
+    require_kernel();
+    // Debian's 3.15 keeps frame pointers; its eval loop has no symbol over
+    // most of its code (stripped, split in parts): each call is placed by
+    // where its entry frame is on the C stack.
+    let (stacks, stderr) = native_profile(&fixtures::fixture("3.15").binary, "native-315");
+    let file = root().join("tests/py/sampled.py").display().to_string();
+    let key = format!("key ({file}:{})", line_of("# noqa: E701 KEY_LINE"));
+    let through = format!("through_c ({file}:{})", line_of("sorted([2, 1], key=key)"));
+    let main = format!("main ({file}:{})", line_of("        through_c()"));
+    let total: u64 = stacks.values().sum();
+    assert!(total >= 200, "{total} samples: {stderr}");
+    let mut exact = 0;
+    for (stack, n) in &stacks {
+        // Outermost first, after the thread's own frame.
+        let frames: Vec<&str> = stack.split(';').skip(1).collect();
+        let at = |f: &str| frames.iter().position(|g| *g == f);
+        let (Some(m), Some(t), Some(k)) = (at(&main), at(&through), at(&key)) else {
+            continue;
+        };
+        let module = frames.iter().position(|f| f.starts_with("<module> ("));
+        // Python calls Python within one eval loop call: nothing between;
+        // the sort (C) between through_c's call and key's; the interpreter's
+        // start outside <module>; nothing of Python past key but what key's
+        // eval loop called.
+        let native = |range: std::ops::Range<usize>| {
+            frames[range].iter().filter(|f| !is_python_frame(f)).count()
+        };
+        if module == Some(m - 1)
+            && t == m + 1
+            && k > t + 1
+            && native(t + 1..k) == k - t - 1
+            && frames[t + 1..k]
+                .iter()
+                .any(|f| f.starts_with("_PyFunction_Vectorcall ("))
+            && frames[..m - 1]
+                .iter()
+                .any(|f| f.starts_with("Py_RunMain ("))
+            && native(0..m - 1) == m - 1
+            && native(k + 1..frames.len()) == frames.len() - k - 1
+        {
+            exact += n;
+        }
+    }
+    assert!(
+        exact * 100 >= total * 95,
+        "{exact} of {total} samples mixed as they run:\n{stacks:#?}\n{stderr}"
+    );
+    assert!(!stderr.contains("frame pointers"), "{stderr}");
+}
+
+#[test]
+fn native_frames_of_a_build_without_frame_pointers_are_refused_with_one_line() {
+    require_kernel();
+    let (stacks, stderr) = native_profile(&fixtures::fixture("3.13").binary, "native-313");
+    assert_eq!(
+        stderr.matches("built without frame pointers").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stacks.is_empty(), "{stderr}");
+    for stack in stacks.keys() {
+        assert!(
+            stack.split(';').skip(1).all(is_python_frame),
+            "a native frame in {stack}"
+        );
+    }
+}

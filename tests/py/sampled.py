@@ -16,6 +16,9 @@ killed.
             `ids D` (distinct code addresses) at the end and waits
   gil       a thread spins in Python (`py_spin`), another checksums in C with
             the GIL released (`c_spin`)
+  through_c `through_c` sorts with `key` as the key function: the eval
+            loop calls C (the sort), which calls the eval loop again, where
+            `key` spins (KEY_LINE)
 """
 import sys
 import threading
@@ -65,6 +68,15 @@ def c_spin():
         zlib.crc32(data)
 
 
+def key(item):
+    x = 0
+    while True: x += 1  # noqa: E701 KEY_LINE
+
+
+def through_c():
+    sorted([2, 1], key=key)
+
+
 def say_thread(name, thread):
     print("tid", name, thread.native_id, flush=True)
 
@@ -86,6 +98,9 @@ def main():
         say_thread("main", threading.main_thread())
         print("ready", flush=True)
         py_spin()
+    elif mode == "through_c":
+        print("ready", flush=True)
+        through_c()
     elif mode == "chain":
         n = int(sys.argv[2])
         source = "def c_%d():\n    x = 0\n    while True: x += 1\n" % (n - 1)

@@ -3,8 +3,9 @@
 //! generator (`pytap::engine::codegen::pystack`) stores at `offset_of!`
 //! these structs and the decoder reads at the same offsets.
 //!
-//! A record is a [`SampleHeader`] then `depth` [`SampleFrame`]s,
-//! innermost first. A frame is the code object's address, the byte offset
+//! A record is a [`SampleHeader`], `depth` [`SampleFrame`]s, innermost
+//! first, then `native` [`NativeEntry`]s of the native stack, innermost
+//! first (only from a sampler asked for native frames). A frame is the code object's address, the byte offset
 //! of the instruction in its bytecode, and a [`fingerprint`] of the code's
 //! identity (its name and file name pointers, first line and name's hash) so that
 //! pytap never names a frame after code that was freed and replaced at
@@ -38,6 +39,10 @@ pub struct SampleHeader {
     pub depth: u16,
     /// `FLAG_*`.
     pub flags: u16,
+    /// Native entries after the frames.
+    pub native: u16,
+    /// Zero.
+    pub pad: [u16; 3],
 }
 
 /// One frame of a sample.
@@ -53,8 +58,34 @@ pub struct SampleFrame {
     pub fingerprint: u32,
 }
 
+/// Native entries a sample holds at most.
+pub const MAX_NATIVE: usize = 64;
+
+/// One native frame, from the kernel's walk of the frame pointers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NativeEntry {
+    /// Where the thread was (the first entry) or a return address.
+    pub address: u64,
+    /// The lowest address of the frame's stack area: its locals lie from
+    /// here up to the next entry's `stack`.
+    pub stack: u64,
+}
+
+/// A frame whose `code` is this is no Python frame: it marks where one
+/// call of the interpreter's eval loop ends and the next (outer) begins.
+/// Only samples with native frames carry them, so that pytap can put each
+/// run of Python frames in the place of its eval loop's native frame. Its
+/// other 8 bytes (`offset`, then `fingerprint`) hold the address of the
+/// entry frame the eval loop keeps on its C stack (3.12+; 0 before),
+/// which says which native frame runs the call.
+pub const EVAL_BOUNDARY: u64 = 0;
+
+/// The header and the largest run of frames.
+pub const PYTHON_BYTES: usize = size_of::<SampleHeader>() + MAX_FRAMES * size_of::<SampleFrame>();
+
 /// The largest record.
-pub const SAMPLE_BYTES: usize = size_of::<SampleHeader>() + MAX_FRAMES * size_of::<SampleFrame>();
+pub const SAMPLE_BYTES: usize = PYTHON_BYTES + MAX_NATIVE * size_of::<NativeEntry>();
 
 /// `flags`: the stack had more frames than [`MAX_FRAMES`].
 pub const FLAG_TRUNCATED: u16 = 1;
@@ -135,6 +166,9 @@ pub mod off {
     pub const CPU: usize = offset_of!(SampleHeader, cpu);
     pub const DEPTH: usize = offset_of!(SampleHeader, depth);
     pub const FLAGS: usize = offset_of!(SampleHeader, flags);
+    pub const NATIVE: usize = offset_of!(SampleHeader, native);
+    pub const NATIVE_ENTRY: usize = size_of::<NativeEntry>();
+    pub const NATIVE_STACK: usize = offset_of!(NativeEntry, stack);
     pub const HEADER: usize = size_of::<SampleHeader>();
     pub const FRAME: usize = size_of::<SampleFrame>();
     pub const FRAME_CODE: usize = offset_of!(SampleFrame, code);
@@ -156,7 +190,8 @@ mod tests {
 
     #[test]
     fn the_layout_is_pinned() {
-        assert_eq!(off::HEADER, 32);
+        assert_eq!(off::HEADER, 40);
+        assert_eq!(off::NATIVE, 32);
         assert_eq!(off::FRAME, 16);
         assert_eq!(
             (off::PID, off::TID, off::CPU, off::DEPTH, off::FLAGS),
@@ -164,7 +199,8 @@ mod tests {
         );
         assert_eq!(off::CONFIG_SIZE, 24);
         assert_eq!((off::KEY_SIZE, off::KEY_FSBASE), (16, 8));
-        assert_eq!(SAMPLE_BYTES, 32 + 128 * 16);
+        assert_eq!(SAMPLE_BYTES, 40 + 128 * 16 + 64 * 16);
+        assert_eq!(off::NATIVE_ENTRY, 16);
         assert!(MAX_FRAMES.is_power_of_two());
     }
 

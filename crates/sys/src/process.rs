@@ -165,4 +165,3 @@ mod tests {
         assert_eq!(crate::signal::name(64), "signal 64");
     }
 }
-

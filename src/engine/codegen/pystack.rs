@@ -31,8 +31,8 @@
 //! [`fingerprint`]: pytap_abi::sample::fingerprint
 
 use pytap_abi::sample::{
-    FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES,
-    MAX_THREAD_SCAN, MODE_ALL, MODE_GIL, SAMPLE_BYTES, STR_HASH, off,
+    FLAG_FAULT, FLAG_GIL, FLAG_NO_THREAD, FLAG_NOT_CODE, FLAG_TRUNCATED, MAX_FRAMES, MAX_NATIVE,
+    MAX_THREAD_SCAN, MODE_ALL, MODE_GIL, PYTHON_BYTES, STR_HASH, off,
 };
 use pytap_ebpf::{
     AluOp, BuildError, Helper, JmpOp, Label, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
@@ -215,15 +215,25 @@ struct Slots {
     code_head: Slot,
 }
 
-/// Bytes after the sample the walk's working state may use.
+/// Bytes after the sample's frames the walk's working state may use.
 pub const WORK_BYTES: usize = 512;
 
-/// The per-CPU buffer's size: a sample, then the walk's working state.
-pub const BUFFER_BYTES: usize = SAMPLE_BYTES + WORK_BYTES;
+/// The native stack's largest size.
+const NATIVE_BYTES: usize = MAX_NATIVE * off::NATIVE_ENTRY;
+
+/// The per-CPU buffer's size: the header and frames, then the walk's
+/// working state, where the native stack goes once the walk is done (right
+/// after the frames, wherever they end).
+pub const BUFFER_BYTES: usize = PYTHON_BYTES
+    + if WORK_BYTES > NATIVE_BYTES {
+        WORK_BYTES
+    } else {
+        NATIVE_BYTES
+    };
 
 impl Slots {
     fn new(l: &StackLayout) -> Result<Slots, BuildError> {
-        let mut at = SAMPLE_BYTES;
+        let mut at = PYTHON_BYTES;
         let mut next = |size: u16| {
             let slot = Slot {
                 off: at as i16,
@@ -247,9 +257,9 @@ impl Slots {
         // The work area is the stack's stand-in, as large as a stack: a
         // layout whose reads would not fit (offsets far into a struct, as
         // only a table read from a process could claim) is refused.
-        if at > BUFFER_BYTES {
+        if at > PYTHON_BYTES + WORK_BYTES {
             return Err(BuildError::StackOverflow {
-                requested: u16::try_from(at - SAMPLE_BYTES).unwrap_or(u16::MAX),
+                requested: u16::try_from(at - PYTHON_BYTES).unwrap_or(u16::MAX),
                 used: 0,
             });
         }
@@ -296,10 +306,32 @@ pub enum WalkFor {
 }
 
 /// The sampler's walker for one layout; `fsbase` is the offset of
-/// `task_struct.thread.fsbase` on this kernel.
-pub fn walker(l: &StackLayout, fsbase: u32, maps: SamplerMaps) -> Result<Program, BuildError> {
+/// `task_struct.thread.fsbase` on this kernel. With `native`, each sample
+/// also holds the native stack (unwound by frame pointers) and marks where
+/// each call of the eval loop begins ([`EVAL_BOUNDARY`] frames).
+///
+/// [`EVAL_BOUNDARY`]: pytap_abi::sample::EVAL_BOUNDARY
+pub fn walker(
+    l: &StackLayout,
+    fsbase: u32,
+    maps: SamplerMaps,
+    native: bool,
+) -> Result<Program, BuildError> {
     let mut b = ProgramBuilder::new(&format!("pytap_walk_3_{}", l.minor));
-    emit_walk(&mut b, l, fsbase, maps.walk, WalkFor::Sample)?;
+    let ctx = b.alloc_stack(8, 8)?;
+    let pair = b.alloc_stack(16, 8)?;
+    b.stx(Size::DW, Reg::FP, ctx.off, Reg::R1);
+    emit(
+        &mut b,
+        l,
+        fsbase,
+        maps.walk,
+        WalkFor::Sample,
+        native.then_some(NativeSlots {
+            ctx: ctx.off,
+            pair: pair.off,
+        }),
+    )?;
     b.mov64_imm(Reg::R0, 0);
     b.exit();
     b.build()
@@ -317,6 +349,19 @@ pub fn emit_walk(
     fsbase: u32,
     maps: WalkMaps,
     walk_for: WalkFor,
+) -> Result<(), BuildError> {
+    emit(b, l, fsbase, maps, walk_for, None)
+}
+
+/// [`emit_walk`], and with `native` the native stack and the eval loop's
+/// boundaries.
+fn emit(
+    b: &mut ProgramBuilder,
+    l: &StackLayout,
+    fsbase: u32,
+    maps: WalkMaps,
+    walk_for: WalkFor,
+    native: Option<NativeSlots>,
 ) -> Result<(), BuildError> {
     let s = Slots::new(l)?;
     let zero = b.alloc_stack(8, 8)?;
@@ -369,7 +414,10 @@ pub fn emit_walk(
     b.jmp_imm(JmpOp::Jset, Reg::R1, i32::from(FLAG_GIL), walk);
     b.ja(exit);
     b.bind(walk);
-    frames(b, l, &s)?;
+    frames(b, l, &s, native.is_some())?;
+    if let Some(n) = native {
+        native_stack(b, n);
+    }
     b.ja(output);
     b.bind(no_thread);
     set_flag(b, FLAG_NO_THREAD);
@@ -443,6 +491,87 @@ fn header(b: &mut ProgramBuilder, walk_for: WalkFor) {
     b.st_imm(Size::DW, Reg::R6, off::TSTATE as i16, 0);
     b.st_imm(Size::H, Reg::R6, off::DEPTH as i16, 0);
     b.st_imm(Size::H, Reg::R6, off::FLAGS as i16, 0);
+    // `native` and the padding after it.
+    b.st_imm(Size::DW, Reg::R6, off::NATIVE as i16, 0);
+}
+
+/// The stack slots of the native walk, in the walker program's own stack.
+#[derive(Debug, Clone, Copy)]
+struct NativeSlots {
+    /// The perf event's context (`struct bpf_perf_event_data *`).
+    ctx: i16,
+    /// 16 bytes: a frame's saved frame pointer and return address.
+    pair: i16,
+}
+
+/// `struct pt_regs` on x86-64: where the interrupted context's frame
+/// pointer, instruction pointer, code segment and stack pointer are (the
+/// perf event's context starts with them).
+mod pt_regs {
+    pub const BP: i16 = 32;
+    pub const IP: i16 = 128;
+    pub const CS: i16 = 136;
+    pub const SP: i16 = 152;
+}
+
+/// The native stack right after the frames (r6: the buffer), walked by
+/// frame pointers from the interrupted user context: each
+/// [`NativeEntry`](pytap_abi::sample::NativeEntry) an address and the
+/// lowest address of its frame, which is what places each eval loop call
+/// (its entry frame lives in its C frame). A sample taken in the kernel
+/// (a system call) has none: its user registers are not the context's.
+fn native_stack(b: &mut ProgramBuilder, n: NativeSlots) {
+    let none = b.new_label();
+    let done = b.new_label();
+    b.comment("the native stack after the frames: r7 its place, r8 the frame pointer, r9 entries");
+    b.ldx(Size::H, Reg::R7, Reg::R6, off::DEPTH as i16);
+    b.alu64_imm(AluOp::And, Reg::R7, (MAX_FRAMES * 2 - 1) as i32);
+    b.jmp_imm(JmpOp::Jgt, Reg::R7, MAX_FRAMES as i32, none);
+    b.alu64_imm(AluOp::Lsh, Reg::R7, 4);
+    b.add64_imm(Reg::R7, off::HEADER as i32);
+    b.alu64_reg(AluOp::Add, Reg::R7, Reg::R6);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, n.ctx);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, pt_regs::CS);
+    b.alu64_imm(AluOp::And, Reg::R2, 3);
+    b.jmp_imm(JmpOp::Jne, Reg::R2, 3, none);
+    b.ldx(Size::DW, Reg::R8, Reg::R1, pt_regs::BP);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, pt_regs::IP);
+    b.stx(Size::DW, Reg::R7, 0, Reg::R2);
+    b.ldx(Size::DW, Reg::R2, Reg::R1, pt_regs::SP);
+    b.stx(Size::DW, Reg::R7, off::NATIVE_STACK as i16, Reg::R2);
+    b.mov64_imm(Reg::R9, 1);
+    let top = b.new_label();
+    b.bind(top);
+    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_NATIVE as i32, done);
+    b.jmp_imm(JmpOp::Jeq, Reg::R8, 0, done);
+    b.mov64_reg(Reg::R1, Reg::R8);
+    b.alu64_imm(AluOp::And, Reg::R1, 7);
+    b.jmp_imm(JmpOp::Jne, Reg::R1, 0, done);
+    b.comment("the frame's saved frame pointer and return address");
+    b.mov64_reg(Reg::R1, Reg::FP)
+        .add64_imm(Reg::R1, n.pair.into());
+    b.mov64_imm(Reg::R2, 16);
+    b.mov64_reg(Reg::R3, Reg::R8);
+    b.call(Helper::ProbeReadUser);
+    b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
+    b.mov64_reg(Reg::R4, Reg::R9);
+    b.alu64_imm(AluOp::And, Reg::R4, (MAX_NATIVE - 1) as i32);
+    b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
+    b.alu64_reg(AluOp::Add, Reg::R4, Reg::R7);
+    b.ldx(Size::DW, Reg::R1, Reg::FP, n.pair + 8);
+    b.stx(Size::DW, Reg::R4, 0, Reg::R1);
+    b.mov64_reg(Reg::R1, Reg::R8);
+    b.add64_imm(Reg::R1, 16);
+    b.stx(Size::DW, Reg::R4, off::NATIVE_STACK as i16, Reg::R1);
+    b.add64_imm(Reg::R9, 1);
+    b.comment("callers' frames are higher up the stack: anything else ends it");
+    b.ldx(Size::DW, Reg::R1, Reg::FP, n.pair);
+    b.jmp_reg(JmpOp::Jle, Reg::R1, Reg::R8, done);
+    b.mov64_reg(Reg::R8, Reg::R1);
+    b.ja(top);
+    b.bind(done);
+    b.stx(Size::H, Reg::R6, off::NATIVE as i16, Reg::R9);
+    b.bind(none);
 }
 
 /// r9 = the sampled thread's state: the `threads` map's, checked, or the
@@ -545,7 +674,12 @@ fn gil(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildEr
 }
 
 /// The frames of thread state r9 into the sample (its `depth` counts them).
-fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), BuildError> {
+fn frames(
+    b: &mut ProgramBuilder,
+    l: &StackLayout,
+    s: &Slots,
+    boundaries: bool,
+) -> Result<(), BuildError> {
     let done = b.new_label();
     let truncated = b.new_label();
     let fault = b.new_label();
@@ -587,13 +721,21 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     read(b, Helper::ProbeReadUser, s.frame, s.frame.size);
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
     if let Some(owner) = l.frame_owner {
+        let python = b.new_label();
         b.ldx(Size::B, Reg::R1, Reg::R6, s.frame.field(owner as u16));
         b.jmp_imm(
-            JmpOp::Jge,
+            JmpOp::Jlt,
             Reg::R1,
             i32::from(crate::cpython::layout::FIRST_SHIM_OWNER),
-            next,
+            python,
         );
+        // A shim: the eval loop's entry (3.12+), before its first frame,
+        // kept on the C stack of the eval loop's call (r8: its address).
+        if boundaries {
+            boundary(b, truncated, Some(Reg::R8));
+        }
+        b.ja(next);
+        b.bind(python);
     }
     b.ldx(
         Size::DW,
@@ -627,14 +769,7 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     b.jmp_imm(JmpOp::Jne, Reg::R0, 0, fault);
     fingerprint(b, l, s, &at);
     b.bind(same);
-    b.comment("this frame's slot: r4 = sample + (depth & mask) * 16; depth += 1");
-    b.ldx(Size::H, Reg::R1, Reg::R6, off::DEPTH as i16);
-    b.mov64_reg(Reg::R4, Reg::R1);
-    b.add64_imm(Reg::R1, 1);
-    b.stx(Size::H, Reg::R6, off::DEPTH as i16, Reg::R1);
-    b.alu64_imm(AluOp::And, Reg::R4, (MAX_FRAMES - 1) as i32);
-    b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
-    b.alu64_reg(AluOp::Add, Reg::R4, Reg::R6);
+    slot(b, truncated);
     b.ldx(Size::DW, Reg::R1, Reg::R6, s.code.off);
     b.stx(
         Size::DW,
@@ -672,6 +807,14 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
         (off::HEADER + off::FRAME_OFFSET) as i16,
         Reg::R1,
     );
+    if let (true, Some(entry)) = (boundaries, l.frame_is_entry) {
+        // 3.11: the eval loop's entry frame is its outermost.
+        let inner = b.new_label();
+        b.ldx(Size::B, Reg::R1, Reg::R6, s.frame.field(entry as u16));
+        b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, inner);
+        boundary(b, truncated, None);
+        b.bind(inner);
+    }
     b.bind(next);
     b.ldx(
         Size::DW,
@@ -690,6 +833,36 @@ fn frames(b: &mut ProgramBuilder, l: &StackLayout, s: &Slots) -> Result<(), Buil
     set_flag(b, FLAG_FAULT);
     b.bind(done);
     Ok(())
+}
+
+/// r4 = the next frame's place in the sample (r6), counted in its
+/// `depth`; to `full` when the sample holds [`MAX_FRAMES`] already.
+fn slot(b: &mut ProgramBuilder, full: Label) {
+    b.comment("this frame's slot: r4 = sample + depth * 16; depth += 1");
+    b.ldx(Size::H, Reg::R1, Reg::R6, off::DEPTH as i16);
+    b.jmp_imm(JmpOp::Jge, Reg::R1, MAX_FRAMES as i32, full);
+    b.mov64_reg(Reg::R4, Reg::R1);
+    b.add64_imm(Reg::R1, 1);
+    b.stx(Size::H, Reg::R6, off::DEPTH as i16, Reg::R1);
+    b.alu64_imm(AluOp::And, Reg::R4, (MAX_FRAMES - 1) as i32);
+    b.alu64_imm(AluOp::Lsh, Reg::R4, 4);
+    b.alu64_reg(AluOp::Add, Reg::R4, Reg::R6);
+}
+
+/// An [`EVAL_BOUNDARY`](pytap_abi::sample::EVAL_BOUNDARY) frame.
+fn boundary(b: &mut ProgramBuilder, full: Label, entry: Option<Reg>) {
+    slot(b, full);
+    b.st_imm(
+        Size::DW,
+        Reg::R4,
+        (off::HEADER + off::FRAME_CODE) as i16,
+        pytap_abi::sample::EVAL_BOUNDARY as i32,
+    );
+    let word = (off::HEADER + off::FRAME_OFFSET) as i16;
+    match entry {
+        Some(reg) => b.stx(Size::DW, Reg::R4, word, reg),
+        None => b.st_imm(Size::DW, Reg::R4, word, 0),
+    };
 }
 
 /// The fingerprint of the code just read (`s.code_head`, the name's hash
@@ -722,6 +895,11 @@ fn emit_output(b: &mut ProgramBuilder, maps: WalkMaps, key: StackSlot, walk_for:
     b.alu64_imm(AluOp::And, Reg::R3, (MAX_FRAMES * 2 - 1) as i32);
     b.jmp_imm(JmpOp::Jgt, Reg::R3, MAX_FRAMES as i32, sent);
     b.alu64_imm(AluOp::Lsh, Reg::R3, 4);
+    b.ldx(Size::H, Reg::R5, Reg::R6, off::NATIVE as i16);
+    b.alu64_imm(AluOp::And, Reg::R5, (MAX_NATIVE * 2 - 1) as i32);
+    b.jmp_imm(JmpOp::Jgt, Reg::R5, MAX_NATIVE as i32, sent);
+    b.alu64_imm(AluOp::Lsh, Reg::R5, 4);
+    b.alu64_reg(AluOp::Add, Reg::R3, Reg::R5);
     b.add64_imm(Reg::R3, off::HEADER as i32);
     b.ld_map_fd(Reg::R1, maps.samples);
     b.mov64_reg(Reg::R2, Reg::R6);

@@ -119,8 +119,8 @@ impl Walked {
                     .named
                     .iter()
                     .rev()
-                    .map(|frame| match frame {
-                        SampledFrame::Code { code, line } => Frame {
+                    .filter_map(|frame| match frame {
+                        SampledFrame::Code { code, line } => Some(Frame {
                             func: FuncId {
                                 filename: code.filename.clone(),
                                 funcname: code.function().clone(),
@@ -128,8 +128,11 @@ impl Walked {
                             line: i32::try_from(*line).unwrap_or(0),
                             entered_ns: 0,
                             child_ns: 0,
-                        },
-                        SampledFrame::Unknown(why) => unknown(why.label()),
+                        }),
+                        SampledFrame::Unknown(why) => Some(unknown(why.label())),
+                        // Only samples with native frames mark the eval
+                        // loop's calls.
+                        SampledFrame::Boundary(_) => None,
                     })
                     .collect();
                 if self
