@@ -6,6 +6,7 @@
 //!   markers, the executable or a libpython, embedded interpreters included,
 //!   each opened through `/proc/PID/root` so containers work.
 
+pub mod functions;
 pub mod libsearch;
 pub mod module;
 pub mod native;

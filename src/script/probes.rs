@@ -12,7 +12,7 @@ use anyhow::Result;
 use pytap_script::interp::ProbeInfo;
 
 use crate::cpython::marker::PROVIDER;
-use crate::engine::plan::Plan;
+use crate::engine::plan::{FUNCTION_COOKIES, Plan};
 use crate::process::module::Module;
 
 /// One listed probe.
@@ -58,12 +58,15 @@ impl ProbeTable {
         if self.modules < plan.targets.len() {
             self.read(plan);
         }
-        let info = plan
-            .sites
-            .get(usize::from(cookie))
-            .and_then(|site| self.rows.get(&(site.module, site.file_offset)))
-            .cloned()
-            .unwrap_or_default();
+        let info = match cookie.checked_sub(FUNCTION_COOKIES) {
+            Some(f) => function_info(plan, usize::from(f), self.rows.len()),
+            None => plan
+                .sites
+                .get(usize::from(cookie))
+                .and_then(|site| self.rows.get(&(site.module, site.file_offset)))
+                .cloned()
+                .unwrap_or_default(),
+        };
         self.by_cookie.insert(cookie, info.clone());
         info
     }
@@ -96,6 +99,26 @@ impl ProbeTable {
             }
         }
         self.modules = modules.len();
+    }
+}
+
+/// A function probe's identity: its file's base name and its symbol; its
+/// ID follows the markers' (dtrace numbers the pid provider's probes as it
+/// creates them, after those it had).
+fn function_info(plan: &Plan, index: usize, marker_rows: usize) -> ProbeInfo {
+    let Some(f) = plan.functions.get(index) else {
+        return ProbeInfo::default();
+    };
+    let base = f
+        .site
+        .file
+        .path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    ProbeInfo {
+        id: (4 + marker_rows + index) as i64,
+        module: base.into_bytes(),
+        function: f.site.symbol.clone().into_bytes(),
     }
 }
 

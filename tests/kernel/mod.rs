@@ -19,6 +19,7 @@ mod profile_recording;
 mod recording;
 mod rough;
 mod sampler;
+mod script_functions;
 mod script_stacks;
 mod sent_once;
 mod stap;

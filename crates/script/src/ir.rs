@@ -195,7 +195,27 @@ pub enum PointKind {
         /// Index of the marker in [`crate::check::Catalog::markers`].
         marker: usize,
     },
+    /// A function of a file the target maps, by its symbol: D's
+    /// `pid$target:MODULE:FUNCTION:entry`, SystemTap's
+    /// `process("PATH").function("NAME")`; a uprobe at its first
+    /// instruction, or with `ret` a uretprobe (its return).
+    Function {
+        /// `process("PATH")`: the file holding the function (or a binary
+        /// whose linked files are searched); the target's files otherwise.
+        binary: Binary,
+        /// D's module field or `.library("NAME")`: the file, by base name
+        /// or path, among the target's.
+        library: Option<String>,
+        /// The symbol's name (`*` matches any run of characters).
+        function: String,
+        /// At its return.
+        ret: bool,
+    },
 }
+
+/// Arguments a function probe has: the registers x86-64's calling
+/// convention passes them in (`rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`).
+pub const FUNCTION_ARGS: usize = 6;
 
 /// A probe point as resolved.
 #[derive(Debug, Clone)]

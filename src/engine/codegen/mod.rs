@@ -24,7 +24,9 @@
 pub mod audit;
 pub mod count;
 pub mod creation;
+mod empty;
 pub mod event_stack;
+pub mod function;
 pub mod inplace;
 pub mod named;
 pub mod pystack;
@@ -41,6 +43,9 @@ use pytap_ebpf::{
     BuildError, Helper, JmpOp, MapRef, Program, ProgramBuilder, Reg, Size, StackSlot,
 };
 use pytap_elf::ArgSpec;
+
+pub use self::empty::EmptyProbe;
+pub use self::function::{FunctionHook, build_function_program};
 
 use crate::cpython::Marker;
 use crate::cpython::frames::FrameSource;
@@ -279,6 +284,25 @@ pub trait Handler {
     fn parts_map(&self) -> Option<MapRef> {
         None
     }
+
+    /// The functions (by symbol) the handler probes besides markers; the
+    /// plan finds each in the files a module's processes run, and gives
+    /// each its own program ([`Handler::emit_function`]).
+    fn functions(&self) -> Vec<FunctionHook> {
+        Vec::new()
+    }
+
+    /// Emits the body for function hook `hook` (an index into
+    /// [`Handler::functions`]), with the context in r6. Ends in `exit` on
+    /// every path.
+    fn emit_function(
+        &self,
+        hook: usize,
+        _b: &mut ProgramBuilder,
+        _env: &Env,
+    ) -> Result<(), CodegenError> {
+        Err(CodegenError::Internal(format!("no function hook {hook}")))
+    }
 }
 
 /// The slot of part `part` of `marker`'s body in module `module`'s
@@ -328,33 +352,6 @@ pub fn emit_tail_call(
     b.mov64_imm(Reg::R3, part_slot(env.module.index, marker, part) as i32);
     b.call(Helper::TailCall);
     Ok(())
-}
-
-/// A handler that does nothing: its program is `r0 = 0; exit`, with no
-/// dispatch at all. It measures what the kernel's uprobe costs by itself,
-/// the baseline of pytap's benchmark (`scripts/bench.py`). With `clock`,
-/// the program reads the clock once first (`bpf_ktime_get_ns`): the floor
-/// of any tool that timestamps every event.
-#[derive(Debug, Clone, Copy)]
-pub struct EmptyProbe {
-    /// Read the clock before exiting.
-    pub clock: bool,
-}
-
-impl Handler for EmptyProbe {
-    fn handles(&self, _: Marker) -> bool {
-        false
-    }
-
-    fn emit(&self, _: Marker, _: &mut ProgramBuilder, _: &Env) -> Result<(), CodegenError> {
-        Ok(())
-    }
-
-    fn emit_without_dispatch(&self, b: &mut ProgramBuilder) {
-        if self.clock {
-            b.call(Helper::KtimeGetNs);
-        }
-    }
 }
 
 /// What a module's programs are generated from.

@@ -18,7 +18,10 @@ use crate::engine::capture_mode::CaptureMode;
 use crate::process::module::{self, Module};
 
 mod dump;
+mod functions;
 mod sites;
+
+pub use self::functions::{FUNCTION_COOKIES, FunctionProgram, PlannedFunction};
 
 pub use self::sites::{ArmMode, PlannedSite, SiteRole};
 use self::sites::{absent, arming_site, planned_site};
@@ -72,6 +75,11 @@ pub struct Plan {
     pub parts: Vec<PartProgram>,
     /// Markers actually attached in at least one module.
     pub markers: BTreeSet<Marker>,
+    /// Function uprobes (the handler's [`codegen::FunctionHook`]s found in
+    /// each module's files); `functions[i].cookie == FUNCTION_COOKIES + i`.
+    pub functions: Vec<PlannedFunction>,
+    /// Their programs, one per hook and module.
+    pub function_programs: Vec<FunctionProgram>,
     /// What pytap did on the user's behalf (arming) or left out and why,
     /// for the user; new ones are added as modules are.
     pub notes: Vec<String>,
@@ -127,8 +135,18 @@ pub enum PlanError {
         why: String,
     },
     /// More sites than cookies fit in the event header.
-    #[error("too many marker sites ({0}); the limit is 65535")]
+    #[error("too many probe sites ({0}); the limit is 32767 markers' and 32767 functions'")]
     TooManySites(usize),
+    /// A function probe whose function is in none of the files searched.
+    #[error("{what}: {why} (searched {searched})")]
+    NoFunction {
+        /// The probe as written.
+        what: String,
+        /// Why nothing was found.
+        why: String,
+        /// The files searched.
+        searched: String,
+    },
     /// Program generation failed.
     #[error(transparent)]
     Codegen(#[from] CodegenError),
@@ -156,6 +174,8 @@ impl Plan {
             programs: Vec::new(),
             parts: Vec::new(),
             markers: BTreeSet::new(),
+            functions: Vec::new(),
+            function_programs: Vec::new(),
             notes: Vec::new(),
             request,
             handler,
@@ -173,7 +193,7 @@ impl Plan {
                 )),
             }
         }
-        if plan.markers.is_empty() && plan.in_process.is_empty() {
+        if plan.markers.is_empty() && plan.in_process.is_empty() && plan.functions.is_empty() {
             let names: Vec<_> = plan.request.markers.iter().map(|m| m.name()).collect();
             return Err(PlanError::NothingToAttach(names.join(", ")));
         }
@@ -219,7 +239,20 @@ impl Plan {
                 module.version_suffix()
             ));
         }
-        if attached.is_empty() {
+        let hooks = self.handler.functions();
+        let found = match functions::find(&hooks, &target) {
+            Ok(found) => found,
+            Err(e) if absent_is_error => return Err(e),
+            Err(e) => {
+                notes.push(format!(
+                    "{}{}: {e}",
+                    module::display(&module.path),
+                    module.version_suffix()
+                ));
+                Default::default()
+            }
+        };
+        if attached.is_empty() && found.is_empty() {
             if !served {
                 notes.extend(self.untraced_note(&module));
             }
@@ -243,13 +276,29 @@ impl Plan {
             notes.push(note);
         }
         let first = self.sites.len();
-        if first + sites.len() > usize::from(u16::MAX) {
+        if first + sites.len() >= usize::from(FUNCTION_COOKIES) {
             return Err(PlanError::TooManySites(first + sites.len()));
         }
         for (i, site) in sites.iter_mut().enumerate() {
             site.cookie = (first + i) as u16;
         }
-        let program = self.generate(index, &module, &sites)?;
+        if self.functions.len() + found.values().map(Vec::len).sum::<usize>()
+            > usize::from(u16::MAX - FUNCTION_COOKIES)
+        {
+            return Err(PlanError::TooManySites(self.functions.len()));
+        }
+        let program = self.generate(index, &module, &sites, &found)?;
+        for (&hook, sites) in &found {
+            for site in sites {
+                self.functions.push(PlannedFunction {
+                    cookie: FUNCTION_COOKIES + self.functions.len() as u16,
+                    module: index,
+                    hook,
+                    site: site.clone(),
+                    ret: hooks[hook].ret,
+                });
+            }
+        }
         self.sites.append(&mut sites);
         self.programs.push(program);
         self.targets.push(target);
@@ -347,6 +396,7 @@ impl Plan {
         index: usize,
         module: &Module,
         sites: &[PlannedSite],
+        functions: &std::collections::BTreeMap<usize, Vec<crate::process::functions::FunctionSite>>,
     ) -> Result<Program, PlanError> {
         let code: Vec<SiteCode> = sites
             .iter()
@@ -388,6 +438,19 @@ impl Plan {
         let handler = self.handler.as_ref();
         let program =
             codegen::build_module_program(&format!("pytap_{index}"), &module_code, handler, None)?;
+        for &hook in functions.keys() {
+            let program = codegen::build_function_program(
+                &format!("pytap_{index}_f{hook}"),
+                &module_code,
+                handler,
+                hook,
+            )?;
+            self.function_programs.push(FunctionProgram {
+                module: index,
+                hook,
+                program,
+            });
+        }
         let markers: BTreeSet<Marker> = code.iter().map(|s| s.marker).collect();
         for marker in markers {
             for part in 1..handler.parts(marker, &module_code.module) {

@@ -30,7 +30,7 @@ pub(super) struct Attachment {
 /// stops, since no other target would fare better.
 pub(super) fn attach_planned(
     plan: &mut Plan,
-    programs: &[LoadedProgram],
+    programs: Programs<'_>,
     mode: AttachMode,
 ) -> Result<Vec<Attachment>, SessionError> {
     let several = plan.targets.len() > 1;
@@ -53,37 +53,113 @@ pub(super) fn attach_planned(
     Ok(attachments)
 }
 
-/// Attaches target `index`'s program to its sites, for `pid` or (None)
-/// every process mapping the module.
+/// The loaded programs: the modules' (in target order) and the function
+/// hooks' (in [`Plan::function_programs`]' order).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Programs<'a> {
+    pub(super) modules: &'a [LoadedProgram],
+    pub(super) functions: &'a [LoadedProgram],
+}
+
+/// Attaches target `index`'s program to its sites, and its function
+/// programs to their functions, for `pid` or (None) every process mapping
+/// the module.
 pub(super) fn attach_target(
     plan: &Plan,
-    programs: &[LoadedProgram],
+    programs: Programs<'_>,
     mode: AttachMode,
     index: usize,
     pid: Option<u32>,
 ) -> Result<Attachment, SessionError> {
     let target = &plan.targets[index];
-    let program = &programs[index];
+    let program = &programs.modules[index];
     let sites: Vec<&PlannedSite> = plan.sites_of_module(index).collect();
     let path = &target.module.open_path;
-    let (links, perf_events) = match mode {
-        AttachMode::UprobeMulti => {
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| {
+            privilege_or("attaching uprobes", source, |source| SessionError::Attach {
+                path,
+                source,
+            })
+        }
+    };
+    let (mut links, mut perf_events) = match (mode, sites.is_empty()) {
+        // A module probed only at functions has no marker site.
+        (_, true) => Ok((Vec::new(), Vec::new())),
+        (AttachMode::UprobeMulti, false) => {
             attach_multi(program, path, &sites, pid).map(|l| (vec![l], Vec::new()))
         }
-        AttachMode::PerfEvent => attach_perf(program, path, &sites, pid),
+        (AttachMode::PerfEvent, false) => attach_perf(program, path, &sites, pid),
     }
-    .map_err(|source| {
-        privilege_or("attaching uprobes", source, |source| SessionError::Attach {
-            path: target.module.path.display().to_string(),
-            source,
-        })
-    })?;
+    .map_err(failed(&target.module.path))?;
+    for (f, loaded) in plan.function_programs.iter().zip(programs.functions) {
+        if f.module != index {
+            continue;
+        }
+        // One link per file of the hook's sites.
+        let mut by_file: Vec<(&Path, Vec<&crate::engine::plan::PlannedFunction>)> = Vec::new();
+        for site in plan
+            .functions
+            .iter()
+            .filter(|s| s.module == index && s.hook == f.hook)
+        {
+            let file = site.site.file.open_path.as_path();
+            match by_file.iter_mut().find(|(p, _)| *p == file) {
+                Some((_, list)) => list.push(site),
+                None => by_file.push((file, vec![site])),
+            }
+        }
+        for (file, sites) in by_file {
+            let (l, e) = attach_functions(loaded, file, &sites, pid, mode)
+                .map_err(failed(&sites[0].site.file.path))?;
+            links.extend(l);
+            perf_events.extend(e);
+        }
+    }
     Ok(Attachment {
         target: index,
         pid,
         _links: links,
         _perf_events: perf_events,
     })
+}
+
+/// A function hook's uprobes (or uretprobes) in one file: one
+/// uprobe_multi link, or a perf uprobe and link per site.
+fn attach_functions(
+    program: &LoadedProgram,
+    path: &Path,
+    sites: &[&crate::engine::plan::PlannedFunction],
+    pid: Option<u32>,
+    mode: AttachMode,
+) -> Result<(Vec<Link>, Vec<PerfEvent>), SysError> {
+    let ret = sites.iter().any(|s| s.ret);
+    let offsets: Vec<u64> = sites.iter().map(|s| s.site.file_offset).collect();
+    let cookies: Vec<u64> = sites.iter().map(|s| u64::from(s.cookie)).collect();
+    match mode {
+        AttachMode::UprobeMulti => {
+            let none = vec![0; offsets.len()];
+            let at = UprobeSites {
+                offsets: &offsets,
+                ref_ctr_offsets: &none,
+                cookies: &cookies,
+            };
+            Ok((
+                vec![Link::uprobe_multi(program, path, at, pid, ret)?],
+                Vec::new(),
+            ))
+        }
+        AttachMode::PerfEvent => {
+            let (mut links, mut events) = (Vec::new(), Vec::new());
+            for (offset, cookie) in offsets.iter().zip(&cookies) {
+                let event = PerfEvent::uprobe(path, *offset, 0, pid, ret)?;
+                links.push(Link::perf_event(program, &event, *cookie)?);
+                events.push(event);
+            }
+            Ok((links, events))
+        }
+    }
 }
 
 /// One uprobe_multi link for all of a module's sites.

@@ -117,6 +117,20 @@ pub(super) fn load_program(
     load_uprobe_program(&plan.programs[index], maps, mode)
 }
 
+/// Loads the plan's function programs from `from` on (those not loaded
+/// yet) into `loaded`.
+pub(super) fn load_functions(
+    plan: &Plan,
+    maps: &[Map],
+    mode: AttachMode,
+    loaded: &mut Vec<LoadedProgram>,
+) -> Result<(), SessionError> {
+    for f in &plan.function_programs[loaded.len()..] {
+        loaded.push(load_uprobe_program(&f.program, maps, mode)?);
+    }
+    Ok(())
+}
+
 /// Loads the plan's parts from `from` on (those not loaded yet) into
 /// `loaded`, and puts each in the program array at its slot: before the
 /// programs that tail-call into them are attached.

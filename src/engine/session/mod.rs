@@ -17,8 +17,10 @@ pub mod stacks;
 use pytap_sys::bpf::{self, Link, Map, Program as LoadedProgram};
 use pytap_sys::perf::PerfEvent;
 
-use self::attach::{Attachment, attach_planned, attach_target};
-use self::load::{attach_task_programs, create_maps, load_parts, load_program, open_streams};
+use self::attach::{Attachment, Programs, attach_planned, attach_target};
+use self::load::{
+    attach_task_programs, create_maps, load_functions, load_parts, load_program, open_streams,
+};
 use self::stacks::SessionStacks;
 use super::abi;
 use super::codegen::task::{self, TRACED_MAP};
@@ -54,6 +56,8 @@ pub struct Session {
     counters: usize,
     traced: Option<usize>,
     programs: Vec<LoadedProgram>,
+    /// The function hooks' programs ([`Plan::function_programs`]).
+    function_programs: Vec<LoadedProgram>,
     /// The parts of split bodies ([`Plan::parts`]), in the program array.
     parts: Vec<LoadedProgram>,
     attachments: Vec<Attachment>,
@@ -97,7 +101,13 @@ impl Session {
             Some(refs) => attach_task_programs(&maps, refs)?,
             None => Vec::new(),
         };
-        let attachments = attach_planned(&mut plan, &programs, mode)?;
+        let mut function_programs = Vec::new();
+        load_functions(&plan, &maps, mode, &mut function_programs)?;
+        let loaded = Programs {
+            modules: &programs,
+            functions: &function_programs,
+        };
+        let attachments = attach_planned(&mut plan, loaded, mode)?;
         // A plan whose function events all come from inside the targets
         // (CPython 3.12–3.14) has no site to attach, only task programs.
         if attachments.is_empty() && plan.in_process.is_empty() {
@@ -111,6 +121,7 @@ impl Session {
             counters,
             traced,
             programs,
+            function_programs,
             parts,
             attachments,
             task_links,
@@ -152,6 +163,12 @@ impl Session {
                             load_parts(&self.plan, &self.maps, self.mode, loaded, &mut self.parts)?;
                             let program = load_program(&self.plan, &self.maps, self.mode, index)?;
                             self.programs.push(program);
+                            load_functions(
+                                &self.plan,
+                                &self.maps,
+                                self.mode,
+                                &mut self.function_programs,
+                            )?;
                             index
                         }
                         None => continue,
@@ -165,8 +182,11 @@ impl Session {
             {
                 continue;
             }
-            let attachment =
-                attach_target(&self.plan, &self.programs, self.mode, index, Some(pid))?;
+            let loaded = Programs {
+                modules: &self.programs,
+                functions: &self.function_programs,
+            };
+            let attachment = attach_target(&self.plan, loaded, self.mode, index, Some(pid))?;
             self.attachments.push(attachment);
             self.plan.targets[index].pids.push(pid);
         }

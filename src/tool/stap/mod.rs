@@ -64,6 +64,17 @@ fn markers_of(compiled: &Compiled) -> BTreeSet<Marker> {
         .collect()
 }
 
+/// The first function probe (`pid$target::f:entry`,
+/// `process.function("f")`), if the script has one.
+fn function_probe(compiled: &Compiled) -> Option<pytap_script::source::Span> {
+    compiled
+        .program
+        .probes
+        .iter()
+        .find(|p| matches!(p.point.kind, PointKind::Function { .. }))
+        .map(|p| p.point.span)
+}
+
 /// What the handler of every plan of the run is made from.
 struct Script<'a> {
     compiled: &'a Compiled,
@@ -123,8 +134,16 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         crate::output::notice::raw(&compiled.warnings);
     }
     let markers = markers_of(&compiled);
-    if markers.is_empty() {
+    let functions = function_probe(&compiled);
+    if markers.is_empty() && functions.is_none() {
         return userspace::run(compiled, request.target.as_ref(), &request.stream, out);
+    }
+    // A function is found in the files the target runs: there must be one.
+    if let (Some(span), None) = (functions, &request.target) {
+        anyhow::bail!(
+            "{}: function probes are found in the target's files: run the script with -c CMD or -x PID (dtrace: -c CMD or -p PID)",
+            compiled.sources.location(span)
+        );
     }
     let resolution = bind::Resolution::of(&compiled.program);
     let targeted = request.target.is_some();

@@ -362,8 +362,13 @@ impl<'a> Walker<'a, '_> {
     }
 
     fn probe(&mut self, index: usize, p: &Expanded<'_>) -> ir::Probe {
+        let function;
         let marker = match &p.point.kind {
             ir::PointKind::Marker { marker, .. } => self.catalog.markers.get(*marker),
+            ir::PointKind::Function { ret, .. } => {
+                function = MarkerInfo::of_function(*ret);
+                Some(&function)
+            }
             _ => None,
         };
         let mut scope = Scope {
@@ -487,6 +492,25 @@ fn point_text(kind: &ir::PointKind, catalog: &Catalog) -> String {
                 .get(*marker)
                 .map_or("?", |m| m.name.as_str());
             s.push_str(&format!(".mark(\"{name}\")"));
+            s
+        }
+        ir::PointKind::Function {
+            binary,
+            library,
+            function,
+            ret,
+        } => {
+            let mut s = match binary {
+                ir::Binary::Target => "process".to_string(),
+                ir::Binary::Path(p) => format!("process(\"{p}\")"),
+            };
+            if let Some(l) = library {
+                s.push_str(&format!(".library(\"{l}\")"));
+            }
+            s.push_str(&format!(".function(\"{function}\")"));
+            if *ret {
+                s.push_str(".return");
+            }
             s
         }
     }

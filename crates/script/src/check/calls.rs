@@ -392,6 +392,10 @@ impl Walker<'_, '_> {
                 span,
             ),
             "$$provider" => self.mk(ir::ExprKind::Str(b"python".to_vec()), Some(Ty::Str), span),
+            // A function probe's return value (kept where D's `arg1` is).
+            "$return" if marker == super::MarkerInfo::of_function(true) => {
+                self.mk(ir::ExprKind::Ctx(ir::Ctx::Arg(1)), Some(Ty::Long), span)
+            }
             "$$parms" | "$$vars" => {
                 let text: Vec<String> = (1..=marker.args).map(|i| format!("$arg{i}=%#x")).collect();
                 let format = Format::parse(text.join(" ").as_bytes()).expect("a valid format");

@@ -16,6 +16,7 @@ pub use dead::{pure, walk};
 mod exprs;
 mod fuse;
 mod points;
+pub use points::glob;
 mod stmts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,20 @@ pub struct MarkerInfo {
     pub args: usize,
     /// A function marker: `$arg4` is the frame (see [`ir::Ctx::Frame`]).
     pub function: bool,
+}
+
+impl MarkerInfo {
+    /// What a function probe's body sees as its "marker": D's
+    /// `probename` is `entry` or `return`, the arguments are the six
+    /// argument registers (at a return, `arg1`/`$return` is the value
+    /// returned and the others are 0).
+    pub fn of_function(ret: bool) -> MarkerInfo {
+        MarkerInfo {
+            name: if ret { "return" } else { "entry" }.into(),
+            args: ir::FUNCTION_ARGS,
+            function: false,
+        }
+    }
 }
 
 /// The markers of the `python` provider, from the caller (pytap's

@@ -172,7 +172,7 @@ fn alias_matches(name: &ProbePoint, point: &ProbePoint) -> bool {
 }
 
 /// `*` matches any run of characters.
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
@@ -288,6 +288,8 @@ fn process(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
     };
     let mut library = None;
     let mut mark = None;
+    let mut function: Option<String> = None;
+    let mut ret = false;
     for comp in &c[1..] {
         let text = match &comp.arg {
             Some(Literal::Str(s)) => Some(String::from_utf8_lossy(s).into_owned()),
@@ -303,12 +305,26 @@ fn process(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
                     ));
                 }
             }
-            ("mark", Some(m)) if mark.is_none() => mark = Some((m, comp.span)),
+            ("mark", Some(m)) if mark.is_none() && function.is_none() => {
+                mark = Some((m, comp.span))
+            }
+            ("function", Some(f)) if mark.is_none() && function.is_none() => {
+                if f.is_empty() || f.contains(['@', ':']) {
+                    return Err(Diagnostic::error(
+                        comp.span,
+                        format!(
+                            "`.function(\"{f}\")`: pytap finds functions by their symbol's name (`.function(\"clock_nanosleep\")`, `*` for any run of characters), not by file or line"
+                        ),
+                    ));
+                }
+                function = Some(f)
+            }
+            ("return", None) if function.is_some() && !ret => ret = true,
             ("function" | "statement" | "begin" | "end" | "syscall" | "plt" | "thread", _) => {
                 return Err(Diagnostic::error(
                     comp.span,
                     format!(
-                        "`process(…).{}` probes are not supported: pytap traces CPython's markers, `process(…).mark(\"NAME\")`",
+                        "`process(…).{}` probes are not supported: pytap probes CPython's markers, `process(…).mark(\"NAME\")`, and functions by name, `process(…).function(\"NAME\")[.return]`",
                         comp.name
                     ),
                 ));
@@ -323,10 +339,18 @@ fn process(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
             }
         }
     }
+    if let Some(function) = function {
+        return Ok(vec![PointKind::Function {
+            binary,
+            library,
+            function,
+            ret,
+        }]);
+    }
     let Some((name, span)) = mark else {
         return Err(Diagnostic::error(
             point.span,
-            "a process probe needs a marker: `.mark(\"function__entry\")`",
+            "a process probe needs a marker or a function: `.mark(\"function__entry\")`, `.function(\"clock_nanosleep\")`",
         ));
     };
     // SystemTap accepts `function-entry` for `function__entry`.

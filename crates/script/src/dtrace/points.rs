@@ -1,7 +1,9 @@
 //! Probe descriptions (`provider:module:function:name`) to probe points:
 //! `BEGIN`, `END`, `tick-N[unit]`, and the `python` provider's markers
 //! (`python$target:::function-entry`), whose dashes are CPython's double
-//! underscores.
+//! underscores; the `pid` provider's function entries and returns
+//! (`pid$target:libc.so.6:clock_nanosleep:entry`), as SystemTap's
+//! `process.library("libc.so.6").function("clock_nanosleep")`.
 
 use super::parser::{PResult, Parser};
 use crate::ast::{Component, Literal, ProbePoint};
@@ -62,7 +64,10 @@ pub(super) fn description(p: &mut Parser<'_>, desc: &str, span: Span) -> PResult
     let mut f = ["", "", "", ""];
     f[4 - fields.len()..].copy_from_slice(&fields);
     let [provider, module, function, name] = f;
-    check_provider(p, provider, span)?;
+    if let Some(pid) = provider.strip_prefix("pid") {
+        return pid_probe(p, pid, [module, function, name], span);
+    }
+    check_provider(p, "python", provider, span)?;
     for (what, value) in [("module", module), ("function", function)] {
         if !value.is_empty() && value != "*" {
             return Err(Diagnostic::error(
@@ -86,17 +91,72 @@ pub(super) fn description(p: &mut Parser<'_>, desc: &str, span: Span) -> PResult
     Ok(vec![marker])
 }
 
+/// The `pid` provider's probes: `pid$target:MODULE:FUNCTION:entry` (or
+/// `:return`), a uprobe on a function of a file the target maps; MODULE
+/// empty searches every file the target's interpreter links.
+fn pid_probe(
+    p: &mut Parser<'_>,
+    pid: &str,
+    [module, function, name]: [&str; 3],
+    span: Span,
+) -> PResult<Vec<ProbePoint>> {
+    check_provider(p, "pid", &format!("pid{pid}"), span)?;
+    if pid.is_empty() || pid.contains('*') {
+        return Err(Diagnostic::error(
+            span,
+            "the pid provider probes one process: write pid$target (with -c or -p) or pidPID",
+        ));
+    }
+    if function.is_empty() || function == "*" {
+        return Err(Diagnostic::error(
+            span,
+            "a pid probe names its function: `pid$target::clock_nanosleep:entry`",
+        )
+        .hint("every function of every file would be tens of thousands of uprobes"));
+    }
+    let ret = match name {
+        "entry" => false,
+        "return" => true,
+        _ => {
+            return Err(Diagnostic::error(
+                span,
+                format!("pid probes are a function's `entry` or `return`, not `{name}`"),
+            )
+            .hint("offsets into a function (`pid$target::f:4`) are not supported"));
+        }
+    };
+    let mut components = vec![comp("process", None, span)];
+    if !module.is_empty() && module != "*" {
+        components.push(comp(
+            "library",
+            Some(Literal::Str(module.as_bytes().to_vec())),
+            span,
+        ));
+    }
+    components.push(comp(
+        "function",
+        Some(Literal::Str(function.as_bytes().to_vec())),
+        span,
+    ));
+    if ret {
+        components.push(comp("return", None, span));
+    }
+    let mut probe = point(components, span);
+    probe.optional = p.opts.zdefs;
+    Ok(vec![probe])
+}
+
 /// `python`, `python*`, `python$target`, `python1234`, `python$1`, or
-/// empty: the target's interpreter.
-fn check_provider(p: &mut Parser<'_>, provider: &str, span: Span) -> PResult<()> {
+/// empty: the target's interpreter (`pid…` likewise for the pid provider).
+fn check_provider(p: &mut Parser<'_>, name: &str, provider: &str, span: Span) -> PResult<()> {
     if provider.is_empty() || provider == "*" {
         return Ok(());
     }
-    let Some(rest) = provider.strip_prefix("python") else {
+    let Some(rest) = provider.strip_prefix(name) else {
         return Err(Diagnostic::error(
             span,
             format!(
-                "pytap has the `python` provider's probes (`python$target:::function-entry`), not `{provider}`"
+                "pytap has the `python` provider's probes (`python$target:::function-entry`) and the `pid` provider's (`pid$target::clock_nanosleep:entry`), not `{provider}`"
             ),
         ));
     };
@@ -123,7 +183,7 @@ fn check_provider(p: &mut Parser<'_>, provider: &str, span: Span) -> PResult<()>
         rest.parse::<i64>().map_err(|_| {
             Diagnostic::error(
                 span,
-                format!("`{provider}` is not a python provider: write python$target, pythonPID or python*"),
+                format!("`{provider}` is not a {name} provider: write {name}$target, {name}PID or {name}*"),
             )
         })?
     };

@@ -18,9 +18,11 @@
 //! temporaries; r6-r9 are used only within self-contained sequences
 //! (record filling, string loops).
 
+pub mod bindings;
 pub mod cache;
 pub mod catalog;
 pub mod firing;
+pub mod function;
 pub mod globals;
 pub mod lower;
 pub mod numbers;
@@ -40,6 +42,8 @@ use super::record::RecordMaps;
 use super::{CodegenError, Env, Handler, MapKind, MapSpec, MapTable};
 use crate::cpython::Marker;
 use crate::engine::abi::{self, STR_CAP};
+pub use bindings::Bindings;
+pub use function::arg_offset;
 use placement::{Placement, ValueLayout};
 
 /// Slots of the control map (an array of u64s, entry 0).
@@ -143,7 +147,6 @@ pub const FIRING_SIZE: u16 = 40;
 pub const FIRING_PID_TGID: i16 = 24;
 /// Where the firing's `timestamp` is (when the program reads it).
 pub const FIRING_TIMESTAMP: i16 = 32;
-
 /// String buffers of the scratch area (temporaries and string locals).
 pub const SCRATCH_STRINGS: u32 = 12;
 
@@ -302,24 +305,6 @@ fn parts_map(table: &mut MapTable, program: &Program) -> Option<MapRef> {
     (most > PROBES_PER_PART).then(|| table.add(super::parts_map_spec()))
 }
 
-/// Which modules each probe runs in.
-#[derive(Debug, Clone, Default)]
-pub struct Bindings {
-    /// Per probe: `None` for every module of the run, or the files
-    /// (`st_dev`, inode) it is bound to.
-    pub probes: Vec<Option<Vec<(u64, u64)>>>,
-}
-
-impl Bindings {
-    /// Whether probe `p` runs in module `(dev, inode)`.
-    pub fn binds(&self, p: usize, dev: u64, inode: u64) -> bool {
-        match self.probes.get(p) {
-            Some(Some(files)) => files.contains(&(dev, inode)),
-            _ => true,
-        }
-    }
-}
-
 /// A script's probes at the markers.
 #[derive(Debug, Clone)]
 pub struct ScriptHandler {
@@ -391,6 +376,19 @@ impl Handler for ScriptHandler {
 
     fn parts_map(&self) -> Option<MapRef> {
         self.maps.parts
+    }
+
+    fn functions(&self) -> Vec<super::FunctionHook> {
+        self.function_hooks()
+    }
+
+    fn emit_function(
+        &self,
+        hook: usize,
+        b: &mut ProgramBuilder,
+        env: &Env,
+    ) -> Result<(), CodegenError> {
+        self.emit_hook(hook, b, env)
     }
 
     /// Part 0 (the module's program): the arguments, the repairs, then the

@@ -27,8 +27,12 @@ impl Gen<'_> {
                 _ => return Err(unsupported("a string as a number")),
             },
             ExprKind::Ctx(Ctx::Arg(i)) => {
-                self.b
-                    .ldx(Size::DW, Reg::R0, Reg::FP, self.args + 8 * *i as i16);
+                self.b.ldx(
+                    Size::DW,
+                    Reg::R0,
+                    Reg::FP,
+                    self.args + super::arg_offset(*i),
+                );
             }
             ExprKind::Ctx(Ctx::Frame) => self.frame_long(),
             ExprKind::Global(g) => self.global_read_long(*g, &[])?,

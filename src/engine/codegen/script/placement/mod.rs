@@ -266,7 +266,10 @@ pub struct Placement {
 
 /// Whether a probe runs in the kernel.
 pub fn in_kernel(probe: &Probe) -> bool {
-    matches!(probe.point.kind, PointKind::Marker { .. })
+    matches!(
+        probe.point.kind,
+        PointKind::Marker { .. } | PointKind::Function { .. }
+    )
 }
 
 /// Places `program`. Marker probes may also run in pytap (on the

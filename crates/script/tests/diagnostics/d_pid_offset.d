@@ -1,0 +1,1 @@
+pid$target::clock_nanosleep:4 { }

@@ -1,0 +1,111 @@
+//! Function probes in scripts: D's `pid` provider and SystemTap's
+//! `.function("NAME")`, uprobes on a function of a file the target runs,
+//! found by its symbol. The issue's own test: `jstack()` at libc's
+//! `clock_nanosleep`, entered by a thread that released the GIL in
+//! `time.sleep()`, is exactly that call's Python stack (the program's
+//! own `traceback.extract_stack()`).
+
+use crate::harness::{fixture, pytap, require_kernel, scratch, script};
+
+/// The frames of a D stack (the lines indented as dtrace indents stack
+/// frames).
+fn d_frames(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(&" ".repeat(14)))
+        .filter(|l| !l.starts_with(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The oracle's frames, innermost first.
+fn oracle(path: &std::path::Path, version: &str) -> Vec<String> {
+    let want: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{version}: the oracle {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(want.len(), 4, "{version}: the oracle's shape: {want:?}");
+    assert!(want[0].ends_with("(inner)"), "{want:?}");
+    want
+}
+
+#[test]
+fn jstack_at_clock_nanosleep_is_the_sleeping_calls_stack() {
+    require_kernel();
+    let program = script("nap_stack.py");
+    for version in ["3.13", "3.14", "3.15"] {
+        let py = fixture(version).binary.display().to_string();
+        let path = scratch("nap").join(format!("oracle-{version}.txt"));
+        let run = pytap(&[
+            "dtrace",
+            "-q",
+            "-n",
+            // The sleep at the end has no Python caller of its own but
+            // `<module>`: only the first firing is the one the oracle has.
+            "pid$target::clock_nanosleep:entry /++n == 1/ { trace(jstack()); }",
+            "-c",
+            &format!("{py} {program} {}", path.display()),
+        ]);
+        let out = run.ok();
+        assert_eq!(d_frames(out), oracle(&path, version), "{version}: {out}");
+    }
+}
+
+#[test]
+fn function_probes_in_systemtap_key_and_print_the_stack_and_see_the_return() {
+    require_kernel();
+    let program = script("nap_stack.py");
+    let py = fixture("3.14").binary.display().to_string();
+    let path = scratch("nap-stap").join("oracle.txt");
+    let text = r#"global seen, n, rets
+probe process.library("libc.so.6").function("clock_nanosleep") {
+  if (++n == 1) { print_pybacktrace(); seen[sprint_pybacktrace()] <<< 1 }
+}
+probe process.function("clock_nanosleep").return { rets[$return] <<< 1 }
+probe end {
+  foreach (s in seen) printf("%d times:\n%s\n", @count(seen[s]), s)
+  foreach (r in rets) printf("returned %d\n", r)
+}"#;
+    let run = pytap(&[
+        "stap",
+        "-e",
+        text,
+        "-c",
+        &format!("{py} {program} {}", path.display()),
+    ]);
+    let out = run.ok();
+    let want = oracle(&path, "3.14").join("\n") + "\n";
+    // clock_nanosleep returns 0 (slept the whole time) for both sleeps.
+    assert_eq!(out, format!("{want}1 times:\n{want}returned 0\n"));
+}
+
+#[test]
+fn a_function_no_file_has_is_one_line_naming_the_files_searched() {
+    require_kernel();
+    let py = fixture("3.14").binary.display().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        "pid$target:libc.so.6:pytap_no_such_function:entry { trace(1); }",
+        "-c",
+        &format!("{py} -c pass"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let err = run.one_line_error();
+    assert!(
+        err.contains("no function symbol matches `pytap_no_such_function`")
+            && err.contains("libc.so.6"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // Without a target there are no files to look in.
+    let run = pytap(&[
+        "dtrace",
+        "-n",
+        "pid$target::clock_nanosleep:entry { trace(1); }",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let err = run.one_line_error();
+    assert!(err.contains("-c CMD or -p PID"), "{err}");
+}
