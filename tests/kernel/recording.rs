@@ -235,7 +235,9 @@ fn every_view_of_a_recording_equals_the_live_view_on_3_15() {
 /// stack, innermost first, live and replayed alike.
 fn stacks_on(version: &str) {
     require_kernel();
-    let command = workload(version);
+    // It stays a moment before its exit, for the live run's walked stacks
+    // (see the workload).
+    let command = format!("{} linger", workload(version));
     let recording = record(version, &[]);
     for source in [
         vec!["-c", command.as_str()],
