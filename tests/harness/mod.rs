@@ -26,7 +26,9 @@ use std::path::Path;
 pub use fixtures::*;
 pub use guard::*;
 pub use lock::*;
-pub use oracle::{expected_main, expected_worker, fib_calls, oracle_lines};
+pub use oracle::{
+    d_stack_frames, expected_main, expected_worker, fib_calls, oracle_lines, stack_oracle,
+};
 pub use process::*;
 pub use readelf::*;
 pub use run::*;

@@ -98,3 +98,27 @@ pub fn fib_calls(n: u64) -> u64 {
     }
     2 * a - 1
 }
+
+/// The frames of a D stack key or trace: the lines indented as dtrace
+/// indents stack frames.
+pub fn d_stack_frames(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(&" ".repeat(14)))
+        .filter(|l| !l.starts_with(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The stack a test program wrote with `traceback.extract_stack()` at its
+/// event (`file:line (function)`, innermost first, `inner` the innermost of
+/// its four frames).
+pub fn stack_oracle(path: &std::path::Path, version: &str) -> Vec<String> {
+    let want: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{version}: the oracle {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(want.len(), 4, "{version}: the oracle's shape: {want:?}");
+    assert!(want[0].ends_with("(inner)"), "{want:?}");
+    want
+}

@@ -5,29 +5,9 @@
 //! `time.sleep()`, is exactly that call's Python stack (the program's
 //! own `traceback.extract_stack()`).
 
-use crate::harness::{fixture, pytap, require_kernel, scratch, script};
-
-/// The frames of a D stack (the lines indented as dtrace indents stack
-/// frames).
-fn d_frames(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix(&" ".repeat(14)))
-        .filter(|l| !l.starts_with(' '))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The oracle's frames, innermost first.
-fn oracle(path: &std::path::Path, version: &str) -> Vec<String> {
-    let want: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{version}: the oracle {}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(want.len(), 4, "{version}: the oracle's shape: {want:?}");
-    assert!(want[0].ends_with("(inner)"), "{want:?}");
-    want
-}
+use crate::harness::{
+    d_stack_frames, fixture, pytap, require_kernel, scratch, script, stack_oracle,
+};
 
 #[test]
 fn jstack_at_clock_nanosleep_is_the_sleeping_calls_stack() {
@@ -47,7 +27,11 @@ fn jstack_at_clock_nanosleep_is_the_sleeping_calls_stack() {
             &format!("{py} {program} {}", path.display()),
         ]);
         let out = run.ok();
-        assert_eq!(d_frames(out), oracle(&path, version), "{version}: {out}");
+        assert_eq!(
+            d_stack_frames(out),
+            stack_oracle(&path, version),
+            "{version}: {out}"
+        );
     }
 }
 
@@ -74,7 +58,7 @@ probe end {
         &format!("{py} {program} {}", path.display()),
     ]);
     let out = run.ok();
-    let want = oracle(&path, "3.14").join("\n") + "\n";
+    let want = stack_oracle(&path, "3.14").join("\n") + "\n";
     // clock_nanosleep returns 0 (slept the whole time) for both sleeps.
     assert_eq!(out, format!("{want}1 times:\n{want}returned 0\n"));
 }

@@ -3,17 +3,9 @@
 //! aggregation keys and printed values, against the program's own
 //! `traceback.extract_stack()` at the event.
 
-use crate::harness::{fixture, pytap, require_kernel, scratch, script};
-
-/// The frames of a D stack key or trace: the lines indented as dtrace
-/// indents stack frames.
-fn d_frames(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix(&" ".repeat(14)))
-        .filter(|l| !l.starts_with(' '))
-        .map(str::to_string)
-        .collect()
-}
+use crate::harness::{
+    d_stack_frames, fixture, pytap, require_kernel, scratch, script, stack_oracle,
+};
 
 const AT_EVENT: &str = "python$target:::audit /copyinstr(arg0) == \"pytap.jstack\"/";
 
@@ -34,13 +26,7 @@ fn jstack_is_the_programs_own_stack_as_a_key_and_traced() {
             &format!("{py} {program} {oracle_path}"),
         ]);
         let out = run.ok().to_string();
-        let want: Vec<String> = std::fs::read_to_string(&oracle)
-            .unwrap_or_else(|e| panic!("{version}: the oracle {oracle_path}: {e}"))
-            .lines()
-            .map(str::to_string)
-            .collect();
-        assert_eq!(want.len(), 4, "{version}: the oracle's shape: {want:?}");
-        assert!(want[0].ends_with("(inner)"), "{want:?}");
+        let want = stack_oracle(&oracle, version);
         // dtrace's newline at the end, then the entry: a newline, the
         // frames, the count.
         let mut printed = String::from("\n\n");
@@ -60,7 +46,7 @@ fn jstack_is_the_programs_own_stack_as_a_key_and_traced() {
             &format!("{py} {program} {oracle_path}"),
         ]);
         let out = run.ok();
-        let frames = d_frames(out);
+        let frames = d_stack_frames(out);
         let mut once = want.clone();
         once.push(want[0].clone());
         assert_eq!(

@@ -73,7 +73,8 @@ SEQ_NEEDS_INCREMENTAL_STATE = 2
 TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT = 1, 2, 3
 
 
-def check_perfetto(path):
+def read_trace(path):
+    """The file as Perfetto's own `Trace` message."""
     try:
         from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
     except ImportError as e:
@@ -87,6 +88,11 @@ def check_perfetto(path):
         trace.ParseFromString(data)
     except Exception as e:  # protobuf's DecodeError, whichever runtime
         fail(f"not a Trace: {e}")
+    return trace
+
+
+def check_perfetto(path):
+    trace = read_trace(path)
 
     # Per sequence: interned tables, valid once state was cleared.
     interned = {}
@@ -374,19 +380,7 @@ def check_folded(path):
 
 
 def check_perfetto_samples(path):
-    try:
-        from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
-    except ImportError as e:
-        print(f"check_export.py: needs the perfetto package "
-              f"(pip install perfetto): {e}", file=sys.stderr)
-        sys.exit(2)
-    trace = Trace()
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        trace.ParseFromString(data)
-    except Exception as e:
-        fail(f"not a Trace: {e}")
+    trace = read_trace(path)
     tables = None
     threads, processes, stacks, lines = {}, {}, Counter(), {}
     samples, last_ts = 0, 0

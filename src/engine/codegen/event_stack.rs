@@ -36,7 +36,13 @@ impl EventStacks {
     /// `counters[COUNTER_STACKS_LOST]`.
     pub fn add_to(table: &mut MapTable, counters: MapRef, fsbase: u32) -> EventStacks {
         EventStacks {
-            maps: pystack::walk_maps(table, RING_BYTES, counters, COUNTER_STACKS_LOST),
+            maps: pystack::walk_maps(
+                table,
+                &pystack::WALK_NAMES,
+                RING_BYTES,
+                counters,
+                COUNTER_STACKS_LOST,
+            ),
             fsbase,
         }
     }

@@ -88,7 +88,7 @@ pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
         max_entries: crate::engine::abi::COUNTERS,
     });
     SamplerMaps {
-        walk: walk_maps(table, ring_bytes, counters, COUNTER_LOST),
+        walk: walk_maps(table, &WALK_NAMES, ring_bytes, counters, COUNTER_LOST),
         walkers: table.add(MapSpec {
             name: "walkers".into(),
             kind: MapKind::ProgArray,
@@ -99,11 +99,37 @@ pub fn maps(table: &mut MapTable, ring_bytes: u32) -> SamplerMaps {
     }
 }
 
-/// The maps of a walk emitted into other programs (a marker's, for the
-/// stack of its event), added to `table`: its own `procs`, `threads`,
-/// buffer and a samples ring of `ring_bytes`, counting what the ring had
-/// no room for in `counters[lost]`.
-pub fn walk_maps(table: &mut MapTable, ring_bytes: u32, counters: MapRef, lost: u32) -> WalkMaps {
+/// The names a walk's maps are made (and opened) by.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkNames {
+    /// The processes a walk reads.
+    pub procs: &'static str,
+    /// Their threads' states.
+    pub threads: &'static str,
+    /// The per-CPU buffer.
+    pub scratch: &'static str,
+    /// The samples' ring.
+    pub samples: &'static str,
+}
+
+/// The names of the sampler's and the events' walk maps.
+pub const WALK_NAMES: WalkNames = WalkNames {
+    procs: "procs",
+    threads: "threads",
+    scratch: "sample_buf",
+    samples: "samples",
+};
+
+/// The maps of a walk, added to `table` under `names`: its own `procs`,
+/// `threads`, buffer and a samples ring of `ring_bytes`, counting what the
+/// ring had no room for in `counters[lost]`.
+pub fn walk_maps(
+    table: &mut MapTable,
+    names: &WalkNames,
+    ring_bytes: u32,
+    counters: MapRef,
+    lost: u32,
+) -> WalkMaps {
     let mut add = |name: &str, kind, key_size, value_size, max_entries| {
         table.add(MapSpec {
             name: name.into(),
@@ -115,38 +141,31 @@ pub fn walk_maps(table: &mut MapTable, ring_bytes: u32, counters: MapRef, lost: 
     };
     WalkMaps {
         procs: add(
-            PROCS_MAP,
+            names.procs,
             MapKind::Hash,
             4,
             off::CONFIG_SIZE as u32,
             MAX_PROCS,
         ),
         threads: add(
-            THREADS_MAP,
+            names.threads,
             MapKind::Hash,
             off::KEY_SIZE as u32,
             8,
             MAX_THREADS,
         ),
         scratch: add(
-            "sample_buf",
+            names.scratch,
             MapKind::PercpuArray,
             4,
             BUFFER_BYTES as u32,
             1,
         ),
-        samples: add(SAMPLES_MAP, MapKind::RingBuf, 0, 0, ring_bytes),
+        samples: add(names.samples, MapKind::RingBuf, 0, 0, ring_bytes),
         counters,
         lost,
     }
 }
-
-/// The name of the map of the processes a walk reads.
-pub const PROCS_MAP: &str = "procs";
-/// The name of the map of their threads' states.
-pub const THREADS_MAP: &str = "threads";
-/// The name of the samples' ring.
-pub const SAMPLES_MAP: &str = "samples";
 
 /// The program every perf event runs: the process's walker, or nothing.
 pub fn dispatch(maps: SamplerMaps) -> Result<Program, BuildError> {

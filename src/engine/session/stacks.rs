@@ -21,7 +21,7 @@ use pytap_sys::ringbuf::RingBuf;
 
 use super::SessionError;
 use crate::engine::codegen::MapTable;
-use crate::engine::codegen::pystack::{PROCS_MAP, SAMPLES_MAP, THREADS_MAP};
+use crate::engine::codegen::pystack::WALK_NAMES;
 use crate::engine::sampler::{forget_process, tell_process, tell_threads};
 use crate::process::python::{self, Interpreter};
 
@@ -63,14 +63,14 @@ impl SessionStacks {
     pub fn open(table: &MapTable, maps: &[Map]) -> Result<Option<SessionStacks>, SessionError> {
         let position = |name: &str| table.specs().iter().position(|s| s.name == name);
         let (Some(procs), Some(threads), Some(samples)) = (
-            position(PROCS_MAP),
-            position(THREADS_MAP),
-            position(SAMPLES_MAP),
+            position(WALK_NAMES.procs),
+            position(WALK_NAMES.threads),
+            position(WALK_NAMES.samples),
         ) else {
             return Ok(None);
         };
         let ring = RingBuf::new(&maps[samples]).map_err(|source| SessionError::Map {
-            name: SAMPLES_MAP.into(),
+            name: WALK_NAMES.samples.into(),
             source,
         })?;
         Ok(Some(SessionStacks {

@@ -469,6 +469,18 @@ impl<'a> Walker<'a, '_> {
     }
 }
 
+/// `process("PATH").library("LIB")`, as much of it as was written.
+fn process_text(binary: &ir::Binary, library: Option<&str>) -> String {
+    let mut s = match binary {
+        ir::Binary::Target => "process".to_string(),
+        ir::Binary::Path(p) => format!("process(\"{p}\")"),
+    };
+    if let Some(l) = library {
+        s.push_str(&format!(".library(\"{l}\")"));
+    }
+    s
+}
+
 /// `pp()`'s text for a point.
 fn point_text(kind: &ir::PointKind, catalog: &Catalog) -> String {
     match kind {
@@ -480,13 +492,7 @@ fn point_text(kind: &ir::PointKind, catalog: &Catalog) -> String {
             library,
             marker,
         } => {
-            let mut s = match binary {
-                ir::Binary::Target => "process".to_string(),
-                ir::Binary::Path(p) => format!("process(\"{p}\")"),
-            };
-            if let Some(l) = library {
-                s.push_str(&format!(".library(\"{l}\")"));
-            }
+            let mut s = process_text(binary, library.as_deref());
             let name = catalog
                 .markers
                 .get(*marker)
@@ -500,13 +506,7 @@ fn point_text(kind: &ir::PointKind, catalog: &Catalog) -> String {
             function,
             ret,
         } => {
-            let mut s = match binary {
-                ir::Binary::Target => "process".to_string(),
-                ir::Binary::Path(p) => format!("process(\"{p}\")"),
-            };
-            if let Some(l) = library {
-                s.push_str(&format!(".library(\"{l}\")"));
-            }
+            let mut s = process_text(binary, library.as_deref());
             s.push_str(&format!(".function(\"{function}\")"));
             if *ret {
                 s.push_str(".return");

@@ -153,21 +153,16 @@ impl ScriptHandler {
             strings.take(b, env, self.maps.copies);
         }
         self.emit_exit_check(b, env, done);
-        for &index in &mine {
-            let mark = b.stack_mark();
-            lower::emit_probe(
-                self,
-                b,
-                env,
-                index,
-                args.off,
-                lower::Firing {
-                    cache: &thread_cache,
-                    strings: &strings,
-                },
-            )?;
-            b.stack_release(mark);
-        }
+        self.emit_probes(
+            b,
+            env,
+            &mine,
+            args.off,
+            lower::Firing {
+                cache: &thread_cache,
+                strings: &strings,
+            },
+        )?;
         b.bind(done);
         if strings.any() {
             strings.release(b);

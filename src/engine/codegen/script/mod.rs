@@ -426,21 +426,16 @@ impl Handler for ScriptHandler {
             self.emit_repairs(marker, b, env, args.off, done, &strings)?;
         }
         self.emit_exit_check(b, env, done);
-        for &index in &mine {
-            let mark = b.stack_mark();
-            lower::emit_probe(
-                self,
-                b,
-                env,
-                index,
-                args.off,
-                lower::Firing {
-                    cache: &thread_cache,
-                    strings: &strings,
-                },
-            )?;
-            b.stack_release(mark);
-        }
+        self.emit_probes(
+            b,
+            env,
+            &mine,
+            args.off,
+            lower::Firing {
+                cache: &thread_cache,
+                strings: &strings,
+            },
+        )?;
         if let Some(map) = self.maps.parts.filter(|_| part + 1 < parts) {
             // The string copies are this part's: the next takes its own.
             if strings.any() {
@@ -508,6 +503,24 @@ impl ScriptHandler {
             );
         }
         Ok(args)
+    }
+
+    /// The bodies of probes `mine` for one firing, each in its own stack
+    /// frame (what one body allocates the next reuses).
+    fn emit_probes(
+        &self,
+        b: &mut ProgramBuilder,
+        env: &Env,
+        mine: &[usize],
+        args_off: i16,
+        firing: lower::Firing<'_>,
+    ) -> Result<(), CodegenError> {
+        for &index in mine {
+            let mark = b.stack_mark();
+            lower::emit_probe(self, b, env, index, args_off, firing)?;
+            b.stack_release(mark);
+        }
+        Ok(())
     }
 
     /// After `exit()`, the probes stop: the control map says so.

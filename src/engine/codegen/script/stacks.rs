@@ -62,47 +62,26 @@ impl ScriptStacks {
 /// The walk's maps, added to `table` under names of their own (a
 /// script's session has its own `counters`).
 pub fn maps(table: &mut MapTable) -> WalkMaps {
-    let mut add = |name: &str, kind, key_size, value_size, max_entries| {
-        table.add(MapSpec {
-            name: name.into(),
-            kind,
-            key_size,
-            value_size,
-            max_entries,
-        })
+    let counters = table.add(MapSpec {
+        name: names::COUNTERS.into(),
+        kind: MapKind::PercpuArray,
+        key_size: 4,
+        value_size: 8,
+        max_entries: crate::engine::abi::COUNTERS,
+    });
+    let names = pystack::WalkNames {
+        procs: names::PROCS,
+        threads: names::THREADS,
+        scratch: "pybuf",
+        samples: names::SAMPLES,
     };
-    WalkMaps {
-        procs: add(
-            names::PROCS,
-            MapKind::Hash,
-            4,
-            off::CONFIG_SIZE as u32,
-            pystack::MAX_PROCS,
-        ),
-        threads: add(
-            names::THREADS,
-            MapKind::Hash,
-            off::KEY_SIZE as u32,
-            8,
-            pystack::MAX_THREADS,
-        ),
-        scratch: add(
-            "pybuf",
-            MapKind::PercpuArray,
-            4,
-            pystack::BUFFER_BYTES as u32,
-            1,
-        ),
-        samples: add(names::SAMPLES, MapKind::RingBuf, 0, 0, RING_BYTES),
-        counters: add(
-            names::COUNTERS,
-            MapKind::PercpuArray,
-            4,
-            8,
-            crate::engine::abi::COUNTERS,
-        ),
-        lost: crate::engine::abi::COUNTER_LOST,
-    }
+    pystack::walk_maps(
+        table,
+        &names,
+        RING_BYTES,
+        counters,
+        crate::engine::abi::COUNTER_LOST,
+    )
 }
 
 /// FNV-1a's 64-bit offset basis and prime, over 64-bit words.
