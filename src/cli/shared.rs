@@ -111,7 +111,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub force_perf_event: bool,
     /// Ring buffer size in MiB, a power of two (default: 1 MiB per CPU,
-    /// at least 8 and at most 64; raise it if a run reports lost events);
+    /// at least 16 and at most 64; raise it if a run reports lost events);
     /// the per-CPU rings function events are written into share as much
     /// again
     #[arg(long, value_name = "MIB")]
