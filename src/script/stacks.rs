@@ -37,6 +37,10 @@ pub struct Stacks {
     interpreters: HashMap<u32, Option<Interpreter>>,
     /// Processes the walk knows.
     told: Vec<u32>,
+    /// The files (`st_dev`, inode) whose layouts the programs have, in
+    /// their order (`ScriptStacks::layouts`): a profile probe walks a
+    /// process with the layout its `ProcConfig::slot` names.
+    layouts: Vec<(u64, u64)>,
     /// Stacks printed whose sample never arrived.
     pub unnamed: std::cell::Cell<u64>,
     /// Printed as D prints stacks (else as SystemTap does).
@@ -61,6 +65,11 @@ impl Stacks {
         }
     }
 
+    /// Keeps the order of the programs' layouts, by file (`st_dev`, inode).
+    pub fn set_layouts(&mut self, layouts: Vec<(u64, u64)>) {
+        self.layouts = layouts;
+    }
+
     /// Tells the walk about process `pid` when its CPython can be found
     /// (again on later calls until it is). A session without the walk's
     /// maps (no probe walks stacks) has nothing to tell.
@@ -77,7 +86,14 @@ impl Stacks {
         let config = ProcConfig {
             runtime: interpreter.runtime.address,
             code_type: interpreter.runtime.code_type,
-            slot: 0,
+            // A file without a layout of the programs' is walked by none
+            // of the profile probes' walks (marker probes' are their
+            // module's).
+            slot: self
+                .layouts
+                .iter()
+                .position(|&k| k == (interpreter.module.dev, interpreter.module.inode))
+                .map_or(u32::MAX, |i| i as u32),
             mode: MODE_ALL,
         };
         let mut value = Vec::with_capacity(24);

@@ -293,6 +293,24 @@ impl Builtin {
         }
     }
 
+    /// Whether it reads the thread the probe fires in (its ids, name,
+    /// CPU, memory or stack), not only the probe's time and place.
+    pub fn reads_thread(self) -> bool {
+        matches!(
+            self,
+            Builtin::Pid
+                | Builtin::Tid
+                | Builtin::Ppid
+                | Builtin::Uid
+                | Builtin::Cpu
+                | Builtin::Execname
+                | Builtin::UserString
+                | Builtin::UserStringN
+                | Builtin::UserString2
+                | Builtin::Pystack
+        )
+    }
+
     /// What it needs to run.
     pub fn needs(self) -> Needs {
         match self {

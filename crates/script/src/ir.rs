@@ -181,10 +181,18 @@ pub enum PointKind {
     Begin,
     /// `end`, when the run ends.
     End,
-    /// `timer.ms(N)` and its kin: every `period_ns`.
+    /// `timer.ms(N)` and its kin: every `period_ns`, in pytap.
     Timer {
         /// The period.
         period_ns: u64,
+    },
+    /// D's `profile-N`, SystemTap's `timer.profile` (and a `timer.hz(N)`
+    /// whose body reads the thread it interrupts): `hz` times a second on
+    /// every CPU, in the kernel, in the context of whatever runs there (a
+    /// process of any kind, or none: pid 0).
+    Profile {
+        /// Firings a second on each CPU.
+        hz: u64,
     },
     /// A marker of a binary.
     Marker {

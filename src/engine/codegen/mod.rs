@@ -29,6 +29,7 @@ pub mod event_stack;
 pub mod function;
 pub mod inplace;
 pub mod named;
+pub mod profile;
 pub mod pystack;
 pub mod record;
 pub mod script;
@@ -46,6 +47,7 @@ use pytap_elf::ArgSpec;
 
 pub use self::empty::EmptyProbe;
 pub use self::function::{FunctionHook, build_function_program};
+pub use self::profile::build_profile_program;
 
 use crate::cpython::Marker;
 use crate::cpython::frames::FrameSource;
@@ -302,6 +304,25 @@ pub trait Handler {
         _env: &Env,
     ) -> Result<(), CodegenError> {
         Err(CodegenError::Internal(format!("no function hook {hook}")))
+    }
+
+    /// The rates (firings a second on each CPU) of the handler's probes
+    /// that fire on a clock on every CPU, one program each
+    /// ([`Handler::emit_profile`], [`profile`]).
+    fn profiles(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// Emits the body for profile hook `hook` (an index into
+    /// [`Handler::profiles`]), with the context in r6. Ends in `exit` on
+    /// every path.
+    fn emit_profile(
+        &self,
+        hook: usize,
+        _b: &mut ProgramBuilder,
+        _env: &Env,
+    ) -> Result<(), CodegenError> {
+        Err(CodegenError::Internal(format!("no profile hook {hook}")))
     }
 }
 

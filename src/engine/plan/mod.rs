@@ -58,6 +58,15 @@ pub struct PlanRequest {
     pub capture: CaptureMode,
 }
 
+/// A program run on every CPU's clock.
+#[derive(Debug, Clone)]
+pub struct ProfileProgram {
+    /// Firings a second on each CPU.
+    pub hz: u64,
+    /// The program.
+    pub program: Program,
+}
+
 /// Everything needed to load and attach, and nothing loaded yet. A live
 /// session grows its plan when a traced process runs a module the plan
 /// does not have yet ([`Plan::add_target`]): the handler is kept for that.
@@ -80,6 +89,10 @@ pub struct Plan {
     pub functions: Vec<PlannedFunction>,
     /// Their programs, one per hook and module.
     pub function_programs: Vec<FunctionProgram>,
+    /// The programs of the handler's probes on every CPU's clock
+    /// ([`codegen::Handler::profiles`]), one per rate; they serve no
+    /// module.
+    pub profile_programs: Vec<ProfileProgram>,
     /// What pytap did on the user's behalf (arming) or left out and why,
     /// for the user; new ones are added as modules are.
     pub notes: Vec<String>,
@@ -176,6 +189,7 @@ impl Plan {
             markers: BTreeSet::new(),
             functions: Vec::new(),
             function_programs: Vec::new(),
+            profile_programs: Vec::new(),
             notes: Vec::new(),
             request,
             handler,
@@ -193,7 +207,19 @@ impl Plan {
                 )),
             }
         }
-        if plan.markers.is_empty() && plan.in_process.is_empty() && plan.functions.is_empty() {
+        for (hook, hz) in plan.handler.profiles().into_iter().enumerate() {
+            let program = codegen::build_profile_program(
+                &format!("pytap_p{hook}"),
+                plan.handler.as_ref(),
+                hook,
+            )?;
+            plan.profile_programs.push(ProfileProgram { hz, program });
+        }
+        if plan.markers.is_empty()
+            && plan.in_process.is_empty()
+            && plan.functions.is_empty()
+            && plan.profile_programs.is_empty()
+        {
             let names: Vec<_> = plan.request.markers.iter().map(|m| m.name()).collect();
             return Err(PlanError::NothingToAttach(names.join(", ")));
         }

@@ -131,6 +131,41 @@ pub(super) fn load_functions(
     Ok(())
 }
 
+/// Loads the plan's profile programs and starts each one's clock on every
+/// CPU.
+pub(super) fn start_profiles(
+    plan: &Plan,
+    maps: &[Map],
+) -> Result<Vec<(pytap_sys::perf::CpuSamplers, LoadedProgram)>, SessionError> {
+    let fds: Vec<i32> = maps.iter().map(Map::raw_fd).collect();
+    plan.profile_programs
+        .iter()
+        .map(|p| {
+            let bytes = p
+                .program
+                .to_bytes(&fds)
+                .map_err(|_| SessionError::Reloc(p.program.name.clone()))?;
+            let loaded = LoadedProgram::load(
+                ProgType::PerfEvent,
+                None,
+                &bytes,
+                "GPL",
+                p.program.kernel_name(),
+            )
+            .map_err(|e| load_error(&p.program.name, e))?;
+            let clocks = pytap_sys::perf::CpuSamplers::attach(&loaded, p.hz, 0).map_err(|e| {
+                privilege_or("sampling every CPU", e, |source| {
+                    SessionError::Sampler(format!(
+                        "a profile probe's clock at {} Hz on every CPU: {source}",
+                        p.hz
+                    ))
+                })
+            })?;
+            Ok((clocks, loaded))
+        })
+        .collect()
+}
+
 /// Loads the plan's parts from `from` on (those not loaded yet) into
 /// `loaded`, and puts each in the program array at its slot: before the
 /// programs that tail-call into them are attached.

@@ -20,6 +20,7 @@ use pytap_sys::perf::PerfEvent;
 use self::attach::{Attachment, Programs, attach_planned, attach_target};
 use self::load::{
     attach_task_programs, create_maps, load_functions, load_parts, load_program, open_streams,
+    start_profiles,
 };
 use self::stacks::SessionStacks;
 use super::abi;
@@ -60,6 +61,9 @@ pub struct Session {
     function_programs: Vec<LoadedProgram>,
     /// The parts of split bodies ([`Plan::parts`]), in the program array.
     parts: Vec<LoadedProgram>,
+    /// The profile programs ([`Plan::profile_programs`]) and their clocks
+    /// on every CPU (dropped first: the clocks stop before the programs go).
+    _profiles: Vec<(pytap_sys::perf::CpuSamplers, LoadedProgram)>,
     attachments: Vec<Attachment>,
     task_links: Vec<Link>,
     /// Links of processes that exited or executed another program: inert,
@@ -108,9 +112,10 @@ impl Session {
             functions: &function_programs,
         };
         let attachments = attach_planned(&mut plan, loaded, mode)?;
+        let profiles = start_profiles(&plan, &maps)?;
         // A plan whose function events all come from inside the targets
         // (CPython 3.12–3.14) has no site to attach, only task programs.
-        if attachments.is_empty() && plan.in_process.is_empty() {
+        if attachments.is_empty() && plan.in_process.is_empty() && profiles.is_empty() {
             return Err(SessionError::NothingAttached);
         }
         let session = Session {
@@ -123,6 +128,7 @@ impl Session {
             programs,
             function_programs,
             parts,
+            _profiles: profiles,
             attachments,
             task_links,
             retired: Vec::new(),

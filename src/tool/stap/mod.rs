@@ -75,6 +75,17 @@ fn function_probe(compiled: &Compiled) -> Option<pytap_script::source::Span> {
         .map(|p| p.point.span)
 }
 
+/// The first profile probe (`profile-N`, `timer.profile`), if the script
+/// has one.
+fn profile_probe(compiled: &Compiled) -> Option<pytap_script::source::Span> {
+    compiled
+        .program
+        .probes
+        .iter()
+        .find(|p| matches!(p.point.kind, PointKind::Profile { .. }))
+        .map(|p| p.point.span)
+}
+
 /// What the handler of every plan of the run is made from.
 struct Script<'a> {
     compiled: &'a Compiled,
@@ -135,13 +146,22 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     }
     let markers = markers_of(&compiled);
     let functions = function_probe(&compiled);
-    if markers.is_empty() && functions.is_none() {
+    let profiles = profile_probe(&compiled);
+    if markers.is_empty() && functions.is_none() && profiles.is_none() {
         return userspace::run(compiled, request.target.as_ref(), &request.stream, out);
     }
     // A function is found in the files the target runs: there must be one.
     if let (Some(span), None) = (functions, &request.target) {
         anyhow::bail!(
             "{}: function probes are found in the target's files: run the script with -c CMD or -x PID (dtrace: -c CMD or -p PID)",
+            compiled.sources.location(span)
+        );
+    }
+    // A profile probe runs as long as what it watches: a target, or the
+    // processes of the script's markers.
+    if let (Some(span), None, true) = (profiles, &request.target, markers.is_empty()) {
+        anyhow::bail!(
+            "{}: profile probes fire on every CPU for as long as pytap traces its target: run the script with -c CMD or -x PID (dtrace: -c CMD or -p PID)",
             compiled.sources.location(span)
         );
     }
@@ -189,6 +209,11 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         runtime.target = if traced { first_pid(&targets) } else { 0 };
         let (mut maps, record) = tool_run::standard_maps(stream.attach.buffer_bytes, traced, false);
         let (h, notes) = script.handler(&mut maps, record, &targets);
+        if let Some(stacks) = &h.stacks {
+            runtime
+                .stacks
+                .set_layouts(stacks.layouts.iter().map(|(k, _)| *k).collect());
+        }
         let request = PlanRequest {
             markers: markers.clone(),
             strict: true,

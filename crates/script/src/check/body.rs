@@ -384,8 +384,17 @@ impl<'a> Walker<'a, '_> {
                 body.push(self.stmt(s, &mut scope));
             }
         }
+        let mut point = p.point.clone();
+        if let ir::PointKind::Timer { period_ns } = point.kind
+            && p.sampled_with_context
+            && reads_context(&body)
+        {
+            point.kind = ir::PointKind::Profile {
+                hz: (1_000_000_000 / period_ns.max(1)).max(1),
+            };
+        }
         ir::Probe {
-            point: p.point.clone(),
+            point,
             locals: self.locals_of(&scope),
             body,
             span: p.decl.span,
@@ -469,6 +478,24 @@ impl<'a> Walker<'a, '_> {
     }
 }
 
+/// Whether `body` reads the thread a probe fires in (`pid()`,
+/// `execname()`, a backtrace, a context variable): what makes a
+/// `timer.hz(N)` probe sample every CPU, as SystemTap's fires in whatever
+/// it interrupts, rather than run as one timer in pytap.
+fn reads_context(body: &[ir::Stmt]) -> bool {
+    let mut reads = false;
+    for s in body {
+        super::stmt_exprs(s, &mut |e| {
+            super::walk(e, &mut |e| match &e.kind {
+                ir::ExprKind::Builtin(b, _) if b.reads_thread() => reads = true,
+                ir::ExprKind::Ctx(_) => reads = true,
+                _ => {}
+            })
+        });
+    }
+    reads
+}
+
 /// `process("PATH").library("LIB")`, as much of it as was written.
 fn process_text(binary: &ir::Binary, library: Option<&str>) -> String {
     let mut s = match binary {
@@ -487,6 +514,7 @@ fn point_text(kind: &ir::PointKind, catalog: &Catalog) -> String {
         ir::PointKind::Begin => "begin".into(),
         ir::PointKind::End => "end".into(),
         ir::PointKind::Timer { period_ns } => format!("timer.ns({period_ns})"),
+        ir::PointKind::Profile { hz } => format!("timer.profile.hz({hz})"),
         ir::PointKind::Marker {
             binary,
             library,

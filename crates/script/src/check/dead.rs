@@ -102,6 +102,40 @@ pub fn pure(e: &Expr) -> bool {
     ok
 }
 
+/// Calls `f` on every top-level expression of a statement (recursively
+/// through nested statements).
+pub fn stmt_exprs(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
+    match &s.kind {
+        StmtKind::Expr(e) => f(e),
+        StmtKind::Block(b) => b.iter().for_each(|s| stmt_exprs(s, f)),
+        StmtKind::If(c, t, e) => {
+            f(c);
+            stmt_exprs(t, f);
+            if let Some(e) = e {
+                stmt_exprs(e, f);
+            }
+        }
+        StmtKind::Loop { cond, body, step } => {
+            if let Some(c) = cond {
+                f(c);
+            }
+            stmt_exprs(body, f);
+            if let Some(st) = step {
+                f(st);
+            }
+        }
+        StmtKind::Foreach(fe) => {
+            if let Some(l) = &fe.limit {
+                f(l);
+            }
+            stmt_exprs(&fe.body, f);
+        }
+        StmtKind::Return(Some(e)) => f(e),
+        StmtKind::Delete(Delete::Index(_, keys)) => keys.iter().for_each(f),
+        _ => {}
+    }
+}
+
 /// Calls `f` on `e` and every expression inside it.
 pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);

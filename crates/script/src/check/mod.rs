@@ -12,7 +12,7 @@ mod aggs;
 mod body;
 mod calls;
 mod dead;
-pub use dead::{pure, walk};
+pub use dead::{pure, stmt_exprs, walk};
 mod exprs;
 mod fuse;
 mod points;
@@ -273,6 +273,10 @@ impl<'a> Decls<'a> {
 /// the bodies to run, in order (alias prologues, the user's, epilogues).
 pub(crate) struct Expanded<'a> {
     pub point: ir::Point,
+    /// Written `timer.hz(N)`: a body that reads the thread it interrupts
+    /// (`pid()`, `execname()`, a backtrace) makes it a
+    /// [`ir::PointKind::Profile`] probe.
+    pub sampled_with_context: bool,
     pub bodies: Vec<&'a ast::Block>,
     pub decl: &'a ast::ProbeDecl,
     pub decl_index: usize,

@@ -8,6 +8,11 @@ use crate::ast::{self, Literal, ProbePoint};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::{self, Binary, PointKind};
 
+/// `timer.profile`'s rate on each CPU. SystemTap's fires at every tick of
+/// the kernel (`CONFIG_HZ`), which a running kernel does not show; 250 is
+/// the tick of Debian's and Ubuntu's kernels.
+pub const PROFILE_TICK_HZ: u64 = 250;
+
 /// How deep aliases may refer to aliases (a cycle stops here).
 const MAX_ALIAS_DEPTH: usize = 16;
 
@@ -27,6 +32,7 @@ pub(super) fn expand<'a>(
                         bodies.push(&decl.body);
                         bodies.extend(r.epilogues);
                         out.push(Expanded {
+                            sampled_with_context: r.sampled_with_context,
                             point: ir::Point {
                                 kind: r.kind,
                                 optional: point.optional || r.optional,
@@ -49,6 +55,9 @@ pub(super) fn expand<'a>(
 
 struct Resolved<'a> {
     kind: PointKind,
+    /// `timer.hz(N)`: on the sampler when its body reads the interrupted
+    /// thread.
+    sampled_with_context: bool,
     optional: bool,
     prologues: Vec<&'a ast::Block>,
     epilogues: Vec<&'a ast::Block>,
@@ -73,12 +82,18 @@ fn resolve<'a>(
         ));
     }
     let first = point.components[0].name.as_str();
-    if matches!(first, "begin" | "end" | "timer" | "process" | "never") {
+    if matches!(
+        first,
+        "begin" | "end" | "timer" | "process" | "never" | "profile"
+    ) {
+        let hz =
+            point.components.len() == 2 && first == "timer" && point.components[1].name == "hz";
         return builtin(point, catalog).map(|kinds| {
             kinds
                 .into_iter()
                 .map(|kind| Resolved {
                     kind,
+                    sampled_with_context: hz,
                     optional: false,
                     prologues: Vec::new(),
                     epilogues: Vec::new(),
@@ -122,6 +137,7 @@ fn resolve<'a>(
     for (alias, _) in matching {
         for target in &alias.points {
             for mut r in resolve(decls, catalog, target, depth + 1)? {
+                r.sampled_with_context = false;
                 if alias.epilogue {
                     r.epilogues.push(&alias.body);
                 } else {
@@ -213,6 +229,21 @@ fn builtin(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
             }])
         }
         "never" if c.len() == 1 => Ok(Vec::new()),
+        // D's `profile-N`, as its description parser spells it.
+        "profile" if c.len() == 1 => match c[0].arg {
+            Some(Literal::Num(hz)) if hz > 0 => Ok(vec![PointKind::Profile { hz: hz as u64 }]),
+            _ => Err(err("`profile` takes a rate: `profile-997`, `profile-10ms`".into())),
+        },
+        "timer"
+            if (c.len() == 2 || (c.len() == 3 && c[2].name == "tick"))
+                && c[1].name == "profile"
+                && c[1].arg.is_none()
+                && c.get(2).is_none_or(|t| t.arg.is_none()) =>
+        {
+            Ok(vec![PointKind::Profile {
+                hz: PROFILE_TICK_HZ,
+            }])
+        }
         "timer" if c.len() == 2 => {
             let unit = c[1].name.as_str();
             let per_second: Option<u64> = match unit {
@@ -221,7 +252,7 @@ fn builtin(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
                 "us" | "usec" => Some(1_000_000),
                 "ns" | "nsec" => Some(1_000_000_000),
                 "hz" => None,
-                "profile" | "jiffies" => {
+                "jiffies" => {
                     return Err(Diagnostic::error(
                         c[1].span,
                         format!(
@@ -265,7 +296,7 @@ fn builtin(point: &ProbePoint, catalog: &Catalog) -> Result<Vec<PointKind>, Diag
             point.text()
         ))
         .hint(if name == "timer" {
-            "timers are `timer.s(N)`, `timer.ms(N)`, `timer.us(N)`, `timer.ns(N)` and `timer.hz(N)`"
+            "timers are `timer.s(N)`, `timer.ms(N)`, `timer.us(N)`, `timer.ns(N)`, `timer.hz(N)` and `timer.profile`"
                 .to_string()
         } else {
             format!("`{name}` takes no more parts here")

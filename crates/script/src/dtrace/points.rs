@@ -1,5 +1,5 @@
 //! Probe descriptions (`provider:module:function:name`) to probe points:
-//! `BEGIN`, `END`, `tick-N[unit]`, and the `python` provider's markers
+//! `BEGIN`, `END`, `tick-N[unit]`, `profile-N[unit]`, and the `python` provider's markers
 //! (`python$target:::function-entry`), whose dashes are CPython's double
 //! underscores; the `pid` provider's function entries and returns
 //! (`pid$target:libc.so.6:clock_nanosleep:entry`), as SystemTap's
@@ -47,11 +47,8 @@ pub(super) fn description(p: &mut Parser<'_>, desc: &str, span: Span) -> PResult
     if let Some(spec) = name.strip_prefix("tick-") {
         return Ok(vec![tick(spec, span)?]);
     }
-    if name.starts_with("profile-") {
-        return Err(Diagnostic::error(
-            span,
-            "profile-N probes sample every CPU, which pytap does not do: use tick-N (one timer in pytap)",
-        ));
+    if let Some(spec) = name.strip_prefix("profile-") {
+        return Ok(vec![profile(spec, span)?]);
     }
     let fields: Vec<&str> = desc.split(':').collect();
     if fields.len() > 4 {
@@ -189,6 +186,46 @@ fn check_provider(p: &mut Parser<'_>, name: &str, provider: &str, span: Span) ->
     };
     p.out.pids.push((pid, span));
     Ok(())
+}
+
+/// `profile-997` (hertz), `profile-10ms`, `profile-1sec`: a probe on
+/// every CPU at that rate, as the point `profile(HZ)`.
+fn profile(spec: &str, span: Span) -> PResult<ProbePoint> {
+    let bad = || {
+        Diagnostic::error(
+            span,
+            format!(
+                "`profile-{spec}` is not a profile probe: write profile-997, profile-10ms, profile-100hz"
+            ),
+        )
+    };
+    let digits = spec.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = spec.split_at(digits);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let ns_per: u64 = match unit {
+        "" | "hz" => 0,
+        "ns" | "nsec" => 1,
+        "us" | "usec" => 1_000,
+        "ms" | "msec" => 1_000_000,
+        "s" | "sec" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    let hz = match ns_per {
+        0 => n,
+        per => 1_000_000_000 / n.saturating_mul(per).max(1),
+    };
+    if n == 0 || hz == 0 {
+        return Err(Diagnostic::error(
+            span,
+            format!(
+                "`profile-{spec}` fires less than once a second: profile probes run 1 to 100000 times a second (use tick-N for slower timers)"
+            ),
+        ));
+    }
+    Ok(point(
+        vec![comp("profile", Some(Literal::Num(hz as i64)), span)],
+        span,
+    ))
 }
 
 /// `tick-1sec`, `tick-100ms`, `tick-10hz`, `tick-5` (hertz).

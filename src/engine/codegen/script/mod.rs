@@ -28,6 +28,7 @@ pub mod lower;
 pub mod numbers;
 pub mod output;
 pub mod placement;
+pub mod profile;
 pub mod stacks;
 pub mod stats;
 pub mod strings;
@@ -389,6 +390,19 @@ impl Handler for ScriptHandler {
         env: &Env,
     ) -> Result<(), CodegenError> {
         self.emit_hook(hook, b, env)
+    }
+
+    fn profiles(&self) -> Vec<u64> {
+        self.profile_rates()
+    }
+
+    fn emit_profile(
+        &self,
+        hook: usize,
+        b: &mut ProgramBuilder,
+        env: &Env,
+    ) -> Result<(), CodegenError> {
+        self.emit_profile_hook(hook, b, env)
     }
 
     /// Part 0 (the module's program): the arguments, the repairs, then the

@@ -191,13 +191,59 @@ impl Gen<'_> {
             .stacks
             .as_deref()
             .ok_or_else(|| unsupported("a stack without the walk's maps"))?;
+        let ts = self.args + super::FIRING_TIMESTAMP;
+        if self.env.module.is_none() {
+            return self.stack_of_any_process(stacks, ts, t);
+        }
         let Some(layout) = stacks.layout(self.env.module.dev, self.env.module.inode) else {
             return Err(unsupported(
                 "a stack in a module whose CPython stack layout is not known",
             ));
         };
-        let ts = self.args + super::FIRING_TIMESTAMP;
         emit_stack_id(self.b, stacks, layout, ts, t)?;
+        Ok(t)
+    }
+
+    /// A profile probe's stack: it fires in any process, so the walk of
+    /// each layout is there and the process's `ProcConfig::slot` (its
+    /// layout's index in [`ScriptStacks::layouts`], which pytap sets when
+    /// it tells the walk about the process) picks one; a process not told
+    /// has no stack (id 0).
+    fn stack_of_any_process(
+        &mut self,
+        stacks: &ScriptStacks,
+        ts: i16,
+        t: i16,
+    ) -> Result<i16, CodegenError> {
+        let b = &mut *self.b;
+        let done = b.new_label();
+        let slot = b.alloc_stack(8, 8)?;
+        b.comment("a profile probe's stack: the layout of the process's CPython");
+        b.st_imm(Size::DW, Reg::FP, t, 0);
+        b.ldx(
+            Size::DW,
+            Reg::R1,
+            Reg::FP,
+            self.args + super::FIRING_PID_TGID,
+        );
+        b.alu64_imm(AluOp::Rsh, Reg::R1, 32);
+        b.stx(Size::DW, Reg::FP, slot.off, Reg::R1);
+        b.ld_map_fd(Reg::R1, stacks.maps.procs);
+        b.mov64_reg(Reg::R2, Reg::FP)
+            .add64_imm(Reg::R2, slot.off.into());
+        b.call(Helper::MapLookupElem);
+        b.jmp_imm(JmpOp::Jeq, Reg::R0, 0, done);
+        b.ldx(Size::W, Reg::R1, Reg::R0, off::CONFIG_SLOT as i16);
+        b.stx(Size::DW, Reg::FP, slot.off, Reg::R1);
+        for (index, (_, layout)) in stacks.layouts.iter().enumerate() {
+            let other = b.new_label();
+            b.ldx(Size::DW, Reg::R1, Reg::FP, slot.off);
+            b.jmp_imm(JmpOp::Jne, Reg::R1, index as i32, other);
+            emit_stack_id(b, stacks, layout, ts, t)?;
+            b.ja(done);
+            b.bind(other);
+        }
+        b.bind(done);
         Ok(t)
     }
 }

@@ -268,7 +268,7 @@ pub struct Placement {
 pub fn in_kernel(probe: &Probe) -> bool {
     matches!(
         probe.point.kind,
-        PointKind::Marker { .. } | PointKind::Function { .. }
+        PointKind::Marker { .. } | PointKind::Function { .. } | PointKind::Profile { .. }
     )
 }
 
@@ -409,39 +409,7 @@ fn string_kinds(probe: &Probe) -> Vec<Option<StrKind>> {
         .collect()
 }
 
-/// Calls `f` on every top-level expression of a statement (recursively
-/// through nested statements).
-pub fn stmt_exprs(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
-    match &s.kind {
-        StmtKind::Expr(e) => f(e),
-        StmtKind::Block(b) => b.iter().for_each(|s| stmt_exprs(s, f)),
-        StmtKind::If(c, t, e) => {
-            f(c);
-            stmt_exprs(t, f);
-            if let Some(e) = e {
-                stmt_exprs(e, f);
-            }
-        }
-        StmtKind::Loop { cond, body, step } => {
-            if let Some(c) = cond {
-                f(c);
-            }
-            stmt_exprs(body, f);
-            if let Some(st) = step {
-                f(st);
-            }
-        }
-        StmtKind::Foreach(fe) => {
-            if let Some(l) = &fe.limit {
-                f(l);
-            }
-            stmt_exprs(&fe.body, f);
-        }
-        StmtKind::Return(Some(e)) => f(e),
-        StmtKind::Delete(Delete::Index(_, keys)) => keys.iter().for_each(f),
-        _ => {}
-    }
-}
+pub use pytap_script::check::stmt_exprs;
 
 fn stmt_deletes(s: &Stmt, f: &mut dyn FnMut(LocalId)) {
     match &s.kind {
