@@ -271,9 +271,15 @@ Examples:
 
 Scripts are SystemTap's language: probes on `process(\"PATH\").mark(\"NAME\")`
 (the markers of CPython), `process.mark(...)` (the -c/-x target), the python
-tapset's aliases (`python.function.entry`, …), `begin`, `end` and
-`timer.ms(N)`; globals, arrays, statistics, printf. Probe bodies at markers
-run in the kernel; begin, end and timers run in pytap. With -c or -x, probes
+tapset's aliases (`python.function.entry`, …), functions by symbol
+(`process.function(\"NAME\")`), `begin`, `end`, `timer.ms(N)` and
+`timer.profile`; globals, arrays, statistics, printf, sprint_pybacktrace().
+Probe bodies at markers and functions run in the kernel, as does
+`timer.profile` (250 Hz on every CPU, in whatever runs there) and a
+`timer.hz(N)` whose body reads the thread it interrupts (pid(), execname(),
+a backtrace): a sampling profiler in one line,
+  probe timer.profile { if (pid() == target()) s[sprint_pybacktrace()] <<< 1 }
+begin, end and the other timers run in pytap. With -c or -x, probes
 watch the target's process tree; without, every process running the named
 binaries. docs/scripts.md lists what is supported and what differs from
 SystemTap.")]
@@ -285,13 +291,18 @@ Examples:
   pytap dtrace -q -s call_stack.d -c 'python3.11 script.py'
   pytap dtrace -n 'python$target:::function-entry { @[copyinstr(arg1)] = count(); }' -p 1234
   pytap dtrace -n 'python*:::gc-done { @[\"collected\"] = quantize(arg0); }' -c 'python3.11 app.py'
+  pytap dtrace -n 'profile-997 /pid == $target/ { @[jstack()] = count(); }' -p 1234
   pytap dtrace -l -P python1234
   pytap dtrace -l -m python3.11 -n 'python*:::gc-*'
 
 D clauses are `provider:module:function:name /predicate/ { actions }` on the
 python provider's probes (`python$target:::function-entry`; dashes stand for
-CPython's double underscores), BEGIN, END and tick-N (1sec, 100ms, 10hz).
-Clauses at markers run in the kernel; BEGIN, END and ticks run in pytap.
+CPython's double underscores), the pid provider's functions
+(`pid$target::clock_nanosleep:entry`), profile-N (on every CPU, 997 or 10ms),
+BEGIN, END and tick-N (1sec, 100ms, 10hz). Clauses at markers, functions and
+profile-N run in the kernel; BEGIN, END and ticks run in pytap. jstack() is
+the Python stack. A script without python probes runs on any CPython 3.8-3.15,
+built with markers or without.
 Aggregations (count, sum, avg, min, max, quantize, lquantize) are kept in the
 kernel and printed at the end as dtrace prints them. docs/scripts.md has the
 D table: what is supported, what is not, what differs.")]

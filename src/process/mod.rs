@@ -20,10 +20,30 @@ use crate::error::TargetError;
 use crate::process::module::Module;
 use proc::Process;
 
+/// What a traced program's CPython must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wanted {
+    /// Its markers: the module is the file that carries them.
+    #[default]
+    Markers,
+    /// Nothing more than being a CPython (a script probing only functions
+    /// and CPUs' clocks): the file with the markers if there is one, else
+    /// the one that defines the interpreter (`_PyRuntime`).
+    Interpreter,
+}
+
 /// The module with python markers a command will run, found without
 /// running it: `argv[0]` looked up in `PATH`, `#!` interpreters followed
 /// (`#!/usr/bin/env python3` included), then [`resolve_path`].
 pub fn resolve_command(argv: &[std::ffi::OsString]) -> Result<Module, TargetError> {
+    resolve_command_for(argv, Wanted::Markers)
+}
+
+/// [`resolve_command`] for what is `wanted`.
+pub fn resolve_command_for(
+    argv: &[std::ffi::OsString],
+    wanted: Wanted,
+) -> Result<Module, TargetError> {
     let program = argv.first().map(PathBuf::from).unwrap_or_default();
     let mut path = which(&program).ok_or_else(|| TargetError::CommandNotFound {
         program: program.display().to_string(),
@@ -39,7 +59,7 @@ pub fn resolve_command(argv: &[std::ffi::OsString]) -> Result<Module, TargetErro
         }
     }
     let ld_path = std::env::var("LD_LIBRARY_PATH").ok();
-    resolve_path(&path, Path::new("/"), ld_path.as_deref())
+    resolve_path_for(&path, Path::new("/"), ld_path.as_deref(), wanted)
 }
 
 /// The program a `#!` line runs (the program after `env`).
@@ -95,6 +115,16 @@ pub fn resolve_path(
     root: &Path,
     ld_library_path: Option<&str>,
 ) -> Result<Module, TargetError> {
+    resolve_path_for(path, root, ld_library_path, Wanted::Markers)
+}
+
+/// [`resolve_path`] for what is `wanted`.
+pub fn resolve_path_for(
+    path: &Path,
+    root: &Path,
+    ld_library_path: Option<&str>,
+    wanted: Wanted,
+) -> Result<Module, TargetError> {
     let open_path = if root == Path::new("/") {
         path.to_path_buf()
     } else {
@@ -104,10 +134,42 @@ pub fn resolve_path(
     if first.has_python_markers() {
         return Ok(first);
     }
-    if let Some(found) = markers_in_dependencies(&first, root, ld_library_path)? {
-        return Ok(found);
+    match markers_in_dependencies(&first, root, ld_library_path) {
+        Ok(Some(found)) => return Ok(found),
+        Err(TargetError::NoMarkers { .. }) if wanted == Wanted::Interpreter => {
+            // A shared build's libpython without markers: the file that
+            // defines the interpreter.
+            if let Some(lib) = libpython_of(&first, root, ld_library_path) {
+                return Ok(lib);
+            }
+        }
+        Err(e) => return Err(e),
+        Ok(None) => {}
+    }
+    if wanted == Wanted::Interpreter && is_cpython(&first) {
+        return Ok(first);
     }
     Err(no_markers_error(&first))
+}
+
+/// Whether `module` defines a CPython (it exports the C API): a
+/// static build's executable, or a libpython.
+fn is_cpython(module: &Module) -> bool {
+    module.exports_python_api
+}
+
+/// The `libpython*` `module` links directly, opened.
+fn libpython_of(module: &Module, root: &Path, ld_library_path: Option<&str>) -> Option<Module> {
+    let origin = module.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let steps = libsearch::search_order(&module.dynamic, &origin, ld_library_path);
+    let name = module
+        .dynamic
+        .needed
+        .iter()
+        .find(|n| n.contains("libpython"))?;
+    let path = libsearch::find(name, &steps, root)?;
+    let open_path = root.join(path.strip_prefix("/").unwrap_or(&path));
+    Module::open(&path, open_path).ok()
 }
 
 /// The error for a module without markers: a Python built without them,
@@ -187,11 +249,20 @@ pub struct PythonProcess {
 
 /// Finds every mapped ELF file with python markers in process `pid`.
 pub fn discover_process(pid: u32) -> Result<PythonProcess, TargetError> {
+    discover_process_for(pid, Wanted::Markers)
+}
+
+/// [`discover_process`] for what is `wanted`: with
+/// [`Wanted::Interpreter`], a process whose CPython has no markers gets
+/// that CPython's file.
+pub fn discover_process_for(pid: u32, wanted: Wanted) -> Result<PythonProcess, TargetError> {
     let process = Process::open(pid)?;
     let mut modules = Vec::new();
     // A CPython without markers among the mapped files (the executable,
     // or the libpython a shared build maps), for the error.
     let mut python: Option<Module> = None;
+    // The file that defines the interpreter, for `Wanted::Interpreter`.
+    let mut defining: Option<Module> = None;
     for file in process.mapped_code_files() {
         // Files that vanish or are not ELF (a JIT's memfd, a font) are not candidates.
         let Ok(module) = Module::open(&file.path, &file.open_path) else {
@@ -199,11 +270,22 @@ pub fn discover_process(pid: u32) -> Result<PythonProcess, TargetError> {
         };
         if module.has_python_markers() {
             modules.push(module);
-        } else if module.version.is_some() && python.as_ref().is_none_or(|p| p.version.is_none())
+            continue;
+        }
+        if is_cpython(&module) && defining.is_none() {
+            defining = Some(module.clone());
+        }
+        if module.version.is_some() && python.as_ref().is_none_or(|p| p.version.is_none())
             || module.exports_python_api && python.is_none()
         {
             python = Some(module);
         }
+    }
+    if modules.is_empty()
+        && wanted == Wanted::Interpreter
+        && let Some(m) = defining
+    {
+        modules.push(m);
     }
     if modules.is_empty() {
         return Err(match python {

@@ -98,6 +98,9 @@ pub struct Follow<'a> {
     /// Variables a launched command gets on top of pytap's environment
     /// (the in-process capture's).
     pub env: &'a [(OsString, OsString)],
+    /// What a process's CPython must have to be traced: markers, unless
+    /// the run probes none.
+    pub wanted: crate::process::Wanted,
 }
 
 /// Finds the targets and attaches: `start` turns the attach targets into a
@@ -112,13 +115,14 @@ pub fn attach(
             "internal: {} is a recording: it is replayed, not attached to",
             path.display()
         ),
-        TargetSpec::Pids(pids) => Followed::pids(pids, follow.children, start)?,
+        TargetSpec::Pids(pids) => Followed::pids(pids, follow.children, follow.wanted, start)?,
         TargetSpec::Command(argv) => Followed::launch(
             argv,
             follow.children,
             follow.terminal,
             follow.signals,
             follow.env,
+            follow.wanted,
             start,
         )?,
         TargetSpec::All { binaries } => {

@@ -152,6 +152,7 @@ pub fn attach<H: Handler + 'static>(
         terminal: stream.command_terminal.as_deref(),
         signals,
         env: &env,
+        wanted: crate::process::Wanted::Markers,
     };
     let mut capture = capture;
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {

@@ -20,6 +20,7 @@ mod recording;
 mod rough;
 mod sampler;
 mod script_functions;
+mod script_profile;
 mod script_stacks;
 mod sent_once;
 mod stap;

@@ -40,7 +40,7 @@ use super::session::Session;
 use crate::error::TargetError;
 use crate::notice;
 use crate::process::module::Module;
-use crate::process::{self, proc};
+use crate::process::{self, Wanted, proc};
 
 /// How processes are followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,8 @@ struct Proc {
 pub struct Followed {
     mode: Mode,
     options: Options,
+    /// What a followed process's CPython must have to be traced.
+    wanted: Wanted,
     procs: BTreeMap<u32, Proc>,
     /// Tree mode: every traced task (thread) and its process.
     tasks: HashMap<u32, u32>,
@@ -99,12 +101,12 @@ fn exe_path(pid: u32) -> String {
 /// What a process that just executed will run: its modules with python
 /// markers (`None`: not a Python; let it run on), or why a Python it runs
 /// cannot be traced.
-pub fn exec_modules(pid: u32) -> Result<Option<Vec<Module>>, TargetError> {
+pub fn exec_modules(pid: u32, wanted: Wanted) -> Result<Option<Vec<Module>>, TargetError> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map_err(|e| TargetError::proc_io(pid, "exe", e))?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let ld_path = proc::environ_var(pid, "LD_LIBRARY_PATH");
-    match process::resolve_path(&exe, &root, ld_path.as_deref()) {
+    match process::resolve_path_for(&exe, &root, ld_path.as_deref(), wanted) {
         Ok(module) => Ok(Some(vec![module])),
         Err(TargetError::NotAnInterpreter { .. }) => Ok(None),
         Err(e) => Err(e),
@@ -136,10 +138,11 @@ fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<Strin
 }
 
 impl Followed {
-    fn new(mode: Mode, options: Options) -> Followed {
+    fn new(mode: Mode, options: Options, wanted: Wanted) -> Followed {
         Followed {
             mode,
             options,
+            wanted,
             procs: BTreeMap::new(),
             tasks: HashMap::new(),
             root: None,
@@ -161,6 +164,7 @@ impl Followed {
     pub fn pids(
         pids: &[u32],
         children: bool,
+        wanted: Wanted,
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
         let mut by_inode: BTreeMap<(u64, u64), AttachTarget> = BTreeMap::new();
@@ -177,7 +181,7 @@ impl Followed {
                 continue;
             }
             resolved.push(pid);
-            for module in process::discover_process(pid)?.modules {
+            for module in process::discover_process_for(pid, wanted)?.modules {
                 by_inode
                     .entry((module.dev, module.inode))
                     .or_insert_with(|| AttachTarget {
@@ -193,7 +197,7 @@ impl Followed {
             exit_kill: false,
         };
         let mode = if children { Mode::Tree } else { Mode::Pids };
-        let mut followed = Followed::new(mode, options);
+        let mut followed = Followed::new(mode, options, wanted);
         let session = start(by_inode.into_values().collect())?;
         for &pid in &resolved {
             followed.add_process(pid, None);
@@ -215,6 +219,7 @@ impl Followed {
                 forks: false,
                 exit_kill: false,
             },
+            Wanted::Markers,
         )
     }
 
@@ -253,7 +258,7 @@ impl Followed {
         // Names change through the ring buffer (in order with the events
         // of the program before), not here.
         self.set_root_program(pid);
-        let modules = exec_modules(pid);
+        let modules = exec_modules(pid, self.wanted);
         // Links on a module the process runs again follow its exec (they
         // are filtered by the task, whose memory is now the new program's),
         // unless another thread than the leader executed: the leader task

@@ -122,6 +122,7 @@ impl Followed {
         terminal: Option<&Pty>,
         signals: &SignalFd,
         env: &[(OsString, OsString)],
+        wanted: crate::process::Wanted,
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
         let waiter = StopWaiter::new(signals)?;
@@ -144,7 +145,7 @@ impl Followed {
             program: program.clone(),
             why,
         })?;
-        let mut followed = Followed::new(Mode::Tree, options);
+        let mut followed = Followed::new(Mode::Tree, options, wanted);
         followed.root = Some(pid);
         followed.add_process(pid, None);
         match followed.hold_until_python(pid, &program, &waiter, start) {
@@ -211,7 +212,7 @@ impl Followed {
             };
             self.executed_task(tid, former);
             ran.push(exe_path(tid));
-            match exec_modules(tid) {
+            match exec_modules(tid, self.wanted) {
                 Ok(Some(modules)) => {
                     let targets = modules
                         .iter()

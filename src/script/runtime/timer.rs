@@ -52,10 +52,24 @@ pub(super) fn timers(compiled: &Compiled) -> Vec<Timer> {
         .collect()
 }
 
+/// The longest a run whose probes walk stacks goes between ticks.
+pub const STACKS_TICK: Duration = Duration::from_millis(50);
+
 impl Runtime<'_> {
     /// How often the run loop must tick for the timers (their common
-    /// divisor), if there are any.
+    /// divisor), if there are any; at least every [`STACKS_TICK`] when the
+    /// probes walk stacks (the target is told to the walk on a tick, once
+    /// its CPython is mapped, and the samples are named).
     pub fn tick(&self) -> Option<Duration> {
+        let timers = self.timer_tick();
+        if !self.compiled.placement.stacks {
+            return timers;
+        }
+        Some(timers.map_or(STACKS_TICK, |t| t.min(STACKS_TICK)))
+    }
+
+    /// The timers' common divisor.
+    fn timer_tick(&self) -> Option<Duration> {
         let gcd = |mut a: u128, mut b: u128| {
             while b != 0 {
                 (a, b) = (b, a % b);

@@ -200,6 +200,13 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         children: stream.children,
         terminal: None,
         signals: &signals,
+        // A script with no marker probes runs on any CPython, with markers
+        // or without.
+        wanted: if markers.is_empty() {
+            crate::process::Wanted::Interpreter
+        } else {
+            crate::process::Wanted::Markers
+        },
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         capture_path::check_capture(&stream, &markers, mode, &targets)?;

@@ -95,6 +95,13 @@ impl Walker<'_, '_> {
                 (Some(m), _) => m.name.replace("__", "-"),
                 (None, Some("begin")) => "BEGIN".into(),
                 (None, Some("end")) => "END".into(),
+                (None, Some(p)) if p.starts_with("timer.profile.hz(") => {
+                    format!(
+                        "profile-{}",
+                        p.trim_start_matches("timer.profile.hz(")
+                            .trim_end_matches(')')
+                    )
+                }
                 (None, Some(_)) => "tick".into(),
                 (None, None) => String::new(),
             };

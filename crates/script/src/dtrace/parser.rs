@@ -208,9 +208,9 @@ impl Parser<'_> {
                 span,
             });
         }
-        if !self.opts.quiet {
-            stmts.push(firing_line(first));
-        }
+        // The firing line goes after the predicate, once the body says
+        // whether the clause records anything.
+        let line_at = stmts.len();
         let body_span = if self.is_op("{") {
             let open = self.next().span;
             while !self.is_op("}") {
@@ -229,7 +229,11 @@ impl Parser<'_> {
         } else {
             first.to(self.last_span())
         };
-        if !self.opts.quiet {
+        // dtrace prints a line per firing of a clause that records data
+        // (an output action, or none at all: the default action), not of
+        // one that only aggregates or sets variables.
+        if !self.opts.quiet && (stmts.len() == line_at || stmts[line_at..].iter().any(records)) {
+            stmts.insert(line_at, firing_line(first));
             stmts.push(print_stmt(b"\n", Vec::new(), first));
         }
         self.out.clauses += 1;
@@ -358,6 +362,20 @@ fn print_stmt(format: &[u8], args: Vec<Expr>, span: Span) -> Stmt {
             span,
         }),
         span,
+    }
+}
+
+/// Whether a statement of a clause records data in dtrace's buffer (so
+/// that the firing prints a line): anything but setting variables and
+/// aggregating.
+fn records(s: &Stmt) -> bool {
+    match &s.kind {
+        StmtKind::Expr(e) => !matches!(
+            e.kind,
+            ExprKind::Assign(..) | ExprKind::Crement { .. } | ExprKind::AggSet { .. }
+        ),
+        StmtKind::Block(b) => b.stmts.iter().any(records),
+        _ => true,
     }
 }
 

@@ -1,0 +1,3 @@
+profile-2sec
+{
+}
