@@ -18,9 +18,10 @@ use pytap_sys::ringbuf::RingBuf;
 
 use crate::cpython::stack::code::Symbols;
 use crate::cpython::stack::sampled::{self, SampledFrame};
-use crate::engine::codegen::script::stacks::{frame_word, names, stack_id};
+use crate::engine::codegen::script::stacks::{frame_word, names, native_stack_id, stack_id};
 use crate::engine::samples;
 use crate::engine::session::Session;
+use crate::process::native::{NativeFrame, NativeSymbols};
 use crate::process::python::{self, Interpreter};
 
 /// D's stack indent (libdtrace's `_dtrace_stkindent`).
@@ -37,6 +38,8 @@ pub struct Stacks {
     interpreters: HashMap<u32, Option<Interpreter>>,
     /// Processes the walk knows.
     told: Vec<u32>,
+    /// Each process's native symbols (`ustack()`).
+    native: HashMap<u32, NativeSymbols>,
     /// The files (`st_dev`, inode) whose layouts the programs have, in
     /// their order (`ScriptStacks::layouts`): a profile probe walks a
     /// process with the layout its `ProcConfig::slot` names.
@@ -135,6 +138,20 @@ impl Stacks {
             return;
         };
         let h = s.header;
+        if h.flags & pytap_abi::sample::FLAG_NATIVE_ONLY != 0 {
+            let addresses: Vec<u64> = s.native.iter().map(|e| e.address).collect();
+            let id = native_stack_id(&addresses);
+            if !self.named.contains_key(&id) {
+                let frames = self
+                    .native
+                    .entry(h.pid)
+                    .or_insert_with(|| NativeSymbols::new(h.pid))
+                    .name(&addresses);
+                let lines = frames.iter().map(|f| native_line(f, self.d)).collect();
+                self.named.insert(id, lines);
+            }
+            return;
+        }
         let words: Vec<(u64, u64)> = s
             .frames
             .iter()
@@ -225,6 +242,19 @@ fn d_text(lines: &[String]) -> Vec<u8> {
         out.push('\n');
     }
     out.into_bytes()
+}
+
+/// A native frame as the dialect prints it: dtrace's `module`function`
+/// (`module`0xADDRESS` where no symbol covers it), SystemTap's
+/// `function [module]`.
+fn native_line(f: &NativeFrame, d: bool) -> String {
+    let base = f.file.rsplit('/').next().unwrap_or(&f.file);
+    match (&f.function, d) {
+        (Some(name), true) => format!("{base}`{name}"),
+        (None, true) => format!("{base}`{:#x}", f.address),
+        (Some(name), false) => format!("{name} [{base}]"),
+        (None, false) => format!("{:#x} [{base}]", f.address),
+    }
 }
 
 /// The frame count of a stack expression (`jstack(n)`; 0: all).

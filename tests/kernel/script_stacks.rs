@@ -80,3 +80,95 @@ probe end { foreach (s in seen) printf("%d times:\n%s\n", @count(seen[s]), s) }"
     let want = std::fs::read_to_string(&oracle).unwrap();
     assert_eq!(out, format!("{want}{want}{want}3 times:\n{want}"));
 }
+
+/// Three `time.sleep()` calls, each reaching libc's `clock_nanosleep`.
+const NAPS: &str = "import time\nfor _ in range(3): time.sleep(0.01)";
+
+/// D's `ustack()` at a function's entry: the native call chain, innermost
+/// first, the function's caller found through its return address (the
+/// frame pointer is still the caller's there). Debian's 3.15 keeps frame
+/// pointers: the chain runs up through the eval loop to `Py_BytesMain`.
+/// pyenv's 3.12 has symbols for its static functions: the caller is
+/// `time_sleep` (where `pysleep` is inlined).
+#[test]
+fn ustack_at_a_function_entry_is_the_native_call_chain() {
+    require_kernel();
+    let program = "pid$target::clock_nanosleep:entry { @[ustack()] = count(); }";
+    let py = fixture("3.15").wrapper.display().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        program,
+        "-c",
+        &format!("{py} -c '{NAPS}'"),
+    ]);
+    let out = run.ok();
+    let frames = d_stack_frames(out);
+    let count: u64 = out
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .sum();
+    assert_eq!(count, 3, "{out}");
+    assert_eq!(frames[0], "libc.so.6`clock_nanosleep", "{out}");
+    let at = |name: &str| {
+        frames
+            .iter()
+            .position(|f| f == &format!("python3.15`{name}"))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+    };
+    assert!(at("PyEval_EvalCode") < at("Py_RunMain"), "{out}");
+    assert!(at("Py_RunMain") < at("Py_BytesMain"), "{out}");
+
+    let py = crate::harness::fixtures::pyenv_python("3.12")
+        .display()
+        .to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-q",
+        "-n",
+        program,
+        "-c",
+        &format!("{py} -c '{NAPS}'"),
+    ]);
+    let out = run.ok();
+    let frames = d_stack_frames(out);
+    assert_eq!(
+        frames[..2],
+        [
+            "libc.so.6`clock_nanosleep",
+            "libpython3.12.so.1.0`time_sleep"
+        ],
+        "{out}"
+    );
+}
+
+/// SystemTap's `print_ubacktrace()`: one `function [file]` a line.
+#[test]
+fn print_ubacktrace_prints_the_native_stack_in_systemtaps_words() {
+    require_kernel();
+    let py = crate::harness::fixtures::pyenv_python("3.12")
+        .display()
+        .to_string();
+    let run = pytap(&[
+        "stap",
+        "-e",
+        r#"probe process.function("clock_nanosleep") { print_ubacktrace(); printf("--\n") }"#,
+        "-c",
+        &format!("{py} -c '{NAPS}'"),
+    ]);
+    let out = run.ok();
+    let stacks: Vec<&str> = out.split("--\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(stacks.len(), 3, "{out}");
+    for s in stacks {
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[..2],
+            [
+                "clock_nanosleep [libc.so.6]",
+                "time_sleep [libpython3.12.so.1.0]"
+            ],
+            "{out}"
+        );
+    }
+}

@@ -100,6 +100,9 @@ pub const FLAG_FAULT: u16 = 8;
 /// `flags`: a frame's code is not a code object (read while it changed);
 /// the frames before it are kept.
 pub const FLAG_NOT_CODE: u16 = 16;
+/// `flags`: a native stack only (a script's `ustack()`): no Python frames
+/// were walked, and `native` entries follow the header.
+pub const FLAG_NATIVE_ONLY: u16 = 32;
 
 /// What pytap tells the program about a process (the `procs` map's value,
 /// keyed by tgid).

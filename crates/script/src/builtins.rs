@@ -98,6 +98,11 @@ pub enum Builtin {
     /// `sprint_pybacktrace()`. A string to the script; in the kernel, the
     /// id of the stack the probe walked, named by pytap when printed.
     Pystack,
+    /// The native stack of the firing thread, innermost first, at most
+    /// `nframes` frames (0: all), unwound by frame pointers: D's
+    /// `ustack(nframes)`, SystemTap's `sprint_ubacktrace()`. Like
+    /// [`Builtin::Pystack`], the id of the stack in the kernel.
+    Ustack,
 }
 
 /// What a built-in needs to run.
@@ -114,7 +119,7 @@ pub enum Needs {
 
 impl Builtin {
     /// Every built-in.
-    pub const ALL: [Builtin; 44] = [
+    pub const ALL: [Builtin; 45] = [
         Builtin::Pid,
         Builtin::Tid,
         Builtin::Ppid,
@@ -159,6 +164,7 @@ impl Builtin {
         Builtin::Strstr,
         Builtin::DSubstr,
         Builtin::Pystack,
+        Builtin::Ustack,
     ];
 
     /// The name scripts call it by.
@@ -207,6 +213,7 @@ impl Builtin {
             Builtin::Strstr => "__d_strstr",
             Builtin::DSubstr => "__d_substr",
             Builtin::Pystack => "__pystack",
+            Builtin::Ustack => "__ustack",
         }
     }
 
@@ -214,6 +221,7 @@ impl Builtin {
     pub fn shown(self) -> &'static str {
         match self {
             Builtin::Pystack => "jstack",
+            Builtin::Ustack => "ustack",
             _ => self.name().trim_start_matches("__d_"),
         }
     }
@@ -245,6 +253,7 @@ impl Builtin {
             | Builtin::Indent
             | Builtin::IndentDepth
             | Builtin::Pystack
+            | Builtin::Ustack
             | Builtin::UserString => &[Long],
             Builtin::UserStringN => &[Long, Long],
             Builtin::UserString2 => &[Long, Str],
@@ -288,7 +297,8 @@ impl Builtin {
             | Builtin::Dirname
             | Builtin::Strstr
             | Builtin::DSubstr
-            | Builtin::Pystack => Ty::Str,
+            | Builtin::Pystack
+            | Builtin::Ustack => Ty::Str,
             _ => Ty::Long,
         }
     }
@@ -308,6 +318,7 @@ impl Builtin {
                 | Builtin::UserStringN
                 | Builtin::UserString2
                 | Builtin::Pystack
+                | Builtin::Ustack
         )
     }
 
@@ -337,7 +348,8 @@ impl Builtin {
             | Builtin::UserString
             | Builtin::UserStringN
             | Builtin::UserString2
-            | Builtin::Pystack => Needs::Context,
+            | Builtin::Pystack
+            | Builtin::Ustack => Needs::Context,
             Builtin::Exit | Builtin::Error | Builtin::Warn | Builtin::Log => Needs::Action,
             _ => Needs::Pure,
         }

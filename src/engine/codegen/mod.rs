@@ -182,7 +182,8 @@ pub struct Slots {
     /// handler [uses the rings](Handler::uses_rings).
     pub ring: Option<StackSlot>,
     /// The program's context (u64), for a tail call into the next part of
-    /// a split body, when the handler [splits](Handler::parts_map).
+    /// a split body, when the handler [splits](Handler::parts_map), or for
+    /// reading its registers ([`Handler::wants_ctx`]).
     pub ctx: Option<StackSlot>,
 }
 
@@ -304,6 +305,12 @@ pub trait Handler {
         _env: &Env,
     ) -> Result<(), CodegenError> {
         Err(CodegenError::Internal(format!("no function hook {hook}")))
+    }
+
+    /// Whether the body reads the context after the prologue (its
+    /// registers: a native stack), so that it is kept in [`Slots::ctx`].
+    fn wants_ctx(&self) -> bool {
+        false
     }
 
     /// The rates (firings a second on each CPU) of the handler's probes
@@ -481,9 +488,9 @@ fn program_env(
             true => Some(b.alloc_stack(16, 8)?),
             false => None,
         },
-        ctx: match handler.parts_map() {
-            Some(_) => Some(b.alloc_stack(8, 8)?),
-            None => None,
+        ctx: match handler.parts_map().is_some() || handler.wants_ctx() {
+            true => Some(b.alloc_stack(8, 8)?),
+            false => None,
         },
     };
     let frame = match code.frame.filter(|_| handler.wants_frame()) {

@@ -91,7 +91,9 @@ impl Walker<'_, '_> {
             self.agg_uses(g, agg, func, shape, span);
             let marks = &mut self.globals[g].stack_keys;
             for (i, k) in keys.iter().enumerate() {
-                if matches!(&k.kind, E::Call { name, .. } if name.name == Builtin::Pystack.name()) {
+                if matches!(&k.kind, E::Call { name, .. }
+                    if name.name == Builtin::Pystack.name() || name.name == Builtin::Ustack.name())
+                {
                     if marks.len() <= i {
                         marks.resize(i + 1, false);
                     }

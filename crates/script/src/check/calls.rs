@@ -130,7 +130,9 @@ impl Walker<'_, '_> {
     /// SystemTap's Python backtrace functions, pytap's counterparts of
     /// `sprint_ubacktrace()` and `print_ubacktrace()`:
     /// `sprint_pybacktrace()` is the stack as a string (one frame a line,
-    /// innermost first), `print_pybacktrace()` prints it and a newline.
+    /// innermost first), `print_pybacktrace()` prints it and a newline;
+    /// `sprint_ubacktrace()` and `print_ubacktrace()` the same of the
+    /// native stack.
     fn pybacktrace(
         &mut self,
         name: &ast::Ident,
@@ -138,9 +140,11 @@ impl Walker<'_, '_> {
         span: Span,
         sc: &mut Scope<'_>,
     ) -> Option<Typed> {
-        let print = match name.name.as_str() {
-            "sprint_pybacktrace" => false,
-            "print_pybacktrace" => true,
+        let (print, builtin) = match name.name.as_str() {
+            "sprint_pybacktrace" => (false, Builtin::Pystack),
+            "print_pybacktrace" => (true, Builtin::Pystack),
+            "sprint_ubacktrace" => (false, Builtin::Ustack),
+            "print_ubacktrace" => (true, Builtin::Ustack),
             _ => return None,
         };
         if !args.is_empty() {
@@ -151,7 +155,7 @@ impl Walker<'_, '_> {
             return Some(self.bad(span));
         }
         let pystack = ast::Ident {
-            name: Builtin::Pystack.name().into(),
+            name: builtin.name().into(),
             span: name.span,
         };
         let all = vec![ast::Expr {

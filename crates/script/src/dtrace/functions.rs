@@ -24,7 +24,6 @@ const UNSUPPORTED: &[&str] = &[
     "panic",
     "chill",
     "breakpoint",
-    "ustack",
     "stack",
     "speculate",
     "speculation",
@@ -129,7 +128,8 @@ impl Parser<'_> {
                 argc(&[1], &args)?;
                 Ok(call("exit", Vec::new(), span))
             }
-            "jstack" => jstack(args, span),
+            "jstack" => stack("jstack", "__pystack", args, span),
+            "ustack" => stack("ustack", "__ustack", args, span),
             "printa" | "clear" | "trunc" | "normalize" | "denormalize" => {
                 Ok(call(name, args, span))
             }
@@ -157,17 +157,18 @@ impl Parser<'_> {
 }
 
 /// `jstack([nframes[, strsize]])`: the Python stack, at most `nframes`
-/// frames (DTrace's default, `jstackframes`, is every frame pytap reads).
-/// `strsize` sizes the string space of illumos's ustack helpers, which
-/// pytap does not use: it is accepted and has no effect.
-fn jstack(mut args: Vec<Expr>, span: Span) -> PResult<Expr> {
-    arg_count("jstack", &[0, 1, 2], &args, span)?;
+/// frames (DTrace's default, `jstackframes`, is every frame pytap reads);
+/// `ustack([nframes[, strsize]])` the native one (`builtin` is the call
+/// either becomes). `strsize` sizes the string space of illumos's ustack
+/// helpers, which pytap does not use: it is accepted and has no effect.
+fn stack(name: &str, builtin: &str, mut args: Vec<Expr>, span: Span) -> PResult<Expr> {
+    arg_count(name, &[0, 1, 2], &args, span)?;
     for (i, a) in args.iter().enumerate() {
         if !matches!(a.kind, ExprKind::Num(n) if n >= 0) {
             let what = if i == 0 { "frame count" } else { "string size" };
             return Err(Diagnostic::error(
                 a.span,
-                format!("`jstack()`'s {what} must be a non-negative integer constant"),
+                format!("`{name}()`'s {what} must be a non-negative integer constant"),
             ));
         }
     }
@@ -175,7 +176,7 @@ fn jstack(mut args: Vec<Expr>, span: Span) -> PResult<Expr> {
     if args.is_empty() {
         args.push(mk(ExprKind::Num(0), span));
     }
-    Ok(call("__pystack", args, span))
+    Ok(call(builtin, args, span))
 }
 
 /// `want` arguments (one of those counts), or an error naming the

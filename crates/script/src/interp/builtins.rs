@@ -52,6 +52,7 @@ impl Interp {
                 }
             }
             Builtin::Pystack => Value::Str(w.ctx.python_stack(long(0).max(0) as usize)),
+            Builtin::Ustack => Value::Str(w.ctx.native_stack(long(0).max(0) as usize)),
             Builtin::Timestamp => Value::Long(w.ctx.monotonic_ns()),
             Builtin::Probename => Value::Str(Vec::new()),
             Builtin::Strlen

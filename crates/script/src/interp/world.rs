@@ -37,6 +37,11 @@ pub trait Context {
         let _ = nframes;
         Vec::new()
     }
+    /// The firing thread's native stack likewise.
+    fn native_stack(&mut self, nframes: usize) -> Vec<u8> {
+        let _ = nframes;
+        Vec::new()
+    }
     /// The marker site that fired, as `dtrace -l` lists it (nothing for
     /// probes that are not at a site).
     fn probe(&self) -> ProbeInfo {

@@ -340,6 +340,7 @@ pub fn walker(
         native.then_some(NativeSlots {
             ctx: ctx.off,
             pair: pair.off,
+            at_entry: false,
         }),
     )?;
     b.mov64_imm(Reg::R0, 0);
@@ -361,6 +362,47 @@ pub fn emit_walk(
     walk_for: WalkFor,
 ) -> Result<(), BuildError> {
     emit(b, l, fsbase, maps, walk_for, None)
+}
+
+/// Emits the walk of the current thread's native stack alone (a script's
+/// `ustack()`), by frame pointers from the registers of the context whose
+/// pointer is in the stack slot `ctx_slot`: a sample with no Python frames,
+/// [`FLAG_NATIVE_ONLY`], its native entries, the event's timestamp (the
+/// `u64` at `fp + ts_slot`), sent to `maps.samples`. `at_entry`: the
+/// context is a function's first instruction (its caller is found through
+/// the return address at the stack pointer). Every register is
+/// clobbered; 24 bytes of stack are used.
+///
+/// [`FLAG_NATIVE_ONLY`]: pytap_abi::sample::FLAG_NATIVE_ONLY
+pub fn emit_native_walk(
+    b: &mut ProgramBuilder,
+    maps: WalkMaps,
+    ctx_slot: i16,
+    ts_slot: i16,
+    at_entry: bool,
+) -> Result<(), BuildError> {
+    let zero = b.alloc_stack(8, 8)?;
+    let pair = b.alloc_stack(16, 8)?;
+    let exit = b.new_label();
+    b.comment("the native stack alone: r6 is the per-CPU buffer throughout");
+    b.st_imm(Size::DW, Reg::FP, zero.off, 0);
+    lookup(b, maps.scratch, Reg::FP, zero.off, exit);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    b.call(Helper::GetCurrentPidTgid);
+    b.mov64_reg(Reg::R7, Reg::R0);
+    header(b, WalkFor::Event { ts_slot });
+    set_flag(b, pytap_abi::sample::FLAG_NATIVE_ONLY);
+    native_stack(
+        b,
+        NativeSlots {
+            ctx: ctx_slot,
+            pair: pair.off,
+            at_entry,
+        },
+    );
+    emit_output(b, maps, zero, WalkFor::Event { ts_slot });
+    b.bind(exit);
+    Ok(())
 }
 
 /// [`emit_walk`], and with `native` the native stack and the eval loop's

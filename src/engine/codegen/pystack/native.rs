@@ -7,10 +7,15 @@ use pytap_ebpf::{AluOp, Helper, JmpOp, ProgramBuilder, Reg, Size};
 /// The stack slots of the native walk, in the walker program's own stack.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NativeSlots {
-    /// The perf event's context (`struct bpf_perf_event_data *`).
+    /// The context (`struct bpf_perf_event_data *`, or a uprobe's
+    /// `struct pt_regs *`: both start with the registers).
     pub(super) ctx: i16,
     /// 16 bytes: a frame's saved frame pointer and return address.
     pub(super) pair: i16,
+    /// At a function's first instruction (a uprobe at its entry): the
+    /// frame pointer is still the caller's, and the return address into
+    /// the caller is at the stack pointer; it is the second entry.
+    pub(super) at_entry: bool,
 }
 
 /// `struct pt_regs` on x86-64: where the interrupted context's frame
@@ -49,6 +54,26 @@ pub(super) fn native_stack(b: &mut ProgramBuilder, n: NativeSlots) {
     b.ldx(Size::DW, Reg::R2, Reg::R1, pt_regs::SP);
     b.stx(Size::DW, Reg::R7, off::NATIVE_STACK as i16, Reg::R2);
     b.mov64_imm(Reg::R9, 1);
+    if n.at_entry {
+        b.comment("at a function's entry: its return address is at the stack pointer");
+        b.mov64_reg(Reg::R1, Reg::FP)
+            .add64_imm(Reg::R1, n.pair.into());
+        b.mov64_imm(Reg::R2, 8);
+        b.ldx(Size::DW, Reg::R3, Reg::R7, off::NATIVE_STACK as i16);
+        b.call(Helper::ProbeReadUser);
+        b.jmp_imm(JmpOp::Jne, Reg::R0, 0, done);
+        b.ldx(Size::DW, Reg::R1, Reg::FP, n.pair);
+        b.stx(Size::DW, Reg::R7, off::NATIVE_ENTRY as i16, Reg::R1);
+        b.ldx(Size::DW, Reg::R1, Reg::R7, off::NATIVE_STACK as i16);
+        b.add64_imm(Reg::R1, 8);
+        b.stx(
+            Size::DW,
+            Reg::R7,
+            (off::NATIVE_ENTRY + off::NATIVE_STACK) as i16,
+            Reg::R1,
+        );
+        b.mov64_imm(Reg::R9, 2);
+    }
     let top = b.new_label();
     b.bind(top);
     b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_NATIVE as i32, done);

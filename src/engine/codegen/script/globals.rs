@@ -110,8 +110,8 @@ impl Gen<'_> {
                     PartVal::Bytes(self.string(exprs.next().ok_or_else(|| unsupported("a key"))?)?)
                 }
                 KeyPart::Stack => {
-                    exprs.next().ok_or_else(|| unsupported("a key"))?;
-                    PartVal::Long(self.stack_to_temp()?)
+                    let key = exprs.next().ok_or_else(|| unsupported("a key"))?;
+                    PartVal::Long(self.stack_to_temp(key)?)
                 }
             });
         }

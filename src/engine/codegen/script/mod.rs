@@ -396,6 +396,10 @@ impl Handler for ScriptHandler {
         self.profile_rates()
     }
 
+    fn wants_ctx(&self) -> bool {
+        self.placement.native_stacks
+    }
+
     fn emit_profile(
         &self,
         hook: usize,

@@ -71,7 +71,7 @@ pub fn emit_output(g: &mut Gen<'_>, index: usize) -> R<()> {
     for leaf in &site.leaves {
         match leaf.kind {
             LeafKind::Long => longs.push(g.long_to_temp(&leaf.expr)?),
-            LeafKind::Stack => longs.push(g.stack_to_temp()?),
+            LeafKind::Stack => longs.push(g.stack_to_temp(&leaf.expr)?),
             LeafKind::Indent { thread, kernel } => {
                 let ExprKind::Builtin(_, args) = &leaf.expr.kind else {
                     return Err(unsupported("an indent leaf that is not a call"));

@@ -1,4 +1,4 @@
-//! Python stacks in scripts (`jstack()`, `sprint_pybacktrace()`): where a
+//! Stacks in scripts. Python stacks (`jstack()`, `sprint_pybacktrace()`): where a
 //! probe's value is a stack, the probe walks the firing thread's stack
 //! with the sampler's walk ([`pystack::emit_walk`], inlined), which sends
 //! the frames as a sample to the script's samples ring, then hashes the
@@ -9,14 +9,22 @@
 //! wherever it is shown. Id 0 is no stack: the process was not known to
 //! the walk (not yet running CPython, or not a traced process).
 //!
+//! Native stacks (`ustack()`, `sprint_ubacktrace()`) are walked by frame
+//! pointers from the firing's registers
+//! ([`pystack::emit_native_walk`]), sent as a sample with no Python
+//! frames, and keyed by [`native_stack_id`], which no Python stack's id
+//! equals.
+//!
 //! The maps are the sampler's kinds under names of their own (a script's
 //! session already has `counters`). Nothing here writes a hash map: the
 //! walk reads `procs` and `threads` (pytap fills them), and writes only
 //! the per-CPU buffer, the counters and the ring, so it may run in NMI
 //! context (a perf event) as the sampler's walkers do.
 
-use pytap_abi::sample::{MAX_FRAMES, off};
+use pytap_abi::sample::{FLAG_NATIVE_ONLY, MAX_FRAMES, MAX_NATIVE, off};
 use pytap_ebpf::{AluOp, Helper, JmpOp, MapRef, ProgramBuilder, Reg, Size};
+use pytap_script::builtins::Builtin;
+use pytap_script::ir::{Expr, ExprKind, PointKind};
 
 use super::lower::{Gen, unsupported};
 use crate::cpython::layout::StackLayout;
@@ -182,9 +190,9 @@ pub fn emit_stack_id(
 }
 
 impl Gen<'_> {
-    /// Walks the stack a `jstack()` names and puts its id in a new
-    /// temporary.
-    pub fn stack_to_temp(&mut self) -> Result<i16, CodegenError> {
+    /// Walks the stack `e` names (`jstack()`, `ustack()`) and puts its id
+    /// in a new temporary.
+    pub fn stack_to_temp(&mut self, e: &Expr) -> Result<i16, CodegenError> {
         let t = self.temp()?;
         let stacks = self
             .h
@@ -192,6 +200,19 @@ impl Gen<'_> {
             .as_deref()
             .ok_or_else(|| unsupported("a stack without the walk's maps"))?;
         let ts = self.args + super::FIRING_TIMESTAMP;
+        if matches!(e.kind, ExprKind::Builtin(Builtin::Ustack, _)) {
+            let ctx = self
+                .env
+                .slots
+                .ctx
+                .ok_or_else(|| unsupported("a native stack without the context kept"))?;
+            let at_entry = matches!(
+                self.h.program.probes[self.probe].point.kind,
+                PointKind::Function { ret: false, .. }
+            );
+            emit_native_stack_id(self.b, stacks.maps, ctx.off, at_entry, ts, t)?;
+            return Ok(t);
+        }
         if self.env.module.is_none() {
             return self.stack_of_any_process(stacks, ts, t);
         }
@@ -248,6 +269,76 @@ impl Gen<'_> {
     }
 }
 
+/// Emits the native walk (`ustack()`) and leaves the id of what it sent
+/// ([`native_stack_id`], 0 when nothing was sent) in the stack slot `out`.
+fn emit_native_stack_id(
+    b: &mut ProgramBuilder,
+    maps: WalkMaps,
+    ctx_slot: i16,
+    at_entry: bool,
+    ts_slot: i16,
+    out: i16,
+) -> Result<(), CodegenError> {
+    b.comment("a native stack: the walk, then the id of what it sent");
+    b.st_imm(Size::DW, Reg::FP, out, 0);
+    let walked = b.new_label();
+    lookup_buffer(b, maps.scratch, out, walked);
+    b.st_imm(Size::DW, Reg::R0, off::TS as i16, 0);
+    b.bind(walked);
+    pystack::emit_native_walk(b, maps, ctx_slot, ts_slot, at_entry)?;
+    let done = b.new_label();
+    b.st_imm(Size::DW, Reg::FP, out, 0);
+    lookup_buffer(b, maps.scratch, out, done);
+    b.mov64_reg(Reg::R6, Reg::R0);
+    b.ldx(Size::DW, Reg::R1, Reg::R6, off::TS as i16);
+    b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, done);
+    // r7: entries; r8: the hash; r9: the entry; r4: the prime.
+    b.ldx(Size::H, Reg::R7, Reg::R6, off::NATIVE as i16);
+    b.ld_imm64(Reg::R8, BASIS);
+    b.ld_imm64(Reg::R4, PRIME);
+    b.mov64_reg(Reg::R1, Reg::R7);
+    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(FLAG_NATIVE_ONLY) << 16);
+    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R1);
+    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
+    b.mov64_imm(Reg::R9, 0);
+    let top = b.new_label();
+    let end = b.new_label();
+    b.bind(top);
+    b.jmp_reg(JmpOp::Jge, Reg::R9, Reg::R7, end);
+    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_NATIVE as i32, end);
+    b.mov64_reg(Reg::R2, Reg::R9);
+    b.alu64_imm(AluOp::And, Reg::R2, (MAX_NATIVE - 1) as i32);
+    b.alu64_imm(AluOp::Lsh, Reg::R2, 4);
+    b.alu64_reg(AluOp::Add, Reg::R2, Reg::R6);
+    b.ldx(Size::DW, Reg::R3, Reg::R2, off::HEADER as i16);
+    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R3);
+    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
+    b.add64_imm(Reg::R9, 1);
+    b.ja(top);
+    b.bind(end);
+    let nonzero = b.new_label();
+    b.jmp_imm(JmpOp::Jne, Reg::R8, 0, nonzero);
+    b.mov64_imm(Reg::R8, 1);
+    b.bind(nonzero);
+    b.stx(Size::DW, Reg::FP, out, Reg::R8);
+    b.bind(done);
+    Ok(())
+}
+
+/// The id of a native-only stack (`ustack()`): its entry count with
+/// [`FLAG_NATIVE_ONLY`], then each entry's address, hashed; never 0. The
+/// flag keeps it apart from every Python stack's id. The kernel computes
+/// the same over the sample it sent.
+pub fn native_stack_id(addresses: &[u64]) -> u64 {
+    let mut h = BASIS;
+    let mut mix = |w: u64| h = (h ^ w).wrapping_mul(PRIME);
+    mix(addresses.len() as u64 | u64::from(FLAG_NATIVE_ONLY) << 16);
+    for &a in addresses.iter().take(MAX_NATIVE) {
+        mix(a);
+    }
+    if h == 0 { 1 } else { h }
+}
+
 /// `r0 = &buffer` (the slot `key` must hold 0), to `miss` when absent.
 fn lookup_buffer(b: &mut ProgramBuilder, map: MapRef, key: i16, miss: pytap_ebpf::Label) {
     b.ld_map_fd(Reg::R1, map);
@@ -274,5 +365,16 @@ mod tests {
         let c = [a[0], a[1], (0x3000, 0)];
         assert_eq!(id, stack_id(2, 0, &c));
         assert_eq!(frame_word(-1, 2), 0x0000_0002_ffff_ffff);
+    }
+
+    #[test]
+    fn native_ids_cover_every_address_and_are_never_a_python_stacks() {
+        let id = native_stack_id(&[0x1000, 0x2000]);
+        assert_eq!(id, native_stack_id(&[0x1000, 0x2000]));
+        assert_ne!(id, native_stack_id(&[0x1000, 0x2001]));
+        assert_ne!(id, native_stack_id(&[0x1000]));
+        assert_ne!(id, 0);
+        // The same words as a Python stack of two frames: another id.
+        assert_ne!(id, stack_id(2, 0, &[(0x1000, 0), (0x2000, 0)]));
     }
 }

@@ -45,7 +45,7 @@ pub enum KeyPart {
     Bytes,
     /// A string's address in the traced process, 8 bytes.
     Address,
-    /// A Python stack (`jstack()`, `sprint_pybacktrace()`): the id of the
+    /// A stack (`jstack()`, `sprint_pybacktrace()`, `ustack()`): the id of the
     /// stack the probe walked, 8 bytes; pytap names it from the walk's
     /// sample (`script::stacks`). Stacks that print alike are added up
     /// when the array is read.
@@ -258,8 +258,12 @@ pub struct Placement {
     pub exits: bool,
     /// Kernel probes read D's `timestamp` (once per firing).
     pub timestamp: bool,
-    /// Kernel probes walk the Python stack (`jstack()`).
+    /// Kernel probes walk the Python stack (`jstack()`) or the native one
+    /// (`ustack()`).
     pub stacks: bool,
+    /// Kernel probes walk the native stack (`ustack()`), from the
+    /// context's registers.
+    pub native_stacks: bool,
     /// Epoch slots of swapped globals.
     pub swap_slots: usize,
 }

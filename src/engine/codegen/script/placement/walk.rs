@@ -109,6 +109,9 @@ impl Placer<'_> {
     /// A stack the probe walks (a key or a printed value).
     fn stack(&mut self, e: &Expr) {
         self.out.stacks = true;
+        if matches!(e.kind, ExprKind::Builtin(Builtin::Ustack, _)) {
+            self.out.native_stacks = true;
+        }
         // The walk's sample carries the firing's time.
         self.out.timestamp = true;
         if let ExprKind::Builtin(_, args) = &e.kind
@@ -203,7 +206,7 @@ impl Placer<'_> {
             ) => {
                 return;
             }
-            ExprKind::Builtin(Builtin::Pystack, _) => {
+            ExprKind::Builtin(Builtin::Pystack | Builtin::Ustack, _) => {
                 out.push(Leaf {
                     expr: e.clone(),
                     kind: LeafKind::Stack,
@@ -424,7 +427,7 @@ impl Placer<'_> {
                     b.name()
                 )),
             ),
-            Builtin::Pystack => self.diags.push(
+            Builtin::Pystack | Builtin::Ustack => self.diags.push(
                 unsupported(e.span, "a stack that is not a key or printed")
                     .hint("use it as an aggregation's key (`@[jstack()] = count()`) or print it (`trace(jstack())`, `printf(\"%s\", …)`)"),
             ),
@@ -526,9 +529,12 @@ fn print_name(kind: pytap_script::ast::PrintKind) -> &'static str {
     }
 }
 
-/// `jstack()` / `sprint_pybacktrace()`.
+/// `jstack()` / `sprint_pybacktrace()`, `ustack()` / `sprint_ubacktrace()`.
 fn is_stack(e: &Expr) -> bool {
-    matches!(e.kind, ExprKind::Builtin(Builtin::Pystack, _))
+    matches!(
+        e.kind,
+        ExprKind::Builtin(Builtin::Pystack | Builtin::Ustack, _)
+    )
 }
 
 /// Sets position `i` of `marks`.
