@@ -292,10 +292,19 @@ fn dtrace_list(a: &DtraceArgs) -> Result<dtrace::list::ListRequest> {
     // A provider naming a process (`python1234`) lists that process.
     for p in a.providers.iter().chain(&a.programs) {
         let provider = p.split(':').next().unwrap_or("");
-        if let Some(pid) = provider.strip_prefix("python").and_then(|n| n.parse().ok())
+        let number = provider
+            .strip_prefix("python")
+            .or_else(|| provider.strip_prefix("pid"));
+        if let Some(pid) = number.and_then(|n| n.parse().ok())
             && request.pid.is_none()
         {
             request.pid = Some(pid);
+        }
+    }
+    // `pid$target`, `python$target`: the process listed.
+    if let Some(pid) = request.pid {
+        for d in &mut request.descriptions {
+            *d = d.replace("$target", &pid.to_string());
         }
     }
     if request.pid.is_none() {

@@ -78,7 +78,7 @@ fn a_function_no_file_has_is_one_line_naming_the_files_searched() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     let err = run.one_line_error();
     assert!(
-        err.contains("no function symbol matches `pytap_no_such_function`")
+        err.contains("pid$target:libc.so.6:pytap_no_such_function:entry: no function symbol matches `pytap_no_such_function`")
             && err.contains("libc.so.6"),
         "{err}"
     );
@@ -92,4 +92,56 @@ fn a_function_no_file_has_is_one_line_naming_the_files_searched() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     let err = run.one_line_error();
     assert!(err.contains("-c CMD or -p PID"), "{err}");
+}
+
+/// `dtrace -l` lists the pid provider's probes a description names, in the
+/// files the process runs, with markers or without.
+#[test]
+fn dtrace_l_lists_a_processes_pid_probes() {
+    require_kernel();
+    let py = crate::harness::fixtures::pyenv_python("3.12");
+    let mut guard =
+        crate::harness::guard::ChildGuard::spawn(std::process::Command::new(&py).args([
+            "-c",
+            "import time; print('ready', flush=True); time.sleep(30)",
+        ]));
+    let mut line = String::new();
+    std::io::BufRead::read_line(guard.stdout.as_mut().unwrap(), &mut line).unwrap();
+    let pid = guard.pid().to_string();
+    let run = pytap(&[
+        "dtrace",
+        "-l",
+        "-n",
+        "pid$target:libc.so.6:clock_nanosleep:",
+        "-p",
+        &pid,
+    ]);
+    let rows: Vec<Vec<String>> = run
+        .ok()
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    let want = |id: &str, name: &str| {
+        [
+            id,
+            &format!("pid{pid}"),
+            "libc.so.6",
+            "clock_nanosleep",
+            name,
+        ]
+        .map(str::to_string)
+    };
+    assert_eq!(
+        rows[1..],
+        [want("4", "entry"), want("5", "return")],
+        "{rows:?}"
+    );
+    let run = pytap(&["dtrace", "-l", "-n", "pid$target:::entry", "-p", &pid]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.one_line_error().contains("name the function"),
+        "{}",
+        run.stderr
+    );
+    guard.kill();
 }

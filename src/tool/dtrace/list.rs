@@ -2,7 +2,10 @@
 //! NAME` layout, one row per marker site. The dtrace provider's `BEGIN`,
 //! `END` and `ERROR` are 1, 2 and 3 as in dtrace; sites are numbered
 //! from 4 in module and note order. FUNCTION is the C function that holds
-//! the site, from the module's symbols (`-` when none covers it).
+//! the site, from the module's symbols (`-` when none covers it). The pid
+//! provider's probes a description names (`pid1234::clock_nanosleep:`)
+//! follow: each function found by its symbol in the process's files, its
+//! `entry` and `return`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,11 +91,76 @@ fn wanted(request: &ListRequest, row: &Row) -> bool {
         })
 }
 
+/// The `-n` descriptions of the pid provider, as (module, function, name)
+/// globs.
+fn pid_descriptions(request: &ListRequest) -> Vec<[String; 3]> {
+    request
+        .descriptions
+        .iter()
+        .filter_map(|d| {
+            let fields: Vec<&str> = d.split(':').collect();
+            (fields.len() == 4 && fields[0].starts_with("pid"))
+                .then(|| [fields[1].into(), fields[2].into(), fields[3].into()])
+        })
+        .collect()
+}
+
+/// The pid provider's rows for `pid`, numbered from `next`.
+fn pid_rows(
+    request: &ListRequest,
+    module: &crate::process::module::Module,
+    pid: u32,
+    mut next: u32,
+) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    let ld_path = crate::process::proc::environ_var(pid, "LD_LIBRARY_PATH");
+    let files = process::functions::run_files(module, Some(pid), ld_path.as_deref());
+    for [module_glob, function, name] in pid_descriptions(request) {
+        if function.is_empty() || function == "*" {
+            anyhow::bail!(
+                "-l -n 'pid{pid}:{module_glob}::{name}': name the function (`pid{pid}::clock_nanosleep:`): every function of every file is tens of thousands of probes"
+            );
+        }
+        for file in &files {
+            let base = file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !glob(&module_glob, &base) {
+                continue;
+            }
+            for site in process::functions::find_in(file, &function.replace('?', "*")) {
+                for probe in ["entry", "return"] {
+                    if !glob(&name, probe) {
+                        continue;
+                    }
+                    out.push(Row {
+                        id: next,
+                        provider: format!("pid{pid}"),
+                        module: base.clone(),
+                        function: site.symbol.clone(),
+                        name: probe.into(),
+                    });
+                    next += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `pytap dtrace -l`; whether anything matched.
 pub fn run(request: &ListRequest, out: &mut dyn Write) -> Result<bool> {
     let mut modules = Vec::new();
+    let pid_probes = !pid_descriptions(request).is_empty();
     if let Some(pid) = request.pid {
-        modules = process::discover_process(pid)?.modules;
+        let wanted = if pid_probes {
+            process::Wanted::Interpreter
+        } else {
+            process::Wanted::Markers
+        };
+        modules = process::discover_process_for(pid, wanted)?.modules;
     }
     for path in &request.binaries {
         let found = process::which(path).unwrap_or_else(|| path.clone());
@@ -102,7 +170,11 @@ pub fn run(request: &ListRequest, out: &mut dyn Write) -> Result<bool> {
             std::env::var("LD_LIBRARY_PATH").ok().as_deref(),
         )?);
     }
-    let rows = rows(&modules, request.pid)?;
+    let mut rows = rows(&modules, request.pid)?;
+    if let (true, Some(pid), Some(module)) = (pid_probes, request.pid, modules.first()) {
+        let next = rows.iter().map(|r| r.id).max().unwrap_or(3) + 1;
+        rows.extend(pid_rows(request, module, pid, next)?);
+    }
     let rows: Vec<&Row> = rows.iter().filter(|r| wanted(request, r)).collect();
     writeln!(
         out,

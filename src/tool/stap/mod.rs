@@ -119,6 +119,10 @@ impl Script<'_> {
             bindings: Arc::new(bindings),
             markers: Marker::ALL.to_vec(),
             raw: self.raw,
+            d: matches!(
+                self.compiled.dialect,
+                pytap_script::check::Dialect::D { .. }
+            ),
             stacks: self.fsbase.map(|fsbase| {
                 Arc::new(ScriptStacks {
                     fsbase,

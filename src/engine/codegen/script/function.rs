@@ -38,8 +38,8 @@ const ARG_REGS: [i16; ir::FUNCTION_ARGS] = [112, 104, 96, 88, 72, 64];
 const RAX: i16 = 80;
 
 /// A function point's hook (what identifies it: two probes on the same
-/// point share one program).
-fn hook_of(kind: &PointKind) -> Option<FunctionHook> {
+/// point share one program); `d`: its text is spelled as D writes it.
+fn hook_of(kind: &PointKind, d: bool) -> Option<FunctionHook> {
     let PointKind::Function {
         binary,
         library,
@@ -56,17 +56,24 @@ fn hook_of(kind: &PointKind) -> Option<FunctionHook> {
                 .unwrap_or_else(|| std::path::PathBuf::from(p)),
         ),
     };
-    let mut text = match binary {
-        Binary::Target => "process".to_string(),
-        Binary::Path(p) => format!("process(\"{p}\")"),
+    let text = if d {
+        let module = library.as_deref().unwrap_or_default();
+        let name = if *ret { "return" } else { "entry" };
+        format!("pid$target:{module}:{function}:{name}")
+    } else {
+        let mut text = match binary {
+            Binary::Target => "process".to_string(),
+            Binary::Path(p) => format!("process(\"{p}\")"),
+        };
+        if let Some(l) = library {
+            text.push_str(&format!(".library(\"{l}\")"));
+        }
+        text.push_str(&format!(".function(\"{function}\")"));
+        if *ret {
+            text.push_str(".return");
+        }
+        text
     };
-    if let Some(l) = library {
-        text.push_str(&format!(".library(\"{l}\")"));
-    }
-    text.push_str(&format!(".function(\"{function}\")"));
-    if *ret {
-        text.push_str(".return");
-    }
     Some(FunctionHook {
         path,
         library: library.clone(),
@@ -81,7 +88,7 @@ impl ScriptHandler {
     pub fn function_hooks(&self) -> Vec<FunctionHook> {
         let mut out: Vec<FunctionHook> = Vec::new();
         for p in &self.program.probes {
-            if let Some(h) = hook_of(&p.point.kind)
+            if let Some(h) = hook_of(&p.point.kind, self.d)
                 && !out.contains(&h)
             {
                 out.push(h);
@@ -100,7 +107,7 @@ impl ScriptHandler {
             .probes
             .iter()
             .enumerate()
-            .filter(|(_, p)| hook_of(&p.point.kind).as_ref() == Some(want))
+            .filter(|(_, p)| hook_of(&p.point.kind, self.d).as_ref() == Some(want))
             .map(|(i, _)| i)
             .collect()
     }

@@ -323,6 +323,8 @@ pub struct ScriptHandler {
     pub raw: bool,
     /// The stack walk's maps and layouts, when probes walk stacks.
     pub stacks: Option<Arc<stacks::ScriptStacks>>,
+    /// A D program (messages name its probes as D writes them).
+    pub d: bool,
 }
 
 impl ScriptHandler {
