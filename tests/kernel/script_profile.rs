@@ -140,9 +140,10 @@ probe end {
     };
     assert!(top * 100 >= total * 99, "{top} of {total}: {out}");
     // Two seconds: 500 at 250 Hz, 400 at 200 Hz for a thread that has a
-    // CPU throughout (a loaded machine takes some away, never adds).
-    assert!((250..=510).contains(&total), "timer.profile: {out}");
-    assert!((200..=410).contains(&hz), "timer.hz(200) with pid(): {out}");
+    // CPU throughout (a loaded machine takes some away, never adds; the
+    // clocks start with the session, a little before the timer does).
+    assert!((250..=560).contains(&total), "timer.profile: {out}");
+    assert!((200..=450).contains(&hz), "timer.hz(200) with pid(): {out}");
     assert!((36..=42).contains(&ticks), "timer.hz(20), one timer: {out}");
 }
 
@@ -166,6 +167,8 @@ fn d_profile_aggregation_clauses_print_no_line_per_firing() {
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 3, "the header, tick-1sec's firing, @n:\n{out}");
     assert!(lines[1].trim_end().ends_with(":tick"), "{out}");
+    // About a second at 199 Hz: the clocks start with the session, a
+    // little before tick-1sec's second does.
     let n: u64 = lines[2].trim().parse().unwrap();
-    assert!((100..=200).contains(&n), "{out}");
+    assert!((100..=240).contains(&n), "{out}");
 }
