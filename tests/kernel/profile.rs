@@ -352,7 +352,9 @@ fn code_freed_and_made_again_never_gives_a_frame_a_stale_name() {
             &["fresh", &FUNCTIONS.to_string()],
         );
         let pid = t.guard.pid();
-        let stacks = profile(pid, &["--rate", "999", "-d", "2.5"], "profile-fresh");
+        // Long enough for the whole program on a slow machine (it compiles
+        // and runs 300 functions, then waits).
+        let stacks = profile(pid, &["--rate", "999", "-d", "4"], "profile-fresh");
         let mut line = String::new();
         std::io::BufRead::read_line(t.guard.stdout.as_mut().unwrap(), &mut line).unwrap();
         t.guard.kill();
