@@ -384,19 +384,23 @@ impl Writer {
     fn start(mut file: File, name: String, chunk: usize) -> Option<Writer> {
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("pytap-writer".into())
-            .spawn(move || {
-                // The run loop reads the signals (SIGCHLD among them).
-                if pytap_sys::signal::leave_to_signalfd().is_err() {
-                    theirs.fail(io::Error::other(format!(
-                        "writing {name}: cannot block signals in the writer thread"
-                    )));
-                    return;
-                }
-                theirs.write_all(&mut file, &name, chunk)
-            })
-            .ok()?;
+        // Started with the signals blocked: see `blocked_while`.
+        let thread = pytap_sys::signal::blocked_while(|| {
+            std::thread::Builder::new()
+                .name("pytap-writer".into())
+                .spawn(move || {
+                    // The run loop reads the signals (SIGCHLD among them).
+                    if pytap_sys::signal::leave_to_signalfd().is_err() {
+                        theirs.fail(io::Error::other(format!(
+                            "writing {name}: cannot block signals in the writer thread"
+                        )));
+                        return;
+                    }
+                    theirs.write_all(&mut file, &name, chunk)
+                })
+        })
+        .ok()?
+        .ok()?;
         let mut writers = lock(&WRITERS);
         writers.retain(|w| w.strong_count() > 0);
         writers.push(Arc::downgrade(&shared));

@@ -109,6 +109,23 @@ pub fn leave_to_signalfd() -> Result<(), SysError> {
     Ok(())
 }
 
+/// Runs `f` with the signals a [`SignalFd`] reads blocked in the calling
+/// thread, then gives the thread its mask back. A thread `f` starts
+/// inherits the block from its first instruction, so a process-wide
+/// signal (a `SIGTERM`) can never land in it in the moment before it could
+/// call [`leave_to_signalfd`] itself, where it would take the signal's
+/// default action: end pytap, leaving a command it had just forked stopped
+/// before it was traced.
+pub fn blocked_while<T>(f: impl FnOnce() -> T) -> Result<T, SysError> {
+    let set = sys::sigset_of(&HANDLED).map_err(|e| SysError::new("sigaddset", e))?;
+    let old_mask = sys::pthread_sigmask(libc::SIG_BLOCK, &set)
+        .map_err(|e| SysError::new("pthread_sigmask(SIG_BLOCK)", e))?;
+    let out = f();
+    // Restoring a mask the kernel gave cannot fail.
+    let _ = sys::pthread_sigmask(libc::SIG_SETMASK, &old_mask);
+    Ok(out)
+}
+
 impl SignalFd {
     /// Blocks the signals with `pthread_sigmask` and opens the signalfd.
     pub fn new() -> Result<SignalFd, SysError> {
