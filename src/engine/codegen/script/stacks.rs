@@ -126,26 +126,78 @@ pub fn emit_stack_id(
     ts_slot: i16,
     out: i16,
 ) -> Result<(), CodegenError> {
-    let maps = stacks.maps;
     b.comment("a Python stack: the walk, then the id of what it sent");
+    let maps = stacks.maps;
+    emit_walk_and_id(b, maps, out, Hashed::PYTHON, |b| {
+        pystack::emit_walk(b, layout, stacks.fsbase, maps, WalkFor::Event { ts_slot })
+    })
+}
+
+/// What of a sample an id hashes: the count at `count` (with the header's
+/// flags, or a fixed flag), then, for each of at most `max` 16-byte
+/// entries after the header, the words at `words`.
+struct Hashed {
+    count: usize,
+    flag: Option<u16>,
+    max: usize,
+    words: &'static [usize],
+}
+
+impl Hashed {
+    /// [`stack_id`]: the depth and flags, each frame's code pointer and
+    /// its (offset, fingerprint) word.
+    const PYTHON: Hashed = Hashed {
+        count: off::DEPTH,
+        flag: None,
+        max: MAX_FRAMES,
+        words: &[off::FRAME_CODE, off::FRAME_OFFSET],
+    };
+    /// [`native_stack_id`]: the entry count with [`FLAG_NATIVE_ONLY`],
+    /// each entry's address.
+    const NATIVE: Hashed = Hashed {
+        count: off::NATIVE,
+        flag: Some(FLAG_NATIVE_ONLY),
+        max: MAX_NATIVE,
+        words: &[0],
+    };
+}
+
+/// Emits `walk` (which sends a sample from the per-CPU buffer), then the
+/// id of the sample it sent, as `hashed` says, into the stack slot `out`
+/// (0 when it sent none: the sample's time is cleared before the walk).
+fn emit_walk_and_id(
+    b: &mut ProgramBuilder,
+    maps: WalkMaps,
+    out: i16,
+    hashed: Hashed,
+    walk: impl FnOnce(&mut ProgramBuilder) -> Result<(), pytap_ebpf::BuildError>,
+) -> Result<(), CodegenError> {
     b.st_imm(Size::DW, Reg::FP, out, 0);
     // The sample's time says whether the walk wrote one: 0 before it.
     let walked = b.new_label();
     lookup_buffer(b, maps.scratch, out, walked);
     b.st_imm(Size::DW, Reg::R0, off::TS as i16, 0);
     b.bind(walked);
-    pystack::emit_walk(b, layout, stacks.fsbase, maps, WalkFor::Event { ts_slot })?;
+    walk(b)?;
     let done = b.new_label();
     b.st_imm(Size::DW, Reg::FP, out, 0);
     lookup_buffer(b, maps.scratch, out, done);
     b.mov64_reg(Reg::R6, Reg::R0);
     b.ldx(Size::DW, Reg::R1, Reg::R6, off::TS as i16);
     b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, done);
-    // r7: depth; r8: the hash; r9: the frame; r4: the prime.
-    b.ldx(Size::H, Reg::R7, Reg::R6, off::DEPTH as i16);
-    b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
-    b.alu64_imm(AluOp::Lsh, Reg::R1, 16);
-    b.alu64_reg(AluOp::Or, Reg::R1, Reg::R7);
+    // r7: the count; r8: the hash; r9: the entry; r4: the prime.
+    b.ldx(Size::H, Reg::R7, Reg::R6, hashed.count as i16);
+    match hashed.flag {
+        None => {
+            b.ldx(Size::H, Reg::R1, Reg::R6, off::FLAGS as i16);
+            b.alu64_imm(AluOp::Lsh, Reg::R1, 16);
+            b.alu64_reg(AluOp::Or, Reg::R1, Reg::R7);
+        }
+        Some(flag) => {
+            b.mov64_reg(Reg::R1, Reg::R7);
+            b.alu64_imm(AluOp::Or, Reg::R1, i32::from(flag) << 16);
+        }
+    }
     b.ld_imm64(Reg::R8, BASIS);
     b.ld_imm64(Reg::R4, PRIME);
     b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R1);
@@ -155,28 +207,16 @@ pub fn emit_stack_id(
     let end = b.new_label();
     b.bind(top);
     b.jmp_reg(JmpOp::Jge, Reg::R9, Reg::R7, end);
-    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_FRAMES as i32, end);
+    b.jmp_imm(JmpOp::Jge, Reg::R9, hashed.max as i32, end);
     b.mov64_reg(Reg::R2, Reg::R9);
-    b.alu64_imm(AluOp::And, Reg::R2, (MAX_FRAMES - 1) as i32);
+    b.alu64_imm(AluOp::And, Reg::R2, (hashed.max - 1) as i32);
     b.alu64_imm(AluOp::Lsh, Reg::R2, 4);
     b.alu64_reg(AluOp::Add, Reg::R2, Reg::R6);
-    b.ldx(
-        Size::DW,
-        Reg::R3,
-        Reg::R2,
-        (off::HEADER + off::FRAME_CODE) as i16,
-    );
-    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R3);
-    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
-    // The offset and the fingerprint are one word.
-    b.ldx(
-        Size::DW,
-        Reg::R3,
-        Reg::R2,
-        (off::HEADER + off::FRAME_OFFSET) as i16,
-    );
-    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R3);
-    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
+    for &word in hashed.words {
+        b.ldx(Size::DW, Reg::R3, Reg::R2, (off::HEADER + word) as i16);
+        b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R3);
+        b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
+    }
     b.add64_imm(Reg::R9, 1);
     b.ja(top);
     b.bind(end);
@@ -280,49 +320,9 @@ fn emit_native_stack_id(
     out: i16,
 ) -> Result<(), CodegenError> {
     b.comment("a native stack: the walk, then the id of what it sent");
-    b.st_imm(Size::DW, Reg::FP, out, 0);
-    let walked = b.new_label();
-    lookup_buffer(b, maps.scratch, out, walked);
-    b.st_imm(Size::DW, Reg::R0, off::TS as i16, 0);
-    b.bind(walked);
-    pystack::emit_native_walk(b, maps, ctx_slot, ts_slot, at_entry)?;
-    let done = b.new_label();
-    b.st_imm(Size::DW, Reg::FP, out, 0);
-    lookup_buffer(b, maps.scratch, out, done);
-    b.mov64_reg(Reg::R6, Reg::R0);
-    b.ldx(Size::DW, Reg::R1, Reg::R6, off::TS as i16);
-    b.jmp_imm(JmpOp::Jeq, Reg::R1, 0, done);
-    // r7: entries; r8: the hash; r9: the entry; r4: the prime.
-    b.ldx(Size::H, Reg::R7, Reg::R6, off::NATIVE as i16);
-    b.ld_imm64(Reg::R8, BASIS);
-    b.ld_imm64(Reg::R4, PRIME);
-    b.mov64_reg(Reg::R1, Reg::R7);
-    b.alu64_imm(AluOp::Or, Reg::R1, i32::from(FLAG_NATIVE_ONLY) << 16);
-    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R1);
-    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
-    b.mov64_imm(Reg::R9, 0);
-    let top = b.new_label();
-    let end = b.new_label();
-    b.bind(top);
-    b.jmp_reg(JmpOp::Jge, Reg::R9, Reg::R7, end);
-    b.jmp_imm(JmpOp::Jge, Reg::R9, MAX_NATIVE as i32, end);
-    b.mov64_reg(Reg::R2, Reg::R9);
-    b.alu64_imm(AluOp::And, Reg::R2, (MAX_NATIVE - 1) as i32);
-    b.alu64_imm(AluOp::Lsh, Reg::R2, 4);
-    b.alu64_reg(AluOp::Add, Reg::R2, Reg::R6);
-    b.ldx(Size::DW, Reg::R3, Reg::R2, off::HEADER as i16);
-    b.alu64_reg(AluOp::Xor, Reg::R8, Reg::R3);
-    b.alu64_reg(AluOp::Mul, Reg::R8, Reg::R4);
-    b.add64_imm(Reg::R9, 1);
-    b.ja(top);
-    b.bind(end);
-    let nonzero = b.new_label();
-    b.jmp_imm(JmpOp::Jne, Reg::R8, 0, nonzero);
-    b.mov64_imm(Reg::R8, 1);
-    b.bind(nonzero);
-    b.stx(Size::DW, Reg::FP, out, Reg::R8);
-    b.bind(done);
-    Ok(())
+    emit_walk_and_id(b, maps, out, Hashed::NATIVE, |b| {
+        pystack::emit_native_walk(b, maps, ctx_slot, ts_slot, at_entry)
+    })
 }
 
 /// The id of a native-only stack (`ustack()`): its entry count with
