@@ -150,6 +150,20 @@ impl ScriptHandler {
             b.stx(Size::DW, Reg::FP, args.off + FIRING_TIMESTAMP, Reg::R0);
         }
         let mine = self.on_hook(hook);
+        self.emit_hook_probes(b, env, &mine, args.off)
+    }
+
+    /// The probes `mine` of a hook's firing (a function's or a profile
+    /// probe's: no repairs, no parts), whose values are at `args_off`:
+    /// the thread cache, the strings read once, the exit check, the
+    /// bodies, then `r0 = 0; exit`.
+    pub(super) fn emit_hook_probes(
+        &self,
+        b: &mut ProgramBuilder,
+        env: &Env,
+        mine: &[usize],
+        args_off: i16,
+    ) -> Result<(), CodegenError> {
         let bodies = || mine.iter().map(|&i| self.program.probes[i].body.as_slice());
         let kept = cache::worth_keeping(&self.program, &self.placement, bodies());
         let thread_cache = cache::ThreadCache::prepare(b, &kept)?;
@@ -163,8 +177,8 @@ impl ScriptHandler {
         self.emit_probes(
             b,
             env,
-            &mine,
-            args.off,
+            mine,
+            args_off,
             lower::Firing {
                 cache: &thread_cache,
                 strings: &strings,

@@ -24,7 +24,6 @@ use pytap_ebpf::{Helper, ProgramBuilder, Reg, Size};
 use pytap_script::ir::PointKind;
 
 use super::{FIRING_PID_TGID, FIRING_SIZE, FIRING_TIMESTAMP, ScriptHandler};
-use super::{cache, firing, lower};
 use crate::engine::codegen::{CodegenError, Env};
 
 impl ScriptHandler {
@@ -69,24 +68,6 @@ impl ScriptHandler {
             b.call(Helper::KtimeGetNs);
             b.stx(Size::DW, Reg::FP, args.off + FIRING_TIMESTAMP, Reg::R0);
         }
-        let bodies = || mine.iter().map(|&i| self.program.probes[i].body.as_slice());
-        let kept = cache::worth_keeping(&self.program, &self.placement, bodies());
-        let thread_cache = cache::ThreadCache::prepare(b, &kept)?;
-        let strings = firing::FiringStrings::plan(&self.program, bodies(), &[]);
-        let done = b.new_label();
-        self.emit_exit_check(b, env, done);
-        self.emit_probes(
-            b,
-            env,
-            &mine,
-            args.off,
-            lower::Firing {
-                cache: &thread_cache,
-                strings: &strings,
-            },
-        )?;
-        b.bind(done);
-        b.mov64_imm(Reg::R0, 0).exit();
-        Ok(())
+        self.emit_hook_probes(b, env, &mine, args.off)
     }
 }
