@@ -172,3 +172,47 @@ fn print_ubacktrace_prints_the_native_stack_in_systemtaps_words() {
         );
     }
 }
+
+/// A launched program's first Python code already has its stack: the
+/// interpreter's start tells the walk in the kernel, though a shared
+/// libpython is mapped only after the exec (pytap's own look at the
+/// process comes later).
+#[test]
+fn the_first_python_code_of_a_launched_program_has_its_stack() {
+    require_kernel();
+    // At `time.sleep`'s C function (pyenv's builds keep their symbols;
+    // Debian's static ones are probed at libc's clock_nanosleep, which
+    // their sleep calls).
+    let mut pythons: Vec<(String, String, &str)> = crate::harness::pyenv_versions()
+        .iter()
+        .map(|v| {
+            (
+                format!("pyenv {v}"),
+                crate::harness::pyenv_python(v).display().to_string(),
+                "time_sleep",
+            )
+        })
+        .collect();
+    for version in ["3.13", "3.15"] {
+        pythons.push((
+            format!("Debian {version}"),
+            fixture(version).binary.display().to_string(),
+            "clock_nanosleep",
+        ));
+    }
+    for (label, py, function) in pythons {
+        let run = pytap(&[
+            "dtrace",
+            "-q",
+            "-n",
+            &format!("pid$target::{function}:entry {{ trace(jstack()); exit(0); }}"),
+            "-c",
+            &format!("{py} -S -c 'import time; time.sleep(0.2)'"),
+        ]);
+        assert_eq!(
+            run.ok(),
+            format!("\n{}<string>:1 (<module>)\n\n", " ".repeat(14)),
+            "{label}"
+        );
+    }
+}

@@ -34,6 +34,7 @@ pub mod pystack;
 pub mod record;
 pub mod script;
 pub mod split;
+pub mod startup;
 pub mod task;
 pub mod usdt;
 pub mod within;
@@ -251,6 +252,13 @@ pub trait Handler {
     /// Whether the bodies walk the Python stack ([`Env::stack`]).
     fn wants_stacks(&self) -> bool {
         false
+    }
+
+    /// The walk a module's processes are told to as their interpreter
+    /// starts ([`startup`]): its `procs` map and the layout slot the
+    /// module's processes take in it; `None` when no body walks a stack.
+    fn stack_registry(&self, _module: &ModuleId) -> Option<(MapRef, u32)> {
+        None
     }
 
     /// The body of a program that handles no marker (one instruction

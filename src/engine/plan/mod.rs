@@ -20,6 +20,7 @@ use crate::process::module::{self, Module};
 mod dump;
 mod functions;
 mod sites;
+mod startup;
 
 pub use self::functions::{FUNCTION_COOKIES, FunctionProgram, PlannedFunction};
 
@@ -313,7 +314,7 @@ impl Plan {
         {
             return Err(PlanError::TooManySites(self.functions.len()));
         }
-        let program = self.generate(index, &module, &sites, &found)?;
+        let (program, starts_at) = self.generate(index, &module, &sites, &found)?;
         for (&hook, sites) in &found {
             for site in sites {
                 self.functions.push(PlannedFunction {
@@ -324,6 +325,15 @@ impl Plan {
                     ret: hooks[hook].ret,
                 });
             }
+        }
+        if let Some(site) = starts_at {
+            self.functions.push(PlannedFunction {
+                cookie: FUNCTION_COOKIES + self.functions.len() as u16,
+                module: index,
+                hook: startup::STARTUP_HOOK,
+                site,
+                ret: false,
+            });
         }
         self.sites.append(&mut sites);
         self.programs.push(program);
@@ -343,9 +353,7 @@ impl Plan {
         absent_is_error: bool,
     ) -> Result<ModuleSites, PlanError> {
         let mut found = ModuleSites::default();
-        let in_process = module
-            .py_version()
-            .is_some_and(|v| self.request.capture.serves(v.minor_version()));
+        let in_process = self.request.capture.serves_module(module);
         for &marker in &self.request.markers {
             if in_process && CaptureMode::SERVES.contains(&marker) {
                 found.served = true;
@@ -368,6 +376,27 @@ impl Plan {
                     .push(planned_site(module, index, site, marker, SiteRole::Marker)?);
             }
         }
+        // A build without markers whose function events the agent gives:
+        // what it cannot give is said once (a script's absent markers are
+        // errors or notes of their own, above).
+        if in_process && !module.has_python_markers() && !self.request.strict {
+            let missing: Vec<&str> = self
+                .request
+                .markers
+                .iter()
+                .filter(|m| !CaptureMode::SERVES.contains(m))
+                .map(|m| m.name())
+                .collect();
+            if !missing.is_empty() {
+                found.notes.push(format!(
+                    "{}{}: built without markers: function events come from pytap's agent inside \
+                     the interpreter; {} need the markers and are not traced",
+                    module::display(&module.path),
+                    module.version_suffix(),
+                    missing.join(", ")
+                ));
+            }
+        }
         Ok(found)
     }
 
@@ -382,7 +411,7 @@ impl Plan {
             .markers
             .iter()
             .any(|m| CaptureMode::SERVES.contains(m));
-        if wants_calls && minor.is_some_and(|v| CaptureMode::Auto.serves(v)) {
+        if wants_calls && minor.is_some_and(|v| ((3, 12)..=(3, 14)).contains(&v)) {
             // Without a `traced` map the session watches every process
             // (`--all`), which is never given the agent.
             let everywhere = !self
@@ -423,7 +452,7 @@ impl Plan {
         module: &Module,
         sites: &[PlannedSite],
         functions: &std::collections::BTreeMap<usize, Vec<crate::process::functions::FunctionSite>>,
-    ) -> Result<Program, PlanError> {
+    ) -> Result<(Program, Option<crate::process::functions::FunctionSite>), PlanError> {
         let code: Vec<SiteCode> = sites
             .iter()
             .filter(|s| s.role == SiteRole::Marker)
@@ -477,6 +506,19 @@ impl Plan {
                 program,
             });
         }
+        // Where the module's interpreters start, the walk is told about
+        // their processes (in the kernel, before any of their Python runs).
+        let starts_at = match startup::startup(handler, module, &module_code.module)? {
+            Some((site, program)) => {
+                self.function_programs.push(FunctionProgram {
+                    module: index,
+                    hook: startup::STARTUP_HOOK,
+                    program,
+                });
+                Some(site)
+            }
+            None => None,
+        };
         let markers: BTreeSet<Marker> = code.iter().map(|s| s.marker).collect();
         for marker in markers {
             for part in 1..handler.parts(marker, &module_code.module) {
@@ -492,7 +534,7 @@ impl Plan {
                 });
             }
         }
-        Ok(program)
+        Ok((program, starts_at))
     }
 
     /// The index of the target for this module file, if planned.

@@ -402,6 +402,19 @@ impl Handler for ScriptHandler {
         self.placement.native_stacks
     }
 
+    fn stack_registry(&self, module: &super::ModuleId) -> Option<(super::MapRef, u32)> {
+        // The slot is the module's layout's place among the programs'
+        // (a profile probe walks a process with it; `script::stacks`
+        // tells the same).
+        let stacks = self.stacks.as_ref()?;
+        let slot = stacks
+            .layouts
+            .iter()
+            .position(|(k, _)| *k == (module.dev, module.inode))
+            .map_or(u32::MAX, |i| i as u32);
+        Some((stacks.maps.procs, slot))
+    }
+
     fn emit_profile(
         &self,
         hook: usize,
