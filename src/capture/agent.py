@@ -1,6 +1,6 @@
-# pytap's in-process agent (CPython 3.12 and later): function events from a
-# sys.monitoring tool, written to a ring file that pytap reads as they
-# happen. Kept in the pytap binary; pytap puts it on the traced program's
+# pytap's in-process agent: function events from a sys.monitoring tool
+# (CPython 3.12 and later) or a profile function (3.8-3.11), written to a
+# ring file that pytap reads as they happen. Kept in the pytap binary; pytap puts it on the traced program's
 # PYTHONPATH as `sitecustomize` and removes every trace of that from what
 # the program sees.
 #
@@ -24,7 +24,23 @@ import sys as _sys
 # settings in `_PYTAP_ATTACH` (a dict) before it: nothing to restore, no
 # sitecustomize to chain.
 _ATTACH = globals().get("_PYTAP_ATTACH")
-_OWN_FILE = _ATTACH["script"] if _ATTACH else globals().get("__file__", "")
+
+
+def _own_codes(code):
+    """The ids of the agent's own code objects (this module's, and every
+    function's in it, nested ones included), whose events are never shown.
+    By identity, not file name: attached through PEP 768, 3.14 runs this
+    file's text as `<string>`, the name `python -c` code has too."""
+    ids = set()
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        ids.add(id(c))
+        todo.extend(k for k in c.co_consts if type(k) is type(code))
+    return ids
+
+
+_OWN_CODES = _own_codes(_sys._getframe().f_code)
 
 
 def _install():
@@ -34,17 +50,17 @@ def _install():
         return
     size = settings.get("PYTAP_CAPTURE_BYTES") or "0"
     events = (settings.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
-    # "3.12-3.14": the versions whose function events pytap wants from the
-    # agent (the others have markers, or no sys.monitoring).
-    versions = settings.get("PYTAP_CAPTURE_VERSIONS") or "3.12-3.14"
     if not _ATTACH:
         _restore_view()
-    try:
-        low, high = (tuple(int(n) for n in v.split(".")) for v in versions.split("-"))
-    except ValueError:
-        return
-    if not low <= _sys.version_info[:2] <= high:
-        return
+        # pytap marks each launched process whose function events it wants
+        # from the agent (`PID.serve`, written while the process was held at
+        # its exec: engine/capture_mode.rs); the others have markers pytap
+        # uses, or are not traced. Attached to, pytap only asks the served.
+        mark = _os.path.join(directory, "%d.serve" % _os.getpid())
+        try:
+            _os.unlink(mark)
+        except OSError:
+            return
     if not [e for e in events if e in ("entry", "return", "line")]:
         return
     try:
@@ -89,7 +105,7 @@ def _restore_view():
     # Set only when the program had a PYTHONPATH of its own.
     original = _os.environ.get("PYTAP_CAPTURE_PYTHONPATH")
     for key in ("PYTAP_CAPTURE_DIR", "PYTAP_CAPTURE_BYTES", "PYTAP_CAPTURE_EVENTS",
-                "PYTAP_CAPTURE_VERSIONS", "PYTAP_CAPTURE_PYTHONPATH"):
+                "PYTAP_CAPTURE_PYTHONPATH"):
         data.pop(enc(key), None)
     if original is None:
         data.pop(enc("PYTHONPATH"), None)
@@ -153,8 +169,9 @@ _PAD, _DEF, _ENTRY, _RETURN, _LINE = 0, 1, 2, 3, 4
 # Header fields (byte offsets).
 _TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE, _CALLBACKS = 24, 32, 40, 48, 56, 60, 64
 # Which callbacks record (at _CALLBACKS): compiled, Python (the extension
-# did not load), Python as asked (PYTAP_CAPTURE_PURE=1).
-_COMPILED, _PYTHON, _PYTHON_ASKED = 1, 2, 3
+# did not load), Python as asked (PYTAP_CAPTURE_PURE=1), a Python profile
+# function (3.8-3.11, no sys.monitoring).
+_COMPILED, _PYTHON, _PYTHON_ASKED, _PROFILE = 1, 2, 3, 4
 _HEADER = 4096
 # States.
 _ACTIVE, _DETACHED, _NO_TOOL, _FAILED, _FORKED = 1, 2, 3, 4, 5
@@ -185,6 +202,8 @@ class _Agent:
         self.ext = _load_extension(directory)
         if self.ext is not None:
             self.callbacks = _COMPILED
+        elif not hasattr(_sys, "monitoring"):
+            self.callbacks = _PROFILE
         elif _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
             self.callbacks = _PYTHON_ASKED
         else:
@@ -265,7 +284,7 @@ class _Agent:
         tables = {}
         local = self.thread._local()
         agent = self
-        own_file = _OWN_FILE
+        own_codes = _OWN_CODES
         state = {"tail": 0, "countdown": _CHECK_EVERY, "lost": 0, "beat": 0,
                  "seen": clock(), "cid": 0, "stopped": False}
 
@@ -303,7 +322,7 @@ class _Agent:
             return True
 
         def define(code):
-            if code.co_filename == own_file:
+            if id(code) in own_codes:
                 tables[code] = 0
                 return 0
             state["cid"] += 1
@@ -319,6 +338,21 @@ class _Agent:
                 return None
             tables[code] = cid
             return cid
+
+        def enter_outer(frame, tid):
+            """Entries for `frame` and its callers, outermost first (the
+            lock held)."""
+            codes = []
+            while frame is not None:
+                codes.append(frame.f_code)
+                frame = frame.f_back
+            for code in reversed(codes):
+                cid = tables.get(code)
+                if cid is None:
+                    cid = define(code)
+                if cid:
+                    write([32 | _ENTRY << 32, cid | (code.co_firstlineno & 0xFFFFFFFF) << 32,
+                           clock(), tid])
 
         def profile(frame, event, arg):
             if event == "call":
@@ -349,6 +383,11 @@ class _Agent:
                         tid = local.tid
                     except AttributeError:
                         tid = local.tid = native()
+                        # A thread's profile function is set inside its
+                        # bootstrap (threading.setprofile): the frames
+                        # already running get their entries first, so their
+                        # returns have them.
+                        enter_outer(frame.f_back if event == "call" else frame, tid)
                     write([kind, cid | (frame.f_lineno & 0xFFFFFFFF) << 32, clock(), tid])
             except RecursionError:
                 state["lost"] += 1
@@ -380,11 +419,11 @@ class _Agent:
             self._callbacks()
             return
         ev = _sys.monitoring.events
-        own_file = _OWN_FILE
+        own_codes = _OWN_CODES
         agent = self
 
         def describe(code):
-            if code.co_filename == own_file:
+            if id(code) in own_codes:
                 return None
             return (code.co_filename.encode("utf-8", "surrogateescape")[:4096],
                     code.co_name.encode("utf-8", "surrogateescape")[:4096],
@@ -437,7 +476,7 @@ class _Agent:
         local = self.thread._local()
         own = {}
         agent = self
-        own_file = _OWN_FILE
+        own_codes = _OWN_CODES
         # The first word of each event kind: length 32, the kind.
         w_entry = 32 | _ENTRY << 32
         w_return = 32 | _RETURN << 32
@@ -504,7 +543,7 @@ class _Agent:
             record; the agent's own code gets `own` (not shown); `None`
             when the record could not be written (its events are lost)."""
             nonlocal tail, next_cid, lost
-            if code.co_filename == own_file:
+            if id(code) in own_codes:
                 tables[code] = own
                 return own
             next_cid += 1

@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cpython::Marker;
-use crate::engine::capture_mode::CaptureMode;
 use crate::engine::decode::Event;
 use crate::notice;
 use reader::{ReadError, Ring};
@@ -92,7 +91,6 @@ impl Events {
 pub struct Capture {
     dir: PathBuf,
     events: Events,
-    mode: CaptureMode,
     ring_bytes: u64,
     rings: BTreeMap<PathBuf, Ring>,
     /// Files that are not rings (said once).
@@ -109,7 +107,7 @@ pub struct Capture {
 
 impl Capture {
     /// Makes the directory and writes the agent into it.
-    pub fn create(events: Events, mode: CaptureMode) -> Result<Capture> {
+    pub fn create(events: Events) -> Result<Capture> {
         let base = if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -131,7 +129,6 @@ impl Capture {
         Ok(Capture {
             dir,
             events,
-            mode,
             ring_bytes: DEFAULT_RING_BYTES,
             rings: BTreeMap::new(),
             refused: Vec::new(),
@@ -161,14 +158,6 @@ impl Capture {
             (
                 "PYTAP_CAPTURE_EVENTS".into(),
                 self.events.env_value().into(),
-            ),
-            (
-                "PYTAP_CAPTURE_VERSIONS".into(),
-                match self.mode {
-                    CaptureMode::InProcess => "3.11-3.99",
-                    _ => "3.12-3.14",
-                }
-                .into(),
             ),
         ];
         if let Some(own) = std::env::var_os("PYTHONPATH") {
@@ -201,7 +190,7 @@ impl Capture {
         let script = self.dir.join(format!("attach-{pid}.py"));
         let settings = format!(
             "_PYTAP_ATTACH = {{\"PYTAP_CAPTURE_DIR\": {dir:?}, \"PYTAP_CAPTURE_BYTES\": \"{bytes}\", \
-             \"PYTAP_CAPTURE_EVENTS\": \"{events}\", \"PYTAP_CAPTURE_VERSIONS\": \"3.12-3.99\", \
+             \"PYTAP_CAPTURE_EVENTS\": \"{events}\", \
              \"script\": {script:?}}}\n",
             dir = self.dir.display().to_string(),
             bytes = self.ring_bytes,
@@ -433,6 +422,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::capture_mode::CaptureMode;
 
     #[test]
     fn options_that_keep_the_agent_out_are_found() {
@@ -474,14 +464,30 @@ mod tests {
     }
 
     #[test]
-    fn only_3_12_to_3_14_are_served_by_default() {
-        assert!(!CaptureMode::Auto.serves((3, 11)));
-        assert!(CaptureMode::Auto.serves((3, 12)));
-        assert!(CaptureMode::Auto.serves((3, 14)));
-        assert!(!CaptureMode::Auto.serves((3, 15)));
-        assert!(CaptureMode::InProcess.serves((3, 15)));
-        assert!(CaptureMode::InProcess.serves((3, 11)));
-        assert!(!CaptureMode::InProcess.serves((3, 9)));
-        assert!(!CaptureMode::Markers.serves((3, 13)));
+    fn each_interpreter_is_served_by_what_it_offers() {
+        use crate::engine::capture_mode::Offer;
+        let marked = |minor| Offer {
+            version: (3, minor),
+            function_markers: !(12..15).contains(&minor),
+        };
+        let unmarked = |minor| Offer {
+            version: (3, minor),
+            function_markers: false,
+        };
+        // By default: the markers where they are, the agent where not.
+        assert!(!CaptureMode::Auto.serves(marked(11)));
+        assert!(CaptureMode::Auto.serves(marked(12)));
+        assert!(CaptureMode::Auto.serves(marked(14)));
+        assert!(!CaptureMode::Auto.serves(marked(15)));
+        for minor in 8..=15 {
+            assert!(CaptureMode::Auto.serves(unmarked(minor)), "3.{minor}");
+            assert!(CaptureMode::InProcess.serves(unmarked(minor)), "3.{minor}");
+            assert!(!CaptureMode::Markers.serves(unmarked(minor)), "3.{minor}");
+        }
+        assert!(!CaptureMode::Auto.serves(unmarked(7)));
+        assert!(CaptureMode::InProcess.serves(marked(15)));
+        assert!(CaptureMode::InProcess.serves(marked(11)));
+        assert!(!CaptureMode::InProcess.serves(marked(9)));
+        assert!(!CaptureMode::Markers.serves(marked(13)));
     }
 }

@@ -1,62 +1,115 @@
 //! Which path serves function events (`--capture`): the markers, or the
 //! in-process capture (`crate::capture`) where the markers are gone or cost
-//! more. The plan consults it; the capture is what it chooses.
+//! more. The plan consults it per interpreter file
+//! ([`CaptureMode::serves_module`]); the follower marks each launched
+//! process the plan gives the agent ([`mark_served`]), and the agent serves
+//! exactly those, so the two never disagree.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use crate::cpython::Marker;
+use crate::process::module::Module;
 
 /// Which path serves function events (`--capture`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CaptureMode {
-    /// Markers where they exist, in-process on 3.12–3.14 where they are
-    /// gone.
+    /// Markers where the interpreter has function markers; in-process on
+    /// 3.12–3.14 (where they are gone) and on builds without markers.
     #[default]
     Auto,
     /// Markers only (nothing runs in the target).
     Markers,
     /// In-process where it costs less than the markers: 3.11 (a profile
-    /// function) and 3.12+ (a `sys.monitoring` tool); markers on 3.8-3.10.
+    /// function) and 3.12+ (a `sys.monitoring` tool); markers on 3.8-3.10
+    /// where the build has them.
     InProcess,
 }
+
+/// What an interpreter offers for function events: its version and
+/// whether its build carries the function markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// (major, minor).
+    pub version: (u8, u8),
+    /// `function__entry` is among its markers.
+    pub function_markers: bool,
+}
+
+impl Offer {
+    /// What `module` offers; `None` when its version is not known.
+    pub fn of(module: &Module) -> Option<Offer> {
+        Some(Offer {
+            version: module.py_version()?.minor_version(),
+            function_markers: !module.sites_of(Marker::FunctionEntry).is_empty(),
+        })
+    }
+}
+
+/// The oldest CPython the agent serves (a profile function before 3.12).
+pub const OLDEST_SERVED: (u8, u8) = (3, 8);
 
 impl CaptureMode {
     /// The markers the in-process capture stands in for.
     pub const SERVES: [Marker; 3] = [Marker::FunctionEntry, Marker::FunctionReturn, Marker::Line];
 
     /// The mode for a launched command. `Auto`: markers when its program
-    /// is a CPython with function markers (nothing then runs in it, nor in
-    /// its children: a 3.12–3.14 child is said to need `--capture
-    /// in-process`); otherwise the agent, loading only where it serves
-    /// (behind a shell or a wrapper script the version is not known
-    /// before the command runs). The other modes are as asked.
+    /// is a CPython with function markers the agent need not stand in for
+    /// (nothing then runs in it, nor in its children: a 3.12–3.14 child is
+    /// said to need `--capture in-process`); otherwise the agent, loading
+    /// only where the plan serves (behind a shell or a wrapper script the
+    /// interpreter is not known before the command runs). The other modes
+    /// are as asked.
     pub fn for_command(self, argv: &[OsString]) -> CaptureMode {
-        // Asked for: every interpreter of the tree gets the agent (one of
-        // 3.11 or older, or of another kind, runs only its first lines).
+        // Asked for: every interpreter of the tree the plan serves gets
+        // the agent.
         if self != CaptureMode::Auto {
             return self;
         }
-        let version = argv
-            .first()
-            .and_then(|p| pytap_sys::ptrace::find_program(p))
-            .and_then(|path| crate::process::module::Module::open(&path, &path).ok())
-            .and_then(|m| m.py_version());
-        match version {
-            Some(v) if !self.serves(v.minor_version()) => CaptureMode::Markers,
+        let offer = crate::process::resolve_command_for(argv, crate::process::Wanted::Interpreter)
+            .ok()
+            .and_then(|m| Offer::of(&m));
+        match offer {
+            Some(offer) if !self.serves(offer) => CaptureMode::Markers,
             _ => self,
         }
     }
 
-    /// Whether a CPython of this (major, minor) gets its function events
+    /// Whether an interpreter offering `offer` gets its function events
     /// in-process.
-    pub fn serves(self, version: (u8, u8)) -> bool {
+    pub fn serves(self, offer: Offer) -> bool {
+        let Offer {
+            version,
+            function_markers,
+        } = offer;
+        if version < OLDEST_SERVED {
+            return false;
+        }
         match self {
-            CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version),
+            CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version) || !function_markers,
             // 3.11's markers need the eval loop's tracing path armed, which
             // costs more than a profile function; on 3.8-3.10 the markers
             // cost less (scripts/bench_capture.py measures both).
-            CaptureMode::InProcess => version == (3, 11) || version >= (3, 12),
+            CaptureMode::InProcess => version >= (3, 11) || !function_markers,
             CaptureMode::Markers => false,
         }
     }
+
+    /// [`CaptureMode::serves`] for the interpreter in `module`.
+    pub fn serves_module(self, module: &Module) -> bool {
+        Offer::of(module).is_some_and(|offer| self.serves(offer))
+    }
+}
+
+/// The file that tells a launched process's agent to serve it: `PID.serve`
+/// in the capture directory, written while the process is held at its
+/// exec, before any of its code runs (`src/capture/agent.py` reads it and
+/// removes it).
+pub fn served_mark(dir: &Path, pid: u32) -> PathBuf {
+    dir.join(format!("{pid}.serve"))
+}
+
+/// Marks process `pid` as served by the agent (see [`served_mark`]).
+pub fn mark_served(dir: &Path, pid: u32) -> std::io::Result<()> {
+    std::fs::write(served_mark(dir, pid), b"")
 }

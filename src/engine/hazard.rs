@@ -216,11 +216,7 @@ pub fn check(
     }
     let pids: BTreeSet<u32> = targets
         .iter()
-        .filter(|t| {
-            !t.module
-                .py_version()
-                .is_some_and(|v| capture.serves(v.minor_version()))
-        })
+        .filter(|t| !capture.serves_module(&t.module))
         .flat_map(|t| t.pids.iter().copied())
         .collect();
     for pid in pids {

@@ -42,8 +42,20 @@ pub fn capture_for(
     if mode == CaptureMode::Markers {
         return Ok((mode, None));
     }
-    let capture = Capture::create(capture::Events::of(markers), mode)?;
+    let capture = Capture::create(capture::Events::of(markers))?;
     Ok((mode, Some(capture)))
+}
+
+/// What a traced CPython must have: markers, unless the run probes none
+/// (a script's functions and clocks) or the in-process capture may give
+/// its function events (a build without markers is then traced too, with
+/// what the agent gives).
+pub fn wanted(capture: Option<&Capture>, markers: &BTreeSet<Marker>) -> crate::process::Wanted {
+    if capture.is_some() || markers.is_empty() {
+        crate::process::Wanted::Interpreter
+    } else {
+        crate::process::Wanted::Markers
+    }
 }
 
 /// With the markers about to serve a launched command's function events:
@@ -62,8 +74,7 @@ fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMo
     let served = program
         .as_deref()
         .and_then(|path| crate::process::module::Module::open(path, path).ok())
-        .and_then(|m| m.py_version())
-        .is_some_and(|v| CaptureMode::InProcess.serves(v.minor_version()));
+        .is_some_and(|m| CaptureMode::InProcess.serves_module(&m));
     if !served {
         return mode;
     }
@@ -92,11 +103,7 @@ pub fn attach_agents(
         return Ok(());
     }
     for t in targets {
-        let served = t
-            .module
-            .py_version()
-            .is_some_and(|v| mode.serves(v.minor_version()));
-        if served {
+        if mode.serves_module(&t.module) {
             for &pid in &t.pids {
                 capture
                     .attach(pid, &t.module)
@@ -119,7 +126,7 @@ pub fn check_capture(
         && wants_functions
         && stream.attach.capture != CaptureMode::Markers
     {
-        refuse_running_in_process(targets)?;
+        refuse_running_in_process(targets, mode)?;
     }
     if mode != CaptureMode::Markers {
         refuse_agent_blocked(targets, mode)?;
@@ -135,7 +142,7 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
             continue;
         };
         let (major, minor) = version.minor_version();
-        if !mode.serves((major, minor)) {
+        if !mode.serves_module(&t.module) {
             continue;
         }
         for &pid in &t.pids {
@@ -161,19 +168,31 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
     Ok(())
 }
 
-/// `-p` on a CPython whose function markers are gone: say why nothing can
-/// be captured there, and what works.
-fn refuse_running_in_process(targets: &[AttachTarget]) -> Result<()> {
+/// `-p` on a CPython whose function markers are gone, or a build without
+/// them, that cannot be given the agent: say why nothing can be captured
+/// there, and what works.
+fn refuse_running_in_process(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
     for t in targets {
         let Some(version) = t.module.py_version() else {
             continue;
         };
         let (major, minor) = version.minor_version();
         // 3.14 takes the agent through PEP 768.
-        if !((3, 12)..=(3, 13)).contains(&(major, minor)) {
+        if !mode.serves_module(&t.module) || (major, minor) == (3, 14) {
             continue;
         }
         let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
+        if !t.module.has_python_markers() {
+            anyhow::bail!(
+                "pid {} runs CPython {major}.{minor} from {}, built without markers: its function \
+                 events can only come from pytap's agent inside the interpreter, which pytap \
+                 arranges when it launches the program (`pytap flow -- python{major}.{minor} \
+                 app.py`); a running {major}.{minor} has no way to load it (PEP 768 attaching is \
+                 3.14's); `pytap profile -p` and `pytap dump -p` read its stacks without markers",
+                pids.join(", "),
+                t.module.path.display(),
+            );
+        }
         anyhow::bail!(
             "pid {} runs CPython {major}.{minor}, whose function markers are gone (cpython#104280): \
              its function events can only come from inside the interpreter, which pytap arranges \

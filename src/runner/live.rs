@@ -101,6 +101,9 @@ pub struct Follow<'a> {
     /// What a process's CPython must have to be traced: markers, unless
     /// the run probes none.
     pub wanted: crate::process::Wanted,
+    /// The in-process capture's directory, where each launched process it
+    /// serves is marked before it runs.
+    pub marks: Option<&'a std::path::Path>,
 }
 
 /// Finds the targets and attaches: `start` turns the attach targets into a
@@ -122,7 +125,10 @@ pub fn attach(
             follow.terminal,
             follow.signals,
             follow.env,
-            follow.wanted,
+            crate::engine::follow::Serve {
+                wanted: follow.wanted,
+                marks: follow.marks.map(std::path::Path::to_path_buf),
+            },
             start,
         )?,
         TargetSpec::All { binaries } => {

@@ -31,7 +31,7 @@ use crate::engine::session::{COUNTERS_MAP, Session};
 use crate::error::ExitCode;
 use crate::notice;
 use crate::process;
-use crate::runner::capture_path::{attach_agents, capture_for, check_capture};
+use crate::runner::capture_path::{self, attach_agents, capture_for, check_capture};
 use crate::runner::live::{self as run, Attached, Outcome, TargetSpec};
 use crate::runner::report::{exit_code, report, report_replay};
 
@@ -147,12 +147,14 @@ pub fn attach<H: Handler + 'static>(
         .as_ref()
         .map(Capture::launch_env)
         .unwrap_or_default();
+    let marks = capture.as_ref().map(|c| c.dir().to_path_buf());
     let follow = run::Follow {
         children: stream.children,
         terminal: stream.command_terminal.as_deref(),
         signals,
         env: &env,
-        wanted: crate::process::Wanted::Markers,
+        wanted: capture_path::wanted(capture.as_ref(), markers),
+        marks: marks.as_deref(),
     };
     let mut capture = capture;
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {

@@ -18,7 +18,7 @@ const VERSIONS: [&str; 2] = ["3.13", "3.14"];
 
 /// flow's events of `file` (its module frame aside), per thread, as the
 /// oracle writes them: depths from the thread's first event.
-fn flow_sequences(lines: &[Value], file: &str) -> Vec<Vec<String>> {
+pub(super) fn flow_sequences(lines: &[Value], file: &str) -> Vec<Vec<String>> {
     let mut threads: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
     for l in lines {
         if l["filename"] == file && l["funcname"] != "<module>" {
@@ -405,6 +405,13 @@ fn a_running_3_14_is_attached_through_pep_768_and_left_as_it_was() {
             .filter(|l| l.contains("\"funcname\":\"tick\""))
             .count();
         assert!(ticks > 100, "{how}: {ticks} ticks\n{stderr}");
+        // The agent's own frames (3.14 runs the attached file as
+        // `<string>`) are never shown.
+        assert!(
+            !text.contains("\"filename\":\"<string>\""),
+            "{how}: the agent's frames shown:\n{}",
+            text.lines().find(|l| l.contains("<string>")).unwrap_or("")
+        );
         // The program goes on to its end, unharmed.
         std::fs::write(tools.with_extension("txt.stop"), "").unwrap();
         let done = target.wait_with_output();

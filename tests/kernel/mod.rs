@@ -31,3 +31,4 @@ mod tools;
 mod trace;
 mod trace_stacks;
 mod trees;
+mod unmarked;

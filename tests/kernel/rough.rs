@@ -129,17 +129,26 @@ fn a_python_without_markers_is_named_as_one() {
     ]));
     target.wait_for_line("ready", std::time::Duration::from_secs(20));
     let pid = target.pid().to_string();
-    for tool in ["flow", "info", "list"] {
+    for tool in ["gc", "info", "list"] {
         let msg = pytap(&[tool, "-p", &pid]).one_line_error().to_string();
         assert!(
             msg.contains(&format!(
                 "process {pid} (python3.12) runs CPython 3.12.1 from "
             )) && msg.contains("libpython3.12.so.1.0, built without markers")
-                && msg.contains("none of them can trace it")
+                && msg.contains("its gc, import and audit events need them")
+                && msg.contains("its function events come from pytap's agent")
                 && msg.contains("--with-dtrace"),
             "{tool}: {msg}"
         );
     }
+    // Function events: the agent, which a running 3.12 cannot load.
+    let msg = pytap(&["flow", "-p", &pid]).one_line_error().to_string();
+    assert!(
+        msg.contains(&format!("pid {pid} runs CPython 3.12 from "))
+            && msg.contains("libpython3.12.so.1.0, built without markers")
+            && msg.contains("a running 3.12 has no way to load it"),
+        "flow: {msg}"
+    );
     let msg = pytap(&["info", python.to_str().unwrap()])
         .one_line_error()
         .to_string();

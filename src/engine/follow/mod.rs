@@ -28,10 +28,11 @@ pub use tree::LaunchError;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use pytap_sys::process::{ExitStatus, pidfd_open};
 use pytap_sys::ptrace::Options;
 
@@ -71,6 +72,9 @@ pub struct Followed {
     options: Options,
     /// What a followed process's CPython must have to be traced.
     wanted: Wanted,
+    /// The capture directory where a launched process the in-process
+    /// capture serves is marked so (`capture_mode::mark_served`).
+    marks: Option<PathBuf>,
     procs: BTreeMap<u32, Proc>,
     /// Tree mode: every traced task (thread) and its process.
     tasks: HashMap<u32, u32>,
@@ -137,12 +141,48 @@ fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<Strin
     crate::engine::hazard::non_utf8_path(pid)
 }
 
+/// What the followed processes' interpreters are given: what they must
+/// have to be traced, and where a launched one the in-process capture
+/// serves is marked so.
+#[derive(Debug, Clone, Default)]
+pub struct Serve {
+    /// What a followed process's CPython must have.
+    pub wanted: Wanted,
+    /// The capture directory, when there is a capture.
+    pub marks: Option<PathBuf>,
+}
+
 impl Followed {
+    /// Tells the agent of process `pid`, held at its exec into `modules`,
+    /// to serve it when the plan leaves its function events to it.
+    fn mark_served(&self, pid: u32, modules: &[Module], session: &Session) -> Result<()> {
+        let Some(dir) = &self.marks else {
+            return Ok(());
+        };
+        let served = modules.iter().any(|m| {
+            session
+                .plan
+                .in_process
+                .iter()
+                .any(|p| p.dev == m.dev && p.inode == m.inode)
+        });
+        if served {
+            crate::engine::capture_mode::mark_served(dir, pid).with_context(|| {
+                format!(
+                    "marking process {pid} for pytap's agent in {}",
+                    dir.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     fn new(mode: Mode, options: Options, wanted: Wanted) -> Followed {
         Followed {
             mode,
             options,
             wanted,
+            marks: None,
             procs: BTreeMap::new(),
             tasks: HashMap::new(),
             root: None,
@@ -279,6 +319,9 @@ impl Followed {
                 Ok(notes) => {
                     for note in notes {
                         notice!("{note}");
+                    }
+                    if let Err(e) = self.mark_served(pid, &modules, session) {
+                        notice!("process {pid}: {e:#}");
                     }
                     if !exact {
                         notice!(

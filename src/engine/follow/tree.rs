@@ -122,7 +122,7 @@ impl Followed {
         terminal: Option<&Pty>,
         signals: &SignalFd,
         env: &[(OsString, OsString)],
-        wanted: crate::process::Wanted,
+        serve: super::Serve,
         start: &mut dyn FnMut(Vec<AttachTarget>) -> Result<Session>,
     ) -> Result<(Session, Followed)> {
         let waiter = StopWaiter::new(signals)?;
@@ -145,7 +145,8 @@ impl Followed {
             program: program.clone(),
             why,
         })?;
-        let mut followed = Followed::new(Mode::Tree, options, wanted);
+        let mut followed = Followed::new(Mode::Tree, options, serve.wanted);
+        followed.marks = serve.marks;
         followed.root = Some(pid);
         followed.add_process(pid, None);
         match followed.hold_until_python(pid, &program, &waiter, start) {
@@ -223,6 +224,9 @@ impl Followed {
                         .collect();
                     return match start(targets) {
                         Ok(session) => {
+                            if let Err(e) = self.mark_served(tid, &modules, &session) {
+                                return Held::Failed(e);
+                            }
                             learn_names(&session, tid);
                             self.set_root_program(tid);
                             Held::Python(Box::new(session), tid)

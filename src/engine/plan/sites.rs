@@ -56,10 +56,14 @@ pub struct PlannedSite {
 /// The error for a marker `module` lacks, with the verdict table's reason.
 pub(super) fn absent(module: &Module, marker: Marker) -> PlanError {
     let verdicts = verdict::verdicts(module.py_version(), &module.site_counts());
-    let reason = verdicts
-        .iter()
-        .find(|v| v.marker == marker)
-        .map_or("not in this binary", |v| v.reason);
+    let reason = if module.has_python_markers() {
+        verdicts
+            .iter()
+            .find(|v| v.marker == marker)
+            .map_or("not in this binary", |v| v.reason)
+    } else {
+        "this build has no markers (it was configured without --with-dtrace)"
+    };
     PlanError::Absent {
         path: module.path.display().to_string(),
         version: module.version_suffix(),

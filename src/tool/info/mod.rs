@@ -125,8 +125,7 @@ fn describe(module: &Module, process: Option<&Process>) -> ModuleInfo {
 
 /// Where this module's function events come from by default.
 fn function_events(module: &Module) -> &'static str {
-    let version = module.py_version().map(|v| v.minor_version());
-    if version.is_some_and(|v| crate::engine::capture_mode::CaptureMode::Auto.serves(v)) {
+    if crate::engine::capture_mode::CaptureMode::Auto.serves_module(module) {
         "in-process"
     } else if !module.sites_of(Marker::FunctionEntry).is_empty() {
         "markers"

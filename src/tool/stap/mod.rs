@@ -199,18 +199,14 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
         .as_ref()
         .map(Capture::launch_env)
         .unwrap_or_default();
+    let marks = capture.as_ref().map(|c| c.dir().to_path_buf());
     let follow = run::Follow {
         env: &env,
         children: stream.children,
         terminal: None,
         signals: &signals,
-        // A script with no marker probes runs on any CPython, with markers
-        // or without.
-        wanted: if markers.is_empty() {
-            crate::process::Wanted::Interpreter
-        } else {
-            crate::process::Wanted::Markers
-        },
+        wanted: capture_path::wanted(capture.as_ref(), &markers),
+        marks: marks.as_deref(),
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         capture_path::check_capture(&stream, &markers, mode, &targets)?;
