@@ -117,37 +117,44 @@ fn calls_and_top_count_exactly() {
     let sink = sink.to_str().unwrap();
     for version in VERSIONS {
         let py = fixture(version).binary.display().to_string();
-        let (rows, run) = tool_jsonl(
-            "calls",
-            &["-n", "0", "--", &py, &script("fib.py"), "16", sink],
-        );
-        run.ok();
-        let fib = rows
-            .iter()
-            .flat_map(|v| v["functions"].as_array().cloned().unwrap_or_default())
-            .chain(rows.iter().filter(|r| r.get("funcname").is_some()).cloned())
-            .find(|r| r["funcname"] == "fib")
-            .unwrap_or_else(|| panic!("{version}: no fib in {rows:?}"));
-        assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{version}");
-        assert_eq!(fib["lineno"].as_u64(), Some(8), "{version}");
-        let (views, run) = tool_jsonl(
-            "top",
-            &["-n", "0", "--", &py, &script("fib.py"), "18", sink],
-        );
-        run.ok();
-        let counted: u64 = views
-            .iter()
-            .flat_map(|v| v["rows"].as_array().unwrap().iter())
-            .filter(|r| r["funcname"] == "fib" && r["filename"] == script("fib.py").as_str())
-            .map(|r| r["calls"].as_u64().unwrap())
-            .sum();
-        assert_eq!(counted, fib_calls(18), "{version}");
-        assert!(
-            run.stderr.contains("events from inside the interpreter"),
-            "{version}: {}",
-            run.stderr
-        );
+        counts_are_exact(version, &py, sink, 16, 18);
     }
+}
+
+/// `calls` of fib.py `calls_n` and `top` of fib.py `top_n` under `py`, from
+/// the agent: fib's exact call counts and its line (`label` names the run).
+pub(super) fn counts_are_exact(label: &str, py: &str, sink: &str, calls_n: u64, top_n: u64) {
+    let (calls_arg, top_arg) = (calls_n.to_string(), top_n.to_string());
+    let (rows, run) = tool_jsonl(
+        "calls",
+        &["-n", "0", "--", py, &script("fib.py"), &calls_arg, sink],
+    );
+    run.ok();
+    let fib = rows
+        .iter()
+        .flat_map(|v| v["functions"].as_array().cloned().unwrap_or_default())
+        .chain(rows.iter().filter(|r| r.get("funcname").is_some()).cloned())
+        .find(|r| r["funcname"] == "fib")
+        .unwrap_or_else(|| panic!("{label}: no fib in {rows:?}"));
+    assert_eq!(fib["calls"].as_u64(), Some(fib_calls(calls_n)), "{label}");
+    assert_eq!(fib["lineno"].as_u64(), Some(8), "{label}");
+    let (views, run) = tool_jsonl(
+        "top",
+        &["-n", "0", "--", py, &script("fib.py"), &top_arg, sink],
+    );
+    run.ok();
+    let counted: u64 = views
+        .iter()
+        .flat_map(|v| v["rows"].as_array().unwrap().iter())
+        .filter(|r| r["funcname"] == "fib" && r["filename"] == script("fib.py").as_str())
+        .map(|r| r["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, fib_calls(top_n), "{label}");
+    assert!(
+        run.stderr.contains("events from inside the interpreter"),
+        "{label}: {}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::in_process::flow_sequences;
+use super::in_process::{counts_are_exact, flow_sequences};
 use crate::harness::{
     ChildGuard, fib_calls, fixture_without_markers, fixtures_without_markers, oracle, pyenv_python,
     pyenv_versions, pytap, require_kernel, scratch, script, tool_jsonl,
@@ -59,34 +59,7 @@ fn calls_and_top_count_exactly_on_every_build_without_markers() {
     let sink = scratch("unmarked-counts").join("elapsed");
     let sink = sink.to_str().unwrap();
     for (label, py) in unmarked() {
-        let (rows, run) = tool_jsonl(
-            "calls",
-            &["-n", "0", "--", &py, &script("fib.py"), "16", sink],
-        );
-        run.ok();
-        let fib = rows
-            .iter()
-            .find(|r| r["funcname"] == "fib")
-            .unwrap_or_else(|| panic!("{label}: no fib in {rows:?}"));
-        assert_eq!(fib["calls"].as_u64(), Some(fib_calls(16)), "{label}");
-        assert_eq!(fib["lineno"].as_u64(), Some(8), "{label}");
-        let (views, run) = tool_jsonl(
-            "top",
-            &["-n", "0", "--", &py, &script("fib.py"), "14", sink],
-        );
-        run.ok();
-        let counted: u64 = views
-            .iter()
-            .flat_map(|v| v["rows"].as_array().unwrap().iter())
-            .filter(|r| r["funcname"] == "fib" && r["filename"] == script("fib.py").as_str())
-            .map(|r| r["calls"].as_u64().unwrap())
-            .sum();
-        assert_eq!(counted, fib_calls(14), "{label}");
-        assert!(
-            run.stderr.contains("events from inside the interpreter"),
-            "{label}: {}",
-            run.stderr
-        );
+        counts_are_exact(&label, &py, sink, 16, 14);
     }
 }
 
