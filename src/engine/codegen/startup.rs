@@ -55,22 +55,14 @@ pub fn build_startup_program(
     b.ld_imm64(Reg::R1, !0xfff_u64);
     b.alu64_reg(AluOp::And, Reg::R6, Reg::R1);
     b.comment("the process's ProcConfig: runtime, code type, layout slot, every thread");
-    b.ld_imm64(Reg::R1, anchors.runtime);
-    b.alu64_reg(AluOp::Add, Reg::R1, Reg::R6);
-    b.stx(
-        Size::DW,
-        Reg::FP,
-        config.field(off::CONFIG_RUNTIME as u16),
-        Reg::R1,
-    );
-    b.ld_imm64(Reg::R1, anchors.code_type);
-    b.alu64_reg(AluOp::Add, Reg::R1, Reg::R6);
-    b.stx(
-        Size::DW,
-        Reg::FP,
-        config.field(off::CONFIG_CODE_TYPE as u16),
-        Reg::R1,
-    );
+    for (address, field) in [
+        (anchors.runtime, off::CONFIG_RUNTIME),
+        (anchors.code_type, off::CONFIG_CODE_TYPE),
+    ] {
+        b.ld_imm64(Reg::R1, address);
+        b.alu64_reg(AluOp::Add, Reg::R1, Reg::R6);
+        b.stx(Size::DW, Reg::FP, config.field(field as u16), Reg::R1);
+    }
     b.st_imm(
         Size::W,
         Reg::FP,
