@@ -62,7 +62,7 @@ pub enum TargetError {
     },
     /// A Python without markers.
     #[error(
-        "{what} CPython{version} built without markers (no python entries in .note.stapsdt): its gc, import and audit events need them, as every event does with --capture markers; its function events come from pytap's agent inside the interpreter when pytap launches it (`pytap flow -- python3 app.py`), and `pytap profile` and `pytap dump` read its stacks from memory (`pytap info --scan` lists the interpreters on this machine that have markers). {MARKER_HINT}"
+        "{what} CPython{version} built without markers (no python entries in .note.stapsdt): its events come from pytap's agent inside the interpreter instead, which pytap loads when it launches the program (`pytap flow -- python3 app.py`) or attaches to a 3.14 (`-p`), never with --capture markers or --all; and `pytap profile` and `pytap dump` read its stacks from memory (`pytap info --scan` lists the interpreters on this machine that have markers). {MARKER_HINT}"
     )]
     NoMarkers {
         /// What it is, with its verb: `/path is` or `process PID (comm)

@@ -1,6 +1,8 @@
 # pytap's in-process agent: function events from a sys.monitoring tool
-# (CPython 3.12 and later) or a profile function (3.8-3.11), written to a
-# ring file that pytap reads as they happen. Kept in the pytap binary; pytap puts it on the traced program's
+# (CPython 3.12 and later) or a profile function (3.8-3.11), and, on a
+# build without markers, gc collections (gc.callbacks), imports and audit
+# events (an audit hook), written to a ring file that pytap reads as they
+# happen. Kept in the pytap binary; pytap puts it on the traced program's
 # PYTHONPATH as `sitecustomize` and removes every trace of that from what
 # the program sees.
 #
@@ -49,19 +51,27 @@ def _install():
     if not directory:
         return
     size = settings.get("PYTAP_CAPTURE_BYTES") or "0"
-    events = (settings.get("PYTAP_CAPTURE_EVENTS") or "entry,return").split(",")
-    if not _ATTACH:
+    if _ATTACH:
+        events = _ATTACH.get("PYTAP_CAPTURE_EVENTS") or ""
+    else:
         _restore_view()
-        # pytap marks each launched process whose function events it wants
-        # from the agent (`PID.serve`, written while the process was held at
-        # its exec: engine/capture_mode.rs); the others have markers pytap
-        # uses, or are not traced. Attached to, pytap only asks the served.
+        # pytap marks each launched process whose events it wants from the
+        # agent (`PID.serve`, written while the process was held at its
+        # exec: engine/capture_mode.rs), with those events; the others have
+        # markers pytap uses, or are not traced. Attached to, pytap only
+        # asks the served.
         mark = _os.path.join(directory, "%d.serve" % _os.getpid())
         try:
+            fd = _os.open(mark, _os.O_RDONLY)
+            try:
+                events = _os.read(fd, 4096).decode("ascii", "replace")
+            finally:
+                _os.close(fd)
             _os.unlink(mark)
         except OSError:
             return
-    if not [e for e in events if e in ("entry", "return", "line")]:
+    events = set(e for e in events.strip().split(",") if e in _EVENTS)
+    if not events:
         return
     try:
         agent = _Agent(directory, int(size), events)
@@ -104,8 +114,7 @@ def _restore_view():
     enc = _os.environ.encodekey
     # Set only when the program had a PYTHONPATH of its own.
     original = _os.environ.get("PYTAP_CAPTURE_PYTHONPATH")
-    for key in ("PYTAP_CAPTURE_DIR", "PYTAP_CAPTURE_BYTES", "PYTAP_CAPTURE_EVENTS",
-                "PYTAP_CAPTURE_PYTHONPATH"):
+    for key in ("PYTAP_CAPTURE_DIR", "PYTAP_CAPTURE_BYTES", "PYTAP_CAPTURE_PYTHONPATH"):
         data.pop(enc(key), None)
     if original is None:
         data.pop(enc("PYTHONPATH"), None)
@@ -130,10 +139,11 @@ def _load_extension(directory):
         return None
     path = _os.path.join(directory, "_pytap_agent.abi3.so")
     try:
-        import importlib.machinery as machinery
-
-        loader = machinery.ExtensionFileLoader("_pytap_agent", path)
-        spec = machinery.ModuleSpec("_pytap_agent", loader, origin=path)
+        # The import system's own classes: importing `importlib` would
+        # change what the program's own `import importlib` does.
+        external = _sys.modules["_frozen_importlib_external"]
+        loader = external.ExtensionFileLoader("_pytap_agent", path)
+        spec = _sys.modules["_frozen_importlib"].ModuleSpec("_pytap_agent", loader, origin=path)
         module = loader.create_module(spec)
         loader.exec_module(module)
         return module
@@ -166,6 +176,15 @@ def _cleanup(directory, ring):
 
 # Record kinds (ring.rs).
 _PAD, _DEF, _ENTRY, _RETURN, _LINE = 0, 1, 2, 3, 4
+_GC_START, _GC_DONE, _IMPORT_START, _IMPORT_DONE, _AUDIT = 5, 6, 7, 8, 9
+# The events pytap may ask for (`PID.serve`).
+_EVENTS = ("entry", "return", "line", "gc_start", "gc_done", "import_start", "import_done",
+           "audit")
+_FUNCTION_EVENTS = ("entry", "return", "line")
+# An audit argument's value tags, and what the markers' probe captures of
+# each (crates/abi: event::records).
+_V_NONE, _V_BOOL, _V_INT, _V_FLOAT, _V_STR, _V_BYTES, _V_TUPLE, _V_OTHER, _V_UNREADABLE = 0, 1, 2, 3, 4, 5, 6, 7, 8
+_OBJ_BYTES, _NESTED_OBJ_BYTES, _AUDIT_ITEMS, _AUDIT_NESTED, _TYPE_NAME = 256, 128, 8, 4, 32
 # Header fields (byte offsets).
 _TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE, _CALLBACKS = 24, 32, 40, 48, 56, 60, 64
 # Which callbacks record (at _CALLBACKS): compiled, Python (the extension
@@ -178,6 +197,292 @@ _ACTIVE, _DETACHED, _NO_TOOL, _FAILED, _FORKED = 1, 2, 3, 4, 5
 # Heartbeat checks: every so many events, and at most this often.
 _CHECK_EVERY = 256
 _STALE_NS = 1_000_000_000
+
+
+def _mark_record(pack, kind, value, ts, tid, payload):
+    """A gc, import or audit record (ring.rs), padded to 8 bytes."""
+    record = pack("<IHHqQII", (32 + len(payload) + 7) & ~7, kind, 0, value, ts, tid,
+                  len(payload)) + payload
+    return record + bytes(-len(record) & 7)
+
+
+class _Imports:
+    """Imports as `import__find__load__start/done` give them: the markers
+    wrap the interpreter's own call of `importlib._bootstrap._find_and_load`
+    (an `import` statement, `__import__`), not the one `_gcd_import`
+    (`importlib.import_module`) makes from Python. Each such frame is
+    watched from its start to its return (found) or unwind (not found): by
+    `sys.monitoring` events local to that code and `_gcd_import`'s (3.12+),
+    or by the profile function (3.8-3.11). The module's name is the first
+    argument of the frame's first call given a str (its module lock's:
+    `_ModuleLockManager(name)`, 3.15's `_HierarchicalLockManager(name)`)
+    on 3.12+, its local `name` on 3.8-3.11."""
+
+    # What a watched frame's entry holds before its name is known, and for
+    # a frame `_gcd_import` called (not shown).
+    UNNAMED, HIDDEN = 0, 1
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.code = None
+        self.want_start = "import_start" in agent.events
+        self.want_done = "import_done" in agent.events
+        self.local = agent.thread._local()
+        # One bound method, so that `sys.getprofile()` can be told to be it.
+        self.counting = self.counter
+        if not (self.want_start or self.want_done):
+            return
+        boot = _sys.modules.get("_frozen_importlib")
+        self.find = getattr(boot, "_find_and_load", None)
+        gcd = getattr(boot, "_gcd_import", None)
+        self.gcd_code = getattr(gcd, "__code__", None)
+        if self.gcd_code is not None:
+            self.code = getattr(self.find, "__code__", None)
+
+    def _running(self):
+        local = self.local
+        try:
+            return local.running
+        except AttributeError:
+            local.running = []
+            local.hide_next = False
+            return local.running
+
+    def started(self, name):
+        """A watched frame starts; `name`: its module, when known now."""
+        running = self._running()
+        local = self.local
+        if local.hide_next:
+            local.hide_next = False
+            running.append(self.HIDDEN)
+            return
+        running.append(self.UNNAMED)
+        if name is not None:
+            self.named(name)
+
+    def named(self, name):
+        running = self._running()
+        if not running or running[-1] is not self.UNNAMED or type(name) is not str:
+            return
+        running[-1] = name
+        if self.want_start:
+            self.agent.mark(_IMPORT_START, 0, name.encode("utf-8", "replace"))
+
+    def ended(self, found):
+        running = self._running()
+        name = running.pop() if running else self.HIDDEN
+        if type(name) is str and self.want_done:
+            self.agent.mark(_IMPORT_DONE, 1 if found else 0, name.encode("utf-8", "replace"))
+
+    def audited(self, args):
+        """3.8-3.11 without function events: the audit event `import`
+        announces the interpreter's call of `_find_and_load` for `args[0]`
+        (its loaders raise it too, without sys.path, meta_path and
+        path_hooks: not for this). Until that call returns, a profile
+        function on this thread counts frames, reading none of them (a
+        frame's `f_code` is an audited read), and sees it return."""
+        if len(args) < 5 or (args[2] is None and args[3] is None and args[4] is None):
+            return
+        name = args[0]
+        if type(name) is not str:
+            return
+        local = self.local
+        try:
+            open_ = local.open
+        except AttributeError:
+            open_ = local.open = []
+            local.depth = 0
+        current = _sys.getprofile()
+        if not open_:
+            if current is not None:
+                # The program's own profile function: not replaced.
+                return
+            # Audit hooks run unprofiled, and frames already running when
+            # it is set give it no return: it counts from here.
+            local.depth = 0
+            _sys.setprofile(self.counting)
+        elif current is not self.counting:
+            return
+        open_.append((local.depth, name))
+        if self.want_start:
+            self.agent.mark(_IMPORT_START, 0, name.encode("utf-8", "replace"))
+
+    def counter(self, frame, event, arg):
+        """The profile function of an import in progress (see `audited`):
+        its return is the first back at the depth it started at; the last
+        one's removes it."""
+        try:
+            local = self.local
+            if event == "call":
+                local.depth += 1
+            elif event == "return":
+                local.depth -= 1
+                open_ = local.open
+                if open_ and open_[-1][0] == local.depth:
+                    name = open_.pop()[1]
+                    if not open_:
+                        # Its audit event is the agent's.
+                        busy = self.agent.busy
+                        me = self.agent.thread.get_native_id()
+                        busy.add(me)
+                        try:
+                            _sys.setprofile(None)
+                        finally:
+                            busy.discard(me)
+                    if self.want_done:
+                        self.agent.mark(_IMPORT_DONE, 0 if arg is None else 1,
+                                        name.encode("utf-8", "replace"))
+        except Exception as e:
+            self.agent._mark_failed(e)
+
+    def profiled(self, frame, event, arg):
+        """The profile function's call or return of `_find_and_load`
+        (which returns a module when found, never None)."""
+        if event == "call":
+            if frame.f_back is not None and frame.f_back.f_code is self.gcd_code:
+                self._running()
+                self.local.hide_next = True
+            self.started(frame.f_locals.get("name"))
+        else:
+            self.ended(arg is not None)
+
+    def watch(self, tool):
+        """3.12+: `sys.monitoring` on tool `tool`: PY_START, PY_RETURN and
+        CALL local to `_find_and_load`, CALL local to `_gcd_import`, and
+        PY_UNWIND (not a local event) looked at for that code only. Calls
+        that say nothing are disabled where they are."""
+        mon = _sys.monitoring
+        ev = mon.events
+        code = self.code
+        gcd_code = self.gcd_code
+        find = self.find
+        disable = mon.DISABLE
+        agent = self
+
+        def on_start(c, offset):
+            try:
+                if c is code:
+                    agent.started(None)
+            except Exception as e:
+                agent.agent._mark_failed(e)
+
+        def on_call(c, offset, callable, arg0):
+            try:
+                if c is code:
+                    # Its first call with a str (the module lock's, which
+                    # 3.15 takes hierarchically for a submodule) names it.
+                    if type(arg0) is str:
+                        agent.named(arg0)
+                        return None
+                elif c is gcd_code and callable is find:
+                    agent._running()
+                    agent.local.hide_next = True
+                    return None
+            except Exception as e:
+                agent.agent._mark_failed(e)
+                return None
+            return disable
+
+        def on_return(c, offset, value):
+            try:
+                if c is code:
+                    agent.ended(True)
+            except Exception as e:
+                agent.agent._mark_failed(e)
+
+        def on_unwind(c, offset, exc):
+            try:
+                if c is code:
+                    agent.ended(False)
+            except Exception as e:
+                agent.agent._mark_failed(e)
+
+        self.registered = [(ev.PY_START, on_start), (ev.CALL, on_call),
+                           (ev.PY_RETURN, on_return), (ev.PY_UNWIND, on_unwind)]
+        for event, callback in self.registered:
+            mon.register_callback(tool, event, callback)
+        mon.set_local_events(tool, code, ev.PY_START | ev.PY_RETURN | ev.CALL)
+        mon.set_local_events(tool, gcd_code, ev.CALL)
+        mon.set_events(tool, ev.PY_UNWIND)
+
+
+def _encoder():
+    """Packs an audit event's name and arguments (ring.rs) as the markers'
+    probe would capture them: the first `_AUDIT_ITEMS` arguments, the
+    first `_AUDIT_NESTED` items of one that is a tuple, and of a str, bytes
+    or int what fits in the object bytes the probe reads (`_OBJ_BYTES`,
+    `_NESTED_OBJ_BYTES`), at the offsets this interpreter keeps them."""
+    import struct
+
+    pack = struct.pack
+    getsizeof = _sys.getsizeof
+    # Where a str's, a bytes' and an int's data start in the object (a
+    # fresh str: one whose UTF-8 form was asked for counts that too).
+    ascii_at = getsizeof("") - 1
+    compact_at = getsizeof("".join(["\xe9", "x"])) - 3
+    bytes_at = getsizeof(b"") - 1
+    digits_at = getsizeof(1) - 4
+    # A class statement's type (tp_name: its name) is a heap type and not
+    # immutable; a C type's tp_name is `module.name`.
+    heap_type, immutable = 1 << 9, 1 << 8
+    # Looked up now: a codec's first lookup imports it (audited).
+    "".encode("utf-32-le", "surrogatepass")
+
+    def type_name(t):
+        if t.__flags__ & (heap_type | immutable) == heap_type:
+            name = t.__name__
+        else:
+            module = t.__module__
+            name = t.__name__ if module == "builtins" else "%s.%s" % (module, t.__name__)
+        return name.encode("utf-8", "replace")[:_TYPE_NAME - 1]
+
+    def value(v, cap, nested):
+        t = type(v)
+        if v is None:
+            return bytes((_V_NONE,))
+        if t is bool:
+            return bytes((_V_BOOL, 1 if v else 0))
+        if t is int:
+            if digits_at + 4 * ((abs(v).bit_length() + 29) // 30) > cap:
+                return bytes((_V_UNREADABLE,))
+            text = str(v).encode("ascii")
+            return pack("<BH", _V_INT, len(text)) + text
+        if t is float:
+            return pack("<Bd", _V_FLOAT, v)
+        if t is str:
+            n = len(v)
+            if v.isascii():
+                kind, at = 1, ascii_at
+            else:
+                widest = ord(max(v))
+                kind = 1 if widest < 256 else 2 if widest < 65536 else 4
+                at = compact_at
+            take = min(n, max(0, (cap - at) // kind))
+            data = v[:take].encode("utf-32-le", "surrogatepass")
+            return pack("<BBI", _V_STR, take < n, take) + data
+        if t is bytes:
+            n = len(v)
+            take = min(n, max(0, cap - bytes_at))
+            return pack("<BBI", _V_BYTES, take < n, take) + v[:take]
+        if t is tuple:
+            n = len(v)
+            if nested:
+                return pack("<BIB", _V_TUPLE, n, 0)
+            sent = min(n, _AUDIT_NESTED)
+            return pack("<BIB", _V_TUPLE, n, sent) + b"".join(
+                value(v[i], _NESTED_OBJ_BYTES, True) for i in range(sent))
+        name = type_name(t)
+        return pack("<BB", _V_OTHER, len(name)) + name
+
+    def encode(event, args):
+        name = event.encode("utf-8", "replace")[:4096]
+        if type(args) is not tuple:
+            args = tuple(args)
+        sent = min(len(args), _AUDIT_ITEMS)
+        return pack("<H", len(name)) + name + pack("<IB", len(args), sent) + b"".join(
+            value(args[i], _OBJ_BYTES, False) for i in range(sent))
+
+    return encode
 
 
 class _Agent:
@@ -199,6 +504,23 @@ class _Agent:
         self.path = None
         self.registered = ()
         self.wanted = 0
+        self.functions = any(e in events for e in _FUNCTION_EVENTS)
+        self.entered = None
+        # The gc, import and audit records' writer: mark(kind, value,
+        # payload), set with the callbacks (it writes the same ring).
+        self.mark = None
+        # The gc, import and audit callbacks run while this holds True
+        # (an audit hook stays installed for good: it then returns at once).
+        self.on = [True]
+        # The native ids of the threads inside the agent's own work (the
+        # audit hook's included), whose audit events are the agent's, not
+        # the program's.
+        self.busy = set()
+        self.gc_callback = None
+        self.import_tool = None
+        self.imports = None
+        self.profile = None
+        self.profile_lock = None
         self.ext = _load_extension(directory)
         if self.ext is not None:
             self.callbacks = _COMPILED
@@ -230,22 +552,29 @@ class _Agent:
         if hasattr(_sys, "_is_gil_enabled") and not _sys._is_gil_enabled():
             self._finish(_FAILED, "a free-threaded build (no GIL): the agent needs the GIL")
             return
-        for tool in (mon.PROFILER_ID, 3, 4):
-            if mon.get_tool(tool) is None:
-                mon.use_tool_id(tool, "pytap")
-                self.tool = tool
-                break
-        else:
+        # One tool for function events, another for the imports' local
+        # events (a tool has one callback per event, for every code).
+        wanted = [self.functions, "import_start" in self.events or "import_done" in self.events]
+        tools = [t for t in (mon.PROFILER_ID, 3, 4, 1, 0) if mon.get_tool(t) is None]
+        if len(tools) < sum(wanted):
             used = ", ".join("%d %s" % (i, mon.get_tool(i)) for i in range(6)
                              if mon.get_tool(i) is not None)
             self._finish(_NO_TOOL, "no free sys.monitoring tool id (in use: %s)" % used)
             return
+        if wanted[0]:
+            self.tool = tools.pop(0)
+            mon.use_tool_id(self.tool, "pytap")
+        if wanted[1]:
+            self.import_tool = tools.pop(0)
+            mon.use_tool_id(self.import_tool, "pytap imports")
         self._install_callbacks()
         self._seed()
-        self.wanted = 0
-        for event, _ in self.registered:
-            self.wanted |= event
-        mon.set_events(self.tool, self.wanted)
+        if self.tool is not None:
+            self.wanted = 0
+            for event, _ in self.registered:
+                self.wanted |= event
+            mon.set_events(self.tool, self.wanted)
+        self._start_marks()
         try:
             _os.register_at_fork(before=self._pause, after_in_parent=self._resume,
                                  after_in_child=self._forked)
@@ -261,9 +590,15 @@ class _Agent:
 
         self.threading = threading
         self._profile_callbacks()
-        self._seed()
-        _sys.setprofile(self.profile)
-        threading.setprofile(self.profile)
+        # Without function events, imports are watched from the audit
+        # hook (`_Imports.audited`).
+        if self.functions:
+            self._seed()
+            _sys.setprofile(self.profile)
+            threading.setprofile(self.profile)
+        else:
+            self.profile = None
+        self._start_marks()
         try:
             _os.register_at_fork(after_in_child=self._forked)
         except Exception:
@@ -277,7 +612,13 @@ class _Agent:
         clock = self.time.monotonic_ns
         get_ident = self.thread.get_ident
         native = self.thread.get_native_id
-        lock = self.thread.allocate_lock()
+        # Reentrant: a collection an allocation runs while it is held (the
+        # gc callback) writes its record inside; the audit hook knows the
+        # profile function's own `frame.f_code` (an audited read) by it.
+        lock = self.thread.RLock()
+        self.profile_lock = lock
+        functions = self.functions
+        imports = self._import_watch()
         base = _HEADER >> 3
         capacity = self.size >> 3
         mask = capacity - 1
@@ -314,8 +655,12 @@ class _Agent:
                 words[base + pos] = (pad << 3) | _PAD << 32
                 tail += pad
                 pos = 0
-            for i, w in enumerate(record_words):
-                words[base + pos + i] = w
+            # No allocation a collection could run at, from here to the
+            # publication (the gc callback writes too).
+            i = 0
+            while i < n:
+                words[base + pos + i] = record_words[i]
+                i += 1
             tail += n
             state["tail"] = tail
             words[3] = tail << 3
@@ -365,8 +710,12 @@ class _Agent:
                 if state["stopped"]:
                     _sys.setprofile(None)
                     return
-                code = frame.f_code
                 with lock:
+                    code = frame.f_code
+                    if code is imports.code:
+                        imports.profiled(frame, event, arg)
+                    if not functions:
+                        return
                     cid = tables.get(code)
                     if cid is None:
                         cid = define(code)
@@ -408,9 +757,26 @@ class _Agent:
                     write([32 | _ENTRY << 32, cid | (code.co_firstlineno & 0xFFFFFFFF) << 32,
                            clock(), tid])
 
+        def mark(kind, value, payload):
+            with lock:
+                if state["stopped"]:
+                    return
+                if not alive():
+                    state["stopped"] = True
+                    agent._finish(_DETACHED, None)
+                    return
+                try:
+                    tid = local.tid
+                except AttributeError:
+                    tid = local.tid = native()
+                record = _mark_record(pack, kind, value, clock(), tid, payload)
+                write([int.from_bytes(record[i:i + 8], "little")
+                       for i in range(0, len(record), 8)])
+
         self.profile = profile
         self.profile_state = state
-        self.entered = seed
+        self.entered = seed if functions else None
+        self.mark = mark
 
     def _install_callbacks(self):
         """The compiled callbacks when the extension loaded, else the
@@ -440,6 +806,7 @@ class _Agent:
             agent._finish(_DETACHED, None)
 
         self.ext.open(self.path, self.size, describe, line_of, stale)
+        self.mark = self.ext.mark
         self.registered = []
         if "entry" in self.events:
             self.registered += [(ev.PY_START, self.ext.entry), (ev.PY_RESUME, self.ext.entry),
@@ -645,6 +1012,41 @@ class _Agent:
         on_entry = recorder(w_entry)
         on_return = recorder(w_return)
 
+        def write_marker(kind, value, payload):
+            """A gc, import or audit record (these are rare: pytap's
+            heartbeat is looked at for each)."""
+            nonlocal tail, lost
+            if not alive():
+                agent._finish(_DETACHED, None)
+                return
+            try:
+                tid = local.tid
+            except AttributeError:
+                tid = local.tid = native()
+            record = _mark_record(pack, kind, value, clock(), tid, payload)
+            length = len(record)
+            n = length >> 3
+            if n > capacity:
+                drop()
+                return
+            if not wait_room(n):
+                return
+            # No call from here to the publication.
+            pos = tail & mask
+            pad = capacity - pos if pos + n > capacity else 0
+            if tail + pad + n - head > capacity:
+                lost += 1
+                words[_LOST >> 3] = lost
+                return
+            if pad:
+                words[base + pos] = (pad << 3) | _PAD << 32
+                tail += pad
+                pos = 0
+            at = _HEADER + (pos << 3)
+            mm[at:at + length] = record
+            tail += n
+            words[3] = tail << 3
+
         def on_line(code, line):
             nonlocal tail, countdown, lost
             try:
@@ -692,6 +1094,108 @@ class _Agent:
         for event, callback in self.registered:
             mon.register_callback(self.tool, event, callback)
         self.entered = on_entry if "entry" in self.events else None
+        self.mark = write_marker
+
+    def _import_watch(self):
+        """The imports' watcher (made once: a forked child keeps it)."""
+        if self.imports is None:
+            self.imports = _Imports(self)
+        return self.imports
+
+    def _start_marks(self):
+        """gc collections (a gc.callbacks function), imports and audit
+        events (an audit hook, added last: every audit event the agent's
+        own start raised is behind it)."""
+        events = self.events
+        agent = self
+        on = self.on
+        if "gc_start" in events or "gc_done" in events:
+            import gc
+
+            want_start = "gc_start" in events
+            want_done = "gc_done" in events
+
+            def on_gc(phase, info):
+                if not on[0]:
+                    return
+                try:
+                    if phase == "start":
+                        if want_start:
+                            agent.mark(_GC_START, info["generation"], b"")
+                    elif want_done:
+                        # As gc__done counts: collected and uncollectable.
+                        agent.mark(_GC_DONE, info["collected"] + info["uncollectable"], b"")
+                except Exception as e:
+                    agent._mark_failed(e)
+
+            gc.callbacks.append(on_gc)
+            self.gc = gc
+            self.gc_callback = on_gc
+        imports = self._import_watch()
+        if imports.code is not None and self.import_tool is not None:
+            imports.watch(self.import_tool)
+        if "audit" in events or (imports.code is not None and self.profile is None
+                                 and not hasattr(_sys, "monitoring")):
+            self._add_audit_hook()
+
+    def _add_audit_hook(self):
+        """The audit hook. A hook cannot be removed: once the agent has
+        stopped it returns at its first check."""
+        on = self.on
+        busy = self.busy
+        agent = self
+        record = "audit" in self.events
+        encode = _encoder()
+        native = self.thread.get_native_id
+        imports = self.imports
+        # Imports without the profile function of function events
+        # (3.8-3.11): announced by the audit event `import`.
+        audited = None
+        if imports.code is not None and self.profile is None and not hasattr(_sys, "monitoring"):
+            audited = imports.audited
+
+        def hook(event, args):
+            if not on[0]:
+                return
+            me = native()
+            # What the hook itself raises (a codec looked up) is not the
+            # program's.
+            if me in busy:
+                return
+            busy.add(me)
+            try:
+                if not record:
+                    if event == "import" and audited is not None:
+                        audited(args)
+                    return
+                if event == "object.__getattr__":
+                    # The profile function's own read of `frame.f_code`.
+                    lock = agent.profile_lock
+                    if lock is not None and lock._is_owned():
+                        return
+                elif event == "sys.setprofile" and agent.profile is not None:
+                    # A new thread's bootstrap setting the agent's profile
+                    # function (threading.setprofile), before it has one.
+                    if (_sys.getprofile() is None
+                            and getattr(agent.threading, "_profile_hook", None) is agent.profile):
+                        return
+                agent.mark(_AUDIT, 0, encode(event, args))
+                # The import marker comes after the audit event, as there.
+                if event == "import" and audited is not None:
+                    audited(args)
+            except Exception as e:
+                agent._mark_failed(e)
+            finally:
+                busy.discard(me)
+
+        _sys.addaudithook(hook)
+
+    def _mark_failed(self, e):
+        """A gc, import or audit callback failed: at the user's recursion
+        limit the event is lost; otherwise the agent stops, saying why."""
+        if isinstance(e, RecursionError):
+            return
+        self._finish(_FAILED, "%s: %s" % (type(e).__name__, e))
 
     def _seed(self):
         """The frames running as the agent starts (site's, importlib's;
@@ -710,7 +1214,21 @@ class _Agent:
     def _finish(self, state, message):
         """Unregisters the tool, writes why, frees the ring; with pytap gone
         (or never there), removes the ring file too."""
-        mon = _sys.monitoring
+        busy = self.busy
+        me = self.thread.get_native_id()
+        inside = me in busy
+        busy.add(me)
+        try:
+            self._stop(state, message)
+        finally:
+            if not inside:
+                busy.discard(me)
+
+    def _stop(self, state, message):
+        # No more marks; the agent's own audit events from here on are not
+        # the program's.
+        self.on[0] = False
+        mon = getattr(_sys, "monitoring", None)
         if self.tool is not None:
             try:
                 mon.set_events(self.tool, 0)
@@ -720,6 +1238,23 @@ class _Agent:
             except Exception:
                 pass
             self.tool = None
+        if self.import_tool is not None:
+            try:
+                mon.set_events(self.import_tool, 0)
+                mon.set_local_events(self.import_tool, self.imports.code, 0)
+                mon.set_local_events(self.import_tool, self.imports.gcd_code, 0)
+                for event, _ in self.imports.registered:
+                    mon.register_callback(self.import_tool, event, None)
+                mon.free_tool_id(self.import_tool)
+            except Exception:
+                pass
+            self.import_tool = None
+        if self.gc_callback is not None:
+            try:
+                self.gc.callbacks.remove(self.gc_callback)
+            except Exception:
+                pass
+            self.gc_callback = None
         if message:
             _report_failure(self.directory, RuntimeError(message))
         if self.ext is not None:
@@ -763,32 +1298,34 @@ class _Agent:
     def _forked(self):
         """In a forked child: the parent's ring is the parent's. The child
         writes a ring of its own, or stops."""
-        if getattr(self, "profile", None) is not None:
-            try:
-                mm, self.mm = self.mm, None
-                self._release()
-                mm.close()
-                self._open()
-                self._profile_callbacks()
-                _sys.setprofile(self.profile)
-            except Exception as e:
-                _sys.setprofile(None)
-                self._finish(_FORKED, "%s: %s" % (type(e).__name__, e))
+        if self.mm is None:
             return
-        if self.tool is None:
-            return
+        busy = self.busy
+        me = self.thread.get_native_id()
+        busy.add(me)
         try:
             mm, self.mm = self.mm, None
-            if mm is not None:
-                self._release()
-                mm.close()
+            self._release()
+            mm.close()
             self._open()
-            self._install_callbacks()
-            self._seed()
-            _sys.monitoring.set_events(self.tool, self.wanted)
+            if self.profile_lock is not None:
+                profiling = self.profile is not None
+                self._profile_callbacks()
+                if profiling:
+                    _sys.setprofile(self.profile)
+                else:
+                    self.profile = None
+            else:
+                self._install_callbacks()
+                self._seed()
+                if self.tool is not None:
+                    _sys.monitoring.set_events(self.tool, self.wanted)
         except Exception as e:
+            if self.profile_lock is not None:
+                _sys.setprofile(None)
             self._finish(_FORKED, "%s: %s" % (type(e).__name__, e))
-
+        finally:
+            busy.discard(me)
 
 _install()
 if not _ATTACH:

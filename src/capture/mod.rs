@@ -49,48 +49,10 @@ const ATTACH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Ring size the agents are asked for (bytes of records per process).
 pub const DEFAULT_RING_BYTES: u64 = 16 << 20;
 
-/// What the agents are asked to capture: the markers they stand in for
-/// that the tool asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Events {
-    /// Entries (`function__entry`: PY_START, PY_RESUME, PY_THROW).
-    pub entries: bool,
-    /// Returns (`function__return`: PY_RETURN, PY_YIELD, PY_UNWIND).
-    pub returns: bool,
-    /// Lines (`line`: LINE).
-    pub lines: bool,
-}
-
-impl Events {
-    /// The events standing in for `markers`.
-    pub fn of(markers: &std::collections::BTreeSet<Marker>) -> Events {
-        Events {
-            entries: markers.contains(&Marker::FunctionEntry),
-            returns: markers.contains(&Marker::FunctionReturn),
-            lines: markers.contains(&Marker::Line),
-        }
-    }
-
-    fn env_value(self) -> String {
-        let mut parts = Vec::new();
-        for (on, name) in [
-            (self.entries, "entry"),
-            (self.returns, "return"),
-            (self.lines, "line"),
-        ] {
-            if on {
-                parts.push(name);
-            }
-        }
-        parts.join(",")
-    }
-}
-
 /// The capture directory of a run and the rings found in it.
 #[derive(Debug)]
 pub struct Capture {
     dir: PathBuf,
-    events: Events,
     ring_bytes: u64,
     rings: BTreeMap<PathBuf, Ring>,
     /// Files that are not rings (said once).
@@ -107,7 +69,7 @@ pub struct Capture {
 
 impl Capture {
     /// Makes the directory and writes the agent into it.
-    pub fn create(events: Events) -> Result<Capture> {
+    pub fn create() -> Result<Capture> {
         let base = if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -128,7 +90,6 @@ impl Capture {
         set_mode(&ext, 0o755)?;
         Ok(Capture {
             dir,
-            events,
             ring_bytes: DEFAULT_RING_BYTES,
             rings: BTreeMap::new(),
             refused: Vec::new(),
@@ -146,7 +107,8 @@ impl Capture {
 
     /// The variables a launched command gets: the agent first on its
     /// `PYTHONPATH`, the program's own `PYTHONPATH` kept for the agent to
-    /// restore, and where to write.
+    /// restore, and where to write (what to give comes in each process's
+    /// `PID.serve`).
     pub fn launch_env(&self) -> Vec<(OsString, OsString)> {
         let mut path = self.dir.as_os_str().to_owned();
         let mut env = vec![
@@ -154,10 +116,6 @@ impl Capture {
             (
                 "PYTAP_CAPTURE_BYTES".into(),
                 self.ring_bytes.to_string().into(),
-            ),
-            (
-                "PYTAP_CAPTURE_EVENTS".into(),
-                self.events.env_value().into(),
             ),
         ];
         if let Some(own) = std::env::var_os("PYTHONPATH") {
@@ -172,9 +130,15 @@ impl Capture {
     }
 
     /// Loads the agent into running process `pid` (CPython 3.14, through
-    /// PEP 768): writes it, with this capture's settings, as a file the
-    /// process can read, and asks the interpreter to run it.
-    pub fn attach(&mut self, pid: u32, module: &crate::process::module::Module) -> Result<()> {
+    /// PEP 768) to give the events of `markers`: writes it, with this
+    /// capture's settings, as a file the process can read, and asks the
+    /// interpreter to run it.
+    pub fn attach(
+        &mut self,
+        pid: u32,
+        module: &crate::process::module::Module,
+        markers: &std::collections::BTreeSet<Marker>,
+    ) -> Result<()> {
         let same_root = |a: &str, b: &str| {
             use std::os::unix::fs::MetadataExt;
             match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -194,7 +158,7 @@ impl Capture {
              \"script\": {script:?}}}\n",
             dir = self.dir.display().to_string(),
             bytes = self.ring_bytes,
-            events = self.events.env_value(),
+            events = crate::engine::capture_mode::agent_events(markers),
             script = script.display().to_string(),
         );
         std::fs::write(&script, format!("{settings}{AGENT}"))
@@ -469,10 +433,12 @@ mod tests {
         let marked = |minor| Offer {
             version: (3, minor),
             function_markers: !(12..15).contains(&minor),
+            markers: true,
         };
         let unmarked = |minor| Offer {
             version: (3, minor),
             function_markers: false,
+            markers: false,
         };
         // By default: the markers where they are, the agent where not.
         assert!(!CaptureMode::Auto.serves(marked(11)));
@@ -489,5 +455,37 @@ mod tests {
         assert!(CaptureMode::InProcess.serves(marked(11)));
         assert!(!CaptureMode::InProcess.serves(marked(9)));
         assert!(!CaptureMode::Markers.serves(marked(13)));
+        // gc, imports and audit: the agent only where the build has no
+        // markers at all (3.12-3.14 keep these).
+        for marker in [Marker::GcStart, Marker::ImportFindLoadDone, Marker::Audit] {
+            for minor in 8..=15 {
+                assert!(!CaptureMode::Auto.serves_marker(marked(minor), marker));
+                assert!(!CaptureMode::InProcess.serves_marker(marked(minor), marker));
+                assert!(CaptureMode::Auto.serves_marker(unmarked(minor), marker));
+                assert!(!CaptureMode::Markers.serves_marker(unmarked(minor), marker));
+            }
+            assert!(!CaptureMode::Auto.serves_marker(unmarked(7), marker));
+        }
+        assert!(CaptureMode::Auto.serves_marker(marked(13), Marker::FunctionEntry));
+    }
+
+    #[test]
+    fn the_agent_is_told_its_events_by_the_names_it_knows() {
+        use crate::engine::capture_mode::agent_events;
+        let all: std::collections::BTreeSet<Marker> = Marker::ALL.into_iter().collect();
+        let names = agent_events(&all);
+        assert_eq!(
+            names,
+            "entry,return,line,gc_start,gc_done,import_start,import_done,audit"
+        );
+        // agent.py's `_EVENTS` lists the same names.
+        let line = AGENT
+            .lines()
+            .position(|l| l.starts_with("_EVENTS = ("))
+            .expect("agent.py has _EVENTS");
+        let text: String = AGENT.lines().skip(line).take(2).collect();
+        for name in names.split(',') {
+            assert!(text.contains(&format!("\"{name}\"")), "{name} in {text}");
+        }
     }
 }

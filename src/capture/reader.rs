@@ -14,7 +14,9 @@ use anyhow::Result;
 use super::ring::{self, AgentState, Record, RingError};
 use crate::engine::abi::EventKind;
 use crate::engine::abi::{FLAG_IN_PROCESS, NO_SITE};
-use crate::engine::decode::{Body, Event, Header, RawStr, StrRef, StrState};
+use crate::engine::decode::{
+    AuditArgs, AuditRecord, Body, Event, Header, RawStr, StrRef, StrState,
+};
 use crate::notice;
 
 /// A process's ring, being read.
@@ -132,7 +134,7 @@ impl Ring {
                         self.codes
                             .insert(code, (filename.to_vec(), funcname.to_vec()));
                     }
-                    Record::Event { ts_ns, .. } if ts_ns > until => {
+                    record if record.ts_ns().is_some_and(|ts| ts > until) => {
                         stopped = Some(before);
                         break;
                     }
@@ -144,6 +146,25 @@ impl Ring {
                         tid,
                     } => {
                         let event = self.event(kind, code, line, ts_ns, tid);
+                        each(&event).map_err(ReadError::Consumer)?;
+                        count += 1;
+                    }
+                    Record::Mark {
+                        kind,
+                        value,
+                        ts_ns,
+                        tid,
+                        payload,
+                    } => {
+                        let audit = match kind {
+                            ring::MarkKind::Audit => {
+                                Some(ring::audit(payload).ok_or_else(|| {
+                                    ReadError::Ring("an audit record that does not decode".into())
+                                })?)
+                            }
+                            _ => None,
+                        };
+                        let event = self.mark(kind, value, ts_ns, tid, payload, audit.as_ref());
                         each(&event).map_err(ReadError::Consumer)?;
                         count += 1;
                     }
@@ -172,6 +193,69 @@ impl Ring {
         // lost (40..48) is the agent's: write head (32) and beat (48) apart.
         let _ = self.file.write_at(&back[..8], ring::HEAD);
         let _ = self.file.write_at(&self.beat.to_le_bytes(), ring::BEAT);
+    }
+
+    /// A gc, import or audit record as the marker would have given it
+    /// (`audit`: its decoded payload).
+    fn mark<'a>(
+        &self,
+        kind: ring::MarkKind,
+        value: i64,
+        ts_ns: u64,
+        tid: u32,
+        payload: &'a [u8],
+        audit: Option<&'a (&'a [u8], AuditArgs)>,
+    ) -> Event<'a> {
+        let carried = |bytes| RawStr {
+            bytes,
+            at: StrRef::Carried,
+            state: StrState::Complete,
+        };
+        let (kind, body) = match kind {
+            ring::MarkKind::GcStart => (
+                EventKind::GcStart,
+                Body::GcStart {
+                    generation: value as i32,
+                },
+            ),
+            ring::MarkKind::GcDone => (EventKind::GcDone, Body::GcDone { collected: value }),
+            ring::MarkKind::ImportStart => (
+                EventKind::ImportStart,
+                Body::Import {
+                    module: carried(payload),
+                    found: None,
+                },
+            ),
+            ring::MarkKind::ImportDone => (
+                EventKind::ImportDone,
+                Body::Import {
+                    module: carried(payload),
+                    found: Some(value != 0),
+                },
+            ),
+            ring::MarkKind::Audit => {
+                let (name, args) = match audit {
+                    Some((name, args)) => (*name, Some(args)),
+                    None => (&b""[..], None),
+                };
+                (
+                    EventKind::Audit,
+                    Body::Audit(AuditRecord::decoded(carried(name), args)),
+                )
+            }
+        };
+        Event {
+            header: Header {
+                ts_ns,
+                pid: self.pid,
+                tid,
+                kind,
+                cpu: 0,
+                site: NO_SITE,
+                flags: FLAG_IN_PROCESS,
+            },
+            body,
+        }
     }
 
     /// An event record as the markers would have given it: the names its

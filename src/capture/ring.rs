@@ -5,10 +5,15 @@
 //! in, values out; a hostile or torn file is an error or a stop, never a
 //! panic (the fuzz target `capture_ring` holds it to that).
 
+use pytap_abi::capture::value as tag;
 pub use pytap_abi::capture::{
-    BEAT, BEAT_GONE, CALLBACKS, DEF_BYTES, EVENT_BYTES, HEAD, HEADER_BYTES, KIND_DEF, KIND_ENTRY,
-    KIND_LINE, KIND_PAD, KIND_RETURN, LOST, MAGIC, MAX_DATA_BYTES, PID, STATE, TAIL, VERSION,
+    BEAT, BEAT_GONE, CALLBACKS, DEF_BYTES, EVENT_BYTES, HEAD, HEADER_BYTES, KIND_AUDIT, KIND_DEF,
+    KIND_ENTRY, KIND_GC_DONE, KIND_GC_START, KIND_IMPORT_DONE, KIND_IMPORT_START, KIND_LINE,
+    KIND_PAD, KIND_RETURN, LOST, MAGIC, MARK_BYTES, MAX_DATA_BYTES, PID, STATE, TAIL, VERSION,
 };
+
+use crate::cpython::objects::{PyValue, compact_chars};
+use crate::engine::decode::AuditArgs;
 
 /// What the agent says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +154,21 @@ pub enum EventKind {
     Line,
 }
 
+/// What a gc, import or audit record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// `gc__start` (value: the generation).
+    GcStart,
+    /// `gc__done` (value: objects collected).
+    GcDone,
+    /// `import__find__load__start` (payload: the module).
+    ImportStart,
+    /// `import__find__load__done` (value: found; payload: the module).
+    ImportDone,
+    /// `audit` (payload: [`audit`] reads it).
+    Audit,
+}
+
 /// A record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -176,6 +196,29 @@ pub enum Record<'a> {
         /// The native thread id.
         tid: u32,
     },
+    /// A gc, import or audit event.
+    Mark {
+        /// What.
+        kind: MarkKind,
+        /// Its number (see [`MarkKind`]).
+        value: i64,
+        /// CLOCK_MONOTONIC nanoseconds.
+        ts_ns: u64,
+        /// The native thread id.
+        tid: u32,
+        /// Its bytes (see [`MarkKind`]).
+        payload: &'a [u8],
+    },
+}
+
+impl Record<'_> {
+    /// When an event happened (`None`: a def, which has no time).
+    pub fn ts_ns(&self) -> Option<u64> {
+        match self {
+            Record::Def { .. } => None,
+            Record::Event { ts_ns, .. } | Record::Mark { ts_ns, .. } => Some(*ts_ns),
+        }
+    }
 }
 
 /// Why the records stopped.
@@ -190,6 +233,9 @@ pub enum RecordError {
     /// A def whose strings do not fit its length.
     #[error("a def record whose names do not fit it")]
     Def,
+    /// A gc, import or audit record whose payload does not fit its length.
+    #[error("a gc, import or audit record whose payload does not fit it")]
+    Mark,
 }
 
 /// The records in `data` (bytes the agent wrote, starting at a record),
@@ -250,6 +296,34 @@ impl<'a> Records<'a> {
                         funcname: &names[flen..],
                     }));
                 }
+                KIND_GC_START | KIND_GC_DONE | KIND_IMPORT_START | KIND_IMPORT_DONE
+                | KIND_AUDIT => {
+                    let kind = match kind {
+                        KIND_GC_START => MarkKind::GcStart,
+                        KIND_GC_DONE => MarkKind::GcDone,
+                        KIND_IMPORT_START => MarkKind::ImportStart,
+                        KIND_IMPORT_DONE => MarkKind::ImportDone,
+                        _ => MarkKind::Audit,
+                    };
+                    let (Some(value), Some(ts_ns), Some(tid), Some(len)) = (
+                        u64_at(rec, 8),
+                        u64_at(rec, 16),
+                        u32_at(rec, 24),
+                        u32_at(rec, 28),
+                    ) else {
+                        return Some(Err(RecordError::Mark));
+                    };
+                    let Some(payload) = rec.get(MARK_BYTES..MARK_BYTES + len as usize) else {
+                        return Some(Err(RecordError::Mark));
+                    };
+                    return Some(Ok(Record::Mark {
+                        kind,
+                        value: value as i64,
+                        ts_ns,
+                        tid,
+                        payload,
+                    }));
+                }
                 KIND_ENTRY => EventKind::Entry,
                 KIND_RETURN => EventKind::Return,
                 KIND_LINE => EventKind::Line,
@@ -266,6 +340,104 @@ impl<'a> Records<'a> {
                 tid: u32_at(rec, 24)?,
             }));
         }
+    }
+}
+
+/// An audit record's payload: the event's name and its arguments
+/// (`None` when the payload is malformed).
+pub fn audit(payload: &[u8]) -> Option<(&[u8], AuditArgs)> {
+    let mut c = Cursor { b: payload, at: 0 };
+    let n = usize::from(c.u16()?);
+    let name = c.take(n)?;
+    let len = c.u32()? as usize;
+    let sent = usize::from(c.u8()?);
+    let values = (0..sent).map(|_| c.value(1)).collect::<Option<Vec<_>>>()?;
+    Some((
+        name,
+        AuditArgs {
+            more: len.checked_sub(values.len())?,
+            values,
+        },
+    ))
+}
+
+/// Reading a payload, every step bounds-checked.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(out)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// One value; `depth` more levels of tuples may follow inside it.
+    fn value(&mut self, depth: u8) -> Option<PyValue> {
+        Some(match self.u8()? {
+            tag::NONE => PyValue::None,
+            tag::BOOL => PyValue::Bool(self.u8()? != 0),
+            tag::INT => {
+                let n = usize::from(self.u16()?);
+                let text = std::str::from_utf8(self.take(n)?).ok()?;
+                let digits = text.strip_prefix('-').unwrap_or(text);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                PyValue::Int(text.to_string())
+            }
+            tag::FLOAT => PyValue::Float(f64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            tag::STR => {
+                let truncated = self.u8()? != 0;
+                let n = self.u32()? as usize;
+                let text = compact_chars(4, self.take(n.checked_mul(4)?)?);
+                PyValue::Str { text, truncated }
+            }
+            tag::BYTES => {
+                let truncated = self.u8()? != 0;
+                let n = self.u32()? as usize;
+                PyValue::Bytes {
+                    data: self.take(n)?.to_vec(),
+                    truncated,
+                }
+            }
+            tag::TUPLE => {
+                let len = self.u32()? as usize;
+                let sent = usize::from(self.u8()?);
+                // A nested tuple is its length only, as the probe reads it.
+                if sent > 0 && depth == 0 {
+                    return None;
+                }
+                let items = (0..sent)
+                    .map(|_| self.value(depth - 1))
+                    .collect::<Option<Vec<_>>>()?;
+                PyValue::Tuple {
+                    more: len.checked_sub(items.len())?,
+                    items,
+                }
+            }
+            tag::OTHER => {
+                let n = usize::from(self.u8()?);
+                let name = self.take(n)?;
+                PyValue::Other(std::str::from_utf8(name).unwrap_or("?").to_string())
+            }
+            tag::UNREADABLE => PyValue::Unreadable,
+            _ => return None,
+        })
     }
 }
 
@@ -348,6 +520,136 @@ mod tests {
         );
     }
 
+    fn mark(kind: u16, value: i64, ts: u64, tid: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (MARK_BYTES + payload.len()).div_ceil(8) * 8;
+        let mut b = Vec::new();
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&value.to_le_bytes());
+        b.extend_from_slice(&ts.to_le_bytes());
+        b.extend_from_slice(&tid.to_le_bytes());
+        b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(payload);
+        b.resize(len, 0);
+        b
+    }
+
+    #[test]
+    fn gc_import_and_audit_records_as_the_agent_packs_them() {
+        let mut data = mark(KIND_GC_START, 2, 10, 7, b"");
+        data.extend(mark(KIND_IMPORT_DONE, 1, 20, 7, b"json.decoder"));
+        let got: Vec<_> = records(&data).collect();
+        assert_eq!(
+            got,
+            [
+                Ok(Record::Mark {
+                    kind: MarkKind::GcStart,
+                    value: 2,
+                    ts_ns: 10,
+                    tid: 7,
+                    payload: b"",
+                }),
+                Ok(Record::Mark {
+                    kind: MarkKind::ImportDone,
+                    value: 1,
+                    ts_ns: 20,
+                    tid: 7,
+                    payload: b"json.decoder",
+                }),
+            ]
+        );
+        // A payload longer than its record.
+        let mut bad = mark(KIND_AUDIT, 0, 1, 1, b"open");
+        bad[28] = 200;
+        assert_eq!(records(&bad).next(), Some(Err(RecordError::Mark)));
+    }
+
+    #[test]
+    fn audit_payloads_decode_to_the_values_the_markers_give() {
+        // `open("/x", "r", 8)` and then one of each other kind, as
+        // agent.py's encoder packs them.
+        let mut p = Vec::new();
+        p.extend_from_slice(&5u16.to_le_bytes());
+        p.extend_from_slice(b"event");
+        p.extend_from_slice(&10u32.to_le_bytes());
+        p.push(8);
+        p.push(tag::NONE);
+        p.extend_from_slice(&[tag::BOOL, 1]);
+        p.push(tag::INT);
+        p.extend_from_slice(&3u16.to_le_bytes());
+        p.extend_from_slice(b"-42");
+        p.push(tag::FLOAT);
+        p.extend_from_slice(&1.5f64.to_le_bytes());
+        p.extend_from_slice(&[tag::STR, 1]);
+        p.extend_from_slice(&2u32.to_le_bytes());
+        for c in ['\u{e9}' as u32, 0xD800] {
+            p.extend_from_slice(&c.to_le_bytes());
+        }
+        p.extend_from_slice(&[tag::BYTES, 0]);
+        p.extend_from_slice(&2u32.to_le_bytes());
+        p.extend_from_slice(b"ab");
+        p.push(tag::TUPLE);
+        p.extend_from_slice(&5u32.to_le_bytes());
+        p.push(1);
+        p.push(tag::TUPLE);
+        p.extend_from_slice(&3u32.to_le_bytes());
+        p.push(0);
+        p.extend_from_slice(&[tag::OTHER, 4]);
+        p.extend_from_slice(b"list");
+        let (name, args) = audit(&p).unwrap();
+        assert_eq!(name, b"event");
+        assert_eq!(args.more, 2);
+        assert_eq!(
+            args.values,
+            [
+                PyValue::None,
+                PyValue::Bool(true),
+                PyValue::Int("-42".into()),
+                PyValue::Float(1.5),
+                PyValue::Str {
+                    text: "\u{e9}\u{fffd}".into(),
+                    truncated: true
+                },
+                PyValue::Bytes {
+                    data: b"ab".to_vec(),
+                    truncated: false
+                },
+                PyValue::Tuple {
+                    items: vec![PyValue::Tuple {
+                        items: vec![],
+                        more: 3
+                    }],
+                    more: 4
+                },
+                PyValue::Other("list".into()),
+            ]
+        );
+        // Cut anywhere, or a tuple nested deeper than the probe reads: no
+        // value, never a panic.
+        for n in 0..p.len() {
+            assert!(audit(&p[..n]).is_none(), "cut at {n}");
+        }
+        let mut deep = p[..12].to_vec();
+        deep[7..11].copy_from_slice(&1u32.to_le_bytes());
+        deep[11] = 1;
+        deep.push(tag::TUPLE);
+        deep.extend_from_slice(&1u32.to_le_bytes());
+        deep.push(1);
+        deep.push(tag::TUPLE);
+        deep.extend_from_slice(&1u32.to_le_bytes());
+        deep.push(1);
+        deep.push(tag::NONE);
+        assert!(audit(&deep).is_none());
+        let mut bad_int = p[..12].to_vec();
+        bad_int[7..11].copy_from_slice(&1u32.to_le_bytes());
+        bad_int[11] = 1;
+        bad_int.push(tag::INT);
+        bad_int.extend_from_slice(&2u16.to_le_bytes());
+        bad_int.extend_from_slice(b"4x");
+        assert!(audit(&bad_int).is_none());
+    }
+
     #[test]
     fn bad_records_stop_without_panicking() {
         let mut data = event(KIND_ENTRY, 1, 8, 1000, 42);
@@ -417,8 +719,38 @@ mod tests {
             ("_ENTRY", KIND_ENTRY),
             ("_RETURN", KIND_RETURN),
             ("_LINE", KIND_LINE),
+            ("_GC_START", KIND_GC_START),
+            ("_GC_DONE", KIND_GC_DONE),
+            ("_IMPORT_START", KIND_IMPORT_START),
+            ("_IMPORT_DONE", KIND_IMPORT_DONE),
+            ("_AUDIT", KIND_AUDIT),
         ] {
             assert_eq!(py(name), u64::from(kind), "{name}");
+        }
+        for (name, value) in [
+            ("_V_NONE", tag::NONE),
+            ("_V_BOOL", tag::BOOL),
+            ("_V_INT", tag::INT),
+            ("_V_FLOAT", tag::FLOAT),
+            ("_V_STR", tag::STR),
+            ("_V_BYTES", tag::BYTES),
+            ("_V_TUPLE", tag::TUPLE),
+            ("_V_OTHER", tag::OTHER),
+            ("_V_UNREADABLE", tag::UNREADABLE),
+        ] {
+            assert_eq!(py(name), u64::from(value), "{name}");
+        }
+        // What the agent captures of an audit argument is what the
+        // markers' probe reads.
+        use pytap_abi::event as probe;
+        for (name, value) in [
+            ("_OBJ_BYTES", probe::OBJ_BYTES),
+            ("_NESTED_OBJ_BYTES", probe::NESTED_OBJ_BYTES),
+            ("_AUDIT_ITEMS", probe::AUDIT_ITEMS),
+            ("_AUDIT_NESTED", probe::AUDIT_NESTED),
+            ("_TYPE_NAME", probe::TYPE_NAME),
+        ] {
+            assert_eq!(py(name), value as u64, "{name}");
         }
         for (name, state) in [
             ("_ACTIVE", AgentState::Active),

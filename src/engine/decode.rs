@@ -65,6 +65,9 @@ pub enum StrRef {
     Table(u32),
     /// The in-process capture's id of the code object it names.
     Code(u32),
+    /// The in-process capture's record, which carries it whole (a module's
+    /// or an audit event's name).
+    Carried,
 }
 
 impl StrRef {
@@ -80,6 +83,7 @@ impl StrRef {
             StrRef::Address(address) => address,
             StrRef::Table(id) => Self::TABLE_TAG | u64::from(id),
             StrRef::Code(code) => Self::CODE_TAG | u64::from(code),
+            StrRef::Carried => Self::CODE_TAG | Self::TABLE_TAG,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The in-process capture's part of a run: which path serves function
-//! events (the markers or pytap's agent inside the target, by
+//! The in-process capture's part of a run: which path serves each event
+//! (the markers or pytap's agent inside the target, by
 //! `engine::capture_mode` and what the target runs), the agents sent to
 //! the targets, and the refusals when a target cannot take one.
 
@@ -17,24 +17,24 @@ use crate::notice;
 use crate::runner::live::TargetSpec;
 use crate::runner::tool_run::StreamOptions;
 
-/// Which path serves the function events of `markers` for `stream`'s
-/// target, and the capture directory when it is the agent: a launched
-/// command only (nothing is injected into running processes, and `--all`
-/// never injects anything).
+/// Which path serves the events of `markers` for `stream`'s target, and
+/// the capture directory when it may be the agent: a launched command, or
+/// a running 3.14 (PEP 768); `--all` never injects anything.
 pub fn capture_for(
     stream: &StreamOptions,
     markers: &BTreeSet<Marker>,
 ) -> Result<(CaptureMode, Option<Capture>)> {
-    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
     let mode = match &stream.target {
-        TargetSpec::Command(argv) if wants_functions => {
-            let mode = stream.attach.capture.for_command(argv);
+        TargetSpec::Command(argv) if !markers.is_empty() => {
+            let mode = stream.attach.capture.for_command(argv, markers);
             avoid_unsafe_names(stream, argv, mode)
         }
         // A running 3.14 can be given the agent (PEP 768); 3.12 and 3.13
         // are refused once the targets are known; others keep their
         // markers (a running 3.11 cannot be given a profile function).
-        TargetSpec::Pids(_) if wants_functions && stream.attach.capture != CaptureMode::Markers => {
+        TargetSpec::Pids(_)
+            if !markers.is_empty() && stream.attach.capture != CaptureMode::Markers =>
+        {
             CaptureMode::Auto
         }
         _ => CaptureMode::Markers,
@@ -42,8 +42,7 @@ pub fn capture_for(
     if mode == CaptureMode::Markers {
         return Ok((mode, None));
     }
-    let capture = Capture::create(capture::Events::of(markers))?;
-    Ok((mode, Some(capture)))
+    Ok((mode, Some(Capture::create()?)))
 }
 
 /// What a traced CPython must have: markers, unless the run probes none
@@ -89,11 +88,13 @@ fn avoid_unsafe_names(stream: &StreamOptions, argv: &[OsString], mode: CaptureMo
 }
 
 /// `-p` on CPython 3.14 (and 3.12+ with `--capture in-process`): the
-/// agent is loaded into each process through PEP 768.
+/// agent is loaded into each process through PEP 768, told which of
+/// `markers` to give there.
 pub fn attach_agents(
     capture: Option<&mut Capture>,
     stream: &StreamOptions,
     mode: CaptureMode,
+    markers: &BTreeSet<Marker>,
     targets: &[AttachTarget],
 ) -> Result<()> {
     let Some(capture) = capture else {
@@ -103,10 +104,11 @@ pub fn attach_agents(
         return Ok(());
     }
     for t in targets {
-        if mode.serves_module(&t.module) {
+        let served = mode.served_markers(&t.module, markers);
+        if !served.is_empty() {
             for &pid in &t.pids {
                 capture
-                    .attach(pid, &t.module)
+                    .attach(pid, &t.module, &served)
                     .with_context(|| format!("loading pytap's agent into pid {pid}"))?;
             }
         }
@@ -121,30 +123,37 @@ pub fn check_capture(
     mode: CaptureMode,
     targets: &[AttachTarget],
 ) -> Result<()> {
-    let wants_functions = markers.iter().any(|m| CaptureMode::SERVES.contains(m));
-    if matches!(stream.target, TargetSpec::Pids(_))
-        && wants_functions
-        && stream.attach.capture != CaptureMode::Markers
+    if matches!(stream.target, TargetSpec::Pids(_)) && stream.attach.capture != CaptureMode::Markers
     {
-        refuse_running_in_process(targets, mode)?;
+        refuse_running_in_process(targets, mode, markers)?;
     }
     if mode != CaptureMode::Markers {
-        refuse_agent_blocked(targets, mode)?;
+        refuse_agent_blocked(targets, mode, markers)?;
     }
     Ok(())
 }
 
 /// A launched CPython the agent serves, started with an option that keeps
 /// the agent from loading (`-I`, `-E`, `-S`): say so before it runs.
-fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
+fn refuse_agent_blocked(
+    targets: &[AttachTarget],
+    mode: CaptureMode,
+    markers: &BTreeSet<Marker>,
+) -> Result<()> {
     for t in targets {
         let Some(version) = t.module.py_version() else {
             continue;
         };
         let (major, minor) = version.minor_version();
-        if !mode.serves_module(&t.module) {
+        if mode.served_markers(&t.module, markers).is_empty() {
             continue;
         }
+        let why_only = if t.module.has_python_markers() {
+            "its function events can only come from that agent (3.12 to 3.14 have no function \
+             markers)"
+        } else {
+            "its events can only come from that agent (it was built without markers)"
+        };
         for &pid in &t.pids {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             if let Some(option) = capture::option_refusing_agent(&cmdline) {
@@ -159,8 +168,7 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
                 };
                 anyhow::bail!(
                     "pid {pid} (CPython {major}.{minor}) was started with -{option}, which {why}: \
-                     its function events can only come from that agent (3.12 to 3.14 have no \
-                     function markers); run it under pytap without -{option}{instead}"
+                     {why_only}; run it under pytap without -{option}{instead}"
                 );
             }
         }
@@ -171,21 +179,25 @@ fn refuse_agent_blocked(targets: &[AttachTarget], mode: CaptureMode) -> Result<(
 /// `-p` on a CPython whose function markers are gone, or a build without
 /// them, that cannot be given the agent: say why nothing can be captured
 /// there, and what works.
-fn refuse_running_in_process(targets: &[AttachTarget], mode: CaptureMode) -> Result<()> {
+fn refuse_running_in_process(
+    targets: &[AttachTarget],
+    mode: CaptureMode,
+    markers: &BTreeSet<Marker>,
+) -> Result<()> {
     for t in targets {
         let Some(version) = t.module.py_version() else {
             continue;
         };
         let (major, minor) = version.minor_version();
         // 3.14 takes the agent through PEP 768.
-        if !mode.serves_module(&t.module) || (major, minor) == (3, 14) {
+        if mode.served_markers(&t.module, markers).is_empty() || (major, minor) == (3, 14) {
             continue;
         }
         let pids: Vec<String> = t.pids.iter().map(u32::to_string).collect();
         if !t.module.has_python_markers() {
             anyhow::bail!(
-                "pid {} runs CPython {major}.{minor} from {}, built without markers: its function \
-                 events can only come from pytap's agent inside the interpreter, which pytap \
+                "pid {} runs CPython {major}.{minor} from {}, built without markers: its events \
+                 can only come from pytap's agent inside the interpreter, which pytap \
                  arranges when it launches the program (`pytap flow -- python{major}.{minor} \
                  app.py`); a running {major}.{minor} has no way to load it (PEP 768 attaching is \
                  3.14's); `pytap profile -p` and `pytap dump -p` read its stacks without markers",

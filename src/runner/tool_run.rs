@@ -159,7 +159,7 @@ pub fn attach<H: Handler + 'static>(
     let mut capture = capture;
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         check_capture(stream, markers, mode, &targets)?;
-        attach_agents(capture.as_mut(), stream, mode, &targets)?;
+        attach_agents(capture.as_mut(), stream, mode, markers, &targets)?;
         let markers = hazard::check(&targets, markers, strict, stream.force, mode)?;
         let request = PlanRequest {
             markers,

@@ -22,6 +22,25 @@
 //!           u16 name length, u16 0, the file name, the function name
 //!   entry, return, line: u16 0, u32 code id, i32 line, u64 CLOCK_MONOTONIC
 //!           ns, u32 native thread id, u32 0 (32 bytes)
+//!   gc start, gc done, import start, import done, audit (the markers'
+//!   other events, where a build has none): u16 0, i64 value, u64
+//!   CLOCK_MONOTONIC ns, u32 native thread id, u32 payload bytes, then the
+//!   payload, padded to 8 bytes (MARK_BYTES before it):
+//!     gc start     value: the generation
+//!     gc done      value: objects collected + uncollectable (as gc__done)
+//!     import start payload: the module name (UTF-8)
+//!     import done  value: found (0, 1); payload: the module name
+//!     audit        payload: u16 name length, the event name, u32 the
+//!                  argument tuple's length, u8 how many follow, then
+//!                  those arguments as values:
+//! values: a u8 tag, then
+//!   0 None | 1 bool: u8 | 2 int: u16 length, its decimal text |
+//!   3 float: f64 | 4 str: u8 truncated, u32 code points, each as a u32 |
+//!   5 bytes: u8 truncated, u32 length, the bytes |
+//!   6 tuple: u32 length, u8 how many follow, those values |
+//!   7 another type: u8 length, its tp_name | 8 unreadable
+//! (the agent captures what the markers' probe would: the same object
+//! bytes, items and type name lengths, from `event::records`)
 //! ```
 
 /// The header word (a `u64` index) of a byte offset in the header.
@@ -65,6 +84,28 @@ pub const KIND_DEF: u16 = 1;
 pub const KIND_ENTRY: u16 = 2;
 pub const KIND_RETURN: u16 = 3;
 pub const KIND_LINE: u16 = 4;
+
+/// The markers' other events, where a build has none.
+pub const KIND_GC_START: u16 = 5;
+pub const KIND_GC_DONE: u16 = 6;
+pub const KIND_IMPORT_START: u16 = 7;
+pub const KIND_IMPORT_DONE: u16 = 8;
+pub const KIND_AUDIT: u16 = 9;
+/// Size of a gc, import or audit record before its payload.
+pub const MARK_BYTES: usize = 32;
+
+/// The tags of an audit argument's value.
+pub mod value {
+    pub const NONE: u8 = 0;
+    pub const BOOL: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const FLOAT: u8 = 3;
+    pub const STR: u8 = 4;
+    pub const BYTES: u8 = 5;
+    pub const TUPLE: u8 = 6;
+    pub const OTHER: u8 = 7;
+    pub const UNREADABLE: u8 = 8;
+}
 
 /// The agents look at pytap's heartbeat every this many events.
 pub const CHECK_EVERY: u32 = 256;

@@ -1,6 +1,7 @@
 //! The module's functions, as CPython calls them (METH_FASTCALL):
 //! `open` and `close` of the ring, and the `sys.monitoring` callbacks
-//! `entry`, `ret` and `line`.
+//! `entry`, `ret` and `line`; `mark`, the writer of the agent's gc, import
+//! and audit records.
 
 use std::ffi::c_char;
 use std::ptr;
@@ -8,9 +9,9 @@ use std::sync::atomic::Ordering;
 
 use crate::ffi::*;
 use crate::python::{none, offset_arg, path_arg, value_error};
-use crate::recorder::{Helpers, Recorder};
+use crate::recorder::{Helpers, Recorder, defer_mark};
 use crate::{HEADER_WORDS, KIND_ENTRY, KIND_LINE, KIND_RETURN};
-use crate::slot::{CLOSE_PENDING, GENERATION, slot, with_recorder};
+use crate::slot::{CLOSE_PENDING, GENERATION, OUT, slot, with_recorder};
 
 /// `open(path, size, describe, line_of, stale)`: maps the ring file the
 /// agent made (header written, `size` bytes of records) and takes the
@@ -102,3 +103,35 @@ macro_rules! callback {
 callback!(py_entry, KIND_ENTRY, 2, false);
 callback!(py_return, KIND_RETURN, 2, false);
 callback!(py_line, KIND_LINE, 2, true);
+
+/// `mark(kind, value, payload)`: one gc, import or audit record (the
+/// layout's `MARK_BYTES`, then `payload`, a bytes object the agent packed).
+pub(crate) unsafe extern "C" fn py_mark(_m: *mut PyObject, args: *const *mut PyObject, n: isize) -> *mut PyObject {
+    if n != 3 {
+        return value_error(b"mark(kind, value, payload)\0");
+    }
+    // SAFETY: CPython passes `n` arguments.
+    let args = unsafe { std::slice::from_raw_parts(args, n as usize) };
+    let (Some(kind), Some(value)) = (offset_arg(args[0]), offset_arg(args[1])) else {
+        return ptr::null_mut();
+    };
+    let mut data: *mut c_char = ptr::null_mut();
+    let mut len: isize = 0;
+    // SAFETY: the third argument; a bytes object's buffer is its own and
+    // stays valid while the argument is (this call).
+    if unsafe { PyBytes_AsStringAndSize(args[2], &mut data, &mut len) } != 0 {
+        return ptr::null_mut();
+    }
+    // SAFETY: `data` points to `len` bytes, read before anything else runs.
+    let payload = unsafe { std::slice::from_raw_parts(data as *const u8, len as usize) };
+    if slot().is_none() && OUT.load(Ordering::Relaxed) {
+        // A recorder out of its slot: written when it is back (a lost
+        // mark has nowhere to be counted but its ring).
+        defer_mark(kind as u64, value, payload, GENERATION.load(Ordering::Relaxed).wrapping_sub(1));
+        return none();
+    }
+    with_recorder(|r| {
+        r.mark(kind as u64, value, payload);
+        Ok(())
+    })
+}

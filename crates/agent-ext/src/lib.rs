@@ -3,7 +3,8 @@
 //! A CPython extension module on the stable ABI (3.12+), loaded by the
 //! agent (`src/capture/agent.py` in pytap) from the capture directory. Its
 //! `entry`, `ret` and `line` functions are registered as the
-//! `sys.monitoring` callbacks; each writes one 32-byte record to the ring
+//! `sys.monitoring` callbacks; `mark` writes the agent's gc, import and
+//! audit records. Each callback writes one 32-byte record to the ring
 //! file (the layout is pytap's `src/capture/ring.rs`) with no Python frame
 //! and no allocation. What it does not know — a code object's names, an
 //! instruction offset's line — it asks the agent's Python helpers once and
@@ -36,7 +37,7 @@ mod python;
 mod recorder;
 mod slot;
 
-use callbacks::{py_close, py_entry, py_line, py_open, py_return};
+use callbacks::{py_close, py_entry, py_line, py_mark, py_open, py_return};
 use ffi::*;
 use pytap_abi::capture as ring;
 
@@ -55,7 +56,7 @@ const KIND_ENTRY: u64 = ring::KIND_ENTRY as u64;
 const KIND_RETURN: u64 = ring::KIND_RETURN as u64;
 const KIND_LINE: u64 = ring::KIND_LINE as u64;
 
-static mut METHODS: [PyMethodDef; 6] = [
+static mut METHODS: [PyMethodDef; 7] = [
     PyMethodDef {
         ml_name: c"open".as_ptr(),
         ml_meth: py_open as *mut c_void,
@@ -83,6 +84,12 @@ static mut METHODS: [PyMethodDef; 6] = [
     PyMethodDef {
         ml_name: c"line".as_ptr(),
         ml_meth: py_line as *mut c_void,
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    },
+    PyMethodDef {
+        ml_name: c"mark".as_ptr(),
+        ml_meth: py_mark as *mut c_void,
         ml_flags: METH_FASTCALL,
         ml_doc: ptr::null(),
     },

@@ -32,6 +32,11 @@ pub(crate) fn slot() -> &'static mut Option<Recorder> {
 /// called stopped the agent): the callback closes it when done.
 pub(crate) static CLOSE_PENDING: AtomicBool = AtomicBool::new(false);
 
+/// Set while a callback has the recorder out: a mark made meanwhile (by
+/// a gc callback a helper's allocation ran) waits for it
+/// (`recorder::defer_mark`).
+pub(crate) static OUT: AtomicBool = AtomicBool::new(false);
+
 /// Generations of recorders (a fork's child starts a new one, so its
 /// threads learn their ids again).
 pub(crate) static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -44,7 +49,10 @@ pub(crate) fn with_recorder(f: impl FnOnce(&mut Recorder) -> Result<(), ()>) -> 
         return none();
     };
     CLOSE_PENDING.store(false, Ordering::Relaxed);
+    OUT.store(true, Ordering::Relaxed);
     let result = f(&mut r);
+    OUT.store(false, Ordering::Relaxed);
+    r.write_deferred();
     if CLOSE_PENDING.swap(false, Ordering::Relaxed) {
         r.close();
     } else {

@@ -36,6 +36,7 @@ use anyhow::{Context, Result};
 use pytap_sys::process::{ExitStatus, pidfd_open};
 use pytap_sys::ptrace::Options;
 
+use super::capture_mode::CaptureMode;
 use super::plan::AttachTarget;
 use super::session::Session;
 use crate::error::TargetError;
@@ -132,9 +133,11 @@ fn learn_names(session: &Session, pid: u32) {
 /// serves those modules instead.
 fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<String> {
     let plan = &session.plan;
-    let armed = modules
-        .iter()
-        .any(|m| !plan.in_process.iter().any(|p| p.path == m.path));
+    let armed = modules.iter().any(|m| {
+        !plan.in_process.iter().any(|p| {
+            p.module.path == m.path && p.markers.iter().any(|f| CaptureMode::SERVES.contains(f))
+        })
+    });
     if !plan.guard_names || !crate::engine::hazard::arms_affected(&plan.markers) || !armed {
         return None;
     }
@@ -154,20 +157,24 @@ pub struct Serve {
 
 impl Followed {
     /// Tells the agent of process `pid`, held at its exec into `modules`,
-    /// to serve it when the plan leaves its function events to it.
+    /// to serve it, with the events the plan leaves to it there.
     fn mark_served(&self, pid: u32, modules: &[Module], session: &Session) -> Result<()> {
         let Some(dir) = &self.marks else {
             return Ok(());
         };
-        let served = modules.iter().any(|m| {
-            session
-                .plan
-                .in_process
-                .iter()
-                .any(|p| p.dev == m.dev && p.inode == m.inode)
-        });
-        if served {
-            crate::engine::capture_mode::mark_served(dir, pid).with_context(|| {
+        let served: std::collections::BTreeSet<crate::cpython::Marker> = session
+            .plan
+            .in_process
+            .iter()
+            .filter(|s| {
+                modules
+                    .iter()
+                    .any(|m| s.module.dev == m.dev && s.module.inode == m.inode)
+            })
+            .flat_map(|s| s.markers.iter().copied())
+            .collect();
+        if !served.is_empty() {
+            crate::engine::capture_mode::mark_served(dir, pid, &served).with_context(|| {
                 format!(
                     "marking process {pid} for pytap's agent in {}",
                     dir.display()

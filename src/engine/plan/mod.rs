@@ -14,7 +14,7 @@ use pytap_ebpf::Program;
 use super::codegen::{self, CodegenError, Handler, MapTable, SiteCode};
 use crate::cpython::Marker;
 use crate::cpython::objects::ObjectLayout;
-use crate::engine::capture_mode::CaptureMode;
+use crate::engine::capture_mode::{CaptureMode, Served};
 use crate::process::module::{self, Module};
 
 mod dump;
@@ -99,7 +99,7 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Modules whose function events the in-process capture serves
     /// instead of markers.
-    pub in_process: Vec<Arc<Module>>,
+    pub in_process: Vec<Served>,
     /// Whether a process whose code may have names that are not UTF-8 is
     /// kept from the function and line markers (`crate::engine::hazard`;
     /// off with `--force`).
@@ -244,13 +244,18 @@ impl Plan {
             attached,
             served,
         } = self.sites_in(&module, index, absent_is_error)?;
-        if served
-            && !self
+        if !served.is_empty() {
+            match self
                 .in_process
-                .iter()
-                .any(|m| m.dev == module.dev && m.inode == module.inode)
-        {
-            self.in_process.push(module.clone());
+                .iter_mut()
+                .find(|s| s.module.dev == module.dev && s.module.inode == module.inode)
+            {
+                Some(known) => known.markers.extend(served.iter().copied()),
+                None => self.in_process.push(Served {
+                    module: module.clone(),
+                    markers: served.clone(),
+                }),
+            }
         }
         if self.handler.wants_stacks()
             && !attached.iter().any(|m| {
@@ -280,7 +285,7 @@ impl Plan {
             }
         };
         if attached.is_empty() && found.is_empty() {
-            if !served {
+            if served.is_empty() {
                 notes.extend(self.untraced_note(&module));
             }
             self.notes.append(&mut notes);
@@ -353,10 +358,13 @@ impl Plan {
         absent_is_error: bool,
     ) -> Result<ModuleSites, PlanError> {
         let mut found = ModuleSites::default();
-        let in_process = self.request.capture.serves_module(module);
+        let served = self
+            .request
+            .capture
+            .served_markers(module, &self.request.markers);
         for &marker in &self.request.markers {
-            if in_process && CaptureMode::SERVES.contains(&marker) {
-                found.served = true;
+            if served.contains(&marker) {
+                found.served.insert(marker);
                 continue;
             }
             let sites = module.sites_of(marker);
@@ -374,27 +382,6 @@ impl Plan {
                 found
                     .sites
                     .push(planned_site(module, index, site, marker, SiteRole::Marker)?);
-            }
-        }
-        // A build without markers whose function events the agent gives:
-        // what it cannot give is said once (a script's absent markers are
-        // errors or notes of their own, above).
-        if in_process && !module.has_python_markers() && !self.request.strict {
-            let missing: Vec<&str> = self
-                .request
-                .markers
-                .iter()
-                .filter(|m| !CaptureMode::SERVES.contains(m))
-                .map(|m| m.name())
-                .collect();
-            if !missing.is_empty() {
-                found.notes.push(format!(
-                    "{}{}: built without markers: function events come from pytap's agent inside \
-                     the interpreter; {} need the markers and are not traced",
-                    module::display(&module.path),
-                    module.version_suffix(),
-                    missing.join(", ")
-                ));
             }
         }
         Ok(found)
@@ -559,6 +546,6 @@ struct ModuleSites {
     notes: Vec<String>,
     /// The markers it has sites for.
     attached: BTreeSet<Marker>,
-    /// Whether the in-process capture serves some requested markers for it.
-    served: bool,
+    /// The requested markers the in-process capture serves for it.
+    served: BTreeSet<Marker>,
 }

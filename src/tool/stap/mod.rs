@@ -210,7 +210,7 @@ pub fn run(request: &StapRequest, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let mut attached = run::attach(&stream.target, follow, &mut |targets| {
         capture_path::check_capture(&stream, &markers, mode, &targets)?;
-        capture_path::attach_agents(capture.as_mut(), &stream, mode, &targets)?;
+        capture_path::attach_agents(capture.as_mut(), &stream, mode, &markers, &targets)?;
         let markers = hazard::check(&targets, &markers, true, stream.force, mode)?;
         // `target()` is the traced process's pid, 0 when all are watched.
         runtime.target = if traced { first_pid(&targets) } else { 0 };

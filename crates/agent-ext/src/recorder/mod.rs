@@ -3,7 +3,8 @@
 //! lost), writes a record and publishes it, watches pytap's heartbeat, and
 //! lets go of the ring and everything it holds when closed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::c_void;
 use std::ptr;
 
@@ -59,6 +60,47 @@ pub(crate) struct Helpers {
 thread_local! {
     /// (generation, native thread id) of the calling thread.
     static TID: Cell<(u64, u32)> = const { Cell::new((u64::MAX, 0)) };
+    /// Marks made while the recorder was out (see [`defer_mark`]).
+    static DEFERRED: RefCell<Vec<Deferred>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether [`DEFERRED`] may hold marks (a cheap look for every event).
+static ANY_DEFERRED: AtomicBool = AtomicBool::new(false);
+
+/// Marks kept, at most, while the recorder is out.
+const DEFERRED_MAX: usize = 4096;
+
+/// A gc, import or audit record made while the recorder was out of its
+/// slot: a collection run by an allocation in a Python helper the
+/// recorder called (a code object's first event). Written, with its own
+/// time, as soon as the recorder is back.
+struct Deferred {
+    kind: u64,
+    value: i64,
+    ts: u64,
+    tid: u32,
+    payload: Vec<u8>,
+}
+
+/// Keeps a mark for the recorder, which is out (`generation`: its
+/// threads' ids); `false` when too many wait already (it is lost).
+pub(crate) fn defer_mark(kind: u64, value: i64, payload: &[u8], generation: u64) -> bool {
+    let mark = Deferred {
+        kind,
+        value,
+        ts: now_ns(),
+        tid: thread_id(generation),
+        payload: payload.to_vec(),
+    };
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.len() >= DEFERRED_MAX {
+            return false;
+        }
+        d.push(mark);
+        ANY_DEFERRED.store(true, Ordering::Relaxed);
+        true
+    })
 }
 
 fn now_ns() -> u64 {
@@ -183,21 +225,29 @@ impl Recorder {
         self.set(TAIL, tail + (n << 3));
     }
 
+    /// Whether pytap's heartbeat is fresh; when not, the agent is told
+    /// (`stale`: it unregisters the callbacks and calls `close`).
+    fn pytap_alive(&mut self) -> bool {
+        if self.alive() {
+            return true;
+        }
+        // SAFETY: `stale` is a live callable; the GIL is held.
+        let r = unsafe { PyObject_CallFunctionObjArgs(self.stale, ptr::null_mut::<PyObject>()) };
+        if r.is_null() {
+            swallow_error();
+        } else {
+            // SAFETY: owned result.
+            unsafe { Py_DecRef(r) };
+        }
+        false
+    }
+
     /// Records one event; `Err(())`: an exception goes on to the program.
     pub(crate) fn record(&mut self, kind: u64, code: *mut PyObject, offset: Option<i64>, line: i64) -> Result<(), ()> {
         self.countdown = self.countdown.saturating_sub(1);
         if self.countdown == 0 {
             self.countdown = CHECK_EVERY;
-            if !self.alive() {
-                // SAFETY: `stale` is a live callable; the GIL is held. It
-                // unregisters the callbacks and calls `close`.
-                let r = unsafe { PyObject_CallFunctionObjArgs(self.stale, ptr::null_mut::<PyObject>()) };
-                if r.is_null() {
-                    swallow_error();
-                } else {
-                    // SAFETY: owned result.
-                    unsafe { Py_DecRef(r) };
-                }
+            if !self.pytap_alive() {
                 return Ok(());
             }
         }
@@ -209,7 +259,10 @@ impl Recorder {
             }
             w
         } else {
-            match self.slow_word(code, offset, line)? {
+            let word = self.slow_word(code, offset, line);
+            // A collection the helpers' allocations ran comes before.
+            self.write_deferred();
+            match word? {
                 Some(w) => w,
                 None => return Ok(()),
             }
@@ -225,6 +278,50 @@ impl Recorder {
         self.set(at + 3, u64::from(tid));
         self.publish(4);
         Ok(())
+    }
+
+    /// Records one gc, import or audit event: `MARK_BYTES` of header,
+    /// then `payload` (padded to 8 bytes). These are rare: pytap's
+    /// heartbeat is looked at for each.
+    pub(crate) fn mark(&mut self, kind: u64, value: i64, payload: &[u8]) {
+        if !self.pytap_alive() {
+            return;
+        }
+        let tid = thread_id(self.generation);
+        let ts = now_ns();
+        self.write_mark(kind, value, ts, tid, payload);
+    }
+
+    /// The marks made while this recorder was out, in their order.
+    pub(crate) fn write_deferred(&mut self) {
+        if !ANY_DEFERRED.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let marks = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        for m in marks {
+            self.write_mark(m.kind, m.value, m.ts, m.tid, &m.payload);
+        }
+    }
+
+    fn write_mark(&mut self, kind: u64, value: i64, ts: u64, tid: u32, payload: &[u8]) {
+        let words = (ring::MARK_BYTES + payload.len()).div_ceil(8) as u64;
+        if words > self.capacity {
+            self.drop_event();
+            return;
+        }
+        let Some(at) = self.reserve(words) else {
+            return;
+        };
+        self.set(at, (words << 3) | kind << 32);
+        self.set(at + 1, value as u64);
+        self.set(at + 2, ts);
+        self.set(at + 3, u64::from(tid) | (payload.len() as u64) << 32);
+        for (i, chunk) in payload.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.set(at + 4 + i, u64::from_le_bytes(w));
+        }
+        self.publish(words);
     }
 
     pub(crate) fn close(&mut self) {
