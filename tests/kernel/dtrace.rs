@@ -44,8 +44,22 @@ fn parse_call_stack_line(l: &str) -> (u64, String) {
 fn call_stack_d_matches_the_setprofile_oracle() {
     require_kernel();
     let file = script("call_stack.py");
-    for version in ["3.9", "3.11", "3.13", "3.14", "3.15"] {
-        let py = fixture(version).binary.display().to_string();
+    // Each fixture, and its twin without markers (the agent's events).
+    let builds = ["3.9", "3.11", "3.13", "3.14", "3.15"]
+        .into_iter()
+        .flat_map(|v| {
+            [
+                (v.to_string(), fixture(v).binary.display().to_string()),
+                (
+                    format!("{v} without markers"),
+                    crate::harness::fixture_without_markers(v)
+                        .binary
+                        .display()
+                        .to_string(),
+                ),
+            ]
+        });
+    for (version, py) in builds {
         let want = oracle::call_stack(&py);
         assert_eq!(want.len(), 18, "{version}: the workload's shape: {want:?}");
         let run = pytap(&[
