@@ -665,7 +665,8 @@ def main():
         import bench_capture
         fixtures = os.path.join(ROOT, "target", "pythons")
         every = [os.path.join(fixtures, f"python{v}") for v in ("3.9", "3.11", "3.13", "3.14", "3.15")]
-        every = args.python or [p for p in every if os.path.exists(p)]
+        every = args.python or ([p for p in every if os.path.exists(p)]
+                                + bench_capture.unmarked_pythons())
         with tempfile.TemporaryDirectory(prefix="pytap-bench-capture-") as tmp:
             capture = bench_capture.bench(every, args, tmp, PINNED_ENV, pin_tracer,
                                           version_of, real_binary)

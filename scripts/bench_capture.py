@@ -19,7 +19,11 @@ empty BPF probe (`trace --empty-probe`, the uprobe trap alone); on 3.9
 and 3.11 the same three with `--capture in-process` (a profile function
 instead of the markers); on 3.13,
 3.14 and 3.15 `top_py` and `trace_py`, the agent with its Python callbacks
-(its fallback) instead of the compiled ones.
+(its fallback) instead of the compiled ones. Builds without markers (each
+fixture's twin, this machine's pyenv builds): the three tools through the
+agent, which is what `auto` takes there (a compiled profile function on
+3.8-3.11, `sys.monitoring` on 3.12+), and `top_py` and `trace_py` with its
+Python callbacks.
 
 Reported: each mode's slowdown (median / untraced median) and its cost per
 event (or per call for top) over the untraced run. The issue's targets,
@@ -28,6 +32,8 @@ with PASS/FAIL:
   3.15, fib: in-process trace overhead <= 0.25 x the empty probe's
   in-process top and calls: <= 100 ns per event (3.13, 3.14, 3.15), the
   floor printed beside them
+  stdlib, every interpreter, the path `auto` takes for a launched
+  command: top <= 1.5 x untraced, calls <= 2 x
 """
 
 import os
@@ -39,6 +45,9 @@ FIB = os.path.join(ROOT, "tests", "py", "fib.py")
 STDLIB = os.path.join(ROOT, "tests", "py", "stdlib_work.py")
 TRACE_OVER_EMPTY = 0.25
 TOOL_NS = 100.0
+# The stdlib workload's slowdown under the path `auto` takes.
+AUTO_TOP = 1.5
+AUTO_CALLS = 2.0
 
 
 def fib_calls(n):
@@ -67,7 +76,7 @@ def timed(argv, elapsed, env, preexec):
         return float(f.read()), proc.stderr
 
 
-def modes_for(version, pytap):
+def modes_for(version, pytap, marked=True):
     tools = {
         "top": [pytap, "top", "--plain", "-n", "5", "-o", os.devnull],
         "calls": [pytap, "calls", "-o", os.devnull],
@@ -76,6 +85,11 @@ def modes_for(version, pytap):
     }
     modes = {"untraced": None}
     modes.update(tools)
+    if not marked:
+        # The agent, as auto gives it, and its Python callbacks.
+        for name in ("top", "trace"):
+            modes[name + "_py"] = tools[name] + [PURE]
+        return modes
     if version in ("3.9", "3.11", "3.15"):
         # In-process where markers exist: sys.monitoring on 3.15, a profile
         # function on 3.9 and 3.11.
@@ -101,6 +115,25 @@ PURE = "<pure>"
 FLOOR_SCRIPT = os.path.join(ROOT, "scripts", "monitoring_floor.py")
 
 
+def has_markers(pytap, python):
+    """Whether pytap finds python markers in the interpreter (`pytap info`
+    says so with exit 0)."""
+    return subprocess.run([pytap, "info", python], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def unmarked_pythons():
+    """The builds without markers the benchmark measures too: each fixture's
+    twin, and this machine's pyenv builds."""
+    fixtures = os.path.join(ROOT, "target", "pythons")
+    found = [os.path.join(fixtures, f"python{v}-nomarkers")
+             for v in ("3.9", "3.11", "3.13", "3.14", "3.15")]
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    for v in ("3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"):
+        found.append(os.path.join(pyenv, "versions", v, "bin", "python" + v.rsplit(".", 1)[0]))
+    return [p for p in found if os.path.exists(p)]
+
+
 def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
     """Runs both workloads on each interpreter; returns the results."""
     results = []
@@ -108,8 +141,9 @@ def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
     for python in pythons:
         version = version_of(python)
         binary = real_binary(python)
+        marked = has_markers(args.pytap, binary)
         for workload, work in (("fib", [FIB, str(args.n)]), ("stdlib", [STDLIB, "30"])):
-            modes = modes_for(version, args.pytap)
+            modes = modes_for(version, args.pytap, marked)
             times = {m: [] for m in modes}
             for _ in range(args.runs):
                 for mode, argv in modes.items():
@@ -127,6 +161,7 @@ def bench(pythons, args, tmp, env, preexec, version_of, real_binary):
             results.append({
                 "python": python,
                 "version": version,
+                "markers": marked,
                 "workload": workload,
                 "calls": fib_calls(args.n) if workload == "fib" else None,
                 "runs": args.runs,
@@ -141,8 +176,9 @@ def report(results):
     for r in results:
         med = r["median_seconds"]
         base = med["untraced"]
-        print(f"\n== capture: Python {r['version']}, {r['workload']}, median [interquartile "
-              f"range] of {r['runs']} interleaved runs")
+        build = "" if r.get("markers", True) else " without markers"
+        print(f"\n== capture: Python {r['version']}{build} ({r['python']}), {r['workload']}, "
+              f"median [interquartile range] of {r['runs']} interleaved runs")
         for mode, t in med.items():
             lo, hi = r["interquartile_seconds"][mode]
             line = f"  {mode:<9} {t:8.3f} s [{lo:.3f}, {hi:.3f}]"
@@ -155,10 +191,20 @@ def report(results):
                     unit = "call" if per_call else "event"
                     line += f", {ns:6.0f} ns per {unit}"
             print(line)
+        if r["workload"] == "stdlib":
+            # The issue's goal, through the path auto takes (the default).
+            for mode, goal in (("top", AUTO_TOP), ("calls", AUTO_CALLS)):
+                ratio = med[mode] / base
+                verdict = ratio <= goal
+                ok &= verdict
+                print(f"  {mode} through auto's path: {ratio:5.2f}x untraced (goal <= {goal}x) "
+                      f"{'PASS' if verdict else 'FAIL'}")
         if r["workload"] != "fib":
             continue
-        in_process = [m for m in ("top", "calls") if r["version"] in ("3.13", "3.14")]
-        in_process += [m for m in ("top_ip", "calls_ip") if m in med]
+        monitoring = r["version"] in ("3.12", "3.13", "3.14", "3.15")
+        in_process = [m for m in ("top", "calls") if r["version"] in ("3.13", "3.14")
+                      or (monitoring and not r.get("markers", True))]
+        in_process += [m for m in ("top_ip", "calls_ip") if m in med and monitoring]
         for mode in in_process:
             per = r["calls"] if mode.startswith("top") else 2 * r["calls"]
             ns = (med[mode] - base) / per * 1e9

@@ -29,17 +29,19 @@ _ATTACH = globals().get("_PYTAP_ATTACH")
 
 
 def _own_codes(code):
-    """The ids of the agent's own code objects (this module's, and every
-    function's in it, nested ones included), whose events are never shown.
+    """The agent's own code objects (this module's, and every function's
+    in it, nested ones included), whose events are never shown, each its
+    own key and value: one is the agent's when `_OWN_CODES.get(c) is c`.
     By identity, not file name: attached through PEP 768, 3.14 runs this
-    file's text as `<string>`, the name `python -c` code has too."""
-    ids = set()
+    file's text as `<string>`, the name `python -c` code has too (and not
+    by `id()`, which 3.8 audits)."""
+    own = {}
     todo = [code]
     while todo:
         c = todo.pop()
-        ids.add(id(c))
+        own[c] = c
         todo.extend(k for k in c.co_consts if type(k) is type(code))
-    return ids
+    return own
 
 
 _OWN_CODES = _own_codes(_sys._getframe().f_code)
@@ -132,10 +134,11 @@ def _report_failure(directory, error):
 
 def _load_extension(directory):
     """pytap's compiled callbacks (`_pytap_agent.abi3.so` next to this
-    file), or None: then the Python callbacks below do the work. A
+    file: `sys.monitoring` callbacks on 3.12+, a profile function on
+    3.8-3.11), or None: then the Python callbacks below do the work. A
     free-threaded build cannot load a stable-ABI module; the Python
     callbacks need the GIL too, so the agent stops there (see start)."""
-    if _os.environ.get("PYTAP_CAPTURE_PURE") == "1" or not hasattr(_sys, "monitoring"):
+    if _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
         return None
     path = _os.path.join(directory, "_pytap_agent.abi3.so")
     try:
@@ -189,8 +192,8 @@ _OBJ_BYTES, _NESTED_OBJ_BYTES, _AUDIT_ITEMS, _AUDIT_NESTED, _TYPE_NAME = 256, 12
 _TAIL, _HEAD, _LOST, _BEAT, _PID, _STATE, _CALLBACKS = 24, 32, 40, 48, 56, 60, 64
 # Which callbacks record (at _CALLBACKS): compiled, Python (the extension
 # did not load), Python as asked (PYTAP_CAPTURE_PURE=1), a Python profile
-# function (3.8-3.11, no sys.monitoring).
-_COMPILED, _PYTHON, _PYTHON_ASKED, _PROFILE = 1, 2, 3, 4
+# function (3.8-3.11, no sys.monitoring), the compiled profile function.
+_COMPILED, _PYTHON, _PYTHON_ASKED, _PROFILE, _COMPILED_PROFILE = 1, 2, 3, 4, 5
 _HEADER = 4096
 # States.
 _ACTIVE, _DETACHED, _NO_TOOL, _FAILED, _FORKED = 1, 2, 3, 4, 5
@@ -225,6 +228,7 @@ class _Imports:
     def __init__(self, agent):
         self.agent = agent
         self.code = None
+        self.gcd_code = None
         self.want_start = "import_start" in agent.events
         self.want_done = "import_done" in agent.events
         self.local = agent.thread._local()
@@ -332,6 +336,20 @@ class _Imports:
                     if self.want_done:
                         self.agent.mark(_IMPORT_DONE, 0 if arg is None else 1,
                                         name.encode("utf-8", "replace"))
+        except Exception as e:
+            self.agent._mark_failed(e)
+
+    def compiled(self, frame, is_call, value, hidden):
+        """The compiled profile function's call (`hidden`: from
+        `_gcd_import`) or return of `_find_and_load`."""
+        try:
+            if is_call:
+                if hidden:
+                    self._running()
+                    self.local.hide_next = True
+                self.started(frame.f_locals.get("name"))
+            else:
+                self.ended(value is not None)
         except Exception as e:
             self.agent._mark_failed(e)
 
@@ -521,9 +539,10 @@ class _Agent:
         self.imports = None
         self.profile = None
         self.profile_lock = None
+        self.compiled_profile = False
         self.ext = _load_extension(directory)
         if self.ext is not None:
-            self.callbacks = _COMPILED
+            self.callbacks = _COMPILED if hasattr(_sys, "monitoring") else _COMPILED_PROFILE
         elif not hasattr(_sys, "monitoring"):
             self.callbacks = _PROFILE
         elif _os.environ.get("PYTAP_CAPTURE_PURE") == "1":
@@ -589,6 +608,17 @@ class _Agent:
         import threading
 
         self.threading = threading
+        if self.ext is not None and self.functions:
+            if self._start_compiled_profile():
+                self._start_marks()
+                try:
+                    _os.register_at_fork(after_in_child=self._forked)
+                except Exception:
+                    pass
+                return
+            # The Python profile function, said in the header.
+            self.callbacks = _PROFILE
+            self.struct.pack_into("<I", self.mm, _CALLBACKS, _PROFILE)
         self._profile_callbacks()
         # Without function events, imports are watched from the audit
         # hook (`_Imports.audited`).
@@ -617,7 +647,8 @@ class _Agent:
         # profile function's own `frame.f_code` (an audited read) by it.
         lock = self.thread.RLock()
         self.profile_lock = lock
-        functions = self.functions
+        wanted = set(e for e, name in (("call", "entry"), ("return", "return"))
+                     if name in self.events)
         imports = self._import_watch()
         base = _HEADER >> 3
         capacity = self.size >> 3
@@ -667,7 +698,7 @@ class _Agent:
             return True
 
         def define(code):
-            if id(code) in own_codes:
+            if own_codes.get(code) is code:
                 tables[code] = 0
                 return 0
             state["cid"] += 1
@@ -714,7 +745,7 @@ class _Agent:
                     code = frame.f_code
                     if code is imports.code:
                         imports.profiled(frame, event, arg)
-                    if not functions:
+                    if event not in wanted:
                         return
                     cid = tables.get(code)
                     if cid is None:
@@ -775,7 +806,7 @@ class _Agent:
 
         self.profile = profile
         self.profile_state = state
-        self.entered = seed if functions else None
+        self.entered = seed if "entry" in self.events else None
         self.mark = mark
 
     def _install_callbacks(self):
@@ -785,11 +816,28 @@ class _Agent:
             self._callbacks()
             return
         ev = _sys.monitoring.events
+        self._ext_open()
+        self.registered = []
+        if "entry" in self.events:
+            self.registered += [(ev.PY_START, self.ext.entry), (ev.PY_RESUME, self.ext.entry),
+                                (ev.PY_THROW, self.ext.entry)]
+        if "return" in self.events:
+            self.registered += [(ev.PY_RETURN, self.ext.ret), (ev.PY_YIELD, self.ext.ret),
+                                (ev.PY_UNWIND, self.ext.ret)]
+        if "line" in self.events:
+            self.registered.append((ev.LINE, self.ext.line))
+        for event, callback in self.registered:
+            _sys.monitoring.register_callback(self.tool, event, callback)
+        self.entered = self.ext.entry if "entry" in self.events else None
+
+    def _ext_open(self):
+        """The compiled callbacks' recorder on this process's ring, with the
+        agent's helpers."""
         own_codes = _OWN_CODES
         agent = self
 
         def describe(code):
-            if id(code) in own_codes:
+            if own_codes.get(code) is code:
                 return None
             return (code.co_filename.encode("utf-8", "surrogateescape")[:4096],
                     code.co_name.encode("utf-8", "surrogateescape")[:4096],
@@ -807,18 +855,27 @@ class _Agent:
 
         self.ext.open(self.path, self.size, describe, line_of, stale)
         self.mark = self.ext.mark
-        self.registered = []
-        if "entry" in self.events:
-            self.registered += [(ev.PY_START, self.ext.entry), (ev.PY_RESUME, self.ext.entry),
-                                (ev.PY_THROW, self.ext.entry)]
-        if "return" in self.events:
-            self.registered += [(ev.PY_RETURN, self.ext.ret), (ev.PY_YIELD, self.ext.ret),
-                                (ev.PY_UNWIND, self.ext.ret)]
-        if "line" in self.events:
-            self.registered.append((ev.LINE, self.ext.line))
-        for event, callback in self.registered:
-            _sys.monitoring.register_callback(self.tool, event, callback)
-        self.entered = self.ext.entry if "entry" in self.events else None
+
+    def _start_compiled_profile(self):
+        """3.8-3.11 with the extension: its profile function records
+        function events (and sees `_find_and_load` for the imports);
+        `False` when this interpreter lacks what it needs."""
+        ext = self.ext
+        self._ext_open()
+        imports = self._import_watch()
+        self.entered = lambda code, _offset: ext.entry_line(code, code.co_firstlineno)
+        self._seed()
+        watched = imports.compiled if imports.code is not None else None
+        minor = _sys.version_info[1]
+        wanted = ("entry" in self.events) | ("return" in self.events) << 1
+        if not ext.profile_start(minor, imports.code, watched, imports.gcd_code, wanted):
+            self.entered = None
+            ext.close()
+            self.mark = None
+            return False
+        self.compiled_profile = True
+        self.threading.setprofile(ext.thread)
+        return True
 
     def _callbacks(self):
         """Registers the callbacks, bound to this process's ring. Each keeps
@@ -910,7 +967,7 @@ class _Agent:
             record; the agent's own code gets `own` (not shown); `None`
             when the record could not be written (its events are lost)."""
             nonlocal tail, next_cid, lost
-            if id(code) in own_codes:
+            if own_codes.get(code) is code:
                 tables[code] = own
                 return own
             next_cid += 1
@@ -1262,6 +1319,14 @@ class _Agent:
                 self.ext.close()
             except Exception:
                 pass
+        if self.compiled_profile:
+            # This thread now; the others at their next event.
+            self.compiled_profile = False
+            try:
+                self.ext.profile_stop()
+                self.threading.setprofile(None)
+            except Exception:
+                pass
         if getattr(self, "profile", None) is not None:
             # This thread now; the others when their profile function runs.
             self.profile_state["stopped"] = True
@@ -1308,7 +1373,10 @@ class _Agent:
             self._release()
             mm.close()
             self._open()
-            if self.profile_lock is not None:
+            if self.compiled_profile:
+                # The profile function goes on in this thread, the only one.
+                self._ext_open()
+            elif self.profile_lock is not None:
                 profiling = self.profile is not None
                 self._profile_callbacks()
                 if profiling:

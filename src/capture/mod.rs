@@ -442,18 +442,24 @@ mod tests {
         };
         // By default: the markers where they are, the agent where not.
         assert!(!CaptureMode::Auto.serves(marked(11)));
+        assert!(!CaptureMode::Auto.serves(marked(10)));
+        assert!(!CaptureMode::Attached.serves(marked(11)));
+        assert!(CaptureMode::Attached.serves(marked(13)));
+        assert!(!CaptureMode::Attached.serves(marked(15)));
         assert!(CaptureMode::Auto.serves(marked(12)));
         assert!(CaptureMode::Auto.serves(marked(14)));
         assert!(!CaptureMode::Auto.serves(marked(15)));
         for minor in 8..=15 {
             assert!(CaptureMode::Auto.serves(unmarked(minor)), "3.{minor}");
+            assert!(CaptureMode::Attached.serves(unmarked(minor)), "3.{minor}");
             assert!(CaptureMode::InProcess.serves(unmarked(minor)), "3.{minor}");
             assert!(!CaptureMode::Markers.serves(unmarked(minor)), "3.{minor}");
         }
         assert!(!CaptureMode::Auto.serves(unmarked(7)));
         assert!(CaptureMode::InProcess.serves(marked(15)));
         assert!(CaptureMode::InProcess.serves(marked(11)));
-        assert!(!CaptureMode::InProcess.serves(marked(9)));
+        assert!(CaptureMode::InProcess.serves(marked(9)));
+        assert!(!CaptureMode::InProcess.serves(marked(7)));
         assert!(!CaptureMode::Markers.serves(marked(13)));
         // gc, imports and audit: the agent only where the build has no
         // markers at all (3.12-3.14 keep these).

@@ -61,8 +61,9 @@ pub struct Header {
     /// The agent's state.
     pub state: AgentState,
     /// Which callbacks record: 1 compiled, 2 Python (the extension did
-    /// not load), 3 Python as asked, 4 a Python profile function (3.8 to
-    /// 3.11, which have no `sys.monitoring`); 0 in a file too short to say.
+    /// not load), 3 Python as asked, 4 a Python profile function, 5 the
+    /// compiled profile function (both 3.8 to 3.11, which have no
+    /// `sys.monitoring`); 0 in a file too short to say.
     pub callbacks: u32,
 }
 

@@ -15,18 +15,23 @@ use std::sync::Arc;
 use crate::cpython::Marker;
 use crate::process::module::Module;
 
-/// Which path serves function events (`--capture`).
+/// Which path serves function events (`--capture`, and what attaching
+/// implies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CaptureMode {
-    /// Markers where the interpreter has function markers; in-process on
-    /// 3.12–3.14 (where they are gone) and on builds without markers.
+    /// A launched command: in-process on 3.12–3.14 (where the markers are
+    /// gone) and on builds without markers; the markers elsewhere (on 3.11
+    /// the compiled profile function costs less than the armed markers:
+    /// `--capture in-process` takes it).
     #[default]
     Auto,
+    /// Running processes (`-p`): the markers wherever they are (nothing
+    /// then runs in the process); in-process only where nothing else
+    /// gives the events (3.12–3.14, builds without markers).
+    Attached,
     /// Markers only (nothing runs in the target).
     Markers,
-    /// In-process where it costs less than the markers: 3.11 (a profile
-    /// function) and 3.12+ (a `sys.monitoring` tool); markers on 3.8-3.10
-    /// where the build has them.
+    /// In-process on every version pytap's agent serves (3.8+).
     InProcess,
 }
 
@@ -105,11 +110,10 @@ impl CaptureMode {
             return false;
         }
         match self {
-            CaptureMode::Auto => ((3, 12)..=(3, 14)).contains(&version) || !function_markers,
-            // 3.11's markers need the eval loop's tracing path armed, which
-            // costs more than a profile function; on 3.8-3.10 the markers
-            // cost less (scripts/bench_capture.py measures both).
-            CaptureMode::InProcess => version >= (3, 11) || !function_markers,
+            CaptureMode::Auto | CaptureMode::Attached => {
+                ((3, 12)..=(3, 14)).contains(&version) || !function_markers
+            }
+            CaptureMode::InProcess => true,
             CaptureMode::Markers => false,
         }
     }

@@ -35,7 +35,7 @@ pub fn capture_for(
         TargetSpec::Pids(_)
             if !markers.is_empty() && stream.attach.capture != CaptureMode::Markers =>
         {
-            CaptureMode::Auto
+            CaptureMode::Attached
         }
         _ => CaptureMode::Markers,
     };

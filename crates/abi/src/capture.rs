@@ -67,7 +67,8 @@ pub const PID: u64 = 56;
 /// The agent's state (0 active, then detached, no tool, failed, forked:
 /// `pytap::capture::ring::AgentState`).
 pub const STATE: u64 = 60;
-/// Which callbacks record (1 compiled, 2 Python, 3 Python as asked).
+/// Which callbacks record (1 compiled, 2 Python, 3 Python as asked, 4 a
+/// Python profile function, 5 the compiled profile function).
 pub const CALLBACKS: u64 = 64;
 /// The heartbeat that tells the agent pytap is gone.
 pub const BEAT_GONE: u64 = u64::MAX;

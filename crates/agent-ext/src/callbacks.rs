@@ -103,6 +103,9 @@ macro_rules! callback {
 callback!(py_entry, KIND_ENTRY, 2, false);
 callback!(py_return, KIND_RETURN, 2, false);
 callback!(py_line, KIND_LINE, 2, true);
+// `entry_line(code, line)`: an entry at a line (the profile function's
+// frames already running as it starts).
+callback!(py_entry_line, KIND_ENTRY, 2, true);
 
 /// `mark(kind, value, payload)`: one gc, import or audit record (the
 /// layout's `MARK_BYTES`, then `payload`, a bytes object the agent packed).

@@ -54,6 +54,8 @@ unsafe extern "C" {
     pub(crate) fn PyTuple_GetItem(t: *mut PyObject, i: isize) -> *mut PyObject;
     pub(crate) fn PyObject_CallFunctionObjArgs(callable: *mut PyObject, ...) -> *mut PyObject;
     pub(crate) fn Py_IncRef(o: *mut PyObject);
+    pub(crate) fn PyObject_GetAttrString(o: *mut PyObject, name: *const c_char) -> *mut PyObject;
+    pub(crate) fn PyBool_FromLong(v: c_long) -> *mut PyObject;
     pub(crate) fn Py_DecRef(o: *mut PyObject);
     pub(crate) fn PyErr_Occurred() -> *mut PyObject;
     pub(crate) fn PyErr_Clear();
@@ -81,7 +83,11 @@ unsafe extern "C" {
         -> *mut c_void;
     pub(crate) fn munmap(addr: *mut c_void, len: usize) -> c_int;
     pub(crate) fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int;
+    pub(crate) fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 }
+
+/// `dlsym`'s handle for the process's global symbols.
+pub(crate) const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
 
 pub(crate) const CLOCK_MONOTONIC: c_int = 1;
 pub(crate) const SYS_GETTID: c_long = 186;

@@ -1,6 +1,6 @@
 //! `_pytap_agent`: the compiled callbacks of pytap's in-process agent.
 //!
-//! A CPython extension module on the stable ABI (3.12+), loaded by the
+//! A CPython extension module on the stable ABI (3.8+), loaded by the
 //! agent (`src/capture/agent.py` in pytap) from the capture directory. Its
 //! `entry`, `ret` and `line` functions are registered as the
 //! `sys.monitoring` callbacks; `mark` writes the agent's gc, import and
@@ -20,6 +20,8 @@
 //! - [`callbacks`]: the module's functions as CPython calls them;
 //! - [`recorder`]: the writer of the ring, and what it learns once per
 //!   code object and offset;
+//! - [`profile`]: 3.8–3.11's compiled profile function, in place of
+//!   `sys.monitoring`;
 //! - [`slot`]: where the recorder lives between calls;
 //! - [`python`]: small steps over the C API (None, errors, arguments);
 //! - [`hash`]: the recorder's cheap hasher;
@@ -33,11 +35,13 @@ use std::ptr;
 pub mod ffi;
 mod callbacks;
 mod hash;
+mod profile;
 mod python;
 mod recorder;
 mod slot;
 
-use callbacks::{py_close, py_entry, py_line, py_mark, py_open, py_return};
+use callbacks::{py_close, py_entry, py_entry_line, py_line, py_mark, py_open, py_return};
+use profile::{py_profile_start, py_profile_stop, py_profile_thread};
 use ffi::*;
 use pytap_abi::capture as ring;
 
@@ -56,7 +60,7 @@ const KIND_ENTRY: u64 = ring::KIND_ENTRY as u64;
 const KIND_RETURN: u64 = ring::KIND_RETURN as u64;
 const KIND_LINE: u64 = ring::KIND_LINE as u64;
 
-static mut METHODS: [PyMethodDef; 7] = [
+static mut METHODS: [PyMethodDef; 11] = [
     PyMethodDef {
         ml_name: c"open".as_ptr(),
         ml_meth: py_open as *mut c_void,
@@ -90,6 +94,30 @@ static mut METHODS: [PyMethodDef; 7] = [
     PyMethodDef {
         ml_name: c"mark".as_ptr(),
         ml_meth: py_mark as *mut c_void,
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    },
+    PyMethodDef {
+        ml_name: c"entry_line".as_ptr(),
+        ml_meth: py_entry_line as *mut c_void,
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    },
+    PyMethodDef {
+        ml_name: c"profile_start".as_ptr(),
+        ml_meth: py_profile_start as *mut c_void,
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    },
+    PyMethodDef {
+        ml_name: c"profile_stop".as_ptr(),
+        ml_meth: py_profile_stop as *mut c_void,
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    },
+    PyMethodDef {
+        ml_name: c"thread".as_ptr(),
+        ml_meth: py_profile_thread as *mut c_void,
         ml_flags: METH_FASTCALL,
         ml_doc: ptr::null(),
     },
