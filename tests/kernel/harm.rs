@@ -59,11 +59,13 @@ const IMPORTS_H: &str = "import h; h.h(); print('ran ok')";
 fn a_module_from_a_non_utf8_directory_never_kills_the_program() {
     require_kernel();
     let bad = bad_dir("harm-pythonpath");
-    // 3.11 and 3.15 get their function events from inside the interpreter
-    // instead of the markers (before: SystemError, exit 1).
+    // Their function events come from inside the interpreter instead of
+    // the markers (before: SystemError, exit 1); 3.9's through the
+    // compiled profile function.
     for python in [
         system_python().display().to_string(),
         fixture("3.15").binary.display().to_string(),
+        fixture("3.9").binary.display().to_string(),
     ] {
         let run = traced(
             &["flow"],
@@ -100,12 +102,12 @@ fn a_module_from_a_non_utf8_directory_never_kills_the_program() {
             run.out
         );
     }
-    // 3.9 has no such capture: flow, which needs the function markers,
-    // refuses in one line; trace leaves them out, says why, and traces the
-    // rest, the program unharmed.
+    // Markers only: flow, which needs the function markers, refuses in one
+    // line; trace leaves them out, says why, and traces the rest, the
+    // program unharmed.
     let py39 = fixture("3.9").binary.display().to_string();
     let run = traced(
-        &["flow"],
+        &["flow", "--capture", "markers"],
         &py39,
         IMPORTS_H,
         ("PYTHONPATH", &bad),
@@ -118,7 +120,7 @@ fn a_module_from_a_non_utf8_directory_never_kills_the_program() {
         run.stderr
     );
     let run = traced(
-        &["trace"],
+        &["trace", "--capture", "markers"],
         &py39,
         IMPORTS_H,
         ("PYTHONPATH", &bad),
