@@ -554,8 +554,20 @@ class _Agent:
     def _open(self):
         pid = _os.getpid()
         self.pid = pid
-        self.path = _os.path.join(self.directory, "%d.ring" % pid)
-        fd = _os.open(self.path, _os.O_RDWR | _os.O_CREAT | _os.O_EXCL, 0o600)
+        # A process that executed a program again (os.execv) finds the ring
+        # of its former program, which pytap may not have read to its end:
+        # the new one comes after it, by name too (pytap reads a process's
+        # rings in that order).
+        for n in range(10000):
+            name = "%d.ring" % pid if n == 0 else "%d.x%04d.ring" % (pid, n)
+            self.path = _os.path.join(self.directory, name)
+            try:
+                fd = _os.open(self.path, _os.O_RDWR | _os.O_CREAT | _os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError("no free ring name for pid %d" % pid)
         try:
             _os.ftruncate(fd, _HEADER + self.size)
             self.mm = self.mmap.mmap(fd, _HEADER + self.size)
