@@ -440,8 +440,14 @@ mod tests {
             function_markers: false,
             markers: false,
         };
-        // By default: the markers where they are, the agent where not.
-        assert!(!CaptureMode::Auto.serves(marked(11)));
+        // By default, launched: the cheapest exact path (the agent on 3.11
+        // too, whose markers need tracing armed); attached: the markers
+        // where they are.
+        assert!(CaptureMode::Auto.serves(marked(11)));
+        assert!(!CaptureMode::Auto.serves(marked(10)));
+        assert!(!CaptureMode::Attached.serves(marked(11)));
+        assert!(CaptureMode::Attached.serves(marked(13)));
+        assert!(!CaptureMode::Attached.serves(marked(15)));
         assert!(!CaptureMode::Auto.serves(marked(10)));
         assert!(!CaptureMode::Attached.serves(marked(11)));
         assert!(CaptureMode::Attached.serves(marked(13)));

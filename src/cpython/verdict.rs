@@ -111,7 +111,7 @@ pub fn fails_on_non_utf8_paths(version: Option<PyVersion>) -> bool {
 pub const NON_UTF8_PATHS: &str = "a file or function name that is not UTF-8 makes this CPython fail (SystemError) \
      once function or line markers are armed (CPython gh-156118): pytap does not arm them for a program whose \
      script, working directory, PYTHONPATH, interpreter or mapped files have such a name unless given --force \
-     (a launched 3.11 or 3.12+ gets its function events from inside the interpreter instead)";
+     (a launched program gets its function events from inside the interpreter instead)";
 
 /// The verdict for every CPython marker, given the binary's version (if
 /// known) and the number of sites of each marker it carries.

@@ -21,7 +21,7 @@
 //! of a running process, and from its own command line and environment
 //! before it launches one) and does not arm those markers where one is not
 //! UTF-8, unless asked to with `--force`; where the in-process capture can
-//! serve the function events instead (a launched 3.11 or 3.12+, a running
+//! serve the function events instead (a launched 3.8+, a running
 //! 3.14+), it does, since it reads names without that fault.
 //!
 //! What no one can know beforehand is a name made at run time: code

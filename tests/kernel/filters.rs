@@ -81,8 +81,11 @@ fn a_path_longer_than_the_buffer_keeps_its_file_name() {
     std::fs::write(&path, "def leaf():\n    return 1\n\nleaf()\n").unwrap();
     for version in ["3.9", "3.11", "3.15"] {
         let py = fixture(version).binary.display().to_string();
+        // The markers' buffer (3.11's default is the agent, which has none).
         let run = pytap(&[
             "flow",
+            "--capture",
+            "markers",
             "--filter",
             "*deep.py:*",
             "--",
@@ -98,6 +101,8 @@ fn a_path_longer_than_the_buffer_keeps_its_file_name() {
         assert!(entry.contains(" in …"), "{version}: {entry}");
         let run = pytap(&[
             "flow",
+            "--capture",
+            "markers",
             "--filter",
             "deep.py:leaf",
             "--",

@@ -80,15 +80,19 @@ fn a_module_from_a_non_utf8_directory_never_kills_the_program() {
             "{python}: {}",
             run.stderr
         );
-        assert!(
+        // 3.11's default is the agent already (said once); the others are
+        // moved to it for this.
+        let said = if python.contains("3.11") {
+            run.stderr
+                .contains("function events from pytap's agent inside the interpreter")
+        } else {
             run.stderr
                 .contains("harm-pythonpath/l\u{fffd} is not valid UTF-8")
                 && run
                     .stderr
-                    .contains("function events come from inside the interpreter"),
-            "{python}: {}",
-            run.stderr
-        );
+                    .contains("function events come from inside the interpreter")
+        };
+        assert!(said, "{python}: {}", run.stderr);
         assert_eq!(
             run.out.matches("=> h in ").count(),
             1,

@@ -455,11 +455,12 @@ fn a_3_14_that_refuses_remote_debugging_is_said_so() {
     );
 }
 
-/// The process tree: a 3.11 program that runs a 3.13 one. By default the
-/// 3.11 program, which has markers, is given nothing, and the 3.13 child's
-/// missing function events are said; with `--capture in-process` the child
-/// gets the agent through the environment it inherits (the parent keeps
-/// its markers, the agent there running only site's first lines).
+/// The process tree: a 3.11 program that runs a 3.13 one. With `--capture
+/// markers` the 3.11 program keeps its markers and is given nothing, and
+/// the 3.13 child's missing function events are said; with `--capture
+/// in-process` (and by default, 3.11's own events then coming from the
+/// agent too) the child gets the agent through the environment it
+/// inherits.
 #[test]
 fn a_3_13_child_of_a_3_11_parent_is_captured_too() {
     require_kernel();
@@ -471,7 +472,20 @@ def in_parent():\n    return 1\n\
 in_parent()\n\
 subprocess.run([{child:?}, '-c', 'def in_child():\\n    return 2\\nfor _ in range(7): in_child()'], check=True)\n"
     );
-    let (views, run) = tool_jsonl("top", &["-n", "0", "--by-pid", "--", &parent, "-c", &code]);
+    let (views, run) = tool_jsonl(
+        "top",
+        &[
+            "-n",
+            "0",
+            "--by-pid",
+            "--capture",
+            "markers",
+            "--",
+            &parent,
+            "-c",
+            &code,
+        ],
+    );
     run.ok();
     assert!(
         run.stderr

@@ -32,7 +32,10 @@ fn reused_string_addresses_never_lend_a_return_old_names() {
         );
         let (events, run) = trace_jsonl(
             &format!("sent-once-trace-{version}"),
+            // The markers' string addresses (3.11's default is the agent).
             &[
+                "--capture",
+                "markers",
                 "-m",
                 "function__entry",
                 "-m",

@@ -137,10 +137,14 @@ fn a_path_that_is_not_utf8_keeps_the_program_alive() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(0), "{version}: {stderr}");
             assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n", "{version}");
-            assert!(
-                stderr.contains("function events come from inside the interpreter instead"),
-                "{version}: {stderr}"
-            );
+            // 3.11's default is the agent already (said once); the others
+            // are moved to it for this.
+            let said = if version == "3.11" {
+                "function events from pytap's agent inside the interpreter"
+            } else {
+                "function events come from inside the interpreter instead"
+            };
+            assert!(stderr.contains(said), "{version}: {stderr}");
             let events = std::fs::read_to_string(dir.join("captured.jsonl")).unwrap();
             assert!(events.contains("\"funcname\":\"f\""), "{version}: {events}");
         }

@@ -138,7 +138,7 @@ fn notices_and_the_commands_output_are_not_drawn_over_the_view() {
     let py = system_python().display().to_string();
     let marker = scratch("live-output").join("done");
     let _ = std::fs::remove_file(&marker);
-    // 3.11 prints the arming notice; the program prints a line every 50 ms
+    // 3.11 says where its function events come from; the program prints a line every 50 ms
     // for about 1.5 s, and says whether it runs on a terminal.
     let code = "import sys, time\nprint('tty', sys.stdout.isatty(), flush=True)\nfor i in range(30):\n    print('program line', i, flush=True)\n    time.sleep(0.05)\nprint('to stderr', file=sys.stderr)";
     let script_path = scratch("live-output").join("printer.py");
@@ -187,7 +187,7 @@ fn notices_and_the_commands_output_are_not_drawn_over_the_view() {
     );
     let notice = lines
         .iter()
-        .position(|l| l.contains("so pytap turned it on"))
+        .position(|l| l.contains("function events from pytap's agent inside the interpreter"))
         .unwrap();
     assert!(notice > first, "{after}");
 }

@@ -86,9 +86,14 @@ fn calls_on_3_11_are_complete_once_armed() {
     let generator =
         "E:gen:22 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:24 E:gen:24 R:gen:23";
     for python in [fixture("3.11").binary.clone(), system_python()] {
+        // The markers (3.11's default is the agent).
         let (events, run) = trace_jsonl(
             "calls-3.11",
-            &[&MARKERS[..], &["-c", &calls_cmd(&python)]].concat(),
+            &[
+                &MARKERS[..],
+                &["--capture", "markers", "-c", &calls_cmd(&python)],
+            ]
+            .concat(),
         );
         run.ok();
         assert!(

@@ -120,7 +120,16 @@ fn a_child_of_another_version_is_traced_with_its_own_plan() {
     let spawner = script("spawner.py");
     let child_py = script("child.py");
     for how in ["subprocess", "exec"] {
-        let mut args = vec!["-m", "function__entry", "--", &parent, &spawner];
+        // The markers on both (3.11's default would be the agent).
+        let mut args = vec![
+            "-m",
+            "function__entry",
+            "--capture",
+            "markers",
+            "--",
+            &parent,
+            &spawner,
+        ];
         args.push(&child);
         args.push(&child_py);
         if how == "exec" {
@@ -239,8 +248,12 @@ fn a_child_that_outlives_pytap_keeps_no_probe() {
     // parent waits for it. pytap is killed while both run.
     let mut tracer = ChildGuard::start(
         Command::new(pytap_bin())
+            // The markers (3.11's default is the agent): their probes and
+            // semaphores are what must not outlive pytap here.
             .args([
                 "trace",
+                "--capture",
+                "markers",
                 "-m",
                 "function__entry",
                 "-m",

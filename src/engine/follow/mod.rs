@@ -36,7 +36,6 @@ use anyhow::{Context, Result};
 use pytap_sys::process::{ExitStatus, pidfd_open};
 use pytap_sys::ptrace::Options;
 
-use super::capture_mode::CaptureMode;
 use super::plan::AttachTarget;
 use super::session::Session;
 use crate::error::TargetError;
@@ -133,12 +132,18 @@ fn learn_names(session: &Session, pid: u32) {
 /// serves those modules instead.
 fn unsafe_names(pid: u32, modules: &[Module], session: &Session) -> Option<String> {
     let plan = &session.plan;
+    // Its function markers armed: it has them and the agent does not serve
+    // them instead.
     let armed = modules.iter().any(|m| {
-        !plan.in_process.iter().any(|p| {
-            p.module.path == m.path && p.markers.iter().any(|f| CaptureMode::SERVES.contains(f))
-        })
+        !m.sites_of(crate::cpython::Marker::FunctionEntry).is_empty()
+            && !plan.capture_mode().serves_module(m)
     });
-    if !plan.guard_names || !crate::engine::hazard::arms_affected(&plan.markers) || !armed {
+    // The requested markers: a process that starts later (a 3.9 child of a
+    // 3.11 parent the agent serves) arms some the plan did not need yet.
+    if !plan.guard_names
+        || !crate::engine::hazard::arms_affected(plan.requested_markers())
+        || !armed
+    {
         return None;
     }
     crate::engine::hazard::non_utf8_path(pid)

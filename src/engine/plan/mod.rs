@@ -227,6 +227,17 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Which path serves function events.
+    pub fn capture_mode(&self) -> CaptureMode {
+        self.request.capture
+    }
+
+    /// The markers the tool asked for (a process that starts later may
+    /// arm some no module planned so far has).
+    pub fn requested_markers(&self) -> &BTreeSet<Marker> {
+        &self.request.markers
+    }
+
     /// Adds a module and generates its program. Returns its index, or
     /// `None` when it has none of the markers (a note says so). With
     /// `absent_is_error`, a requested marker the module lacks is an error
@@ -362,6 +373,21 @@ impl Plan {
             .request
             .capture
             .served_markers(module, &self.request.markers);
+        // The agent chosen over function markers the build has (3.11,
+        // launched): said once, with why.
+        if self.request.capture == CaptureMode::Auto
+            && CaptureMode::SERVES.iter().any(|m| served.contains(m))
+            && !module.sites_of(Marker::FunctionEntry).is_empty()
+        {
+            found.notes.push(format!(
+                "{}{}: function events from pytap's agent inside the interpreter (a compiled \
+                 profile function), which costs less than this version's function markers: they \
+                 fire only with the eval loop's tracing path armed; `--capture markers` keeps the \
+                 markers",
+                module::display(&module.path),
+                module.version_suffix()
+            ));
+        }
         for &marker in &self.request.markers {
             if served.contains(&marker) {
                 found.served.insert(marker);

@@ -168,14 +168,26 @@ fn write_text(info: &ModuleInfo, out: &mut dyn Write) -> Result<()> {
         )?,
         None => {}
     }
+    let monitoring = info
+        .cpython
+        .as_deref()
+        .and_then(|v| v.split('.').nth(1)?.parse::<u32>().ok())
+        .is_some_and(|minor| minor >= 12);
+    let how = if monitoring {
+        "sys.monitoring"
+    } else {
+        "a compiled profile function"
+    };
     let calls = match info.function_events {
-        "in-process" => {
-            "from pytap's agent inside the interpreter (sys.monitoring), when pytap launches it"
-        }
-        "markers" => {
-            "from the markers (nothing runs in the process); --capture in-process uses the agent on 3.12+"
-        }
-        _ => "none: no function markers and no sys.monitoring",
+        "in-process" => format!(
+            "from pytap's agent inside the interpreter ({how}) when pytap launches it; a running \
+             process (-p) keeps the markers where it has them"
+        ),
+        "markers" => format!(
+            "from the markers (nothing runs in the process); --capture in-process uses the agent \
+             ({how})"
+        ),
+        _ => "none: no function markers and no sys.monitoring".to_string(),
     };
     writeln!(out, "  calls       {calls}")?;
     if info.fails_on_non_utf8_paths {
