@@ -202,6 +202,17 @@ _CHECK_EVERY = 256
 _STALE_NS = 1_000_000_000
 
 
+def _def_record(pack, cid, code):
+    """A code object's def record (ring.rs), padded to 32 bytes, as every
+    record before the gc, import and audit ones is: none crosses the end."""
+    filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
+    name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
+    length = (24 + len(filename) + len(name) + 31) & ~31
+    record = pack("<IHHIiHHI", length, _DEF, len(filename), cid,
+                  code.co_firstlineno, len(name), 0, 0) + filename + name
+    return record + bytes(length - len(record))
+
+
 def _mark_record(pack, kind, value, ts, tid, payload):
     """A gc, import or audit record (ring.rs), padded to 8 bytes."""
     record = pack("<IHHqQII", (32 + len(payload) + 7) & ~7, kind, 0, value, ts, tid,
@@ -251,6 +262,11 @@ class _Imports:
             local.running = []
             local.hide_next = False
             return local.running
+
+    def hide_next(self):
+        """The next watched frame on this thread is `_gcd_import`'s call."""
+        self._running()
+        self.local.hide_next = True
 
     def started(self, name):
         """A watched frame starts; `name`: its module, when known now."""
@@ -345,8 +361,7 @@ class _Imports:
         try:
             if is_call:
                 if hidden:
-                    self._running()
-                    self.local.hide_next = True
+                    self.hide_next()
                 self.started(frame.f_locals.get("name"))
             else:
                 self.ended(value is not None)
@@ -358,8 +373,7 @@ class _Imports:
         (which returns a module when found, never None)."""
         if event == "call":
             if frame.f_back is not None and frame.f_back.f_code is self.gcd_code:
-                self._running()
-                self.local.hide_next = True
+                self.hide_next()
             self.started(frame.f_locals.get("name"))
         else:
             self.ended(arg is not None)
@@ -393,8 +407,7 @@ class _Imports:
                         agent.named(arg0)
                         return None
                 elif c is gcd_code and callable is find:
-                    agent._running()
-                    agent.local.hide_next = True
+                    agent.hide_next()
                     return None
             except Exception as e:
                 agent.agent._mark_failed(e)
@@ -709,20 +722,18 @@ class _Agent:
             words[3] = tail << 3
             return True
 
+        def write_bytes(record):
+            """Appends a record made of bytes (a multiple of 8)."""
+            return write([int.from_bytes(record[i:i + 8], "little")
+                          for i in range(0, len(record), 8)])
+
         def define(code):
             if own_codes.get(code) is code:
                 tables[code] = 0
                 return 0
             state["cid"] += 1
             cid = state["cid"]
-            filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
-            name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
-            length = (24 + len(filename) + len(name) + 31) & ~31
-            record = pack("<IHHIiHHI", length, _DEF, len(filename), cid,
-                          code.co_firstlineno, len(name), 0, 0) + filename + name
-            record += bytes(length - len(record))
-            if not write([int.from_bytes(record[i:i + 8], "little")
-                          for i in range(0, length, 8)]):
+            if not write_bytes(_def_record(pack, cid, code)):
                 return None
             tables[code] = cid
             return cid
@@ -812,9 +823,7 @@ class _Agent:
                     tid = local.tid
                 except AttributeError:
                     tid = local.tid = native()
-                record = _mark_record(pack, kind, value, clock(), tid, payload)
-                write([int.from_bytes(record[i:i + 8], "little")
-                       for i in range(0, len(record), 8)])
+                write_bytes(_mark_record(pack, kind, value, clock(), tid, payload))
 
         self.profile = profile
         self.profile_state = state
@@ -974,34 +983,21 @@ class _Agent:
         # publication, which has none, no other thread writes the ring:
         # what is reserved is written and published at once.
 
-        def define(code):
-            """The code's table (offset to second word), after its def
-            record; the agent's own code gets `own` (not shown); `None`
-            when the record could not be written (its events are lost)."""
-            nonlocal tail, next_cid, lost
-            if own_codes.get(code) is code:
-                tables[code] = own
-                return own
-            next_cid += 1
-            cid = next_cid
-            filename = code.co_filename.encode("utf-8", "surrogateescape")[:4096]
-            name = code.co_name.encode("utf-8", "surrogateescape")[:4096]
-            # Padded to 32 bytes, as every record is: none crosses the end.
-            length = (24 + len(filename) + len(name) + 31) & ~31
-            record = pack("<IHHIiHHI", length, _DEF, len(filename), cid,
-                          code.co_firstlineno, len(name), 0, 0) + filename + name
-            record += bytes(length - len(record))
+        def put(record):
+            """Appends a record made of bytes (a multiple of 8 no larger
+            than the ring); `False`: lost (and counted)."""
+            nonlocal tail, lost
+            length = len(record)
             n = length >> 3
-            table = {None: cid}
             if not wait_room(n):
-                return None
+                return False
             # No call from here to the publication.
             pos = tail & mask
             pad = capacity - pos if pos + n > capacity else 0
             if tail + pad + n - head > capacity:
                 lost += 1
                 words[_LOST >> 3] = lost
-                return None
+                return False
             if pad:
                 words[base + pos] = (pad << 3) | _PAD << 32
                 tail += pad
@@ -1010,6 +1006,21 @@ class _Agent:
             mm[at:at + length] = record
             tail += n
             words[3] = tail << 3
+            return True
+
+        def define(code):
+            """The code's table (offset to second word), after its def
+            record; the agent's own code gets `own` (not shown); `None`
+            when the record could not be written (its events are lost)."""
+            nonlocal next_cid
+            if own_codes.get(code) is code:
+                tables[code] = own
+                return own
+            next_cid += 1
+            cid = next_cid
+            table = {None: cid}
+            if not put(_def_record(pack, cid, code)):
+                return None
             tables[code] = table
             return table
 
@@ -1084,7 +1095,6 @@ class _Agent:
         def write_marker(kind, value, payload):
             """A gc, import or audit record (these are rare: pytap's
             heartbeat is looked at for each)."""
-            nonlocal tail, lost
             if not alive():
                 agent._finish(_DETACHED, None)
                 return
@@ -1093,28 +1103,10 @@ class _Agent:
             except AttributeError:
                 tid = local.tid = native()
             record = _mark_record(pack, kind, value, clock(), tid, payload)
-            length = len(record)
-            n = length >> 3
-            if n > capacity:
+            if len(record) >> 3 > capacity:
                 drop()
                 return
-            if not wait_room(n):
-                return
-            # No call from here to the publication.
-            pos = tail & mask
-            pad = capacity - pos if pos + n > capacity else 0
-            if tail + pad + n - head > capacity:
-                lost += 1
-                words[_LOST >> 3] = lost
-                return
-            if pad:
-                words[base + pos] = (pad << 3) | _PAD << 32
-                tail += pad
-                pos = 0
-            at = _HEADER + (pos << 3)
-            mm[at:at + length] = record
-            tail += n
-            words[3] = tail << 3
+            put(record)
 
         def on_line(code, line):
             nonlocal tail, countdown, lost

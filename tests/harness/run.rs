@@ -104,6 +104,20 @@ pub fn trace_jsonl(name: &str, args: &[&str]) -> (Vec<Value>, Run) {
     (events, run)
 }
 
+/// `-m` for every marker that is not a function's: gc, imports, audit.
+pub const GC_IMPORT_AUDIT: [&str; 10] = [
+    "-m",
+    "gc__start",
+    "-m",
+    "gc__done",
+    "-m",
+    "import__find__load__start",
+    "-m",
+    "import__find__load__done",
+    "-m",
+    "audit",
+];
+
 /// Runs a tool with `--format jsonl -o FILE`; returns the JSON lines and the run.
 pub fn tool_jsonl(tool: &str, args: &[&str]) -> (Vec<Value>, Run) {
     // Tests run in parallel: every run gets its own file.

@@ -13,18 +13,7 @@ use serde_json::Value;
 use crate::harness::{embed_program, fixture, pytap, pytap_env, require_kernel, scratch, script};
 
 /// The markers whose events carry stacks, and nothing else.
-const MARKERS: [&str; 10] = [
-    "-m",
-    "gc__start",
-    "-m",
-    "gc__done",
-    "-m",
-    "import__find__load__start",
-    "-m",
-    "import__find__load__done",
-    "-m",
-    "audit",
-];
+const MARKERS: [&str; 10] = crate::harness::GC_IMPORT_AUDIT;
 
 /// A stack as the test compares it: (funcname, filename, lineno), innermost first.
 type Stack = Vec<(String, String, i64)>;

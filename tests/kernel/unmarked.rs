@@ -122,27 +122,17 @@ fn trace_gives_every_event_on_a_build_without_markers() {
 /// them (`argv[1]`) and its stderr (`-X importtime` there).
 fn marks_between(python: &str, label: &str) -> (Vec<serde_json::Value>, serde_json::Value, String) {
     let oracle = scratch(&format!("marks-{}", label.replace(' ', "-"))).join("oracle.json");
-    let (lines, run) = tool_jsonl(
-        "trace",
-        &[
-            "-m",
-            "gc__start",
-            "-m",
-            "gc__done",
-            "-m",
-            "import__find__load__start",
-            "-m",
-            "import__find__load__done",
-            "-m",
-            "audit",
-            "--",
-            python,
-            "-X",
-            "importtime",
-            &script("marks.py"),
-            oracle.to_str().unwrap(),
-        ],
-    );
+    let program = script("marks.py");
+    let mut args = crate::harness::GC_IMPORT_AUDIT.to_vec();
+    args.extend([
+        "--",
+        python,
+        "-X",
+        "importtime",
+        &program,
+        oracle.to_str().unwrap(),
+    ]);
+    let (lines, run) = tool_jsonl("trace", &args);
     run.ok();
     assert!(run.stderr.contains(" 0 lost"), "{label}: {}", run.stderr);
     let begin = lines
